@@ -7,7 +7,9 @@
  * must appear in the file in that order, so the doc shows what the tests run.
  * A block marked `ts ignore` must be such an excerpt.
  *
- * Beside the code: every relative link and `#anchor` resolves; every
+ * Beside the code: every `yaml` block parses, and one that is a whole flow (an
+ * `id` and `nodes`) or a whole `flowstate.yaml` is valid as one; every
+ * relative link and `#anchor` resolves; every
  * `flowstate` command line of a `sh` block (and every `$ ` line of a `text`
  * block) names commands and `--flags` the CLI defines; the README's test
  * command is the one `.ci/run` runs. The `sh offline` blocks are run by
@@ -18,6 +20,9 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { dirname, join, normalize } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { parseFlow } from "../flow.ts";
+import { parseConfigText } from "../src/config_file.ts";
 import { buildProgram } from "../src/cli/program.ts";
 import { allBlocks, type Block, blocks, commandLines, docFiles } from "./_doc_blocks.ts";
 
@@ -240,4 +245,67 @@ Deno.test("the README's test command is the one .ci/run runs", async () => {
   assert.match(ci, /"\$\{DENO\[@\]\}" install --frozen/);
   assert.match(ci, /"\$\{DENO\[@\]\}" task check/);
   assert.match(readme, /after `deno install --frozen` and `deno task check`/);
+});
+
+// --- YAML ----------------------------------------------------------------------------------------
+
+const CONFIG_KEYS = new Set([
+  "stores",
+  "scopes",
+  "records",
+  "home",
+  "flows",
+  "timezone",
+  "jobs",
+  "runs",
+  "nodes",
+  "serve",
+]);
+
+/** What a yaml block is: a whole flow, a whole config, or a fragment of either. */
+function yamlKind(value: unknown): "flow" | "config" | "fragment" {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "fragment";
+  if ("id" in value && "nodes" in value) return "flow";
+  return Object.keys(value).every((k) => CONFIG_KEYS.has(k)) ? "config" : "fragment";
+}
+
+Deno.test("every yaml block of README.md and docs/ parses; a whole flow or config is valid", async () => {
+  // A project folder as the docs describe one: its deno.json maps the plugin package they name.
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-docs-yaml-" });
+  await Deno.writeTextFile(
+    join(dir, "deno.json"),
+    JSON.stringify({ imports: { "@flowstate/redis": "jsr:@flowstate/redis@^0.3" } }),
+  );
+  const env = (name: string) => name.includes("KEY") ? btoa("k".repeat(32)) : "x";
+  const problems: string[] = [];
+  const kinds: string[] = [];
+  try {
+    for (const block of await allBlocks()) {
+      if (block.info.split(/\s+/)[0] !== "yaml") continue;
+      const where = `${block.doc}:${block.line}`;
+      const text = block.lines.join("\n");
+      try {
+        const kind = yamlKind(parseYaml(text));
+        kinds.push(kind);
+        if (kind === "flow") parseFlow(text, { file: where });
+        if (kind === "config") {
+          parseConfigText(text, { file: join(dir, "flowstate.yaml"), cwd: dir, env });
+        }
+      } catch (err) {
+        problems.push(`${where}: ${err instanceof Error ? err.message : err}`);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.deepEqual(problems, []);
+  const count = (kind: string) => kinds.filter((k) => k === kind).length;
+  assert.ok(count("flow") >= 5 && count("config") >= 8, kinds.join(" "));
+});
+
+Deno.test("the yaml check tells flows, configs and fragments apart", () => {
+  assert.equal(yamlKind(parseYaml("id: a\nnodes: []")), "flow");
+  assert.equal(yamlKind(parseYaml("stores: {}\njobs: {}")), "config");
+  assert.equal(yamlKind(parseYaml("with: { a: 1 }")), "fragment");
+  assert.throws(() => parseFlow("id: a\ndescripton: x\nnodes: []", { file: "x" }), /descripton/);
 });

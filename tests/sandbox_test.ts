@@ -367,7 +367,7 @@ Deno.test("without --unstable-worker-options a custom node is refused with the f
 Deno.test("limit of Deno's model: a symlink inside an allowed directory is followed outside it", async () => {
   // Deno checks the path as given, not where a symlink in it leads: a node with
   // read: [./data] reads what data/link points at. This test pins that down so
-  // the README's statement stays true (see its Security section).
+  // the statement of docs/security.md stays true.
   await withSandbox(async (sandbox) => {
     await Deno.mkdir(join(sandbox.dir, "nodes"));
     await Deno.mkdir(join(sandbox.dir, "data"));
