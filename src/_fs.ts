@@ -87,22 +87,105 @@ export function fileTimestamp(date: Date = new Date()): string {
   return date.toISOString().replace(/[-:]/g, "").replace(".", "");
 }
 
+/** Where {@linkcode setAside} put a damaged file and its side files. */
+export interface SetAside {
+  /** The damaged file's new path: `<path>.corrupt-<timestamp>`. */
+  movedTo: string;
+  /** Its side files' new paths (`<path><side>.corrupt-<timestamp>`), in the order given. */
+  sideFiles: string[];
+}
+
 /**
- * Move a damaged file aside as `<path>.corrupt-<timestamp>` (never overwriting
- * anything) and return the new path.
+ * Set a damaged file aside as `<path>.corrupt-<timestamp>`, with each of its
+ * side files that exists (`<path><side>`, e.g. SQLite's `-wal`) under the same
+ * suffix, never overwriting anything.
+ *
+ * Every file is first hard-linked to its new name and the directory synced;
+ * only then are the old names removed, the damaged file's first. A kill at any
+ * point leaves either the store untouched at `path` or a complete set-aside
+ * copy (a SQLite file with its `-wal`), never a copy without the part that
+ * held its last commits. Running it again after such a kill reuses the links
+ * it made. Where hard links are not supported, files are copied and synced.
+ *
+ * `afterStep` is for tests: it is called after each step, and throwing from
+ * it stops there, as a kill would.
  */
-export async function moveAside(path: string): Promise<string> {
+export async function setAside(
+  path: string,
+  sides: readonly string[] = [],
+  afterStep?: (step: string) => void | Promise<void>,
+): Promise<SetAside> {
+  const dir = dirname(path);
+  const info = await Deno.lstat(path);
+  const target = await earlierLinkOf(path, info) ?? await freeCorruptName(path);
+  const suffix = target.slice(path.length);
+  const present: string[] = [];
+  for (const side of sides) {
+    try {
+      await Deno.lstat(path + side);
+      present.push(side);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  for (const side of ["", ...present]) {
+    await linkOrCopy(path + side, path + side + suffix);
+    await afterStep?.(`linked file${side}`);
+  }
+  await syncDir(dir);
+  await afterStep?.("synced links");
+  for (const side of ["", ...present]) {
+    await Deno.remove(path + side);
+    await afterStep?.(`removed file${side}`);
+  }
+  await syncDir(dir);
+  return { movedTo: target, sideFiles: present.map((side) => path + side + suffix) };
+}
+
+/** The `<path>.corrupt-…` name a killed earlier {@linkcode setAside} linked to `path`'s file. */
+async function earlierLinkOf(path: string, info: Deno.FileInfo): Promise<string | undefined> {
+  if (info.ino === null) return undefined;
+  const prefix = `${basename(path)}.corrupt-`;
+  for await (const entry of Deno.readDir(dirname(path))) {
+    if (!entry.name.startsWith(prefix)) continue;
+    const candidate = join(dirname(path), entry.name);
+    const other = await Deno.lstat(candidate).catch(() => undefined);
+    if (other !== undefined && other.ino === info.ino && other.dev === info.dev) return candidate;
+  }
+  return undefined;
+}
+
+async function freeCorruptName(path: string): Promise<string> {
   let target = `${path}.corrupt-${fileTimestamp()}`;
   for (let i = 1;; i++) {
     try {
       await Deno.lstat(target);
       target = `${path}.corrupt-${fileTimestamp()}-${i}`;
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) break;
+      if (err instanceof Deno.errors.NotFound) return target;
       throw err;
     }
   }
-  await Deno.rename(path, target);
-  await syncDir(dirname(path));
-  return target;
+}
+
+/** Hard-link `from` to `to` (kept if it is already that file); copy and sync where links fail. */
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await Deno.link(from, to);
+    return;
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) {
+      const [a, b] = await Promise.all([Deno.lstat(from), Deno.lstat(to)]);
+      if (a.ino !== null && a.ino === b.ino && a.dev === b.dev) return;
+      throw err;
+    }
+    if (err instanceof Deno.errors.NotFound) throw err;
+  }
+  await Deno.copyFile(from, to);
+  const copy = await Deno.open(to, { read: true, write: true });
+  try {
+    await copy.sync();
+  } finally {
+    copy.close();
+  }
 }

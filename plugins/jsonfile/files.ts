@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { moveAside } from "../../src/_fs.ts";
+import { setAside } from "../../src/_fs.ts";
 import { parseTempName as parseTempFileName, tempPathFor } from "../../src/_fs.ts";
 
 /** The lock file of the store file `path`: `<path>.lock`. */
@@ -52,7 +52,7 @@ export const parseTempName: (fileName: string) => { of: string; pid: number } | 
  * taken); resolves the new path.
  */
 export function moveCorruptAside(path: string): Promise<string> {
-  return moveAside(path);
+  return setAside(path).then((moved) => moved.movedTo);
 }
 
 const CORRUPT_NAME = /^(.+)\.corrupt-(\d{8}T\d{9}Z)(?:-\d+)?$/;

@@ -19,8 +19,7 @@
  * @module
  */
 import { SCOPES } from "../state/scopes.ts";
-import { dirname } from "node:path";
-import { moveAside, syncDir } from "../_fs.ts";
+import { setAside } from "../_fs.ts";
 import { ConfigError, messageOf, StoreCorruptError, StoreMissingError } from "../errors.ts";
 import { openRuntime } from "../runtime.ts";
 import { openStore } from "../plugin.ts";
@@ -192,20 +191,8 @@ export async function repairStore(
     } else console.error(`${damaged.message}\n${message}`);
     return 1;
   }
-  const movedTo = await moveAside(path);
-  const suffix = movedTo.slice(path.length);
-  const moved = [movedTo];
-  for (const side of SIDE_FILES) {
-    try {
-      await Deno.lstat(path + side);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) continue;
-      throw err;
-    }
-    await Deno.rename(path + side, path + side + suffix);
-    moved.push(path + side + suffix);
-  }
-  await syncDir(dirname(path));
+  const { movedTo, sideFiles } = await setAside(path, SIDE_FILES);
+  const moved = [movedTo, ...sideFiles];
   if (options.json) {
     console.log(JSON.stringify({ store: name, path, movedTo, sideFiles: moved.slice(1) }));
   } else {
