@@ -13,17 +13,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import denoJson from "../deno.json" with { type: "json" };
 import { allBlocks, type CommandLine, commandLines } from "./_doc_blocks.ts";
+import { taskCommand } from "./_task_flags.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SERVES_UNTIL_STOPPED = new Set(["serve", "daemon", "worker"]);
-
-function taskFlags(): string[] {
-  const m = /^deno run (.*) cli\.ts$/.exec(denoJson.tasks.flowstate);
-  assert.ok(m, `unexpected flowstate task: ${denoJson.tasks.flowstate}`);
-  return m[1].split(" ");
-}
 
 async function copyDir(from: string, to: string): Promise<void> {
   await Deno.mkdir(to, { recursive: true });
@@ -89,21 +83,12 @@ function split(text: string, count: number): { code: number; lines: string[] }[]
 }
 
 async function runAll(dir: string, commands: string[][]): Promise<Outcome[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--config",
-      join(ROOT, "deno.json"),
-      ...taskFlags(),
-      join(ROOT, "tests/_doc_commands.ts"),
-      JSON.stringify(commands),
-    ],
-    cwd: dir,
-    env: readerEnv(),
-    clearEnv: true,
-    stdin: "null",
-  }).output();
+  const out = await taskCommand(
+    dir,
+    join(ROOT, "tests/_doc_commands.ts"),
+    [JSON.stringify(commands)],
+    { env: readerEnv(), clearEnv: true },
+  ).output();
   const text = new TextDecoder();
   const stdout = split(text.decode(out.stdout), commands.length);
   const stderr = split(text.decode(out.stderr), commands.length);

@@ -23,6 +23,7 @@ import { dirname, join, normalize } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { parseFlow } from "../flow.ts";
 import { parseConfigText } from "../src/config_file.ts";
+import { TOP_LEVEL_FIELDS } from "../src/config_schema.ts";
 import { buildProgram } from "../src/cli/program.ts";
 import { allBlocks, type Block, blocks, commandLines, docFiles } from "./_doc_blocks.ts";
 
@@ -249,18 +250,7 @@ Deno.test("the README's test command is the one .ci/run runs", async () => {
 
 // --- YAML ----------------------------------------------------------------------------------------
 
-const CONFIG_KEYS = new Set([
-  "stores",
-  "scopes",
-  "records",
-  "home",
-  "flows",
-  "timezone",
-  "jobs",
-  "runs",
-  "nodes",
-  "serve",
-]);
+const CONFIG_KEYS = new Set(TOP_LEVEL_FIELDS);
 
 /** What a yaml block is: a whole flow, a whole config, or a fragment of either. */
 function yamlKind(value: unknown): "flow" | "config" | "fragment" {

@@ -10,35 +10,12 @@ import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import { streamLines } from "./fixtures/daemon_process.ts";
 import { initProject } from "../src/cli/init.ts";
+import { taskCommand, taskFlags } from "./_task_flags.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-/** The flags between `deno run` and `cli.ts` in the `flowstate` task. */
-function taskFlags(): string[] {
-  const task = denoJson.tasks.flowstate;
-  const m = /^deno run (.*) cli\.ts$/.exec(task);
-  assert.ok(m, `unexpected flowstate task: ${task}`);
-  return m[1].split(" ");
-}
-
 function flowstateCommand(dir: string, ...args: string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--config",
-      join(ROOT, "deno.json"),
-      ...taskFlags(),
-      join(ROOT, "cli.ts"),
-      ...args,
-    ],
-    cwd: dir,
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    clearEnv: false,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
+  return taskCommand(dir, join(ROOT, "cli.ts"), args);
 }
 
 async function flowstate(dir: string, ...args: string[]) {
