@@ -87,6 +87,7 @@ export {
   formatProblem,
   messageOf,
   MigrationError,
+  NotFoundError,
   type Problem,
   type ProblemPath,
   StoreClosedError,
@@ -120,6 +121,7 @@ export {
 export type { IndexBuildEvent } from "./src/store/driver.ts";
 export {
   defineNode,
+  type JsonOutput,
   type NodeContext,
   type NodeDefinition,
   type NodeType,

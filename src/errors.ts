@@ -63,7 +63,8 @@ export type ErrorCode =
   | "ATTEMPT_OVER"
   | "RUN_END_NOT_RECORDED"
   | "RUN_NOT_OWNED"
-  | "FEED_DISABLED";
+  | "FEED_DISABLED"
+  | "NOT_FOUND";
 
 /**
  * The base of every error Flowstate throws on purpose.
@@ -745,5 +746,43 @@ export class FeedDisabledError extends FlowstateError {
     );
     this.name = "FeedDisabledError";
     this.store = store;
+  }
+}
+
+/**
+ * What a call names does not exist: a flow id that no flow file under the
+ * config's `flows:` has (`Runtime.enqueue`), a run id with no run
+ * (`Records.requeueRun`). Tell it from invalid input (`TypeError`,
+ * `RangeError`, {@linkcode FlowValidationError}) and from a conflict
+ * ({@linkcode ConflictError}) by class or by `code`, never by message.
+ *
+ * @example
+ * ```ts
+ * import { NotFoundError, openRuntime } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const err = await rt.enqueue("report").catch((e) => e);
+ * assert.ok(err instanceof NotFoundError);
+ * assert.equal(err.code, "NOT_FOUND");
+ * assert.deepEqual([err.kind, err.id], ["flow", "report"]);
+ * ```
+ */
+export class NotFoundError extends FlowstateError {
+  /** `"NOT_FOUND"`. */
+  readonly code = "NOT_FOUND" as const;
+  /** What was looked for: a flow (by id), a run (by id). */
+  readonly kind: "flow" | "run";
+  /** The id asked for. */
+  readonly id: string;
+  /** Create the error; `message` says what could not be done and what exists. */
+  constructor(
+    message: string,
+    details: { kind: "flow" | "run"; id: string },
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "NotFoundError";
+    this.kind = details.kind;
+    this.id = details.id;
   }
 }

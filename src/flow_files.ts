@@ -7,7 +7,7 @@
  */
 import { isAbsolute, join, relative, resolve } from "./_path.ts";
 import type { ResolvedConfig } from "./config.ts";
-import { ConfigError, FlowValidationError } from "./errors.ts";
+import { ConfigError, FlowValidationError, NotFoundError } from "./errors.ts";
 import { isFlowPath } from "./flow/load.ts";
 import { readYamlFile } from "./_yaml_file.ts";
 
@@ -51,8 +51,8 @@ export { isFlowPath } from "./flow/load.ts";
 
 /**
  * The file of a flow given by id (searched among the config's `flows:`) or
- * by path (relative to `cwd`). Throws a `RangeError` naming the flow ids
- * found when there is no flow with that id.
+ * by path (relative to `cwd`). Throws a `NotFoundError` naming the flow ids
+ * found when there is no flow with that id (a `ConfigError` when two files have it).
  */
 export async function findFlowFile(
   config: ResolvedConfig,
@@ -70,14 +70,15 @@ export async function findFlowFile(
     if (id === flow) found.push(file);
     else if (id !== undefined) ids.push(id);
   }
-  if (found.length > 1) throw new RangeError(twoFilesOneId(`Cannot find flow "${flow}"`, found));
+  if (found.length > 1) throw new ConfigError(twoFilesOneId(`Cannot find flow "${flow}"`, found));
   if (found.length === 1) return found[0];
-  throw new RangeError(
+  throw new NotFoundError(
     `Cannot find flow "${flow}": no file under the config's flows: has that id (${
       ids.length === 0
         ? "no flows are configured: add flows: [./flows] to flowstate.yaml"
         : `found: ${ids.join(", ")}`
     }); or pass a path to the flow file`,
+    { kind: "flow", id: flow },
   );
 }
 

@@ -203,8 +203,11 @@ export interface Runtime extends AsyncDisposable {
    * or {@linkcode startWorker}) runs it when it is due. `flow` is a flow id
    * found among the config's `flows:` files, or a path to a flow file
    * (relative to `cwd`). The flow and `input` are checked now: an invalid one
-   * throws and nothing is written. With `key`, a run enqueued with the same
-   * key that is still queued or running is returned instead (`existing: true`).
+   * throws and nothing is written: a flow id no file has is a
+   * `NotFoundError` (`kind: "flow"`), an invalid flow or input a
+   * `FlowValidationError`, a bad option a `TypeError` or `RangeError`. With
+   * `key`, a run enqueued with the same key that is still queued or running
+   * is returned instead (`existing: true`).
    *
    * @example
    * ```ts

@@ -29,16 +29,21 @@ interface Result {
   stderr: string;
 }
 
-/** Run `deno <args>` in `cwd`, without colours. */
-async function deno(cwd: string, ...args: string[]): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
+/** `deno <args>` in `cwd`, without colours, its output piped. */
+function denoCommand(cwd: string, args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
     args,
     cwd,
     env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  });
+}
+
+/** Run `deno <args>` in `cwd`, without colours. */
+async function deno(cwd: string, ...args: string[]): Promise<Result> {
+  const out = await denoCommand(cwd, args).output();
   const text = new TextDecoder();
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
@@ -269,6 +274,30 @@ outputs:
   }
 });
 
+/**
+ * Run `deno <args>` in `cwd`, send it `signal` once its output matches `ready` (and read on until
+ * it has stopped): its exit code and everything it printed.
+ */
+async function signalWhen(
+  cwd: string,
+  args: string[],
+  ready: RegExp,
+  signal: Deno.Signal,
+): Promise<Result> {
+  const child = denoCommand(cwd, args).spawn();
+  const stderr = new Response(child.stderr).text();
+  let stdout = "";
+  let signalled = false;
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    stdout += chunk;
+    if (!signalled && ready.test(stdout)) {
+      signalled = true;
+      child.kill(signal);
+    }
+  }
+  return { code: (await child.status).code, stdout, stderr: await stderr };
+}
+
 /** `flowstate init app <extra>` in `dir`, run from this checkout's cli.ts. */
 function initIn(dir: string, ...extra: string[]): Promise<Result> {
   const cli = join(ROOT, "cli.ts");
@@ -333,28 +362,11 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     const tasks = JSON.parse(await Deno.readTextFile(join(app, "deno.json"))).tasks;
     const [program, ...taskArgs] = String(tasks.flowstate).split(/\s+/);
     assert.equal(program, "deno");
-    const daemon = new Deno.Command(Deno.execPath(), {
-      args: [...taskArgs, "daemon"],
-      cwd: app,
-      env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const errors = new Response(daemon.stderr).text();
-    let seen = "";
-    let stopping = false;
-    for await (const chunk of daemon.stdout.pipeThrough(new TextDecoderStream())) {
-      seen += chunk;
-      if (!stopping && /flow:hello succeeded/.test(seen)) {
-        stopping = true;
-        daemon.kill("SIGINT"); // and read on until it has stopped
-      }
-    }
-    const stderr = await errors;
+    const daemon = await signalWhen(app, [...taskArgs, "daemon"], /flow:hello succeeded/, "SIGINT");
+    const { stdout: seen, stderr } = daemon;
     assert.match(seen, /flow:hello succeeded/, stderr);
     assert.match(seen, /Stopped/, stderr);
-    assert.equal((await daemon.status).code, 0, `${seen}\n${stderr}`);
+    assert.equal(daemon.code, 0, `${seen}\n${stderr}`);
 
     // A second init keeps every file as it is.
     const before = await Deno.readTextFile(join(app, "deno.json"));
@@ -509,4 +521,103 @@ Deno.test("deno publish --dry-run publishes no tests, fixtures or test data", as
     ),
     [],
   );
+});
+
+Deno.test("a user's program scripts Flowstate from its own project: a typed custom node, a worker and a scheduler under await using, stopped by SIGTERM", async () => {
+  await npmReady();
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-consumer-" });
+  try {
+    await write(dir, {
+      "deno.json": json({
+        links: [ROOT],
+        imports: { "@flowstate/core": CORE, zod: ZOD },
+        unstable: ["worker-options"],
+      }),
+      "nodes/double.ts": `import { defineNode } from "@flowstate/core";
+import { z } from "zod";
+export default defineNode({
+  optionsSchema: z.strictObject({ n: z.number() }),
+  async run(ctx, { n }) {
+    const calls = await ctx.flow.increment("calls");
+    return { doubled: n * 2, calls };
+  },
+});
+`,
+      "flows/double.flow.yaml": `id: double
+inputs:
+  n: { type: number, default: 1 }
+nodes:
+  - id: double
+    type: ../nodes/double.ts
+    with: { n: "\${{ inputs.n }}" }
+outputs:
+  doubled: "\${{ nodes.double.output.doubled }}"
+`,
+      "main.ts": `import { NotFoundError, openRuntime, startWorker } from "@flowstate/core";
+import { Scheduler } from "@flowstate/core/scheduler";
+
+const stop = Promise.withResolvers<void>();
+Deno.addSignalListener("SIGTERM", () => stop.resolve());
+
+await using rt = await openRuntime({
+  config: {
+    stores: { main: { plugin: "memory" } },
+    flows: ["./flows"],
+    jobs: { retention: { enabled: false }, gc: { enabled: false } },
+  },
+});
+const changes: string[] = [];
+const watching = (async () => {
+  for await (const event of rt.events()) {
+    if (event.type === "state.changed") changes.push(event.key.join("/"));
+  }
+})();
+const direct = await rt.runFlow("./flows/double.flow.yaml", { input: { n: 21 } });
+console.log("direct", direct.status, direct.outputs?.doubled);
+const ended = Promise.withResolvers<string>();
+await using _worker = startWorker(rt, {
+  onEvent: (e) => void (e.type === "end" && ended.resolve(e.status)),
+});
+await using scheduler = new Scheduler(rt, { startProblems: "report" });
+await scheduler.start();
+const { runId } = await rt.enqueue("double", { input: { n: 2 } });
+console.log("queued", await ended.promise);
+const records = await rt.records();
+console.log("record", (await records.getRun(runId))?.outputs?.doubled);
+console.log("metrics", (await records.getMetrics("double"))?.succeeded);
+const missing = await rt.enqueue("nope").catch((e) => e);
+console.log("missing", missing instanceof NotFoundError && missing.code);
+console.log("ready");
+await stop.promise;
+rt.close().then(() => watching).then(() => console.log("changes", changes.join(",")));
+`,
+      "bad_node.ts": `import { defineNode } from "@flowstate/core";
+import { z } from "zod";
+export default defineNode({
+  optionsSchema: z.strictObject({}),
+  run: () => ({ at: new Date() }),
+});
+`,
+    });
+    const flags = ["--cached-only", ...PERMISSIONS.split(" ")];
+    ok(await deno(dir, "check", "--cached-only", "main.ts", "nodes/double.ts"), "deno check");
+    // The output type check reaches a user's node through the linked package.
+    const bad = await deno(dir, "check", "--cached-only", "bad_node.ts");
+    assert.notEqual(bad.code, 0, bad.stderr);
+    assert.match(bad.stderr, /TS2322[\s\S]*a Date is not JSON[\s\S]*bad_node\.ts:5:3/);
+
+    const program = await signalWhen(dir, ["run", ...flags, "main.ts"], /^ready$/m, "SIGTERM");
+    assert.equal(program.code, 0, `${program.stdout}\n${program.stderr}`);
+    assert.deepEqual(program.stdout.trim().split("\n"), [
+      "direct succeeded 42",
+      "queued succeeded",
+      "record 4",
+      "metrics 2",
+      "missing NOT_FOUND",
+      "ready",
+      "changes flow/double/calls,flow/double/calls",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

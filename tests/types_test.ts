@@ -7,7 +7,10 @@ import assert from "node:assert/strict";
 import {
   type BuiltinNodeType,
   type BuiltinPluginName,
+  defineNode,
   type FlowDefinition,
+  type JsonValue,
+  type NodeType,
   openRuntime,
   openStore,
   runJob,
@@ -191,4 +194,41 @@ Deno.test("StateView.get() and Store.get() both use null for absent", () => {
   same<ViewGet, number | null>(true);
   same<Extract<StoreGet, null | undefined>, null>(true);
   same<Extract<ViewGet, null | undefined>, null>(true);
+});
+
+Deno.test("defineNode() checks run's output type is JSON: a Date, a Map, a function or a bigint is a type error", async () => {
+  const n = z.object({ n: z.number() });
+  interface Point {
+    x: number;
+    y: number;
+    label?: string;
+  }
+  // JSON outputs compile, interfaces of JSON fields and void too, and the output type is kept.
+  const doubled = defineNode({ optionsSchema: n, run: (_ctx, { n }) => n * 2 });
+  same<ReturnType<typeof doubled.run>, number | Promise<number>>(true);
+  const point = defineNode({
+    optionsSchema: n,
+    run: (_ctx, { n }): Promise<Point> => Promise.resolve({ x: n, y: n }),
+  });
+  defineNode({ optionsSchema: n, run: () => {} });
+  defineNode({ optionsSchema: n, run: () => ({ list: [1, "a", null], nested: { ok: true } }) });
+  defineNode({ optionsSchema: n, run: () => null as JsonValue });
+  defineNode({ optionsSchema: n, run: (_ctx, { n }) => JSON.parse(`${n}`) }); // any: the run checks
+  const upper: NodeType<{ n: number }> = defineNode({ optionsSchema: n, run: () => "x" });
+  // Compile-time only.
+  const refused = () => {
+    // @ts-expect-error: a Date is not JSON
+    defineNode({ optionsSchema: n, run: (_ctx, { n }) => ({ at: new Date(n) }) });
+    // @ts-expect-error: a list of Dates neither
+    defineNode({ optionsSchema: n, run: (_ctx, { n }) => Promise.resolve([new Date(n)]) });
+    // @ts-expect-error: a Map is not JSON
+    defineNode({ optionsSchema: n, run: () => Promise.resolve(new Map([["a", 1]])) });
+    // @ts-expect-error: a function is not JSON
+    defineNode({ optionsSchema: n, run: () => ({ f: () => 1 }) });
+    // @ts-expect-error: a bigint is not JSON
+    defineNode({ optionsSchema: n, run: () => 1n });
+  };
+  assert.equal(typeof refused, "function");
+  assert.deepEqual(await point.run({} as never, { n: 2 }), { x: 2, y: 2 });
+  assert.equal(upper.kind, "flowstate.node");
 });

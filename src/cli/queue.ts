@@ -18,7 +18,7 @@
  */
 import { parseDuration } from "../duration.ts";
 import { DEFAULT_TIMEZONE, parseIsoTime } from "../timezone.ts";
-import { ConflictError } from "../errors.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
 import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
 import { openRuntime } from "../runtime.ts";
@@ -128,7 +128,7 @@ export async function enqueueCommand(
       ...(backoff === undefined ? {} : { backoff }),
     });
   } catch (err) {
-    if (err instanceof RangeError && err.message.startsWith("Cannot find flow")) {
+    if (err instanceof NotFoundError) {
       throw new UsageError(err.message);
     }
     throw err;

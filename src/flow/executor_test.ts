@@ -315,7 +315,8 @@ Deno.test("runFlow() rejects bad inputs before writing anything", async () => {
 
 Deno.test("runFlow() fails a node whose output is not JSON", async () => {
   await using store = await openStore({ plugin: "memory" });
-  const bad = defineNode({ optionsSchema: z.object({}), run: () => new Map() });
+  // The run's check, for a node defined without the type check (a JavaScript module).
+  const bad = defineNode({ optionsSchema: z.object({}), run: (): unknown => new Map() });
   const direct = await execute(store, { id: "badout", nodes: [node("x", "bad")] }, { bad });
   assert.equal(direct.status, "failed");
   assert.match(direct.error?.message ?? "", /not JSON|Map/);

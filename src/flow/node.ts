@@ -134,16 +134,54 @@ export interface NodeContext<I = unknown> {
  * assert.equal(add.description, "adds two numbers");
  * ```
  */
-export interface NodeDefinition<I> {
+export interface NodeDefinition<I, O = unknown> {
   /** Optional name for messages (default: the `type` used in the flow). */
   name?: string;
   /** One line of help. */
   description?: string;
   /** Validates the node's evaluated `with` options. */
   optionsSchema: OptionsSchema<I>;
-  /** Do the work; the resolved value (JSON-compatible) is the node's output. */
-  run(ctx: NodeContext<I>, input: I): Promise<unknown> | unknown;
+  /**
+   * Do the work; the resolved value is the node's output: JSON (`undefined`
+   * is recorded as `null`, and `undefined` properties are left out). Through
+   * {@linkcode defineNode}, an output type JSON cannot hold (a `Date`, a
+   * `Map`, a function…) is a type error; at run time such a value fails the
+   * attempt, naming where it is.
+   */
+  run(ctx: NodeContext<I>, input: I): Promise<O> | O;
 }
+
+/**
+ * `T` itself where JSON can hold it, and where it cannot (a `Date`, a `Map`
+ * or `Set`, a `bigint`, a function, a class instance with methods) a type
+ * that says why: what {@linkcode defineNode} checks a node's output type
+ * against. `unknown` and `any` pass (nothing to check at compile time; the
+ * run checks the value).
+ *
+ * @example
+ * ```ts
+ * import type { JsonOutput } from "@flowstate/core";
+ *
+ * interface Point { x: number; y: number; label?: string }
+ * const ok: JsonOutput<Point> = { x: 1, y: 2 }; // interfaces of JSON fields are JSON
+ * // Where JSON cannot hold a value, the type says why (and a Date is not assignable to it):
+ * type Why = JsonOutput<{ at: Date }>["at"];
+ * const why: Why = "a Date is not JSON: return date.toISOString() or date.getTime()";
+ * console.log(ok, why);
+ * ```
+ */
+export type JsonOutput<T> = 0 extends (1 & T) ? T // any
+  : unknown extends T ? T
+  : [T] extends [JsonValue | undefined | void] ? T
+  : T extends string | number | boolean | null | undefined | void ? T
+  : T extends Date ? "a Date is not JSON: return date.toISOString() or date.getTime()"
+  : T extends ReadonlyMap<unknown, unknown> | ReadonlySet<unknown>
+    ? "a Map or Set is not JSON: return a plain object or an array"
+  : T extends bigint ? "a bigint is not JSON: return a number or a string"
+  : T extends (...args: never[]) => unknown ? "a function is not JSON"
+  : T extends symbol ? "a symbol is not JSON"
+  : T extends object ? { [K in keyof T]: JsonOutput<T[K]> }
+  : never;
 
 /**
  * A node type made by {@linkcode defineNode}.
@@ -161,14 +199,16 @@ export interface NodeDefinition<I> {
  * assert.equal(upper.kind, "flowstate.node");
  * ```
  */
-export interface NodeType<I = unknown> extends NodeDefinition<I> {
+export interface NodeType<I = unknown, O = unknown> extends NodeDefinition<I, O> {
   /** Marks the object as a Flowstate node type. */
   readonly kind: "flowstate.node";
 }
 
 /**
  * Define a node type. A custom node module's default export is the result;
- * a flow uses it as `type: ./nodes/thing.ts`.
+ * a flow uses it as `type: ./nodes/thing.ts`. `run`'s output type must be one
+ * JSON can hold (see {@linkcode JsonOutput}): returning a `Date`, a `Map` or a
+ * function is a type error here, not a failed run later.
  *
  * @example
  * ```ts
@@ -182,7 +222,11 @@ export interface NodeType<I = unknown> extends NodeDefinition<I> {
  * });
  * ```
  */
-export function defineNode<I>(definition: NodeDefinition<I>): NodeType<I> {
+export function defineNode<I, O>(
+  definition: NodeDefinition<I, O> & {
+    run(ctx: NodeContext<I>, input: I): Promise<JsonOutput<Awaited<O>>> | JsonOutput<Awaited<O>>;
+  },
+): NodeType<I, O> {
   if (typeof definition?.run !== "function") {
     throw new TypeError("Cannot define node: run must be a function");
   }

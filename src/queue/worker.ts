@@ -208,6 +208,11 @@ export interface WorkerOptions {
   onEvent?: (event: WorkerEvent) => void;
   /** Wakes the worker early (default: the records store's, when it has one). */
   notifier?: QueueNotifier;
+  /**
+   * Stops the worker when it aborts, as `stop()` with the default grace
+   * does (a `SIGTERM` handler's `AbortController`, say).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -224,7 +229,7 @@ export interface WorkerOptions {
  * await worker.stop({ graceMs: 1_000 });
  * ```
  */
-export interface Worker {
+export interface Worker extends AsyncDisposable {
   /** Its id. */
   readonly id: string;
   /** Runs in flight. */
@@ -235,6 +240,11 @@ export interface Worker {
    * back to the queue. Resolves when every run has ended or been released.
    */
   stop(options?: { graceMs?: number }): Promise<void>;
+  /**
+   * `stop()` with the default grace: leaving an `await using` block stops
+   * the worker (before the runtime declared ahead of it closes).
+   */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 function defaultWorkerId(): string {
@@ -249,7 +259,7 @@ function defaultWorkerId(): string {
 
 /** The names of {@linkcode WorkerOptions}: a misspelt one is refused, not ignored. */
 const WORKER_OPTIONS: readonly string[] = fieldNames<WorkerOptions>()(
-  ["workerId", "concurrency", "flows", "leaseMs", "pollMs", "onEvent", "notifier"],
+  ["workerId", "concurrency", "flows", "leaseMs", "pollMs", "onEvent", "notifier", "signal"],
 );
 
 /**
@@ -298,6 +308,7 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
     notifier: options.notifier,
   });
   w.start();
+  w.stopOn(options.signal);
   return w;
 }
 
@@ -358,6 +369,8 @@ class QueueWorker implements Worker {
   #woken = false;
   #loop: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | undefined;
+  /** Forgets `WorkerOptions.signal` (at stop). */
+  #unlisten: (() => void) | undefined;
   #records: Records | undefined;
   /**
    * Runs this worker took back (their attempt lost), by id: when, and until when to look for
@@ -374,6 +387,15 @@ class QueueWorker implements Worker {
 
   get running(): number {
     return this.#inFlight.size;
+  }
+
+  /** `WorkerOptions.signal`: stop when it aborts; forgotten once stopped. */
+  stopOn(signal: AbortSignal | undefined): void {
+    if (signal === undefined) return;
+    const onAbort = () => void this.stop().catch(() => {});
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.#unlisten = () => signal.removeEventListener("abort", onAbort);
   }
 
   start(): void {
@@ -659,12 +681,17 @@ class QueueWorker implements Worker {
     this.#inFlight.set(run.id, { run, cancel, done });
   }
 
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
   stop(options: { graceMs?: number } = {}): Promise<void> {
     this.#stopped ??= this.#stop(options.graceMs ?? this.#rt.config.runs.abortGraceMs ?? 5_000);
     return this.#stopped;
   }
 
   async #stop(graceMs: number): Promise<void> {
+    this.#unlisten?.();
     this.#stopping = true;
     this.#wakeUp();
     await this.#loop;

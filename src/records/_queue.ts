@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ConflictError } from "../errors.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
 import { setOwn } from "../_json.ts";
 import { MAX_KEY_BYTES } from "../store/keys.ts";
 import { utf8Length } from "../store/values.ts";
@@ -966,7 +966,9 @@ export async function requeueRun(
   const runKey = ctx.layout.run(runId);
   return await withRetry(ctx.retry, what, async () => {
     const stored = await ctx.store.get<StoredRun>(runKey);
-    if (stored === null) throw new RangeError(`${what}: no such run`);
+    if (stored === null) {
+      throw new NotFoundError(`${what}: no such run`, { kind: "run", id: runId });
+    }
     const run = withoutEvents(stored.value);
     if (run.status === "queued" || run.status === "running" || run.status === "succeeded") {
       throw new ConflictError(

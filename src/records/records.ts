@@ -739,6 +739,8 @@ export class Records {
    * Put a failed, cancelled or timed-out run back in the queue, due now, for
    * one more attempt on the same id (its earlier attempts and events stay).
    * A run that was not enqueued needs `options.flowPath`, its flow file.
+   * Rejects with a `NotFoundError` when there is no such run, and with a
+   * `ConflictError` when it is queued, running or succeeded.
    */
   async requeueRun(runId: string, options: { flowPath?: string } = {}): Promise<RunRecord> {
     return await (await queueModule()).requeueRun(this.#ctx, this.#eventTails, runId, options);

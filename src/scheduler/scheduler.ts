@@ -65,6 +65,7 @@
  * @module
  */
 import { callGuarded } from "../_callback.ts";
+import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import {
   type AbandonedPolicy,
   displayPath,
@@ -91,6 +92,7 @@ import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import {
   type FlowFileProblem,
   FlowScheduleFiles,
+  type JobProblem,
   loadSchedules,
   type LoadSchedulesOptions,
 } from "./from_config.ts";
@@ -98,7 +100,7 @@ import { fileStamp, isStable } from "../flow_cache.ts";
 import { flowFiles } from "../flow_files.ts";
 import type { Schedule } from "./schedule.ts";
 import type { ParsedFlow } from "../flow/parse.ts";
-import { messageOf } from "../errors.ts";
+import { ConfigError, messageOf } from "../errors.ts";
 import { uniqueRandomBytes } from "../_random.ts";
 
 export type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
@@ -316,7 +318,36 @@ export interface SchedulerOptions {
    * `error` event.
    */
   onFlowFiles?: (flows: readonly { file: string; flow: ParsedFlow }[]) => void | Promise<void>;
+  /**
+   * What {@linkcode Scheduler.start} does with what it cannot use in the
+   * config (schedules loaded from the config only): a flow file under
+   * `flows:` that cannot be read or checked, two flow files with one id, a
+   * job whose module cannot be loaded or whose options are invalid.
+   *
+   * - `"throw"` (default, what `flowstate daemon` does): `start()` rejects
+   *   with a {@linkcode ConfigError} naming every such problem, and nothing
+   *   runs.
+   * - `"report"`: `start()` starts with everything else; each problem is an
+   *   `error` event (`scheduleId` `job:<name>` for a job), and the flow files
+   *   are listed in {@linkcode Scheduler.flowProblems} until they are fixed. A
+   *   fixed flow file is picked up at the next look at the files (every 2 s),
+   *   as after an edit; a fixed job at the next edit of the config file (with
+   *   `loadConfig`) or the next start.
+   */
+  startProblems?: "throw" | "report";
+  /**
+   * Stops the scheduler when it aborts, as {@linkcode Scheduler.stop} with
+   * its default grace period does (a `SIGTERM` handler's `AbortController`,
+   * say); aborted before `start()`, nothing starts.
+   */
+  signal?: AbortSignal;
 }
+
+/** The names of {@linkcode SchedulerOptions}: a misspelt one is refused, not ignored. */
+const SCHEDULER_OPTIONS: readonly string[] = fieldNames<SchedulerOptions>()(
+  ["clock", "timers", "runnerId", "schedules", "random", "leaseMs", "historyMs", "historyCount"],
+  ["maxSleepMs", "onEvent", "prefix", "loadConfig", "onFlowFiles", "startProblems", "signal"],
+);
 
 /**
  * What {@linkcode Scheduler.stop} did.
@@ -503,7 +534,7 @@ export function defaultRunnerId(): string {
  * assert.equal(cancelled, 0);
  * ```
  */
-export class Scheduler {
+export class Scheduler implements AsyncDisposable {
   /** This runner's id. */
   readonly runnerId: string;
   readonly #runtime: Runtime;
@@ -549,9 +580,12 @@ export class Scheduler {
    * takes its state again, so `overlap` still sees that tick.
    */
   readonly #removed = new Map<string, ScheduleState>();
+  /** Forgets `SchedulerOptions.signal` (at stop). */
+  #unlisten: (() => void) | undefined;
 
   /** Create a scheduler; {@linkcode Scheduler.start} starts it. */
   constructor(runtime: Runtime, options: SchedulerOptions = {}) {
+    assertKnownFields(options, SCHEDULER_OPTIONS, "Cannot create scheduler", "option");
     this.#runtime = runtime;
     this.#options = options;
     this.#clock = options.clock ?? runtime.clock;
@@ -564,12 +598,58 @@ export class Scheduler {
         `Cannot create scheduler: maxSleepMs must be > 0 (got ${this.#maxSleepMs})`,
       );
     }
+    const { startProblems } = options;
+    if (startProblems !== undefined && startProblems !== "throw" && startProblems !== "report") {
+      throw new TypeError(
+        `Cannot create scheduler: startProblems must be "throw" or "report" (got ${
+          JSON.stringify(startProblems) ?? String(startProblems)
+        })`,
+      );
+    }
+    const { signal } = options;
+    if (signal !== undefined) {
+      const onAbort = () => void this.stop().catch(() => {});
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener("abort", onAbort, { once: true });
+        this.#unlisten = () => signal.removeEventListener("abort", onAbort);
+      }
+    }
   }
 
   /**
    * Load and check the schedules, record baselines, start catch-up ticks
-   * (`missed: run-once`) and start waiting for ticks. Resolves once running;
-   * throws (a {@linkcode ConfigError} for a bad config) before anything runs.
+   * (`missed: run-once`) and start waiting for ticks; a tick due now starts
+   * before it resolves. Resolves once running; throws (a {@linkcode ConfigError}
+   * for a bad config, a flow file under `flows:` or a job that cannot be
+   * used) before anything runs, unless `startProblems: "report"` makes those
+   * `error` events and starts with the rest.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openRuntime } from "@flowstate/core";
+   * import { Scheduler } from "@flowstate/core/scheduler";
+   *
+   * const dir = await Deno.makeTempDir();
+   * await Deno.writeTextFile(`${dir}/good.flow.yaml`, 'id: good\nschedule: "@hourly"\nnodes: [{ id: a, type: log, with: { message: hi } }]\n');
+   * await Deno.writeTextFile(`${dir}/bad.flow.yaml`, "id: bad\nnodes: [{ id: a, type: nope }]\n");
+   * await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } }, flows: ["."] } });
+   * // The default: one broken file and nothing starts.
+   * await assert.rejects(new Scheduler(rt).start(), /bad\.flow\.yaml/);
+   * // Reported instead: the good flow is scheduled, the bad file told and listed.
+   * const errors: string[] = [];
+   * const scheduler = new Scheduler(rt, {
+   *   startProblems: "report",
+   *   onEvent: (event) => void (event.type === "error" && errors.push(event.message)),
+   * });
+   * await scheduler.start();
+   * assert.ok(scheduler.schedules.some((s) => s.id === "flow:good"));
+   * assert.match(errors.join("\n"), /bad\.flow\.yaml cannot be used/);
+   * assert.equal(scheduler.flowProblems.length, 1);
+   * await scheduler.stop();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   start(): Promise<void> {
     this.#starting ??= this.#start();
@@ -577,6 +657,8 @@ export class Scheduler {
   }
 
   async #start(): Promise<void> {
+    // Stopped before it started (its `signal` aborted, say): nothing to start.
+    if (this.#halt.signal.aborted) return;
     let schedules = this.#options.schedules;
     if (schedules === undefined) {
       const options = {
@@ -589,14 +671,36 @@ export class Scheduler {
       // Its stamp before the read, so that an edit made meanwhile is seen on the first turn.
       const file = config.file;
       const stamp = file === null ? undefined : fileStamp(file);
+      // Reported instead of thrown: each problem is an `error` event (see `startProblems`).
+      const report = this.#options.startProblems === "report";
       // The jobs' schedules, then the flows': those are read again as their files change.
-      schedules = await loadSchedules(this.#runtime, { ...options, flows: false, config });
+      schedules = await loadSchedules(this.#runtime, {
+        ...options,
+        flows: false,
+        config,
+        ...(report
+          ? {
+            onJobProblem: ({ job, message }: JobProblem) =>
+              this.#emit({
+                type: "error",
+                scheduleId: `job:${job}`,
+                message,
+                error: new ConfigError(message),
+              }),
+          }
+          : {}),
+      });
       for (const schedule of schedules) {
         this.#jobSignatures.set(schedule.id, jobSignature(schedule, config));
       }
-      this.#flowFiles = new FlowScheduleFiles(this.#runtime, { ...options, config });
+      this.#flowFiles = new FlowScheduleFiles(this.#runtime, {
+        ...options,
+        config,
+        ...(report ? { onFlowProblem: () => {} } : {}),
+      });
       const read = await this.#flowFiles.read();
       schedules = [...schedules, ...read.schedules];
+      this.#reportFlowProblems(read.problems);
       for (const warning of read.warnings) this.#emit({ type: "warning", ...warning });
       this.#flowsReadAt = this.#clock.now();
       this.#config = config;
@@ -823,7 +927,35 @@ export class Scheduler {
     return this.#stopping;
   }
 
+  /**
+   * {@linkcode Scheduler.stop} with its default grace period: leaving an
+   * `await using` block stops the scheduler (before the runtime declared
+   * ahead of it closes). Idempotent, as `stop()` is.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openRuntime } from "@flowstate/core";
+   * import { Scheduler } from "@flowstate/core/scheduler";
+   *
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const events: string[] = [];
+   * {
+   *   await using scheduler = new Scheduler(rt, {
+   *     schedules: [{ id: "ping", cron: "@hourly", run: () => {} }],
+   *     onEvent: (event) => void events.push(event.type),
+   *   });
+   *   await scheduler.start();
+   * } // stopped here
+   * assert.equal(events.at(-1), "stop");
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
   async #stop(graceMs: number): Promise<StopResult> {
+    this.#unlisten?.();
     this.#halt.abort(new DOMException("The scheduler is stopping", "AbortError"));
     await this.#starting?.catch(() => {});
     await this.#loop;
@@ -860,12 +992,15 @@ export class Scheduler {
 
   async #run(): Promise<void> {
     const halt = this.#halt.signal;
+    // The first turn runs within start(), which has just read the flow files: the ticks due now
+    // fire before start() resolves, so a stop() right after it does not skip them.
+    let firstTurn = true;
     while (!halt.aborted) {
       let now = this.#clock.now();
       // The flow files are looked at before a flow's tick fires (it runs the file as it is, and
       // the schedule it has now), and every FLOW_FILES_CHECK_MS for schedules added meanwhile.
       if (
-        this.#flowFiles !== undefined &&
+        !firstTurn && this.#flowFiles !== undefined &&
         (now - this.#flowsReadAt >= FLOW_FILES_CHECK_MS || this.#flowTickDue(now))
       ) {
         await this.#refresh(false);
@@ -883,6 +1018,7 @@ export class Scheduler {
         state.next = nextTick(cron, Math.max(tick, now), state.timezone);
         this.#fire(state, tick, false);
       }
+      firstTurn = false;
       let earliest = Infinity;
       for (const state of this.#states) {
         if (state.next !== null && state.next < earliest) earliest = state.next;
@@ -938,16 +1074,7 @@ export class Scheduler {
         level: "info",
       });
     }
-    for (const { file, error, new: isNew } of read.problems) {
-      const why = messageOf(error).split("\n").join("; ");
-      this.#emit({
-        type: "error",
-        message: isNew
-          ? `flow file ${file} cannot be used (it schedules and triggers nothing until it can): ${why}`
-          : `flow file ${file} changed but cannot be used (its schedule and change trigger, if any, stay as they were): ${why}`,
-        error,
-      });
-    }
+    this.#reportFlowProblems(read.problems);
     for (const { file, flowId } of read.recovered) {
       this.#emit({
         type: "log",
@@ -970,6 +1097,20 @@ export class Scheduler {
       this.#emit({
         type: "error",
         message: `Cannot apply the flow files' edits: ${messageOf(error)}`,
+        error,
+      });
+    }
+  }
+
+  /** Each flow file that cannot be used, as an `error` event. */
+  #reportFlowProblems(problems: Awaited<ReturnType<FlowScheduleFiles["read"]>>["problems"]): void {
+    for (const { file, error, new: isNew } of problems) {
+      const why = messageOf(error).split("\n").join("; ");
+      this.#emit({
+        type: "error",
+        message: isNew
+          ? `flow file ${file} cannot be used (it schedules and triggers nothing until it can): ${why}`
+          : `flow file ${file} changed but cannot be used (its schedule and change trigger, if any, stay as they were): ${why}`,
         error,
       });
     }

@@ -61,8 +61,8 @@ export interface ServeOptions {
   worker?: WorkerOptions | false;
 }
 
-/** A running server. */
-export interface FlowstateServer {
+/** A running server; `await using` shuts it down (see `shutdown()`). */
+export interface FlowstateServer extends AsyncDisposable {
   /** Its URL: `http://127.0.0.1:8377/`. */
   readonly url: string;
   /** The port it listens on. */
@@ -336,5 +336,6 @@ export async function serve(
     shutdown,
     finished,
     worker,
+    [Symbol.asyncDispose]: shutdown,
   };
 }
