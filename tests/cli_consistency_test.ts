@@ -159,7 +159,7 @@ Deno.test("validate --json lists every file with ok and its problems (file, line
       "id: bad\nnodes:\n  - id: a\n    type: nope\n",
     );
     // A copy in the sandbox: the repository's own folder may hold a flowstate.yaml of the
-    // reader's (the README's serving example writes one), which a flow there would warn about.
+    // reader's (docs/serving.md's example writes one), which a flow there would warn about.
     await Deno.copyFile(COUNTER, join(dir, "counter.flow.yaml"));
     const r = await run("validate", "counter.flow.yaml", "bad.flow.yaml", "--json");
     assert.equal(r.code, 2);

@@ -100,7 +100,7 @@ Deno.test("flowstate changes / state get --at on a store whose feed predates enc
     assert.match(r.stdout + r.stderr, /resealed 2 of the \d+ values in the change feed/);
     assert.equal(await inFiles(), 0, "a value in the clear in the database files after rekey");
 
-    // Rotation as the README says: keys [new, old], rekey, then the old key removed.
+    // Rotation as docs/store.md says: keys [new, old], rekey, then the old key removed.
     await config('"${env.KEY_B}", "${env.KEY_A}"');
     r = await run("jobs", "run", "rekey");
     assert.equal(r.code, 0, r.stderr);

@@ -124,7 +124,7 @@ Deno.test("flowstate run --input converts values per the flow's declared types",
 Deno.test("flowstate run --json prints only the run record; --quiet only the summary", async () => {
   await withSandbox(async ({ dir, run }) => {
     // A copy in the sandbox: the repository's own folder may hold a flowstate.yaml of the
-    // reader's (the README's serving example writes one), which a flow there would warn about.
+    // reader's (docs/serving.md's example writes one), which a flow there would warn about.
     await Deno.copyFile(example("counter"), join(dir, "counter.flow.yaml"));
     const result = await run("run", "counter.flow.yaml", "--json");
     assert.equal(result.code, 0, result.stderr);

@@ -153,7 +153,7 @@ for (const backend of BACKENDS) {
         }
         assert.equal(await backend.plaintext(dir, spec), 0, "a value in the clear after rekey");
 
-        // Rotation as the README says: keys [new, old], rekey, then the old key removed.
+        // Rotation as docs/store.md says: keys [new, old], rekey, then the old key removed.
         {
           await using store = await openStore(withKeys(spec, [K2, K1]), { name: "main" });
           const report = await rekeyStore(store, { batchSize: 50 });

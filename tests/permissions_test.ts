@@ -1,5 +1,5 @@
 /**
- * The permissions the README documents for scripting, proved by running a
+ * The permissions docs/flows.md documents for scripting, proved by running a
  * child with exactly those (none): a memory store, a runtime from a config
  * object with a `home`, a flow run and a built-in job.
  */

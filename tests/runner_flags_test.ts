@@ -10,35 +10,12 @@ import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import { streamLines } from "./fixtures/daemon_process.ts";
 import { initProject } from "../src/cli/init.ts";
+import { taskCommand, taskFlags } from "./_task_flags.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-/** The flags between `deno run` and `cli.ts` in the `flowstate` task. */
-function taskFlags(): string[] {
-  const task = denoJson.tasks.flowstate;
-  const m = /^deno run (.*) cli\.ts$/.exec(task);
-  assert.ok(m, `unexpected flowstate task: ${task}`);
-  return m[1].split(" ");
-}
-
 function flowstateCommand(dir: string, ...args: string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--config",
-      join(ROOT, "deno.json"),
-      ...taskFlags(),
-      join(ROOT, "cli.ts"),
-      ...args,
-    ],
-    cwd: dir,
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
-    clearEnv: false,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
+  return taskCommand(dir, join(ROOT, "cli.ts"), args);
 }
 
 async function flowstate(dir: string, ...args: string[]) {
@@ -70,18 +47,18 @@ Deno.test("the tasks keep compiled functions in the code cache (cold start)", ()
   assert.ok(!taskFlags().includes("--unstable-lazy-dynamic-imports"), taskFlags().join(" "));
 });
 
-Deno.test("the README's consumer tasks and deno install line carry the task's flags", async () => {
-  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+Deno.test("the consumer tasks and deno install line of docs/project.md carry the task's flags", async () => {
+  const readme = await Deno.readTextFile(join(ROOT, "docs", "project.md"));
   const flags = taskFlags().join(" ");
   const lines = readme.split("\n").filter((l) =>
     /("(run|flowstate)": "deno run|deno install) .*jsr:@flowstate\/core/.test(l)
   );
-  assert.ok(lines.length >= 3, `README lines running the CLI from JSR: ${lines.length}`);
-  for (const line of lines) assert.ok(line.includes(flags), `README: ${line.trim()}`);
+  assert.ok(lines.length >= 3, `docs/project.md lines running the CLI from JSR: ${lines.length}`);
+  for (const line of lines) assert.ok(line.includes(flags), `docs/project.md: ${line.trim()}`);
 });
 
-Deno.test("the README's starter deno.json and deno install line turn on the unstable features init writes", async () => {
-  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+Deno.test("the starter deno.json and deno install line of docs/project.md turn on the unstable features init writes", async () => {
+  const readme = await Deno.readTextFile(join(ROOT, "docs", "project.md"));
   const own = (denoJson as { unstable?: string[] }).unstable ?? [];
   // no-legacy-abort: serve's ?wait=true watches request.signal without Deno.serve's warning.
   assert.ok(own.includes("no-legacy-abort"), JSON.stringify(own));
@@ -96,10 +73,10 @@ Deno.test("the README's starter deno.json and deno install line turn on the unst
   // worker-options: custom nodes' Workers, for every deno run/test of the project.
   assert.deepEqual(unstable, [...own, "worker-options"]);
   const block = /The tasks it writes[^`]*```json\n([^`]*)```/.exec(readme);
-  assert.ok(block, "the README shows the starter's deno.json");
+  assert.ok(block, "docs/project.md shows the starter's deno.json");
   assert.deepEqual(JSON.parse(block[1]).unstable, unstable);
   const install = readme.split("\n").find((l) => l.startsWith("deno install --global"));
-  assert.ok(install, "the README's deno install line");
+  assert.ok(install, "the deno install line of docs/project.md");
   for (const feature of unstable) assert.ok(install.includes(`--unstable-${feature}`), install);
 });
 

@@ -226,7 +226,7 @@ export async function setUp(sql: Sql, target: SetUpTarget): Promise<SetUpResult>
 /**
  * Old tables up to this size get the expiring entries' index at open (a build
  * of a few tens of milliseconds); larger ones count without it until an
- * operator creates it (`CREATE INDEX CONCURRENTLY`, see the README).
+ * operator creates it (`CREATE INDEX CONCURRENTLY`, see docs/store.md).
  */
 const EXPIRING_INDEX_AT_OPEN_MAX_BYTES = 32 * 1024 * 1024;
 /** How long adding the index at open waits for the table's lock before giving up. */

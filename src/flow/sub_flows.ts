@@ -1,7 +1,7 @@
 /**
  * Who may start which sub-flow, and with what permissions.
  *
- * The rule (README "Sub-flows and sandboxed nodes"):
+ * The rule (docs/security.md, "Sub-flows stay within the caller's permissions"):
  *
  * - A sub-flow written in the flow file (a `flow` node whose `flow:` is a
  *   literal path or a literal definition) runs as written: it was reviewed
