@@ -21,7 +21,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openRuntime, startWorker, StoreUnavailableError, type WorkerEvent } from "../mod.ts";
+import {
+  openRuntime,
+  type Runtime,
+  startWorker,
+  StoreUnavailableError,
+  type WorkerEvent,
+} from "../mod.ts";
 import { Records } from "../records.ts";
 
 Deno.test("a worker tells a run's stored status when its end was recorded but some of its events were not", async () => {
@@ -79,8 +85,22 @@ Deno.test("a worker tells a run's stored status when its end was recorded but so
   }
 });
 
-Deno.test("a worker puts back in the queue a run whose start its store did not answer, and runs it once it does", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-start-unavailable-" });
+/** The error a store gives when its server does not answer. */
+function unavailable(call: string): StoreUnavailableError {
+  return new StoreUnavailableError(`Cannot ${call}: store "main": the connection failed`, {
+    store: "main",
+  });
+}
+
+/**
+ * A runtime on a memory store, in a temp folder, with one run of
+ * `once.flow.yaml` (one log node) queued; what `fn` hands `onEnd` (putting a
+ * patched method back) runs after it, whatever happens.
+ */
+async function withQueuedOnce(
+  fn: (rt: Runtime, runId: string, onEnd: (restore: () => void) => void) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-worker-store-faults-" });
   let restore = () => {};
   try {
     await Deno.writeTextFile(
@@ -92,20 +112,27 @@ Deno.test("a worker puts back in the queue a run whose start its store did not a
       config: { stores: { main: { plugin: "memory" } }, flows: [dir] },
     });
     const { runId } = await rt.enqueue("./once.flow.yaml");
+    await fn(rt, runId, (r) => restore = r);
+  } finally {
+    restore();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a worker puts back in the queue a run whose start its store did not answer, and runs it once it does", async () => {
+  await withQueuedOnce(async (rt, runId, onEnd) => {
     // The first start of the run finds the store unavailable (saving its flow's version).
     const { saveVersion } = Records.prototype;
     let failures = 0;
     Records.prototype.saveVersion = function (this: Records, ...args) {
       if (failures++ === 0) {
         return Promise.reject(
-          new StoreUnavailableError('Cannot getMany: store "main": the connection failed', {
-            store: "main",
-          }),
+          unavailable("getMany"),
         );
       }
       return saveVersion.apply(this, args);
     };
-    restore = () => void (Records.prototype.saveVersion = saveVersion);
+    onEnd(() => void (Records.prototype.saveVersion = saveVersion));
     const ends: Extract<WorkerEvent, { type: "end" }>[] = [];
     const succeeded = Promise.withResolvers<void>();
     const worker = startWorker(rt, {
@@ -126,25 +153,11 @@ Deno.test("a worker puts back in the queue a run whose start its store did not a
     assert.equal(run?.status, "succeeded");
     assert.deepEqual(run?.queue?.attempts.map((a) => a.outcome), ["lost", "succeeded"]);
     assert.match(run?.queue?.attempts[0].error ?? "", /^released: its store did not answer: /);
-  } finally {
-    restore();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a worker records a run's own end when its store fails past the recorder's waits but within the claim's lease", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-end-outage-" });
-  let restore = () => {};
-  try {
-    await Deno.writeTextFile(
-      join(dir, "once.flow.yaml"),
-      "id: once\nnodes:\n  - { id: say, type: log, with: { message: hi } }\n",
-    );
-    await using rt = await openRuntime({
-      cwd: dir,
-      config: { stores: { main: { plugin: "memory" } }, flows: [dir] },
-    });
-    const { runId } = await rt.enqueue("./once.flow.yaml");
+  await withQueuedOnce(async (rt, runId, onEnd) => {
     // The end's first 5 commits (the recorder's waits, 7.5 s) find the store unavailable;
     // heartbeats still land, so the claim's lease (30 s) holds.
     const { finishClaimedRun } = Records.prototype;
@@ -153,14 +166,12 @@ Deno.test("a worker records a run's own end when its store fails past the record
       statuses.push(args[0].status);
       if (statuses.length <= 5) {
         return Promise.reject(
-          new StoreUnavailableError('Cannot commit: store "main": the connection failed', {
-            store: "main",
-          }),
+          unavailable("commit"),
         );
       }
       return finishClaimedRun.apply(this, args);
     };
-    restore = () => void (Records.prototype.finishClaimedRun = finishClaimedRun);
+    onEnd(() => void (Records.prototype.finishClaimedRun = finishClaimedRun));
     const ended = Promise.withResolvers<Extract<WorkerEvent, { type: "end" }>>();
     const worker = startWorker(rt, { onEvent: (e) => e.type === "end" && ended.resolve(e) });
     const end = await ended.promise;
@@ -170,8 +181,5 @@ Deno.test("a worker records a run's own end when its store fails past the record
     const run = await (await rt.records()).getRun(runId);
     assert.equal(run?.status, "succeeded");
     assert.deepEqual(run?.queue?.attempts.map((a) => a.outcome), ["succeeded"]);
-  } finally {
-    restore();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
