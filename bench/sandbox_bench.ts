@@ -42,10 +42,10 @@ const flowFile = async (type: string, n: number) => {
 const cwd = Deno.cwd();
 Deno.chdir(dir);
 try {
-  await using rt = await openRuntime({ config, home: dir });
+  await using rt = await openRuntime({ config, home: join(dir, ".flowstate") });
   await using kept = await openRuntime({
     config: { ...config, nodes: { ...config.nodes, workerIdle: "1m" } },
-    home: dir,
+    home: join(dir, ".flowstate"),
   });
   const cases = [
     ["noop, Worker", "./nodes/noop.ts", rt],
