@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { z } from "zod";
 import { definePlugin, openRuntime, startWorker, type WorkerEvent } from "../mod.ts";
 import { MemoryDriver } from "../plugins/memory/mod.ts";
@@ -85,7 +86,7 @@ class WorkerLines {
   }
 }
 
-async function lapsedAttemptWritesNothing(storeYaml: string): Promise<void> {
+async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-lease-fence-" });
   const workers: WorkerLines[] = [];
   try {
@@ -133,6 +134,25 @@ async function lapsedAttemptWritesNothing(storeYaml: string): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     a.child.kill("SIGSTOP");
+    // A process stopped inside a commit holds SQLite's write lock until it resumes, and then no
+    // one can write (what a paused VM holding a lock does to any SQLite file). The case here is a
+    // process paused between its commits, inside the delay: if the lock is held, let A finish
+    // that commit and stop it again.
+    if (sqliteFile !== undefined) {
+      for (let held = true; held;) {
+        const db = new DatabaseSync(join(dir, sqliteFile));
+        try {
+          db.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; ROLLBACK");
+          held = false;
+        } catch {
+          a.child.kill("SIGCONT");
+          await new Promise((r) => setTimeout(r, 20));
+          a.child.kill("SIGSTOP");
+        } finally {
+          db.close();
+        }
+      }
+    }
 
     // B takes the run back once A's lease lapsed, and runs it to its end.
     const b = worker("B");
@@ -169,7 +189,7 @@ async function lapsedAttemptWritesNothing(storeYaml: string): Promise<void> {
 }
 
 Deno.test("worker: an attempt stopped (SIGSTOP) past its lease writes nothing once resumed; the run ends once (sqlite)", async () => {
-  await lapsedAttemptWritesNothing("{ plugin: sqlite, path: ./data.db }");
+  await lapsedAttemptWritesNothing("{ plugin: sqlite, path: ./data.db }", "data.db");
 });
 
 Deno.test({
