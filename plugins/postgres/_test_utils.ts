@@ -259,18 +259,26 @@ export async function whileLockHeld(
  * port refuses connections and every connection through it is closed: the
  * server is gone, as in a failover or a restart) and restore. `url` is the
  * same URL through the proxy.
+ *
+ * With `killAfterLogin`, every session through it is killed when its client
+ * sends its first query (a Query or Parse message, which is not forwarded):
+ * the login went through, then the client gets what PostgreSQL sends a
+ * session an administrator ends (`pg_terminate_backend`: a FATAL error
+ * `57P01`) and the connection is closed. `kills` counts them.
  */
-export function cuttableProxy(url: string): {
+export function cuttableProxy(url: string, options: { killAfterLogin?: boolean } = {}): {
   url: string;
   cut(): void;
   restore(): void;
   close(): Promise<void>;
+  readonly kills: number;
 } {
   const target = new URL(url);
   let listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const conns = new Set<Deno.Conn>();
   const pending: Promise<unknown>[] = [];
+  let kills = 0;
   const drop = (c: Deno.Conn) => {
     if (!conns.delete(c)) return;
     try {
@@ -294,7 +302,14 @@ export function cuttableProxy(url: string): {
     conns.add(server);
     await Promise.all([
       server.readable.pipeTo(client.writable).catch(() => {}).finally(() => drop(client)),
-      client.readable.pipeTo(server.writable).catch(() => {}).finally(() => drop(server)),
+      (options.killAfterLogin
+        ? client.readable.pipeThrough(untilFirstQuery(async () => {
+          kills++;
+          drop(server);
+          await client.write(TERMINATED).catch(() => {});
+          drop(client);
+        }))
+        : client.readable).pipeTo(server.writable).catch(() => {}).finally(() => drop(server)),
     ]);
   };
   const accept = (l: Deno.Listener) =>
@@ -326,7 +341,63 @@ export function cuttableProxy(url: string): {
       for (const c of [...conns]) drop(c);
       await Promise.all(pending);
     },
+    get kills() {
+      return kills;
+    },
   };
+}
+
+/** What PostgreSQL sends the client of a session `pg_terminate_backend` ends (an ErrorResponse). */
+const TERMINATED = (() => {
+  const fields =
+    ["SFATAL", "VFATAL", "C57P01", "Mterminating connection due to administrator command"]
+      .map((f) => f + "\0").join("") + "\0";
+  const body = new TextEncoder().encode(fields);
+  const message = new Uint8Array(5 + body.length);
+  message[0] = 0x45; // E
+  new DataView(message.buffer).setInt32(1, 4 + body.length);
+  message.set(body, 5);
+  return message;
+})();
+
+/** The SSLRequest's and GSSENCRequest's codes: the client sends its startup message after them. */
+const NEGOTIATION_CODES = [80877103, 80877104];
+
+/**
+ * The bytes a PostgreSQL client sends, up to its first query: the stream
+ * ends (and `onQuery` is called) when a Query (`Q`) or Parse (`P`) message
+ * starts, which is dropped. Untyped messages (the SSL/GSS requests, the
+ * startup message) and typed ones (a password) before it pass.
+ */
+function untilFirstQuery(onQuery: () => Promise<void>): TransformStream<Uint8Array, Uint8Array> {
+  let buffered = new Uint8Array(0);
+  let startup = true;
+  let done = false;
+  return new TransformStream({
+    transform(chunk, controller) {
+      if (done) return;
+      const joined = new Uint8Array(buffered.length + chunk.length);
+      joined.set(buffered);
+      joined.set(chunk, buffered.length);
+      const view = new DataView(joined.buffer);
+      let at = 0;
+      for (;;) {
+        const header = startup ? 8 : 5;
+        if (joined.length - at < header) break;
+        if (!startup && (joined[at] === 0x51 || joined[at] === 0x50)) {
+          controller.enqueue(joined.subarray(0, at));
+          done = true;
+          return onQuery();
+        }
+        const length = startup ? view.getInt32(at) : 1 + view.getInt32(at + 1);
+        if (joined.length - at < length) break;
+        if (startup) startup = NEGOTIATION_CODES.includes(view.getInt32(at + 4));
+        at += length;
+      }
+      controller.enqueue(joined.subarray(0, at));
+      buffered = joined.slice(at);
+    },
+  });
 }
 
 /**
