@@ -1,8 +1,9 @@
 /**
  * Reaching the server: the connection URL (checked, and shown without its
  * password), the driver's options, and `connect()`, which opens a pool on
- * the store's table. The `postgres` npm package is imported by `connect()`,
- * so a program that never opens a postgres store never loads it.
+ * the store's table. The `postgres` npm package is imported by `connect()`
+ * (with `client.ts`, which makes its clients), so a program that never opens
+ * a postgres store never loads it.
  *
  * @module
  */
@@ -274,7 +275,8 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
   const location = `${redacted} (table ${schema}.${table})`;
   const qualified = `${quoteIdent(schema)}.${quoteIdent(table)}`;
   const sizes = poolSizes(max);
-  const { default: postgres } = await import("postgres");
+  // The client package, only now (see client.ts).
+  const { openClient, sameClient } = await import("./client.ts");
   // Set once the server sent its parameters: the login went through (see the deadline below).
   let loggedIn = false;
   let sql: Sql;
@@ -289,7 +291,6 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       // One of seven lifetimes per store instead (stores still spread); a `max_lifetime` in
       // the URL still wins.
       ...(parsed.searchParams.has("max_lifetime") ? {} : { max_lifetime: connectionLifetime() }),
-      onnotice: () => {},
       connection: {
         application_name: "flowstate",
         // Every statement and function of the store is written for read committed: a feed
@@ -306,18 +307,16 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     };
     // `max` counts both pools (each backend costs the server CPU and memory): half each, at
     // least one.
-    sql = postgres(url, {
+    // Neither client fetches the array types on a login (see client.ts).
+    sql = openClient(url, {
       ...settings,
       max: sizes.single,
       onparameter: () => void (loggedIn = true),
     });
     const pooled = sql;
-    // One client of one connection per slot (see TxPool), made from the pooled client's
-    // options: the same settings, and the array types it fetched when it logged in (a client
-    // that fetches them on a login can crash the process when that session is killed). Made when
-    // first needed, so after the pooled client logged in (setUp below).
+    // One client of one connection per slot (see TxPool), with the pooled client's settings.
     tx = new TxPool(
-      (onclose) => postgres({ ...pooled.options, max: 1, fetch_types: false, onclose } as never),
+      (onclose) => sameClient(pooled, { max: 1, onclose }),
       sizes.tx,
       connectTimeout * 1000 + RESERVE_MARGIN_MS,
     );
@@ -357,9 +356,6 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
       }),
       deadline.promise,
     ]);
-    // Its array types are known now: no login fetches them again (see TxPool's module: a
-    // session killed during that fetch rejects a promise the client leaves unhandled).
-    (sql.options as { fetch_types: boolean }).fetch_types = false;
     return {
       sql,
       tx,

@@ -32,9 +32,8 @@
  *   (`Slot.failed`); the old one is ended.
  * - A client fetches the array types on each login; a session killed during
  *   that fetch rejects a promise nobody handles, which ends the process.
- *   The slots' clients share the types the pooled client fetched when the
- *   store opened, and fetch none (see `connect()`, which also stops the
- *   pooled client fetching them again).
+ *   No client of a store fetches them: the slots' clients share the pooled
+ *   client's, built in (see `client.ts`).
  * - A statement sent on a reserved connection that has closed crashes the
  *   process (the client writes to its closed socket from a timer), and the
  *   statements a reserved connection holds back (pipelined behind one that

@@ -10,5 +10,7 @@
 /** A fake `postgres()` whose queries all reject with "stub driver". */
 export default function postgres(): unknown {
   const fail = () => Promise.reject(new Error("stub driver"));
-  return { unsafe: fail, begin: fail, reserve: fail, end: () => Promise.resolve() };
+  // What a client's options hold for its types (see plugins/postgres/client.ts).
+  const options = { parsers: {}, serializers: {}, shared: { typeArrayMap: {} } };
+  return { unsafe: fail, begin: fail, reserve: fail, end: () => Promise.resolve(), options };
 }
