@@ -80,8 +80,8 @@ for (const [name, options] of backends) {
 }
 await Deno.remove(dir, { recursive: true });
 if (pg) {
-  const { default: postgres } = await import("postgres");
-  const sql = postgres(pg, { max: 1, onnotice: () => {} });
+  const { openClient } = await import("../plugins/postgres/client.ts");
+  const sql = openClient(pg, { max: 1 });
   await sql.unsafe(`DROP TABLE IF EXISTS "${table}", "${table}_meta"`);
   await sql.end();
 }

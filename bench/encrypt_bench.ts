@@ -249,8 +249,8 @@ if (import.meta.main) {
   }
   await Deno.remove(dir, { recursive: true });
   if (pgUrl !== undefined) {
-    const { default: postgres } = await import("postgres");
-    const sql = postgres(pgUrl, { max: 1, onnotice: () => {} });
+    const { openClient } = await import("../plugins/postgres/client.ts");
+    const sql = openClient(pgUrl, { max: 1 });
     await sql.unsafe(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`);
     await sql.end({ timeout: 5 });
   }

@@ -101,8 +101,8 @@ if (import.meta.main) {
   for (const store of Object.values(stores)) await store.close();
   await Deno.remove(dir, { recursive: true });
   if (backend === "postgres") {
-    const { default: postgres } = await import("postgres");
-    const sql = postgres(pgUrl!, { max: 1, onnotice: () => {} });
+    const { openClient } = await import("../plugins/postgres/client.ts");
+    const sql = openClient(pgUrl!, { max: 1 });
     await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await sql.end({ timeout: 5 });
   }

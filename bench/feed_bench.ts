@@ -188,8 +188,8 @@ try {
 } finally {
   await Deno.remove(dir, { recursive: true });
   if (PG_URL) {
-    const { default: postgres } = await import("postgres");
-    const sql = postgres(PG_URL, { onnotice: () => {} });
+    const { openClient } = await import("../plugins/postgres/client.ts");
+    const sql = openClient(PG_URL);
     await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await sql.end();
   }

@@ -68,8 +68,8 @@ try {
     } µs | ${(median(on) / median(off)).toFixed(2)}× | ${WRITERS}×${WRITES}×${ROUNDS} |`,
   );
 } finally {
-  const { default: postgres } = await import("postgres");
-  const sql = postgres(PG_URL, { onnotice: () => {} });
+  const { openClient } = await import("../plugins/postgres/client.ts");
+  const sql = openClient(PG_URL);
   await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await sql.end();
 }

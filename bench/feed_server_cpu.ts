@@ -13,7 +13,7 @@
  * @module
  */
 import process from "node:process";
-import postgres from "postgres";
+import { openClient } from "../plugins/postgres/client.ts";
 import { openStore, type Store, type StoreSpec } from "../mod.ts";
 
 const url = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
@@ -25,7 +25,7 @@ const rounds = Number(Deno.args[0] ?? 7);
 const sets = Number(Deno.args[1] ?? 500);
 const before = Deno.env.get("BEFORE");
 const schema = `feed_cpu_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
-const admin = postgres(url, { max: 1, onnotice: () => {} });
+const admin = openClient(url, { max: 1 });
 const ticks = 100; // USER_HZ
 
 /** The server processes of the store opened by `open` (those that appeared meanwhile). */

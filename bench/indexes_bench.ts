@@ -258,8 +258,8 @@ for (const size of ONLY === "postgres" ? [] : SIZES) {
 }
 const pgUrl = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 if (pgUrl && ONLY !== "sqlite") {
-  const { default: postgres } = await import("postgres");
-  const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
+  const { openClient } = await import("../plugins/postgres/client.ts");
+  const admin = openClient(pgUrl, { max: 1 });
   const schema = `bench_${crypto.randomUUID().slice(0, 8)}`;
   console.log("");
   console.log(
@@ -286,7 +286,7 @@ if (pgUrl && ONLY !== "sqlite") {
       console.error(
         `postgres size ${size}: ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
       );
-      const bare = postgres(pgUrl, { max: 1, onnotice: () => {} });
+      const bare = openClient(pgUrl, { max: 1 });
       const qualified = `"${schema}"."${table}"`;
       const prefix = pgPrefixTerms("key", ["orders"]).join(" AND ");
       // The bare queries use the same index with the same expressions, unprepared like ours.

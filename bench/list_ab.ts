@@ -21,7 +21,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import postgres from "postgres";
+import { openClient } from "../plugins/postgres/client.ts";
 import { openStore as openAfter } from "../mod.ts";
 import { byteBounds } from "../src/store/keys.ts";
 
@@ -124,13 +124,13 @@ if (BACKEND === "sqlite") {
   const url = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
   if (!url) throw new Error("set FLOWSTATE_TEST_POSTGRES_URL to bench postgres");
   const table = `list_ab_${Date.now()}`;
-  const admin = postgres(url, { onnotice: () => {} });
+  const admin = openClient(url);
   try {
     await using after = await openAfter({ plugin: "postgres", url, table });
     await fill(after);
     await admin.unsafe(`ANALYZE ${table}`); // fresh statistics for every plan below
     await using before = await openBefore({ plugin: "postgres", url, table });
-    const bare = postgres(url, { onnotice: () => {} });
+    const bare = openClient(url);
     const q = `SELECT key, value, version, expires_at FROM ${table} WHERE key > $1 AND key < $2 ` +
       `ORDER BY key LIMIT 100`;
     await race({

@@ -27,7 +27,7 @@
 import { join } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import postgres from "postgres";
+import { openClient } from "../plugins/postgres/client.ts";
 import { openStore as openAfter } from "../mod.ts";
 import { keyHistory as keyHistoryAfter } from "../src/store/store.ts";
 import { median, spread } from "./_cpu.ts";
@@ -118,7 +118,7 @@ async function race(label: string, sides: Record<string, Side>, op: (s: Side, x:
 
 const schema = `bench_feed_${crypto.randomUUID().slice(0, 8)}`;
 const table = "t";
-const admin = postgres(url, { max: 1, onnotice: () => {} });
+const admin = openClient(url, { max: 1 });
 try {
   const spec = { plugin: "postgres", url, schema, table, max: 1, changes: { keep: "30d" } };
   {

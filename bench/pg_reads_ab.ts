@@ -35,7 +35,7 @@
 import { join } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import postgres from "postgres";
+import { openClient } from "../plugins/postgres/client.ts";
 import { openStore as openAfter } from "../mod.ts";
 import { fillOrders } from "./_orders.ts";
 import { byteBounds } from "../src/store/keys.ts";
@@ -100,7 +100,7 @@ async function race(label: string, ops: number, fns: Record<string, (i: number) 
 
 const schema = `bench_reads_${crypto.randomUUID().slice(0, 8)}`; // not pg_: reserved
 const table = "t";
-const admin = postgres(url, { max: 1, onnotice: () => {} });
+const admin = openClient(url, { max: 1 });
 try {
   const spec = { plugin: "postgres", url, schema, table } as const;
   {
@@ -115,7 +115,7 @@ try {
   await using after = await openAfter(options);
   await using before = await openBefore(options);
   await admin.unsafe(`VACUUM ANALYZE "${schema}"."${table}"`);
-  const bare = postgres(url, { max: 1, onnotice: () => {} });
+  const bare = openClient(url, { max: 1 });
   const q = `"${schema}"."${table}"`;
   const b = byteBounds({ prefix: ["orders"] });
   const P = { prepare: true } as const;

@@ -25,7 +25,8 @@
  * stopped before the start); the bare loop's are rows of state `warm`.
  */
 import { join } from "node:path";
-import postgres from "postgres";
+import type postgres from "postgres";
+import { openClient } from "../plugins/postgres/client.ts";
 import { openRuntime, startWorker } from "../mod.ts";
 
 const SELF = new URL(import.meta.url).pathname;
@@ -119,7 +120,7 @@ async function child(args: string[]): Promise<void> {
     return; // Runs until killed.
   }
   const [, start, url, schema, name, concurrency] = args;
-  const sql = postgres(url, { max: Number(concurrency), onnotice: () => {} });
+  const sql = openClient(url, { max: Number(concurrency) });
   const table = `"${schema}".bench_jobs`;
   await Promise.all(Array.from({ length: Number(concurrency) }, () => sql`SELECT 1`));
   /** Claim and finish jobs of `state` until none is left (`untilEmpty`) or forever. */
@@ -263,7 +264,7 @@ async function main(): Promise<void> {
   const rounds = Number(Deno.args[2] ?? 3);
   // QUEUE_BENCH_POOL: the connections of each worker process's pool (default concurrency + 2).
   const pool = Number(Deno.env.get("QUEUE_BENCH_POOL") ?? concurrency + 2);
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  const admin = openClient(url, { max: 1 });
   const dirs: string[] = [];
   const schemas: string[] = [];
   // QUEUE_BENCH_WORKERS=4 (or 1,4): only these worker counts (default 1, 2, 4, 8).

@@ -8,7 +8,7 @@
  *     deno run -A --unstable-worker-options bench/queue_profile.ts [runs=200]
  */
 import { join } from "node:path";
-import postgres from "postgres";
+import { openClient } from "../plugins/postgres/client.ts";
 import { openRuntime, startWorker } from "../mod.ts";
 import { Records } from "../records.ts";
 import { PostgresDriver } from "../plugins/postgres/mod.ts";
@@ -74,7 +74,7 @@ function cpuMs(): number {
  * `application_name` = `tag`), in ms, from /proc (a local server only).
  */
 async function serverCpuMs(url: string, tag: string): Promise<number> {
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  const admin = openClient(url, { max: 1 });
   try {
     const rows = await admin`SELECT pid FROM pg_stat_activity WHERE application_name = ${tag}`;
     let total = 0;
@@ -139,7 +139,7 @@ try {
     console.log(`| ${name} | ${(s.calls / runs).toFixed(2)} | ${(s.ms / runs).toFixed(2)} |`);
   }
 } finally {
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  const admin = openClient(url, { max: 1 });
   await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await admin.end();
   await Deno.remove(dir, { recursive: true });

@@ -106,8 +106,8 @@ Deno.test({
     try {
       await modelRounds(["postgres"], 4);
     } finally {
-      const { default: postgres } = await import("postgres");
-      const sql = postgres(PG_URL!, { max: 1, onnotice: () => {} });
+      const { openClient } = await import("../plugins/postgres/client.ts");
+      const sql = openClient(PG_URL!, { max: 1 });
       await sql.unsafe(`DROP SCHEMA IF EXISTS "${PG_SCHEMA}" CASCADE`);
       await sql.end();
     }

@@ -122,8 +122,8 @@ for (const backend of BACKENDS) {
 }
 
 async function dropSchema(): Promise<void> {
-  const { default: postgres } = await import("postgres");
-  const sql = postgres(PG_URL!, { onnotice: () => {} });
+  const { openClient } = await import("../plugins/postgres/client.ts");
+  const sql = openClient(PG_URL!);
   try {
     await sql.unsafe(`DROP SCHEMA IF EXISTS "${PG_SCHEMA}" CASCADE`);
   } finally {

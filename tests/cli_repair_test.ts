@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import postgres from "postgres";
+import { openClient } from "../plugins/postgres/client.ts";
 import { withSandbox } from "./_cli_sandbox.ts";
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
@@ -130,7 +130,7 @@ Deno.test({
   ignore: PG_URL === undefined,
   async fn() {
     const table = `repair_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-    const sql = postgres(PG_URL!, { onnotice: () => {} });
+    const sql = openClient(PG_URL!);
     try {
       await withSandbox(async ({ dir, run }) => {
         await Deno.writeTextFile(

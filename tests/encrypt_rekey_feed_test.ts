@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import postgres from "postgres";
+import { openClient } from "../plugins/postgres/client.ts";
 import { type Change, openStore, type Store, type StoreSpec } from "../mod.ts";
 import { rekeyStore } from "../jobs.ts";
 
@@ -66,7 +66,7 @@ const BACKENDS: Backend[] = [
     }),
     plaintext: async (_dir, spec) => {
       const table = (spec as unknown as { table: string }).table;
-      const sql = postgres(PG_URL!, { onnotice: () => {} });
+      const sql = openClient(PG_URL!);
       try {
         let n = 0;
         for (const t of [table, `${table}_feed`]) {
@@ -82,7 +82,7 @@ const BACKENDS: Backend[] = [
     },
     drop: async (spec) => {
       const table = (spec as unknown as { table: string }).table;
-      const sql = postgres(PG_URL!, { onnotice: () => {} });
+      const sql = openClient(PG_URL!);
       try {
         for (const t of [`${table}_feed`, `${table}_meta`, table]) {
           await sql.unsafe(`DROP TABLE IF EXISTS "${t}" CASCADE`);

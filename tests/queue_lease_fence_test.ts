@@ -201,8 +201,8 @@ Deno.test({
     try {
       await lapsedAttemptWritesNothing(`{ plugin: postgres, url: "${PG_URL}", table: ${table} }`);
     } finally {
-      const { default: postgres } = await import("postgres");
-      const sql = postgres(PG_URL!, { onnotice: () => {} });
+      const { openClient } = await import("../plugins/postgres/client.ts");
+      const sql = openClient(PG_URL!);
       await sql.unsafe(`DROP TABLE IF EXISTS ${table} CASCADE`);
       await sql.unsafe(`DROP TABLE IF EXISTS ${table}_meta CASCADE`).catch(() => {});
       await sql.end();

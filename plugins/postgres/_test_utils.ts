@@ -11,7 +11,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
+import type postgres from "postgres";
+import { openClient } from "./client.ts";
 import { openStore } from "../../src/plugin.ts";
 import type { Clock, Store } from "../../src/store/types.ts";
 
@@ -60,7 +61,7 @@ export async function withAdmin(
   url: string,
   fn: (sql: postgres.Sql) => Promise<void>,
 ): Promise<void> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const sql = openClient(url, { max: 1 });
   try {
     await fn(sql);
   } finally {

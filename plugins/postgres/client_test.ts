@@ -12,7 +12,10 @@ import { pgTest } from "./_test_utils.ts";
  * A client as postgres@3.4.9 makes it by default (it fetches the array types after its
  * login), logged in: what the clients of client.ts must match.
  */
-async function withFetchingClient(url: string, fn: (sql: postgres.Sql) => Promise<void>) {
+async function withFetchingClient(
+  url: string,
+  fn: (sql: postgres.Sql) => void | Promise<void>,
+): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     await sql`SELECT 1`;
@@ -78,7 +81,7 @@ pgTest(
   async (url) => {
     const ours = openClient(url, { max: 1 });
     try {
-      await withFetchingClient(url, async (theirs) => {
+      await withFetchingClient(url, (theirs) => {
         const shared = (sql: postgres.Sql) =>
           (sql.options as unknown as { shared: { typeArrayMap: Record<number, number> } }).shared
             .typeArrayMap;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import postgres from "postgres";
+import { openClient } from "./client.ts";
 import { openStore } from "../../src/plugin.ts";
 import { encodeKey } from "../../src/store/keys.ts";
 import { PostgresDriver } from "./mod.ts";
@@ -210,7 +210,7 @@ pgTest(
     try {
       await store.set(["k"], 0);
       // Two connections: one holds the lock, the other watches pg_locks.
-      const sql = postgres(url, { max: 2, onnotice: () => {} });
+      const sql = openClient(url, { max: 2 });
       try {
         const holder = await sql.reserve();
         await holder.unsafe("BEGIN");
@@ -254,7 +254,7 @@ pgTest(
     const store = await openPg(url, table);
     try {
       for (const k of ["a", "b", "k"]) await store.set([k], 0);
-      const sql = postgres(url, { max: 2, onnotice: () => {} });
+      const sql = openClient(url, { max: 2 });
       try {
         const lockId = `hashtext('${SCHEMA}.${table}')`;
         const keyLock = `hashtextextended($1, ${lockId})`;
@@ -712,7 +712,7 @@ pgTest(
         const failed = opened.flatMap((r) => r.status === "rejected" ? [String(r.reason)] : []);
         assert.deepEqual(failed, [], `round ${round}`);
       } finally {
-        const admin = postgres(url, { max: 1, onnotice: () => {} });
+        const admin = openClient(url, { max: 1 });
         await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
         await admin.end({ timeout: 5 });
       }
@@ -951,7 +951,7 @@ pgTest(
     const store = await openStore(spec);
     // A process of the previous version: its own connections, calling the function its
     // driver created and called for a plain set.
-    const old = postgres(url, { max: 4, onnotice: () => {} });
+    const old = openClient(url, { max: 4 });
     try {
       await store.set(["k", "0"], "first"); // the tables, and this version's functions
       await withAdmin(url, async (sql) => {

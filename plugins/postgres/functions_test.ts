@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import postgres from "postgres";
+import { openClient } from "./client.ts";
 import { openStore } from "../../src/plugin.ts";
 import type { Store } from "../../src/store/types.ts";
 import {
@@ -255,7 +255,7 @@ pgTest(
 
 /** Whether the test server lets this login create (and drop) roles. */
 const canCreateRoles = PG_URL === undefined ? false : await (async () => {
-  const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const sql = openClient(PG_URL, { max: 1 });
   try {
     const [row] = await sql`SELECT rolsuper OR rolcreaterole AS ok FROM pg_roles
       WHERE rolname = current_user`;
@@ -297,7 +297,7 @@ roleTest(PLANTED, async (url) => {
     const ranTable = `"${SCHEMA}"."${table}_ran"`;
     /** Plant the commit function as the planter: it records who ran it and writes nothing. */
     const plant = async () => {
-      const planter = postgres(planterUrl.href, { max: 1, onnotice: () => {} });
+      const planter = openClient(planterUrl.href, { max: 1 });
       try {
         await planter.unsafe(`CREATE TABLE IF NOT EXISTS ${ranTable} (who text)`);
         await planter.unsafe(`GRANT INSERT ON ${ranTable} TO PUBLIC`);
@@ -372,7 +372,7 @@ async function withCreatorRole(url: string, fn: (roleUrl: string, role: string) 
 
 /** As `roleUrl`: an overload of each of `table`'s functions with an extra defaulted parameter. */
 async function plantOverloads(roleUrl: string, table: string): Promise<void> {
-  const sql = postgres(roleUrl, { max: 1, onnotice: () => {} });
+  const sql = openClient(roleUrl, { max: 1 });
   try {
     const fn = (name: string) => `"${SCHEMA}"."${table}_${name}"`;
     await sql.unsafe(

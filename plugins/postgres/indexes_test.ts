@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openStore } from "../../src/plugin.ts";
 import type { JsonValue, Query, Store, WhereClause } from "../../src/store/types.ts";
-import postgres from "postgres";
+import { openClient } from "./client.ts";
 import { dropTestSchema, newTable, pgTest, SCHEMA, withAdmin } from "./_test_utils.ts";
 import { format1Meta, format1Words, NFKC_SEARCHES, NFKC_TEXTS } from "../_sql/_test_utils.ts";
 import { searchWords } from "../../src/store/indexes.ts";
@@ -11,7 +11,7 @@ import { toHex } from "./statements.ts";
 
 /** Rows of one statement on a connection of its own. */
 async function rows<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const sql = openClient(url, { max: 1 });
   try {
     return [...await sql.unsafe(text, params as never[])] as T[];
   } finally {

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { ConfigError, StoreCorruptError } from "../../src/errors.ts";
 import { openStore, type StoreSpec } from "../../src/plugin.ts";
 import { testStore } from "../../testing.ts";
-import postgres from "postgres";
+import type postgres from "postgres";
+import { openClient } from "./client.ts";
 import { PostgresDriver, postgresOptions } from "./mod.ts";
 import {
   dropTestSchema,
@@ -53,7 +54,7 @@ if (PG_URL === undefined) {
     {
       multiProcess: { spec: ({ id }) => spec(id) },
       async cleanup({ id }) {
-        admin ??= postgres(url, { max: 1, onnotice: () => {} });
+        admin ??= openClient(url, { max: 1 });
         const { table } = spec(id);
         await admin.unsafe(
           `DROP TABLE IF EXISTS "${SCHEMA}"."${table}", "${SCHEMA}"."${table}_meta", ` +

@@ -128,7 +128,9 @@ Deno.test({
     try {
       await exactUnderConcurrency(store, clock);
     } finally {
-      const sql = (await import("postgres")).default(PG_URL!, { max: 1, onnotice: () => {} });
+      const sql = (await import("../../plugins/postgres/client.ts")).openClient(PG_URL!, {
+        max: 1,
+      });
       await store.close();
       await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await sql.end();
