@@ -125,6 +125,12 @@ export type ClientOptions = Omit<Options<Record<string, never>>, "fetch_types" |
  * options are `options`, notices are dropped unless `options.onnotice` says
  * otherwise. It connects when its first statement is sent.
  *
+ * Its `reserve()` sends `SELECT 1` first: postgres@3.4.9 hands a connection
+ * it opened for a `reserve()` over only once it fetched the types on it, so
+ * without the fetch a `reserve()` that opens a connection would wait for
+ * good. The statement opens one (or takes an open one), which is open when it
+ * answers: the `reserve()` right after takes it.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -140,12 +146,19 @@ export type ClientOptions = Omit<Options<Record<string, never>>, "fetch_types" |
 export function openClient(url: string, options: ClientOptions = {}): Sql {
   const sql = postgres(url, { onnotice: () => {}, ...options, fetch_types: false });
   addArrayTypes(sql.options as ParsedOptions & ArrayTypeOptions);
+  const reserve = sql.reserve;
+  sql.reserve = async () => {
+    await sql.unsafe("SELECT 1");
+    return await reserve();
+  };
   return sql;
 }
 
 /**
  * Another client with `client`'s settings and array types (it shares them:
- * the pools of one store), but `changes`. Fetches no array types either.
+ * the pools of one store), but `changes`. Fetches no array types either; its
+ * `reserve()` is the client's own: call it only when the connection is open
+ * (see {@linkcode openClient}, and `TxPool`, which does so).
  *
  * @example
  * ```ts

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { ARRAY_TYPES, openClient } from "./client.ts";
-import { pgTest } from "./_test_utils.ts";
+import { pgTest, settlesWithin } from "./_test_utils.ts";
 
 /**
  * A client as postgres@3.4.9 makes it by default (it fetches the array types after its
@@ -165,3 +165,21 @@ pgTest(
     }
   },
 );
+
+pgTest("a client of openClient() reserves a connection as its first request", async (url) => {
+  for (const max of [1, 2]) {
+    const sql = openClient(url, { max });
+    try {
+      // The test's own bound: without a connection open, the reserve() used to wait for good.
+      const reserved = await settlesWithin(sql.reserve(), 30_000, `reserve() (max ${max})`);
+      try {
+        const [row] = await reserved.unsafe<{ a: string[] }[]>(`SELECT $1::text[] AS a`, [["x"]]);
+        assert.deepEqual(row.a, ["x"]);
+      } finally {
+        reserved.release();
+      }
+    } finally {
+      await sql.end();
+    }
+  }
+});
