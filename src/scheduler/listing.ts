@@ -9,6 +9,7 @@
 import { relative } from "node:path";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import type { Runtime } from "../runtime.ts";
+import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 import { type FlowFileProblem, type JobProblem, loadConfiguredJob } from "./from_config.ts";
 
 /**
@@ -49,8 +50,19 @@ export interface ScheduleListing {
   timezone: string;
   /** The next tick (ms since the epoch), or `null` if it never ticks again. */
   nextRun: number | null;
-  /** The newest recorded run, or `null`. */
-  lastRun: { id: string; status: string; startedAt: number; durationMs: number | null } | null;
+  /**
+   * The newest run, or `null`: recorded, or one the archive job moved to
+   * `<home>/archive/` when that is newer (then `archived: true`, with its
+   * `archive` file).
+   */
+  lastRun: {
+    id: string;
+    status: string;
+    startedAt: number;
+    durationMs: number | null;
+    archived?: true;
+    archive?: string;
+  } | null;
   /** A flow's file (relative to the config's folder), when it cannot be used. */
   file?: string;
   /**
@@ -112,16 +124,9 @@ export async function scheduleListing(
   const byFlowId = new Map(
     source.problems.filter((p) => p.flowId !== null).map((p) => [`flow:${p.flowId}`, p]),
   );
-  const lastRun = async (flowId: string | null) => {
-    if (records === null || flowId === null) return null;
-    const last = (await records.listRunSummaries({ flowId, limit: 1 })).runs[0];
-    return last === undefined ? null : {
-      id: last.id,
-      status: last.status,
-      startedAt: last.startedAt,
-      durationMs: last.durationMs,
-    };
-  };
+  const findLast = await lastRunFinder(runtime, records);
+  const lastRun = async (flowId: string | null) =>
+    flowId === null ? null : lastRunBrief(await findLast(flowId));
   const broken = (problem: FlowFileProblem) => ({
     file: relative(baseDir, problem.file),
     error: problem.message,
