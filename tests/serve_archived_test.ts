@@ -306,6 +306,28 @@ Deno.test("serve: a flow's and a job's last run may be archived (marked so); met
     assert.match(byId.get("hello")?.archive ?? "", /^runs-\d{4}-\d{2}\.ndjson\.gz$/);
     assert.equal(byId.get("slow"), null, "never ran");
 
+    // Asked again, the server answers from what it kept of the archive's index: its file and
+    // index replaced by zeros (same size, inode and modification time) are not read again.
+    const file = join(dir, "home", "archive", byId.get("hello")!.archive!);
+    const index = file.replace(".ndjson.gz", ".index.json");
+    const saved = await Promise.all([file, index].map(async (path) => {
+      const { size, mtime, atime } = await Deno.stat(path);
+      const bytes = await Deno.readFile(path);
+      await Deno.writeFile(path, new Uint8Array(size));
+      await Deno.utime(path, atime!, mtime!);
+      return { path, bytes, atime: atime!, mtime: mtime! };
+    }));
+    const fromMemory = await documented<{ id: string; lastRun: Last }[]>(
+      "GET",
+      "/api/flows",
+      await request("/api/flows"),
+    );
+    assert.deepEqual(fromMemory, flows);
+    for (const { path, bytes, atime, mtime } of saved) {
+      await Deno.writeFile(path, bytes);
+      await Deno.utime(path, atime, mtime);
+    }
+
     const jobs = await documented<{ name: string; last: Last }[]>(
       "GET",
       "/api/jobs",
