@@ -86,3 +86,85 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "inspector: a flow whose runs were archived shows its last run, metrics chart and archived version",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const inspector = await startInspector({ hostile: false });
+    let browser: Browser | undefined;
+    try {
+      const counter = await lastRun(inspector, "counter");
+      const records = await inspector.runtime.records();
+      const [head, ...older] = await records.listVersions("counter");
+      assert.equal(older.length, 1, "counter has two versions");
+      const first = older[0].hash;
+      await runJob(inspector.runtime, "archive", { options: { olderThan: 0 } });
+      const retention = await runJob(inspector.runtime, "retention", { options: { maxAge: 0 } });
+      assert.equal(retention.status, "succeeded");
+      assert.equal(await records.getVersion("counter", first), null, "deleted from the store");
+
+      browser = await launchChromium();
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      context.setDefaultTimeout(20_000);
+      const errors: string[] = [];
+      context.on("weberror", (err) => errors.push(`pageerror: ${err.error().message}`));
+      const page = await context.newPage();
+
+      // The flows list: counter's last run is its archived one, badged, not "never run".
+      await page.goto(new URL("#/flows", inspector.url).href);
+      const row = page.locator('.flows-table tr[data-flow="counter"]');
+      await row.locator(".last-run").waitFor();
+      assert.equal(await row.locator(".last-run .badge-archived").textContent(), "archived");
+      assert.equal(
+        await row.locator(`.last-run a[href="#/runs/${counter}"]`).count(),
+        1,
+        "links the archived run",
+      );
+
+      // Its page: the chart has the archived runs' bars; the head's parent, deleted from the
+      // records store, is listed from the archive and diffed against the head.
+      await page.goto(new URL("#/flows/counter", inspector.url).href);
+      const archivedVersion = page.locator(`.versions-table tr[data-version="${first}"]`);
+      await archivedVersion.waitFor();
+      assert.equal(await archivedVersion.locator(".badge-archived").textContent(), "archived");
+      await page.locator("table.diff").waitFor();
+      assert.match(
+        (await page.locator(".diff-title").textContent())!,
+        new RegExp(`^${first.slice(0, 10)} → ${head.hash.slice(0, 10)}`),
+      );
+      const metrics = await (await fetch(new URL("/api/metrics?flow=counter", inspector.url)))
+        .json() as { version: string; count: number }[];
+      const count = metrics.find((m) => m.version === "*")!.count;
+      assert.ok(count > 1);
+      assert.equal(
+        await page.locator('.metrics-panel svg.chart[aria-label^="durations"] rect.bar').count(),
+        count,
+      );
+      assert.match(
+        (await page.locator(".metrics-panel .panel-head").textContent())!,
+        /archived runs included/,
+      );
+
+      // An archived run of the first version links its version, shown from the archive.
+      const { runs } = await (await fetch(
+        new URL("/api/runs?archived=true&flow=counter&limit=10", inspector.url),
+      )).json() as { runs: { id: string; flowVersion: string }[] };
+      const old = runs.find((r) => r.flowVersion === first)!;
+      await page.goto(new URL(`#/runs/${old.id}`, inspector.url).href);
+      const link = page.locator(".run-facts a.version-link");
+      await link.waitFor();
+      await link.click();
+      await page.locator(`.versions-table tr[data-version="${first}"] input[name="to"]:checked`)
+        .waitFor();
+      await page.locator(".diff-panel pre.source, .diff-panel table.diff").first().waitFor();
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser?.close();
+      await inspector.close();
+    }
+  },
+});

@@ -1,7 +1,15 @@
 // Jobs and schedules: last and next run, "run now".
 
 import { api } from "./api.js";
-import { formatDuration, formatTime, h, relativeTime, replace, statusBadge } from "./dom.js";
+import {
+  archivedBadge,
+  formatDuration,
+  formatTime,
+  h,
+  relativeTime,
+  replace,
+  statusBadge,
+} from "./dom.js";
 
 export async function renderJobs(container, ctx) {
   const loading = () => h("tr", {}, h("td.muted.empty-row", { colSpan: 6, text: "loading…" }));
@@ -185,6 +193,7 @@ function lastRun(last, ctx) {
     "span.last-run",
     {},
     statusBadge(last.status),
+    last.archived ? archivedBadge(last.archive) : null,
     " ",
     h("a", {
       href: ctx.routeHash(["runs", last.id]),
