@@ -723,17 +723,27 @@ export class ArchiveReader {
    * The newest archived run of each flow (and of each job, `job:<name>`),
    * from the indexes. A reader that lives long answers from what it kept of
    * each period's index: one `stat` per archive file, no file read unless
-   * the archive job rewrote it. Throws a `StoreCorruptError` if an index
-   * read again does not match its file and the file is damaged.
+   * the archive job rewrote it. An index read again that does not match its
+   * file is rebuilt from it; if that file is damaged, its `StoreCorruptError`
+   * is thrown, or with `onDamaged` handed to it and its period left out.
    */
-  async lastRuns(): Promise<Map<string, ArchivedRunSummary>> {
+  async lastRuns(
+    onDamaged?: (error: StoreCorruptError) => void,
+  ): Promise<Map<string, ArchivedRunSummary>> {
     const periods = await archiveFiles(this.#dir);
     for (const period of this.#digests.keys()) {
       if (!periods.includes(period)) this.#digests.delete(period);
     }
     const out = new Map<string, ArchivedRunSummary>();
     for (const period of periods) {
-      const digest = await this.#digest(period);
+      let digest: PeriodDigest | null;
+      try {
+        digest = await this.#digest(period);
+      } catch (err) {
+        if (!(err instanceof StoreCorruptError) || onDamaged === undefined) throw err;
+        onDamaged(err);
+        continue;
+      }
       if (digest === null) continue;
       for (const [flowId, summary] of digest.newest) {
         const seen = out.get(flowId);

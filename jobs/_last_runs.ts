@@ -14,6 +14,7 @@
 import type { Records } from "../src/records/records.ts";
 import type { RunSummary } from "../src/records/types.ts";
 import type { Runtime } from "../src/runtime.ts";
+import type { WarningHandler } from "../src/log.ts";
 import { type ArchivedRunSummary, ArchiveReader } from "./_archive_read.ts";
 
 const readers = new WeakMap<Runtime, ArchiveReader>();
@@ -47,16 +48,37 @@ export function newerRun(
 }
 
 /**
+ * The newest archived run of each flow and job, from `runtime`'s archive
+ * reader (see {@linkcode ArchiveReader.lastRuns}). A damaged archive file
+ * does not fail it: its runs are left out, and `onDamaged` (when given) gets
+ * a warning (`ARCHIVE_DAMAGED`) saying which file, what to do, and that its
+ * runs are left out.
+ */
+export async function archivedLastRuns(
+  runtime: Runtime,
+  onDamaged?: WarningHandler,
+): Promise<Map<string, ArchivedRunSummary>> {
+  return await archiveReaderOf(runtime).lastRuns((err) =>
+    onDamaged?.({
+      code: "ARCHIVE_DAMAGED",
+      message: `${err.message} (the last runs listed leave its runs out)`,
+    })
+  );
+}
+
+/**
  * A lookup of last runs (see the module doc): the archive's newest runs are
  * read once, when it is made; each call reads the flow's newest recorded run.
  * `records` is `null` when the records store does not exist yet. A flow (a
- * job's: `job:<name>`) that never ran gives `undefined`.
+ * job's: `job:<name>`) that never ran gives `undefined`. A damaged archive
+ * file does not fail the listing: see {@linkcode archivedLastRuns}.
  */
 export async function lastRunFinder(
   runtime: Runtime,
   records: Records | null,
+  onDamaged?: WarningHandler,
 ): Promise<(flowId: string) => Promise<LastRun | undefined>> {
-  const archived = await archiveReaderOf(runtime).lastRuns();
+  const archived = await archivedLastRuns(runtime, onDamaged);
   return async (flowId) => {
     const recorded = records === null
       ? undefined

@@ -79,5 +79,23 @@ Deno.test("flowstate flows ls, jobs ls and schedules ls show a last run that was
       now.filter((f) => f.id === "tick").map((f) => [f.lastRunAt, f.lastRunArchive]),
       [[again.startedAt, null]],
     );
+
+    // A damaged archive file fails no listing: its runs are left out, and a warning says so.
+    const file = join(dir, "home", "archive", flow!.lastRunArchive!);
+    const bytes = await Deno.readFile(file);
+    await Deno.writeFile(file, bytes.slice(0, bytes.length >> 1));
+    for (const args of [["jobs", "ls"], ["flows", "ls"], ["schedules", "ls"]]) {
+      const listed = await run(...args, "--json");
+      assert.equal(listed.code, 0, `${args.join(" ")}: ${listed.stderr}`);
+      assert.match(
+        listed.stderr,
+        /^warning: Cannot read archived runs: the archive file .*\.ndjson\.gz is damaged: .* \(the last runs listed leave its runs out\)$/m,
+        args.join(" "),
+      );
+    }
+    const damaged: { name: string; lastRun: Last }[] = JSON.parse(
+      await cliOk(run, "jobs", "ls", "--json"),
+    );
+    assert.equal(damaged.find((j) => j.name === "gc")?.lastRun, null);
   });
 });

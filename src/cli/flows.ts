@@ -54,10 +54,16 @@ import {
   shortHash,
   unknownFlowMessage,
 } from "./format.ts";
-import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
+import {
+  type GlobalOptions,
+  notFound,
+  openForReading,
+  printWarning,
+  unlessMissing,
+} from "./common.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 import { UsageError } from "./input.ts";
-import { archiveReaderOf } from "../../jobs/_last_runs.ts";
+import { archivedLastRuns } from "../../jobs/_last_runs.ts";
 
 /** One problem of `validate --json`. */
 export interface ValidateProblem {
@@ -362,7 +368,7 @@ export async function listFlows(
     return 0;
   }
   // A flow whose newest run the archive job moved out still shows it (marked archived).
-  const archived = await archiveReaderOf(runtime).lastRuns();
+  const archived = await archivedLastRuns(runtime, printWarning);
   const flows = (await records.listFlows()).map((f) => {
     const old = archived.get(f.id);
     const newer = old !== undefined && (f.lastRunAt === null || old.startedAt > f.lastRunAt);

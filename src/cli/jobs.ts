@@ -46,6 +46,7 @@ import { ConfigError, messageOf } from "../errors.ts";
 import { createProgress, type ProgressMode } from "../jobs/progress.ts";
 import type { IndexBuildEvent } from "../store/driver.ts";
 import { parseJson } from "../_json.ts";
+import type { WarningHandler } from "../log.ts";
 
 /** One row of `jobs ls --json`. */
 export interface JobListing {
@@ -119,13 +120,19 @@ function jobNames(runtime: Runtime): string[] {
   return knownJobNames(runtime.config.jobs);
 }
 
-/** Describe every job: built-in and configured, with schedule, last and next run. */
-export async function describeJobs(runtime: Runtime): Promise<JobListing[]> {
+/**
+ * Describe every job: built-in and configured, with schedule, last and next
+ * run (`onWarning`: a damaged archive file, whose runs are left out).
+ */
+export async function describeJobs(
+  runtime: Runtime,
+  onWarning?: WarningHandler,
+): Promise<JobListing[]> {
   const config = runtime.config;
   // No records store yet (a read-only runtime): no job has run.
   const records = await unlessMissing(() => runtime.records());
   const now = runtime.clock.now();
-  const findLast = await lastRunFinder(runtime, records);
+  const findLast = await lastRunFinder(runtime, records, onWarning);
   const builtins = builtinJobNames();
   const out: JobListing[] = [];
   for (const name of jobNames(runtime)) {
@@ -168,7 +175,7 @@ export async function jobsList(
   global: GlobalOptions,
 ): Promise<number> {
   await using runtime = await openForReading(global);
-  const jobs = await describeJobs(runtime);
+  const jobs = await describeJobs(runtime, printWarning);
   const tz = runtime.config.timezone;
   if (options.json) {
     console.log(JSON.stringify(jobs));

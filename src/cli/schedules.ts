@@ -27,7 +27,7 @@ import { type FlowFileProblem, type JobProblem, loadSchedules } from "../schedul
 import { type ScheduleListing, scheduleListing } from "../scheduler/listing.ts";
 import { lookalikeFlowWarnings } from "../flow_files.ts";
 import { formatTime, lastRunText, printTable } from "./format.ts";
-import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
+import { type GlobalOptions, openForReading, printWarning, unlessMissing } from "./common.ts";
 import { pathLines, PATHS_HEADING } from "./jobs.ts";
 
 export type { ScheduleListing } from "../scheduler/listing.ts";
@@ -50,6 +50,7 @@ export async function listSchedules(
     runtime,
     { schedules, problems, jobProblems },
     records,
+    printWarning,
   );
   const code = problems.length === 0 && jobProblems.length === 0 ? 0 : 2;
   for (const warning of await lookalikeFlowWarnings(runtime.config)) {

@@ -9,6 +9,7 @@
 import { relative } from "node:path";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import type { Runtime } from "../runtime.ts";
+import type { WarningHandler } from "../log.ts";
 import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 import { type FlowFileProblem, type JobProblem, loadConfiguredJob } from "./from_config.ts";
 
@@ -111,12 +112,14 @@ type Records = Awaited<ReturnType<Runtime["records"]>>;
  * with `cron: null` and `error` after the jobs' schedules; a file that
  * cannot be used and has no schedule in effect is a row of its own (`id:
  * "file:<path>"`, `cron: null`) after the schedules. `records` (`null`: no
- * store yet) gives the last runs.
+ * store yet) gives the last runs (`onWarning`: a damaged archive file, whose
+ * runs are left out of them).
  */
 export async function scheduleListing(
   runtime: Runtime,
   source: ScheduleSource,
   records: Records | null,
+  onWarning?: WarningHandler,
 ): Promise<ScheduleListing[]> {
   const now = runtime.clock.now();
   const baseDir = runtime.config.baseDir;
@@ -124,7 +127,7 @@ export async function scheduleListing(
   const byFlowId = new Map(
     source.problems.filter((p) => p.flowId !== null).map((p) => [`flow:${p.flowId}`, p]),
   );
-  const findLast = await lastRunFinder(runtime, records);
+  const findLast = await lastRunFinder(runtime, records, onWarning);
   const lastRun = async (flowId: string | null) =>
     flowId === null ? null : lastRunBrief(await findLast(flowId));
   const broken = (problem: FlowFileProblem) => ({

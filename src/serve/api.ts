@@ -1033,7 +1033,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       "it) once the retention job deleted it there",
     responses: {
       200: { description: "The version", schema: S.VersionDetailSchema },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 500),
     },
     async handler({ server, params }) {
       const records = await server.runtime.records();
