@@ -12,6 +12,7 @@ import { errorMessage, logLevel, logLine, sleepProblem } from "./_context_args.t
 import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
 import { parseJson } from "../_json.ts";
+import { quoteMessage } from "./_sandbox_messages.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -32,6 +33,42 @@ const scope = globalThis as unknown as {
 /** Arguments as JSON: `undefined` (which JSON cannot hold) as `{}`, a value as `{ v }`. */
 function encodeArgs(args: unknown[]): { v?: unknown }[] {
   return args.map((a) => a === undefined ? {} : { v: a });
+}
+
+/** An export no module has: importing it fails when Deno links the graph, after loading all of it. */
+const GRAPH_CHECK = "__flowstateGraphCheck";
+
+/**
+ * Load the node module at `url` the way a Worker the runner starts with read
+ * on its import reads must: load its whole module graph without running any
+ * of it (an import of it beside an export no module has, which fails when
+ * Deno links the graph, after every module of it, `import()` with a literal
+ * specifier included, was read under the Worker's own permissions), give up
+ * read on `revoke` (the import reads the node's `read:` does not cover),
+ * then import it. So the node's code, top level included, runs with its
+ * declared permissions only, while its imports read what node modules may.
+ */
+export async function loadChecked(
+  url: string,
+  revoke: readonly string[],
+): Promise<{ default?: unknown }> {
+  const check = "data:text/javascript," + encodeURIComponent(
+    `import ${JSON.stringify(url)};\nimport { ${GRAPH_CHECK} } from "data:text/javascript,";\n`,
+  );
+  try {
+    await import(check);
+    throw new Error("the node module's graph could not be checked before it ran");
+  } catch (err) {
+    // A link error comes after the whole graph loaded; anything else (a refused read, a syntax
+    // error, a missing file) stops the load and is the module's error.
+    if (!(err instanceof SyntaxError) || !String(err.message).includes(`'${GRAPH_CHECK}'`)) {
+      throw err;
+    }
+  }
+  for (const path of revoke) Deno.permissions.revokeSync({ name: "read", path });
+  // Not a literal: loaded under the Worker's own permissions (the graph is loaded already).
+  const specifier = url;
+  return await import(specifier);
 }
 
 /**
@@ -101,6 +138,12 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   pin(EventEmitter, "init", function (this: unknown, ...args: unknown[]) {
     if (apply(isPrototypeOf, workerPrototype, [this])) noWorkers();
     return apply(init, this, args);
+  });
+  // The Worker's own channel to the host, which Flowstate never uses: a node posting there (a
+  // huge message, over and over) would make the host copy it all before it could stop the node.
+  // Only a short quote goes, over the port, and the host stops the Worker.
+  pin(globalThis, "postMessage", (data: unknown) => {
+    post(JSON.stringify({ op: "stray", quote: quoteMessage(data) }));
   });
   // Deno's internals (its ops: a prompt or a chdir without the checks above).
   delete (Deno as unknown as Record<symbol, unknown>)[
