@@ -87,19 +87,28 @@ export async function lastRunFinder(
   };
 }
 
+/** A last run in the job and schedule listings: see {@linkcode lastRunBrief}. */
+export interface LastRunBrief {
+  /** The run's id. */
+  id: string;
+  /** Its status. */
+  status: RunSummary["status"];
+  /** Its start time (ms since the epoch). */
+  startedAt: number;
+  /** Its duration (ms), or `null` while it runs. */
+  durationMs: number | null;
+  /** Present when it was read from the archive. */
+  archived?: true;
+  /** Its archive file (under `<home>/archive/`), when archived. */
+  archive?: string;
+}
+
 /**
  * The four fields of a last run that the job and schedule listings give
  * (`{ id, status, startedAt, durationMs }`), with `archived: true` and its
  * `archive` file when it was read from the archive; `null` when there is none.
  */
-export function lastRunBrief(last: LastRun | undefined): {
-  id: string;
-  status: RunSummary["status"];
-  startedAt: number;
-  durationMs: number | null;
-  archived?: true;
-  archive?: string;
-} | null {
+export function lastRunBrief(last: LastRun | undefined): LastRunBrief | null {
   if (last === undefined) return null;
   return {
     id: last.id,

@@ -31,7 +31,7 @@ import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
 import { loadConfiguredJob, locateJobOptionsError } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, lastRunText, printTable } from "./format.ts";
-import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
+import { type LastRunBrief, lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 import { UsageError } from "./input.ts";
 import {
   type GlobalOptions,
@@ -68,17 +68,9 @@ export interface JobListing {
   timezone: string;
   /**
    * The newest run, or `null`: recorded, or one the archive job moved to
-   * `<home>/archive/` when that is newer (then `archived: true`, with its
-   * `archive` file).
+   * `<home>/archive/` when that is newer (then marked `archived`).
    */
-  lastRun: {
-    id: string;
-    status: string;
-    startedAt: number;
-    durationMs: number | null;
-    archived?: true;
-    archive?: string;
-  } | null;
+  lastRun: LastRunBrief | null;
   /** The next tick (ms since the epoch) if scheduled, else `null`. */
   nextRun: number | null;
   /** Why the job could not be loaded, or `null`. */
