@@ -102,6 +102,11 @@ export interface RunsConfig {
   /** The most sub-runs one root run may start, at every level. Default 1000. */
   readonly maxSubRuns: number;
   /**
+   * How long (ms) a run of a flow without a `timeout:` of its own may take
+   * before it is recorded `timed-out` (`runs.timeout`); absent: no limit.
+   */
+  readonly timeoutMs?: number;
+  /**
    * The form run events are written in (`RecordsOptions.eventFormat`):
    * 2 (compact) by default, 1 while processes of Flowstate 0.4 share the
    * records store.
@@ -766,6 +771,23 @@ function resolveConfig(
     if (problem !== undefined) fail(["runs", "abortGrace"], problem.message);
     else abortGraceMs = parseDuration(config.runs.abortGrace, "runs.abortGrace");
   }
+  let runTimeoutMs: number | undefined;
+  if (config.runs?.timeout !== undefined) {
+    const problem = durationProblem(config.runs.timeout);
+    if (problem !== undefined) fail(["runs", "timeout"], problem.message);
+    else {
+      const ms = parseDuration(config.runs.timeout, "runs.timeout");
+      if (ms > 0) runTimeoutMs = ms;
+      else {
+        fail(
+          ["runs", "timeout"],
+          `expected a duration longer than 0, such as "30m" or "2h", got ${
+            JSON.stringify(config.runs.timeout)
+          } (leave it out for no limit)`,
+        );
+      }
+    }
+  }
   let workerIdleMs: number | undefined;
   if (config.nodes?.workerIdle !== undefined) {
     const problem = durationProblem(config.nodes.workerIdle);
@@ -804,6 +826,7 @@ function resolveConfig(
   const runs = Object.freeze({
     abortGraceMs,
     maxSubRuns: config.runs?.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS,
+    ...(runTimeoutMs === undefined ? {} : { timeoutMs: runTimeoutMs }),
     eventFormat: config.runs?.eventFormat ?? 2,
     ...(config.runs?.nodesFormat === undefined ? {} : { nodesFormat: config.runs.nodesFormat }),
   });

@@ -131,6 +131,12 @@ export interface RunFlowOptions {
    */
   maxSubRuns?: number;
   /**
+   * How long (ms) the run may take when its flow sets no `timeout:` of its
+   * own (default: the config's `runs.timeout`, else no limit); past it the
+   * run is recorded `timed-out`, as with a flow's `timeout:`.
+   */
+  defaultTimeout?: number;
+  /**
    * Called with the run's id as soon as the run is recorded as `running`,
    * before its first node starts: how a caller that does not wait for the
    * end (an HTTP API answering at once) learns the id. Sub-runs do not call it. If it throws,
@@ -499,6 +505,7 @@ async function runInTree(
         concurrency: options.concurrency,
         parentRunId: options.parentRunId,
         abortGrace: options.abortGrace,
+        defaultTimeout: options.defaultTimeout,
         ...(tree.guard === undefined ? {} : { guard: tree.guard }),
         ...(host.enqueue === undefined ? {} : {
           enqueue: (flow: string, opts: EnqueueOptions) =>

@@ -408,7 +408,7 @@ const RUNTIME_OPTIONS: readonly string[] = fieldNames<RuntimeOptions>()(
 /** The options of `Runtime.runFlow`. */
 const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
   ["input", "inputFromStrings", "signal", "timers", "onEvent", "concurrency", "env"],
-  ["parentRunId", "abortGrace", "maxSubRuns", "onStart", "depth"],
+  ["parentRunId", "abortGrace", "maxSubRuns", "defaultTimeout", "onStart", "depth"],
 );
 
 /**
@@ -763,6 +763,9 @@ class FlowstateRuntime implements Runtime {
     return {
       abortGrace: this.config.runs.abortGraceMs,
       maxSubRuns: this.config.runs.maxSubRuns,
+      ...(this.config.runs.timeoutMs === undefined
+        ? {}
+        : { defaultTimeout: this.config.runs.timeoutMs }),
     };
   }
 
