@@ -21,6 +21,7 @@ import {
   startWorker,
 } from "../mod.ts";
 import type { JsonValue } from "../mod.ts";
+import { Scheduler } from "../scheduler.ts";
 import { z } from "zod";
 import { withSandbox } from "./_cli_sandbox.ts";
 
@@ -146,6 +147,33 @@ Deno.test("a program's node type runs in a definition, in sub-flows, and in runs
     const ended = await (await rt.records()).getRun(runId);
     assert.equal(ended?.status, "succeeded", JSON.stringify(ended?.error));
     assert.deepEqual(ended?.outputs, { greeting: "hello Eve" });
+  });
+});
+
+Deno.test("the library Scheduler runs a scheduled flow file using a program's node type", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows/greet.flow.yaml"),
+      'id: greeter\nschedule: "0 3 * * *"\nnodes:\n  - { id: hi, type: acme.greet, with: { name: Ada } }\n',
+    );
+    await using rt = await runtimeIn(dir, {
+      config: {
+        stores: { main: { plugin: "memory" } },
+        flows: ["./flows"],
+        jobs: { retention: { enabled: false }, gc: { enabled: false } },
+      },
+    });
+    const ends: string[] = [];
+    const scheduler = new Scheduler(rt, {
+      clock: { now: () => Date.UTC(2026, 0, 1, 3) },
+      onEvent: (event) => void (event.type === "tick.end" && ends.push(event.status)),
+    });
+    await scheduler.start();
+    await scheduler.stop();
+    assert.deepEqual(scheduler.schedules.map((s) => s.id), ["flow:greeter"]);
+    assert.deepEqual(ends, ["succeeded"]);
+    assert.equal((await (await rt.store()).get(["global", "last"]))?.value, "Ada");
   });
 });
 
