@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { cliArgv, cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines } from "./fixtures/daemon_process.ts";
 
 const PASS = `{ "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } }`;
@@ -204,6 +204,131 @@ Deno.test("a node's own imports read only its project, its folders and its read:
       await Deno.remove(outside, { recursive: true });
     }
   });
+});
+
+/** A node module whose top level and `run` each try `code` (an expression, awaited), as `{ top, run }`. */
+function tryer(code: string): string {
+  const attempt =
+    `(async () => { try { return String(await (${code})); } catch (e) { return e.name + ": " + e.message; } })()`;
+  return `const top = await ${attempt};
+export default {
+  kind: "flowstate.node",
+  optionsSchema: ${PASS},
+  run: async () => ({ top, run: await ${attempt} }),
+};
+`;
+}
+
+Deno.test("a node's code, its top level included, reads only its read: paths, though its imports read the project; import() with a literal specifier reads what an import may", async () => {
+  await withSandbox(async (sandbox) => {
+    const { dir } = sandbox;
+    await Deno.mkdir(join(dir, "nodes"));
+    await Deno.mkdir(join(dir, "lib"));
+    await Deno.writeTextFile(join(dir, "lib", "helper.txt"), "helper");
+    await Deno.writeTextFile(join(dir, "lib", "other.txt"), "other");
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: sqlite, path: data/state.db }\n",
+    );
+    await Deno.writeTextFile(
+      join(dir, "set.flow.yaml"),
+      "id: set\nnodes:\n  - { id: s, type: state.set, with: { scope: global, key: k, value: hunter2 } }\n",
+    );
+    assert.equal((await sandbox.run("run", "set.flow.yaml")).code, 0);
+    const read = (file: string) =>
+      `Deno.readTextFile(new URL(${JSON.stringify(file)}, import.meta.url))`;
+    const nodes: Record<string, string> = {
+      // What its imports may read, its own code may not: the node declares no read:.
+      readLib: tryer(read("../lib/helper.txt")),
+      // A literal import() is an import: the project's files, never the store.
+      importLib: tryer(
+        `import("../lib/helper.txt", { with: { type: "text" } }).then((m) => m.default)`,
+      ),
+      importStore: tryer(
+        `import("../data/state.db", { with: { type: "text" } }).then((m) => m.default.length)`,
+      ),
+      // A file it declares, inside a folder its imports may read: still readable.
+      declared: tryer(read("../lib/helper.txt")),
+      undeclared: tryer(read("../lib/other.txt")),
+    };
+    let flow = "id: reads\nnodes:\n";
+    for (const [name, source] of Object.entries(nodes)) {
+      await Deno.writeTextFile(join(dir, "nodes", `${name}.js`), source);
+      const permissions = name === "declared" || name === "undeclared"
+        ? `, permissions: { read: [${join(dir, "lib", "helper.txt")}] }`
+        : "";
+      flow += `  - { id: ${name}, type: ./nodes/${name}.js${permissions} }\n`;
+    }
+    await Deno.writeTextFile(join(dir, "reads.flow.yaml"), flow);
+    const result = await sandbox.run("run", "reads.flow.yaml", "--json");
+    assert.equal(result.code, 0, result.stderr);
+    const record = JSON.parse(result.stdout) as RunJson;
+    const outputs = Object.fromEntries(
+      Object.keys(nodes).map((id) => [id, record.nodes[id].output as { top: string; run: string }]),
+    );
+    for (const where of ["top", "run"] as const) {
+      assert.match(
+        outputs.readLib[where],
+        /^NotCapable: Requires read access to ".*helper\.txt"/,
+        where,
+      );
+      assert.equal(outputs.importLib[where], "helper", where);
+      assert.match(
+        outputs.importStore[where],
+        /Requires read access to ".*state\.db"/,
+        `${where}: ${outputs.importStore[where]}`,
+      );
+      assert.equal(outputs.declared[where], "helper", where);
+      assert.match(
+        outputs.undeclared[where],
+        /^NotCapable: Requires read access to ".*other\.txt"/,
+        where,
+      );
+    }
+    assert.doesNotMatch(result.stdout, /hunter2/);
+  });
+});
+
+Deno.test("a node module importing a remote module its import: does not list loads as the runner's imports allow; one it lists loads the same", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () =>
+      new Response('export const greeting = "remote hi";\n', {
+        headers: { "content-type": "application/javascript" },
+      }),
+  );
+  try {
+    await withSandbox(async (sandbox) => {
+      const host = `127.0.0.1:${server.addr.port}`;
+      await Deno.mkdir(join(sandbox.dir, "nodes"));
+      await Deno.writeTextFile(
+        join(sandbox.dir, "nodes", "remote.js"),
+        `import { greeting } from "http://${host}/greeting.js";
+export default { kind: "flowstate.node", optionsSchema: ${PASS}, run: () => greeting };
+`,
+      );
+      await Deno.writeTextFile(
+        join(sandbox.dir, "remote.flow.yaml"),
+        "id: remote\nnodes:\n  - { id: plain, type: ./nodes/remote.js }\n" +
+          `  - { id: listed, type: ./nodes/remote.js, permissions: { import: ["${host}"] } }\n`,
+      );
+      // The runner may import from the server; no lock file is written for it.
+      const [program, ...args] = cliArgv(["run", "remote.flow.yaml", "--json"]);
+      const output = await new Deno.Command(program, {
+        args: [args[0], "--no-lock", `--allow-import=${host}`, ...args.slice(1)],
+        cwd: sandbox.dir,
+        env: { FLOWSTATE_HOME: sandbox.home, NO_COLOR: "1", RUST_BACKTRACE: "0" },
+        stdin: "null",
+      }).output();
+      const stdout = new TextDecoder().decode(output.stdout);
+      assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+      const record = JSON.parse(stdout) as RunJson;
+      assert.equal(record.nodes.plain.output, "remote hi");
+      assert.equal(record.nodes.listed.output, "remote hi");
+    });
+  } finally {
+    await server.shutdown();
+  }
 });
 
 /** A node allocating about 10 MiB every 10 ms for `with.rounds` rounds, after `with.evade`. */

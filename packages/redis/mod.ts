@@ -3,7 +3,7 @@
  * [ioredis](https://github.com/redis/ioredis) (loaded only when a store opens).
  *
  * ```yaml
- * # flowstate.yaml, with "@flowstate/redis": "jsr:@flowstate/redis@^0.3" in deno.json's imports
+ * # flowstate.yaml, with "@flowstate/redis": "jsr:@flowstate/redis@^0.4" in deno.json's imports
  * stores:
  *   shared: { plugin: "@flowstate/redis", url: "${env.REDIS_URL}", prefix: "myapp:" }
  * ```
@@ -104,7 +104,7 @@ export const redisOptions: ParsingSchema<RedisOptions> = z.strictObject({
 
 /**
  * The redis plugin. Name it in a config as `plugin: "@flowstate/redis"` (an
- * import map entry) or `plugin: "jsr:@flowstate/redis@^0.3"`, or pass it to
+ * import map entry) or `plugin: "jsr:@flowstate/redis@^0.4"`, or pass it to
  * `openStore` directly.
  *
  * @example

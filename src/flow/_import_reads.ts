@@ -1,8 +1,9 @@
 /**
- * What a sandboxed node's module may read while it loads: the read
- * permission of the Worker that starts the node's Worker (see
- * `sandbox_loader.ts`), since Deno checks a Worker's module graph against
- * its creator.
+ * What a sandboxed node's module may read while it loads: a node's Worker
+ * starts with read on these (and its `read:` paths), loads its module graph
+ * without running any of it, then gives up what its `read:` does not cover
+ * (see `loadChecked` in `sandbox_worker.ts`; `sandbox_loader.ts` for the
+ * graphs that import remote modules).
  *
  * A node module legitimately imports files from its own folder, the project
  * (`../lib/x.ts`), the flow's folder and Flowstate itself; npm packages and

@@ -9,7 +9,7 @@
  */
 import { captureActor, runAsActor } from "../store/actor.ts";
 import type { ChangeActor } from "../store/types.ts";
-import { dirname, fromFileUrl, isAbsolute, relative, resolve } from "../_path.ts";
+import { dirname, fromFileUrl, isAbsolute, isWithin, relative, resolve } from "../_path.ts";
 import { importReadPaths, protectedBy } from "./_import_reads.ts";
 import {
   linkEscape,
@@ -25,6 +25,7 @@ import type { StateView } from "../state/scopes.ts";
 import {
   type ErrorShape,
   NOT_UNDERSTOOD,
+  quoteMessage,
   readWorkerMessage,
   type WorkerMessage,
 } from "./_sandbox_messages.ts";
@@ -281,12 +282,43 @@ export const WORKER_SILENCE_MS = 10_000;
 
 /** Where the Worker that starts a node's Worker runs from (see `sandbox_loader.ts`). */
 const LOADER_URL = new URL("./sandbox_loader.ts", import.meta.url).href;
+/** The inside of a node's Worker (see `sandbox_worker.ts`). */
+const SERVE_URL = new URL("./sandbox_worker.ts", import.meta.url).href;
+
+/**
+ * How a node's Worker loads its module:
+ * - `direct`: the runner starts it with the node's permissions and its entry
+ *   imports the module by a literal specifier, so Deno checks the module
+ *   graph against the runner: for a node that may read everything anyway,
+ *   or a runtime that gives no `importReads`.
+ * - `checked`: the runner starts it with read on the node's `read:` paths
+ *   and the import reads; it loads the whole graph without running any of
+ *   it, gives up the import reads, then imports the module (see
+ *   `loadChecked` in `sandbox_worker.ts`). The usual way: ~30 ms.
+ * - `nested`: started by a Worker that may read only the import reads (see
+ *   `sandbox_loader.ts`), which checks the graph, remote modules included,
+ *   against the runner's import permission. Deno 2.9 holds a Worker started
+ *   by a Worker for 500 ms (its inspector's wait for a debugger), so only a
+ *   module whose graph imports remote modules its node's `import:` does not
+ *   list starts this way.
+ */
+type LoadMode = "direct" | "checked" | "nested";
+
+/** Deno's refusal of a remote module in a module graph. */
+const REMOTE_REFUSED = /^Requires import access to /;
+
+/** A node Worker's entry module: `body` after the import of what serves the host. */
+function entryModule(body: string): string {
+  return "data:application/javascript," + encodeURIComponent(
+    `import { serve, loadChecked } from ${JSON.stringify(SERVE_URL)};\n${body}\n`,
+  );
+}
 
 /** One Worker running one node module with one set of permissions. */
 export class SandboxWorker {
-  /** The Worker that started the node's Worker: terminating it stops both. */
-  #loader: Worker | undefined;
-  #port: MessagePort;
+  /** The node's Worker (`nested`: the Worker that started it); terminating it stops both. */
+  #worker: Worker | undefined;
+  #port!: MessagePort;
   #waiters = new Map<number, Waiter>();
   #contexts = new Map<number, NodeContext<unknown>>();
   /** Who writes for each request: its state calls arrive by message, outside the node's actor. */
@@ -299,6 +331,8 @@ export class SandboxWorker {
   /** The heap checks while a request is pending; when the oldest unanswered one was sent. */
   #heapChecks: ReturnType<typeof setInterval> | undefined;
   #unansweredSince: number | undefined;
+  #importReads: readonly string[] | undefined;
+  #mode!: LoadMode;
   /** The module the Worker runs. */
   readonly moduleUrl: string;
   /** The permissions it runs with. */
@@ -328,40 +362,27 @@ export class SandboxWorker {
     this.moduleUrl = moduleUrl;
     this.permissions = permissions;
     this.memoryLimitMiB = memoryLimitMiB;
-    const serveUrl = new URL("./sandbox_worker.ts", import.meta.url).href;
-    const entry = "data:application/javascript," + encodeURIComponent(
-      `import { serve } from ${JSON.stringify(serveUrl)};\n` +
-        `await serve(() => import(${JSON.stringify(moduleUrl)}));\n`,
-    );
+    this.#importReads = importReads;
     let ready!: () => void;
     this.#ready = new Promise<void>((r) => ready = r);
     this.#readied = ready;
-    const channel = new MessageChannel();
-    this.#port = channel.port1;
-    const read = permissions.read === true || importReads === undefined
-      ? permissions.read === true || (permissions.read === false ? [] : permissions.read)
-      : [...importReads, ...(permissions.read === false ? [] : permissions.read)];
     // Creating it may throw (Deno refusing the permissions): the caller reports that.
-    const loader = new Worker(LOADER_URL, {
-      type: "module",
-      deno: {
-        permissions: {
-          ...permissions,
-          read: importReads === undefined && permissions.read !== true ? "inherit" : read,
-          // What the node's graph imports from the network is checked as the runner's (as for
-          // a Worker the runner starts); the node's own import: list is checked in its Worker.
-          import: "inherit",
-        },
-      },
-    } as WorkerOptions);
-    this.#loader = loader;
+    this.#start(importReads === undefined || permissions.read === true ? "direct" : "checked");
+  }
+
+  #start(mode: LoadMode) {
+    this.#mode = mode;
+    const { moduleUrl, permissions } = this;
+    const ready = this.#readied;
+    const channel = new MessageChannel();
+    const port = this.#port = channel.port1;
     const stop = (error: Error) => {
       this.#kill(error);
       ready();
     };
     const notUnderstood = (what: string) =>
       stop(new Error(`${NOT_UNDERSTOOD}: ${what}; it was stopped`));
-    this.#port.onmessage = (event) => {
+    port.onmessage = (event) => {
       // The Worker runs untrusted code: whatever it sends, nothing here may throw (a throw in
       // this handler is an uncaught error that ends the whole runner).
       try {
@@ -386,23 +407,84 @@ export class SandboxWorker {
         notUnderstood((err as Error)?.message);
       }
     };
-    this.#port.onmessageerror = () => notUnderstood("it could not be received");
-    loader.onmessage = (event) => {
-      const msg = event.data as { op: string; message?: string; quote?: string };
-      if (msg?.op === "crash") stop(new Error(String(msg.message)));
-      else notUnderstood(String(msg?.quote));
-    };
-    loader.onerror = (event) => {
+    port.onmessageerror = () => notUnderstood("it could not be received");
+    const readList = permissions.read === true || permissions.read === false
+      ? []
+      : permissions.read;
+    const importReads = this.#importReads ?? [];
+    let worker: Worker;
+    if (mode === "nested") {
+      const entry = entryModule(`await serve(() => import(${JSON.stringify(moduleUrl)}));`);
+      worker = new Worker(LOADER_URL, {
+        type: "module",
+        deno: {
+          permissions: {
+            ...permissions,
+            read: [...importReads, ...readList],
+            // What the node's graph imports from the network is checked as the runner's (as for
+            // a Worker the runner starts); the node's own import: list is checked in its Worker.
+            import: "inherit",
+          },
+        },
+      } as WorkerOptions);
+      worker.onmessage = (event) => {
+        const msg = event.data as { op: string; message?: string; quote?: string };
+        if (msg?.op === "crash") stop(new Error(String(msg.message)));
+        else notUnderstood(String(msg?.quote));
+      };
+      worker.postMessage({ entry, permissions }, [channel.port2]);
+    } else {
+      const checked = mode === "checked";
+      // What the node may not read once its graph is loaded: the import reads its read: does not
+      // cover (a path revoked inside one the node may read would take that one with it).
+      const revoke = checked
+        ? importReads.filter((p) => !readList.some((r) => isWithin(p, r)))
+        : [];
+      const entry = checked
+        ? entryModule(
+          `await serve(() => loadChecked(${JSON.stringify(moduleUrl)}, ${
+            JSON.stringify(revoke)
+          }));`,
+        )
+        : entryModule(`await serve(() => import(${JSON.stringify(moduleUrl)}));`);
+      worker = new Worker(entry, {
+        type: "module",
+        deno: {
+          permissions: checked
+            ? { ...permissions, read: [...importReads, ...readList] }
+            : permissions,
+        },
+      } as WorkerOptions);
+      // Stopped at its first: a node posting on its Worker's own channel (Flowstate never does).
+      worker.onmessage = (event) => notUnderstood(quoteMessage(event.data));
+      worker.onmessageerror = () => notUnderstood("it could not be received");
+      worker.postMessage("port", [channel.port2]);
+    }
+    this.#worker = worker;
+    worker.onerror = (event) => {
       event.preventDefault();
       stop(new Error(event.message));
     };
-    loader.postMessage({ entry, permissions }, [channel.port2]);
   }
 
   #handle(msg: WorkerMessage, ready: () => void) {
     if (msg.op === "ready") ready();
     else if (msg.op === "loadError") {
       const { name, message } = msg.error;
+      if (this.#mode === "checked" && REMOTE_REFUSED.test(message)) {
+        // A remote module the node's import: does not list, met while the graph loaded (none of
+        // it ran): the graph's imports are the runner's to allow, as for a Worker the runner
+        // starts. Loaded again the slow way, by a Worker that may read only the import reads.
+        this.#worker?.terminate();
+        this.#port.close();
+        try {
+          this.#start("nested");
+        } catch (err) {
+          this.#kill(err as Error);
+          ready();
+        }
+        return;
+      }
       // Deno's advice (run again with --allow-read) is about the runner, which has it.
       const refused = name === "NotCapable" || name === "PermissionDenied";
       this.#kill(
@@ -595,7 +677,7 @@ export class SandboxWorker {
   #kill(error: Error) {
     this.#dead ??= error;
     this.#unwatch();
-    this.#loader?.terminate();
+    this.#worker?.terminate();
     this.#port.close();
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();

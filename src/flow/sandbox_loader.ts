@@ -1,13 +1,15 @@
 /**
- * The Worker that starts a sandboxed node's Worker. Deno checks the read
- * permission of a Worker's module graph (its static imports, `with { type:
- * "text" | "bytes" | "json" }` imports, literal dynamic imports) against the
- * thread that creates the Worker, not against the Worker's own permissions.
- * Created by the runner (which may read everything), a node with no read
- * permission could import any file the runner can read, the store included.
- * So the runner starts this Worker with read on only what a node module
- * legitimately loads (see `_import_reads.ts`), and this Worker starts the
- * node's.
+ * The Worker that starts a sandboxed node's Worker, for a module whose graph
+ * imports a remote module its node's `import:` does not list (see
+ * `LoadMode` in `sandbox.ts`; other modules load by `loadChecked`, ~0.5 s
+ * sooner). Deno checks a Worker's module graph (its static imports, `with {
+ * type: "text" | "json" | "bytes" }` imports, literal dynamic imports)
+ * against the thread that creates the Worker, not against the Worker's own
+ * permissions, remote modules included. So the runner starts this Worker with
+ * read on only what a node module legitimately loads (see `_import_reads.ts`)
+ * and with the runner's import permission, and this Worker starts the node's.
+ * Deno 2.9 holds a Worker started by a Worker for 500 ms before it runs (its
+ * inspector's grace period for a debugger, `wait_for_page_wait_for_debugger`).
  *
  * Messages between the host and the node go over a `MessagePort` the host
  * sends with the start message; this Worker only reports what the node's

@@ -34,6 +34,42 @@ function encodeArgs(args: unknown[]): { v?: unknown }[] {
   return args.map((a) => a === undefined ? {} : { v: a });
 }
 
+/** An export no module has: importing it fails when Deno links the graph, after loading all of it. */
+const GRAPH_CHECK = "__flowstateGraphCheck";
+
+/**
+ * Load the node module at `url` the way a Worker the runner starts with read
+ * on its import reads must: load its whole module graph without running any
+ * of it (an import of it beside an export no module has, which fails when
+ * Deno links the graph, after every module of it, `import()` with a literal
+ * specifier included, was read under the Worker's own permissions), give up
+ * read on `revoke` (the import reads the node's `read:` does not cover),
+ * then import it. So the node's code, top level included, runs with its
+ * declared permissions only, while its imports read what node modules may.
+ */
+export async function loadChecked(
+  url: string,
+  revoke: readonly string[],
+): Promise<{ default?: unknown }> {
+  const check = "data:text/javascript," + encodeURIComponent(
+    `import ${JSON.stringify(url)};\nimport { ${GRAPH_CHECK} } from "data:text/javascript,";\n`,
+  );
+  try {
+    await import(check);
+    throw new Error("the node module's graph could not be checked before it ran");
+  } catch (err) {
+    // A link error comes after the whole graph loaded; anything else (a refused read, a syntax
+    // error, a missing file) stops the load and is the module's error.
+    if (!(err instanceof SyntaxError) || !String(err.message).includes(`'${GRAPH_CHECK}'`)) {
+      throw err;
+    }
+  }
+  for (const path of revoke) Deno.permissions.revokeSync({ name: "read", path });
+  // Not a literal: loaded under the Worker's own permissions (the graph is loaded already).
+  const specifier = url;
+  return await import(specifier);
+}
+
 /**
  * Load the node module with `load` (the generated entry module's `import()`
  * of it) and serve its default export to the host. A module that fails to
