@@ -11,12 +11,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   defineNode,
   FlowValidationError,
   type NodeType,
   openRuntime,
+  type Runtime,
   type RuntimeOptions,
   startWorker,
 } from "../mod.ts";
@@ -58,21 +59,28 @@ const GREET_FLOW = [
   "",
 ].join("\n");
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-program-nodes-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function runtimeIn(dir: string, extra: Partial<RuntimeOptions> = {}) {
-  return openRuntime({
-    cwd: dir,
-    config: { stores: { main: { plugin: "memory" } } },
-    nodeTypes: { "acme.greet": greet },
-    ...extra,
+/**
+ * `fn` with a runtime whose program defines `acme.greet` (or `extra.nodeTypes`), working in a
+ * fresh folder holding `files` (name → text), removed afterwards.
+ */
+async function withRuntime(
+  files: Record<string, string>,
+  fn: (rt: Runtime, dir: string) => Promise<void>,
+  extra: (dir: string) => Partial<RuntimeOptions> = () => ({}),
+): Promise<void> {
+  await withSandbox(async ({ dir, home }) => {
+    for (const [name, text] of Object.entries(files)) {
+      await Deno.mkdir(dirname(join(dir, name)), { recursive: true });
+      await Deno.writeTextFile(join(dir, name), text);
+    }
+    await using rt = await openRuntime({
+      cwd: dir,
+      home,
+      config: { stores: { main: { plugin: "memory" } } },
+      nodeTypes: { "acme.greet": greet },
+      ...extra(dir),
+    });
+    await fn(rt, dir);
   });
 }
 
@@ -84,9 +92,7 @@ async function validationError(promise: Promise<unknown>): Promise<FlowValidatio
 }
 
 Deno.test("a program's node type runs in a YAML flow file: scoped state, logs, record, metrics", async () => {
-  await withTempDir(async (dir) => {
-    await Deno.writeTextFile(join(dir, "greet.flow.yaml"), GREET_FLOW);
-    await using rt = await runtimeIn(dir);
+  await withRuntime({ "greet.flow.yaml": GREET_FLOW }, async (rt) => {
     const logs: string[] = [];
     const first = await rt.runFlow("greet.flow.yaml", {
       onEvent: (event) => {
@@ -125,9 +131,7 @@ Deno.test("a program's node type runs in a YAML flow file: scoped state, logs, r
 });
 
 Deno.test("a program's node type runs in a definition, in sub-flows, and in runs its worker claims", async () => {
-  await withTempDir(async (dir) => {
-    await Deno.writeTextFile(join(dir, "greet.flow.yaml"), GREET_FLOW);
-    await using rt = await runtimeIn(dir);
+  await withRuntime({ "greet.flow.yaml": GREET_FLOW }, async (rt) => {
     const run = await rt.runFlow({
       id: "outer",
       nodes: [
@@ -151,19 +155,14 @@ Deno.test("a program's node type runs in a definition, in sub-flows, and in runs
 });
 
 Deno.test("the library Scheduler runs a scheduled flow file using a program's node type", async () => {
-  await withTempDir(async (dir) => {
-    await Deno.mkdir(join(dir, "flows"));
-    await Deno.writeTextFile(
-      join(dir, "flows/greet.flow.yaml"),
-      'id: greeter\nschedule: "0 3 * * *"\nnodes:\n  - { id: hi, type: acme.greet, with: { name: Ada } }\n',
-    );
-    await using rt = await runtimeIn(dir, {
-      config: {
-        stores: { main: { plugin: "memory" } },
-        flows: ["./flows"],
-        jobs: { retention: { enabled: false }, gc: { enabled: false } },
-      },
-    });
+  const flow =
+    'id: greeter\nschedule: "0 3 * * *"\nnodes:\n  - { id: hi, type: acme.greet, with: { name: Ada } }\n';
+  const config = {
+    stores: { main: { plugin: "memory" as const } },
+    flows: ["./flows"],
+    jobs: { retention: { enabled: false }, gc: { enabled: false } },
+  };
+  await withRuntime({ "flows/greet.flow.yaml": flow }, async (rt) => {
     const ends: string[] = [];
     const scheduler = new Scheduler(rt, {
       clock: { now: () => Date.UTC(2026, 0, 1, 3) },
@@ -174,7 +173,7 @@ Deno.test("the library Scheduler runs a scheduled flow file using a program's no
     assert.deepEqual(scheduler.schedules.map((s) => s.id), ["flow:greeter"]);
     assert.deepEqual(ends, ["succeeded"]);
     assert.equal((await (await rt.store()).get(["global", "last"]))?.value, "Ada");
-  });
+  }, () => ({ config }));
 });
 
 Deno.test("openRuntime refuses a nodeTypes entry named like a built-in or a module, or not a node type", async () => {
@@ -210,12 +209,8 @@ Deno.test("openRuntime refuses a nodeTypes entry named like a built-in or a modu
 });
 
 Deno.test("an unknown node type names the program's node types, with a did-you-mean, at its place", async () => {
-  await withTempDir(async (dir) => {
-    await Deno.writeTextFile(
-      join(dir, "typo.flow.yaml"),
-      "id: typo\nnodes:\n  - id: hi\n    type: acme.gret\n    with: { name: Ada }\n",
-    );
-    await using rt = await runtimeIn(dir);
+  const typo = "id: typo\nnodes:\n  - id: hi\n    type: acme.gret\n    with: { name: Ada }\n";
+  await withRuntime({ "typo.flow.yaml": typo }, async (rt) => {
     const error = await validationError(rt.runFlow("typo.flow.yaml"));
     assert.match(
       error.message,
@@ -235,19 +230,13 @@ Deno.test("an unknown node type names the program's node types, with a did-you-m
 });
 
 Deno.test("a program node's options are checked before the run, at their place; a bad output fails the node", async () => {
-  await withTempDir(async (dir) => {
-    await Deno.writeTextFile(
-      join(dir, "bad.flow.yaml"),
-      "id: bad\nnodes:\n  - id: hi\n    type: acme.greet\n    with: { name: 5 }\n" +
-        "  - id: ho\n    type: acme.greet\n    with: { name: Ada, nmae: Bob }\n",
-    );
-    const dated = defineNode({
-      optionsSchema: nameSchema,
-      run: () => ({ at: new Date(0) }) as never,
-    });
-    await using rt = await runtimeIn(dir, {
-      nodeTypes: { "acme.greet": greet, "acme.dated": dated },
-    });
+  const bad = "id: bad\nnodes:\n  - id: hi\n    type: acme.greet\n    with: { name: 5 }\n" +
+    "  - id: ho\n    type: acme.greet\n    with: { name: Ada, nmae: Bob }\n";
+  const dated = defineNode({
+    optionsSchema: nameSchema,
+    run: () => ({ at: new Date(0) }) as never,
+  });
+  await withRuntime({ "bad.flow.yaml": bad }, async (rt) => {
     const error = await validationError(rt.runFlow("bad.flow.yaml"));
     const lines = error.problems.map((p) =>
       `${p.line}:${p.column}: ${p.path.join(".")}: ${p.message}`
@@ -281,16 +270,13 @@ Deno.test("a program node's options are checked before the run, at their place; 
       run.nodes.when.error ?? "",
       /^node when returned a value that is not JSON: .*Date/,
     );
-  });
+  }, () => ({ nodeTypes: { "acme.greet": greet, "acme.dated": dated } }));
 });
 
 Deno.test("permissions: on a program's node type is a validation error at its place", async () => {
-  await withTempDir(async (dir) => {
-    await Deno.writeTextFile(
-      join(dir, "perm.flow.yaml"),
-      "id: perm\nnodes:\n  - id: hi\n    type: acme.greet\n    with: { name: Ada }\n    permissions: { net: true }\n",
-    );
-    await using rt = await runtimeIn(dir);
+  const perm =
+    "id: perm\nnodes:\n  - id: hi\n    type: acme.greet\n    with: { name: Ada }\n    permissions: { net: true }\n";
+  await withRuntime({ "perm.flow.yaml": perm }, async (rt) => {
     const error = await validationError(rt.runFlow("perm.flow.yaml"));
     assert.match(
       error.message,
@@ -300,23 +286,19 @@ Deno.test("permissions: on a program's node type is a validation error at its pl
 });
 
 Deno.test("a sandboxed node may not start a sub-flow holding a program's node type", async () => {
-  await withTempDir(async (dir) => {
-    await Deno.writeTextFile(join(dir, "greet.flow.yaml"), GREET_FLOW);
-    // A sandboxed module (no permissions) that runs the flow file beside it.
-    await Deno.writeTextFile(
-      join(dir, "caller.js"),
-      `export default {
+  // A sandboxed module (no permissions) that runs the flow file beside it.
+  const caller = `export default {
   kind: "flowstate.node",
   optionsSchema: { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } },
   run: async (ctx) => (await ctx.runFlow("greet.flow.yaml")).status,
 };
-`,
-    );
-    await Deno.writeTextFile(
-      join(dir, "outer.flow.yaml"),
-      "id: outer\nnodes:\n  - id: call\n    type: ./caller.js\n",
-    );
-    await using rt = await runtimeIn(dir, { home: join(dir, "home") });
+`;
+  const files = {
+    "greet.flow.yaml": GREET_FLOW,
+    "caller.js": caller,
+    "outer.flow.yaml": "id: outer\nnodes:\n  - id: call\n    type: ./caller.js\n",
+  };
+  await withRuntime(files, async (rt) => {
     const run = await rt.runFlow("outer.flow.yaml");
     assert.equal(run.status, "failed");
     assert.match(
