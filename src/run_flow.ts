@@ -21,6 +21,7 @@ import {
   subRunTarget,
 } from "./flow/sub_flows.ts";
 import type { FlowCache } from "./flow_cache.ts";
+import type { ProgramNodeTypes } from "./flow/program_nodes.ts";
 import { coerceInputs } from "./flow/inputs.ts";
 import { unsetEnvProblems } from "./flow/reach.ts";
 import { FlowValidationError } from "./errors.ts";
@@ -55,6 +56,8 @@ export interface FlowHost {
   trustedNodes?: readonly string[];
   /** Directory `trustedNodes` paths resolve against (the config's directory). */
   trustedBaseDir?: string;
+  /** Node types the program defines, by name (`nodeTypes` of `openRuntime`): in-process. */
+  nodeTypes?: ProgramNodeTypes;
   /** Where sandboxed nodes take their Workers (default: one pool per run, kept for none). */
   sandboxes?: SandboxPool;
   /** Prepared flows kept across runs, by content (default: every run prepares its flow). */
@@ -364,6 +367,7 @@ async function runInTree(
     cwd: host.cwd,
     ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
     ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
+    ...(host.nodeTypes === undefined ? {} : { nodeTypes: host.nodeTypes }),
     // A run cancelled while it waits for a turn to check its custom nodes gives up waiting.
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
