@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { documented, eventually } from "./_serve.ts";
-import { PG_URL, withAdmin } from "../plugins/postgres/_test_utils.ts";
+import { dropSchemaTest, PG_URL } from "../plugins/postgres/_test_utils.ts";
 import type { WorkerListing } from "../mod.ts";
 
 const SLOW = "id: slow\nnodes:\n  - { id: wait, type: delay, with: { for: 60s } }\n";
@@ -231,15 +231,11 @@ async function workersTest(storeYaml: string): Promise<void> {
     const empty = await cli("workers", "--json");
     assert.equal(empty.stdout.trim(), "[]");
   } finally {
-    for (const p of processes) {
-      try {
-        p.child.kill("SIGKILL");
-      } catch {
-        // Already exited.
-      }
-      await p.child.status;
-      await p.stderr;
-    }
+    // Those still running (a failed assertion) are killed; kill() throws for one that exited.
+    await Promise.all(processes.map(async (p) => {
+      await Promise.resolve().then(() => p.child.kill("SIGKILL")).catch(() => {});
+      await Promise.all([p.child.status, p.stderr]);
+    }));
     await Deno.remove(dir, { recursive: true });
   }
 }
@@ -258,14 +254,6 @@ Deno.test({
   }`,
   ignore: PG_URL === undefined,
   sanitizeResources: false,
-  async fn() {
-    try {
-      await workersTest(`{ plugin: postgres, url: "${PG_URL}", schema: ${pgSchema} }`);
-    } finally {
-      await withAdmin(
-        PG_URL!,
-        (sql) => sql.unsafe(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).then(),
-      );
-    }
-  },
+  fn: () => workersTest(`{ plugin: postgres, url: "${PG_URL}", schema: ${pgSchema} }`),
 });
+dropSchemaTest("workers: the postgres test's schema is dropped", pgSchema);

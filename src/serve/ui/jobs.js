@@ -23,67 +23,18 @@ export async function renderJobs(container, ctx) {
   replace(
     container,
     h("h1.view-title", { text: "Jobs" }),
-    h(
-      "div.panel.table-panel",
-      {},
-      h(
-        "table.jobs-table",
-        {},
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Job", "Enabled", "Schedule", "Next run", "Last run", ""].map((t) =>
-              h("th", { text: t })
-            ),
-          ),
-        ),
-        jobsBody,
-      ),
-    ),
+    tablePanel("jobs-table", ["Job", "Enabled", "Schedule", "Next run", "Last run", ""], jobsBody),
     h("h2.section-title", { text: "Schedules" }),
-    h(
-      "div.panel.table-panel",
-      {},
-      h(
-        "table.schedules-table",
-        {},
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Id", "Kind", "Cron", "Time zone", "Next run", "Last run"].map((t) =>
-              h("th", { text: t })
-            ),
-          ),
-        ),
-        schedulesBody,
-      ),
+    tablePanel(
+      "schedules-table",
+      ["Id", "Kind", "Cron", "Time zone", "Next run", "Last run"],
+      schedulesBody,
     ),
     h("h2.section-title", { text: "Workers" }),
-    h(
-      "div.panel.table-panel",
-      {},
-      h(
-        "table.workers-table",
-        {},
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Worker", "Status", "Process", "Serves", "Heartbeat", "Runs"].map((t) =>
-              h("th", { text: t })
-            ),
-          ),
-        ),
-        workersBody,
-      ),
+    tablePanel(
+      "workers-table",
+      ["Worker", "Status", "Process", "Serves", "Heartbeat", "Runs"],
+      workersBody,
     ),
   );
 
@@ -294,6 +245,20 @@ export async function renderJobs(container, ctx) {
     clearTimeout(pendingWorkers);
     clearInterval(workersTimer);
   };
+}
+
+/** A panel holding a table of class `className` with these column titles and `body`. */
+function tablePanel(className, titles, body) {
+  return h(
+    "div.panel.table-panel",
+    {},
+    h(
+      `table.${className}`,
+      {},
+      h("thead", {}, h("tr", {}, titles.map((t) => h("th", { text: t })))),
+      body,
+    ),
+  );
 }
 
 function lastRun(last, ctx) {
