@@ -523,7 +523,7 @@ Deno.test("deno publish --dry-run publishes no tests, fixtures or test data", as
   );
 });
 
-Deno.test("a user's program scripts Flowstate from its own project: a typed custom node, a worker and a scheduler under await using, stopped by SIGTERM", async () => {
+Deno.test("a user's program scripts Flowstate from its own project: a typed custom node, a worker, a scheduler and the HTTP API under await using, stopped by SIGTERM", async () => {
   await npmReady();
   const dir = await Deno.makeTempDir({ prefix: "flowstate-consumer-" });
   try {
@@ -555,6 +555,7 @@ outputs:
 `,
       "main.ts": `import { NotFoundError, openRuntime, startWorker } from "@flowstate/core";
 import { Scheduler } from "@flowstate/core/scheduler";
+import { serve } from "@flowstate/core/serve";
 
 const stop = Promise.withResolvers<void>();
 Deno.addSignalListener("SIGTERM", () => stop.resolve());
@@ -587,6 +588,12 @@ console.log("record", (await records.getRun(runId))?.outputs?.doubled);
 console.log("metrics", (await records.getMetrics("double"))?.succeeded);
 const missing = await rt.enqueue("nope").catch((e) => e);
 console.log("missing", missing instanceof NotFoundError && missing.code);
+// The HTTP API and the inspector, from the program (the worker above runs what it enqueues).
+await using server = await serve(rt, { port: 0, worker: false });
+const api = await fetch(new URL(\`/api/runs/\${runId}\`, server.url));
+console.log("api", api.status, (await api.json()).run.outputs?.doubled);
+const page = await fetch(server.url);
+console.log("inspector", page.status, (await page.text()).includes("<html"));
 console.log("ready");
 await stop.promise;
 rt.close().then(() => watching).then(() => console.log("changes", changes.join(",")));
@@ -614,6 +621,8 @@ export default defineNode({
       "record 4",
       "metrics 2",
       "missing NOT_FOUND",
+      "api 200 4",
+      "inspector 200 true",
       "ready",
       "changes flow/double/calls,flow/double/calls",
     ]);

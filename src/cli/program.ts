@@ -336,7 +336,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
   const flows = program.command("flows").description("list recorded flows and their versions");
   flows
     .command("ls")
-    .description("list flows: head version, versions, last run and its status")
+    .description(
+      "list flows: head version, versions, last run and its status (an archived one marked so)",
+    )
     .option("--json", "print a JSON array")
     .action(async (options, command) => {
       const { listFlows } = await import("./flows.ts");
@@ -354,7 +356,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
 
   program
     .command("metrics")
-    .description("run counts and durations (p50, p95, mean) per flow, or per version of one flow")
+    .description(
+      "run counts and durations (p50, p95, mean) per flow, or per version of one flow: every " +
+        "finished run, archived runs and runs the retention job deleted included",
+    )
     .argument("[flow-id]", "only this flow, with a row per version")
     .option("--json", "print a JSON array")
     .action(async (flowId, options, command) => {

@@ -13,6 +13,7 @@
  * | `log`       | `run`, `message` (string, cut: see `logLine`), `level`   |
  * | `call`      | `id`, `run`, `method` (string), `args` (array), `scope`? |
  * | `heap`      | `heapUsed` (bytes): the answer to the host's `ping`      |
+ * | `stray`     | `quote`: the node posted on its Worker's own channel     |
  *
  * @module
  */
@@ -32,7 +33,8 @@ export type WorkerMessage =
   | { op: "done"; id: number; value?: unknown; error?: ErrorShape }
   | { op: "log"; run: number; message: string; level: string }
   | { op: "call"; id: number; run: number; scope?: string; method: string; args: { v?: unknown }[] }
-  | { op: "heap"; heapUsed: number };
+  | { op: "heap"; heapUsed: number }
+  | { op: "stray"; quote: string };
 
 /** The start of the error a Worker sending a message of no known shape is stopped with. */
 export const NOT_UNDERSTOOD = "the node's Worker sent a message Flowstate does not understand";
@@ -96,6 +98,9 @@ export function readWorkerMessage(data: unknown): WorkerMessage | { problem: str
           isArgs(msg.args) && (msg.scope === undefined || typeof msg.scope === "string");
       case "heap":
         return typeof msg.heapUsed === "number" && Number.isFinite(msg.heapUsed);
+      case "stray":
+        // quoteMessage made it in the Worker: a longer one did not come from it.
+        return typeof msg.quote === "string" && msg.quote.length <= QUOTED + 1;
       default:
         return false;
     }

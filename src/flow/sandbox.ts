@@ -383,6 +383,7 @@ export class SandboxWorker {
     const notUnderstood = (what: string) =>
       stop(new Error(`${NOT_UNDERSTOOD}: ${what}; it was stopped`));
     port.onmessage = (event) => {
+      if (port !== this.#port) return; // a Worker replaced by the nested start
       // The Worker runs untrusted code: whatever it sends, nothing here may throw (a throw in
       // this handler is an uncaught error that ends the whole runner).
       try {
@@ -463,7 +464,7 @@ export class SandboxWorker {
     this.#worker = worker;
     worker.onerror = (event) => {
       event.preventDefault();
-      stop(new Error(event.message));
+      if (worker === this.#worker) stop(new Error(event.message));
     };
   }
 
@@ -508,6 +509,9 @@ export class SandboxWorker {
         // Its attempt is over, or the level is unknown (the Worker's ctx.log refuses that, so
         // only a message the node posted itself): nothing to throw to, the line is dropped.
       }
+    } else if (msg.op === "stray") {
+      this.#kill(new Error(`${NOT_UNDERSTOOD}: ${msg.quote}; it was stopped`));
+      ready();
     } else if (msg.op === "heap") {
       this.#unansweredSince = undefined;
       if (msg.heapUsed <= this.memoryLimitMiB * MIB) return;

@@ -12,6 +12,7 @@ import { errorMessage, logLevel, logLine, sleepProblem } from "./_context_args.t
 import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
 import { parseJson } from "../_json.ts";
+import { quoteMessage } from "./_sandbox_messages.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -137,6 +138,12 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   pin(EventEmitter, "init", function (this: unknown, ...args: unknown[]) {
     if (apply(isPrototypeOf, workerPrototype, [this])) noWorkers();
     return apply(init, this, args);
+  });
+  // The Worker's own channel to the host, which Flowstate never uses: a node posting there (a
+  // huge message, over and over) would make the host copy it all before it could stop the node.
+  // Only a short quote goes, over the port, and the host stops the Worker.
+  pin(globalThis, "postMessage", (data: unknown) => {
+    post(JSON.stringify({ op: "stray", quote: quoteMessage(data) }));
   });
   // Deno's internals (its ops: a prompt or a chdir without the checks above).
   delete (Deno as unknown as Record<symbol, unknown>)[

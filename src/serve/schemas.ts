@@ -217,8 +217,14 @@ export const VersionSchema = z.object({
   source: z.string().optional(),
 });
 
-/** A flow version with its source and definition. */
-export const VersionDetailSchema = VersionSchema.extend({ definition: z.unknown() });
+/** A flow version with its source and definition (from the archive: marked `archived`). */
+export const VersionDetailSchema = VersionSchema.extend({
+  definition: z.unknown(),
+  archived: z.literal(true).optional()
+    .describe("present when the version is read from the archive (the records store lost it)"),
+  archive: z.string().optional()
+    .describe("the archive file whose runs ran it (its versions file holds it)"),
+});
 
 /** The flow version a run ran, with its definition (`GET /api/runs/{id}/definition`). */
 export const RunDefinitionSchema = VersionDetailSchema.extend({
@@ -253,6 +259,7 @@ const LastRun = z.object({
   status: RunStatusSchema,
   startedAt: z.number(),
   durationMs: z.number().nullable(),
+  ...ArchivedMark,
 }).nullable();
 
 /** A job of `GET /api/jobs`. */

@@ -2,7 +2,15 @@
 // they serve and the runs they hold.
 
 import { api } from "./api.js";
-import { formatDuration, formatTime, h, relativeTime, replace, statusBadge } from "./dom.js";
+import {
+  archivedBadge,
+  formatDuration,
+  formatTime,
+  h,
+  relativeTime,
+  replace,
+  statusBadge,
+} from "./dom.js";
 
 export async function renderJobs(container, ctx) {
   const loading = () => h("tr", {}, h("td.muted.empty-row", { colSpan: 6, text: "loading…" }));
@@ -267,6 +275,7 @@ function lastRun(last, ctx) {
     "span.last-run",
     {},
     statusBadge(last.status),
+    last.archived ? archivedBadge(last.archive) : null,
     " ",
     h("a", {
       href: ctx.routeHash(["runs", last.id]),
