@@ -610,6 +610,25 @@ export function buildProgram(setExitCode: (code: number) => void) {
     });
 
   program
+    .command("workers")
+    .description(
+      "the queue workers sharing the records store: live or stale, what they serve and hold",
+    )
+    .command("ls", { isDefault: true })
+    .description("list the workers (flowstate workers is the same)")
+    .option("--json", "print a JSON array (as GET /api/workers)")
+    .addHelpText(
+      "after",
+      "\nA worker is stale when it wrote no heartbeat for three heartbeat intervals (15 s with the\n" +
+        "default 30 s lease): killed, paused or cut off from the store. A clean stop removes it;\n" +
+        "the gc job deletes stale ones (option staleWorkersAfter, default 1h).",
+    )
+    .action(async (options, command) => {
+      const { workersCommand } = await import("./workers.ts");
+      setExitCode(await workersCommand(options, globals(command)));
+    });
+
+  program
     .command("daemon")
     .description(
       "run scheduled jobs and flows until SIGINT/SIGTERM (several daemons may share a store)",

@@ -37,6 +37,7 @@ import {
 import { scheduleListing, type ScheduleSource } from "../scheduler/listing.ts";
 import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
+import { listWorkers } from "../queue/workers.ts";
 import { loadFlowFile } from "../flow/parse.ts";
 import { HttpError, json, readJson } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
@@ -1584,6 +1585,24 @@ export const apiRoutes: readonly ApiRoute[] = [
           error: redactText(row.error),
         }
       ));
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/workers",
+    tag: "runs",
+    summary:
+      "The queue workers sharing the records store: live or stale, what they serve, the runs they hold (as flowstate workers --json)",
+    responses: {
+      200: {
+        description:
+          "The workers, in id order. `status` is `stale` once the last heartbeat is older than `staleAfterMs` (three heartbeat intervals): the worker was killed, is paused or cannot reach the store. `claims` are the runs it held at its last heartbeat. A clean stop removes a worker; the gc job deletes stale ones",
+        schema: S.WorkerInfoSchema.array(),
+      },
+      ...errors(401),
+    },
+    async handler({ server }) {
+      return json(await listWorkers(server.runtime));
     },
   },
   {

@@ -288,6 +288,30 @@ export const ScheduleInfoSchema = z.object({
   paths: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
 });
 
+/** A queue worker of `GET /api/workers` (as `flowstate workers --json`). */
+export const WorkerInfoSchema = z.object({
+  id: z.string(),
+  status: z.enum(["live", "stale"]),
+  host: z.string(),
+  pid: z.number(),
+  version: z.string(),
+  startedAt: z.number(),
+  heartbeatAt: z.number(),
+  heartbeatMs: z.number(),
+  staleAfterMs: z.number(),
+  concurrency: z.number(),
+  flows: z.array(z.string()).nullable(),
+  leaseMs: z.number(),
+  pollMs: z.number(),
+  stopping: z.boolean(),
+  claims: z.array(z.object({
+    runId: z.string(),
+    flowId: z.string(),
+    attempt: z.number(),
+    claimedAt: z.number(),
+  })),
+});
+
 /** `GET /health`. */
 export const HealthSchema = z.object({
   status: z.enum(["ok", "unavailable"]),

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { openRuntime, type Runtime } from "../../src/runtime.ts";
-import { type FlowstateServer, serve } from "../../src/serve/server.ts";
+import { type FlowstateServer, serve, type ServeOptions } from "../../src/serve/server.ts";
 import { cliCommand, type Result, runCli } from "../_cli_sandbox.ts";
 
 /** Chromium to drive (`FLOWSTATE_TEST_CHROMIUM`), or undefined: the browser tests are ignored. */
@@ -157,6 +157,8 @@ export interface InspectorOptions {
   hostile?: boolean;
   /** The store keeps a change feed (default false). */
   feed?: boolean;
+  /** The server's own queue worker's options (default: a worker with the defaults). */
+  worker?: ServeOptions["worker"];
 }
 
 /** The id of the newest recorded run of `flowId`. */
@@ -178,7 +180,11 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
   let server: FlowstateServer | undefined;
   try {
     if (options.seed ?? true) await seed(runtime, dir, options.hostile ?? true);
-    server = await serve(runtime, { port: 0, ...(options.token ? { token: options.token } : {}) });
+    server = await serve(runtime, {
+      port: 0,
+      ...(options.token ? { token: options.token } : {}),
+      ...(options.worker === undefined ? {} : { worker: options.worker }),
+    });
     if (options.seed ?? true) {
       // A job run through the API, so the jobs page has a last run.
       const response = await fetch(new URL("/api/jobs/gc/runs?wait=true", server.url), {
