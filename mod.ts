@@ -168,6 +168,8 @@ export {
   type WorkerEvent,
   type WorkerOptions,
 } from "./src/queue/worker.ts";
+export { listWorkers, type WorkerListing } from "./src/queue/workers.ts";
+export type { WorkerClaim, WorkerInfo, WorkerStatus } from "./src/records/workers.ts";
 export type { RunFlowOptions } from "./src/run_flow.ts";
 export type {
   EventsDroppedEvent,

@@ -21,6 +21,13 @@ export {
   type RecordsOptions,
 } from "./src/records/records.ts";
 export {
+  STALE_HEARTBEATS,
+  type WorkerClaim,
+  type WorkerInfo,
+  type WorkerStatus,
+  workerStatus,
+} from "./src/records/workers.ts";
+export {
   canonicalJson,
   type FlowSummary,
   type FlowVersion,

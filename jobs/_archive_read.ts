@@ -499,9 +499,57 @@ interface KeptIndex {
   ids: Set<string>;
 }
 
+/**
+ * What an {@linkcode ArchiveReader} keeps of a period's index for the listings
+ * of flows and jobs, apart from the index itself (a few entries per flow, so
+ * kept however many runs the archive holds): each flow's newest run, and the
+ * flow versions its runs ran.
+ */
+interface PeriodDigest {
+  /** The archive file's stamp when the index was read. */
+  stamp: string;
+  /** The newest run of each flow (and job, `job:<name>`) in the period. */
+  newest: Map<string, RunSummary>;
+  /** The flow versions the period's runs ran (`versionKey`). */
+  versions: Set<string>;
+}
+
 /** The newest-first order of archived runs' summaries (by start time, then id). */
 const newestFirst = (a: RunSummary, b: RunSummary) =>
   b.startedAt - a.startedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+
+/**
+ * A flow version read back from the archive by {@linkcode ArchiveReader.version}:
+ * `version` is `null` when archived runs ran it but the archive does not keep
+ * it (archived before archives kept flow versions, or already deleted from
+ * the records store when its runs were archived).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, runJob } from "@flowstate/core";
+ * import { ArchiveReader, type ArchivedVersion } from "./_archive_read.ts";
+ *
+ * const home = await Deno.makeTempDir();
+ * let now = Date.UTC(2026, 0, 1);
+ * let hash = "";
+ * {
+ *   await using rt = await openRuntime({ home, config: { stores: { main: { plugin: "memory" } } }, clock: { now: () => now } });
+ *   hash = (await rt.runFlow({ id: "hi", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] })).flowVersion;
+ *   now += 40 * 86_400_000;
+ *   await runJob(rt, "archive");
+ * }
+ * const found: ArchivedVersion | null = await new ArchiveReader(home).version("hi", hash);
+ * assert.deepEqual([found?.archive, found?.version?.seq], ["runs-2026-01.ndjson.gz", 1]);
+ * await Deno.remove(home, { recursive: true });
+ * ```
+ */
+export interface ArchivedVersion {
+  /** The flow version, with its definition and source, or `null` (see above). */
+  version: FlowVersion | null;
+  /** The archive file whose runs ran it (under `<home>/archive/`); its versions file holds it. */
+  archive: string;
+}
 
 /**
  * Where a listing of archived runs goes on from: the last run of the page before
@@ -557,6 +605,10 @@ export class ArchiveReader {
   #keptSummaries = 0;
   /** Runs read whole by id, least recently used first, with the stamps of their files. */
   readonly #runs = new Map<string, { stamp: string; versions: string | null; run: ArchivedRun }>();
+  /** Each period's digest (kept whatever `keepSummaries` says: a few entries per flow). */
+  readonly #digests = new Map<string, PeriodDigest>();
+  /** Flow versions read (`versionKey`), least recently used first, with their versions file's stamp. */
+  readonly #versions = new Map<string, { stamp: string | null; found: ArchivedVersion }>();
 
   /**
    * A reader of the archive under `home`. `keepRuns`: runs read whole kept
@@ -644,6 +696,103 @@ export class ArchiveReader {
       return run;
     }
     return null;
+  }
+
+  /**
+   * The period's digest, read again from its index only when its archive
+   * file changed (one `stat`), or `null` when there is no file.
+   */
+  async #digest(period: string): Promise<PeriodDigest | null> {
+    const stamp = await fileStamp(join(this.#dir, fileName(period)));
+    const kept = this.#digests.get(period);
+    if (stamp !== null && kept?.stamp === stamp) return kept;
+    this.#digests.delete(period);
+    const index = stamp === null ? null : await this.#index(period);
+    if (index === null) return null;
+    const digest: PeriodDigest = { stamp: index.stamp, newest: new Map(), versions: new Set() };
+    for (const e of index.index.entries) {
+      const newest = digest.newest.get(e.flowId);
+      if (newest === undefined || newestFirst(e, newest) < 0) digest.newest.set(e.flowId, e);
+      digest.versions.add(versionKey(e.flowId, e.flowVersion));
+    }
+    this.#digests.set(period, digest);
+    return digest;
+  }
+
+  /**
+   * The newest archived run of each flow (and of each job, `job:<name>`),
+   * from the indexes. A reader that lives long answers from what it kept of
+   * each period's index: one `stat` per archive file, no file read unless
+   * the archive job rewrote it. An index read again that does not match its
+   * file is rebuilt from it; if that file is damaged, its `StoreCorruptError`
+   * is thrown, or with `onDamaged` handed to it and its period left out.
+   */
+  async lastRuns(
+    onDamaged?: (error: StoreCorruptError) => void,
+  ): Promise<Map<string, ArchivedRunSummary>> {
+    const periods = await archiveFiles(this.#dir);
+    for (const period of this.#digests.keys()) {
+      if (!periods.includes(period)) this.#digests.delete(period);
+    }
+    const out = new Map<string, ArchivedRunSummary>();
+    for (const period of periods) {
+      let digest: PeriodDigest | null;
+      try {
+        digest = await this.#digest(period);
+      } catch (err) {
+        if (!(err instanceof StoreCorruptError) || onDamaged === undefined) throw err;
+        onDamaged(err);
+        continue;
+      }
+      if (digest === null) continue;
+      for (const [flowId, summary] of digest.newest) {
+        const seen = out.get(flowId);
+        if (seen === undefined || newestFirst(summary, seen) < 0) {
+          out.set(flowId, { ...summary, archive: fileName(period) });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The flow version `hash` of `flowId` as the archive keeps it, or `null`
+   * when no archived run ran it. The indexes say which periods' runs ran it
+   * (newest period first); only the flow versions file of such a period is
+   * read, once while it stays the same. Throws a `StoreCorruptError` if a
+   * file it reads is damaged.
+   */
+  async version(flowId: string, hash: string): Promise<ArchivedVersion | null> {
+    const key = versionKey(flowId, hash);
+    const periods = (await archiveFiles(this.#dir)).reverse();
+    let ran: string | null = null;
+    for (const period of periods) {
+      const digest = await this.#digest(period);
+      if (!digest?.versions.has(key)) continue;
+      ran ??= period;
+      const stamp = await fileStamp(join(this.#dir, versionsName(period)));
+      const hit = this.#versions.get(key);
+      this.#versions.delete(key);
+      if (hit?.found.archive === fileName(period) && hit.stamp === stamp) {
+        this.#versions.set(key, hit);
+        return hit.found;
+      }
+      if (stamp === null) continue;
+      const version = await readingArchive(
+        period,
+        () => readArchivedVersion(this.#dir, period, flowId, hash),
+      );
+      if (version === null) continue;
+      const found: ArchivedVersion = { version, archive: fileName(period) };
+      if (this.#keepRuns > 0) {
+        this.#versions.set(key, { stamp, found });
+        while (this.#versions.size > this.#keepRuns) {
+          this.#versions.delete(this.#versions.keys().next().value!);
+        }
+      }
+      return found;
+    }
+    return ran === null ? null : { version: null, archive: fileName(ran) };
   }
 
   /**

@@ -9,7 +9,7 @@
  *     options: { orphans: true, knownFlows: [nightly-report] }
  * ```
  *
- * Four parts, in this order (each can be switched off):
+ * Its parts, in this order (each can be switched off):
  * 1. `expired`: every store's expired entries are deleted
  *    (`Store.purgeExpired()`). They are never returned by reads anyway, so a
  *    dry run cannot count them and reports `expiredRemoved: null`.
@@ -50,11 +50,18 @@
  *    are deleted (`Records.sweepDedupeKeys()`; a dry run counts them). A
  *    run's end deletes its key itself; these are the keys left by older
  *    versions of Flowstate (or by such a process in a mixed fleet).
- * 6. `changes`: every store that keeps a change feed (`changes: { keep }`)
+ * 6. `staleWorkersAfter` (default `"1h"`; `null` turns it off): the worker
+ *    registry's entries (`flowstate workers`) of queue workers with no
+ *    heartbeat for this long are deleted: their process was killed (a clean
+ *    stop removes its own entry). A live worker writes its heartbeat every
+ *    heartbeat interval, and an entry is never deleted before it is stale
+ *    (three missed heartbeats), whatever the value; one that a worker writes
+ *    meanwhile is kept. One listing of the registry (a few entries).
+ * 7. `changes`: every store that keeps a change feed (`changes: { keep }`)
  *    drops the entries its retention no longer keeps (older than `keep`'s
  *    age, or beyond its count). Point-in-time reads (`getAt`, `state get
  *    --at`) reach back to the oldest entry kept. Not in a dry run.
- * 7. `compact`: every store that can returns free space to the file system
+ * 8. `compact`: every store that can returns free space to the file system
  *    (`Store.compact()`: SQLite's incremental vacuum, a jsonfile rewrite), and
  *    the sizes before and after are reported.
  *
@@ -114,6 +121,8 @@ export interface GcOptions {
   abandonedAfter: Duration | null;
   /** Delete the queue's dedupe keys whose run ended or is gone (left by older versions). */
   dedupeKeys: boolean;
+  /** Delete the registry entries of queue workers with no heartbeat for this long (never before they are stale); `null` never does. Default `"1h"`. */
+  staleWorkersAfter: Duration | null;
   /** Trim each store's change feed by its retention (`changes.keep`). */
   changes: boolean;
   /** Return free space to the file system where a store can. */
@@ -131,6 +140,7 @@ export const defaults = {
   tempMaxAge: "1h",
   abandonedAfter: "1m",
   dedupeKeys: true,
+  staleWorkersAfter: "1h",
   changes: true,
   compact: true,
 } satisfies Partial<GcOptions>;
@@ -179,6 +189,8 @@ export type GcResult = {
   requeuedRuns: number;
   /** Dedupe keys of runs that ended or are gone, deleted (or that a dry run would delete). */
   dedupeKeysRemoved: number;
+  /** Registry entries of workers stale for `staleWorkersAfter`, deleted (or that a dry run would delete). */
+  staleWorkersRemoved: number;
   /** Change feed entries removed by retention in all stores (`null` in a dry run or when off). */
   changesRemoved: number | null;
   /** Size on disk of the compacted stores before. */
@@ -217,6 +229,13 @@ const optionsSchema = z.strictObject({
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
     }),
   dedupeKeys: z.boolean().default(defaults.dedupeKeys),
+  staleWorkersAfter: z.union([z.number(), z.string()]).nullable().default(
+    defaults.staleWorkersAfter,
+  ).superRefine((value, ctx) => {
+    if (value === null) return;
+    const problem = durationProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem.message });
+  }),
   changes: z.boolean().default(defaults.changes),
   compact: z.boolean().default(defaults.compact),
   stores: z.array(z.string().min(1)).optional(),
@@ -470,6 +489,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
     abandonedRuns: 0,
     requeuedRuns: 0,
     dedupeKeysRemoved: 0,
+    staleWorkersRemoved: 0,
     changesRemoved: options.changes && !dryRun ? 0 : null,
     bytesBefore: 0,
     bytesAfter: 0,
@@ -626,6 +646,21 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
       if (removed > 0) {
         ctx.log(
           `${dryRun ? "would delete" : "deleted"} ${removed} queue dedupe keys of runs that ended`,
+        );
+      }
+    }
+
+    if (options.staleWorkersAfter !== null && !signal.aborted) {
+      const records = await ctx.records();
+      const gone = await records.sweepWorkers({
+        olderThanMs: parseDuration(options.staleWorkersAfter, "staleWorkersAfter"),
+        now: ctx.clock.now(),
+        dryRun,
+      });
+      result.staleWorkersRemoved = gone.length;
+      for (const id of gone) {
+        ctx.log(
+          `${dryRun ? "would delete" : "deleted"} stale worker ${id} from the worker registry`,
         );
       }
     }

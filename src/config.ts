@@ -102,6 +102,11 @@ export interface RunsConfig {
   /** The most sub-runs one root run may start, at every level. Default 1000. */
   readonly maxSubRuns: number;
   /**
+   * How long (ms) a run of a flow without a `timeout:` of its own may take
+   * before it is recorded `timed-out` (`runs.timeout`); absent: no limit.
+   */
+  readonly timeoutMs?: number;
+  /**
    * The form run events are written in (`RecordsOptions.eventFormat`):
    * 2 (compact) by default, 1 while processes of Flowstate 0.4 share the
    * records store.
@@ -766,6 +771,28 @@ function resolveConfig(
     if (problem !== undefined) fail(["runs", "abortGrace"], problem.message);
     else abortGraceMs = parseDuration(config.runs.abortGrace, "runs.abortGrace");
   }
+  const positiveDuration = (
+    value: number | string | undefined,
+    path: [string, string],
+    examples: string,
+    why: string,
+  ): number | undefined => {
+    if (value === undefined) return undefined;
+    const problem = durationProblem(value);
+    if (problem !== undefined) return void fail(path, problem.message);
+    const ms = parseDuration(value, path.join("."));
+    if (ms > 0) return ms;
+    fail(
+      path,
+      `expected a duration longer than 0, such as ${examples}, got ${JSON.stringify(value)}${why}`,
+    );
+  };
+  const runTimeoutMs = positiveDuration(
+    config.runs?.timeout,
+    ["runs", "timeout"],
+    '"30m" or "2h"',
+    " (leave it out for no limit)",
+  );
   let workerIdleMs: number | undefined;
   if (config.nodes?.workerIdle !== undefined) {
     const problem = durationProblem(config.nodes.workerIdle);
@@ -784,26 +811,16 @@ function resolveConfig(
       );
     } else memoryLimitMiB = parsed;
   }
-  let checkTimeoutMs = DEFAULT_CHECK_TIMEOUT_MS;
-  if (config.nodes?.checkTimeout !== undefined) {
-    const problem = durationProblem(config.nodes.checkTimeout);
-    if (problem !== undefined) fail(["nodes", "checkTimeout"], problem.message);
-    else {
-      const ms = parseDuration(config.nodes.checkTimeout, "nodes.checkTimeout");
-      if (ms > 0) checkTimeoutMs = ms;
-      else {
-        fail(
-          ["nodes", "checkTimeout"],
-          `expected a duration longer than 0, such as "30s" or "2m", got ${
-            JSON.stringify(config.nodes.checkTimeout)
-          }: a node module's check needs time to load it`,
-        );
-      }
-    }
-  }
+  const checkTimeoutMs = positiveDuration(
+    config.nodes?.checkTimeout,
+    ["nodes", "checkTimeout"],
+    '"30s" or "2m"',
+    ": a node module's check needs time to load it",
+  ) ?? DEFAULT_CHECK_TIMEOUT_MS;
   const runs = Object.freeze({
     abortGraceMs,
     maxSubRuns: config.runs?.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS,
+    ...(runTimeoutMs === undefined ? {} : { timeoutMs: runTimeoutMs }),
     eventFormat: config.runs?.eventFormat ?? 2,
     ...(config.runs?.nodesFormat === undefined ? {} : { nodesFormat: config.runs.nodesFormat }),
   });

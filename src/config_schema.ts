@@ -227,6 +227,13 @@ export interface RunsConfigObject {
   /** The most sub-runs one root run may start, at every level. Default 1000. */
   maxSubRuns?: number;
   /**
+   * How long a run of a flow that sets no `timeout:` of its own may take
+   * (`1h`, or ms) before it is stopped and recorded `timed-out`, its nodes
+   * aborted: so a node that never returns cannot hold a worker's slot
+   * forever. Default: no limit.
+   */
+  timeout?: number | string;
+  /**
    * The form run events are stored in: 2 (the default) is compact; 1 is the
    * form Flowstate 0.4 wrote and reads, for a rolling upgrade or a rollback
    * while 0.4 processes share the records store. Both are always read.
@@ -265,6 +272,7 @@ export const SERVE_FIELDS: readonly string[] = ["port", "host", "token"];
 export const RUNS_FIELDS: readonly string[] = [
   "abortGrace",
   "maxSubRuns",
+  "timeout",
   "eventFormat",
   "nodesFormat",
 ];
@@ -351,6 +359,7 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
   runs: z.strictObject({
     abortGrace: z.union([z.number(), z.string()]).optional(),
     maxSubRuns: z.number().int().nonnegative().optional(),
+    timeout: z.union([z.number(), z.string()]).optional(),
     eventFormat: z.union([z.literal(1), z.literal(2)]).optional(),
     nodesFormat: z.union([z.literal(1), z.literal(2)]).optional(),
   }).optional(),

@@ -17,6 +17,7 @@ import { type FlowSource, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
 import { FlowValidationError } from "./errors.ts";
 import type { SandboxPool } from "./flow/sandbox.ts";
+import type { ProgramNodeTypes } from "./flow/program_nodes.ts";
 import { builtinNodes } from "./flow/nodes.ts";
 import { type FileStamp, nodeModuleFiles, unchanged } from "./flow/_module_files.ts";
 import { canonicalJson, rememberFlowHash } from "./records/flow_version.ts";
@@ -36,6 +37,11 @@ export interface FlowLoadOptions {
   trusted?: readonly string[];
   /** Directory `trusted` paths resolve against. */
   trustedBaseDir?: string;
+  /**
+   * The program's node types (`nodeTypes` of `openRuntime`): the same for
+   * every load of one runtime's cache, so not part of its keys.
+   */
+  nodeTypes?: ProgramNodeTypes;
   /** Called with the parsed flow before its modules load, and on every hit (see `loadFlowIn`). */
   beforePrepare?: (parsed: ParsedFlow, baseDir: string) => void;
   /** Gives up waiting for a turn to check custom nodes in Workers. */

@@ -21,6 +21,7 @@ import {
   subRunTarget,
 } from "./flow/sub_flows.ts";
 import type { FlowCache } from "./flow_cache.ts";
+import type { ProgramNodeTypes } from "./flow/program_nodes.ts";
 import { coerceInputs } from "./flow/inputs.ts";
 import { unsetEnvProblems } from "./flow/reach.ts";
 import { FlowValidationError } from "./errors.ts";
@@ -55,6 +56,8 @@ export interface FlowHost {
   trustedNodes?: readonly string[];
   /** Directory `trustedNodes` paths resolve against (the config's directory). */
   trustedBaseDir?: string;
+  /** Node types the program defines, by name (`nodeTypes` of `openRuntime`): in-process. */
+  nodeTypes?: ProgramNodeTypes;
   /** Where sandboxed nodes take their Workers (default: one pool per run, kept for none). */
   sandboxes?: SandboxPool;
   /** Prepared flows kept across runs, by content (default: every run prepares its flow). */
@@ -130,6 +133,12 @@ export interface RunFlowOptions {
    * node that asked.
    */
   maxSubRuns?: number;
+  /**
+   * How long (ms) the run may take when its flow sets no `timeout:` of its
+   * own (default: the config's `runs.timeout`, else no limit); past it the
+   * run is recorded `timed-out`, as with a flow's `timeout:`.
+   */
+  defaultTimeout?: number;
   /**
    * Called with the run's id as soon as the run is recorded as `running`,
    * before its first node starts: how a caller that does not wait for the
@@ -358,6 +367,7 @@ async function runInTree(
     cwd: host.cwd,
     ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
     ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
+    ...(host.nodeTypes === undefined ? {} : { nodeTypes: host.nodeTypes }),
     // A run cancelled while it waits for a turn to check its custom nodes gives up waiting.
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
@@ -499,6 +509,7 @@ async function runInTree(
         concurrency: options.concurrency,
         parentRunId: options.parentRunId,
         abortGrace: options.abortGrace,
+        defaultTimeout: options.defaultTimeout,
         ...(tree.guard === undefined ? {} : { guard: tree.guard }),
         ...(host.enqueue === undefined ? {} : {
           enqueue: (flow: string, opts: EnqueueOptions) =>

@@ -27,6 +27,8 @@ import type { Clock, Store } from "./store/types.ts";
 import type { IndexBuildEvent } from "./store/driver.ts";
 import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
+import type { NodeType } from "./flow/node.ts";
+import { type ProgramNodeTypes, programNodeTypes } from "./flow/program_nodes.ts";
 import { type FlowHost, runFlow, type RunFlowOptions } from "./run_flow.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
 import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
@@ -107,6 +109,57 @@ export interface RuntimeOptions {
    * `openStore`). Default: none (the `INDEX_BUILD` warnings still come).
    */
   onIndexBuild?: (event: IndexBuildEvent & { store: string }) => void;
+  /**
+   * Node types this program defines, by name: a flow run by this runtime
+   * (a flow file or a definition, its sub-flows, a run it enqueues and a
+   * worker of this runtime claims) uses one as `type: acme.greet`, as it uses
+   * a built-in. They run in-process with this program's permissions, like
+   * the config's `nodes.trusted` modules: a node of such a type with a
+   * `permissions:` is a validation error (there is no sandbox to give them
+   * to), and a sandboxed node's sub-flow may not hold one. Their options are
+   * checked against their `optionsSchema` before the run (positions in a
+   * flow file), and their output must be JSON, as a module node's.
+   *
+   * A name must not be a built-in's (`log`…) nor look like a module path or
+   * specifier (`./x.ts`, `jsr:…`), else `openRuntime` throws a `TypeError`;
+   * it comes before a name the project's import map has. Only this
+   * runtime knows them: the CLI (`flowstate validate`, `run`, `daemon`,
+   * `worker`) reports `unknown node type` for them. A flow's version is the
+   * hash of its definition: changing a program node's code makes no new
+   * version, as editing a node module does not.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { defineNode, openRuntime } from "@flowstate/core";
+   * import { z } from "zod";
+   *
+   * const greet = defineNode({
+   *   optionsSchema: z.object({ name: z.string() }),
+   *   async run(ctx, { name }) {
+   *     const times = await ctx.flow.increment(["greeted", name], 1);
+   *     return `hello ${name} (${times})`;
+   *   },
+   * });
+   * const dir = await Deno.makeTempDir();
+   * await Deno.writeTextFile(
+   *   `${dir}/hello.flow.yaml`,
+   *   "id: hello\nnodes:\n  - { id: say, type: acme.greet, with: { name: Ada } }\n",
+   * );
+   * {
+   *   await using rt = await openRuntime({
+   *     cwd: dir,
+   *     config: { stores: { main: { plugin: "memory" } } },
+   *     nodeTypes: { "acme.greet": greet },
+   *   });
+   *   await rt.runFlow("hello.flow.yaml");
+   *   const run = await rt.runFlow("hello.flow.yaml");
+   *   assert.equal(run.nodes.say.output, "hello Ada (2)");
+   * }
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  nodeTypes?: Readonly<Record<string, NodeType>>;
 }
 
 /**
@@ -335,6 +388,10 @@ export async function openRuntimeWith(
   options: RuntimeOptions,
   load: (options: LoadConfigOptions) => Promise<ResolvedConfig>,
 ): Promise<Runtime> {
+  // Checked before the config loads: a wrong node type is the program's mistake, not the config's.
+  const nodeTypes = options.nodeTypes === undefined
+    ? undefined
+    : programNodeTypes(options.nodeTypes);
   setProcessActor(options.actor);
   const config = await load({
     config: options.config,
@@ -363,6 +420,7 @@ export async function openRuntimeWith(
     options.createStores ?? true,
     options.onWarning,
     options.onIndexBuild,
+    nodeTypes,
   );
 }
 
@@ -402,13 +460,13 @@ async function homeMovedWarning(config: ResolvedConfig): Promise<Warning | undef
 /** The options of {@linkcode openRuntime}. */
 const RUNTIME_OPTIONS: readonly string[] = fieldNames<RuntimeOptions>()(
   ["actor", "config", "cwd", "home", "clock", "env", "createStores"],
-  ["onWarning", "onIndexBuild"],
+  ["onWarning", "onIndexBuild", "nodeTypes"],
 );
 
 /** The options of `Runtime.runFlow`. */
 const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
   ["input", "inputFromStrings", "signal", "timers", "onEvent", "concurrency", "env"],
-  ["parentRunId", "abortGrace", "maxSubRuns", "onStart", "depth"],
+  ["parentRunId", "abortGrace", "maxSubRuns", "defaultTimeout", "onStart", "depth"],
 );
 
 /**
@@ -488,6 +546,8 @@ class FlowstateRuntime implements Runtime {
   #stateChanges: StateChangeSink;
   /** The Workers of sandboxed node modules; see {@linkcode sandboxPoolOf}. */
   readonly sandboxes: SandboxPool;
+  /** The program's node types (`nodeTypes` of {@linkcode openRuntime}); see {@linkcode programNodesOf}. */
+  readonly nodeTypes: ProgramNodeTypes | undefined;
 
   constructor(
     config: ResolvedConfig,
@@ -496,7 +556,9 @@ class FlowstateRuntime implements Runtime {
     createStores: boolean,
     onWarning: WarningHandler | undefined,
     onIndexBuild: RuntimeOptions["onIndexBuild"],
+    nodeTypes: ProgramNodeTypes | undefined,
   ) {
+    this.nodeTypes = nodeTypes;
     this.#cwd = cwd;
     this.#onWarning = onWarning;
     this.#onIndexBuild = onIndexBuild;
@@ -751,6 +813,7 @@ class FlowstateRuntime implements Runtime {
       events: this.#events,
       trustedNodes: this.config.nodes.trusted,
       trustedBaseDir: this.config.baseDir,
+      ...(this.nodeTypes === undefined ? {} : { nodeTypes: this.nodeTypes }),
       sandboxes: this.sandboxes,
       flows: this.#flows,
       flowRoots: this.config.flows,
@@ -763,6 +826,9 @@ class FlowstateRuntime implements Runtime {
     return {
       abortGrace: this.config.runs.abortGraceMs,
       maxSubRuns: this.config.runs.maxSubRuns,
+      ...(this.config.runs.timeoutMs === undefined
+        ? {}
+        : { defaultTimeout: this.config.runs.timeoutMs }),
     };
   }
 
@@ -822,6 +888,7 @@ class FlowstateRuntime implements Runtime {
         pool: this.sandboxes,
         trusted: this.config.nodes.trusted,
         trustedBaseDir: this.config.baseDir,
+        ...(this.nodeTypes === undefined ? {} : { nodeTypes: this.nodeTypes }),
         stores: this.storeNames,
         flows: this.#flows,
       },
@@ -846,6 +913,15 @@ class FlowstateRuntime implements Runtime {
 export function sandboxPoolOf(runtime: Runtime): SandboxPool | undefined {
   const pool = (runtime as Partial<FlowstateRuntime>).sandboxes;
   return pool instanceof SandboxPool ? pool : undefined;
+}
+
+/**
+ * The node types the program gave `runtime` (`nodeTypes` of
+ * {@linkcode openRuntime}), if any (internal: the scheduler loads the
+ * config's flows with them).
+ */
+export function programNodesOf(runtime: Runtime): ProgramNodeTypes | undefined {
+  return runtime instanceof FlowstateRuntime ? runtime.nodeTypes : undefined;
 }
 
 /**

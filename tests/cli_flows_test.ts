@@ -634,7 +634,9 @@ Deno.test("flowstate flows ls and flows versions show versions with their lineag
       "lastRunAt",
       "lastStatus",
       "description",
+      "lastRunArchive",
     ]);
+    assert.equal(flows[1].lastRunArchive, null, "its last run is recorded");
     assert.equal(flows[1].head, second.flowVersion);
     assert.equal(flows[1].versions, 2);
     assert.equal(flows[1].lastRunAt, second.startedAt);

@@ -194,3 +194,187 @@ Deno.test("serve: an archived run asked for again is not decompressed again; a r
     assert.equal((await documented<RunDetail>("GET", "/api/runs/{id}", again)).run.id, run.id);
   });
 });
+
+Deno.test("serve: a flow version the retention job deleted after its runs were archived is read from the archive", async () => {
+  await withServed(SQLITE, async ({ request, runtime, dir }) => {
+    const hello = join(dir, "flows", "hello.flow.yaml");
+    const original = await Deno.readTextFile(hello);
+    const first = await runtime.runFlow(hello);
+    await Deno.writeTextFile(hello, original.replace("hello ${{", "hi ${{"));
+    const second = await runtime.runFlow(hello);
+    assert.notEqual(first.flowVersion, second.flowVersion);
+    await runJob(runtime, "archive", { options: { olderThan: 0 } });
+    const retention = await runJob(runtime, "retention", { options: { maxAge: 0 } });
+    assert.equal(retention.outputs?.versionsDeleted, 1, JSON.stringify(retention.outputs));
+    const records = await runtime.records();
+    assert.equal(await records.getVersion("hello", first.flowVersion), null, "deleted");
+
+    type Version = {
+      hash: string;
+      parent: string | null;
+      seq: number;
+      source?: string;
+      definition: { id: string };
+      archived?: true;
+      archive?: string;
+    };
+    const path = `/api/flows/hello/versions/${first.flowVersion}`;
+    const version = await documented<Version>(
+      "GET",
+      "/api/flows/{flow}/versions/{hash}",
+      await request(path),
+    );
+    assert.equal(version.hash, first.flowVersion);
+    assert.equal(version.seq, 1);
+    assert.equal(version.source, original);
+    assert.equal(version.definition.id, "hello");
+    assert.equal(version.archived, true);
+    assert.match(version.archive ?? "", /^runs-\d{4}-\d{2}\.ndjson\.gz$/);
+
+    // The head is still recorded: not marked.
+    const head = await documented<Version>(
+      "GET",
+      "/api/flows/{flow}/versions/{hash}",
+      await request(`/api/flows/hello/versions/${second.flowVersion}`),
+    );
+    assert.equal(head.parent, first.flowVersion);
+    assert.equal(head.archived, undefined);
+
+    // A hash no run ran, or of another flow: 404.
+    for (
+      const other of [
+        `/api/flows/hello/versions/${"0".repeat(64)}`,
+        `/api/flows/slow/versions/${first.flowVersion}`,
+      ]
+    ) {
+      const res = await request(other);
+      assert.equal(res.status, 404, other);
+      await documented("GET", "/api/flows/{flow}/versions/{hash}", res);
+    }
+
+    // The archive's versions file moved aside: the 404 says the archive does not keep it.
+    const versionsFile = join(
+      dir,
+      "home",
+      "archive",
+      version.archive!.replace(".ndjson.gz", ".versions.ndjson.gz"),
+    );
+    await Deno.rename(versionsFile, `${versionsFile}.aside`);
+    const gone = await request(path);
+    assert.equal(gone.status, 404);
+    const body = await documented<{ error: { message: string } }>(
+      "GET",
+      "/api/flows/{flow}/versions/{hash}",
+      gone,
+    );
+    assert.match(
+      body.error.message,
+      new RegExp(
+        `the archive does not keep it: the runs archived in ${
+          version.archive!.replaceAll(".", "\\.")
+        } ran it`,
+      ),
+    );
+  });
+});
+
+Deno.test("serve: a flow's and a job's last run may be archived (marked so); metrics still count archived runs", async () => {
+  await withServed(SQLITE, async ({ request, runtime, dir }) => {
+    const hello = join(dir, "flows", "hello.flow.yaml");
+    await Deno.writeTextFile(
+      join(dir, "flows", "tick.flow.yaml"),
+      'id: tick\nschedule: "0 * * * *"\nnodes:\n  - { id: say, type: log, with: { message: tick } }\n',
+    );
+    await runtime.runFlow(hello, { input: { name: "a" } });
+    const last = await runtime.runFlow(hello, { input: { name: "b" } });
+    const tick = await runtime.runFlow(join(dir, "flows", "tick.flow.yaml"));
+    const gc = await runJob(runtime, "gc");
+    await runJob(runtime, "archive", { options: { olderThan: 0 } });
+    const records = await runtime.records();
+    assert.deepEqual((await records.listRunSummaries({ flowId: "hello" })).runs, [], "archived");
+
+    type Last = { id: string; status: string; archived?: true; archive?: string } | null;
+    const flows = await documented<{ id: string; lastRun: Last }[]>(
+      "GET",
+      "/api/flows",
+      await request("/api/flows"),
+    );
+    const byId = new Map(flows.map((f) => [f.id, f.lastRun]));
+    assert.equal(byId.get("hello")?.id, last.id);
+    assert.equal(byId.get("hello")?.status, "succeeded");
+    assert.equal(byId.get("hello")?.archived, true);
+    assert.match(byId.get("hello")?.archive ?? "", /^runs-\d{4}-\d{2}\.ndjson\.gz$/);
+    assert.equal(byId.get("slow"), null, "never ran");
+
+    // Asked again, the server answers from what it kept of the archive's index: its file and
+    // index replaced by zeros (same size, inode and modification time) are not read again.
+    const file = join(dir, "home", "archive", byId.get("hello")!.archive!);
+    const index = file.replace(".ndjson.gz", ".index.json");
+    const saved = await Promise.all([file, index].map(async (path) => {
+      const { size, mtime, atime } = await Deno.stat(path);
+      const bytes = await Deno.readFile(path);
+      await Deno.writeFile(path, new Uint8Array(size));
+      await Deno.utime(path, atime!, mtime!);
+      return { path, bytes, atime: atime!, mtime: mtime! };
+    }));
+    const fromMemory = await documented<{ id: string; lastRun: Last }[]>(
+      "GET",
+      "/api/flows",
+      await request("/api/flows"),
+    );
+    assert.deepEqual(fromMemory, flows);
+    for (const { path, bytes, atime, mtime } of saved) {
+      await Deno.writeFile(path, bytes);
+      await Deno.utime(path, atime, mtime);
+    }
+
+    const jobs = await documented<{ name: string; last: Last }[]>(
+      "GET",
+      "/api/jobs",
+      await request("/api/jobs"),
+    );
+    const gcLast = jobs.find((j) => j.name === "gc")?.last;
+    assert.equal(gcLast?.id, gc.id);
+    assert.equal(gcLast?.archived, true);
+    // The archive job's own run ended after the others were archived: recorded, not marked.
+    const archiveLast = jobs.find((j) => j.name === "archive")?.last;
+    assert.equal(archiveLast?.archived, undefined);
+
+    const schedules = await documented<{ id: string; lastRun: Last }[]>(
+      "GET",
+      "/api/schedules",
+      await request("/api/schedules"),
+    );
+    const tickLast = schedules.find((s) => s.id === "flow:tick")?.lastRun;
+    assert.equal(tickLast?.id, tick.id);
+    assert.equal(tickLast?.archived, true);
+
+    // A newer recorded run is the last run again, unmarked.
+    const live = await runtime.runFlow(hello);
+    const again = await documented<{ id: string; lastRun: Last }[]>(
+      "GET",
+      "/api/flows",
+      await request("/api/flows"),
+    );
+    const helloAgain = again.find((f) => f.id === "hello")?.lastRun;
+    assert.equal(helloAgain?.id, live.id);
+    assert.equal(helloAgain?.archived, undefined);
+
+    // Metrics count every finished run, the archived ones too.
+    const metrics = await documented<{ flowId: string; version: string; count: number }[]>(
+      "GET",
+      "/api/metrics",
+      await request("/api/metrics?flow=hello"),
+    );
+    assert.equal(metrics.find((m) => m.version === "*")?.count, 3);
+
+    // A damaged archive file fails no listing: its runs are left out of the last runs.
+    const bytes = await Deno.readFile(file);
+    await Deno.writeFile(file, bytes.slice(0, bytes.length >> 1));
+    for (const route of ["/api/flows", "/api/jobs", "/api/schedules"]) {
+      const res = await request(route);
+      assert.equal(res.status, 200, `${route}: ${await res.clone().text()}`);
+      await documented("GET", route, res);
+    }
+  });
+});

@@ -5,9 +5,11 @@
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `flows ls`: `[{ "id", "head", "versions", "prunedVersions", "lastRunAt", "lastStatus",
- *   "description" }]` in id order (`head` is the full hash; `versions` counts every version
- *   created, `prunedVersions` those the retention job deleted; `lastRunAt` ms since the epoch
- *   or `null`)
+ *   "description", "lastRunArchive" }]` in id order (`head` is the full hash; `versions` counts
+ *   every version created, `prunedVersions` those the retention job deleted; `lastRunAt` ms
+ *   since the epoch or `null`: the newest run's, recorded or archived; `lastRunArchive` the
+ *   archive file under `<home>/archive/` when that run is one the archive job moved there,
+ *   else `null`)
  * - `flows versions <id>`: `[{ "flowId", "hash", "parent", "seq", "createdAt" }]`,
  *   newest first (`parent` is `null` for the first version); `null` (exit 1) for an unknown flow
  * - `validate`: `[{ "file", "ok", "problems": [{ "file", "line", "column", "path", "message" }],
@@ -52,9 +54,16 @@ import {
   shortHash,
   unknownFlowMessage,
 } from "./format.ts";
-import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
+import {
+  type GlobalOptions,
+  notFound,
+  openForReading,
+  printWarning,
+  unlessMissing,
+} from "./common.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 import { UsageError } from "./input.ts";
+import { archivedLastRuns } from "../../jobs/_last_runs.ts";
 
 /** One problem of `validate --json`. */
 export interface ValidateProblem {
@@ -358,7 +367,15 @@ export async function listFlows(
     if (options.json) console.log("[]");
     return 0;
   }
-  const flows = await records.listFlows();
+  // A flow whose newest run the archive job moved out still shows it (marked archived).
+  const archived = await archivedLastRuns(runtime, printWarning);
+  const flows = (await records.listFlows()).map((f) => {
+    const old = archived.get(f.id);
+    const newer = old !== undefined && (f.lastRunAt === null || old.startedAt > f.lastRunAt);
+    return newer
+      ? { ...f, lastRunAt: old.startedAt, lastStatus: old.status, lastRunArchive: old.archive }
+      : { ...f, lastRunArchive: null };
+  });
   if (options.json) {
     console.log(JSON.stringify(flows));
   } else if (flows.length === 0) {
@@ -373,7 +390,7 @@ export async function listFlows(
           ? `${f.versions - f.prunedVersions} (${f.prunedVersions} pruned)`
           : String(f.versions),
         formatTime(f.lastRunAt, runtime.config.timezone),
-        f.lastStatus ?? "-",
+        f.lastStatus === null ? "-" : `${f.lastStatus}${f.lastRunArchive ? " (archived)" : ""}`,
       ]),
     );
   }

@@ -112,6 +112,34 @@ export function formatTime(ms: number | null | undefined, timezone = "UTC"): str
   return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${zone}`;
 }
 
+/**
+ * A last run in a listing's LAST RUN column: its status and start time,
+ * `(archived)` when the archive job moved it to `<home>/archive/`; `-` for none.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lastRunText } from "./format.ts";
+ *
+ * const startedAt = Date.UTC(2026, 11, 4, 21, 15, 3);
+ * assert.equal(lastRunText({ status: "failed", startedAt }), "failed 2026-12-04 21:15:03 UTC");
+ * assert.equal(
+ *   lastRunText({ status: "succeeded", startedAt, archived: true }),
+ *   "succeeded 2026-12-04 21:15:03 UTC (archived)",
+ * );
+ * assert.equal(lastRunText(null), "-");
+ * ```
+ */
+export function lastRunText(
+  last: { status: string; startedAt: number; archived?: true } | null,
+  timezone = "UTC",
+): string {
+  if (last === null) return "-";
+  return `${last.status} ${formatTime(last.startedAt, timezone)}${
+    last.archived ? " (archived)" : ""
+  }`;
+}
+
 /** The first 12 hex digits of a version hash (`-` for `null`). */
 export function shortHash(hash: string | null | undefined): string {
   return hash ? hash.slice(0, 12) : "-";

@@ -10,7 +10,9 @@
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `jobs ls`: `[{ "name", "description", "builtin", "module", "enabled", "scheduled",
- *   "schedule", "timezone", "lastRun": { "id", "status", "startedAt", "durationMs" } | null,
+ *   "schedule", "timezone", "lastRun": { "id", "status", "startedAt", "durationMs" } | null
+ *   (with `"archived": true` and its `"archive"` file when the newest run is one the archive
+ *   job moved to `<home>/archive/`),
  *   "nextRun": number | null, "error": string | null, "paths": { "<option>": path } }]`
  *   (`module` is `null` for a built-in; times are ms since the epoch; `schedule` is `null` for a
  *   job without one; `paths`: the config's options naming files, absolute)
@@ -28,7 +30,8 @@ import type { Job } from "../jobs/job.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
 import { loadConfiguredJob, locateJobOptionsError } from "../scheduler/from_config.ts";
-import { formatDuration, formatTime, printTable } from "./format.ts";
+import { formatDuration, formatTime, lastRunText, printTable } from "./format.ts";
+import { type LastRunBrief, lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 import { UsageError } from "./input.ts";
 import {
   type GlobalOptions,
@@ -43,6 +46,7 @@ import { ConfigError, messageOf } from "../errors.ts";
 import { createProgress, type ProgressMode } from "../jobs/progress.ts";
 import type { IndexBuildEvent } from "../store/driver.ts";
 import { parseJson } from "../_json.ts";
+import type { WarningHandler } from "../log.ts";
 
 /** One row of `jobs ls --json`. */
 export interface JobListing {
@@ -62,8 +66,11 @@ export interface JobListing {
   schedule: string | null;
   /** The schedule's time zone. */
   timezone: string;
-  /** The newest run, or `null`. */
-  lastRun: { id: string; status: string; startedAt: number; durationMs: number | null } | null;
+  /**
+   * The newest run, or `null`: recorded, or one the archive job moved to
+   * `<home>/archive/` when that is newer (then marked `archived`).
+   */
+  lastRun: LastRunBrief | null;
   /** The next tick (ms since the epoch) if scheduled, else `null`. */
   nextRun: number | null;
   /** Why the job could not be loaded, or `null`. */
@@ -105,12 +112,19 @@ function jobNames(runtime: Runtime): string[] {
   return knownJobNames(runtime.config.jobs);
 }
 
-/** Describe every job: built-in and configured, with schedule, last and next run. */
-export async function describeJobs(runtime: Runtime): Promise<JobListing[]> {
+/**
+ * Describe every job: built-in and configured, with schedule, last and next
+ * run (`onWarning`: a damaged archive file, whose runs are left out).
+ */
+export async function describeJobs(
+  runtime: Runtime,
+  onWarning?: WarningHandler,
+): Promise<JobListing[]> {
   const config = runtime.config;
   // No records store yet (a read-only runtime): no job has run.
   const records = await unlessMissing(() => runtime.records());
   const now = runtime.clock.now();
+  const findLast = await lastRunFinder(runtime, records, onWarning);
   const builtins = builtinJobNames();
   const out: JobListing[] = [];
   for (const name of jobNames(runtime)) {
@@ -141,17 +155,7 @@ export async function describeJobs(runtime: Runtime): Promise<JobListing[]> {
     listing.scheduled = configured && listing.enabled && listing.schedule !== null &&
       listing.error === null;
     if (listing.scheduled) listing.nextRun = nextTick(listing.schedule!, now, listing.timezone);
-    const last = records === null
-      ? undefined
-      : (await records.listRunSummaries({ flowId: `job:${name}`, limit: 1 })).runs[0];
-    if (last !== undefined) {
-      listing.lastRun = {
-        id: last.id,
-        status: last.status,
-        startedAt: last.startedAt,
-        durationMs: last.durationMs,
-      };
-    }
+    listing.lastRun = lastRunBrief(await findLast(`job:${name}`));
     out.push(listing);
   }
   return out;
@@ -163,7 +167,7 @@ export async function jobsList(
   global: GlobalOptions,
 ): Promise<number> {
   await using runtime = await openForReading(global);
-  const jobs = await describeJobs(runtime);
+  const jobs = await describeJobs(runtime, printWarning);
   const tz = runtime.config.timezone;
   if (options.json) {
     console.log(JSON.stringify(jobs));
@@ -175,7 +179,7 @@ export async function jobsList(
         j.schedule === null ? "-" : j.scheduled ? j.schedule : `(${j.schedule})`,
         j.scheduled ? j.timezone : "-",
         j.enabled ? "yes" : "no",
-        j.lastRun === null ? "-" : `${j.lastRun.status} ${formatTime(j.lastRun.startedAt, tz)}`,
+        lastRunText(j.lastRun, tz),
         formatTime(j.nextRun, tz),
         j.description ?? "(cannot be loaded)",
       ]),

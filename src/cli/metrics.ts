@@ -1,6 +1,9 @@
 /**
  * `flowstate metrics [<flow-id>]`: run counts and durations per flow, from
- * the metrics kept with the run records. Without a flow id, one row per flow
+ * the metrics kept with the run records. They count every finished run since
+ * the flow first ran: a run is counted when it ends, apart from its record,
+ * so the runs the archive job moved to `<home>/archive/` and those the
+ * retention job deleted stay counted. Without a flow id, one row per flow
  * (all its versions together); with one, that flow's total, then one row
  * per version, most recently run first, then (`pruned`) the runs of the
  * versions the retention job deleted: the rows below the total add up to it.

@@ -336,7 +336,9 @@ export function buildProgram(setExitCode: (code: number) => void) {
   const flows = program.command("flows").description("list recorded flows and their versions");
   flows
     .command("ls")
-    .description("list flows: head version, versions, last run and its status")
+    .description(
+      "list flows: head version, versions, last run and its status (an archived one marked so)",
+    )
     .option("--json", "print a JSON array")
     .action(async (options, command) => {
       const { listFlows } = await import("./flows.ts");
@@ -354,7 +356,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
 
   program
     .command("metrics")
-    .description("run counts and durations (p50, p95, mean) per flow, or per version of one flow")
+    .description(
+      "run counts and durations (p50, p95, mean) per flow, or per version of one flow: every " +
+        "finished run, archived runs and runs the retention job deleted included",
+    )
     .argument("[flow-id]", "only this flow, with a row per version")
     .option("--json", "print a JSON array")
     .action(async (flowId, options, command) => {
@@ -602,6 +607,25 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .action(async (options, command) => {
       const { workerCommand } = await import("./queue.ts");
       setExitCode(await workerCommand({ ...options, quiet: quiet(command) }, globals(command)));
+    });
+
+  program
+    .command("workers")
+    .description(
+      "the queue workers sharing the records store: live or stale, what they serve and hold",
+    )
+    .command("ls", { isDefault: true })
+    .description("list the workers (flowstate workers is the same)")
+    .option("--json", "print a JSON array (as GET /api/workers)")
+    .addHelpText(
+      "after",
+      "\nA worker is stale when it wrote no heartbeat for three heartbeat intervals (15 s with the\n" +
+        "default 30 s lease): killed, paused or cut off from the store. A clean stop removes it;\n" +
+        "the gc job deletes stale ones (option staleWorkersAfter, default 1h).",
+    )
+    .action(async (options, command) => {
+      const { workersCommand } = await import("./workers.ts");
+      setExitCode(await workersCommand(options, globals(command)));
     });
 
   program

@@ -5,7 +5,8 @@
  * `--json` prints one array (stable), in the daemon's order (jobs, then
  * flows): `[{ "id": "job:<name>" | "flow:<id>", "kind": "job" | "flow",
  * "cron", "timezone", "nextRun": number | null, "lastRun": { "id", "status",
- * "startedAt", "durationMs" } | null }]` (times in ms since the epoch), then
+ * "startedAt", "durationMs" } | null }]` (times in ms since the epoch; a last run
+ * the archive job moved to `<home>/archive/` has `"archived": true` and its `"archive"`), then
  * (a job's row also has `"paths": { "<option>": path }` when options of it in the
  * config name files: absolute, a relative one the config file's folder's), then
  * one row for each flow file under `flows:` that cannot be used:
@@ -25,8 +26,8 @@
 import { type FlowFileProblem, type JobProblem, loadSchedules } from "../scheduler/from_config.ts";
 import { type ScheduleListing, scheduleListing } from "../scheduler/listing.ts";
 import { lookalikeFlowWarnings } from "../flow_files.ts";
-import { formatTime, printTable } from "./format.ts";
-import { type GlobalOptions, openForReading, unlessMissing } from "./common.ts";
+import { formatTime, lastRunText, printTable } from "./format.ts";
+import { type GlobalOptions, openForReading, printWarning, unlessMissing } from "./common.ts";
 import { pathLines, PATHS_HEADING } from "./jobs.ts";
 
 export type { ScheduleListing } from "../scheduler/listing.ts";
@@ -49,6 +50,7 @@ export async function listSchedules(
     runtime,
     { schedules, problems, jobProblems },
     records,
+    printWarning,
   );
   const code = problems.length === 0 && jobProblems.length === 0 ? 0 : 2;
   for (const warning of await lookalikeFlowWarnings(runtime.config)) {
@@ -79,7 +81,7 @@ export async function listSchedules(
         r.cron!,
         r.timezone,
         formatTime(r.nextRun, tz),
-        r.lastRun === null ? "-" : `${r.lastRun.status} ${formatTime(r.lastRun.startedAt, tz)}`,
+        lastRunText(r.lastRun, tz),
       ]),
     );
   }

@@ -21,6 +21,7 @@ import {
   knownFields,
 } from "./schema.ts";
 import { checkTemplates } from "./template/mod.ts";
+import { builtinNodes } from "./nodes.ts";
 import type { InputType } from "./types.ts";
 
 type FlowPath = ProblemPath;
@@ -266,9 +267,7 @@ export class Checker {
           }`
           : looksLikeFile
           ? `unknown node type "${type}": a module path must start with ./, ../ or / (write "./${type}")`
-          : `unknown node type "${type}"${didYouMean(type, known)}; use a built-in (${
-            [...known].join(", ")
-          }) or a module path like ./nodes/thing.ts`,
+          : unknownTypeMessage(type, known),
       );
     }
   }
@@ -440,4 +439,23 @@ function matchingOption(issues: readonly ZodIssue[]): ZodIssue[] {
       shaped[0].map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] }) as ZodIssue),
     );
   });
+}
+
+/**
+ * Why `type`, a bare name, is not a node type: the closest known name, the
+ * built-ins, the program's own node types (the known names that are not
+ * built-ins: `openRuntime`'s `nodeTypes`). Where there are none (the CLI) and
+ * nothing is close, a name may be a program's node type: said so.
+ */
+function unknownTypeMessage(type: string, known: ReadonlySet<string>): string {
+  const suggestion = didYouMean(type, known);
+  const builtins = [...known].filter((name) => builtinNodes.has(name));
+  const own = [...known].filter((name) => !builtinNodes.has(name));
+  return `unknown node type "${type}"${suggestion}; use a built-in (${builtins.join(", ")})${
+    own.length === 0 ? "" : `, a node type of this program (${own.join(", ")})`
+  } or a module path like ./nodes/thing.ts${
+    own.length === 0 && suggestion === ""
+      ? ` (a node type a program defines with openRuntime({ nodeTypes }) is known only to that program's runtime)`
+      : ""
+  }`;
 }

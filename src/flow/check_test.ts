@@ -154,7 +154,12 @@ nodes:
 `;
   assert.deepEqual(problems(text, { nodeTypes: NODE_TYPES }), [
     'flow.yaml:3:20: nodes[0].type: unknown node type "lgo" (did you mean "log"?); use a built-in (state.increment, log, delay) or a module path like ./nodes/thing.ts',
-    'flow.yaml:4:20: nodes[1].type: unknown node type "whatever"; use a built-in (state.increment, log, delay) or a module path like ./nodes/thing.ts',
+    `flow.yaml:4:20: nodes[1].type: unknown node type "whatever"; use a built-in (state.increment, log, delay) or a module path like ./nodes/thing.ts (a node type a program defines with openRuntime({ nodeTypes }) is known only to that program's runtime)`,
+  ]);
+  // Names known beyond the built-ins are the program's node types (openRuntime's nodeTypes).
+  assert.deepEqual(problems(text, { nodeTypes: new Set([...NODE_TYPES, "acme.lgo"]) }), [
+    'flow.yaml:3:20: nodes[0].type: unknown node type "lgo" (did you mean "log"?); use a built-in (state.increment, log, delay), a node type of this program (acme.lgo) or a module path like ./nodes/thing.ts',
+    'flow.yaml:4:20: nodes[1].type: unknown node type "whatever"; use a built-in (state.increment, log, delay), a node type of this program (acme.lgo) or a module path like ./nodes/thing.ts',
   ]);
   assert.equal(parseFlow(text).definition.nodes[0].type, "lgo");
 });

@@ -182,6 +182,8 @@ export interface ExecuteOptions {
    * on (default {@linkcode DEFAULT_ABORT_GRACE}).
    */
   abortGrace?: number;
+  /** How long (ms) the run may take when the flow sets no `timeout:` (see `RunFlowOptions`). */
+  defaultTimeout?: number;
   /** Overrides the flow's `concurrency` (default 16). */
   concurrency?: number;
   /** Enqueues a run of another flow (the `queue` node type); absent where there is no queue. */
@@ -702,8 +704,9 @@ class Execution implements AttemptHost {
     if (this.#o.signal?.aborted) onOuterAbort();
     this.#o.signal?.addEventListener("abort", onOuterAbort, { once: true });
     const flowTimer = new AbortController();
-    if (flow.timeout !== undefined) {
-      this.timers.sleep(flow.timeout, flowTimer.signal).then(
+    const timeout = flow.timeout ?? this.#o.defaultTimeout;
+    if (timeout !== undefined) {
+      this.timers.sleep(timeout, flowTimer.signal).then(
         () => this.#controller.abort("timed-out"),
         () => {},
       );
@@ -722,7 +725,9 @@ class Execution implements AttemptHost {
       this.#failure ??= {
         message: [
           status === "timed-out"
-            ? `the flow timed out after ${flow.timeout} ms`
+            ? `the flow timed out after ${timeout} ms${
+              flow.timeout === undefined ? " (runs.timeout in the config)" : ""
+            }`
             : "the run was cancelled",
           ...this.#stuck,
         ].join("; "),

@@ -10,6 +10,7 @@ import { builtinNodes } from "./nodes.ts";
 import type { ParsedFlow } from "./parse.ts";
 import { prepareFlow } from "./prepare.ts";
 import type { SandboxPool } from "./sandbox.ts";
+import type { ProgramNodeTypes } from "./program_nodes.ts";
 import type { FlowDefinition } from "./types.ts";
 
 /**
@@ -96,6 +97,8 @@ export async function loadFlowIn(
     beforePrepare?: (parsed: ParsedFlow, baseDir: string) => void;
     /** Gives up waiting for a turn to check custom nodes in Workers. */
     signal?: AbortSignal;
+    /** Node types the program defines, by name (in-process, like the built-ins). */
+    nodeTypes?: ProgramNodeTypes;
   } = {},
 ): Promise<LoadedFlow> {
   if (isLoaded(flow)) return flow;
@@ -105,9 +108,10 @@ export async function loadFlowIn(
   else {
     // The parser (and the YAML library) is loaded only when a flow is parsed.
     const { loadFlowFile, validateFlow } = await import("./parse.ts");
+    const nodeTypes = new Set([...builtinNodes.keys(), ...options.nodeTypes?.keys() ?? []]);
     parsed = typeof flow === "string"
-      ? await loadFlowFile(resolve(cwd, flow), { displayPath: flow })
-      : validateFlow(flow, { nodeTypes: new Set(builtinNodes.keys()) });
+      ? await loadFlowFile(resolve(cwd, flow), { displayPath: flow, nodeTypes })
+      : validateFlow(flow, { nodeTypes });
   }
   const baseDir = parsed.file ? dirname(resolve(cwd, parsed.file)) : cwd;
   options.beforePrepare?.(parsed, baseDir);
@@ -118,6 +122,7 @@ export async function loadFlowIn(
     ...(options.trustedBaseDir === undefined ? {} : { trustedBaseDir: options.trustedBaseDir }),
     ...(options.pool === undefined ? {} : { pool: options.pool }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.nodeTypes === undefined ? {} : { nodeTypes: options.nodeTypes }),
   });
   return { parsed, prepared };
 }

@@ -46,7 +46,11 @@ export const OPTIONS_CHECKED: unique symbol = Symbol.for("flowstate.flowOptionsC
 export interface PrepareOptions {
   /** Directory module types and sub-flows resolve against (default: the flow file's, or cwd). */
   baseDir?: string;
-  /** Extra node types by name (in addition to the built-ins). */
+  /**
+   * The program's node types by name (`nodeTypes` of `openRuntime`), in
+   * addition to the built-ins: they run in-process (`runs: "trusted"`), and a
+   * `permissions:` on one is a problem.
+   */
   nodeTypes?: ReadonlyMap<string, NodeType<never>>;
   /**
    * The configured store names: a built-in `state.*` node whose static
@@ -141,17 +145,23 @@ export async function prepareFlow(
     const nodes: PreparedNode[] = [];
     for (let i = 0; i < def.nodes.length; i++) {
       const spec = def.nodes[i];
-      const builtin = (options.nodeTypes?.get(spec.type) ?? builtinNodes.get(spec.type)) as
-        | NodeType<unknown>
-        | undefined;
-      let type: NodeType<unknown> | undefined = builtin;
-      // A built-in name comes first, even when the project's import map has it too.
-      const url = builtin === undefined ? moduleUrl(spec.type, baseDir) : undefined;
+      const program = options.nodeTypes?.get(spec.type) as NodeType<unknown> | undefined;
+      const builtin = program === undefined
+        ? builtinNodes.get(spec.type) as NodeType<unknown> | undefined
+        : undefined;
+      let type: NodeType<unknown> | undefined = program ?? builtin;
+      // A built-in (or the program's) name comes first, even when the project's import map has it.
+      const url = type === undefined ? moduleUrl(spec.type, baseDir) : undefined;
       const sandboxed = url !== undefined && !trusted.has(url);
-      if (spec.permissions !== undefined && url === undefined && builtin !== undefined) {
+      if (spec.permissions !== undefined && builtin !== undefined) {
         problem(
           ["nodes", i, "permissions"],
           `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules only`,
+        );
+      } else if (spec.permissions !== undefined && program !== undefined) {
+        problem(
+          ["nodes", i, "permissions"],
+          `node type "${spec.type}" is defined by the program running this flow (openRuntime's nodeTypes) and runs in-process with all of its permissions, so permissions: would restrict nothing; remove it, or make the node a module (type: ./nodes/thing.ts) to run it sandboxed within permissions:`,
         );
       }
       const permissions = resolvePermissions(spec.permissions, baseDir);
@@ -262,13 +272,15 @@ export async function prepareFlow(
           );
         }
       } else if (!type) {
-        const names = [...builtinNodes.keys(), ...(options.nodeTypes?.keys() ?? [])];
-        const suggestion = didYouMean(spec.type, names);
+        const own = [...(options.nodeTypes?.keys() ?? [])];
+        const suggestion = didYouMean(spec.type, [...builtinNodes.keys(), ...own]);
         problem(
           ["nodes", i, "type"],
           `unknown node type "${spec.type}"${suggestion}; use a built-in (${
-            names.join(", ")
-          }), a module path like ./nodes/thing.ts${
+            [...builtinNodes.keys()].join(", ")
+          })${
+            own.length === 0 ? "" : `, a node type of this program (${own.join(", ")})`
+          }, a module path like ./nodes/thing.ts${
             suggestion === "" ? `, or a package name (${mappingHint(spec.type, baseDir)})` : ""
           }`,
         );
@@ -283,18 +295,18 @@ export async function prepareFlow(
         // A built-in's templated options need its zod schema; a flow from the disk cache passed
         // this very check when it was cached (the cache's key covers the schemas' code), so a
         // cached run does not load zod for it.
-        const checkedBefore = builtin === type && !compiled.isStatic &&
+        const checkedBefore = builtin !== undefined && !compiled.isStatic &&
           (parsed as { [OPTIONS_CHECKED]?: true })[OPTIONS_CHECKED] === true;
         try {
           if (!checkedBefore) {
             checked = await optionProblems(type, spec.type, values, {
-              staticValues: builtin === type,
+              staticValues: builtin !== undefined,
             });
           }
         } catch (err) {
           // A custom schema given a template where it expects a value may throw: then the run
           // checks the evaluated options.
-          if (compiled.isStatic || builtin === type) throw err;
+          if (compiled.isStatic || builtin !== undefined) throw err;
         }
         const found = [
           ...checked,
@@ -342,7 +354,14 @@ export async function prepareFlow(
         dependents: [],
         retry,
         timeout,
-        runs: url === undefined ? "builtin" : sandboxed ? "worker" : "trusted",
+        // The program's node types run in-process with its permissions, as trusted modules do.
+        runs: program !== undefined
+          ? "trusted"
+          : url === undefined
+          ? "builtin"
+          : sandboxed
+          ? "worker"
+          : "trusted",
         ...(sandboxed ? { permissions } : {}),
       });
     }

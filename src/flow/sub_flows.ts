@@ -10,8 +10,9 @@
  *   starts a sub-run under a permission **ceiling**, its own permissions: every
  *   custom node of the sub-run (and of its sub-runs, at every level) must
  *   declare permissions within it, its flow's `env:` list must be variables
- *   the node may read, and it may hold no in-process (`trusted`) module and no
- *   `queue` node. Otherwise the sub-run is refused before any of its modules is
+ *   the node may read, and it may hold no in-process (`trusted`) module, no
+ *   node type of the program's (`openRuntime`'s `nodeTypes`) and no `queue`
+ *   node. Otherwise the sub-run is refused before any of its modules is
  *   loaded, with an error naming the node, the permission and the caller.
  * - Such a node runs flow **files** only, never a definition object (its
  *   nodes, and its flow id, which decides the flow state it uses, would be
@@ -37,6 +38,7 @@ import { moduleUrl } from "../loader.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import { builtinNodes } from "./nodes.ts";
 import type { ParsedFlow } from "./parse.ts";
+import type { ProgramNodeTypes } from "./program_nodes.ts";
 import { PERMISSION_NAMES, type PermissionName, resolvePermissions } from "./sandbox.ts";
 import { compileValue } from "./template/mod.ts";
 
@@ -196,7 +198,13 @@ async function allowedFlowFile(
 export function checkCeiling(
   parsed: ParsedFlow,
   ceiling: PermissionCeiling,
-  where: { baseDir: string; trusted?: readonly string[]; trustedBaseDir?: string },
+  where: {
+    baseDir: string;
+    trusted?: readonly string[];
+    trustedBaseDir?: string;
+    /** The program's node types (in-process): never within a ceiling. */
+    nodeTypes?: ProgramNodeTypes;
+  },
 ): void {
   const def = parsed.definition;
   const trustedBase = where.trustedBaseDir ?? Deno.cwd();
@@ -206,6 +214,12 @@ export function checkCeiling(
   const outside: string[] = [];
   for (const spec of def.nodes) {
     const node = `node ${spec.id} (${spec.type})`;
+    if (where.nodeTypes?.has(spec.type)) {
+      outside.push(
+        `${node} is defined by the program (in-process, with every permission of the runner)`,
+      );
+      continue;
+    }
     if (builtinNodes.has(spec.type)) {
       if (spec.type === "queue") {
         outside.push(`${node} enqueues runs, which would run outside the caller's permissions`);

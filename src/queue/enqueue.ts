@@ -10,6 +10,7 @@ import { dirname, resolve } from "../_path.ts";
 import { parseDuration } from "../duration.ts";
 import { coerceInputs } from "../flow/inputs.ts";
 import { loadFlowIn } from "../flow/load.ts";
+import type { ProgramNodeTypes } from "../flow/program_nodes.ts";
 import type { SandboxPool } from "../flow/sandbox.ts";
 import type { FlowCache } from "../flow_cache.ts";
 import { compileTemplate } from "../flow/template/mod.ts";
@@ -114,6 +115,8 @@ export interface EnqueueHost {
   trusted?: readonly string[];
   /** Where they resolve from. */
   trustedBaseDir?: string;
+  /** The program's node types (`nodeTypes` of `openRuntime`). */
+  nodeTypes?: ProgramNodeTypes;
   /** Store names, for `state.*` nodes' `store`. */
   stores?: readonly string[];
   /** The runtime's prepared flows (see `flow_cache.ts`). */
@@ -137,6 +140,7 @@ export async function enqueueFlow(
     ...(host.stores === undefined ? {} : { stores: host.stores }),
     ...(host.trusted === undefined ? {} : { trusted: host.trusted }),
     ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
+    ...(host.nodeTypes === undefined ? {} : { nodeTypes: host.nodeTypes }),
   };
   // Through the runtime's cache: an unchanged flow is not checked again (its custom nodes'
   // modules in a Worker) on every enqueue.

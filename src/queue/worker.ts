@@ -16,6 +16,14 @@
  * cancelled and released back to `queued` (attempt recorded `lost`), so a
  * stopped worker never leaves a run `running`.
  *
+ * Each worker keeps an entry in the worker registry of its records store
+ * (`P, "workers", id`, see `records/workers.ts`): written as it starts, then
+ * by its poll loop every heartbeat interval (the claims' `heartbeatMs`) and at
+ * most every second while its claims change (the loop's sleep is cut short
+ * for it: no second timer), and during a stop's grace period; deleted by a
+ * clean stop. A killed worker's entry goes stale after three missed
+ * heartbeats, and the gc job deletes it later.
+ *
  * @module
  */
 import { assertKnownFields, fieldNames } from "../_suggest.ts";
@@ -24,6 +32,7 @@ import { messageOf, StoreUnavailableError } from "../errors.ts";
 import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
+import { type WorkerInfo, workerStatus } from "../records/workers.ts";
 import type { RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import {
@@ -35,6 +44,7 @@ import {
 import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
 import { uniqueRandomHex } from "../_random.ts";
+import denoJson from "../../deno.json" with { type: "json" };
 import type { Clock } from "../clock.ts";
 import type { RunGuard } from "../flow/executor.ts";
 
@@ -76,6 +86,8 @@ const LOST_SUB_RUNS_WATCH_MS = 10 * 60_000;
 const UNAVAILABLE_RETRY_MS = 2_000;
 /** A busy worker makes due delayed runs ready at most this often, in ms. */
 const PROMOTE_MS = 100;
+/** While its claims change, a worker rewrites its registry entry at most this often, in ms. */
+const CLAIMS_WRITE_MS = 1_000;
 
 /**
  * What a worker tells as it works.
@@ -257,14 +269,17 @@ export interface Worker extends AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-function defaultWorkerId(): string {
-  let host = "host";
+function hostName(): string {
   try {
-    host = Deno.hostname();
+    return Deno.hostname();
   } catch {
     // No --allow-sys=hostname: the pid and random part still tell workers apart.
+    return "host";
   }
-  return `${host}:${Deno.pid}:${uniqueRandomHex(4)}`;
+}
+
+function defaultWorkerId(): string {
+  return `${hostName()}:${Deno.pid}:${uniqueRandomHex(4)}`;
 }
 
 /** The names of {@linkcode WorkerOptions}: a misspelt one is refused, not ignored. */
@@ -388,11 +403,20 @@ class QueueWorker implements Worker {
    */
   #lostParents = new Map<string, { at: number; until: number }>();
   #lastSubRunCheck = 0;
+  /** The registry entry: when this worker started, its entry's version, when it last wrote it. */
+  readonly #startedAt: number;
+  #entryVersion: string | undefined;
+  #lastBeat = 0;
+  /** The claims changed since the entry was last written. */
+  #claimsChanged = false;
+  /** Writing the entry failed (told once, until a write succeeds again). */
+  #beatFailing = false;
 
   constructor(rt: Runtime, settings: Settings) {
     this.#rt = rt;
     this.#s = settings;
     this.id = settings.id;
+    this.#startedAt = rt.clock.now();
   }
 
   get running(): number {
@@ -423,13 +447,14 @@ class QueueWorker implements Worker {
     this.#wake?.();
   };
 
-  async #sleep(ms: number): Promise<void> {
+  /** Wait `ms`, or until woken; resolves whether it was woken. */
+  async #sleep(ms: number): Promise<boolean> {
     if (this.#woken) {
       this.#woken = false;
-      return;
+      return true;
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
+      const timer = setTimeout(done, Math.max(0, ms));
       function done() {
         clearTimeout(timer);
         resolve();
@@ -437,7 +462,99 @@ class QueueWorker implements Worker {
       this.#wake = done;
     });
     this.#wake = undefined;
+    const woken = this.#woken;
     this.#woken = false;
+    return woken;
+  }
+
+  /** When the registry entry is due to be written again (`Date.now()` time). */
+  #nextBeatAt(): number {
+    return this.#lastBeat +
+      (this.#claimsChanged ? Math.min(CLAIMS_WRITE_MS, this.#s.heartbeatMs) : this.#s.heartbeatMs);
+  }
+
+  /** Write the registry entry if it is due (see {@linkcode QueueWorker.#nextBeatAt}). */
+  async #beatIfDue(records: Records): Promise<void> {
+    if (Date.now() >= this.#nextBeatAt()) await this.#beat(records);
+  }
+
+  /**
+   * Write this worker's registry entry: its heartbeat, settings and claims. A failure is told
+   * once (an `error` event) until a write succeeds again; the worker keeps working.
+   */
+  async #beat(records: Records): Promise<void> {
+    this.#lastBeat = Date.now();
+    this.#claimsChanged = false;
+    const info: WorkerInfo = {
+      id: this.id,
+      host: hostName(),
+      pid: Deno.pid,
+      version: denoJson.version,
+      startedAt: this.#startedAt,
+      heartbeatAt: this.#rt.clock.now(),
+      heartbeatMs: this.#s.heartbeatMs,
+      concurrency: this.#s.concurrency,
+      flows: this.#s.flows === undefined ? null : [...this.#s.flows],
+      leaseMs: this.#s.leaseMs,
+      pollMs: this.#s.pollMs,
+      stopping: this.#stopping,
+      claims: [...this.#inFlight.values()].map(({ run }) => ({
+        runId: run.id,
+        flowId: run.flowId,
+        attempt: run.queue?.attempt ?? 1,
+        claimedAt: run.queue?.claim?.at ?? run.startedAt,
+      })),
+    };
+    try {
+      this.#entryVersion = await records.putWorker(info);
+      this.#beatFailing = false;
+    } catch (err) {
+      if (this.#beatFailing) return;
+      this.#beatFailing = true;
+      this.#s.onEvent({
+        type: "error",
+        message: `cannot write this worker's heartbeat to the worker registry: ${messageOf(err)}`,
+      });
+    }
+  }
+
+  /**
+   * Tell (an `error` event) when a live worker of another process already has this id: their
+   * entries would overwrite each other and their claims name the same worker.
+   */
+  async #checkIdInUse(records: Records): Promise<void> {
+    try {
+      const now = this.#rt.clock.now();
+      const other = (await records.listWorkers()).find((w) => w.id === this.id);
+      if (
+        other !== undefined && (other.pid !== Deno.pid || other.host !== hostName()) &&
+        workerStatus(other, now) === "live"
+      ) {
+        this.#s.onEvent({
+          type: "error",
+          message:
+            `another live worker has the id "${this.id}" (pid ${other.pid} on ${other.host}): ` +
+            `give each worker its own id (--worker-id, WorkerOptions.workerId)`,
+        });
+      }
+    } catch {
+      // The registry is for people: a failed read must not keep the worker from working.
+    }
+  }
+
+  /** Delete the registry entry on a clean stop, if it is still the one this worker wrote. */
+  async #unregister(records: Records): Promise<void> {
+    if (this.#entryVersion === undefined) return;
+    try {
+      await records.removeWorker(this.id, { ifVersion: this.#entryVersion });
+    } catch (err) {
+      this.#s.onEvent({
+        type: "error",
+        message: `cannot remove this worker from the worker registry: ${
+          messageOf(err)
+        } (it shows as stale, and gc deletes it)`,
+      });
+    }
   }
 
   async #work(): Promise<void> {
@@ -466,12 +583,22 @@ class QueueWorker implements Worker {
       return;
     }
     this.#records = records;
+    await this.#checkIdInUse(records);
+    await this.#beat(records);
     // Fold the metrics shards left by workers before this one (killed ones too).
     await this.#compactMetrics(records);
     let lastReclaim = 0;
     let lastPromote = 0;
+    let nextPoll = 0;
+    let woken = false;
     try {
       while (!this.#stopping) {
+        // Woken only to write the registry entry: no poll before its time.
+        if (!woken && Date.now() < nextPoll) {
+          await this.#beatIfDue(records);
+          woken = await this.#sleep(Math.min(nextPoll, this.#nextBeatAt()) - Date.now());
+          continue;
+        }
         try {
           const now = Date.now();
           if (now - lastReclaim >= Math.min(1_000, this.#s.leaseMs / 4)) {
@@ -512,7 +639,9 @@ class QueueWorker implements Worker {
         }
         if (this.#stopping) break;
         const jitter = 0.75 + Math.random() * 0.5;
-        await this.#sleep(this.#s.pollMs * jitter);
+        nextPoll = Date.now() + this.#s.pollMs * jitter;
+        await this.#beatIfDue(records);
+        woken = await this.#sleep(Math.min(nextPoll, this.#nextBeatAt()) - Date.now());
       }
     } finally {
       await unlisten?.().catch(() => {});
@@ -721,6 +850,7 @@ class QueueWorker implements Worker {
         beating.abort("the attempt ended"); // not the default reason: a DOMException per run
         await beat;
         this.#inFlight.delete(run.id);
+        this.#claimsChanged = true;
         this.#s.onEvent({
           type: "end",
           runId: run.id,
@@ -735,6 +865,7 @@ class QueueWorker implements Worker {
       }
     })();
     this.#inFlight.set(run.id, { run, cancel, done });
+    this.#claimsChanged = true;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -751,23 +882,36 @@ class QueueWorker implements Worker {
     this.#stopping = true;
     this.#wakeUp();
     await this.#loop;
+    const records = this.#records;
     if (this.#inFlight.size > 0) {
       this.#s.onEvent({ type: "stopping", running: this.#inFlight.size, graceMs });
       const all = Promise.all([...this.#inFlight.values()].map((f) => f.done));
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = await Promise.race([
-        all.then(() => false),
-        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), graceMs)),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
+      let ended = false;
+      void all.then(() => ended = true);
+      // The registry entry says it is stopping, and keeps its heartbeat through the grace period.
+      if (records !== undefined) await this.#beat(records);
+      const deadline = Date.now() + graceMs;
+      while (!ended && Date.now() < deadline) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const until = records === undefined ? deadline : Math.min(deadline, this.#nextBeatAt());
+        await Promise.race([
+          all,
+          new Promise<void>((resolve) => timer = setTimeout(resolve, until - Date.now())),
+        ]);
+        clearTimeout(timer);
+        if (!ended && records !== undefined) await this.#beatIfDue(records);
+      }
+      if (!ended) {
         this.#releasing = true;
         for (const f of this.#inFlight.values()) f.cancel.abort("the worker is stopping");
         await all;
       }
     }
-    // Fold this worker's metrics shards (and any other's) into the metrics entries.
-    if (this.#records !== undefined) await this.#compactMetrics(this.#records);
+    if (records !== undefined) {
+      // Fold this worker's metrics shards (and any other's) into the metrics entries.
+      await this.#compactMetrics(records);
+      await this.#unregister(records);
+    }
     this.#s.onEvent({ type: "stop", released: this.#released });
   }
 

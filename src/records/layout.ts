@@ -125,6 +125,11 @@ export class RecordsLayout {
     return id === undefined ? this.key("cancel") : this.key("cancel", id);
   }
 
+  /** A queue worker's entry in the registry (see `workers.ts`), or the prefix of every one. */
+  worker(id?: string): Key {
+    return id === undefined ? this.key("workers") : this.key("workers", id);
+  }
+
   /** One event chunk of a run. */
   chunk(id: string, n: number): Key {
     return this.key("events", id, String(n).padStart(CHUNK_DIGITS, "0"));

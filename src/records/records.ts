@@ -24,6 +24,7 @@
  * | `P, "queue", "claimed", runId` | `{ worker, at, leaseMs }`: a run a worker holds |
  * | `P, "queue", "key", key` | `{ runId }`: the queued or running run a dedupe key was given to (deleted with the run's end) |
  * | `P, "queue", "active", flowId, partition` | `{ runs }`: running runs of a flow with `queue: { concurrency }` |
+ * | `P, "workers", workerId` | {@linkcode WorkerInfo}: a running queue worker, its heartbeat and claims (see `workers.ts`) |
  *
  * Run ids start with their creation time (9 base-36 digits of ms), so key
  * order is time order: "newest first" is a reverse listing, and a time range
@@ -163,6 +164,13 @@ import {
 } from "./_runs.ts";
 import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
 import { sweepDedupeKeys } from "./_dedupe.ts";
+import {
+  putWorker,
+  removeWorker,
+  sweepWorkers,
+  workerEntries,
+  type WorkerInfo,
+} from "./workers.ts";
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
 import type { ClaimOptions, EnqueueInit, QueueCounts } from "./_queue.ts";
@@ -771,6 +779,103 @@ export class Records {
    */
   async sweepDedupeKeys(options: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<number> {
     return await sweepDedupeKeys(this.#ctx, options);
+  }
+
+  /**
+   * Write a queue worker's entry in the worker registry (`P, "workers", id`): one plain
+   * `set` of that key, which never conflicts with claims. Queue workers call it as they
+   * start and on every heartbeat. Resolves the entry's version.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const version = await records.putWorker({
+   *   id: "w1", host: "box", pid: 7, version: "0.6.0", startedAt: 0, heartbeatAt: 0,
+   *   heartbeatMs: 5_000, concurrency: 1, flows: null, leaseMs: 30_000, pollMs: 500,
+   *   stopping: false, claims: [],
+   * });
+   * assert.equal(typeof version, "string");
+   * assert.equal(await store.count(["flowstate", "workers"]), 1);
+   * ```
+   */
+  putWorker(info: WorkerInfo): Promise<string> {
+    return putWorker(this.#ctx, info);
+  }
+
+  /**
+   * The worker registry's entries, in id order (see {@linkcode WorkerInfo}); judge each
+   * with `workerStatus()`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * assert.deepEqual(await records.listWorkers(), []);
+   * ```
+   */
+  async listWorkers(): Promise<WorkerInfo[]> {
+    return (await workerEntries(this.#ctx)).map((entry) => entry.value);
+  }
+
+  /**
+   * Delete a worker's registry entry (only if it is still at `ifVersion`, when given):
+   * a worker's clean stop. Resolves whether it did.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const version = await records.putWorker({
+   *   id: "w1", host: "box", pid: 7, version: "0.6.0", startedAt: 0, heartbeatAt: 0,
+   *   heartbeatMs: 5_000, concurrency: 1, flows: null, leaseMs: 30_000, pollMs: 500,
+   *   stopping: false, claims: [],
+   * });
+   * assert.equal(await records.removeWorker("w1", { ifVersion: "not-its-version" }), false);
+   * assert.equal(await records.removeWorker("w1", { ifVersion: version }), true);
+   * assert.deepEqual(await records.listWorkers(), []);
+   * ```
+   */
+  removeWorker(id: string, options: { ifVersion?: string } = {}): Promise<boolean> {
+    return removeWorker(this.#ctx, id, options.ifVersion);
+  }
+
+  /**
+   * Delete the registry entries of workers with no heartbeat for `olderThanMs` (never less
+   * than their stale threshold, so a live worker's entry is never deleted), each only at the
+   * version read. With `dryRun`, only find them. Resolves their ids. The gc job calls this.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const worker = {
+   *   host: "box", pid: 7, version: "0.6.0", startedAt: 0, heartbeatMs: 5_000,
+   *   concurrency: 1, flows: null, leaseMs: 30_000, pollMs: 500, stopping: false, claims: [],
+   * };
+   * await records.putWorker({ ...worker, id: "killed", heartbeatAt: 0 });
+   * await records.putWorker({ ...worker, id: "live", heartbeatAt: 3_600_000 });
+   * const now = 3_600_000 + 1_000;
+   * assert.deepEqual(await records.sweepWorkers({ olderThanMs: 60_000, now }), ["killed"]);
+   * assert.deepEqual((await records.listWorkers()).map((w) => w.id), ["live"]);
+   * ```
+   */
+  sweepWorkers(
+    options: { olderThanMs: number; now?: number; dryRun?: boolean },
+  ): Promise<string[]> {
+    return sweepWorkers(this.#ctx, options);
   }
 
   /**

@@ -72,7 +72,7 @@ import {
 } from "../errors.ts";
 import { flowFiles } from "../flow_files.ts";
 import { loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
-import { asConfigError, prepareConfiguredFlow } from "./from_config.ts";
+import { asConfigError, parseOptionsOf, prepareConfiguredFlow } from "./from_config.ts";
 import type { RunRecord } from "../records/types.ts";
 import type { Runtime } from "../runtime.ts";
 import { Lease } from "../store/lease.ts";
@@ -442,7 +442,7 @@ export async function loadChangeTriggers(runtime: Runtime): Promise<ChangeTrigge
     const parsed = await asConfigError(
       "load",
       file,
-      () => loadFlowFile(file, { stores: runtime.storeNames }),
+      () => loadFlowFile(file, parseOptionsOf(runtime)),
     );
     const trigger = parsed.definition.trigger?.changes;
     if (trigger === undefined) continue;

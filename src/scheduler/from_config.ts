@@ -34,7 +34,9 @@ import {
   runJob,
   unitlessDurationOptions,
 } from "../jobs/run.ts";
-import { flowCacheOf, type Runtime, sandboxPoolOf } from "../runtime.ts";
+import { flowCacheOf, programNodesOf, type Runtime, sandboxPoolOf } from "../runtime.ts";
+import type { ProgramNodeTypes } from "../flow/program_nodes.ts";
+import { builtinNodes } from "../flow/nodes.ts";
 import { validateCron } from "../cron.ts";
 import { tickKey } from "./lease.ts";
 import type { Schedule } from "./schedule.ts";
@@ -851,6 +853,7 @@ async function loadConfiguredFlow(runtime: Runtime, file: string): Promise<Parse
         stores: runtime.storeNames,
         trusted: runtime.config.nodes.trusted,
         trustedBaseDir: runtime.config.baseDir,
+        ...programNodes(runtime),
       });
       return loaded.parsed;
     } catch (err) {
@@ -858,9 +861,31 @@ async function loadConfiguredFlow(runtime: Runtime, file: string): Promise<Parse
       // Reported below, as a load without the cache reports it.
     }
   }
-  const parsed = await loadFlowFile(file, { stores: runtime.storeNames });
+  const parsed = await loadFlowFile(file, parseOptionsOf(runtime));
   await prepareConfiguredFlow(runtime, parsed);
   return parsed;
+}
+
+/** `{ nodeTypes }`: the program's node types of `runtime`, if it has any (else `{}`). */
+function programNodes(runtime: Runtime): { nodeTypes?: ProgramNodeTypes } {
+  const nodeTypes = programNodesOf(runtime);
+  return nodeTypes === undefined ? {} : { nodeTypes };
+}
+
+/**
+ * How `loadFlowFile` parses a config's flow for `runtime`: its store names,
+ * and the program's node types as known names besides the built-ins.
+ */
+export function parseOptionsOf(
+  runtime: Runtime,
+): { stores: readonly string[]; nodeTypes?: ReadonlySet<string> } {
+  const nodeTypes = programNodesOf(runtime);
+  return {
+    stores: runtime.storeNames,
+    ...(nodeTypes === undefined
+      ? {}
+      : { nodeTypes: new Set([...builtinNodes.keys(), ...nodeTypes.keys()]) }),
+  };
 }
 
 /** Prepare a config's flow as `runtime` runs it (its stores, trusted nodes and Workers). */
@@ -870,5 +895,6 @@ export async function prepareConfiguredFlow(runtime: Runtime, parsed: ParsedFlow
     stores: runtime.storeNames,
     trusted: runtime.config.nodes.trusted,
     trustedBaseDir: runtime.config.baseDir,
+    ...programNodes(runtime),
   });
 }

@@ -9,6 +9,8 @@
 import { relative } from "node:path";
 import { DEFAULT_TIMEZONE, nextTick } from "../cron.ts";
 import type { Runtime } from "../runtime.ts";
+import type { WarningHandler } from "../log.ts";
+import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 import { type FlowFileProblem, type JobProblem, loadConfiguredJob } from "./from_config.ts";
 
 /**
@@ -49,8 +51,19 @@ export interface ScheduleListing {
   timezone: string;
   /** The next tick (ms since the epoch), or `null` if it never ticks again. */
   nextRun: number | null;
-  /** The newest recorded run, or `null`. */
-  lastRun: { id: string; status: string; startedAt: number; durationMs: number | null } | null;
+  /**
+   * The newest run, or `null`: recorded, or one the archive job moved to
+   * `<home>/archive/` when that is newer (then `archived: true`, with its
+   * `archive` file).
+   */
+  lastRun: {
+    id: string;
+    status: string;
+    startedAt: number;
+    durationMs: number | null;
+    archived?: true;
+    archive?: string;
+  } | null;
   /** A flow's file (relative to the config's folder), when it cannot be used. */
   file?: string;
   /**
@@ -99,12 +112,14 @@ type Records = Awaited<ReturnType<Runtime["records"]>>;
  * with `cron: null` and `error` after the jobs' schedules; a file that
  * cannot be used and has no schedule in effect is a row of its own (`id:
  * "file:<path>"`, `cron: null`) after the schedules. `records` (`null`: no
- * store yet) gives the last runs.
+ * store yet) gives the last runs (`onWarning`: a damaged archive file, whose
+ * runs are left out of them).
  */
 export async function scheduleListing(
   runtime: Runtime,
   source: ScheduleSource,
   records: Records | null,
+  onWarning?: WarningHandler,
 ): Promise<ScheduleListing[]> {
   const now = runtime.clock.now();
   const baseDir = runtime.config.baseDir;
@@ -112,16 +127,9 @@ export async function scheduleListing(
   const byFlowId = new Map(
     source.problems.filter((p) => p.flowId !== null).map((p) => [`flow:${p.flowId}`, p]),
   );
-  const lastRun = async (flowId: string | null) => {
-    if (records === null || flowId === null) return null;
-    const last = (await records.listRunSummaries({ flowId, limit: 1 })).runs[0];
-    return last === undefined ? null : {
-      id: last.id,
-      status: last.status,
-      startedAt: last.startedAt,
-      durationMs: last.durationMs,
-    };
-  };
+  const findLast = await lastRunFinder(runtime, records, onWarning);
+  const lastRun = async (flowId: string | null) =>
+    flowId === null ? null : lastRunBrief(await findLast(flowId));
   const broken = (problem: FlowFileProblem) => ({
     file: relative(baseDir, problem.file),
     error: problem.message,

@@ -37,6 +37,7 @@ import {
 import { scheduleListing, type ScheduleSource } from "../scheduler/listing.ts";
 import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
+import { listWorkers } from "../queue/workers.ts";
 import { loadFlowFile } from "../flow/parse.ts";
 import { HttpError, json, readJson } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
@@ -49,6 +50,7 @@ import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 import { decodeCursor, runChangesPage, SCAN_BUDGET } from "./run_changes.ts";
 import { archivedMark, archivedRun, archiveReaderOf } from "./archived.ts";
 import { archivedCannot, type ArchivedRun } from "../../jobs/_archive_read.ts";
+import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 
 export type { SchedulerStatus } from "./metrics.ts";
 
@@ -406,19 +408,6 @@ function scheduleOf(value: unknown): { cron: string; timezone?: string } | null 
     return { cron: v.cron, ...(typeof v.timezone === "string" ? { timezone: v.timezone } : {}) };
   }
   return null;
-}
-
-function lastRunOf(
-  summary:
-    | { id: string; status: RunStatus; startedAt: number; durationMs: number | null }
-    | undefined,
-) {
-  return summary === undefined ? null : {
-    id: summary.id,
-    status: summary.status,
-    startedAt: summary.startedAt,
-    durationMs: summary.durationMs,
-  };
 }
 
 function problemsOf(err: FlowValidationError): string {
@@ -966,7 +955,12 @@ export const apiRoutes: readonly ApiRoute[] = [
     tag: "flows",
     summary: "Flows: recorded ones and the config's flow files, with head, last run and schedule",
     responses: {
-      200: { description: "The flows, by id", schema: S.FlowInfoSchema.array() },
+      200: {
+        description: "The flows, by id. `lastRun` is the newest run, recorded or archived: a " +
+          "flow whose newest run the archive job moved to <home>/archive has it marked " +
+          "`archived` (with its `archive` file), rather than no last run",
+        schema: S.FlowInfoSchema.array(),
+      },
       ...errors(401),
     },
     async handler({ server }) {
@@ -975,11 +969,12 @@ export const apiRoutes: readonly ApiRoute[] = [
       const files = await configuredFlows(server.runtime);
       const ids = [...new Set([...recorded.keys(), ...files.keys()])].sort();
       const now = server.runtime.clock.now();
+      const findLast = await lastRunFinder(server.runtime, records);
       const out: z.infer<typeof S.FlowInfoSchema>[] = [];
       for (const id of ids) {
         const summary = recorded.get(id);
         const file = files.get(id);
-        const last = (await records.listRunSummaries({ flowId: id, limit: 1 })).runs[0];
+        const last = await findLast(id);
         const info: z.infer<typeof S.FlowInfoSchema> = {
           id,
           head: summary?.head ?? null,
@@ -1034,14 +1029,34 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/api/flows/{flow}/versions/{hash}",
     tag: "flows",
-    summary: "One version of a flow, with its source (YAML) and definition",
+    summary: "One version of a flow, with its source (YAML) and definition: from the records " +
+      "store, or from the archive (marked `archived`, with the `archive` file whose runs ran " +
+      "it) once the retention job deleted it there",
     responses: {
       200: { description: "The version", schema: S.VersionDetailSchema },
-      ...errors(401, 404),
+      ...errors(400, 401, 404, 500),
     },
     async handler({ server, params }) {
       const records = await server.runtime.records();
-      const v = await records.getVersion(params.flow, params.hash);
+      let v;
+      try {
+        v = await records.getVersion(params.flow, params.hash);
+      } catch (err) {
+        if (err instanceof TypeError) throw badRequest(messageOf(err));
+        throw err;
+      }
+      const archived = v === null
+        ? await archiveReaderOf(server.runtime).version(params.flow, params.hash)
+        : null;
+      if (archived !== null && archived.version === null) {
+        throw notFound(
+          `Version ${params.hash} of flow "${params.flow}" is no longer recorded (the retention ` +
+            `job deleted it), and the archive does not keep it: the runs archived in ` +
+            `${archived.archive} ran it, but it was archived before archives kept flow ` +
+            "versions, or the version was already deleted when they were archived",
+        );
+      }
+      v ??= archived?.version ?? null;
       if (v === null) throw notFound(`No version ${params.hash} of flow "${params.flow}"`);
       return json({
         hash: v.hash,
@@ -1050,6 +1065,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         createdAt: v.createdAt,
         ...(v.source === undefined ? {} : { source: v.source }),
         definition: v.definition,
+        ...(archived === null ? {} : { archived: true, archive: archived.archive }),
       });
     },
   },
@@ -1448,7 +1464,13 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: 'Per-flow metrics (counts by status, p50/p95 durations), per version and "*"',
     query: [{ name: "flow", description: "only this flow's", type: "string" }],
     responses: {
-      200: { description: "The metrics", schema: S.FlowMetricsSchema.array() },
+      200: {
+        description: "The metrics: every finished run since the flow first ran, the runs the " +
+          "archive job moved to <home>/archive and those the retention job deleted included " +
+          "(they are counted when a run ends and kept apart from the runs); the rows of the " +
+          'versions the retention job deleted are folded into "*pruned"',
+        schema: S.FlowMetricsSchema.array(),
+      },
       ...errors(400, 401),
     },
     async handler({ server, url }) {
@@ -1468,7 +1490,11 @@ export const apiRoutes: readonly ApiRoute[] = [
     tag: "jobs",
     summary: "The jobs, built in and configured, with schedule, next and last run",
     responses: {
-      200: { description: "The jobs", schema: S.JobInfoSchema.array() },
+      200: {
+        description: "The jobs; `last` is the newest run, recorded or archived (marked " +
+          "`archived`, with its `archive` file)",
+        schema: S.JobInfoSchema.array(),
+      },
       ...errors(401),
     },
     async handler({ server }) {
@@ -1477,6 +1503,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const records = await runtime.records();
       const now = runtime.clock.now();
       const names = [...new Set([...builtinJobNames(), ...Object.keys(config.jobs)])];
+      const findLast = await lastRunFinder(runtime, records);
       const out: z.infer<typeof S.JobInfoSchema>[] = [];
       for (const name of names) {
         const settings = config.jobs[name];
@@ -1503,7 +1530,6 @@ export const apiRoutes: readonly ApiRoute[] = [
             next = null;
           }
         }
-        const last = (await records.listRunSummaries({ flowId: `job:${name}`, limit: 1 })).runs[0];
         out.push({
           name,
           description,
@@ -1511,7 +1537,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           schedule,
           timezone,
           next,
-          last: lastRunOf(last),
+          last: lastRunBrief(await findLast(`job:${name}`)),
           error,
           paths,
         });
@@ -1559,6 +1585,24 @@ export const apiRoutes: readonly ApiRoute[] = [
           error: redactText(row.error),
         }
       ));
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/workers",
+    tag: "runs",
+    summary:
+      "The queue workers sharing the records store: live or stale, what they serve, the runs they hold (as flowstate workers --json)",
+    responses: {
+      200: {
+        description:
+          "The workers, in id order. `status` is `stale` once the last heartbeat is older than `staleAfterMs` (three heartbeat intervals): the worker was killed, is paused or cannot reach the store. `claims` are the runs it held at its last heartbeat. A clean stop removes a worker; the gc job deletes stale ones",
+        schema: S.WorkerInfoSchema.array(),
+      },
+      ...errors(401),
+    },
+    async handler({ server }) {
+      return json(await listWorkers(server.runtime));
     },
   },
   {

@@ -11,17 +11,11 @@
  *
  * @module
  */
-import { type ArchivedRun, ArchiveReader } from "../../jobs/_archive_read.ts";
+import type { ArchivedRun } from "../../jobs/_archive_read.ts";
+import { archiveReaderOf } from "../../jobs/_last_runs.ts";
 import type { Runtime } from "../runtime.ts";
 
-const readers = new WeakMap<Runtime, ArchiveReader>();
-
-/** The archive reader of `runtime`'s home, made once and kept as long as the runtime. */
-export function archiveReaderOf(runtime: Runtime): ArchiveReader {
-  let reader = readers.get(runtime);
-  if (reader === undefined) readers.set(runtime, reader = new ArchiveReader(runtime.home));
-  return reader;
-}
+export { archiveReaderOf };
 
 /** The archived run `id` under `runtime`'s home, or `null` when no archive holds it. */
 export function archivedRun(runtime: Runtime, id: string): Promise<ArchivedRun | null> {

@@ -217,8 +217,14 @@ export const VersionSchema = z.object({
   source: z.string().optional(),
 });
 
-/** A flow version with its source and definition. */
-export const VersionDetailSchema = VersionSchema.extend({ definition: z.unknown() });
+/** A flow version with its source and definition (from the archive: marked `archived`). */
+export const VersionDetailSchema = VersionSchema.extend({
+  definition: z.unknown(),
+  archived: z.literal(true).optional()
+    .describe("present when the version is read from the archive (the records store lost it)"),
+  archive: z.string().optional()
+    .describe("the archive file whose runs ran it (its versions file holds it)"),
+});
 
 /** The flow version a run ran, with its definition (`GET /api/runs/{id}/definition`). */
 export const RunDefinitionSchema = VersionDetailSchema.extend({
@@ -253,6 +259,7 @@ const LastRun = z.object({
   status: RunStatusSchema,
   startedAt: z.number(),
   durationMs: z.number().nullable(),
+  ...ArchivedMark,
 }).nullable();
 
 /** A job of `GET /api/jobs`. */
@@ -279,6 +286,30 @@ export const ScheduleInfoSchema = z.object({
   file: z.string().optional(),
   error: z.string().optional(),
   paths: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
+});
+
+/** A queue worker of `GET /api/workers` (as `flowstate workers --json`). */
+export const WorkerInfoSchema = z.object({
+  id: z.string(),
+  status: z.enum(["live", "stale"]),
+  host: z.string(),
+  pid: z.number(),
+  version: z.string(),
+  startedAt: z.number(),
+  heartbeatAt: z.number(),
+  heartbeatMs: z.number(),
+  staleAfterMs: z.number(),
+  concurrency: z.number(),
+  flows: z.array(z.string()).nullable(),
+  leaseMs: z.number(),
+  pollMs: z.number(),
+  stopping: z.boolean(),
+  claims: z.array(z.object({
+    runId: z.string(),
+    flowId: z.string(),
+    attempt: z.number(),
+    claimedAt: z.number(),
+  })),
 });
 
 /** `GET /health`. */

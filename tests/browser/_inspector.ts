@@ -8,9 +8,9 @@
  * @module
  */
 import { join } from "node:path";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { openRuntime, type Runtime } from "../../src/runtime.ts";
-import { type FlowstateServer, serve } from "../../src/serve/server.ts";
+import { type FlowstateServer, serve, type ServeOptions } from "../../src/serve/server.ts";
 import { cliCommand, type Result, runCli } from "../_cli_sandbox.ts";
 
 /** Chromium to drive (`FLOWSTATE_TEST_CHROMIUM`), or undefined: the browser tests are ignored. */
@@ -157,6 +157,8 @@ export interface InspectorOptions {
   hostile?: boolean;
   /** The store keeps a change feed (default false). */
   feed?: boolean;
+  /** The server's own queue worker's options (default: a worker with the defaults). */
+  worker?: ServeOptions["worker"];
 }
 
 /** The id of the newest recorded run of `flowId`. */
@@ -178,7 +180,11 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
   let server: FlowstateServer | undefined;
   try {
     if (options.seed ?? true) await seed(runtime, dir, options.hostile ?? true);
-    server = await serve(runtime, { port: 0, ...(options.token ? { token: options.token } : {}) });
+    server = await serve(runtime, {
+      port: 0,
+      ...(options.token ? { token: options.token } : {}),
+      ...(options.worker === undefined ? {} : { worker: options.worker }),
+    });
     if (options.seed ?? true) {
       // A job run through the API, so the jobs page has a last run.
       const response = await fetch(new URL("/api/jobs/gc/runs?wait=true", server.url), {
@@ -269,4 +275,49 @@ export async function launchChromium(): Promise<Browser> {
     headless: true,
     args: ["--no-sandbox"],
   });
+}
+
+/** What a page did that it must not: dialogs (dismissed), uncaught errors, console errors (CSP reports). */
+export interface Watch {
+  /** The dialogs that opened. */
+  dialogs: string[];
+  /** Page errors and console errors. */
+  errors: string[];
+}
+
+/**
+ * Run `fn` with a page (1280×900, 20 s timeouts) of chromium on a fresh
+ * inspector (see {@linkcode startInspector} for `options`), then close both.
+ * `watch` collects what went wrong in every tab of the page's context; a
+ * dialog fails the test, the errors are for `fn` to judge (a 404 answer logs
+ * a failed resource).
+ */
+export async function withPage(
+  options: InspectorOptions,
+  fn: (page: Page, inspector: Inspector, watch: Watch) => Promise<void>,
+): Promise<void> {
+  const inspector = await startInspector(options);
+  let browser: Browser | undefined;
+  try {
+    browser = await launchChromium();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context.setDefaultTimeout(20_000);
+    // On the context: every tab of the test is watched.
+    const watch: Watch = { dialogs: [], errors: [] };
+    context.on("dialog", (dialog) => {
+      watch.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+      dialog.dismiss().catch(() => {});
+    });
+    context.on("weberror", (err) => watch.errors.push(`pageerror: ${err.error().message}`));
+    context.on("console", (msg) => {
+      if (msg.type() === "error") watch.errors.push(`console: ${msg.text()}`);
+    });
+    await fn(await context.newPage(), inspector, watch);
+    if (watch.dialogs.length > 0) {
+      throw new Error(`No dialog may open; these did: ${watch.dialogs.join("; ")}`);
+    }
+  } finally {
+    await browser?.close();
+    await inspector.close();
+  }
 }

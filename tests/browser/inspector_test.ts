@@ -12,12 +12,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import {
   CHROMIUM,
   type Inspector,
-  launchChromium,
-  startInspector,
+  type Watch,
+  withPage as withInspectorPage,
   XSS_VALUE,
 } from "./_inspector.ts";
 import { Records } from "../../records.ts";
@@ -25,39 +25,12 @@ import { Records } from "../../records.ts";
 const ignore = CHROMIUM === undefined;
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 
-/** What the page did that it must not: dialogs, uncaught errors, console errors (CSP reports). */
-interface Watch {
-  dialogs: string[];
-  errors: string[];
-}
-
-async function withPage(
+/** A page on a fresh inspector (`options`: its token), watched: see `withPage` of `_inspector.ts`. */
+function withPage(
   fn: (page: Page, inspector: Inspector, watch: Watch) => Promise<void>,
   options: { token?: string } = {},
 ): Promise<void> {
-  const inspector = await startInspector(options);
-  let browser: Browser | undefined;
-  try {
-    browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    context.setDefaultTimeout(20_000);
-    // On the context: every tab of the test is watched.
-    const watch: Watch = { dialogs: [], errors: [] };
-    context.on("dialog", (dialog) => {
-      watch.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
-      dialog.dismiss().catch(() => {});
-    });
-    context.on("weberror", (err) => watch.errors.push(`pageerror: ${err.error().message}`));
-    context.on("console", (msg) => {
-      if (msg.type() === "error") watch.errors.push(`console: ${msg.text()}`);
-    });
-    const page = await context.newPage();
-    await fn(page, inspector, watch);
-    assert.deepEqual(watch.dialogs, [], "no dialog may open");
-  } finally {
-    await browser?.close();
-    await inspector.close();
-  }
+  return withInspectorPage(options, fn);
 }
 
 /** Errors the page logged, less the expected ones (a 401/409 answer logs a failed resource). */

@@ -14,16 +14,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { withActor } from "../../mod.ts";
-import {
-  CHROMIUM,
-  type Inspector,
-  type InspectorOptions,
-  lastRun,
-  launchChromium,
-  startInspector,
-} from "./_inspector.ts";
+import { CHROMIUM, lastRun, withPage } from "./_inspector.ts";
 
 const ignore = CHROMIUM === undefined;
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
@@ -38,39 +31,13 @@ async function shot(page: Page, name: string, panelOnly: boolean): Promise<void>
   else await page.screenshot({ path, fullPage: true });
 }
 
-async function withPage(
-  options: InspectorOptions,
-  fn: (page: Page, inspector: Inspector, errors: string[]) => Promise<void>,
-): Promise<void> {
-  const inspector = await startInspector(options);
-  let browser: Browser | undefined;
-  try {
-    browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    context.setDefaultTimeout(20_000);
-    const errors: string[] = [];
-    context.on("dialog", (dialog) => {
-      errors.push(`dialog: ${dialog.message()}`);
-      dialog.dismiss().catch(() => {});
-    });
-    context.on("weberror", (err) => errors.push(`pageerror: ${err.error().message}`));
-    context.on("console", (msg) => {
-      if (msg.type() === "error") errors.push(`console: ${msg.text()}`);
-    });
-    await fn(await context.newPage(), inspector, errors);
-  } finally {
-    await browser?.close();
-    await inspector.close();
-  }
-}
-
 Deno.test({
   name: "inspector: a run's state changes show, per node, each key's value before → after",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await withPage({ feed: true, hostile: false }, async (page, inspector, errors) => {
+    await withPage({ feed: true, hostile: false }, async (page, inspector, { errors }) => {
       // greet ran for Ada, Grace, Edsger: the last run's remember node set last-name.
       const greet = await lastRun(inspector, "greet");
       await page.goto(new URL(`#/runs/${greet}`, inspector.url).href);
@@ -143,7 +110,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await withPage({ hostile: false }, async (page, inspector, errors) => {
+    await withPage({ hostile: false }, async (page, inspector, { errors }) => {
       const greet = await lastRun(inspector, "greet");
       await page.goto(new URL(`#/runs/${greet}`, inspector.url).href);
       const notice = page.locator('.changes-panel .feedless[data-store="default"]');
@@ -192,7 +159,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await withPage({ feed: true, seed: false }, async (page, inspector, errors) => {
+    await withPage({ feed: true, seed: false }, async (page, inspector, { errors }) => {
       const release = join(inspector.dir, "release");
       const file = join(inspector.dir, "flows", "steps.flow.yaml");
       await Deno.writeTextFile(
@@ -249,7 +216,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await withPage({ feed: true, seed: false }, async (page, inspector, errors) => {
+    await withPage({ feed: true, seed: false }, async (page, inspector, { errors }) => {
       const release = join(inspector.dir, "release");
       const file = join(inspector.dir, "flows", "bulk.flow.yaml");
       await Deno.writeTextFile(

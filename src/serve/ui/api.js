@@ -136,4 +136,6 @@ export const api = {
   jobs: () => request("GET", "/api/jobs"),
   schedules: () => request("GET", "/api/schedules"),
   runJob: (name) => request("POST", `/api/jobs/${enc(name)}/runs`, { body: {} }),
+  /** The queue workers: `[{ id, status: "live" | "stale", host, pid, claims, … }]`. */
+  workers: () => request("GET", "/api/workers"),
 };

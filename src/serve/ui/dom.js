@@ -174,6 +174,14 @@ export function statusBadge(status) {
   });
 }
 
+/** The "archived" badge of a run (or version) read from the archive (`archive`: its file). */
+export function archivedBadge(archive) {
+  return h("span.badge.badge-archived", {
+    text: "archived",
+    title: `read from ${archive} (read-only)`,
+  });
+}
+
 /** A key (array of strings) as text: parts joined by ` / `, JSON when a part is ambiguous. */
 export function keyText(key) {
   if (key.some((p) => p === "" || p.includes("/") || p.trim() !== p)) return JSON.stringify(key);

@@ -6,6 +6,7 @@ import { parseJson } from "../../_parse_json.js";
 import { durationChart, outcomeBar } from "./charts.js";
 import { diffLines, diffStats, hunks } from "./diff.js";
 import {
+  archivedBadge,
   formatDuration,
   formatPercent,
   formatTime,
@@ -40,6 +41,7 @@ export async function renderFlows(container, ctx) {
                 "span.last-run",
                 {},
                 statusBadge(f.lastRun.status),
+                f.lastRun.archived ? archivedBadge(f.lastRun.archive) : null,
                 " ",
                 h("a", {
                   href: ctx.routeHash(["runs", f.lastRun.id]),
@@ -107,6 +109,9 @@ function successCell(m) {
   );
 }
 
+/** Runs in a flow's duration chart. */
+const RECENT = 60;
+
 function shortHash(hash) {
   return String(hash).slice(0, 10);
 }
@@ -118,8 +123,18 @@ export async function renderFlow(container, id, route, ctx) {
       e,
     ) => (e instanceof ApiError && e.status === 404 ? [] : Promise.reject(e))),
     api.metrics(id).catch(() => []),
-    api.runs({ flow: id, limit: 60 }).catch(() => ({ runs: [] })),
+    api.runs({ flow: id, limit: RECENT }).catch(() => ({ runs: [] })),
   ]);
+  // The chart's runs: the recorded ones, then archived ones up to RECENT (the metrics count
+  // archived runs too: a flow whose runs were archived keeps its chart).
+  const archivedRuns = recent.runs.length < RECENT
+    ? await api.runs({ flow: id, limit: RECENT - recent.runs.length, archived: "true" })
+      .catch(() => ({ runs: [] }))
+    : { runs: [] };
+  const charted = [
+    ...recent.runs,
+    ...archivedRuns.runs.filter((a) => !recent.runs.some((r) => r.id === a.id)),
+  ].sort((a, b) => b.startedAt - a.startedAt || (a.id < b.id ? 1 : -1));
   const flow = flows.find((f) => f.id === id);
   if (!flow && versions.length === 0) {
     replace(
@@ -139,7 +154,7 @@ export async function renderFlow(container, id, route, ctx) {
       "div.panel-head",
       {},
       h("h2", { text: "Metrics" }),
-      h("span.muted", { text: "all versions" }),
+      h("span.muted", { text: "all versions, archived runs included" }),
     ),
     h(
       "div.stat-cards",
@@ -151,7 +166,7 @@ export async function renderFlow(container, id, route, ctx) {
       stat("failed", all ? String(all.failed) : "0"),
     ),
     all ? h("div.outcome-row", {}, outcomeBar(all, { width: 520, height: 12 })) : null,
-    durationChart([...recent.runs].reverse(), {
+    durationChart([...charted].reverse(), {
       width: 680,
       p50: all?.p50DurationMs ?? undefined,
       p95: all?.p95DurationMs ?? undefined,
@@ -197,8 +212,25 @@ export async function renderFlow(container, id, route, ctx) {
     h("div.actions", {}, h("button.primary", { type: "submit", text: "Start run" })),
   );
 
-  // Versions and diff.
-  const sorted = [...versions].sort((a, b) => (b.createdAt ?? 0) - (a.createdAt ?? 0));
+  // Versions and diff. A version the records store no longer holds (the retention job deleted
+  // it) is read from the archive when asked for by the route or as the head's parent, and
+  // listed with an "archived" tag.
+  const sources = new Map();
+  const wanted = [route.params.get("to"), route.params.get("from")];
+  const headParent = versions.find((v) => v.hash === flow?.head)?.parent;
+  if (headParent) wanted.push(headParent);
+  const fromArchive = [];
+  for (const hash of new Set(wanted)) {
+    if (!hash || versions.some((v) => v.hash === hash)) continue;
+    const found = await api.version(id, hash).catch(() => null);
+    if (found?.archived) {
+      fromArchive.push(found);
+      sources.set(hash, Promise.resolve(found.source ?? ""));
+    }
+  }
+  const sorted = [...versions, ...fromArchive].sort((a, b) =>
+    (b.createdAt ?? 0) - (a.createdAt ?? 0)
+  );
   const head = flow?.head ?? sorted[0]?.hash ?? null;
   const headVersion = sorted.find((v) => v.hash === head) ?? sorted[0];
   let to = route.params.get("to") ?? headVersion?.hash ?? null;
@@ -208,7 +240,6 @@ export async function renderFlow(container, id, route, ctx) {
       : sorted.find((v) => v.hash !== to)?.hash ?? null);
   const diffEl = h("div.diff-panel");
   const versionRows = h("tbody");
-  const sources = new Map();
   const source = async (hash) => {
     if (!sources.has(hash)) {
       sources.set(hash, api.version(id, hash).then((v) => v.source ?? ""));
@@ -250,6 +281,7 @@ export async function renderFlow(container, id, route, ctx) {
             { title: v.hash },
             shortHash(v.hash),
             v.hash === head ? h("span.tag", { text: "head" }) : null,
+            v.archived ? archivedBadge(v.archive) : null,
           ),
           h("td.mono", { text: v.parent ? shortHash(v.parent) : "—", title: v.parent ?? "" }),
           h("td", { text: formatTime(v.createdAt) }),

@@ -1,61 +1,125 @@
-// Jobs and schedules: last and next run, "run now".
+// Jobs and schedules: last and next run, "run now". The queue workers: live or stale, what
+// they serve and the runs they hold.
 
 import { api } from "./api.js";
-import { formatDuration, formatTime, h, relativeTime, replace, statusBadge } from "./dom.js";
+import {
+  archivedBadge,
+  formatDuration,
+  formatTime,
+  h,
+  relativeTime,
+  replace,
+  statusBadge,
+} from "./dom.js";
 
 export async function renderJobs(container, ctx) {
   const loading = () => h("tr", {}, h("td.muted.empty-row", { colSpan: 6, text: "loading…" }));
   const jobsBody = h("tbody", {}, loading());
   const schedulesBody = h("tbody", {}, loading());
+  const workersBody = h(
+    "tbody",
+    {},
+    h(
+      "tr",
+      {},
+      h("td.muted.empty-row", {
+        colSpan: 6,
+        text: "loading…",
+      }),
+    ),
+  );
   replace(
     container,
     h("h1.view-title", { text: "Jobs" }),
-    h(
-      "div.panel.table-panel",
-      {},
-      h(
-        "table.jobs-table",
-        {},
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Job", "Enabled", "Schedule", "Next run", "Last run", ""].map((t) =>
-              h("th", { text: t })
-            ),
-          ),
-        ),
-        jobsBody,
-      ),
-    ),
+    tablePanel("jobs-table", ["Job", "Enabled", "Schedule", "Next run", "Last run", ""], jobsBody),
     h("h2.section-title", { text: "Schedules" }),
-    h(
-      "div.panel.table-panel",
-      {},
-      h(
-        "table.schedules-table",
-        {},
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            ["Id", "Kind", "Cron", "Time zone", "Next run", "Last run"].map((t) =>
-              h("th", { text: t })
-            ),
-          ),
-        ),
-        schedulesBody,
-      ),
+    tablePanel(
+      "schedules-table",
+      ["Id", "Kind", "Cron", "Time zone", "Next run", "Last run"],
+      schedulesBody,
+    ),
+    h("h2.section-title", { text: "Workers" }),
+    tablePanel(
+      "workers-table",
+      ["Worker", "Status", "Process", "Serves", "Heartbeat", "Runs"],
+      workersBody,
     ),
   );
 
   async function load() {
     // Each table as soon as its answer comes (the schedules take longer).
-    await Promise.all([api.jobs().then(drawJobs), api.schedules().then(drawSchedules)]);
+    await Promise.all([
+      api.jobs().then(drawJobs),
+      api.schedules().then(drawSchedules),
+      loadWorkers(),
+    ]);
+  }
+
+  function loadWorkers() {
+    return api.workers().then(drawWorkers);
+  }
+
+  function drawWorkers(workers) {
+    replace(
+      workersBody,
+      workers.length === 0
+        ? h(
+          "tr",
+          {},
+          h("td.muted.empty-row", {
+            colSpan: 6,
+            text: "No workers (start one with flowstate worker).",
+          }),
+        )
+        : workers.map((w) =>
+          h(
+            "tr",
+            { dataset: { worker: w.id } },
+            h("td.mono", { text: w.id }),
+            h(
+              "td",
+              {},
+              h(`span.badge.${w.status === "live" ? "status-succeeded" : "status-failed"}`, {
+                text: w.status === "live" && w.stopping ? "stopping" : w.status,
+                title: w.status === "live"
+                  ? "Its heartbeat is recent"
+                  : `No heartbeat for over ${
+                    formatDuration(w.staleAfterMs)
+                  }: killed, paused or cut off from the store (gc removes it)`,
+              }),
+            ),
+            h(
+              "td.nowrap",
+              {},
+              h("span.mono", { text: `${w.host}:${w.pid}` }),
+              h("span.muted", {
+                text: ` v${w.version}`,
+              }),
+            ),
+            h("td", {
+              text: `${
+                w.flows === null ? "any flow" : w.flows.join(", ")
+              } · ${w.concurrency} at once`,
+            }),
+            h("td.nowrap", {
+              text: relativeTime(w.heartbeatAt),
+              title: `${formatTime(w.heartbeatAt)} · started ${formatTime(w.startedAt)}`,
+            }),
+            h(
+              "td",
+              {},
+              w.claims.length === 0 ? h("span.muted", { text: "idle" }) : w.claims.map((c) =>
+                h(
+                  "div.worker-claim",
+                  {},
+                  h("a.mono", { href: ctx.routeHash(["runs", c.runId]), text: c.runId }),
+                  h("span.muted", { text: ` ${c.flowId}` }),
+                )
+              ),
+            ),
+          )
+        ),
+    );
   }
 
   function drawJobs(jobs) {
@@ -169,14 +233,40 @@ export async function renderJobs(container, ctx) {
 
   await load();
   let pending = null;
+  // Workers write their heartbeat every few seconds: the table follows.
+  const workersTimer = setInterval(() => loadWorkers().catch(() => {}), 5_000);
+  let pendingWorkers = null;
   ctx.live.subscribe((type, data) => {
     const flowId = data?.flowId ?? data?.run?.flowId ?? "";
+    if (type === "run.ended" || type === "run.started") {
+      // A worker writes its changed claims within a second.
+      clearTimeout(pendingWorkers);
+      pendingWorkers = setTimeout(() => loadWorkers().catch(() => {}), 1_200);
+    }
     if ((type === "run.ended" || type === "run.started") && String(flowId).startsWith("job:")) {
       clearTimeout(pending);
       pending = setTimeout(() => load().catch(() => {}), 300);
     }
   });
-  return () => clearTimeout(pending);
+  return () => {
+    clearTimeout(pending);
+    clearTimeout(pendingWorkers);
+    clearInterval(workersTimer);
+  };
+}
+
+/** A panel holding a table of class `className` with these column titles and `body`. */
+function tablePanel(className, titles, body) {
+  return h(
+    "div.panel.table-panel",
+    {},
+    h(
+      `table.${className}`,
+      {},
+      h("thead", {}, h("tr", {}, titles.map((t) => h("th", { text: t })))),
+      body,
+    ),
+  );
 }
 
 function lastRun(last, ctx) {
@@ -185,6 +275,7 @@ function lastRun(last, ctx) {
     "span.last-run",
     {},
     statusBadge(last.status),
+    last.archived ? archivedBadge(last.archive) : null,
     " ",
     h("a", {
       href: ctx.routeHash(["runs", last.id]),

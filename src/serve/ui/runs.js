@@ -3,6 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import {
+  archivedBadge,
   formatClock,
   formatDuration,
   formatTime,
@@ -543,7 +544,14 @@ export async function renderRun(container, id, ctx) {
         ),
         fact(
           "version",
-          h("span.mono", { text: run.flowVersion.slice(0, 10), title: run.flowVersion }),
+          run.flowId.startsWith("job:")
+            ? h("span.mono", { text: run.flowVersion.slice(0, 10), title: run.flowVersion })
+            : h("a.mono.version-link", {
+              // The flow's page shows the version (from the archive when only it keeps it).
+              href: ctx.routeHash(["flows", run.flowId], { to: run.flowVersion }),
+              text: run.flowVersion.slice(0, 10),
+              title: run.flowVersion,
+            }),
         ),
         fact(
           run.queue ? "enqueued" : "started",
@@ -1043,14 +1051,6 @@ export async function renderRun(container, id, ctx) {
     closed = true;
     clearInterval(timer);
   };
-}
-
-/** The "archived" badge of a run read from the archive (`archive`: its file). */
-function archivedBadge(archive) {
-  return h("span.badge.badge-archived", {
-    text: "archived",
-    title: `read from ${archive} (read-only)`,
-  });
 }
 
 /** An archived run's definition (the flow file as it was), loaded from the API. */
