@@ -261,13 +261,14 @@ export async function whileLockHeld(
  * server is gone, as in a failover or a restart) and restore. `url` is the
  * same URL through the proxy.
  *
- * With `killAfterLogin`, every session through it is killed when its client
- * sends its first query (a Query or Parse message, which is not forwarded):
- * the login went through, then the client gets what PostgreSQL sends a
+ * With `afterLogin`, every session through it ends when its client sends its
+ * first query (a Query or Parse message, which is not forwarded): the login
+ * went through, then (`"kill"`) the client gets what PostgreSQL sends a
  * session an administrator ends (`pg_terminate_backend`: a FATAL error
- * `57P01`) and the connection is closed. `kills` counts them.
+ * `57P01`) and the connection is closed, or (`"close"`) the connection is
+ * closed (a network cut). `kills` counts them.
  */
-export function cuttableProxy(url: string, options: { killAfterLogin?: boolean } = {}): {
+export function cuttableProxy(url: string, options: { afterLogin?: "kill" | "close" } = {}): {
   url: string;
   cut(): void;
   restore(): void;
@@ -303,11 +304,11 @@ export function cuttableProxy(url: string, options: { killAfterLogin?: boolean }
     conns.add(server);
     await Promise.all([
       server.readable.pipeTo(client.writable).catch(() => {}).finally(() => drop(client)),
-      (options.killAfterLogin
+      (options.afterLogin
         ? client.readable.pipeThrough(untilFirstQuery(async () => {
           kills++;
           drop(server);
-          await client.write(TERMINATED).catch(() => {});
+          if (options.afterLogin === "kill") await client.write(TERMINATED).catch(() => {});
           drop(client);
         }))
         : client.readable).pipeTo(server.writable).catch(() => {}).finally(() => drop(server)),

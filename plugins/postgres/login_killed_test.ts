@@ -10,7 +10,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore, StoreUnavailableError } from "../../mod.ts";
 import { withCliProject } from "../../tests/_cli_sandbox.ts";
-import { cuttableProxy, dropTestSchema, pgTest, ROOT, SCHEMA, TESTDATA } from "./_test_utils.ts";
+import {
+  cuttableProxy,
+  dropTestSchema,
+  pgTest,
+  ROOT,
+  SCHEMA,
+  settlesWithin,
+  TESTDATA,
+} from "./_test_utils.ts";
 
 /** What opening a store whose every session is killed after its login says. */
 const KILLED_AFTER_LOGIN =
@@ -18,10 +26,15 @@ const KILLED_AFTER_LOGIN =
 
 /**
  * Run `fn` with a URL of the server of `url` through a proxy that kills every session when
- * its first query arrives (see `cuttableProxy`); at least one was.
+ * its first query arrives (or, `"close"`, closes its connection: see `cuttableProxy`); at
+ * least one was.
  */
-async function throughKillingProxy(url: string, fn: (url: string) => Promise<void>) {
-  const proxy = cuttableProxy(url, { killAfterLogin: true });
+async function throughKillingProxy(
+  url: string,
+  fn: (url: string) => Promise<void>,
+  afterLogin: "kill" | "close" = "kill",
+) {
+  const proxy = cuttableProxy(url, { afterLogin });
   try {
     await fn(proxy.url);
     assert.ok(proxy.kills >= 1, "no session logged in through the proxy");
@@ -86,6 +99,26 @@ pgTest(
           assert.match(lines[0].slice("error: ".length), KILLED_AFTER_LOGIN);
         },
       )),
+);
+
+pgTest(
+  "a connection closed right after its login: opening the store fails with StoreUnavailableError",
+  (url) =>
+    throughKillingProxy(url, async (proxied) => {
+      // The test's own bound: the client used to log in again and again, and the open to wait
+      // for good (its login deadline had passed: the login went through).
+      const err = await settlesWithin(
+        openStore(
+          { plugin: "postgres", url: proxied, schema: SCHEMA, table: "login_closed" },
+          { name: "main" },
+        ).catch((e) => e),
+        60_000,
+        "opening the store",
+      );
+      assert.ok(err instanceof StoreUnavailableError, `got ${err?.stack ?? err}`);
+      assert.equal(err.store, "main");
+      assert.match(err.message, KILLED_AFTER_LOGIN);
+    }, "close"),
 );
 
 dropTestSchema();
