@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliArgv, cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { cliArgv, cliCommand, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines } from "./fixtures/daemon_process.ts";
 
 const PASS = `{ "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } }`;
@@ -135,27 +135,35 @@ export default {
 `;
 }
 
+/**
+ * A project in the sandbox with `nodes/`, `lib/helper.txt` ("helper") and a
+ * sqlite store at `data/state.db` holding the global value "hunter2".
+ */
+async function projectWithStore(sandbox: Sandbox): Promise<void> {
+  const { dir } = sandbox;
+  await Deno.mkdir(join(dir, "nodes"));
+  await Deno.mkdir(join(dir, "lib"));
+  await Deno.writeTextFile(join(dir, "lib", "helper.txt"), "helper");
+  await Deno.writeTextFile(
+    join(dir, "flowstate.yaml"),
+    "stores:\n  default: { plugin: sqlite, path: data/state.db }\n",
+  );
+  await Deno.writeTextFile(
+    join(dir, "set.flow.yaml"),
+    "id: set\nnodes:\n  - { id: s, type: state.set, with: { scope: global, key: k, value: hunter2 } }\n",
+  );
+  const set = await sandbox.run("run", "set.flow.yaml");
+  assert.equal(set.code, 0, set.stderr);
+}
+
 Deno.test("a node's own imports read only its project, its folders and its read: paths; never the store, the home, the config or other files", async () => {
   await withSandbox(async (sandbox) => {
     const { dir, home } = sandbox;
     const outside = await Deno.makeTempDir({ prefix: "flowstate-outside-" });
     try {
       await Deno.writeTextFile(join(outside, "secret.txt"), "outside secret");
-      await Deno.mkdir(join(dir, "nodes"));
-      await Deno.mkdir(join(dir, "lib"));
-      await Deno.writeTextFile(join(dir, "lib", "helper.txt"), "helper");
+      await projectWithStore(sandbox);
       await Deno.writeTextFile(join(dir, ".env"), "TOKEN=hunter2");
-      await Deno.writeTextFile(
-        join(dir, "flowstate.yaml"),
-        "stores:\n  default: { plugin: sqlite, path: data/state.db }\n",
-      );
-      // The store exists with a value in it.
-      await Deno.writeTextFile(
-        join(dir, "set.flow.yaml"),
-        "id: set\nnodes:\n  - { id: s, type: state.set, with: { scope: global, key: k, value: hunter2 } }\n",
-      );
-      const set = await sandbox.run("run", "set.flow.yaml");
-      assert.equal(set.code, 0, set.stderr);
       const refused: Record<string, [string, string]> = {
         passwd: ["/etc/passwd", "text"],
         outside: [join(outside, "secret.txt"), "text"],
@@ -222,19 +230,8 @@ export default {
 Deno.test("a node's code, its top level included, reads only its read: paths, though its imports read the project; import() with a literal specifier reads what an import may", async () => {
   await withSandbox(async (sandbox) => {
     const { dir } = sandbox;
-    await Deno.mkdir(join(dir, "nodes"));
-    await Deno.mkdir(join(dir, "lib"));
-    await Deno.writeTextFile(join(dir, "lib", "helper.txt"), "helper");
+    await projectWithStore(sandbox);
     await Deno.writeTextFile(join(dir, "lib", "other.txt"), "other");
-    await Deno.writeTextFile(
-      join(dir, "flowstate.yaml"),
-      "stores:\n  default: { plugin: sqlite, path: data/state.db }\n",
-    );
-    await Deno.writeTextFile(
-      join(dir, "set.flow.yaml"),
-      "id: set\nnodes:\n  - { id: s, type: state.set, with: { scope: global, key: k, value: hunter2 } }\n",
-    );
-    assert.equal((await sandbox.run("run", "set.flow.yaml")).code, 0);
     const read = (file: string) =>
       `Deno.readTextFile(new URL(${JSON.stringify(file)}, import.meta.url))`;
     const nodes: Record<string, string> = {
