@@ -107,7 +107,19 @@ export interface WorkerInfo {
   claims: WorkerClaim[];
 }
 
-/** Whether a worker answers: `live`, or `stale` (no heartbeat for {@linkcode STALE_HEARTBEATS} intervals). */
+/**
+ * Whether a worker answers: `live`, or `stale` (no heartbeat for
+ * {@linkcode STALE_HEARTBEATS} intervals).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type WorkerStatus, workerStatus } from "@flowstate/core/records";
+ *
+ * const status: WorkerStatus = workerStatus({ heartbeatAt: 0, heartbeatMs: 1_000 }, 60_000);
+ * assert.equal(status, "stale"); // a minute without a heartbeat
+ * ```
+ */
 export type WorkerStatus = "live" | "stale";
 
 /**

@@ -21,7 +21,23 @@ import type { Runtime } from "../runtime.ts";
 import { bucketBounds } from "../records/metrics.ts";
 import type { FlowMetrics } from "../records/metrics.ts";
 
-/** What the scheduler beside the server reports (`flowstate daemon --serve`). */
+/**
+ * What the scheduler beside the server reports (`flowstate daemon --serve`),
+ * for `/health` and `/metrics`: pass `serve()` a function answering it.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime } from "@flowstate/core";
+ * import { type SchedulerStatus, serve } from "@flowstate/core/serve";
+ * import assert from "node:assert/strict";
+ *
+ * const status: SchedulerStatus = { ticking: true, lastTickAt: Date.now(), lagSeconds: 0.01 };
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * await using server = await serve(rt, { port: 0, worker: false, scheduler: () => status });
+ * const metrics = await (await fetch(new URL("/metrics", server.url))).text();
+ * assert.match(metrics, /flowstate_scheduler_/);
+ * ```
+ */
 export interface SchedulerStatus {
   /** Whether it is running. */
   ticking: boolean;

@@ -22,7 +22,22 @@ import { Router, unknownQueryParam } from "./router.ts";
 import { handleWebhook } from "./webhooks.ts";
 import { startWorker, type Worker, type WorkerOptions } from "../queue/worker.ts";
 
-/** Options of {@linkcode serve}. */
+/**
+ * Options of {@linkcode serve}.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime } from "@flowstate/core";
+ * import { serve, type ServeOptions } from "@flowstate/core/serve";
+ * import assert from "node:assert/strict";
+ *
+ * const options: ServeOptions = { port: 0, worker: { concurrency: 2 }, maxBodyBytes: 64 * 1024 };
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * await using server = await serve(rt, options);
+ * assert.equal(server.hostname, "127.0.0.1");
+ * assert.ok(server.worker !== undefined);
+ * ```
+ */
 export interface ServeOptions {
   /** The port (default 8377; 0 picks a free one). */
   port?: number;
@@ -61,7 +76,23 @@ export interface ServeOptions {
   worker?: WorkerOptions | false;
 }
 
-/** A running server; `await using` shuts it down (see `shutdown()`). */
+/**
+ * A running server; `await using` shuts it down (see `shutdown()`).
+ *
+ * @example
+ * ```ts
+ * import { openRuntime } from "@flowstate/core";
+ * import { type FlowstateServer, serve } from "@flowstate/core/serve";
+ * import assert from "node:assert/strict";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const server: FlowstateServer = await serve(rt, { port: 0, worker: false });
+ * assert.equal(server.url, `http://127.0.0.1:${server.port}/`);
+ * assert.equal(server.token, undefined); // 127.0.0.1 needs none
+ * await server.shutdown();
+ * await server.finished;
+ * ```
+ */
 export interface FlowstateServer extends AsyncDisposable {
   /** Its URL: `http://127.0.0.1:8377/`. */
   readonly url: string;
@@ -85,9 +116,28 @@ export interface FlowstateServer extends AsyncDisposable {
   readonly worker: Worker | undefined;
 }
 
-/** The default port. */
+/**
+ * The default port: 8377.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PORT } from "@flowstate/core/serve";
+ * import assert from "node:assert/strict";
+ * assert.equal(DEFAULT_PORT, 8377);
+ * ```
+ */
 export const DEFAULT_PORT = 8377;
-/** The default largest request body: 1 MiB. */
+/**
+ * The default largest request body: 1 MiB (`maxBodyBytes`); a larger one is
+ * answered 413.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_BODY_BYTES } from "@flowstate/core/serve";
+ * import assert from "node:assert/strict";
+ * assert.equal(DEFAULT_MAX_BODY_BYTES, 1024 * 1024);
+ * ```
+ */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 const UI_TYPES: Record<string, string> = {
