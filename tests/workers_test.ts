@@ -212,6 +212,10 @@ async function workersTest(storeYaml: string): Promise<void> {
     assert.equal(afterKill.get("a")!.status, "live");
     const staleTable = await cli("workers");
     assert.match(staleTable.stdout, new RegExp(`^b +stale +\\S+ +${b.child.pid} `, "m"));
+    // And Prometheus sees them: two live, one stale.
+    const metrics = await (await fetch(new URL("/metrics", url))).text();
+    assert.match(metrics, /^flowstate_workers\{status="live"\} 2$/m);
+    assert.match(metrics, /^flowstate_workers\{status="stale"\} 1$/m);
 
     // SIGTERM c: a clean stop removes its entry before the process exits.
     c.child.kill("SIGTERM");

@@ -10,6 +10,7 @@
  * - `flowstate_job_runs_total{job,status}`: finished job runs (flow `job:<name>`).
  * - `flowstate_queue_runs{state}`: queued runs `due` now, `scheduled` for later,
  *   `claimed` by a worker (gauge; `Records.queueCounts`).
+ * - `flowstate_workers{status}`: queue workers `live` or `stale` (gauge; `listWorkers`).
  * - `flowstate_store_entries{store}`, `flowstate_store_size_bytes{store}` (file stores).
  * - `flowstate_scheduler_lag_seconds` (with a scheduler beside the server).
  * - `flowstate_up 1`.
@@ -18,6 +19,7 @@
  */
 import { isAbsolute } from "node:path";
 import type { Runtime } from "../runtime.ts";
+import { listWorkers } from "../queue/workers.ts";
 import { bucketBounds } from "../records/metrics.ts";
 import type { FlowMetrics } from "../records/metrics.ts";
 
@@ -129,6 +131,16 @@ export async function prometheusText(
   lines.push("# TYPE flowstate_queue_runs gauge");
   for (const state of ["due", "scheduled", "claimed"] as const) {
     lines.push(`flowstate_queue_runs{state="${state}"} ${queue[state]}`);
+  }
+  const workers = { live: 0, stale: 0 };
+  for (const worker of await listWorkers(runtime)) workers[worker.status]++;
+  lines.push(
+    "# HELP flowstate_workers Queue workers registered in the records store: live, or stale " +
+      "(no heartbeat for three heartbeat intervals: killed, paused or cut off).",
+  );
+  lines.push("# TYPE flowstate_workers gauge");
+  for (const status of ["live", "stale"] as const) {
+    lines.push(`flowstate_workers{status="${status}"} ${workers[status]}`);
   }
   const entries: string[] = [];
   const sizes: string[] = [];
