@@ -294,7 +294,7 @@ const SERVE_URL = new URL("./sandbox_worker.ts", import.meta.url).href;
  * - `checked`: the runner starts it with read on the node's `read:` paths
  *   and the import reads; it loads the whole graph without running any of
  *   it, gives up the import reads, then imports the module (see
- *   `loadChecked` in `sandbox_worker.ts`). The usual way: ~30 ms.
+ *   `loadChecked` in `sandbox_worker.ts`). The usual way: ~40 ms a run.
  * - `nested`: started by a Worker that may read only the import reads (see
  *   `sandbox_loader.ts`), which checks the graph, remote modules included,
  *   against the runner's import permission. Deno 2.9 holds a Worker started
@@ -413,9 +413,10 @@ export class SandboxWorker {
       ? []
       : permissions.read;
     const importReads = this.#importReads ?? [];
+    // The module by a literal specifier: its graph is checked against the Worker's creator.
+    const literalEntry = entryModule(`await serve(() => import(${JSON.stringify(moduleUrl)}));`);
     let worker: Worker;
     if (mode === "nested") {
-      const entry = entryModule(`await serve(() => import(${JSON.stringify(moduleUrl)}));`);
       worker = new Worker(LOADER_URL, {
         type: "module",
         deno: {
@@ -433,7 +434,7 @@ export class SandboxWorker {
         if (msg?.op === "crash") stop(new Error(String(msg.message)));
         else notUnderstood(String(msg?.quote));
       };
-      worker.postMessage({ entry, permissions }, [channel.port2]);
+      worker.postMessage({ entry: literalEntry, permissions }, [channel.port2]);
     } else {
       const checked = mode === "checked";
       // What the node may not read once its graph is loaded: the import reads its read: does not
@@ -447,7 +448,7 @@ export class SandboxWorker {
             JSON.stringify(revoke)
           }));`,
         )
-        : entryModule(`await serve(() => import(${JSON.stringify(moduleUrl)}));`);
+        : literalEntry;
       worker = new Worker(entry, {
         type: "module",
         deno: {
@@ -476,8 +477,7 @@ export class SandboxWorker {
         // A remote module the node's import: does not list, met while the graph loaded (none of
         // it ran): the graph's imports are the runner's to allow, as for a Worker the runner
         // starts. Loaded again the slow way, by a Worker that may read only the import reads.
-        this.#worker?.terminate();
-        this.#port.close();
+        this.#stopWorker();
         try {
           this.#start("nested");
         } catch (err) {
@@ -678,11 +678,16 @@ export class SandboxWorker {
     }
   }
 
+  /** Stop the Worker (both, `nested`) and close its port. */
+  #stopWorker() {
+    this.#worker?.terminate();
+    this.#port.close();
+  }
+
   #kill(error: Error) {
     this.#dead ??= error;
     this.#unwatch();
-    this.#worker?.terminate();
-    this.#port.close();
+    this.#stopWorker();
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
     // A request waiting for the module to load fails now with `error` (see `#request`).
