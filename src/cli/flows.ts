@@ -46,6 +46,9 @@ import { flowJsonSchema } from "../flow/schema.ts";
 import { loadConfig } from "../config.ts";
 import { formatPath } from "../errors.ts";
 import { describePermissions } from "../flow/sub_flows.ts";
+import type { FlowQueueLimits } from "../flow/types.ts";
+import { parseRate } from "../rate.ts";
+import { formatDurationExactly } from "../duration.ts";
 import {
   formatTime,
   printable,
@@ -178,6 +181,26 @@ async function flowArguments(files: readonly string[], config: ResolvedConfig): 
  * lines, or with `json` one array of {@linkcode ValidateResult}; exit 2 if
  * any is invalid (or if the config is).
  */
+/**
+ * A flow's `queue:` limits in words, for `validate`: `at most 10 started per
+ * 1m, at most 1 running at once, per value of ${{ inputs.customer }}, across
+ * every worker (retries count)`.
+ */
+function describeQueueLimits(queue: FlowQueueLimits): string {
+  const parts: string[] = [];
+  if (queue.rate !== undefined) {
+    const rate = parseRate(queue.rate, "queue.rate");
+    parts.push(`at most ${rate.limit} started per ${formatDurationExactly(rate.perMs)}`);
+  }
+  if (queue.concurrency !== undefined) {
+    parts.push(`at most ${queue.concurrency} running at once`);
+  }
+  const scope = queue.by === undefined ? "for all its runs" : `per value of ${queue.by}`;
+  return `${parts.join(", ")}, ${scope}, across every worker${
+    queue.rate === undefined ? "" : " (retries count against the rate)"
+  }`;
+}
+
 export async function validateFlows(
   files: readonly string[],
   global: GlobalOptions = {},
@@ -234,6 +257,8 @@ export async function validateFlows(
       results.push({ file, ok: true, problems: [], nodes, env, warnings });
       if (!options.json) {
         console.log(`ok ${file}`);
+        const queue = parsed.definition.queue;
+        if (queue !== undefined) console.log(printable(`  queue: ${describeQueueLimits(queue)}`));
         if (env.length > 0) {
           console.log(
             `  env: ${

@@ -54,6 +54,7 @@ import { knownJobNames } from "../jobs/builtin.ts";
 import { didYouMean } from "../_suggest.ts";
 import { isRunId } from "../records/run_id.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
+import { formatRate } from "../rate.ts";
 import { runShapeProblem } from "../records/types.ts";
 import { abandonedRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
@@ -318,6 +319,19 @@ function unreadable(runId: string, problem: string, store: string): string {
     `see its raw entry with: flowstate state get flowstate/runs/${runId} --store ${store}`;
 }
 
+/**
+ * `, waiting for its rate limit (10/1m, partition "acme")` for a queued run a
+ * worker put off because its rate window was full; empty otherwise.
+ */
+function rateWaitText(run: RunRecord): string {
+  const limit = run.queue?.limit;
+  if (run.status !== "queued" || run.queue?.waiting !== "rate" || limit?.rate === undefined) {
+    return "";
+  }
+  const partition = limit.partition === "*" ? "" : `, partition ${JSON.stringify(limit.partition)}`;
+  return printable(`, waiting for its rate limit (${formatRate(limit.rate)}${partition})`);
+}
+
 function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void {
   const lines = [
     `run:      ${run.id}`,
@@ -354,7 +368,7 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
         q.key === undefined ? "" : `, key ${printable(q.key)}`
       }, ${queueAttemptText(run.status, q)}${
         q.claim ? `, claimed by ${printable(q.claim.worker)}` : ""
-      }`,
+      }${rateWaitText(run)}`,
     );
     for (const a of q.attempts) {
       lines.push(

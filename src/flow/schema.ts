@@ -14,6 +14,7 @@ import type { ParsingSchema } from "../plugin.ts";
 import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "../duration.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 import { cronProblem } from "../cron.ts";
+import { RATE_HINT, RATE_PATTERN, rateProblem } from "../rate.ts";
 
 export {
   BUILTIN_NODE_TYPE_EXAMPLES,
@@ -247,15 +248,32 @@ const flowObjectSchema = z.strictObject({
     description: "Maximum nodes running at once (default 16).",
   }),
   queue: z.strictObject({
-    concurrency: z.number().int().min(1, { error: "must be at least 1" }).meta({
+    concurrency: z.number().int().min(1, { error: "must be at least 1" }).optional().meta({
       description: "Runs of this flow taken from the queue at once, across every worker.",
+    }),
+    rate: z.string({ error: `expected ${RATE_HINT}` }).superRefine((value, ctx) => {
+      const problem = rateProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    }).optional().meta({
+      description:
+        'Runs of this flow started from the queue per window, across every worker: `"10/1m"` is at most 10 in any minute (retries count).',
+      pattern: RATE_PATTERN,
+      examples: ["10/1m", "100/1s", "1000/1h"],
     }),
     by: z.string().min(1).optional().meta({
       description:
-        "A template over inputs (`${{ inputs.customer }}`): the limit applies per value of it.",
+        "A template over inputs (`${{ inputs.customer }}`): the limits apply per value of it.",
     }),
+  }).superRefine((value, ctx) => {
+    if (value.concurrency === undefined && value.rate === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          'needs concurrency, rate or both: like { concurrency: 1 } or { rate: "10/1m" }',
+      });
+    }
   }).optional().meta({
-    description: "Limits on queued runs of this flow: `{ concurrency, by? }`.",
+    description: "Limits on queued runs of this flow: `{ concurrency?, rate?, by? }`.",
   }),
   timeout: duration({ positive: true, description: "Fail the whole run after this long." })
     .optional(),

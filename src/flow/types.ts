@@ -209,17 +209,20 @@ export interface FlowSchedule {
 }
 
 /**
- * How many runs of a flow taken from the queue run at once, across every
- * worker: at most `concurrency`, or, with `by` (a template over `inputs`,
- * like `${{ inputs.customer }}`), at most `concurrency` per value of it.
+ * Limits on a flow's runs taken from the queue, across every worker:
+ * `concurrency`, at most that many running at once; `rate` (`"10/1m"`), at
+ * most that many started in any window of that length (every claim counts:
+ * first attempts, retries, runs taken back from a lost worker). With `by` (a
+ * template over `inputs`, like `${{ inputs.customer }}`), each applies per
+ * value of it. At least one of `concurrency` and `rate`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { type FlowQueueLimits, validateFlow } from "@flowstate/core/flow";
  *
- * // at most one queued run per customer at a time
- * const queue: FlowQueueLimits = { concurrency: 1, by: "${{ inputs.customer }}" };
+ * // at most one queued run per customer at a time, and 10 starts a minute per customer
+ * const queue: FlowQueueLimits = { concurrency: 1, rate: "10/1m", by: "${{ inputs.customer }}" };
  * const parsed = validateFlow({
  *   id: "invoice",
  *   inputs: { customer: { type: "string" } },
@@ -227,12 +230,15 @@ export interface FlowSchedule {
  *   nodes: [{ id: "a", type: "log", with: { message: "${{ inputs.customer }}" } }],
  * });
  * assert.equal(parsed.definition.queue?.concurrency, 1);
+ * assert.equal(parsed.definition.queue?.rate, "10/1m");
  * ```
  */
 export interface FlowQueueLimits {
   /** Runs at once (per value of `by`). */
-  concurrency: number;
-  /** A template over the run's inputs: runs with the same value share the limit. */
+  concurrency?: number;
+  /** Starts per window (per value of `by`): `"<count>/<duration>"`, like `"10/1m"`. */
+  rate?: string;
+  /** A template over the run's inputs: runs with the same value share the limits. */
   by?: string;
 }
 

@@ -8,6 +8,7 @@
  */
 import { dirname, resolve } from "../_path.ts";
 import { parseDuration } from "../duration.ts";
+import { parseRate } from "../rate.ts";
 import { coerceInputs } from "../flow/inputs.ts";
 import { loadFlowIn } from "../flow/load.ts";
 import type { ProgramNodeTypes } from "../flow/program_nodes.ts";
@@ -182,7 +183,9 @@ export async function enqueueFlow(
       partition = typeof value === "string" ? value : JSON.stringify(value) ?? "null";
       if (partition === "") partition = '""';
     }
-    limit = { concurrency: def.queue.concurrency, partition };
+    limit = { partition };
+    if (def.queue.concurrency !== undefined) limit.concurrency = def.queue.concurrency;
+    if (def.queue.rate !== undefined) limit.rate = parseRate(def.queue.rate, "queue.rate");
   }
   const records = await host.records();
   const { hash } = await records.saveVersion(def, parsed.source);

@@ -29,6 +29,8 @@ import { knownEntries } from "./_known.ts";
 import { holdsKey } from "./_dedupe.ts";
 import { FlowVersionGoneError, guardVersion, versionGone } from "./_versions.ts";
 import { assertRunId, newRunId } from "./run_id.ts";
+import { nextSlots, rateAllows, type RateLog, withClaim } from "./_rate.ts";
+import { MAX_RATE_LIMIT } from "../rate.ts";
 import {
   type QueueAttempt,
   type QueueBackoff,
@@ -188,7 +190,17 @@ export class QueueKeys {
   active(limit: NonNullable<QueueInfo["limit"]>, flowId: string): Key {
     return this.#ctx.layout.key("queue", "active", flowId, limit.partition);
   }
+  /** `P, "queue", "rate", flowId, partition`: the claim times of a rate-limited partition. */
+  rate(limit: NonNullable<QueueInfo["limit"]>, flowId: string): Key {
+    return this.#ctx.layout.key("queue", "rate", flowId, limit.partition);
+  }
 }
+
+/**
+ * A rate entry outlives its newest claim time by its window and this much
+ * (ms): room for clocks of different workers that disagree a little.
+ */
+const RATE_KEEP_MS = 60_000;
 
 /** Add the writes that put a queued run's entry in the ready or delayed index. */
 function addDueEntry(keys: QueueKeys, op: AtomicOperation, run: RunRecord, now: number): void {
@@ -252,6 +264,7 @@ export async function enqueueRun(
       );
     }
   }
+  if (init.limit !== undefined) checkLimit(init.limit, what);
   const queue: QueueInfo = {
     flowPath: init.flowPath,
     enqueuedAt: now,
@@ -309,6 +322,34 @@ export async function enqueueRun(
     if (!result.existing && queue.runAt <= now) await wake(ctx);
     return result;
   });
+}
+
+/** Throw when `limit` is not a flow's `queue:` limit as the queue keeps it. */
+function checkLimit(limit: NonNullable<QueueInfo["limit"]>, what: string): void {
+  if (typeof limit !== "object" || limit === null || typeof limit.partition !== "string") {
+    throw new TypeError(`${what}: limit must be { partition: string, concurrency?, rate? }`);
+  }
+  const { concurrency, rate } = limit;
+  if (concurrency === undefined && rate === undefined) {
+    throw new TypeError(`${what}: limit needs concurrency, rate or both`);
+  }
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
+    throw new RangeError(
+      `${what}: limit.concurrency must be a whole number >= 1 (got ${concurrency})`,
+    );
+  }
+  if (rate === undefined) return;
+  if (
+    typeof rate !== "object" || rate === null || !Number.isInteger(rate.limit) ||
+    rate.limit < 1 || rate.limit > MAX_RATE_LIMIT || !Number.isFinite(rate.perMs) ||
+    rate.perMs < 1
+  ) {
+    throw new RangeError(
+      `${what}: limit.rate must be { limit: a whole number from 1 to ${MAX_RATE_LIMIT}, perMs: ms >= 1 } (got ${
+        JSON.stringify(rate)
+      })`,
+    );
+  }
 }
 
 /**
@@ -408,6 +449,12 @@ export async function claimRuns(
   return run === null ? [] : [run];
 }
 
+/**
+ * Passes over the ready index a claim makes at most while each pass only
+ * moved runs waiting for their rate limit out of it (see `deferWaiting`).
+ */
+const MAX_CLAIM_PASSES = 10;
+
 /** One claim on a store without `claimFirst`: candidates listed, then compare-and-set. */
 async function claimByCompareAndSet(
   ctx: RecordsContext,
@@ -416,26 +463,38 @@ async function claimByCompareAndSet(
   now: number,
 ): Promise<RunRecord | null> {
   const { store } = ctx;
-  const candidates: Entry<QueueEntry>[] = [];
-  for await (const e of store.list<QueueEntry>({ prefix: keys.ready(), limit: CLAIM_SCAN })) {
-    if (options.flows === undefined || options.flows.has(e.value.flowId)) candidates.push(e);
-  }
-  // In order; after a lost race (another worker took that run), skip a few
-  // candidates at random, so that many workers claiming at once spread over
-  // the head of the queue instead of all racing for the same next run.
-  const order = claimOrder(candidates, options.spread === true);
-  for (let n = 0; n < order.length; n++) {
-    const candidate = candidates[order[n]];
-    const op = store.atomic();
-    const claimed = await prepareClaim(ctx, keys, candidate, op, options, now, (k) => store.get(k));
-    if (claimed === null) continue;
-    const result = await op.commit();
-    if (claimed === STRAY) continue;
-    if (result.ok) {
-      knownEntries(ctx).set(ctx.layout.run(claimed.id), claimed, result.version);
-      return claimed;
+  for (let pass = 0; pass < MAX_CLAIM_PASSES; pass++) {
+    const candidates: Entry<QueueEntry>[] = [];
+    for await (const e of store.list<QueueEntry>({ prefix: keys.ready(), limit: CLAIM_SCAN })) {
+      if (options.flows === undefined || options.flows.has(e.value.flowId)) candidates.push(e);
     }
-    if (options.spread === true) n += Math.floor(Math.random() * 4);
+    // In order; after a lost race (another worker took that run), skip a few
+    // candidates at random, so that many workers claiming at once spread over
+    // the head of the queue instead of all racing for the same next run.
+    const order = claimOrder(candidates, options.spread === true);
+    const waits: RateWait[] = [];
+    for (let n = 0; n < order.length; n++) {
+      const candidate = candidates[order[n]];
+      const op = store.atomic();
+      const get = <T>(k: Key) => store.get<T>(k);
+      const claimed = await prepareClaim(ctx, keys, candidate, op, options, now, get);
+      if (claimed === null) continue;
+      if (isRateWait(claimed)) {
+        waits.push(claimed);
+        continue;
+      }
+      const result = await op.commit();
+      if (claimed === STRAY) continue;
+      if (result.ok) {
+        knownEntries(ctx).set(ctx.layout.run(claimed.id), claimed, result.version);
+        await deferWaiting(ctx, keys, waits, now);
+        return claimed;
+      }
+      if (options.spread === true) n += Math.floor(Math.random() * 4);
+    }
+    // Runs waiting for their rate limit leave the ready index: the runs behind them are
+    // looked at on the next pass, not held up behind them.
+    if (await deferWaiting(ctx, keys, waits, now) === 0) return null;
   }
   return null;
 }
@@ -451,25 +510,43 @@ async function claimNatively(
   now: number,
   max: number,
 ): Promise<RunRecord[]> {
+  let passes = 0;
   for (let n = 0; n < NATIVE_TRIES; n++) {
     // By entry key: a driver that tries its transaction again offers the entries again.
     const prepared = new Map<string, RunRecord | typeof STRAY>();
-    // The limited partitions' slots as the claims of this transaction leave them (after a
-    // driver's retry, possibly as a failed try left them: its check then fails, and the
-    // next try here starts afresh).
-    const slots: Slots = new Map();
+    const waits = new Map<string, RateWait>();
+    // The limited partitions' slots and rate windows as the claims of this transaction leave
+    // them (after a driver's retry, possibly as a failed try left them: its check then
+    // fails, and the next try here starts afresh).
+    const batch: Batch = { slots: new Map(), windows: new Map() };
     const taken = await ctx.store.claimFirst!<QueueEntry>(
       keys.ready(),
       async (candidate, op, get) => {
         if (options.flows !== undefined && !options.flows.has(candidate.value.flowId)) return false;
-        const run = await prepareClaim(ctx, keys, candidate, op, options, now, get, slots);
-        if (run !== null) prepared.set(candidate.key.join("\u0000"), run);
+        const run = await prepareClaim(ctx, keys, candidate, op, options, now, get, batch);
+        const id = candidate.key.join("\u0000");
+        if (run !== null && isRateWait(run)) {
+          // Passed over (it stays held until the claim's end), and moved out of the ready
+          // index after it.
+          waits.set(id, run);
+          return false;
+        }
+        waits.delete(id);
+        if (run !== null) prepared.set(id, run);
         return run !== null;
       },
       // The run's record comes with its entry (one statement, not a read of its own).
       { limit: CLAIM_SCAN, companion: { prefix: ctx.layout.run(), field: "id" }, max },
     );
-    if (taken === null) return [];
+    // The waits were read with this claim's own claims counted: moved out only if it
+    // committed (else the next try reads again).
+    const deferred = taken === null || taken.result.ok
+      ? await deferWaiting(ctx, keys, [...waits.values()], now)
+      : 0;
+    if (taken === null) {
+      if (deferred > 0 && ++passes < MAX_CLAIM_PASSES) continue;
+      return [];
+    }
     const claimed: RunRecord[] = [];
     for (const key of taken.keys) {
       const run = prepared.get(key.join("\u0000"));
@@ -488,14 +565,42 @@ async function claimNatively(
 /** A limited partition's slot in a claim: its key, the version read, and its runs now. */
 type Slots = Map<string, { version: string | null; runs: string[] }>;
 
+/** A rate-limited partition's window in a claim: the version read, and its claim times now. */
+type Windows = Map<string, { version: string | null; times: number[] }>;
+
+/** What earlier claims of the same commit took (several runs claimed at once). */
+interface Batch {
+  slots: Slots;
+  windows: Windows;
+}
+
 /** What `prepareClaim` resolves for a stray entry it dropped (its run is not queued). */
 const STRAY: unique symbol = Symbol("stray");
+
+/**
+ * A due run that may not start now because its partition's rate window is
+ * full: its ready entry, its record, and the window as read.
+ */
+interface RateWait {
+  readonly rateWait: true;
+  candidate: Entry<QueueEntry>;
+  stored: Entry<StoredRun>;
+  /** The window's key, joined: waits of one partition share it. */
+  window: string;
+  rate: NonNullable<NonNullable<QueueInfo["limit"]>["rate"]>;
+  times: number[];
+}
+
+function isRateWait(value: RunRecord | typeof STRAY | RateWait): value is RateWait {
+  return typeof value === "object" && "rateWait" in value;
+}
 
 /**
  * Add to `op` the claim of `candidate`'s run by this worker, and resolve
  * the record the claim writes; `STRAY` when the entry's run is gone or not
  * queued (`op` drops the entry); `null` (nothing added) when the run may not
- * start now (not due yet, or its flow at its limit).
+ * start now (not due yet, or its flow at its concurrency limit); a
+ * {@linkcode RateWait} (nothing added) when its rate window is full.
  */
 async function prepareClaim(
   ctx: RecordsContext,
@@ -506,9 +611,9 @@ async function prepareClaim(
   now: number,
   /** Reads (a native claim's: inside its transaction). */
   get: <T>(key: Key) => Promise<Entry<T> | null>,
-  /** Slots taken by earlier claims of the same commit (several runs claimed at once). */
-  slots?: Slots,
-): Promise<RunRecord | typeof STRAY | null> {
+  /** Slots and windows taken by earlier claims of the same commit (several runs claimed at once). */
+  batch?: Batch,
+): Promise<RunRecord | typeof STRAY | RateWait | null> {
   const runKey = ctx.layout.run(candidate.value.id);
   const stored = await get<StoredRun>(runKey);
   if (stored === null || stored.value.status !== "queued" || stored.value.queue === undefined) {
@@ -520,9 +625,9 @@ async function prepareClaim(
   const q = run.queue!;
   if (q.runAt > now) return null; // never early (a clock behind the one that made it ready)
   let slot: { key: Key; version: string | null; runs: string[] } | undefined;
-  if (q.limit !== undefined) {
+  if (q.limit?.concurrency !== undefined) {
     const activeKey = keys.active(q.limit, run.flowId);
-    const pending = slots?.get(activeKey.join("\u0000"));
+    const pending = batch?.slots.get(activeKey.join("\u0000"));
     let version: string | null;
     let runs: string[];
     if (pending !== undefined) {
@@ -535,6 +640,27 @@ async function prepareClaim(
     if (runs.length >= q.limit.concurrency) return null;
     slot = { key: activeKey, version, runs };
   }
+  let window: { key: Key; version: string | null; times: number[] } | undefined;
+  if (q.limit?.rate !== undefined) {
+    const rate = q.limit.rate;
+    const rateKey = keys.rate(q.limit, run.flowId);
+    const id = rateKey.join("\u0000");
+    const pending = batch?.windows.get(id);
+    let version: string | null;
+    let times: number[];
+    if (pending !== undefined) {
+      ({ version, times } = pending);
+    } else {
+      const log = await get<RateLog>(rateKey);
+      version = log?.version ?? null;
+      times = Array.isArray(log?.value.at) ? log.value.at : [];
+    }
+    if (!rateAllows(times, rate, now)) {
+      return { rateWait: true, candidate, stored, window: id, rate, times };
+    }
+    window = { key: rateKey, version, times: withClaim(times, rate, now) };
+    batch?.windows.set(id, { version, times: window.times });
+  }
   op.check(candidate.key, candidate.version)
     .check(runKey, stored.version)
     .delete(candidate.key);
@@ -542,7 +668,15 @@ async function prepareClaim(
     // The same version checked by every claim of the commit, the last one's runs written.
     const runs = [...slot.runs, run.id];
     op.check(slot.key, slot.version).set(slot.key, { runs });
-    slots?.set(slot.key.join("\u0000"), { version: slot.version, runs });
+    batch?.slots.set(slot.key.join("\u0000"), { version: slot.version, runs });
+  }
+  if (window !== undefined) {
+    // Likewise: the window as read checked, the last claim's times written. It lives as long
+    // as its newest time counts (and a little more), then goes by itself.
+    const log: RateLog = { at: window.times };
+    op.check(window.key, window.version).set(window.key, log, {
+      expireIn: q.limit!.rate!.perMs + RATE_KEEP_MS,
+    });
   }
   const claimed: RunRecord = {
     ...run,
@@ -550,7 +684,7 @@ async function prepareClaim(
     heartbeatAt: now,
     error: null,
     queue: {
-      ...q,
+      ...withoutWaiting(q),
       attempt: q.attempt + 1,
       claim: { worker: options.worker, at: now, leaseMs: options.leaseMs },
     },
@@ -559,6 +693,63 @@ async function prepareClaim(
   moveIndexes(ctx, op, run, claimed);
   op.set(keys.claimed(run.id), { worker: options.worker, at: now, leaseMs: options.leaseMs });
   return claimed;
+}
+
+/**
+ * Move due runs whose rate window is full out of the ready index, to the
+ * delayed one at the earliest time each could start (`queue.runAt`, with
+ * `queue.waiting: "rate"`): the waits of one partition, in the order they
+ * were met, at the window's next free times one after the other, so that
+ * about as many come due as the window has room for. They no longer hold up
+ * the runs behind them, and no worker looks at them again before then. One
+ * commit for all (each checked at the versions read); if another writer
+ * changed one meanwhile, one commit each (those changed are left as they
+ * are). Resolves how many moved.
+ */
+async function deferWaiting(
+  ctx: RecordsContext,
+  keys: QueueKeys,
+  waits: readonly RateWait[],
+  now: number,
+): Promise<number> {
+  if (waits.length === 0) return 0;
+  const byWindow = new Map<string, RateWait[]>();
+  for (const w of waits) {
+    const list = byWindow.get(w.window);
+    if (list === undefined) byWindow.set(w.window, [w]);
+    else list.push(w);
+  }
+  const moves: { wait: RateWait; at: number }[] = [];
+  for (const list of byWindow.values()) {
+    // The window as the last of them read it (within one claim, the latest).
+    const last = list[list.length - 1];
+    const slots = nextSlots(last.times, last.rate, now, list.length);
+    list.forEach((wait, i) => moves.push({ wait, at: slots[i] }));
+  }
+  const add = (op: AtomicOperation, { wait, at }: { wait: RateWait; at: number }) => {
+    const q = wait.stored.value.queue!;
+    const runKey = ctx.layout.run(wait.stored.value.id);
+    const record: StoredRun = {
+      ...wait.stored.value,
+      queue: { ...q, runAt: Math.max(q.runAt, at), waiting: "rate" },
+    };
+    op.check(wait.candidate.key, wait.candidate.version)
+      .check(runKey, wait.stored.version)
+      .delete(wait.candidate.key)
+      .set(keys.delayed(record.queue!, record.id), wait.candidate.value)
+      .set(runKey, record);
+    knownEntries(ctx).forget(runKey);
+  };
+  const op = ctx.store.atomic();
+  for (const move of moves) add(op, move);
+  if ((await op.commit()).ok) return moves.length;
+  let moved = 0;
+  for (const move of moves) {
+    const one = ctx.store.atomic();
+    add(one, move);
+    if ((await one.commit()).ok) moved++;
+  }
+  return moved;
 }
 
 /** Candidates of the same priority a spread claim picks its first try among. */
@@ -588,7 +779,8 @@ async function releaseSlot(
   run: RunRecord,
 ): Promise<void> {
   const limit = run.queue?.limit;
-  if (limit === undefined) return;
+  // Only a concurrency limit holds a slot (a rate's claim times stay until they age out).
+  if (limit === undefined || limit.concurrency === undefined) return;
   const keys = new QueueKeys(ctx);
   const activeKey = keys.active(limit, run.flowId);
   const active = await ctx.store.get<ActiveRuns>(activeKey);
@@ -696,7 +888,7 @@ export async function finishClaimedRun(
       failures(attempts) < q.maxAttempts);
   const keys = new QueueKeys(ctx);
   if (!retry) {
-    if (q.limit !== undefined) {
+    if (q.limit?.concurrency !== undefined) {
       // A slot of a limited flow frees up: a run waiting for it may go.
       const ok = await finishClaimedEnd();
       if (ok) await wake(ctx);
@@ -780,7 +972,7 @@ export async function finishClaimedRun(
       outputs: null,
       error: { message: `cancelled before it was queued again${why}` },
     });
-    if (ok && q.limit !== undefined) await wake(ctx);
+    if (ok && q.limit?.concurrency !== undefined) await wake(ctx);
     return ok;
   }
   if (written && runAt <= ctx.clock.now()) await wake(ctx);
@@ -929,6 +1121,8 @@ export async function cancelQueuedRun(
     durationMs: lastAttemptMs(run),
     error: { message: "cancelled while queued" },
   };
+  // It waits for nothing any more.
+  if (record.queue !== undefined) record.queue = withoutWaiting(record.queue);
   const ok = await finishRun(
     ctx,
     tails,
@@ -938,6 +1132,12 @@ export async function cancelQueuedRun(
     (op) => deleteDueEntries(keys, op, run),
   );
   return ok ? record : null;
+}
+
+/** `q` without `waiting` (a run that is not queued waits for nothing). */
+function withoutWaiting(q: QueueInfo): QueueInfo {
+  const { waiting: _waiting, ...rest } = q;
+  return rest;
 }
 
 /** How long a run's last attempt took (0 when it never started): a queued run's duration at its end. */
@@ -1010,7 +1210,7 @@ export async function requeueRun(
       // a queued run shows none.
       error: null,
       queue: {
-        ...previous,
+        ...withoutWaiting(previous),
         runAt: now,
         // One more attempt than have failed so far.
         maxAttempts: failures(previous.attempts) + 1,

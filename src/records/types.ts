@@ -156,8 +156,23 @@ export interface QueueInfo {
   attempts: QueueAttempt[];
   /** The claim while the run is `running`: the worker, when, and its lease in ms. */
   claim?: { worker: string; at: number; leaseMs: number };
-  /** The flow's `queue:` limit for this run: at most `concurrency` running per `partition`. */
-  limit?: { concurrency: number; partition: string };
+  /**
+   * The flow's `queue:` limits for this run, per `partition` (the value of its
+   * `by`, or `"*"`): at most `concurrency` running at once, and at most
+   * `rate.limit` claims in any window of `rate.perMs` ms (every claim counts:
+   * first attempts, retries, a run taken back from a lost worker).
+   */
+  limit?: {
+    concurrency?: number;
+    rate?: { limit: number; perMs: number };
+    partition: string;
+  };
+  /**
+   * Why a queued run is not due before `runAt`: `"rate"` when a worker found
+   * its partition's rate window full and put it off until the window has
+   * room. Absent once claimed.
+   */
+  waiting?: "rate";
 }
 
 /**
