@@ -70,11 +70,11 @@ function parseRateValue(value: unknown): Rate {
     throw new RangeError(`expected ${RATE_HINT}, got ${JSON.stringify(value)}`);
   }
   const limit = Number(match[1]);
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_RATE_LIMIT) {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
     throw new RangeError(
-      `the number of starts must be from 1 to ${MAX_RATE_LIMIT}, got ${
+      `the number of starts must be a whole number from 1 to ${MAX_RATE_LIMIT}, got ${
         JSON.stringify(value)
-      } (for more, use a shorter window: "${MAX_RATE_LIMIT}/1h" rather than "10000/10h")`,
+      }`,
     );
   }
   let perMs: number;
@@ -90,7 +90,18 @@ function parseRateValue(value: unknown): Rate {
   if (!(perMs >= 1)) {
     throw new RangeError(`the window must be at least 1ms, got ${JSON.stringify(value)}`);
   }
-  return { limit, perMs: Math.round(perMs) };
+  perMs = Math.round(perMs);
+  if (limit > MAX_RATE_LIMIT) {
+    // The same average in shorter windows: each window keeps one time per start.
+    const k = Math.ceil(limit / MAX_RATE_LIMIT);
+    const shorter = formatRate({ limit: Math.floor(limit / k), perMs: Math.floor(perMs / k) });
+    throw new RangeError(
+      `the number of starts must be from 1 to ${MAX_RATE_LIMIT} (a window keeps the time of each start), got ${
+        JSON.stringify(value)
+      }: use a shorter window, like "${shorter}"`,
+    );
+  }
+  return { limit, perMs };
 }
 
 function kindOf(value: unknown): string {

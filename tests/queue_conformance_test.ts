@@ -5,7 +5,7 @@
  * claimed in (priority, then time, then age; never before `runAt`), claims
  * by several store handles at once (each run claimed exactly once), every
  * transition (finish, retry with backoff, lost claim, cancel, requeue) with
- * the status indexes agreeing, and per-flow limits.
+ * the status indexes agreeing, and per-flow limits (concurrency and rate).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -408,6 +408,122 @@ for (const backend of BACKENDS) {
       assert.deepEqual(new Set(all), ids);
       assert.deepEqual(await statuses(handles[2], "running"), []);
       assert.equal((await handles[1].getMetrics("f"))?.succeeded, 60, "metrics exact");
+    }));
+
+  test("rate limits: at most `limit` claims in any window per partition, across handles; retries count; a full window puts its runs off until it has room", () =>
+    withQueue(backend, 2, async ([a, b], clock) => {
+      const rate = (partition: string, extra = {}) => ({
+        limit: { rate: { limit: 2, perMs: 60_000 }, partition },
+        ...extra,
+      });
+      const x: string[] = [];
+      for (let i = 0; i < 5; i++) x.push((await a.enqueueRun(init(i, rate("x")))).runId);
+      const y = (await a.enqueueRun(init(9, rate("y")))).runId;
+      const lease = (worker: string) => ({ worker, leaseMs: 600_000 });
+      const claimedAt = new Map<string, number>();
+      const claim = async (records: Records, worker: string) => {
+        const run = await records.claimRun(lease(worker));
+        if (run !== null) {
+          claimedAt.set(run.id, run.queue!.claim!.at);
+          assert.ok(await finish(records, run, "succeeded"));
+        }
+        return run?.id ?? null;
+      };
+      assert.equal(await claim(a, "a"), x[0]);
+      assert.equal(await claim(b, "b"), x[1]);
+      // x's window is full: its runs wait, y's go (another partition).
+      assert.equal(await claim(a, "a"), y);
+      assert.equal(await claim(b, "b"), null);
+      for (const [i, at] of [[2, T0 + 60_000], [3, T0 + 60_000], [4, T0 + 120_000]] as const) {
+        const waiting = await a.getRun(x[i]);
+        assert.equal(waiting?.status, "queued");
+        assert.equal(waiting?.queue?.waiting, "rate");
+        assert.equal(waiting?.queue?.runAt, at, `x${i} is due when the window has room`);
+      }
+      assert.deepEqual(await a.queueCounts(), { due: 0, scheduled: 3, claimed: 0 });
+      clock.t = T0 + 59_999;
+      assert.equal(await claim(a, "a"), null);
+      clock.t = T0 + 60_000;
+      assert.deepEqual([await claim(b, "b"), await claim(a, "a"), await claim(b, "b")], [
+        x[2],
+        x[3],
+        null,
+      ]);
+      assert.equal((await a.getRun(x[2]))?.queue?.waiting, undefined, "claimed: waits no more");
+      clock.t = T0 + 120_000;
+      assert.equal(await claim(a, "a"), x[4]);
+      // No window of 60 s holds more than 2 of x's claims.
+      const times = x.map((id) => claimedAt.get(id)!).sort((p, q) => p - q);
+      for (let i = 0; i + 2 < times.length; i++) assert.ok(times[i + 2] - times[i] >= 60_000);
+      // Long after, the window is empty again (its entry expired); a retry counts as a claim.
+      clock.t = T0 + 10 * 3_600_000;
+      const r = await a.enqueueRun(init(20, rate("x", { maxAttempts: 3 })));
+      const other = await a.enqueueRun(init(21, rate("x")));
+      const first = await a.claimRun(lease("a"));
+      assert.equal(first?.id, r.runId);
+      assert.ok(await finish(a, first!, "failed"));
+      assert.equal((await a.getRun(r.runId))?.status, "queued", "failed, with attempts left");
+      const second = await b.claimRun(lease("b"));
+      assert.equal(second?.id, r.runId, "its retry is due at once: the window's second claim");
+      assert.ok(await finish(b, second!, "failed"));
+      assert.equal(await a.claimRun(lease("a")), null);
+      for (const id of [r.runId, other.runId]) {
+        const waiting = await b.getRun(id);
+        assert.equal(waiting?.queue?.waiting, "rate");
+        assert.ok(waiting!.queue!.runAt >= clock.t + 60_000);
+      }
+      // Cancelled while it waits: it waits for nothing any more.
+      assert.equal((await a.cancelQueuedRun(other.runId))?.queue?.waiting, undefined);
+    }));
+
+  test("rate limits: runs waiting for their window do not hold up the runs behind them (more than one claim looks at)", () =>
+    withQueue(backend, 1, async ([records], clock) => {
+      const rate = (partition: string) => ({
+        limit: { rate: { limit: 1, perMs: 3_600_000 }, partition },
+      });
+      const x: string[] = [];
+      for (let i = 0; i < 105; i++) x.push((await records.enqueueRun(init(i, rate("x")))).runId);
+      clock.t += 1;
+      const y = await records.enqueueRun(init(200, rate("y")));
+      const lease = { worker: "w", leaseMs: 600_000 };
+      assert.equal((await records.claimRun(lease))?.id, x[0]);
+      // 104 of x wait behind a full window, ahead of y in the ready index: one claim takes y.
+      assert.equal((await records.claimRun(lease))?.id, y.runId);
+      assert.equal(await records.claimRun(lease), null);
+      assert.deepEqual(await records.queueCounts(), { due: 0, scheduled: 104, claimed: 2 });
+      // Those met in one look are due one window after the other, not all at once.
+      const runAts = await Promise.all(x.slice(1, 4).map(async (id) => {
+        const run = await records.getRun(id);
+        assert.equal(run?.queue?.waiting, "rate");
+        return run!.queue!.runAt;
+      }));
+      const t = clock.t; // x[0]'s claim
+      assert.deepEqual(runAts, [t + 3_600_000, t + 7_200_000, t + 10_800_000]);
+    }));
+
+  test("rate and concurrency together, within a batch of claims: each counted", () =>
+    withQueue(backend, 1, async ([records], clock) => {
+      const limit = { concurrency: 2, rate: { limit: 3, perMs: 60_000 }, partition: "x" };
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await records.enqueueRun(init(i, { limit }))).runId);
+      const claimAll = async () => {
+        const out: RunRecord[] = [];
+        for (;;) {
+          const batch = await records.claimRuns({ worker: "w", leaseMs: 600_000 }, 4);
+          if (batch.length === 0) return out;
+          out.push(...batch);
+        }
+      };
+      const first = await claimAll();
+      assert.deepEqual(first.map((r) => r.id), ids.slice(0, 2), "two at once");
+      for (const run of first) assert.ok(await finish(records, run, "succeeded"));
+      const second = await claimAll();
+      assert.deepEqual(second.map((r) => r.id), [ids[2]], "the window's third");
+      assert.ok(await finish(records, second[0], "succeeded"));
+      assert.deepEqual(await claimAll(), [], "no slot taken, but the window is full");
+      assert.equal((await records.getRun(ids[3]))?.queue?.runAt, T0 + 60_000);
+      clock.t = T0 + 60_000;
+      assert.deepEqual((await claimAll()).map((r) => r.id), ids.slice(3));
     }));
 
   test("per-flow limits: at most `concurrency` running per partition, across handles", () =>

@@ -14,7 +14,7 @@ import type { ParsingSchema } from "../plugin.ts";
 import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "../duration.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 import { cronProblem } from "../cron.ts";
-import { RATE_HINT, RATE_PATTERN, rateProblem } from "../rate.ts";
+import { RATE_PATTERN, rateProblem } from "../rate.ts";
 
 export {
   BUILTIN_NODE_TYPE_EXAMPLES,
@@ -251,12 +251,13 @@ const flowObjectSchema = z.strictObject({
     concurrency: z.number().int().min(1, { error: "must be at least 1" }).optional().meta({
       description: "Runs of this flow taken from the queue at once, across every worker.",
     }),
-    rate: z.string({ error: `expected ${RATE_HINT}` }).superRefine((value, ctx) => {
+    rate: (z.unknown().superRefine((value, ctx) => {
       const problem = rateProblem(value);
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-    }).optional().meta({
+    }) as unknown as z.ZodType<string>).optional().meta({
       description:
         'Runs of this flow started from the queue per window, across every worker: `"10/1m"` is at most 10 in any minute (retries count).',
+      type: "string",
       pattern: RATE_PATTERN,
       examples: ["10/1m", "100/1s", "1000/1h"],
     }),
