@@ -269,8 +269,7 @@ const flowObjectSchema = z.strictObject({
     if (value.concurrency === undefined && value.rate === undefined) {
       ctx.addIssue({
         code: "custom",
-        message:
-          'needs concurrency, rate or both: like { concurrency: 1 } or { rate: "10/1m" }',
+        message: 'needs concurrency, rate or both: like { concurrency: 1 } or { rate: "10/1m" }',
       });
     }
   }).optional().meta({
