@@ -492,11 +492,13 @@ for (const backend of BACKENDS) {
       assert.equal(await records.claimRun(lease), null);
       assert.deepEqual(await records.queueCounts(), { due: 0, scheduled: 104, claimed: 2 });
       // Those met in one look are due one window after the other, not all at once.
-      const runAts = await Promise.all(x.slice(1, 4).map(async (id) => {
-        const run = await records.getRun(id);
-        assert.equal(run?.queue?.waiting, "rate");
-        return run!.queue!.runAt;
-      }));
+      const runAts = await Promise.all(
+        x.slice(1, 4).map(async (id) => {
+          const run = await records.getRun(id);
+          assert.equal(run?.queue?.waiting, "rate");
+          return run!.queue!.runAt;
+        }),
+      );
       const t = clock.t; // x[0]'s claim
       assert.deepEqual(runAts, [t + 3_600_000, t + 7_200_000, t + 10_800_000]);
     }));
