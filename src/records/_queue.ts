@@ -1129,7 +1129,8 @@ export async function cancelQueuedRun(
     record,
     [],
     (s) => s.status === "queued" && s.queue?.attempt === run.queue?.attempt,
-    (op) => deleteDueEntries(keys, op, run),
+    // The record as the commit checks it: a worker may have put it off meanwhile (its rate).
+    (op, stored) => deleteDueEntries(keys, op, stored?.queue === undefined ? run : stored),
   );
   return ok ? record : null;
 }

@@ -1033,3 +1033,41 @@ Deno.test({
     }, {});
   },
 });
+
+Deno.test({
+  name: "inspector: a queued run put off by its flow's rate limit says it waits for it",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const records = await inspector.runtime.records();
+      // A greet run's version and file, for two runs limited to one start an hour.
+      const { runId } = await inspector.runtime.enqueue("greet", { delay: "1h" });
+      const { flowVersion, queue } = (await records.getRun(runId))!;
+      const limit = { rate: { limit: 1, perMs: 3_600_000 }, partition: "*" };
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const init = { flowId: "greet", flowVersion, inputs: {}, flowPath: queue!.flowPath, limit };
+        ids.push((await records.enqueueRun(init)).runId);
+      }
+      // The server's worker starts one and puts the other off.
+      let waiting: string | undefined;
+      const deadline = Date.now() + 60_000;
+      while (waiting === undefined) {
+        if (Date.now() > deadline) throw new Error("no run was put off by its rate limit");
+        for (const id of ids) {
+          if ((await records.getRun(id))?.queue?.waiting === "rate") waiting = id;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await page.goto(new URL(`#/runs/${waiting}`, inspector.url).href);
+      await page.locator(".run-title .badge.status-queued").waitFor();
+      assert.match(
+        await page.locator(".run-facts").innerText(),
+        /due .*, priority 0, at most 1 attempt, waiting for its rate limit/,
+      );
+      assert.deepEqual(unexpectedErrors(watch), []);
+    }, {});
+  },
+});

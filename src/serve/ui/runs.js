@@ -564,7 +564,10 @@ export async function renderRun(container, id, ctx) {
             `${run.status === "queued" ? "due" : "ran at"} ${formatTime(run.queue.runAt)}` +
               `, priority ${run.queue.priority}, at most ${run.queue.maxAttempts} ` +
               `attempt${run.queue.maxAttempts === 1 ? "" : "s"}` +
-              (run.queue.claim ? `, claimed by ${run.queue.claim.worker}` : ""),
+              (run.queue.claim ? `, claimed by ${run.queue.claim.worker}` : "") +
+              (run.status === "queued" && run.queue.waiting === "rate"
+                ? ", waiting for its rate limit"
+                : ""),
           )
           : null,
         run.parentRunId
