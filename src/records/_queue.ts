@@ -562,16 +562,29 @@ async function claimNatively(
   return [];
 }
 
-/** A limited partition's slot in a claim: its key, the version read, and its runs now. */
-type Slots = Map<string, { version: string | null; runs: string[] }>;
+/** Entries of a claim by joined key: the version read, and the value its claims leave. */
+type Pending<V> = Map<string, { version: string | null; value: V }>;
 
-/** A rate-limited partition's window in a claim: the version read, and its claim times now. */
-type Windows = Map<string, { version: string | null; times: number[] }>;
-
-/** What earlier claims of the same commit took (several runs claimed at once). */
+/**
+ * What earlier claims of the same commit took (several runs claimed at once):
+ * the limited partitions' running runs, and the rate-limited ones' claim times.
+ */
 interface Batch {
-  slots: Slots;
-  windows: Windows;
+  slots: Pending<string[]>;
+  windows: Pending<number[]>;
+}
+
+/** The entry at `key` as earlier claims of the same commit left it, else as stored. */
+async function readInBatch<V>(
+  pending: Pending<V> | undefined,
+  key: Key,
+  get: <T>(key: Key) => Promise<Entry<T> | null>,
+  valueOf: (stored: unknown) => V,
+): Promise<{ version: string | null; value: V }> {
+  const known = pending?.get(key.join("\u0000"));
+  if (known !== undefined) return known;
+  const entry = await get<unknown>(key);
+  return { version: entry?.version ?? null, value: valueOf(entry?.value) };
 }
 
 /** What `prepareClaim` resolves for a stray entry it dropped (its run is not queued). */
@@ -626,40 +639,30 @@ async function prepareClaim(
   if (q.runAt > now) return null; // never early (a clock behind the one that made it ready)
   let slot: { key: Key; version: string | null; runs: string[] } | undefined;
   if (q.limit?.concurrency !== undefined) {
-    const activeKey = keys.active(q.limit, run.flowId);
-    const pending = batch?.slots.get(activeKey.join("\u0000"));
-    let version: string | null;
-    let runs: string[];
-    if (pending !== undefined) {
-      ({ version, runs } = pending);
-    } else {
-      const active = await get<ActiveRuns>(activeKey);
-      version = active?.version ?? null;
-      runs = active?.value.runs ?? [];
-    }
+    const key = keys.active(q.limit, run.flowId);
+    const { version, value: runs } = await readInBatch(
+      batch?.slots,
+      key,
+      get,
+      (v) => (v as ActiveRuns | undefined)?.runs ?? [],
+    );
     if (runs.length >= q.limit.concurrency) return null;
-    slot = { key: activeKey, version, runs };
+    slot = { key, version, runs };
   }
   let window: { key: Key; version: string | null; times: number[] } | undefined;
   if (q.limit?.rate !== undefined) {
     const rate = q.limit.rate;
-    const rateKey = keys.rate(q.limit, run.flowId);
-    const id = rateKey.join("\u0000");
-    const pending = batch?.windows.get(id);
-    let version: string | null;
-    let times: number[];
-    if (pending !== undefined) {
-      ({ version, times } = pending);
-    } else {
-      const log = await get<RateLog>(rateKey);
-      version = log?.version ?? null;
-      times = Array.isArray(log?.value.at) ? log.value.at : [];
-    }
+    const key = keys.rate(q.limit, run.flowId);
+    const { version, value: times } = await readInBatch(batch?.windows, key, get, (v) => {
+      const at = (v as RateLog | undefined)?.at;
+      return Array.isArray(at) ? at : [];
+    });
+    const id = key.join("\u0000");
     if (!rateAllows(times, rate, now)) {
       return { rateWait: true, candidate, stored, window: id, rate, times };
     }
-    window = { key: rateKey, version, times: withClaim(times, rate, now) };
-    batch?.windows.set(id, { version, times: window.times });
+    window = { key, version, times: withClaim(times, rate, now) };
+    batch?.windows.set(id, { version, value: window.times });
   }
   op.check(candidate.key, candidate.version)
     .check(runKey, stored.version)
@@ -668,7 +671,7 @@ async function prepareClaim(
     // The same version checked by every claim of the commit, the last one's runs written.
     const runs = [...slot.runs, run.id];
     op.check(slot.key, slot.version).set(slot.key, { runs });
-    batch?.slots.set(slot.key.join("\u0000"), { version: slot.version, runs });
+    batch?.slots.set(slot.key.join("\u0000"), { version: slot.version, value: runs });
   }
   if (window !== undefined) {
     // Likewise: the window as read checked, the last claim's times written. It lives as long
