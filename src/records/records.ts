@@ -24,6 +24,7 @@
  * | `P, "queue", "claimed", runId` | `{ worker, at, leaseMs }`: a run a worker holds |
  * | `P, "queue", "key", key` | `{ runId }`: the queued or running run a dedupe key was given to (deleted with the run's end) |
  * | `P, "queue", "active", flowId, partition` | `{ runs }`: running runs of a flow with `queue: { concurrency }` |
+ * | `P, "queue", "rate", flowId, partition` | `{ at }`: the times of the last claims of a flow with `queue: { rate }` (expires once none counts) |
  * | `P, "workers", workerId` | {@linkcode WorkerInfo}: a running queue worker, its heartbeat and claims (see `workers.ts`) |
  *
  * Run ids start with their creation time (9 base-36 digits of ms), so key
@@ -101,8 +102,10 @@
  * thus order due runs, and never let a later run start before its time.
  *
  * A claim is one commit that checks the ready entry and the run record (and
- * a limited flow's `active` entry) at the versions read, and moves the run
- * to `running` with `queue.claim` (worker, time, lease). The lease is the
+ * a limited flow's `active` and `rate` entries) at the versions read, and moves the run
+ * to `running` with `queue.claim` (worker, time, lease). A due run whose
+ * `rate` window is full is moved back to `delayed`, due when the window has
+ * room (`queue.waiting: "rate"`), so it holds up no run behind it. The lease is the
  * run's heartbeat: a claim whose `heartbeatAt` is older than its `leaseMs` is
  * taken back by any worker (`reclaimLost`), the attempt recorded `lost`. An
  * attempt's end is written only if the claim is still the worker's.
