@@ -5,7 +5,7 @@
  * The layers, bottom up (an import may point to its own layer or one below):
  *
  * 0. **Ground vocabulary**: errors with codes (`src/errors.ts`), the clock and
- *    timers, durations, cron expressions, log levels, the one module loader,
+ *    timers, durations and rates, cron expressions, log levels, the one module loader,
  *    the YAML source locator (`src/yaml_source.ts`), the archive file format
  *    (`src/archive_format.ts`: gzip'd NDJSON and its checksum, for the archive
  *    and backup jobs and the CLI), and private helpers (`src/_*.ts`). They
@@ -42,6 +42,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/errors.ts", 0],
   ["src/clock.ts", 0],
   ["src/duration.ts", 0],
+  ["src/rate.ts", 0],
   ["src/log.ts", 0],
   ["src/loader.ts", 0],
   ["src/_", 0],

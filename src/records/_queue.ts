@@ -707,7 +707,7 @@ async function prepareClaim(
  * the runs behind them, and no worker looks at them again before then. One
  * commit for all (each checked at the versions read); if another writer
  * changed one meanwhile, one commit each (those changed are left as they
- * are). Resolves how many moved.
+ * are). Resolves how many moved; never throws.
  */
 async function deferWaiting(
   ctx: RecordsContext,
@@ -743,14 +743,21 @@ async function deferWaiting(
       .set(runKey, record);
     knownEntries(ctx).forget(runKey);
   };
+  // Best effort: a run left in the ready index is met again by the next claim. A store error
+  // here must not lose what the claim took (its runs would stay claimed and never start).
+  const commit = (op: AtomicOperation) =>
+    op.commit().then((r) => r.ok ? "ok" : "conflict", () => "failed" as const);
   const op = ctx.store.atomic();
   for (const move of moves) add(op, move);
-  if ((await op.commit()).ok) return moves.length;
+  const all = await commit(op);
+  if (all !== "conflict") return all === "ok" ? moves.length : 0;
   let moved = 0;
   for (const move of moves) {
     const one = ctx.store.atomic();
     add(one, move);
-    if ((await one.commit()).ok) moved++;
+    const result = await commit(one);
+    if (result === "failed") break;
+    if (result === "ok") moved++;
   }
   return moved;
 }
