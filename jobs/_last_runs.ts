@@ -15,7 +15,7 @@ import type { Records } from "../src/records/records.ts";
 import type { RunSummary } from "../src/records/types.ts";
 import type { Runtime } from "../src/runtime.ts";
 import type { WarningHandler } from "../src/log.ts";
-import { type ArchivedRunSummary, ArchiveReader } from "./_archive_read.ts";
+import { type ArchivedRunSummary, ArchiveReader } from "../src/records/_archive_read.ts";
 
 const readers = new WeakMap<Runtime, ArchiveReader>();
 

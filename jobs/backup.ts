@@ -131,7 +131,7 @@ import {
   pruneBackups,
   type PruneBackupsResult,
 } from "./_backup_prune.ts";
-import { archiveDir } from "./_archive_read.ts";
+import { archiveDir } from "../src/records/_archive_read.ts";
 import {
   BACKUP_EXTENSION,
   BACKUP_FORMAT,

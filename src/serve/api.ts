@@ -49,7 +49,7 @@ import { openApiDocument } from "./openapi.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 import { decodeCursor, runChangesPage, SCAN_BUDGET } from "./run_changes.ts";
 import { archivedMark, archivedRun, archiveReaderOf } from "./archived.ts";
-import { archivedCannot, type ArchivedRun } from "../../jobs/_archive_read.ts";
+import { archivedCannot, type ArchivedRun } from "../records/_archive_read.ts";
 import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 
 export type { SchedulerStatus } from "./metrics.ts";

@@ -10,19 +10,19 @@
  * @module
  */
 import { join } from "node:path";
-import { damaged, readGzipLines, runningChecksum, sha256File } from "../src/archive_format.ts";
-import { StoreCorruptError } from "../src/errors.ts";
-import { shellQuote } from "../src/_shell.ts";
-import { runIdTime } from "../src/records/run_id.ts";
+import { damaged, readGzipLines, runningChecksum, sha256File } from "../archive_format.ts";
+import { StoreCorruptError } from "../errors.ts";
+import { shellQuote } from "../_shell.ts";
+import { runIdTime } from "./run_id.ts";
 import {
   type RunEvent,
   type RunRecord,
   type RunStatus,
   type RunSummary,
   summarizeRun,
-} from "../src/records/types.ts";
-import { parseJson } from "../src/_json.ts";
-import type { FlowVersion } from "../src/records/flow_version.ts";
+} from "./types.ts";
+import { parseJson } from "../_json.ts";
+import type { FlowVersion } from "./flow_version.ts";
 
 /**
  * How runs are grouped into archive files: by day or by month of their start time (UTC).
