@@ -35,7 +35,8 @@ import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
 import type { RunRecord } from "./records/types.ts";
-import { Records } from "./records/records.ts";
+import { Records, recordsWithArchive } from "./records/records.ts";
+import { ArchiveReader } from "./records/_archive_read.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { assertRunId } from "./records/run_id.ts";
 import { systemClock } from "./clock.ts";
@@ -898,12 +899,30 @@ class FlowstateRuntime implements Runtime {
   }
 
   async records(): Promise<Records> {
-    return new Records(await this.#store(this.config.records), {
+    const records = new Records(await this.#store(this.config.records), {
       clock: this.clock,
       eventFormat: this.config.runs.eventFormat,
       nodesFormat: this.config.runs.nodesFormat,
     });
+    return recordsWithArchive(records, {
+      reader: archiveReaderOf(this),
+      ...(this.#onWarning === undefined ? {} : { onWarning: this.#onWarning }),
+    });
   }
+}
+
+const archiveReaders = new WeakMap<Runtime, ArchiveReader>();
+
+/**
+ * The reader of the archive under `runtime`'s home (internal: made once and
+ * kept as long as the runtime, so that what it read of the archive indexes
+ * serves the next listings; its records' listings, the API's and the last
+ * runs read through it).
+ */
+export function archiveReaderOf(runtime: Runtime): ArchiveReader {
+  let reader = archiveReaders.get(runtime);
+  if (reader === undefined) archiveReaders.set(runtime, reader = new ArchiveReader(runtime.home));
+  return reader;
 }
 
 /**

@@ -117,8 +117,16 @@ export async function showMetrics(
     return 0;
   }
   if (rows.length === 0) {
+    const archived = flowId !== undefined &&
+      (await records.listFlows()).find((f) => f.id === flowId)?.archived;
     console.error(
-      flowId === undefined ? "No runs recorded yet" : `No finished runs of "${flowId}" yet`,
+      flowId === undefined
+        ? "No runs recorded yet"
+        : archived
+        ? `No metrics of "${flowId}": it is known only from the archive (${runtime.home}/archive), ` +
+          "and the metrics of its runs were counted in a records store that no longer holds " +
+          `them; its archived runs: flowstate runs ls --archived --flow ${flowId}`
+        : `No finished runs of "${flowId}" yet`,
     );
     return 0;
   }

@@ -46,7 +46,7 @@ import {
   printError,
   unlessMissing,
 } from "./common.ts";
-import type { Runtime } from "../runtime.ts";
+import { archiveReaderOf, type Runtime } from "../runtime.ts";
 import type { Records } from "../records/records.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { declaredFlowIds } from "../flow_files.ts";
@@ -111,8 +111,10 @@ export async function listRuns(
   }
   if (options.json) {
     console.log(JSON.stringify(runs));
+    if (runs.length === 0) await archivedRunsHint(runtime, options.flow);
   } else if (runs.length === 0) {
     console.error("No runs match");
+    await archivedRunsHint(runtime, options.flow);
   } else {
     // A run still recorded running whose process stopped beating is not running: say so.
     const gone = new Set<string>();
@@ -152,6 +154,23 @@ export async function listRuns(
 }
 
 /**
+ * When `runs ls --flow <flowId>` finds no run in the records store but the
+ * archive holds runs of it (its runs were archived; all of them, for a flow
+ * known only from the archive), say so on stderr, with the command that
+ * lists them. Read from the archive indexes; a damaged archive file is left
+ * out here (the archived listing names it).
+ */
+async function archivedRunsHint(runtime: Runtime, flowId: string | undefined): Promise<void> {
+  if (flowId === undefined) return;
+  const last = (await archiveReaderOf(runtime).lastRuns(() => {})).get(flowId);
+  if (last === undefined) return;
+  console.error(
+    `${JSON.stringify(flowId)} has archived runs (the newest in ${last.archive}, under ` +
+      `${runtime.home}/archive): flowstate runs ls --archived --flow ${flowId}`,
+  );
+}
+
+/**
  * Why `flowId` is no flow at all (no run of it, recorded flow or flow file
  * declares it; for `job:<name>`, no run of it and no built-in or configured
  * job has that name), or `null` if something knows it. `records` is `null`
@@ -165,7 +184,10 @@ async function unknownFlow(
   if (records !== null && (await records.listRunSummaries({ flowId, limit: 1 })).runs.length > 0) {
     return null;
   }
-  const recorded = records === null ? [] : (await records.listFlows()).map((f) => f.id);
+  // The records' flows include those known only from the archive; with no records store, the archive's.
+  const recorded = records === null
+    ? [...(await archiveReaderOf(runtime).lastRuns(() => {})).keys()]
+    : (await records.listFlows()).map((f) => f.id);
   // A job's runs have the flow id job:<name>, which no flow file declares: judged by job name.
   if (flowId.startsWith("job:")) {
     const names = knownJobNames(runtime.config.jobs);

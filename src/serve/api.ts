@@ -953,12 +953,15 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/api/flows",
     tag: "flows",
-    summary: "Flows: recorded ones and the config's flow files, with head, last run and schedule",
+    summary: "Flows: recorded ones, those known only from the archive and the config's flow " +
+      "files, with head, last run and schedule",
     responses: {
       200: {
         description: "The flows, by id. `lastRun` is the newest run, recorded or archived: a " +
           "flow whose newest run the archive job moved to <home>/archive has it marked " +
-          "`archived` (with its `archive` file), rather than no last run",
+          "`archived` (with its `archive` file), rather than no last run. A flow whose runs and " +
+          "versions were all archived (the records store holds nothing of it) is listed, marked " +
+          "`archived`",
         schema: S.FlowInfoSchema.array(),
       },
       ...errors(401),
@@ -981,6 +984,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           versions: summary?.versions ?? 0,
           prunedVersions: summary?.prunedVersions ?? 0,
           lastRun: last === undefined ? null : { ...last },
+          ...(summary?.archived ? { archived: true as const } : {}),
         };
         if (file) {
           info.file = relative(server.runtime.config.baseDir, file.file) || file.file;
@@ -1006,7 +1010,9 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/api/flows/{flow}/versions",
     tag: "flows",
-    summary: "A flow's versions, newest first",
+    summary: "A flow's versions, newest first: those in the records store and those the " +
+      "archive keeps (marked `archived`, with the `archive` file whose runs ran it) that the " +
+      "retention job deleted there",
     responses: {
       200: { description: "The versions", schema: S.VersionSchema.array() },
       ...errors(401, 404),
@@ -1014,13 +1020,23 @@ export const apiRoutes: readonly ApiRoute[] = [
     async handler({ server, params }) {
       const records = await server.runtime.records();
       const versions = await records.listVersions(params.flow);
-      if (versions.length === 0) throw notFound(`No recorded flow "${params.flow}"`);
+      if (versions.length === 0) {
+        const archived = (await archiveReaderOf(server.runtime).flows(() => {})).has(params.flow);
+        throw notFound(
+          archived
+            ? `Flow "${params.flow}" is known only from the archive, which keeps none of its ` +
+              "versions (its runs were archived before archives kept flow versions); its runs: " +
+              `GET /api/runs?archived=true&flow=${params.flow}`
+            : `No recorded flow "${params.flow}"`,
+        );
+      }
       return json(
         versions.map((v) => ({
           hash: v.hash,
           parent: v.parent,
           seq: v.seq,
           createdAt: v.createdAt,
+          ...(v.archived ? { archived: true as const, archive: v.archive } : {}),
         })),
       );
     },

@@ -203,6 +203,12 @@ export const FlowInfoSchema = z.object({
   /** Versions the retention job deleted (unused, older than its maxAge). */
   prunedVersions: z.number(),
   lastRun: RunSummarySchema.nullable(),
+  archived: z.literal(true).optional()
+    .describe(
+      "present when the flow is known only from the archive (<home>/archive/): the records " +
+        "store holds nothing of it; `head` is then the version its newest archived run ran, " +
+        "`versions` the versions its archived runs ran",
+    ),
   file: z.string().optional(),
   schedule: z.object({ cron: z.string(), timezone: z.string(), next: z.number().nullable() })
     .optional(),
@@ -215,15 +221,15 @@ export const VersionSchema = z.object({
   seq: z.number(),
   createdAt: z.number(),
   source: z.string().optional(),
+  archived: z.literal(true).optional()
+    .describe("present when the version is read from the archive (the records store lost it)"),
+  archive: z.string().optional()
+    .describe("the archive file whose runs ran it (its versions file holds it)"),
 });
 
 /** A flow version with its source and definition (from the archive: marked `archived`). */
 export const VersionDetailSchema = VersionSchema.extend({
   definition: z.unknown(),
-  archived: z.literal(true).optional()
-    .describe("present when the version is read from the archive (the records store lost it)"),
-  archive: z.string().optional()
-    .describe("the archive file whose runs ran it (its versions file holds it)"),
 });
 
 /** The flow version a run ran, with its definition (`GET /api/runs/{id}/definition`). */
