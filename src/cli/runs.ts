@@ -82,6 +82,7 @@ export async function listRuns(
       printError(unknown);
       return EXIT_FAILURE;
     }
+    await archivedRunsHint(runtime, options.flow);
     return 0;
   }
   const runs: RunSummary[] = [];
