@@ -15,8 +15,7 @@ import type { Records } from "../src/records/records.ts";
 import type { RunSummary } from "../src/records/types.ts";
 import type { Runtime } from "../src/runtime.ts";
 import type { WarningHandler } from "../src/log.ts";
-import type { ArchivedRunSummary } from "../src/records/_archive_read.ts";
-import { archiveReaderOf } from "../src/runtime.ts";
+import { type ArchivedRunSummary, archiveReaderOf } from "../src/records/_archive_read.ts";
 
 export { archiveReaderOf };
 

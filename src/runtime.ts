@@ -36,7 +36,6 @@ import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
 import type { RunRecord } from "./records/types.ts";
 import { Records, recordsWithArchive } from "./records/records.ts";
-import { ArchiveReader } from "./records/_archive_read.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { assertRunId } from "./records/run_id.ts";
 import { systemClock } from "./clock.ts";
@@ -905,24 +904,11 @@ class FlowstateRuntime implements Runtime {
       nodesFormat: this.config.runs.nodesFormat,
     });
     return recordsWithArchive(records, {
-      reader: archiveReaderOf(this),
+      // Loaded when a listing reads the archive: a run never does (nor its node: built-ins).
+      reader: async () => (await import("./records/_archive_read.ts")).archiveReaderOf(this),
       ...(this.#onWarning === undefined ? {} : { onWarning: this.#onWarning }),
     });
   }
-}
-
-const archiveReaders = new WeakMap<Runtime, ArchiveReader>();
-
-/**
- * The reader of the archive under `runtime`'s home (internal: made once and
- * kept as long as the runtime, so that what it read of the archive indexes
- * serves the next listings; its records' listings, the API's and the last
- * runs read through it).
- */
-export function archiveReaderOf(runtime: Runtime): ArchiveReader {
-  let reader = archiveReaders.get(runtime);
-  if (reader === undefined) archiveReaders.set(runtime, reader = new ArchiveReader(runtime.home));
-  return reader;
 }
 
 /**

@@ -67,7 +67,8 @@ import {
 } from "./common.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 import { UsageError } from "./input.ts";
-import { archiveReaderOf, type Runtime } from "../runtime.ts";
+import type { Runtime } from "../runtime.ts";
+import { archiveReaderOf } from "../records/_archive_read.ts";
 import type { Records } from "../records/records.ts";
 import type { FlowSummary } from "../records/flow_version.ts";
 import {
@@ -379,7 +380,7 @@ async function listedFlows(runtime: Runtime, records: Records | null): Promise<F
 
 /** What the CLI's listings read of the archive: the runtime's reader; warnings on stderr. */
 function archiveOf(runtime: Runtime): RecordsArchive {
-  return { reader: archiveReaderOf(runtime), onWarning: printWarning };
+  return { reader: () => Promise.resolve(archiveReaderOf(runtime)), onWarning: printWarning };
 }
 
 /** `flows ls [--json]`. */

@@ -25,7 +25,7 @@ import type { FlowMetrics } from "../records/records.ts";
 import { PRUNED_METRICS } from "../records/layout.ts";
 import { formatDuration, printTable, shortHash, unknownFlowMessage } from "./format.ts";
 import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
-import { archiveReaderOf } from "../runtime.ts";
+import { archiveReaderOf } from "../records/_archive_read.ts";
 
 /** One row of `flowstate metrics --json`. */
 export interface MetricsRow {

@@ -46,7 +46,8 @@ import {
   printError,
   unlessMissing,
 } from "./common.ts";
-import { archiveReaderOf, type Runtime } from "../runtime.ts";
+import type { Runtime } from "../runtime.ts";
+import { archiveReaderOf } from "../records/_archive_read.ts";
 import type { Records } from "../records/records.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { declaredFlowIds } from "../flow_files.ts";

@@ -990,6 +990,20 @@ export class ArchiveReader {
   }
 }
 
+const readers = new WeakMap<object, ArchiveReader>();
+
+/**
+ * The reader of the archive under `owner.home` (a runtime's), made once and
+ * kept as long as `owner`, so that what it read of the archive indexes
+ * serves the next reads: the runtime's records' listings, the API's and the
+ * CLI's read through it.
+ */
+export function archiveReaderOf(owner: { readonly home: string }): ArchiveReader {
+  let reader = readers.get(owner);
+  if (reader === undefined) readers.set(owner, reader = new ArchiveReader(owner.home));
+  return reader;
+}
+
 /**
  * Read one archived run back, or `null` if no archive under `home` holds it.
  * Looks first in the files of the period its id's time falls in, then in the

@@ -16,8 +16,8 @@ import type { FlowSummary, FlowVersion } from "./flow_version.ts";
 
 /** What a runtime's records read of the archive: its reader, and where warnings go. */
 export interface RecordsArchive {
-  /** The runtime's archive reader. */
-  reader: ArchiveReader;
+  /** The runtime's archive reader (loaded when a listing first reads the archive). */
+  reader: () => Promise<ArchiveReader>;
   /** Gets a warning (`ARCHIVE_DAMAGED`) for a damaged archive file, whose entries are left out. */
   onWarning?: WarningHandler;
 }
@@ -40,7 +40,7 @@ export async function withArchivedFlows(
   recorded: FlowSummary[],
   archive: RecordsArchive,
 ): Promise<FlowSummary[]> {
-  const archived = await archive.reader.flows(
+  const archived = await (await archive.reader()).flows(
     warnDamaged(archive, "the flows and last runs listed leave its runs out"),
   );
   const out = recorded.map((f) => {
@@ -79,7 +79,7 @@ export async function withArchivedVersions(
   const have = new Set(recorded.map((v) => v.hash));
   const out: ListedFlowVersion[] = [...recorded];
   for (
-    const { version, archive: file } of await archive.reader.listVersions(
+    const { version, archive: file } of await (await archive.reader()).listVersions(
       flowId,
       warnDamaged(archive, "the versions listed leave its versions out"),
     )
