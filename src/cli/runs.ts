@@ -18,7 +18,11 @@
  *
  * `runs ls --flow ID` with an id that no run, recorded flow or flow file of the
  * config has is an error (exit 1, `[]` with `--json`) naming the known flows
- * with a did-you-mean; a known flow without matching runs is no error. A job's
+ * with a did-you-mean; a known flow without matching runs is no error. A flow
+ * the archive knows (its runs archived: all of them, for a flow known only
+ * from the archive) is a known flow: with no run in the records store,
+ * `runs ls --flow` says on stderr that it has archived runs and the command
+ * that lists them (`runs ls --archived --flow ID`). A job's
  * id, `job:<name>`, is judged against the built-in and configured jobs. This
  * holds before anything is recorded too (no records store yet).
  *

@@ -173,12 +173,7 @@ import {
 } from "./workers.ts";
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
-import {
-  type ListedFlowVersion,
-  type RecordsArchive,
-  withArchivedFlows,
-  withArchivedVersions,
-} from "./_archived.ts";
+import { type RecordsArchive, withArchivedFlows, withArchivedVersions } from "./_archived.ts";
 import type { ClaimOptions, EnqueueInit, QueueCounts } from "./_queue.ts";
 import type { FlowDefinition } from "../flow/types.ts";
 import type { FlowSummary, FlowVersion } from "./flow_version.ts";
@@ -423,7 +418,9 @@ export class Records {
    * longer holds (the retention job deleted them), marked `archived: true`
    * with their `archive` file.
    */
-  async listVersions(flowId: string): Promise<ListedFlowVersion[]> {
+  async listVersions(
+    flowId: string,
+  ): Promise<(FlowVersion & { archived?: true; archive?: string })[]> {
     const recorded = await listVersions(this.#ctx, flowId);
     const archive = archives.get(this);
     return archive === undefined ? recorded : await withArchivedVersions(flowId, recorded, archive);
