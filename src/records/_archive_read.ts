@@ -838,8 +838,12 @@ export class ArchiveReader {
   /**
    * The versions of `flowId` that the archive keeps (with definition and
    * source), each once, in no order. The indexes say which periods' runs ran
-   * the flow; only those periods' flow versions files are read (each kept
-   * while it stays the same, the last few read). A version its archived runs
+   * the flow; only those periods' flow versions files are read, newest
+   * first, and only while a version they ran is not found yet nor in `known`
+   * (the hashes the caller has already: the records store's), each kept
+   * while it stays the same, the last few read. So a flow whose versions
+   * are all recorded reads no versions file, and one with a version per
+   * period reads each period's once. A version its archived runs
    * ran that no versions file keeps (archived before archives kept flow
    * versions, or already deleted when its runs were archived) is not in it.
    * A damaged file is thrown as a `StoreCorruptError`, or with `onDamaged`
@@ -848,11 +852,14 @@ export class ArchiveReader {
   async listVersions(
     flowId: string,
     onDamaged?: (error: StoreCorruptError) => void,
+    known: ReadonlySet<string> = new Set(),
   ): Promise<ArchivedFlowVersion[]> {
     const found = new Map<string, ArchivedFlowVersion>();
     const digests = (await this.#allDigests(onDamaged)).reverse();
     for (const [period, digest] of digests) {
-      if (!digest.hashes.has(flowId)) continue;
+      const hashes = digest.hashes.get(flowId);
+      // Only a period whose runs ran a version not found yet (nor `known`) is read.
+      if (hashes === undefined || [...hashes].every((h) => found.has(h) || known.has(h))) continue;
       let versions: FlowVersion[];
       try {
         versions = (await this.#versionsFile(period))?.get(flowId) ?? [];

@@ -82,6 +82,7 @@ export async function withArchivedVersions(
     const { version, archive: file } of await (await archive.reader()).listVersions(
       flowId,
       warnDamaged(archive, "the versions listed leave its versions out"),
+      have,
     )
   ) {
     if (have.has(version.hash)) continue;
