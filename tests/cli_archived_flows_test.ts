@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliOk, withCliProject } from "./_cli_sandbox.ts";
+import { archiveThenPrune, cliOk, withCliProject } from "./_cli_sandbox.ts";
 
 const CONFIG = "home: home\nstores:\n  main: { plugin: sqlite, path: data/main.db }\n";
 /** The same project, its records moved to a new store (nothing of the old flows in it). */
@@ -41,14 +41,7 @@ Deno.test("flowstate flows ls, flows versions, runs ls --flow and metrics answer
     const second = JSON.parse(await cliOk(run, "run", "old.flow.yaml", "--json"));
     assert.notEqual(first.flowVersion, second.flowVersion);
 
-    const archive = JSON.parse(
-      await cliOk(run, "jobs", "run", "archive", "--option", "olderThan=0", "--json", "--quiet"),
-    );
-    assert.equal(archive.outputs.archived, 2, JSON.stringify(archive.outputs));
-    const retention = JSON.parse(
-      await cliOk(run, "jobs", "run", "retention", "--option", "maxAge=0", "--json", "--quiet"),
-    );
-    assert.equal(retention.outputs.versionsDeleted, 1, JSON.stringify(retention.outputs));
+    await archiveThenPrune(run, { archived: 2, versionsDeleted: 1 });
 
     // The version the retention job deleted is listed from the archive, marked.
     const versions: Version[] = JSON.parse(await cliOk(run, "flows", "versions", "old", "--json"));
