@@ -67,9 +67,9 @@ export async function withArchivedFlows(
 }
 
 /**
- * `recorded` (the records store's versions of `flowId`) with the versions
- * the archive keeps that the records store does not (`archived: true`, with
- * their `archive` file), newest created first.
+ * `recorded` (the records store's versions of `flowId`, newest first) with
+ * the versions the archive keeps that the records store does not
+ * (`archived: true`, with their `archive` file), newest created first.
  */
 export async function withArchivedVersions(
   flowId: string,
@@ -88,5 +88,7 @@ export async function withArchivedVersions(
     if (have.has(version.hash)) continue;
     out.push({ ...version, archived: true, archive: file });
   }
-  return out.sort((a, b) => b.seq - a.seq || b.createdAt - a.createdAt);
+  if (out.length === recorded.length) return recorded;
+  // By creation time: a records store made anew numbers its versions from 1 again.
+  return out.sort((a, b) => b.createdAt - a.createdAt || b.seq - a.seq);
 }
