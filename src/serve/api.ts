@@ -20,7 +20,6 @@ import { flowCacheOf, type Runtime } from "../runtime.ts";
 import type { ResolvedConfig } from "../config.ts";
 import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
-import { redactUrl } from "../plugin_define.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
 import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
@@ -39,7 +38,7 @@ import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
 import { listWorkers } from "../queue/workers.ts";
 import { loadFlowFile } from "../flow/parse.ts";
-import { HttpError, json, readJson } from "./http.ts";
+import { HttpError, json, readJson, redactText } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
 import type { Route, RouteContext } from "./router.ts";
 import * as S from "./schemas.ts";
@@ -309,11 +308,6 @@ async function storeOf(ctx: Ctx): Promise<Store> {
     );
   }
   return await ctx.server.runtime.store(name);
-}
-
-/** A location or message with any URL's password and secret parameters removed. */
-export function redactText(text: string): string {
-  return text.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => redactUrl(url));
 }
 
 function entryJson(entry: Entry): z.infer<typeof S.EntrySchema> {

@@ -17,7 +17,7 @@ import type { ScheduleSource } from "../scheduler/listing.ts";
 import { messageOf } from "../errors.ts";
 import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
 import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
-import { errorResponse, HttpError } from "./http.ts";
+import { errorResponse, HttpError, storeUnavailable } from "./http.ts";
 import { Router, unknownQueryParam } from "./router.ts";
 import { handleWebhook } from "./webhooks.ts";
 import { startWorker, type Worker, type WorkerOptions } from "../queue/worker.ts";
@@ -341,9 +341,13 @@ export async function serve(
     try {
       response = await handle(request);
     } catch (err) {
+      // A store that cannot be reached: 503, naming it (clients try again later), not a 500.
       response = err instanceof HttpError
         ? errorResponse(err)
-        : errorResponse(new HttpError("internal", `Internal error: ${messageOf(err)}`));
+        : errorResponse(
+          storeUnavailable(err) ??
+            new HttpError("internal", `Internal error: ${messageOf(err)}`),
+        );
     }
     try {
       response.headers.set("x-content-type-options", "nosniff");
