@@ -247,22 +247,10 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
         console.error(`error: ${printable(event.message.split("\n")[0])}`);
         return;
       case "waiting":
-        console.error(
-          `warning: store "${event.store}" unreachable (${
-            printable(event.error.split("\n")[0])
-          }): ${event.starting ? "retrying" : "polling again"} in ${
-            formatDuration(event.retryInMs)
-          }${event.starting ? "; Ctrl-C to stop" : ""}`,
-        );
+        console.error(waitingLine(event));
         return;
       case "reachable":
-        console.error(
-          `store "${event.store}" reachable again after ${formatDuration(event.waitedMs)} (${
-            event.attempts
-          } failed attempt${event.attempts === 1 ? "" : "s"})${
-            event.starting ? ": starting" : ": working the queue again"
-          }`,
-        );
+        console.error(reachableLine(event));
         return;
       case "stopping":
         if (!quiet) {
@@ -287,6 +275,28 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
         return;
     }
   };
+}
+
+/**
+ * The stderr line of a store that cannot be reached, waited for:
+ * `warning: store "main" unreachable (cannot reach …): retrying in 4s; Ctrl-C to stop`
+ * (`starting`: nothing started yet; else the queue is polled again then).
+ */
+export function waitingLine(
+  event: { store: string; error: string; retryInMs: number; starting: boolean },
+): string {
+  return `warning: store "${event.store}" unreachable (${printable(event.error.split("\n")[0])}): ${
+    event.starting ? "retrying" : "polling the queue again"
+  } in ${formatDuration(event.retryInMs)}${event.starting ? "; Ctrl-C to stop" : ""}`;
+}
+
+/** The stderr line of a store that answers again after {@linkcode waitingLine}s. */
+export function reachableLine(
+  event: { store: string; attempts: number; waitedMs: number; starting: boolean },
+): string {
+  return `store "${event.store}" reachable after ${formatDuration(event.waitedMs)} (${event.attempts} failed attempt${
+    event.attempts === 1 ? "" : "s"
+  }): ${event.starting ? "starting" : "working the queue again"}`;
 }
 
 /**

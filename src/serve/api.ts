@@ -37,6 +37,7 @@ import { scheduleListing, type ScheduleSource } from "../scheduler/listing.ts";
 import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
 import { listWorkers } from "../queue/workers.ts";
+import type { Worker } from "../queue/worker.ts";
 import { loadFlowFile } from "../flow/parse.ts";
 import { HttpError, json, readJson, redactText } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
@@ -75,6 +76,8 @@ export interface ServerState {
   config: () => ResolvedConfig;
   /** The schedules a scheduler beside the server runs (see `ServeOptions.schedules`). */
   schedules?: () => ScheduleSource;
+  /** The queue worker of the server (or beside it), for /health. */
+  worker?: Pick<Worker, "status" | "error">;
 }
 
 type Ctx = RouteContext<ServerState>;
@@ -515,11 +518,19 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/health",
     tag: "server",
-    summary: "Whether the stores answer (and the daemon ticks); needs no token",
+    summary:
+      "Whether the stores answer, the queue worker works (and the daemon ticks); needs no token",
     open: true,
     responses: {
-      200: { description: "Every store answers", schema: S.HealthSchema },
-      503: { description: "A store does not answer", schema: S.HealthSchema },
+      200: {
+        description: "Every store answers, and the worker (if any) is starting or running",
+        schema: S.HealthSchema,
+      },
+      503: {
+        description:
+          "A store does not answer, or the worker cannot work (waiting for its store, stopped)",
+        schema: S.HealthSchema,
+      },
     },
     async handler({ server }) {
       const stores: Record<string, { ok: true; plugin: string } | { ok: false; error: string }> =
@@ -536,9 +547,18 @@ export const apiRoutes: readonly ApiRoute[] = [
         }
       }
       const status = server.scheduler?.();
+      // A worker waiting for its store, or stopped (a fatal error), runs nothing that is queued.
+      const worker = server.worker === undefined ? undefined : {
+        status: server.worker.status,
+        ...(server.worker.error === undefined ? {} : { error: redactText(server.worker.error) }),
+      };
+      if (worker !== undefined && worker.status !== "running" && worker.status !== "starting") {
+        ok = false;
+      }
       return json({
         status: ok ? "ok" : "unavailable",
         stores,
+        ...(worker === undefined ? {} : { worker }),
         ...(status ? { daemon: { ticking: status.ticking, lastTickAt: status.lastTickAt } } : {}),
       }, ok ? 200 : 503);
     },

@@ -322,6 +322,11 @@ export const HealthSchema = z.object({
       z.object({ ok: z.literal(false), error: z.string() }),
     ]),
   ),
+  /** The server's queue worker (the daemon's with `daemon --serve`), unless it runs none. */
+  worker: z.object({
+    status: z.enum(["starting", "waiting-for-store", "running", "stopping", "stopped"]),
+    error: z.string().optional(),
+  }).optional(),
   daemon: z.object({ ticking: z.boolean(), lastTickAt: z.number().nullable() }).optional(),
 });
 

@@ -74,6 +74,12 @@ export interface ServeOptions {
    * daemon or `flowstate worker`, run them).
    */
   worker?: WorkerOptions | false;
+  /**
+   * A queue worker running beside the server, whose status `/health`
+   * reports (with `worker: false`): `flowstate daemon --serve` passes its
+   * own.
+   */
+  workerBeside?: Worker;
 }
 
 /**
@@ -359,6 +365,8 @@ export async function serve(
   });
   await listening.promise;
   const worker = options.worker === false ? undefined : startWorker(runtime, options.worker ?? {});
+  const reported = worker ?? options.workerBeside;
+  if (reported !== undefined) state.worker = reported;
   const shownHost = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `http://${shownHost}:${port}/`;
   options.onListen?.({ hostname, port, url });
