@@ -488,7 +488,12 @@ function checkRunId(id: string): void {
 }
 
 const errors = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((s) => [s, { description: ERROR_TEXT[s], schema: S.ErrorBody }]));
+  Object.fromEntries(
+    statuses.map((s) => [s, {
+      description: ERROR_TEXT[s],
+      schema: s === 503 ? S.StoreUnavailableBody : S.ErrorBody,
+    }]),
+  );
 
 const ERROR_TEXT: Record<number, string> = {
   400: "Invalid request (the message says what and how to fix it)",
@@ -502,6 +507,8 @@ const ERROR_TEXT: Record<number, string> = {
   428: "If-Match (or If-None-Match: *) is required",
   500:
     "The server cannot give what is stored: for a run, its record is there but this version cannot read it (damaged, or written by a newer Flowstate); the message says how to see the raw entry",
+  503:
+    "A store the request needs cannot be reached (its server is down or starting): code store_unavailable, the store's name in `store`; try again after Retry-After seconds. (Or the server is stopping: code internal.)",
 };
 
 const KEY_QUERY = {
@@ -570,7 +577,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "Prometheus metrics (text format 0.0.4)",
     responses: {
       200: { description: "The metrics", contentType: "text/plain; version=0.0.4; charset=utf-8" },
-      ...errors(401),
+      ...errors(401, 503),
     },
     async handler({ server }) {
       return new Response(await prometheusText(server.runtime, server.scheduler?.()), {
@@ -674,7 +681,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           cursor: z.string().optional(),
         }),
       },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -737,7 +744,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "Changes in commit order; `next` is the `since` of the next page",
         schema: S.ChangesPageSchema,
       },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -787,7 +794,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           cursor: z.string().optional(),
         }),
       },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -858,7 +865,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     query: [KEY_QUERY],
     responses: {
       200: { description: "The entry", schema: S.EntrySchema },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -887,7 +894,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The entry changed meanwhile; `current` is it now",
         schema: S.ConflictBody,
       },
-      ...errors(400, 401, 403, 404, 408, 413, 415, 428),
+      ...errors(400, 401, 403, 404, 408, 413, 415, 428, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -944,7 +951,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The entry changed meanwhile; `current` is it now",
         schema: S.ConflictBody,
       },
-      ...errors(400, 401, 403, 404, 428),
+      ...errors(400, 401, 403, 404, 428, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -975,7 +982,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "`archived` (with its `archive` file), rather than no last run",
         schema: S.FlowInfoSchema.array(),
       },
-      ...errors(401),
+      ...errors(401, 503),
     },
     async handler({ server }) {
       const records = await server.runtime.records();
@@ -1023,7 +1030,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "A flow's versions, newest first",
     responses: {
       200: { description: "The versions", schema: S.VersionSchema.array() },
-      ...errors(401, 404),
+      ...errors(401, 404, 503),
     },
     async handler({ server, params }) {
       const records = await server.runtime.records();
@@ -1048,7 +1055,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       "it) once the retention job deleted it there",
     responses: {
       200: { description: "The version", schema: S.VersionDetailSchema },
-      ...errors(400, 401, 404, 500),
+      ...errors(400, 401, 404, 500, 503),
     },
     async handler({ server, params }) {
       const records = await server.runtime.records();
@@ -1104,7 +1111,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The run is queued (Location: /api/runs/{id}); a queue worker runs it",
         schema: S.QueuedRunSchema,
       },
-      ...errors(400, 401, 403, 404, 408, 413, 415),
+      ...errors(400, 401, 403, 404, 408, 413, 415, 503),
     },
     async handler(ctx) {
       const { server, params } = ctx;
@@ -1194,7 +1201,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The page (with archived=true, of archived runs)",
         schema: S.RunPageSchema,
       },
-      ...errors(400, 401),
+      ...errors(400, 401, 503),
     },
     async handler({ server, url }) {
       const status = url.searchParams.get("status") || undefined;
@@ -1268,7 +1275,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "`eventCount` how many events it has in all (the next `after`)",
         schema: S.RunDetailSchema,
       },
-      ...errors(400, 401, 404, 500),
+      ...errors(400, 401, 404, 500, 503),
     },
     async handler({ server, params, url }) {
       const { run, archived } = await runOr404(server, params.id);
@@ -1314,7 +1321,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "it gives only the events added since)",
         schema: S.RunNodesPageSchema,
       },
-      ...errors(400, 401, 404, 500),
+      ...errors(400, 401, 404, 500, 503),
     },
     async handler({ server, params, url }) {
       const { run, archived } = await runOr404(server, params.id);
@@ -1357,7 +1364,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           `after reading ${SCAN_BUDGET} feed entries; \`cursor\` is present when more may follow`,
         schema: S.RunChangesPageSchema,
       },
-      ...errors(400, 401, 404, 500),
+      ...errors(400, 401, 404, 500, 503),
     },
     async handler({ server, params, url }) {
       // An archived run's changes are in the feeds as long as they keep them.
@@ -1387,7 +1394,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "No such run, or its definition is kept nowhere (the message says why)",
         schema: S.ErrorBody,
       },
-      ...errors(400, 401, 500),
+      ...errors(400, 401, 500, 503),
     },
     async handler({ server, params }) {
       const { run, archived } = await runOr404(server, params.id);
@@ -1438,7 +1445,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The run already ended (an archived run too: archived runs are read-only)",
         schema: S.ErrorBody,
       },
-      ...errors(400, 401, 403, 404, 500),
+      ...errors(400, 401, 403, 404, 500, 503),
     },
     async handler({ server, params }) {
       checkRunId(params.id);
@@ -1485,7 +1492,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           'versions the retention job deleted are folded into "*pruned"',
         schema: S.FlowMetricsSchema.array(),
       },
-      ...errors(400, 401),
+      ...errors(400, 401, 503),
     },
     async handler({ server, url }) {
       const records = await server.runtime.records();
@@ -1509,7 +1516,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "`archived`, with its `archive` file)",
         schema: S.JobInfoSchema.array(),
       },
-      ...errors(401),
+      ...errors(401, 503),
     },
     async handler({ server }) {
       const runtime = server.runtime;
@@ -1571,7 +1578,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "The schedules. A flow file that cannot be used carries `error` (and `file`): on its schedule when one is in effect (a running daemon keeps the one the file had), else on a row of its own (`id` file:<path>, `cron` null) after the schedules; two flow files whose schedules declare one flow id are each such a file. A job of the config that cannot be scheduled (its module cannot be loaded, an option is invalid) is a row `job:<name>` with `cron` null and `error`, after the jobs' schedules",
         schema: S.ScheduleInfoSchema.array(),
       },
-      ...errors(400, 401),
+      ...errors(400, 401, 503),
     },
     async handler({ server }) {
       const runtime = server.runtime;
@@ -1613,7 +1620,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "The workers, in id order. `status` is `stale` once the last heartbeat is older than `staleAfterMs` (three heartbeat intervals): the worker was killed, is paused or cannot reach the store. `claims` are the runs it held at its last heartbeat. A clean stop removes a worker; the gc job deletes stale ones",
         schema: S.WorkerInfoSchema.array(),
       },
-      ...errors(401),
+      ...errors(401, 503),
     },
     async handler({ server }) {
       return json(await listWorkers(server.runtime));
@@ -1636,7 +1643,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         schema: z.object({ run: S.RunRecordSchema }),
       },
       202: { description: "The job started (Location: /api/runs/{id})", schema: S.RunIdSchema },
-      ...errors(400, 401, 403, 404, 408, 413, 415),
+      ...errors(400, 401, 403, 404, 408, 413, 415, 503),
     },
     async handler(ctx) {
       const { server, params } = ctx;
@@ -1683,7 +1690,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     headers: [{ name: "Last-Event-ID", description: "resume after this event (bounded backlog)" }],
     responses: {
       200: { description: "The event stream", contentType: "text/event-stream" },
-      ...errors(400, 401),
+      ...errors(400, 401, 503),
     },
     handler({ server, request }) {
       return eventsRoute(server.runtime, request, { signal: server.signal });

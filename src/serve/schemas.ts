@@ -13,6 +13,12 @@ export const ErrorBody = z.object({
   error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }),
 });
 
+/**
+ * A 503: `store_unavailable` names the store that cannot be reached in
+ * `store`; a request that came as the server stops is an `internal` one.
+ */
+export const StoreUnavailableBody = ErrorBody.extend({ store: z.string().optional() });
+
 /** A Flowstate key: an array of strings. */
 export const KeySchema = z.array(z.string());
 
