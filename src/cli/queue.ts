@@ -294,9 +294,11 @@ export function waitingLine(
 export function reachableLine(
   event: { store: string; attempts: number; waitedMs: number; starting: boolean },
 ): string {
-  return `store "${event.store}" reachable after ${formatDuration(event.waitedMs)} (${event.attempts} failed attempt${
-    event.attempts === 1 ? "" : "s"
-  }): ${event.starting ? "starting" : "working the queue again"}`;
+  return `store "${event.store}" reachable after ${
+    formatDuration(event.waitedMs)
+  } (${event.attempts} failed attempt${event.attempts === 1 ? "" : "s"}): ${
+    event.starting ? "starting" : "working the queue again"
+  }`;
 }
 
 /**

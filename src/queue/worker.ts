@@ -601,7 +601,8 @@ class QueueWorker implements Worker {
       this.#entryVersion = await records.putWorker(info);
       this.#beatFailing = false;
     } catch (err) {
-      if (this.#beatFailing) return;
+      // A store that cannot be reached: the poll loop says so (`waiting`), once per attempt.
+      if (this.#beatFailing || transientUnavailable(err) !== undefined) return;
       this.#beatFailing = true;
       this.#s.onEvent({
         type: "error",
@@ -659,7 +660,9 @@ class QueueWorker implements Worker {
       // The records store itself (not the runtime's event-reporting wrapper): it carries wake-ups.
       const notifier = this.#s.notifier ??
         notifierOf(await flowHostOf(this.#rt).host.recordsStore());
-      const unlistenStore = notifier === undefined ? undefined : await notifier.listen(this.#wakeUp);
+      const unlistenStore = notifier === undefined
+        ? undefined
+        : await notifier.listen(this.#wakeUp);
       return { records, unlistenStore };
     };
     let opened: Awaited<ReturnType<typeof open>>;

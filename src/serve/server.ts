@@ -348,12 +348,10 @@ export async function serve(
       response = await handle(request);
     } catch (err) {
       // A store that cannot be reached: 503, naming it (clients try again later), not a 500.
-      response = err instanceof HttpError
-        ? errorResponse(err)
-        : errorResponse(
-          storeUnavailable(err) ??
-            new HttpError("internal", `Internal error: ${messageOf(err)}`),
-        );
+      response = err instanceof HttpError ? errorResponse(err) : errorResponse(
+        storeUnavailable(err) ??
+          new HttpError("internal", `Internal error: ${messageOf(err)}`),
+      );
     }
     try {
       response.headers.set("x-content-type-options", "nosniff");
