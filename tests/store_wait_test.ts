@@ -102,9 +102,13 @@ async function withQueued(
   }
 }
 
-/** Resolves once `check` holds, looked at every 20 ms (bounded only by the test runner). */
+/** Resolves once `check` holds, looked at every 20 ms; fails after a generous 60 s (a hang). */
 async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((r) => setTimeout(r, 20));
+  const deadline = Date.now() + 60_000;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`gave up waiting for ${check}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 Deno.test("startWorker waits for a records store that cannot be reached at start, starts once it answers and works the queue", async () => {
