@@ -20,6 +20,17 @@
  * config and flow files again`; `--json`: a `signal` object with `action:
  * "reload"`, then `config.reload`).
  *
+ * A records store that cannot be reached at start (its server down or
+ * starting: the database of a service that starts after this one) is waited
+ * for before anything starts: one `warning: store "<name>" unreachable (…):
+ * retrying in 4s; Ctrl-C to stop` line on stderr per attempt (0.5 s doubling
+ * to 30 s; `--json`: `store.waiting`), `store "<name>" reachable after …:
+ * starting` once it answers (`store.reachable`); a signal meanwhile stops it
+ * (exit 0). `--wait-for-store <duration>` bounds the wait (default: none);
+ * any other error opening it (a wrong password, a database that does not
+ * exist) fails at once. Its queue worker, once started, waits out a later
+ * outage the same way (`queue.waiting`, `queue.reachable` with `--json`).
+ *
  * Several daemons may share one store (SQLite file, Postgres…): each tick
  * runs once, on whichever takes its lease first.
  *

@@ -601,7 +601,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--worker-id <id>", "this worker's id in claims (default: <hostname>:<pid>:<random>)")
     .option(
       "--wait-for-store <duration>",
-      "wait at most this long for a records store that cannot be reached at start (default: no limit; 0: fail at once)",
+      "wait at most this long for a records store that cannot be reached at start (default: no limit; 0s: fail at once)",
     )
     .option("--json", "print each event as one JSON object a line (stdout)")
     .addHelpText(
@@ -645,7 +645,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--concurrency <n>", "queued runs at once (default 4)", integer("--concurrency", 1))
     .option(
       "--wait-for-store <duration>",
-      "wait at most this long for a records store that cannot be reached at start (default: no limit; 0: fail at once)",
+      "wait at most this long for a records store that cannot be reached at start (default: no limit; 0s: fail at once)",
     )
     .addHelpText("after", "\nWith --quiet: only errors and failed ticks.")
     .action(async (options, command) => {
@@ -679,7 +679,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
     )
     .option(
       "--wait-for-store <duration>",
-      "the worker waits at most this long for a records store that cannot be reached at start (default: no limit; 0: fail at once)",
+      "the worker waits at most this long for a records store that cannot be reached at start (default: no limit; 0s: fail at once)",
     )
     .addHelpText(
       "after",

@@ -14,7 +14,7 @@
  *   start and while it runs: one `warning: store "<name>" unreachable (…): retrying in 4s`
  *   line on stderr per attempt (0.5 s doubling to 30 s), `store "<name>" reachable again …`
  *   once it answers; the `started` line comes only then. `--wait-for-store <duration>` bounds
- *   the wait at start (default: none; `0`: fail at once); any other error opening the store
+ *   the wait at start (default: none; `0s`: fail at once); any other error opening the store
  *   (a wrong password, a database that does not exist) exits 1 at once.
  * - `runs retry <id> [--json]`: a failed, cancelled or timed-out run is queued again
  *   (same id, one more attempt). Exit 1 if it is not found or not retryable.
