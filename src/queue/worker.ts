@@ -663,6 +663,8 @@ class QueueWorker implements Worker {
       const unlistenStore = notifier === undefined
         ? undefined
         : await notifier.listen(this.#wakeUp);
+      // Stopped while this attempt went on (no one waits for it any more): let go of it.
+      if (this.#halt.signal.aborted) await unlistenStore?.().catch(() => {});
       return { records, unlistenStore };
     };
     let opened: Awaited<ReturnType<typeof open>>;
