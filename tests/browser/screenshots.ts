@@ -9,7 +9,7 @@
  * Starts a real server over a temporary home seeded with flows, runs and
  * state (see `_inspector.ts`), and photographs: the state tree with a value
  * open, the runs list, a run's timeline and its state changes, a flow with a
- * diff of two versions, and the jobs.
+ * diff of two versions, and the jobs page whole (its queue workers below).
  *
  * @module
  */
@@ -24,9 +24,9 @@ const inspector = await startInspector({ hostile: false, feed: true });
 const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
-  const shot = async (name: string) => {
+  const shot = async (name: string, options: { fullPage?: boolean } = {}) => {
     const path = join(out, `inspector-${name}.png`);
-    await page.screenshot({ path });
+    await page.screenshot({ path, ...options });
     console.log(path);
   };
 
@@ -96,10 +96,11 @@ try {
   await page.locator(".flows-table tbody tr[data-flow]").first().waitFor();
   await shot("flows");
 
-  // Jobs.
+  // Jobs, and below them the queue workers (the server's own): the whole page.
   await page.goto(new URL("#/jobs", inspector.url).href);
   await page.locator(".jobs-table tbody tr[data-job]").first().waitFor();
-  await shot("jobs");
+  await page.locator(".workers-table tbody tr[data-worker]").first().waitFor();
+  await shot("jobs", { fullPage: true });
 } finally {
   await browser.close();
   await inspector.close();
