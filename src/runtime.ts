@@ -429,14 +429,24 @@ export async function openRuntimeWith(
  * Flowstate up to 0.5 used `<cwd>/.flowstate`: said while the new home does
  * not exist yet (the first run after the upgrade) and the old one holds files,
  * unless the working directory is a project of its own (its `flowstate.yaml`
- * owns that `.flowstate`).
+ * owns that `.flowstate`), or all it holds is what a run there without a
+ * config leaves (its default store `state.db`, when this config names stores
+ * of its own, and `cache/`): a clone where `deno task run` ran an example
+ * before a command with `--config docs/examples/flowstate.yaml`.
  */
 async function homeMovedWarning(config: ResolvedConfig): Promise<Warning | undefined> {
   const former = formerHomeOf(config);
   if (former === undefined) return undefined;
   const isDir = async (path: string) => (await Deno.stat(path).catch(() => null))?.isDirectory;
+  // What a run in the working directory without a config leaves there: not this config's files.
+  const defaultStore = resolve(config.home, "state.db");
+  const usesDefaultStore = Object.values(config.stores).some((spec) =>
+    (spec as { path?: unknown }).path === defaultStore
+  );
+  const configless = (name: string) =>
+    name === "cache" || (!usesDefaultStore && /^state\.db(-wal|-shm|-journal)?$/.test(name));
   const nonEmpty = async (dir: string) => {
-    for await (const _ of Deno.readDir(dir)) return true;
+    for await (const entry of Deno.readDir(dir)) if (!configless(entry.name)) return true;
     return false;
   };
   try {

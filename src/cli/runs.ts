@@ -135,7 +135,8 @@ export async function listRuns(
         r.id,
         r.parentRunId === undefined ? r.flowId : `${r.flowId} (sub-flow)`,
         gone.has(r.id) ? "running?" : r.status,
-        formatTime(r.startedAt, runtime.config.timezone),
+        // A queued run has not started: its startedAt is the time it was enqueued (its id's).
+        r.status === "queued" ? "-" : formatTime(r.startedAt, runtime.config.timezone),
         formatDuration(r.durationMs),
       ]),
     );

@@ -13,6 +13,12 @@ export const ErrorBody = z.object({
   error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }),
 });
 
+/**
+ * A 503: `store_unavailable` names the store that cannot be reached in
+ * `store`; a request that came as the server stops is an `internal` one.
+ */
+export const StoreUnavailableBody = ErrorBody.extend({ store: z.string().optional() });
+
 /** A Flowstate key: an array of strings. */
 export const KeySchema = z.array(z.string());
 
@@ -328,6 +334,11 @@ export const HealthSchema = z.object({
       z.object({ ok: z.literal(false), error: z.string() }),
     ]),
   ),
+  /** The server's queue worker (the daemon's with `daemon --serve`), unless it runs none. */
+  worker: z.object({
+    status: z.enum(["starting", "waiting-for-store", "running", "stopping", "stopped"]),
+    error: z.string().optional(),
+  }).optional(),
   daemon: z.object({ ticking: z.boolean(), lastTickAt: z.number().nullable() }).optional(),
 });
 
