@@ -30,11 +30,11 @@ interface Result {
 }
 
 /** `deno <args>` in `cwd`, without colours, its output piped. */
-function denoCommand(cwd: string, args: string[]): Deno.Command {
+function denoCommand(cwd: string, args: string[], env: Record<string, string> = {}): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args,
     cwd,
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -43,7 +43,16 @@ function denoCommand(cwd: string, args: string[]): Deno.Command {
 
 /** Run `deno <args>` in `cwd`, without colours. */
 async function deno(cwd: string, ...args: string[]): Promise<Result> {
-  const out = await denoCommand(cwd, args).output();
+  return await denoWith({}, cwd, ...args);
+}
+
+/** {@linkcode deno} with more environment variables. */
+async function denoWith(
+  env: Record<string, string>,
+  cwd: string,
+  ...args: string[]
+): Promise<Result> {
+  const out = await denoCommand(cwd, args, env).output();
   const text = new TextDecoder();
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
@@ -351,7 +360,22 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     }
     // The default sqlite store of its flowstate.yaml holds the count.
     await Deno.stat(join(app, ".flowstate/state.db"));
-    ok(await deno(app, "task", "test"), "test");
+    // The project's first test, as on a machine that never type-checked Flowstate: a DENO_DIR
+    // with the packages but no type-check cache. The task type-checks the node modules and the
+    // tests, then runs them unchecked: `deno test` never type-checks a node Worker's generated
+    // entry (it printed a `Check data:…` line holding every path the node may read).
+    const denoDir = join(dir, "deno_dir");
+    await Deno.mkdir(denoDir);
+    const cache = JSON.parse(ok(await deno(dir, "info", "--json"), "info").stdout);
+    for (const part of ["npm", "remote"]) {
+      const from = join(cache.denoDir, part);
+      if ((await Deno.lstat(from).catch(() => null)) !== null) {
+        await Deno.symlink(from, join(denoDir, part));
+      }
+    }
+    const test = ok(await denoWith({ DENO_DIR: denoDir }, app, "task", "test"), "test");
+    assert.match(test.stderr, /Check tests\/hello_test\.ts/);
+    assert.doesNotMatch(test.stderr + test.stdout, /Check data:/);
 
     // Scheduled: the daemon runs the flow on its schedule (every second here) until SIGINT.
     const flowFile = join(app, "flows/hello.flow.yaml");
