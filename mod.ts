@@ -97,6 +97,7 @@ export {
   StoreOpenError,
   StoreReadOnlyError,
   StoreUnavailableError,
+  transientUnavailable,
   UnknownStoreError,
 } from "./src/errors.ts";
 export {
@@ -167,6 +168,7 @@ export {
   type Worker,
   type WorkerEvent,
   type WorkerOptions,
+  type WorkerState,
 } from "./src/queue/worker.ts";
 export { listWorkers, type WorkerListing } from "./src/queue/workers.ts";
 export type { WorkerClaim, WorkerInfo, WorkerStatus } from "./src/records/workers.ts";

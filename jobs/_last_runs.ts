@@ -15,16 +15,9 @@ import type { Records } from "../src/records/records.ts";
 import type { RunSummary } from "../src/records/types.ts";
 import type { Runtime } from "../src/runtime.ts";
 import type { WarningHandler } from "../src/log.ts";
-import { type ArchivedRunSummary, ArchiveReader } from "./_archive_read.ts";
+import { type ArchivedRunSummary, archiveReaderOf } from "../src/records/_archive_read.ts";
 
-const readers = new WeakMap<Runtime, ArchiveReader>();
-
-/** The archive reader of `runtime`'s home, made once and kept as long as the runtime. */
-export function archiveReaderOf(runtime: Runtime): ArchiveReader {
-  let reader = readers.get(runtime);
-  if (reader === undefined) readers.set(runtime, reader = new ArchiveReader(runtime.home));
-  return reader;
-}
+export { archiveReaderOf };
 
 /** A last run: a run summary, with `archived` and `archive` when it is read from the archive. */
 export type LastRun = RunSummary & { archived?: true; archive?: string };

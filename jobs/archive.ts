@@ -69,7 +69,7 @@
  * Reading the archive back (`listArchivedRuns`, `readArchivedRun`, the
  * `ArchiveReader` that keeps indexes and runs read for a long-lived process
  * such as `flowstate serve`, and the index checks the job shares) lives in
- * `jobs/_archive_read.ts`; this module re-exports its public names.
+ * `src/records/_archive_read.ts` (with the records, whose listings read it); this module re-exports its public names.
  *
  * @module
  */
@@ -106,7 +106,7 @@ import {
   versionKey,
   versionOnLine,
   versionsName,
-} from "./_archive_read.ts";
+} from "../src/records/_archive_read.ts";
 
 export {
   ARCHIVE_INDEX_FORMAT,
@@ -119,7 +119,7 @@ export {
   type ListArchivedRunsOptions,
   periodOf,
   readArchivedRun,
-} from "./_archive_read.ts";
+} from "../src/records/_archive_read.ts";
 
 /**
  * Options of the archive job.

@@ -131,7 +131,7 @@ import {
   pruneBackups,
   type PruneBackupsResult,
 } from "./_backup_prune.ts";
-import { archiveDir } from "./_archive_read.ts";
+import { archiveDir } from "../src/records/_archive_read.ts";
 import {
   BACKUP_EXTENSION,
   BACKUP_FORMAT,
@@ -418,8 +418,12 @@ export async function backupStore(
       const entryHash = newSha256();
       const versions = newSha256();
       let entries = 0;
+      // Progress counts the entries read, as `total` does: the excluded ones too (the backup
+      // job's own run record), so a finished backup shows 100 %, not 7/11.
+      let read = 0;
       progress?.start(`backup ${store.name}`, total);
       for await (const entry of store.list({ batchSize: LIST_BATCH })) {
+        read++;
         if (exclude?.(entry.key)) continue;
         const line = JSON.stringify({
           key: entry.key,
@@ -431,11 +435,11 @@ export async function backupStore(
         versions.update(versionLine(entry));
         await writer.writeLine(line);
         if (++entries % CHECK_EVERY === 0) {
-          progress?.update(entries);
+          progress?.update(read);
           if (signal?.aborted) throw cancelled(what);
         }
       }
-      progress?.update(entries);
+      progress?.update(read);
       progress?.finish();
       const trailer: BackupTrailer = {
         end: BACKUP_FORMAT,

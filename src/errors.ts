@@ -417,6 +417,13 @@ export class StoreCorruptError extends FlowstateError {
  * connection, or does not answer in time). Plugins throw it when opening or
  * using a store; the cause holds the backend's own error.
  *
+ * {@linkcode StoreUnavailableError.transient} tells an outage that may end by
+ * itself (the server is down, starting, restarting, out of connections: try
+ * again later) from a refusal that will not (a wrong password, a database
+ * that does not exist: fix the config). Long-running processes (`flowstate
+ * worker`, `serve`, `daemon`) wait for a store that is transiently
+ * unavailable and fail at once for any other.
+ *
  * @example
  * ```ts
  * import { StoreUnavailableError } from "@flowstate/core";
@@ -427,6 +434,13 @@ export class StoreCorruptError extends FlowstateError {
  * );
  * assert.equal(err.code, "STORE_UNAVAILABLE");
  * assert.equal(err.address, "127.0.0.1:1");
+ * assert.equal(err.transient, true); // the default: an outage, worth trying again
+ *
+ * const refused = new StoreUnavailableError(
+ *   'Cannot open store "main": PostgreSQL at db:5432 refused: password authentication failed',
+ *   { store: "main", address: "db:5432", transient: false },
+ * );
+ * assert.equal(refused.transient, false); // trying again changes nothing: fix the config
  * ```
  */
 export class StoreUnavailableError extends FlowstateError {
@@ -436,17 +450,53 @@ export class StoreUnavailableError extends FlowstateError {
   readonly store: string;
   /** Where the backend was looked for (`host:port`, a socket), when known. */
   readonly address: string | null;
+  /**
+   * Whether trying again later may succeed (default `true`): the backend is
+   * down, starting, restarting, out of connections or not answering in
+   * time. `false` for a refusal that only a change of the config or the
+   * server ends (a wrong password, a database that does not exist).
+   */
+  readonly transient: boolean;
   /** Create the error. */
   constructor(
     message: string,
-    details: { store: string; address?: string | null },
+    details: { store: string; address?: string | null; transient?: boolean },
     options?: ErrorOptions,
   ) {
     super(message, options);
     this.name = "StoreUnavailableError";
     this.store = details.store;
     this.address = details.address ?? null;
+    this.transient = details.transient ?? true;
   }
+}
+
+/**
+ * The {@linkcode StoreUnavailableError} that `err` is or was caused by
+ * (through its `cause` chain), if it says the store may be reached by trying
+ * again later ({@linkcode StoreUnavailableError.transient}); `undefined` for
+ * any other error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { StoreUnavailableError, transientUnavailable } from "@flowstate/core";
+ *
+ * const down = new StoreUnavailableError("cannot reach PostgreSQL", { store: "main" });
+ * const wrapped = new Error("Cannot claim runs", { cause: down });
+ * assert.equal(transientUnavailable(wrapped), down);
+ * assert.equal(
+ *   transientUnavailable(new StoreUnavailableError("bad password", { store: "main", transient: false })),
+ *   undefined,
+ * );
+ * assert.equal(transientUnavailable(new Error("a bug")), undefined);
+ * ```
+ */
+export function transientUnavailable(err: unknown): StoreUnavailableError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    if (e instanceof StoreUnavailableError) return e.transient ? e : undefined;
+  }
+  return undefined;
 }
 
 /**

@@ -35,7 +35,7 @@ import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
 import type { RunRecord } from "./records/types.ts";
-import { Records } from "./records/records.ts";
+import { Records, recordsWithArchive } from "./records/records.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { assertRunId } from "./records/run_id.ts";
 import { systemClock } from "./clock.ts";
@@ -429,14 +429,24 @@ export async function openRuntimeWith(
  * Flowstate up to 0.5 used `<cwd>/.flowstate`: said while the new home does
  * not exist yet (the first run after the upgrade) and the old one holds files,
  * unless the working directory is a project of its own (its `flowstate.yaml`
- * owns that `.flowstate`).
+ * owns that `.flowstate`), or all it holds is what a run there without a
+ * config leaves (its default store `state.db`, when this config names stores
+ * of its own, and `cache/`): a clone where `deno task run` ran an example
+ * before a command with `--config docs/examples/flowstate.yaml`.
  */
 async function homeMovedWarning(config: ResolvedConfig): Promise<Warning | undefined> {
   const former = formerHomeOf(config);
   if (former === undefined) return undefined;
   const isDir = async (path: string) => (await Deno.stat(path).catch(() => null))?.isDirectory;
+  // What a run in the working directory without a config leaves there: not this config's files.
+  const defaultStore = resolve(config.home, "state.db");
+  const usesDefaultStore = Object.values(config.stores).some((spec) =>
+    (spec as { path?: unknown }).path === defaultStore
+  );
+  const configless = (name: string) =>
+    name === "cache" || (!usesDefaultStore && /^state\.db(-wal|-shm|-journal)?$/.test(name));
   const nonEmpty = async (dir: string) => {
-    for await (const _ of Deno.readDir(dir)) return true;
+    for await (const entry of Deno.readDir(dir)) if (!configless(entry.name)) return true;
     return false;
   };
   try {
@@ -898,10 +908,15 @@ class FlowstateRuntime implements Runtime {
   }
 
   async records(): Promise<Records> {
-    return new Records(await this.#store(this.config.records), {
+    const records = new Records(await this.#store(this.config.records), {
       clock: this.clock,
       eventFormat: this.config.runs.eventFormat,
       nodesFormat: this.config.runs.nodesFormat,
+    });
+    return recordsWithArchive(records, {
+      // Loaded when a listing reads the archive: a run never does (nor its node: built-ins).
+      reader: async () => (await import("./records/_archive_read.ts")).archiveReaderOf(this),
+      ...(this.#onWarning === undefined ? {} : { onWarning: this.#onWarning }),
     });
   }
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -138,6 +139,29 @@ export async function cliOk(run: ProjectCli, ...args: string[]): Promise<string>
     throw new Error(`flowstate ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
   }
   return r.stdout;
+}
+
+/**
+ * `jobs run archive` of every finished run (`olderThan=0`), then `jobs run
+ * retention` with `maxAge=0`: checks that they archived `archived` runs and
+ * deleted `versionsDeleted` flow versions.
+ */
+export async function archiveThenPrune(
+  run: ProjectCli,
+  expected: { archived: number; versionsDeleted: number },
+): Promise<void> {
+  const archive = JSON.parse(
+    await cliOk(run, "jobs", "run", "archive", "--option", "olderThan=0", "--json", "--quiet"),
+  );
+  assert.equal(archive.outputs.archived, expected.archived, JSON.stringify(archive.outputs));
+  const retention = JSON.parse(
+    await cliOk(run, "jobs", "run", "retention", "--option", "maxAge=0", "--json", "--quiet"),
+  );
+  assert.equal(
+    retention.outputs.versionsDeleted,
+    expected.versionsDeleted,
+    JSON.stringify(retention.outputs),
+  );
 }
 
 /** A store's entries as `state ls --json` shows them: `[{ key, value }]`. */

@@ -27,13 +27,14 @@
  *    server (`src/serve/`).
  * 7. **The CLI** (`src/cli/`, `cli.ts`), then the public entry points
  *    (`mod.ts`, `plugin.ts`, `testing.ts`, `flow.ts`, `records.ts`,
- *    `scheduler.ts`, `jobs.ts`, `cache.ts`, `hooks.ts`), which only re-export.
+ *    `scheduler.ts`, `jobs.ts`, `cache.ts`, `hooks.ts`, `serve.ts`), which only re-export.
  *
  * The exceptions below are named one by one, each with its reason; a new
  * upward import fails this test until it is either removed or listed here.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import denoJson from "../deno.json" with { type: "json" };
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -80,6 +81,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["cache.ts", 8],
   ["encrypt.ts", 8],
   ["hooks.ts", 8],
+  ["serve.ts", 8],
 ];
 
 /** Upward imports that are allowed, and why. */
@@ -114,6 +116,7 @@ async function entryPoints(): Promise<string[]> {
     "cache.ts",
     "encrypt.ts",
     "hooks.ts",
+    "serve.ts",
     "cli.ts",
   ];
   for (const dir of ["jobs", "plugins"]) {
@@ -199,6 +202,13 @@ Deno.test("imports point down the layers, or are a named exception", () => {
     }
   }
   assert.deepEqual(upward, []);
+});
+
+Deno.test("every export of deno.json is an entry point the graph is read from", async () => {
+  const entries = await entryPoints();
+  const missing = Object.values(denoJson.exports).map((p) => p.replace(/^\.\//, ""))
+    .filter((p) => !entries.includes(p));
+  assert.deepEqual(missing, []);
 });
 
 Deno.test("cycles() finds a cycle, and the layer check an upward import (the checks can fail)", () => {

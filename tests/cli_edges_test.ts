@@ -317,8 +317,10 @@ Deno.test("init on a kept deno.json whose Flowstate tasks lack a flag of the cur
     await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify(mine, null, 2) + "\n");
     const init = await run("init");
     assert.equal(init.code, 0, init.stderr);
-    assert.match(init.stdout, /its task "flowstate" lacks --no-prompt /);
-    assert.match(init.stdout, /its task "run" lacks --no-prompt /);
+    // And without --frozen (0.6's tasks run frozen), which needs the project's deno.lock first.
+    assert.match(init.stdout, /its task "flowstate" lacks --frozen --no-prompt \(/);
+    assert.match(init.stdout, /its task "run" lacks --frozen --no-prompt \(/);
+    assert.match(init.stdout, /--frozen needs the project's deno\.lock: deno install\)/);
     assert.doesNotMatch(init.stdout, /task "mine"/);
     const block = init.stdout.slice(init.stdout.indexOf("merge what it lacks"));
     assert.match(block, /"run": "deno run [^"]*--no-prompt[^"]* run"/);
@@ -326,8 +328,8 @@ Deno.test("init on a kept deno.json whose Flowstate tasks lack a flag of the cur
     const json = await run("init", "--json");
     assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout).tasksLackingFlags, [
-      { task: "run", flags: ["--no-prompt"] },
-      { task: "flowstate", flags: ["--no-prompt"] },
+      { task: "run", flags: ["--frozen", "--no-prompt"] },
+      { task: "flowstate", flags: ["--frozen", "--no-prompt"] },
     ]);
   });
 });

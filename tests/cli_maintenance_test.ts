@@ -60,6 +60,17 @@ Deno.test("flowstate backup + restore moves a sqlite store into jsonfile with id
   });
 });
 
+Deno.test("flowstate backup's progress ends at 100 %, though the backup leaves its own run record out", async () => {
+  await withProject(async (run) => {
+    await ok(run, "state", "set", "--store", "main", "global/greeting", '"hello"');
+    const backup = await run("backup", "--store", "main", "--out", "main.fsbackup");
+    assert.equal(backup.code, 0, backup.stderr);
+    // Plain progress lines (stderr is no terminal): the last one of the copy is its end.
+    const lines = backup.stderr.split("\n").filter((l) => l.startsWith("backup main "));
+    assert.match(lines.at(-1) ?? "", /^backup main 100% (\d+)\/\1 /, backup.stderr);
+  });
+});
+
 Deno.test("flowstate restore refuses a damaged backup and writes nothing", async () => {
   await withProject(async (run, dir) => {
     await ok(run, "state", "set", "--store", "main", "k", "1");

@@ -93,6 +93,9 @@ Deno.test("cli queue: enqueue, runs ls --status queued, worker, runs show, dedup
       (await run("runs", "ls", "--status", "queued", "--json")).stdout,
     );
     assert.deepEqual(stillQueued.map((r: { id: string }) => r.id), [later]);
+    // The table does not show it started (its recorded startedAt is the time it was enqueued).
+    const table = (await run("runs", "ls", "--status", "queued")).stdout;
+    assert.match(table, new RegExp(`^${later} +mark +queued +- +- *$`, "m"), table);
     // Cancelled while queued: it never starts.
     const cancel = await run("runs", "cancel", later);
     assert.equal(cancel.code, 0, cancel.stderr);

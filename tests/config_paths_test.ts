@@ -145,6 +145,26 @@ Deno.test("cli: the first run after the upgrade whose home moved says where the 
   });
 });
 
+Deno.test("cli: a working folder whose .flowstate is a config-less run's (state.db, cache) is no former home of a config with stores of its own", async () => {
+  await withProjectElsewhere(CONFIG, async ({ project, elsewhere, file }) => {
+    // What `deno task run examples/counter.flow.yaml` leaves in a clone without a config.
+    const counter = await runCli(elsewhere, ["state", "set", "flow/counter/count", "1"], {
+      env: { FLOWSTATE_HOME: "" },
+    });
+    assert.equal(counter.code, 0, counter.stderr);
+    await Deno.mkdir(join(elsewhere, ".flowstate", "cache"), { recursive: true });
+    const first = await runFrom(elsewhere, file, "state", "set", "k", '"v"');
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stderr, "");
+    // A config without stores uses the default store, state.db in its home: that one was its.
+    await Deno.remove(join(project, ".flowstate"), { recursive: true });
+    await Deno.writeTextFile(file, "flows: []\n");
+    const defaults = await runFrom(elsewhere, file, "state", "get", "flow/counter/count");
+    assert.equal(defaults.code, 1, defaults.stderr);
+    assert.match(defaults.stderr, /^warning: Flowstate's home is now /);
+  });
+});
+
 Deno.test("cli: a relative out of the config that 0.5 read in the working directory, where backups are: the first run says where they go now", async () => {
   await withProjectElsewhere(CONFIG, async ({ project, elsewhere, file }) => {
     // What 0.5 wrote when run from here: ./nightly of the working directory.

@@ -30,11 +30,11 @@ interface Result {
 }
 
 /** `deno <args>` in `cwd`, without colours, its output piped. */
-function denoCommand(cwd: string, args: string[]): Deno.Command {
+function denoCommand(cwd: string, args: string[], env: Record<string, string> = {}): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args,
     cwd,
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -43,7 +43,16 @@ function denoCommand(cwd: string, args: string[]): Deno.Command {
 
 /** Run `deno <args>` in `cwd`, without colours. */
 async function deno(cwd: string, ...args: string[]): Promise<Result> {
-  const out = await denoCommand(cwd, args).output();
+  return await denoWith({}, cwd, ...args);
+}
+
+/** {@linkcode deno} with more environment variables. */
+async function denoWith(
+  env: Record<string, string>,
+  cwd: string,
+  ...args: string[]
+): Promise<Result> {
+  const out = await denoCommand(cwd, args, env).output();
   const text = new TextDecoder();
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
@@ -327,8 +336,10 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     assert.equal(config.imports["@flowstate/core"], CORE);
     // The starter's tasks carry this repository's task flags (permissions, code cache).
     const repoFlags = denoJson.tasks.flowstate.replace(/^deno run (.*) cli\.ts$/, "$1");
-    assert.equal(config.tasks.flowstate, `deno run ${repoFlags} ${CORE}/cli`);
-    assert.equal(config.tasks.run, `deno run ${repoFlags} ${CORE}/cli run`);
+    // …and run frozen: the runner never rewrites the project's deno.lock (see the test below).
+    assert.equal(config.tasks.flowstate, `deno run --frozen ${repoFlags} ${CORE}/cli`);
+    assert.equal(config.tasks.run, `deno run --frozen ${repoFlags} ${CORE}/cli run`);
+    assert.match(init.stdout, /^ {2}deno install +# once: writes deno\.lock/m);
     assert.deepEqual(config.unstable, [...denoJson.unstable, "worker-options"]);
     // Run from this checkout, init links the package to it (offline, without jsr.io).
     assert.deepEqual(config.links, [ROOT.replace(/\/$/, "")]);
@@ -337,6 +348,8 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
       config.tasks[name] = task.replace(/^deno (run|test) /, "deno $1 --cached-only ");
     }
     await Deno.writeTextFile(join(app, "deno.json"), json(config));
+    // The first step init prints: the lock the frozen tasks read.
+    ok(await deno(app, "install", "--cached-only"), "deno install");
 
     for (const n of [1, 2]) {
       const run = ok(await deno(app, "task", "run", "flows/hello.flow.yaml", "--json"), "run");
@@ -347,7 +360,22 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     }
     // The default sqlite store of its flowstate.yaml holds the count.
     await Deno.stat(join(app, ".flowstate/state.db"));
-    ok(await deno(app, "task", "test"), "test");
+    // The project's first test, as on a machine that never type-checked Flowstate: a DENO_DIR
+    // with the packages but no type-check cache. The task type-checks the node modules and the
+    // tests, then runs them unchecked: `deno test` never type-checks a node Worker's generated
+    // entry (it printed a `Check data:…` line holding every path the node may read).
+    const denoDir = join(dir, "deno_dir");
+    await Deno.mkdir(denoDir);
+    const cache = JSON.parse(ok(await deno(dir, "info", "--json"), "info").stdout);
+    for (const part of ["npm", "remote"]) {
+      const from = join(cache.denoDir, part);
+      if ((await Deno.lstat(from).catch(() => null)) !== null) {
+        await Deno.symlink(from, join(denoDir, part));
+      }
+    }
+    const test = ok(await denoWith({ DENO_DIR: denoDir }, app, "task", "test"), "test");
+    assert.match(test.stderr, /Check tests\/hello_test\.ts/);
+    assert.doesNotMatch(test.stderr + test.stdout, /Check data:/);
 
     // Scheduled: the daemon runs the flow on its schedule (every second here) until SIGINT.
     const flowFile = join(app, "flows/hello.flow.yaml");
@@ -384,6 +412,45 @@ Deno.test("flowstate init writes a project whose flow runs and whose test passes
     assert.doesNotMatch(againText.stdout, /merge|added to its unstable/);
     assert.ok(result.kept.includes("deno.json") && result.kept.includes("flows/hello.flow.yaml"));
     assert.equal(await Deno.readTextFile(join(app, "deno.json")), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an init'ed project's run task is frozen: a node without permissions cannot add a package to deno.lock", async () => {
+  await npmReady();
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });
+  try {
+    const { app, config } = await initApp(dir);
+    const tasks = config.tasks as Record<string, string>;
+    tasks.run = tasks.run.replace(/^deno run /, "deno run --cached-only ");
+    await write(app, {
+      "deno.json": json(config),
+      // pure-rand is in the DENO_DIR (fast-check's dependency), but no module of the project
+      // names it: importing it adds a specifier to the lock.
+      "nodes/sneaky.ts": `import { defineNode } from "@flowstate/core";
+import { z } from "zod";
+export default defineNode({
+  optionsSchema: z.strictObject({ name: z.string() }),
+  async run(_ctx, { name }) {
+    return typeof (await import("npm:" + name)).default;
+  },
+});
+`,
+      "flows/sneaky.flow.yaml": `id: sneaky
+nodes:
+  - id: s
+    type: ../nodes/sneaky.ts
+    with: { name: "pure-rand@8.4.2" }
+`,
+    });
+    ok(await deno(app, "install", "--cached-only"), "deno install");
+    const lock = await Deno.readTextFile(join(app, "deno.lock"));
+    assert.doesNotMatch(lock, /"npm:pure-rand@8\.4\.2"/);
+    const run = await deno(app, "task", "run", "flows/sneaky.flow.yaml");
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /\[s\] attempt 1 failed: The lockfile is out of date/);
+    assert.equal(await Deno.readTextFile(join(app, "deno.lock")), lock);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -210,7 +210,8 @@ export async function connect(
             (err as Error)?.message ?? String(err)
           }; use a database the server has ` +
           `(its "databases" setting), or a prefix on database 0`,
-        { store: options.storeName, address },
+        // The server's `databases` setting does not change while it runs.
+        { store: options.storeName, address, transient: false },
         { cause: err },
       );
     }
@@ -279,5 +280,8 @@ export function unavailable(
   return new StoreUnavailableError(`${action}: ${reach}: ${text}`, {
     store: storeName,
     address,
+    // A wrong password or a missing permission stays so; anything else (down, loading its data,
+    // out of clients) may pass.
+    transient: !/^(NOAUTH|WRONGPASS|NOPERM)\b/.test(text),
   }, { cause });
 }

@@ -22,6 +22,7 @@ Deno.test("an unreachable server is StoreUnavailableError with the store and add
     /^Cannot open store "cache": cannot reach Redis at 127\.0\.0\.1:1: connect ECONNREFUSED/,
   );
   assert.ok(!err.message.includes("s3cret"));
+  assert.equal(err.transient, true, "a server down may come up: waited for");
 });
 
 Deno.test("a server that accepts but never answers fails after connectTimeout", async () => {
@@ -55,6 +56,7 @@ redisTest("a server that refuses the login is StoreUnavailableError saying so", 
   assert.ok(err instanceof StoreUnavailableError, `got ${err}`);
   assert.match(err.message, /^Cannot open store "cache": Redis at .* refused: WRONGPASS/);
   assert.ok(!err.message.includes("s3cret"));
+  assert.equal(err.transient, false, "a wrong password stays wrong: not waited for");
 });
 
 redisTest(
@@ -72,6 +74,7 @@ redisTest(
       err.message,
       /^Cannot open store "cache": Redis at [^ ]+ refused database 9999 \(the number in the URL's path\): ERR DB index is out of range; use a database the server has/,
     );
+    assert.equal(err.transient, false);
     // Nothing was written in database 0 (the test server's) under the prefix.
     await withAdmin(url, async (admin) => assert.deepEqual(await keysUnder(admin, prefix), []));
   },

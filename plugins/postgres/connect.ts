@@ -19,6 +19,7 @@ import {
   codeOf,
   connectionLimitHint,
   isPostgresError,
+  isTransientOpenError,
   messageOf,
   TOO_MANY_CONNECTIONS,
 } from "./errors.ts";
@@ -393,6 +394,7 @@ export async function connect(url: string, options: PostgresDriverOptions): Prom
     throw new StoreUnavailableError(`${what}: ${reach}: ${cause}`, {
       store: storeName,
       address: hostPort(parsed),
+      transient: isTransientOpenError(err),
     }, { cause: err });
   } finally {
     clearTimeout(timer);

@@ -41,6 +41,24 @@ export function connectionLimitHint(max: number, connections: number): string {
     `store a smaller max (max: 2 opens 3), run fewer processes, or raise the limit`;
 }
 
+/**
+ * Whether an error that kept a store from opening may go away by itself
+ * (`StoreUnavailableError.transient`): anything but an error the server
+ * sent (the connection was refused, reset or timed out, the name did not
+ * resolve yet), or one the server sends while it cannot take the session
+ * now: class 08 (connection exception), 53 (insufficient resources: too
+ * many connections, out of memory or disk), 57P01–57P03 (shut down by an
+ * administrator, after a crash, starting up or in recovery). A wrong
+ * password, a database or role that does not exist, a missing privilege:
+ * not transient, trying again changes nothing.
+ */
+export function isTransientOpenError(err: unknown): boolean {
+  if (!isPostgresError(err)) return true;
+  const code = codeOf(err) ?? "";
+  return code.startsWith("08") || code.startsWith("53") ||
+    code === "57P01" || code === "57P02" || code === "57P03";
+}
+
 /** Deadlock detected / serialization failure: the whole transaction was rolled back. */
 export function isRetryable(err: unknown): boolean {
   const code = codeOf(err);

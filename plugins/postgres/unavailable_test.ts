@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { openStore, StoreUnavailableError } from "../../mod.ts";
-import { cliErrors } from "./_test_utils.ts";
+import { cliErrors, pgTest } from "./_test_utils.ts";
 
 // No server needed: nothing listens on port 1, so the connection is refused at once.
 const URL_WITHOUT_SERVER = "postgres://flow:s3cret-pw@127.0.0.1:1/test";
@@ -13,7 +13,21 @@ Deno.test("postgres plugin throws StoreUnavailableError with the store and addre
   assert.equal(err.store, "main");
   assert.equal(err.address, "127.0.0.1:1");
   assert.ok(!err.message.includes("s3cret"));
+  assert.equal(err.transient, true, "a refused connection may be accepted later: waited for");
 });
+
+pgTest(
+  "postgres plugin: a database that does not exist is unavailable but not transient (waiting does not fix it)",
+  async (url) => {
+    const missing = new URL(url);
+    missing.pathname = `/flowstate_missing_${crypto.randomUUID().slice(0, 8)}`;
+    const err = await openStore({ plugin: "postgres", url: missing.href }, { name: "main" })
+      .catch((e) => e);
+    assert.ok(err instanceof StoreUnavailableError, `got ${err}`);
+    assert.match(err.message, /refused: database "flowstate_missing_\w+" does not exist/);
+    assert.equal(err.transient, false);
+  },
+);
 
 Deno.test("the CLI reports an unreachable store in one line, exit 1, without the --debug hint", async () => {
   const { code, lines } = await cliErrors(

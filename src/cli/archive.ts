@@ -25,7 +25,7 @@ import { type GlobalOptions, printWarning } from "./common.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 import { isRunId } from "../records/run_id.ts";
 
-export { archivedCannot } from "../../jobs/_archive_read.ts";
+export { archivedCannot } from "../records/_archive_read.ts";
 
 /**
  * `runs ls --archived [--flow ID] [--status S] [--since T] [--until T]

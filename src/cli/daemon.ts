@@ -20,6 +20,17 @@
  * config and flow files again`; `--json`: a `signal` object with `action:
  * "reload"`, then `config.reload`).
  *
+ * A records store that cannot be reached at start (its server down or
+ * starting: the database of a service that starts after this one) is waited
+ * for before anything starts: one `warning: store "<name>" unreachable (…):
+ * retrying in 4s; Ctrl-C to stop` line on stderr per attempt (0.5 s doubling
+ * to 30 s; `--json`: `store.waiting`), `store "<name>" reachable after …:
+ * starting` once it answers (`store.reachable`); a signal meanwhile stops it
+ * (exit 0). `--wait-for-store <duration>` bounds the wait (default: none);
+ * any other error opening it (a wrong password, a database that does not
+ * exist) fails at once. Its queue worker, once started, waits out a later
+ * outage the same way (`queue.waiting`, `queue.reachable` with `--json`).
+ *
  * Several daemons may share one store (SQLite file, Postgres…): each tick
  * runs once, on whichever takes its lease first.
  *
@@ -83,7 +94,14 @@ import { type GlobalOptions, onStopSignals, printWarning } from "./common.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { startServer } from "./serve.ts";
 import { DEFAULT_LEASE_MS, startWorker } from "../queue/worker.ts";
-import { heldRunsAtExit, workerPrinter } from "./queue.ts";
+import {
+  heldRunsAtExit,
+  reachableLine,
+  waitForStoreSetting,
+  waitingLine,
+  workerPrinter,
+} from "./queue.ts";
+import { untilReachable } from "../queue/store_wait.ts";
 
 /** How long the daemon keeps a custom node module's Worker after a run, unless the config says (ms). */
 const DAEMON_WORKER_IDLE = 60_000;
@@ -104,6 +122,8 @@ export interface DaemonOptions {
   queue?: boolean;
   /** `--concurrency N`: queued runs at once (default 4). */
   concurrency?: number;
+  /** `--wait-for-store 5m`: how long to wait for an unreachable records store at start (default: no limit). */
+  waitForStore?: string;
 }
 
 /** What a test (or an embedding program) can give the daemon instead of OS signals. */
@@ -130,6 +150,7 @@ export async function daemonCommand(
     throw new UsageError((err as Error).message);
   }
   const quiet = options.quiet ?? false;
+  const { waitForStoreMs } = waitForStoreSetting(options.waitForStore);
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   // A daemon runs flows again and again: custom node Workers serve the next run (nodes.workerIdle).
   const pool = sandboxPoolOf(runtime);
@@ -171,6 +192,44 @@ export async function daemonCommand(
   if (control.signal?.aborted) onAbort();
 
   try {
+    // Nothing starts before the records store answers: a server down or starting (the database
+    // of a service that starts after this one) is waited for, until it answers or a stop.
+    const waiting = new AbortController();
+    void stopRequested.promise.then(() => waiting.abort());
+    const records = runtime.config.records;
+    const reached = await untilReachable(() => runtime.store(records), {
+      signal: waiting.signal,
+      ...(waitForStoreMs === undefined ? {} : { maxWaitMs: waitForStoreMs }),
+      onWait(info) {
+        const event = { ...info, error: info.reason, starting: true };
+        if (options.json) {
+          printJson(clock, {
+            type: "store.waiting",
+            store: info.store,
+            error: info.reason,
+            attempt: info.attempt,
+            retryInMs: info.retryInMs,
+          });
+        } else console.error(waitingLine(event));
+      },
+    });
+    if (reached === undefined) {
+      const reason = await stopRequested.promise;
+      if (options.json) {
+        if (!quiet) printJson(clock, { type: "signal", signal: reason });
+      } else if (!quiet) console.log(`Received ${reason}: stopping`);
+      return 0;
+    }
+    if (reached.failures > 0) {
+      const event = {
+        store: records,
+        attempts: reached.failures,
+        waitedMs: Math.round(reached.waitedMs),
+        starting: true,
+      };
+      if (options.json) printJson(clock, { type: "store.reachable", ...event });
+      else console.error(reachableLine(event));
+    }
     const print = options.json
       ? jsonPrinter(quiet, clock)
       : printer(quiet, quiet ? undefined : await jobPathLines(runtime));
@@ -216,7 +275,7 @@ export async function daemonCommand(
         held.track(event);
         if (
           event.type !== "end" && event.type !== "lost" && event.type !== "abandoned" &&
-          event.type !== "error"
+          event.type !== "error" && event.type !== "waiting" && event.type !== "reachable"
         ) return;
         if (options.json) {
           if (quiet && event.type === "end" && event.status === "succeeded") return;
@@ -230,6 +289,8 @@ export async function daemonCommand(
       ? await startServer(runtime, {}, {
         scheduler: () => ({ ...status }),
         worker: false,
+        // /health reports the daemon's worker.
+        ...(worker === undefined ? {} : { workerBeside: worker }),
         // The jobs and schedules as the daemon runs them (it applies edits of the config).
         config: () => scheduler.config,
         // The schedules it runs: a flow file that broke keeps the schedule it had.

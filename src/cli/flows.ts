@@ -1,7 +1,7 @@
 /**
  * `flowstate validate`, `flowstate flows ls|versions` and `flowstate schema`:
  * check flow files, list the flows and versions recorded in the records
- * store, and print the flow format as JSON Schema.
+ * store or kept in the archive, and print the flow format as JSON Schema.
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `flows ls`: `[{ "id", "head", "versions", "prunedVersions", "lastRunAt", "lastStatus",
@@ -9,9 +9,13 @@
  *   every version created, `prunedVersions` those the retention job deleted; `lastRunAt` ms
  *   since the epoch or `null`: the newest run's, recorded or archived; `lastRunArchive` the
  *   archive file under `<home>/archive/` when that run is one the archive job moved there,
- *   else `null`)
+ *   else `null`), and `"archived": true` on a flow known only from the archive (the records
+ *   store holds nothing of it: `head` is the version its newest archived run ran, `versions`
+ *   the versions its archived runs ran); listed too when there is no records store
  * - `flows versions <id>`: `[{ "flowId", "hash", "parent", "seq", "createdAt" }]`,
- *   newest first (`parent` is `null` for the first version); `null` (exit 1) for an unknown flow
+ *   newest first (`parent` is `null` for the first version), the versions the archive keeps
+ *   that the records store no longer holds included, with `"archived": true` and `"archive"`
+ *   (the archive file whose runs ran it); `null` (exit 1) for an unknown flow
  * - `validate`: `[{ "file", "ok", "problems": [{ "file", "line", "column", "path", "message" }],
  *   "env", "warnings", "nodes": [{ "id", "type", "runs", "permissions", "withEnv", "stateEnv",
  *   "stateEnvWriters", "subFlows" }] }]`
@@ -66,7 +70,15 @@ import {
 } from "./common.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 import { UsageError } from "./input.ts";
-import { archivedLastRuns } from "../../jobs/_last_runs.ts";
+import type { Runtime } from "../runtime.ts";
+import { archiveReaderOf } from "../records/_archive_read.ts";
+import type { Records } from "../records/records.ts";
+import type { FlowSummary } from "../records/flow_version.ts";
+import {
+  type RecordsArchive,
+  withArchivedFlows,
+  withArchivedVersions,
+} from "../records/_archived.ts";
 
 /** One problem of `validate --json`. */
 export interface ValidateProblem {
@@ -381,6 +393,21 @@ async function realPath(path: string): Promise<string> {
   return await Deno.realPath(path).catch(() => path);
 }
 
+/**
+ * The flows `flows ls` lists: the records' (which read the archive too), or,
+ * when the records store does not exist (yet, or any more), those the
+ * archive alone knows.
+ */
+async function listedFlows(runtime: Runtime, records: Records | null): Promise<FlowSummary[]> {
+  if (records !== null) return await records.listFlows();
+  return await withArchivedFlows([], archiveOf(runtime));
+}
+
+/** What the CLI's listings read of the archive: the runtime's reader; warnings on stderr. */
+function archiveOf(runtime: Runtime): RecordsArchive {
+  return { reader: () => Promise.resolve(archiveReaderOf(runtime)), onWarning: printWarning };
+}
+
 /** `flows ls [--json]`. */
 export async function listFlows(
   options: { json?: boolean },
@@ -388,19 +415,12 @@ export async function listFlows(
 ): Promise<number> {
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
-  if (records === null) {
-    if (options.json) console.log("[]");
-    return 0;
-  }
-  // A flow whose newest run the archive job moved out still shows it (marked archived).
-  const archived = await archivedLastRuns(runtime, printWarning);
-  const flows = (await records.listFlows()).map((f) => {
-    const old = archived.get(f.id);
-    const newer = old !== undefined && (f.lastRunAt === null || old.startedAt > f.lastRunAt);
-    return newer
-      ? { ...f, lastRunAt: old.startedAt, lastStatus: old.status, lastRunArchive: old.archive }
-      : { ...f, lastRunArchive: null };
-  });
+  // A flow whose newest run the archive job moved out still shows it (marked archived), and a
+  // flow known only from the archive is listed (marked archived).
+  const flows = (await listedFlows(runtime, records)).map((f) => ({
+    ...f,
+    lastRunArchive: f.lastRunArchive ?? null,
+  }));
   if (options.json) {
     console.log(JSON.stringify(flows));
   } else if (flows.length === 0) {
@@ -409,7 +429,7 @@ export async function listFlows(
     printTable(
       ["ID", "HEAD", "VERSIONS", "LAST RUN", "LAST STATUS"],
       flows.map((f) => [
-        f.id,
+        f.archived ? `${f.id} (archived)` : f.id,
         shortHash(f.head),
         f.prunedVersions > 0
           ? `${f.versions - f.prunedVersions} (${f.prunedVersions} pruned)`
@@ -418,6 +438,12 @@ export async function listFlows(
         f.lastStatus === null ? "-" : `${f.lastStatus}${f.lastRunArchive ? " (archived)" : ""}`,
       ]),
     );
+    if (flows.some((f) => f.archived)) {
+      console.error(
+        `(archived): known only from the archive (${runtime.home}/archive): the records store ` +
+          "holds nothing of it; its runs: flowstate runs ls --archived --flow <id>",
+      );
+    }
   }
   return 0;
 }
@@ -430,10 +456,22 @@ export async function listFlowVersions(
 ): Promise<number> {
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
-  const versions = records === null ? [] : await records.listVersions(flowId);
+  // The versions the archive keeps (deleted from the records store, or all of an archived flow's).
+  const versions = records === null
+    ? await withArchivedVersions(flowId, [], archiveOf(runtime))
+    : await records.listVersions(flowId);
+  const flows = await listedFlows(runtime, records);
   if (versions.length === 0) {
-    const known = records === null ? [] : (await records.listFlows()).map((f) => f.id);
-    return notFound(options.json, unknownFlowMessage(flowId, "versions", known));
+    const flow = flows.find((f) => f.id === flowId);
+    if (flow?.archived) {
+      return notFound(
+        options.json,
+        `Flow "${flowId}" is known only from the archive, which keeps none of its versions ` +
+          "(its runs were archived before archives kept flow versions); its runs: " +
+          `flowstate runs ls --archived --flow ${flowId}`,
+      );
+    }
+    return notFound(options.json, unknownFlowMessage(flowId, "versions", flows.map((f) => f.id)));
   }
   if (options.json) {
     console.log(JSON.stringify(versions.map((v) => ({
@@ -442,21 +480,31 @@ export async function listFlowVersions(
       parent: v.parent,
       seq: v.seq,
       createdAt: v.createdAt,
+      ...(v.archived ? { archived: true, archive: v.archive } : {}),
     }))));
   } else {
     printTable(
       ["VERSION", "HASH", "PARENT", "CREATED"],
       versions.map((v) => [
-        String(v.seq),
+        v.archived ? `${v.seq} (archived)` : String(v.seq),
         shortHash(v.hash),
         shortHash(v.parent),
         formatTime(v.createdAt, runtime.config.timezone),
       ]),
     );
-    const pruned = (await records!.listFlows()).find((f) => f.id === flowId)?.prunedVersions ?? 0;
+    const pruned = flows.find((f) => f.id === flowId)?.prunedVersions ?? 0;
+    const archived = versions.filter((v) => v.archived).length;
+    if (archived > 0) {
+      console.error(
+        `(archived): deleted from the records store, kept in the archive (${runtime.home}/archive) ` +
+          `beside the runs that ran it: flowstate runs ls --archived --flow ${flowId}`,
+      );
+    }
     if (pruned > 0) {
       console.error(
-        `${pruned} older versions were deleted by the retention job (unused, older than its maxAge); their runs are counted as "pruned" in: flowstate metrics ${flowId}`,
+        `${pruned} older versions were deleted by the retention job (unused, older than its maxAge)${
+          archived > 0 ? ", those marked (archived) among them" : ""
+        }; their runs are counted as "pruned" in: flowstate metrics ${flowId}`,
       );
     }
   }

@@ -1,7 +1,8 @@
 /**
  * `flowstate init [dir]`: a starter project in `dir` (default: the working
  * directory) that uses Flowstate as a package: `deno.json` (the import of
- * `@flowstate/core`, the tasks `run`, `flowstate`, `test`, `check`, the
+ * `@flowstate/core`, the tasks `run`, `flowstate` (both `--frozen`: after the project's first
+ * `deno install`), `test`, `check`, the
  * unstable `worker-options` custom nodes need, and, when init runs from a
  * checkout rather than jsr.io, `links` to that checkout),
  * `flowstate.yaml` (one SQLite store), `flows/hello.flow.yaml`, a custom node
@@ -36,6 +37,14 @@ import { UsageError } from "./input.ts";
  */
 const RUN_PERMISSIONS =
   "--v8-flags=--no-lazy --unstable-worker-options --allow-read --allow-write=.flowstate --allow-env --allow-net --allow-sys=hostname --no-prompt";
+
+/**
+ * The `run` and `flowstate` tasks also run with `--frozen`: the project's deno.lock (written by
+ * its first `deno install`) is never rewritten by the runner, and a package not in it fails to
+ * import. Without it, a custom node with no permissions at all could `import("npm:" + name)`:
+ * Deno would download the package and add it to the lock (denoland/deno#29503).
+ */
+const FROZEN = "--frozen";
 
 /**
  * `jsr:@flowstate/core@^<major>.<minor>` of a version (default: this one).
@@ -100,11 +109,13 @@ function starterDenoJson(): StarterDenoJson {
     ...(root === undefined ? {} : { links: [root] }),
     imports: { [denoJson.name]: coreSpecifier(), zod: zodSpecifier() },
     tasks: {
-      run: `deno run ${RUN_PERMISSIONS} ${cli} run`,
-      flowstate: `deno run ${RUN_PERMISSIONS} ${cli}`,
-      // A node module loads in its Worker by an import Deno does not type-check: checked first.
+      run: `deno run ${FROZEN} ${RUN_PERMISSIONS} ${cli} run`,
+      flowstate: `deno run ${FROZEN} ${RUN_PERMISSIONS} ${cli}`,
+      // A node module loads in its Worker by an import Deno does not type-check: the node modules
+      // and the tests are checked first, then run unchecked (else `deno test` type-checks each
+      // node Worker's generated entry at run time, printing its whole data: URL, once per project).
       test:
-        "deno check nodes/ && deno test --unstable-worker-options --allow-read --allow-write --allow-env",
+        "deno check nodes/ tests/ && deno test --no-check --unstable-worker-options --allow-read --allow-write --allow-env",
       // `deno run` (so `flowstate run` and `validate`) never type-checks a node module.
       check: "deno check nodes/ tests/",
     },
@@ -403,7 +414,9 @@ export async function initCommand(
         flags.join(" ")
       } (the starter's ${task} task, below, has ${flags.length === 1 ? "it" : "them"}; merge ${
         flags.length === 1 ? "it" : "them"
-      } into yours)`,
+      } into yours${
+        flags.includes(FROZEN) ? `; ${FROZEN} needs the project's deno.lock: deno install` : ""
+      })`,
     );
   }
   if (result.toMerge !== null) {
@@ -427,6 +440,7 @@ export async function initCommand(
         ...(shownDir === "."
           ? []
           : [`  cd ${/\s/.test(shownDir) ? JSON.stringify(shownDir) : shownDir}`]),
+        "  deno install                             # once: writes deno.lock (run and flowstate use it --frozen)",
         "  deno task run flows/hello.flow.yaml      # run the flow (run it twice: the count goes up)",
         "  deno task test                           # test it on a memory store",
         "  deno task check                          # type-check nodes/ and tests/ (run does not)",

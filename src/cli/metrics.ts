@@ -14,7 +14,9 @@
  * "lastRunAt", "lastStatus" }]` where `version` is `"*"` for all versions together,
  * a version hash, or `"*pruned"` for the versions the retention job deleted; durations are in ms, rounded to 0.1 ms (`null` before the first
  * finished run), p50 and p95 are histogram estimates (within 5 %). A flow with no
- * recorded runs prints `null` (exit 1), as every lookup of the CLI does.
+ * recorded runs prints `null` (exit 1), as every lookup of the CLI does. A flow known only
+ * from the archive (the records store that counted its runs holds nothing of it) prints `[]`
+ * (exit 0), saying on stderr where its archived runs are.
  *
  * @module
  */
@@ -23,6 +25,7 @@ import type { FlowMetrics } from "../records/records.ts";
 import { PRUNED_METRICS } from "../records/layout.ts";
 import { formatDuration, printTable, shortHash, unknownFlowMessage } from "./format.ts";
 import { type GlobalOptions, notFound, openForReading, unlessMissing } from "./common.ts";
+import { archiveReaderOf } from "../records/_archive_read.ts";
 
 /** One row of `flowstate metrics --json`. */
 export interface MetricsRow {
@@ -80,6 +83,13 @@ function toRow(m: FlowMetrics): MetricsRow {
   };
 }
 
+/** Why a flow known only from the archive has no metrics, and where its runs are. */
+function archivedOnly(flowId: string, home: string): string {
+  return `No metrics of "${flowId}": it is known only from the archive (${home}/archive), and ` +
+    "the metrics of its runs were counted in a records store that no longer holds them; its " +
+    `archived runs: flowstate runs ls --archived --flow ${flowId}`;
+}
+
 /** `metrics [<flow-id>] [--json]`: exit 1 for a flow with no recorded runs or versions. */
 export async function showMetrics(
   flowId: string | undefined,
@@ -90,6 +100,12 @@ export async function showMetrics(
   const records = await unlessMissing(() => runtime.records());
   if (records === null) {
     if (flowId !== undefined) {
+      // Known from the archive: no metrics, as when the records store lost them (exit 0).
+      if ((await archiveReaderOf(runtime).flows(() => {})).has(flowId)) {
+        if (options.json) console.log("[]");
+        else console.error(archivedOnly(flowId, runtime.home));
+        return 0;
+      }
       return notFound(options.json, `Flow "${flowId}" has no recorded runs; no flow has run yet`);
     }
     if (options.json) console.log("[]");
@@ -117,8 +133,14 @@ export async function showMetrics(
     return 0;
   }
   if (rows.length === 0) {
+    const archived = flowId !== undefined &&
+      (await records.listFlows()).find((f) => f.id === flowId)?.archived;
     console.error(
-      flowId === undefined ? "No runs recorded yet" : `No finished runs of "${flowId}" yet`,
+      flowId === undefined
+        ? "No runs recorded yet"
+        : archived
+        ? archivedOnly(flowId, runtime.home)
+        : `No finished runs of "${flowId}" yet`,
     );
     return 0;
   }

@@ -599,6 +599,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "when stopping, wait this long for running runs, then release them to the queue (default: runs.abortGrace)",
     )
     .option("--worker-id <id>", "this worker's id in claims (default: <hostname>:<pid>:<random>)")
+    .option(
+      "--wait-for-store <duration>",
+      "wait at most this long for a records store that cannot be reached at start (default: no limit; 0s: fail at once)",
+    )
     .option("--json", "print each event as one JSON object a line (stdout)")
     .addHelpText(
       "after",
@@ -639,6 +643,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--serve", "also serve the HTTP API and the inspector (settings: serve: in the config)")
     .option("--no-queue", "do not run queued runs (by default the daemon works the queue too)")
     .option("--concurrency <n>", "queued runs at once (default 4)", integer("--concurrency", 1))
+    .option(
+      "--wait-for-store <duration>",
+      "wait at most this long for a records store that cannot be reached at start (default: no limit; 0s: fail at once)",
+    )
     .addHelpText("after", "\nWith --quiet: only errors and failed ticks.")
     .action(async (options, command) => {
       const { daemonCommand } = await import("./daemon.ts");
@@ -668,6 +676,10 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "--concurrency <n>",
       "the worker's runs at once (default 4)",
       integer("--concurrency", 1),
+    )
+    .option(
+      "--wait-for-store <duration>",
+      "the worker waits at most this long for a records store that cannot be reached at start (default: no limit; 0s: fail at once)",
     )
     .addHelpText(
       "after",

@@ -10,6 +10,12 @@
  *   (`<run id> <flow> <status> <duration> (attempt N)`), and with `--json` one JSON object a
  *   line, the {@linkcode WorkerEvent} with `time` first. On a signal it stops claiming, waits
  *   up to the grace period, then releases what still runs back to the queue, and exits 0.
+ *   A records store that cannot be reached (its server down or starting) is waited for, at
+ *   start and while it runs: one `warning: store "<name>" unreachable (…): retrying in 4s`
+ *   line on stderr per attempt (0.5 s doubling to 30 s), `store "<name>" reachable again …`
+ *   once it answers; the `started` line comes only then. `--wait-for-store <duration>` bounds
+ *   the wait at start (default: none; `0s`: fail at once); any other error opening the store
+ *   (a wrong password, a database that does not exist) exits 1 at once.
  * - `runs retry <id> [--json]`: a failed, cancelled or timed-out run is queued again
  *   (same id, one more attempt). Exit 1 if it is not found or not retryable.
  * - `runs cancel <id>` of a queued run records it `cancelled` (it never starts).
@@ -159,6 +165,8 @@ export interface WorkerCommandOptions {
   grace?: string;
   /** `--worker-id ID`. */
   workerId?: string;
+  /** `--wait-for-store 5m`: how long to wait for an unreachable records store at start (default: no limit). */
+  waitForStore?: string;
   /** `--json`. */
   json?: boolean;
   /** `--quiet`. */
@@ -171,7 +179,7 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
     if (json) {
       if (
         quiet && event.type !== "error" && event.type !== "stop" && event.type !== "lost" &&
-        event.type !== "abandoned" &&
+        event.type !== "abandoned" && event.type !== "waiting" && event.type !== "reachable" &&
         !(event.type === "end" && event.status !== "succeeded")
       ) return;
       console.log(JSON.stringify({ time: new Date().toISOString(), ...event }));
@@ -238,6 +246,12 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
       case "error":
         console.error(`error: ${printable(event.message.split("\n")[0])}`);
         return;
+      case "waiting":
+        console.error(waitingLine(event));
+        return;
+      case "reachable":
+        console.error(reachableLine(event));
+        return;
       case "stopping":
         if (!quiet) {
           console.log(
@@ -261,6 +275,30 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
         return;
     }
   };
+}
+
+/**
+ * The stderr line of a store that cannot be reached, waited for:
+ * `warning: store "main" unreachable (cannot reach …): retrying in 4s; Ctrl-C to stop`
+ * (`starting`: nothing started yet; else the queue is polled again then).
+ */
+export function waitingLine(
+  event: { store: string; error: string; retryInMs: number; starting: boolean },
+): string {
+  return `warning: store "${event.store}" unreachable (${printable(event.error.split("\n")[0])}): ${
+    event.starting ? "retrying" : "polling the queue again"
+  } in ${formatDuration(event.retryInMs)}${event.starting ? "; Ctrl-C to stop" : ""}`;
+}
+
+/** The stderr line of a store that answers again after {@linkcode waitingLine}s. */
+export function reachableLine(
+  event: { store: string; attempts: number; waitedMs: number; starting: boolean },
+): string {
+  return `store "${event.store}" reachable after ${
+    formatDuration(event.waitedMs)
+  } (${event.attempts} failed attempt${event.attempts === 1 ? "" : "s"}): ${
+    event.starting ? "starting" : "working the queue again"
+  }`;
 }
 
 /**
@@ -306,6 +344,7 @@ export function workerSettings(options: WorkerCommandOptions): {
   pollMs?: number;
   graceMs?: number;
   workerId?: string;
+  waitForStoreMs?: number;
 } {
   const flows = options.flows?.split(",").map((f) => f.trim()).filter((f) => f !== "");
   if (flows !== undefined && flows.length === 0) {
@@ -326,7 +365,13 @@ export function workerSettings(options: WorkerCommandOptions): {
     ...(pollMs === undefined ? {} : { pollMs }),
     ...(options.grace === undefined ? {} : { graceMs: duration(options.grace, "--grace") }),
     ...(options.workerId === undefined ? {} : { workerId: options.workerId }),
+    ...waitForStoreSetting(options.waitForStore),
   };
+}
+
+/** `--wait-for-store <duration>` as `waitForStoreMs` (none given: wait without limit). */
+export function waitForStoreSetting(text: string | undefined): { waitForStoreMs?: number } {
+  return text === undefined ? {} : { waitForStoreMs: duration(text, "--wait-for-store") };
 }
 
 /** `worker …`: run queued runs until SIGINT or SIGTERM; exit 0 after a clean stop. */

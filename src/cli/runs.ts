@@ -18,7 +18,11 @@
  *
  * `runs ls --flow ID` with an id that no run, recorded flow or flow file of the
  * config has is an error (exit 1, `[]` with `--json`) naming the known flows
- * with a did-you-mean; a known flow without matching runs is no error. A job's
+ * with a did-you-mean; a known flow without matching runs is no error. A flow
+ * the archive knows (its runs archived: all of them, for a flow known only
+ * from the archive) is a known flow: with no run in the records store,
+ * `runs ls --flow` says on stderr that it has archived runs and the command
+ * that lists them (`runs ls --archived --flow ID`). A job's
  * id, `job:<name>`, is judged against the built-in and configured jobs. This
  * holds before anything is recorded too (no records store yet).
  *
@@ -47,6 +51,7 @@ import {
   unlessMissing,
 } from "./common.ts";
 import type { Runtime } from "../runtime.ts";
+import { archiveReaderOf } from "../records/_archive_read.ts";
 import type { Records } from "../records/records.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { declaredFlowIds } from "../flow_files.ts";
@@ -83,6 +88,7 @@ export async function listRuns(
       printError(unknown);
       return EXIT_FAILURE;
     }
+    await archivedRunsHint(runtime, options.flow);
     return 0;
   }
   const runs: RunSummary[] = [];
@@ -112,8 +118,10 @@ export async function listRuns(
   }
   if (options.json) {
     console.log(JSON.stringify(runs));
+    if (runs.length === 0) await archivedRunsHint(runtime, options.flow);
   } else if (runs.length === 0) {
     console.error("No runs match");
+    await archivedRunsHint(runtime, options.flow);
   } else {
     // A run still recorded running whose process stopped beating is not running: say so.
     const gone = new Set<string>();
@@ -128,7 +136,8 @@ export async function listRuns(
         r.id,
         r.parentRunId === undefined ? r.flowId : `${r.flowId} (sub-flow)`,
         gone.has(r.id) ? "running?" : r.status,
-        formatTime(r.startedAt, runtime.config.timezone),
+        // A queued run has not started: its startedAt is the time it was enqueued (its id's).
+        r.status === "queued" ? "-" : formatTime(r.startedAt, runtime.config.timezone),
         formatDuration(r.durationMs),
       ]),
     );
@@ -153,6 +162,23 @@ export async function listRuns(
 }
 
 /**
+ * When `runs ls --flow <flowId>` finds no run in the records store but the
+ * archive holds runs of it (its runs were archived; all of them, for a flow
+ * known only from the archive), say so on stderr, with the command that
+ * lists them. Read from the archive indexes; a damaged archive file is left
+ * out here (the archived listing names it).
+ */
+async function archivedRunsHint(runtime: Runtime, flowId: string | undefined): Promise<void> {
+  if (flowId === undefined) return;
+  const last = (await archiveReaderOf(runtime).lastRuns(() => {})).get(flowId);
+  if (last === undefined) return;
+  console.error(
+    `${JSON.stringify(flowId)} has archived runs (the newest in ${last.archive}, under ` +
+      `${runtime.home}/archive): flowstate runs ls --archived --flow ${flowId}`,
+  );
+}
+
+/**
  * Why `flowId` is no flow at all (no run of it, recorded flow or flow file
  * declares it; for `job:<name>`, no run of it and no built-in or configured
  * job has that name), or `null` if something knows it. `records` is `null`
@@ -166,7 +192,10 @@ async function unknownFlow(
   if (records !== null && (await records.listRunSummaries({ flowId, limit: 1 })).runs.length > 0) {
     return null;
   }
-  const recorded = records === null ? [] : (await records.listFlows()).map((f) => f.id);
+  // The records' flows include those known only from the archive; with no records store, the archive's.
+  const recorded = records === null
+    ? [...(await archiveReaderOf(runtime).lastRuns(() => {})).keys()]
+    : (await records.listFlows()).map((f) => f.id);
   // A job's runs have the flow id job:<name>, which no flow file declares: judged by job name.
   if (flowId.startsWith("job:")) {
     const names = knownJobNames(runtime.config.jobs);

@@ -12,6 +12,12 @@
  * `$FLOWSTATE_SERVE_TOKEN`. Any host but 127.0.0.1 requires a token: without
  * one, a token is generated and printed once on stderr with the URL to open.
  *
+ * The worker waits for a records store that cannot be reached (its server
+ * down or starting; `--wait-for-store` bounds that at start) while the
+ * server serves: `/health` answers 503 with `worker.status`
+ * `waiting-for-store` meanwhile, and a request that needs a store that
+ * cannot be reached is answered 503 `store_unavailable` naming it.
+ *
  * Output (stderr): `Serving http://127.0.0.1:8377/` once listening (with
  * `--port 0`, the port picked), and `Server stopped` at the end; (stdout) the
  * worker's lines, as `flowstate worker` prints them.
@@ -26,8 +32,8 @@ import { flowFiles } from "../flow_files.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
 import { UsageError } from "./input.ts";
-import { heldRunsAtExit, workerPrinter } from "./queue.ts";
-import { DEFAULT_LEASE_MS, type WorkerOptions } from "../queue/worker.ts";
+import { heldRunsAtExit, waitForStoreSetting, workerPrinter } from "./queue.ts";
+import { DEFAULT_LEASE_MS, type Worker, type WorkerOptions } from "../queue/worker.ts";
 
 /** The environment variable a token may come from. */
 export const SERVE_TOKEN_ENV = "FLOWSTATE_SERVE_TOKEN";
@@ -46,6 +52,8 @@ export interface ServeCommandOptions {
   concurrency?: number;
   /** `--quiet`: worker lines only for runs that did not succeed. */
   quiet?: boolean;
+  /** `--wait-for-store 5m`: how long the worker waits for an unreachable records store at start. */
+  waitForStore?: string;
 }
 
 /** Start the server of `runtime` with the flags over the config's `serve:`, and say where on stderr. */
@@ -56,6 +64,7 @@ export async function startServer(
     signal?: AbortSignal;
     scheduler?: () => SchedulerStatus;
     worker?: WorkerOptions | false;
+    workerBeside?: Worker;
     config?: () => ResolvedConfig;
     schedules?: () => ScheduleSource;
   } = {},
@@ -141,6 +150,7 @@ export async function serveCommand(
   options: ServeCommandOptions,
   global: GlobalOptions,
 ): Promise<number> {
+  const waitForStore = waitForStoreSetting(options.waitForStore);
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   await interruptible("Stopping the server", async (signal) => {
     const printLine = workerPrinter(false, options.quiet === true);
@@ -148,6 +158,7 @@ export async function serveCommand(
     const server = await startServer(runtime, options, {
       worker: options.worker === false ? false : {
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+        ...waitForStore,
         onEvent(event) {
           held.track(event);
           printLine(event);

@@ -152,6 +152,8 @@ export function createProgress(options: ProgressOptions = {}): Progress {
   let started = 0;
   let lastDraw = 0;
   let drawn = false;
+  /** The last plain line written: finish() does not write the same line twice. */
+  let lastLine = "";
 
   const line = (): string => {
     const elapsed = now() - started;
@@ -181,7 +183,7 @@ export function createProgress(options: ProgressOptions = {}): Progress {
     if (!force && t - lastDraw < (mode === "tty" ? 100 : plainInterval)) return;
     lastDraw = t;
     if (mode === "tty") write(`\r\x1b[2K${line()}`);
-    else write(`${line()}\n`);
+    else write(`${lastLine = line()}\n`);
     drawn = true;
   };
 
@@ -209,7 +211,8 @@ export function createProgress(options: ProgressOptions = {}): Progress {
       if (mode === "tty") {
         write(`\r\x1b[2K${line()}\n`);
       } else if (drawn || message === undefined) {
-        write(`${line()}\n`);
+        const last = line();
+        if (!drawn || last !== lastLine) write(`${last}\n`);
       }
       if (message !== undefined) write(`${message}\n`);
     },

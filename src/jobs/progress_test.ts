@@ -49,3 +49,20 @@ Deno.test("createProgress() prints nothing when quiet but still counts", () => {
   assert.deepEqual(out, []);
   assert.deepEqual({ ...progress.state }, { label: "restoring", done: 7, total: 10 });
 });
+
+Deno.test("createProgress() in plain mode does not print the same line twice at finish", async () => {
+  // Through the public entry point, as a job's ctx.progress is made.
+  const { createProgress: fromJobs } = await import("../../jobs.ts");
+  const out: string[] = [];
+  const progress = fromJobs({ mode: "plain", write: (t) => void out.push(t), now: () => 0 });
+  progress.start("visitors", 0);
+  progress.finish("0 forgotten");
+  assert.deepEqual(out, ["visitors 0 0/s\n", "0 forgotten\n"]);
+  // A line that moved on is still printed at the end.
+  const { progress: moved, out: lines, advanceTime } = recorder("plain");
+  moved.start("copy", 10);
+  advanceTime(100);
+  moved.update(10);
+  moved.finish();
+  assert.deepEqual(lines, ["copy 0% 0/10 0/s\n", "copy 100% 10/10 100/s\n"]);
+});

@@ -12,6 +12,14 @@
  * that announces new runs (PostgreSQL's LISTEN/NOTIFY, see
  * {@linkcode QueueNotifier}) wakes it as soon as a run is enqueued.
  *
+ * Its records store unreachable (a transient `StoreUnavailableError`: the
+ * server is down, starting, restarting): at start, the worker tries again
+ * to open it, 0.5 s after the first failure and doubling up to 30 s
+ * (`waiting` events), for as long as `waitForStoreMs` allows (default: no
+ * limit), and tells `start` only once it answers; any other error at start
+ * is fatal at once. While it runs, a poll that fails so backs off the same
+ * way, and the worker goes on once the store answers again (`reachable`).
+ *
  * Stopping: no new claims; runs in flight get `graceMs` to end, then are
  * cancelled and released back to `queued` (attempt recorded `lost`), so a
  * stopped worker never leaves a run `running`.
@@ -28,7 +36,8 @@
  */
 import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { callGuarded } from "../_callback.ts";
-import { messageOf, StoreUnavailableError } from "../errors.ts";
+import { messageOf, StoreUnavailableError, transientUnavailable } from "../errors.ts";
+import { storeRetryDelay, unavailableReason, untilReachable } from "./store_wait.ts";
 import { flowHostOf, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
@@ -143,8 +152,27 @@ export type WorkerEvent =
   /** Sub-runs a lost attempt left running, recorded abandoned once their heartbeat was stale. */
   | { type: "abandoned"; runIds: string[] }
   /**
+   * Its records store cannot be reached (the server is down, starting, restarting, out of
+   * connections): the worker tries again in `retryInMs` (0.5 s, doubling up to 30 s).
+   * `starting`: it has not started yet (its `start` event comes once the store answers); else
+   * a poll of a running worker failed (the heartbeats of its runs fail too: a run whose lease
+   * lapses meanwhile is lost here and taken back, once the store answers, by any worker).
+   * `error` is why, without the `Cannot open store "<name>": ` of the message.
+   */
+  | {
+    type: "waiting";
+    store: string;
+    error: string;
+    attempt: number;
+    retryInMs: number;
+    starting: boolean;
+  }
+  /** Its records store answers again, after `attempts` failed ones over `waitedMs`. */
+  | { type: "reachable"; store: string; attempts: number; waitedMs: number; starting: boolean }
+  /**
    * Something failed. `fatal`: the worker cannot work at all (its records
-   * store did not open) and has stopped claiming; `stop()` it.
+   * store did not open: an error that waiting does not fix, or still
+   * unreachable after `waitForStoreMs`) and has stopped claiming; `stop()` it.
    */
   | { type: "error"; message: string; fatal?: true }
   | { type: "stopping"; running: number; graceMs: number }
@@ -235,7 +263,38 @@ export interface WorkerOptions {
    * does (a `SIGTERM` handler's `AbortController`, say).
    */
   signal?: AbortSignal;
+  /**
+   * How long to wait, in ms, for a records store that cannot be reached at
+   * start (its server down or starting: a transient `StoreUnavailableError`)
+   * before giving up with a fatal `error` event (default: `Infinity`, wait
+   * until it answers or the worker is stopped; `0`: give up at the first
+   * failure). Any other error opening the store is fatal at once.
+   */
+  waitForStoreMs?: number;
 }
+
+/**
+ * Where a {@linkcode Worker} is: `starting` (opening its records store),
+ * `waiting-for-store` (its records store cannot be reached: at start, or a
+ * running worker whose polls fail), `running` (claiming runs), `stopping`,
+ * `stopped` (also after a fatal error: see {@linkcode Worker.error}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, startWorker, type WorkerState } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const started = Promise.withResolvers<void>();
+ * const worker = startWorker(rt, { onEvent: (e) => e.type === "start" && started.resolve() });
+ * await started.promise;
+ * const status: WorkerState = worker.status;
+ * assert.equal(status, "running");
+ * await worker.stop();
+ * assert.equal(worker.status, "stopped");
+ * ```
+ */
+export type WorkerState = "starting" | "waiting-for-store" | "running" | "stopping" | "stopped";
 
 /**
  * A running worker.
@@ -256,6 +315,13 @@ export interface Worker extends AsyncDisposable {
   readonly id: string;
   /** Runs in flight. */
   readonly running: number;
+  /** Where it is (see {@linkcode WorkerState}). */
+  readonly status: WorkerState;
+  /**
+   * Why its records store cannot be reached (while `waiting-for-store`), or
+   * why it stopped before it could work (a fatal error); else `undefined`.
+   */
+  readonly error: string | undefined;
   /**
    * Stop claiming; wait up to `graceMs` (default: the config's
    * `runs.abortGrace`) for runs in flight, then cancel them and release them
@@ -284,7 +350,17 @@ function defaultWorkerId(): string {
 
 /** The names of {@linkcode WorkerOptions}: a misspelt one is refused, not ignored. */
 const WORKER_OPTIONS: readonly string[] = fieldNames<WorkerOptions>()(
-  ["workerId", "concurrency", "flows", "leaseMs", "pollMs", "onEvent", "notifier", "signal"],
+  [
+    "workerId",
+    "concurrency",
+    "flows",
+    "leaseMs",
+    "pollMs",
+    "onEvent",
+    "notifier",
+    "signal",
+    "waitForStoreMs",
+  ],
 );
 
 /**
@@ -322,6 +398,12 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
   if (!(pollMs > 0) || !Number.isFinite(pollMs)) {
     throw new RangeError(`Cannot start a worker: pollMs must be > 0 (got ${pollMs})`);
   }
+  const waitForStoreMs = options.waitForStoreMs ?? Infinity;
+  if (!(waitForStoreMs >= 0)) {
+    throw new RangeError(
+      `Cannot start a worker: waitForStoreMs must be >= 0 (got ${waitForStoreMs})`,
+    );
+  }
   const w = new QueueWorker(runtime, {
     id: options.workerId ?? defaultWorkerId(),
     concurrency,
@@ -331,6 +413,7 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
     heartbeatMs: Math.min(HEARTBEAT_MS, leaseMs / 4),
     onEvent: options.onEvent === undefined ? () => {} : guarded(options.onEvent),
     notifier: options.notifier,
+    waitForStoreMs,
   });
   w.start();
   w.stopOn(options.signal);
@@ -374,6 +457,7 @@ interface Settings {
   heartbeatMs: number;
   onEvent: (event: WorkerEvent) => void;
   notifier: QueueNotifier | undefined;
+  waitForStoreMs: number;
 }
 
 interface InFlight {
@@ -388,6 +472,12 @@ class QueueWorker implements Worker {
   readonly #s: Settings;
   readonly #inFlight = new Map<string, InFlight>();
   #stopping = false;
+  /** Aborted at stop: ends a wait for the records store. */
+  readonly #halt = new AbortController();
+  #status: WorkerState = "starting";
+  #error: string | undefined;
+  /** It stopped on a fatal error (kept in `#error`). */
+  #fatal = false;
   #releasing = false;
   #released = 0;
   #wake: (() => void) | undefined;
@@ -423,6 +513,14 @@ class QueueWorker implements Worker {
     return this.#inFlight.size;
   }
 
+  get status(): WorkerState {
+    return this.#status;
+  }
+
+  get error(): string | undefined {
+    return this.#error;
+  }
+
   /** `WorkerOptions.signal`: stop when it aborts; forgotten once stopped. */
   stopOn(signal: AbortSignal | undefined): void {
     if (signal === undefined) return;
@@ -433,12 +531,6 @@ class QueueWorker implements Worker {
   }
 
   start(): void {
-    this.#s.onEvent({
-      type: "start",
-      worker: this.id,
-      concurrency: this.#s.concurrency,
-      flows: this.#s.flows === undefined ? null : [...this.#s.flows],
-    });
     this.#loop = this.#work();
   }
 
@@ -509,7 +601,8 @@ class QueueWorker implements Worker {
       this.#entryVersion = await records.putWorker(info);
       this.#beatFailing = false;
     } catch (err) {
-      if (this.#beatFailing) return;
+      // A store that cannot be reached: the poll loop says so (`waiting`), once per attempt.
+      if (this.#beatFailing || transientUnavailable(err) !== undefined) return;
       this.#beatFailing = true;
       this.#s.onEvent({
         type: "error",
@@ -557,31 +650,93 @@ class QueueWorker implements Worker {
     }
   }
 
-  async #work(): Promise<void> {
-    let records: Records;
-    let unlisten: (() => Promise<void>) | undefined;
-    try {
-      records = await this.#rt.records();
+  /**
+   * Open the records store and listen for wake-ups, waiting for a store that cannot be reached
+   * yet (see {@linkcode untilReachable}); `undefined` when stopped meanwhile or on a fatal error.
+   */
+  async #open(): Promise<{ records: Records; unlisten: () => Promise<void> } | undefined> {
+    const open = async () => {
+      const records = await this.#rt.records();
       // The records store itself (not the runtime's event-reporting wrapper): it carries wake-ups.
       const notifier = this.#s.notifier ??
         notifierOf(await flowHostOf(this.#rt).host.recordsStore());
-      if (notifier !== undefined) unlisten = await notifier.listen(this.#wakeUp);
-      // Runs enqueued through this runtime (HTTP, webhooks, queue nodes) wake it at once.
-      const local = flowHostOf(this.#rt).enqueued;
-      local.addEventListener("enqueued", this.#wakeUp);
-      const unlistenStore = unlisten;
-      unlisten = async () => {
-        local.removeEventListener("enqueued", this.#wakeUp);
-        await unlistenStore?.();
-      };
+      const unlistenStore = notifier === undefined
+        ? undefined
+        : await notifier.listen(this.#wakeUp);
+      // Stopped while this attempt went on (no one waits for it any more): let go of it.
+      if (this.#halt.signal.aborted) await unlistenStore?.().catch(() => {});
+      return { records, unlistenStore };
+    };
+    let opened: Awaited<ReturnType<typeof open>>;
+    try {
+      const reached = await untilReachable(open, {
+        signal: this.#halt.signal,
+        maxWaitMs: this.#s.waitForStoreMs,
+        onWait: (info) => {
+          this.#status = "waiting-for-store";
+          this.#error = info.reason;
+          this.#s.onEvent({
+            type: "waiting",
+            store: info.store,
+            error: info.reason,
+            attempt: info.attempt,
+            retryInMs: info.retryInMs,
+            starting: true,
+          });
+        },
+      });
+      if (reached === undefined) return undefined; // stopped while it waited
+      opened = reached.value;
+      if (reached.failures > 0) {
+        this.#s.onEvent({
+          type: "reachable",
+          store: this.#rt.config.records,
+          attempts: reached.failures,
+          waitedMs: Math.round(reached.waitedMs),
+          starting: true,
+        });
+      }
     } catch (err) {
+      this.#status = "stopped";
+      this.#fatal = true;
+      this.#error = messageOf(err);
       this.#s.onEvent({
         type: "error",
         message: `the worker cannot start: ${messageOf(err)}`,
         fatal: true,
       });
-      return;
+      return undefined;
     }
+    // Stopped as it opened: what it listened to is let go at once.
+    if (this.#stopping) {
+      await opened.unlistenStore?.().catch(() => {});
+      return undefined;
+    }
+    // Runs enqueued through this runtime (HTTP, webhooks, queue nodes) wake it at once.
+    const local = flowHostOf(this.#rt).enqueued;
+    local.addEventListener("enqueued", this.#wakeUp);
+    const { records, unlistenStore } = opened;
+    return {
+      records,
+      unlisten: async () => {
+        local.removeEventListener("enqueued", this.#wakeUp);
+        await unlistenStore?.();
+      },
+    };
+  }
+
+  async #work(): Promise<void> {
+    const opened = await this.#open();
+    if (opened === undefined) return;
+    const { records, unlisten } = opened;
+    this.#status = "running";
+    this.#error = undefined;
+    this.#s.onEvent({
+      type: "start",
+      worker: this.id,
+      concurrency: this.#s.concurrency,
+      flows: this.#s.flows === undefined ? null : [...this.#s.flows],
+    });
     this.#records = records;
     await this.#checkIdInUse(records);
     await this.#beat(records);
@@ -591,6 +746,8 @@ class QueueWorker implements Worker {
     let lastPromote = 0;
     let nextPoll = 0;
     let woken = false;
+    /** The records store stopped answering: failed polls in a row, since when. */
+    let outage: { failures: number; since: number; store: string } | undefined;
     try {
       while (!this.#stopping) {
         // Woken only to write the registry entry: no poll before its time.
@@ -634,12 +791,42 @@ class QueueWorker implements Worker {
             }
             for (const run of runs) this.#launch(records, run);
           }
+          if (outage !== undefined) {
+            this.#s.onEvent({
+              type: "reachable",
+              store: outage.store,
+              attempts: outage.failures,
+              waitedMs: Math.round(performance.now() - outage.since),
+              starting: false,
+            });
+            outage = undefined;
+            this.#status = this.#stopping ? "stopping" : "running";
+            this.#error = undefined;
+          }
         } catch (err) {
-          this.#s.onEvent({ type: "error", message: messageOf(err) });
+          const unavailable = transientUnavailable(err);
+          if (unavailable === undefined) {
+            this.#s.onEvent({ type: "error", message: messageOf(err) });
+          } else {
+            // The store is down: poll again later and later (capped), said once per poll.
+            outage ??= { failures: 0, since: performance.now(), store: unavailable.store };
+            outage.failures++;
+            if (!this.#stopping) this.#status = "waiting-for-store";
+            this.#error = unavailableReason(unavailable);
+            this.#s.onEvent({
+              type: "waiting",
+              store: unavailable.store,
+              error: this.#error,
+              attempt: outage.failures,
+              retryInMs: storeRetryDelay(outage.failures),
+              starting: false,
+            });
+          }
         }
         if (this.#stopping) break;
         const jitter = 0.75 + Math.random() * 0.5;
-        nextPoll = Date.now() + this.#s.pollMs * jitter;
+        nextPoll = Date.now() +
+          (outage === undefined ? this.#s.pollMs * jitter : storeRetryDelay(outage.failures));
         await this.#beatIfDue(records);
         woken = await this.#sleep(Math.min(nextPoll, this.#nextBeatAt()) - Date.now());
       }
@@ -880,6 +1067,8 @@ class QueueWorker implements Worker {
   async #stop(graceMs: number): Promise<void> {
     this.#unlisten?.();
     this.#stopping = true;
+    if (this.#status !== "stopped") this.#status = "stopping";
+    this.#halt.abort();
     this.#wakeUp();
     await this.#loop;
     const records = this.#records;
@@ -912,6 +1101,8 @@ class QueueWorker implements Worker {
       await this.#compactMetrics(records);
       await this.#unregister(records);
     }
+    this.#status = "stopped";
+    if (!this.#fatal) this.#error = undefined;
     this.#s.onEvent({ type: "stop", released: this.#released });
   }
 

@@ -78,6 +78,22 @@ export interface FlowSummary {
   lastStatus: RunStatus | null;
   /** The current version's description, or `null`. */
   description: string | null;
+  /**
+   * Present when the flow is known only from the archive (`<home>/archive/`,
+   * written by the `archive` job): the records store holds nothing of it (its
+   * records were lost, or moved to another store), but archived runs of it
+   * are kept. Then `head` is the version its newest archived run ran,
+   * `versions` the number of versions its archived runs ran,
+   * `prunedVersions` 0 and `description` `null`. Only the records of a
+   * runtime (`rt.records()`) read the archive.
+   */
+  archived?: true;
+  /**
+   * The archive file (under `<home>/archive/`) of the flow's last run, when
+   * that run is an archived one (newer than any run in the records store);
+   * `lastRunAt` and `lastStatus` are then that run's.
+   */
+  lastRunArchive?: string;
 }
 
 /**

@@ -176,6 +176,7 @@ import {
 } from "./workers.ts";
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
+import { type RecordsArchive, withArchivedFlows, withArchivedVersions } from "./_archived.ts";
 import type { ClaimOptions, EnqueueInit, QueueCounts } from "./_queue.ts";
 import type { FlowDefinition } from "../flow/types.ts";
 import type { FlowSummary, FlowVersion } from "./flow_version.ts";
@@ -200,6 +201,18 @@ import type {
 } from "./types.ts";
 
 export type { ClaimOptions, EnqueueInit, QueueCounts } from "./_queue.ts";
+
+/** The archive each runtime's records read (see {@linkcode recordsWithArchive}). */
+const archives = new WeakMap<Records, RecordsArchive>();
+
+/**
+ * Internal (the runtime's `records()`): make `records`' listings of flows and
+ * versions read the archive too, through `archive.reader`. Returns `records`.
+ */
+export function recordsWithArchive(records: Records, archive: RecordsArchive): Records {
+  archives.set(records, archive);
+  return records;
+}
 
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
 
@@ -401,14 +414,33 @@ export class Records {
     return getHead(this.#ctx, flowId);
   }
 
-  /** Every version of a flow, newest created first. */
-  listVersions(flowId: string): Promise<FlowVersion[]> {
-    return listVersions(this.#ctx, flowId);
+  /**
+   * Every version of a flow, newest created first. The records of a runtime
+   * (`rt.records()`) list too the versions the archive keeps (beside the runs
+   * the `archive` job moved to `<home>/archive/`) that the records store no
+   * longer holds (the retention job deleted them), marked `archived: true`
+   * with their `archive` file.
+   */
+  async listVersions(
+    flowId: string,
+  ): Promise<(FlowVersion & { archived?: true; archive?: string })[]> {
+    const recorded = await listVersions(this.#ctx, flowId);
+    const archive = archives.get(this);
+    return archive === undefined ? recorded : await withArchivedVersions(flowId, recorded, archive);
   }
 
-  /** Every flow with a saved version, in id order, with its newest run. */
-  listFlows(): Promise<FlowSummary[]> {
-    return listFlows(this.#ctx);
+  /**
+   * Every flow with a saved version, in id order, with its newest run. The
+   * records of a runtime (`rt.records()`) read the archive too (`<home>/archive/`,
+   * from its indexes): a flow's last run is its archived one when that is
+   * newer (`lastRunArchive`), and a flow known only from the archive is listed
+   * (`archived: true`). A damaged archive file fails no listing: its runs are
+   * left out, with a warning to the runtime's `onWarning`.
+   */
+  async listFlows(): Promise<FlowSummary[]> {
+    const recorded = await listFlows(this.#ctx);
+    const archive = archives.get(this);
+    return archive === undefined ? recorded : await withArchivedFlows(recorded, archive);
   }
 
   /**

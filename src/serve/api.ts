@@ -20,7 +20,6 @@ import { flowCacheOf, type Runtime } from "../runtime.ts";
 import type { ResolvedConfig } from "../config.ts";
 import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
-import { redactUrl } from "../plugin_define.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
 import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
@@ -38,8 +37,9 @@ import { scheduleListing, type ScheduleSource } from "../scheduler/listing.ts";
 import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
 import { listWorkers } from "../queue/workers.ts";
+import type { Worker } from "../queue/worker.ts";
 import { loadFlowFile } from "../flow/parse.ts";
-import { HttpError, json, readJson } from "./http.ts";
+import { HttpError, json, readJson, redactText } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
 import type { Route, RouteContext } from "./router.ts";
 import * as S from "./schemas.ts";
@@ -49,7 +49,7 @@ import { openApiDocument } from "./openapi.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 import { decodeCursor, runChangesPage, SCAN_BUDGET } from "./run_changes.ts";
 import { archivedMark, archivedRun, archiveReaderOf } from "./archived.ts";
-import { archivedCannot, type ArchivedRun } from "../../jobs/_archive_read.ts";
+import { archivedCannot, type ArchivedRun } from "../records/_archive_read.ts";
 import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 
 export type { SchedulerStatus } from "./metrics.ts";
@@ -76,6 +76,8 @@ export interface ServerState {
   config: () => ResolvedConfig;
   /** The schedules a scheduler beside the server runs (see `ServeOptions.schedules`). */
   schedules?: () => ScheduleSource;
+  /** The queue worker of the server (or beside it), for /health. */
+  worker?: Pick<Worker, "status" | "error">;
 }
 
 type Ctx = RouteContext<ServerState>;
@@ -311,11 +313,6 @@ async function storeOf(ctx: Ctx): Promise<Store> {
   return await ctx.server.runtime.store(name);
 }
 
-/** A location or message with any URL's password and secret parameters removed. */
-export function redactText(text: string): string {
-  return text.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => redactUrl(url));
-}
-
 function entryJson(entry: Entry): z.infer<typeof S.EntrySchema> {
   return {
     key: [...entry.key],
@@ -491,7 +488,12 @@ function checkRunId(id: string): void {
 }
 
 const errors = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((s) => [s, { description: ERROR_TEXT[s], schema: S.ErrorBody }]));
+  Object.fromEntries(
+    statuses.map((s) => [s, {
+      description: ERROR_TEXT[s],
+      schema: s === 503 ? S.StoreUnavailableBody : S.ErrorBody,
+    }]),
+  );
 
 const ERROR_TEXT: Record<number, string> = {
   400: "Invalid request (the message says what and how to fix it)",
@@ -505,6 +507,8 @@ const ERROR_TEXT: Record<number, string> = {
   428: "If-Match (or If-None-Match: *) is required",
   500:
     "The server cannot give what is stored: for a run, its record is there but this version cannot read it (damaged, or written by a newer Flowstate); the message says how to see the raw entry",
+  503:
+    "A store the request needs cannot be reached (its server is down or starting): code store_unavailable, the store's name in `store`; try again after Retry-After seconds. (Or the server is stopping: code internal.)",
 };
 
 const KEY_QUERY = {
@@ -521,11 +525,19 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/health",
     tag: "server",
-    summary: "Whether the stores answer (and the daemon ticks); needs no token",
+    summary:
+      "Whether the stores answer, the queue worker works (and the daemon ticks); needs no token",
     open: true,
     responses: {
-      200: { description: "Every store answers", schema: S.HealthSchema },
-      503: { description: "A store does not answer", schema: S.HealthSchema },
+      200: {
+        description: "Every store answers, and the worker (if any) is starting or running",
+        schema: S.HealthSchema,
+      },
+      503: {
+        description:
+          "A store does not answer, or the worker cannot work (waiting for its store, stopped)",
+        schema: S.HealthSchema,
+      },
     },
     async handler({ server }) {
       const stores: Record<string, { ok: true; plugin: string } | { ok: false; error: string }> =
@@ -542,9 +554,18 @@ export const apiRoutes: readonly ApiRoute[] = [
         }
       }
       const status = server.scheduler?.();
+      // A worker waiting for its store, or stopped (a fatal error), runs nothing that is queued.
+      const worker = server.worker === undefined ? undefined : {
+        status: server.worker.status,
+        ...(server.worker.error === undefined ? {} : { error: redactText(server.worker.error) }),
+      };
+      if (worker !== undefined && worker.status !== "running" && worker.status !== "starting") {
+        ok = false;
+      }
       return json({
         status: ok ? "ok" : "unavailable",
         stores,
+        ...(worker === undefined ? {} : { worker }),
         ...(status ? { daemon: { ticking: status.ticking, lastTickAt: status.lastTickAt } } : {}),
       }, ok ? 200 : 503);
     },
@@ -556,7 +577,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "Prometheus metrics (text format 0.0.4)",
     responses: {
       200: { description: "The metrics", contentType: "text/plain; version=0.0.4; charset=utf-8" },
-      ...errors(401),
+      ...errors(401, 503),
     },
     async handler({ server }) {
       return new Response(await prometheusText(server.runtime, server.scheduler?.()), {
@@ -660,7 +681,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           cursor: z.string().optional(),
         }),
       },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -723,7 +744,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "Changes in commit order; `next` is the `since` of the next page",
         schema: S.ChangesPageSchema,
       },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -773,7 +794,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           cursor: z.string().optional(),
         }),
       },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -844,7 +865,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     query: [KEY_QUERY],
     responses: {
       200: { description: "The entry", schema: S.EntrySchema },
-      ...errors(400, 401, 404),
+      ...errors(400, 401, 404, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -873,7 +894,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The entry changed meanwhile; `current` is it now",
         schema: S.ConflictBody,
       },
-      ...errors(400, 401, 403, 404, 408, 413, 415, 428),
+      ...errors(400, 401, 403, 404, 408, 413, 415, 428, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -930,7 +951,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The entry changed meanwhile; `current` is it now",
         schema: S.ConflictBody,
       },
-      ...errors(400, 401, 403, 404, 428),
+      ...errors(400, 401, 403, 404, 428, 503),
     },
     async handler(ctx) {
       const store = await storeOf(ctx);
@@ -953,15 +974,18 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/api/flows",
     tag: "flows",
-    summary: "Flows: recorded ones and the config's flow files, with head, last run and schedule",
+    summary: "Flows: recorded ones, those known only from the archive and the config's flow " +
+      "files, with head, last run and schedule",
     responses: {
       200: {
         description: "The flows, by id. `lastRun` is the newest run, recorded or archived: a " +
           "flow whose newest run the archive job moved to <home>/archive has it marked " +
-          "`archived` (with its `archive` file), rather than no last run",
+          "`archived` (with its `archive` file), rather than no last run. A flow whose runs and " +
+          "versions were all archived (the records store holds nothing of it) is listed, marked " +
+          "`archived`",
         schema: S.FlowInfoSchema.array(),
       },
-      ...errors(401),
+      ...errors(401, 503),
     },
     async handler({ server }) {
       const records = await server.runtime.records();
@@ -981,6 +1005,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           versions: summary?.versions ?? 0,
           prunedVersions: summary?.prunedVersions ?? 0,
           lastRun: last === undefined ? null : { ...last },
+          ...(summary?.archived ? { archived: true as const } : {}),
         };
         if (file) {
           info.file = relative(server.runtime.config.baseDir, file.file) || file.file;
@@ -1006,21 +1031,33 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: "GET",
     path: "/api/flows/{flow}/versions",
     tag: "flows",
-    summary: "A flow's versions, newest first",
+    summary: "A flow's versions, newest first: those in the records store and those the " +
+      "archive keeps (marked `archived`, with the `archive` file whose runs ran it) that the " +
+      "retention job deleted there",
     responses: {
       200: { description: "The versions", schema: S.VersionSchema.array() },
-      ...errors(401, 404),
+      ...errors(401, 404, 503),
     },
     async handler({ server, params }) {
       const records = await server.runtime.records();
       const versions = await records.listVersions(params.flow);
-      if (versions.length === 0) throw notFound(`No recorded flow "${params.flow}"`);
+      if (versions.length === 0) {
+        const archived = (await archiveReaderOf(server.runtime).flows(() => {})).has(params.flow);
+        throw notFound(
+          archived
+            ? `Flow "${params.flow}" is known only from the archive, which keeps none of its ` +
+              "versions (its runs were archived before archives kept flow versions); its runs: " +
+              `GET /api/runs?archived=true&flow=${params.flow}`
+            : `No recorded flow "${params.flow}"`,
+        );
+      }
       return json(
         versions.map((v) => ({
           hash: v.hash,
           parent: v.parent,
           seq: v.seq,
           createdAt: v.createdAt,
+          ...(v.archived ? { archived: true as const, archive: v.archive } : {}),
         })),
       );
     },
@@ -1034,7 +1071,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       "it) once the retention job deleted it there",
     responses: {
       200: { description: "The version", schema: S.VersionDetailSchema },
-      ...errors(400, 401, 404, 500),
+      ...errors(400, 401, 404, 500, 503),
     },
     async handler({ server, params }) {
       const records = await server.runtime.records();
@@ -1090,7 +1127,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The run is queued (Location: /api/runs/{id}); a queue worker runs it",
         schema: S.QueuedRunSchema,
       },
-      ...errors(400, 401, 403, 404, 408, 413, 415),
+      ...errors(400, 401, 403, 404, 408, 413, 415, 503),
     },
     async handler(ctx) {
       const { server, params } = ctx;
@@ -1180,7 +1217,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The page (with archived=true, of archived runs)",
         schema: S.RunPageSchema,
       },
-      ...errors(400, 401),
+      ...errors(400, 401, 503),
     },
     async handler({ server, url }) {
       const status = url.searchParams.get("status") || undefined;
@@ -1254,7 +1291,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "`eventCount` how many events it has in all (the next `after`)",
         schema: S.RunDetailSchema,
       },
-      ...errors(400, 401, 404, 500),
+      ...errors(400, 401, 404, 500, 503),
     },
     async handler({ server, params, url }) {
       const { run, archived } = await runOr404(server, params.id);
@@ -1300,7 +1337,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "it gives only the events added since)",
         schema: S.RunNodesPageSchema,
       },
-      ...errors(400, 401, 404, 500),
+      ...errors(400, 401, 404, 500, 503),
     },
     async handler({ server, params, url }) {
       const { run, archived } = await runOr404(server, params.id);
@@ -1343,7 +1380,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           `after reading ${SCAN_BUDGET} feed entries; \`cursor\` is present when more may follow`,
         schema: S.RunChangesPageSchema,
       },
-      ...errors(400, 401, 404, 500),
+      ...errors(400, 401, 404, 500, 503),
     },
     async handler({ server, params, url }) {
       // An archived run's changes are in the feeds as long as they keep them.
@@ -1373,7 +1410,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "No such run, or its definition is kept nowhere (the message says why)",
         schema: S.ErrorBody,
       },
-      ...errors(400, 401, 500),
+      ...errors(400, 401, 500, 503),
     },
     async handler({ server, params }) {
       const { run, archived } = await runOr404(server, params.id);
@@ -1424,7 +1461,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         description: "The run already ended (an archived run too: archived runs are read-only)",
         schema: S.ErrorBody,
       },
-      ...errors(400, 401, 403, 404, 500),
+      ...errors(400, 401, 403, 404, 500, 503),
     },
     async handler({ server, params }) {
       checkRunId(params.id);
@@ -1471,7 +1508,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           'versions the retention job deleted are folded into "*pruned"',
         schema: S.FlowMetricsSchema.array(),
       },
-      ...errors(400, 401),
+      ...errors(400, 401, 503),
     },
     async handler({ server, url }) {
       const records = await server.runtime.records();
@@ -1495,7 +1532,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "`archived`, with its `archive` file)",
         schema: S.JobInfoSchema.array(),
       },
-      ...errors(401),
+      ...errors(401, 503),
     },
     async handler({ server }) {
       const runtime = server.runtime;
@@ -1557,7 +1594,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "The schedules. A flow file that cannot be used carries `error` (and `file`): on its schedule when one is in effect (a running daemon keeps the one the file had), else on a row of its own (`id` file:<path>, `cron` null) after the schedules; two flow files whose schedules declare one flow id are each such a file. A job of the config that cannot be scheduled (its module cannot be loaded, an option is invalid) is a row `job:<name>` with `cron` null and `error`, after the jobs' schedules",
         schema: S.ScheduleInfoSchema.array(),
       },
-      ...errors(400, 401),
+      ...errors(400, 401, 503),
     },
     async handler({ server }) {
       const runtime = server.runtime;
@@ -1599,7 +1636,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "The workers, in id order. `status` is `stale` once the last heartbeat is older than `staleAfterMs` (three heartbeat intervals): the worker was killed, is paused or cannot reach the store. `claims` are the runs it held at its last heartbeat. A clean stop removes a worker; the gc job deletes stale ones",
         schema: S.WorkerInfoSchema.array(),
       },
-      ...errors(401),
+      ...errors(401, 503),
     },
     async handler({ server }) {
       return json(await listWorkers(server.runtime));
@@ -1622,7 +1659,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         schema: z.object({ run: S.RunRecordSchema }),
       },
       202: { description: "The job started (Location: /api/runs/{id})", schema: S.RunIdSchema },
-      ...errors(400, 401, 403, 404, 408, 413, 415),
+      ...errors(400, 401, 403, 404, 408, 413, 415, 503),
     },
     async handler(ctx) {
       const { server, params } = ctx;
@@ -1669,7 +1706,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     headers: [{ name: "Last-Event-ID", description: "resume after this event (bounded backlog)" }],
     responses: {
       200: { description: "The event stream", contentType: "text/event-stream" },
-      ...errors(400, 401),
+      ...errors(400, 401, 503),
     },
     handler({ server, request }) {
       return eventsRoute(server.runtime, request, { signal: server.signal });

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { ArchivedRun } from "../../jobs/_archive_read.ts";
+import type { ArchivedRun } from "../records/_archive_read.ts";
 import { archiveReaderOf } from "../../jobs/_last_runs.ts";
 import type { Runtime } from "../runtime.ts";
 

@@ -7,6 +7,8 @@
  */
 
 import { parseJson } from "../_json.ts";
+import { messageOf, StoreUnavailableError } from "../errors.ts";
+import { redactUrl } from "../plugin_define.ts";
 
 /** The `code` of a JSON error (the contract's fixed set: {@linkcode ERROR_CODES}). */
 export type ErrorCode = keyof typeof STATUS;
@@ -21,6 +23,7 @@ const STATUS = {
   unsupported_media_type: 415,
   precondition_required: 428,
   internal: 500,
+  store_unavailable: 503,
 } as const;
 
 /** Every {@linkcode ErrorCode}, as the OpenAPI document lists them. */
@@ -64,9 +67,39 @@ export function json(value: unknown, status = 200, headers: HeadersInit = {}): R
   return new Response(JSON.stringify(value), { status, headers: h });
 }
 
+/** A location or message with any URL's password and secret parameters removed. */
+export function redactText(text: string): string {
+  return text.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => redactUrl(url));
+}
+
+/** What a client is told to wait before it tries again a request a store could not serve, in s. */
+export const STORE_RETRY_AFTER_S = 5;
+
+/**
+ * The 503 `store_unavailable` error of a request that failed because a
+ * store cannot be reached (a `StoreUnavailableError`, or an error it
+ * caused), naming the store (`store` beside `error` in the body), its
+ * message scrubbed of passwords; else `undefined`.
+ */
+export function storeUnavailable(err: unknown): HttpError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    if (!(e instanceof StoreUnavailableError)) continue;
+    return new HttpError(
+      "store_unavailable",
+      `Store "${e.store}" is unavailable, try again later: ${redactText(messageOf(err))}`,
+      { store: e.store },
+    );
+  }
+  return undefined;
+}
+
 /** The JSON response of an {@linkcode HttpError}. */
 export function errorResponse(err: HttpError): Response {
-  const headers: HeadersInit = err.status === 408 ? { connection: "close" } : {};
+  const headers: HeadersInit = err.status === 408
+    ? { connection: "close" }
+    : err.code === "store_unavailable"
+    ? { "retry-after": String(STORE_RETRY_AFTER_S) }
+    : {};
   return json(
     { error: { code: err.code, message: err.message }, ...err.extra },
     err.status,

@@ -101,6 +101,10 @@ export function openApiDocument<S>(routes: readonly Route<S>[]): Json {
       405: { description: "The flow declares the other method" },
       408: { description: "The body did not arrive within 10 s" },
       413: { description: "The body is over 1 MiB" },
+      503: {
+        description:
+          "A store the run needs cannot be reached: `{ error: { code: store_unavailable }, store }`",
+      },
     },
   });
   paths["/hooks/{path}"] = { post: webhook("POST"), put: webhook("PUT") };

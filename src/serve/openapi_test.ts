@@ -68,3 +68,18 @@ Deno.test("openApiDocument(): every route that takes query parameters documents 
   const doc = JSON.stringify(openApiDocument(apiRoutes));
   assert.match(doc, /"precondition_required"/, "the error codes are listed");
 });
+
+Deno.test("openApiDocument(): every route that reads or writes a store documents the 503 store_unavailable, with the store's name", () => {
+  // Routes that touch no store, or answer a store that cannot be reached in their own body.
+  const noStore = new Set(["/health", "/api/openapi.json", "/api/session", "/api/stores"]);
+  for (const route of apiRoutes) {
+    if (noStore.has(route.path)) continue;
+    assert.ok(route.responses[503], `${route.method} ${route.path} does not document 503`);
+  }
+  const doc = JSON.stringify(openApiDocument(apiRoutes));
+  assert.match(doc, /"store_unavailable"/, "the error codes list store_unavailable");
+  const runs = (openApiDocument(apiRoutes) as {
+    paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+  }).paths["/api/runs"].get.responses["503"];
+  assert.match(JSON.stringify(runs), /"store"/, "the 503 body names the store");
+});

@@ -13,6 +13,12 @@ export const ErrorBody = z.object({
   error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }),
 });
 
+/**
+ * A 503: `store_unavailable` names the store that cannot be reached in
+ * `store`; a request that came as the server stops is an `internal` one.
+ */
+export const StoreUnavailableBody = ErrorBody.extend({ store: z.string().optional() });
+
 /** A Flowstate key: an array of strings. */
 export const KeySchema = z.array(z.string());
 
@@ -203,6 +209,12 @@ export const FlowInfoSchema = z.object({
   /** Versions the retention job deleted (unused, older than its maxAge). */
   prunedVersions: z.number(),
   lastRun: RunSummarySchema.nullable(),
+  archived: z.literal(true).optional()
+    .describe(
+      "present when the flow is known only from the archive (<home>/archive/): the records " +
+        "store holds nothing of it; `head` is then the version its newest archived run ran, " +
+        "`versions` the versions its archived runs ran",
+    ),
   file: z.string().optional(),
   schedule: z.object({ cron: z.string(), timezone: z.string(), next: z.number().nullable() })
     .optional(),
@@ -215,15 +227,15 @@ export const VersionSchema = z.object({
   seq: z.number(),
   createdAt: z.number(),
   source: z.string().optional(),
+  archived: z.literal(true).optional()
+    .describe("present when the version is read from the archive (the records store lost it)"),
+  archive: z.string().optional()
+    .describe("the archive file whose runs ran it (its versions file holds it)"),
 });
 
 /** A flow version with its source and definition (from the archive: marked `archived`). */
 export const VersionDetailSchema = VersionSchema.extend({
   definition: z.unknown(),
-  archived: z.literal(true).optional()
-    .describe("present when the version is read from the archive (the records store lost it)"),
-  archive: z.string().optional()
-    .describe("the archive file whose runs ran it (its versions file holds it)"),
 });
 
 /** The flow version a run ran, with its definition (`GET /api/runs/{id}/definition`). */
@@ -322,6 +334,11 @@ export const HealthSchema = z.object({
       z.object({ ok: z.literal(false), error: z.string() }),
     ]),
   ),
+  /** The server's queue worker (the daemon's with `daemon --serve`), unless it runs none. */
+  worker: z.object({
+    status: z.enum(["starting", "waiting-for-store", "running", "stopping", "stopped"]),
+    error: z.string().optional(),
+  }).optional(),
   daemon: z.object({ ticking: z.boolean(), lastTickAt: z.number().nullable() }).optional(),
 });
 

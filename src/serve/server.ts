@@ -17,7 +17,7 @@ import type { ScheduleSource } from "../scheduler/listing.ts";
 import { messageOf } from "../errors.ts";
 import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
 import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
-import { errorResponse, HttpError } from "./http.ts";
+import { errorResponse, HttpError, storeUnavailable } from "./http.ts";
 import { Router, unknownQueryParam } from "./router.ts";
 import { handleWebhook } from "./webhooks.ts";
 import { startWorker, type Worker, type WorkerOptions } from "../queue/worker.ts";
@@ -74,6 +74,12 @@ export interface ServeOptions {
    * daemon or `flowstate worker`, run them).
    */
   worker?: WorkerOptions | false;
+  /**
+   * A queue worker running beside the server, whose status `/health`
+   * reports (with `worker: false`): `flowstate daemon --serve` passes its
+   * own.
+   */
+  workerBeside?: Worker;
 }
 
 /**
@@ -341,9 +347,11 @@ export async function serve(
     try {
       response = await handle(request);
     } catch (err) {
-      response = err instanceof HttpError
-        ? errorResponse(err)
-        : errorResponse(new HttpError("internal", `Internal error: ${messageOf(err)}`));
+      // A store that cannot be reached: 503, naming it (clients try again later), not a 500.
+      response = err instanceof HttpError ? errorResponse(err) : errorResponse(
+        storeUnavailable(err) ??
+          new HttpError("internal", `Internal error: ${messageOf(err)}`),
+      );
     }
     try {
       response.headers.set("x-content-type-options", "nosniff");
@@ -355,6 +363,8 @@ export async function serve(
   });
   await listening.promise;
   const worker = options.worker === false ? undefined : startWorker(runtime, options.worker ?? {});
+  const reported = worker ?? options.workerBeside;
+  if (reported !== undefined) state.worker = reported;
   const shownHost = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `http://${shownHost}:${port}/`;
   options.onListen?.({ hostname, port, url });

@@ -14,7 +14,7 @@ import type { Runtime } from "../runtime.ts";
 import { flowFiles } from "../scheduler/from_config.ts";
 import { rawFlowData } from "../flow_files.ts";
 import { sameToken } from "./auth.ts";
-import { errorResponse, HttpError, json, readBytes } from "./http.ts";
+import { errorResponse, HttpError, json, readBytes, storeUnavailable } from "./http.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 import { parseJson } from "../_json.ts";
 
@@ -302,6 +302,8 @@ export async function handleWebhook(
     );
   } catch (err) {
     if (err instanceof HttpError) return errorResponse(err);
+    const unavailable = storeUnavailable(err);
+    if (unavailable !== undefined) return errorResponse(unavailable);
     if (err instanceof FlowValidationError) {
       return json({
         error: { code: "bad_request", message: err.message, problems: err.problems },

@@ -30,7 +30,13 @@ export async function renderFlows(container, ctx) {
         return h(
           "tr",
           { dataset: { flow: f.id } },
-          h("td", {}, h("a.flow-link", { href: ctx.routeHash(["flows", f.id]), text: f.id })),
+          h(
+            "td",
+            {},
+            h("a.flow-link", { href: ctx.routeHash(["flows", f.id]), text: f.id }),
+            f.archived ? " " : null,
+            f.archived ? archivedFlowBadge() : null,
+          ),
           h("td.num", { text: String(f.versions ?? 0) }),
           h("td.mono", { text: f.head ? shortHash(f.head) : "—", title: f.head ?? "" }),
           h(
@@ -391,6 +397,7 @@ export async function renderFlow(container, id, route, ctx) {
       "div.run-title",
       {},
       h("h1.view-title", {}, "Flow ", h("span.mono", { text: id })),
+      flow?.archived ? archivedFlowBadge() : null,
       flow?.schedule
         ? h("span.muted", {
           text: `${flow.schedule.cron} (${flow.schedule.timezone}) · next ${
@@ -400,11 +407,27 @@ export async function renderFlow(container, id, route, ctx) {
         : null,
       h("a.button", { href: ctx.routeHash(["runs"], { flow: id }), text: "Runs of this flow" }),
     ),
+    flow?.archived
+      ? h(
+        "div.notice.notice-archived",
+        {},
+        "Known only from the archive: the records store holds nothing of this flow. Its runs " +
+          "and the versions they ran are shown from the archive, read-only.",
+      )
+      : null,
     h("div.flow-grid", {}, metricsPanel, runForm),
     versionsPanel,
   );
   renderVersionRows();
   await renderDiff();
+}
+
+/** The badge of a flow known only from the archive. */
+function archivedFlowBadge() {
+  return h("span.badge.badge-archived", {
+    text: "archived",
+    title: "known only from the archive: the records store holds nothing of this flow",
+  });
 }
 
 function stat(label, value) {

@@ -10,19 +10,19 @@
  * @module
  */
 import { join } from "node:path";
-import { damaged, readGzipLines, runningChecksum, sha256File } from "../src/archive_format.ts";
-import { StoreCorruptError } from "../src/errors.ts";
-import { shellQuote } from "../src/_shell.ts";
-import { runIdTime } from "../src/records/run_id.ts";
+import { damaged, readGzipLines, runningChecksum, sha256File } from "../archive_format.ts";
+import { StoreCorruptError } from "../errors.ts";
+import { shellQuote } from "../_shell.ts";
+import { runIdTime } from "./run_id.ts";
 import {
   type RunEvent,
   type RunRecord,
   type RunStatus,
   type RunSummary,
   summarizeRun,
-} from "../src/records/types.ts";
-import { parseJson } from "../src/_json.ts";
-import type { FlowVersion } from "../src/records/flow_version.ts";
+} from "./types.ts";
+import { parseJson } from "../_json.ts";
+import type { FlowVersion } from "./flow_version.ts";
 
 /**
  * How runs are grouped into archive files: by day or by month of their start time (UTC).
@@ -512,7 +512,31 @@ interface PeriodDigest {
   newest: Map<string, RunSummary>;
   /** The flow versions the period's runs ran (`versionKey`). */
   versions: Set<string>;
+  /** The same, by flow: the hashes of the versions each flow's runs in the period ran. */
+  hashes: Map<string, Set<string>>;
 }
+
+/**
+ * A flow as the archive knows it, from its indexes: see
+ * {@linkcode ArchiveReader.flows}.
+ */
+export interface ArchivedFlow {
+  /** Its newest archived run. */
+  newest: ArchivedRunSummary;
+  /** The hashes of the flow versions its archived runs ran. */
+  versions: Set<string>;
+}
+
+/** A flow version from the archive's flow versions files, with the archive file whose runs ran it. */
+export interface ArchivedFlowVersion {
+  /** The flow version, with its definition and source. */
+  version: FlowVersion;
+  /** The archive file whose runs ran it (under `<home>/archive/`); its versions file holds it. */
+  archive: string;
+}
+
+/** How many flow versions files an {@linkcode ArchiveReader} keeps read (the last ones read). */
+const KEEP_VERSIONS_FILES = 8;
 
 /** The newest-first order of archived runs' summaries (by start time, then id). */
 const newestFirst = (a: RunSummary, b: RunSummary) =>
@@ -609,6 +633,11 @@ export class ArchiveReader {
   readonly #digests = new Map<string, PeriodDigest>();
   /** Flow versions read (`versionKey`), least recently used first, with their versions file's stamp. */
   readonly #versions = new Map<string, { stamp: string | null; found: ArchivedVersion }>();
+  /**
+   * Flow versions files read whole (by period, least recently used first, at
+   * most {@linkcode KEEP_VERSIONS_FILES}), by flow, with the file's stamp.
+   */
+  readonly #versionFiles = new Map<string, { stamp: string; byFlow: Map<string, FlowVersion[]> }>();
 
   /**
    * A reader of the archive under `home`. `keepRuns`: runs read whole kept
@@ -709,11 +738,19 @@ export class ArchiveReader {
     this.#digests.delete(period);
     const index = stamp === null ? null : await this.#index(period);
     if (index === null) return null;
-    const digest: PeriodDigest = { stamp: index.stamp, newest: new Map(), versions: new Set() };
+    const digest: PeriodDigest = {
+      stamp: index.stamp,
+      newest: new Map(),
+      versions: new Set(),
+      hashes: new Map(),
+    };
     for (const e of index.index.entries) {
       const newest = digest.newest.get(e.flowId);
       if (newest === undefined || newestFirst(e, newest) < 0) digest.newest.set(e.flowId, e);
       digest.versions.add(versionKey(e.flowId, e.flowVersion));
+      let hashes = digest.hashes.get(e.flowId);
+      if (hashes === undefined) digest.hashes.set(e.flowId, hashes = new Set());
+      hashes.add(e.flowVersion);
     }
     this.#digests.set(period, digest);
     return digest;
@@ -730,11 +767,30 @@ export class ArchiveReader {
   async lastRuns(
     onDamaged?: (error: StoreCorruptError) => void,
   ): Promise<Map<string, ArchivedRunSummary>> {
+    const out = new Map<string, ArchivedRunSummary>();
+    for (const [period, digest] of await this.#allDigests(onDamaged)) {
+      for (const [flowId, summary] of digest.newest) {
+        const seen = out.get(flowId);
+        if (seen === undefined || newestFirst(summary, seen) < 0) {
+          out.set(flowId, { ...summary, archive: fileName(period) });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Every period's digest, oldest period first (see {@linkcode lastRuns} for
+   * what it costs and how a damaged file is met).
+   */
+  async #allDigests(
+    onDamaged?: (error: StoreCorruptError) => void,
+  ): Promise<[string, PeriodDigest][]> {
     const periods = await archiveFiles(this.#dir);
     for (const period of this.#digests.keys()) {
       if (!periods.includes(period)) this.#digests.delete(period);
     }
-    const out = new Map<string, ArchivedRunSummary>();
+    const out: [string, PeriodDigest][] = [];
     for (const period of periods) {
       let digest: PeriodDigest | null;
       try {
@@ -744,15 +800,117 @@ export class ArchiveReader {
         onDamaged(err);
         continue;
       }
-      if (digest === null) continue;
+      if (digest !== null) out.push([period, digest]);
+    }
+    return out;
+  }
+
+  /**
+   * Every flow the archive holds runs of (jobs' runs, `job:<name>`, left
+   * out), with its newest archived run and the versions its archived runs
+   * ran: from the indexes alone, at the cost of {@linkcode lastRuns}.
+   */
+  async flows(
+    onDamaged?: (error: StoreCorruptError) => void,
+  ): Promise<Map<string, ArchivedFlow>> {
+    const out = new Map<string, ArchivedFlow>();
+    for (const [period, digest] of await this.#allDigests(onDamaged)) {
       for (const [flowId, summary] of digest.newest) {
+        if (flowId.startsWith("job:")) continue;
         const seen = out.get(flowId);
-        if (seen === undefined || newestFirst(summary, seen) < 0) {
-          out.set(flowId, { ...summary, archive: fileName(period) });
+        const hashes = digest.hashes.get(flowId) ?? new Set<string>();
+        if (seen === undefined) {
+          out.set(flowId, {
+            newest: { ...summary, archive: fileName(period) },
+            versions: new Set(hashes),
+          });
+          continue;
+        }
+        for (const h of hashes) seen.versions.add(h);
+        if (newestFirst(summary, seen.newest) < 0) {
+          seen.newest = { ...summary, archive: fileName(period) };
         }
       }
     }
     return out;
+  }
+
+  /**
+   * The versions of `flowId` that the archive keeps (with definition and
+   * source), each once, in no order. The indexes say which periods' runs ran
+   * the flow; only those periods' flow versions files are read, newest
+   * first, and only while a version they ran is not found yet nor in `known`
+   * (the hashes the caller has already: the records store's), each kept
+   * while it stays the same, the last few read. So a flow whose versions
+   * are all recorded reads no versions file, and one with a version per
+   * period reads each period's once. A version its archived runs
+   * ran that no versions file keeps (archived before archives kept flow
+   * versions, or already deleted when its runs were archived) is not in it.
+   * A damaged file is thrown as a `StoreCorruptError`, or with `onDamaged`
+   * handed to it and its versions left out.
+   */
+  async listVersions(
+    flowId: string,
+    onDamaged?: (error: StoreCorruptError) => void,
+    known: ReadonlySet<string> = new Set(),
+  ): Promise<ArchivedFlowVersion[]> {
+    const found = new Map<string, ArchivedFlowVersion>();
+    const digests = (await this.#allDigests(onDamaged)).reverse();
+    for (const [period, digest] of digests) {
+      const hashes = digest.hashes.get(flowId);
+      // Only a period whose runs ran a version not found yet (nor `known`) is read.
+      if (hashes === undefined || [...hashes].every((h) => found.has(h) || known.has(h))) continue;
+      let versions: FlowVersion[];
+      try {
+        versions = (await this.#versionsFile(period))?.get(flowId) ?? [];
+      } catch (err) {
+        if (!(err instanceof StoreCorruptError) || onDamaged === undefined) throw err;
+        onDamaged(err);
+        continue;
+      }
+      for (const version of versions) {
+        if (!found.has(version.hash)) {
+          found.set(version.hash, { version, archive: fileName(period) });
+        }
+      }
+    }
+    return [...found.values()];
+  }
+
+  /** The period's flow versions file, by flow, or `null` when it has none. */
+  async #versionsFile(period: string): Promise<Map<string, FlowVersion[]> | null> {
+    const path = join(this.#dir, versionsName(period));
+    const stamp = await fileStamp(path);
+    const kept = this.#versionFiles.get(period);
+    this.#versionFiles.delete(period);
+    if (stamp === null) return null;
+    if (kept?.stamp === stamp) {
+      this.#versionFiles.set(period, kept);
+      return kept.byFlow;
+    }
+    const byFlow = await readingArchive(period, async () => {
+      const what = `Cannot read archive ${versionsName(period)}`;
+      const out = new Map<string, FlowVersion[]>();
+      let n = 0;
+      try {
+        for await (const line of readGzipLines(path, { what })) {
+          const version = versionOnLine(line, { what, path, n: ++n });
+          const list = out.get(version.flowId);
+          if (list === undefined) out.set(version.flowId, [version]);
+          else list.push(version);
+        }
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return null;
+        throw err;
+      }
+      return out;
+    });
+    if (byFlow === null) return null;
+    this.#versionFiles.set(period, { stamp, byFlow });
+    while (this.#versionFiles.size > KEEP_VERSIONS_FILES) {
+      this.#versionFiles.delete(this.#versionFiles.keys().next().value!);
+    }
+    return byFlow;
   }
 
   /**
@@ -837,6 +995,20 @@ export class ArchiveReader {
     }
     return found;
   }
+}
+
+const readers = new WeakMap<object, ArchiveReader>();
+
+/**
+ * The reader of the archive under `owner.home` (a runtime's), made once and
+ * kept as long as `owner`, so that what it read of the archive indexes
+ * serves the next reads: the runtime's records' listings, the API's and the
+ * CLI's read through it.
+ */
+export function archiveReaderOf(owner: { readonly home: string }): ArchiveReader {
+  let reader = readers.get(owner);
+  if (reader === undefined) readers.set(owner, reader = new ArchiveReader(owner.home));
+  return reader;
 }
 
 /**
