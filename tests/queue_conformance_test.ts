@@ -528,6 +528,72 @@ for (const backend of BACKENDS) {
       assert.deepEqual((await claimAll()).map((r) => r.id), ids.slice(3));
     }));
 
+  test("per-flow limits: 149 runs of a full partition do not hold up a run of another partition; each freed slot lets the oldest go", () =>
+    withQueue(backend, 2, async ([records, other], clock) => {
+      const limit = (partition: string, extra = {}) => ({
+        limit: { concurrency: 1, partition },
+        ...extra,
+      });
+      const a: string[] = [];
+      for (let i = 0; i < 150; i++) {
+        a.push((await records.enqueueRun(init(i, limit("a", { maxAttempts: 2 })))).runId);
+      }
+      clock.t += 1;
+      const b = await records.enqueueRun(init(500, limit("b")));
+      const lease = (worker: string) => ({ worker, leaseMs: 60_000 });
+      const first = await records.claimRun(lease("w"));
+      assert.equal(first?.id, a[0]);
+      // 149 of a wait for a's slot, ahead of b in the ready index: one claim takes b.
+      const bRun = await other.claimRun(lease("v"));
+      assert.equal(bRun?.id, b.runId);
+      assert.equal(await records.claimRun(lease("w")), null, "a is at its limit");
+      // Still queued and counted as due (waiting for a worker's slot, not for a time).
+      assert.deepEqual(await records.queueCounts(), { due: 149, scheduled: 0, claimed: 2 });
+      assert.equal((await statuses(records, "queued")).length, 149);
+      assert.equal((await other.getRun(a[5]))?.status, "queued");
+      // A waiting run can be cancelled, and is never claimed.
+      assert.equal((await other.cancelQueuedRun(a[5]))?.status, "cancelled");
+      assert.deepEqual(await records.queueCounts(), { due: 148, scheduled: 0, claimed: 2 });
+      // b ends: a's runs still wait.
+      assert.ok(await finish(other, bRun!, "succeeded"));
+      assert.equal(await records.claimRun(lease("w")), null);
+      // Every way a slot frees lets the next run of a go, in order, one at a time.
+      assert.ok(await finish(records, first!, "succeeded")); // it ends
+      const second = await other.claimRun(lease("v"));
+      assert.equal(second?.id, a[1]);
+      assert.equal(await records.claimRun(lease("w")), null);
+      assert.ok(await finish(other, second!, "failed")); // it fails, with an attempt left
+      const third = await records.claimRun(lease("w"));
+      assert.equal(third?.id, a[2], "the oldest waiting run goes before a[1]'s retry");
+      assert.equal(await other.claimRun(lease("v")), null);
+      clock.t += 60_001; // its worker stops answering: taken back
+      assert.deepEqual(await other.reclaimLost(), [a[2]]);
+      const fourth = await records.claimRun(lease("w"));
+      assert.equal(fourth?.id, a[3]);
+      assert.equal(await other.claimRun(lease("v")), null);
+      // Given back by a stopping worker.
+      assert.ok(await records.finishClaimedRun(fourth!, [], { release: true }));
+      const fifth = await other.claimRun(lease("v"));
+      assert.equal(fifth?.id, a[4]);
+      assert.equal(await records.claimRun(lease("w")), null);
+      // Cancelled while it runs.
+      await records.requestCancel(a[4]);
+      assert.ok(await finish(other, fifth!, "cancelled"));
+      // The rest run one at a time, each exactly once (a[1..4] again, after those before them).
+      const ran: string[] = [];
+      for (;;) {
+        const run = await (ran.length % 2 === 0 ? records : other).claimRun(lease("w"));
+        if (run === null) break;
+        assert.equal(await other.claimRun(lease("v")), null, "never two of a at once");
+        ran.push(run.id);
+        assert.ok(await finish(records, run, "succeeded"));
+      }
+      assert.deepEqual(ran.slice(0, 144), a.slice(6));
+      assert.deepEqual(ran.slice(144).sort(), [a[1], a[2], a[3]].sort());
+      assert.deepEqual(await records.queueCounts(), { due: 0, scheduled: 0, claimed: 0 });
+      assert.deepEqual(await statuses(records, "queued"), []);
+    }));
+
   test("per-flow limits: at most `concurrency` running per partition, across handles", () =>
     withQueue(backend, 2, async ([a, b]) => {
       const limit = (partition: string) => ({ limit: { concurrency: 1, partition } });
