@@ -582,11 +582,12 @@ for (const backend of BACKENDS) {
       // The rest run one at a time, each exactly once (a[1..4] again, after those before them).
       const ran: string[] = [];
       for (;;) {
-        const run = await (ran.length % 2 === 0 ? records : other).claimRun(lease("w"));
+        const handle = ran.length % 2 === 0 ? records : other;
+        const run = await handle.claimRun(lease("w"));
         if (run === null) break;
         assert.equal(await other.claimRun(lease("v")), null, "never two of a at once");
         ran.push(run.id);
-        assert.ok(await finish(records, run, "succeeded"));
+        assert.ok(await finish(handle, run, "succeeded"));
       }
       assert.deepEqual(ran.slice(0, 144), a.slice(6));
       assert.deepEqual(ran.slice(144).sort(), [a[1], a[2], a[3]].sort());

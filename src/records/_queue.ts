@@ -190,6 +190,24 @@ export class QueueKeys {
   active(limit: NonNullable<QueueInfo["limit"]>, flowId: string): Key {
     return this.#ctx.layout.key("queue", "active", flowId, limit.partition);
   }
+  /**
+   * `P, "queue", "parked", flowId, partition`, or a run's entry there (`priority, runAt,
+   * runId` after it, as in the ready index): due runs of a partition that was at its
+   * concurrency limit when a claim met them, out of the ready index until a slot frees.
+   */
+  parked(
+    limit: NonNullable<QueueInfo["limit"]>,
+    flowId: string,
+    q?: Pick<QueueInfo, "priority" | "runAt">,
+    id?: string,
+  ): Key {
+    const base = this.#ctx.layout.key("queue", "parked", flowId, limit.partition);
+    return q === undefined ? base : [...base, priorityPart(q.priority), timePart(q.runAt), id!];
+  }
+  /** `P, "queue", "parked"`: the parked runs of every partition. */
+  allParked(): Key {
+    return this.#ctx.layout.key("queue", "parked");
+  }
   /** `P, "queue", "rate", flowId, partition`: the claim times of a rate-limited partition. */
   rate(limit: NonNullable<QueueInfo["limit"]>, flowId: string): Key {
     return this.#ctx.layout.key("queue", "rate", flowId, limit.partition);
@@ -209,10 +227,11 @@ function addDueEntry(keys: QueueKeys, op: AtomicOperation, run: RunRecord, now: 
   op.set(q.runAt <= now ? keys.ready(q, run.id) : keys.delayed(q, run.id), entry);
 }
 
-/** Delete both possible due entries of a run (only one exists). */
+/** Delete every possible due entry of a run (ready, delayed or parked: only one exists). */
 function deleteDueEntries(keys: QueueKeys, op: AtomicOperation, run: RunRecord): void {
   const q = run.queue!;
   op.delete(keys.ready(q, run.id)).delete(keys.delayed(q, run.id));
+  if (q.limit?.concurrency !== undefined) op.delete(keys.parked(q.limit, run.flowId, q, run.id));
 }
 
 /** Move a run's status index entries from `from` to `to` (its record's new status). */
@@ -473,6 +492,7 @@ async function claimByCompareAndSet(
     // the head of the queue instead of all racing for the same next run.
     const order = claimOrder(candidates, options.spread === true);
     const waits: RateWait[] = [];
+    const blocked: Blocked[] = [];
     for (let n = 0; n < order.length; n++) {
       const candidate = candidates[order[n]];
       const op = store.atomic();
@@ -483,18 +503,25 @@ async function claimByCompareAndSet(
         waits.push(claimed);
         continue;
       }
+      if (isBlocked(claimed)) {
+        blocked.push(claimed);
+        continue;
+      }
       const result = await op.commit();
       if (claimed === STRAY) continue;
       if (result.ok) {
         knownEntries(ctx).set(ctx.layout.run(claimed.id), claimed, result.version);
         await deferWaiting(ctx, keys, waits, now);
+        await parkBlocked(ctx, keys, blocked);
         return claimed;
       }
       if (options.spread === true) n += Math.floor(Math.random() * 4);
     }
-    // Runs waiting for their rate limit leave the ready index: the runs behind them are
-    // looked at on the next pass, not held up behind them.
-    if (await deferWaiting(ctx, keys, waits, now) === 0) return null;
+    // Runs waiting for their rate limit or for a slot of their partition leave the ready
+    // index: the runs behind them are looked at on the next pass, not held up behind them.
+    const moved = await deferWaiting(ctx, keys, waits, now) +
+      await parkBlocked(ctx, keys, blocked);
+    if (moved === 0) return null;
   }
   return null;
 }
@@ -515,6 +542,7 @@ async function claimNatively(
     // By entry key: a driver that tries its transaction again offers the entries again.
     const prepared = new Map<string, RunRecord | typeof STRAY>();
     const waits = new Map<string, RateWait>();
+    const blocked = new Map<string, Blocked>();
     // The limited partitions' slots and rate windows as the claims of this transaction leave
     // them (after a driver's retry, possibly as a failed try left them: its check then
     // fails, and the next try here starts afresh).
@@ -532,6 +560,12 @@ async function claimNatively(
           return false;
         }
         waits.delete(id);
+        if (run !== null && isBlocked(run)) {
+          // Likewise: parked after the claim's end.
+          blocked.set(id, run);
+          return false;
+        }
+        blocked.delete(id);
         if (run !== null) prepared.set(id, run);
         return run !== null;
       },
@@ -543,8 +577,10 @@ async function claimNatively(
     const deferred = taken === null || taken.result.ok
       ? await deferWaiting(ctx, keys, [...waits.values()], now)
       : 0;
+    // Parking reads the partition's slots afresh (whether or not this claim committed).
+    const parked = await parkBlocked(ctx, keys, [...blocked.values()]);
     if (taken === null) {
-      if (deferred > 0 && ++passes < MAX_CLAIM_PASSES) continue;
+      if (deferred + parked > 0 && ++passes < MAX_CLAIM_PASSES) continue;
       return [];
     }
     const claimed: RunRecord[] = [];
@@ -604,16 +640,31 @@ interface RateWait {
   times: number[];
 }
 
-function isRateWait(value: RunRecord | typeof STRAY | RateWait): value is RateWait {
+function isRateWait(value: RunRecord | typeof STRAY | RateWait | Blocked): value is RateWait {
   return typeof value === "object" && "rateWait" in value;
+}
+
+/**
+ * A due run that may not start now because its partition is at its
+ * concurrency limit: its ready entry and its record (see `parkBlocked`).
+ */
+interface Blocked {
+  readonly blocked: true;
+  candidate: Entry<QueueEntry>;
+  stored: Entry<StoredRun>;
+}
+
+function isBlocked(value: RunRecord | typeof STRAY | RateWait | Blocked): value is Blocked {
+  return typeof value === "object" && "blocked" in value;
 }
 
 /**
  * Add to `op` the claim of `candidate`'s run by this worker, and resolve
  * the record the claim writes; `STRAY` when the entry's run is gone or not
  * queued (`op` drops the entry); `null` (nothing added) when the run may not
- * start now (not due yet, or its flow at its concurrency limit); a
- * {@linkcode RateWait} (nothing added) when its rate window is full.
+ * start yet (not due); a {@linkcode Blocked} (nothing added) when its
+ * partition is at its concurrency limit; a {@linkcode RateWait} (nothing
+ * added) when its rate window is full.
  */
 async function prepareClaim(
   ctx: RecordsContext,
@@ -626,7 +677,7 @@ async function prepareClaim(
   get: <T>(key: Key) => Promise<Entry<T> | null>,
   /** Slots and windows taken by earlier claims of the same commit (several runs claimed at once). */
   batch?: Batch,
-): Promise<RunRecord | typeof STRAY | RateWait | null> {
+): Promise<RunRecord | typeof STRAY | RateWait | Blocked | null> {
   const runKey = ctx.layout.run(candidate.value.id);
   const stored = await get<StoredRun>(runKey);
   if (stored === null || stored.value.status !== "queued" || stored.value.queue === undefined) {
@@ -646,7 +697,7 @@ async function prepareClaim(
       get,
       (v) => (v as ActiveRuns | undefined)?.runs ?? [],
     );
-    if (runs.length >= q.limit.concurrency) return null;
+    if (runs.length >= q.limit.concurrency) return { blocked: true, candidate, stored };
     slot = { key, version, runs };
   }
   let window: { key: Key; version: string | null; times: number[] } | undefined;
@@ -762,6 +813,92 @@ async function deferWaiting(
   return moved;
 }
 
+/**
+ * Move due runs whose partition is at its concurrency limit out of the ready
+ * index, to their partition's parked list (the same key order), so that they
+ * no longer hold up the runs of other partitions behind them; the commit that
+ * frees one of the partition's slots moves the oldest back (`releaseSlot`).
+ * The partition's running runs are read afresh: a run is parked only while
+ * they still fill it, and the commit rewrites that entry (a new version), so a
+ * commit freeing a slot meanwhile, which read the parked list before, cannot
+ * also commit: one of the two goes first, the other tries again on what it
+ * left. One commit for all; after a conflict, one commit each (those changed
+ * meanwhile stay as they are, for the next claim). Resolves how many moved;
+ * never throws (a run left in the ready index is met again by the next claim).
+ */
+async function parkBlocked(
+  ctx: RecordsContext,
+  keys: QueueKeys,
+  blocked: readonly Blocked[],
+): Promise<number> {
+  if (blocked.length === 0) return 0;
+  const add = async (op: AtomicOperation, list: readonly Blocked[]): Promise<number> => {
+    const read = new Map<string, Entry<ActiveRuns> | null>();
+    const rewritten = new Set<string>();
+    let n = 0;
+    for (const b of list) {
+      const run = b.stored.value;
+      const limit = run.queue!.limit!;
+      const activeKey = keys.active(limit, run.flowId);
+      const id = activeKey.join("\u0000");
+      if (!read.has(id)) read.set(id, await ctx.store.get<ActiveRuns>(activeKey));
+      const active = read.get(id)!;
+      if (active === null || active.value.runs.length < limit.concurrency!) continue;
+      const parked = [...keys.parked(limit, run.flowId), ...b.candidate.key.slice(-3)];
+      op.check(b.candidate.key, b.candidate.version)
+        .check(ctx.layout.run(run.id), b.stored.version)
+        .delete(b.candidate.key)
+        .set(parked, b.candidate.value);
+      if (!rewritten.has(id)) op.check(activeKey, active.version).set(activeKey, active.value);
+      rewritten.add(id);
+      n++;
+    }
+    return n;
+  };
+  const commit = (op: AtomicOperation) =>
+    op.commit().then((r) => r.ok ? "ok" : "conflict", () => "failed" as const);
+  try {
+    const op = ctx.store.atomic();
+    const all = await add(op, blocked);
+    if (all === 0) return 0;
+    const result = await commit(op);
+    if (result !== "conflict") return result === "ok" ? all : 0;
+    let moved = 0;
+    for (const b of blocked) {
+      const one = ctx.store.atomic();
+      if (await add(one, [b]) === 0) continue;
+      const r = await commit(one);
+      if (r === "failed") break;
+      if (r === "ok") moved++;
+    }
+    return moved;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Add to `op` the move of the oldest parked run of a partition (but
+ * `except`) back to the ready index: a slot of that partition frees (or a
+ * ready run of it that would have taken one leaves) in the same commit.
+ */
+async function unparkOldest(
+  ctx: RecordsContext,
+  keys: QueueKeys,
+  op: AtomicOperation,
+  limit: NonNullable<QueueInfo["limit"]>,
+  flowId: string,
+  except?: string,
+): Promise<void> {
+  for await (
+    const e of ctx.store.list<QueueEntry>({ prefix: keys.parked(limit, flowId), limit: 2 })
+  ) {
+    if (e.value.id === except) continue;
+    op.check(e.key, e.version).delete(e.key).set([...keys.ready(), ...e.key.slice(-3)], e.value);
+    return;
+  }
+}
+
 /** Candidates of the same priority a spread claim picks its first try among. */
 const SPREAD = 16;
 
@@ -782,7 +919,10 @@ function claimOrder(candidates: readonly Entry<QueueEntry>[], spread: boolean): 
   return [...all.slice(start, same), ...all.slice(0, start), ...all.slice(same)];
 }
 
-/** Release a limited partition's slot held by `runId`, in `op`. */
+/**
+ * Release a limited partition's slot held by `runId`, in `op`, and move the
+ * partition's oldest parked run back to the ready index in the same commit.
+ */
 async function releaseSlot(
   ctx: RecordsContext,
   op: AtomicOperation,
@@ -793,15 +933,18 @@ async function releaseSlot(
   if (limit === undefined || limit.concurrency === undefined) return;
   const keys = new QueueKeys(ctx);
   const activeKey = keys.active(limit, run.flowId);
+  // Read before the parked list: a run parked after this read changes this entry, so the
+  // commit then fails its check (and is tried again) rather than leave that run parked.
   const active = await ctx.store.get<ActiveRuns>(activeKey);
   if (active === null) {
     op.check(activeKey, null);
-    return;
+  } else {
+    const runs = active.value.runs.filter((id) => id !== run.id);
+    op.check(activeKey, active.version);
+    if (runs.length === 0) op.delete(activeKey);
+    else op.set(activeKey, { runs });
   }
-  const runs = active.value.runs.filter((id) => id !== run.id);
-  op.check(activeKey, active.version);
-  if (runs.length === 0) op.delete(activeKey);
-  else op.set(activeKey, { runs });
+  await unparkOldest(ctx, keys, op, limit, run.flowId);
 }
 
 /** The wait before the next attempt after `failures` failed ones. */
@@ -1140,7 +1283,19 @@ export async function cancelQueuedRun(
     [],
     (s) => s.status === "queued" && s.queue?.attempt === run.queue?.attempt,
     // The record as the commit checks it: a worker may have put it off meanwhile (its rate).
-    (op, stored) => deleteDueEntries(keys, op, stored?.queue === undefined ? run : stored),
+    async (op, stored) => {
+      const queued = stored?.queue === undefined ? run : stored;
+      deleteDueEntries(keys, op, queued);
+      const q = queued.queue!;
+      if (q.limit?.concurrency === undefined) return;
+      // A run of a limited partition that was not parked would have taken a slot, and freed
+      // it for the oldest parked one: that one goes now instead (else, with nothing of its
+      // partition running, it would stay parked). Checked: parked or not, as read.
+      const parkedKey = keys.parked(q.limit, queued.flowId, q, queued.id);
+      const parked = await ctx.store.get(parkedKey);
+      op.check(parkedKey, parked?.version ?? null);
+      if (parked === null) await unparkOldest(ctx, keys, op, q.limit, queued.flowId, queued.id);
+    },
   );
   return ok ? record : null;
 }
@@ -1318,11 +1473,13 @@ export async function queueCounts(ctx: RecordsContext, now: number): Promise<Que
   const keys = new QueueKeys(ctx);
   const delayed = keys.delayed();
   const dueLimit = [...delayed, timePart(now + 1)];
-  const [ready, delayedDue, delayedAll, claimed] = await Promise.all([
+  const [ready, parked, delayedDue, delayedAll, claimed] = await Promise.all([
     ctx.store.count(keys.ready()),
+    // Due, waiting for a slot of their partition.
+    ctx.store.count(keys.allParked()),
     ctx.store.count(delayed, { end: dueLimit }),
     ctx.store.count(delayed),
     ctx.store.count(keys.claimed()),
   ]);
-  return { due: ready + delayedDue, scheduled: delayedAll - delayedDue, claimed };
+  return { due: ready + parked + delayedDue, scheduled: delayedAll - delayedDue, claimed };
 }
