@@ -595,6 +595,26 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await statuses(records, "queued"), []);
     }));
 
+  test("per-flow limits: a cancelled run that was to take a freed slot lets the next waiting one go", () =>
+    withQueue(backend, 1, async ([records]) => {
+      const limit = { limit: { concurrency: 1, partition: "a" } };
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) ids.push((await records.enqueueRun(init(i, limit))).runId);
+      const lease = { worker: "w", leaseMs: 60_000 };
+      const first = await records.claimRun(lease);
+      assert.equal(first?.id, ids[0]);
+      assert.equal(await records.claimRun(lease), null, "the others wait for the slot");
+      assert.ok(await finish(records, first!, "succeeded"));
+      // ids[1] was next for the freed slot: cancelled, ids[2] goes instead.
+      assert.equal((await records.cancelQueuedRun(ids[1]))?.status, "cancelled");
+      const second = await records.claimRun(lease);
+      assert.equal(second?.id, ids[2]);
+      assert.equal(await records.claimRun(lease), null);
+      assert.ok(await finish(records, second!, "succeeded"));
+      assert.equal((await records.claimRun(lease))?.id, ids[3]);
+      assert.deepEqual(await records.queueCounts(), { due: 0, scheduled: 0, claimed: 1 });
+    }));
+
   test("per-flow limits: at most `concurrency` running per partition, across handles", () =>
     withQueue(backend, 2, async ([a, b]) => {
       const limit = (partition: string) => ({ limit: { concurrency: 1, partition } });
