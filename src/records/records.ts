@@ -24,6 +24,7 @@
  * | `P, "queue", "claimed", runId` | `{ worker, at, leaseMs }`: a run a worker holds |
  * | `P, "queue", "key", key` | `{ runId }`: the queued or running run a dedupe key was given to (deleted with the run's end) |
  * | `P, "queue", "active", flowId, partition` | `{ runs }`: running runs of a flow with `queue: { concurrency }` |
+ * | `P, "queue", "parked", flowId, partition, priority, runAt, runId` | `{ id, flowId }`: a due run of a partition that was at its `concurrency` limit, out of the ready index until the commit freeing a slot moves the oldest back |
  * | `P, "queue", "rate", flowId, partition` | `{ at }`: the times of the last claims of a flow with `queue: { rate }` (expires once none counts) |
  * | `P, "workers", workerId` | {@linkcode WorkerInfo}: a running queue worker, its heartbeat and claims (see `workers.ts`) |
  *
