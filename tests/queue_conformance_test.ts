@@ -116,6 +116,34 @@ function withoutNativeClaims(store: Store): Store {
   });
 }
 
+/**
+ * `store` whose first list of a partition's parked runs reads them, then runs `meanwhile(prefix)`,
+ * then yields what it read: a write between a commit's reads and that commit.
+ */
+function withWriteWhileListingParked(
+  store: Store,
+  meanwhile: (prefix: readonly unknown[]) => Promise<void>,
+): Store {
+  let fired = false;
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== "list") return typeof value === "function" ? value.bind(target) : value;
+      return (selector: { prefix?: unknown[] }, ...rest: unknown[]) => {
+        const listing = value.call(target, selector, ...rest);
+        if (fired || !selector.prefix?.includes("parked")) return listing;
+        fired = true;
+        return (async function* () {
+          const read = [];
+          for await (const e of listing) read.push(e);
+          await meanwhile(selector.prefix!);
+          yield* read;
+        })();
+      };
+    },
+  });
+}
+
 let caseNo = 0;
 
 /** Run `fn` with `handles` Records over one fresh store of `backend`, and a clock at T0. */
@@ -613,6 +641,27 @@ for (const backend of BACKENDS) {
       assert.ok(await finish(records, second!, "succeeded"));
       assert.equal((await records.claimRun(lease))?.id, ids[3]);
       assert.deepEqual(await records.queueCounts(), { due: 0, scheduled: 0, claimed: 1 });
+    }));
+
+  test("per-flow limits: a run parked between the reads and the commit that frees its partition's slot is not left waiting", () =>
+    withQueue(backend, 2, async ([records, other], clock, stores) => {
+      const limit = { limit: { concurrency: 1, partition: "a" } };
+      const x = await records.enqueueRun(init(1, limit));
+      const y = await records.enqueueRun(init(2, limit));
+      const first = await records.claimRun({ worker: "w", leaseMs: 60_000 });
+      assert.equal(first?.id, x.runId);
+      let parkedMeanwhile = false;
+      const racing = new Records(
+        withWriteWhileListingParked(stores[0], async (prefix) => {
+          // Another worker's claim finds a's slot taken (x still running) and parks y.
+          assert.equal(await other.claimRun({ worker: "v", leaseMs: 60_000 }), null);
+          parkedMeanwhile = await stores[1].count(prefix as string[]) === 1;
+        }),
+        { clock },
+      );
+      assert.ok(await finish(racing, first!, "succeeded"));
+      assert.ok(parkedMeanwhile, "y was parked while x's end was being written");
+      assert.equal((await other.claimRun({ worker: "v", leaseMs: 60_000 }))?.id, y.runId);
     }));
 
   test("per-flow limits: at most `concurrency` running per partition, across handles", () =>
