@@ -796,21 +796,43 @@ async function deferWaiting(
   };
   // Best effort: a run left in the ready index is met again by the next claim. A store error
   // here must not lose what the claim took (its runs would stay claimed and never start).
+  return await moveAllOrEach(ctx, moves, (op, list) => {
+    for (const move of list) add(op, move);
+    return list.length;
+  });
+}
+
+/**
+ * Best-effort moves of queue entries: `add` puts the moves of `items` into an
+ * operation and says how many it put; they are committed at once, and after
+ * a conflict one by one (those changed meanwhile stay as they are, for the
+ * next claim). Resolves how many moved; never throws.
+ */
+async function moveAllOrEach<T>(
+  ctx: RecordsContext,
+  items: readonly T[],
+  add: (op: AtomicOperation, items: readonly T[]) => number | Promise<number>,
+): Promise<number> {
   const commit = (op: AtomicOperation) =>
     op.commit().then((r) => r.ok ? "ok" : "conflict", () => "failed" as const);
-  const op = ctx.store.atomic();
-  for (const move of moves) add(op, move);
-  const all = await commit(op);
-  if (all !== "conflict") return all === "ok" ? moves.length : 0;
-  let moved = 0;
-  for (const move of moves) {
-    const one = ctx.store.atomic();
-    add(one, move);
-    const result = await commit(one);
-    if (result === "failed") break;
-    if (result === "ok") moved++;
+  try {
+    const op = ctx.store.atomic();
+    const all = await add(op, items);
+    if (all === 0) return 0;
+    const result = await commit(op);
+    if (result !== "conflict") return result === "ok" ? all : 0;
+    let moved = 0;
+    for (const item of items) {
+      const one = ctx.store.atomic();
+      if (await add(one, [item]) === 0) continue;
+      const r = await commit(one);
+      if (r === "failed") break;
+      if (r === "ok") moved++;
+    }
+    return moved;
+  } catch {
+    return 0;
   }
-  return moved;
 }
 
 /**
@@ -855,26 +877,7 @@ async function parkBlocked(
     }
     return n;
   };
-  const commit = (op: AtomicOperation) =>
-    op.commit().then((r) => r.ok ? "ok" : "conflict", () => "failed" as const);
-  try {
-    const op = ctx.store.atomic();
-    const all = await add(op, blocked);
-    if (all === 0) return 0;
-    const result = await commit(op);
-    if (result !== "conflict") return result === "ok" ? all : 0;
-    let moved = 0;
-    for (const b of blocked) {
-      const one = ctx.store.atomic();
-      if (await add(one, [b]) === 0) continue;
-      const r = await commit(one);
-      if (r === "failed") break;
-      if (r === "ok") moved++;
-    }
-    return moved;
-  } catch {
-    return 0;
-  }
+  return await moveAllOrEach(ctx, blocked, add);
 }
 
 /**
