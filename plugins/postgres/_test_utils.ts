@@ -276,7 +276,7 @@ export function cuttableProxy(url: string, options: { afterLogin?: "kill" | "clo
   readonly kills: number;
 } {
   const target = new URL(url);
-  let listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let listener = listenOutsideEphemeral();
   const port = (listener.addr as Deno.NetAddr).port;
   const conns = new Set<Deno.Conn>();
   const pending: Promise<unknown>[] = [];
@@ -347,6 +347,25 @@ export function cuttableProxy(url: string, options: { afterLogin?: "kill" | "clo
       return kills;
     },
   };
+}
+
+/**
+ * A listener on a free port below Linux's ephemeral range (32768–60999): a cut
+ * proxy gives its port up until `restore()` listens on it again, and a port of
+ * the ephemeral range may meanwhile become the local port of any outgoing
+ * connection (then `restore()` failed with AddrInUse, once in CI). Ports
+ * below it are never handed out that way.
+ */
+function listenOutsideEphemeral(): Deno.Listener {
+  const first = 20_000 + Math.floor(Math.random() * 10_000);
+  for (let port = first; port < 32_768; port++) {
+    try {
+      return Deno.listen({ hostname: "127.0.0.1", port });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    }
+  }
+  throw new Error(`no free port from ${first} to 32767 for the proxy`);
 }
 
 /** What PostgreSQL sends the client of a session `pg_terminate_backend` ends (an ErrorResponse). */
