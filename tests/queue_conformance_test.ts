@@ -664,6 +664,44 @@ for (const backend of BACKENDS) {
       assert.equal((await other.claimRun({ worker: "v", leaseMs: 60_000 }))?.id, y.runId);
     }));
 
+  test("per-flow limits: a run set aside for its partition's slot says so in its record until it is claimed", () =>
+    withQueue(backend, 2, async ([records, other]) => {
+      const limit = { limit: { concurrency: 1, partition: "acme" } };
+      const x = await records.enqueueRun(init(1, limit));
+      const y = await records.enqueueRun(init(2, limit));
+      const lease = (worker: string) => ({ worker, leaseMs: 60_000 });
+      const first = await records.claimRun(lease("w"));
+      assert.equal(first?.id, x.runId);
+      assert.equal((await other.getRun(y.runId))?.queue?.waiting, undefined, "not looked at yet");
+      assert.equal(await other.claimRun(lease("v")), null, "acme is at its limit");
+      const parked = await records.getRun(y.runId);
+      assert.equal(parked?.status, "queued");
+      assert.equal(parked?.queue?.waiting, "slot");
+      // Met again while still parked (a second claim does not list it): unchanged.
+      assert.equal(await records.claimRun(lease("w")), null);
+      assert.equal((await other.getRun(y.runId))?.queue?.waiting, "slot");
+      // Its record was rewritten: the claim's handle still ends the running run.
+      assert.ok(await finish(records, first!, "succeeded"));
+      const second = await other.claimRun(lease("v"));
+      assert.equal(second?.id, y.runId);
+      assert.equal(second?.queue?.waiting, undefined, "claimed: it waits for nothing");
+      assert.equal((await records.getRun(y.runId))?.queue?.waiting, undefined);
+      assert.ok(await finish(other, second!, "succeeded"));
+    }));
+
+  test("per-flow limits: a cancelled run that waited for a slot waits for nothing", () =>
+    withQueue(backend, 1, async ([records]) => {
+      const limit = { limit: { concurrency: 1, partition: "*" } };
+      await records.enqueueRun(init(1, limit));
+      const y = await records.enqueueRun(init(2, limit));
+      assert.ok(await records.claimRun({ worker: "w", leaseMs: 60_000 }));
+      assert.equal(await records.claimRun({ worker: "w", leaseMs: 60_000 }), null);
+      assert.equal((await records.getRun(y.runId))?.queue?.waiting, "slot");
+      const cancelled = await records.cancelQueuedRun(y.runId);
+      assert.equal(cancelled?.status, "cancelled");
+      assert.equal((await records.getRun(y.runId))?.queue?.waiting, undefined);
+    }));
+
   test("per-flow limits: at most `concurrency` running per partition, across handles", () =>
     withQueue(backend, 2, async ([a, b]) => {
       const limit = (partition: string) => ({ limit: { concurrency: 1, partition } });

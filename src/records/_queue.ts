@@ -844,7 +844,8 @@ async function moveAllOrEach<T>(
  * they still fill it, and the commit rewrites that entry (a new version), so a
  * commit freeing a slot meanwhile, which read the parked list before, cannot
  * also commit: one of the two goes first, the other tries again on what it
- * left. One commit for all; after a conflict, one commit each (those changed
+ * left. Its record gets `queue.waiting: "slot"` in the same commit (until its
+ * claim). One commit for all; after a conflict, one commit each (those changed
  * meanwhile stay as they are, for the next claim). Resolves how many moved;
  * never throws (a run left in the ready index is met again by the next claim).
  */
@@ -867,10 +868,17 @@ async function parkBlocked(
       const active = read.get(id)!;
       if (active === null || active.value.runs.length < limit.concurrency!) continue;
       const parked = [...keys.parked(limit, run.flowId), ...b.candidate.key.slice(-3)];
+      const runKey = ctx.layout.run(run.id);
       op.check(b.candidate.key, b.candidate.version)
-        .check(ctx.layout.run(run.id), b.stored.version)
+        .check(runKey, b.stored.version)
         .delete(b.candidate.key)
         .set(parked, b.candidate.value);
+      if (run.queue!.waiting !== "slot") {
+        // Its record says why it does not start (`runs show`, the API, the inspector) until
+        // its claim: one more write in this commit, none in the one that frees the slot.
+        op.set(runKey, { ...run, queue: { ...run.queue!, waiting: "slot" } });
+        knownEntries(ctx).forget(runKey);
+      }
       if (!rewritten.has(id)) op.check(activeKey, active.version).set(activeKey, active.value);
       rewritten.add(id);
       n++;
