@@ -370,6 +370,45 @@ for (const backend of BACKENDS) {
       ]);
     }));
 
+  test("a run claimed through one handle is finished through another, exactly once, whatever the other wrote of it before; a claim of another attempt is still refused", () =>
+    withQueue(backend, 2, async ([a, b], clock) => {
+      const x = await a.enqueueRun(init(1, { maxAttempts: 2, backoff: { delay: 1_000, factor: 1 } }));
+      const y = await a.enqueueRun(init(2));
+      const lease = (worker: string) => ({ worker, leaseMs: 60_000 });
+      // b takes x's first attempt, which fails and is queued again (b wrote x's claim last),
+      // then ends y (b remembers what it wrote: the flow's metrics).
+      const first = await b.claimRun(lease("b"));
+      assert.equal(first?.id, x.runId);
+      assert.ok(await finish(b, first!, "failed"));
+      const ranY = await b.claimRun(lease("b"));
+      assert.equal(ranY?.id, y.runId);
+      assert.ok(await finish(b, ranY!, "succeeded"));
+      // a takes x's second attempt; b records its end (a worker's end written by another handle).
+      clock.t += 1_000;
+      const second = await a.claimRun(lease("a"));
+      assert.equal(second?.id, x.runId);
+      assert.equal(second?.queue?.attempt, 2);
+      // A claim of another attempt is refused, whichever handle it comes through.
+      assert.equal(await finish(a, first!, "failed"), false, "attempt 1's claim is over");
+      assert.equal((await b.getRun(x.runId))?.status, "running");
+      assert.ok(await finish(b, second!, "succeeded"), "attempt 2's claim, through b");
+      // Not b's own old claim: refused, nothing written.
+      assert.equal(await finish(b, first!, "failed"), false, "attempt 1's claim is over");
+      const done = await a.getRun(x.runId);
+      assert.equal(done?.status, "succeeded");
+      assert.deepEqual(done?.queue?.attempts.map((t) => [t.worker, t.outcome]), [
+        ["b", "failed"],
+        ["a", "succeeded"],
+      ]);
+      // Once: a's own finish of the same attempt now finds it ended (or refuses it).
+      await finish(a, second!, "succeeded").then(
+        (ok) => assert.equal(ok, false),
+        (err) => assert.match(String(err), /already finished/),
+      );
+      const metrics = await a.getMetrics("f");
+      assert.deepEqual([metrics?.count, metrics?.succeeded], [2, 2], "x counted once, y once");
+    }));
+
   test("a queued run is cancelled without starting; only ended runs are requeued", () =>
     withQueue(backend, 1, async ([records], clock) => {
       const { runId } = await records.enqueueRun(init(1, { runAt: T0 + 1_000 }));
