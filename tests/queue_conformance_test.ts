@@ -13,6 +13,13 @@ import { openStore, type Store } from "../mod.ts";
 import { Records, type RunRecord } from "../records.ts";
 import { PG_URL, withAdmin } from "../plugins/postgres/_test_utils.ts";
 import { MAX_LOST_ATTEMPTS } from "../src/records/_queue.ts";
+import redis from "../packages/redis/mod.ts";
+import {
+  NEEDS_SERVER,
+  newPrefix,
+  REDIS_URL,
+  removeTestKeys,
+} from "../packages/redis/_test_utils.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -27,6 +34,8 @@ interface Backend {
 const tmp = await Deno.makeTempDir({ prefix: "flowstate-queue-conf-" });
 const pgSchema = `flowstate_qconf_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
 const memories = new Map<string, Store>();
+/** The Redis key prefix of each case's store (its handles share it). */
+const redisPrefixes = new Map<string, string>();
 
 const BACKENDS: Backend[] = [
   {
@@ -102,6 +111,19 @@ const BACKENDS: Backend[] = [
         }),
       ),
     cleanup: async () => {},
+  },
+  {
+    // Claims by compare-and-set (Lua scripts), each handle its own connection.
+    name: "redis",
+    ...(REDIS_URL === undefined ? { ignore: NEEDS_SERVER } : {}),
+    open: (id, clock) => {
+      const prefix = redisPrefixes.get(id) ?? newPrefix(id);
+      redisPrefixes.set(id, prefix);
+      return openStore({ plugin: redis, url: REDIS_URL!, prefix }, { clock });
+    },
+    cleanup: async (id) => {
+      redisPrefixes.delete(id);
+    },
   },
 ];
 
@@ -372,7 +394,9 @@ for (const backend of BACKENDS) {
 
   test("a run claimed through one handle is finished through another, exactly once, whatever the other wrote of it before; a claim of another attempt is still refused", () =>
     withQueue(backend, 2, async ([a, b], clock) => {
-      const x = await a.enqueueRun(init(1, { maxAttempts: 2, backoff: { delay: 1_000, factor: 1 } }));
+      const x = await a.enqueueRun(
+        init(1, { maxAttempts: 2, backoff: { delay: 1_000, factor: 1 } }),
+      );
       const y = await a.enqueueRun(init(2));
       const lease = (worker: string) => ({ worker, leaseMs: 60_000 });
       // b takes x's first attempt, which fails and is queued again (b wrote x's claim last),
@@ -817,3 +841,6 @@ Deno.test({
     await Deno.remove(tmp, { recursive: true });
   },
 });
+
+// Last: the Redis keys of every case go.
+removeTestKeys();
