@@ -433,6 +433,51 @@ for (const backend of BACKENDS) {
       assert.deepEqual([metrics?.count, metrics?.succeeded], [2, 2], "x counted once, y once");
     }));
 
+  test("claimRuns tells nextDue when the next delayed run comes due, within its look-ahead, with no read of its own", () =>
+    withQueue(backend, 1, async ([records], clock, stores) => {
+      let reads = 0;
+      const counted = new Records(
+        new Proxy(stores[0], {
+          get(target, prop) {
+            const value = Reflect.get(target, prop, target);
+            if (typeof value !== "function") return value;
+            if (["get", "getMany", "list", "count"].includes(String(prop))) {
+              return (...args: unknown[]) => {
+                reads++;
+                return value.apply(target, args);
+              };
+            }
+            return value.bind(target);
+          },
+        }),
+        { clock },
+      );
+      await records.enqueueRun(init(1, { runAt: T0 + 5_000 }));
+      await records.enqueueRun(init(2, { runAt: T0 + 2_000 }));
+      const lease = { worker: "w", leaseMs: 60_000 };
+      const told: number[] = [];
+      const nextDue = (withinMs: number) => ({ withinMs, onDue: (at: number) => told.push(at) });
+      assert.deepEqual(await counted.claimRuns(lease, 4), []);
+      const plain = reads;
+      reads = 0;
+      assert.deepEqual(await counted.claimRuns({ ...lease, nextDue: nextDue(1_000) }, 4), []);
+      assert.deepEqual(told, [], "none within a second");
+      assert.equal(reads, plain, "no read of its own");
+      reads = 0;
+      assert.deepEqual(await counted.claimRuns({ ...lease, nextDue: nextDue(2_000) }, 4), []);
+      assert.deepEqual(told, [T0 + 2_000], "the first of them");
+      assert.equal(reads, plain);
+      // Runs put off for their rate: when the window has room.
+      const rate = { limit: { rate: { limit: 1, perMs: 60_000 }, partition: "*" } };
+      await records.enqueueRun(init(3, rate));
+      await records.enqueueRun(init(4, rate));
+      told.length = 0;
+      const taken = await records.claimRuns({ ...lease, nextDue: nextDue(0) }, 1);
+      assert.equal(taken.length, 1);
+      assert.deepEqual(await records.claimRuns({ ...lease, nextDue: nextDue(0) }, 1), []);
+      assert.deepEqual(told, [T0 + 60_000]);
+    }));
+
   test("a queued run is cancelled without starting; only ended runs are requeued", () =>
     withQueue(backend, 1, async ([records], clock) => {
       const { runId } = await records.enqueueRun(init(1, { runAt: T0 + 1_000 }));
