@@ -10,7 +10,10 @@
  * are by polling every `pollMs` (with ±25% jitter so that workers do not
  * poll in step), and at once when one of this worker's runs ends; a store
  * that announces new runs (PostgreSQL's LISTEN/NOTIFY, see
- * {@linkcode QueueNotifier}) wakes it as soon as a run is enqueued.
+ * {@linkcode QueueNotifier}) wakes it as soon as a run is enqueued. A
+ * delayed run it knows of (a poll's list of the delayed index reads one poll
+ * interval ahead; a run it put off for its rate limit) wakes it when it comes
+ * due, not at the poll after.
  *
  * Its records store unreachable (a transient `StoreUnavailableError`: the
  * server is down, starting, restarting): at start, the worker tries again
