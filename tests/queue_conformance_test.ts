@@ -121,8 +121,9 @@ const BACKENDS: Backend[] = [
       redisPrefixes.set(id, prefix);
       return openStore({ plugin: redis, url: REDIS_URL!, prefix }, { clock });
     },
-    cleanup: async (id) => {
+    cleanup(id) {
       redisPrefixes.delete(id);
+      return Promise.resolve();
     },
   },
 ];

@@ -76,8 +76,14 @@ Deno.test("runs show and runs ls say a queued run waits for a slot of its partit
     assert.match(row(acme[2]), /^\S+ +limited +queued \(slot\) +- /);
     assert.match(row(rated[1]), /^\S+ +rated +queued \(rate\) +- /);
     assert.match(row(acme[0]), /^\S+ +limited +running /);
-    assert.match(ls.stderr, /^queued \(slot\): its partition is at its flow's `queue: \{ concurrency \}` limit/m);
-    assert.match(ls.stderr, /^queued \(rate\): its partition's `queue: \{ rate \}` window is full/m);
+    assert.match(
+      ls.stderr,
+      /^queued \(slot\): its partition is at its flow's `queue: \{ concurrency \}` limit/m,
+    );
+    assert.match(
+      ls.stderr,
+      /^queued \(rate\): its partition's `queue: \{ rate \}` window is full/m,
+    );
 
     // One of acme's ends: the run set aside takes the slot, and waits for nothing any more.
     {
@@ -99,7 +105,7 @@ Deno.test("runs show and runs ls say a queued run waits for a slot of its partit
   });
 });
 
-Deno.test("GET /api/runs/{id}: a queued run set aside for a slot of its partition has queue.waiting \"slot\" until it is claimed", async () => {
+Deno.test('GET /api/runs/{id}: a queued run set aside for a slot of its partition has queue.waiting "slot" until it is claimed', async () => {
   await withServed(() => ({ main: { plugin: "memory" } }), async ({ runtime, request }) => {
     const records = await runtime.records();
     const { runId: any } = await runtime.enqueue("hello");
