@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type Runtime, startWorker, type Timers } from "../mod.ts";
+import { type FakeClock, fakeClock } from "../testing.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 const HOUR = 3_600_000;
@@ -53,7 +54,7 @@ class FakeTimers implements Timers {
 /** What a test gets: the runtime, its clock, the worker's timers, and its runs' ends. */
 interface OnFakeTime {
   rt: Runtime;
-  clock: { t: number };
+  clock: FakeClock;
   timers: FakeTimers;
   /** Resolves when run `runId` ended, with the number of sleeps asked for by then. */
   ended(runId: string): Promise<number>;
@@ -67,17 +68,9 @@ async function withWorkerOnFakeTime(
   const dir = await Deno.makeTempDir({ prefix: "flowstate-qwake-" });
   try {
     await Deno.writeTextFile(join(dir, "f.flow.yaml"), flow);
-    const clock = {
-      t: T0,
-      now() {
-        return this.t;
-      },
-    };
-    await using rt = await openRuntime({
-      cwd: dir,
-      clock,
-      config: { stores: { main: { plugin: "memory" } }, flows: [dir] },
-    });
+    const clock = fakeClock(T0);
+    const config = { stores: { main: { plugin: "memory" as const } }, flows: [dir] };
+    await using rt = await openRuntime({ cwd: dir, clock, config });
     const timers = new FakeTimers();
     const ends = new Map<string, PromiseWithResolvers<number>>();
     const endOf = (id: string) => {
@@ -127,7 +120,7 @@ for (const concurrency of [1, 2]) {
       assert.equal(put?.queue?.waiting, "rate");
       assert.equal(put?.queue?.runAt, T0 + 60_000);
       // The window has room: the worker's sleep ends (no poll is due for an hour).
-      clock.t = T0 + 60_000;
+      clock.set(T0 + 60_000);
       sleep.resolve();
       await timers.next(sleep.n);
       assert.notEqual((await records.getRun(second))?.status, "queued", "claimed when due");
@@ -135,31 +128,33 @@ for (const concurrency of [1, 2]) {
   });
 }
 
+/**
+ * Enqueue a run due in 30 s on an idle worker (the enqueue wakes it: it finds the run not yet
+ * due and sleeps), then move the clock to `at` and end that sleep: the run as the worker's next
+ * sleep finds it.
+ */
+async function delayedRunAfterWake({ rt, clock, timers }: OnFakeTime, at: number) {
+  const records = await rt.records();
+  const idle = await timers.next(0);
+  const { runId } = await rt.enqueue("f", { delay: "30s" });
+  const sleep = await timers.next(idle.n);
+  assert.equal((await records.getRun(runId))?.status, "queued");
+  clock.set(at);
+  sleep.resolve();
+  await timers.next(sleep.n);
+  return await records.getRun(runId);
+}
+
 Deno.test("queue wake: a run enqueued with a delay starts at its time, not at the next poll", async () => {
-  await withWorkerOnFakeTime(PLAIN, 1, async ({ rt, clock, timers }) => {
-    const records = await rt.records();
-    const idle = await timers.next(0);
-    const { runId } = await rt.enqueue("f", { delay: "30s" });
-    // The enqueue wakes the worker; it finds the run not yet due and sleeps.
-    const sleep = await timers.next(idle.n);
-    assert.equal((await records.getRun(runId))?.status, "queued");
-    clock.t = T0 + 30_000;
-    sleep.resolve();
-    await timers.next(sleep.n);
-    assert.notEqual((await records.getRun(runId))?.status, "queued", "claimed when due");
+  await withWorkerOnFakeTime(PLAIN, 1, async (t) => {
+    const run = await delayedRunAfterWake(t, T0 + 30_000);
+    assert.notEqual(run?.status, "queued", "claimed when due");
   });
 });
 
 Deno.test("queue wake: a sleep that ends before a delayed run is due starts nothing", async () => {
-  await withWorkerOnFakeTime(PLAIN, 1, async ({ rt, clock, timers }) => {
-    const records = await rt.records();
-    const idle = await timers.next(0);
-    const { runId } = await rt.enqueue("f", { delay: "30s" });
-    const sleep = await timers.next(idle.n);
-    clock.t = T0 + 29_999;
-    sleep.resolve();
-    await timers.next(sleep.n);
-    const run = await records.getRun(runId);
+  await withWorkerOnFakeTime(PLAIN, 1, async (t) => {
+    const run = await delayedRunAfterWake(t, T0 + 29_999);
     assert.equal(run?.status, "queued");
     assert.equal(run?.queue?.attempt, 0, "never early");
   });
