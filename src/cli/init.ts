@@ -111,13 +111,14 @@ function starterDenoJson(): StarterDenoJson {
     tasks: {
       run: `deno run ${FROZEN} ${RUN_PERMISSIONS} ${cli} run`,
       flowstate: `deno run ${FROZEN} ${RUN_PERMISSIONS} ${cli}`,
-      // A node module loads in its Worker by an import Deno does not type-check: the node modules
-      // and the tests are checked first, then run unchecked (else `deno test` type-checks each
-      // node Worker's generated entry at run time, printing its whole data: URL, once per project).
+      // A node module loads in its Worker by an import Deno does not type-check: the project's
+      // modules (nodes/, tests/, and jobs/, plugins/ or scripts a user adds) are checked first, then
+      // the tests run unchecked (else `deno test` type-checks each node Worker's generated entry at
+      // run time, printing its whole data: URL, once per project).
       test:
-        "deno check nodes/ tests/ && deno test --no-check --unstable-worker-options --allow-read --allow-write --allow-env",
-      // `deno run` (so `flowstate run` and `validate`) never type-checks a node module.
-      check: "deno check nodes/ tests/",
+        "deno check && deno test --no-check --unstable-worker-options --allow-read --allow-write --allow-env",
+      // `deno run` (so `flowstate run` and `validate`) never type-checks a node, job or plugin module.
+      check: "deno check",
     },
     // worker-options: custom nodes' Workers (see UNSTABLE). no-legacy-abort: `flowstate serve`'s
     // `?wait=true` stops waiting when its client goes away (request.signal); without it,
@@ -443,7 +444,7 @@ export async function initCommand(
         "  deno install                             # once: writes deno.lock (run and flowstate use it --frozen)",
         "  deno task run flows/hello.flow.yaml      # run the flow (run it twice: the count goes up)",
         "  deno task test                           # test it on a memory store",
-        "  deno task check                          # type-check nodes/ and tests/ (run does not)",
+        "  deno task check                          # type-check the project's modules (run does not)",
         "  deno task flowstate --help               # every command",
         "  deno task flowstate daemon               # run flows with a schedule: on it",
       ].join("\n"),
