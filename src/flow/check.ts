@@ -35,7 +35,7 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   return value;
 }
 
-type Refs = { nodes: Set<string>; inputs: Set<string>; env: Set<string> };
+type Refs = { nodes: Set<string>; inputs: Set<string>; env: Set<string>; secrets: Set<string> };
 
 /**
  * Collects the problems of one flow: {@linkcode Checker.check} runs every
@@ -87,7 +87,21 @@ export class Checker {
     const nodes = this.#nodes(flow);
     if (nodeTypes !== undefined) this.#nodeTypes(nodes, nodeTypes);
     this.#inputs(flow);
+    this.#secretsList(flow);
     this.#templates(flow, nodes);
+  }
+
+  /** A name under both `env:` and `secrets:`, which would be read unmasked as `env.NAME`. */
+  #secretsList(flow: Record<string, unknown>): void {
+    if (!Array.isArray(flow.secrets) || !Array.isArray(flow.env)) return;
+    const env = flow.env;
+    flow.secrets.forEach((name, i) => {
+      if (typeof name !== "string" || !env.includes(name)) return;
+      this.add(
+        ["secrets", i],
+        `${name} is listed under both env: and secrets:; a secret read as env.${name} would not be masked: remove it from env: and read it as secrets.${name}`,
+      );
+    });
   }
 
   /** `__proto__` keys, which would turn into prototypes when the flow is copied. */
@@ -303,6 +317,10 @@ export class Checker {
   #templates(flow: Record<string, unknown>, nodes: NodeInfo[]): void {
     const inputs = isRecord(flow.inputs) ? Object.keys(flow.inputs) : [];
     const env = Array.isArray(flow.env) ? flow.env.filter((e) => typeof e === "string") : [];
+    const secrets = Array.isArray(flow.secrets)
+      ? flow.secrets.filter((e) => typeof e === "string")
+      : [];
+    const lists = { inputs, env, secrets };
     const byId = this.#byId;
     for (const node of nodes) {
       const subject = `node "${node.id}"`;
@@ -324,7 +342,7 @@ export class Checker {
             );
           }
         }
-        this.#checkCommonRefs(subject, refs, path, inputs, env);
+        this.#checkCommonRefs(subject, refs, path, lists);
       };
       if (typeof node.raw.if === "string") {
         const path = ["nodes", node.index, "if"];
@@ -345,7 +363,13 @@ export class Checker {
           `queue.by reads nodes.${id}: it may read only inputs (it is computed at enqueue)`,
         );
       }
-      this.#checkCommonRefs("queue.by", refs, path, inputs, env);
+      this.#noSecrets(
+        "queue.by",
+        refs,
+        path,
+        "it is computed at enqueue and stored with the queued run, in the clear",
+      );
+      this.#checkCommonRefs("queue.by", refs, path, lists);
     }
     if (isRecord(flow.outputs)) {
       for (const [name, value] of Object.entries(flow.outputs)) {
@@ -361,9 +385,25 @@ export class Checker {
               }`,
             );
           }
-          this.#checkCommonRefs(subject, refs, path, inputs, env);
+          this.#noSecrets(
+            subject,
+            refs,
+            path,
+            "a run's outputs leave it (recorded, returned to its caller) and would only ever hold ***",
+          );
+          this.#checkCommonRefs(subject, refs, path, lists);
         }
       }
+    }
+  }
+
+  /** `secrets.NAME` read where a template's value would leave the run. */
+  #noSecrets(subject: string, refs: Refs, path: FlowPath, why: string): void {
+    for (const name of refs.secrets) {
+      this.add(
+        path,
+        `${subject} reads secrets.${name}, which it may not: ${why}; read secrets only in a node's with: or if:`,
+      );
     }
   }
 
@@ -371,9 +411,9 @@ export class Checker {
     subject: string,
     refs: Refs,
     path: FlowPath,
-    inputs: string[],
-    env: string[],
+    lists: { inputs: string[]; env: string[]; secrets: string[] },
   ): void {
+    const { inputs, env, secrets } = lists;
     for (const name of refs.inputs) {
       if (inputs.includes(name)) continue;
       this.add(
@@ -389,7 +429,23 @@ export class Checker {
       this.add(
         path,
         `${subject} reads env.${name}, which is not listed under env${
-          hint || (env.length === 0 ? `; add env: [${name}]` : `; add ${name} to env`)
+          hint ||
+          (secrets.includes(name)
+            ? `; ${name} is a secret: read it as secrets.${name}`
+            : env.length === 0
+            ? `; add env: [${name}]`
+            : `; add ${name} to env`)
+        }`,
+      );
+    }
+    for (const name of refs.secrets) {
+      if (secrets.includes(name)) continue;
+      const hint = didYouMean(name, secrets);
+      this.add(
+        path,
+        `${subject} reads secrets.${name}, which is not listed under secrets${
+          hint ||
+          (secrets.length === 0 ? `; add secrets: [${name}]` : `; add ${name} to secrets`)
         }`,
       );
     }

@@ -8,7 +8,7 @@
 import type { Clock } from "../../clock.ts";
 
 /** The names an expression may start with. */
-export type Root = "inputs" | "nodes" | "env" | "run";
+export type Root = "inputs" | "nodes" | "env" | "secrets" | "run";
 
 /** The binary operators. */
 export type BinaryOp =
@@ -74,6 +74,8 @@ export interface TemplateScope {
   nodes: Record<string, { output?: unknown; status?: string }>;
   /** The environment variables the flow lists under `env:`, and no others (`env.<NAME>`). */
   env: Record<string, string>;
+  /** The values of the flow's `secrets:` variables (`secrets.<NAME>`); none when absent. */
+  secrets?: Record<string, string>;
   /** The current run (`run.id`, `run.flowId`). */
   run?: { id: string; flowId: string };
 }

@@ -175,7 +175,7 @@ export function checkTemplates(text: string): { refs: TemplateRefs; errors: Temp
     const own = emptyRefs(); // a bad segment's half-read references are not reported
     try {
       i = compileSegment(text, p, own).end;
-      for (const kind of ["nodes", "inputs", "env"] as const) {
+      for (const kind of ["nodes", "inputs", "env", "secrets"] as const) {
         for (const name of own[kind]) refs[kind].add(name);
       }
     } catch (e) {
@@ -197,7 +197,7 @@ type CompiledString =
   | { isTemplate: true; evaluate: Evaluator };
 
 function emptyRefs(): TemplateRefs {
-  return { nodes: new Set(), inputs: new Set(), env: new Set() };
+  return { nodes: new Set(), inputs: new Set(), env: new Set(), secrets: new Set() };
 }
 
 function compileString(text: string, refs: TemplateRefs): CompiledString {
@@ -405,6 +405,8 @@ function compileAst(ast: Ast, segment: Segment): Evaluator {
           return (scope) => scope.nodes;
         case "env":
           return (scope) => scope.env;
+        case "secrets":
+          return (scope) => scope.secrets ?? {};
         case "run":
           return (scope) => scope.run;
       }

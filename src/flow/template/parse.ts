@@ -35,10 +35,12 @@ export interface TemplateRefs {
   inputs: Set<string>;
   /** Environment variable names read through `env.<NAME>`. */
   env: Set<string>;
+  /** Secret names read through `secrets.<NAME>`. */
+  secrets: Set<string>;
 }
 
 /** The names an expression may start from. */
-const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "run"];
+const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "secrets", "run"];
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 const NODE_FIELDS = ["output", "status"];
 const RUN_FIELDS = ["id", "flowId"];
@@ -317,6 +319,9 @@ export class Parser {
         if (root === "nodes") {
           throw at("a node must be named literally, as in nodes.<id> or nodes['<id>']");
         }
+        if (root === "secrets") {
+          throw at("a secret must be named literally, as in secrets.NAME or secrets['NAME']");
+        }
         return;
       }
       if (root === "run") {
@@ -406,7 +411,7 @@ export class Parser {
       throw at(`${name} is a function: call it as ${FUNCTIONS.get(name)!.usage}`);
     }
     throw at(
-      `unknown name "${name}": an expression starts from inputs, nodes, env or run, ` +
+      `unknown name "${name}": an expression starts from inputs, nodes, env, secrets or run, ` +
         `a literal, or a function call${didYouMean(name, [...ROOTS, "true", "false", "null"])}`,
     );
   }
