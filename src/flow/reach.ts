@@ -12,6 +12,7 @@ import type { Problem } from "../errors.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import type { FlowDefinition } from "./types.ts";
 import { computesSubFlow } from "./sub_flows.ts";
+import { readSecrets } from "./secrets.ts";
 
 /**
  * How a node may start sub-flows (see `sub_flows.ts` for the rule):
@@ -277,5 +278,14 @@ export function unsetEnvHere(
       readable[name] = ""; // cannot tell: no problem
     } else readable[name] = Deno.env.get(name);
   }
-  return unsetEnvProblems(definition, readable, locate);
+  const secrets: Record<string, string | undefined> = {};
+  for (const name of definition.secrets ?? []) {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      secrets[name] = "(cannot tell)"; // no problem
+    } else secrets[name] = Deno.env.get(name);
+  }
+  return [
+    ...unsetEnvProblems(definition, readable, locate),
+    ...readSecrets(definition, secrets, locate).problems,
+  ];
 }
