@@ -31,6 +31,7 @@ export { flowJsonSchema, type FlowJsonSchemaOptions, flowSchema } from "./src/fl
 export type {
   ChangesTrigger,
   FlowDefinition,
+  ForEachSpec,
   FlowQueueLimits,
   FlowSchedule,
   FlowTrigger,

@@ -40,6 +40,7 @@ export {
   type NodeEndEvent,
   type NodeLogEvent,
   type NodeOutcome,
+  type NodeItems,
   type NodeStartEvent,
   type NodeStatus,
   type QueueAttempt,
