@@ -148,7 +148,14 @@ export class Checker {
         case "custom":
           this.add(path, issue.message);
           break;
-        case "invalid_union":
+        case "invalid_union": {
+          const parentPath = path.slice(0, -1);
+          const parent = valueAt(data, parentPath);
+          const last = path.at(-1);
+          if (value === undefined && isRecord(parent) && last !== undefined && !(last in parent)) {
+            this.add(parentPath, `missing required field "${last}"`);
+            break;
+          }
           this.add(
             path,
             path.length === 1 && path[0] === "schedule"
@@ -156,6 +163,7 @@ export class Checker {
               : `${issue.message}${got}`,
           );
           break;
+        }
         case "too_small":
         case "too_big":
           this.add(path, Array.isArray(value) ? issue.message : `${issue.message}${got}`);

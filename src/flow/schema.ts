@@ -122,7 +122,8 @@ const forEachItems = z.union([
 ], { error: 'expected a template like "${{ nodes.list.output }}" or a list' });
 
 const forEachSchema = z.union([
-  forEachItems,
+  forEachItems.def.options[0],
+  forEachItems.def.options[1],
   z.strictObject({
     items: forEachItems,
     concurrency: z.number().int({ error: "expected a whole number" }).min(1, {
