@@ -252,6 +252,16 @@ interface NodeResult {
   items?: NodeItems;
 }
 
+/** One item of a node with `forEach:` while it runs (see `Execution.#runItems`). */
+interface ItemRun {
+  /** Its index in the list. */
+  index: number;
+  /** What its templates read: the run's, with `item` and `index`. */
+  scope: TemplateScope;
+  /** Where it puts its result (at `index`): every item's of the node. */
+  results: NodeResult[];
+}
+
 class AttemptTimeout extends Error {
   constructor(ms: number) {
     super(`timed out after ${ms} ms`);
@@ -916,8 +926,14 @@ class Execution implements AttemptHost {
     return i;
   }
 
-  /** Run node `i`; resolves `i` once it ended, its result in `#results`. */
-  async #runNode(i: number, runSignal: AbortSignal): Promise<number> {
+  /**
+   * Run node `i`; resolves `i` once it ended, its result in `#results`. With
+   * `each`, run its attempts (with their retries) for one item of its
+   * `forEach:` list (its `if` and list are the caller's, `#runItems`):
+   * resolves the item's index once it ended, its result in `each.results`.
+   * `runSignal` stops it: the run's, or the node's items'.
+   */
+  async #runNode(i: number, runSignal: AbortSignal, each?: ItemRun): Promise<number> {
     // Store calls on embedded backends resolve without giving the event loop a
     // turn; yield now and then so timers and Ctrl-C are seen during long runs.
     // The system clock's reading of the node's start is the yield's time too (one clock
@@ -928,6 +944,9 @@ class Execution implements AttemptHost {
     if (breath !== undefined) {
       await breath;
       if (runSignal.aborted) {
+        if (each !== undefined) {
+          return this.#ended(i, started, each, { status: "cancelled", attempts: 0 });
+        }
         this.#results[i] = { status: "cancelled", attempts: 0 };
         return i;
       }
@@ -938,52 +957,26 @@ class Execution implements AttemptHost {
     // One reading of the clock for the node's start and its first attempt too, when
     // nothing runs in between (no `if` to evaluate).
     let now = started;
-    if (node.if) {
-      let go: boolean;
-      try {
-        go = truthy(node.if.evaluate(this.#scope, this.#o.clock));
-      } catch (err) {
-        return this.#end(i, started, {
-          status: "failed",
-          attempts: 0,
-          error: `if: ${(err as Error).message}`,
-        });
+    const on = this.#o.onEvent;
+    if (each === undefined) {
+      if (node.if) {
+        let go: boolean;
+        try {
+          go = truthy(node.if.evaluate(this.#scope, this.#o.clock));
+        } catch (err) {
+          return this.#end(i, started, {
+            status: "failed",
+            attempts: 0,
+            error: `if: ${(err as Error).message}`,
+          });
+        }
+        if (!go) return this.#end(i, started, { status: "skipped", attempts: 0 });
+        now = this.#o.clock.now();
       }
-      if (!go) return this.#end(i, started, { status: "skipped", attempts: 0 });
-      now = this.#o.clock.now();
+      if (node.forEach !== undefined) return this.#runItems(i, node, started, runSignal);
+      if (on !== undefined) on({ at: now, type: "node.start", node: id });
     }
-    if (node.forEach !== undefined) return this.#runItems(i, node, started, now, runSignal);
-    const on = this.#o.onEvent;
-    if (on !== undefined) on({ at: now, type: "node.start", node: id });
-    return this.#end(
-      i,
-      started,
-      await this.#tries(i, node, this.#scope, runSignal, undefined, now, this.#bytes, i),
-      this.#bytes[i],
-    );
-  }
-
-  /** The JSON length of each plain node's output, by node (set by `#tries`, read by `#end`). */
-  #bytes: number[] = [];
-
-  /**
-   * Node `i`'s attempts (with their retries) for one item (`item`, in a node
-   * with `forEach:`) or for the node itself, its templates read in `scope`:
-   * how they ended. The JSON length of a success's output is put in
-   * `sizes[slot]`, if given. `signal` stops them (the run's, or the node's items').
-   */
-  async #tries(
-    i: number,
-    node: PreparedNode,
-    scope: TemplateScope,
-    signal: AbortSignal,
-    item: number | undefined,
-    now: number,
-    sizes: number[] | undefined,
-    slot: number,
-  ): Promise<NodeResult> {
-    const id = node.spec.id;
-    const on = this.#o.onEvent;
+    const item = each?.index;
     const { attempts, delay, backoff, maxDelay } = node.retry;
     let lastError = "";
     let timedOut = false;
@@ -993,7 +986,9 @@ class Execution implements AttemptHost {
       // node: the run is stopped as if cancelled (its end is not this process's to record).
       const refused = guard?.refusal();
       if (refused !== undefined) this.#controller.abort(refused);
-      if (signal.aborted) return { status: "cancelled", attempts: attempt - 1 };
+      if (runSignal.aborted) {
+        return this.#ended(i, started, each, { status: "cancelled", attempts: attempt - 1 });
+      }
       if (on !== undefined) {
         on(withItem<NodeAttemptEvent>({
           at: attempt === 1 ? now : this.#o.clock.now(),
@@ -1004,13 +999,17 @@ class Execution implements AttemptHost {
       }
       let input: unknown;
       try {
-        input = this.#input(i, node, scope);
+        input = this.#input(i, node, each === undefined ? this.#scope : each.scope);
         if (input instanceof Promise) input = await input;
       } catch (err) {
         // Bad options never get better on retry.
-        return { status: "failed", attempts: attempt, error: (err as Error).message };
+        return this.#ended(i, started, each, {
+          status: "failed",
+          attempts: attempt,
+          error: (err as Error).message,
+        });
       }
-      const begun = this.#attempt(i, node, input, attempt, signal, item);
+      const begun = this.#attempt(i, node, input, attempt, runSignal, item);
       let outcome: AttemptOutcome;
       if (begun instanceof Attempt) {
         await begun.decision();
@@ -1022,17 +1021,22 @@ class Execution implements AttemptHost {
         outcome = await begun;
       }
       if (outcome.ok) {
-        if (sizes !== undefined) sizes[slot] = outcome.bytes;
-        return { status: "succeeded", attempts: attempt, output: outcome.output };
+        return this.#ended(
+          i,
+          started,
+          each,
+          { status: "succeeded", attempts: attempt, output: outcome.output },
+          outcome.bytes,
+        );
       }
       if (outcome.stuck !== undefined) {
         this.#stuck.push(
           `node ${id}${item === undefined ? "" : ` item ${item}`}: ${outcome.stuck}`,
         );
       }
-      if (signal.aborted) {
+      if (runSignal.aborted) {
         const error = outcome.stuck ? `${outcome.error}; ${outcome.stuck}` : outcome.error;
-        return { status: "cancelled", attempts: attempt, error };
+        return this.#ended(i, started, each, { status: "cancelled", attempts: attempt, error });
       }
       lastError = outcome.error;
       timedOut = outcome.timedOut;
@@ -1041,7 +1045,11 @@ class Execution implements AttemptHost {
         const error = `${lastError}; ${outcome.stuck}${
           attempt < attempts ? "; no retry was started while it may still run" : ""
         }`;
-        return { status: timedOut ? "timed-out" : "failed", attempts: attempt, error };
+        return this.#ended(i, started, each, {
+          status: timedOut ? "timed-out" : "failed",
+          attempts: attempt,
+          error,
+        });
       }
       this.emit(withItem<Omit<NodeAttemptEvent, "at">>(
         { type: "node.attempt", node: id, attempt, error: lastError },
@@ -1052,13 +1060,34 @@ class Execution implements AttemptHost {
           ? Math.min(maxDelay, delay * 2 ** (attempt - 1))
           : Math.min(maxDelay, delay);
         try {
-          await this.timers.sleep(wait, signal);
+          await this.timers.sleep(wait, runSignal);
         } catch {
-          return { status: "cancelled", attempts: attempt, error: lastError };
+          return this.#ended(i, started, each, {
+            status: "cancelled",
+            attempts: attempt,
+            error: lastError,
+          });
         }
       }
     }
-    return { status: timedOut ? "timed-out" : "failed", attempts, error: lastError };
+    return this.#ended(i, started, each, {
+      status: timedOut ? "timed-out" : "failed",
+      attempts,
+      error: lastError,
+    });
+  }
+
+  /** Node `i` (or its item `each`) ended with `result`: `#end` for a node, else kept in `each`. */
+  #ended(
+    i: number,
+    started: number,
+    each: ItemRun | undefined,
+    result: NodeResult,
+    bytes?: number,
+  ): number {
+    if (each === undefined) return this.#end(i, started, result, bytes);
+    each.results[each.index] = result;
+    return each.index;
   }
 
   /**
@@ -1073,7 +1102,6 @@ class Execution implements AttemptHost {
     i: number,
     node: PreparedNode,
     started: number,
-    now: number,
     runSignal: AbortSignal,
   ): Promise<number> {
     const id = node.spec.id;
@@ -1124,15 +1152,13 @@ class Execution implements AttemptHost {
           const k = next++;
           running++;
           const scope: TemplateScope = { ...this.#scope, item: list[k], index: k };
-          this.#tries(i, node, scope, stop.signal, k, this.#o.clock.now(), undefined, k).then(
-            (result) => done(k, result),
-          );
+          this.#runNode(i, stop.signal, { index: k, scope, results }).then(done);
         }
         if (running === 0) resolve();
       };
-      const done = (k: number, result: NodeResult) => {
+      const done = (k: number) => {
         running--;
-        results[k] = result;
+        const result = results[k];
         const failed = result.status === "failed" || result.status === "timed-out";
         if (failed && !keepGoing && !stop.signal.aborted) {
           const reason = new ItemFailed(k);

@@ -334,7 +334,7 @@ export function nodeTimeline(run, events, nodeIds) {
           at: event.at,
           level: event.level,
           message: event.message,
-          item: typeof event.item === "number" ? event.item : null,
+          ...(typeof event.item === "number" ? { item: event.item } : {}),
         });
         break;
     }
@@ -868,7 +868,7 @@ export async function renderRun(container, id, ctx) {
               {},
               h("span.log-time", { text: formatClock(l.at) }),
               h("span.log-level", { text: l.level }),
-              l.item === null || l.item === undefined
+              l.item === undefined
                 ? null
                 : h("span.log-item", { text: `item ${l.item}` }),
               h("span.log-message", { text: l.message }),
