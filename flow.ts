@@ -31,10 +31,10 @@ export { flowJsonSchema, type FlowJsonSchemaOptions, flowSchema } from "./src/fl
 export type {
   ChangesTrigger,
   FlowDefinition,
-  ForEachSpec,
   FlowQueueLimits,
   FlowSchedule,
   FlowTrigger,
+  ForEachSpec,
   HttpTrigger,
   InputSpec,
   InputType,

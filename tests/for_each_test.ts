@@ -362,7 +362,10 @@ Deno.test("a forEach whose value is not a list fails the node, saying what it go
 Deno.test("a list of more than MAX_FOR_EACH_ITEMS items fails the node, naming the count and the limit", async () => {
   const gates = new Gates();
   await withRuntime(gates, async (rt) => {
-    const flow = { ...gateFlow("${{ inputs.list }}"), inputs: { list: { type: "array" as const } } };
+    const flow = {
+      ...gateFlow("${{ inputs.list }}"),
+      inputs: { list: { type: "array" as const } },
+    };
     const list = Array.from({ length: MAX_FOR_EACH_ITEMS + 1 }, (_, i) => i);
     const run = await rt.runFlow(flow, { input: { list } });
     assert.equal(run.status, "failed");

@@ -117,7 +117,9 @@ const permissionsSchema = z.strictObject({
 });
 
 const forEachItems = z.union([
-  z.string().meta({ description: "A template whose value is the list: `${{ nodes.list.output }}`." }),
+  z.string().meta({
+    description: "A template whose value is the list: `${{ nodes.list.output }}`.",
+  }),
   z.array(jsonValue).meta({ description: "A literal list." }),
 ], { error: 'expected a template like "${{ nodes.list.output }}" or a list' });
 
@@ -134,8 +136,7 @@ const forEachSchema = z.union([
     }),
   }),
 ], {
-  error:
-    'expected a template like "${{ nodes.list.output }}", a list, or { items, concurrency }',
+  error: 'expected a template like "${{ nodes.list.output }}", a list, or { items, concurrency }',
 }).meta({
   description:
     "Run the node once per element of a list: a template (`${{ nodes.list.output }}`), a literal list, or `{ items, concurrency }`. Templates of the node read the element as `item` and its position as `index`; the node's output is the list of the items' outputs, in order.",

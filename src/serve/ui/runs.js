@@ -868,9 +868,7 @@ export async function renderRun(container, id, ctx) {
               {},
               h("span.log-time", { text: formatClock(l.at) }),
               h("span.log-level", { text: l.level }),
-              l.item === undefined
-                ? null
-                : h("span.log-item", { text: `item ${l.item}` }),
+              l.item === undefined ? null : h("span.log-item", { text: `item ${l.item}` }),
               h("span.log-message", { text: l.message }),
             )
           ),
