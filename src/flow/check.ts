@@ -341,6 +341,8 @@ export class Checker {
       };
       const forEach = node.raw.forEach;
       const loops = forEach !== undefined;
+      const noLoop = (name: string) =>
+        `${subject} reads ${name}, which is set only in a node with forEach; add forEach: "\${{ … }}" (the list to run the node for) to the node`;
       if (typeof node.raw.if === "string") {
         const path = ["nodes", node.index, "if"];
         const refs = this.#compile(node.raw.if, path);
@@ -383,9 +385,6 @@ export class Checker {
               `${subject}: forEach cannot read ${name}: ${name} is taken from the list forEach gives`,
           );
         }
-      }
-      function noLoop(name: string): string {
-        return `${subject} reads ${name}, which is set only in a node with forEach; add forEach: "\${{ … }}" (the list to run the node for) to the node`;
       }
     }
     if (isRecord(flow.queue) && typeof flow.queue.by === "string") {
