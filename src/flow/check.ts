@@ -115,6 +115,16 @@ export class Checker {
       const path = issue.path.map((s) => typeof s === "number" ? s : String(s));
       const value = valueAt(data, path);
       const got = `, got ${describeValue(value)}`;
+      if (issue.code === "invalid_type" || issue.code === "invalid_union") {
+        // A field that is not there at all: said so, whatever its type would be.
+        const parentPath = path.slice(0, -1);
+        const parent = valueAt(data, parentPath);
+        const last = path.at(-1);
+        if (value === undefined && isRecord(parent) && last !== undefined && !(last in parent)) {
+          this.add(parentPath, `missing required field "${last}"`);
+          continue;
+        }
+      }
       switch (issue.code) {
         case "unrecognized_keys":
           for (const key of issue.keys) {
@@ -122,12 +132,7 @@ export class Checker {
           }
           break;
         case "invalid_type": {
-          const parentPath = path.slice(0, -1);
-          const parent = valueAt(data, parentPath);
-          const last = path.at(-1);
-          if (value === undefined && isRecord(parent) && last !== undefined && !(last in parent)) {
-            this.add(parentPath, `missing required field "${last}"`);
-          } else if (path.join(".") === "trigger.http.secret") {
+          if (path.join(".") === "trigger.http.secret") {
             this.add(
               path,
               `expected { env: NAME }, the name of the environment variable holding the secret (never the secret itself)${got}`,
@@ -148,14 +153,7 @@ export class Checker {
         case "custom":
           this.add(path, issue.message);
           break;
-        case "invalid_union": {
-          const parentPath = path.slice(0, -1);
-          const parent = valueAt(data, parentPath);
-          const last = path.at(-1);
-          if (value === undefined && isRecord(parent) && last !== undefined && !(last in parent)) {
-            this.add(parentPath, `missing required field "${last}"`);
-            break;
-          }
+        case "invalid_union":
           this.add(
             path,
             path.length === 1 && path[0] === "schedule"
@@ -163,7 +161,6 @@ export class Checker {
               : `${issue.message}${got}`,
           );
           break;
-        }
         case "too_small":
         case "too_big":
           this.add(path, Array.isArray(value) ? issue.message : `${issue.message}${got}`);

@@ -489,7 +489,10 @@ export interface NodeOutcome {
   status: NodeStatus;
   /** Attempts made. */
   attempts: number;
-  /** Its output, when it succeeded with one. */
+  /**
+   * Its output, when it succeeded with one (and for a node with `forEach:` and
+   * `continueOnError` whose items ran but some failed: their outputs, `null` for those).
+   */
   output?: JsonValue;
   /** Why it failed. */
   error?: string;
