@@ -199,7 +199,11 @@ Deno.test("the first item that fails stops the running ones and starts no other"
     await gates.started(0);
     await gates.started(1);
     gates.release(1, true);
-    const run = await running;
+    // An item started after the failure would wait for ever: it fails the test at once.
+    const late = Promise.race([gates.started(2), gates.started(3)]).then(() => {
+      throw new Error("an item started after another failed");
+    });
+    const run = await Promise.race([running, late]);
     assert.equal(run.status, "failed");
     assert.deepEqual(gates.aborted, [0], "the running item's signal aborted");
     assert.deepEqual(gates.log.filter((l) => l.startsWith("start")), ["start 0", "start 1"]);
@@ -316,7 +320,10 @@ Deno.test("cancelling the run stops the running items and starts no other", asyn
     await gates.started(0);
     await gates.started(1);
     controller.abort();
-    const run = await running;
+    const late = Promise.race([gates.started(2), gates.started(3)]).then(() => {
+      throw new Error("an item started after the run was cancelled");
+    });
+    const run = await Promise.race([running, late]);
     assert.equal(run.status, "cancelled");
     assert.deepEqual(gates.aborted.sort(), [0, 1]);
     assert.deepEqual(gates.log.filter((l) => l.startsWith("start")), ["start 0", "start 1"]);
@@ -367,7 +374,11 @@ Deno.test("a list of more than MAX_FOR_EACH_ITEMS items fails the node, naming t
       inputs: { list: { type: "array" as const } },
     };
     const list = Array.from({ length: MAX_FOR_EACH_ITEMS + 1 }, (_, i) => i);
-    const run = await rt.runFlow(flow, { input: { list } });
+    // Were an item started, it would wait for ever: that fails the test at once.
+    const started = gates.started(0).then(() => {
+      throw new Error("an item started");
+    });
+    const run = await Promise.race([rt.runFlow(flow, { input: { list } }), started]);
     assert.equal(run.status, "failed");
     assert.equal(
       run.nodes.each.error,
