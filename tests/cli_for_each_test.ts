@@ -14,6 +14,7 @@ import { withSandbox } from "./_cli_sandbox.ts";
 import { documented, withServed } from "./_serve.ts";
 
 const EXAMPLE = fileURLToPath(new URL("../examples/for-each.flow.yaml", import.meta.url));
+const SHOUT = fileURLToPath(new URL("./fixtures/nodes/shout.ts", import.meta.url));
 
 /** A flow whose `parse` node fails on its second item (`fromJson` of text that is not JSON). */
 const FAILING = `id: parse
@@ -64,6 +65,32 @@ Deno.test("flowstate run of a flow whose item fails: exit 1, the item named in p
     );
     assert.match(show.stdout, /^ {4}\+\S+ +item 1 attempt 1$/m);
     assert.doesNotMatch(show.stdout, /item 2 attempt/);
+  });
+});
+
+Deno.test("a custom node in a Worker runs per item, two at a time; its logs name their item", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "shout.flow.yaml"),
+      `id: shout
+nodes:
+  - id: shout
+    type: ${SHOUT}
+    forEach: { items: [a, b, c], concurrency: 2 }
+    with: { text: "\${{ item }}\${{ index }}" }
+`,
+    );
+    const result = await run("run", "shout.flow.yaml");
+    assert.equal(result.code, 0, result.stderr);
+    const id = /^run: +(\S+)$/m.exec(result.stdout)![1];
+    const record = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    const output = record.nodes.shout.output as { text: string; count: number }[];
+    assert.deepEqual(output.map((o) => o.text), ["A0", "B1", "C2"]);
+    // One node scope for every item: each increment of the counter is seen once.
+    assert.deepEqual(output.map((o) => o.count).sort(), [1, 2, 3]);
+    assert.match(result.stderr, /^\[shout item 1\] shouting b1$/m);
+    const show = await run("runs", "show", record.id);
+    assert.match(show.stdout, /^ {4}\+\S+ +item 2 log: shouting c2$/m);
   });
 });
 
