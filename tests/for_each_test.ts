@@ -6,7 +6,8 @@
  * item that fails stops the others (with `continueOnError`, every item runs
  * and a failed one's output is `null`); `retry` and `timeout` apply to each
  * item's attempts; cancelling the run stops the items; the record and the
- * events say how many items ran and which failed. Interleaving is controlled
+ * events say how many items ran and which failed; a sub-flow and a queue node
+ * run per item too. Interleaving is controlled
  * with gates (promises the test resolves), never with time.
  *
  * @module
@@ -468,5 +469,33 @@ Deno.test("every item sees the same node state; a sub-flow runs per item", async
     const subRuns = (await records.listRuns({ flowId: "child" })).runs;
     assert.equal(subRuns.length, 2);
     assert.ok(subRuns.every((r) => r.parentRunId === run.id));
+  });
+});
+
+Deno.test("a queue node per item enqueues one run per element", async () => {
+  const gates = new Gates();
+  await withRuntime(gates, async (rt, dir) => {
+    await Deno.writeTextFile(
+      join(dir, "job.flow.yaml"),
+      "id: job\ninputs:\n  n: { type: number }\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    const run = await rt.runFlow({
+      id: "fan",
+      nodes: [{
+        id: "enqueue",
+        type: "queue",
+        forEach: [1, 2, 3],
+        with: {
+          flow: join(dir, "job.flow.yaml"),
+          input: { n: "${{ item }}" },
+          key: "n${{ item }}",
+        },
+      }],
+    });
+    assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+    const output = run.nodes.enqueue.output as { runId: string; existing: boolean }[];
+    assert.equal(output.length, 3);
+    assert.equal(new Set(output.map((o) => o.runId)).size, 3);
+    assert.ok(output.every((o) => o.existing === false));
   });
 });
