@@ -15,6 +15,7 @@ import { builtinNodes } from "./nodes.ts";
 import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
 import type { ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
+import type { NodeSpec } from "./types.ts";
 import {
   issueProblems,
   type OptionProblem,
@@ -345,10 +346,18 @@ export async function prepareFlow(
           problem(["nodes", i, "retry"], (err as Error).message);
         }
       }
+      const forEach = spec.forEach === undefined ? undefined : prepareForEach(spec.forEach);
+      // What the items read steers what the node reads (for the checks of what reaches it).
+      if (forEach !== undefined) {
+        for (const kind of ["nodes", "inputs", "env"] as const) {
+          for (const name of forEach.items.refs[kind]) compiled.refs[kind].add(name);
+        }
+      }
       nodes.push({
         spec,
         type: type as NodeType<unknown>,
         with: compiled,
+        ...(forEach === undefined ? {} : { forEach }),
         if: spec.if === undefined ? undefined : compileTemplate(spec.if),
         needs: (spec.needs ?? []).map((n) => index.get(n)!),
         dependents: [],
@@ -420,4 +429,15 @@ async function exists(url: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A node's `forEach:` compiled: its list (a template or a literal list) and its concurrency. */
+function prepareForEach(
+  forEach: NonNullable<NodeSpec["forEach"]>,
+): NonNullable<PreparedNode["forEach"]> {
+  const object = typeof forEach === "object" && !Array.isArray(forEach);
+  return {
+    items: compileValue(object ? forEach.items : forEach),
+    concurrency: object ? forEach.concurrency ?? 1 : 1,
+  };
 }

@@ -116,6 +116,32 @@ const permissionsSchema = z.strictObject({
     "What a custom node's Worker may do, in Deno's permission names: each `true`, `false` or a list (`read: [./data]`, `net: [\"api.example.com:443\"]`, `env: [API_TOKEN]`). Paths are relative to the flow file. Without it a custom node gets no permission at all.",
 });
 
+const forEachItems = z.union([
+  z.string().meta({
+    description: "A template whose value is the list: `${{ nodes.list.output }}`.",
+  }),
+  z.array(jsonValue).meta({ description: "A literal list." }),
+], { error: 'expected a template like "${{ nodes.list.output }}" or a list' });
+
+const forEachSchema = z.union([
+  forEachItems.def.options[0],
+  forEachItems.def.options[1],
+  z.strictObject({
+    items: forEachItems,
+    concurrency: z.number().int({ error: "expected a whole number" }).min(1, {
+      error: "must be at least 1",
+    }).optional().meta({
+      description:
+        "Items running at once (default 1: one after the other); never more than the flow's `concurrency`.",
+    }),
+  }),
+], {
+  error: 'expected a template like "${{ nodes.list.output }}", a list, or { items, concurrency }',
+}).meta({
+  description:
+    "Run the node once per element of a list: a template (`${{ nodes.list.output }}`), a literal list, or `{ items, concurrency }`. Templates of the node read the element as `item` and its position as `index`; the node's output is the list of the items' outputs, in order.",
+});
+
 const nodeSchema = z.strictObject({
   id: z.string().regex(NODE_ID_PATTERN, {
     error: 'expected a node id of letters, digits, "_" and "-"',
@@ -138,8 +164,10 @@ const nodeSchema = z.strictObject({
     description: "Fail an attempt that takes longer than this (`30s`, `5m`…).",
   }).optional(),
   continueOnError: z.boolean().optional().meta({
-    description: "A failure of this node does not fail the run (dependents still run).",
+    description:
+      "A failure of this node does not fail the run (dependents still run). With `forEach`, every item runs and a failed item's output is `null`.",
   }),
+  forEach: forEachSchema.optional(),
   permissions: permissionsSchema.optional(),
 }).meta({ description: "One node of the flow." });
 
