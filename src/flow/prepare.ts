@@ -22,12 +22,15 @@ import {
   referenceProblems,
   staticOptions,
 } from "./node_options.ts";
+import { httpNodeType } from "./http_node.ts";
 import {
   invalidPermission,
   LinkEscapeError,
   missingRunnerPermission,
   NO_WORKER_OPTIONS,
+  PERMISSION_NAMES,
   ProtectedModuleError,
+  type ResolvedPermissions,
   resolvePermissions,
   sandboxedNodeType,
   SandboxPool,
@@ -153,10 +156,11 @@ export async function prepareFlow(
       // A built-in (or the program's) name comes first, even when the project's import map has it.
       const url = type === undefined ? moduleUrl(spec.type, baseDir) : undefined;
       const sandboxed = url !== undefined && !trusted.has(url);
-      if (spec.permissions !== undefined && builtin !== undefined) {
+      const http = builtin !== undefined && spec.type === "http";
+      if (spec.permissions !== undefined && builtin !== undefined && !http) {
         problem(
           ["nodes", i, "permissions"],
-          `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules only`,
+          `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules and http nodes only`,
         );
       } else if (spec.permissions !== undefined && program !== undefined) {
         problem(
@@ -165,6 +169,14 @@ export async function prepareFlow(
         );
       }
       const permissions = resolvePermissions(spec.permissions, baseDir);
+      if (http) {
+        const usable = httpPermissionProblems(
+          spec,
+          permissions,
+          (path, message) => problem(["nodes", i, ...path], message),
+        );
+        if (usable) type = httpNodeType(permissions, pool, baseDir);
+      }
       if (sandboxed) {
         const invalid = invalidPermission(permissions);
         const missing = invalid === undefined ? missingRunnerPermission(permissions) : undefined;
@@ -362,7 +374,7 @@ export async function prepareFlow(
           : sandboxed
           ? "worker"
           : "trusted",
-        ...(sandboxed ? { permissions } : {}),
+        ...(sandboxed || http ? { permissions } : {}),
       });
     }
     nodes.forEach((n, i) => n.needs.forEach((d) => nodes[d].dependents.push(i)));
@@ -382,6 +394,53 @@ export async function prepareFlow(
       timeout,
     };
   }
+}
+
+/**
+ * The problems of an `http` node's `permissions:` (reported through
+ * `problem`, at a path under the node): a permission other than `net`,
+ * none to reach any host (unless its `url` is literal, whose check names the
+ * host to add), a net entry Deno refuses, or one the runner lacks; and
+ * whether it can run (Deno's worker options are on, and its net entries are
+ * valid).
+ */
+function httpPermissionProblems(
+  spec: PreparedNode["spec"],
+  permissions: ResolvedPermissions,
+  problem: (path: (string | number)[], message: string) => void,
+): boolean {
+  if (!workerOptionsEnabled()) {
+    problem(["type"], NO_WORKER_OPTIONS.replace("custom nodes run", "http nodes run"));
+    return false;
+  }
+  for (const name of PERMISSION_NAMES) {
+    if (name === "net" || permissions[name] === false) continue;
+    problem(
+      ["permissions", name],
+      `an http node takes only net: under permissions: (the hosts it may call); remove ${name}:`,
+    );
+  }
+  const url = (spec.with as Record<string, unknown> | undefined)?.url;
+  if (permissions.net === false && (typeof url !== "string" || url.includes("${{"))) {
+    problem(
+      spec.permissions === undefined ? ["type"] : ["permissions"],
+      'an http node may call only the hosts listed under its permissions: net:, and it lists none; add the hosts its url may name, like permissions: { net: ["api.example.com:443"] }',
+    );
+  }
+  const net = { ...resolvePermissions(undefined, "."), net: permissions.net };
+  const invalid = invalidPermission(net);
+  if (invalid !== undefined) {
+    problem(["permissions", invalid.name, invalid.index], invalid.message);
+    return false;
+  }
+  const missing = missingRunnerPermission(net);
+  if (missing !== undefined) {
+    problem(
+      ["permissions"],
+      `node ${spec.id} asks for permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``,
+    );
+  }
+  return true;
 }
 
 /**
