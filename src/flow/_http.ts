@@ -164,10 +164,15 @@ export function secretValues(url: URL, headers: Record<string, string>): string[
   if (url.password !== "") {
     add(decode(url.password));
     add(`${decode(url.username)}:${decode(url.password)}`);
-    add(btoa(`${decode(url.username)}:${decode(url.password)}`));
+    add(basicCredentials(decode(url.username), decode(url.password)));
   }
   for (const [name, value] of url.searchParams) if (isSecretName(name)) add(value);
   return [...found].sort((a, b) => b.length - a.length);
+}
+
+/** The credentials of `Authorization: Basic …` for `user` and `password` (UTF-8, base64). */
+export function basicCredentials(user: string, password: string): string {
+  return btoa(String.fromCharCode(...new TextEncoder().encode(`${user}:${password}`)));
 }
 
 /** `text` with each of `secrets` (longest first) replaced by `[redacted]`, and no URL userinfo. */

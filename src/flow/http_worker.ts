@@ -13,6 +13,7 @@
  * @module
  */
 import {
+  basicCredentials,
   displayUrl,
   type HttpOptions,
   MAX_REDIRECTS,
@@ -87,6 +88,23 @@ export async function httpRequest(options: HttpOptions, signal?: AbortSignal): P
     throw Object.assign(new Error(scrub(message, secrets)), { name });
   };
   let headers: Record<string, string> = { ...options.headers };
+  // The URL's userinfo becomes the Authorization header (unless one is given) and leaves the URL.
+  if (first.username !== "" || first.password !== "") {
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === "authorization")) {
+      const decode = (s: string) => {
+        try {
+          return decodeURIComponent(s);
+        } catch {
+          return s;
+        }
+      };
+      headers.authorization = `Basic ${
+        basicCredentials(decode(first.username), decode(first.password))
+      }`;
+    }
+    first.username = "";
+    first.password = "";
+  }
   let body: string | undefined;
   if (typeof options.body === "string") body = options.body;
   else if (options.body !== undefined) {

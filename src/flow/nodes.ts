@@ -455,7 +455,11 @@ export function httpOptionsSchema(net: boolean | readonly string[]): OptionsSche
         return result instanceof Promise ? result.then(withHost) : withHost(result);
       },
     },
-  };
+    // The option names, for a did-you-mean about an unknown one.
+    get shape() {
+      return (base as LazySchema<HttpOptions>).shape;
+    },
+  } as OptionsSchema<HttpOptions>;
 }
 
 /** Built-in node types by name. */
