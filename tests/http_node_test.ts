@@ -258,6 +258,17 @@ Deno.test("flowstate validate refuses an http node whose literal url's host is n
       none.stderr,
       /call\.flow\.yaml:6:12: .*\(none declared\); .*permissions: \{ net: \["127\.0\.0\.1:\d+"\] \}/,
     );
+    // Declared: valid, and validate says where it runs and what it may reach.
+    await Deno.writeTextFile(
+      join(dir, "call.flow.yaml"),
+      flowOf(`    permissions: { net: ["127.0.0.1"] }\n    with:\n      url: ${server.base}/json`),
+    );
+    const ok = await run("validate", "call.flow.yaml");
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(
+      ok.stdout,
+      /^  call \(http\): requests from a Worker, permissions: net=127\.0\.0\.1$/m,
+    );
     assert.equal(server.hits.size, 0, "nothing was requested");
   });
 });
@@ -408,4 +419,39 @@ Deno.test("http node: secrets in headers, userinfo and query never reach the rec
     }
     assert.ok(printed.join("").includes("[redacted]"));
   }, { API_TOKEN: token, API_PASSWORD: password, API_KEY: apiKey });
+});
+
+Deno.test("http node: a sandboxed node's ctx.runFlow cannot reach hosts beyond its own permissions through an http node", async () => {
+  await withServerProject(async (run, dir, server) => {
+    await Deno.writeTextFile(
+      join(dir, "caller.ts"),
+      `export default {
+  kind: "flowstate.node",
+  optionsSchema: { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } },
+  async run(ctx) {
+    try {
+      return (await ctx.runFlow("./call.flow.yaml")).status;
+    } catch (e) {
+      return e.message;
+    }
+  },
+};
+`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "call.flow.yaml"),
+      flowOf(`    permissions: { net: ["127.0.0.1"] }\n    with: { url: "${server.base}/json" }`),
+    );
+    await Deno.writeTextFile(
+      join(dir, "outer.flow.yaml"),
+      "id: outer\nnodes:\n  - { id: caller, type: ./caller.ts }\n",
+    );
+    const r = await run("run", "outer.flow.yaml", "--json");
+    const record = JSON.parse(r.stdout);
+    assert.match(
+      record.nodes.caller.output,
+      /^Cannot start sub-flow call .*: node call \(http\) declares net: \[127\.0\.0\.1\]; a sub-flow started by a sandboxed node runs within that node's own permissions \(none\)/,
+    );
+    assert.equal(server.hits.size, 0, "nothing was requested");
+  });
 });

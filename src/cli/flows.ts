@@ -279,7 +279,7 @@ export async function validateFlows(
           );
         }
         for (const n of nodes) {
-          if (n.runs === "builtin" && n.subFlows !== "computed") continue;
+          if (n.runs === "builtin" && n.subFlows !== "computed" && n.permissions === null) continue;
           console.log(`  ${n.id} (${n.type}): ${describeRuns(n)}`);
         }
       }
@@ -315,6 +315,9 @@ function describeRuns(node: ValidateNode): string {
     env += `; may read env through state: ${node.stateEnv.join(", ")} (written by ${
       node.stateEnvWriters.join(", ")
     })`;
+  }
+  if (node.runs === "builtin" && node.permissions !== null) {
+    return `requests from a Worker, permissions: ${describePermissions(node.permissions)}${env}`;
   }
   if (node.runs === "builtin") {
     return `starts a sub-flow whose path is computed at run time (only a flow file in its flow's folder or under flows: is run)${env}`;
