@@ -267,7 +267,7 @@ Deno.test("flowstate validate refuses an http node whose literal url's host is n
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(
       ok.stdout,
-      /^  call \(http\): requests from a Worker, permissions: net=127\.0\.0\.1$/m,
+      /^ {2}call \(http\): requests from a Worker, permissions: net=127\.0\.0\.1$/m,
     );
     assert.equal(server.hits.size, 0, "nothing was requested");
   });
