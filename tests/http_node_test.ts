@@ -94,14 +94,17 @@ async function runJson(run: ProjectCli, dir: string, yaml: string, ...args: stri
   return { code: r.code, record: JSON.parse(r.stdout), stderr: r.stderr };
 }
 
+/** {@linkcode runJson} of a flow whose http node may call 127.0.0.1 (`node`: its lines after that). */
+function runLocal(run: ProjectCli, dir: string, node: string, ...args: string[]) {
+  return runJson(run, dir, flowOf(`    permissions: { net: ["127.0.0.1"] }\n${node}`), ...args);
+}
+
 Deno.test("http node: GET returns { status, headers, body } with a JSON body parsed", async () => {
   await withServerProject(async (run, dir, server) => {
-    const { code, record } = await runJson(
+    const { code, record } = await runLocal(
       run,
       dir,
-      flowOf(
-        `    permissions: { net: ["127.0.0.1"] }\n    with:\n      url: ${server.base}/json\n      query: { page: 2, tags: [a, b], on: true }`,
-      ),
+      `    with:\n      url: ${server.base}/json\n      query: { page: 2, tags: [a, b], on: true }`,
     );
     assert.equal(code, 0, JSON.stringify(record));
     const result = record.outputs.result;
@@ -116,12 +119,10 @@ Deno.test("http node: GET returns { status, headers, body } with a JSON body par
 
 Deno.test("http node: POST sends a JSON body as application/json; a string body as it is", async () => {
   await withServerProject(async (run, dir, server) => {
-    const json = await runJson(
+    const json = await runLocal(
       run,
       dir,
-      flowOf(
-        `    permissions: { net: ["127.0.0.1"] }\n    with:\n      url: ${server.base}/post\n      method: post\n      body: { n: 1, list: [x] }`,
-      ),
+      `    with:\n      url: ${server.base}/post\n      method: post\n      body: { n: 1, list: [x] }`,
     );
     assert.equal(json.code, 0, JSON.stringify(json.record));
     assert.deepEqual(json.record.outputs.result.body, {
@@ -131,12 +132,10 @@ Deno.test("http node: POST sends a JSON body as application/json; a string body 
       authorization: null,
       body: '{"n":1,"list":["x"]}',
     });
-    const text = await runJson(
+    const text = await runLocal(
       run,
       dir,
-      flowOf(
-        `    permissions: { net: ["127.0.0.1"] }\n    with:\n      url: ${server.base}/put\n      method: PUT\n      headers: { content-type: text/csv }\n      body: "a,b"`,
-      ),
+      `    with:\n      url: ${server.base}/put\n      method: PUT\n      headers: { content-type: text/csv }\n      body: "a,b"`,
     );
     assert.equal(text.record.outputs.result.body.contentType, "text/csv");
     assert.equal(text.record.outputs.result.body.body, "a,b");
@@ -145,19 +144,13 @@ Deno.test("http node: POST sends a JSON body as application/json; a string body 
 
 Deno.test("http node: a text response is text; responseType: json of a text body fails clearly", async () => {
   await withServerProject(async (run, dir, server) => {
-    const ok = await runJson(
-      run,
-      dir,
-      flowOf(`    permissions: { net: ["127.0.0.1"] }\n    with: { url: "${server.base}/text" }`),
-    );
+    const ok = await runLocal(run, dir, `    with: { url: "${server.base}/text" }`);
     assert.equal(ok.record.outputs.result.body, "plain words");
     assert.equal(ok.record.outputs.result.headers["x-thing"], "yes");
-    const bad = await runJson(
+    const bad = await runLocal(
       run,
       dir,
-      flowOf(
-        `    permissions: { net: ["127.0.0.1"] }\n    with: { url: "${server.base}/text", responseType: json }`,
-      ),
+      `    with: { url: "${server.base}/text", responseType: json }`,
     );
     assert.equal(bad.code, 1);
     assert.match(
@@ -169,12 +162,10 @@ Deno.test("http node: a text response is text; responseType: json of a text body
 
 Deno.test("http node: a status outside expectStatus fails the attempt and retry: retries it", async () => {
   await withServerProject(async (run, dir, server) => {
-    const { code, record } = await runJson(
+    const { code, record } = await runLocal(
       run,
       dir,
-      flowOf(
-        `    permissions: { net: ["127.0.0.1"] }\n    retry: { attempts: 3, delay: 1 }\n    with: { url: "${server.base}/down" }`,
-      ),
+      `    retry: { attempts: 3, delay: 1 }\n    with: { url: "${server.base}/down" }`,
     );
     assert.equal(code, 1);
     assert.equal(record.nodes.call.attempts, 3);
@@ -184,12 +175,10 @@ Deno.test("http node: a status outside expectStatus fails the attempt and retry:
       /^GET http:\/\/127\.0\.0\.1:\d+\/down answered 503 Service Unavailable \(expected 2xx\): "the service is down"$/,
     );
     // expectStatus: the status the flow expects succeeds, its body given as usual
-    const expected = await runJson(
+    const expected = await runLocal(
       run,
       dir,
-      flowOf(
-        `    permissions: { net: ["127.0.0.1"] }\n    with: { url: "${server.base}/missing", expectStatus: [200, 404] }`,
-      ),
+      `    with: { url: "${server.base}/missing", expectStatus: [200, 404] }`,
     );
     assert.equal(expected.code, 0, JSON.stringify(expected.record));
     assert.equal(expected.record.outputs.result.status, 404);
@@ -199,12 +188,10 @@ Deno.test("http node: a status outside expectStatus fails the attempt and retry:
 
 Deno.test("http node: a response larger than maxBytes fails, naming the limit", async () => {
   await withServerProject(async (run, dir, server) => {
-    const { code, record } = await runJson(
+    const { code, record } = await runLocal(
       run,
       dir,
-      flowOf(
-        `    permissions: { net: ["127.0.0.1"] }\n    with: { url: "${server.base}/big", maxBytes: 1000 }`,
-      ),
+      `    with: { url: "${server.base}/big", maxBytes: 1000 }`,
     );
     assert.equal(code, 1);
     assert.match(
@@ -216,11 +203,7 @@ Deno.test("http node: a response larger than maxBytes fails, naming the limit", 
 
 Deno.test("http node: a redirect to a host its permissions: net does not list is refused by the sandbox", async () => {
   await withServerProject(async (run, dir, server) => {
-    const { code, record } = await runJson(
-      run,
-      dir,
-      flowOf(`    permissions: { net: ["127.0.0.1"] }\n    with: { url: "${server.base}/away" }`),
-    );
+    const { code, record } = await runLocal(run, dir, `    with: { url: "${server.base}/away" }`);
     assert.equal(code, 1);
     assert.equal(server.hits.get("/away"), 1);
     assert.equal(server.hits.get("/elsewhere"), undefined, "the redirect was not followed");
@@ -329,12 +312,10 @@ Deno.test("http node: a templated url is checked against permissions: net when t
 
 Deno.test("http node: a node timeout aborts the request in flight", async () => {
   await withServerProject(async (run, dir, server) => {
-    const { code, record } = await runJson(
+    const { code, record } = await runLocal(
       run,
       dir,
-      flowOf(
-        `    permissions: { net: ["127.0.0.1"] }\n    timeout: 300ms\n    with: { url: "${server.base}/hang" }`,
-      ),
+      `    timeout: 300ms\n    with: { url: "${server.base}/hang" }`,
     );
     assert.equal(code, 1);
     assert.equal(record.status, "failed");

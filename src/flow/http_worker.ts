@@ -21,6 +21,7 @@ import {
   scrub,
   secretValues,
 } from "./_http.ts";
+import { PASS_THROUGH } from "./_sandbox_messages.ts";
 
 /** What the node returns. */
 export interface HttpResult {
@@ -57,7 +58,7 @@ function isJsonType(contentType: string | null): boolean {
 async function readAtMost(response: Response, max: number): Promise<Uint8Array | undefined> {
   if (response.body === null) return new Uint8Array();
   const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
   let size = 0;
   for (;;) {
     const { done, value } = await reader.read();
@@ -69,13 +70,7 @@ async function readAtMost(response: Response, max: number): Promise<Uint8Array |
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
+  return new Uint8Array(await new Blob(chunks).arrayBuffer());
 }
 
 /** Send the request `options` describe; `signal` aborts it. */
@@ -234,20 +229,12 @@ export async function httpRequest(options: HttpOptions, signal?: AbortSignal): P
   return { status, headers: responseHeaders, body: parsed };
 }
 
-/** Every value is taken as it is: the runner checked the options. */
-const passThrough = {
-  "~standard": {
-    version: 1,
-    vendor: "flowstate-http",
-    validate: (value: unknown) => ({ value }),
-  },
-} as const;
-
 /** The node module the `http` node's Worker runs (see `sandbox_worker.ts`). */
 export default {
   kind: "flowstate.node",
   name: "http",
-  optionsSchema: passThrough,
+  // Every value is taken as it is: the runner checked the options.
+  optionsSchema: PASS_THROUGH,
   run: (ctx: { signal: AbortSignal }, options: HttpOptions): Promise<HttpResult> =>
     httpRequest(options, ctx.signal),
 };
