@@ -252,6 +252,21 @@ Deno.test("flowstate validate refuses an http node whose literal url's host is n
       ok.stdout,
       /^ {2}call \(http\): requests from a Worker, permissions: net=127\.0\.0\.1$/m,
     );
+    assert.equal(ok.stderr, "");
+    // A credential written in the flow file: valid, with a warning (the flow's versions keep it).
+    await Deno.writeTextFile(
+      join(dir, "call.flow.yaml"),
+      flowOf(
+        `    permissions: { net: ["127.0.0.1"] }\n    with:\n      url: http://u:hunter22@127.0.0.1/x?page=1&api_key=k123\n      headers: { Authorization: Bearer abc, X-Token: "\${{ env.T }}", Accept: text/plain }`,
+        "env: [T]\n",
+      ),
+    );
+    const warned = await run("validate", "call.flow.yaml");
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(
+      warned.stderr,
+      /^warning: call\.flow\.yaml: node call \(http\) holds the url's password, the url's api_key=, header Authorization as written in the flow file, which every recorded version of the flow keeps; pass it from the environment instead/m,
+    );
     assert.equal(server.hits.size, 0, "nothing was requested");
   });
 });

@@ -250,3 +250,36 @@ export function netProblem(allowed: boolean | readonly string[], url: URL): stri
     list.map((h) => JSON.stringify(h)).join(", ")
   }] }`;
 }
+
+/**
+ * Where an `http` node's `with` (as written) holds a secret literally, not by
+ * a template: each a phrase such as `header Authorization` (a flow's text is
+ * kept in its recorded versions, so such a value would be too).
+ */
+export function literalSecrets(written: unknown): string[] {
+  if (typeof written !== "object" || written === null) return [];
+  const w = written as Record<string, unknown>;
+  const literal = (v: unknown) => typeof v === "string" && v !== "" && !v.includes("${{");
+  const found: string[] = [];
+  if (typeof w.url === "string") {
+    const userinfo = w.url.match(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#@]*)@/)?.[1];
+    if (userinfo !== undefined && literal(userinfo.split(":").slice(1).join(":"))) {
+      found.push("the url's password");
+    }
+    const query = w.url.split("#")[0].split("?")[1];
+    for (const part of query?.split("&") ?? []) {
+      const [name, ...value] = part.split("=");
+      if (isSecretName(name) && literal(value.join("="))) found.push(`the url's ${name}=`);
+    }
+  }
+  for (const field of ["headers", "query"] as const) {
+    const map = w[field];
+    if (typeof map !== "object" || map === null) continue;
+    for (const [name, value] of Object.entries(map)) {
+      if (isSecretName(name) && literal(value)) {
+        found.push(`${field === "headers" ? "header" : "query parameter"} ${name}`);
+      }
+    }
+  }
+  return found;
+}
