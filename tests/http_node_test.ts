@@ -321,6 +321,22 @@ Deno.test("http node: a templated url is checked against permissions: net when t
       record.nodes.call.error,
       `invalid options for http: with.url: host localhost:${server.port} is not in the node's permissions: net (127.0.0.1); an http node may call only the hosts it declares: add to the node in its flow file: permissions: { net: ["127.0.0.1", "localhost:${server.port}"] }`,
     );
+    // A template after the host: the host is known before the run, so validate refuses it.
+    await Deno.writeTextFile(
+      join(dir, "call.flow.yaml"),
+      flowOf(
+        `    permissions: { net: ["127.0.0.1"] }\n    with:\n      url: "http://localhost:${server.port}/x/\${{ inputs.id }}"`,
+        "inputs:\n  id: { type: string }\n",
+      ),
+    );
+    const validated = await run("validate", "call.flow.yaml");
+    assert.equal(validated.code, 2);
+    assert.ok(
+      validated.stderr.includes(
+        `call.flow.yaml:9:12: nodes[0].with.url: http: host localhost:${server.port} is not in the node's permissions: net (127.0.0.1); an http node may call only the hosts it declares: add to the node in its flow file: permissions: { net: ["127.0.0.1", "localhost:${server.port}"] }`,
+      ),
+      validated.stderr,
+    );
     assert.equal(server.hits.size, 0, "nothing was requested");
   });
 });

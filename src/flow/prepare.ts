@@ -23,6 +23,7 @@ import {
   staticOptions,
 } from "./node_options.ts";
 import { httpNodeType } from "./http_node.ts";
+import { netProblem } from "./_http.ts";
 import {
   invalidPermission,
   LinkEscapeError,
@@ -421,7 +422,15 @@ function httpPermissionProblems(
     );
   }
   const url = (spec.with as Record<string, unknown> | undefined)?.url;
-  if (permissions.net === false && (typeof url !== "string" || url.includes("${{"))) {
+  // A templated url whose scheme and host are written out (`https://api.example.com/${{ … }}`):
+  // its host is known now. (A literal url's is checked with its options.)
+  const host = typeof url === "string" ? literalOrigin(url) : undefined;
+  const hostProblem = host === undefined ? undefined : netProblem(permissions.net, host);
+  if (hostProblem !== undefined) problem(["with", "url"], `http: ${hostProblem}`);
+  if (
+    permissions.net === false && host === undefined &&
+    (typeof url !== "string" || url.includes("${{"))
+  ) {
     problem(
       spec.permissions === undefined ? ["type"] : ["permissions"],
       'an http node may call only the hosts listed under its permissions: net:, and it lists none; add the hosts its url may name, like permissions: { net: ["api.example.com:443"] }',
@@ -441,6 +450,23 @@ function httpPermissionProblems(
     );
   }
   return true;
+}
+
+/**
+ * The origin of a templated `url` whose scheme and host come before its
+ * first template (`https://api.example.com/users/${{ inputs.id }}`), or
+ * `undefined` (no template, or one in the host).
+ */
+function literalOrigin(url: string): URL | undefined {
+  const at = url.indexOf("${{");
+  if (at < 0) return undefined;
+  const head = url.slice(0, at).match(/^https?:\/\/[^/?#]*[/?#]/i)?.[0];
+  if (head === undefined) return undefined;
+  try {
+    return new URL(head);
+  } catch {
+    return undefined; // the run's check of the whole url says what is wrong with it
+  }
 }
 
 /**
