@@ -188,3 +188,20 @@ Deno.test("the http node's options: defaults, and its host checked against permi
     /^host b\.test:443 is not in the node's permissions: net/,
   );
 });
+
+Deno.test("httpRequest() fails clearly when it cannot connect", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close(); // nothing listens there now
+  await assert.rejects(
+    httpRequest(options(`http://127.0.0.1:${port}/x?token=abcdef`)),
+    (err: Error) => {
+      assert.match(
+        err.message,
+        new RegExp(`^GET http://127\\.0\\.0\\.1:${port}/x\\?token=\\[redacted\\]: .*[Cc]onnect`),
+      );
+      assert.ok(!err.message.includes("abcdef"), err.message);
+      return true;
+    },
+  );
+});
