@@ -68,9 +68,9 @@ export function httpUrlProblem(text: string): string | undefined {
   try {
     url = new URL(text);
   } catch {
-    return `expected an absolute http:// or https:// URL, got ${
-      JSON.stringify(shorten(stripUserinfo(text)))
-    }`;
+    // Not its query: it may hold a secret, which a URL that does not parse cannot show redacted.
+    const shown = stripUserinfo(text).replace(/[?#][\s\S]*$/, "?…");
+    return `expected an absolute http:// or https:// URL, got ${JSON.stringify(shorten(shown))}`;
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     return `expected an http:// or https:// URL, got a ${url.protocol} URL`;
@@ -82,9 +82,9 @@ function shorten(text: string): string {
   return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 }
 
-/** Any `scheme://user:pw@` in `text` without its userinfo. */
+/** Any `scheme://user:pw@` (or `//user:pw@`) in `text` without its userinfo. */
 export function stripUserinfo(text: string): string {
-  return text.replace(/([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#\s@]*@/g, "$1");
+  return text.replace(/((?:[A-Za-z][A-Za-z0-9+.-]*:)?\/\/)[^/?#\s@]*@/g, "$1");
 }
 
 /**

@@ -205,3 +205,15 @@ Deno.test("httpRequest() fails clearly when it cannot connect", async () => {
     },
   );
 });
+
+Deno.test("an http node's url that is no URL is quoted without its userinfo or query", async () => {
+  const validate = builtinNodes.get("http")!.optionsSchema["~standard"].validate;
+  const result = await validate({ url: "//user:pw@host/x?token=abcdef" });
+  assert.deepEqual(result.issues?.map((i) => i.message), [
+    'expected an absolute http:// or https:// URL, got "//host/x?…"',
+  ]);
+  const local = await validate({ url: "api.test/x?api_key=abcdef#f" });
+  assert.deepEqual(local.issues?.map((i) => i.message), [
+    'expected an absolute http:// or https:// URL, got "api.test/x?…"',
+  ]);
+});
