@@ -467,3 +467,34 @@ Deno.test("http node: a sandboxed node's ctx.runFlow cannot reach hosts beyond i
     assert.equal(server.hits.size, 0, "nothing was requested");
   });
 });
+
+Deno.test("flowstate validate: an http node needs permissions: net with hosts Deno takes", async () => {
+  await withCliProject(CONFIG, async (run, dir) => {
+    await Deno.writeTextFile(
+      join(dir, "call.flow.yaml"),
+      [
+        "id: call",
+        "inputs:",
+        "  u: { type: string }",
+        "nodes:",
+        "  - id: open",
+        "    type: http",
+        '    with: { url: "${{ inputs.u }}" }',
+        "  - id: odd",
+        "    type: http",
+        '    permissions: { net: ["api.test", "bad host"] }',
+        '    with: { url: "https://api.test/" }',
+        "",
+      ].join("\n"),
+    );
+    const r = await run("validate", "call.flow.yaml", "--json");
+    assert.equal(r.code, 2, r.stderr);
+    const problems = JSON.parse(r.stdout)[0].problems.map((
+      p: { line: number; column: number; path: string; message: string },
+    ) => `${p.line}:${p.column} ${p.path}: ${p.message}`);
+    assert.deepEqual(problems, [
+      '6:11 nodes[0].type: an http node may call only the hosts listed under its permissions: net:, and it lists none; add the hosts its url may name, like permissions: { net: ["api.example.com:443"] }',
+      '10:38 nodes[1].permissions.net[1]: "bad host" is not a net permission: expected a host name or IP address, optionally with :port (like "api.example.com:443" or "*.example.com")',
+    ]);
+  });
+});

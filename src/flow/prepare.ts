@@ -397,6 +397,10 @@ export async function prepareFlow(
   }
 }
 
+/** A net permission entry: a host (`*.` for its subdomains) or IP address, optionally with a port. */
+const NET_ENTRY =
+  /^(?:(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
 /**
  * The problems of an `http` node's `permissions:` (reported through
  * `problem`, at a path under the node): a permission other than `net`,
@@ -435,6 +439,19 @@ function httpPermissionProblems(
       spec.permissions === undefined ? ["type"] : ["permissions"],
       'an http node may call only the hosts listed under its permissions: net:, and it lists none; add the hosts its url may name, like permissions: { net: ["api.example.com:443"] }',
     );
+  }
+  // Deno's own check of an entry is skipped where the runner may reach every host (--allow-net).
+  const shaped = Array.isArray(permissions.net)
+    ? permissions.net.findIndex((entry) => !NET_ENTRY.test(entry))
+    : -1;
+  if (shaped >= 0) {
+    problem(
+      ["permissions", "net", shaped],
+      `${
+        JSON.stringify((permissions.net as string[])[shaped])
+      } is not a net permission: expected a host name or IP address, optionally with :port (like "api.example.com:443" or "*.example.com")`,
+    );
+    return false;
   }
   const net = { ...resolvePermissions(undefined, "."), net: permissions.net };
   const invalid = invalidPermission(net);
