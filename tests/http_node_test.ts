@@ -4,7 +4,7 @@
 // aborting a request in flight, and secrets kept out of everything a run records.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
+import { cliCommand, cliOk, type ProjectCli, resultOf, withCliProject } from "./_cli_sandbox.ts";
 
 const CONFIG = "home: home\nstores:\n  main: { plugin: sqlite, path: home/main.db }\n";
 
@@ -496,5 +496,25 @@ Deno.test("flowstate validate: an http node needs permissions: net with hosts De
       '6:11 nodes[0].type: an http node may call only the hosts listed under its permissions: net:, and it lists none; add the hosts its url may name, like permissions: { net: ["api.example.com:443"] }',
       '10:38 nodes[1].permissions.net[1]: "bad host" is not a net permission: expected a host name or IP address, optionally with :port (like "api.example.com:443" or "*.example.com")',
     ]);
+  });
+});
+
+Deno.test("http node: flowstate runs cancel aborts the request in flight", async () => {
+  await withServerProject(async (run, dir, server) => {
+    await Deno.writeTextFile(
+      join(dir, "call.flow.yaml"),
+      flowOf(`    permissions: { net: ["127.0.0.1"] }\n    with: { url: "${server.base}/hang" }`),
+    );
+    const child = cliCommand(dir, ["run", "call.flow.yaml", "--json"]).spawn();
+    await server.hanging; // the request is in flight
+    const running = JSON.parse(await cliOk(run, "runs", "ls", "--status", "running", "--json"));
+    assert.equal(running.length, 1);
+    await cliOk(run, "runs", "cancel", running[0].id);
+    const result = resultOf(await child.output());
+    assert.equal(result.code, 1, result.stderr);
+    const record = JSON.parse(result.stdout);
+    assert.equal(record.status, "cancelled");
+    assert.equal(record.nodes.call.status, "cancelled");
+    await server.hangAborted; // the connection was given up
   });
 });
