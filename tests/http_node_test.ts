@@ -94,6 +94,15 @@ async function runJson(run: ProjectCli, dir: string, yaml: string, ...args: stri
   return { code: r.code, record: JSON.parse(r.stdout), stderr: r.stderr };
 }
 
+/** `flowstate validate call.flow.yaml --json`, which must fail: its problems as `line:column path: message`. */
+async function validateProblems(run: ProjectCli): Promise<string[]> {
+  const r = await run("validate", "call.flow.yaml", "--json");
+  assert.equal(r.code, 2, r.stderr);
+  return JSON.parse(r.stdout)[0].problems.map((
+    p: { line: number; column: number; path: string; message: string },
+  ) => `${p.line}:${p.column} ${p.path}: ${p.message}`);
+}
+
 /** {@linkcode runJson} of a flow whose http node may call 127.0.0.1 (`node`: its lines after that). */
 function runLocal(run: ProjectCli, dir: string, node: string, ...args: string[]) {
   return runJson(run, dir, flowOf(`    permissions: { net: ["127.0.0.1"] }\n${node}`), ...args);
@@ -289,12 +298,7 @@ Deno.test("flowstate validate reports an http node's bad options at their place"
         "",
       ].join("\n"),
     );
-    const r = await run("validate", "call.flow.yaml", "--json");
-    assert.equal(r.code, 2, r.stderr);
-    const problems = JSON.parse(r.stdout)[0].problems.map((
-      p: { line: number; column: number; path: string; message: string },
-    ) => `${p.line}:${p.column} ${p.path}: ${p.message}`);
-    assert.deepEqual(problems, [
+    assert.deepEqual(await validateProblems(run), [
       "5:46 nodes[0].permissions.read: an http node takes only net: under permissions: (the hosts it may call); remove read:",
       '7:12 nodes[0].with.url: http: expected an absolute http:// or https:// URL, got "127.0.0.1/x"',
       '8:15 nodes[0].with.method: http: expected one of "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", got "FETCH" (did you mean "PATCH"?)',
@@ -487,12 +491,7 @@ Deno.test("flowstate validate: an http node needs permissions: net with hosts De
         "",
       ].join("\n"),
     );
-    const r = await run("validate", "call.flow.yaml", "--json");
-    assert.equal(r.code, 2, r.stderr);
-    const problems = JSON.parse(r.stdout)[0].problems.map((
-      p: { line: number; column: number; path: string; message: string },
-    ) => `${p.line}:${p.column} ${p.path}: ${p.message}`);
-    assert.deepEqual(problems, [
+    assert.deepEqual(await validateProblems(run), [
       '6:11 nodes[0].type: an http node may call only the hosts listed under its permissions: net:, and it lists none; add the hosts its url may name, like permissions: { net: ["api.example.com:443"] }',
       '10:38 nodes[1].permissions.net[1]: "bad host" is not a net permission: expected a host name or IP address, optionally with :port (like "api.example.com:443" or "*.example.com")',
     ]);
