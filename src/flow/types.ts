@@ -102,7 +102,8 @@ export type BuiltinNodeType =
   | "delay"
   | "fail"
   | "flow"
-  | "queue";
+  | "queue"
+  | "http";
 
 /**
  * One node of a flow.
@@ -155,7 +156,9 @@ export interface NodeSpec {
   description?: string;
   /**
    * What a custom node's Worker may do (Deno's permission names). Without it
-   * a custom node gets no permission at all; built-in nodes ignore it.
+   * a custom node gets no permission at all. Of the built-in nodes, only
+   * `http` takes it (`net:` only: the hosts it may call); on another it is
+   * a validation error.
    */
   permissions?: NodePermissions;
 }
