@@ -35,12 +35,17 @@ export interface TemplateRefs {
   inputs: Set<string>;
   /** Environment variable names read through `env.<NAME>`. */
   env: Set<string>;
+  /**
+   * `item` and `index` (set only in a node with `forEach:`), each with the
+   * offset of its first use in the text.
+   */
+  loop: Map<"item" | "index", number>;
   /** Secret names read through `secrets.<NAME>`. */
   secrets: Set<string>;
 }
 
 /** The names an expression may start from. */
-const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "secrets", "run"];
+const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "secrets", "run", "item", "index"];
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 const NODE_FIELDS = ["output", "status"];
 const RUN_FIELDS = ["id", "flowId"];
@@ -313,6 +318,7 @@ export class Parser {
 
   /** Record references and check the fixed parts of `nodes.<id>.output` and `run.id`. */
   #checkRootStep(root: Root, step: number, key: string | undefined, token: Token): void {
+    if (root === "item" || root === "index") return; // any value: nothing fixed to check
     const at = (message: string) => this.#error(message, token.start, token.end - token.start);
     if (step === 0) {
       if (key === undefined) {
@@ -405,13 +411,16 @@ export class Parser {
     }
     if (this.#isPunct("(")) return this.#parseCall(token);
     if ((ROOTS as readonly string[]).includes(name)) {
+      if (name === "item" || name === "index") {
+        if (!this.refs.loop.has(name)) this.refs.loop.set(name, token.start);
+      }
       return this.#node({ kind: "root", name: name as Root, start: token.start, end: token.end });
     }
     if (FUNCTIONS.has(name)) {
       throw at(`${name} is a function: call it as ${FUNCTIONS.get(name)!.usage}`);
     }
     throw at(
-      `unknown name "${name}": an expression starts from inputs, nodes, env, secrets or run, ` +
+      `unknown name "${name}": an expression starts from inputs, nodes, env, secrets, run, item or index, ` +
         `a literal, or a function call${didYouMean(name, [...ROOTS, "true", "false", "null"])}`,
     );
   }
