@@ -268,3 +268,48 @@ Deno.test("cli: flowstate schema knows secrets:", async () => {
     assert.match(schema.properties.secrets.description, /secrets\.NAME/);
   });
 });
+
+Deno.test("cli: an http node's Authorization header built from a secret is masked in its recorded error", async () => {
+  // Answers 401 quoting the header it got, JSON-escaped (a form the http node's own scrub
+  // of its request's secrets does not look for).
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (req) =>
+      Response.json({ error: `bad credentials: ${req.headers.get("authorization")}` }, {
+        status: 401,
+      }),
+  );
+  try {
+    await withSandbox(async (sandbox) => {
+      await Deno.writeTextFile(
+        join(sandbox.dir, "call.flow.yaml"),
+        `id: call
+secrets: [API_TOKEN]
+nodes:
+  - id: call
+    type: http
+    permissions: { net: ["127.0.0.1"] }
+    with:
+      url: http://127.0.0.1:${server.addr.port}/api
+      headers: { Authorization: "Bearer \${{ secrets.API_TOKEN }}" }
+`,
+      );
+      const result = await sandbox.runWith(
+        { API_TOKEN: SECRET },
+        "run",
+        "call.flow.yaml",
+        "--json",
+      );
+      assert.equal(result.code, 1, result.stderr);
+      assertNoSecretIn(result, "run call");
+      const record = JSON.parse(result.stdout);
+      assert.match(record.error.message, /401/);
+      assert.match(record.error.message, /bad credentials: Bearer \*\*\*/);
+      const shown = await sandbox.run("runs", "show", record.id, "--json");
+      assertNoSecretIn(shown, "runs show");
+      for (const [path, text] of await filesUnder(sandbox.home)) assertNoSecret(text, path);
+    });
+  } finally {
+    await server.shutdown();
+  }
+});
