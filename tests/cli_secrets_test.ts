@@ -313,3 +313,23 @@ nodes:
     await server.shutdown();
   }
 });
+
+Deno.test("cli: validate lists a flow's secrets and the nodes they reach through with:", async () => {
+  await withSandbox(async (sandbox) => {
+    await setUp(sandbox);
+    const result = await sandbox.run("validate", "main.flow.yaml");
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^ {2}secrets: API_TOKEN \(read from the runner's environment; their values are masked as \*\*\* in everything runs record\)$/m,
+    );
+    // The custom node reads the header node's output, which holds the secret.
+    assert.match(
+      result.stdout,
+      /^ {2}custom \(\.\/node\.ts\): .*receives env through with: API_TOKEN/m,
+    );
+    const json = JSON.parse((await sandbox.run("validate", "main.flow.yaml", "--json")).stdout);
+    const custom = json[0].nodes.find((n: { id: string }) => n.id === "custom");
+    assert.deepEqual(custom.withEnv, ["API_TOKEN"]);
+  });
+});
