@@ -70,6 +70,14 @@ nodes:
     with: { token: "\${{ secrets.API_TOKEN }}", fail: true }
 `;
 
+/** Write the flow file `name` and run it with the secret set; nothing it prints holds the secret. */
+async function runWritten(sandbox: Sandbox, name: string, yaml: string): Promise<Result> {
+  await Deno.writeTextFile(join(sandbox.dir, name), yaml);
+  const result = await sandbox.runWith({ API_TOKEN: SECRET }, "run", name, "--json");
+  assertNoSecretIn(result, `run ${name}`);
+  return result;
+}
+
 async function setUp(sandbox: Sandbox): Promise<void> {
   const files = {
     "node.ts": NODE,
@@ -182,8 +190,9 @@ Deno.test("cli: a secret reaches its nodes and is masked in everything recorded 
 Deno.test("cli: a queue node may not pass a secret's value to the queue", async () => {
   await withSandbox(async (sandbox) => {
     await setUp(sandbox);
-    await Deno.writeTextFile(
-      join(sandbox.dir, "enqueue.flow.yaml"),
+    const result = await runWritten(
+      sandbox,
+      "enqueue.flow.yaml",
       `id: enqueue
 secrets: [API_TOKEN]
 nodes:
@@ -192,13 +201,11 @@ nodes:
     with: { flow: ./sub.flow.yaml, input: { auth: "x-\${{ secrets.API_TOKEN }}" } }
 `,
     );
-    const result = await sandbox.runWith({ API_TOKEN: SECRET }, "run", "enqueue.flow.yaml");
     assert.equal(result.code, 1, result.stderr);
     assert.match(
-      result.stderr,
-      /Cannot queue a run of \.\/sub\.flow\.yaml: its input or key holds a secret's value, which the queue would store in the clear; declare the secret under secrets: of the queued flow/,
+      JSON.parse(result.stdout).error.message,
+      /^Cannot queue a run of \.\/sub\.flow\.yaml: its input or key holds a secret's value, which the queue would store in the clear; declare the secret under secrets: of the queued flow/,
     );
-    assertNoSecretIn(result, "run enqueue");
     for (const [path, text] of await filesUnder(sandbox.home)) assertNoSecret(text, path);
   });
 });
@@ -281,8 +288,9 @@ Deno.test("cli: an http node's Authorization header built from a secret is maske
   );
   try {
     await withSandbox(async (sandbox) => {
-      await Deno.writeTextFile(
-        join(sandbox.dir, "call.flow.yaml"),
+      const result = await runWritten(
+        sandbox,
+        "call.flow.yaml",
         `id: call
 secrets: [API_TOKEN]
 nodes:
@@ -294,14 +302,7 @@ nodes:
       headers: { Authorization: "Bearer \${{ secrets.API_TOKEN }}" }
 `,
       );
-      const result = await sandbox.runWith(
-        { API_TOKEN: SECRET },
-        "run",
-        "call.flow.yaml",
-        "--json",
-      );
       assert.equal(result.code, 1, result.stderr);
-      assertNoSecretIn(result, "run call");
       const record = JSON.parse(result.stdout);
       assert.match(record.error.message, /401/);
       assert.match(record.error.message, /bad credentials: Bearer \*\*\*/);

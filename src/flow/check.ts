@@ -484,31 +484,20 @@ export class Checker {
         }`,
       );
     }
-    for (const name of refs.env) {
-      if (env.includes(name)) continue;
-      const hint = didYouMean(name, env);
-      this.add(
-        path,
-        `${subject} reads env.${name}, which is not listed under env${
-          hint ||
-          (secrets.includes(name)
+    for (const [root, listed] of [["env", env], ["secrets", secrets]] as const) {
+      for (const name of refs[root]) {
+        if (listed.includes(name)) continue;
+        const hint = didYouMean(name, listed) ||
+          (root === "env" && secrets.includes(name)
             ? `; ${name} is a secret: read it as secrets.${name}`
-            : env.length === 0
-            ? `; add env: [${name}]`
-            : `; add ${name} to env`)
-        }`,
-      );
-    }
-    for (const name of refs.secrets) {
-      if (secrets.includes(name)) continue;
-      const hint = didYouMean(name, secrets);
-      this.add(
-        path,
-        `${subject} reads secrets.${name}, which is not listed under secrets${
-          hint ||
-          (secrets.length === 0 ? `; add secrets: [${name}]` : `; add ${name} to secrets`)
-        }`,
-      );
+            : listed.length === 0
+            ? `; add ${root}: [${name}]`
+            : `; add ${name} to ${root}`);
+        this.add(
+          path,
+          `${subject} reads ${root}.${name}, which is not listed under ${root}${hint}`,
+        );
+      }
     }
   }
 
