@@ -29,6 +29,7 @@ import type { SchemaResult } from "../plugin.ts";
 import { copyContainers } from "./template/values.ts";
 import { builtinNodes } from "./nodes.ts";
 import { parseJson } from "../_json.ts";
+import { type WhenPlan, whenPlan, WhenRun } from "./_when.ts";
 
 /**
  * The largest output a node may return, in bytes of its JSON text: it is kept
@@ -296,6 +297,8 @@ interface FlowFacts {
    * nothing).
    */
   readonly templates: boolean;
+  /** What the nodes' `when:` asks, when some node has one other than `on_success`. */
+  readonly when: WhenPlan | undefined;
 }
 
 /** The {@linkcode FlowFacts} of each prepared flow. */
@@ -317,6 +320,7 @@ function flowFacts(flow: PreparedFlow): FlowFacts {
       }),
       templates: flow.outputs !== undefined ||
         flow.nodes.some((node) => node.if !== undefined || !node.with.isStatic),
+      when: whenPlan(flow.nodes),
     };
     factsByFlow.set(flow, facts);
   }
@@ -663,6 +667,8 @@ class Execution implements AttemptHost {
   readonly #templates: boolean;
   #failure: { node?: string; message: string } | null = null;
   #stopping = false;
+  /** The run's `when:` bookkeeping, when a node of the flow has one (see `_when.ts`). */
+  readonly #when: WhenRun | undefined;
   /** What did not stop within the grace period, by node. */
   #stuck: string[] = [];
   /** How to stop each attempt running now (when the run is cancelled or times out). */
@@ -686,6 +692,10 @@ class Execution implements AttemptHost {
       env: options.env ?? {},
       run: { id: options.runId, flowId: flow.definition.id },
     };
+    if (facts.when !== undefined) {
+      this.#when = new WhenRun(facts.when, flow.nodes);
+      this.#scope.run!.failed = [];
+    }
   }
 
   emit(event: RunEventInit): void {
@@ -778,11 +788,12 @@ class Execution implements AttemptHost {
 
   #schedule(signal: AbortSignal): Promise<void> {
     const nodes = this.#flow.nodes;
-    const waiting = nodes.map((n) => n.needs.length);
+    const when = this.#when;
+    const waiting = when === undefined ? nodes.map((n) => n.needs.length) : [...when.plan.waiting];
     const queue: number[] = [];
     let head = 0;
-    nodes.forEach((n, i) => {
-      if (n.needs.length === 0) queue.push(i);
+    waiting.forEach((w, i) => {
+      if (w === 0) queue.push(i);
     });
     const limit = Math.max(1, this.#o.concurrency ?? this.#flow.definition.concurrency ?? 16);
     let running = 0;
@@ -792,9 +803,20 @@ class Execution implements AttemptHost {
         if (running === 0) resolve();
       };
       signal.addEventListener("abort", onAbort, { once: true });
+      /** Node `i` ended or will not start: the nodes that wait for it may be ready. */
+      const release = (i: number) => {
+        for (const d of nodes[i].dependents) if (--waiting[d] === 0) queue.push(d);
+        if (when !== undefined && when.plan.main[i] === 1) {
+          for (const w of when.plan.watchers) if (--waiting[w] === 0) queue.push(w);
+        }
+      };
       const pump = () => {
         while (!this.#stopping && running < limit && head < queue.length) {
           const i = queue[head++];
+          if (when !== undefined && !this.#whenStarts(i, when)) {
+            release(i);
+            continue;
+          }
           running++;
           this.#runNode(i, signal).then(ended);
         }
@@ -805,15 +827,23 @@ class Execution implements AttemptHost {
         const result = this.#results[i]!;
         const id = nodes[i].spec.id;
         if (this.#templates) {
-          this.#scope.nodes[id] = { output: result.output, status: result.status };
+          const entry: TemplateScope["nodes"][string] = {
+            output: result.output,
+            status: result.status,
+          };
+          if (result.error !== undefined) entry.error = result.error;
+          this.#scope.nodes[id] = entry;
         }
         if (result.status === "failed" || result.status === "timed-out") {
           if (!nodes[i].spec.continueOnError && !this.#stopping) {
-            this.#failure = { node: id, message: result.error ?? result.status };
-            this.#stopping = true;
+            const message = result.error ?? result.status;
+            if (when === undefined) {
+              this.#failure = { node: id, message };
+              this.#stopping = true;
+            } else this.#failedRun(i, id, message, when);
           }
         }
-        for (const d of nodes[i].dependents) if (--waiting[d] === 0) queue.push(d);
+        release(i);
         pump();
         if (running === 0 && (this.#stopping || head >= queue.length)) {
           signal.removeEventListener("abort", onAbort);
@@ -823,6 +853,32 @@ class Execution implements AttemptHost {
       pump();
       if (running === 0) resolve();
     });
+  }
+
+  /**
+   * Node `i`, every node it waits for ended: whether it starts (by its
+   * `when:`). One that does not is recorded `skipped`: with its `node.end`
+   * when its `when:` is not met, without (as before `when:`) when the run
+   * failed.
+   */
+  #whenStarts(i: number, when: WhenRun): boolean {
+    const decision = when.decide(i, this.#failure !== null, (n) => this.#results[n]?.status);
+    if (decision === "start") return true;
+    const id = this.#flow.nodes[i].spec.id;
+    if (this.#templates) this.#scope.nodes[id] = { status: "skipped" };
+    if (decision === "skip") this.#end(i, this.#o.clock.now(), { status: "skipped", attempts: 0 });
+    return false;
+  }
+
+  /**
+   * Node `i` failed a run whose flow has `when:` nodes: the run fails (its
+   * error is the first failure) and goes on with the nodes that run on failure.
+   */
+  #failedRun(i: number, id: string, message: string, when: WhenRun): void {
+    this.#failure ??= { node: id, message };
+    when.failed(i);
+    const run = this.#scope.run!;
+    run.failed = [...run.failed ?? [], { node: id, error: message }];
   }
 
   #breathe = periodicYield(50);

@@ -12,7 +12,7 @@ import { z } from "zod";
 import type { JsonValue } from "../store/types.ts";
 import type { ParsingSchema } from "../plugin.ts";
 import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "../duration.ts";
-import type { FlowDefinition, InputType } from "./types.ts";
+import type { FlowDefinition, InputType, NodeWhen } from "./types.ts";
 import { cronProblem } from "../cron.ts";
 import { RATE_PATTERN, rateProblem } from "../rate.ts";
 
@@ -116,6 +116,9 @@ const permissionsSchema = z.strictObject({
     "What a custom node's Worker may do, in Deno's permission names: each `true`, `false` or a list (`read: [./data]`, `net: [\"api.example.com:443\"]`, `env: [API_TOKEN]`). Paths are relative to the flow file. Without it a custom node gets no permission at all.",
 });
 
+/** The values of a node's `when:` (see `NodeWhen`). */
+const NODE_WHEN: [NodeWhen, ...NodeWhen[]] = ["on_success", "on_failure", "always"];
+
 const nodeSchema = z.strictObject({
   id: z.string().regex(NODE_ID_PATTERN, {
     error: 'expected a node id of letters, digits, "_" and "-"',
@@ -139,6 +142,10 @@ const nodeSchema = z.strictObject({
   }).optional(),
   continueOnError: z.boolean().optional().meta({
     description: "A failure of this node does not fail the run (dependents still run).",
+  }),
+  when: z.enum(NODE_WHEN).optional().meta({
+    description:
+      "When the node runs: `on_success` (default: while the run has not failed), `on_failure` (only when a node it needs, directly or indirectly, failed the run; without `needs`, when any node of the run failed, at its end) or `always` (once its needs ended, whatever their outcome). Its templates may read `run.failed` (`[{ node, error }]`).",
   }),
   permissions: permissionsSchema.optional(),
 }).meta({ description: "One node of the flow." });

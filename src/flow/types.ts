@@ -105,6 +105,45 @@ export type BuiltinNodeType =
   | "queue";
 
 /**
+ * When a node runs, by how the nodes before it ended (GitLab CI's words):
+ *
+ * - `on_success` (the default): while the run has not failed (a failure,
+ *   after retries and without `continueOnError`, stops the run: the nodes not
+ *   started are `skipped`).
+ * - `on_failure`: only when a node it needs, directly or indirectly, failed
+ *   the run; once its needs have ended. Without `needs`, it watches the whole
+ *   run: it waits for every other node (not itself `on_failure`/`always`, nor
+ *   after one) and runs if one of them failed the run.
+ * - `always`: once its needs have ended, whatever their outcome (without
+ *   `needs`: at the end of the rest of the run).
+ *
+ * Not on a cancelled or timed-out run: no node starts once a run is stopped.
+ * Their templates may read `run.failed` (`[{ node, error }]`, the failures
+ * that failed the run) and `nodes.<id>.error`. The run stays `failed` when
+ * an `on_failure` node succeeds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { NodeWhen } from "@flowstate/core/flow";
+ *
+ * const when: NodeWhen = "on_failure";
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({
+ *   id: "nightly",
+ *   nodes: [
+ *     { id: "sync", type: "fail", with: { message: "upstream down" } },
+ *     { id: "alert", type: "log", when, with: { message: "${{ run.failed[0].error }}" } },
+ *   ],
+ * });
+ * assert.equal(run.status, "failed");
+ * assert.equal(run.nodes.alert.status, "succeeded");
+ * ```
+ */
+export type NodeWhen = "on_success" | "on_failure" | "always";
+
+/**
  * One node of a flow.
  *
  * @example
@@ -142,6 +181,11 @@ export interface NodeSpec {
   timeout?: Duration;
   /** A failure of this node does not fail the run (dependents still run). */
   continueOnError?: boolean;
+  /**
+   * When it runs (see {@linkcode NodeWhen}): `on_success` (default),
+   * `on_failure` or `always`.
+   */
+  when?: NodeWhen;
   /** Free text. */
   description?: string;
   /**

@@ -178,6 +178,7 @@ export function checkTemplates(text: string): { refs: TemplateRefs; errors: Temp
       for (const kind of ["nodes", "inputs", "env"] as const) {
         for (const name of own[kind]) refs[kind].add(name);
       }
+      for (const name of own.run) refs.run.add(name);
     } catch (e) {
       if (!(e instanceof TemplateError)) throw e;
       errors.push(e);
@@ -197,7 +198,7 @@ type CompiledString =
   | { isTemplate: true; evaluate: Evaluator };
 
 function emptyRefs(): TemplateRefs {
-  return { nodes: new Set(), inputs: new Set(), env: new Set() };
+  return { nodes: new Set(), inputs: new Set(), env: new Set(), run: new Set() };
 }
 
 function compileString(text: string, refs: TemplateRefs): CompiledString {
