@@ -1,0 +1,406 @@
+/**
+ * A node's `when:` (`on_success`, `on_failure`, `always`) through the
+ * library (`openRuntime().runFlow`): which nodes run when a node failed the
+ * run, when none did, after a `continueOnError` failure, on cancel and on the
+ * run's timeout, what their templates read, inside sub-flows.
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { defineNode, type NodeStatus, openRuntime, type RunEvent, type RunRecord } from "../mod.ts";
+import type { NodeSpec } from "../flow.ts";
+import type { Timers } from "../src/clock.ts";
+
+const config = { stores: { main: { plugin: "memory" as const } } };
+
+/** A node that waits until the test opens its gate (`gate(id)`), or its attempt is stopped. */
+function gates() {
+  const waiting = new Map<string, PromiseWithResolvers<void>>();
+  const opened = new Map<string, () => void>();
+  const started = (id: string) => {
+    let w = waiting.get(id);
+    if (w === undefined) waiting.set(id, w = Promise.withResolvers<void>());
+    return w;
+  };
+  const type = defineNode({
+    optionsSchema: z.object({}),
+    run(ctx) {
+      started(ctx.nodeId).resolve();
+      return new Promise<string>((resolve, reject) => {
+        opened.set(ctx.nodeId, () => resolve("opened"));
+        ctx.signal.addEventListener("abort", () => reject(new Error("stopped")), { once: true });
+      });
+    },
+  });
+  return {
+    type,
+    /** Resolves once node `id` started. */
+    started: (id: string) => started(id).promise,
+    /** Let node `id` return. */
+    open: (id: string) => opened.get(id)!(),
+  };
+}
+
+function statuses(run: RunRecord): Record<string, NodeStatus> {
+  return Object.fromEntries(Object.entries(run.nodes).map(([id, n]) => [id, n.status]));
+}
+
+async function run(nodes: NodeSpec[], options: { events?: RunEvent[] } = {}): Promise<RunRecord> {
+  await using rt = await openRuntime({ config });
+  return await rt.runFlow({ id: "w", nodes }, {
+    onEvent: (event) => options.events?.push(event),
+  });
+}
+
+const fails = (id: string, extra: Partial<NodeSpec> = {}): NodeSpec => ({
+  id,
+  type: "fail",
+  with: { message: `${id} broke` },
+  ...extra,
+});
+const logs = (id: string, extra: Partial<NodeSpec> = {}): NodeSpec => ({
+  id,
+  type: "log",
+  with: { message: id },
+  ...extra,
+});
+
+Deno.test("when: on_failure runs once a node it needs failed, and is skipped (with its node.end) when none did", async () => {
+  const failed = await run([
+    fails("work"),
+    logs("next", { needs: ["work"] }),
+    logs("alert", { needs: ["work"], when: "on_failure" }),
+  ]);
+  assert.equal(failed.status, "failed");
+  assert.deepEqual(failed.error, { node: "work", message: "work broke" });
+  assert.deepEqual(statuses(failed), { work: "failed", next: "skipped", alert: "succeeded" });
+
+  const events: RunEvent[] = [];
+  const ok = await run([
+    logs("work"),
+    logs("next", { needs: ["work"] }),
+    logs("alert", { needs: ["work"], when: "on_failure" }),
+  ], { events });
+  assert.equal(ok.status, "succeeded");
+  assert.deepEqual(statuses(ok), { work: "succeeded", next: "succeeded", alert: "skipped" });
+  const ends = events.filter((e) => e.type === "node.end" && e.node === "alert");
+  assert.deepEqual(ends.map((e) => e.type === "node.end" && e.status), ["skipped"]);
+  assert.ok(!events.some((e) => e.type === "node.start" && e.node === "alert"));
+});
+
+Deno.test("when: on_failure with needs runs only for a failure before it (directly or indirectly), not elsewhere in the run", async () => {
+  const indirect = await run([
+    fails("fetch"),
+    logs("parse", { needs: ["fetch"] }),
+    logs("alert", { needs: ["parse"], when: "on_failure" }),
+  ]);
+  assert.deepEqual(statuses(indirect), {
+    fetch: "failed",
+    parse: "skipped",
+    alert: "succeeded",
+  });
+  const elsewhere = await run([
+    fails("other"),
+    logs("fine"),
+    logs("alert", { needs: ["fine"], when: "on_failure" }),
+  ]);
+  assert.equal(elsewhere.status, "failed");
+  assert.equal(elsewhere.nodes.alert.status, "skipped");
+});
+
+Deno.test("when: always runs after its needs whatever their outcome, in a failed run and a successful one", async () => {
+  for (const failing of [true, false]) {
+    const record = await run([
+      { id: "lock", type: "state.set", with: { key: "lock", value: "held" } },
+      failing ? fails("work", { needs: ["lock"] }) : logs("work", { needs: ["lock"] }),
+      {
+        id: "unlock",
+        type: "state.delete",
+        needs: ["work"],
+        when: "always",
+        with: { key: "lock" },
+      },
+    ]);
+    assert.equal(record.status, failing ? "failed" : "succeeded");
+    assert.equal(record.nodes.unlock.status, "succeeded");
+    assert.equal(record.nodes.unlock.output, true, "the lock key was there and is deleted");
+  }
+});
+
+Deno.test("when: on_failure without needs waits for the whole run (every other branch) and runs if a node failed", async () => {
+  const gate = gates();
+  await using rt = await openRuntime({ config, nodeTypes: { gate: gate.type } });
+  const events: RunEvent[] = [];
+  const promise = rt.runFlow({
+    id: "watch",
+    nodes: [
+      fails("quick"),
+      { id: "slow", type: "gate" },
+      logs("watcher", { when: "on_failure", with: { message: "${{ run.failed[0].node }}" } }),
+    ],
+  }, { onEvent: (event) => events.push(event) });
+  await gate.started("slow");
+  // quick failed already; the watcher waits for slow to end.
+  assert.ok(!events.some((e) => e.type === "node.start" && e.node === "watcher"));
+  gate.open("slow");
+  const record = await promise;
+  assert.deepEqual(statuses(record), { quick: "failed", slow: "succeeded", watcher: "succeeded" });
+  assert.equal(record.nodes.watcher.output, "quick");
+  const order = events.filter((e) => e.type === "node.end").map((e) =>
+    e.type === "node.end" && e.node
+  );
+  assert.deepEqual(order, ["quick", "slow", "watcher"]);
+
+  const fine = await rt.runFlow({
+    id: "watch-ok",
+    nodes: [logs("a"), logs("b", { needs: ["a"] }), logs("watcher", { when: "on_failure" })],
+  });
+  assert.equal(fine.status, "succeeded");
+  assert.equal(fine.nodes.watcher.status, "skipped");
+  const always = await rt.runFlow({
+    id: "always-ok",
+    nodes: [logs("a"), logs("b", { needs: ["a"] }), logs("last", { when: "always" })],
+  }, { onEvent: (event) => events.push(event) });
+  assert.equal(always.nodes.last.status, "succeeded");
+});
+
+Deno.test("a when: node's templates read run.failed, nodes.<id>.status and nodes.<id>.error", async () => {
+  const record = await run([
+    logs("fine"),
+    fails("sync", { needs: ["fine"], retry: { attempts: 2, delay: 0 } }),
+    {
+      id: "report",
+      type: "transform",
+      needs: ["sync"],
+      when: "always",
+      with: {
+        value: {
+          failed: "${{ run.failed }}",
+          status: "${{ nodes.sync.status }}",
+          error: "${{ nodes.sync.error }}",
+          fine: "${{ nodes.fine.status }}",
+        },
+      },
+    },
+    {
+      id: "alert",
+      type: "transform",
+      when: "on_failure",
+      with: { value: "${{ run.failed[0].node }}: ${{ run.failed[0].error }}" },
+    },
+  ]);
+  assert.deepEqual(record.nodes.report.output, {
+    failed: [{ node: "sync", error: "sync broke" }],
+    status: "failed",
+    error: "sync broke",
+    fine: "succeeded",
+  });
+  assert.equal(record.nodes.alert.output, "sync: sync broke");
+});
+
+Deno.test("the run stays failed when an on_failure node succeeds; when it fails too, both errors are recorded", async () => {
+  const handled = await run([fails("work"), logs("alert", { when: "on_failure" })]);
+  assert.equal(handled.status, "failed");
+  assert.deepEqual(handled.error, { node: "work", message: "work broke" });
+
+  const both = await run([
+    fails("work"),
+    fails("alert", { needs: ["work"], when: "on_failure" }),
+    {
+      id: "last",
+      type: "transform",
+      when: "always",
+      needs: ["alert"],
+      with: { value: "${{ run.failed }}" },
+    },
+  ]);
+  assert.equal(both.status, "failed");
+  assert.deepEqual(both.error, { node: "work", message: "work broke" });
+  assert.equal(both.nodes.work.error, "work broke");
+  assert.equal(both.nodes.alert.status, "failed");
+  assert.equal(both.nodes.alert.error, "alert broke");
+  assert.deepEqual(both.nodes.last.output, [
+    { node: "work", error: "work broke" },
+    { node: "alert", error: "alert broke" },
+  ]);
+});
+
+Deno.test("a continueOnError failure does not trigger on_failure: the run did not fail", async () => {
+  const record = await run([
+    fails("optional", { continueOnError: true }),
+    logs("next", { needs: ["optional"] }),
+    logs("alert", { needs: ["optional"], when: "on_failure" }),
+    logs("watcher", { when: "on_failure" }),
+    {
+      id: "seen",
+      type: "transform",
+      needs: ["optional"],
+      when: "always",
+      with: { value: "${{ nodes.optional.error }}" },
+    },
+  ]);
+  assert.equal(record.status, "succeeded");
+  assert.deepEqual(statuses(record), {
+    optional: "failed",
+    next: "succeeded",
+    alert: "skipped",
+    watcher: "skipped",
+    seen: "succeeded",
+  });
+  assert.equal(record.nodes.seen.output, "optional broke");
+});
+
+Deno.test("an on_success node after an on_failure node runs only when that node ran and succeeded", async () => {
+  const chain = (work: NodeSpec, alert: NodeSpec) => [
+    work,
+    alert,
+    logs("after-alert", { needs: ["alert"] }),
+    logs("after-that", { needs: ["after-alert"] }),
+  ];
+  const failed = await run(
+    chain(fails("work"), logs("alert", { needs: ["work"], when: "on_failure" })),
+  );
+  assert.deepEqual(statuses(failed), {
+    work: "failed",
+    alert: "succeeded",
+    "after-alert": "succeeded",
+    "after-that": "succeeded",
+  });
+  assert.equal(failed.status, "failed");
+
+  const ok = await run(chain(logs("work"), logs("alert", { needs: ["work"], when: "on_failure" })));
+  assert.equal(ok.status, "succeeded");
+  assert.deepEqual(statuses(ok), {
+    work: "succeeded",
+    alert: "skipped",
+    "after-alert": "skipped",
+    "after-that": "skipped",
+  });
+
+  const alertFailed = await run(
+    chain(fails("work"), fails("alert", { needs: ["work"], when: "on_failure" })),
+  );
+  assert.deepEqual(statuses(alertFailed), {
+    work: "failed",
+    alert: "failed",
+    "after-alert": "skipped",
+    "after-that": "skipped",
+  });
+});
+
+Deno.test("an on_success node that needs a failed node besides an on_failure node does not run", async () => {
+  const record = await run([
+    fails("work"),
+    logs("alert", { needs: ["work"], when: "on_failure" }),
+    logs("both", { needs: ["work", "alert"] }),
+  ]);
+  assert.deepEqual(statuses(record), { work: "failed", alert: "succeeded", both: "skipped" });
+});
+
+Deno.test("a node's own timeout is a failure: its on_failure node runs", async () => {
+  const timers: Timers = {
+    // The node's 1 s timeout ends at once; every other wait (its 1 h delay) only when stopped.
+    sleep: (ms, signal) =>
+      ms === 1000
+        ? Promise.resolve()
+        : new Promise((_, reject) =>
+          signal?.addEventListener("abort", () => reject(signal.reason), { once: true })
+        ),
+  };
+  await using rt = await openRuntime({ config });
+  const record = await rt.runFlow({
+    id: "hang",
+    nodes: [
+      { id: "hangs", type: "delay", with: { for: "1h" }, timeout: "1s" },
+      logs("alert", { needs: ["hangs"], when: "on_failure" }),
+    ],
+  }, { timers });
+  assert.equal(record.nodes.hangs.status, "timed-out");
+  assert.equal(record.nodes.alert.status, "succeeded");
+  assert.equal(record.status, "failed");
+});
+
+Deno.test("a cancelled run starts no when: node (they are recorded cancelled), nor does a run that timed out", async () => {
+  const gate = gates();
+  await using rt = await openRuntime({ config, nodeTypes: { gate: gate.type } });
+  const nodes: NodeSpec[] = [
+    { id: "slow", type: "gate" },
+    logs("alert", { needs: ["slow"], when: "on_failure" }),
+    logs("cleanup", { needs: ["slow"], when: "always" }),
+    logs("watcher", { when: "always" }),
+  ];
+  const controller = new AbortController();
+  const cancelled = rt.runFlow({ id: "stop", nodes }, { signal: controller.signal });
+  await gate.started("slow");
+  controller.abort();
+  const record = await cancelled;
+  assert.equal(record.status, "cancelled");
+  assert.deepEqual(statuses(record), {
+    slow: "cancelled",
+    alert: "cancelled",
+    cleanup: "cancelled",
+    watcher: "cancelled",
+  });
+
+  // The run's timeout: its timer is the first wait asked for; it fires once slow started.
+  let fire: (() => void) | undefined;
+  const timers: Timers = {
+    sleep: (_ms, signal) =>
+      new Promise((resolve, reject) => {
+        fire ??= resolve;
+        signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+      }),
+  };
+  const later = gates();
+  await using rt2 = await openRuntime({ config, nodeTypes: { gate: later.type } });
+  const timedOut = rt2.runFlow({ id: "late", timeout: "1m", nodes }, { timers });
+  await later.started("slow");
+  fire!();
+  const late = await timedOut;
+  assert.equal(late.status, "timed-out");
+  assert.deepEqual(statuses(late), {
+    slow: "cancelled",
+    alert: "cancelled",
+    cleanup: "cancelled",
+    watcher: "cancelled",
+  });
+});
+
+Deno.test("when: nodes inside a sub-flow run within the sub-flow; the parent sees the sub-run fail", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/child.flow.yaml`,
+      `id: child
+nodes:
+  - { id: work, type: fail, with: { message: child broke } }
+  - id: mark
+    type: state.set
+    when: on_failure
+    with: { key: failed, value: "\${{ run.failed[0].error }}" }
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/parent.flow.yaml`,
+      `id: parent
+nodes:
+  - { id: call, type: flow, with: { flow: ./child.flow.yaml } }
+  - { id: after, type: log, needs: [call], with: { message: never } }
+  - { id: alert, type: log, needs: [call], when: on_failure, with: { message: "\${{ nodes.call.error }}" } }
+`,
+    );
+    await using rt = await openRuntime({ cwd: dir, config });
+    const record = await rt.runFlow("parent.flow.yaml");
+    assert.equal(record.status, "failed");
+    assert.deepEqual(statuses(record), { call: "failed", after: "skipped", alert: "succeeded" });
+    assert.match(String(record.nodes.alert.output), /child broke/);
+    const records = await rt.records();
+    const { runs: [child] } = await records.listRuns({ flowId: "child" });
+    assert.equal(child.status, "failed");
+    assert.equal(child.parentRunId, record.id);
+    assert.equal(child.nodes.mark.status, "succeeded");
+    const store = await rt.storeFor("flow");
+    assert.equal((await store.get(["flow", "child", "failed"]))?.value, "child broke");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
