@@ -766,7 +766,8 @@ class Execution implements AttemptHost {
           status: status === "cancelled" || status === "timed-out" ? "cancelled" : "skipped",
           attempts: 0,
         };
-      nodes[n.spec.id] = r;
+      const when = n.spec.when;
+      nodes[n.spec.id] = when === "on_failure" || when === "always" ? { ...r, when } : r;
     });
     this.emit({ type: "run.end" });
     const record: RunRecord = {

@@ -485,6 +485,11 @@ export interface NodeOutcome {
   output?: JsonValue;
   /** Why it failed. */
   error?: string;
+  /**
+   * Its `when:`, when it is `on_failure` or `always`: it ran (or was
+   * skipped) because of it.
+   */
+  when?: "on_failure" | "always";
 }
 
 /**
