@@ -319,17 +319,19 @@ Deno.test("a node's own timeout is a failure: its on_failure node runs", async (
   assert.equal(record.status, "failed");
 });
 
-Deno.test("a cancelled run starts no when: node (they are recorded cancelled), nor does a run that timed out", async () => {
+Deno.test("a cancelled run starts no when: node: they are recorded cancelled", async () => {
   const gate = gates();
   await using rt = await openRuntime({ config, nodeTypes: { gate: gate.type } });
-  const nodes: NodeSpec[] = [
-    { id: "slow", type: "gate" },
-    logs("alert", { needs: ["slow"], when: "on_failure" }),
-    logs("cleanup", { needs: ["slow"], when: "always" }),
-    logs("watcher", { when: "always" }),
-  ];
   const controller = new AbortController();
-  const cancelled = rt.runFlow({ id: "stop", nodes }, { signal: controller.signal });
+  const cancelled = rt.runFlow({
+    id: "stop",
+    nodes: [
+      { id: "slow", type: "gate" },
+      logs("alert", { needs: ["slow"], when: "on_failure" }),
+      logs("cleanup", { needs: ["slow"], when: "always" }),
+      logs("watcher", { when: "always" }),
+    ],
+  }, { signal: controller.signal });
   await gate.started("slow");
   controller.abort();
   const record = await cancelled;
@@ -340,29 +342,75 @@ Deno.test("a cancelled run starts no when: node (they are recorded cancelled), n
     cleanup: "cancelled",
     watcher: "cancelled",
   });
+});
 
-  // The run's timeout: its timer is the first wait asked for; it fires once slow started.
-  let fire: (() => void) | undefined;
-  const timers: Timers = {
-    sleep: (_ms, signal) =>
+/** Timers whose waits end only when the test fires them (or their signal aborts). */
+function heldTimers(): Timers & { fire(ms: number): number } {
+  const pending: { ms: number; resolve(): void }[] = [];
+  return {
+    sleep: (ms, signal) =>
       new Promise((resolve, reject) => {
-        fire ??= resolve;
+        pending.push({ ms, resolve });
         signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
       }),
+    /** End every wait of `ms` asked for so far; how many. */
+    fire(ms) {
+      const due = pending.filter((p) => p.ms === ms);
+      for (const p of due) {
+        pending.splice(pending.indexOf(p), 1);
+        p.resolve();
+      }
+      return due.length;
+    },
   };
-  const later = gates();
-  await using rt2 = await openRuntime({ config, nodeTypes: { gate: later.type } });
-  const timedOut = rt2.runFlow({ id: "late", timeout: "1m", nodes }, { timers });
-  await later.started("slow");
-  fire!();
-  const late = await timedOut;
-  assert.equal(late.status, "timed-out");
-  assert.deepEqual(statuses(late), {
-    slow: "cancelled",
-    alert: "cancelled",
-    cleanup: "cancelled",
-    watcher: "cancelled",
+}
+
+Deno.test("a run that timed out runs its when: nodes within runs.abortGrace, then stops them; it stays timed-out", async () => {
+  const gate = gates();
+  await using rt = await openRuntime({
+    config: { ...config, runs: { abortGrace: "7s" } },
+    nodeTypes: { gate: gate.type },
   });
+  const timers = heldTimers();
+  const promise = rt.runFlow({
+    id: "late",
+    timeout: "1m",
+    nodes: [
+      logs("first"),
+      { id: "slow", type: "gate", needs: ["first"] },
+      logs("after", { needs: ["slow"] }),
+      {
+        id: "alert",
+        type: "transform",
+        needs: ["after"],
+        when: "on_failure",
+        with: { value: "${{ run.failed }}" },
+      },
+      logs("untouched", { needs: ["first"], when: "on_failure" }),
+      logs("cleanup", { needs: ["slow"], when: "always" }),
+      { id: "hang", type: "gate", when: "always" },
+    ],
+  }, { timers });
+  await gate.started("slow");
+  assert.equal(timers.fire(60_000), 1, "the run's timeout");
+  // The watcher (no needs) starts once slow was stopped and after was not started.
+  await gate.started("hang");
+  assert.ok(timers.fire(7_000) >= 1, "the grace ends");
+  const record = await promise;
+  assert.equal(record.status, "timed-out");
+  assert.equal(record.error?.message, "the flow timed out after 60000 ms");
+  assert.deepEqual(statuses(record), {
+    first: "succeeded",
+    slow: "cancelled",
+    after: "cancelled",
+    alert: "succeeded",
+    untouched: "skipped",
+    cleanup: "succeeded",
+    hang: "cancelled",
+  });
+  assert.deepEqual(record.nodes.alert.output, [
+    { node: "slow", error: "stopped: the flow timed out after 60000 ms" },
+  ]);
 });
 
 Deno.test("when: nodes inside a sub-flow run within the sub-flow; the parent sees the sub-run fail", async () => {

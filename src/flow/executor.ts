@@ -669,6 +669,13 @@ class Execution implements AttemptHost {
   #stopping = false;
   /** The run's `when:` bookkeeping, when a node of the flow has one (see `_when.ts`). */
   readonly #when: WhenRun | undefined;
+  /**
+   * Set once the run timed out with `when:` nodes still to decide: they may run until this
+   * timer (of the abort grace) ends. `#controller` is then the grace's own.
+   */
+  #grace: AbortController | undefined;
+  /** The run's timeout (ms), if it has one. */
+  #timeout: number | undefined;
   /** What did not stop within the grace period, by node. */
   #stuck: string[] = [];
   /** How to stop each attempt running now (when the run is cancelled or times out). */
@@ -714,7 +721,7 @@ class Execution implements AttemptHost {
     if (this.#o.signal?.aborted) onOuterAbort();
     this.#o.signal?.addEventListener("abort", onOuterAbort, { once: true });
     const flowTimer = new AbortController();
-    const timeout = flow.timeout ?? this.#o.defaultTimeout;
+    const timeout = this.#timeout = flow.timeout ?? this.#o.defaultTimeout;
     if (timeout !== undefined) {
       this.timers.sleep(timeout, flowTimer.signal).then(
         () => this.#controller.abort("timed-out"),
@@ -726,6 +733,7 @@ class Execution implements AttemptHost {
       await this.#schedule(signal);
     } finally {
       flowTimer.abort("run finished");
+      this.#grace?.abort("run finished");
       this.#o.signal?.removeEventListener("abort", onOuterAbort);
       for (const node of flow.nodes) releaseSandbox(node.type, this.#o.runId);
     }
@@ -800,6 +808,15 @@ class Execution implements AttemptHost {
     let running = 0;
     return new Promise<void>((resolve) => {
       const onAbort = () => {
+        if (when !== undefined && signal.reason === "timed-out") {
+          // The nodes of `when: on_failure`/`always` still to come may run within the grace.
+          this.#graceful(() => {
+            if (running === 0) resolve();
+          });
+          pump();
+          if (running === 0 && head >= queue.length) resolve();
+          return;
+        }
         this.#stopping = true;
         if (running === 0) resolve();
       };
@@ -819,7 +836,8 @@ class Execution implements AttemptHost {
             continue;
           }
           running++;
-          this.#runNode(i, signal).then(ended);
+          // After a timeout, the grace's signal (see #graceful); before, the run's.
+          this.#runNode(i, this.#grace === undefined ? signal : this.#controller.signal).then(ended);
         }
       };
       /** Node `i` ended (its result is in `#results`): one function for every node, not one each. */
@@ -835,7 +853,9 @@ class Execution implements AttemptHost {
           if (result.error !== undefined) entry.error = result.error;
           this.#scope.nodes[id] = entry;
         }
-        if (result.status === "failed" || result.status === "timed-out") {
+        if (this.#grace !== undefined && result.status === "cancelled" && when !== undefined) {
+          this.#stoppedByTimeout(i, id, when);
+        } else if (result.status === "failed" || result.status === "timed-out") {
           if (!nodes[i].spec.continueOnError && !this.#stopping) {
             const message = result.error ?? result.status;
             if (when === undefined) {
@@ -863,9 +883,15 @@ class Execution implements AttemptHost {
    * failed.
    */
   #whenStarts(i: number, when: WhenRun): boolean {
-    const decision = when.decide(i, this.#failure !== null, (n) => this.#results[n]?.status);
+    const decision = when.decide(
+      i,
+      this.#failure !== null || this.#grace !== undefined,
+      (n) => this.#results[n]?.status,
+    );
     if (decision === "start") return true;
     const id = this.#flow.nodes[i].spec.id;
+    // Not started because the run timed out: it did not run, as one stopped midway.
+    if (decision === "drop" && this.#grace !== undefined) when.failed(i);
     if (this.#templates) this.#scope.nodes[id] = { status: "skipped" };
     if (decision === "skip") this.#end(i, this.#o.clock.now(), { status: "skipped", attempts: 0 });
     return false;
@@ -876,10 +902,44 @@ class Execution implements AttemptHost {
    * error is the first failure) and goes on with the nodes that run on failure.
    */
   #failedRun(i: number, id: string, message: string, when: WhenRun): void {
-    this.#failure ??= { node: id, message };
+    // After a timeout, the run's error is the timeout's.
+    if (this.#grace === undefined) this.#failure ??= { node: id, message };
     when.failed(i);
     const run = this.#scope.run!;
     run.failed = [...run.failed ?? [], { node: id, error: message }];
+  }
+
+  /**
+   * Node `i` was stopped by the run's timeout (its status `cancelled`): for
+   * the `when:` nodes still to come, it failed the run.
+   */
+  #stoppedByTimeout(i: number, id: string, when: WhenRun): void {
+    when.failed(i);
+    const run = this.#scope.run!;
+    run.failed = [...run.failed ?? [], {
+      node: id,
+      error: `stopped: the flow timed out after ${this.#timeout} ms`,
+    }];
+  }
+
+  /**
+   * The run timed out: the nodes running are being stopped, and the nodes of
+   * `when: on_failure` and `always` (and the nodes after an `on_failure` one)
+   * not started yet may run, for at most the abort grace; then they are
+   * stopped as well (`stopped` is called once they are told to). The grace's
+   * controller becomes the run's: a cancel or a guard's refusal ends it.
+   */
+  #graceful(stopped: () => void): void {
+    const grace = this.#controller = new AbortController();
+    const timer = this.#grace = new AbortController();
+    const ms = this.options.abortGrace ?? DEFAULT_ABORT_GRACE;
+    this.timers.sleep(ms, timer.signal).then(() => grace.abort("timed-out"), () => {});
+    grace.signal.addEventListener("abort", () => {
+      timer.abort("grace over");
+      this.#stopping = true;
+      for (const attempt of [...this.#live]) attempt.stop(grace.signal.reason);
+      stopped();
+    }, { once: true });
   }
 
   #breathe = periodicYield(50);
