@@ -837,7 +837,8 @@ class Execution implements AttemptHost {
           }
           running++;
           // After a timeout, the grace's signal (see #graceful); before, the run's.
-          this.#runNode(i, this.#grace === undefined ? signal : this.#controller.signal).then(ended);
+          const stop = this.#grace === undefined ? signal : this.#controller.signal;
+          this.#runNode(i, stop).then(ended);
         }
       };
       /** Node `i` ended (its result is in `#results`): one function for every node, not one each. */
