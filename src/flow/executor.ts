@@ -1,7 +1,8 @@
 /**
  * The executor: runs a prepared flow's DAG with bounded concurrency, `if`,
- * retries with backoff, per-attempt timeouts, `continueOnError`, a flow-level
- * timeout and cancellation; injects scoped state into every node.
+ * `when:` (see `_when.ts`), retries with backoff, per-attempt timeouts,
+ * `continueOnError`, a flow-level timeout and cancellation; injects scoped
+ * state into every node.
  *
  * @module
  */

@@ -145,7 +145,7 @@ const nodeSchema = z.strictObject({
   }),
   when: z.enum(NODE_WHEN).optional().meta({
     description:
-      "When the node runs: `on_success` (default: while the run has not failed), `on_failure` (only when a node it needs, directly or indirectly, failed the run; without `needs`, when any node of the run failed, at its end) or `always` (once its needs ended, whatever their outcome). Its templates may read `run.failed` (`[{ node, error }]`).",
+      "When the node runs: `on_success` (default: while the run has not failed), `on_failure` (only when a node it needs, directly or indirectly, failed the run; without `needs`, when any node of the run failed, at its end) or `always` (once its needs ended, whatever their outcome). After the run's timeout they still run, within `runs.abortGrace`; not after a cancel. Its templates may read `run.failed` (`[{ node, error }]`) and `nodes.<id>.error`.",
   }),
   permissions: permissionsSchema.optional(),
 }).meta({ description: "One node of the flow." });

@@ -117,10 +117,13 @@ export type BuiltinNodeType =
  * - `always`: once its needs have ended, whatever their outcome (without
  *   `needs`: at the end of the rest of the run).
  *
- * Not on a cancelled or timed-out run: no node starts once a run is stopped.
- * Their templates may read `run.failed` (`[{ node, error }]`, the failures
- * that failed the run) and `nodes.<id>.error`. The run stays `failed` when
- * an `on_failure` node succeeds.
+ * When the run times out, the nodes running are stopped and these nodes
+ * still to come run (a node stopped or not started counts as failed), for
+ * at most `runs.abortGrace`; a cancelled run starts none. Their templates may
+ * read `run.failed` (`[{ node, error }]`, the failures that failed the run)
+ * and `nodes.<id>.error`. The run stays `failed` when an `on_failure` node
+ * succeeds. An `on_success` node after an `on_failure` node runs when that
+ * node ran and succeeded (and every other node it needs ended well).
  *
  * @example
  * ```ts
