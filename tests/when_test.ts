@@ -413,6 +413,38 @@ Deno.test("a run that timed out runs its when: nodes within runs.abortGrace, the
   ]);
 });
 
+Deno.test("a node handling a failure when the run times out goes on within the grace, where the others are stopped", async () => {
+  const gate = gates();
+  await using rt = await openRuntime({
+    config: { ...config, runs: { abortGrace: "7s" } },
+    nodeTypes: { gate: gate.type },
+  });
+  const timers = heldTimers();
+  const promise = rt.runFlow({
+    id: "late-handler",
+    timeout: "1m",
+    nodes: [
+      logs("first"),
+      { id: "slow", type: "gate", needs: ["first"] },
+      fails("broke", { needs: ["first"] }),
+      { id: "report", type: "gate", needs: ["broke"], when: "on_failure" },
+    ],
+  }, { timers });
+  await gate.started("slow");
+  await gate.started("report");
+  assert.equal(timers.fire(60_000), 1, "the run's timeout");
+  gate.open("report");
+  const record = await promise;
+  assert.equal(record.status, "timed-out");
+  assert.deepEqual(statuses(record), {
+    first: "succeeded",
+    slow: "cancelled",
+    broke: "failed",
+    report: "succeeded",
+  });
+  assert.equal(record.nodes.report.output, "opened");
+});
+
 Deno.test("when: nodes inside a sub-flow run within the sub-flow; the parent sees the sub-run fail", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -716,7 +716,11 @@ class Execution implements AttemptHost {
     const startedAt = this.#o.clock.now();
     const signal = this.#controller.signal;
     signal.addEventListener("abort", () => {
-      for (const attempt of [...this.#live]) attempt.stop(signal.reason);
+      for (const attempt of [...this.#live]) {
+        // On a timeout, a node handling a failure already goes on, within the grace (#graceful).
+        if (signal.reason === "timed-out" && this.#when?.plan.main[attempt.index] === 0) continue;
+        attempt.stop(signal.reason);
+      }
     }, { once: true });
     const onOuterAbort = () => this.#controller.abort("cancelled");
     if (this.#o.signal?.aborted) onOuterAbort();
