@@ -6,8 +6,17 @@
  *
  * @module
  */
-import type { PreparedNode } from "./executor.ts";
 import type { NodeStatus } from "../records/types.ts";
+import type { NodeSpec } from "./types.ts";
+
+/** What the plan reads of a prepared node (the executor's `PreparedNode` has it). */
+interface PreparedNode {
+  readonly spec: NodeSpec;
+  /** Indices of the nodes it needs. */
+  readonly needs: readonly number[];
+  /** Indices of the nodes that need it. */
+  readonly dependents: readonly number[];
+}
 
 /** `when: on_success` (the default). */
 const ON_SUCCESS = 0;
