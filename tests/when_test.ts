@@ -163,6 +163,27 @@ Deno.test("when: on_failure without needs waits for the whole run (every other b
   assert.equal(always.nodes.last.status, "succeeded");
 });
 
+Deno.test("a watcher (no needs) waits for the nodes after an always node with needs too, and may read them", async () => {
+  const record = await run([
+    logs("a"),
+    logs("cleanup", { needs: ["a"], when: "always" }),
+    fails("report", { needs: ["cleanup"] }),
+    {
+      id: "watcher",
+      type: "transform",
+      when: "on_failure",
+      with: { value: "${{ nodes.report.error }}" },
+    },
+  ]);
+  assert.deepEqual(statuses(record), {
+    a: "succeeded",
+    cleanup: "succeeded",
+    report: "failed",
+    watcher: "succeeded",
+  });
+  assert.equal(record.nodes.watcher.output, "report broke");
+});
+
 Deno.test("a when: node's templates read run.failed, nodes.<id>.status and nodes.<id>.error", async () => {
   const record = await run([
     logs("fine"),

@@ -30,12 +30,11 @@ export interface WhenPlan {
   /** Each node's `when:` ({@linkcode ON_SUCCESS}, {@linkcode ON_FAILURE}, {@linkcode ALWAYS}). */
   readonly kinds: Uint8Array;
   /**
-   * 1 for a node of the run's main part: neither `on_failure`/`always` nor
-   * after one (through needs). Nodes without needs that are not of it wait
-   * for every one of them.
+   * 1 for a node a watcher waits for: neither `on_failure`/`always` nor after
+   * a watcher (through needs, which would make it wait for itself).
    */
   readonly main: Uint8Array;
-  /** The `on_failure`/`always` nodes without needs: they wait for the main part. */
+  /** The watchers: the `on_failure`/`always` nodes without needs; they wait for the main part. */
   readonly watchers: readonly number[];
   /** How many nodes each node waits for before it is decided (its needs; a watcher's, the main part). */
   readonly waiting: readonly number[];
@@ -53,16 +52,22 @@ export function whenPlan(nodes: readonly PreparedNode[]): WhenPlan | undefined {
       ? ALWAYS
       : ON_SUCCESS;
   });
-  // Needs come first in a topological order: nodes are decided in one pass after it.
-  for (const i of topological(nodes)) {
-    main[i] = kinds[i] === ON_SUCCESS && nodes[i].needs.every((n) => main[n] === 1) ? 1 : 0;
-  }
+  // Whether a node is a watcher or comes after one; needs come first in a topological order.
+  const watched = new Uint8Array(nodes.length);
   const watchers: number[] = [];
   let mainCount = 0;
-  nodes.forEach((node, i) => {
-    if (main[i] === 1) mainCount++;
-    else if (node.needs.length === 0) watchers.push(i);
-  });
+  for (const i of topological(nodes)) {
+    const needs = nodes[i].needs;
+    if (kinds[i] !== ON_SUCCESS && needs.length === 0) watchers.push(i);
+    watched[i] = kinds[i] !== ON_SUCCESS && needs.length === 0 ||
+        needs.some((n) => watched[n] === 1)
+      ? 1
+      : 0;
+    if (kinds[i] === ON_SUCCESS && watched[i] === 0) {
+      main[i] = 1;
+      mainCount++;
+    }
+  }
   const waiting = nodes.map((node) => node.needs.length);
   for (const w of watchers) waiting[w] = mainCount;
   return { kinds, main, watchers, waiting };
@@ -112,6 +117,15 @@ export class WhenRun {
     this.#failed = new Uint8Array(nodes.length);
     this.#unmet = new Uint8Array(nodes.length);
     this.#handling = new Uint8Array(nodes.length);
+  }
+
+  /**
+   * Whether node `i` (which started) handles a failure or runs whatever
+   * happened: an `on_failure` or `always` node, or an `on_success` node after
+   * an `on_failure` one that ran.
+   */
+  handles(i: number): boolean {
+    return this.plan.kinds[i] !== ON_SUCCESS || this.#handling[i] === 1;
   }
 
   /** Node `i` failed the run. */

@@ -433,16 +433,29 @@ interface NodeInfo {
  * The roles `when:` gives the nodes of a flow: `handles(n)`, whether `n` has
  * `when: on_failure` or `always` or comes after such a node (through needs),
  * so it may run after the run failed and read `run.failed`; `watches(w, n)`,
- * whether `w` is such a node without needs (it waits for the rest of the
- * run) and `n` one it waits for (a node that does not handle), so that it may
- * read `nodes.<n>`.
+ * whether `w` is a watcher (such a node without needs: it waits for the rest
+ * of the run) and `n` one it waits for (neither `on_failure`/`always` nor
+ * after a watcher), so that it may read `nodes.<n>`.
  */
 function whenRoles(byId: ReadonlyMap<string, NodeInfo>): {
   handles(node: NodeInfo): boolean;
   watches(watcher: NodeInfo, node: NodeInfo): boolean;
 } {
+  const isWatcher = (node: NodeInfo) => whenOf(node) !== "on_success" && node.needs.length === 0;
+  const handles = after(byId, (node) => whenOf(node) !== "on_success");
+  const afterWatcher = after(byId, isWatcher);
+  const watches = (watcher: NodeInfo, node: NodeInfo) =>
+    isWatcher(watcher) && whenOf(node) === "on_success" && !afterWatcher(node);
+  return { handles, watches };
+}
+
+/** Whether a node is `source` or comes after one through needs (memoized). */
+function after(
+  byId: ReadonlyMap<string, NodeInfo>,
+  source: (node: NodeInfo) => boolean,
+): (node: NodeInfo) => boolean {
   const known = new Map<string, boolean>();
-  const handles = (root: NodeInfo): boolean => {
+  return (root: NodeInfo): boolean => {
     // Iterative, so that a long chain cannot overflow the stack; a cycle (reported elsewhere) ends.
     const stack = [root];
     const open = new Set<string>();
@@ -452,7 +465,7 @@ function whenRoles(byId: ReadonlyMap<string, NodeInfo>): {
         stack.pop();
         continue;
       }
-      if (whenOf(node) !== "on_success") {
+      if (source(node)) {
         known.set(node.id, true);
         stack.pop();
         continue;
@@ -470,9 +483,6 @@ function whenRoles(byId: ReadonlyMap<string, NodeInfo>): {
     }
     return known.get(root.id)!;
   };
-  const watches = (watcher: NodeInfo, node: NodeInfo) =>
-    whenOf(watcher) !== "on_success" && watcher.needs.length === 0 && !handles(node);
-  return { handles, watches };
 }
 
 /** A node's `when:` (`on_success` unless it says another valid value). */

@@ -718,7 +718,7 @@ class Execution implements AttemptHost {
     signal.addEventListener("abort", () => {
       for (const attempt of [...this.#live]) {
         // On a timeout, a node handling a failure already goes on, within the grace (#graceful).
-        if (signal.reason === "timed-out" && this.#when?.plan.main[attempt.index] === 0) continue;
+        if (signal.reason === "timed-out" && this.#when?.handles(attempt.index)) continue;
         attempt.stop(signal.reason);
       }
     }, { once: true });

@@ -112,8 +112,9 @@ export type BuiltinNodeType =
  *   started are `skipped`).
  * - `on_failure`: only when a node it needs, directly or indirectly, failed
  *   the run; once its needs have ended. Without `needs`, it watches the whole
- *   run: it waits for every other node (not itself `on_failure`/`always`, nor
- *   after one) and runs if one of them failed the run.
+ *   run: it waits for every node that is not `on_failure`/`always` itself
+ *   (nor after such a node without needs) and runs if one of them failed the
+ *   run.
  * - `always`: once its needs have ended, whatever their outcome (without
  *   `needs`: at the end of the rest of the run).
  *
