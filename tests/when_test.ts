@@ -2,13 +2,15 @@
  * A node's `when:` (`on_success`, `on_failure`, `always`) through the
  * library (`openRuntime().runFlow`): which nodes run when a node failed the
  * run, when none did, after a `continueOnError` failure, on cancel and on the
- * run's timeout, what their templates read, inside sub-flows.
+ * run's timeout, what their templates read, inside sub-flows; the HTTP API's
+ * run detail.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineNode, type NodeStatus, openRuntime, type RunEvent, type RunRecord } from "../mod.ts";
 import type { NodeSpec } from "../flow.ts";
 import type { Timers } from "../src/clock.ts";
+import { withServed } from "./_serve.ts";
 
 const config = { stores: { main: { plugin: "memory" as const } } };
 
@@ -504,4 +506,28 @@ nodes:
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the HTTP API's run detail gives each when: node's status and its when:", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime }) => {
+    const record = await runtime.runFlow({
+      id: "api-when",
+      nodes: [
+        fails("work"),
+        logs("alert", { when: "on_failure" }),
+        logs("next", { needs: ["work"] }),
+      ],
+    });
+    const res = await request(`/api/runs/${record.id}`);
+    assert.equal(res.status, 200);
+    const { run: detail } = await res.json();
+    assert.equal(detail.status, "failed");
+    assert.deepEqual(detail.nodes.alert, {
+      status: "succeeded",
+      attempts: 1,
+      output: "alert",
+      when: "on_failure",
+    });
+    assert.deepEqual(detail.nodes.next, { status: "skipped", attempts: 0 });
+  });
 });
