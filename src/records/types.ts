@@ -168,11 +168,13 @@ export interface QueueInfo {
     partition: string;
   };
   /**
-   * Why a queued run is not due before `runAt`: `"rate"` when a worker found
-   * its partition's rate window full and put it off until the window has
-   * room. Absent once claimed.
+   * Why a queued run is not starting: `"rate"` when a worker found its
+   * partition's rate window full and put it off (not due before `runAt`)
+   * until the window has room; `"slot"` when a worker found its partition at
+   * its `concurrency` limit and set it aside until one of the partition's
+   * runs frees a slot. Absent once claimed.
    */
-  waiting?: "rate";
+  waiting?: "rate" | "slot";
 }
 
 /**

@@ -362,6 +362,21 @@ function notable(node) {
 }
 
 /**
+ * Why a queued run is not starting (as `flowstate runs show` says it): its rate window is full,
+ * or its partition is at its concurrency limit; empty otherwise.
+ */
+function queueWaitText(queue) {
+  const limit = queue.limit;
+  if (limit === undefined) return "";
+  const partition = limit.partition === "*" ? "" : `, partition ${JSON.stringify(limit.partition)}`;
+  if (queue.waiting === "rate") return ", waiting for its rate limit";
+  if (queue.waiting === "slot" && limit.concurrency !== undefined) {
+    return `, waiting for a slot (concurrency ${limit.concurrency} reached${partition})`;
+  }
+  return "";
+}
+
+/**
  * A queued run's attempts, one line each (as `flowstate runs show` lists them): which worker,
  * when, how long, how it ended and why; lost and released ones too. Null without any.
  */
@@ -475,6 +490,8 @@ export async function renderRun(container, id, ctx) {
     run.status === "queued"
       ? (run.queue?.runAt ?? 0) > Date.now()
         ? `not started: due ${relativeTime(run.queue.runAt)}`
+        : run.queue?.waiting === "slot"
+        ? "not started: waiting for a slot"
         : "not started: waiting for a worker"
       : run.durationMs === null || run.durationMs === undefined
       ? `running for ${formatDuration(Date.now() - run.startedAt)}`
@@ -566,9 +583,7 @@ export async function renderRun(container, id, ctx) {
               `, priority ${run.queue.priority}, at most ${run.queue.maxAttempts} ` +
               `attempt${run.queue.maxAttempts === 1 ? "" : "s"}` +
               (run.queue.claim ? `, claimed by ${run.queue.claim.worker}` : "") +
-              (run.status === "queued" && run.queue.waiting === "rate"
-                ? ", waiting for its rate limit"
-                : ""),
+              (run.status === "queued" ? queueWaitText(run.queue) : ""),
           )
           : null,
         run.parentRunId
