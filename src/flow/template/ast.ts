@@ -8,7 +8,7 @@
 import type { Clock } from "../../clock.ts";
 
 /** The names an expression may start with. */
-export type Root = "inputs" | "nodes" | "env" | "run";
+export type Root = "inputs" | "nodes" | "env" | "run" | "item" | "index";
 
 /** The binary operators. */
 export type BinaryOp =
@@ -79,6 +79,10 @@ export interface TemplateScope {
    * so far (`run.failed`: read by the nodes that run because of `when:`).
    */
   run?: { id: string; flowId: string; failed?: { node: string; error: string }[] };
+  /** In a node with `forEach:`, the element of the list this item runs for (`item`). */
+  item?: unknown;
+  /** In a node with `forEach:`, the item's position in the list, from 0 (`index`). */
+  index?: number;
 }
 
 /** A compiled expression: its value in a scope, read with an optional clock. */
