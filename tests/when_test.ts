@@ -508,6 +508,22 @@ nodes:
   }
 });
 
+Deno.test("a forEach node whose item fails triggers on_failure; run.failed holds the item's error", async () => {
+  const record = await run([
+    { id: "each", type: "fail", forEach: [1, 2], with: { message: "no ${{ item }}" } },
+    {
+      id: "alert",
+      type: "transform",
+      needs: ["each"],
+      when: "on_failure",
+      with: { value: "${{ run.failed }}" },
+    },
+  ]);
+  assert.equal(record.status, "failed");
+  assert.equal(record.nodes.each.status, "failed");
+  assert.deepEqual(record.nodes.alert.output, [{ node: "each", error: "item 0: no 1" }]);
+});
+
 Deno.test("the HTTP API's run detail gives each when: node's status and its when:", async () => {
   await withServed(() => ({ main: { plugin: "memory" } }), async ({ request, runtime }) => {
     const record = await runtime.runFlow({
