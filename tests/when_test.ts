@@ -388,13 +388,19 @@ function heldTimers(): Timers & { fire(ms: number): number } {
   };
 }
 
-Deno.test("a run that timed out runs its when: nodes within runs.abortGrace, then stops them; it stays timed-out", async () => {
+/** A runtime with gate nodes and a 7 s abort grace, and timers the test fires. */
+async function timingOut() {
   const gate = gates();
-  await using rt = await openRuntime({
+  const runtime = await openRuntime({
     config: { ...config, runs: { abortGrace: "7s" } },
     nodeTypes: { gate: gate.type },
   });
-  const timers = heldTimers();
+  return { gate, runtime, timers: heldTimers() };
+}
+
+Deno.test("a run that timed out runs its when: nodes within runs.abortGrace, then stops them; it stays timed-out", async () => {
+  const { gate, runtime, timers } = await timingOut();
+  await using rt = runtime;
   const promise = rt.runFlow({
     id: "late",
     timeout: "1m",
@@ -437,12 +443,8 @@ Deno.test("a run that timed out runs its when: nodes within runs.abortGrace, the
 });
 
 Deno.test("a node handling a failure when the run times out goes on within the grace, where the others are stopped", async () => {
-  const gate = gates();
-  await using rt = await openRuntime({
-    config: { ...config, runs: { abortGrace: "7s" } },
-    nodeTypes: { gate: gate.type },
-  });
-  const timers = heldTimers();
+  const { gate, runtime, timers } = await timingOut();
+  await using rt = runtime;
   const promise = rt.runFlow({
     id: "late-handler",
     timeout: "1m",
