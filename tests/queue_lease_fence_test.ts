@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { DatabaseSync } from "node:sqlite";
 import { z } from "zod";
 import { definePlugin, openRuntime, startWorker, type WorkerEvent } from "../mod.ts";
@@ -33,6 +34,26 @@ nodes:
     needs: [wait]
     with: { scope: flow, key: finished }
 `;
+
+const WAIT_FOR_FILE = fileURLToPath(new URL("./fixtures/nodes/wait_for_file.ts", import.meta.url));
+
+/**
+ * {@linkcode FLOW} with a gate instead of the delay: `wait` ends once the file
+ * `release` exists (in `dir`), which the test writes once the first attempt is
+ * stopped inside it. A 5 s delay ended before the test stopped the attempt
+ * when the CLI calls that tell it started took longer than that (under load):
+ * the first attempt then ran to its end and no attempt was lost.
+ */
+function gatedFlow(dir: string): string {
+  return FLOW.replace(
+    "    type: delay\n    needs: [start]\n    with: { for: 5s }\n",
+    `    type: ${WAIT_FOR_FILE}
+    needs: [start]
+    with: { path: ${JSON.stringify(join(dir, "release"))} }
+    permissions: { read: [${JSON.stringify(dir)}] }
+`,
+  );
+}
 
 /** A worker's `--json` lines, read as they come. */
 class WorkerLines {
@@ -91,7 +112,9 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
   const workers: WorkerLines[] = [];
   try {
     await Deno.mkdir(join(dir, "flows"));
-    await Deno.writeTextFile(join(dir, "flows", "slow.flow.yaml"), FLOW);
+    const flow = gatedFlow(dir);
+    assert.notEqual(flow, FLOW);
+    await Deno.writeTextFile(join(dir, "flows", "slow.flow.yaml"), flow);
     await Deno.writeTextFile(
       join(dir, "flowstate.yaml"),
       `stores:\n  default: ${storeYaml}\nflows: [./flows]\n`,
@@ -125,7 +148,7 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
       return w;
     };
 
-    // A claims the run and starts it; it is stopped inside the delay.
+    // A claims the run and starts it; it is stopped inside the gate.
     const a = worker("A");
     await a.until("its claim", (l) => l.type === "claim");
     const deadline = Date.now() + WAIT_MS;
@@ -136,7 +159,7 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
     a.child.kill("SIGSTOP");
     // A process stopped inside a commit holds SQLite's write lock until it resumes, and then no
     // one can write (what a paused VM holding a lock does to any SQLite file). The case here is a
-    // process paused between its commits, inside the delay: if the lock is held, let A finish
+    // process paused between its commits, inside the gate: if the lock is held, let A finish
     // that commit and stop it again.
     if (sqliteFile !== undefined) {
       for (let held = true; held;) {
@@ -154,6 +177,8 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
       }
     }
 
+    // The gate opens for B; A sees it once it resumes.
+    await Deno.writeTextFile(join(dir, "release"), "go");
     // B takes the run back once A's lease lapsed, and runs it to its end.
     const b = worker("B");
     const ended = await b.until("the run's end", (l) => l.type === "end");
@@ -162,7 +187,7 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
     await b.stop();
     assert.equal(await count("finished"), 1);
 
-    // A resumes: its delay is long over, but its next node writes nothing.
+    // A resumes: its gate is open, but its next node writes nothing.
     a.child.kill("SIGCONT");
     const lost = await a.until("the lost attempt's end", (l) => l.type === "end");
     assert.match(String(lost.error), /claim lapsed/);
