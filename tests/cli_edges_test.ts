@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { FlowValidationError, openRuntime } from "../mod.ts";
+import denoJson from "../deno.json" with { type: "json" };
 
 const SYNTAX_ERROR = "export default {\n  x: 1 + ,\n};\n";
 
@@ -280,8 +281,9 @@ Deno.test("state ls without a prefix leaves Flowstate's records out (and says ho
 
 Deno.test("init adds worker-options to a kept deno.json's own unstable list, and prints only what it lacks", async () => {
   await withSandbox(async ({ dir, run }) => {
+    const [major, minor] = String(denoJson.version).split(".");
     const mine = {
-      imports: { "@flowstate/core": "jsr:@flowstate/core@^0.5", zod: "npm:zod@^4" },
+      imports: { "@flowstate/core": `jsr:@flowstate/core@^${major}.${minor}`, zod: "npm:zod@^4" },
       tasks: { run: "deno run mine.ts" },
       unstable: ["sloppy-imports"],
     };
@@ -296,7 +298,7 @@ Deno.test("init adds worker-options to a kept deno.json's own unstable list, and
     const block = init.stdout.slice(init.stdout.indexOf("merge what it lacks"));
     assert.match(block, /^merge what it lacks into it \(links, tasks\):/);
     assert.match(block, /"flowstate": "deno run /);
-    assert.match(block, /"check": "deno check nodes\/ tests\/"/);
+    assert.match(block, /"check": "deno check"/);
     assert.doesNotMatch(block, /"run":|"@flowstate\/core":|"unstable"/);
   });
 });
@@ -331,6 +333,70 @@ Deno.test("init on a kept deno.json whose Flowstate tasks lack a flag of the cur
       { task: "run", flags: ["--frozen", "--no-prompt"] },
       { task: "flowstate", flags: ["--frozen", "--no-prompt"] },
     ]);
+  });
+});
+
+Deno.test("init on a kept deno.json naming an older @flowstate/core range says which lines name it and gives the current ones", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const [major, minor] = String(denoJson.version).split(".").map(Number);
+    const current = `jsr:@flowstate/core@^${major}.${minor}`;
+    const old = `jsr:@flowstate/core@^${major}.${minor - 1}`;
+    const starter = JSON.parse((await run("init", join(dir, "fresh"), "--json")).stdout);
+    assert.deepEqual(starter.olderSpecifiers, []);
+    const fresh = JSON.parse(await Deno.readTextFile(join(dir, "fresh", "deno.json")));
+    // An older init's deno.json: the current tasks' flags, an older range everywhere but `check`.
+    const mine = {
+      imports: { "@flowstate/core": old, zod: "npm:zod@^4" },
+      tasks: {
+        ...fresh.tasks,
+        run: fresh.tasks.run.replace(current, old),
+        flowstate: fresh.tasks.flowstate.replace(current, old),
+      },
+      unstable: fresh.unstable,
+    };
+    await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify(mine, null, 2) + "\n");
+    const init = await run("init");
+    assert.equal(init.code, 0, init.stderr);
+    assert.match(
+      init.stdout,
+      new RegExp(
+        `it names ${
+          old.replace(/[\^.]/g, "\\$&")
+        } \\(imports\\["@flowstate/core"\\], tasks\\.run, tasks\\.flowstate\\), which leaves out this Flowstate`,
+      ),
+    );
+    assert.doesNotMatch(init.stdout, /lacks --/);
+    const block = JSON.parse(
+      init.stdout.slice(init.stdout.indexOf("{", init.stdout.indexOf("merge what it lacks")))
+        .replace(/\n\nNext:[\s\S]*$/, ""),
+    );
+    assert.equal(block.imports["@flowstate/core"], current);
+    assert.equal(block.tasks.run, fresh.tasks.run);
+    assert.equal(block.tasks.flowstate, fresh.tasks.flowstate);
+    assert.deepEqual(
+      JSON.parse(await Deno.readTextFile(join(dir, "deno.json"))),
+      mine,
+      "kept as it was",
+    );
+    // The current range, the exact version and a newer range are not flagged.
+    for (
+      const ok of [
+        current,
+        `jsr:@flowstate/core@${denoJson.version}`,
+        `jsr:@flowstate/core@^${major + 1}.0`,
+      ]
+    ) {
+      await Deno.writeTextFile(
+        join(dir, "deno.json"),
+        JSON.stringify(
+          { ...fresh, imports: { ...fresh.imports, "@flowstate/core": ok } },
+          null,
+          2,
+        ) + "\n",
+      );
+      const again = await run("init", "--json");
+      assert.deepEqual(JSON.parse(again.stdout).olderSpecifiers, [], ok);
+    }
   });
 });
 

@@ -534,22 +534,27 @@ Deno.test("an init'ed (linked) project runs a custom node with deno run -A jsr:@
   }
 });
 
-Deno.test("an init'ed project's deno task check type-checks its node modules (run and validate do not)", async () => {
+Deno.test("an init'ed project's deno task check type-checks its node modules and the job and plugin modules added later (run and validate do not)", async () => {
   await npmReady();
   const dir = await Deno.makeTempDir({ prefix: "flowstate-init-" });
   try {
     const { app, config } = await initApp(dir);
     const tasks = config.tasks as Record<string, string>;
-    assert.equal(tasks.check, "deno check nodes/ tests/");
-    tasks.check = tasks.check.replace(/^deno check /, "deno check --cached-only ");
+    assert.equal(tasks.check, "deno check");
+    assert.match(tasks.test, /^deno check && deno test --no-check /);
+    tasks.check = "deno check --cached-only";
     await write(app, {
       "deno.json": json(config),
       "nodes/typeerr.ts":
         `const n: number = 1;\nexport const s: string = n;\nexport default { run: () => s };\n`,
+      "jobs/typeerr.ts": `export const count: number = "three";\n`,
+      "plugins/typeerr.ts": `export const ok: boolean = 0;\n`,
     });
     const check = await deno(app, "task", "check");
     assert.notEqual(check.code, 0, check.stderr);
     assert.match(check.stderr, /TS2322[\s\S]*nodes\/typeerr\.ts:2:14/);
+    assert.match(check.stderr, /jobs\/typeerr\.ts:1:14/);
+    assert.match(check.stderr, /plugins\/typeerr\.ts:1:14/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

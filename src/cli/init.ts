@@ -111,13 +111,14 @@ function starterDenoJson(): StarterDenoJson {
     tasks: {
       run: `deno run ${FROZEN} ${RUN_PERMISSIONS} ${cli} run`,
       flowstate: `deno run ${FROZEN} ${RUN_PERMISSIONS} ${cli}`,
-      // A node module loads in its Worker by an import Deno does not type-check: the node modules
-      // and the tests are checked first, then run unchecked (else `deno test` type-checks each
-      // node Worker's generated entry at run time, printing its whole data: URL, once per project).
+      // A node module loads in its Worker by an import Deno does not type-check: the project's
+      // modules (nodes/, tests/, and jobs/, plugins/ or scripts a user adds) are checked first, then
+      // the tests run unchecked (else `deno test` type-checks each node Worker's generated entry at
+      // run time, printing its whole data: URL, once per project).
       test:
-        "deno check nodes/ tests/ && deno test --no-check --unstable-worker-options --allow-read --allow-write --allow-env",
-      // `deno run` (so `flowstate run` and `validate`) never type-checks a node module.
-      check: "deno check nodes/ tests/",
+        "deno check && deno test --no-check --unstable-worker-options --allow-read --allow-write --allow-env",
+      // `deno run` (so `flowstate run` and `validate`) never type-checks a node, job or plugin module.
+      check: "deno check",
     },
     // worker-options: custom nodes' Workers (see UNSTABLE). no-legacy-abort: `flowstate serve`'s
     // `?wait=true` stops waiting when its client goes away (request.signal); without it,
@@ -234,6 +235,12 @@ export interface InitResult {
    * init's `run` without `--no-prompt`): the starter's line is in `toMerge.tasks`.
    */
   tasksLackingFlags: { task: string; flags: string[] }[];
+  /**
+   * Where a kept deno.json names a `jsr:@flowstate/core` version range that leaves out this
+   * Flowstate's version (an older init's `^0.5`): `where` is `imports["@flowstate/core"]` or
+   * `tasks.<name>`, `specifier` what it names. The starter's lines are in `toMerge`.
+   */
+  olderSpecifiers: { where: string; specifier: string }[];
 }
 
 /**
@@ -261,6 +268,7 @@ export async function initProject(dir: string): Promise<InitResult> {
     addedUnstable: [],
     toMerge: null,
     tasksLackingFlags: [],
+    olderSpecifiers: [],
   };
   await checkFolder(dir, result.dir);
   for (const [path, text] of starterFiles()) {
@@ -299,6 +307,30 @@ function flagsLacking(kept: string, starter: string): string[] {
 }
 
 /**
+ * The `jsr:@flowstate/core@<range>` named in `text` when that range leaves out this Flowstate's
+ * version (`^0.5` for 0.6.0), else `undefined`. Ranges this cannot read (`*`, `>=0.5 <2`, a tag)
+ * are not judged.
+ */
+function olderSpecifier(text: string, version: string = denoJson.version): string | undefined {
+  const found = text.match(/jsr:@flowstate\/core@([^\s/"']+)/);
+  if (found === null) return undefined;
+  const range = found[1].match(/^([~^]?)(\d+)(?:\.(\d+))?(?:\.(\d+))?$/);
+  if (range === null) return undefined;
+  const [op, a, b, c] = [range[1], Number(range[2]), range[3], range[4]];
+  const [x, y, z] = version.split(/[.-]/).map(Number);
+  const cmp = (p: number[], q: number[]) => p[0] - q[0] || p[1] - q[1] || p[2] - q[2];
+  const at = [x, y, z];
+  // The first version past the range: ^1.2 → 2.0.0, ^0.5 → 0.6.0, ~0.5.1 → 0.6.0, 0.5 → 0.6.0,
+  // 0.5.1 (exact) → 0.5.2.
+  const past = op === "^"
+    ? (a > 0 || b === undefined ? [a + 1, 0, 0] : [0, Number(b) + 1, 0])
+    : op === "~" || c === undefined
+    ? (b === undefined ? [a + 1, 0, 0] : [a, Number(b) + 1, 0])
+    : [a, Number(b), Number(c) + 1];
+  return cmp(at, past) >= 0 ? `jsr:@flowstate/core@${found[1]}` : undefined;
+}
+
+/**
  * A kept deno.json: add the starter's missing `unstable` features to it when it is plain JSON
  * (rewritten with its other keys as they were), and note what else it lacks in `toMerge`.
  */
@@ -325,13 +357,23 @@ async function mergeKeptDenoJson(file: string, result: InitResult): Promise<void
     const missing = Object.entries(starter[key]).filter(([name]) => !(name in own(key)));
     if (missing.length > 0) toMerge[key] = Object.fromEntries(missing);
   }
+  const keptImport = own("imports")[denoJson.name];
+  const older = typeof keptImport === "string" ? olderSpecifier(keptImport) : undefined;
+  if (older !== undefined) {
+    result.olderSpecifiers.push({ where: `imports["${denoJson.name}"]`, specifier: older });
+    toMerge.imports = { ...toMerge.imports, [denoJson.name]: starter.imports[denoJson.name] };
+  }
   for (const [task, line] of Object.entries(starter.tasks)) {
     const keptLine = own("tasks")[task];
     // Only a task that runs Flowstate (an older init's): the user's own tasks are theirs.
     if (typeof keptLine !== "string" || !/@flowstate\/core|\bcli\.ts\b/.test(keptLine)) continue;
     const flags = flagsLacking(keptLine, line);
-    if (flags.length === 0) continue;
-    result.tasksLackingFlags.push({ task, flags });
+    const olderHere = olderSpecifier(keptLine);
+    if (olderHere !== undefined) {
+      result.olderSpecifiers.push({ where: `tasks.${task}`, specifier: olderHere });
+    }
+    if (flags.length === 0 && olderHere === undefined) continue;
+    if (flags.length > 0) result.tasksLackingFlags.push({ task, flags });
     toMerge.tasks = { ...toMerge.tasks, [task]: line };
   }
   const unstable = Array.isArray(kept.unstable) ? kept.unstable : [];
@@ -419,6 +461,15 @@ export async function initCommand(
       })`,
     );
   }
+  if (result.olderSpecifiers.length > 0) {
+    const names = [...new Set(result.olderSpecifiers.map((o) => o.specifier))].join(", ");
+    lines.push(
+      "",
+      `deno.json was kept: it names ${names} (${
+        result.olderSpecifiers.map((o) => o.where).join(", ")
+      }), which leaves out this Flowstate, ${denoJson.version}: to upgrade, put ${coreSpecifier()} there (the lines to merge are below), run deno install, and read the "Upgrading from" sections of Flowstate's CHANGELOG`,
+    );
+  }
   if (result.toMerge !== null) {
     lines.push(
       "",
@@ -443,7 +494,7 @@ export async function initCommand(
         "  deno install                             # once: writes deno.lock (run and flowstate use it --frozen)",
         "  deno task run flows/hello.flow.yaml      # run the flow (run it twice: the count goes up)",
         "  deno task test                           # test it on a memory store",
-        "  deno task check                          # type-check nodes/ and tests/ (run does not)",
+        "  deno task check                          # type-check the project's modules (run does not)",
         "  deno task flowstate --help               # every command",
         "  deno task flowstate daemon               # run flows with a schedule: on it",
       ].join("\n"),
