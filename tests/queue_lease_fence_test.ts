@@ -129,7 +129,7 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
     const enqueued = await run("enqueue", "slow");
     assert.equal(enqueued.code, 0, enqueued.stderr);
     const id = enqueued.stdout.trim();
-    const worker = (name: string) => {
+    const worker = (name: string, lease: string) => {
       const w = new WorkerLines(
         cliCommand(dir, [
           "worker",
@@ -137,7 +137,7 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
           "--concurrency",
           "1",
           "--lease",
-          "2s",
+          lease,
           "--poll",
           "100ms",
           "--worker-id",
@@ -149,7 +149,8 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
     };
 
     // A claims the run and starts it; it is stopped inside the gate.
-    const a = worker("A");
+    // A's lease is short: B may take the run back soon after A is stopped.
+    const a = worker("A", "2s");
     await a.until("its claim", (l) => l.type === "claim");
     const deadline = Date.now() + WAIT_MS;
     while ((await count("started")) !== 1) {
@@ -180,10 +181,12 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
     // The gate opens for B; A sees it once it resumes.
     await Deno.writeTextFile(join(dir, "release"), "go");
     // B takes the run back once A's lease lapsed, and runs it to its end.
-    const b = worker("B");
+    // B's is long: a starved B (a loaded machine) must not lose its own claim and take the run
+    // back from itself (attempt 3).
+    const b = worker("B", "60s");
     const ended = await b.until("the run's end", (l) => l.type === "end");
     assert.equal(ended.status, "succeeded", JSON.stringify(ended));
-    assert.equal(ended.attempt, 2);
+    assert.equal(ended.attempt, 2, JSON.stringify({ a: a.seen, b: b.seen }));
     await b.stop();
     assert.equal(await count("finished"), 1);
 
