@@ -13,6 +13,13 @@ import { openStore, type Store } from "../mod.ts";
 import { Records, type RunRecord } from "../records.ts";
 import { PG_URL, withAdmin } from "../plugins/postgres/_test_utils.ts";
 import { MAX_LOST_ATTEMPTS } from "../src/records/_queue.ts";
+import redis from "../packages/redis/mod.ts";
+import {
+  NEEDS_SERVER,
+  newPrefix,
+  REDIS_URL,
+  removeTestKeys,
+} from "../packages/redis/_test_utils.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -27,6 +34,8 @@ interface Backend {
 const tmp = await Deno.makeTempDir({ prefix: "flowstate-queue-conf-" });
 const pgSchema = `flowstate_qconf_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
 const memories = new Map<string, Store>();
+/** The Redis key prefix of each case's store (its handles share it). */
+const redisPrefixes = new Map<string, string>();
 
 const BACKENDS: Backend[] = [
   {
@@ -102,6 +111,20 @@ const BACKENDS: Backend[] = [
         }),
       ),
     cleanup: async () => {},
+  },
+  {
+    // Claims by compare-and-set (Lua scripts), each handle its own connection.
+    name: "redis",
+    ...(REDIS_URL === undefined ? { ignore: NEEDS_SERVER } : {}),
+    open: (id, clock) => {
+      const prefix = redisPrefixes.get(id) ?? newPrefix(id);
+      redisPrefixes.set(id, prefix);
+      return openStore({ plugin: redis, url: REDIS_URL!, prefix }, { clock });
+    },
+    cleanup(id) {
+      redisPrefixes.delete(id);
+      return Promise.resolve();
+    },
   },
 ];
 
@@ -368,6 +391,92 @@ for (const backend of BACKENDS) {
         ["a", "lost"],
         ["b", "succeeded"],
       ]);
+    }));
+
+  test("a run claimed through one handle is finished through another, exactly once, whatever the other wrote of it before; a claim of another attempt is still refused", () =>
+    withQueue(backend, 2, async ([a, b], clock) => {
+      const x = await a.enqueueRun(
+        init(1, { maxAttempts: 2, backoff: { delay: 1_000, factor: 1 } }),
+      );
+      const y = await a.enqueueRun(init(2));
+      const lease = (worker: string) => ({ worker, leaseMs: 60_000 });
+      // b takes x's first attempt, which fails and is queued again (b wrote x's claim last),
+      // then ends y (b remembers what it wrote: the flow's metrics).
+      const first = await b.claimRun(lease("b"));
+      assert.equal(first?.id, x.runId);
+      assert.ok(await finish(b, first!, "failed"));
+      const ranY = await b.claimRun(lease("b"));
+      assert.equal(ranY?.id, y.runId);
+      assert.ok(await finish(b, ranY!, "succeeded"));
+      // a takes x's second attempt; b records its end (a worker's end written by another handle).
+      clock.t += 1_000;
+      const second = await a.claimRun(lease("a"));
+      assert.equal(second?.id, x.runId);
+      assert.equal(second?.queue?.attempt, 2);
+      // A claim of another attempt is refused, whichever handle it comes through.
+      assert.equal(await finish(a, first!, "failed"), false, "attempt 1's claim is over");
+      assert.equal((await b.getRun(x.runId))?.status, "running");
+      assert.ok(await finish(b, second!, "succeeded"), "attempt 2's claim, through b");
+      // Not b's own old claim: refused, nothing written.
+      assert.equal(await finish(b, first!, "failed"), false, "attempt 1's claim is over");
+      const done = await a.getRun(x.runId);
+      assert.equal(done?.status, "succeeded");
+      assert.deepEqual(done?.queue?.attempts.map((t) => [t.worker, t.outcome]), [
+        ["b", "failed"],
+        ["a", "succeeded"],
+      ]);
+      // Once: a's own finish of the same attempt now finds it ended (or refuses it).
+      await finish(a, second!, "succeeded").then(
+        (ok) => assert.equal(ok, false),
+        (err) => assert.match(String(err), /already finished/),
+      );
+      const metrics = await a.getMetrics("f");
+      assert.deepEqual([metrics?.count, metrics?.succeeded], [2, 2], "x counted once, y once");
+    }));
+
+  test("claimRuns tells nextDue when the next delayed run comes due, within its look-ahead, with no read of its own", () =>
+    withQueue(backend, 1, async ([records], clock, stores) => {
+      let reads = 0;
+      const counted = new Records(
+        new Proxy(stores[0], {
+          get(target, prop) {
+            const value = Reflect.get(target, prop, target);
+            if (typeof value !== "function") return value;
+            if (["get", "getMany", "list", "count"].includes(String(prop))) {
+              return (...args: unknown[]) => {
+                reads++;
+                return value.apply(target, args);
+              };
+            }
+            return value.bind(target);
+          },
+        }),
+        { clock },
+      );
+      await records.enqueueRun(init(1, { runAt: T0 + 5_000 }));
+      await records.enqueueRun(init(2, { runAt: T0 + 2_000 }));
+      const lease = { worker: "w", leaseMs: 60_000 };
+      const told: number[] = [];
+      const nextDue = (withinMs: number) => ({ withinMs, onDue: (at: number) => told.push(at) });
+      assert.deepEqual(await counted.claimRuns(lease, 4), []);
+      const plain = reads;
+      reads = 0;
+      assert.deepEqual(await counted.claimRuns({ ...lease, nextDue: nextDue(1_000) }, 4), []);
+      assert.deepEqual(told, [], "none within a second");
+      assert.equal(reads, plain, "no read of its own");
+      reads = 0;
+      assert.deepEqual(await counted.claimRuns({ ...lease, nextDue: nextDue(2_000) }, 4), []);
+      assert.deepEqual(told, [T0 + 2_000], "the first of them");
+      assert.equal(reads, plain);
+      // Runs put off for their rate: when the window has room.
+      const rate = { limit: { rate: { limit: 1, perMs: 60_000 }, partition: "*" } };
+      await records.enqueueRun(init(3, rate));
+      await records.enqueueRun(init(4, rate));
+      told.length = 0;
+      const taken = await records.claimRuns({ ...lease, nextDue: nextDue(0) }, 1);
+      assert.equal(taken.length, 1);
+      assert.deepEqual(await records.claimRuns({ ...lease, nextDue: nextDue(0) }, 1), []);
+      assert.deepEqual(told, [T0 + 60_000]);
     }));
 
   test("a queued run is cancelled without starting; only ended runs are requeued", () =>
@@ -664,6 +773,44 @@ for (const backend of BACKENDS) {
       assert.equal((await other.claimRun({ worker: "v", leaseMs: 60_000 }))?.id, y.runId);
     }));
 
+  test("per-flow limits: a run set aside for its partition's slot says so in its record until it is claimed", () =>
+    withQueue(backend, 2, async ([records, other]) => {
+      const limit = { limit: { concurrency: 1, partition: "acme" } };
+      const x = await records.enqueueRun(init(1, limit));
+      const y = await records.enqueueRun(init(2, limit));
+      const lease = (worker: string) => ({ worker, leaseMs: 60_000 });
+      const first = await records.claimRun(lease("w"));
+      assert.equal(first?.id, x.runId);
+      assert.equal((await other.getRun(y.runId))?.queue?.waiting, undefined, "not looked at yet");
+      assert.equal(await other.claimRun(lease("v")), null, "acme is at its limit");
+      const parked = await records.getRun(y.runId);
+      assert.equal(parked?.status, "queued");
+      assert.equal(parked?.queue?.waiting, "slot");
+      // Met again while still parked (a second claim does not list it): unchanged.
+      assert.equal(await records.claimRun(lease("w")), null);
+      assert.equal((await other.getRun(y.runId))?.queue?.waiting, "slot");
+      // Its record was rewritten: the claim's handle still ends the running run.
+      assert.ok(await finish(records, first!, "succeeded"));
+      const second = await other.claimRun(lease("v"));
+      assert.equal(second?.id, y.runId);
+      assert.equal(second?.queue?.waiting, undefined, "claimed: it waits for nothing");
+      assert.equal((await records.getRun(y.runId))?.queue?.waiting, undefined);
+      assert.ok(await finish(other, second!, "succeeded"));
+    }));
+
+  test("per-flow limits: a cancelled run that waited for a slot waits for nothing", () =>
+    withQueue(backend, 1, async ([records]) => {
+      const limit = { limit: { concurrency: 1, partition: "*" } };
+      await records.enqueueRun(init(1, limit));
+      const y = await records.enqueueRun(init(2, limit));
+      assert.ok(await records.claimRun({ worker: "w", leaseMs: 60_000 }));
+      assert.equal(await records.claimRun({ worker: "w", leaseMs: 60_000 }), null);
+      assert.equal((await records.getRun(y.runId))?.queue?.waiting, "slot");
+      const cancelled = await records.cancelQueuedRun(y.runId);
+      assert.equal(cancelled?.status, "cancelled");
+      assert.equal((await records.getRun(y.runId))?.queue?.waiting, undefined);
+    }));
+
   test("per-flow limits: at most `concurrency` running per partition, across handles", () =>
     withQueue(backend, 2, async ([a, b]) => {
       const limit = (partition: string) => ({ limit: { concurrency: 1, partition } });
@@ -740,3 +887,6 @@ Deno.test({
     await Deno.remove(tmp, { recursive: true });
   },
 });
+
+// Last: the Redis keys of every case go.
+removeTestKeys();

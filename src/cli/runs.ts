@@ -36,6 +36,7 @@ import type { FlowVersion } from "../records/flow_version.ts";
 import {
   formatDuration,
   formatTime,
+  itemsText,
   printable,
   printTable,
   queueAttemptText,
@@ -125,17 +126,28 @@ export async function listRuns(
   } else {
     // A run still recorded running whose process stopped beating is not running: say so.
     const gone = new Set<string>();
+    // A queued run a worker found over its flow's limits says which (its record says).
+    const waiting = new Map<string, "rate" | "slot">();
     for (const r of runs) {
-      if (r.status !== "running") continue;
+      if (r.status !== "running" && r.status !== "queued") continue;
       const run = await records.getRun(r.id);
-      if (run !== null && abandonedRun(run, now, MIN_ABANDONED_MS) !== null) gone.add(r.id);
+      if (run === null) continue;
+      if (r.status === "running" && abandonedRun(run, now, MIN_ABANDONED_MS) !== null) {
+        gone.add(r.id);
+      }
+      const why = run.status === "queued" ? run.queue?.waiting : undefined;
+      if (why !== undefined) waiting.set(r.id, why);
     }
     printTable(
       ["ID", "FLOW", "STATUS", "STARTED", "DURATION"],
       runs.map((r) => [
         r.id,
         r.parentRunId === undefined ? r.flowId : `${r.flowId} (sub-flow)`,
-        gone.has(r.id) ? "running?" : r.status,
+        gone.has(r.id)
+          ? "running?"
+          : waiting.has(r.id)
+          ? `queued (${waiting.get(r.id)})`
+          : r.status,
         // A queued run has not started: its startedAt is the time it was enqueued (its id's).
         r.status === "queued" ? "-" : formatTime(r.startedAt, runtime.config.timezone),
         formatDuration(r.durationMs),
@@ -147,6 +159,19 @@ export async function listRuns(
           MIN_ABANDONED_MS / 1000
         } s: it is gone (killed, or its end could not be recorded). \`flowstate jobs run gc\` ` +
           "records such runs failed (abandoned); the daemon runs gc daily",
+      );
+    }
+    const why = new Set(waiting.values());
+    if (why.has("slot")) {
+      console.error(
+        "queued (slot): its partition is at its flow's `queue: { concurrency }` limit; it " +
+          "starts when one of the partition's runs ends (`flowstate runs show <id>` says which)",
+      );
+    }
+    if (why.has("rate")) {
+      console.error(
+        "queued (rate): its partition's `queue: { rate }` window is full; it starts when the " +
+          "window has room (`flowstate runs show <id>` says when)",
       );
     }
   }
@@ -349,16 +374,23 @@ function unreadable(runId: string, problem: string, store: string): string {
 }
 
 /**
- * `, waiting for its rate limit (10/1m, partition "acme")` for a queued run a
- * worker put off because its rate window was full; empty otherwise.
+ * Why a queued run is not starting, as `runs show` ends its queue line:
+ * `, waiting for its rate limit (10/1m, partition "acme")` for a run a worker
+ * put off because its rate window was full, `, waiting for a slot
+ * (concurrency 2 reached, partition "acme")` for one a worker set aside
+ * because its partition was at its concurrency limit; empty otherwise.
  */
-function rateWaitText(run: RunRecord): string {
+function queueWaitText(run: RunRecord): string {
   const limit = run.queue?.limit;
-  if (run.status !== "queued" || run.queue?.waiting !== "rate" || limit?.rate === undefined) {
-    return "";
-  }
+  if (run.status !== "queued" || limit === undefined) return "";
   const partition = limit.partition === "*" ? "" : `, partition ${JSON.stringify(limit.partition)}`;
-  return printable(`, waiting for its rate limit (${formatRate(limit.rate)}${partition})`);
+  if (run.queue?.waiting === "rate" && limit.rate !== undefined) {
+    return printable(`, waiting for its rate limit (${formatRate(limit.rate)}${partition})`);
+  }
+  if (run.queue?.waiting === "slot" && limit.concurrency !== undefined) {
+    return printable(`, waiting for a slot (concurrency ${limit.concurrency} reached${partition})`);
+  }
+  return "";
 }
 
 function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void {
@@ -397,7 +429,7 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
         q.key === undefined ? "" : `, key ${printable(q.key)}`
       }, ${queueAttemptText(run.status, q)}${
         q.claim ? `, claimed by ${printable(q.claim.worker)}` : ""
-      }${rateWaitText(run)}`,
+      }${queueWaitText(run)}`,
     );
     for (const a of q.attempts) {
       lines.push(
@@ -435,7 +467,9 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
     const result = run.nodes[id];
     const head = result === undefined
       ? "(no result recorded)"
-      : `${result.status}, ${result.attempts} attempt${result.attempts === 1 ? "" : "s"}`;
+      : `${result.status}, ${
+        itemsText(result.items)?.concat(", ") ?? ""
+      }${result.attempts} attempt${result.attempts === 1 ? "" : "s"}`;
     const end = nodeEvents.findLast((e) => e.type === "node.end");
     const took = end?.durationMs === undefined ? "" : `, ${formatDuration(end.durationMs)}`;
     lines.push(`  ${id}: ${head}${took}`);
@@ -478,15 +512,19 @@ function describeAccess(
 function describeEvent(event: RunEvent): string | undefined {
   switch (event.type) {
     case "node.start":
-      return "started";
-    case "node.attempt":
+      return typeof event.items === "number"
+        ? `started (${event.items} ${event.items === 1 ? "item" : "items"})`
+        : "started";
+    case "node.attempt": {
+      const item = typeof event.item === "number" ? `item ${event.item} ` : "";
       return event.error === undefined
-        ? `attempt ${event.attempt}`
-        : `attempt ${event.attempt} failed: ${printable(event.error)}`;
+        ? `${item}attempt ${event.attempt}`
+        : `${item}attempt ${event.attempt} failed: ${printable(event.error)}`;
+    }
     case "node.log":
-      return `${event.level && event.level !== "info" ? `${event.level}: ` : "log: "}${
-        printable(event.message ?? "")
-      }`;
+      return `${typeof event.item === "number" ? `item ${event.item} ` : ""}${
+        event.level && event.level !== "info" ? `${event.level}: ` : "log: "
+      }${printable(event.message ?? "")}`;
     case "node.end":
       return `${event.status}${
         event.status === "failed" || event.status === "timed-out"

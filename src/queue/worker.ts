@@ -10,7 +10,10 @@
  * are by polling every `pollMs` (with ±25% jitter so that workers do not
  * poll in step), and at once when one of this worker's runs ends; a store
  * that announces new runs (PostgreSQL's LISTEN/NOTIFY, see
- * {@linkcode QueueNotifier}) wakes it as soon as a run is enqueued.
+ * {@linkcode QueueNotifier}) wakes it as soon as a run is enqueued. A
+ * delayed run it knows of (a poll's list of the delayed index reads one poll
+ * interval ahead; a run it put off for its rate limit) wakes it when it comes
+ * due, not at the poll after.
  *
  * Its records store unreachable (a transient `StoreUnavailableError`: the
  * server is down, starting, restarting): at start, the worker tries again
@@ -54,7 +57,7 @@ import { QUEUE_TOPIC } from "../records/_queue.ts";
 import type { Store } from "../store/types.ts";
 import { uniqueRandomHex } from "../_random.ts";
 import denoJson from "../../deno.json" with { type: "json" };
-import type { Clock } from "../clock.ts";
+import type { Clock, Timers } from "../clock.ts";
 import type { RunGuard } from "../flow/executor.ts";
 
 /**
@@ -271,6 +274,13 @@ export interface WorkerOptions {
    * failure). Any other error opening the store is fatal at once.
    */
   waitForStoreMs?: number;
+  /**
+   * What the worker sleeps on between polls (default: real timers). Tests
+   * inject fake ones, with the runtime's `clock`, to move time instead of
+   * waiting: the worker wakes when a sleep ends or is cut short, and reads
+   * the due times of delayed runs on the runtime's clock.
+   */
+  timers?: Timers;
 }
 
 /**
@@ -360,6 +370,7 @@ const WORKER_OPTIONS: readonly string[] = fieldNames<WorkerOptions>()(
     "notifier",
     "signal",
     "waitForStoreMs",
+    "timers",
   ],
 );
 
@@ -414,6 +425,7 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
     onEvent: options.onEvent === undefined ? () => {} : guarded(options.onEvent),
     notifier: options.notifier,
     waitForStoreMs,
+    timers: options.timers ?? TIMEOUT_TIMERS,
   });
   w.start();
   w.stopOn(options.signal);
@@ -458,7 +470,25 @@ interface Settings {
   onEvent: (event: WorkerEvent) => void;
   notifier: QueueNotifier | undefined;
   waitForStoreMs: number;
+  timers: Timers;
 }
+
+/** The worker's sleeps by default: `setTimeout`, cut short by the signal. */
+const TIMEOUT_TIMERS: Timers = {
+  sleep: (ms, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, Math.max(0, ms));
+      signal?.addEventListener("abort", onAbort, { once: true });
+    }),
+};
 
 interface InFlight {
   run: RunRecord;
@@ -482,6 +512,13 @@ class QueueWorker implements Worker {
   #released = 0;
   #wake: (() => void) | undefined;
   #woken = false;
+  /**
+   * When the next delayed run the claims met comes due (the runtime's clock), or `Infinity`:
+   * the loop wakes for it rather than sleep to its next poll.
+   */
+  #nextDue = Infinity;
+  /** A run was enqueued, or one this worker knows of came due: the next claim promotes. */
+  #promoteNext = false;
   #loop: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | undefined;
   /** Forgets `WorkerOptions.signal` (at stop). */
@@ -539,24 +576,38 @@ class QueueWorker implements Worker {
     this.#wake?.();
   };
 
+  /**
+   * A run was enqueued (here, or announced by the store): wake, and promote on the next poll
+   * whatever the time since the last (a delayed run's due time is learnt by that list).
+   */
+  #wakeForNew = (): void => {
+    this.#promoteNext = true;
+    this.#wakeUp();
+  };
+
   /** Wait `ms`, or until woken; resolves whether it was woken. */
   async #sleep(ms: number): Promise<boolean> {
     if (this.#woken) {
       this.#woken = false;
       return true;
     }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
+    const wake = new AbortController();
+    this.#wake = () => wake.abort();
+    await this.#s.timers.sleep(Math.max(0, ms), wake.signal).catch(() => {});
     this.#wake = undefined;
     const woken = this.#woken;
     this.#woken = false;
     return woken;
+  }
+
+  /**
+   * How long to sleep: until the next poll (`Date.now()` time), the registry entry's next
+   * write, or the next delayed run this worker knows of comes due (the runtime's clock),
+   * whichever is first.
+   */
+  #sleepMs(nextPoll: number): number {
+    const now = Date.now();
+    return Math.min(nextPoll - now, this.#nextBeatAt() - now, this.#nextDue - this.#rt.clock.now());
   }
 
   /** When the registry entry is due to be written again (`Date.now()` time). */
@@ -662,7 +713,7 @@ class QueueWorker implements Worker {
         notifierOf(await flowHostOf(this.#rt).host.recordsStore());
       const unlistenStore = notifier === undefined
         ? undefined
-        : await notifier.listen(this.#wakeUp);
+        : await notifier.listen(this.#wakeForNew);
       // Stopped while this attempt went on (no one waits for it any more): let go of it.
       if (this.#halt.signal.aborted) await unlistenStore?.().catch(() => {});
       return { records, unlistenStore };
@@ -714,12 +765,12 @@ class QueueWorker implements Worker {
     }
     // Runs enqueued through this runtime (HTTP, webhooks, queue nodes) wake it at once.
     const local = flowHostOf(this.#rt).enqueued;
-    local.addEventListener("enqueued", this.#wakeUp);
+    local.addEventListener("enqueued", this.#wakeForNew);
     const { records, unlistenStore } = opened;
     return {
       records,
       unlisten: async () => {
-        local.removeEventListener("enqueued", this.#wakeUp);
+        local.removeEventListener("enqueued", this.#wakeForNew);
         await unlistenStore?.();
       },
     };
@@ -750,11 +801,18 @@ class QueueWorker implements Worker {
     let outage: { failures: number; since: number; store: string } | undefined;
     try {
       while (!this.#stopping) {
+        // A delayed run this worker knows of came due: a poll now, and it promotes.
+        const due = this.#nextDue <= this.#rt.clock.now();
         // Woken only to write the registry entry: no poll before its time.
-        if (!woken && Date.now() < nextPoll) {
+        if (!woken && !due && Date.now() < nextPoll) {
           await this.#beatIfDue(records);
-          woken = await this.#sleep(Math.min(nextPoll, this.#nextBeatAt()) - Date.now());
+          woken = await this.#sleep(this.#sleepMs(nextPoll));
           continue;
+        }
+        if (due) {
+          // Told again by the next promoting claim (not before a failed poll's backoff).
+          this.#nextDue = Infinity;
+          this.#promoteNext = true;
         }
         try {
           const now = Date.now();
@@ -767,12 +825,25 @@ class QueueWorker implements Worker {
             }
             await this.#abandonSubRuns(records, now);
           }
+          // When the next delayed run comes due, as the claims of this poll see it: the
+          // first not yet due that a promoting claim's list reads (it reads as far as the
+          // next poll), and runs put off for their rate limit.
+          let nextDue = Infinity;
+          let promoted = false;
+          const onDue = (at: number) => void (nextDue = Math.min(nextDue, at));
+          let forced = this.#promoteNext;
           while (!this.#stopping && this.#inFlight.size < this.#s.concurrency) {
             // Delayed runs that came due are made ready at most every PROMOTE_MS (a list
-            // of the delayed index), not before every claim of a busy worker.
+            // of the delayed index), not before every claim of a busy worker; and as soon as
+            // one this worker knows of comes due.
             const at = Date.now();
-            const promote = at - lastPromote >= PROMOTE_MS;
-            if (promote) lastPromote = at;
+            const promote = forced || at - lastPromote >= PROMOTE_MS;
+            forced = false;
+            if (promote) {
+              lastPromote = at;
+              this.#promoteNext = false;
+            }
+            promoted ||= promote;
             // As many as there are free slots, in one claim (one transaction on PostgreSQL).
             const runs = await records.claimRuns({
               promote,
@@ -781,6 +852,7 @@ class QueueWorker implements Worker {
               // Several at once: take one of the oldest runs of the top priority at random,
               // so that claimers do not all race for the same run.
               spread: this.#s.concurrency > 1,
+              nextDue: { withinMs: this.#s.pollMs * 1.25, onDue },
               ...(this.#s.flows === undefined ? {} : { flows: this.#s.flows }),
             }, this.#s.concurrency - this.#inFlight.size);
             if (runs.length === 0) break;
@@ -791,6 +863,8 @@ class QueueWorker implements Worker {
             }
             for (const run of runs) this.#launch(records, run);
           }
+          // A promoting list saw the delayed index afresh: what it did not see is not due soon.
+          this.#nextDue = promoted ? nextDue : Math.min(this.#nextDue, nextDue);
           if (outage !== undefined) {
             this.#s.onEvent({
               type: "reachable",
@@ -828,7 +902,7 @@ class QueueWorker implements Worker {
         nextPoll = Date.now() +
           (outage === undefined ? this.#s.pollMs * jitter : storeRetryDelay(outage.failures));
         await this.#beatIfDue(records);
-        woken = await this.#sleep(Math.min(nextPoll, this.#nextBeatAt()) - Date.now());
+        woken = await this.#sleep(this.#sleepMs(nextPoll));
       }
     } finally {
       await unlisten?.().catch(() => {});

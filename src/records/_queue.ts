@@ -220,6 +220,9 @@ export class QueueKeys {
  */
 const RATE_KEEP_MS = 60_000;
 
+/** A promoting list looks at most this far ahead for the next delayed run (ms): a day. */
+const MAX_LOOK_AHEAD_MS = 86_400_000;
+
 /** Add the writes that put a queued run's entry in the ready or delayed index. */
 function addDueEntry(keys: QueueKeys, op: AtomicOperation, run: RunRecord, now: number): void {
   const q = run.queue!;
@@ -408,18 +411,43 @@ export interface ClaimOptions {
    * start by its next promoting claim).
    */
   promote?: boolean;
+  /**
+   * Told when the next delayed run this claim met comes due (ms since the
+   * epoch, the records' clock), so that a worker can sleep until then rather
+   * than a whole poll interval: the first not yet due in the delayed index,
+   * if it is due within `withinMs` (the promoting list reads that far ahead:
+   * no read of its own), and the earliest of the runs this claim put off for
+   * their rate limit. Not told when it met none.
+   */
+  nextDue?: { withinMs: number; onDue(at: number): void };
 }
 
-/** Make the delayed runs that are due ready (a few at a time; losing a race is fine). */
-async function promoteDue(ctx: RecordsContext, keys: QueueKeys, now: number): Promise<void> {
+/**
+ * Make the delayed runs that are due ready (a few at a time; losing a race is
+ * fine), and tell `nextDue` when the first one after them comes due, if it
+ * is within its `withinMs`.
+ */
+async function promoteDue(
+  ctx: RecordsContext,
+  keys: QueueKeys,
+  now: number,
+  nextDue: ClaimOptions["nextDue"],
+): Promise<void> {
   const prefix = keys.delayed();
+  const ahead = nextDue === undefined || !(nextDue.withinMs > 0)
+    ? 0
+    : Math.min(nextDue.withinMs, MAX_LOOK_AHEAD_MS);
   const due = ctx.store.list<QueueEntry>({
     prefix,
-    end: [...prefix, timePart(now + 1)],
+    end: [...prefix, timePart(now + ahead + 1)],
     limit: PROMOTE_BATCH,
   });
   for await (const e of due) {
     const [runAt, priority] = e.key.slice(prefix.length);
+    if (Number(runAt) > now) {
+      nextDue?.onDue(Number(runAt));
+      break;
+    }
     const ready = [...keys.ready(), priority, runAt, e.value.id];
     await ctx.store.atomic().check(e.key, e.version).delete(e.key).set(ready, e.value).commit();
   }
@@ -458,7 +486,7 @@ export async function claimRuns(
   const { store, clock } = ctx;
   const keys = new QueueKeys(ctx);
   const now = clock.now();
-  if (options.promote !== false) await promoteDue(ctx, keys, now);
+  if (options.promote !== false) await promoteDue(ctx, keys, now, options.nextDue);
   if (typeof store.claimFirst === "function") {
     return await claimNatively(ctx, keys, options, now, max);
   }
@@ -511,7 +539,7 @@ async function claimByCompareAndSet(
       if (claimed === STRAY) continue;
       if (result.ok) {
         knownEntries(ctx).set(ctx.layout.run(claimed.id), claimed, result.version);
-        await deferWaiting(ctx, keys, waits, now);
+        await deferWaiting(ctx, keys, waits, now, options.nextDue);
         await parkBlocked(ctx, keys, blocked);
         return claimed;
       }
@@ -519,7 +547,7 @@ async function claimByCompareAndSet(
     }
     // Runs waiting for their rate limit or for a slot of their partition leave the ready
     // index: the runs behind them are looked at on the next pass, not held up behind them.
-    const moved = await deferWaiting(ctx, keys, waits, now) +
+    const moved = await deferWaiting(ctx, keys, waits, now, options.nextDue) +
       await parkBlocked(ctx, keys, blocked);
     if (moved === 0) return null;
   }
@@ -575,7 +603,7 @@ async function claimNatively(
     // The waits were read with this claim's own claims counted: moved out only if it
     // committed (else the next try reads again).
     const deferred = taken === null || taken.result.ok
-      ? await deferWaiting(ctx, keys, [...waits.values()], now)
+      ? await deferWaiting(ctx, keys, [...waits.values()], now, options.nextDue)
       : 0;
     // Parking reads the partition's slots afresh (whether or not this claim committed).
     const parked = await parkBlocked(ctx, keys, [...blocked.values()]);
@@ -765,6 +793,7 @@ async function deferWaiting(
   keys: QueueKeys,
   waits: readonly RateWait[],
   now: number,
+  nextDue?: ClaimOptions["nextDue"],
 ): Promise<number> {
   if (waits.length === 0) return 0;
   const byWindow = new Map<string, RateWait[]>();
@@ -780,6 +809,10 @@ async function deferWaiting(
     const slots = nextSlots(last.times, last.rate, now, list.length);
     list.forEach((wait, i) => moves.push({ wait, at: slots[i] }));
   }
+  // Due then (those a conflict leaves in the ready index are met again, sooner).
+  nextDue?.onDue(
+    Math.min(...moves.map(({ wait, at }) => Math.max(wait.stored.value.queue!.runAt, at))),
+  );
   const add = (op: AtomicOperation, { wait, at }: { wait: RateWait; at: number }) => {
     const q = wait.stored.value.queue!;
     const runKey = ctx.layout.run(wait.stored.value.id);
@@ -844,7 +877,8 @@ async function moveAllOrEach<T>(
  * they still fill it, and the commit rewrites that entry (a new version), so a
  * commit freeing a slot meanwhile, which read the parked list before, cannot
  * also commit: one of the two goes first, the other tries again on what it
- * left. One commit for all; after a conflict, one commit each (those changed
+ * left. Its record gets `queue.waiting: "slot"` in the same commit (until its
+ * claim). One commit for all; after a conflict, one commit each (those changed
  * meanwhile stay as they are, for the next claim). Resolves how many moved;
  * never throws (a run left in the ready index is met again by the next claim).
  */
@@ -867,10 +901,17 @@ async function parkBlocked(
       const active = read.get(id)!;
       if (active === null || active.value.runs.length < limit.concurrency!) continue;
       const parked = [...keys.parked(limit, run.flowId), ...b.candidate.key.slice(-3)];
+      const runKey = ctx.layout.run(run.id);
       op.check(b.candidate.key, b.candidate.version)
-        .check(ctx.layout.run(run.id), b.stored.version)
+        .check(runKey, b.stored.version)
         .delete(b.candidate.key)
         .set(parked, b.candidate.value);
+      if (run.queue!.waiting !== "slot") {
+        // Its record says why it does not start (`runs show`, the API, the inspector) until
+        // its claim: one more write in this commit, none in the one that frees the slot.
+        op.set(runKey, { ...run, queue: { ...run.queue!, waiting: "slot" } });
+        knownEntries(ctx).forget(runKey);
+      }
       if (!rewritten.has(id)) op.check(activeKey, active.version).set(activeKey, active.value);
       rewritten.add(id);
       n++;

@@ -235,18 +235,26 @@ export async function finishRun(
     // As this process wrote them last (the run at its start or claim, the metrics at the
     // last end), when it did: the commit checks their versions all the same.
     const keys = [runKey, versionKey, allKey];
-    const [stored, perVersion, all] = (known.getAll<StoredRun | FlowMetrics>(keys) ??
-      await store.getMany<StoredRun | FlowMetrics>(keys)) as [
-        Entry<StoredRun> | null,
-        Entry<FlowMetrics> | null,
-        Entry<FlowMetrics> | null,
-      ];
-    // A guarded finish (abandonRun) writes only over a running run that still matches.
-    if (onlyIf !== undefined && (stored === null || !onlyIf(stored.value))) return false;
-    // A queued run is finished only by the queue (cancelled before it started).
-    const open = stored !== null &&
-      (stored.value.status === "running" ||
-        (onlyIf !== undefined && stored.value.status === "queued"));
+    type Read = [Entry<StoredRun> | null, Entry<FlowMetrics> | null, Entry<FlowMetrics> | null];
+    const read = () => store.getMany<StoredRun | FlowMetrics>(keys) as Promise<Read>;
+    const remembered = known.getAll<StoredRun | FlowMetrics>(keys) as Read | undefined;
+    let [stored, perVersion, all] = remembered ?? await read();
+    // A guarded finish (abandonRun, a claimed run's end) writes only over a run that still
+    // matches. A queued run is finished only by the queue (cancelled before it started).
+    const matches = (s: Entry<StoredRun> | null) =>
+      onlyIf === undefined || (s !== null && onlyIf(s.value));
+    const isOpen = (s: Entry<StoredRun> | null) =>
+      s !== null &&
+      (s.value.status === "running" || (onlyIf !== undefined && s.value.status === "queued"));
+    // Refused only as the store has the record: one this process remembers may be older
+    // (another handle changed it since: the claim of the next attempt after a retry that this
+    // handle queued, say), so it is read afresh first.
+    if (remembered !== undefined && (!matches(stored) || (stored !== null && !isOpen(stored)))) {
+      known.forget(runKey);
+      [stored, perVersion, all] = await read();
+    }
+    if (!matches(stored)) return false;
+    const open = isOpen(stored);
     if (stored !== null && !open) {
       if (stored.value.status === record.status && stored.value.endedAt === record.endedAt) {
         return true;

@@ -1051,6 +1051,41 @@ Deno.test({
 });
 
 Deno.test({
+  name: "inspector: a queued run set aside for a slot of its partition says it waits for one",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // No worker of the server's own (and no seed runs): the test's claims are the only ones.
+    await withInspectorPage({ worker: false, seed: false }, async (page, inspector, watch) => {
+      const records = await inspector.runtime.records();
+      // Three greet runs of partition "acme", at most two at once; the test claims (no worker).
+      const { runId } = await inspector.runtime.enqueue("greet", { delay: "1h" });
+      const { flowVersion, queue } = (await records.getRun(runId))!;
+      const limit = { concurrency: 2, partition: "acme" };
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const init = { flowId: "greet", flowVersion, inputs: {}, flowPath: queue!.flowPath, limit };
+        ids.push((await records.enqueueRun(init)).runId);
+      }
+      const lease = { worker: "test", leaseMs: 3_600_000 };
+      assert.equal((await records.claimRun(lease))?.id, ids[0]);
+      assert.equal((await records.claimRun(lease))?.id, ids[1]);
+      assert.equal(await records.claimRun(lease), null, "acme is at its limit");
+      await page.goto(new URL(`#/runs/${ids[2]}`, inspector.url).href);
+      await page.locator(".run-title .badge.status-queued").waitFor();
+      const facts = await page.locator(".run-facts").innerText();
+      assert.match(
+        facts,
+        /due .*, priority 0, at most 1 attempt, waiting for a slot \(concurrency 2 reached, partition "acme"\)/,
+      );
+      assert.match(facts, /not started: waiting for a slot/);
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
   name: "inspector: a queued run put off by its flow's rate limit says it waits for it",
   ignore,
   sanitizeResources: false,
