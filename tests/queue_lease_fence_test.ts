@@ -186,7 +186,9 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
     const b = worker("B", "60s");
     const ended = await b.until("the run's end", (l) => l.type === "end");
     assert.equal(ended.status, "succeeded", JSON.stringify(ended));
-    assert.equal(ended.attempt, 2, JSON.stringify({ a: a.seen, b: b.seen }));
+    // Attempt 2, or later: A itself may have lost its 2 s claim while starved (a loaded machine)
+    // before it was stopped, taken the run back and claimed it again (attempt 2); B's is then 3.
+    assert.ok(ended.attempt >= 2, JSON.stringify({ a: a.seen, b: b.seen }));
     await b.stop();
     assert.equal(await count("finished"), 1);
 
@@ -199,9 +201,10 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
     assert.equal(await count("finished"), 1, "the lapsed attempt's write did not land");
     const shown = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
     assert.equal(shown.status, "succeeded");
+    // Every attempt before B's was lost (A's), B's succeeded.
     assert.deepEqual(
       shown.queue.attempts.map((x: { outcome: string }) => x.outcome),
-      ["lost", "succeeded"],
+      [...Array(ended.attempt - 1).fill("lost"), "succeeded"],
     );
   } finally {
     for (const w of workers) {
