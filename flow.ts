@@ -40,6 +40,7 @@ export type {
   InputType,
   NodePermissions,
   NodeSpec,
+  NodeWhen,
   RetrySpec,
 } from "./src/flow/types.ts";
 export type { PreparedFlow, PreparedNode } from "./src/flow/executor.ts";

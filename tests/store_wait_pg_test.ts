@@ -130,9 +130,12 @@ pgTest(
           "the run succeeded",
           () => worker.stdout.includes(`${runId} hi succeeded`),
         );
-        assert.match(
-          worker.stderr,
-          /^store "default" reachable after [\d.]+m?s \(\d+ failed attempts?\): starting$/m,
+        // On stderr: waited for, the run's line (stdout) may be read first.
+        await worker.until(
+          "the reachable line",
+          () =>
+            /^store "default" reachable after [\d.]+m?s \(\d+ failed attempts?\): starting$/m
+              .test(worker.stderr),
         );
         assert.match(worker.stdout, /^Worker \S+ started: 4 at once, any flow$/m);
         assert.doesNotMatch(worker.stderr, /^error:/m);
@@ -286,9 +289,13 @@ pgTest(
           "the second run",
           () => worker.stdout.includes(`${second} hi succeeded`),
         );
-        assert.match(
-          worker.stderr,
-          /^store "default" reachable after [\d.]+m?s \(\d+ failed attempts?\): working the queue again$/m,
+        // Waited for, not looked at once: it comes on stderr, the run's line on stdout, two pipes
+        // read apart (the run's line was read first once, under load).
+        await worker.until(
+          "the reachable line",
+          () =>
+            /^store "default" reachable after [\d.]+m?s \(\d+ failed attempts?\): working the queue again$/m
+              .test(worker.stderr),
         );
         assert.equal(worker.exited, undefined, "still running");
         // Each run ran once.
@@ -316,7 +323,11 @@ pgTest(
           "the run succeeded",
           () => daemon.stdout.includes(`${runId} hi succeeded`),
         );
-        assert.match(daemon.stderr, /^store "default" reachable after .*: starting$/m);
+        // On stderr: waited for, the run's line (stdout) may be read first.
+        await daemon.until(
+          "the reachable line",
+          () => /^store "default" reachable after .*: starting$/m.test(daemon.stderr),
+        );
         assert.match(daemon.stdout, /^Scheduler started/m);
       } finally {
         assert.equal(await daemon.stop(), 0, daemon.output);

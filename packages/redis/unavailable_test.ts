@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { openStore, StoreUnavailableError } from "@flowstate/core";
 import redis from "./mod.ts";
 import { keysUnder, newPrefix, redisTest, removeTestKeys, withAdmin } from "./_test_utils.ts";
+import { listenOutsideEphemeral } from "../../tests/_net.ts";
 
 // A server that cannot be reached, does not answer, refuses us, or goes away
 // after the store opened: StoreUnavailableError, naming the store and
@@ -83,11 +84,12 @@ redisTest(
 /**
  * A TCP proxy to the server that can be cut: cutting closes its port and
  * every connection through it, as a server that went away; restoring listens
- * on the same port again.
+ * on the same port again (a port below the ephemeral range: see
+ * {@linkcode listenOutsideEphemeral}).
  */
 function cuttableProxy(url: string) {
   const target = new URL(url);
-  let listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let listener = listenOutsideEphemeral();
   const port = (listener.addr as Deno.NetAddr).port;
   const conns = new Set<Deno.Conn>();
   const pending: Promise<unknown>[] = [];

@@ -15,6 +15,7 @@ import type postgres from "postgres";
 import { openClient } from "./client.ts";
 import { openStore } from "../../src/plugin.ts";
 import type { Clock, Store } from "../../src/store/types.ts";
+import { listenOutsideEphemeral } from "../../tests/_net.ts";
 
 /** The server to test against, or `undefined` to ignore the tests that need one. */
 export const PG_URL: string | undefined = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") ||
@@ -347,25 +348,6 @@ export function cuttableProxy(url: string, options: { afterLogin?: "kill" | "clo
       return kills;
     },
   };
-}
-
-/**
- * A listener on a free port below Linux's ephemeral range (32768–60999): a cut
- * proxy gives its port up until `restore()` listens on it again, and a port of
- * the ephemeral range may meanwhile become the local port of any outgoing
- * connection (then `restore()` failed with AddrInUse, once in CI). Ports
- * below it are never handed out that way.
- */
-function listenOutsideEphemeral(): Deno.Listener {
-  const first = 20_000 + Math.floor(Math.random() * 10_000);
-  for (let port = first; port < 32_768; port++) {
-    try {
-      return Deno.listen({ hostname: "127.0.0.1", port });
-    } catch (err) {
-      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
-    }
-  }
-  throw new Error(`no free port from ${first} to 32767 for the proxy`);
 }
 
 /** What PostgreSQL sends the client of a session `pg_terminate_backend` ends (an ErrorResponse). */

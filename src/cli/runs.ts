@@ -472,7 +472,8 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
       }${result.attempts} attempt${result.attempts === 1 ? "" : "s"}`;
     const end = nodeEvents.findLast((e) => e.type === "node.end");
     const took = end?.durationMs === undefined ? "" : `, ${formatDuration(end.durationMs)}`;
-    lines.push(`  ${id}: ${head}${took}`);
+    const when = result?.when === undefined ? "" : ` (when: ${result.when})`;
+    lines.push(`  ${id}: ${head}${took}${when}`);
     for (const event of nodeEvents) {
       const line = describeEvent(event);
       const offset = `+${formatDuration(event.at - run.startedAt)}`.padEnd(offsetWidth);

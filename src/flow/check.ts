@@ -40,6 +40,7 @@ type Refs = {
   inputs: Set<string>;
   env: Set<string>;
   secrets: Set<string>;
+  run: Set<string>;
   loop: Map<"item" | "index", number>;
 };
 
@@ -333,6 +334,7 @@ export class Checker {
       : [];
     const lists = { inputs, env, secrets };
     const byId = this.#byId;
+    const { handles, watches } = whenRoles(byId);
     for (const node of nodes) {
       const subject = `node "${node.id}"`;
       const checkRefs = (refs: Refs, path: FlowPath) => {
@@ -346,12 +348,18 @@ export class Checker {
             );
           } else if (name === node.id) {
             this.add(path, `${subject} reads its own output (nodes.${name})`);
-          } else if (!this.#reaches(node, name)) {
+          } else if (!this.#reaches(node, name) && !watches(node, byId.get(name)!)) {
             this.add(
               path,
               `${subject} reads nodes.${name} but does not list it (directly or indirectly) in needs; add needs: [${name}]`,
             );
           }
+        }
+        if (refs.run.has("failed") && !handles(node)) {
+          this.add(
+            path,
+            `${subject} reads run.failed, which only a node with when: on_failure or always (or one after it) can see filled; add when: on_failure`,
+          );
         }
         this.#checkCommonRefs(subject, refs, path, lists);
       };
@@ -412,6 +420,12 @@ export class Checker {
           `queue.by reads nodes.${id}: it may read only inputs (it is computed at enqueue)`,
         );
       }
+      if (refs.run.has("failed")) {
+        this.add(
+          path,
+          `queue.by reads run.failed: it may read only inputs (it is computed at enqueue)`,
+        );
+      }
       this.#noSecrets(
         "queue.by",
         refs,
@@ -426,6 +440,12 @@ export class Checker {
         const subject = `output "${name}"`;
         for (const [text, path] of strings(value, ["outputs", name])) {
           const refs = this.#compile(text, path);
+          if (refs.run.has("failed")) {
+            this.add(
+              path,
+              `${subject} reads run.failed: outputs are computed only when the run succeeded, when it is empty`,
+            );
+          }
           for (const id of refs.nodes) {
             if (byId.has(id)) continue;
             this.add(
@@ -514,6 +534,68 @@ interface NodeInfo {
   id: string;
   raw: Record<string, unknown>;
   needs: { id: string; index: number }[];
+}
+
+/**
+ * The roles `when:` gives the nodes of a flow: `handles(n)`, whether `n` has
+ * `when: on_failure` or `always` or comes after such a node (through needs),
+ * so it may run after the run failed and read `run.failed`; `watches(w, n)`,
+ * whether `w` is a watcher (such a node without needs: it waits for the rest
+ * of the run) and `n` one it waits for (neither `on_failure`/`always` nor
+ * after a watcher), so that it may read `nodes.<n>`.
+ */
+function whenRoles(byId: ReadonlyMap<string, NodeInfo>): {
+  handles(node: NodeInfo): boolean;
+  watches(watcher: NodeInfo, node: NodeInfo): boolean;
+} {
+  const isWatcher = (node: NodeInfo) => whenOf(node) !== "on_success" && node.needs.length === 0;
+  const handles = after(byId, (node) => whenOf(node) !== "on_success");
+  const afterWatcher = after(byId, isWatcher);
+  const watches = (watcher: NodeInfo, node: NodeInfo) =>
+    isWatcher(watcher) && whenOf(node) === "on_success" && !afterWatcher(node);
+  return { handles, watches };
+}
+
+/** Whether a node is `source` or comes after one through needs (memoized). */
+function after(
+  byId: ReadonlyMap<string, NodeInfo>,
+  source: (node: NodeInfo) => boolean,
+): (node: NodeInfo) => boolean {
+  const known = new Map<string, boolean>();
+  return (root: NodeInfo): boolean => {
+    // Iterative, so that a long chain cannot overflow the stack; a cycle (reported elsewhere) ends.
+    const stack = [root];
+    const open = new Set<string>();
+    while (stack.length > 0) {
+      const node = stack[stack.length - 1];
+      if (known.has(node.id)) {
+        stack.pop();
+        continue;
+      }
+      if (source(node)) {
+        known.set(node.id, true);
+        stack.pop();
+        continue;
+      }
+      const pending = open.has(node.id)
+        ? []
+        : node.needs.map((n) => byId.get(n.id)!).filter((n) => !known.has(n.id));
+      if (pending.length > 0) {
+        open.add(node.id);
+        stack.push(...pending);
+        continue;
+      }
+      known.set(node.id, node.needs.some((n) => known.get(n.id) === true));
+      stack.pop();
+    }
+    return known.get(root.id)!;
+  };
+}
+
+/** A node's `when:` (`on_success` unless it says another valid value). */
+function whenOf(node: NodeInfo): string {
+  const when = node.raw.when;
+  return when === "on_failure" || when === "always" ? when : "on_success";
 }
 
 /** Every string inside `value`, with its path. */

@@ -1,7 +1,8 @@
 /**
  * The executor: runs a prepared flow's DAG with bounded concurrency, `if`,
- * retries with backoff, per-attempt timeouts, `continueOnError`, a flow-level
- * timeout and cancellation; injects scoped state into every node.
+ * `when:` (see `_when.ts`), retries with backoff, per-attempt timeouts,
+ * `continueOnError`, a flow-level timeout and cancellation; injects scoped
+ * state into every node.
  *
  * @module
  */
@@ -38,6 +39,7 @@ import type { SchemaResult } from "../plugin.ts";
 import { copyContainers } from "./template/values.ts";
 import { builtinNodes } from "./nodes.ts";
 import { parseJson } from "../_json.ts";
+import { type WhenPlan, whenPlan, WhenRun } from "./_when.ts";
 import { describeValue } from "./_shapes.ts";
 
 /**
@@ -338,6 +340,8 @@ interface FlowFacts {
    * nothing).
    */
   readonly templates: boolean;
+  /** What the nodes' `when:` asks, when some node has one other than `on_success`. */
+  readonly when: WhenPlan | undefined;
 }
 
 /** The {@linkcode FlowFacts} of each prepared flow. */
@@ -362,6 +366,7 @@ function flowFacts(flow: PreparedFlow): FlowFacts {
           node.if !== undefined || !node.with.isStatic ||
           (node.forEach !== undefined && !node.forEach.items.isStatic)
         ),
+      when: whenPlan(flow.nodes),
     };
     factsByFlow.set(flow, facts);
   }
@@ -719,6 +724,15 @@ class Execution implements AttemptHost {
   readonly #templates: boolean;
   #failure: { node?: string; message: string } | null = null;
   #stopping = false;
+  /** The run's `when:` bookkeeping, when a node of the flow has one (see `_when.ts`). */
+  readonly #when: WhenRun | undefined;
+  /**
+   * Set once the run timed out with `when:` nodes still to decide: they may run until this
+   * timer (of the abort grace) ends. `#controller` is then the grace's own.
+   */
+  #grace: AbortController | undefined;
+  /** The run's timeout (ms), if it has one. */
+  #timeout: number | undefined;
   /** What did not stop within the grace period, by node. */
   #stuck: string[] = [];
   /** How to stop each attempt running now (when the run is cancelled or times out). */
@@ -743,6 +757,10 @@ class Execution implements AttemptHost {
       ...(options.secrets === undefined ? {} : { secrets: options.secrets }),
       run: { id: options.runId, flowId: flow.definition.id },
     };
+    if (facts.when !== undefined) {
+      this.#when = new WhenRun(facts.when, flow.nodes);
+      this.#scope.run!.failed = [];
+    }
   }
 
   emit(event: RunEventInit): void {
@@ -755,13 +773,17 @@ class Execution implements AttemptHost {
     const startedAt = this.#o.clock.now();
     const signal = this.#controller.signal;
     signal.addEventListener("abort", () => {
-      for (const attempt of [...this.#live]) attempt.stop(signal.reason);
+      for (const attempt of [...this.#live]) {
+        // On a timeout, a node handling a failure already goes on, within the grace (#graceful).
+        if (signal.reason === "timed-out" && this.#when?.handles(attempt.index)) continue;
+        attempt.stop(signal.reason);
+      }
     }, { once: true });
     const onOuterAbort = () => this.#controller.abort("cancelled");
     if (this.#o.signal?.aborted) onOuterAbort();
     this.#o.signal?.addEventListener("abort", onOuterAbort, { once: true });
     const flowTimer = new AbortController();
-    const timeout = flow.timeout ?? this.#o.defaultTimeout;
+    const timeout = this.#timeout = flow.timeout ?? this.#o.defaultTimeout;
     if (timeout !== undefined) {
       this.timers.sleep(timeout, flowTimer.signal).then(
         () => this.#controller.abort("timed-out"),
@@ -773,6 +795,7 @@ class Execution implements AttemptHost {
       await this.#schedule(signal);
     } finally {
       flowTimer.abort("run finished");
+      this.#grace?.abort("run finished");
       this.#o.signal?.removeEventListener("abort", onOuterAbort);
       for (const node of flow.nodes) releaseSandbox(node.type, this.#o.runId);
     }
@@ -813,7 +836,8 @@ class Execution implements AttemptHost {
           status: status === "cancelled" || status === "timed-out" ? "cancelled" : "skipped",
           attempts: 0,
         };
-      nodes[n.spec.id] = r;
+      const when = n.spec.when;
+      nodes[n.spec.id] = when === "on_failure" || when === "always" ? { ...r, when } : r;
     });
     this.emit({ type: "run.end" });
     const record: RunRecord = {
@@ -835,25 +859,48 @@ class Execution implements AttemptHost {
 
   #schedule(signal: AbortSignal): Promise<void> {
     const nodes = this.#flow.nodes;
-    const waiting = nodes.map((n) => n.needs.length);
+    const when = this.#when;
+    const waiting = when === undefined ? nodes.map((n) => n.needs.length) : [...when.plan.waiting];
     const queue: number[] = [];
     let head = 0;
-    nodes.forEach((n, i) => {
-      if (n.needs.length === 0) queue.push(i);
+    waiting.forEach((w, i) => {
+      if (w === 0) queue.push(i);
     });
     const limit = Math.max(1, this.#o.concurrency ?? this.#flow.definition.concurrency ?? 16);
     let running = 0;
     return new Promise<void>((resolve) => {
       const onAbort = () => {
+        if (when !== undefined && signal.reason === "timed-out") {
+          // The nodes of `when: on_failure`/`always` still to come may run within the grace.
+          this.#graceful(() => {
+            if (running === 0) resolve();
+          });
+          pump();
+          if (running === 0 && head >= queue.length) resolve();
+          return;
+        }
         this.#stopping = true;
         if (running === 0) resolve();
       };
       signal.addEventListener("abort", onAbort, { once: true });
+      /** Node `i` ended or will not start: the nodes that wait for it may be ready. */
+      const release = (i: number) => {
+        for (const d of nodes[i].dependents) if (--waiting[d] === 0) queue.push(d);
+        if (when !== undefined && when.plan.main[i] === 1) {
+          for (const w of when.plan.watchers) if (--waiting[w] === 0) queue.push(w);
+        }
+      };
       const pump = () => {
         while (!this.#stopping && running < limit && head < queue.length) {
           const i = queue[head++];
+          if (when !== undefined && !this.#whenStarts(i, when)) {
+            release(i);
+            continue;
+          }
           running++;
-          this.#runNode(i, signal).then(ended);
+          // After a timeout, the grace's signal (see #graceful); before, the run's.
+          const stop = this.#grace === undefined ? signal : this.#controller.signal;
+          this.#runNode(i, stop).then(ended);
         }
       };
       /** Node `i` ended (its result is in `#results`): one function for every node, not one each. */
@@ -862,15 +909,25 @@ class Execution implements AttemptHost {
         const result = this.#results[i]!;
         const id = nodes[i].spec.id;
         if (this.#templates) {
-          this.#scope.nodes[id] = { output: result.output, status: result.status };
+          const entry: TemplateScope["nodes"][string] = {
+            output: result.output,
+            status: result.status,
+          };
+          if (result.error !== undefined) entry.error = result.error;
+          this.#scope.nodes[id] = entry;
         }
-        if (result.status === "failed" || result.status === "timed-out") {
+        if (this.#grace !== undefined && result.status === "cancelled" && when !== undefined) {
+          this.#stoppedByTimeout(i, id, when);
+        } else if (result.status === "failed" || result.status === "timed-out") {
           if (!nodes[i].spec.continueOnError && !this.#stopping) {
-            this.#failure = { node: id, message: result.error ?? result.status };
-            this.#stopping = true;
+            const message = result.error ?? result.status;
+            if (when === undefined) {
+              this.#failure = { node: id, message };
+              this.#stopping = true;
+            } else this.#failedRun(i, id, message, when);
           }
         }
-        for (const d of nodes[i].dependents) if (--waiting[d] === 0) queue.push(d);
+        release(i);
         pump();
         if (running === 0 && (this.#stopping || head >= queue.length)) {
           signal.removeEventListener("abort", onAbort);
@@ -880,6 +937,72 @@ class Execution implements AttemptHost {
       pump();
       if (running === 0) resolve();
     });
+  }
+
+  /**
+   * Node `i`, every node it waits for ended: whether it starts (by its
+   * `when:`). One that does not is recorded `skipped`: with its `node.end`
+   * when its `when:` is not met, without (as before `when:`) when the run
+   * failed.
+   */
+  #whenStarts(i: number, when: WhenRun): boolean {
+    const decision = when.decide(
+      i,
+      this.#failure !== null || this.#grace !== undefined,
+      (n) => this.#results[n]?.status,
+    );
+    if (decision === "start") return true;
+    const id = this.#flow.nodes[i].spec.id;
+    // Not started because the run timed out: it did not run, as one stopped midway.
+    if (decision === "drop" && this.#grace !== undefined) when.failed(i);
+    if (this.#templates) this.#scope.nodes[id] = { status: "skipped" };
+    if (decision === "skip") this.#end(i, this.#o.clock.now(), { status: "skipped", attempts: 0 });
+    return false;
+  }
+
+  /**
+   * Node `i` failed a run whose flow has `when:` nodes: the run fails (its
+   * error is the first failure) and goes on with the nodes that run on failure.
+   */
+  #failedRun(i: number, id: string, message: string, when: WhenRun): void {
+    // After a timeout, the run's error is the timeout's.
+    if (this.#grace === undefined) this.#failure ??= { node: id, message };
+    when.failed(i);
+    const run = this.#scope.run!;
+    run.failed = [...run.failed ?? [], { node: id, error: message }];
+  }
+
+  /**
+   * Node `i` was stopped by the run's timeout (its status `cancelled`): for
+   * the `when:` nodes still to come, it failed the run.
+   */
+  #stoppedByTimeout(i: number, id: string, when: WhenRun): void {
+    when.failed(i);
+    const run = this.#scope.run!;
+    run.failed = [...run.failed ?? [], {
+      node: id,
+      error: `stopped: the flow timed out after ${this.#timeout} ms`,
+    }];
+  }
+
+  /**
+   * The run timed out: the nodes running are being stopped, and the nodes of
+   * `when: on_failure` and `always` (and the nodes after an `on_failure` one)
+   * not started yet may run, for at most the abort grace; then they are
+   * stopped as well (`stopped` is called once they are told to). The grace's
+   * controller becomes the run's: a cancel or a guard's refusal ends it.
+   */
+  #graceful(stopped: () => void): void {
+    const grace = this.#controller = new AbortController();
+    const timer = this.#grace = new AbortController();
+    const ms = this.options.abortGrace ?? DEFAULT_ABORT_GRACE;
+    this.timers.sleep(ms, timer.signal).then(() => grace.abort("timed-out"), () => {});
+    grace.signal.addEventListener("abort", () => {
+      timer.abort("grace over");
+      this.#stopping = true;
+      for (const attempt of [...this.#live]) attempt.stop(grace.signal.reason);
+      stopped();
+    }, { once: true });
   }
 
   #breathe = periodicYield(50);

@@ -13,7 +13,7 @@ import { HTTP_METHODS } from "./_http.ts";
 import type { JsonValue } from "../store/types.ts";
 import type { ParsingSchema } from "../plugin.ts";
 import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "../duration.ts";
-import type { FlowDefinition, InputType } from "./types.ts";
+import type { FlowDefinition, InputType, NodeWhen } from "./types.ts";
 import { cronProblem } from "../cron.ts";
 import { RATE_PATTERN, rateProblem } from "../rate.ts";
 
@@ -143,6 +143,9 @@ const forEachSchema = z.union([
     "Run the node once per element of a list: a template (`${{ nodes.list.output }}`), a literal list, or `{ items, concurrency }`. Templates of the node read the element as `item` and its position as `index`; the node's output is the list of the items' outputs, in order.",
 });
 
+/** The values of a node's `when:` (see `NodeWhen`). */
+const NODE_WHEN: [NodeWhen, ...NodeWhen[]] = ["on_success", "on_failure", "always"];
+
 const nodeSchema = z.strictObject({
   id: z.string().regex(NODE_ID_PATTERN, {
     error: 'expected a node id of letters, digits, "_" and "-"',
@@ -167,6 +170,10 @@ const nodeSchema = z.strictObject({
   continueOnError: z.boolean().optional().meta({
     description:
       "A failure of this node does not fail the run (dependents still run). With `forEach`, every item runs and a failed item's output is `null`.",
+  }),
+  when: z.enum(NODE_WHEN).optional().meta({
+    description:
+      "When the node runs: `on_success` (default: while the run has not failed), `on_failure` (only when a node it needs, directly or indirectly, failed the run; without `needs`, when any node of the run failed, at its end) or `always` (once its needs ended, whatever their outcome). After the run's timeout they still run, within `runs.abortGrace`; not after a cancel. Its templates may read `run.failed` (`[{ node, error }]`) and `nodes.<id>.error`.",
   }),
   forEach: forEachSchema.optional(),
   permissions: permissionsSchema.optional(),

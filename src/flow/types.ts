@@ -106,6 +106,49 @@ export type BuiltinNodeType =
   | "http";
 
 /**
+ * When a node runs, by how the nodes before it ended (GitLab CI's words):
+ *
+ * - `on_success` (the default): while the run has not failed (a failure,
+ *   after retries and without `continueOnError`, stops the run: the nodes not
+ *   started are `skipped`).
+ * - `on_failure`: only when a node it needs, directly or indirectly, failed
+ *   the run; once its needs have ended. Without `needs`, it watches the whole
+ *   run: it waits for every node that is not `on_failure`/`always` itself
+ *   (nor after such a node without needs) and runs if one of them failed the
+ *   run.
+ * - `always`: once its needs have ended, whatever their outcome (without
+ *   `needs`: at the end of the rest of the run).
+ *
+ * When the run times out, the nodes running are stopped and these nodes
+ * still to come run (a node stopped or not started counts as failed), for
+ * at most `runs.abortGrace`; a cancelled run starts none. Their templates may
+ * read `run.failed` (`[{ node, error }]`, the failures that failed the run)
+ * and `nodes.<id>.error`. The run stays `failed` when an `on_failure` node
+ * succeeds. An `on_success` node after an `on_failure` node runs when that
+ * node ran and succeeded (and every other node it needs ended well).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { NodeWhen } from "@flowstate/core/flow";
+ *
+ * const when: NodeWhen = "on_failure";
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({
+ *   id: "nightly",
+ *   nodes: [
+ *     { id: "sync", type: "fail", with: { message: "upstream down" } },
+ *     { id: "alert", type: "log", when, with: { message: "${{ run.failed[0].error }}" } },
+ *   ],
+ * });
+ * assert.equal(run.status, "failed");
+ * assert.equal(run.nodes.alert.status, "succeeded");
+ * ```
+ */
+export type NodeWhen = "on_success" | "on_failure" | "always";
+
+/**
  * One node of a flow.
  *
  * @example
@@ -146,6 +189,11 @@ export interface NodeSpec {
    * in a node with `forEach`, every item runs and a failed item's output is `null`.
    */
   continueOnError?: boolean;
+  /**
+   * When it runs (see {@linkcode NodeWhen}): `on_success` (default),
+   * `on_failure` or `always`.
+   */
+  when?: NodeWhen;
   /**
    * Run the node once per element of a list: a template (`${{ nodes.list.output }}`), a
    * literal list, or `{ items, concurrency }`. Its templates read the element as `item` and

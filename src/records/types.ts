@@ -498,6 +498,11 @@ export interface NodeOutcome {
   output?: JsonValue;
   /** Why it failed. */
   error?: string;
+  /**
+   * Its `when:`, when it is `on_failure` or `always`: it ran (or was
+   * skipped) because of it.
+   */
+  when?: "on_failure" | "always";
   /** For a node with `forEach:`: how its items ended (absent in records of other nodes). */
   items?: NodeItems;
 }

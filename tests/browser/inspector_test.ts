@@ -425,7 +425,13 @@ Deno.test({
   },
 });
 
-/** A flow of `count` transform nodes, then two gates (files the test writes) one after the other. */
+/**
+ * A flow of `count` transform nodes, then two gates (files the test writes) one after the other.
+ * One node at a time (`concurrency: 1`): they start in the order they are listed. With the
+ * default 16 side by side, the order of their starts is the executor's (a node that yields to
+ * the event loop first starts a few ms after the ones behind it): n16 started before n1 once
+ * under load.
+ */
 async function writeWideFlow(inspector: Inspector, count: number): Promise<void> {
   const nodes = Array.from(
     { length: count },
@@ -441,6 +447,7 @@ async function writeWideFlow(inspector: Inspector, count: number): Promise<void>
   await Deno.writeTextFile(
     join(inspector.dir, "flows", "wide.flow.yaml"),
     `id: wide
+concurrency: 1
 inputs:
   first: { type: string }
   second: { type: string }
@@ -461,11 +468,20 @@ Deno.test({
       await writeWideFlow(inspector, count);
       const first = join(inspector.dir, "release-first");
       const second = join(inspector.dir, "release-second");
+      // Listened to before the run starts: none of its events is missed.
+      const events = inspector.runtime.events();
       const started = await api(inspector, "POST", "/api/flows/wide/runs", {
         body: { input: { first, second } },
       });
       assert.equal(started.status, 202, await started.clone().text());
       const { runId } = await started.json();
+      // The page opens once the run waits in `first` (its 600 nodes ran, its module loaded):
+      // the server's work takes as long as it takes (seconds under load), none of it inside
+      // the page's waits below, which are for the page only.
+      for await (const e of events) {
+        if (e.type !== "node" || e.runId !== runId) continue;
+        if (e.event.type === "node.log" && e.event.node === "first") break;
+      }
       await page.goto(new URL(`#/runs/${runId}`, inspector.url).href);
       await page.locator("#live.on").waitFor();
       await page.locator('.node-row[data-node="first"][data-status="running"]').waitFor();

@@ -71,13 +71,16 @@ export interface TemplateScope {
   /** The run's inputs, after defaults (`inputs.<name>`). */
   inputs: Record<string, unknown>;
   /** Finished (or running) nodes by id (`nodes.<id>.output`, `nodes.<id>.status`). */
-  nodes: Record<string, { output?: unknown; status?: string }>;
+  nodes: Record<string, { output?: unknown; status?: string; error?: string }>;
   /** The environment variables the flow lists under `env:`, and no others (`env.<NAME>`). */
   env: Record<string, string>;
   /** The values of the flow's `secrets:` variables (`secrets.<NAME>`); none when absent. */
   secrets?: Record<string, string>;
-  /** The current run (`run.id`, `run.flowId`). */
-  run?: { id: string; flowId: string };
+  /**
+   * The current run (`run.id`, `run.flowId`), and the failures that failed it
+   * so far (`run.failed`: read by the nodes that run because of `when:`).
+   */
+  run?: { id: string; flowId: string; failed?: { node: string; error: string }[] };
   /** In a node with `forEach:`, the element of the list this item runs for (`item`). */
   item?: unknown;
   /** In a node with `forEach:`, the item's position in the list, from 0 (`index`). */

@@ -178,6 +178,7 @@ export function checkTemplates(text: string): { refs: TemplateRefs; errors: Temp
       for (const kind of ["nodes", "inputs", "env", "secrets"] as const) {
         for (const name of own[kind]) refs[kind].add(name);
       }
+      for (const name of own.run) refs.run.add(name);
       for (const [name, at] of own.loop) if (!refs.loop.has(name)) refs.loop.set(name, at);
     } catch (e) {
       if (!(e instanceof TemplateError)) throw e;
@@ -203,6 +204,7 @@ function emptyRefs(): TemplateRefs {
     inputs: new Set(),
     env: new Set(),
     secrets: new Set(),
+    run: new Set(),
     loop: new Map(),
   };
 }

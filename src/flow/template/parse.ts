@@ -35,6 +35,8 @@ export interface TemplateRefs {
   inputs: Set<string>;
   /** Environment variable names read through `env.<NAME>`. */
   env: Set<string>;
+  /** Fields of the run read through `run.<field>` (`id`, `flowId`, `failed`). */
+  run: Set<string>;
   /**
    * `item` and `index` (set only in a node with `forEach:`), each with the
    * offset of its first use in the text.
@@ -47,8 +49,8 @@ export interface TemplateRefs {
 /** The names an expression may start from. */
 const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "secrets", "run", "item", "index"];
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
-const NODE_FIELDS = ["output", "status"];
-const RUN_FIELDS = ["id", "flowId"];
+const NODE_FIELDS = ["output", "status", "error"];
+const RUN_FIELDS = ["id", "flowId", "failed"];
 /** Maximum nesting of an expression (and of the parser's recursion). */
 const MAX_DEPTH = 200;
 
@@ -333,18 +335,21 @@ export class Parser {
       if (root === "run") {
         if (!RUN_FIELDS.includes(key)) {
           throw at(
-            `run has no "${key}"; it has ${RUN_FIELDS.join(" and ")}${didYouMean(key, RUN_FIELDS)}`,
+            `run has no "${key}"; it has ${RUN_FIELDS.slice(0, -1).join(", ")} and ${
+              RUN_FIELDS.at(-1)
+            }${didYouMean(key, RUN_FIELDS)}`,
           );
         }
+        this.refs.run.add(key);
         return;
       }
       this.refs[root].add(key);
     } else if (step === 1 && root === "nodes" && key !== undefined) {
       if (!NODE_FIELDS.includes(key)) {
         throw at(
-          `a node has no "${key}"; it has ${NODE_FIELDS.join(" and ")}${
-            didYouMean(key, NODE_FIELDS)
-          }`,
+          `a node has no "${key}"; it has ${NODE_FIELDS.slice(0, -1).join(", ")} and ${
+            NODE_FIELDS.at(-1)
+          }${didYouMean(key, NODE_FIELDS)}`,
         );
       }
     }

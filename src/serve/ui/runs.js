@@ -347,6 +347,7 @@ export function nodeTimeline(run, events, nodeIds) {
     }
     if (!node.attempt) node.attempt = outcome.attempts ?? 0;
     if (!node.error && outcome.error) node.error = outcome.error;
+    if (outcome.when) node.when = outcome.when;
     if (outcome.items && typeof outcome.items === "object") node.items = outcome.items;
   }
   const order = new Map();
@@ -716,7 +717,13 @@ export async function renderRun(container, id, ctx) {
             updateNode(node.id);
           },
         },
-        h("span.node-name.mono", { text: node.id }),
+        h(
+          "span.node-name.mono",
+          {},
+          node.id,
+          // A node of `when: on_failure` or `always`: why it ran, or was skipped.
+          node.when ? h("span.node-when.muted", { text: ` when: ${node.when}` }) : null,
+        ),
         statusBadge(node.status ?? "pending"),
         h("span.node-attempts", {
           text: [

@@ -323,6 +323,32 @@ Deno.test("every import of the inspector's modules is served at the URL the brow
   }
 });
 
+Deno.test("nodeTimeline: a node of when: on_failure or always carries its when: from the record", () => {
+  const run = {
+    status: "failed",
+    nodes: {
+      work: { status: "failed", attempts: 1, error: "broke" },
+      alert: { status: "succeeded", attempts: 1, when: "on_failure" },
+      cleanup: { status: "skipped", attempts: 0, when: "always" },
+    },
+  };
+  const events = [
+    { at: 1, type: "node.start", node: "work" },
+    { at: 2, type: "node.end", node: "work", status: "failed", attempt: 1, durationMs: 1 },
+    { at: 3, type: "node.start", node: "alert" },
+    { at: 4, type: "node.end", node: "alert", status: "succeeded", attempt: 1, durationMs: 1 },
+  ];
+  const nodes = nodeTimeline(run, events, ["work", "alert", "cleanup"]);
+  assert.deepEqual(
+    nodes.map((n: { id: string; status: string; when?: string }) => [n.id, n.status, n.when]),
+    [["work", "failed", undefined], ["alert", "succeeded", "on_failure"], [
+      "cleanup",
+      "skipped",
+      "always",
+    ]],
+  );
+});
+
 Deno.test("nodeTimeline: a forEach node's items, its items' attempts and logs", () => {
   const run = {
     status: "failed",
