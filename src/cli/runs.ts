@@ -54,6 +54,7 @@ import type { Runtime } from "../runtime.ts";
 import { archiveReaderOf } from "../records/_archive_read.ts";
 import type { Records } from "../records/records.ts";
 import { ConfigError, messageOf } from "../errors.ts";
+import { UsageError } from "./input.ts";
 import { declaredFlowIds } from "../flow_files.ts";
 import { knownJobNames } from "../jobs/builtin.ts";
 import { didYouMean } from "../_suggest.ts";
@@ -252,9 +253,19 @@ async function unknownFlow(
  */
 export async function showRun(
   runId: string,
-  options: { json?: boolean; definition?: boolean },
+  options: { json?: boolean; definition?: boolean; follow?: boolean; timeout?: string },
   global: GlobalOptions,
 ): Promise<number> {
+  if (options.follow && options.definition) {
+    throw new UsageError("Give --follow or --definition, not both");
+  }
+  if (options.follow) {
+    const { followCommand } = await import("./follow.ts");
+    return await followCommand(runId, options, global);
+  }
+  if (options.timeout !== undefined) {
+    throw new UsageError("--timeout bounds --follow: give it with --follow");
+  }
   if (!isRunId(runId)) {
     return notFound(
       options.json,
@@ -392,7 +403,8 @@ function queueWaitText(run: RunRecord): string {
   return "";
 }
 
-function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void {
+/** Print a run as `runs show` does: its record, then a timeline per node (times in `tz`). */
+export function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void {
   const lines = [
     `run:      ${run.id}`,
     `flow:     ${run.flowId} (version ${shortHash(run.flowVersion)})`,
@@ -506,7 +518,8 @@ function describeAccess(
   }`;
 }
 
-function describeEvent(event: RunEvent): string | undefined {
+/** A node event as a line of a timeline (`started`, `log: hi`, `failed: boom`), or nothing. */
+export function describeEvent(event: RunEvent): string | undefined {
   switch (event.type) {
     case "node.start":
       return "started";
