@@ -26,10 +26,9 @@
  */
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import type { Records } from "../records/records.ts";
-import { isRunId } from "../records/run_id.ts";
 import { abandonedRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { parseDuration } from "../duration.ts";
-import { formatDuration, formatTime, printable } from "./format.ts";
+import { formatDuration, formatTime, printable, runErrorText } from "./format.ts";
 import { UsageError } from "./input.ts";
 import {
   EXIT_FAILURE,
@@ -87,20 +86,13 @@ function ended(run: RunRecord): boolean {
   return run.status !== "queued" && run.status !== "running";
 }
 
-/** `runs show <id> --follow [--json] [--timeout D]`. */
+/** `runs show <id> --follow [--json] [--timeout D]` of a valid run id (`runs show` checks it). */
 export async function followCommand(
   runId: string,
   options: { json?: boolean; timeout?: string },
   global: GlobalOptions,
 ): Promise<number> {
   const timeoutMs = parseFollowTimeout(options.timeout); // refused before anything opens
-  if (!isRunId(runId)) {
-    return notFound(
-      options.json,
-      `Run "${runId}" not found: run ids are 20 lowercase letters and digits, as printed by ` +
-        "flowstate enqueue, flowstate run and flowstate runs ls",
-    );
-  }
   await using runtime = await openForReading(global);
   const tz = runtime.config.timezone;
   const records = await unlessMissing(() => runtime.records());
@@ -312,11 +304,7 @@ function printOutcome(run: RunRecord): void {
     }`,
   ];
   if (run.error) {
-    lines.push(
-      `error:    ${run.error.node ? `node "${run.error.node}": ` : ""}${
-        printable(run.error.message)
-      }`,
-    );
+    lines.push(`error:    ${runErrorText(run.error)}`);
   }
   if (run.outputs !== null) lines.push(`outputs:  ${printable(JSON.stringify(run.outputs))}`);
   console.log(lines.join("\n"));

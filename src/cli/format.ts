@@ -208,3 +208,17 @@ export function queueAttemptText(status: RunStatus, q: QueueInfo): string {
     lost === 0 ? "" : ` (${lost} lost, not counted)`
   }`;
 }
+
+/**
+ * A run's error as its `error:` line shows it: `node "f": boom`, or the message alone.
+ *
+ * @example
+ * ```ts
+ * import { runErrorText } from "./format.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(runErrorText({ node: "f", message: "boom" }), 'node "f": boom');
+ * ```
+ */
+export function runErrorText(error: { node?: string; message: string }): string {
+  return `${error.node ? `node "${error.node}": ` : ""}${printable(error.message)}`;
+}

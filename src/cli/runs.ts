@@ -39,6 +39,7 @@ import {
   printable,
   printTable,
   queueAttemptText,
+  runErrorText,
   shortHash,
   unknownFlowMessage,
 } from "./format.ts";
@@ -259,19 +260,19 @@ export async function showRun(
   if (options.follow && options.definition) {
     throw new UsageError("Give --follow or --definition, not both");
   }
-  if (options.follow) {
-    const { followCommand } = await import("./follow.ts");
-    return await followCommand(runId, options, global);
-  }
-  if (options.timeout !== undefined) {
+  if (options.timeout !== undefined && !options.follow) {
     throw new UsageError("--timeout bounds --follow: give it with --follow");
   }
   if (!isRunId(runId)) {
     return notFound(
       options.json,
       `Run "${runId}" not found: run ids are 20 lowercase letters and digits, as printed by ` +
-        "flowstate run and flowstate runs ls",
+        "flowstate run, flowstate enqueue and flowstate runs ls",
     );
+  }
+  if (options.follow) {
+    const { followCommand } = await import("./follow.ts");
+    return await followCommand(runId, options, global);
   }
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
@@ -453,11 +454,7 @@ export function printRun(run: RunRecord, events: readonly RunEvent[], tz: string
     }
   }
   if (run.error) {
-    lines.push(
-      `error:    ${run.error.node ? `node "${run.error.node}": ` : ""}${
-        printable(run.error.message)
-      }`,
-    );
+    lines.push(`error:    ${runErrorText(run.error)}`);
   }
 
   // One block per node, in the order nodes first appear, then nodes without events.
