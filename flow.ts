@@ -34,6 +34,7 @@ export type {
   FlowQueueLimits,
   FlowSchedule,
   FlowTrigger,
+  ForEachSpec,
   HttpTrigger,
   InputSpec,
   InputType,

@@ -38,6 +38,7 @@ export {
   MAX_STATE_ACCESS,
   type NodeAttemptEvent,
   type NodeEndEvent,
+  type NodeItems,
   type NodeLogEvent,
   type NodeOutcome,
   type NodeStartEvent,

@@ -57,6 +57,7 @@ const FINGERPRINTED = [
   "./flow/inputs.ts",
   "./flow/nodes.ts",
   "./flow/node_schemas.ts",
+  "./flow/_http.ts",
   "./_lazy_schema.ts",
   "./flow/node_options.ts",
   "./flow/prepare.ts",

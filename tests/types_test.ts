@@ -94,6 +94,7 @@ Deno.test("BuiltinJobName, BuiltinPluginName and BuiltinNodeType name exactly th
     fail: true,
     flow: true,
     queue: true,
+    http: true,
   };
   assert.deepEqual(Object.keys(nodes).sort(), [...builtinNodes.keys()].sort());
 });

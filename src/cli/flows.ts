@@ -47,6 +47,7 @@ import type { ResolvedConfig } from "../config.ts";
 import { flowFiles, flowIdsByFile, sharedIdWarning } from "../flow_files.ts";
 import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
+import { literalSecrets } from "../flow/_http.ts";
 import { loadConfig } from "../config.ts";
 import { formatPath } from "../errors.ts";
 import { describePermissions } from "../flow/sub_flows.ts";
@@ -265,7 +266,7 @@ export async function validateFlows(
       }));
       const env = [...parsed.definition.env ?? []];
       const warnings = await flowWarnings(file, prepared, guarded);
-      warnings.push(...unsetEnvWarnings(prepared));
+      warnings.push(...unsetEnvWarnings(prepared), ...literalSecretWarnings(prepared));
       results.push({ file, ok: true, problems: [], nodes, env, warnings });
       if (!options.json) {
         console.log(`ok ${file}`);
@@ -279,7 +280,7 @@ export async function validateFlows(
           );
         }
         for (const n of nodes) {
-          if (n.runs === "builtin" && n.subFlows !== "computed") continue;
+          if (n.runs === "builtin" && n.subFlows !== "computed" && n.permissions === null) continue;
           console.log(`  ${n.id} (${n.type}): ${describeRuns(n)}`);
         }
       }
@@ -315,6 +316,9 @@ function describeRuns(node: ValidateNode): string {
     env += `; may read env through state: ${node.stateEnv.join(", ")} (written by ${
       node.stateEnvWriters.join(", ")
     })`;
+  }
+  if (node.runs === "builtin" && node.permissions !== null) {
+    return `requests from a Worker, permissions: ${describePermissions(node.permissions)}${env}`;
   }
   if (node.runs === "builtin") {
     return `starts a sub-flow whose path is computed at run time (only a flow file in its flow's folder or under flows: is run)${env}`;
@@ -387,6 +391,19 @@ function unsetEnvWarnings(prepared: PreparedFlow): string[] {
   return unsetEnvHere(prepared.definition).map((p) =>
     `${p.message} (a run started from this environment would fail before it starts)`
   );
+}
+
+/** An http node holding a credential literally: the flow's recorded versions would keep it. */
+function literalSecretWarnings(prepared: PreparedFlow): string[] {
+  return prepared.nodes.flatMap((node) => {
+    if (node.spec.type !== "http" || node.runs !== "builtin") return [];
+    const found = literalSecrets(node.spec.with);
+    return found.length === 0 ? [] : [
+      `node ${node.spec.id} (http) holds ${
+        found.join(", ")
+      } as written in the flow file, which every recorded version of the flow keeps; pass it from the environment instead, like "Bearer \${{ env.API_TOKEN }}" with env: [API_TOKEN]`,
+    ];
+  });
 }
 
 async function realPath(path: string): Promise<string> {

@@ -5,7 +5,7 @@
  * @module
  */
 import { didYouMean } from "../_suggest.ts";
-import type { QueueInfo, RunStatus } from "../records/types.ts";
+import type { NodeItems, QueueInfo, RunStatus } from "../records/types.ts";
 
 /**
  * Thrown by {@linkcode writeStdout} when whoever read stdout went away
@@ -221,4 +221,35 @@ export function queueAttemptText(status: RunStatus, q: QueueInfo): string {
  */
 export function runErrorText(error: { node?: string; message: string }): string {
   return `${error.node ? `node "${error.node}": ` : ""}${printable(error.message)}`;
+}
+
+/**
+ * How the items of a node with `forEach:` ended: `3 items` when each
+ * succeeded, else `5 items: 2 succeeded, 1 failed (item 2), 2 stopped or not
+ * started`. `undefined` for a node without items (or a record whose `items`
+ * is not the shape this version writes).
+ */
+export function itemsText(items: NodeItems | undefined): string | undefined {
+  if (typeof items !== "object" || items === null) return undefined;
+  const { count, succeeded, failed, failedIndex } = items;
+  if (![count, succeeded, failed].every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    return undefined;
+  }
+  const total = `${count} ${count === 1 ? "item" : "items"}`;
+  if (succeeded === count) return total;
+  const parts = [`${succeeded} succeeded`];
+  if (failed > 0) {
+    parts.push(
+      `${failed} failed${
+        typeof failedIndex !== "number"
+          ? ""
+          : failed === 1
+          ? ` (item ${failedIndex})`
+          : ` (first: item ${failedIndex})`
+      }`,
+    );
+  }
+  const rest = count - succeeded - failed;
+  if (rest > 0) parts.push(`${rest} stopped or not started`);
+  return `${total}: ${parts.join(", ")}`;
 }

@@ -25,7 +25,7 @@ import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntimeWith, type Runtime, sandboxPoolOf } from "../runtime.ts";
 import { loadConfigCached } from "../config_disk_cache.ts";
-import { formatDuration, printable, runErrorText, shortHash } from "./format.ts";
+import { formatDuration, itemsText, printable, runErrorText, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 import {
@@ -202,7 +202,8 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
   return (event, run) => {
     topRunId ??= run.id;
     const sub = run.id !== topRunId;
-    const label = `[${sub ? `${run.flowId}/` : ""}${"node" in event ? event.node : ""}]`;
+    const item = "item" in event && typeof event.item === "number" ? ` item ${event.item}` : "";
+    const label = `[${sub ? `${run.flowId}/` : ""}${"node" in event ? event.node : ""}${item}]`;
     switch (event.type) {
       case "run.start":
         if (!sub) console.error(`Running flow "${run.flowId}" (run ${run.id})`);
@@ -221,7 +222,16 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
         }
         break;
       case "node.end":
-        if (event.status === "failed" || event.status === "timed-out") {
+        if (event.items !== undefined) {
+          // A forEach node: its items' attempts printed their errors; the end says how many.
+          if (event.status !== "succeeded" && event.status !== "skipped") {
+            console.error(
+              `${label} ${event.status} (${itemsText(event.items) ?? "items"})${
+                event.error === undefined ? "" : `: ${printable(event.error)}`
+              }`,
+            );
+          }
+        } else if (event.status === "failed" || event.status === "timed-out") {
           // A node that fails as its options are evaluated has an attempt without an error.
           const key = `${run.id}\0${event.node}`;
           const reason = attemptErrors.has(key) && attemptErrors.get(key) === event.attempt

@@ -36,6 +36,7 @@ import type { FlowVersion } from "../records/flow_version.ts";
 import {
   formatDuration,
   formatTime,
+  itemsText,
   printable,
   printTable,
   queueAttemptText,
@@ -475,7 +476,9 @@ export function printRun(run: RunRecord, events: readonly RunEvent[], tz: string
     const result = run.nodes[id];
     const head = result === undefined
       ? "(no result recorded)"
-      : `${result.status}, ${result.attempts} attempt${result.attempts === 1 ? "" : "s"}`;
+      : `${result.status}, ${
+        itemsText(result.items)?.concat(", ") ?? ""
+      }${result.attempts} attempt${result.attempts === 1 ? "" : "s"}`;
     const end = nodeEvents.findLast((e) => e.type === "node.end");
     const took = end?.durationMs === undefined ? "" : `, ${formatDuration(end.durationMs)}`;
     lines.push(`  ${id}: ${head}${took}`);
@@ -519,15 +522,19 @@ function describeAccess(
 export function describeEvent(event: RunEvent): string | undefined {
   switch (event.type) {
     case "node.start":
-      return "started";
-    case "node.attempt":
+      return typeof event.items === "number"
+        ? `started (${event.items} ${event.items === 1 ? "item" : "items"})`
+        : "started";
+    case "node.attempt": {
+      const item = typeof event.item === "number" ? `item ${event.item} ` : "";
       return event.error === undefined
-        ? `attempt ${event.attempt}`
-        : `attempt ${event.attempt} failed: ${printable(event.error)}`;
+        ? `${item}attempt ${event.attempt}`
+        : `${item}attempt ${event.attempt} failed: ${printable(event.error)}`;
+    }
     case "node.log":
-      return `${event.level && event.level !== "info" ? `${event.level}: ` : "log: "}${
-        printable(event.message ?? "")
-      }`;
+      return `${typeof event.item === "number" ? `item ${event.item} ` : ""}${
+        event.level && event.level !== "info" ? `${event.level}: ` : "log: "
+      }${printable(event.message ?? "")}`;
     case "node.end":
       return `${event.status}${
         event.status === "failed" || event.status === "timed-out"

@@ -46,6 +46,15 @@ const isError = (v: unknown): v is ErrorShape =>
 const isArgs = (v: unknown): v is { v?: unknown }[] =>
   Array.isArray(v) && v.every((a) => typeof a === "object" && a !== null && !Array.isArray(a));
 
+/** An options schema that passes every value through (checked elsewhere). */
+export const PASS_THROUGH = {
+  "~standard": {
+    version: 1,
+    vendor: "flowstate-sandbox",
+    validate: (value: unknown): { value: unknown } => ({ value }),
+  },
+} as const;
+
 /** At most this much of a message is quoted in the error. */
 const QUOTED = 120;
 

@@ -40,6 +40,8 @@ export const BUILTIN_NODE_TYPE_EXAMPLES: readonly string[] = [
   "delay",
   "fail",
   "flow",
+  "queue",
+  "http",
 ];
 
 /**

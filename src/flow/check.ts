@@ -35,7 +35,12 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   return value;
 }
 
-type Refs = { nodes: Set<string>; inputs: Set<string>; env: Set<string> };
+type Refs = {
+  nodes: Set<string>;
+  inputs: Set<string>;
+  env: Set<string>;
+  loop: Map<"item" | "index", number>;
+};
 
 /**
  * Collects the problems of one flow: {@linkcode Checker.check} runs every
@@ -110,6 +115,16 @@ export class Checker {
       const path = issue.path.map((s) => typeof s === "number" ? s : String(s));
       const value = valueAt(data, path);
       const got = `, got ${describeValue(value)}`;
+      if (issue.code === "invalid_type" || issue.code === "invalid_union") {
+        // A field that is not there at all: said so, whatever its type would be.
+        const parentPath = path.slice(0, -1);
+        const parent = valueAt(data, parentPath);
+        const last = path.at(-1);
+        if (value === undefined && isRecord(parent) && last !== undefined && !(last in parent)) {
+          this.add(parentPath, `missing required field "${last}"`);
+          continue;
+        }
+      }
       switch (issue.code) {
         case "unrecognized_keys":
           for (const key of issue.keys) {
@@ -117,12 +132,7 @@ export class Checker {
           }
           break;
         case "invalid_type": {
-          const parentPath = path.slice(0, -1);
-          const parent = valueAt(data, parentPath);
-          const last = path.at(-1);
-          if (value === undefined && isRecord(parent) && last !== undefined && !(last in parent)) {
-            this.add(parentPath, `missing required field "${last}"`);
-          } else if (path.join(".") === "trigger.http.secret") {
+          if (path.join(".") === "trigger.http.secret") {
             this.add(
               path,
               `expected { env: NAME }, the name of the environment variable holding the secret (never the secret itself)${got}`,
@@ -326,13 +336,51 @@ export class Checker {
         }
         this.#checkCommonRefs(subject, refs, path, inputs, env);
       };
+      const forEach = node.raw.forEach;
+      const loops = forEach !== undefined;
+      const noLoop = (name: string) =>
+        `${subject} reads ${name}, which is set only in a node with forEach; add forEach: "\${{ … }}" (the list to run the node for) to the node`;
       if (typeof node.raw.if === "string") {
         const path = ["nodes", node.index, "if"];
-        checkRefs(this.#compile(node.raw.if, path), path);
+        const refs = this.#compile(node.raw.if, path);
+        checkRefs(refs, path);
+        this.#loopRefs(
+          refs,
+          path,
+          (name) =>
+            loops
+              ? `${subject}: if cannot read ${name}: it is evaluated once for the whole node, before its items run; to skip some items, leave them out of the list (forEach: "\${{ … }}")`
+              : noLoop(name),
+        );
       }
       if (isRecord(node.raw.with)) {
         for (const [text, path] of strings(node.raw.with, ["nodes", node.index, "with"])) {
-          checkRefs(this.#compile(text, path), path);
+          const refs = this.#compile(text, path);
+          checkRefs(refs, path);
+          if (!loops) this.#loopRefs(refs, path, noLoop);
+        }
+      }
+      if (loops) {
+        const listPath = ["nodes", node.index, "forEach"];
+        const list = isRecord(forEach) ? forEach.items : forEach;
+        const path = isRecord(forEach) ? [...listPath, "items"] : listPath;
+        if (typeof list === "string" && !list.includes("${{")) {
+          this.add(
+            path,
+            `expected a template like "\${{ nodes.list.output }}" or a list, got the text ${
+              JSON.stringify(list)
+            }`,
+          );
+        }
+        for (const [text, at] of strings(list, path)) {
+          const refs = this.#compile(text, at);
+          checkRefs(refs, at);
+          this.#loopRefs(
+            refs,
+            at,
+            (name) =>
+              `${subject}: forEach cannot read ${name}: ${name} is taken from the list forEach gives`,
+          );
         }
       }
     }
@@ -346,6 +394,7 @@ export class Checker {
         );
       }
       this.#checkCommonRefs("queue.by", refs, path, inputs, env);
+      this.#loopRefs(refs, path, (name) => `queue.by cannot read ${name}: it reads only inputs`);
     }
     if (isRecord(flow.outputs)) {
       for (const [name, value] of Object.entries(flow.outputs)) {
@@ -362,9 +411,20 @@ export class Checker {
             );
           }
           this.#checkCommonRefs(subject, refs, path, inputs, env);
+          this.#loopRefs(
+            refs,
+            path,
+            (item) =>
+              `${subject} reads ${item}, which is set only in a node with forEach; read that node's output (a list) instead`,
+          );
         }
       }
     }
+  }
+
+  /** A problem at each of `item` and `index` that `refs` read (where they may not be read). */
+  #loopRefs(refs: Refs, path: FlowPath, message: (name: string) => string): void {
+    for (const [name, offset] of refs.loop) this.add(path, message(name), { offset });
   }
 
   #checkCommonRefs(

@@ -19,7 +19,16 @@ import {
   truthy,
 } from "./template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./types.ts";
-import type { NodeStatus, RunEvent, RunEventInit, RunRecord, RunStatus } from "../records/types.ts";
+import type {
+  NodeAttemptEvent,
+  NodeItems,
+  NodeLogEvent,
+  NodeStatus,
+  RunEvent,
+  RunEventInit,
+  RunRecord,
+  RunStatus,
+} from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
 import { type AttemptOverError, messageOf } from "../errors.ts";
 import { AttemptFence } from "./_attempt.ts";
@@ -29,6 +38,7 @@ import type { SchemaResult } from "../plugin.ts";
 import { copyContainers } from "./template/values.ts";
 import { builtinNodes } from "./nodes.ts";
 import { parseJson } from "../_json.ts";
+import { describeValue } from "./_shapes.ts";
 
 /**
  * The largest output a node may return, in bytes of its JSON text: it is kept
@@ -64,6 +74,12 @@ export const NODE_LOG_LIMITS: {
   readonly lineBytes: number;
   readonly totalBytes: number;
 } = Object.freeze({ lines: 10_000, lineBytes: LOG_LINE_BYTES, totalBytes: 4 * 1024 * 1024 });
+
+/**
+ * The most items a node's `forEach:` list may hold: each item is a run of the
+ * node, kept in the run's events, and its output in the node's (one value).
+ */
+export const MAX_FOR_EACH_ITEMS = 10_000;
 
 /** How long a node attempt that is over may take to stop, by default (ms). */
 export const DEFAULT_ABORT_GRACE = 5000;
@@ -105,6 +121,8 @@ export interface PreparedNode {
   retry: { attempts: number; delay: number; backoff: "constant" | "exponential"; maxDelay: number };
   /** Per-attempt timeout in ms. */
   timeout?: number;
+  /** Its `forEach:`: the list compiled, and how many items run at once. */
+  forEach?: { items: CompiledValue; concurrency: number };
   /**
    * Where it runs: `builtin` and `trusted` in-process, `worker` in a Worker
    * with {@linkcode PreparedNode.permissions}.
@@ -231,12 +249,31 @@ interface NodeResult {
   attempts: number;
   output?: JsonValue;
   error?: string;
+  items?: NodeItems;
+}
+
+/** One item of a node with `forEach:` while it runs (see `Execution.#runItems`). */
+interface ItemRun {
+  /** Its index in the list. */
+  index: number;
+  /** What its templates read: the run's, with `item` and `index`. */
+  scope: TemplateScope;
+  /** Where it puts its result (at `index`): every item's of the node. */
+  results: NodeResult[];
 }
 
 class AttemptTimeout extends Error {
   constructor(ms: number) {
     super(`timed out after ${ms} ms`);
     this.name = "TimeoutError";
+  }
+}
+
+/** Why the attempts of a `forEach` node's other items are stopped when one item failed. */
+class ItemFailed extends Error {
+  constructor(item: number) {
+    super(`stopped: item ${item} of the node failed`);
+    this.name = "AbortError";
   }
 }
 
@@ -290,7 +327,7 @@ interface FlowFacts {
   readonly nodes: NodeFacts[];
   /**
    * Whether a template of the flow may read the nodes' outcomes (`nodes.…`):
-   * some node has an `if` or a `with` that is not constant, or the flow has
+   * some node has an `if`, or a `with` or `forEach` that is not constant, or the flow has
    * `outputs`. When none does, a run does not keep them in its template
    * scope (an object a node and a key in a dictionary of every node, read by
    * nothing).
@@ -316,7 +353,10 @@ function flowFacts(flow: PreparedFlow): FlowFacts {
         };
       }),
       templates: flow.outputs !== undefined ||
-        flow.nodes.some((node) => node.if !== undefined || !node.with.isStatic),
+        flow.nodes.some((node) =>
+          node.if !== undefined || !node.with.isStatic ||
+          (node.forEach !== undefined && !node.forEach.items.isStatic)
+        ),
     };
     factsByFlow.set(flow, facts);
   }
@@ -365,6 +405,8 @@ class Attempt extends AttemptFence {
   readonly index: number;
   readonly node: PreparedNode;
   readonly number: number;
+  /** The item it runs for, in a node with `forEach:`. */
+  item: number | undefined = undefined;
   #controller: AbortController | undefined;
   /** Aborted only when the attempt is stopped (see {@linkcode Attempt.stopSignal}), made on first use. */
   #stopper: AbortController | undefined;
@@ -474,7 +516,7 @@ class Attempt extends AttemptFence {
     if (this.stopped !== undefined) return;
     this.stopped = { reason };
     this.close(
-      reason instanceof AttemptTimeout
+      reason instanceof AttemptTimeout || reason instanceof ItemFailed
         ? reason.message
         : reason === "timed-out"
         ? "the flow timed out"
@@ -579,7 +621,10 @@ class AttemptContext implements NodeContext<unknown> {
       }
       a.logLines++;
       a.logBytes += size;
-      a.host.emit({ type: "node.log", node: a.node.spec.id, message: text, level: checked });
+      a.host.emit(withItem<Omit<NodeLogEvent, "at">>(
+        { type: "node.log", node: a.node.spec.id, message: text, level: checked },
+        a.item,
+      ));
     };
   }
 
@@ -632,6 +677,12 @@ class QueueAttemptContext extends AttemptContext {
     const enqueue = a.host.options.enqueue!;
     return this.#enqueue ??= (flow, options) => a.guard(() => enqueue(flow, options));
   }
+}
+
+/** `event` with the item it is about, in a node with `forEach:` (the event itself, changed). */
+function withItem<E extends { item?: number }>(event: E, item: number | undefined): E {
+  if (item !== undefined) event.item = item;
+  return event;
 }
 
 /** Whether `value` is a promise or another thenable (what `await` would wait for). */
@@ -870,12 +921,19 @@ class Execution implements AttemptHost {
       error: result.error,
     };
     if (access !== undefined) access.addFields(event);
+    if (result.items !== undefined) event.items = result.items;
     on(event);
     return i;
   }
 
-  /** Run node `i`; resolves `i` once it ended, its result in `#results`. */
-  async #runNode(i: number, runSignal: AbortSignal): Promise<number> {
+  /**
+   * Run node `i`; resolves `i` once it ended, its result in `#results`. With
+   * `each`, run its attempts (with their retries) for one item of its
+   * `forEach:` list (its `if` and list are the caller's, `#runItems`):
+   * resolves the item's index once it ended, its result in `each.results`.
+   * `runSignal` stops it: the run's, or the node's items'.
+   */
+  async #runNode(i: number, runSignal: AbortSignal, each?: ItemRun): Promise<number> {
     // Store calls on embedded backends resolve without giving the event loop a
     // turn; yield now and then so timers and Ctrl-C are seen during long runs.
     // The system clock's reading of the node's start is the yield's time too (one clock
@@ -886,6 +944,9 @@ class Execution implements AttemptHost {
     if (breath !== undefined) {
       await breath;
       if (runSignal.aborted) {
+        if (each !== undefined) {
+          return this.#ended(i, started, each, { status: "cancelled", attempts: 0 });
+        }
         this.#results[i] = { status: "cancelled", attempts: 0 };
         return i;
       }
@@ -896,22 +957,26 @@ class Execution implements AttemptHost {
     // One reading of the clock for the node's start and its first attempt too, when
     // nothing runs in between (no `if` to evaluate).
     let now = started;
-    if (node.if) {
-      let go: boolean;
-      try {
-        go = truthy(node.if.evaluate(this.#scope, this.#o.clock));
-      } catch (err) {
-        return this.#end(i, started, {
-          status: "failed",
-          attempts: 0,
-          error: `if: ${(err as Error).message}`,
-        });
-      }
-      if (!go) return this.#end(i, started, { status: "skipped", attempts: 0 });
-      now = this.#o.clock.now();
-    }
     const on = this.#o.onEvent;
-    if (on !== undefined) on({ at: now, type: "node.start", node: id });
+    if (each === undefined) {
+      if (node.if) {
+        let go: boolean;
+        try {
+          go = truthy(node.if.evaluate(this.#scope, this.#o.clock));
+        } catch (err) {
+          return this.#end(i, started, {
+            status: "failed",
+            attempts: 0,
+            error: `if: ${(err as Error).message}`,
+          });
+        }
+        if (!go) return this.#end(i, started, { status: "skipped", attempts: 0 });
+        now = this.#o.clock.now();
+      }
+      if (node.forEach !== undefined) return this.#runItems(i, node, started, runSignal);
+      if (on !== undefined) on({ at: now, type: "node.start", node: id });
+    }
+    const item = each?.index;
     const { attempts, delay, backoff, maxDelay } = node.retry;
     let lastError = "";
     let timedOut = false;
@@ -922,29 +987,29 @@ class Execution implements AttemptHost {
       const refused = guard?.refusal();
       if (refused !== undefined) this.#controller.abort(refused);
       if (runSignal.aborted) {
-        return this.#end(i, started, { status: "cancelled", attempts: attempt - 1 });
+        return this.#ended(i, started, each, { status: "cancelled", attempts: attempt - 1 });
       }
       if (on !== undefined) {
-        on({
+        on(withItem<NodeAttemptEvent>({
           at: attempt === 1 ? now : this.#o.clock.now(),
           type: "node.attempt",
           node: id,
           attempt,
-        });
+        }, item));
       }
       let input: unknown;
       try {
-        input = this.#input(i, node);
+        input = this.#input(i, node, each === undefined ? this.#scope : each.scope);
         if (input instanceof Promise) input = await input;
       } catch (err) {
         // Bad options never get better on retry.
-        return this.#end(i, started, {
+        return this.#ended(i, started, each, {
           status: "failed",
           attempts: attempt,
           error: (err as Error).message,
         });
       }
-      const begun = this.#attempt(i, node, input, attempt, runSignal);
+      const begun = this.#attempt(i, node, input, attempt, runSignal, item);
       let outcome: AttemptOutcome;
       if (begun instanceof Attempt) {
         await begun.decision();
@@ -956,17 +1021,22 @@ class Execution implements AttemptHost {
         outcome = await begun;
       }
       if (outcome.ok) {
-        return this.#end(
+        return this.#ended(
           i,
           started,
+          each,
           { status: "succeeded", attempts: attempt, output: outcome.output },
           outcome.bytes,
         );
       }
-      if (outcome.stuck !== undefined) this.#stuck.push(`node ${id}: ${outcome.stuck}`);
+      if (outcome.stuck !== undefined) {
+        this.#stuck.push(
+          `node ${id}${item === undefined ? "" : ` item ${item}`}: ${outcome.stuck}`,
+        );
+      }
       if (runSignal.aborted) {
         const error = outcome.stuck ? `${outcome.error}; ${outcome.stuck}` : outcome.error;
-        return this.#end(i, started, { status: "cancelled", attempts: attempt, error });
+        return this.#ended(i, started, each, { status: "cancelled", attempts: attempt, error });
       }
       lastError = outcome.error;
       timedOut = outcome.timedOut;
@@ -975,13 +1045,16 @@ class Execution implements AttemptHost {
         const error = `${lastError}; ${outcome.stuck}${
           attempt < attempts ? "; no retry was started while it may still run" : ""
         }`;
-        return this.#end(i, started, {
+        return this.#ended(i, started, each, {
           status: timedOut ? "timed-out" : "failed",
           attempts: attempt,
           error,
         });
       }
-      this.emit({ type: "node.attempt", node: id, attempt, error: lastError });
+      this.emit(withItem<Omit<NodeAttemptEvent, "at">>(
+        { type: "node.attempt", node: id, attempt, error: lastError },
+        item,
+      ));
       if (attempt < attempts) {
         const wait = backoff === "exponential"
           ? Math.min(maxDelay, delay * 2 ** (attempt - 1))
@@ -989,7 +1062,7 @@ class Execution implements AttemptHost {
         try {
           await this.timers.sleep(wait, runSignal);
         } catch {
-          return this.#end(i, started, {
+          return this.#ended(i, started, each, {
             status: "cancelled",
             attempts: attempt,
             error: lastError,
@@ -997,11 +1070,158 @@ class Execution implements AttemptHost {
         }
       }
     }
-    return this.#end(i, started, {
+    return this.#ended(i, started, each, {
       status: timedOut ? "timed-out" : "failed",
       attempts,
       error: lastError,
     });
+  }
+
+  /** Node `i` (or its item `each`) ended with `result`: `#end` for a node, else kept in `each`. */
+  #ended(
+    i: number,
+    started: number,
+    each: ItemRun | undefined,
+    result: NodeResult,
+    bytes?: number,
+  ): number {
+    if (each === undefined) return this.#end(i, started, result, bytes);
+    each.results[each.index] = result;
+    return each.index;
+  }
+
+  /**
+   * Run node `i`, which has `forEach:`, once per element of its list (at
+   * most `forEach.concurrency` at once, within the flow's `concurrency`): the
+   * first item that fails stops the others (those running are stopped, the
+   * rest do not start), unless the node has `continueOnError` (then every
+   * item runs, and a failed one's output is `null`). Resolves `i` once it
+   * ended, its result in `#results`.
+   */
+  async #runItems(
+    i: number,
+    node: PreparedNode,
+    started: number,
+    runSignal: AbortSignal,
+  ): Promise<number> {
+    const id = node.spec.id;
+    let list: unknown;
+    try {
+      list = node.forEach!.items.evaluate(this.#scope, this.#o.clock);
+    } catch (err) {
+      return this.#end(i, started, {
+        status: "failed",
+        attempts: 0,
+        error: `forEach: ${(err as Error).message}`,
+      });
+    }
+    if (!Array.isArray(list)) {
+      return this.#end(i, started, {
+        status: "failed",
+        attempts: 0,
+        error: `forEach: expected a list, got ${describeValue(list)}`,
+      });
+    }
+    const count = list.length;
+    if (count > MAX_FOR_EACH_ITEMS) {
+      return this.#end(i, started, {
+        status: "failed",
+        attempts: 0,
+        error: `forEach: the list holds ${
+          count.toLocaleString("en-US")
+        } items; a node runs for at most ${
+          MAX_FOR_EACH_ITEMS.toLocaleString("en-US")
+        } (split the list, or hand it to a sub-flow per part)`,
+      });
+    }
+    this.emit({ type: "node.start", node: id, items: count });
+    const results: NodeResult[] = new Array(count);
+    const keepGoing = node.spec.continueOnError === true;
+    // Stops the items: the run's end, or (without continueOnError) an item's failure.
+    const stop = new AbortController();
+    const onRunAbort = () => stop.abort(runSignal.reason);
+    if (runSignal.aborted) onRunAbort();
+    else runSignal.addEventListener("abort", onRunAbort, { once: true });
+    const flowLimit = this.#o.concurrency ?? this.#flow.definition.concurrency ?? 16;
+    const limit = Math.max(1, Math.min(node.forEach!.concurrency, flowLimit));
+    await new Promise<void>((resolve) => {
+      let next = 0;
+      let running = 0;
+      const pump = () => {
+        while (!stop.signal.aborted && running < limit && next < count) {
+          const k = next++;
+          running++;
+          const scope: TemplateScope = { ...this.#scope, item: list[k], index: k };
+          this.#runNode(i, stop.signal, { index: k, scope, results }).then(done);
+        }
+        if (running === 0) resolve();
+      };
+      const done = (k: number) => {
+        running--;
+        const result = results[k];
+        const failed = result.status === "failed" || result.status === "timed-out";
+        if (failed && !keepGoing && !stop.signal.aborted) {
+          const reason = new ItemFailed(k);
+          stop.abort(reason);
+          for (const a of [...this.#live]) if (a.index === i) a.stop(reason);
+        }
+        pump();
+      };
+      pump();
+    });
+    runSignal.removeEventListener("abort", onRunAbort);
+    return this.#end(i, started, this.#itemsResult(node, results, runSignal), this.#itemsBytes);
+  }
+
+  /** The JSON length of the output of the `forEach` node `#itemsResult` made last (or undefined). */
+  #itemsBytes: number | undefined;
+
+  /** How a `forEach` node ended, from its items' `results` (a hole: an item not started). */
+  #itemsResult(node: PreparedNode, results: NodeResult[], runSignal: AbortSignal): NodeResult {
+    const items: NodeItems = { count: results.length, succeeded: 0, failed: 0 };
+    let attempts = 0;
+    let first: NodeResult | undefined;
+    for (let k = 0; k < results.length; k++) {
+      const r = results[k];
+      if (r === undefined) continue;
+      attempts += r.attempts;
+      if (r.status === "succeeded") items.succeeded++;
+      else if (r.status === "failed" || r.status === "timed-out") {
+        items.failed++;
+        if (first === undefined) {
+          first = r;
+          items.failedIndex = k;
+        }
+      }
+    }
+    this.#itemsBytes = undefined;
+    if (runSignal.aborted) {
+      const error = first === undefined ? undefined : `item ${items.failedIndex}: ${first.error}`;
+      return { status: "cancelled", attempts, ...(error === undefined ? {} : { error }), items };
+    }
+    const error = first === undefined
+      ? undefined
+      : `item ${items.failedIndex}: ${first.error}${
+        items.failed > 1
+          ? ` (and ${items.failed - 1} more ${items.failed === 2 ? "item" : "items"} failed)`
+          : ""
+      }`;
+    // Every item ran (or the node goes on after failures): the outputs, in the items' order.
+    if (first === undefined || node.spec.continueOnError) {
+      const output = results.map((r) => r.status === "succeeded" ? r.output ?? null : null);
+      const text = JSON.stringify(output);
+      try {
+        assertOutputSize(text, node.spec.id);
+      } catch (err) {
+        return { status: "failed", attempts, error: (err as Error).message, items };
+      }
+      this.#itemsBytes = text.length;
+      if (first === undefined) {
+        return { status: "succeeded", attempts, output, items };
+      }
+      return { status: first.status, attempts, output, error, items };
+    }
+    return { status: first.status, attempts, error, items };
   }
 
   /**
@@ -1013,11 +1233,11 @@ class Execution implements AttemptHost {
    * evaluated and checked now. A promise only when
    * the schema's check is asynchronous.
    */
-  #input(i: number, node: PreparedNode): unknown {
+  #input(i: number, node: PreparedNode, scope: TemplateScope): unknown {
     const facts = this.facts[i];
     const known = facts.checked;
     if (known !== undefined) return facts.uncopied ? known.value : copyContainers(known.value);
-    const raw = node.with.evaluate(this.#scope, this.#o.clock);
+    const raw = node.with.evaluate(scope, this.#o.clock);
     const result = node.type.optionsSchema["~standard"].validate(raw);
     if (result instanceof Promise) return result.then((r) => optionsOf(node, r));
     const value = optionsOf(node, result);
@@ -1041,9 +1261,11 @@ class Execution implements AttemptHost {
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
+    item: number | undefined,
   ): AttemptOutcome | Promise<AttemptOutcome> | Attempt {
     const id = node.spec.id;
     const a = new Attempt(this, i, node, attempt);
+    a.item = item;
     const ctx = this.options.enqueue === undefined
       ? new AttemptContext(a, input)
       : new QueueAttemptContext(a, input);
@@ -1095,7 +1317,7 @@ class Execution implements AttemptHost {
     const id = a.node.spec.id;
     if (a.logDropped > 0) {
       const { lines, totalBytes } = NODE_LOG_LIMITS;
-      this.emit({
+      this.emit(withItem<Omit<NodeLogEvent, "at">>({
         type: "node.log",
         node: id,
         level: "warn",
@@ -1104,7 +1326,7 @@ class Execution implements AttemptHost {
         } of attempt ${a.number} dropped: an attempt logs at most ${
           lines.toLocaleString("en-US")
         } lines and ${totalBytes / 1024 / 1024} MiB`,
-      });
+      }, a.item));
       a.logDropped = 0;
     }
     let outcome: AttemptOutcome;
@@ -1170,7 +1392,14 @@ class Execution implements AttemptHost {
       );
     }
     const stuck = notes.join("; ");
-    this.emit({ type: "node.log", node: a.node.spec.id, message: stuck, level: "warn" });
+    this.emit(
+      withItem<Omit<NodeLogEvent, "at">>({
+        type: "node.log",
+        node: a.node.spec.id,
+        message: stuck,
+        level: "warn",
+      }, a.item),
+    );
     if (outcome.ok) return outcome;
     return { ...outcome, stuck };
   }

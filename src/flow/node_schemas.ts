@@ -10,6 +10,13 @@ import { didYouMean } from "../_suggest.ts";
 import { durationProblem } from "../duration.ts";
 import type { JsonValue } from "../store/types.ts";
 import { describeValue } from "./_shapes.ts";
+import {
+  DEFAULT_MAX_BYTES,
+  HEADER_NAME,
+  HEADER_VALUE_BAD,
+  HTTP_METHODS,
+  httpUrlProblem,
+} from "./_http.ts";
 
 /**
  * One of a fixed set of words, worded as the flow's own fields are (`scope: flw`: expected one
@@ -43,6 +50,31 @@ const whereClause = z.strictObject({
   value: z.custom<JsonValue>((v) => v !== undefined).optional(),
 });
 const orderBy = z.strictObject({ path, direction: oneOf(["asc", "desc"]).optional() });
+
+/** A type's name for a message about a header's or a query parameter's value (never the value). */
+function kindOf(value: unknown): string {
+  return value === null ? "null" : Array.isArray(value) ? "a list" : `a ${typeof value}`;
+}
+
+const httpUrl = z.string().superRefine((value, ctx) => {
+  const problem = httpUrlProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+});
+// A header's value is never quoted in a message: it may be a secret.
+const headers = z.record(
+  z.string().regex(HEADER_NAME, {
+    error: "a header name is letters, digits and !#$%&'*+-.^_`|~ only",
+  }),
+  z.string({
+    error: (issue) => `expected a string (quote it in YAML), got ${kindOf(issue.input)}`,
+  }).refine((v) => !HEADER_VALUE_BAD.test(v), {
+    error: "a header's value must not hold a line break or NUL",
+  }),
+);
+const queryScalar = z.union([z.string(), z.number(), z.boolean()], {
+  error: (issue) => `expected a string, a number or a boolean, got ${kindOf(issue.input)}`,
+});
+const httpStatus = z.number().int().min(100).max(599);
 
 /** The schema of each built-in node type's `with`. */
 export const nodeSchemas = {
@@ -107,5 +139,25 @@ export const nodeSchemas = {
     key: z.string().min(1).optional(),
     priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
     maxAttempts: z.number().int().min(1).optional(),
+  }),
+  "http": z.strictObject({
+    url: httpUrl,
+    method: z.string().transform((m) => m.toUpperCase()).pipe(oneOf(HTTP_METHODS)).default("GET"),
+    headers: headers.default({}),
+    query: z.record(z.string(), z.union([queryScalar, z.array(queryScalar)])).default({}),
+    body: json.optional(),
+    responseType: oneOf(["auto", "json", "text"]).default("auto"),
+    expectStatus: z.union([httpStatus, z.array(httpStatus).min(1)])
+      .transform((s) => Array.isArray(s) ? s : [s]).optional(),
+    maxBytes: z.number().int().positive().default(DEFAULT_MAX_BYTES),
+    followRedirects: z.boolean().default(true),
+  }).superRefine((o, ctx) => {
+    if (o.body !== undefined && (o.method === "GET" || o.method === "HEAD")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["body"],
+        message: `a ${o.method} request has no body; use method: POST (or PUT, PATCH)`,
+      });
+    }
   }),
 };

@@ -16,8 +16,11 @@
  * | `fail` | `message?` | never: fails the node |
  * | `flow` | `flow` (path or definition), `input?` | the sub-flow's outputs |
  * | `queue` | `flow` (id or path), `input?`, `delay?`, `key?`, `priority?`, `maxAttempts?` | `{ runId, existing }` |
+ * | `http` | `url`, `method?` (GET), `headers?`, `query?`, `body?`, `responseType?` (auto), `expectStatus?` (2xx), `maxBytes?` (10 MiB), `followRedirects?` (true) | `{ status, headers, body }` |
  *
- * `scope` is `node`, `flow` (default) or `global`.
+ * `scope` is `node`, `flow` (default) or `global`. The `http` node runs its
+ * request in a Worker that may reach only the hosts its node declares under
+ * `permissions: { net: [...] }` (see `http_node.ts`).
  *
  * @module
  */
@@ -30,11 +33,24 @@ import {
   type LazySchema,
   lazySchema,
   plainWith,
+  type SchemaResult,
 } from "../_lazy_schema.ts";
 import type { OptionsSchema } from "../plugin_define.ts";
 import { defineNode, type NodeType } from "./node.ts";
 import type { nodeSchemas } from "./node_schemas.ts";
 import type { BuiltinNodeType } from "./types.ts";
+import {
+  DEFAULT_MAX_BYTES,
+  HEADER_NAME,
+  HEADER_VALUE_BAD,
+  HTTP_METHODS,
+  type HttpMethod,
+  type HttpOptions,
+  httpUrlProblem,
+  netProblem,
+  type QueryValue,
+  requestUrl,
+} from "./_http.ts";
 
 type Schemas = typeof nodeSchemas;
 type Options<N extends keyof Schemas> = z.output<Schemas[N]>;
@@ -70,6 +86,43 @@ const LOG_KEYS: ReadonlySet<string> = new Set(["message", "level"]);
 const VALUE_KEYS: ReadonlySet<string> = new Set(["value"]);
 const FOR_KEYS: ReadonlySet<string> = new Set(["for"]);
 const MESSAGE_KEYS: ReadonlySet<string> = new Set(["message"]);
+const HTTP_KEYS: ReadonlySet<string> = new Set([
+  "url",
+  "method",
+  "headers",
+  "query",
+  "body",
+  "responseType",
+  "expectStatus",
+  "maxBytes",
+  "followRedirects",
+]);
+const METHODS: ReadonlySet<string> = new Set(HTTP_METHODS);
+const RESPONSE_TYPES: ReadonlySet<string> = new Set(["auto", "json", "text"]);
+
+/** A plain object (as JSON makes) whose every value `check` accepts, copied; else `undefined`. */
+function plainRecord<T>(
+  value: unknown,
+  check: (key: string, item: unknown) => boolean,
+): Record<string, T> | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  if (Object.getPrototypeOf(value) !== Object.prototype) return undefined;
+  if (Object.getOwnPropertySymbols(value).length > 0) return undefined;
+  const out: Record<string, T> = {};
+  for (const key of Object.getOwnPropertyNames(value)) {
+    const d = Object.getOwnPropertyDescriptor(value, key)!;
+    if (key === "__proto__" || !d.enumerable || !("value" in d) || !check(key, d.value)) {
+      return undefined;
+    }
+    out[key] = d.value as T;
+  }
+  return out;
+}
+
+const isQueryScalar = (v: unknown): v is QueryValue =>
+  typeof v === "string" || typeof v === "boolean" || isFiniteNumber(v);
+const isStatus = (v: unknown): v is number =>
+  Number.isInteger(v) && v as number >= 100 && v as number <= 599;
 
 /** `scope` (default `flow`), `key` and `store?` of a state node, or `undefined`. */
 function stateBase(
@@ -155,6 +208,54 @@ const fast = {
   delay(v: unknown) {
     if (!plainWith(v, FOR_KEYS) || !isDuration(v.for)) return undefined;
     return { value: { for: v.for } };
+  },
+  http(v: unknown): { value: HttpOptions } | undefined {
+    if (!plainWith(v, HTTP_KEYS)) return undefined;
+    if (typeof v.url !== "string" || httpUrlProblem(v.url) !== undefined) return undefined;
+    const method = "method" in v ? v.method : "GET";
+    if (typeof method !== "string" || !METHODS.has(method.toUpperCase())) return undefined;
+    const headers = plainRecord<string>(
+      "headers" in v ? v.headers : {},
+      (k, item) => HEADER_NAME.test(k) && typeof item === "string" && !HEADER_VALUE_BAD.test(item),
+    );
+    const query = plainRecord<QueryValue | QueryValue[]>(
+      "query" in v ? v.query : {},
+      (_, item) =>
+        isQueryScalar(item) ||
+        (Array.isArray(item) && Object.getPrototypeOf(item) === Array.prototype &&
+          Object.keys(item).length === item.length && item.every(isQueryScalar)),
+    );
+    const responseType = "responseType" in v ? v.responseType : "auto";
+    const maxBytes = "maxBytes" in v ? v.maxBytes : DEFAULT_MAX_BYTES;
+    const followRedirects = "followRedirects" in v ? v.followRedirects : true;
+    const upper = method.toUpperCase() as HttpMethod;
+    if (
+      headers === undefined || query === undefined || typeof responseType !== "string" ||
+      !RESPONSE_TYPES.has(responseType) || !Number.isSafeInteger(maxBytes) ||
+      (maxBytes as number) <= 0 || typeof followRedirects !== "boolean" ||
+      ("body" in v && (upper === "GET" || upper === "HEAD"))
+    ) {
+      return undefined;
+    }
+    const value: HttpOptions = {
+      url: v.url,
+      method: upper,
+      headers,
+      query: Object.fromEntries(
+        Object.entries(query).map(([k, q]) => [k, Array.isArray(q) ? [...q] : q]),
+      ),
+      responseType: responseType as HttpOptions["responseType"],
+      maxBytes: maxBytes as number,
+      followRedirects,
+    };
+    if ("body" in v) value.body = v.body;
+    if ("expectStatus" in v) {
+      const s = v.expectStatus;
+      if (isStatus(s)) value.expectStatus = [s];
+      else if (Array.isArray(s) && s.length > 0 && s.every(isStatus)) value.expectStatus = [...s];
+      else return undefined;
+    }
+    return { value };
   },
   fail(v: unknown) {
     if (!plainWith(v, MESSAGE_KEYS)) return undefined;
@@ -316,6 +417,51 @@ const queue = defineNode({
   },
 });
 
+/**
+ * `http`: an HTTP request, from a Worker that may reach only the hosts its
+ * node declares under `permissions: { net }`. A flow's `http` node runs the
+ * node type `prepareFlow` makes for it with those permissions (see
+ * `http_node.ts`); this one only checks options.
+ */
+const http = defineNode({
+  description:
+    "make an HTTP request to a host the node declares under permissions: net; output { status, headers, body }",
+  optionsSchema: schemaOf("http", fast.http),
+  run(): never {
+    throw new Error(
+      "the http node runs in a Worker with its node's permissions: net, which only a prepared flow gives it (run it in a flow)",
+    );
+  },
+});
+
+/**
+ * The options schema of an `http` node that may call `net`: the built-in
+ * schema, then the URL's host against `net` (an issue at `url` naming the
+ * `permissions:` line to add).
+ */
+export function httpOptionsSchema(net: boolean | readonly string[]): OptionsSchema<HttpOptions> {
+  const base = http.optionsSchema as unknown as OptionsSchema<HttpOptions>;
+  const withHost = (result: SchemaResult<HttpOptions>): SchemaResult<HttpOptions> => {
+    if (result.issues !== undefined) return result;
+    const problem = netProblem(net, requestUrl(result.value.url, {}));
+    return problem === undefined ? result : { issues: [{ message: problem, path: ["url"] }] };
+  };
+  return {
+    "~standard": {
+      version: 1,
+      vendor: "flowstate",
+      validate(value: unknown) {
+        const result = base["~standard"].validate(value);
+        return result instanceof Promise ? result.then(withHost) : withHost(result);
+      },
+    },
+    // The option names, for a did-you-mean about an unknown one.
+    get shape() {
+      return (base as LazySchema<HttpOptions>).shape;
+    },
+  } as OptionsSchema<HttpOptions>;
+}
+
 /** Built-in node types by name. */
 export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string, NodeType<never>>(
   // Typed as the names, so that BuiltinNodeType and this table cannot drift apart.
@@ -333,5 +479,6 @@ export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string
     ["fail", fail],
     ["flow", flow],
     ["queue", queue],
+    ["http", http],
   ] satisfies [BuiltinNodeType, unknown][]) as [string, NodeType<never>][],
 );

@@ -46,6 +46,18 @@ const corpus: Record<string, Field[]> = {
   "transform": [["value", anyValue], ["zzz", [ABSENT, 1]]],
   "delay": [["for", durations], ["zzz", [ABSENT, 1]]],
   "fail": [["message", [ABSENT, "boom", "", 3, null]], ["zzz", [ABSENT, 1]]],
+  // Few values each: every combination is checked (about 10,000).
+  "http": [
+    ["url", [ABSENT, "https://a.test/x?y=1", "ftp://a.test/"]],
+    ["method", [ABSENT, "post", "Fetch"]],
+    ["headers", [ABSENT, { Accept: "x" }, { A: 1 }, { A: "x\ny" }]],
+    ["query", [ABSENT, { a: 1, b: [true, "c"] }, { a: null }]],
+    ["body", [ABSENT, "text", { a: 1 }]],
+    ["responseType", [ABSENT, "xml"]],
+    ["expectStatus", [ABSENT, 404, [200, 201], []]],
+    ["maxBytes", [ABSENT, 0]],
+    ["followRedirects", [ABSENT, "no"]],
+  ],
 };
 
 Deno.test("the built-in nodes' fast checks agree with their zod schemas", async () => {

@@ -23,7 +23,7 @@ import {
   staticOptions,
 } from "./node_options.ts";
 import { Checker } from "./check.ts";
-import { builtinNodes } from "./nodes.ts";
+import { builtinNodes, httpOptionsSchema } from "./nodes.ts";
 import { describeValue, flowZodSchema, nestedDeeperThan } from "./schema.ts";
 import type { FlowDefinition } from "./types.ts";
 import { parseJson } from "../_json.ts";
@@ -343,7 +343,18 @@ async function nodeProblems(read: FlowRead, context: ReferenceContext): Promise<
   for (let i = 0; i < nodes.length; i++) {
     const node = nodes[i] as Record<string, unknown> | null;
     if (typeof node !== "object" || node === null || typeof node.type !== "string") continue;
-    const type = builtinNodes.get(node.type) as NodeType<unknown> | undefined;
+    let type = builtinNodes.get(node.type) as NodeType<unknown> | undefined;
+    const net = isRecord(node.permissions) ? node.permissions.net ?? false : false;
+    if (
+      type !== undefined && node.type === "http" &&
+      (typeof net === "boolean" || (Array.isArray(net) && net.every((h) => typeof h === "string")))
+    ) {
+      // Its url's host is checked against the hosts it declares, as prepareFlow checks it.
+      type = {
+        ...type,
+        optionsSchema: httpOptionsSchema(net) as NodeType<unknown>["optionsSchema"],
+      };
+    }
     const values = node.with ?? {};
     if (type === undefined || !isRecord(values)) continue;
     if (placed.some((p) => p[0] === "nodes" && p[1] === i && p[2] === "with")) continue;

@@ -15,6 +15,7 @@ import { builtinNodes } from "./nodes.ts";
 import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
 import type { ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
+import type { NodeSpec } from "./types.ts";
 import {
   issueProblems,
   type OptionProblem,
@@ -22,12 +23,16 @@ import {
   referenceProblems,
   staticOptions,
 } from "./node_options.ts";
+import { httpNodeType } from "./http_node.ts";
+import { netProblem } from "./_http.ts";
 import {
   invalidPermission,
   LinkEscapeError,
   missingRunnerPermission,
   NO_WORKER_OPTIONS,
+  PERMISSION_NAMES,
   ProtectedModuleError,
+  type ResolvedPermissions,
   resolvePermissions,
   sandboxedNodeType,
   SandboxPool,
@@ -153,10 +158,11 @@ export async function prepareFlow(
       // A built-in (or the program's) name comes first, even when the project's import map has it.
       const url = type === undefined ? moduleUrl(spec.type, baseDir) : undefined;
       const sandboxed = url !== undefined && !trusted.has(url);
-      if (spec.permissions !== undefined && builtin !== undefined) {
+      const http = builtin !== undefined && spec.type === "http";
+      if (spec.permissions !== undefined && builtin !== undefined && !http) {
         problem(
           ["nodes", i, "permissions"],
-          `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules only`,
+          `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules and http nodes only`,
         );
       } else if (spec.permissions !== undefined && program !== undefined) {
         problem(
@@ -165,6 +171,14 @@ export async function prepareFlow(
         );
       }
       const permissions = resolvePermissions(spec.permissions, baseDir);
+      if (http) {
+        const usable = httpPermissionProblems(
+          spec,
+          permissions,
+          (path, message) => problem(["nodes", i, ...path], message),
+        );
+        if (usable) type = httpNodeType(permissions, pool, baseDir);
+      }
       if (sandboxed) {
         const invalid = invalidPermission(permissions);
         const missing = invalid === undefined ? missingRunnerPermission(permissions) : undefined;
@@ -345,10 +359,18 @@ export async function prepareFlow(
           problem(["nodes", i, "retry"], (err as Error).message);
         }
       }
+      const forEach = spec.forEach === undefined ? undefined : prepareForEach(spec.forEach);
+      // What the items read steers what the node reads (for the checks of what reaches it).
+      if (forEach !== undefined) {
+        for (const kind of ["nodes", "inputs", "env"] as const) {
+          for (const name of forEach.items.refs[kind]) compiled.refs[kind].add(name);
+        }
+      }
       nodes.push({
         spec,
         type: type as NodeType<unknown>,
         with: compiled,
+        ...(forEach === undefined ? {} : { forEach }),
         if: spec.if === undefined ? undefined : compileTemplate(spec.if),
         needs: (spec.needs ?? []).map((n) => index.get(n)!),
         dependents: [],
@@ -362,7 +384,7 @@ export async function prepareFlow(
           : sandboxed
           ? "worker"
           : "trusted",
-        ...(sandboxed ? { permissions } : {}),
+        ...(sandboxed || http ? { permissions } : {}),
       });
     }
     nodes.forEach((n, i) => n.needs.forEach((d) => nodes[d].dependents.push(i)));
@@ -381,6 +403,95 @@ export async function prepareFlow(
       outputs: def.outputs === undefined ? undefined : compileValue(def.outputs),
       timeout,
     };
+  }
+}
+
+/** A net permission entry: a host (`*.` for its subdomains) or IP address, optionally with a port. */
+const NET_ENTRY =
+  /^(?:(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The problems of an `http` node's `permissions:` (reported through
+ * `problem`, at a path under the node): a permission other than `net`,
+ * none to reach any host (unless its `url` is literal, whose check names the
+ * host to add), a net entry Deno refuses, or one the runner lacks; and
+ * whether it can run (Deno's worker options are on, and its net entries are
+ * valid).
+ */
+function httpPermissionProblems(
+  spec: PreparedNode["spec"],
+  permissions: ResolvedPermissions,
+  problem: (path: (string | number)[], message: string) => void,
+): boolean {
+  if (!workerOptionsEnabled()) {
+    problem(["type"], NO_WORKER_OPTIONS.replace("custom nodes run", "http nodes run"));
+    return false;
+  }
+  for (const name of PERMISSION_NAMES) {
+    if (name === "net" || permissions[name] === false) continue;
+    problem(
+      ["permissions", name],
+      `an http node takes only net: under permissions: (the hosts it may call); remove ${name}:`,
+    );
+  }
+  const url = (spec.with as Record<string, unknown> | undefined)?.url;
+  // A templated url whose scheme and host are written out (`https://api.example.com/${{ … }}`):
+  // its host is known now. (A literal url's is checked with its options.)
+  const host = typeof url === "string" ? literalOrigin(url) : undefined;
+  const hostProblem = host === undefined ? undefined : netProblem(permissions.net, host);
+  if (hostProblem !== undefined) problem(["with", "url"], `http: ${hostProblem}`);
+  if (
+    permissions.net === false && host === undefined &&
+    (typeof url !== "string" || url.includes("${{"))
+  ) {
+    problem(
+      spec.permissions === undefined ? ["type"] : ["permissions"],
+      'an http node may call only the hosts listed under its permissions: net:, and it lists none; add the hosts its url may name, like permissions: { net: ["api.example.com:443"] }',
+    );
+  }
+  // Deno's own check of an entry is skipped where the runner may reach every host (--allow-net).
+  const shaped = Array.isArray(permissions.net)
+    ? permissions.net.findIndex((entry) => !NET_ENTRY.test(entry))
+    : -1;
+  if (shaped >= 0) {
+    problem(
+      ["permissions", "net", shaped],
+      `${
+        JSON.stringify((permissions.net as string[])[shaped])
+      } is not a net permission: expected a host name or IP address, optionally with :port (like "api.example.com:443" or "*.example.com")`,
+    );
+    return false;
+  }
+  const net = { ...resolvePermissions(undefined, "."), net: permissions.net };
+  const invalid = invalidPermission(net);
+  if (invalid !== undefined) {
+    problem(["permissions", invalid.name, invalid.index], invalid.message);
+    return false;
+  }
+  const missing = missingRunnerPermission(net);
+  if (missing !== undefined) {
+    problem(
+      ["permissions"],
+      `node ${spec.id} asks for permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``,
+    );
+  }
+  return true;
+}
+
+/**
+ * The origin of a templated `url` whose scheme and host come before its
+ * first template (`https://api.example.com/users/${{ inputs.id }}`), or
+ * `undefined` (no template, or one in the host).
+ */
+function literalOrigin(url: string): URL | undefined {
+  const at = url.indexOf("${{");
+  if (at < 0) return undefined;
+  const head = url.slice(0, at).match(/^https?:\/\/[^/?#]*[/?#]/i)?.[0];
+  if (head === undefined) return undefined;
+  try {
+    return new URL(head);
+  } catch {
+    return undefined; // the run's check of the whole url says what is wrong with it
   }
 }
 
@@ -420,4 +531,15 @@ async function exists(url: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A node's `forEach:` compiled: its list (a template or a literal list) and its concurrency. */
+function prepareForEach(
+  forEach: NonNullable<NodeSpec["forEach"]>,
+): NonNullable<PreparedNode["forEach"]> {
+  const object = typeof forEach === "object" && !Array.isArray(forEach);
+  return {
+    items: compileValue(object ? forEach.items : forEach),
+    concurrency: object ? forEach.concurrency ?? 1 : 1,
+  };
 }

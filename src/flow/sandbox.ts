@@ -25,6 +25,7 @@ import type { StateView } from "../state/scopes.ts";
 import {
   type ErrorShape,
   NOT_UNDERSTOOD,
+  PASS_THROUGH,
   quoteMessage,
   readWorkerMessage,
   type WorkerMessage,
@@ -762,15 +763,6 @@ function flowRelativePath(path: string, baseDir: string | undefined): string {
   return rel.startsWith("..") || isAbsolute(rel) ? rel : `./${rel}`;
 }
 
-/** Passes every value through: the real schema runs inside the Worker. */
-const passThrough = {
-  "~standard": {
-    version: 1,
-    vendor: "flowstate-sandbox",
-    validate: (value: unknown) => ({ value }),
-  },
-} as const;
-
 /** What a {@linkcode SandboxPool} keeps a Worker under: module, permissions, and the module file's version. */
 function poolKey(moduleUrl: string, permissions: ResolvedPermissions): string {
   let version = "";
@@ -1164,7 +1156,8 @@ export function sandboxedNodeType(
   const type: NodeType<unknown> & { [RELEASE]: (runId: string) => void } = {
     kind: "flowstate.node",
     name,
-    optionsSchema: passThrough as unknown as NodeType<unknown>["optionsSchema"],
+    // The real schema runs inside the Worker.
+    optionsSchema: PASS_THROUGH as unknown as NodeType<unknown>["optionsSchema"],
     run: (ctx, input) => {
       if (!workerOptionsEnabled()) throw new Error(NO_WORKER_OPTIONS);
       const missing = missingRunnerPermission(permissions);

@@ -9,6 +9,7 @@
  * @module
  */
 import { z } from "zod";
+import { HTTP_METHODS } from "./_http.ts";
 import type { JsonValue } from "../store/types.ts";
 import type { ParsingSchema } from "../plugin.ts";
 import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "../duration.ts";
@@ -113,7 +114,33 @@ const permissionsSchema = z.strictObject({
   import: permissionValue.optional(),
 }).meta({
   description:
-    "What a custom node's Worker may do, in Deno's permission names: each `true`, `false` or a list (`read: [./data]`, `net: [\"api.example.com:443\"]`, `env: [API_TOKEN]`). Paths are relative to the flow file. Without it a custom node gets no permission at all.",
+    "What a custom node's Worker may do, in Deno's permission names: each `true`, `false` or a list (`read: [./data]`, `net: [\"api.example.com:443\"]`, `env: [API_TOKEN]`). Paths are relative to the flow file. Without it a custom node gets no permission at all. An `http` node takes `net:` only: the hosts it may call.",
+});
+
+const forEachItems = z.union([
+  z.string().meta({
+    description: "A template whose value is the list: `${{ nodes.list.output }}`.",
+  }),
+  z.array(jsonValue).meta({ description: "A literal list." }),
+], { error: 'expected a template like "${{ nodes.list.output }}" or a list' });
+
+const forEachSchema = z.union([
+  forEachItems.def.options[0],
+  forEachItems.def.options[1],
+  z.strictObject({
+    items: forEachItems,
+    concurrency: z.number().int({ error: "expected a whole number" }).min(1, {
+      error: "must be at least 1",
+    }).optional().meta({
+      description:
+        "Items running at once (default 1: one after the other); never more than the flow's `concurrency`.",
+    }),
+  }),
+], {
+  error: 'expected a template like "${{ nodes.list.output }}", a list, or { items, concurrency }',
+}).meta({
+  description:
+    "Run the node once per element of a list: a template (`${{ nodes.list.output }}`), a literal list, or `{ items, concurrency }`. Templates of the node read the element as `item` and its position as `index`; the node's output is the list of the items' outputs, in order.",
 });
 
 const nodeSchema = z.strictObject({
@@ -138,8 +165,10 @@ const nodeSchema = z.strictObject({
     description: "Fail an attempt that takes longer than this (`30s`, `5m`…).",
   }).optional(),
   continueOnError: z.boolean().optional().meta({
-    description: "A failure of this node does not fail the run (dependents still run).",
+    description:
+      "A failure of this node does not fail the run (dependents still run). With `forEach`, every item runs and a failed item's output is `null`.",
   }),
+  forEach: forEachSchema.optional(),
   permissions: permissionsSchema.optional(),
 }).meta({ description: "One node of the flow." });
 
@@ -349,6 +378,85 @@ function unwrap(schema: z.ZodType): z.ZodType {
   }
 }
 
+/** A value written as a `${{ … }}` template (its value is known only at run time). */
+const TEMPLATE_STRING = {
+  type: "string",
+  pattern: "\\$\\{\\{",
+  description: "A `${{ … }}` template.",
+};
+const orTemplate = (schema: Record<string, unknown>, description: string) => ({
+  anyOf: [schema, TEMPLATE_STRING],
+  description,
+  markdownDescription: description,
+});
+const QUERY_SCALAR = { type: ["string", "number", "boolean"] };
+const HTTP_STATUS = { type: "integer", minimum: 100, maximum: 599 };
+
+/** The `with:` of an `http` node, for editors (the runner's own check is `node_schemas.ts`). */
+const HTTP_NODE_JSON_SCHEMA = {
+  if: { properties: { type: { const: "http" } }, required: ["type"] },
+  then: {
+    required: ["with"],
+    properties: {
+      with: {
+        type: "object",
+        required: ["url"],
+        additionalProperties: false,
+        description: "An HTTP request; its output is `{ status, headers, body }`.",
+        markdownDescription: "An HTTP request; its output is `{ status, headers, body }`.",
+        properties: {
+          url: {
+            type: "string",
+            description:
+              "An http:// or https:// URL. Its host must be listed under the node's `permissions: { net: [...] }`.",
+            markdownDescription:
+              "An http:// or https:// URL. Its host must be listed under the node's `permissions: { net: [...] }`.",
+          },
+          method: orTemplate(
+            { enum: [...HTTP_METHODS, ...HTTP_METHODS.map((m) => m.toLowerCase())] },
+            "The method (default `GET`).",
+          ),
+          headers: orTemplate(
+            { type: "object", additionalProperties: { type: "string" } },
+            "Request headers: names to string values. Values of credential headers (`Authorization`, `Cookie`, `X-Api-Key`…) are never recorded.",
+          ),
+          query: orTemplate(
+            {
+              type: "object",
+              additionalProperties: {
+                anyOf: [QUERY_SCALAR, { type: "array", items: QUERY_SCALAR }],
+              },
+            },
+            "Query parameters appended to the url (a list repeats the parameter).",
+          ),
+          body: {
+            description:
+              "The request body: a string is sent as it is; any other value as JSON (`content-type: application/json` unless `headers` set one). Not with GET or HEAD.",
+            markdownDescription:
+              "The request body: a string is sent as it is; any other value as JSON (`content-type: application/json` unless `headers` set one). Not with GET or HEAD.",
+          },
+          responseType: orTemplate(
+            { enum: ["auto", "json", "text"] },
+            "`auto` (default): JSON when the response's content-type is JSON, else text; `json`; `text`.",
+          ),
+          expectStatus: orTemplate(
+            { anyOf: [HTTP_STATUS, { type: "array", items: HTTP_STATUS, minItems: 1 }] },
+            "The statuses that succeed (default: any 2xx); another fails the attempt (so `retry:` applies).",
+          ),
+          maxBytes: orTemplate(
+            { type: "integer", minimum: 1 },
+            "The largest response body read, in bytes (default 10 MiB); a larger one fails the attempt.",
+          ),
+          followRedirects: orTemplate(
+            { type: "boolean" },
+            "Follow redirects (default `true`, at most 10), each hop within `permissions: net`.",
+          ),
+        },
+      },
+    },
+  },
+};
+
 /**
  * Options for {@linkcode flowJsonSchema}.
  *
@@ -423,6 +531,8 @@ export function flowJsonSchema(options: FlowJsonSchemaOptions = {}): Record<stri
       }
     },
   }) as Record<string, unknown>;
+  const items = (schema.properties as { nodes?: { items?: Record<string, unknown> } }).nodes?.items;
+  if (items !== undefined) items.allOf = [HTTP_NODE_JSON_SCHEMA];
   const { $schema, ...rest } = schema;
   return {
     $schema,

@@ -58,3 +58,24 @@ Deno.test("flowJsonSchema() with nodeTypes restricts node types to them or modul
   assert.ok(modulePattern.test("./x.ts") && modulePattern.test("npm:@a/b"));
   assert.ok(!modulePattern.test("lgo"));
 });
+
+Deno.test("flowJsonSchema() describes an http node's with: every option the node takes, url required", async () => {
+  const { nodeSchemas } = await import("./node_schemas.ts");
+  const schema = flowJsonSchema() as {
+    properties: { nodes: { items: { allOf: Record<string, unknown>[]; properties: never } } };
+  };
+  const items = schema.properties.nodes.items;
+  const http = items.allOf[0] as {
+    if: { properties: { type: { const: string } } };
+    then: { properties: { with: { required: string[]; properties: Record<string, unknown> } } };
+  };
+  assert.equal(http.if.properties.type.const, "http");
+  const withSchema = http.then.properties.with;
+  assert.deepEqual(withSchema.required, ["url"]);
+  assert.deepEqual(
+    Object.keys(withSchema.properties).sort(),
+    Object.keys(nodeSchemas.http.shape).sort(),
+  );
+  const type = (items.properties as { type: { examples: string[] } }).type;
+  assert.ok(type.examples.includes("http"));
+});

@@ -102,7 +102,8 @@ export type BuiltinNodeType =
   | "delay"
   | "fail"
   | "flow"
-  | "queue";
+  | "queue"
+  | "http";
 
 /**
  * One node of a flow.
@@ -140,15 +141,55 @@ export interface NodeSpec {
   retry?: RetrySpec;
   /** Fail an attempt that takes longer than this. */
   timeout?: Duration;
-  /** A failure of this node does not fail the run (dependents still run). */
+  /**
+   * With `continueOnError`, a failure of this node does not fail the run (dependents still run);
+   * in a node with `forEach`, every item runs and a failed item's output is `null`.
+   */
   continueOnError?: boolean;
+  /**
+   * Run the node once per element of a list: a template (`${{ nodes.list.output }}`), a
+   * literal list, or `{ items, concurrency }`. Its templates read the element as `item` and
+   * its position as `index`; its output is the list of the items' outputs, in order.
+   */
+  forEach?: string | JsonValue[] | ForEachSpec;
   /** Free text. */
   description?: string;
   /**
    * What a custom node's Worker may do (Deno's permission names). Without it
-   * a custom node gets no permission at all; built-in nodes ignore it.
+   * a custom node gets no permission at all. Of the built-in nodes, only
+   * `http` takes it (`net:` only: the hosts it may call); on another it is
+   * a validation error.
    */
   permissions?: NodePermissions;
+}
+
+/**
+ * The object form of a node's `forEach:`: the list, and how many items run at once.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { ForEachSpec } from "@flowstate/core/flow";
+ *
+ * const forEach: ForEachSpec = { items: ["a", "b", "c"], concurrency: 2 };
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({
+ *   id: "shout",
+ *   nodes: [{ id: "up", type: "transform", forEach, with: { value: "${{ upper(item) }}" } }],
+ * });
+ * assert.deepEqual(run.nodes.up.output, ["A", "B", "C"]);
+ * assert.deepEqual(run.nodes.up.items, { count: 3, succeeded: 3, failed: 0 });
+ * ```
+ */
+export interface ForEachSpec {
+  /** The list: a template (`${{ nodes.list.output }}`) or a literal list. */
+  items: string | JsonValue[];
+  /**
+   * Items running at once (default 1: one after the other, in order); never more than
+   * the flow's `concurrency`.
+   */
+  concurrency?: number;
 }
 
 /**

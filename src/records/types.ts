@@ -270,6 +270,8 @@ export interface NodeStartEvent {
   type: "node.start";
   /** The node. */
   node: string;
+  /** For a node with `forEach:`: how many items its list holds. */
+  items?: number;
 }
 
 /**
@@ -298,10 +300,12 @@ export interface NodeAttemptEvent {
   type: "node.attempt";
   /** The node. */
   node: string;
-  /** Attempt number (1-based). */
+  /** Attempt number (1-based; per item for a node with `forEach:`). */
   attempt: number;
   /** Why the attempt failed, on the event that ends a failed attempt. */
   error?: string;
+  /** For a node with `forEach:`: the item's index in the list (from 0). */
+  item?: number;
 }
 
 /**
@@ -392,6 +396,8 @@ export interface NodeEndEvent {
   writes?: StateAccess[];
   /** Set when it wrote more distinct keys than `writes` holds. */
   writesTruncated?: true;
+  /** For a node with `forEach:`: how its items ended. */
+  items?: NodeItems;
 }
 
 /**
@@ -421,6 +427,8 @@ export interface NodeLogEvent {
   message: string;
   /** Its level. */
   level: LogLevel;
+  /** For a node with `forEach:`: the index of the item whose attempt logged it. */
+  item?: number;
 }
 
 /**
@@ -483,10 +491,53 @@ export interface NodeOutcome {
   status: NodeStatus;
   /** Attempts made. */
   attempts: number;
-  /** Its output, when it succeeded with one. */
+  /**
+   * Its output, when it succeeded with one (and for a node with `forEach:` and
+   * `continueOnError` whose items ran but some failed: their outputs, `null` for those).
+   */
   output?: JsonValue;
   /** Why it failed. */
   error?: string;
+  /** For a node with `forEach:`: how its items ended (absent in records of other nodes). */
+  items?: NodeItems;
+}
+
+/**
+ * How the items of a node with `forEach:` ended (in {@linkcode NodeOutcome.items}
+ * and {@linkcode NodeEndEvent.items}). Items neither succeeded nor failed were
+ * not run, or were stopped (another item failed, or the run was cancelled).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { NodeItems } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const run = await rt.runFlow({
+ *   id: "f",
+ *   nodes: [{
+ *     id: "check",
+ *     type: "fail",
+ *     forEach: [1, 2, 3],
+ *     if: "${{ true }}",
+ *     with: { message: "no ${{ item }}" },
+ *   }],
+ * });
+ * const items: NodeItems | undefined = run.nodes.check.items;
+ * assert.deepEqual(items, { count: 3, succeeded: 0, failed: 1, failedIndex: 0 });
+ * assert.equal(run.nodes.check.error, "item 0: no 1");
+ * ```
+ */
+export interface NodeItems {
+  /** How many elements the list held. */
+  count: number;
+  /** Items that succeeded. */
+  succeeded: number;
+  /** Items that failed or timed out (after their retries). */
+  failed: number;
+  /** The index of the first item that failed (from 0), when one did. */
+  failedIndex?: number;
 }
 
 /**

@@ -171,7 +171,20 @@ const ArchivedMark = {
 export const RunRecordSchema = RunSummarySchema.extend({
   inputs: z.record(z.string(), z.unknown()),
   outputs: z.record(z.string(), z.unknown()).nullable(),
-  nodes: z.record(z.string(), z.looseObject({ status: z.string() })),
+  nodes: z.record(
+    z.string(),
+    z.looseObject({
+      status: z.string(),
+      items: z.looseObject({
+        count: z.number(),
+        succeeded: z.number(),
+        failed: z.number(),
+        failedIndex: z.number().optional(),
+      }).optional().describe(
+        "a node with forEach: how many items its list held, succeeded and failed, and the first failed item's index",
+      ),
+    }),
+  ),
   queue: z.looseObject({
     runAt: z.number().describe("it does not start before this time (ms since the epoch)"),
     priority: z.number(),
@@ -190,7 +203,10 @@ export const RunRecordSchema = RunSummarySchema.extend({
   }).optional().describe("present on a run that was enqueued: its place in the queue"),
 });
 
-/** One recorded event of a run (node events may carry `reads`/`writes` key lists). */
+/**
+ * One recorded event of a run (node events may carry `reads`/`writes` key lists; those of a
+ * node with forEach carry `items` on `node.start` and `node.end`, and `item` on the others).
+ */
 export const RunEventSchema = z.looseObject({ at: z.number(), type: z.string() });
 
 /** A page of run summaries. */

@@ -8,7 +8,7 @@
 import type { Clock } from "../../clock.ts";
 
 /** The names an expression may start with. */
-export type Root = "inputs" | "nodes" | "env" | "run";
+export type Root = "inputs" | "nodes" | "env" | "run" | "item" | "index";
 
 /** The binary operators. */
 export type BinaryOp =
@@ -76,6 +76,10 @@ export interface TemplateScope {
   env: Record<string, string>;
   /** The current run (`run.id`, `run.flowId`). */
   run?: { id: string; flowId: string };
+  /** In a node with `forEach:`, the element of the list this item runs for (`item`). */
+  item?: unknown;
+  /** In a node with `forEach:`, the item's position in the list, from 0 (`index`). */
+  index?: number;
 }
 
 /** A compiled expression: its value in a scope, read with an optional clock. */

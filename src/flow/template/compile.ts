@@ -178,6 +178,7 @@ export function checkTemplates(text: string): { refs: TemplateRefs; errors: Temp
       for (const kind of ["nodes", "inputs", "env"] as const) {
         for (const name of own[kind]) refs[kind].add(name);
       }
+      for (const [name, at] of own.loop) if (!refs.loop.has(name)) refs.loop.set(name, at);
     } catch (e) {
       if (!(e instanceof TemplateError)) throw e;
       errors.push(e);
@@ -197,7 +198,7 @@ type CompiledString =
   | { isTemplate: true; evaluate: Evaluator };
 
 function emptyRefs(): TemplateRefs {
-  return { nodes: new Set(), inputs: new Set(), env: new Set() };
+  return { nodes: new Set(), inputs: new Set(), env: new Set(), loop: new Map() };
 }
 
 function compileString(text: string, refs: TemplateRefs): CompiledString {
@@ -407,6 +408,10 @@ function compileAst(ast: Ast, segment: Segment): Evaluator {
           return (scope) => scope.env;
         case "run":
           return (scope) => scope.run;
+        case "item":
+          return (scope) => scope.item;
+        case "index":
+          return (scope) => scope.index;
       }
       break;
     case "member": {

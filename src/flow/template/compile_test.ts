@@ -471,3 +471,15 @@ Deno.test("checkTemplates() reports every bad template of a string and what the 
   assert.deepEqual([...checkTemplates("${{ inputs.x + }}").refs.inputs], []);
   assert.deepEqual(checkTemplates("no templates").errors, []);
 });
+
+Deno.test("item and index read the scope's item; refs.loop says where each is first read", () => {
+  const compiled = compileTemplate("${{ item.name }} is #${{ index + 1 }}, ${{ item['name'] }}");
+  assert.equal(
+    compiled.evaluate({ inputs: {}, nodes: {}, env: {}, item: { name: "Ada" }, index: 0 }),
+    "Ada is #1, Ada",
+  );
+  assert.deepEqual([...compiled.refs.loop], [["item", 4], ["index", 25]]);
+  assert.deepEqual([...compileTemplate("${{ inputs.a }}").refs.loop], []);
+  const checked = checkTemplates("${{ index }} ${{ oops( }}");
+  assert.deepEqual([...checked.refs.loop], [["index", 4]]);
+});

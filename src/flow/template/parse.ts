@@ -35,10 +35,15 @@ export interface TemplateRefs {
   inputs: Set<string>;
   /** Environment variable names read through `env.<NAME>`. */
   env: Set<string>;
+  /**
+   * `item` and `index` (set only in a node with `forEach:`), each with the
+   * offset of its first use in the text.
+   */
+  loop: Map<"item" | "index", number>;
 }
 
 /** The names an expression may start from. */
-const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "run"];
+const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "run", "item", "index"];
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 const NODE_FIELDS = ["output", "status"];
 const RUN_FIELDS = ["id", "flowId"];
@@ -311,6 +316,7 @@ export class Parser {
 
   /** Record references and check the fixed parts of `nodes.<id>.output` and `run.id`. */
   #checkRootStep(root: Root, step: number, key: string | undefined, token: Token): void {
+    if (root === "item" || root === "index") return; // any value: nothing fixed to check
     const at = (message: string) => this.#error(message, token.start, token.end - token.start);
     if (step === 0) {
       if (key === undefined) {
@@ -400,13 +406,16 @@ export class Parser {
     }
     if (this.#isPunct("(")) return this.#parseCall(token);
     if ((ROOTS as readonly string[]).includes(name)) {
+      if (name === "item" || name === "index") {
+        if (!this.refs.loop.has(name)) this.refs.loop.set(name, token.start);
+      }
       return this.#node({ kind: "root", name: name as Root, start: token.start, end: token.end });
     }
     if (FUNCTIONS.has(name)) {
       throw at(`${name} is a function: call it as ${FUNCTIONS.get(name)!.usage}`);
     }
     throw at(
-      `unknown name "${name}": an expression starts from inputs, nodes, env or run, ` +
+      `unknown name "${name}": an expression starts from inputs, nodes, env, run, item or index, ` +
         `a literal, or a function call${didYouMean(name, [...ROOTS, "true", "false", "null"])}`,
     );
   }

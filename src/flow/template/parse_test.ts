@@ -63,7 +63,11 @@ Deno.test("compileTemplate() rejects globals and unknown roots, naming the allow
     ]
   ) {
     const text = `\${{ ${name} }}`;
-    assertParseError(text, name, /an expression starts from inputs, nodes, env or run/);
+    assertParseError(
+      text,
+      name,
+      /an expression starts from inputs, nodes, env, run, item or index/,
+    );
   }
   assertParseError("${{ Deno.env }}", "Deno");
   assertParseError("${{ input.by }}", "input", /did you mean "inputs"/);

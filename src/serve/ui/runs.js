@@ -258,6 +258,8 @@ export function nodeTimeline(run, events, nodeIds) {
         logs: [],
         reads: [],
         writes: [],
+        // A node with forEach: its items' outcome ({ count, succeeded, failed, failedIndex? }).
+        items: null,
       };
       nodes.set(id, node);
     }
@@ -286,21 +288,35 @@ export function nodeTimeline(run, events, nodeIds) {
       case "node.start":
         node.startedAt = event.at;
         node.status = node.status ?? "running";
+        if (typeof event.items === "number") {
+          node.items ??= { count: event.items, succeeded: 0, failed: 0 };
+        }
         break;
-      case "node.attempt":
+      case "node.attempt": {
+        // An item's attempt (a node with forEach) carries the item's index.
+        const item = typeof event.item === "number" ? event.item : null;
         if (event.error === undefined) {
-          node.attempts.push({ attempt: event.attempt, startedAt: event.at, error: null });
+          node.attempts.push({ attempt: event.attempt, item, startedAt: event.at, error: null });
         } else {
-          const a = node.attempts.find((x) => x.attempt === event.attempt);
+          const a = node.attempts.findLast((x) => x.attempt === event.attempt && x.item === item);
           if (a) {
             a.error = event.error;
             a.endedAt = event.at;
           } else {
-            node.attempts.push({ attempt: event.attempt, endedAt: event.at, error: event.error });
+            node.attempts.push({
+              attempt: event.attempt,
+              item,
+              endedAt: event.at,
+              error: event.error,
+            });
           }
         }
-        node.attempt = Math.max(node.attempt, event.attempt);
+        // A forEach node's attempts are its items' together.
+        node.attempt = item === null
+          ? Math.max(node.attempt, event.attempt)
+          : node.attempts.filter((x) => x.startedAt !== undefined).length;
         break;
+      }
       case "node.end":
         node.status = event.status;
         node.endedAt = event.at;
@@ -308,12 +324,18 @@ export function nodeTimeline(run, events, nodeIds) {
         node.attempt = Math.max(node.attempt, event.attempt ?? 0);
         node.error = event.error ?? null;
         node.outputBytes = event.outputBytes;
+        if (event.items && typeof event.items === "object") node.items = event.items;
         if (node.startedAt === null && typeof event.durationMs === "number") {
           node.startedAt = event.at - event.durationMs;
         }
         break;
       case "node.log":
-        node.logs.push({ at: event.at, level: event.level, message: event.message });
+        node.logs.push({
+          at: event.at,
+          level: event.level,
+          message: event.message,
+          ...(typeof event.item === "number" ? { item: event.item } : {}),
+        });
         break;
     }
   }
@@ -325,6 +347,7 @@ export function nodeTimeline(run, events, nodeIds) {
     }
     if (!node.attempt) node.attempt = outcome.attempts ?? 0;
     if (!node.error && outcome.error) node.error = outcome.error;
+    if (outcome.items && typeof outcome.items === "object") node.items = outcome.items;
   }
   const order = new Map();
   const ended = run && run.status !== "running" && run.status !== "queued";
@@ -343,6 +366,24 @@ export function nodeTimeline(run, events, nodeIds) {
 }
 
 /** Nodes the timeline shows before "show all": the first ones, plus every running or failed one. */
+/**
+ * A forEach node's items for its row: `3 items` when every one succeeded (or
+ * while none ended), else `2/5 items ok, 1 failed (item 3)`; "" for other nodes.
+ */
+export function itemsText(items) {
+  if (!items || typeof items !== "object" || typeof items.count !== "number") return "";
+  const { count, succeeded, failed, failedIndex } = items;
+  const total = `${count} ${count === 1 ? "item" : "items"}`;
+  if (succeeded === count || (!succeeded && !failed)) return total;
+  const parts = [`${succeeded}/${total} ok`];
+  if (failed) {
+    parts.push(
+      `${failed} failed${typeof failedIndex === "number" ? ` (item ${failedIndex})` : ""}`,
+    );
+  }
+  return parts.join(", ");
+}
+
 export const TIMELINE_CAP = 500;
 /** Nodes of a run's first page (its first answer), then of each page after it. */
 export const FIRST_NODES = TIMELINE_CAP;
@@ -678,11 +719,10 @@ export async function renderRun(container, id, ctx) {
         h("span.node-name.mono", { text: node.id }),
         statusBadge(node.status ?? "pending"),
         h("span.node-attempts", {
-          text: node.attempt > 1
-            ? `${node.attempt} attempts`
-            : node.attempt === 1
-            ? "1 attempt"
-            : "",
+          text: [
+            itemsText(node.items),
+            node.attempt > 1 ? `${node.attempt} attempts` : node.attempt === 1 ? "1 attempt" : "",
+          ].filter(Boolean).join(", "),
         }),
         duration,
         h("span.gantt", {}, bar),
@@ -815,7 +855,9 @@ export async function renderRun(container, id, ctx) {
               h(
                 "li",
                 {},
-                `#${a.attempt} `,
+                a.item === null || a.item === undefined
+                  ? `#${a.attempt} `
+                  : `item ${a.item} #${a.attempt} `,
                 a.error ? h("span.error-text", { text: a.error }) : "ok",
               )
             ),
@@ -841,6 +883,7 @@ export async function renderRun(container, id, ctx) {
               {},
               h("span.log-time", { text: formatClock(l.at) }),
               h("span.log-level", { text: l.level }),
+              l.item === undefined ? null : h("span.log-item", { text: `item ${l.item}` }),
               h("span.log-message", { text: l.message }),
             )
           ),

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { diffLines, diffStats, hunks, MAX_CELLS, splitLines } from "./diff.js";
-import { accessKey, nodeTimeline, runsPageOf, runsPageParams } from "./runs.js";
+import { accessKey, itemsText, nodeTimeline, runsPageOf, runsPageParams } from "./runs.js";
 import { changesByNode, compactJson, unfedWrites } from "./changes.js";
 import { levelOf, parsePrefix } from "./state.js";
 import { formatTime } from "./dom.js";
@@ -321,4 +321,44 @@ Deno.test("every import of the inspector's modules is served at the URL the brow
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("nodeTimeline: a forEach node's items, its items' attempts and logs", () => {
+  const run = {
+    status: "failed",
+    nodes: {
+      each: {
+        status: "failed",
+        attempts: 3,
+        error: "item 1: bad",
+        items: { count: 3, succeeded: 1, failed: 1, failedIndex: 1 },
+      },
+    },
+  };
+  const events = [
+    { at: 1, type: "node.start", node: "each", items: 3 },
+    { at: 1, type: "node.attempt", node: "each", attempt: 1, item: 0 },
+    { at: 2, type: "node.log", node: "each", message: "hi", level: "info", item: 0 },
+    { at: 3, type: "node.attempt", node: "each", attempt: 1, item: 1 },
+    { at: 4, type: "node.attempt", node: "each", attempt: 1, item: 1, error: "first" },
+    { at: 5, type: "node.attempt", node: "each", attempt: 2, item: 1 },
+    { at: 6, type: "node.attempt", node: "each", attempt: 2, item: 1, error: "bad" },
+  ];
+  const [live] = nodeTimeline({ status: "running", nodes: {} }, events);
+  assert.deepEqual(live.items, { count: 3, succeeded: 0, failed: 0 });
+  assert.equal(itemsText(live.items), "3 items");
+  assert.equal(live.attempt, 3, "the items' attempts together");
+  const [each] = nodeTimeline(run, events);
+  assert.deepEqual(
+    each.attempts.map((a: { item: number; attempt: number; error: string | null }) => [
+      a.item,
+      a.attempt,
+      a.error,
+    ]),
+    [[0, 1, null], [1, 1, "first"], [1, 2, "bad"]],
+  );
+  assert.deepEqual(each.logs, [{ at: 2, level: "info", message: "hi", item: 0 }]);
+  assert.equal(itemsText(each.items), "1/3 items ok, 1 failed (item 1)");
+  assert.equal(itemsText(null), "");
+  assert.equal(itemsText({ count: 2, succeeded: 2, failed: 0 }), "2 items");
 });
