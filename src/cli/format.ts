@@ -210,6 +210,20 @@ export function queueAttemptText(status: RunStatus, q: QueueInfo): string {
 }
 
 /**
+ * A run's error as its `error:` line shows it: `node "f": boom`, or the message alone.
+ *
+ * @example
+ * ```ts
+ * import { runErrorText } from "./format.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(runErrorText({ node: "f", message: "boom" }), 'node "f": boom');
+ * ```
+ */
+export function runErrorText(error: { node?: string; message: string }): string {
+  return `${error.node ? `node "${error.node}": ` : ""}${printable(error.message)}`;
+}
+
+/**
  * How the items of a node with `forEach:` ended: `3 items` when each
  * succeeded, else `5 items: 2 succeeded, 1 failed (item 2), 2 stopped or not
  * started`. `undefined` for a node without items (or a record whose `items`

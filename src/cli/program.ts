@@ -322,11 +322,26 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .command("show")
     .description("show a run: its record and a timeline per node (exit 1 if unknown)")
     .argument("<run-id>", "the run id")
-    .option("--json", "print { run, events }")
+    .option("--json", "print { run, events } (with --follow: one JSON object a line)")
     .option(
       "--definition",
       "print only the flow definition the run ran (its file as it was), from the records or " +
         "the archive (with --json: its flow version)",
+    )
+    .option(
+      "--follow",
+      "then print each new event as it is recorded (any worker, any process), until the run " +
+        "ends; exit as flowstate run does for its status",
+    )
+    .option("--timeout <duration>", "with --follow: stop following after this long (10m)")
+    .addHelpText(
+      "after",
+      "\nWith --follow, a queued run is waited for (stderr says why it waits), an attempt lost\n" +
+        "with its worker is followed into the next one, and an ended or archived run is shown\n" +
+        "at once. Ctrl-C or SIGTERM stops following, not the run.\n" +
+        "Exit codes: 0 shown (with --follow: the run succeeded), 1 unknown run (with --follow:\n" +
+        "it failed, was cancelled or timed out), 2 bad arguments, 124 --timeout passed first\n" +
+        "(the run goes on), 130/143/129 following stopped by Ctrl-C, SIGTERM or SIGHUP.",
     )
     .action(async (runId, options, command) => {
       const { showRun } = await import("./runs.ts");
@@ -574,11 +589,22 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--key <key>", "dedupe key: while a run with it is queued or running, print that run")
     .option("--max-attempts <n>", "attempts in all if attempts fail (default 1)")
     .option("--backoff <duration>", "wait before a retry, doubling each time (default none)")
-    .option("--json", "print { runId, existing }")
+    .option("--json", "print { runId, existing } (with --wait or --follow: one JSON object a line)")
+    .option(
+      "--wait",
+      "then wait until the run ends (any worker runs it) and print its outcome; exit as " +
+        "flowstate run does",
+    )
+    .option("--follow", "as --wait, printing its timeline and each event as it is recorded")
+    .option("--timeout <duration>", "with --wait or --follow: stop waiting after this long (10m)")
     .addHelpText(
       "after",
-      "\nExit codes: 0 queued (or an existing run for --key), 2 invalid flow, input or option\n" +
-        "(nothing is written).",
+      "\nWith --key, --wait and --follow wait for the existing run. Ctrl-C or SIGTERM stops\n" +
+        "waiting, not the run (follow it again with: flowstate runs show <id> --follow).\n" +
+        "Exit codes: 0 queued (or an existing run for --key; with --wait or --follow: the run\n" +
+        "succeeded), 1 it failed, was cancelled or timed out, 2 invalid flow, input or option\n" +
+        "(nothing is written), 124 --timeout passed first (the run goes on), 130/143/129\n" +
+        "waiting stopped by Ctrl-C, SIGTERM or SIGHUP.",
     )
     .action(async (flow, options, command) => {
       const { enqueueCommand } = await import("./queue.ts");

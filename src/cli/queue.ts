@@ -5,6 +5,9 @@
  * - `enqueue <flow> [--input k=v]… [--delay 10m | --at <iso>] [--priority N] [--key K]
  *   [--max-attempts N] [--backoff 10s] [--json]` prints the run id (with `--json`:
  *   `{ "runId", "existing" }`). Exit 0, 2 for an invalid flow, input or option.
+ *   With `--wait` (or `--follow`, which prints the run's timeline and events too) it then
+ *   waits until the run ends (see `follow.ts`) and exits with the code `flowstate run` gives
+ *   its status; `--timeout <duration>` bounds the wait (exit 124, the run goes on).
  * - `worker [--concurrency N] [--flows a,b] [--lease 30s] [--poll 500ms] [--grace 5s] [--json]`
  *   claims and runs queued runs until SIGINT/SIGTERM: one line per run that ends
  *   (`<run id> <flow> <status> <duration> (attempt N)`), and with `--json` one JSON object a
@@ -60,6 +63,12 @@ export interface EnqueueCommandOptions {
   backoff?: string;
   /** `--json`. */
   json?: boolean;
+  /** `--wait`: wait until the run ends, print its outcome, exit with its code. */
+  wait?: boolean;
+  /** `--follow`: as `--wait`, printing the run's timeline and events as they are recorded. */
+  follow?: boolean;
+  /** `--timeout 10m`: stop waiting after this long. */
+  timeout?: string;
 }
 
 function wholeNumber(text: string, flag: string, min: number, max: number): number {
@@ -113,6 +122,16 @@ export async function enqueueCommand(
     ? undefined
     : { delay: duration(options.backoff, "--backoff") };
   if (options.key === "") throw new UsageError("Invalid --key: it must not be empty");
+  if (options.wait && options.follow) {
+    throw new UsageError("Give --wait or --follow, not both (--follow waits too)");
+  }
+  const waiting = options.wait || options.follow;
+  if (options.timeout !== undefined && !waiting) {
+    throw new UsageError("--timeout bounds --wait and --follow: give it with one of them");
+  }
+  const timeoutMs = options.timeout === undefined
+    ? undefined
+    : (await import("./follow.ts")).parseFollowTimeout(options.timeout);
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
   // Read as the tables show times: without an offset, in the config's timezone.
   const runAt = at(runtime.config.timezone);
@@ -148,7 +167,22 @@ export async function enqueueCommand(
       );
     }
   }
-  return 0;
+  if (!waiting) return 0;
+  const records = await runtime.records();
+  const run = await records.getRun(result.runId);
+  if (run === null) {
+    // Deleted at once (a retention job racing): nothing to wait for.
+    printError(`Run ${result.runId} is no longer in the records store: nothing to wait for`);
+    return EXIT_FAILURE;
+  }
+  const { followRun } = await import("./follow.ts");
+  return await followRun(records, run, {
+    mode: options.follow ? "follow" : "wait",
+    json: options.json,
+    timezone: runtime.config.timezone,
+    quiet: global.quiet,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
 }
 
 /** Options of `flowstate worker`. */

@@ -25,7 +25,7 @@ import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntimeWith, type Runtime, sandboxPoolOf } from "../runtime.ts";
 import { loadConfigCached } from "../config_disk_cache.ts";
-import { formatDuration, itemsText, printable, shortHash } from "./format.ts";
+import { formatDuration, itemsText, printable, runErrorText, shortHash } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 import {
@@ -269,11 +269,7 @@ function printSummary(record: RunRecord, store: string): void {
     `duration: ${formatDuration(record.durationMs)}`,
   ];
   if (record.error) {
-    lines.push(
-      `error:    ${record.error.node ? `node "${record.error.node}": ` : ""}${
-        printable(record.error.message)
-      }`,
-    );
+    lines.push(`error:    ${runErrorText(record.error)}`);
   }
   if (record.outputs !== null) {
     const names = Object.keys(record.outputs);

@@ -40,6 +40,7 @@ import {
   printable,
   printTable,
   queueAttemptText,
+  runErrorText,
   shortHash,
   unknownFlowMessage,
 } from "./format.ts";
@@ -55,6 +56,7 @@ import type { Runtime } from "../runtime.ts";
 import { archiveReaderOf } from "../records/_archive_read.ts";
 import type { Records } from "../records/records.ts";
 import { ConfigError, messageOf } from "../errors.ts";
+import { UsageError } from "./input.ts";
 import { declaredFlowIds } from "../flow_files.ts";
 import { knownJobNames } from "../jobs/builtin.ts";
 import { didYouMean } from "../_suggest.ts";
@@ -253,15 +255,25 @@ async function unknownFlow(
  */
 export async function showRun(
   runId: string,
-  options: { json?: boolean; definition?: boolean },
+  options: { json?: boolean; definition?: boolean; follow?: boolean; timeout?: string },
   global: GlobalOptions,
 ): Promise<number> {
+  if (options.follow && options.definition) {
+    throw new UsageError("Give --follow or --definition, not both");
+  }
+  if (options.timeout !== undefined && !options.follow) {
+    throw new UsageError("--timeout bounds --follow: give it with --follow");
+  }
   if (!isRunId(runId)) {
     return notFound(
       options.json,
       `Run "${runId}" not found: run ids are 20 lowercase letters and digits, as printed by ` +
-        "flowstate run and flowstate runs ls",
+        "flowstate run, flowstate enqueue and flowstate runs ls",
     );
+  }
+  if (options.follow) {
+    const { followCommand } = await import("./follow.ts");
+    return await followCommand(runId, options, global);
   }
   await using runtime = await openForReading(global);
   const records = await unlessMissing(() => runtime.records());
@@ -393,7 +405,8 @@ function queueWaitText(run: RunRecord): string {
   return "";
 }
 
-function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void {
+/** Print a run as `runs show` does: its record, then a timeline per node (times in `tz`). */
+export function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void {
   const lines = [
     `run:      ${run.id}`,
     `flow:     ${run.flowId} (version ${shortHash(run.flowVersion)})`,
@@ -442,11 +455,7 @@ function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void
     }
   }
   if (run.error) {
-    lines.push(
-      `error:    ${run.error.node ? `node "${run.error.node}": ` : ""}${
-        printable(run.error.message)
-      }`,
-    );
+    lines.push(`error:    ${runErrorText(run.error)}`);
   }
 
   // One block per node, in the order nodes first appear, then nodes without events.
@@ -510,7 +519,8 @@ function describeAccess(
   }`;
 }
 
-function describeEvent(event: RunEvent): string | undefined {
+/** A node event as a line of a timeline (`started`, `log: hi`, `failed: boom`), or nothing. */
+export function describeEvent(event: RunEvent): string | undefined {
   switch (event.type) {
     case "node.start":
       return typeof event.items === "number"
