@@ -35,6 +35,7 @@ import type { JsonValue, Store } from "./store/types.ts";
 import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
+import { readSecrets, SecretMasker } from "./flow/secrets.ts";
 
 /** What running a flow needs from the runtime. */
 export interface FlowHost {
@@ -184,6 +185,11 @@ interface RunTree {
   callbackError?: { error: unknown };
   /** A claimed root run's guard (its claim still held): every run of the tree is fenced by it. */
   guard?: RunGuard;
+  /**
+   * The secret values of every run of the tree so far: a sub-run masks its caller's secrets
+   * too (its inputs may hold them).
+   */
+  masker?: SecretMasker;
 }
 
 /**
@@ -406,7 +412,12 @@ async function runInTree(
     if (value !== undefined) env[name] = value;
   }
   const unset = unsetEnvProblems(def, env, parsed.locate);
+  const secrets = readSecrets(def, options.env, parsed.locate);
+  unset.push(...secrets.problems);
   if (unset.length > 0) throw new FlowValidationError(unset, parsed.file);
+  // Every value this run records, emits or returns goes through it; nodes get the real values.
+  const masker = tree.masker ??= new SecretMasker();
+  masker.add(Object.values(secrets.values));
 
   // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
   // taken back, or its lease ran out) does not start: it may be running under another worker.
@@ -434,7 +445,7 @@ async function runInTree(
     const start = {
       flowId: def.id,
       flowVersion: hash,
-      inputs: inputs as Record<string, JsonValue>,
+      inputs: masker.mask(inputs) as Record<string, JsonValue>,
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
     };
     const onCancelRequested = () => cancel.abort("cancel requested");
@@ -506,19 +517,28 @@ async function runInTree(
         timers: options.timers,
         signal,
         env,
+        ...(def.secrets === undefined ? {} : { secrets: secrets.values }),
         concurrency: options.concurrency,
         parentRunId: options.parentRunId,
         abortGrace: options.abortGrace,
         defaultTimeout: options.defaultTimeout,
         ...(tree.guard === undefined ? {} : { guard: tree.guard }),
         ...(host.enqueue === undefined ? {} : {
-          enqueue: (flow: string, opts: EnqueueOptions) =>
-            host.enqueue!(isFlowPath(flow) ? resolve(prepared.baseDir, flow) : flow, {
+          enqueue: (flow: string, opts: EnqueueOptions) => {
+            if (masker.contains(opts)) {
+              // Stored `***` would run the queued flow with the wrong value: refused instead.
+              throw new Error(
+                `Cannot queue a run of ${flow}: its input or key holds a secret's value, which the queue would store in the clear; declare the secret under secrets: of the queued flow and read it there as secrets.NAME`,
+              );
+            }
+            return host.enqueue!(isFlowPath(flow) ? resolve(prepared.baseDir, flow) : flow, {
               ...opts,
               parentRunId: runId,
-            }),
+            });
+          },
         }),
-        onEvent(event) {
+        onEvent(unmasked) {
+          const event = masker.mask(unmasked);
           recorder.event(event);
           if (bus?.listening && event.type.startsWith("node.")) {
             bus.emit({ type: "node", at: event.at, runId, flowId: def.id, event });
@@ -568,16 +588,18 @@ async function runInTree(
       });
     } catch (err) {
       await recorder.close(); // no end to record: the run is found abandoned later
-      unrecorded(bus, runId, def.id, host.clock.now(), err);
+      unrecorded(bus, runId, def.id, host.clock.now(), masker.mask(err));
       throw err;
     }
     // The last events go with the final status, in one commit (and inline in
     // the record for a short run: see Records.finishRun).
     let record: RunRecord;
     try {
-      record = await recorder.finish({ ...outcome, endedAt: outcome.endedAt ?? undefined });
+      record = await recorder.finish(
+        masker.mask({ ...outcome, endedAt: outcome.endedAt ?? undefined }),
+      );
     } catch (err) {
-      unrecorded(bus, runId, def.id, host.clock.now(), err);
+      unrecorded(bus, runId, def.id, host.clock.now(), masker.mask(err));
       throw err;
     }
     bus?.emit({

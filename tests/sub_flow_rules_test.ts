@@ -166,7 +166,7 @@ Deno.test("a sandboxed node's ctx.runFlow: no definitions, only flow files in it
       refused("escalate", caller);
       refused("escalate", /within that node's own permissions \(read=/);
       // From the runtime's flow cache (the warm node loaded it), checked all the same.
-      refused("envy", /its env: lists HOME/);
+      refused("envy", /its env: or secrets: list HOME/);
       refused("nested", /Cannot start sub-flow escalate .* declares read: true/);
       refused("enqueue", /node q \(queue\) enqueues runs/);
       assert.deepEqual(out.fine, { status: "succeeded", outputs: { v: 42 }, error: null });

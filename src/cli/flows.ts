@@ -279,6 +279,14 @@ export async function validateFlows(
             } (read from the runner's environment; templates may pass them into any node's with:)`,
           );
         }
+        const secrets = parsed.definition.secrets ?? [];
+        if (secrets.length > 0) {
+          console.log(
+            `  secrets: ${
+              secrets.join(", ")
+            } (read from the runner's environment; their values are masked as *** in everything runs record)`,
+          );
+        }
         for (const n of nodes) {
           if (n.runs === "builtin" && n.subFlows !== "computed" && n.permissions === null) continue;
           console.log(`  ${n.id} (${n.type}): ${describeRuns(n)}`);
@@ -401,7 +409,7 @@ function literalSecretWarnings(prepared: PreparedFlow): string[] {
     return found.length === 0 ? [] : [
       `node ${node.spec.id} (http) holds ${
         found.join(", ")
-      } as written in the flow file, which every recorded version of the flow keeps; pass it from the environment instead, like "Bearer \${{ env.API_TOKEN }}" with env: [API_TOKEN]`,
+      } as written in the flow file, which every recorded version of the flow keeps; pass it from the environment instead, like "Bearer \${{ secrets.API_TOKEN }}" with secrets: [API_TOKEN] (masked as *** in the records)`,
     ];
   });
 }

@@ -39,6 +39,7 @@ type Refs = {
   nodes: Set<string>;
   inputs: Set<string>;
   env: Set<string>;
+  secrets: Set<string>;
   run: Set<string>;
   loop: Map<"item" | "index", number>;
 };
@@ -93,7 +94,21 @@ export class Checker {
     const nodes = this.#nodes(flow);
     if (nodeTypes !== undefined) this.#nodeTypes(nodes, nodeTypes);
     this.#inputs(flow);
+    this.#secretsList(flow);
     this.#templates(flow, nodes);
+  }
+
+  /** A name under both `env:` and `secrets:`, which would be read unmasked as `env.NAME`. */
+  #secretsList(flow: Record<string, unknown>): void {
+    if (!Array.isArray(flow.secrets) || !Array.isArray(flow.env)) return;
+    const env = flow.env;
+    flow.secrets.forEach((name, i) => {
+      if (typeof name !== "string" || !env.includes(name)) return;
+      this.add(
+        ["secrets", i],
+        `${name} is listed under both env: and secrets:; a secret read as env.${name} would not be masked: remove it from env: and read it as secrets.${name}`,
+      );
+    });
   }
 
   /** `__proto__` keys, which would turn into prototypes when the flow is copied. */
@@ -314,6 +329,10 @@ export class Checker {
   #templates(flow: Record<string, unknown>, nodes: NodeInfo[]): void {
     const inputs = isRecord(flow.inputs) ? Object.keys(flow.inputs) : [];
     const env = Array.isArray(flow.env) ? flow.env.filter((e) => typeof e === "string") : [];
+    const secrets = Array.isArray(flow.secrets)
+      ? flow.secrets.filter((e) => typeof e === "string")
+      : [];
+    const lists = { inputs, env, secrets };
     const byId = this.#byId;
     const { handles, watches } = whenRoles(byId);
     for (const node of nodes) {
@@ -342,7 +361,7 @@ export class Checker {
             `${subject} reads run.failed, which only a node with when: on_failure or always (or one after it) can see filled; add when: on_failure`,
           );
         }
-        this.#checkCommonRefs(subject, refs, path, inputs, env);
+        this.#checkCommonRefs(subject, refs, path, lists);
       };
       const forEach = node.raw.forEach;
       const loops = forEach !== undefined;
@@ -407,7 +426,13 @@ export class Checker {
           `queue.by reads run.failed: it may read only inputs (it is computed at enqueue)`,
         );
       }
-      this.#checkCommonRefs("queue.by", refs, path, inputs, env);
+      this.#noSecrets(
+        "queue.by",
+        refs,
+        path,
+        "it is computed at enqueue and stored with the queued run, in the clear",
+      );
+      this.#checkCommonRefs("queue.by", refs, path, lists);
       this.#loopRefs(refs, path, (name) => `queue.by cannot read ${name}: it reads only inputs`);
     }
     if (isRecord(flow.outputs)) {
@@ -430,7 +455,13 @@ export class Checker {
               }`,
             );
           }
-          this.#checkCommonRefs(subject, refs, path, inputs, env);
+          this.#noSecrets(
+            subject,
+            refs,
+            path,
+            "a run's outputs leave it (recorded, returned to its caller) and would only ever hold ***",
+          );
+          this.#checkCommonRefs(subject, refs, path, lists);
           this.#loopRefs(
             refs,
             path,
@@ -439,6 +470,16 @@ export class Checker {
           );
         }
       }
+    }
+  }
+
+  /** `secrets.NAME` read where a template's value would leave the run. */
+  #noSecrets(subject: string, refs: Refs, path: FlowPath, why: string): void {
+    for (const name of refs.secrets) {
+      this.add(
+        path,
+        `${subject} reads secrets.${name}, which it may not: ${why}; read secrets only in a node's with: or if:`,
+      );
     }
   }
 
@@ -451,9 +492,9 @@ export class Checker {
     subject: string,
     refs: Refs,
     path: FlowPath,
-    inputs: string[],
-    env: string[],
+    lists: { inputs: string[]; env: string[]; secrets: string[] },
   ): void {
+    const { inputs, env, secrets } = lists;
     for (const name of refs.inputs) {
       if (inputs.includes(name)) continue;
       this.add(
@@ -463,15 +504,20 @@ export class Checker {
         }`,
       );
     }
-    for (const name of refs.env) {
-      if (env.includes(name)) continue;
-      const hint = didYouMean(name, env);
-      this.add(
-        path,
-        `${subject} reads env.${name}, which is not listed under env${
-          hint || (env.length === 0 ? `; add env: [${name}]` : `; add ${name} to env`)
-        }`,
-      );
+    for (const [root, listed] of [["env", env], ["secrets", secrets]] as const) {
+      for (const name of refs[root]) {
+        if (listed.includes(name)) continue;
+        const hint = didYouMean(name, listed) ||
+          (root === "env" && secrets.includes(name)
+            ? `; ${name} is a secret: read it as secrets.${name}`
+            : listed.length === 0
+            ? `; add ${root}: [${name}]`
+            : `; add ${name} to ${root}`);
+        this.add(
+          path,
+          `${subject} reads ${root}.${name}, which is not listed under ${root}${hint}`,
+        );
+      }
     }
   }
 

@@ -247,10 +247,10 @@ nodes:
     [
       'flow.yaml:5:17: nodes[0].if: Cannot parse ${{ 1 + }}: expected a value after "+", found "}}"',
       'flow.yaml:7:31: nodes[0].with.plain: Cannot parse ${{ inputs. }}: expected a property name after "."',
-      'flow.yaml:8:25: nodes[0].with.double: Cannot parse ${{ bad }}: unknown name "bad": an expression starts from inputs, nodes, env, run, item or index, a literal, or a function call',
-      'flow.yaml:9:26: nodes[0].with.single: Cannot parse ${{ nope }}: unknown name "nope": an expression starts from inputs, nodes, env, run, item or index, a literal, or a function call (did you mean "nodes"?)',
+      'flow.yaml:8:25: nodes[0].with.double: Cannot parse ${{ bad }}: unknown name "bad": an expression starts from inputs, nodes, env, secrets, run, item or index, a literal, or a function call',
+      'flow.yaml:9:26: nodes[0].with.single: Cannot parse ${{ nope }}: unknown name "nope": an expression starts from inputs, nodes, env, secrets, run, item or index, a literal, or a function call (did you mean "nodes"?)',
       'flow.yaml:10:48: nodes[0].with.nested[1].deep: Cannot parse ${{ nodes.a.output ) }}: unexpected ")": expected an operator or "}}"',
-      'flow.yaml:11:14: nodes[0].with.block: Cannot parse ${{ oops }}: unknown name "oops": an expression starts from inputs, nodes, env, run, item or index, a literal, or a function call',
+      'flow.yaml:11:14: nodes[0].with.block: Cannot parse ${{ oops }}: unknown name "oops": an expression starts from inputs, nodes, env, secrets, run, item or index, a literal, or a function call',
     ],
   );
 });

@@ -184,6 +184,11 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** Environment values templates may read (already filtered to the flow's `env:`). */
   env?: Record<string, string>;
+  /**
+   * Secret values templates may read as `secrets.NAME` (the flow's `secrets:`). The executor
+   * passes them to nodes as they are; masking what is recorded is the caller's (`runFlow`'s).
+   */
+  secrets?: Record<string, string>;
   /** Receives every event as it happens. */
   onEvent?: (event: RunEvent) => void;
   /**
@@ -749,6 +754,7 @@ class Execution implements AttemptHost {
       inputs: options.inputs,
       nodes: {},
       env: options.env ?? {},
+      ...(options.secrets === undefined ? {} : { secrets: options.secrets }),
       run: { id: options.runId, flowId: flow.definition.id },
     };
     if (facts.when !== undefined) {

@@ -12,6 +12,7 @@ import type { Problem } from "../errors.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import type { FlowDefinition } from "./types.ts";
 import { computesSubFlow } from "./sub_flows.ts";
+import { readSecrets } from "./secrets.ts";
 
 /**
  * How a node may start sub-flows (see `sub_flows.ts` for the rule):
@@ -38,18 +39,25 @@ const SEGMENT = /(?<!\$)\$\{\{([\s\S]*?)\}\}/g;
 const NAMED_ENV = /(?<![.\w$])env\s*(?:\.\s*[A-Za-z_$][\w$]*|\[\s*(?:"[^"]*"|'[^']*')\s*\])/g;
 /** The root `env` (not a field named `env`, as in `inputs.env`). */
 const ENV_ROOT = /(?<![.\w$])env(?![\w$])/;
+/** `secrets.NAME` and `secrets["NAME"]`, and the root `secrets` otherwise (all of them). */
+const NAMED_SECRET =
+  /(?<![.\w$])secrets\s*(?:\.\s*[A-Za-z_$][\w$]*|\[\s*(?:"[^"]*"|'[^']*')\s*\])/g;
+const SECRETS_ROOT = /(?<![.\w$])secrets(?![\w$])/;
 
 /**
  * For each node, the flow's `env:` variables whose values can reach its input
  * through templates: those its `with:` reads, and those that reached a node
  * whose output it reads (`nodes.<id>`), at any distance. A `with:` that reads
  * `env` other than by a written name (`env[inputs.k]`, all of `env`) counts
- * as reading every variable of the flow's `env:` list. Values that pass
+ * as reading every variable of the flow's `env:` list. Its `secrets:` count
+ * as `env:` variables here (their values reach the node as well). Values that pass
  * through state (a `state.set` then a `state.get`) are
  * {@linkcode envThroughState}'s.
  */
 export function envThroughWith(prepared: PreparedFlow): string[][] {
-  const listed = prepared.definition.env ?? [];
+  const env = prepared.definition.env ?? [];
+  const secrets = prepared.definition.secrets ?? [];
+  const listed = [...env, ...secrets];
   const index = new Map(prepared.nodes.map((n, i) => [n.spec.id, i]));
   const reach: (Set<string> | undefined)[] = [];
   const visit = (i: number): Set<string> => {
@@ -58,7 +66,10 @@ export function envThroughWith(prepared: PreparedFlow): string[][] {
     const found = new Set<string>();
     reach[i] = found; // a cycle is a validation error already; this ends it
     const node = prepared.nodes[i];
-    const direct = readsAllEnv(node.spec.with) ? listed : node.with.refs.env;
+    const direct = [
+      ...readsAll(node.spec.with, NAMED_ENV, ENV_ROOT) ? env : node.with.refs.env,
+      ...readsAll(node.spec.with, NAMED_SECRET, SECRETS_ROOT) ? secrets : node.with.refs.secrets,
+    ];
     for (const name of direct) if (listed.includes(name)) found.add(name);
     for (const id of node.with.refs.nodes) {
       const j = index.get(id);
@@ -114,16 +125,18 @@ export function envThroughState(
   });
 }
 
-/** Whether a template in `value` reads `env` other than by a written variable name. */
-function readsAllEnv(value: unknown): boolean {
+/** Whether a template in `value` reads the root (`env`, `secrets`) other than by a written name. */
+function readsAll(value: unknown, named: RegExp, root: RegExp): boolean {
   if (typeof value === "string") {
     for (const match of value.matchAll(SEGMENT)) {
-      if (ENV_ROOT.test(match[1].replace(NAMED_ENV, ""))) return true;
+      if (root.test(match[1].replace(named, ""))) return true;
     }
     return false;
   }
-  if (Array.isArray(value)) return value.some(readsAllEnv);
-  if (typeof value === "object" && value !== null) return Object.values(value).some(readsAllEnv);
+  if (Array.isArray(value)) return value.some((v) => readsAll(v, named, root));
+  if (typeof value === "object" && value !== null) {
+    return Object.values(value).some((v) => readsAll(v, named, root));
+  }
   return false;
 }
 
@@ -277,5 +290,14 @@ export function unsetEnvHere(
       readable[name] = ""; // cannot tell: no problem
     } else readable[name] = Deno.env.get(name);
   }
-  return unsetEnvProblems(definition, readable, locate);
+  const secrets: Record<string, string | undefined> = {};
+  for (const name of definition.secrets ?? []) {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      secrets[name] = "(cannot tell)"; // no problem
+    } else secrets[name] = Deno.env.get(name);
+  }
+  return [
+    ...unsetEnvProblems(definition, readable, locate),
+    ...readSecrets(definition, secrets, locate).problems,
+  ];
 }

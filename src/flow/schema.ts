@@ -277,6 +277,14 @@ const flowObjectSchema = z.strictObject({
   ).optional().meta({
     description: "Names of environment variables templates may read as `env.NAME`.",
   }),
+  secrets: z.array(
+    z.string().regex(ENV_NAME_PATTERN, {
+      error: 'expected an environment variable name (letters, digits and "_")',
+    }),
+  ).optional().meta({
+    description:
+      "Names of environment variables holding secrets, read by templates as `secrets.NAME`: each must be set (4 characters or more), and its value is replaced by `***` in everything the run records or shows.",
+  }),
   inputs: z.record(z.string(), inputSpecSchema).optional().meta({
     description: "Declared inputs, read by templates as `inputs.NAME`.",
   }),

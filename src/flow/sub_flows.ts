@@ -238,11 +238,13 @@ export function checkCeiling(
       if (over !== undefined) outside.push(`${node} declares ${name}: ${over}`);
     }
   }
-  const env = (def.env ?? []).filter((name) =>
+  const env = [...def.env ?? [], ...def.secrets ?? []].filter((name) =>
     beyond("env", [name], ceiling.permissions.env ?? false) !== undefined
   );
   if (env.length > 0) {
-    outside.push(`its env: lists ${env.join(", ")}, which templates would pass to its nodes`);
+    outside.push(
+      `its env: or secrets: list ${env.join(", ")}, which templates would pass to its nodes`,
+    );
   }
   if (outside.length === 0) return;
   throw new SubFlowRefusedError(

@@ -454,6 +454,12 @@ export interface FlowDefinition {
   trigger?: FlowTrigger;
   /** Names of environment variables templates may read as `env.NAME`. */
   env?: string[];
+  /**
+   * Names of environment variables holding secrets, read by templates as
+   * `secrets.NAME`: each must be set, and its value is masked (`***`) in
+   * everything the run records or shows (see `secrets.ts`).
+   */
+  secrets?: string[];
   /** Declared inputs. */
   inputs?: Record<string, InputSpec>;
   /** Maximum nodes running at once (default 16). */

@@ -8,7 +8,7 @@
 import type { Clock } from "../../clock.ts";
 
 /** The names an expression may start with. */
-export type Root = "inputs" | "nodes" | "env" | "run" | "item" | "index";
+export type Root = "inputs" | "nodes" | "env" | "secrets" | "run" | "item" | "index";
 
 /** The binary operators. */
 export type BinaryOp =
@@ -74,6 +74,8 @@ export interface TemplateScope {
   nodes: Record<string, { output?: unknown; status?: string; error?: string }>;
   /** The environment variables the flow lists under `env:`, and no others (`env.<NAME>`). */
   env: Record<string, string>;
+  /** The values of the flow's `secrets:` variables (`secrets.<NAME>`); none when absent. */
+  secrets?: Record<string, string>;
   /**
    * The current run (`run.id`, `run.flowId`), and the failures that failed it
    * so far (`run.failed`: read by the nodes that run because of `when:`).

@@ -175,7 +175,7 @@ export function checkTemplates(text: string): { refs: TemplateRefs; errors: Temp
     const own = emptyRefs(); // a bad segment's half-read references are not reported
     try {
       i = compileSegment(text, p, own).end;
-      for (const kind of ["nodes", "inputs", "env"] as const) {
+      for (const kind of ["nodes", "inputs", "env", "secrets"] as const) {
         for (const name of own[kind]) refs[kind].add(name);
       }
       for (const name of own.run) refs.run.add(name);
@@ -199,7 +199,14 @@ type CompiledString =
   | { isTemplate: true; evaluate: Evaluator };
 
 function emptyRefs(): TemplateRefs {
-  return { nodes: new Set(), inputs: new Set(), env: new Set(), run: new Set(), loop: new Map() };
+  return {
+    nodes: new Set(),
+    inputs: new Set(),
+    env: new Set(),
+    secrets: new Set(),
+    run: new Set(),
+    loop: new Map(),
+  };
 }
 
 function compileString(text: string, refs: TemplateRefs): CompiledString {
@@ -407,6 +414,8 @@ function compileAst(ast: Ast, segment: Segment): Evaluator {
           return (scope) => scope.nodes;
         case "env":
           return (scope) => scope.env;
+        case "secrets":
+          return (scope) => scope.secrets ?? {};
         case "run":
           return (scope) => scope.run;
         case "item":

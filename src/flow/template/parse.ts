@@ -42,10 +42,12 @@ export interface TemplateRefs {
    * offset of its first use in the text.
    */
   loop: Map<"item" | "index", number>;
+  /** Secret names read through `secrets.<NAME>`. */
+  secrets: Set<string>;
 }
 
 /** The names an expression may start from. */
-const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "run", "item", "index"];
+const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "secrets", "run", "item", "index"];
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 const NODE_FIELDS = ["output", "status", "error"];
 const RUN_FIELDS = ["id", "flowId", "failed"];
@@ -325,6 +327,9 @@ export class Parser {
         if (root === "nodes") {
           throw at("a node must be named literally, as in nodes.<id> or nodes['<id>']");
         }
+        if (root === "secrets") {
+          throw at("a secret must be named literally, as in secrets.NAME or secrets['NAME']");
+        }
         return;
       }
       if (root === "run") {
@@ -420,7 +425,7 @@ export class Parser {
       throw at(`${name} is a function: call it as ${FUNCTIONS.get(name)!.usage}`);
     }
     throw at(
-      `unknown name "${name}": an expression starts from inputs, nodes, env, run, item or index, ` +
+      `unknown name "${name}": an expression starts from inputs, nodes, env, secrets, run, item or index, ` +
         `a literal, or a function call${didYouMean(name, [...ROOTS, "true", "false", "null"])}`,
     );
   }

@@ -66,7 +66,7 @@ Deno.test("compileTemplate() rejects globals and unknown roots, naming the allow
     assertParseError(
       text,
       name,
-      /an expression starts from inputs, nodes, env, run, item or index/,
+      /an expression starts from inputs, nodes, env, secrets, run, item or index/,
     );
   }
   assertParseError("${{ Deno.env }}", "Deno");

@@ -1,0 +1,178 @@
+/**
+ * Secrets: the values of a flow's `secrets:` variables, replaced by
+ * {@linkcode SECRET_MASK} in everything a run records or shows (node outputs,
+ * errors, log lines, run inputs and outputs, events), while nodes get the
+ * real values in memory.
+ *
+ * What is masked: each value as it is, JSON-escaped (once and twice: a value
+ * inside a serialized object, inside another one) and URL-encoded, anywhere in
+ * a string (object keys too). Other derived forms (base64 of `user:secret`, a
+ * hash, a value split across strings) are not found.
+ *
+ * @module
+ */
+
+import type { Problem } from "../errors.ts";
+import type { FlowDefinition } from "./types.ts";
+
+/** What replaces a secret's value. */
+export const SECRET_MASK = "***";
+
+/**
+ * The shortest secret value a run accepts: a shorter one would mask every
+ * occurrence of a common few characters in the records (and give its value away).
+ */
+export const SECRET_MIN_LENGTH = 4;
+
+/**
+ * Replaces secret values in strings and in JSON-like values (plain objects,
+ * arrays, `Error`s), without changing what it is given.
+ *
+ * @example
+ * ```ts
+ * import { SecretMasker } from "./secrets.ts";
+ * import assert from "node:assert/strict";
+ * const masker = new SecretMasker(["s3cr3t-token"]);
+ * assert.equal(masker.maskText("Bearer s3cr3t-token"), "Bearer ***");
+ * assert.deepEqual(masker.mask({ headers: { auth: "s3cr3t-token" }, n: 1 }), { headers: { auth: "***" }, n: 1 });
+ * assert.ok(masker.contains(["x", "s3cr3t-token"]));
+ * ```
+ */
+export class SecretMasker {
+  #forms = new Set<string>();
+  #pattern: RegExp | undefined;
+
+  /** A masker of `values` (more may be added). */
+  constructor(values: Iterable<string> = []) {
+    this.add(values);
+  }
+
+  /** Whether it masks anything. */
+  get empty(): boolean {
+    return this.#pattern === undefined;
+  }
+
+  /** Mask `values` too (those shorter than {@linkcode SECRET_MIN_LENGTH} are ignored). */
+  add(values: Iterable<string>): void {
+    const before = this.#forms.size;
+    for (const value of values) {
+      if (value.length < SECRET_MIN_LENGTH) continue;
+      const escaped = JSON.stringify(value).slice(1, -1);
+      for (const form of [value, escaped, JSON.stringify(escaped).slice(1, -1)]) {
+        this.#forms.add(form);
+      }
+      this.#forms.add(encodeURIComponent(value));
+    }
+    if (this.#forms.size === before) return;
+    // Longest first: a value that contains another is masked whole.
+    const sorted = [...this.#forms].sort((a, b) => b.length - a.length);
+    this.#pattern = new RegExp(sorted.map(escapeRegExp).join("|"), "g");
+  }
+
+  /** `text` with every secret value replaced by {@linkcode SECRET_MASK}. */
+  maskText(text: string): string {
+    const pattern = this.#pattern;
+    if (pattern === undefined || text.length < SECRET_MIN_LENGTH) return text;
+    return text.replace(pattern, SECRET_MASK);
+  }
+
+  /**
+   * A copy of `value` with every string masked (keys too); the same value when
+   * there is nothing to mask. Objects other than plain ones, arrays and
+   * `Error`s are returned as they are.
+   */
+  mask<T>(value: T): T {
+    if (this.#pattern === undefined) return value;
+    return this.#mask(value, 0) as T;
+  }
+
+  /** Whether a string in `value` (a key too) holds a secret value. */
+  contains(value: unknown): boolean {
+    if (this.#pattern === undefined) return false;
+    let found = false;
+    const visit = (v: unknown, depth: number): void => {
+      if (found || depth > MAX_DEPTH) return;
+      if (typeof v === "string") {
+        this.#pattern!.lastIndex = 0;
+        found = this.#pattern!.test(v);
+      } else if (Array.isArray(v)) v.forEach((x) => visit(x, depth + 1));
+      else if (isPlain(v)) {
+        for (const [k, x] of Object.entries(v)) {
+          visit(k, depth + 1);
+          visit(x, depth + 1);
+        }
+      }
+    };
+    visit(value, 0);
+    return found;
+  }
+
+  #mask(value: unknown, depth: number): unknown {
+    if (typeof value === "string") return this.maskText(value);
+    if (depth > MAX_DEPTH || typeof value !== "object" || value === null) return value;
+    if (Array.isArray(value)) return value.map((v) => this.#mask(v, depth + 1));
+    if (value instanceof Error) {
+      const copy = new Error(this.maskText(value.message));
+      copy.name = value.name;
+      copy.stack = value.stack === undefined ? undefined : this.maskText(value.stack);
+      return copy;
+    }
+    if (!isPlain(value)) return value;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[this.maskText(k)] = this.#mask(v, depth + 1);
+    return out;
+  }
+}
+
+/** Deeper than any JSON value a run records (the serializer's own limit is lower). */
+const MAX_DEPTH = 1000;
+
+function isPlain(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}
+
+/**
+ * The values of the flow's `secrets:` read from `env` (the process
+ * environment by default), and a problem for each one not set or shorter
+ * than {@linkcode SECRET_MIN_LENGTH}, at its place in the `secrets:` list.
+ *
+ * @example
+ * ```ts
+ * import { readSecrets } from "./secrets.ts";
+ * import assert from "node:assert/strict";
+ * const flow = { id: "f", secrets: ["API_TOKEN"], nodes: [] };
+ * assert.deepEqual(readSecrets(flow, { API_TOKEN: "t0ken" }).values, { API_TOKEN: "t0ken" });
+ * assert.match(readSecrets(flow, {}).problems[0].message, /^secret API_TOKEN is not set/);
+ * ```
+ */
+export function readSecrets(
+  definition: FlowDefinition,
+  env?: Readonly<Record<string, string | undefined>>,
+  locate?: (path: (string | number)[]) => { line: number; column: number } | undefined,
+): { values: Record<string, string>; problems: Problem[] } {
+  const values: Record<string, string> = {};
+  const problems: Problem[] = [];
+  const listed = definition.secrets ?? [];
+  listed.forEach((name, i) => {
+    const value = env ? env[name] : Deno.env.get(name);
+    let message: string | undefined;
+    if (value === undefined) {
+      message =
+        `secret ${name} is not set: export it (export ${name}=…) before running; a secret has no fallback`;
+    } else if (value.length < SECRET_MIN_LENGTH) {
+      message =
+        `secret ${name} is ${value.length} character(s) long, under ${SECRET_MIN_LENGTH}: masking so short a value would hide those characters wherever they appear in the records; use a longer secret, or list it under env: if it is not secret`;
+    } else values[name] = value;
+    if (message === undefined) return;
+    const path = ["secrets", i];
+    const at = locate?.(path);
+    problems.push({ path, message, ...(at ? { line: at.line, column: at.column } : {}) });
+  });
+  return { values, problems };
+}
