@@ -224,10 +224,11 @@ async function stopWith(
 /** Enqueue `slow` and SIGKILL the worker that claimed it (lease 1 s): its id, and a time after its last heartbeat. */
 async function runOfKilledWorker(
   { dir, home, run }: Sandbox,
+  lease = "1s",
 ): Promise<{ id: string; deadAt: number }> {
   await setUp(dir, { slow: true });
   const id = (await run("enqueue", "slow")).stdout.trim();
-  const killed = await stopWith(dir, home, ["worker", "--json", "--lease", "1s"], "claim", [
+  const killed = await stopWith(dir, home, ["worker", "--json", "--lease", lease], "claim", [
     "SIGKILL",
   ]);
   assert.equal(killed.code, 137, killed.stderr);
@@ -281,6 +282,24 @@ Deno.test("cli queue: a lost attempt, cancelled then retried: one attempt number
       lost.endedAt <= deadAt,
       `the lost attempt ends at its last heartbeat (${lost.endedAt}), before its worker died (${deadAt})`,
     );
+  });
+});
+
+Deno.test('cli queue: runs cancel of a run whose worker stopped answering but whose lease has not lapsed says so and when it ends, not "within a second"', async () => {
+  await withSandbox(async (sandbox) => {
+    const { run } = sandbox;
+    const { id, deadAt } = await runOfKilledWorker(sandbox, "1h");
+    // Two heartbeats (5 s each) missed: the worker may be gone; its lease runs for an hour.
+    while (Date.now() - deadAt < 11_000) await new Promise((r) => setTimeout(r, 250));
+    const cancel = await run("runs", "cancel", id);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.doesNotMatch(cancel.stdout, /: it stops within a second/);
+    assert.match(
+      cancel.stdout,
+      /^Cancel requested for run \w+ \(slow\), but the worker running it has not answered since .* \(\d+ s ago\): if it is alive, the run stops within a second; if it is gone, it is recorded cancelled when its worker's lease lapses, at .*, and a worker takes it back/m,
+    );
+    const record = JSON.parse((await run("runs", "show", id, "--json")).stdout).run;
+    assert.equal(record.status, "running", "the lease is the authority: not taken back early");
   });
 });
 

@@ -61,10 +61,10 @@ import { declaredFlowIds } from "../flow_files.ts";
 import { knownJobNames } from "../jobs/builtin.ts";
 import { didYouMean } from "../_suggest.ts";
 import { isRunId } from "../records/run_id.ts";
-import { cancelAnyRun } from "../queue/cancel.ts";
+import { CANCEL_ABANDONED_AFTER, cancelAnyRun } from "../queue/cancel.ts";
 import { formatRate } from "../rate.ts";
 import { runShapeProblem } from "../records/types.ts";
-import { abandonedRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
+import { abandonedRun, HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 
 const PAGE = 1000;
@@ -577,9 +577,34 @@ export async function cancelRun(id: string, global: GlobalOptions): Promise<numb
           : `Cancelled run ${id} (${done.run.flowId}) before it started`,
       );
       return 0;
-    case "requested":
-      console.log(`Cancel requested for run ${id} (${done.run.flowId}): it stops within a second`);
+    case "requested": {
+      const now = runtime.clock.now();
+      const silentMs = now - done.lastSeenAt;
+      if (silentMs <= 2 * HEARTBEAT_MS) {
+        console.log(
+          `Cancel requested for run ${id} (${done.run.flowId}): it stops within a second`,
+        );
+        return 0;
+      }
+      // Two heartbeats missed: its process may be gone, and then nobody acts on the request yet.
+      const tz = runtime.config.timezone;
+      const claim = done.run.queue?.claim;
+      const then = claim === undefined
+        ? `run this command again after ${
+          formatTime(done.lastSeenAt + CANCEL_ABANDONED_AFTER, tz)
+        } (a minute without a heartbeat) to record it failed (abandoned)`
+        : `it is recorded cancelled when its worker's lease lapses, at ${
+          formatTime(done.lastSeenAt + claim.leaseMs, tz)
+        }, and a worker takes it back (or when this command runs again then)`;
+      console.log(
+        `Cancel requested for run ${id} (${done.run.flowId}), but the ${
+          claim === undefined ? "process" : "worker"
+        } running it has not answered since ${formatTime(done.lastSeenAt, tz)} (${
+          Math.round(silentMs / 1000)
+        } s ago): if it is alive, the run stops within a second; if it is gone, ${then}`,
+      );
       return 0;
+    }
     case "abandoned":
       console.log(
         `Run ${id} (${done.run.flowId}) has had no heartbeat since ${

@@ -19,8 +19,11 @@ export const CANCEL_ABANDONED_AFTER = 60_000;
 export type CancelOutcome =
   /** A queued run, now cancelled: it never starts. */
   | { kind: "queued"; run: RunRecord }
-  /** A running run of a live process, asked to stop. */
-  | { kind: "requested"; run: RunRecord }
+  /**
+   * A running run, asked to stop: its process acts on it within a second, if it is alive.
+   * `lastSeenAt` is its last sign of life (heartbeat, else claim or start).
+   */
+  | { kind: "requested"; run: RunRecord; lastSeenAt: number }
   /** A running run whose process is gone, now recorded failed ("abandoned: …"). */
   | { kind: "abandoned"; run: RunRecord; lastSeenAt: number }
   /** A queued run's attempt whose worker's lease lapsed (the worker is gone), now recorded cancelled. */
@@ -71,6 +74,6 @@ export async function cancelAnyRun(
     if (after === null || after.status !== "running") return { kind: "ended", run: after ?? run };
   }
   const abandoned = await records.abandonRun(id, { afterMs: CANCEL_ABANDONED_AFTER, now });
-  if (abandoned === null) return { kind: "requested", run };
+  if (abandoned === null) return { kind: "requested", run, lastSeenAt };
   return { kind: "abandoned", run: abandoned, lastSeenAt: run.heartbeatAt ?? run.startedAt };
 }
