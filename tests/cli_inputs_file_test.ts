@@ -181,3 +181,37 @@ Deno.test("cli --inputs: bad documents and bad values exit 2 and record no run",
     assert.equal(await runCount(sandbox), 0, "no run was recorded");
   });
 });
+
+// `script` (util-linux) gives the CLI a terminal as its stdin.
+const SCRIPT = ["/usr/bin/script", "/bin/script"].find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
+Deno.test({
+  name: "cli --inputs -: stdin a terminal exits 2 and says how to pipe it",
+  ignore: SCRIPT === undefined,
+  fn: async () => {
+    await withSandbox(async (sandbox) => {
+      await setUp(sandbox.dir);
+      const command = cliArgv(["run", "add.flow.yaml", "--inputs", "-"])
+        .map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`).join(" ");
+      const output = await new Deno.Command(SCRIPT!, {
+        args: ["-qec", command, "/dev/null"],
+        cwd: sandbox.dir,
+        env: { FLOWSTATE_HOME: sandbox.home, NO_COLOR: "1", RUST_BACKTRACE: "0" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const result = resultOf(output);
+      assert.equal(result.code, 2, result.stdout + result.stderr);
+      // Through the terminal, the CLI's stderr reaches script's stdout.
+      assert.match(result.stdout + result.stderr, /stdin is a terminal; pipe the JSON object/);
+      assert.equal(await runCount(sandbox), 0);
+    });
+  },
+});

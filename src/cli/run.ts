@@ -220,7 +220,7 @@ function withInputHints(
     const hint = given.fromStrings.includes(name)
       ? ` (from --input ${name}=${excerpt(String(given.input[name]))})`
       : given.file !== undefined && Object.hasOwn(given.input, name)
-      ? ` (from --inputs ${given.file === "-" ? "- (stdin)" : given.file})`
+      ? ` (from --inputs ${given.file === "-" ? "-, stdin" : given.file})`
       : `; pass --input ${name}=VALUE`;
     return { ...problem, message: `${problem.message}${hint}` };
   });
