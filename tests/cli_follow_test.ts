@@ -199,6 +199,47 @@ for (const backend of BACKENDS) {
       });
     },
   });
+
+  Deno.test({
+    name:
+      `cli follow (${backend.name}): runs cancel of a run a worker process holds in a gate that ignores its signal ends it cancelled; the worker goes on`,
+    ignore: backend.ignore,
+    async fn() {
+      await withProject(backend.stores(), async (p) => {
+        const g = p.gates("x");
+        await using w = worker(p);
+        await using follower = p.spawn("enqueue", "gated", ...g.inputs, "--follow", "--json");
+        // The gate holds the run (its gates are never opened; it never looks at ctx.signal).
+        await follower.until(/"message":"waiting for [^"]*x-1"/);
+        const { runId } = JSON.parse(follower.stdout.split("\n")[0]);
+        const cancel = await cliOk(p.run, "runs", "cancel", runId);
+        assert.match(cancel, /Cancel requested for run \w+ \(gated\): it stops within a second/);
+        // A hang guard only (documented: about a second, plus runs.abortGrace at most).
+        let guard: ReturnType<typeof setTimeout> | undefined;
+        const code = await Promise.race([
+          follower.code(),
+          new Promise<never>((_, reject) =>
+            guard = setTimeout(
+              () => reject(new Error(`run ${runId} still running after 60 s`)),
+              60_000,
+            )
+          ),
+        ]).finally(() => clearTimeout(guard));
+        assert.equal(code, 1, follower.stderr);
+        const last = JSON.parse(follower.stdout.trimEnd().split("\n").at(-1)!);
+        assert.equal(last.run.status, "cancelled");
+        // The worker goes on: the next run succeeds.
+        const n = p.gates("y");
+        await open(n.first);
+        await open(n.second);
+        const next = await p.run("enqueue", "gated", ...n.inputs, "--wait");
+        assert.equal(next.code, 0, next.stderr);
+        assert.match(next.stdout, /\(gated\) succeeded in /);
+        w.kill("SIGTERM");
+        assert.equal(await w.code(), 0);
+      });
+    },
+  });
 }
 
 Deno.test("cli follow: exit codes of failed and cancelled runs; enqueue --wait prints only the outcome", async () => {
