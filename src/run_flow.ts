@@ -101,8 +101,11 @@ export interface FlowHost {
 export interface RunFlowOptions {
   /** Input values (checked against the flow's `inputs`). */
   input?: Record<string, unknown>;
-  /** Inputs are strings from a command line: convert them per declared type. */
-  inputFromStrings?: boolean;
+  /**
+   * Inputs are strings from a command line: convert them per declared type
+   * (a list of names: only those inputs).
+   */
+  inputFromStrings?: boolean | readonly string[];
   /** Cancels the run; it is then recorded as `cancelled`. */
   signal?: AbortSignal;
   /** Timers (tests pass fake ones). */

@@ -84,7 +84,7 @@ export function parseJsonValue(text: string, key: Key): unknown {
     const typed = shellQuote(jsonForTerminal(text));
     throw new UsageError(
       `Cannot set ${formatKey(key)}: ${shown} is not valid JSON: ${
-        jsonProblem(text, err as SyntaxError).replaceAll("\n", "\\n").replaceAll("\r", "\\r")
+        printableProblem(jsonProblem(text, err as SyntaxError))
       }; to store it as a string, ${
         typed.length <= MAX_SUGGESTION
           ? `type (JSON in shell quotes): ${typed}`
@@ -107,7 +107,7 @@ export function parseJsonValue(text: string, key: Key): unknown {
  * instead) it is the shortest prefix that fails for a reason other than its
  * end, for an unexpected end the text's length.
  */
-function jsonProblem(text: string, err: SyntaxError): string {
+export function jsonProblem(text: string, err: SyntaxError): string {
   if (/ at position \d+/.test(err.message)) return err.message;
   const token = /^(Unexpected token '[\s\S]*?'), [\s\S]* is not valid JSON$/.exec(err.message);
   if (token === null) return `${err.message}${at(text, text.length)}`;
@@ -148,4 +148,64 @@ function jsonForTerminal(text: string): string {
     /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
+}
+
+/**
+ * Read `--inputs <file>`: a JSON object of a flow's inputs, from a file or
+ * (`-`) stdin. A missing or unreadable file, text that is not JSON (said
+ * with its line and column), JSON that is not an object, or `-` with stdin
+ * empty or a terminal is a {@linkcode UsageError}.
+ */
+export async function readInputsDocument(file: string): Promise<Record<string, unknown>> {
+  const where = file === "-" ? "--inputs - (stdin)" : `--inputs ${file}`;
+  let text: string;
+  if (file === "-") {
+    if (Deno.stdin.isTerminal()) {
+      throw new UsageError(
+        `${where}: stdin is a terminal; pipe the JSON object of inputs in, like ` +
+          `echo '{"by":3}' | flowstate run flow.yaml --inputs -, or give a file: --inputs inputs.json`,
+      );
+    }
+    text = await new Response(Deno.stdin.readable).text();
+  } else {
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new UsageError(`${where}: no such file; give a JSON file of inputs, or - for stdin`);
+      }
+      if (err instanceof Deno.errors.IsADirectory) {
+        throw new UsageError(`${where}: is a directory; give a JSON file of inputs`);
+      }
+      throw new UsageError(`${where}: cannot read it: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  if (text.trim() === "") {
+    throw new UsageError(
+      `${where} is empty; expected a JSON object of inputs, like {"by": 3}`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = parseJson(text);
+  } catch (err) {
+    throw new UsageError(
+      `${where} is not valid JSON: ${
+        printableProblem(jsonProblem(text, err as SyntaxError))
+      }; expected a JSON object of inputs, like {"by": 3}`,
+    );
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new UsageError(
+      `${where}: expected a JSON object of inputs, like {"by": 3}, got ${
+        Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`
+      }`,
+    );
+  }
+  return value as Record<string, unknown>;
+}
+
+/** A parser message on one line. */
+function printableProblem(message: string): string {
+  return message.replaceAll("\n", "\\n").replaceAll("\r", "\\r");
 }

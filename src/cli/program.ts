@@ -234,8 +234,13 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .argument("<flow>", "the flow file (YAML)")
     .option(
       "-i, --input <name=value>",
-      "an input (repeatable), converted to the type the flow declares",
+      "an input (repeatable), converted to the type the flow declares; overrides that key of " +
+        "--inputs",
       collect,
+    )
+    .option(
+      "--inputs <file>",
+      "a JSON object of every input (- reads stdin); --input name=value overrides single keys",
     )
     .option("--json", "print the run record as one JSON document (no logs)")
     .addHelpText(
@@ -580,8 +585,13 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .argument("<flow>", "a flow id (from the config's flows:) or a flow file")
     .option(
       "-i, --input <name=value>",
-      "an input (repeatable), converted to the type the flow declares",
+      "an input (repeatable), converted to the type the flow declares; overrides that key of " +
+        "--inputs",
       collect,
+    )
+    .option(
+      "--inputs <file>",
+      "a JSON object of every input (- reads stdin); --input name=value overrides single keys",
     )
     .option("--delay <duration>", "do not start before this long from now (10m, 1h)")
     .option("--at <time>", "do not start before this time (ISO 8601, 2026-05-01T12:00:00Z)")

@@ -2,8 +2,8 @@
  * The queue on the command line: `flowstate enqueue`, `flowstate worker`,
  * `flowstate runs retry` and the queued half of `flowstate runs cancel`.
  *
- * - `enqueue <flow> [--input k=v]… [--delay 10m | --at <iso>] [--priority N] [--key K]
- *   [--max-attempts N] [--backoff 10s] [--json]` prints the run id (with `--json`:
+ * - `enqueue <flow> [--inputs <file>] [--input k=v]… [--delay 10m | --at <iso>] [--priority N]
+ *   [--key K] [--max-attempts N] [--backoff 10s] [--json]` prints the run id (with `--json`:
  *   `{ "runId", "existing" }`). Exit 0, 2 for an invalid flow, input or option.
  *   With `--wait` (or `--follow`, which prints the run's timeline and events too) it then
  *   waits until the run ends (see `follow.ts`) and exits with the code `flowstate run` gives
@@ -35,7 +35,7 @@ import { DEFAULT_LEASE_MS, startWorker, type WorkerEvent } from "../queue/worker
 import { formatDuration, printable, queueAttemptText } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { projectElsewhereWarning } from "./paths.ts";
-import { parseInputPairs } from "./run.ts";
+import { commandInputs } from "./run.ts";
 import {
   EXIT_FAILURE,
   type GlobalOptions,
@@ -49,6 +49,8 @@ import {
 export interface EnqueueCommandOptions {
   /** `--input name=value`, repeatable. */
   input?: string[];
+  /** `--inputs <file>`: a JSON object of inputs (`-`: stdin); `--input` overrides its keys. */
+  inputs?: string;
   /** `--delay 10m`. */
   delay?: string;
   /** `--at <ISO time>`. */
@@ -95,7 +97,7 @@ export async function enqueueCommand(
   options: EnqueueCommandOptions,
   global: GlobalOptions,
 ): Promise<number> {
-  const input = parseInputPairs(options.input ?? []);
+  const given = await commandInputs(options);
   if (options.delay !== undefined && options.at !== undefined) {
     throw new UsageError("Give --delay or --at, not both");
   }
@@ -143,8 +145,8 @@ export async function enqueueCommand(
   let result;
   try {
     result = await runtime.enqueue(flow, {
-      input,
-      inputFromStrings: true,
+      input: given.input,
+      inputFromStrings: given.fromStrings,
       ...(runAt === undefined ? {} : { runAt }),
       ...(delay === undefined ? {} : { delay }),
       ...(priority === undefined ? {} : { priority }),

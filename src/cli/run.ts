@@ -26,7 +26,7 @@ import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntimeWith, type Runtime, sandboxPoolOf } from "../runtime.ts";
 import { loadConfigCached } from "../config_disk_cache.ts";
 import { formatDuration, itemsText, printable, runErrorText, shortHash } from "./format.ts";
-import { UsageError } from "./input.ts";
+import { readInputsDocument, UsageError } from "./input.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 import {
   type GlobalOptions,
@@ -40,6 +40,8 @@ import {
 export interface RunOptions {
   /** `--input name=value`, repeatable. */
   input?: string[];
+  /** `--inputs <file>`: a JSON object of inputs (`-`: stdin); `--input` overrides its keys. */
+  inputs?: string;
   /** `--json`: print the run record. */
   json?: boolean;
   /** `--quiet`: do not print node logs. */
@@ -73,13 +75,39 @@ export function parseInputPairs(pairs: readonly string[]): Record<string, string
   return Object.fromEntries(inputs);
 }
 
-/** `run <flow> [--input name=value]… [--json] [--quiet]`. */
+/** The inputs of `run` and `enqueue`, as the runtime takes them. */
+export interface CommandInputs {
+  /** Every input given: the `--inputs` document's, with `--input` values over them. */
+  input: Record<string, unknown>;
+  /** The names given with `--input` (text, converted per declared type). */
+  fromStrings: string[];
+  /** The `--inputs` file (`-` for stdin), when given. */
+  file?: string;
+}
+
+/**
+ * The inputs of `--inputs <file>` and `--input name=value` flags: the flags
+ * override single keys of the document. Bad flags or a bad document are a
+ * {@linkcode UsageError}.
+ */
+export async function commandInputs(
+  options: { input?: string[]; inputs?: string },
+): Promise<CommandInputs> {
+  const pairs = parseInputPairs(options.input ?? []);
+  const fromStrings = Object.keys(pairs);
+  if (options.inputs === undefined) return { input: pairs, fromStrings };
+  const document = await readInputsDocument(options.inputs);
+  return { input: { ...document, ...pairs }, fromStrings, file: options.inputs };
+}
+
+/** `run <flow> [--inputs <file>] [--input name=value]… [--json] [--quiet]`. */
 export async function runCommand(
   file: string,
   options: RunOptions,
   global: GlobalOptions,
 ): Promise<number> {
-  const input = parseInputPairs(options.input ?? []);
+  const given = await commandInputs(options);
+  const { input } = given;
   // Loaded here, once (runFlow takes the loaded flow as it is), so that
   // messages name the file as it was given.
   // Stores open on first use: here the config is read, for its store names.
@@ -118,7 +146,7 @@ export async function runCommand(
   } catch (err) {
     if (!(err instanceof FlowValidationError)) throw err;
     // An invalid flow never runs: report what is wrong with the inputs too, at once.
-    throw new FlowValidationError([...err.problems, ...inputProblems(parsed, input)], parsed.file);
+    throw new FlowValidationError([...err.problems, ...inputProblems(parsed, given)], parsed.file);
   }
 
   let outcome: Interruptible<RunRecord>;
@@ -130,7 +158,7 @@ export async function runCommand(
         runSignal = signal;
         return runtime.runFlow(flow, {
           input,
-          inputFromStrings: true,
+          inputFromStrings: given.fromStrings,
           signal,
           onEvent: options.quiet || options.json ? undefined : progressPrinter(),
         });
@@ -139,7 +167,7 @@ export async function runCommand(
   } catch (err) {
     // runFlow checks the inputs (once) before it writes anything.
     if (err instanceof FlowValidationError) {
-      throw new FlowValidationError(withInputHints(err.problems, input), err.file, { cause: err });
+      throw new FlowValidationError(withInputHints(err.problems, given), err.file, { cause: err });
     }
     // Stopped before the run started (a store still opening): nothing ran, nothing recorded.
     if (runSignal?.aborted && err instanceof Error && err.cause === runSignal.reason) {
@@ -163,9 +191,12 @@ export async function runCommand(
  * What is wrong with the inputs of a flow that is itself invalid, each problem
  * pointing at the input's declaration (`counter.flow.yaml:7:3: inputs.by: …`).
  */
-function inputProblems(parsed: ParsedFlow, given: Record<string, string>): FlowProblem[] {
+function inputProblems(parsed: ParsedFlow, given: CommandInputs): FlowProblem[] {
   try {
-    coerceInputs(parsed.definition, given, { fromStrings: true, locate: parsed.locate });
+    coerceInputs(parsed.definition, given.input, {
+      fromStrings: given.fromStrings,
+      locate: parsed.locate,
+    });
     return [];
   } catch (err) {
     if (!(err instanceof FlowValidationError)) throw err;
@@ -178,16 +209,18 @@ function excerpt(value: string): string {
   return value.length > 60 ? `${value.slice(0, 57)}…` : value;
 }
 
-/** Say which --input an input's problem came from, or which one to add. */
+/** Say which --input (or --inputs file) an input's problem came from, or which one to add. */
 function withInputHints(
   problems: readonly FlowProblem[],
-  given: Record<string, string>,
+  given: CommandInputs,
 ): FlowProblem[] {
   return problems.map((problem): FlowProblem => {
     const [root, name] = problem.path;
     if (root !== "inputs" || typeof name !== "string") return problem;
-    const hint = Object.hasOwn(given, name)
-      ? ` (from --input ${name}=${excerpt(given[name])})`
+    const hint = given.fromStrings.includes(name)
+      ? ` (from --input ${name}=${excerpt(String(given.input[name]))})`
+      : given.file !== undefined && Object.hasOwn(given.input, name)
+      ? ` (from --inputs ${given.file === "-" ? "-, stdin" : given.file})`
       : `; pass --input ${name}=VALUE`;
     return { ...problem, message: `${problem.message}${hint}` };
   });

@@ -35,8 +35,10 @@ export interface CoerceInputsOptions {
    * The given values are text (as from `--input key=value` on a command
    * line): parse each per its declared type — numbers, `true`/`false`, JSON
    * for objects and arrays, and for `any` JSON when it parses, else the text.
+   * A list of names: only those inputs are text (`--input` flags over a JSON
+   * `--inputs` document).
    */
-  fromStrings?: boolean;
+  fromStrings?: boolean | readonly string[];
   /** Positions of declared inputs in the flow's source (a parsed flow's `locate`). */
   locate?: (path: (string | number)[]) => { line: number; column: number } | undefined;
   /** The flow file, for messages. */
@@ -108,7 +110,10 @@ export function coerceInputs(
       else problem(name, "required (it has no default) but not given");
       continue;
     }
-    if (options.fromStrings && typeof value === "string") {
+    const text = Array.isArray(options.fromStrings)
+      ? options.fromStrings.includes(name)
+      : options.fromStrings === true;
+    if (text && typeof value === "string") {
       const parsed = fromString(type, value);
       if ("error" in parsed) {
         problem(name, parsed.error);

@@ -57,8 +57,11 @@ const VERSION_GONE_TRIES = 5;
 export interface EnqueueOptions {
   /** Input values (checked against the flow's `inputs` now, before anything is written). */
   input?: Record<string, unknown>;
-  /** Inputs are strings from a command line: convert them per declared type. */
-  inputFromStrings?: boolean;
+  /**
+   * Inputs are strings from a command line: convert them per declared type
+   * (a list of names: only those inputs).
+   */
+  inputFromStrings?: boolean | readonly string[];
   /** Do not start before this time (a `Date` or ms since the epoch). */
   runAt?: Date | number;
   /** Do not start before this long from now (ms, or a duration like `"10m"`). */
