@@ -38,7 +38,7 @@ import {
   openForReading,
   unlessMissing,
 } from "./common.ts";
-import { describeEvent, printRun } from "./runs.ts";
+import { describeEvent, printRun } from "./run_print.ts";
 
 /** The first wait between two polls of a followed run, in ms. */
 export const POLL_FIRST_MS = 200;
