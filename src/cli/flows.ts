@@ -326,7 +326,9 @@ function describeRuns(node: ValidateNode): string {
     })`;
   }
   if (node.runs === "builtin" && node.permissions !== null) {
-    return `requests from a Worker, permissions: ${describePermissions(node.permissions)}${env}`;
+    return `${node.type === "exec" ? "starts programs" : "requests"} from a Worker, permissions: ${
+      describePermissions(node.permissions)
+    }${env}`;
   }
   if (node.runs === "builtin") {
     return `starts a sub-flow whose path is computed at run time (only a flow file in its flow's folder or under flows: is run)${env}`;
