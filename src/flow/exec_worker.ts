@@ -171,13 +171,10 @@ export async function execProgram(request: ExecRequest, ctx: ExecContext): Promi
   } catch (err) {
     const e = err as Error;
     if (e.name === "NotFound") {
+      // (Its cwd the runner found.)
       fail(
         `program ${program} was not found${
           command.includes("/") ? "" : ` on PATH (${request.fullEnv.PATH ?? ""})`
-        }${
-          request.cwd === undefined
-            ? ""
-            : `, or its cwd ${JSON.stringify(request.cwd)} does not exist`
         }`,
         "NotFound",
       );
