@@ -480,3 +480,20 @@ Deno.test("exec node: a node timeout stops the program and what it started: no p
     }
   });
 });
+
+Deno.test("examples/exec/exec.flow.yaml runs with its programs on --allow-run; its greeting is never code", async () => {
+  await withProject(async (dir) => {
+    await Deno.copyFile(
+      join(ROOT, "examples", "exec", "exec.flow.yaml"),
+      join(dir, "exec.flow.yaml"),
+    );
+    const r = await printed(
+      flowstateCommand(dir, "uname,date,sh", ["run", "exec.flow.yaml", "--json"]),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const record = JSON.parse(r.stdout);
+    assert.match(record.outputs.kernel, /^Linux /);
+    assert.match(record.outputs.today, /^\d{4}-\d{2}-\d{2}\n$/);
+    assert.deepEqual(record.outputs.said, ["hello; $(this is not run)"]);
+  });
+});

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, resolve } from "../_path.ts";
 import type { NodeType } from "./node.ts";
 import { builtinNodes, execOptionsSchema } from "./nodes.ts";
 import {
