@@ -32,6 +32,7 @@ import {
   missingRunnerPermission,
   NO_WORKER_OPTIONS,
   PERMISSION_NAMES,
+  type PermissionName,
   ProtectedModuleError,
   type ResolvedPermissions,
   resolvePermissions,
@@ -433,17 +434,7 @@ function httpPermissionProblems(
   permissions: ResolvedPermissions,
   problem: (path: (string | number)[], message: string) => void,
 ): boolean {
-  if (!workerOptionsEnabled()) {
-    problem(["type"], NO_WORKER_OPTIONS.replace("custom nodes run", "http nodes run"));
-    return false;
-  }
-  for (const name of PERMISSION_NAMES) {
-    if (name === "net" || permissions[name] === false) continue;
-    problem(
-      ["permissions", name],
-      `an http node takes only net: under permissions: (the hosts it may call); remove ${name}:`,
-    );
-  }
+  if (!onlyPermission("http", "net", "the hosts it may call", permissions, problem)) return false;
   const url = (spec.with as Record<string, unknown> | undefined)?.url;
   // A templated url whose scheme and host are written out (`https://api.example.com/${{ … }}`):
   // its host is known now. (A literal url's is checked with its options.)
@@ -489,6 +480,32 @@ function httpPermissionProblems(
 }
 
 /**
+ * What an `http` or `exec` node's Worker needs first: Deno's worker options
+ * (else a problem, and `false`), and no permission but `allowed` (a problem
+ * for each other one declared).
+ */
+function onlyPermission(
+  kind: "http" | "exec",
+  allowed: PermissionName,
+  what: string,
+  permissions: ResolvedPermissions,
+  problem: (path: (string | number)[], message: string) => void,
+): boolean {
+  if (!workerOptionsEnabled()) {
+    problem(["type"], NO_WORKER_OPTIONS.replace("custom nodes run", `${kind} nodes run`));
+    return false;
+  }
+  for (const name of PERMISSION_NAMES) {
+    if (name === allowed || permissions[name] === false) continue;
+    problem(
+      ["permissions", name],
+      `an ${kind} node takes only ${allowed}: under permissions: (${what}); remove ${name}:`,
+    );
+  }
+  return true;
+}
+
+/**
  * The problems of an `exec` node's `permissions:` (reported through
  * `problem`, paths relative to the node): it takes only `run:`, a list of
  * the programs it may start, which the runner must have as well. Whether it
@@ -499,16 +516,8 @@ function execPermissionProblems(
   permissions: ResolvedPermissions,
   problem: (path: (string | number)[], message: string) => void,
 ): boolean {
-  if (!workerOptionsEnabled()) {
-    problem(["type"], NO_WORKER_OPTIONS.replace("custom nodes run", "exec nodes run"));
+  if (!onlyPermission("exec", "run", "the programs it may start", permissions, problem)) {
     return false;
-  }
-  for (const name of PERMISSION_NAMES) {
-    if (name === "run" || permissions[name] === false) continue;
-    problem(
-      ["permissions", name],
-      `an exec node takes only run: under permissions: (the programs it may start); remove ${name}:`,
-    );
   }
   const command = (spec.with as Record<string, unknown> | undefined)?.command;
   const example = typeof command === "string" && command !== "" && !command.includes("${{")
