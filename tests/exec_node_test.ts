@@ -497,3 +497,23 @@ Deno.test("examples/exec/exec.flow.yaml runs with its programs on --allow-run; i
     assert.deepEqual(record.outputs.said, ["hello; $(this is not run)"]);
   });
 });
+
+Deno.test("flowstate validate warns that a shell's children outlive a stop unless the runner may run kill", async () => {
+  await withProject(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flow.flow.yaml"),
+      flowOf("    permissions: { run: [sh] }\n    with: { command: sh, args: [-c, 'a; b'] }"),
+    );
+    const without = await printed(flowstateCommand(dir, "sh", ["validate", "flow.flow.yaml"]));
+    assert.equal(without.code, 0, without.stderr);
+    assert.equal(
+      without.stderr.trim(),
+      "warning: flow.flow.yaml: node x (exec) runs sh: stopping it (a cancel, a timeout) stops the shell only, and a process its script starts would run on; add kill to the runner's --allow-run (--allow-run=sh,kill) to stop its whole process group",
+    );
+    const withKill = await printed(
+      flowstateCommand(dir, "sh,kill", ["validate", "flow.flow.yaml"]),
+    );
+    assert.equal(withKill.code, 0, withKill.stderr);
+    assert.equal(withKill.stderr, "");
+  });
+});
