@@ -474,15 +474,14 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
           return fail(`sorts numbers or strings, got ${typeName(key)} at ${what}`);
         };
         const keyed = list.map((item, k) => ({ key: keyOf(item, k), item }));
-        if (keyed.length > 0) {
-          const kind = typeof keyed[0].key;
-          const mixed = keyed.findIndex((e) => typeof e.key !== kind);
-          if (mixed >= 0) {
-            return fail(
-              `sorts numbers or strings, not both: got ${kind} at [0] and ${typeof keyed[mixed]
-                .key} at [${mixed}]`,
-            );
-          }
+        const isNumber = keyed.length > 0 && typeof keyed[0].key === "number";
+        const mixed = keyed.findIndex((e) => (typeof e.key === "number") !== isNumber);
+        if (mixed >= 0) {
+          const [a, b] = isNumber ? ["number", "string"] : ["string", "number"];
+          const at = field === undefined ? "" : `.${field}`;
+          return fail(
+            `sorts numbers or strings, not both: got ${a} at [0]${at} and ${b} at [${mixed}]${at}`,
+          );
         }
         // Array.prototype.sort is stable; strings compare by UTF-16 code units, as < does.
         keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
