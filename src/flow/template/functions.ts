@@ -97,8 +97,9 @@ export const FUNCTIONS: ReadonlyMap<string, FunctionSpec> = new Map([
 /** The most elements `range()` makes, and the longest text `padStart()`/`padEnd()` make. */
 export const MAX_GENERATED = 10_000;
 
-/** The latest and earliest times a date can show (`new Date` refuses beyond ±8.64e15 ms). */
-const MAX_TIME = 8.64e15;
+/** The times dates handle: from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. */
+const MIN_TIME = -62_135_596_800_000;
+const MAX_TIME = 253_402_300_799_999;
 
 type Call = Extract<Ast, { kind: "call" }>;
 
@@ -637,13 +638,15 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
   /** A time (ms since the epoch, or an ISO 8601 text read in `timezone`) as ms. */
   function timeOf(value: number | string, timezone: string): number {
     if (typeof value === "number") {
-      if (!Number.isFinite(value) || Math.abs(value) > MAX_TIME) {
-        return fail(`takes a time in ms since the epoch within ±${MAX_TIME}, got ${value}`);
+      if (!(value >= MIN_TIME && value <= MAX_TIME)) {
+        return fail(
+          `takes a time (ms since the epoch) from year 1 to 9999, ${MIN_TIME} to ${MAX_TIME}, got ${value}`,
+        );
       }
       return value;
     }
     const time = parseIsoTime(value, timezone);
-    if (time === undefined || Math.abs(time) > MAX_TIME) {
+    if (time === undefined || !(time >= MIN_TIME && time <= MAX_TIME)) {
       const shown = value.length > 40 ? value.slice(0, 37) + "…" : value;
       return fail(
         `cannot read ${

@@ -373,7 +373,7 @@ Deno.test("formatDate() writes a time with a small token set, in UTC or a time z
   assertEvalError(
     "${{ formatDate(1e20, 'yy') }}",
     "formatDate",
-    /within ±8640000000000000, got 100000000000000000000/,
+    /from year 1 to 9999, -62135596800000 to 253402300799999, got 100000000000000000000/,
   );
   assertEvalError("${{ formatDate('soon', 'yy') }}", "formatDate", /cannot read "soon" as a date/);
   assertEvalError("${{ formatDate(0, inputs.name) }}", "formatDate", /"A" is not a date token/);
