@@ -97,6 +97,7 @@ export class SecretMasker {
     const pattern = this.#pattern;
     if (pattern === undefined || text.length < SECRET_MIN_LENGTH) return [];
     const out: [number, number][] = [];
+    pattern.lastIndex = 0; // matchAll starts where contains()'s last test() stopped
     for (const m of text.matchAll(pattern)) out.push([m.index, m.index + m[0].length]);
     return out;
   }
