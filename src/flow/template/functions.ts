@@ -12,7 +12,8 @@ import { parseJson } from "../../_json.ts";
 import { sha256Hex } from "../../_sha256.ts";
 import { parseDuration } from "../../duration.ts";
 import { canonicalTimezone, parseIsoTime, timezoneProblem } from "../../timezone.ts";
-import { SECRET_MIN_LENGTH } from "../secrets.ts";
+import { derivedSecrets } from "./_derived_secrets.ts";
+import { decodeBase64, encodeBase64, utf8 } from "./_encoding.ts";
 import { compileDatePattern, type DatePattern, formatDate } from "./_date_format.ts";
 
 /** How a built-in function is called: its argument count and a usage line for messages. */
@@ -693,104 +694,4 @@ function canonicalJson(value: unknown): string {
   if (!isPlainObject(value)) return JSON.stringify(value) ?? "null";
   const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
-}
-
-/** `text` as UTF-8; a lone surrogate (which has no UTF-8) is an error. */
-function utf8(text: string, fail: (message: string) => never): Uint8Array {
-  if (!text.isWellFormed()) {
-    return fail("takes text without lone surrogates (half of a UTF-16 pair): it has no UTF-8");
-  }
-  return new TextEncoder().encode(text);
-}
-
-function encodeBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let k = 0; k < bytes.length; k += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(k, k + 0x8000));
-  }
-  return btoa(binary);
-}
-
-function decodeBase64(text: string, fail: (message: string) => never): string {
-  // The standard alphabet, padding optional; base64url's - and _ accepted too.
-  const clean = text.replace(/-/g, "+").replace(/_/g, "/");
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean) || clean.replace(/=+$/, "").length % 4 === 1) {
-    return fail("got text that is not base64");
-  }
-  const padded = clean.replace(/=+$/, "");
-  let binary: string;
-  try {
-    binary = atob(padded + "=".repeat((4 - padded.length % 4) % 4));
-  } catch {
-    return fail("got text that is not base64");
-  }
-  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch {
-    return fail("decoded bytes that are not UTF-8 text");
-  }
-}
-
-/**
- * What the functions do with the run's secret masker (`scope.masker`): a
- * function that turns text holding a secret into other text registers the
- * new text, so that the records mask it as they mask the secret itself.
- */
-function derivedSecrets(fail: (message: string) => never) {
-  const tooShort = (piece: string): never =>
-    fail(
-      `would return ${piece.length} character(s) of a secret, too few to be masked in the records (under ${SECRET_MIN_LENGTH}); take the whole secret or at least ${SECRET_MIN_LENGTH} characters of it`,
-    );
-  return {
-    /** `out` was computed from all of `input` (an encoding, a hash, a case change). */
-    whole(scope: TemplateScope, input: string, out: string): void {
-      const masker = scope.masker;
-      if (masker === undefined || out === "" || masker.find(input).length === 0) return;
-      if (out.length < SECRET_MIN_LENGTH) tooShort(out);
-      masker.add([out]);
-    },
-    /** Each `[start, end)` of `input` is returned as it is: one that cuts a secret is registered. */
-    cut(scope: TemplateScope, input: string, pieces: readonly [number, number][]): void {
-      const masker = scope.masker;
-      if (masker === undefined) return;
-      const found = masker.find(input);
-      if (found.length === 0) return;
-      const partial: string[] = [];
-      for (const [a, b] of pieces) {
-        const cuts = found.some(([s, e]) => a < e && s < b && !(a <= s && e <= b));
-        if (!cuts) continue;
-        const piece = input.slice(a, b);
-        if (piece.length < SECRET_MIN_LENGTH) tooShort(piece);
-        partial.push(piece);
-      }
-      if (partial.length > 0) masker.add(partial);
-    },
-    /**
-     * `out` was read from JSON text holding a secret: its strings that are not
-     * written in the text outside the secrets (a secret that is itself JSON) are registered.
-     */
-    parsed(scope: TemplateScope, input: string, out: unknown): void {
-      const masker = scope.masker;
-      if (masker === undefined || typeof out !== "object" || out === null) return;
-      const found = masker.find(input);
-      if (found.length === 0) return;
-      let outside = "";
-      let at = 0;
-      for (const [s, e] of found) {
-        outside += input.slice(at, s) + "\0";
-        at = e;
-      }
-      outside += input.slice(at);
-      const strings: string[] = [];
-      const visit = (v: unknown): void => {
-        if (typeof v === "string") {
-          if (!outside.includes(JSON.stringify(v))) strings.push(v);
-        } else if (Array.isArray(v)) v.forEach(visit);
-        else if (isPlainObject(v)) Object.values(v).forEach(visit);
-      };
-      visit(out);
-      masker.add(strings);
-    },
-  };
 }
