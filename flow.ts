@@ -49,6 +49,7 @@ export {
   type CompiledValue,
   compileTemplate,
   compileValue,
+  type SecretTracker,
   TemplateError,
   type TemplateRefs,
   type TemplateScope,

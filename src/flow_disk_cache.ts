@@ -63,6 +63,7 @@ const FINGERPRINTED = [
   "./flow/prepare.ts",
   "./flow/_shapes.ts",
   "./flow/_values.ts",
+  "./flow/template/_date_format.ts",
   "./flow/template/_segment.ts",
   "./flow/template/ast.ts",
   "./flow/template/compile.ts",

@@ -521,6 +521,7 @@ async function runInTree(
         signal,
         env,
         ...(def.secrets === undefined ? {} : { secrets: secrets.values }),
+        masker,
         concurrency: options.concurrency,
         parentRunId: options.parentRunId,
         abortGrace: options.abortGrace,

@@ -134,8 +134,21 @@ export function parseIsoTime(text: string, timezone: string): number | undefined
 
 const offsetFormats = new Map<string, Intl.DateTimeFormat>();
 
-/** How far `timezone`'s wall clock is ahead of UTC at `time` (ms). */
-function offsetAt(time: number, timezone: string): number {
+/**
+ * How far `timezone`'s wall clock is ahead of UTC at `time` (ms); `timezone`
+ * must be valid (see {@linkcode timezoneProblem}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { offsetAt } from "./timezone.ts";
+ *
+ * assert.equal(offsetAt(Date.UTC(2026, 0, 1), "Europe/Paris"), 3_600_000);
+ * assert.equal(offsetAt(Date.UTC(2026, 6, 1), "Europe/Paris"), 7_200_000);
+ * assert.equal(offsetAt(Date.UTC(2026, 0, 1), "UTC"), 0);
+ * ```
+ */
+export function offsetAt(time: number, timezone: string): number {
   let format = offsetFormats.get(timezone);
   if (format === undefined) {
     format = new Intl.DateTimeFormat("en-US", {

@@ -16,6 +16,7 @@ import { errorMessage, LOG_LINE_BYTES, logLevel, logLine, sleepProblem } from ".
 import {
   type CompiledTemplate,
   type CompiledValue,
+  type SecretTracker,
   type TemplateScope,
   truthy,
 } from "./template/mod.ts";
@@ -189,6 +190,11 @@ export interface ExecuteOptions {
    * passes them to nodes as they are; masking what is recorded is the caller's (`runFlow`'s).
    */
   secrets?: Record<string, string>;
+  /**
+   * The run's secret masker: template functions add to it what they derive from a secret
+   * (`base64(secrets.X)`), so that the caller masks that too (see `TemplateScope.masker`).
+   */
+  masker?: SecretTracker;
   /** Receives every event as it happens. */
   onEvent?: (event: RunEvent) => void;
   /**
@@ -755,6 +761,7 @@ class Execution implements AttemptHost {
       nodes: {},
       env: options.env ?? {},
       ...(options.secrets === undefined ? {} : { secrets: options.secrets }),
+      ...(options.masker === undefined ? {} : { masker: options.masker }),
       run: { id: options.runId, flowId: flow.definition.id },
     };
     if (facts.when !== undefined) {

@@ -6,8 +6,10 @@
  *
  * What is masked: each value as it is, JSON-escaped (once and twice: a value
  * inside a serialized object, inside another one) and URL-encoded, anywhere in
- * a string (object keys too). Other derived forms (base64 of `user:secret`, a
- * hash, a value split across strings) are not found.
+ * a string (object keys too), and what template functions derived from them
+ * (`base64(…)`, `sha256(…)`, a `slice` that cuts one: they {@linkcode SecretMasker.add}
+ * it, see `TemplateScope.masker`). Forms derived elsewhere (by a node's code, a
+ * value split across strings) are not found.
  *
  * @module
  */
@@ -36,6 +38,7 @@ export const SECRET_MIN_LENGTH = 4;
  * assert.equal(masker.maskText("Bearer s3cr3t-token"), "Bearer ***");
  * assert.deepEqual(masker.mask({ headers: { auth: "s3cr3t-token" }, n: 1 }), { headers: { auth: "***" }, n: 1 });
  * assert.ok(masker.contains(["x", "s3cr3t-token"]));
+ * assert.deepEqual(masker.find("a s3cr3t-token"), [[2, 14]]);
  * ```
  */
 export class SecretMasker {
@@ -84,6 +87,19 @@ export class SecretMasker {
   mask<T>(value: T): T {
     if (this.#pattern === undefined) return value;
     return this.#mask(value, 0) as T;
+  }
+
+  /**
+   * Where secret values (in every form masked) occur in `text`: `[start, end)`
+   * pairs, in order, as {@linkcode SecretMasker.maskText} would replace them.
+   */
+  find(text: string): [number, number][] {
+    const pattern = this.#pattern;
+    if (pattern === undefined || text.length < SECRET_MIN_LENGTH) return [];
+    const out: [number, number][] = [];
+    pattern.lastIndex = 0; // matchAll starts where contains()'s last test() stopped
+    for (const m of text.matchAll(pattern)) out.push([m.index, m.index + m[0].length]);
+    return out;
   }
 
   /** Whether a string in `value` (a key too) holds a secret value. */

@@ -82,3 +82,12 @@ Deno.test("readSecrets: values, and a problem for each unset or too short one", 
   assert.match(problems[1].message, /^secret C_TOKEN is 3 character\(s\) long, under 4/);
   assert.deepEqual(readSecrets({ id: "f", nodes: [] }, {}), { values: {}, problems: [] });
 });
+
+Deno.test("SecretMasker.find() places every masked form, also right after contains() matched", () => {
+  const masker = new SecretMasker(['s3cr3t"tok']);
+  assert.ok(masker.contains('x s3cr3t"tok'));
+  assert.deepEqual(masker.find('a s3cr3t"tok b s3cr3t%22tok'), [[2, 12], [15, 27]]);
+  assert.deepEqual(masker.find('{"k":"s3cr3t\\"tok"}'), [[6, 17]]);
+  assert.deepEqual(masker.find("nothing here"), []);
+  assert.deepEqual(new SecretMasker().find('s3cr3t"tok'), []);
+});

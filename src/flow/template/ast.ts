@@ -85,6 +85,38 @@ export interface TemplateScope {
   item?: unknown;
   /** In a node with `forEach:`, the item's position in the list, from 0 (`index`). */
   index?: number;
+  /**
+   * The run's secret masker: a function that turns text holding a secret into
+   * other text (`base64`, `sha256`, `upper`, a `slice` that cuts it…) adds
+   * what it returns to it, so that the derived value is masked in the records
+   * too. Without it, derived values are not tracked.
+   */
+  masker?: SecretTracker;
+}
+
+/**
+ * What templates need of the run's secret masker (a `SecretMasker` is one).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { compileTemplate, type SecretTracker } from "@flowstate/core/flow";
+ *
+ * const added: string[] = [];
+ * const masker: SecretTracker = {
+ *   find: (text) => [...text.matchAll(/hunter22/g)].map((m) => [m.index, m.index + 8]),
+ *   add: (values) => void added.push(...values),
+ * };
+ * const scope = { inputs: {}, nodes: {}, env: {}, secrets: { PASS: "hunter22" }, masker };
+ * compileTemplate("${{ base64('ada:' + secrets.PASS) }}").evaluate(scope);
+ * assert.deepEqual(added, ["YWRhOmh1bnRlcjIy"]);
+ * ```
+ */
+export interface SecretTracker {
+  /** Where secret values (in every form masked) occur in `text`: `[start, end)` pairs, in order. */
+  find(text: string): [number, number][];
+  /** Mask these strings too: each was derived from a secret. */
+  add(values: Iterable<string>): void;
 }
 
 /** A compiled expression: its value in a scope, read with an optional clock. */

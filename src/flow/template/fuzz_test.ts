@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { compileTemplate, compileValue, TemplateError } from "./mod.ts";
 import { scope, TEMPLATE_PIECES } from "./_test_utils.ts";
+import { FUNCTIONS } from "./functions.ts";
+
+/** A call of every function added to the first eleven, with its fewest and its most arguments. */
+const STANDARD_LIBRARY: readonly string[] = [...FUNCTIONS].slice(11).flatMap(([name, spec]) =>
+  [...new Set([spec.min, Math.min(spec.max, spec.min + 2)])].map((n) =>
+    `${name}(${Array.from({ length: n }, () => "%").join(", ")})`
+  )
+);
 
 // ---------------------------------------------------------------------------
 // Fuzz
@@ -79,6 +87,16 @@ Deno.test("compileTemplate() throws nothing but TemplateError for random valid e
     "now()",
     "'{\"a\":1}'",
     "'12'",
+    "'yyyy-MM-dd'",
+    "'2026-12-07T10:00:00Z'",
+    "'Europe/Paris'",
+    "'{0}-{1}'",
+    "','",
+    "'YQ=='",
+    "'1h'",
+    "[2, 1]",
+    "['b', 'a']",
+    "[{ n: 1 }]",
   ];
   const binary = ["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||"];
   const unary = [
@@ -105,18 +123,25 @@ Deno.test("compileTemplate() throws nothing but TemplateError for random valid e
   const generate = (depth: number): string => {
     if (depth === 0 || next() < 0.3) return pick(leaves);
     if (next() < 0.5) return `${generate(depth - 1)} ${pick(binary)} ${generate(depth - 1)}`;
-    return pick(unary).replace(/%/g, () => generate(depth - 1));
+    const shape = next() < 0.35 ? pick(STANDARD_LIBRARY) : pick(unary);
+    return shape.replace(/%/g, () => generate(depth - 1));
   };
   let ok = 0;
   let failed = 0;
+  let compileErrors = 0;
   for (let round = 0; round < 20_000; round++) {
     const text = `\${{ ${generate(4)} }}`;
     let template;
     try {
       template = compileTemplate(text);
     } catch (e) {
-      // Only chained comparisons are rejected by this grammar.
-      assert.ok(e instanceof TemplateError && /chained/.test(e.message), `${text}: ${e}`);
+      // Only chained comparisons, and a function's argument written as a literal of the wrong
+      // type or value, are rejected by this grammar.
+      assert.ok(
+        e instanceof TemplateError && /chained|: [a-zA-Z0-9]+\(\) /.test(e.message),
+        `${text}: ${e}`,
+      );
+      compileErrors++;
       continue;
     }
     try {
@@ -129,4 +154,8 @@ Deno.test("compileTemplate() throws nothing but TemplateError for random valid e
     }
   }
   assert.ok(ok > 2000 && failed > 2000, `evaluated ${ok}, failed ${failed}: both must be common`);
+  assert.ok(
+    compileErrors < 7000,
+    `${compileErrors} of 20000 did not compile: too many to mean much`,
+  );
 });

@@ -36,7 +36,7 @@ export {
   compileTemplate,
   compileValue,
 } from "./compile.ts";
-export type { TemplateScope } from "./ast.ts";
+export type { SecretTracker, TemplateScope } from "./ast.ts";
 export { TemplateError } from "./error.ts";
 export type { TemplateRefs } from "./parse.ts";
 export { truthy } from "./values.ts";
