@@ -14,6 +14,7 @@ import { openRuntime, type Runtime } from "../runtime.ts";
 import type { ProgressMode } from "../jobs/progress.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
+import { jsonLogs } from "./log_format.ts";
 
 /** Options every command sees. */
 export interface GlobalOptions {
@@ -327,7 +328,8 @@ export function printWarning(warning: Warning): void {
  * asked, so every command that runs a job asks with this.
  */
 export function progressMode(quiet: boolean | undefined): ProgressMode {
-  return quiet ? "quiet" : Deno.stderr.isTerminal() ? "tty" : "plain";
+  // A bar or a progress line is not one JSON object: none with --log-format json.
+  return quiet || jsonLogs() ? "quiet" : Deno.stderr.isTerminal() ? "tty" : "plain";
 }
 
 /**

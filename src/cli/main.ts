@@ -32,6 +32,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, permissionHint, signalRepeatMs } fro
 import { printable, StdoutClosedError } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { plainRun } from "./plain_run.ts";
+import { logFormatSetting, startLogs } from "./log_format.ts";
 import { suggest } from "../_suggest.ts";
 
 /**
@@ -42,6 +43,17 @@ import { suggest } from "../_suggest.ts";
 export async function main(args: readonly string[]): Promise<number> {
   let exitCode = 0;
   const setExitCode = (code: number) => (exitCode = code);
+  // The log format first: from here on every line on stderr is written in it (a usage error
+  // too). A bad value is said as text: the format asked for is unknown.
+  const logs = logFormatSetting(args);
+  if ("problem" in logs) {
+    console.error(`error: ${printable(logs.problem)}`);
+    return EXIT_USAGE;
+  }
+  startLogs(logs.format, {
+    debug: args.includes("--debug"),
+    quiet: args.includes("--quiet") || args.includes("-q"),
+  });
   try {
     // A bad setting of the environment is refused before any command does anything (migrate
     // creates its target store before it listens for signals).

@@ -35,6 +35,7 @@ import {
   interruptible,
   printWarning,
 } from "./common.ts";
+import { jsonLogs, logEvent } from "./log_format.ts";
 
 /** Options of `flowstate run`. */
 export interface RunOptions {
@@ -160,7 +161,14 @@ export async function runCommand(
           input,
           inputFromStrings: given.fromStrings,
           signal,
-          onEvent: options.quiet || options.json ? undefined : progressPrinter(),
+          // JSON log lines go to stderr with --json too: stdout holds only the record.
+          onEvent: options.quiet
+            ? undefined
+            : jsonLogs()
+            ? jsonProgressLogger()
+            : options.json
+            ? undefined
+            : progressPrinter(),
         });
       },
     );
@@ -181,6 +189,7 @@ export async function runCommand(
   await saveToCache();
   await saveConfigToCache();
 
+  if (jsonLogs() && !options.quiet) logRunEnd(record);
   if (options.json) console.log(JSON.stringify(record));
   else printSummary(record, await recordsStoreLine(runtime));
   if (record.status === "succeeded") return 0;
@@ -279,6 +288,97 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
         break;
     }
   };
+}
+
+/**
+ * With `--log-format json`: the run's events as JSON log lines on stderr (`run.start`,
+ * `node.log` at the node's level, `node.attempt` for a failed attempt, `node.end`), each with
+ * its `runId`, `flow` and, where it applies, `node`, `attempt`, `item`, `status`,
+ * `durationMs` and `error`. A sub-run's lines carry its own run id and flow, and `parentRunId`.
+ */
+function jsonProgressLogger(): (event: RunEvent, run: { id: string; flowId: string }) => void {
+  let topRunId: string | undefined;
+  return (event, run) => {
+    topRunId ??= run.id;
+    const context = {
+      runId: run.id,
+      flow: run.flowId,
+      ...(run.id === topRunId ? {} : { parentRunId: topRunId }),
+    };
+    switch (event.type) {
+      case "run.start":
+        if (run.id === topRunId) {
+          logEvent("info", `Running flow "${run.flowId}" (run ${run.id})`, {
+            event: "run.start",
+            ...context,
+          });
+        } else {logEvent("debug", `sub-run of flow "${run.flowId}"`, {
+            event: "run.start",
+            ...context,
+          });}
+        return;
+      case "node.log":
+        logEvent(event.level ?? "info", String(event.message ?? ""), {
+          event: "node.log",
+          ...context,
+          node: event.node,
+          item: event.item,
+        });
+        return;
+      case "node.attempt":
+        if (event.error === undefined) return;
+        logEvent("warn", `node ${event.node} attempt ${event.attempt} failed: ${event.error}`, {
+          event: "node.attempt",
+          ...context,
+          node: event.node,
+          attempt: event.attempt,
+          item: event.item,
+          status: "failed",
+          error: event.error,
+        });
+        return;
+      case "node.end": {
+        const failed = event.status === "failed" || event.status === "timed-out";
+        logEvent(
+          failed ? "error" : "debug",
+          `node ${event.node} ${event.status}${
+            event.attempt ? ` after ${plural(event.attempt, "attempt")}` : ""
+          }${event.error === undefined ? "" : `: ${event.error}`}`,
+          {
+            event: "node.end",
+            ...context,
+            node: event.node,
+            attempt: event.attempt || undefined,
+            status: event.status,
+            durationMs: event.durationMs,
+            error: event.error,
+            items: event.items,
+          },
+        );
+        return;
+      }
+    }
+  };
+}
+
+/** With `--log-format json`: the `run.end` line of the run `record`. */
+function logRunEnd(record: RunRecord): void {
+  const ok = record.status === "succeeded";
+  logEvent(
+    ok ? "info" : "error",
+    `run ${record.id} of flow "${record.flowId}" ${record.status} in ${
+      formatDuration(record.durationMs)
+    }${record.error ? `: ${runErrorText(record.error)}` : ""}`,
+    {
+      event: "run.end",
+      runId: record.id,
+      flow: record.flowId,
+      status: record.status,
+      durationMs: record.durationMs,
+      node: record.error?.node,
+      error: record.error?.message,
+    },
+  );
 }
 
 function plural(n: number, word: string): string {
