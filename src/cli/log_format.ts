@@ -234,3 +234,43 @@ export function logEvent(level: LogLevel, msg: string, fields: LogFields = {}): 
   if (format !== "json") return;
   console.error(EVENT, { level, msg, fields } satisfies LogRecord);
 }
+
+/**
+ * Where a command's lines go: `out` for its progress lines (stdout in text
+ * mode), `err` for its log lines (stderr). In `json` mode both are JSON log
+ * lines on stderr with `fields`, at `level` (else read from the line's
+ * `error:` / `warning:` prefix, which `msg` leaves out): a service's log is
+ * then all JSON, and stdout holds only what `--json` asks for.
+ */
+export interface LineSink {
+  /** A progress line: stdout as text, a JSON log line on stderr in `json` mode. */
+  out(text: string, fields?: LogFields, level?: LogLevel): void;
+  /** A log line: stderr, as text or as a JSON log line. */
+  err(text: string, fields?: LogFields, level?: LogLevel): void;
+}
+
+/**
+ * The {@linkcode LineSink} of the log format in use.
+ *
+ * @example
+ * ```ts
+ * import { lineSink } from "./log_format.ts";
+ * const sink = lineSink();
+ * sink.out("Worker w1 started", { event: "worker.start", worker: "w1" });
+ * ```
+ */
+export function lineSink(): LineSink {
+  if (format !== "json") {
+    return { out: (text) => console.log(text), err: (text) => console.error(text) };
+  }
+  const emit = (text: string, fields: LogFields = {}, level?: LogLevel) => {
+    const prefix = /^(error|warning): /.exec(text);
+    const read: LogLevel = prefix?.[1] === "error"
+      ? "error"
+      : prefix?.[1] === "warning"
+      ? "warn"
+      : "info";
+    logEvent(level ?? read, prefix === null ? text : text.slice(prefix[0].length), fields);
+  };
+  return { out: emit, err: emit };
+}

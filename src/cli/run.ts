@@ -36,6 +36,7 @@ import {
   printWarning,
 } from "./common.ts";
 import { jsonLogs, logEvent } from "./log_format.ts";
+import { runEventLogger } from "./run_logs.ts";
 
 /** Options of `flowstate run`. */
 export interface RunOptions {
@@ -165,7 +166,7 @@ export async function runCommand(
           onEvent: options.quiet
             ? undefined
             : jsonLogs()
-            ? jsonProgressLogger()
+            ? runEventLogger()
             : options.json
             ? undefined
             : progressPrinter(),
@@ -290,77 +291,6 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
   };
 }
 
-/**
- * With `--log-format json`: the run's events as JSON log lines on stderr (`run.start`,
- * `node.log` at the node's level, `node.attempt` for a failed attempt, `node.end`), each with
- * its `runId`, `flow` and, where it applies, `node`, `attempt`, `item`, `status`,
- * `durationMs` and `error`. A sub-run's lines carry its own run id and flow, and `parentRunId`.
- */
-function jsonProgressLogger(): (event: RunEvent, run: { id: string; flowId: string }) => void {
-  let topRunId: string | undefined;
-  return (event, run) => {
-    topRunId ??= run.id;
-    const context = {
-      runId: run.id,
-      flow: run.flowId,
-      ...(run.id === topRunId ? {} : { parentRunId: topRunId }),
-    };
-    switch (event.type) {
-      case "run.start":
-        if (run.id === topRunId) {
-          logEvent("info", `Running flow "${run.flowId}" (run ${run.id})`, {
-            event: "run.start",
-            ...context,
-          });
-        } else {logEvent("debug", `sub-run of flow "${run.flowId}"`, {
-            event: "run.start",
-            ...context,
-          });}
-        return;
-      case "node.log":
-        logEvent(event.level ?? "info", String(event.message ?? ""), {
-          event: "node.log",
-          ...context,
-          node: event.node,
-          item: event.item,
-        });
-        return;
-      case "node.attempt":
-        if (event.error === undefined) return;
-        logEvent("warn", `node ${event.node} attempt ${event.attempt} failed: ${event.error}`, {
-          event: "node.attempt",
-          ...context,
-          node: event.node,
-          attempt: event.attempt,
-          item: event.item,
-          status: "failed",
-          error: event.error,
-        });
-        return;
-      case "node.end": {
-        const failed = event.status === "failed" || event.status === "timed-out";
-        logEvent(
-          failed ? "error" : "debug",
-          `node ${event.node} ${event.status}${
-            event.attempt ? ` after ${plural(event.attempt, "attempt")}` : ""
-          }${event.error === undefined ? "" : `: ${event.error}`}`,
-          {
-            event: "node.end",
-            ...context,
-            node: event.node,
-            attempt: event.attempt || undefined,
-            status: event.status,
-            durationMs: event.durationMs,
-            error: event.error,
-            items: event.items,
-          },
-        );
-        return;
-      }
-    }
-  };
-}
-
 /** With `--log-format json`: the `run.end` line of the run `record`. */
 function logRunEnd(record: RunRecord): void {
   const ok = record.status === "succeeded";
@@ -374,7 +304,7 @@ function logRunEnd(record: RunRecord): void {
       runId: record.id,
       flow: record.flowId,
       status: record.status,
-      durationMs: record.durationMs,
+      durationMs: record.durationMs ?? undefined,
       node: record.error?.node,
       error: record.error?.message,
     },
