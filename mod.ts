@@ -163,6 +163,7 @@ export {
   type RuntimeOptions,
 } from "./src/runtime.ts";
 export { type EnqueueOptions, type EnqueueResult } from "./src/queue/enqueue.ts";
+export type { FailedRunInput, RunSource } from "./src/on_failure.ts";
 export {
   DEFAULT_LEASE_MS,
   DEFAULT_POLL_MS,

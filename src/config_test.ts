@@ -590,7 +590,7 @@ Deno.test("parseConfigText() rejects bad runs: fields with clear messages", () =
   assert.equal(
     errorOf("runs: { maxSubRun: 5 }\n"),
     'flowstate.yaml:1:9: runs.maxSubRun: unknown field (did you mean "maxSubRuns"?); ' +
-      "runs allows abortGrace, maxSubRuns, timeout, eventFormat, nodesFormat",
+      "runs allows abortGrace, maxSubRuns, timeout, eventFormat, nodesFormat, onFailure",
   );
   assert.match(
     errorOf("runs: { abortGrace: soon }\n"),

@@ -8,7 +8,6 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { openRuntime, type RunRecord, startWorker } from "../mod.ts";
 import { RunRecorder } from "../records.ts";
 import { cliCommand, resultOf, withCliProject, withSandbox } from "./_cli_sandbox.ts";
@@ -153,7 +152,10 @@ nodes:
     await writeProject(dir, failingAlert);
     const failed = await run("run", "flows/boom.flow.yaml");
     assert.equal(failed.code, 1, failed.stderr);
-    assert.match(failed.stderr, /runs\.onFailure: the flow alert \(run \S+\) about run \S+ ended failed/);
+    assert.match(
+      failed.stderr,
+      /runs\.onFailure: the flow alert \(run \S+\) about run \S+ ended failed/,
+    );
     assert.equal((await run("state", "get", "count", "--flow", "alert")).stdout.trim(), "1");
     const runs = JSON.parse((await run("runs", "ls", "--json")).stdout) as RunRecord[];
     // boom, alert (failed), alert's sub-run of boom (failed): nothing more.
@@ -277,7 +279,11 @@ Deno.test("two runtimes on one store told of the same failed run: one claims it,
     assert.equal(handlers.length, 1);
     // A fresh failure told to both at once: exactly one of them runs it.
     const second = await a.records().then((r) =>
-      RunRecorder.start(r, { now: () => Date.now() }, { flowId: "boom", flowVersion: "job", inputs: {} })
+      RunRecorder.start(r, { now: () => Date.now() }, {
+        flowId: "boom",
+        flowVersion: "job",
+        inputs: {},
+      })
     );
     const record = await second.finish({
       status: "failed",
@@ -314,7 +320,10 @@ Deno.test("validate and daemon: a bad runs.onFailure is an error at its file:lin
         /^error: flowstate\.yaml:11:5: runs\.onFailure\.flow: the flow bad\.flow\.yaml is not valid: .*bad\.flow\.yaml:4:11: nodes\[0\]\.type: unknown node type "nope"/m,
       ],
     ];
-    await Deno.writeTextFile(join(dir, "bad.flow.yaml"), "id: bad\nnodes:\n  - id: x\n    type: nope\n");
+    await Deno.writeTextFile(
+      join(dir, "bad.flow.yaml"),
+      "id: bad\nnodes:\n  - id: x\n    type: nope\n",
+    );
     for (const [config, expected] of cases) {
       await Deno.writeTextFile(join(dir, "flowstate.yaml"), config);
       const validated = await run("validate");
