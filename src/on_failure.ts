@@ -8,9 +8,10 @@
  * ## Protocol (exactly once, no loops)
  *
  * 1. Only a root run is reported (a sub-run's failure fails its root, which
- *    is), never a run of the `onFailure` flow itself (`onFailureOf` set: its
- *    sub-runs are sub-runs), nor a flow listed under `except:`, nor an end
- *    `on:` does not list.
+ *    is) or a run a flow's `queue` node enqueued (nobody waits for it), never
+ *    a run of the `onFailure` flow itself (`onFailureOf` set), nor a run under
+ *    one (its sub-runs, the runs it enqueued, at any depth), nor a flow listed
+ *    under `except:`, nor an end `on:` does not list.
  * 2. A queued run is reported only once its end is final: its stored record
  *    is read again and must still have that end (an attempt that goes back
  *    to the queue for a retry, or a run a stopping worker released, is
@@ -290,11 +291,17 @@ export class FailureNotifier {
   }
 
   async #notify(record: RunRecord): Promise<void> {
-    if (record.parentRunId !== undefined || record.onFailureOf !== undefined) return;
+    if (record.onFailureOf !== undefined) return;
+    // A sub-run's failure fails its root, which is reported; a run a flow's `queue` node
+    // enqueued is on its own (nobody waits for it), unless the onFailure flow enqueued it.
+    if (record.parentRunId !== undefined && record.queue === undefined) return;
     const kind = failureKind(record);
     if (kind === null || !this.#settings.on.includes(kind)) return;
     if (this.#settings.except.includes(record.flowId)) return;
     const records = await this.#host.records();
+    if (record.parentRunId !== undefined && await underOnFailure(records, record.parentRunId)) {
+      return;
+    }
     if (record.queue !== undefined) {
       // A failed attempt with attempts left is `queued` again: only the last one is reported.
       const stored = await records.getRun(record.id);
@@ -335,6 +342,19 @@ export class FailureNotifier {
     if (failureKind(record) === "abandoned") return null;
     return this.#host.source();
   }
+}
+
+/** Whether `runId` or a run above it is a run of the `onFailure` flow (no loop through the queue). */
+async function underOnFailure(records: Records, runId: string): Promise<boolean> {
+  let id: string | undefined = runId;
+  // Bounded: sub-flows nest at most 16 deep, and each enqueue adds one level.
+  for (let depth = 0; id !== undefined && depth < 64; depth++) {
+    const run: RunRecord | null = await records.getRun(id);
+    if (run === null) return false;
+    if (run.onFailureOf !== undefined) return true;
+    id = run.parentRunId;
+  }
+  return false;
 }
 
 /** The `run` input of the `onFailure` flow about `record`. */

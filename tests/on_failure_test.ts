@@ -219,6 +219,51 @@ Deno.test("worker: a queued run fires the onFailure flow once, after its last at
   }
 });
 
+Deno.test("worker: a run a flow enqueued fires the onFailure flow; one the onFailure flow enqueued does not (no loop through the queue)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-onfailure-" });
+  const enqueuing = (id: string) => `
+id: ${id}
+inputs:
+  run: { type: object, default: {} }
+nodes:
+  - id: later
+    type: queue
+    with: { flow: ./boom.flow.yaml }
+`;
+  try {
+    await writeProject(dir, enqueuing("alert"));
+    await Deno.writeTextFile(join(dir, "flows", "parent.flow.yaml"), enqueuing("parent"));
+    await using rt = await openRuntime({
+      config: {
+        stores: { default: { plugin: "memory" } },
+        runs: { onFailure: { flow: join(dir, "flows", "alert.flow.yaml") } },
+      },
+    });
+    const events = rt.events();
+    // parent enqueues boom (1), which fails: alert runs and enqueues boom (2), which fails too.
+    const parent = await rt.runFlow(join(dir, "flows", "parent.flow.yaml"));
+    assert.equal(parent.status, "succeeded");
+    const worker = startWorker(rt, { pollMs: 10 });
+    let boomEnds = 0;
+    try {
+      for await (const event of events) {
+        if (event.type === "run.ended" && event.flowId === "boom" && ++boomEnds === 2) break;
+      }
+    } finally {
+      await worker.stop();
+    }
+    const records = await rt.records();
+    const booms = (await records.listRuns({ flowId: "boom" })).runs;
+    assert.deepEqual(booms.map((r) => r.status), ["failed", "failed"]);
+    const alerts = (await records.listRuns({ flowId: "alert" })).runs;
+    assert.equal(alerts.length, 1, "the second boom, enqueued by alert, fires nothing");
+    const first = booms.find((r) => r.parentRunId === parent.id);
+    assert.equal(alerts[0].onFailureOf, first?.id);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({
   name:
     "gc: two processes racing over one abandoned run fire the onFailure flow exactly once, with kind abandoned",
