@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { openRuntime, type RunRecord, startWorker } from "../mod.ts";
 import { RunRecorder } from "../records.ts";
 import { cliCommand, resultOf, withCliProject, withSandbox } from "./_cli_sandbox.ts";
+import { withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).href;
 
@@ -178,6 +179,61 @@ nodes:
     assert.equal((await run("run", "flows/boom.flow.yaml")).code, 1);
     assert.equal((await run("state", "get", "count", "--flow", "alert")).stdout.trim(), "1");
   });
+});
+
+Deno.test({
+  name:
+    "daemon: a scheduled flow that fails runs the onFailure flow, which posts it with a secret token (the Slack case)",
+  sanitizeResources: false,
+  async fn() {
+    const posted = Promise.withResolvers<{ auth: string | null; body: Record<string, unknown> }>();
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (req) => {
+        posted.resolve({ auth: req.headers.get("authorization"), body: await req.json() });
+        return new Response("ok");
+      },
+    );
+    const slack = `
+id: slack
+secrets: [SLACK_TOKEN]
+inputs:
+  run: { type: object }
+nodes:
+  - id: post
+    type: http
+    permissions: { net: ["127.0.0.1"] }
+    with:
+      method: POST
+      url: http://127.0.0.1:${server.addr.port}/hook
+      headers: { Authorization: "Bearer \${{ secrets.SLACK_TOKEN }}" }
+      body: { text: "\${{ inputs.run.flow }} \${{ inputs.run.status }}", run: "\${{ inputs.run }}" }
+`;
+    const scheduled = BOOM.replace("id: boom", 'id: boom\nschedule: "* * * * * *"');
+    const config = "stores:\n  default: { plugin: memory }\nflows: [./flows]\njobs:\n" +
+      "  retention: { enabled: false }\n  gc: { enabled: false }\n" +
+      "runs:\n  onFailure: { flow: slack }\n";
+    await withDaemonProject(
+      "flowstate-onfailure-daemon-",
+      {
+        "flowstate.yaml": config,
+        "flows/slack.flow.yaml": slack,
+        "flows/boom.flow.yaml": scheduled,
+      },
+      [],
+      async ({ child }) => {
+        const { auth, body } = await within(posted.promise, "the onFailure flow's post");
+        child.kill("SIGTERM");
+        await child.status;
+        assert.equal(auth, "Bearer xoxb-test");
+        assert.equal(body.text, "boom failed");
+        const run = body.run as Record<string, unknown>;
+        assert.equal(run.source, "schedule");
+        assert.equal(run.error, "kaboom");
+      },
+      { SLACK_TOKEN: "xoxb-test" },
+    );
+  },
 });
 
 Deno.test("worker: a queued run fires the onFailure flow once, after its last attempt only", async () => {
