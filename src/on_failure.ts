@@ -276,11 +276,12 @@ export class FailureNotifier {
   /**
    * Run the `onFailure` flow about `record` if it is a root run that ended in
    * a way `on:` lists, its flow is not under `except:`, and this process is
-   * the first to claim it. Never throws: what goes wrong is warned about.
+   * the first to claim it. `signal` stops that flow's run too (besides the
+   * runtime's close). Never throws: what goes wrong is warned about.
    */
-  async notify(record: RunRecord): Promise<void> {
+  async notify(record: RunRecord, signal?: AbortSignal): Promise<void> {
     try {
-      await this.#notify(record);
+      await this.#notify(record, signal);
     } catch (err) {
       this.#host.warn(
         `runs.onFailure: cannot run ${this.#settings.flow} about run ${record.id} (${record.flowId}, ${record.status}): ${
@@ -290,7 +291,7 @@ export class FailureNotifier {
     }
   }
 
-  async #notify(record: RunRecord): Promise<void> {
+  async #notify(record: RunRecord, signal: AbortSignal | undefined): Promise<void> {
     if (record.onFailureOf !== undefined) return;
     // A sub-run's failure fails its root, which is reported; a run a flow's `queue` node
     // enqueued is on its own (nobody waits for it), unless the onFailure flow enqueued it.
@@ -319,8 +320,12 @@ export class FailureNotifier {
     const input = { run: failedRunInput(record, kind, this.#source(record), host) };
     let marked: Promise<void> | undefined;
     const options = this.#host.runOptions();
+    const stop = options.signal;
     const run = await runOnFailureFlow(this.#host.flowHost(), handler.file, record.id, {
       ...options,
+      ...(signal === undefined || signal.aborted
+        ? {}
+        : { signal: stop === undefined ? signal : AbortSignal.any([stop, signal]) }),
       input: input as unknown as Record<string, JsonValue>,
       onStart: (id) => {
         marked = records.markOnFailureRun(record.id, id);

@@ -74,9 +74,10 @@ export interface FlowHost {
   /**
    * Called with the record of every root run (not a sub-run) once its end is
    * recorded and told, and awaited before the run's promise settles: where
-   * the runtime runs its `runs.onFailure` flow. It must not throw.
+   * the runtime runs its `runs.onFailure` flow, stopped by the run's own
+   * `signal` too (Ctrl-C while `flowstate run` waits for it). It must not throw.
    */
-  afterRun?: (record: RunRecord) => Promise<void>;
+  afterRun?: (record: RunRecord, signal?: AbortSignal) => Promise<void>;
 }
 
 /**
@@ -649,7 +650,7 @@ async function runInTree(
       status: record.status,
       record,
     });
-    if (depth === 0 && host.afterRun !== undefined) await host.afterRun(record);
+    if (depth === 0 && host.afterRun !== undefined) await host.afterRun(record, options.signal);
     // The caller's own error, unchanged (so `instanceof` checks on it hold); the run is recorded.
     if (tree.callbackError !== undefined && depth === 0) throw tree.callbackError.error;
     return record;

@@ -853,7 +853,8 @@ class FlowstateRuntime implements Runtime {
       flowRoots: this.config.flows,
       enqueue: (flow, options) => this.enqueue(flow, options),
       ...(this.notifier === undefined ? {} : {
-        afterRun: (record: RunRecord) => this.notifier!.notify(record),
+        afterRun: (record: RunRecord, signal?: AbortSignal) =>
+          this.notifier!.notify(record, signal),
       }),
     };
   }
