@@ -15,8 +15,8 @@ import { withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).href;
 
-/** Keeps what it is told in flow state: `last` (the input) and `count` (how many runs). */
-const ALERT = `
+/** The onFailure flow's start: it counts its runs in flow state (`count`). */
+const ALERT_HEAD = `
 id: alert
 inputs:
   run: { type: object }
@@ -24,7 +24,10 @@ nodes:
   - id: count
     type: state.increment
     with: { key: count }
-  - id: keep
+`;
+
+/** Keeps what it is told in flow state: `last` (the input) and `count` (how many runs). */
+const ALERT = `${ALERT_HEAD}  - id: keep
     type: state.set
     with: { key: last, value: "\${{ inputs.run }}" }
 `;
@@ -136,15 +139,7 @@ Deno.test("run: a failing flow runs the runs.onFailure flow before exiting 1; it
 });
 
 Deno.test("run: the onFailure flow's own failure, and its failing sub-run, fire nothing; except: and on: leave runs out", async () => {
-  const failingAlert = `
-id: alert
-inputs:
-  run: { type: object }
-nodes:
-  - id: count
-    type: state.increment
-    with: { key: count }
-  - id: sub
+  const failingAlert = `${ALERT_HEAD}  - id: sub
     needs: [count]
     type: flow
     with: { flow: ./boom.flow.yaml }
