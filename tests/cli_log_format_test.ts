@@ -133,6 +133,19 @@ Deno.test("cli --log-format json: run writes its events as JSON lines on stderr,
       ["debug", "debugging"],
     ]);
     assert.ok(!viaEnv.stderr.includes("Sup3r"), viaEnv.stderr);
+
+    // --quiet: warnings and errors only, here the run's end.
+    const quiet = await sandbox.runWith(
+      { API_TOKEN: SECRET },
+      "run",
+      "logs.flow.yaml",
+      "--quiet",
+      "--log-format",
+      "json",
+    );
+    assert.deepEqual(jsonLines(quiet.stderr).map((l) => [l.level, l.event, l.status]), [
+      ["error", "run.end", "failed"],
+    ]);
   });
 });
 

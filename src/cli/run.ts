@@ -191,7 +191,8 @@ export async function runCommand(
   await saveToCache();
   await saveConfigToCache();
 
-  if (jsonLogs() && !options.quiet) logRunEnd(record);
+  // With --quiet, only the end of a run that did not succeed (an error line).
+  if (jsonLogs() && (!options.quiet || record.status !== "succeeded")) logRunEnd(record);
   if (options.json) console.log(JSON.stringify(record));
   else {
     printSummary(record, await recordsStoreLine(runtime));
