@@ -238,8 +238,9 @@ Deno.test("cli --log-format json: usage and fatal errors are JSON lines too", as
     assert.equal(daemon.code, 1, daemon.stderr);
     const daemonLines = jsonLines(daemon.stderr);
     assert.ok(events(daemonLines, "store.unreachable").length > 0, daemon.stderr);
+    // The error it exits with: one line, with its exit code.
     const last = daemonLines.at(-1)!;
-    assert.equal(last.level, "error");
+    assert.deepEqual([last.level, last.event, last.exitCode], ["error", "command.error", 1]);
     assert.match(last.msg, /^Cannot open store "default": .*still unreachable after waiting/);
   });
 });
