@@ -341,3 +341,21 @@ Deno.test("cli --log-format json: a daemon's start, a scheduled flow's node logs
     assert.equal(lines.at(-1)!.event, "scheduler.stop");
   });
 });
+
+Deno.test("cli --log-format json: serve says where it listens and that it stopped on SIGTERM, as JSON lines", async () => {
+  await withSandbox(async (sandbox) => {
+    const { code, stdout, lines } = await untilThenTerm(
+      sandbox.dir,
+      ["serve", "--port", "0", "--no-worker", "--log-format", "json"],
+      (line) => line.event === "server.start",
+    );
+    assert.equal(code, 0);
+    assert.equal(stdout, "");
+    const [start] = events(lines, "server.start");
+    assert.match(start.url as string, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    assert.equal(start.msg, `Serving ${start.url}`);
+    const [signal] = events(lines, "signal");
+    assert.deepEqual([signal.signal, signal.action], ["SIGTERM", "stop"]);
+    assert.equal(lines.at(-1)!.event, "server.stop");
+  });
+});
