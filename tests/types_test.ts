@@ -95,6 +95,7 @@ Deno.test("BuiltinJobName, BuiltinPluginName and BuiltinNodeType name exactly th
     flow: true,
     queue: true,
     http: true,
+    exec: true,
   };
   assert.deepEqual(Object.keys(nodes).sort(), [...builtinNodes.keys()].sort());
 });

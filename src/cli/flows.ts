@@ -48,6 +48,7 @@ import { flowFiles, flowIdsByFile, sharedIdWarning } from "../flow_files.ts";
 import { builtinNodes } from "../flow/nodes.ts";
 import { flowJsonSchema } from "../flow/schema.ts";
 import { literalSecrets } from "../flow/_http.ts";
+import { KILL_PROGRAM } from "../flow/_exec.ts";
 import { loadConfig } from "../config.ts";
 import { formatPath } from "../errors.ts";
 import { describePermissions } from "../flow/sub_flows.ts";
@@ -266,7 +267,11 @@ export async function validateFlows(
       }));
       const env = [...parsed.definition.env ?? []];
       const warnings = await flowWarnings(file, prepared, guarded);
-      warnings.push(...unsetEnvWarnings(prepared), ...literalSecretWarnings(prepared));
+      warnings.push(
+        ...unsetEnvWarnings(prepared),
+        ...literalSecretWarnings(prepared),
+        ...execShellWarnings(prepared),
+      );
       results.push({ file, ok: true, problems: [], nodes, env, warnings });
       if (!options.json) {
         console.log(`ok ${file}`);
@@ -326,7 +331,9 @@ function describeRuns(node: ValidateNode): string {
     })`;
   }
   if (node.runs === "builtin" && node.permissions !== null) {
-    return `requests from a Worker, permissions: ${describePermissions(node.permissions)}${env}`;
+    return `${node.type === "exec" ? "starts programs" : "requests"} from a Worker, permissions: ${
+      describePermissions(node.permissions)
+    }${env}`;
   }
   if (node.runs === "builtin") {
     return `starts a sub-flow whose path is computed at run time (only a flow file in its flow's folder or under flows: is run)${env}`;
@@ -411,6 +418,31 @@ function literalSecretWarnings(prepared: PreparedFlow): string[] {
         found.join(", ")
       } as written in the flow file, which every recorded version of the flow keeps; pass it from the environment instead, like "Bearer \${{ secrets.API_TOKEN }}" with secrets: [API_TOKEN] (masked as *** in the records)`,
     ];
+  });
+}
+
+/** Shells: what their scripts start is not stopped with them unless the runner may run kill. */
+const SHELLS = new Set(["sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"]);
+
+/**
+ * An exec node running a shell while the runner may not run `kill`: a
+ * process its script starts would outlive a cancel or a timeout.
+ */
+function execShellWarnings(prepared: PreparedFlow): string[] {
+  if (Deno.permissions.querySync({ name: "run", command: KILL_PROGRAM }).state === "granted") {
+    return [];
+  }
+  return prepared.nodes.flatMap((node) => {
+    const command = (node.spec.with as { command?: unknown } | undefined)?.command;
+    if (node.spec.type !== "exec" || node.runs !== "builtin" || typeof command !== "string") {
+      return [];
+    }
+    const name = command.split("/").pop()!;
+    return SHELLS.has(name)
+      ? [
+        `node ${node.spec.id} (exec) runs ${name}: stopping it (a cancel, a timeout) stops the shell only, and a process its script starts would run on; add ${KILL_PROGRAM} to the runner's --allow-run (--allow-run=${name},${KILL_PROGRAM}) to stop its whole process group`,
+      ]
+      : [];
   });
 }
 

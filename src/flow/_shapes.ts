@@ -42,6 +42,7 @@ export const BUILTIN_NODE_TYPE_EXAMPLES: readonly string[] = [
   "flow",
   "queue",
   "http",
+  "exec",
 ];
 
 /**

@@ -17,6 +17,7 @@ import {
   HTTP_METHODS,
   httpUrlProblem,
 } from "./_http.ts";
+import { DEFAULT_EXEC_MAX_BYTES, EXEC_ENV_NAME, NUL, STDOUT_FORMATS } from "./_exec.ts";
 
 /**
  * One of a fixed set of words, worded as the flow's own fields are (`scope: flw`: expected one
@@ -75,6 +76,16 @@ const queryScalar = z.union([z.string(), z.number(), z.boolean()], {
   error: (issue) => `expected a string, a number or a boolean, got ${kindOf(issue.input)}`,
 });
 const httpStatus = z.number().int().min(100).max(599);
+
+// An argument or a variable's value: a string, or a number or boolean as YAML reads `4` or
+// `true` (passed as its text). Never quoted in a message: it may hold a secret.
+const argument = z.union([z.string(), z.number(), z.boolean()], {
+  error: (issue) =>
+    `expected a string (or a number or boolean, passed as its text), got ${kindOf(issue.input)}`,
+}).transform(String).refine((v) => !NUL.test(v), {
+  error: "must not hold a NUL character, which no program can be passed",
+});
+const exitCode = z.number({ error: "expected an exit code from 0 to 255" }).int().min(0).max(255);
 
 /** The schema of each built-in node type's `with`. */
 export const nodeSchemas = {
@@ -159,5 +170,24 @@ export const nodeSchemas = {
         message: `a ${o.method} request has no body; use method: POST (or PUT, PATCH)`,
       });
     }
+  }),
+  "exec": z.strictObject({
+    command: z.string().min(1, { error: "expected the program to run, like pg_dump" }).refine(
+      (v) => !NUL.test(v),
+      { error: "must not hold a NUL character" },
+    ),
+    args: z.array(argument).default([]),
+    cwd: z.string().min(1).optional(),
+    env: z.record(
+      z.string().regex(EXEC_ENV_NAME, {
+        error: "an environment variable's name is letters, digits and _, not starting with a digit",
+      }),
+      argument,
+    ).default({}),
+    stdin: z.string().optional(),
+    okCodes: z.union([exitCode, z.array(exitCode).min(1)])
+      .transform((c) => Array.isArray(c) ? c : [c]).default([0]),
+    stdout: oneOf(STDOUT_FORMATS).default("text"),
+    maxBytes: z.number().int().positive().default(DEFAULT_EXEC_MAX_BYTES),
   }),
 };

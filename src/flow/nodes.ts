@@ -17,10 +17,13 @@
  * | `flow` | `flow` (path or definition), `input?` | the sub-flow's outputs |
  * | `queue` | `flow` (id or path), `input?`, `delay?`, `key?`, `priority?`, `maxAttempts?` | `{ runId, existing }` |
  * | `http` | `url`, `method?` (GET), `headers?`, `query?`, `body?`, `responseType?` (auto), `expectStatus?` (2xx), `maxBytes?` (10 MiB), `followRedirects?` (true) | `{ status, headers, body }` |
+ * | `exec` | `command`, `args?`, `cwd?`, `env?`, `stdin?`, `okCodes?` ([0]), `stdout?` (text), `maxBytes?` (1 MiB) | `{ code, stdout, stderr }` |
  *
  * `scope` is `node`, `flow` (default) or `global`. The `http` node runs its
  * request in a Worker that may reach only the hosts its node declares under
- * `permissions: { net: [...] }` (see `http_node.ts`).
+ * `permissions: { net: [...] }` (see `http_node.ts`); the `exec` node starts
+ * its program from a Worker that may start only the programs its node
+ * declares under `permissions: { run: [...] }` (see `exec_node.ts`).
  *
  * @module
  */
@@ -51,6 +54,15 @@ import {
   type QueryValue,
   requestUrl,
 } from "./_http.ts";
+import {
+  DEFAULT_EXEC_MAX_BYTES,
+  EXEC_ENV_NAME,
+  type ExecOptions,
+  NUL,
+  runProblem,
+  STDOUT_FORMATS,
+  type StdoutFormat,
+} from "./_exec.ts";
 
 type Schemas = typeof nodeSchemas;
 type Options<N extends keyof Schemas> = z.output<Schemas[N]>;
@@ -98,6 +110,17 @@ const HTTP_KEYS: ReadonlySet<string> = new Set([
   "followRedirects",
 ]);
 const METHODS: ReadonlySet<string> = new Set(HTTP_METHODS);
+const EXEC_KEYS: ReadonlySet<string> = new Set([
+  "command",
+  "args",
+  "cwd",
+  "env",
+  "stdin",
+  "okCodes",
+  "stdout",
+  "maxBytes",
+]);
+const STDOUTS: ReadonlySet<string> = new Set(STDOUT_FORMATS);
 const RESPONSE_TYPES: ReadonlySet<string> = new Set(["auto", "json", "text"]);
 
 /** A plain object (as JSON makes) whose every value `check` accepts, copied; else `undefined`. */
@@ -121,6 +144,15 @@ function plainRecord<T>(
 
 const isQueryScalar = (v: unknown): v is QueryValue =>
   typeof v === "string" || typeof v === "boolean" || isFiniteNumber(v);
+/** An `exec` argument or variable value as it is passed (its text), or `undefined`. */
+const argumentText = (v: unknown): string | undefined => {
+  const text = typeof v === "string" || typeof v === "boolean" || isFiniteNumber(v)
+    ? String(v)
+    : undefined;
+  return text === undefined || NUL.test(text) ? undefined : text;
+};
+const isExitCode = (v: unknown): v is number =>
+  Number.isInteger(v) && v as number >= 0 && v as number <= 255;
 const isStatus = (v: unknown): v is number =>
   Number.isInteger(v) && v as number >= 100 && v as number <= 599;
 
@@ -255,6 +287,47 @@ const fast = {
       else if (Array.isArray(s) && s.length > 0 && s.every(isStatus)) value.expectStatus = [...s];
       else return undefined;
     }
+    return { value };
+  },
+  exec(v: unknown): { value: ExecOptions } | undefined {
+    if (!plainWith(v, EXEC_KEYS)) return undefined;
+    const { command, cwd, stdin } = v;
+    if (typeof command !== "string" || command === "" || NUL.test(command)) return undefined;
+    const rawArgs = "args" in v ? v.args : [];
+    if (!Array.isArray(rawArgs) || Object.getPrototypeOf(rawArgs) !== Array.prototype) {
+      return undefined;
+    }
+    const args = [...rawArgs].map(argumentText);
+    if (args.some((a) => a === undefined) || args.length !== rawArgs.length) return undefined;
+    const env = plainRecord<string | number | boolean>(
+      "env" in v ? v.env : {},
+      (k, item) => EXEC_ENV_NAME.test(k) && argumentText(item) !== undefined,
+    );
+    const okCodes = "okCodes" in v ? v.okCodes : [0];
+    const stdout = "stdout" in v ? v.stdout : "text";
+    const maxBytes = "maxBytes" in v ? v.maxBytes : DEFAULT_EXEC_MAX_BYTES;
+    if (
+      env === undefined || ("cwd" in v && (typeof cwd !== "string" || cwd === "")) ||
+      ("stdin" in v && typeof stdin !== "string") || typeof stdout !== "string" ||
+      !STDOUTS.has(stdout) || !Number.isSafeInteger(maxBytes) || (maxBytes as number) <= 0
+    ) {
+      return undefined;
+    }
+    let codes: number[];
+    if (isExitCode(okCodes)) codes = [okCodes];
+    else if (Array.isArray(okCodes) && okCodes.length > 0 && okCodes.every(isExitCode)) {
+      codes = [...okCodes];
+    } else return undefined;
+    const value: ExecOptions = {
+      command,
+      args: args as string[],
+      env: Object.fromEntries(Object.entries(env).map(([k, e]) => [k, String(e)])),
+      okCodes: codes,
+      stdout: stdout as StdoutFormat,
+      maxBytes: maxBytes as number,
+    };
+    if ("cwd" in v) value.cwd = cwd as string;
+    if ("stdin" in v) value.stdin = stdin as string;
     return { value };
   },
   fail(v: unknown) {
@@ -440,11 +513,50 @@ const http = defineNode({
  * `permissions:` line to add).
  */
 export function httpOptionsSchema(net: boolean | readonly string[]): OptionsSchema<HttpOptions> {
-  const base = http.optionsSchema as unknown as OptionsSchema<HttpOptions>;
-  const withHost = (result: SchemaResult<HttpOptions>): SchemaResult<HttpOptions> => {
+  return checkedAfter(http.optionsSchema as unknown as LazySchema<HttpOptions>, (value) => {
+    const problem = netProblem(net, requestUrl(value.url, {}));
+    return problem === undefined ? undefined : { message: problem, path: ["url"] };
+  });
+}
+
+/**
+ * `exec`: run a program (no shell), from a Worker that may start only the
+ * programs its node declares under `permissions: { run }`. A flow's `exec`
+ * node runs the node type `prepareFlow` makes for it with those permissions
+ * (see `exec_node.ts`); this one only checks options.
+ */
+const exec = defineNode({
+  description:
+    "run a program the node declares under permissions: run (no shell); output { code, stdout, stderr }",
+  optionsSchema: schemaOf("exec", fast.exec),
+  run(): never {
+    throw new Error(
+      "the exec node runs in a Worker with its node's permissions: run, which only a prepared flow gives it (run it in a flow)",
+    );
+  },
+});
+
+/**
+ * The options schema of an `exec` node that may start `run`: the built-in
+ * schema, then the command against `run` (an issue at `command` naming the
+ * `permissions:` line to add).
+ */
+export function execOptionsSchema(run: boolean | readonly string[]): OptionsSchema<ExecOptions> {
+  return checkedAfter(exec.optionsSchema as unknown as LazySchema<ExecOptions>, (value) => {
+    const problem = runProblem(run, value.command);
+    return problem === undefined ? undefined : { message: problem, path: ["command"] };
+  });
+}
+
+/** `base`, then `extra` on the value it accepts (an issue, or `undefined`). */
+function checkedAfter<T>(
+  base: LazySchema<T>,
+  extra: (value: T) => { message: string; path: string[] } | undefined,
+): OptionsSchema<T> {
+  const after = (result: SchemaResult<T>): SchemaResult<T> => {
     if (result.issues !== undefined) return result;
-    const problem = netProblem(net, requestUrl(result.value.url, {}));
-    return problem === undefined ? result : { issues: [{ message: problem, path: ["url"] }] };
+    const issue = extra(result.value);
+    return issue === undefined ? result : { issues: [issue] };
   };
   return {
     "~standard": {
@@ -452,14 +564,14 @@ export function httpOptionsSchema(net: boolean | readonly string[]): OptionsSche
       vendor: "flowstate",
       validate(value: unknown) {
         const result = base["~standard"].validate(value);
-        return result instanceof Promise ? result.then(withHost) : withHost(result);
+        return result instanceof Promise ? result.then(after) : after(result);
       },
     },
     // The option names, for a did-you-mean about an unknown one.
     get shape() {
-      return (base as LazySchema<HttpOptions>).shape;
+      return base.shape;
     },
-  } as OptionsSchema<HttpOptions>;
+  } as OptionsSchema<T>;
 }
 
 /** Built-in node types by name. */
@@ -480,5 +592,6 @@ export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string
     ["flow", flow],
     ["queue", queue],
     ["http", http],
+    ["exec", exec],
   ] satisfies [BuiltinNodeType, unknown][]) as [string, NodeType<never>][],
 );

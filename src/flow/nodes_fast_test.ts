@@ -58,6 +58,16 @@ const corpus: Record<string, Field[]> = {
     ["maxBytes", [ABSENT, 0]],
     ["followRedirects", [ABSENT, "no"]],
   ],
+  "exec": [
+    ["command", [ABSENT, "pg_dump", "", "a\0b", 3]],
+    ["args", [ABSENT, ["-c", 4, true], [null], "x", ["a\0"]]],
+    ["cwd", [ABSENT, "out", ""]],
+    ["env", [ABSENT, { PGHOST: "db", N: 5 }, { "1A": "x" }, { A: null }]],
+    ["stdin", [ABSENT, "in", 3]],
+    ["okCodes", [ABSENT, 1, [0, 2], [], 256, -1]],
+    ["stdout", [ABSENT, "json", "lines", "xml"]],
+    ["maxBytes", [ABSENT, 10, 0]],
+  ],
 };
 
 Deno.test("the built-in nodes' fast checks agree with their zod schemas", async () => {

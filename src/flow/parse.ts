@@ -23,7 +23,7 @@ import {
   staticOptions,
 } from "./node_options.ts";
 import { Checker } from "./check.ts";
-import { builtinNodes, httpOptionsSchema } from "./nodes.ts";
+import { builtinNodes, execOptionsSchema, httpOptionsSchema } from "./nodes.ts";
 import { describeValue, flowZodSchema, nestedDeeperThan } from "./schema.ts";
 import type { FlowDefinition } from "./types.ts";
 import { parseJson } from "../_json.ts";
@@ -353,6 +353,17 @@ async function nodeProblems(read: FlowRead, context: ReferenceContext): Promise<
       type = {
         ...type,
         optionsSchema: httpOptionsSchema(net) as NodeType<unknown>["optionsSchema"],
+      };
+    }
+    const run = isRecord(node.permissions) ? node.permissions.run ?? false : false;
+    if (
+      type !== undefined && node.type === "exec" &&
+      (typeof run === "boolean" || (Array.isArray(run) && run.every((c) => typeof c === "string")))
+    ) {
+      // Its command is checked against the programs it declares, as prepareFlow checks it.
+      type = {
+        ...type,
+        optionsSchema: execOptionsSchema(run) as NodeType<unknown>["optionsSchema"],
       };
     }
     const values = node.with ?? {};

@@ -24,6 +24,7 @@ import {
   staticOptions,
 } from "./node_options.ts";
 import { httpNodeType } from "./http_node.ts";
+import { execNodeType } from "./exec_node.ts";
 import { netProblem } from "./_http.ts";
 import {
   invalidPermission,
@@ -31,6 +32,7 @@ import {
   missingRunnerPermission,
   NO_WORKER_OPTIONS,
   PERMISSION_NAMES,
+  type PermissionName,
   ProtectedModuleError,
   type ResolvedPermissions,
   resolvePermissions,
@@ -159,10 +161,11 @@ export async function prepareFlow(
       const url = type === undefined ? moduleUrl(spec.type, baseDir) : undefined;
       const sandboxed = url !== undefined && !trusted.has(url);
       const http = builtin !== undefined && spec.type === "http";
-      if (spec.permissions !== undefined && builtin !== undefined && !http) {
+      const exec = builtin !== undefined && spec.type === "exec";
+      if (spec.permissions !== undefined && builtin !== undefined && !http && !exec) {
         problem(
           ["nodes", i, "permissions"],
-          `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules and http nodes only`,
+          `built-in node type "${spec.type}" runs in-process; permissions: applies to custom node modules, http and exec nodes only`,
         );
       } else if (spec.permissions !== undefined && program !== undefined) {
         problem(
@@ -179,6 +182,14 @@ export async function prepareFlow(
         );
         if (usable) type = httpNodeType(permissions, pool, baseDir);
       }
+      if (exec) {
+        const usable = execPermissionProblems(
+          spec,
+          permissions,
+          (path, message) => problem(["nodes", i, ...path], message),
+        );
+        if (usable) type = execNodeType(permissions, pool, baseDir);
+      }
       if (sandboxed) {
         const invalid = invalidPermission(permissions);
         const missing = invalid === undefined ? missingRunnerPermission(permissions) : undefined;
@@ -188,7 +199,7 @@ export async function prepareFlow(
         } else if (missing !== undefined) {
           problem(
             ["nodes", i, "permissions"],
-            `node ${spec.id} asks for permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``,
+            runnerLacks(spec.id, missing),
           );
         } else if (url.startsWith("file:") && !await exists(url)) {
           // Checked here: a Worker failing to load its module also prints to stderr.
@@ -384,7 +395,7 @@ export async function prepareFlow(
           : sandboxed
           ? "worker"
           : "trusted",
-        ...(sandboxed || http ? { permissions } : {}),
+        ...(sandboxed || http || exec ? { permissions } : {}),
       });
     }
     nodes.forEach((n, i) => n.needs.forEach((d) => nodes[d].dependents.push(i)));
@@ -425,17 +436,7 @@ function httpPermissionProblems(
   permissions: ResolvedPermissions,
   problem: (path: (string | number)[], message: string) => void,
 ): boolean {
-  if (!workerOptionsEnabled()) {
-    problem(["type"], NO_WORKER_OPTIONS.replace("custom nodes run", "http nodes run"));
-    return false;
-  }
-  for (const name of PERMISSION_NAMES) {
-    if (name === "net" || permissions[name] === false) continue;
-    problem(
-      ["permissions", name],
-      `an http node takes only net: under permissions: (the hosts it may call); remove ${name}:`,
-    );
-  }
+  if (!onlyPermission("http", "net", "the hosts it may call", permissions, problem)) return false;
   const url = (spec.with as Record<string, unknown> | undefined)?.url;
   // A templated url whose scheme and host are written out (`https://api.example.com/${{ … }}`):
   // its host is known now. (A literal url's is checked with its options.)
@@ -474,10 +475,120 @@ function httpPermissionProblems(
   if (missing !== undefined) {
     problem(
       ["permissions"],
-      `node ${spec.id} asks for permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``,
+      runnerLacks(spec.id, missing),
     );
   }
   return true;
+}
+
+/**
+ * What an `http` or `exec` node's Worker needs first: Deno's worker options
+ * (else a problem, and `false`), and no permission but `allowed` (a problem
+ * for each other one declared).
+ */
+function onlyPermission(
+  kind: "http" | "exec",
+  allowed: PermissionName,
+  what: string,
+  permissions: ResolvedPermissions,
+  problem: (path: (string | number)[], message: string) => void,
+): boolean {
+  if (!workerOptionsEnabled()) {
+    problem(["type"], NO_WORKER_OPTIONS.replace("custom nodes run", `${kind} nodes run`));
+    return false;
+  }
+  for (const name of PERMISSION_NAMES) {
+    if (name === allowed || permissions[name] === false) continue;
+    problem(
+      ["permissions", name],
+      `an ${kind} node takes only ${allowed}: under permissions: (${what}); remove ${name}:`,
+    );
+  }
+  return true;
+}
+
+/**
+ * The problems of an `exec` node's `permissions:` (reported through
+ * `problem`, paths relative to the node): it takes only `run:`, a list of
+ * the programs it may start, which the runner must have as well. Whether it
+ * can run at all.
+ */
+function execPermissionProblems(
+  spec: PreparedNode["spec"],
+  permissions: ResolvedPermissions,
+  problem: (path: (string | number)[], message: string) => void,
+): boolean {
+  if (!onlyPermission("exec", "run", "the programs it may start", permissions, problem)) {
+    return false;
+  }
+  const command = (spec.with as Record<string, unknown> | undefined)?.command;
+  const example = typeof command === "string" && command !== "" && !command.includes("${{")
+    ? command
+    : "pg_dump";
+  if (permissions.run === true) {
+    problem(
+      ["permissions", "run"],
+      `an exec node starts only the programs it lists, not any program; list them, like permissions: { run: [${
+        JSON.stringify(example)
+      }] }`,
+    );
+    return false;
+  }
+  if (permissions.run === false || permissions.run.length === 0) {
+    problem(
+      spec.permissions === undefined ? ["type"] : ["permissions"],
+      `an exec node may start only the programs listed under its permissions: run:, and it lists none; add the programs its command may name, like permissions: { run: [${
+        JSON.stringify(example)
+      }] }`,
+    );
+    return false;
+  }
+  const blank = permissions.run.findIndex((entry) => entry.trim() === "" || /\0/.test(entry));
+  if (blank >= 0) {
+    problem(["permissions", "run", blank], "expected a program's name or path, like pg_dump");
+    return false;
+  }
+  const run = { ...resolvePermissions(undefined, "."), run: permissions.run };
+  const invalid = invalidPermission(run);
+  if (invalid !== undefined) {
+    problem(["permissions", invalid.name, invalid.index], invalid.message);
+    return false;
+  }
+  // Deno grants --allow-run=<name> only for a name it finds on PATH: one it cannot find is
+  // reported as such, not as a flag the runner lacks.
+  const lost = permissions.run.findIndex((entry) => !entry.includes("/") && !onPath(entry));
+  if (lost >= 0) {
+    problem(
+      ["permissions", "run", lost],
+      `program ${JSON.stringify(permissions.run[lost])} is not found on the runner's PATH (${
+        Deno.env.get("PATH") ?? ""
+      }); install it, or name it by its path (in command: and here)`,
+    );
+    return false;
+  }
+  const missing = missingRunnerPermission(run);
+  if (missing !== undefined) problem(["permissions"], runnerLacks(spec.id, missing));
+  return true;
+}
+
+/** Whether an executable file `name` is in a folder of this process's PATH (when it may tell). */
+function onPath(name: string): boolean {
+  let path: string | undefined;
+  try {
+    path = Deno.env.get("PATH");
+  } catch {
+    return true; // it may not read PATH: Deno's refusal will tell
+  }
+  for (const dir of (path ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      const info = Deno.statSync(resolve(dir, name));
+      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return true;
+    } catch (err) {
+      if ((err as Error).name !== "NotFound") return true; // it may not look: Deno will tell
+    }
+  }
+  return false;
 }
 
 /**
@@ -544,4 +655,9 @@ function prepareForEach(
     items: compileValue(object ? forEach.items : forEach),
     concurrency: object ? forEach.concurrency ?? 1 : 1,
   };
+}
+
+/** The problem of node `id` asking for permissions the runner lacks (`missing`, as flags). */
+function runnerLacks(id: string, missing: string): string {
+  return `node ${id} asks for permissions this runner lacks; add \`${missing}\` to the flags flowstate runs with, or narrow the node's \`permissions:\``;
 }

@@ -640,8 +640,16 @@ export class SandboxWorker {
       | null;
   }
 
-  /** Run the node for one attempt of `ctx`; `type` (`./nodes/x.ts`) names it in errors. */
-  async run(ctx: NodeContext<unknown>, input: unknown, type: string): Promise<unknown> {
+  /**
+   * Run the node for one attempt of `ctx`; `type` (`./nodes/x.ts`) names it in errors. Aborted,
+   * the node has `stopGraceMs` to stop before its Worker is terminated.
+   */
+  async run(
+    ctx: NodeContext<unknown>,
+    input: unknown,
+    type: string,
+    stopGraceMs: number = WORKER_STOP_GRACE,
+  ): Promise<unknown> {
     const id = this.#next + 1;
     const onAbort = () => {
       if (this.#dead) return;
@@ -652,11 +660,11 @@ export class SandboxWorker {
         if (this.#waiters.has(id)) {
           this.terminate(
             new Error(
-              `the node did not stop within ${WORKER_STOP_GRACE} ms of being aborted; its Worker was terminated`,
+              `the node did not stop within ${stopGraceMs} ms of being aborted; its Worker was terminated`,
             ),
           );
         }
-      }, WORKER_STOP_GRACE);
+      }, stopGraceMs);
       Deno.unrefTimer(timer);
     };
     if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -1143,7 +1151,9 @@ export class SandboxPool {
  * A node type that runs `moduleUrl` in a Worker with `permissions`: one
  * Worker per run, taken from `pool` on first use and shared by every node and
  * attempt of that run using the module, until {@linkcode releaseSandbox} (the
- * end of that run) gives it back.
+ * end of that run) gives it back. Aborted, a node has `options.stopGraceMs`
+ * ({@linkcode WORKER_STOP_GRACE} by default) to stop before its Worker is
+ * terminated.
  */
 export function sandboxedNodeType(
   moduleUrl: string,
@@ -1151,6 +1161,7 @@ export function sandboxedNodeType(
   permissions: ResolvedPermissions,
   pool: SandboxPool,
   baseDir?: string,
+  options: { stopGraceMs?: number } = {},
 ): NodeType<unknown> {
   const workers = new Map<string, SandboxWorker>();
   const type: NodeType<unknown> & { [RELEASE]: (runId: string) => void } = {
@@ -1171,7 +1182,7 @@ export function sandboxedNodeType(
         worker = pool.acquire(moduleUrl, permissions, baseDir);
         workers.set(ctx.runId, worker);
       }
-      return worker.run(ctx, input, name);
+      return worker.run(ctx, input, name, options.stopGraceMs);
     },
     [RELEASE]: (runId: string) => {
       const worker = workers.get(runId);

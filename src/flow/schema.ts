@@ -472,6 +472,64 @@ const HTTP_NODE_JSON_SCHEMA = {
   },
 };
 
+const EXIT_CODE = { type: "integer", minimum: 0, maximum: 255 };
+const ARGUMENT = { type: ["string", "number", "boolean"] };
+
+/** The `with:` of an `exec` node, for editors (the runner's own check is `node_schemas.ts`). */
+const EXEC_NODE_JSON_SCHEMA = {
+  if: { properties: { type: { const: "exec" } }, required: ["type"] },
+  then: {
+    required: ["with"],
+    properties: {
+      with: {
+        type: "object",
+        required: ["command"],
+        additionalProperties: false,
+        description: "Run a program (no shell); its output is `{ code, stdout, stderr }`.",
+        markdownDescription: "Run a program (no shell); its output is `{ code, stdout, stderr }`.",
+        properties: {
+          command: {
+            type: "string",
+            minLength: 1,
+            description:
+              "The program: a name looked up on PATH, or a path. It must be listed under the node's `permissions: { run: [...] }`.",
+            markdownDescription:
+              "The program: a name looked up on PATH, or a path. It must be listed under the node's `permissions: { run: [...] }`.",
+          },
+          args: orTemplate(
+            { type: "array", items: ARGUMENT },
+            "Its arguments, each passed as it is (no shell: templates cannot inject).",
+          ),
+          cwd: {
+            type: "string",
+            description:
+              "The folder it runs in (default, and relative to: the flow file's folder).",
+            markdownDescription:
+              "The folder it runs in (default, and relative to: the flow file's folder).",
+          },
+          env: orTemplate(
+            { type: "object", additionalProperties: ARGUMENT },
+            "Variables it gets besides PATH, HOME, LANG, LC_ALL and TZ (the only ones taken from the runner). Pass secrets as `${{ secrets.NAME }}`.",
+          ),
+          stdin: { type: "string", description: "Text written to its standard input." },
+          okCodes: orTemplate(
+            { anyOf: [EXIT_CODE, { type: "array", items: EXIT_CODE, minItems: 1 }] },
+            "The exit codes that succeed (default `[0]`); another fails the attempt (so `retry:` applies).",
+          ),
+          stdout: orTemplate(
+            { enum: ["text", "json", "lines"] },
+            "How stdout becomes the output's `stdout`: `text` (default), `json` (parsed), `lines` (a list).",
+          ),
+          maxBytes: orTemplate(
+            { type: "integer", minimum: 1 },
+            "The most read of each of stdout and stderr, in bytes (default 1 MiB): more stdout fails the attempt; stderr keeps its end.",
+          ),
+        },
+      },
+    },
+  },
+};
+
 /**
  * Options for {@linkcode flowJsonSchema}.
  *
@@ -547,7 +605,7 @@ export function flowJsonSchema(options: FlowJsonSchemaOptions = {}): Record<stri
     },
   }) as Record<string, unknown>;
   const items = (schema.properties as { nodes?: { items?: Record<string, unknown> } }).nodes?.items;
-  if (items !== undefined) items.allOf = [HTTP_NODE_JSON_SCHEMA];
+  if (items !== undefined) items.allOf = [HTTP_NODE_JSON_SCHEMA, EXEC_NODE_JSON_SCHEMA];
   const { $schema, ...rest } = schema;
   return {
     $schema,

@@ -220,8 +220,9 @@ export function checkCeiling(
       );
       continue;
     }
-    // An http node reaches the hosts its permissions: net lists: checked as a custom node's are.
-    if (builtinNodes.has(spec.type) && spec.type !== "http") {
+    // An http node reaches the hosts its permissions: net lists, an exec node starts the programs
+    // its permissions: run lists: checked as a custom node's are.
+    if (builtinNodes.has(spec.type) && spec.type !== "http" && spec.type !== "exec") {
       if (spec.type === "queue") {
         outside.push(`${node} enqueues runs, which would run outside the caller's permissions`);
       }

@@ -103,7 +103,8 @@ export type BuiltinNodeType =
   | "fail"
   | "flow"
   | "queue"
-  | "http";
+  | "http"
+  | "exec";
 
 /**
  * When a node runs, by how the nodes before it ended (GitLab CI's words):
