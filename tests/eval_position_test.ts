@@ -23,7 +23,13 @@ Deno.test("runFlow() of a definition: a template that fails when run is placed b
         continueOnError: true,
         with: { value: { lines: ["ok", "${{ round(inputs.n) }}"] } },
       },
-      { id: "c", type: "log", continueOnError: true, if: "${{ 1 / inputs.z }}", with: { message: "x" } },
+      {
+        id: "c",
+        type: "log",
+        continueOnError: true,
+        if: "${{ 1 / inputs.z }}",
+        with: { message: "x" },
+      },
       {
         id: "d",
         type: "log",
