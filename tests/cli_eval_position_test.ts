@@ -282,3 +282,30 @@ Deno.test("cli: a run of a flow read from the flow disk cache places its errors 
     assert.equal(progress(second), progress(first));
   });
 });
+
+Deno.test("cli: enqueue of a flow whose queue.by fails on its inputs says where the template is, and queues nothing", async () => {
+  await withSandbox(async (sandbox) => {
+    const flow = `id: q
+inputs:
+  x: { type: any, default: "a" }
+queue:
+  concurrency: 1
+  by: "\${{ round(inputs.x) }}"
+nodes:
+  - { id: a, type: log, with: { message: hi } }
+`;
+    await write(sandbox, "q.flow.yaml", flow);
+    const result = await sandbox.run("enqueue", "q.flow.yaml");
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^error: \\S*q\\.flow\\.yaml:${
+          at(flow, "round(")
+        }: queue\\.by: Cannot evaluate \\$\\{\\{ round\\(inputs\\.x\\) \\}\\}: round\\(\\) takes a number`,
+        "m",
+      ),
+    );
+    assert.equal((await sandbox.run("runs", "ls", "--json")).stdout.trim(), "[]");
+  });
+});
