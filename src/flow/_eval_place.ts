@@ -41,17 +41,34 @@ export interface FlowPlace {
 export function placedError(flow: FlowPlace, base: ProblemPath, err: unknown): string {
   if (!(err instanceof TemplateError)) return placedMessage(flow, base, messageOf(err));
   const path = pathIn(flow.definition, base, err.path);
-  const at = flow.locate?.(path);
-  let position = at;
-  if (at !== undefined && flow.source !== undefined) {
-    position = inText(flow.source, at, err.source, err.offset) ?? at;
-  }
-  return formatProblem({ message: err.message, path, ...position }, flow.file);
+  return formatProblem(
+    { message: err.message, path, ...positionOf(flow, path, err) },
+    flow.file,
+  );
 }
 
 /** `message` about the value at `path` of `flow`, placed as {@linkcode placedError} places it. */
 export function placedMessage(flow: FlowPlace, path: ProblemPath, message: string): string {
-  return formatProblem({ message, path, ...flow.locate?.(path) }, flow.file);
+  return formatProblem({ message, path, ...positionOf(flow, path) }, flow.file);
+}
+
+/**
+ * Where the value at `path` is (the offending part of `err`'s template in
+ * it, when found); `undefined` without a position, or should finding it
+ * fail: the error is then told without one, never lost to another.
+ */
+function positionOf(
+  flow: FlowPlace,
+  path: ProblemPath,
+  err?: TemplateError,
+): { line: number; column: number } | undefined {
+  try {
+    const at = flow.locate?.(path);
+    if (at === undefined || err === undefined || flow.source === undefined) return at;
+    return inText(flow.source, at, err.source, err.offset) ?? at;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `base` and then `keys` (a `TemplateError`'s path, indexes as text), list indexes as numbers. */
