@@ -71,6 +71,13 @@ export interface FlowHost {
   flowRoots?: readonly string[];
   /** Enqueues a run (the `queue` node type): a flow id, or an absolute path. */
   enqueue?: (flow: string, options: EnqueueOptions) => Promise<EnqueueResult>;
+  /**
+   * Called with the record of every root run (not a sub-run) once its end is
+   * recorded and told, and awaited before the run's promise settles: where
+   * the runtime runs its `runs.onFailure` flow, stopped by the run's own
+   * `signal` too (Ctrl-C while `flowstate run` waits for it). It must not throw.
+   */
+  afterRun?: (record: RunRecord, signal?: AbortSignal) => Promise<void>;
 }
 
 /**
@@ -165,6 +172,12 @@ export interface RunFlowOptions {
   onStart?: (runId: string) => void;
   /** Sub-flow nesting depth (internal). */
   depth?: number;
+}
+
+/** {@linkcode RunFlowOptions} with what only the runtime sets. */
+interface InternalRunOptions extends RunFlowOptions {
+  /** The run this one reports on (a run of the `runs.onFailure` flow). */
+  onFailureOf?: string;
 }
 
 const MAX_DEPTH = 16;
@@ -292,6 +305,28 @@ export function runFlow(
   return runInTree(host, flow, rest, { subRuns: 0, maxSubRuns }, onStart);
 }
 
+/**
+ * Run the config's `runs.onFailure` flow about the run `reportsOn`: as
+ * {@linkcode runFlow}, its record linked to that run (`onFailureOf`), so that
+ * its own end fires nothing.
+ */
+export function runOnFailureFlow(
+  host: FlowHost,
+  flow: FlowSource,
+  reportsOn: string,
+  options: RunFlowOptions = {},
+): Promise<RunRecord> {
+  const { onStart, ...rest } = options;
+  const internal: InternalRunOptions = { ...rest, onFailureOf: reportsOn };
+  return runInTree(
+    host,
+    flow,
+    internal,
+    { subRuns: 0, maxSubRuns: options.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS },
+    onStart,
+  );
+}
+
 /** A run a worker claimed from the queue, for {@linkcode runClaimed}. */
 export interface ClaimedRun {
   /** The run's record as claimed (`running`, with `queue.claim`). */
@@ -340,7 +375,7 @@ export function runClaimed(
 async function runInTree(
   host: FlowHost,
   flow: FlowSource,
-  options: RunFlowOptions,
+  options: InternalRunOptions,
   tree: RunTree,
   onStart?: (runId: string) => void,
   claimed?: ClaimedRun,
@@ -450,6 +485,7 @@ async function runInTree(
       flowVersion: hash,
       inputs: masker.mask(inputs) as Record<string, JsonValue>,
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+      ...(options.onFailureOf === undefined ? {} : { onFailureOf: options.onFailureOf }),
     };
     const onCancelRequested = () => cancel.abort("cancel requested");
     const nodeIds = nodeIdsOf(prepared);
@@ -581,6 +617,7 @@ async function runInTree(
                 inputFromStrings: false,
                 parentRunId: runId,
                 depth: depth + 1,
+                onFailureOf: undefined,
               },
               tree,
               onStart,
@@ -614,6 +651,7 @@ async function runInTree(
       status: record.status,
       record,
     });
+    if (depth === 0 && host.afterRun !== undefined) await host.afterRun(record, options.signal);
     // The caller's own error, unchanged (so `instanceof` checks on it hold); the run is recorded.
     if (tree.callbackError !== undefined && depth === 0) throw tree.callbackError.error;
     return record;
