@@ -152,6 +152,11 @@ nodes:
     forEach:
       "\${{ inputs.list }}"
     with: { message: "\${{ item }}" }
+  - id: items
+    type: log
+    continueOnError: true
+    forEach: { concurrency: 2, items: "\${{ inputs.list }} " }
+    with: { message: "\${{ item }}" }
   - id: badJson
     type: log
     forEach: >-
@@ -175,9 +180,12 @@ nodes:
         notList: `gates.flow.yaml:${
           at(flow, '"${{ inputs.list }}"')
         }: nodes[1].forEach: expected a list, got "abc"`,
+        items: `gates.flow.yaml:${
+          at(flow, '"${{ inputs.list }} "')
+        }: nodes[2].forEach.items: expected a list, got "abc "`,
         badJson: `gates.flow.yaml:${
           at(flow, "fromJson(")
-        }: nodes[2].forEach: Cannot evaluate \${{ fromJson(inputs.list) }}: fromJson() got text that is not JSON: Unexpected token 'a', "abc" is not valid JSON`,
+        }: nodes[3].forEach: Cannot evaluate \${{ fromJson(inputs.list) }}: fromJson() got text that is not JSON: Unexpected token 'a', "abc" is not valid JSON`,
       },
     );
   });

@@ -402,6 +402,14 @@ function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
   return result.value;
 }
 
+/** Where node `i`'s `forEach:` list is written: the value, or its `items:`. */
+function forEachPath(node: PreparedNode, i: number): (string | number)[] {
+  const written = node.spec.forEach;
+  return typeof written === "object" && written !== null && !Array.isArray(written)
+    ? ["nodes", i, "forEach", "items"]
+    : ["nodes", i, "forEach"];
+}
+
 /** The reason an attempt's signal aborts with when it ends without being stopped. */
 const ATTEMPT_FINISHED = "attempt finished";
 
@@ -1259,7 +1267,7 @@ class Execution implements AttemptHost {
       return this.#end(i, started, {
         status: "failed",
         attempts: 0,
-        error: placedError(this.#flow, ["nodes", i, "forEach"], err),
+        error: placedError(this.#flow, forEachPath(node, i), err),
       });
     }
     if (!Array.isArray(list)) {
@@ -1268,7 +1276,7 @@ class Execution implements AttemptHost {
         attempts: 0,
         error: placedMessage(
           this.#flow,
-          ["nodes", i, "forEach"],
+          forEachPath(node, i),
           `expected a list, got ${describeValue(list)}`,
         ),
       });
@@ -1280,7 +1288,7 @@ class Execution implements AttemptHost {
         attempts: 0,
         error: placedMessage(
           this.#flow,
-          ["nodes", i, "forEach"],
+          forEachPath(node, i),
           `the list holds ${count.toLocaleString("en-US")} items; a node runs for at most ${
             MAX_FOR_EACH_ITEMS.toLocaleString("en-US")
           } (split the list, or hand it to a sub-flow per part)`,
