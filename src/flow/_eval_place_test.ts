@@ -25,7 +25,8 @@ function at(text: string, needle: string): string {
   return `${before.length}:${before[before.length - 1].length + 1}`;
 }
 
-const HEAD = "id: f\ninputs:\n  n: { type: any }\n  z: { type: number }\nnodes:\n  - id: a\n    type: transform\n    with:\n";
+const HEAD =
+  "id: f\ninputs:\n  n: { type: any }\n  z: { type: number }\nnodes:\n  - id: a\n    type: transform\n    with:\n";
 const ROUND = "Cannot evaluate ${{ round(inputs.n) }}: round() takes a number as value, got string";
 
 Deno.test("placedError: the offending part of a template, in every style of string", () => {
