@@ -84,7 +84,8 @@ export function buildProgram(setExitCode: (code: number) => void) {
     )
     .configureHelp({ showGlobalOptions: true })
     .exitOverride()
-    .showHelpAfterError("(run flowstate --help for usage)")
+    // With --log-format json a usage error is one line: its message.
+    .showHelpAfterError(jsonLogs() ? false : "(run flowstate --help for usage)")
     .addHelpText("after", HELP_AFTER);
   // With --log-format json, commander's messages on stderr are log lines too (one object each).
   if (jsonLogs()) {
