@@ -218,7 +218,7 @@ export interface WorkerCommandOptions {
  * `queue.lost`, `queue.abandoned`, `worker.error`, `store.unreachable`, `store.reachable`,
  * `worker.stopping`, `worker.stop`), each with the `worker`'s id. `announce: false` (the
  * daemon's worker, whose process says its own start and stop): no start, stopping and stop
- * lines (nor the runs released at stop), as the daemon has always printed it.
+ * lines (nor, in text, the runs released at stop), as the daemon has always printed it.
  */
 export function workerPrinter(
   json: boolean,
@@ -357,7 +357,8 @@ export function workerPrinter(
         }
         return;
       case "stop":
-        if (event.released > 0 && announce) {
+        // The daemon never said it in text; its JSON log does.
+        if (event.released > 0 && (announce || jsonLogs())) {
           sink.err(
             `warning: released ${event.released} run${
               event.released === 1 ? "" : "s"
