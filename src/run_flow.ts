@@ -38,6 +38,7 @@ import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 import { readSecrets, SecretMasker } from "./flow/secrets.ts";
 import {
   assertMockedNodesExist,
+  assertSubFlowMocks,
   checkMocks,
   type MockLevel,
   mockLevel,
@@ -471,6 +472,20 @@ async function runInTree(
   }
   const { parsed, prepared } = loaded;
   const def = prepared.definition;
+  if (mocks !== undefined && mocks.nested.size > 0) {
+    try {
+      await assertSubFlowMocks(
+        mocks,
+        def,
+        prepared.baseDir,
+        new Set(host.nodeTypes?.keys() ?? []),
+        mockPath,
+      );
+    } catch (err) {
+      if (depth > 0) tree.callbackError ??= { error: err };
+      throw err;
+    }
+  }
   const inputs = coerceInputs(def, options.input ?? {}, {
     fromStrings: options.inputFromStrings,
     locate: parsed.locate,

@@ -14,6 +14,9 @@
 import { didYouMean } from "../_suggest.ts";
 import { serializeValue } from "../store/values.ts";
 import type { JsonValue } from "../store/types.ts";
+import { dirname, resolve } from "../_path.ts";
+import { builtinNodes } from "./nodes.ts";
+import type { FlowDefinition } from "./types.ts";
 
 /**
  * What a mock function of {@linkcode NodeMocks} is called with, once per
@@ -177,5 +180,63 @@ export function assertMockedNodesExist(
         JSON.stringify(key)
       }), which the flow does not have${didYouMean(id, ids)}; its nodes are ${ids.join(", ")}`,
     );
+  }
+}
+
+/**
+ * The sub-flow keys of `level` (`"a/b"`) checked before the run starts, as
+ * far as the flow file tells: `a` must not be mocked itself (its sub-flow
+ * would not run), must be a node that can run a sub-flow (a `flow` node, or
+ * a custom node through `ctx.runFlow`), and when it is a `flow` node whose
+ * `flow:` is written out (a path without templates, or a definition), `b`
+ * must be a node of that flow (and so on down). A `TypeError` otherwise.
+ * Keys under a sub-flow known only at run time are checked when it starts.
+ */
+export async function assertSubFlowMocks(
+  level: MockLevel,
+  def: FlowDefinition,
+  baseDir: string,
+  nodeTypes: ReadonlySet<string>,
+  path = "",
+): Promise<void> {
+  for (const [id, sub] of level.nested) {
+    const key = `${path}${id}`;
+    if (level.own.has(id)) {
+      throw new TypeError(
+        `Cannot run flow ${def.id}: mocks has both ${JSON.stringify(key)} and keys under ${
+          JSON.stringify(`${key}/`)
+        }; node ${id} is mocked, so the sub-flow it would run does not run: drop one of them`,
+      );
+    }
+    const spec = def.nodes.find((n) => n.id === id);
+    if (spec === undefined) continue; // named by assertMockedNodesExist
+    const builtin = builtinNodes.has(spec.type) && !nodeTypes.has(spec.type);
+    if (builtin && spec.type !== "flow") {
+      throw new TypeError(
+        `Cannot run flow ${def.id}: mocks key ${
+          JSON.stringify(`${key}/${Object.keys(sub)[0]}`)
+        } names a node of a sub-flow of node ${id}, which is a ${spec.type} node and runs no sub-flow; a key "a/b" is for node b of the sub-flow that node a (a flow node) runs`,
+      );
+    }
+    if (!builtin) continue;
+    const target = (spec.with as Record<string, unknown> | undefined)?.flow;
+    let child: { def: FlowDefinition; baseDir: string } | undefined;
+    try {
+      const { loadFlowFile, validateFlow } = await import("./parse.ts");
+      const types = new Set([...builtinNodes.keys(), ...nodeTypes]);
+      if (typeof target === "string" && !target.includes("${{")) {
+        const file = resolve(baseDir, target);
+        const parsed = await loadFlowFile(file, { nodeTypes: types });
+        child = { def: parsed.definition, baseDir: dirname(file) };
+      } else if (typeof target === "object" && target !== null && !Array.isArray(target)) {
+        child = { def: validateFlow(target, { nodeTypes: types }).definition, baseDir };
+      }
+    } catch {
+      // A sub-flow that does not load fails its node when it runs, saying why.
+    }
+    if (child === undefined) continue;
+    const subLevel = mockLevel(sub)!;
+    assertMockedNodesExist(subLevel, child.def.id, child.def.nodes.map((n) => n.id), `${key}/`);
+    await assertSubFlowMocks(subLevel, child.def, child.baseDir, nodeTypes, `${key}/`);
   }
 }
