@@ -467,3 +467,56 @@ Deno.test("without mocks the same flow cannot run here", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a mocked custom node starts no Worker and loads no module; a mocked queue node enqueues nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-mocks-" });
+  try {
+    // Loading it (in a Worker, to check its options) would fail the flow's check.
+    await Deno.writeTextFile(
+      join(dir, "charge.ts"),
+      'throw new Error("the module was loaded");\nexport default {};\n',
+    );
+    await Deno.writeTextFile(
+      join(dir, "pay.flow.yaml"),
+      `id: pay
+nodes:
+  - id: charge
+    type: ./charge.ts
+    permissions: { net: [api.stripe.com], ffi: true }
+    with: { amount: 42 }
+  - id: later
+    type: queue
+    needs: [charge]
+    with: { flow: receipt, input: { id: "\${{ nodes.charge.output.id }}" } }
+  - id: never
+    type: http
+    if: "\${{ false }}"
+    permissions: { net: [api.example.com] }
+    with: { url: https://api.example.com/ }
+`,
+    );
+    await using rt = await memoryRuntime();
+    const charge = recordCalls({ id: "ch_1" });
+    const later = recordCalls({ runId: "r1", existing: false });
+    const run = await rt.runFlow(join(dir, "pay.flow.yaml"), {
+      mocks: { charge, later, never: null },
+    });
+    assert.equal(run.status, "succeeded", JSON.stringify(run.error));
+    assert.deepEqual(charge.calls[0].with, { amount: 42 });
+    assert.deepEqual((later.calls[0].with as { input: unknown }).input, { id: "ch_1" });
+    assert.equal(run.nodes.charge.mocked, true);
+    assert.equal(run.nodes.later.mocked, true);
+    // A mocked node that did not run (its `if` was false) is not marked: no mock stood in.
+    assert.deepEqual(run.nodes.never, { status: "skipped", attempts: 0 });
+    // Nothing was queued.
+    assert.equal((await (await rt.records()).listRuns()).runs.length, 1);
+    // Its module must still exist: a wrong path is the flow's mistake.
+    await Deno.remove(join(dir, "charge.ts"));
+    await assert.rejects(
+      rt.runFlow(join(dir, "pay.flow.yaml"), { mocks: { charge, later, never: null } }),
+      (err: unknown) => err instanceof FlowValidationError && /charge\.ts/.test(err.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
