@@ -42,7 +42,6 @@ import {
   checkMocks,
   type MockLevel,
   mockLevel,
-  type NodeMock,
   type NodeMocks,
 } from "./flow/mocks.ts";
 
@@ -175,7 +174,7 @@ export interface RunFlowOptions {
   /**
    * Nodes a test replaces, by id: such a node does not run; its output is
    * the value given, or what the function given returns (see
-   * {@linkcode NodeMock}). Its `with:` is still evaluated and checked against
+   * `NodeMock`). Its `with:` is still evaluated and checked against
    * its type's options schema, but nothing only running it needs is checked
    * (a Worker, the runner's `--allow-net`/`--allow-run`, an `exec` program on
    * PATH), and its outcome and events say `mocked: true`. `"a/b"` mocks node

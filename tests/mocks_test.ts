@@ -92,7 +92,10 @@ Deno.test("a mock function gets the node's evaluated with, the item and index un
       type: "http",
       permissions: { net: ["api.example.com"] },
       forEach: { items: "${{ inputs.ids }}", concurrency: 2 },
-      with: { url: "https://api.example.com/users/${{ item }}", headers: { "x-index": "n${{ index }}" } },
+      with: {
+        url: "https://api.example.com/users/${{ item }}",
+        headers: { "x-index": "n${{ index }}" },
+      },
     }],
     outputs: { names: "${{ nodes.fetch.output }}" },
   }, {
@@ -374,7 +377,8 @@ Deno.test("mocks naming no node, or giving no JSON, are TypeErrors before anythi
     rt.runFlow(ALERT, { mocks: { notfy: { status: 200 } } }),
     (err: unknown) =>
       err instanceof TypeError && /mocks names node "notfy"/.test(err.message) &&
-      /did you mean "notify"\?/.test(err.message) && /its nodes are notify, report/.test(err.message),
+      /did you mean "notify"\?/.test(err.message) &&
+      /its nodes are notify, report/.test(err.message),
   );
   await assert.rejects(
     rt.runFlow(ALERT, { mocks: { notify: new Map() as never } }),
