@@ -57,6 +57,6 @@ export {
   testStore,
 } from "./src/testing/conformance/mod.ts";
 export { type ManualTimers, manualTimers } from "./src/testing/timers.ts";
-export { recordCalls, type RecordedCalls } from "./src/testing/mocks.ts";
+export { recordCalls, type RecordedCalls } from "./src/flow/mocks.ts";
 export type { Clock, Timers } from "./src/clock.ts";
 export type { Store } from "./src/store/types.ts";
