@@ -11,11 +11,14 @@ import {
   FlowValidationError,
   type NodeMockCall,
   openRuntime,
+  openStore,
   type RunEvent,
   type Runtime,
 } from "../mod.ts";
 import { recordCalls } from "../testing.ts";
 import { encodeNodes } from "../src/records/_node_outcomes.ts";
+import { RunRecorder } from "../src/records/recorder.ts";
+import { Records } from "../src/records/records.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -523,4 +526,25 @@ nodes:
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a run's end recorded from its events alone (interrupted) still marks its mocked nodes", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const clock = { now: () => Date.now() };
+  const recorder = await RunRecorder.start(records, clock, {
+    flowId: "alert",
+    flowVersion: "v",
+    inputs: {},
+  }, { nodeIds: ["notify", "report"] });
+  recorder.event({ at: clock.now(), type: "node.start", node: "notify", mocked: true });
+  recorder.event({ at: clock.now(), type: "node.attempt", node: "notify", attempt: 1 });
+  recorder.event({ at: clock.now(), type: "node.start", node: "report" });
+  const { ended } = await RunRecorder.interruptAll("cancelled: exiting");
+  assert.ok(ended.includes(recorder.id));
+  assert.deepEqual((await records.getRun(recorder.id))?.nodes, {
+    notify: { status: "cancelled", attempts: 1, mocked: true },
+    report: { status: "cancelled", attempts: 0 },
+  });
+  await recorder.close();
 });
