@@ -16,6 +16,7 @@ import {
   type Runtime,
 } from "../mod.ts";
 import { recordCalls } from "../testing.ts";
+import { cliOk, withCliProject } from "./_cli_sandbox.ts";
 import { encodeNodes } from "../src/records/_node_outcomes.ts";
 import { RunRecorder } from "../src/records/recorder.ts";
 import { Records } from "../src/records/records.ts";
@@ -547,4 +548,20 @@ Deno.test("a run's end recorded from its events alone (interrupted) still marks 
     report: { status: "cancelled", attempts: 0 },
   });
   await recorder.close();
+});
+
+Deno.test("flowstate runs show says which nodes were mocked", async () => {
+  await withCliProject(
+    "home: home\nstores:\n  main: { plugin: sqlite, path: home/main.db }\n",
+    async (cli, dir) => {
+      let runId: string;
+      {
+        await using rt = await openRuntime({ config: join(dir, "flowstate.yaml") });
+        runId = (await rt.runFlow(ALERT, { mocks: { notify: { status: 200, body: "ok" } } })).id;
+      }
+      const shown = await cliOk(cli, "runs", "show", runId);
+      assert.match(shown, /^ {2}notify: succeeded, 1 attempt, .*\(mocked: it did not run\)$/m);
+      assert.match(shown, /^ {2}report: succeeded, 1 attempt, [^(\n]*$/m);
+    },
+  );
 });
