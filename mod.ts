@@ -141,12 +141,15 @@ export type {
 export {
   type AbandonedPolicy,
   type ConfigObject,
+  type FailureKind,
   type JobConfig,
   type JobConfigObject,
   loadConfig,
   type LoadConfigOptions,
   type MissedPolicy,
   type NodesConfigObject,
+  type OnFailureConfig,
+  type OnFailureConfigObject,
   type OverlapPolicy,
   type ResolvedConfig,
   type RunsConfig,
@@ -160,6 +163,7 @@ export {
   type RuntimeOptions,
 } from "./src/runtime.ts";
 export { type EnqueueOptions, type EnqueueResult } from "./src/queue/enqueue.ts";
+export type { FailedRunInput, RunSource } from "./src/on_failure.ts";
 export {
   DEFAULT_LEASE_MS,
   DEFAULT_POLL_MS,

@@ -16,6 +16,7 @@
 export {
   type ClaimOptions,
   type EnqueueInit,
+  type OnFailureMarker,
   type QueueCounts,
   Records,
   type RecordsOptions,

@@ -47,12 +47,15 @@ import { builtinJobNames } from "./jobs/builtin.ts";
 import { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
 import { resolvePluginSpecifier, type StoreSpec } from "./plugin.ts";
 import { type ScopeName, SCOPES } from "./state/scopes.ts";
+import { isFlowPath } from "./flow/load.ts";
 import type {
   AbandonedPolicy,
   ConfigObject,
+  FailureKind,
   JobConfigObject,
   MissedPolicy,
   NodesConfigObject,
+  OnFailureConfigObject,
   OverlapPolicy,
   RunsConfigObject,
   ServeConfigObject,
@@ -72,9 +75,11 @@ export const DEFAULT_STORE_NAME = "default";
 export type {
   AbandonedPolicy,
   ConfigObject,
+  FailureKind,
   JobConfigObject,
   MissedPolicy,
   NodesConfigObject,
+  OnFailureConfigObject,
   OverlapPolicy,
   RunsConfigObject,
   ServeConfigObject,
@@ -119,7 +124,36 @@ export interface RunsConfig {
    * or before share the records store.
    */
   readonly nodesFormat?: 1 | 2;
+  /** The flow run when a run ends badly (`runs.onFailure`), when set. */
+  readonly onFailure?: OnFailureConfig;
 }
+
+/**
+ * `runs.onFailure`, resolved: which flow to run when a run ends badly, and for which runs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadConfig, type OnFailureConfig } from "@flowstate/core";
+ *
+ * const config = await loadConfig({ config: { runs: { onFailure: { flow: "alert", on: ["failed"] } } } });
+ * const onFailure: OnFailureConfig | undefined = config.runs.onFailure;
+ * assert.deepEqual(onFailure, { flow: "alert", on: ["failed"], except: [] });
+ * ```
+ */
+export interface OnFailureConfig {
+  /** The flow as written: an id under `flows:`, or a path. */
+  readonly flow: string;
+  /** The flow's file (absolute) when `flow` is a path (relative to the config's folder). */
+  readonly file?: string;
+  /** Which ends fire it. */
+  readonly on: readonly FailureKind[];
+  /** Flow ids whose runs never fire it. */
+  readonly except: readonly string[];
+}
+
+/** The ends that fire `runs.onFailure` unless its `on:` says otherwise. */
+export const DEFAULT_FAILURE_KINDS: readonly FailureKind[] = ["failed", "timed-out", "abandoned"];
 
 /** The jobs scheduled even when the config does not mention them (unless disabled). */
 export const DEFAULT_SCHEDULED_JOBS: readonly string[] = ["retention", "gc"];
@@ -823,6 +857,9 @@ function resolveConfig(
     ...(runTimeoutMs === undefined ? {} : { timeoutMs: runTimeoutMs }),
     eventFormat: config.runs?.eventFormat ?? 2,
     ...(config.runs?.nodesFormat === undefined ? {} : { nodesFormat: config.runs.nodesFormat }),
+    ...(config.runs?.onFailure === undefined
+      ? {}
+      : { onFailure: resolveOnFailure(config.runs.onFailure, ctx.baseDir) }),
   });
 
   if (problems.size > 0) throw problems.error();
@@ -849,6 +886,16 @@ function resolveConfig(
   });
   if (formerHome !== undefined) formerHomes.set(resolved, formerHome);
   return resolved;
+}
+
+/** `runs.onFailure` resolved: its file when a path, its defaults. */
+function resolveOnFailure(written: OnFailureConfigObject, baseDir: string): OnFailureConfig {
+  return Object.freeze({
+    flow: written.flow,
+    ...(isFlowPath(written.flow) ? { file: resolve(baseDir, written.flow) } : {}),
+    on: Object.freeze([...new Set(written.on ?? DEFAULT_FAILURE_KINDS)]),
+    except: Object.freeze([...(written.except ?? [])]),
+  });
 }
 
 /**

@@ -247,6 +247,55 @@ export interface RunsConfigObject {
    * them). Both are always read.
    */
   nodesFormat?: 1 | 2;
+  /**
+   * A flow run whenever any run (a flow's, a job's) ends failed, timed out or
+   * abandoned: one place to be told. See {@linkcode OnFailureConfigObject}.
+   */
+  onFailure?: OnFailureConfigObject;
+}
+
+/**
+ * What ends of a run fire `runs.onFailure`: `failed`, `timed-out`,
+ * `abandoned` (its process died: recorded failed by whoever found it), and
+ * `cancelled` (a person's act: only when listed).
+ *
+ * @example
+ * ```ts
+ * import type { FailureKind } from "@flowstate/core";
+ * const on: FailureKind[] = ["failed", "abandoned"];
+ * ```
+ */
+export type FailureKind = "failed" | "timed-out" | "abandoned" | "cancelled";
+
+/** Every {@linkcode FailureKind}, in the order they are listed. */
+export const FAILURE_KINDS: readonly FailureKind[] = [
+  "failed",
+  "timed-out",
+  "abandoned",
+  "cancelled",
+];
+
+/**
+ * The `runs.onFailure:` settings, as written: the flow to run when a run
+ * ends badly, with one input, `run`, describing it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadConfig, type OnFailureConfigObject } from "@flowstate/core";
+ *
+ * const onFailure: OnFailureConfigObject = { flow: "./alert.flow.yaml", except: ["noisy"] };
+ * const config = await loadConfig({ config: { runs: { onFailure } } });
+ * assert.deepEqual(config.runs.onFailure?.on, ["failed", "timed-out", "abandoned"]);
+ * ```
+ */
+export interface OnFailureConfigObject {
+  /** A flow id under `flows:`, or a path to a flow file (relative to the config's folder). */
+  flow: string;
+  /** Which ends fire it (default: `failed`, `timed-out`, `abandoned`). */
+  on?: FailureKind[];
+  /** Flow ids (`job:<name>` for a job) whose runs never fire it. */
+  except?: string[];
 }
 
 type Path = readonly (string | number)[];
@@ -275,7 +324,11 @@ export const RUNS_FIELDS: readonly string[] = [
   "timeout",
   "eventFormat",
   "nodesFormat",
+  "onFailure",
 ];
+
+/** The fields allowed under `runs.onFailure:`. */
+export const ON_FAILURE_FIELDS: readonly string[] = ["flow", "on", "except"];
 
 /** The fields allowed in one job's settings. */
 export const JOB_FIELDS: readonly string[] = [
@@ -362,6 +415,11 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
     timeout: z.union([z.number(), z.string()]).optional(),
     eventFormat: z.union([z.literal(1), z.literal(2)]).optional(),
     nodesFormat: z.union([z.literal(1), z.literal(2)]).optional(),
+    onFailure: z.strictObject({
+      flow: z.string().min(1),
+      on: z.array(z.enum(["failed", "timed-out", "abandoned", "cancelled"])).min(1).optional(),
+      except: z.array(z.string().min(1)).optional(),
+    }).optional(),
   }).optional(),
   nodes: z.strictObject({
     trusted: z.array(z.string().min(1)).optional(),
@@ -434,6 +492,14 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
           }`,
         };
       }
+      if (path.length === 2 && path[0] === "runs" && path[1] === "onFailure") {
+        return {
+          path: [...path, key],
+          message: `unknown field${didYouMean(key, ON_FAILURE_FIELDS)}; onFailure allows ${
+            ON_FAILURE_FIELDS.join(", ")
+          }`,
+        };
+      }
       return { path: [...path, key], message: "unknown field" };
     }
     case "invalid_type":
@@ -489,6 +555,16 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? "1 (the form Flowstate 0.4 reads) or 2 (compact, the default)"
         : path.length === 2 && path[0] === "runs" && last === "nodesFormat"
         ? "1 (the form Flowstate 0.5 reads) or 2 (compact, the default unless eventFormat is 1)"
+        : path.length === 2 && path[0] === "runs" && last === "onFailure"
+        ? `a mapping like "{ flow: alert }" (fields ${ON_FAILURE_FIELDS.join(", ")})`
+        : path.length === 3 && path[1] === "onFailure" && last === "flow"
+        ? "a flow id under flows:, or a path to a flow file"
+        : path.length === 3 && path[1] === "onFailure" && last === "on"
+        ? `a list of ${FAILURE_KINDS.join(", ")}`
+        : path.length === 3 && path[1] === "onFailure" && last === "except"
+        ? "a list of flow ids"
+        : path.length === 4 && path[1] === "onFailure" && path[2] === "except"
+        ? "a flow id"
         : path.length === 1 && last === "serve"
         ? `a mapping of server settings (${SERVE_FIELDS.join(", ")})`
         : path.length === 2 && path[0] === "serve" && last === "port"
@@ -515,6 +591,16 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         return {
           path,
           message: `expected a port number from 0 to 65535, got ${describeValue(input)}`,
+        };
+      }
+      if (path[0] === "runs" && path[1] === "onFailure") {
+        return {
+          path,
+          message: path[2] === "on"
+            ? `must name at least one of ${
+              FAILURE_KINDS.join(", ")
+            } (leave it out for failed, timed-out, abandoned)`
+            : "must not be empty",
         };
       }
       if (path[0] === "runs") {

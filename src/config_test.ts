@@ -590,7 +590,7 @@ Deno.test("parseConfigText() rejects bad runs: fields with clear messages", () =
   assert.equal(
     errorOf("runs: { maxSubRun: 5 }\n"),
     'flowstate.yaml:1:9: runs.maxSubRun: unknown field (did you mean "maxSubRuns"?); ' +
-      "runs allows abortGrace, maxSubRuns, timeout, eventFormat, nodesFormat",
+      "runs allows abortGrace, maxSubRuns, timeout, eventFormat, nodesFormat, onFailure",
   );
   assert.match(
     errorOf("runs: { abortGrace: soon }\n"),
@@ -606,7 +606,7 @@ Deno.test("parseConfigText() rejects bad runs: fields with clear messages", () =
   );
   assert.equal(
     errorOf("runs: 5\n"),
-    "flowstate.yaml:1:1: runs: expected a mapping of run limits (abortGrace, maxSubRuns, timeout, eventFormat, nodesFormat), got the number 5",
+    "flowstate.yaml:1:1: runs: expected a mapping of run limits (abortGrace, maxSubRuns, timeout, eventFormat, nodesFormat, onFailure), got the number 5",
   );
   assert.equal(
     errorOf("runs:\n  eventFormat: 3\n"),

@@ -69,6 +69,7 @@ export type WarningCode =
   | "STORE_CORRUPT_MOVED"
   | "INDEX_BUILD"
   | "HOME_MOVED"
+  | "ON_FAILURE"
   // deno-lint-ignore ban-types
   | (string & {});
 

@@ -79,6 +79,13 @@ export interface FlowHost {
   flowRoots?: readonly string[];
   /** Enqueues a run (the `queue` node type): a flow id, or an absolute path. */
   enqueue?: (flow: string, options: EnqueueOptions) => Promise<EnqueueResult>;
+  /**
+   * Called with the record of every root run (not a sub-run) once its end is
+   * recorded and told, and awaited before the run's promise settles: where
+   * the runtime runs its `runs.onFailure` flow, stopped by the run's own
+   * `signal` too (Ctrl-C while `flowstate run` waits for it). It must not throw.
+   */
+  afterRun?: (record: RunRecord, signal?: AbortSignal) => Promise<void>;
 }
 
 /**
@@ -180,7 +187,8 @@ export interface RunFlowOptions {
    * PATH), and its outcome and events say `mocked: true`. `"a/b"` mocks node
    * `b` of the sub-flow node `a` runs. A key naming no node is a `TypeError`
    * before anything runs (for a sub-flow's node: when the sub-run starts;
-   * `runFlow` then rejects with it once the run's end is recorded).
+   * `runFlow` then rejects with it once the run's end is recorded). A run with
+   * mocks is a test's: when it fails, the config's `runs.onFailure` flow is not run.
    *
    * @example
    * ```ts
@@ -211,6 +219,12 @@ export interface RunFlowOptions {
   mocks?: NodeMocks;
   /** Sub-flow nesting depth (internal). */
   depth?: number;
+}
+
+/** {@linkcode RunFlowOptions} with what only the runtime sets. */
+interface InternalRunOptions extends RunFlowOptions {
+  /** The run this one reports on (a run of the `runs.onFailure` flow). */
+  onFailureOf?: string;
 }
 
 const MAX_DEPTH = 16;
@@ -339,6 +353,28 @@ export function runFlow(
   return runInTree(host, flow, rest, { subRuns: 0, maxSubRuns }, onStart);
 }
 
+/**
+ * Run the config's `runs.onFailure` flow about the run `reportsOn`: as
+ * {@linkcode runFlow}, its record linked to that run (`onFailureOf`), so that
+ * its own end fires nothing.
+ */
+export function runOnFailureFlow(
+  host: FlowHost,
+  flow: FlowSource,
+  reportsOn: string,
+  options: RunFlowOptions = {},
+): Promise<RunRecord> {
+  const { onStart, ...rest } = options;
+  const internal: InternalRunOptions = { ...rest, onFailureOf: reportsOn };
+  return runInTree(
+    host,
+    flow,
+    internal,
+    { subRuns: 0, maxSubRuns: options.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS },
+    onStart,
+  );
+}
+
 /** A run a worker claimed from the queue, for {@linkcode runClaimed}. */
 export interface ClaimedRun {
   /** The run's record as claimed (`running`, with `queue.claim`). */
@@ -387,7 +423,7 @@ export function runClaimed(
 async function runInTree(
   host: FlowHost,
   flow: FlowSource,
-  options: RunFlowOptions,
+  options: InternalRunOptions,
   tree: RunTree,
   onStart?: (runId: string) => void,
   claimed?: ClaimedRun,
@@ -532,6 +568,7 @@ async function runInTree(
       flowVersion: hash,
       inputs: masker.mask(inputs) as Record<string, JsonValue>,
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+      ...(options.onFailureOf === undefined ? {} : { onFailureOf: options.onFailureOf }),
     };
     const onCancelRequested = () => cancel.abort("cancel requested");
     const nodeIds = nodeIdsOf(prepared);
@@ -665,6 +702,7 @@ async function runInTree(
                 parentRunId: runId,
                 depth: depth + 1,
                 mocks: mocks?.nested.get(node.spec.id),
+                onFailureOf: undefined,
               },
               tree,
               onStart,
@@ -699,6 +737,11 @@ async function runInTree(
       status: record.status,
       record,
     });
+    // A run with mocks is a test's: its failure is not reported (`runs.onFailure` would post it
+    // for real, from the test).
+    if (depth === 0 && host.afterRun !== undefined && mocks === undefined) {
+      await host.afterRun(record, options.signal);
+    }
     // The caller's own error, unchanged (so `instanceof` checks on it hold); the run is recorded.
     if (tree.callbackError !== undefined && depth === 0) throw tree.callbackError.error;
     return record;

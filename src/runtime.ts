@@ -35,7 +35,8 @@ import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
 import type { RunRecord } from "./records/types.ts";
-import { Records, recordsWithArchive } from "./records/records.ts";
+import { Records, recordsWithArchive, tellEndsFound } from "./records/records.ts";
+import { FailureNotifier, type OnFailureFlow, type RunSource } from "./on_failure.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { assertRunId } from "./records/run_id.ts";
 import { systemClock } from "./clock.ts";
@@ -558,6 +559,10 @@ class FlowstateRuntime implements Runtime {
   readonly sandboxes: SandboxPool;
   /** The program's node types (`nodeTypes` of {@linkcode openRuntime}); see {@linkcode programNodesOf}. */
   readonly nodeTypes: ProgramNodeTypes | undefined;
+  /** Runs `runs.onFailure`, when the config sets it. */
+  readonly notifier: FailureNotifier | undefined;
+  /** How this runtime's runs come to run, for `runs.onFailure` (see {@linkcode setRunSource}). */
+  runSource: RunSource = "program";
 
   constructor(
     config: ResolvedConfig,
@@ -596,6 +601,25 @@ class FlowstateRuntime implements Runtime {
       changed: (change: StateChange) =>
         events.emit({ type: "state.changed", at: at(), ...change, key: [...change.key] }),
     };
+    this.notifier = config.runs.onFailure === undefined ? undefined : new FailureNotifier({
+      config,
+      records: () => this.records(),
+      flowHost: () => this.flowHost(),
+      runOptions: () => ({ ...this.runDefaults(), signal: this.#stopRuns.signal }),
+      loadFlow: (file) =>
+        this.#flows.load(file, {
+          pool: this.sandboxes,
+          cwd: this.#cwd,
+          trusted: this.config.nodes.trusted,
+          trustedBaseDir: this.config.baseDir,
+          ...(this.nodeTypes === undefined ? {} : { nodeTypes: this.nodeTypes }),
+        }),
+      warn: (message) => {
+        if (this.#onWarning === undefined) console.warn(`warning: ${message}`);
+        else this.#onWarning({ code: "ON_FAILURE", message });
+      },
+      source: () => this.runSource,
+    });
   }
 
   events(options?: EventsOptions): AsyncIterableIterator<RuntimeEvent> {
@@ -828,6 +852,10 @@ class FlowstateRuntime implements Runtime {
       flows: this.#flows,
       flowRoots: this.config.flows,
       enqueue: (flow, options) => this.enqueue(flow, options),
+      ...(this.notifier === undefined ? {} : {
+        afterRun: (record: RunRecord, signal?: AbortSignal) =>
+          this.notifier!.notify(record, signal),
+      }),
     };
   }
 
@@ -913,12 +941,43 @@ class FlowstateRuntime implements Runtime {
       eventFormat: this.config.runs.eventFormat,
       nodesFormat: this.config.runs.nodesFormat,
     });
+    if (this.notifier !== undefined) {
+      const notifier = this.notifier;
+      tellEndsFound(records, (record) => notifier.notify(record));
+    }
     return recordsWithArchive(records, {
       // Loaded when a listing reads the archive: a run never does (nor its node: built-ins).
       reader: async () => (await import("./records/_archive_read.ts")).archiveReaderOf(this),
       ...(this.#onWarning === undefined ? {} : { onWarning: this.#onWarning }),
     });
   }
+}
+
+/**
+ * Run the config's `runs.onFailure` flow about `record` if it calls for it
+ * (internal: a job's run, a claimed run that never started; see
+ * `on_failure.ts`). Never throws.
+ */
+export async function notifyRunEnded(runtime: Runtime, record: RunRecord): Promise<void> {
+  await (runtime as Partial<FlowstateRuntime>).notifier?.notify(record);
+}
+
+/**
+ * Say how the runs `runtime` starts itself come to run (internal: the CLI's
+ * commands), as `runs.onFailure` is told: `cli`, `schedule`, `api`; a
+ * program's runtime says `program`.
+ */
+export function setRunSource(runtime: Runtime, source: RunSource): void {
+  if (runtime instanceof FlowstateRuntime) runtime.runSource = source;
+}
+
+/**
+ * Check the config's `runs.onFailure` flow (internal: `flowstate validate`,
+ * the daemon and `worker` at their start): its file, definition and inputs,
+ * or a `ConfigError` at `runs.onFailure.flow`; `undefined` without one.
+ */
+export async function checkOnFailure(runtime: Runtime): Promise<OnFailureFlow | undefined> {
+  return await (runtime as Partial<FlowstateRuntime>).notifier?.check();
 }
 
 /**

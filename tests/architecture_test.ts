@@ -65,6 +65,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/runtime.ts", 5],
   ["src/runtime_events.ts", 5],
   ["src/run_flow.ts", 5],
+  ["src/on_failure.ts", 5],
   ["src/flow_files.ts", 5],
   ["src/flow_cache.ts", 5],
   ["src/flow_disk_cache.ts", 5],

@@ -85,7 +85,7 @@ Deno.test("flowstate run: a node that fails as its options are evaluated prints 
     assert.equal(result.code, 1, result.stderr);
     assert.match(
       result.stderr,
-      /^\[b\] failed after 1 attempt: Cannot evaluate \$\{\{ 10 \/ inputs\.z \}\}: 10 \/ 0 is Infinity, which is not a finite number$/m,
+      /^\[b\] failed after 1 attempt: t3\.flow\.yaml:7:30: nodes\[0\]\.with\.message: Cannot evaluate \$\{\{ 10 \/ inputs\.z \}\}: 10 \/ 0 is Infinity, which is not a finite number$/m,
     );
   });
 });

@@ -133,11 +133,11 @@ nodes:
     const record = JSON.parse(result.stdout);
     assert.equal(
       record.nodes.when.error,
-      `Cannot evaluate \${{ formatDate(inputs.at, 'yyyy') }}: formatDate() cannot read "next tuesday" as a date: write it in ISO 8601, as in 2026-12-07, 2026-12-07T14:30:00 or 2026-12-07T14:30:00Z`,
+      `late.flow.yaml:8:27: nodes[0].with.message: Cannot evaluate \${{ formatDate(inputs.at, 'yyyy') }}: formatDate() cannot read "next tuesday" as a date: write it in ISO 8601, as in 2026-12-07, 2026-12-07T14:30:00 or 2026-12-07T14:30:00Z`,
     );
     assert.equal(
       record.nodes.round.error,
-      "Cannot evaluate ${{ round(inputs.n) }}: round() takes a number as value, got string",
+      "late.flow.yaml:11:27: nodes[1].with.message: Cannot evaluate ${{ round(inputs.n) }}: round() takes a number as value, got string",
     );
   });
 });

@@ -361,7 +361,7 @@ Deno.test("a forEach whose value is not a list fails the node, saying what it go
       const run = await rt.runFlow(flow, { input: { list: value } });
       assert.equal(run.status, "failed");
       assert.equal(run.nodes.each.status, "failed");
-      assert.equal(run.nodes.each.error, `forEach: expected a list, got ${got}`);
+      assert.equal(run.nodes.each.error, `nodes[0].forEach: expected a list, got ${got}`);
     }
     assert.deepEqual(gates.log, []);
   });
@@ -383,7 +383,7 @@ Deno.test("a list of more than MAX_FOR_EACH_ITEMS items fails the node, naming t
     assert.equal(run.status, "failed");
     assert.equal(
       run.nodes.each.error,
-      "forEach: the list holds 10,001 items; a node runs for at most 10,000 (split the list, or hand it to a sub-flow per part)",
+      "nodes[0].forEach: the list holds 10,001 items; a node runs for at most 10,000 (split the list, or hand it to a sub-flow per part)",
     );
     assert.deepEqual(gates.log, []);
   });

@@ -565,3 +565,34 @@ Deno.test("flowstate runs show says which nodes were mocked", async () => {
     },
   );
 });
+
+Deno.test("a run with mocks that fails does not run the config's runs.onFailure flow", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-mocks-" });
+  try {
+    await Deno.writeTextFile(
+      join(dir, "page.flow.yaml"),
+      "id: page\ninputs:\n  run: { type: object }\nnodes:\n  - { id: say, type: log, with: { message: paged } }\n",
+    );
+    await using rt = await openRuntime({
+      config: {
+        stores: { main: { plugin: "memory" } },
+        runs: { onFailure: { flow: join(dir, "page.flow.yaml") } },
+      },
+    });
+    const records = await rt.records();
+    const mocked = await rt.runFlow(ALERT, {
+      mocks: { notify: () => Promise.reject(new Error("down")) },
+    });
+    assert.equal(mocked.status, "failed");
+    assert.deepEqual((await records.listRuns({ flowId: "page" })).runs, []);
+    // The same failure without mocks is reported.
+    const real = await rt.runFlow({
+      id: "alert",
+      nodes: [{ id: "notify", type: "fail", with: { message: "down" } }],
+    });
+    assert.equal(real.status, "failed");
+    assert.equal((await records.listRuns({ flowId: "page" })).runs.length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

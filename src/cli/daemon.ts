@@ -78,7 +78,13 @@ import { loadConfig } from "../config.ts";
 import { parseDuration } from "../duration.ts";
 import { messageOf } from "../errors.ts";
 import type { Clock } from "../store/types.ts";
-import { openRuntime, type Runtime, sandboxPoolOf } from "../runtime.ts";
+import {
+  checkOnFailure,
+  openRuntime,
+  type Runtime,
+  sandboxPoolOf,
+  setRunSource,
+} from "../runtime.ts";
 import { loadConfiguredJob } from "../scheduler/from_config.ts";
 import { tickKey } from "../scheduler/lease.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler/scheduler.ts";
@@ -152,6 +158,9 @@ export async function daemonCommand(
   const quiet = options.quiet ?? false;
   const { waitForStoreMs } = waitForStoreSetting(options.waitForStore);
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  setRunSource(runtime, "schedule");
+  // A bad runs.onFailure flow is said at the start, not at the first failure.
+  await checkOnFailure(runtime);
   // A daemon runs flows again and again: custom node Workers serve the next run (nodes.workerIdle).
   const pool = sandboxPoolOf(runtime);
   if (pool && runtime.config.nodes.workerIdleMs === undefined) pool.idleMs = DAEMON_WORKER_IDLE;

@@ -50,7 +50,7 @@ import { flowJsonSchema } from "../flow/schema.ts";
 import { literalSecrets } from "../flow/_http.ts";
 import { KILL_PROGRAM } from "../flow/_exec.ts";
 import { loadConfig } from "../config.ts";
-import { formatPath } from "../errors.ts";
+import { ConfigError, formatPath } from "../errors.ts";
 import { describePermissions } from "../flow/sub_flows.ts";
 import type { FlowQueueLimits } from "../flow/types.ts";
 import { parseRate } from "../rate.ts";
@@ -228,7 +228,11 @@ export async function validateFlows(
   const results: ValidateResult[] = [];
   const warned = new Set<string>();
   const guarded = await guardedPaths(config);
-  for (const file of await flowArguments(files, config)) {
+  // Without arguments the project is checked: its runs.onFailure flow too.
+  const onFailure = files.length === 0 && config.runs.onFailure !== undefined;
+  if (onFailure) results.push(await validateOnFailure(config, options.json === true));
+  const listed = onFailure && config.flows.length === 0 ? [] : await flowArguments(files, config);
+  for (const file of listed) {
     // Outside its project, a flow is checked against the default config: said once per project.
     const elsewhere = await projectElsewhereWarning(file, config);
     if (elsewhere !== undefined && !warned.has(elsewhere)) {
@@ -319,6 +323,37 @@ export async function validateFlows(
   }
   if (options.json) console.log(JSON.stringify(results));
   return results.some((r) => !r.ok) ? 2 : 0;
+}
+
+/** `flowstate validate`'s check of the config's `runs.onFailure` flow, as one result. */
+async function validateOnFailure(config: ResolvedConfig, json: boolean): Promise<ValidateResult> {
+  const { checkOnFailure, openRuntime } = await import("../runtime.ts");
+  // No store is opened: the flow is only loaded and checked.
+  await using runtime = await openRuntime({ config: config.file ?? {}, createStores: false });
+  const file = config.file ?? "<config>";
+  try {
+    const checked = await checkOnFailure(runtime);
+    if (!json) console.log(printable(`ok runs.onFailure: ${checked?.file}`));
+    return { file, ok: true, problems: [], nodes: [], env: [], warnings: [] };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    if (!json) printErrorLines(err.message);
+    const at = /:(\d+):(\d+)$/.exec(config.where(["runs", "onFailure", "flow"]) ?? "");
+    return {
+      file,
+      ok: false,
+      nodes: [],
+      env: [],
+      warnings: [],
+      problems: err.issues.map((p) => ({
+        file,
+        line: at === null ? null : Number(at[1]),
+        column: at === null ? null : Number(at[2]),
+        path: formatPath(p.path),
+        message: p.message,
+      })),
+    };
+  }
 }
 
 function describeRuns(node: ValidateNode): string {

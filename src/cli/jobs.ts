@@ -27,7 +27,7 @@ import type { RunRecord } from "../records/types.ts";
 import { builtinJobNames, knownJobNames } from "../jobs/builtin.ts";
 import { resolvePathOptions, runJob, unitlessDurationOptions } from "../jobs/run.ts";
 import type { Job } from "../jobs/job.ts";
-import { openRuntime, type Runtime } from "../runtime.ts";
+import { openRuntime, type Runtime, setRunSource } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
 import { loadConfiguredJob, locateJobOptionsError } from "../scheduler/from_config.ts";
 import { formatDuration, formatTime, lastRunText, printTable } from "./format.ts";
@@ -287,6 +287,7 @@ export async function jobsRun(
     },
     onIndexBuild: indexBuildProgress(progressMode(options.quiet)),
   });
+  setRunSource(runtime, "cli");
   const names = jobNames(runtime);
   if (!names.includes(name)) {
     throw new UsageError(

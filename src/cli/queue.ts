@@ -30,7 +30,7 @@ import { DEFAULT_TIMEZONE, parseIsoTime } from "../timezone.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
-import { openRuntime } from "../runtime.ts";
+import { checkOnFailure, openRuntime } from "../runtime.ts";
 import { DEFAULT_LEASE_MS, startWorker, type WorkerEvent } from "../queue/worker.ts";
 import { formatDuration, printable, queueAttemptText } from "./format.ts";
 import { UsageError } from "./input.ts";
@@ -419,6 +419,8 @@ export async function workerCommand(
   const settings = workerSettings(options);
   const quiet = options.quiet ?? global.quiet ?? false;
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  // A bad runs.onFailure flow is said at the start, not at the first failure.
+  await checkOnFailure(runtime);
   for (const flow of settings.flows ?? []) {
     // A flow id nobody has: most likely a typo, and the worker would idle forever.
     await findFlowFile(runtime.config, flow, Deno.cwd()).catch(() => {

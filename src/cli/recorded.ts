@@ -11,7 +11,7 @@
  */
 import { runJob } from "../jobs/run.ts";
 import type { RunRecord } from "../records/types.ts";
-import type { Runtime } from "../runtime.ts";
+import { type Runtime, setRunSource } from "../runtime.ts";
 import { interruptible, printError, progressMode, stderrLogger } from "./common.ts";
 
 /** How to run one recorded maintenance job. */
@@ -50,6 +50,8 @@ export async function runRecordedJob<T>(
   name: string,
   how: RecordedJobOptions,
 ): Promise<RecordedJob<T>> {
+  // A backup, restore or migration from the command line (for runs.onFailure's `source`).
+  setRunSource(runtime, "cli");
   const { value: record, interrupted, exitCode } = await interruptible(
     how.notice,
     (signal) =>

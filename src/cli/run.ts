@@ -23,7 +23,7 @@ import { rethrowWithFlowIdHint } from "../flow_files.ts";
 import { join } from "../_path.ts";
 import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
-import { openRuntimeWith, type Runtime, sandboxPoolOf } from "../runtime.ts";
+import { openRuntimeWith, type Runtime, sandboxPoolOf, setRunSource } from "../runtime.ts";
 import { loadConfigCached } from "../config_disk_cache.ts";
 import { formatDuration, itemsText, printable, runErrorText, shortHash } from "./format.ts";
 import { readInputsDocument, UsageError } from "./input.ts";
@@ -122,6 +122,7 @@ export async function runCommand(
       return config;
     },
   );
+  setRunSource(runtime, "cli");
   // Outside its project, a flow runs on the default store here: said before anything is written.
   const elsewhere = await projectElsewhereWarning(file, runtime.config);
   if (elsewhere !== undefined) console.error(printable(`warning: ${elsewhere}`));
@@ -182,7 +183,18 @@ export async function runCommand(
   await saveConfigToCache();
 
   if (options.json) console.log(JSON.stringify(record));
-  else printSummary(record, await recordsStoreLine(runtime));
+  else {
+    printSummary(record, await recordsStoreLine(runtime));
+    // The runs.onFailure flow ran (and ended) before runFlow returned: said with the run.
+    const handler = record.status === "succeeded" || runtime.config.runs.onFailure === undefined
+      ? null
+      : (await (await runtime.records()).onFailureMarker(record.id))?.runId;
+    if (handler) {
+      console.log(
+        `onFailure: ${printable(runtime.config.runs.onFailure!.flow)} ran as run ${handler}`,
+      );
+    }
+  }
   if (record.status === "succeeded") return 0;
   return interrupted && record.status === "cancelled" ? exitCode : 1;
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { RunEvent, RunRecord, StateAccess } from "../records/types.ts";
+import type { OnFailureMarker } from "../records/records.ts";
 import {
   formatDuration,
   formatTime,
@@ -37,13 +38,24 @@ function queueWaitText(run: RunRecord): string {
   return "";
 }
 
-/** Print a run as `runs show` does: its record, then a timeline per node (times in `tz`). */
-export function printRun(run: RunRecord, events: readonly RunEvent[], tz: string): void {
+/**
+ * Print a run as `runs show` does: its record, then a timeline per node (times in `tz`);
+ * with `onFailure`, the `runs.onFailure` flow that ran about it.
+ */
+export function printRun(
+  run: RunRecord,
+  events: readonly RunEvent[],
+  tz: string,
+  onFailure?: OnFailureMarker | null,
+): void {
   const lines = [
     `run:      ${run.id}`,
     `flow:     ${run.flowId} (version ${shortHash(run.flowVersion)})`,
   ];
   if (run.parentRunId !== undefined) lines.push(`parent:   ${run.parentRunId}`);
+  if (run.onFailureOf !== undefined) {
+    lines.push(`reports:  on run ${run.onFailureOf} (this is a run of the runs.onFailure flow)`);
+  }
   const gone = abandonedRun(run, Date.now(), MIN_ABANDONED_MS);
   lines.push(
     `status:   ${run.status}${
@@ -54,6 +66,19 @@ export function printRun(run: RunRecord, events: readonly RunEvent[], tz: string
         }: its process is gone; \`flowstate jobs run gc\` records it failed)`
     }`,
   );
+  if (onFailure) {
+    lines.push(
+      printable(
+        `onFailure: ${onFailure.flow} ${
+          onFailure.runId === undefined
+            ? `started by ${onFailure.host} (pid ${onFailure.pid}) at ${
+              formatTime(onFailure.at, tz)
+            }, its run not recorded yet`
+            : `ran as run ${onFailure.runId} (flowstate runs show ${onFailure.runId})`
+        }`,
+      ),
+    );
+  }
   // A queued run started when its (last) attempt was claimed, not when it was enqueued (its
   // id's time, `startedAt`): its duration is that attempt's.
   const q = run.queue;

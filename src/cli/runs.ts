@@ -321,8 +321,11 @@ export async function showRun(
     return printDefinition(run, await recordedVersion(records!, run), options.json, null);
   }
   const events = await records!.getEvents(runId); // a run was found, so the store exists
-  if (options.json) console.log(JSON.stringify({ run, events }));
-  else printRun(run, events, runtime.config.timezone);
+  // The runs.onFailure flow that ran about it, if one did.
+  const onFailure = await records!.onFailureMarker(runId);
+  if (options.json) {
+    console.log(JSON.stringify({ run, events, ...(onFailure === null ? {} : { onFailure }) }));
+  } else printRun(run, events, runtime.config.timezone, onFailure);
   return 0;
 }
 

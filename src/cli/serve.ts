@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { openRuntime, type Runtime } from "../runtime.ts";
+import { checkOnFailure, openRuntime, type Runtime, setRunSource } from "../runtime.ts";
 import type { ResolvedConfig } from "../config.ts";
 import type { ScheduleSource } from "../scheduler/listing.ts";
 import { type FlowstateServer, serve } from "../serve/server.ts";
@@ -152,6 +152,9 @@ export async function serveCommand(
 ): Promise<number> {
   const waitForStore = waitForStoreSetting(options.waitForStore);
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
+  setRunSource(runtime, "api");
+  // A bad runs.onFailure flow is said at the start, not at the first failure.
+  await checkOnFailure(runtime);
   await interruptible("Stopping the server", async (signal) => {
     const printLine = workerPrinter(false, options.quiet === true);
     using held = heldRunsAtExit(DEFAULT_LEASE_MS);

@@ -17,6 +17,7 @@ import {
   type CompiledTemplate,
   type CompiledValue,
   type SecretTracker,
+  TemplateError,
   type TemplateScope,
   truthy,
 } from "./template/mod.ts";
@@ -43,6 +44,7 @@ import { parseJson } from "../_json.ts";
 import { type WhenPlan, whenPlan, WhenRun } from "./_when.ts";
 import { describeValue } from "./_shapes.ts";
 import type { NodeMock, NodeMockCall } from "./mocks.ts";
+import { placedError, placedMessage } from "./_eval_place.ts";
 
 /**
  * The largest output a node may return, in bytes of its JSON text: it is kept
@@ -158,6 +160,13 @@ export interface PreparedFlow {
   definition: FlowDefinition;
   /** The file it came from, if any. */
   file?: string;
+  /** The YAML text it was parsed from, if any (to place errors raised while it runs). */
+  source?: string;
+  /**
+   * The position of the value at a path in {@linkcode PreparedFlow.source}
+   * (see `ParsedFlow.locate`), to place errors raised while it runs.
+   */
+  locate?(path: (string | number)[]): { line: number; column: number } | undefined;
   /** Directory sub-flow paths and module node types resolve against. */
   baseDir: string;
   /** Nodes in definition order. */
@@ -400,6 +409,14 @@ function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
     throw new TypeError(`invalid options for ${node.spec.type}: ${problems.join("; ")}`);
   }
   return result.value;
+}
+
+/** Where node `i`'s `forEach:` list is written: the value, or its `items:`. */
+function forEachPath(node: PreparedNode, i: number): (string | number)[] {
+  const written = node.spec.forEach;
+  return typeof written === "object" && written !== null && !Array.isArray(written)
+    ? ["nodes", i, "forEach", "items"]
+    : ["nodes", i, "forEach"];
 }
 
 /** The reason an attempt's signal aborts with when it ends without being stopped. */
@@ -875,7 +892,7 @@ class Execution implements AttemptHost {
         outputs = value as Record<string, JsonValue>;
       } catch (err) {
         status = "failed";
-        this.#failure = { message: `outputs: ${(err as Error).message}` };
+        this.#failure = { message: placedError(flow, ["outputs"], err) };
       }
     } else if (status === "succeeded") {
       outputs = {};
@@ -1151,7 +1168,7 @@ class Execution implements AttemptHost {
           return this.#end(i, started, {
             status: "failed",
             attempts: 0,
-            error: `if: ${(err as Error).message}`,
+            error: placedError(this.#flow, ["nodes", i, "if"], err),
           });
         }
         if (!go) return this.#end(i, started, { status: "skipped", attempts: 0 });
@@ -1196,7 +1213,9 @@ class Execution implements AttemptHost {
         return this.#ended(i, started, each, {
           status: "failed",
           attempts: attempt,
-          error: (err as Error).message,
+          error: err instanceof TemplateError
+            ? placedError(this.#flow, ["nodes", i, "with"], err)
+            : (err as Error).message,
         });
       }
       const begun = this.#attempt(i, node, input, attempt, runSignal, each);
@@ -1302,14 +1321,18 @@ class Execution implements AttemptHost {
       return this.#end(i, started, {
         status: "failed",
         attempts: 0,
-        error: `forEach: ${(err as Error).message}`,
+        error: placedError(this.#flow, forEachPath(node, i), err),
       });
     }
     if (!Array.isArray(list)) {
       return this.#end(i, started, {
         status: "failed",
         attempts: 0,
-        error: `forEach: expected a list, got ${describeValue(list)}`,
+        error: placedMessage(
+          this.#flow,
+          forEachPath(node, i),
+          `expected a list, got ${describeValue(list)}`,
+        ),
       });
     }
     const count = list.length;
@@ -1317,11 +1340,13 @@ class Execution implements AttemptHost {
       return this.#end(i, started, {
         status: "failed",
         attempts: 0,
-        error: `forEach: the list holds ${
-          count.toLocaleString("en-US")
-        } items; a node runs for at most ${
-          MAX_FOR_EACH_ITEMS.toLocaleString("en-US")
-        } (split the list, or hand it to a sub-flow per part)`,
+        error: placedMessage(
+          this.#flow,
+          forEachPath(node, i),
+          `the list holds ${count.toLocaleString("en-US")} items; a node runs for at most ${
+            MAX_FOR_EACH_ITEMS.toLocaleString("en-US")
+          } (split the list, or hand it to a sub-flow per part)`,
+        ),
       });
     }
     this.emit(

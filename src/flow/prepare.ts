@@ -439,6 +439,8 @@ export async function prepareFlow(
     return {
       definition: def,
       file: parsed.file,
+      ...(parsed.source === undefined ? {} : { source: parsed.source }),
+      locate: parsed.locate,
       baseDir,
       nodes,
       outputs: def.outputs === undefined ? undefined : compileValue(def.outputs),

@@ -19,7 +19,7 @@ import { ConfigError, messageOf } from "../errors.ts";
 import { callGuarded } from "../_callback.ts";
 import { describeValue } from "../flow/_shapes.ts";
 import { validateOptions } from "../plugin.ts";
-import type { Runtime } from "../runtime.ts";
+import { notifyRunEnded, type Runtime } from "../runtime.ts";
 import type { JsonValue } from "../store/types.ts";
 import { RunRecorder } from "../records/recorder.ts";
 import type { RunRecord } from "../records/types.ts";
@@ -472,6 +472,8 @@ export async function runJob<const J extends JobRef>(
     throw err;
   }
   bus?.emit({ type: "run.ended", at: endedAt, runId, flowId, status: record.status, record });
+  // The config's `runs.onFailure` flow, about a job that failed (waited for, never throws).
+  await notifyRunEnded(runtime, record);
   if (callbackError !== undefined) throw callbackError.error;
   return record;
 }

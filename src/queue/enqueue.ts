@@ -14,7 +14,8 @@ import { loadFlowIn } from "../flow/load.ts";
 import type { ProgramNodeTypes } from "../flow/program_nodes.ts";
 import type { SandboxPool } from "../flow/sandbox.ts";
 import type { FlowCache } from "../flow_cache.ts";
-import { compileTemplate } from "../flow/template/mod.ts";
+import { compileTemplate, TemplateError } from "../flow/template/mod.ts";
+import { placedError } from "../flow/_eval_place.ts";
 import type { Records } from "../records/records.ts";
 import type { QueueBackoff, QueueInfo } from "../records/types.ts";
 import type { JsonValue } from "../store/types.ts";
@@ -182,7 +183,14 @@ export async function enqueueFlow(
   if (def.queue !== undefined) {
     let partition = "*";
     if (def.queue.by !== undefined) {
-      const value = compileTemplate(def.queue.by).evaluate({ inputs, nodes: {}, env: {} });
+      let value: unknown;
+      try {
+        value = compileTemplate(def.queue.by).evaluate({ inputs, nodes: {}, env: {} });
+      } catch (err) {
+        if (!(err instanceof TemplateError)) throw err;
+        // Said where the template is, as a node's failing template says it.
+        throw new TemplateError(placedError(prepared, ["queue", "by"], err), err, { cause: err });
+      }
       partition = typeof value === "string" ? value : JSON.stringify(value) ?? "null";
       if (partition === "") partition = '""';
     }

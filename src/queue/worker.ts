@@ -41,7 +41,7 @@ import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { callGuarded } from "../_callback.ts";
 import { messageOf, StoreUnavailableError, transientUnavailable } from "../errors.ts";
 import { storeRetryDelay, unavailableReason, untilReachable } from "./store_wait.ts";
-import { flowHostOf, type Runtime } from "../runtime.ts";
+import { flowHostOf, notifyRunEnded, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
 import { type WorkerInfo, workerStatus } from "../records/workers.ts";
@@ -1102,6 +1102,8 @@ class QueueWorker implements Worker {
           try {
             await records.finishClaimedRun(failed);
             if (willRetry(failed)) requeued = "retry";
+            // Its last attempt: the config's `runs.onFailure` flow (it checks the stored end).
+            else await notifyRunEnded(this.#rt, failed);
           } catch (e) {
             this.#s.onEvent({ type: "error", message: `run ${run.id}: ${messageOf(e)}` });
           }

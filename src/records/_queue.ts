@@ -1187,6 +1187,7 @@ export async function finishClaimedRun(
 export async function reclaimLost(
   ctx: RecordsContext,
   tails: EventTails,
+  ended?: RunRecord[],
 ): Promise<string[]> {
   const keys = new QueueKeys(ctx);
   const claims: Entry<ClaimEntry>[] = [];
@@ -1268,6 +1269,7 @@ export async function reclaimLost(
         throw err;
       });
       if (ok) taken.push(run.id);
+      if (ok) ended?.push(final);
       continue;
     }
     const requeued: RunRecord = {

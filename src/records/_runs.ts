@@ -515,6 +515,7 @@ export async function deleteRuns(
       }
       op.delete(layout.endedLate(id));
       op.delete(layout.cancel(id));
+      op.delete(layout.onFailure(id));
       op.clear(layout.events(id));
     });
     const result = await op.commit();

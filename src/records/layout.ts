@@ -125,6 +125,14 @@ export class RecordsLayout {
     return id === undefined ? this.key("cancel") : this.key("cancel", id);
   }
 
+  /**
+   * The `runs.onFailure` marker of a failed run (see `Records.claimOnFailure`),
+   * or the prefix of every one.
+   */
+  onFailure(id?: string): Key {
+    return id === undefined ? this.key("on-failure") : this.key("on-failure", id);
+  }
+
   /** A queue worker's entry in the registry (see `workers.ts`), or the prefix of every one. */
   worker(id?: string): Key {
     return id === undefined ? this.key("workers") : this.key("workers", id);

@@ -327,6 +327,7 @@ async function deleteBatch(
     for (const key of legacy ? layout.allIndexKeys(run) : layout.indexKeys(run)) op.delete(key);
     op.clear(layout.events(run.id));
     op.delete(layout.endedLate(run.id));
+    op.delete(layout.onFailure(run.id));
   }
   const result = await op.commit();
   if (!result.ok) throw new Error("Cannot prune runs: a commit without checks reported a conflict");
@@ -622,6 +623,7 @@ export async function pruneRuns(
           clearAround(op, runs, lo, hi, kept);
           clearAround(op, layout.events(), lo, hi, kept);
           clearAround(op, layout.endedLate(), lo, hi, kept);
+          clearAround(op, layout.onFailure(), lo, hi, kept);
           if (legacy) clearAround(op, layout.byStatus("succeeded"), lo, hi, kept);
           for (const flowId of active) {
             const own = keptOf.get(flowId) ?? [];

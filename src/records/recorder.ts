@@ -366,6 +366,8 @@ export interface RunStart {
   inputs: Record<string, JsonValue>;
   /** The parent run, for sub-flows. */
   parentRunId?: string;
+  /** The run this run reports on, for a run of the config's `runs.onFailure` flow. */
+  onFailureOf?: string;
   /** The queue's part of the record, for a run claimed from the queue. */
   queue?: QueueInfo;
 }
@@ -793,6 +795,7 @@ export class RunRecorder {
       error: end.error,
     };
     if (this.#start.parentRunId !== undefined) record.parentRunId = this.#start.parentRunId;
+    if (this.#start.onFailureOf !== undefined) record.onFailureOf = this.#start.onFailureOf;
     if (this.#start.queue !== undefined) record.queue = this.#start.queue;
     return record;
   }

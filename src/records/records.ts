@@ -19,6 +19,7 @@
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash, `"*"` (all runs) or `"*pruned"` (the runs of the versions retention deleted) |
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
+ * | `P, "on-failure", runId` | {@linkcode OnFailureMarker}: the config's `runs.onFailure` flow was started about this run (written if absent, once, before it starts; deleted with the run) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
  * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
  * | `P, "queue", "claimed", runId` | `{ worker, at, leaseMs }`: a run a worker holds |
@@ -151,9 +152,15 @@
  * @module
  */
 import { assertKey } from "../store/keys.ts";
-import type { Clock, Key, Store } from "../store/types.ts";
+import type { Clock, JsonValue, Key, Store } from "../store/types.ts";
 import { systemClock } from "../clock.ts";
-import { type RecordsContext, type StoredRun, withoutEvents } from "./_context.ts";
+import {
+  type RecordsContext,
+  RETRY,
+  type StoredRun,
+  withoutEvents,
+  withRetry,
+} from "./_context.ts";
 import { listRuns, listRunSummaries } from "./_listing.ts";
 import {
   appendEvents,
@@ -216,6 +223,46 @@ export function recordsWithArchive(records: Records, archive: RecordsArchive): R
 }
 
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
+
+/**
+ * The mark that the config's `runs.onFailure` flow was started about a run:
+ * written once, if absent, by the one process that starts it.
+ *
+ * @example
+ * ```ts
+ * import type { OnFailureMarker } from "@flowstate/core/records";
+ * const marker: OnFailureMarker = { at: Date.now(), host: "web-1", pid: 42, flow: "alert" };
+ * ```
+ */
+export interface OnFailureMarker {
+  /** When the process claimed it (ms since the epoch). */
+  at: number;
+  /** The host of the process that runs the flow. */
+  host: string;
+  /** That process's id. */
+  pid: number;
+  /** The `runs.onFailure` flow, as the config names it. */
+  flow: string;
+  /** The run of that flow, once started. */
+  runId?: string;
+}
+
+/** What is told of runs these records end for a process found gone (see {@linkcode tellEndsFound}). */
+const endsFound = new WeakMap<Records, (record: RunRecord) => Promise<void>>();
+
+/**
+ * Have `records` tell `tell` (and wait for it) of every run it records ended
+ * on behalf of a process that is gone: `abandonRun` (and `abandonSubRuns`),
+ * and `reclaimLost`'s runs lost too often or cancelled meanwhile. Internal:
+ * the runtime's `runs.onFailure` hears of those ends here. `tell` must not throw.
+ */
+export function tellEndsFound(
+  records: Records,
+  tell: (record: RunRecord) => Promise<void>,
+): Records {
+  endsFound.set(records, tell);
+  return records;
+}
 
 /**
  * How {@linkcode Records} is set up.
@@ -545,7 +592,9 @@ export class Records {
       [],
       (stored) => abandonedRun(stored, now, options.afterMs) !== null,
     );
-    return written ? record : null;
+    if (!written) return null;
+    await endsFound.get(this)?.(record);
+    return record;
   }
 
   /**
@@ -768,7 +817,11 @@ export class Records {
    * claim's `leaseMs`), recording the attempt as `lost`. Resolves their ids.
    */
   async reclaimLost(): Promise<string[]> {
-    return await (await queueModule()).reclaimLost(this.#ctx, this.#eventTails);
+    const tell = endsFound.get(this);
+    const ended: RunRecord[] = [];
+    const taken = await (await queueModule()).reclaimLost(this.#ctx, this.#eventTails, ended);
+    for (const record of ended) await tell?.(record);
+    return taken;
   }
 
   /**
@@ -941,6 +994,52 @@ export class Records {
   /** The queue fields of a run, or `null` for a run that was never enqueued (or is missing). */
   async queueInfo(runId: string): Promise<QueueInfo | null> {
     return (await getRun(this.#ctx, runId))?.queue ?? null;
+  }
+
+  /**
+   * Claim the right to run the `runs.onFailure` flow about `runId`: write
+   * `marker` if no marker of that run exists (compare-and-set on absence).
+   * Resolves `true` for the one caller that wrote it, `false` for every
+   * other, in any process sharing the store.
+   *
+   * @example
+   * ```ts
+   * import { openStore, Records } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const marker = { at: Date.now(), host: "h", pid: 1, flow: "alert" };
+   * assert.equal(await records.claimOnFailure("0mjuw3ms0abcdefghijk", marker), true);
+   * assert.equal(await records.claimOnFailure("0mjuw3ms0abcdefghijk", marker), false);
+   * ```
+   */
+  async claimOnFailure(runId: string, marker: OnFailureMarker): Promise<boolean> {
+    const key = this.#ctx.layout.onFailure(runId);
+    return (await this.#ctx.store.set(key, marker as unknown as JsonValue, { ifVersion: null }))
+      .ok;
+  }
+
+  /**
+   * Add the `runs.onFailure` run's id to the marker of `runId` (written by
+   * {@linkcode Records.claimOnFailure}); nothing when there is none.
+   */
+  async markOnFailureRun(runId: string, handlerRunId: string): Promise<void> {
+    const key = this.#ctx.layout.onFailure(runId);
+    await withRetry(this.#ctx.retry, "Cannot record the onFailure run", async () => {
+      const entry = await this.#ctx.store.get<OnFailureMarker>(key);
+      if (entry === null) return undefined;
+      const next = { ...entry.value, runId: handlerRunId };
+      const result = await this.#ctx.store.set(key, next as unknown as JsonValue, {
+        ifVersion: entry.version,
+      });
+      return result.ok ? undefined : RETRY;
+    });
+  }
+
+  /** The `runs.onFailure` marker of `runId` (see {@linkcode Records.claimOnFailure}), or `null`. */
+  async onFailureMarker(runId: string): Promise<OnFailureMarker | null> {
+    return (await this.#ctx.store.get<OnFailureMarker>(this.#ctx.layout.onFailure(runId)))
+      ?.value ?? null;
   }
 
   /** Whether a cancel request for `runId` is recorded (see {@linkcode Records.requestCancel}). */

@@ -603,6 +603,11 @@ export interface RunRecord {
   /** Parent run id, for sub-flows. */
   parentRunId?: string;
   /**
+   * For a run of the config's `runs.onFailure` flow: the id of the run it
+   * reports on (whose failure started it). Its own failure fires nothing.
+   */
+  onFailureOf?: string;
+  /**
    * When the process running it last said it is alive (ms since the epoch):
    * written at the start and every few seconds while the run is `running`
    * (see `HEARTBEAT_MS` in `recorder.ts`). Absent in records written by
