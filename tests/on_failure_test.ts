@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { openRuntime, type RunRecord, startWorker } from "../mod.ts";
 import { RunRecorder } from "../records.ts";
 import { cliCommand, resultOf, withCliProject, withSandbox } from "./_cli_sandbox.ts";
-import { withDaemonProject, within } from "./fixtures/daemon_process.ts";
+import { streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).href;
 
@@ -446,4 +446,48 @@ Deno.test("validate and daemon: a bad runs.onFailure is an error at its file:lin
       );
     },
   );
+});
+
+Deno.test({
+  name:
+    "validate and worker: an except: entry naming no known flow or job is a warning at its file:line:column",
+  sanitizeResources: false,
+  async fn() {
+    await withSandbox(async ({ dir, home, run }) => {
+      await writeProject(
+        dir,
+        ALERT,
+        `${CONFIG}    except: [fine, boomm, job:flaky, job:backpu, gc, job:retention]\n`,
+      );
+      const expected = [
+        /^warning: flowstate\.yaml:12:20: runs\.onFailure\.except\[1\]: no flow under flows: has the id "boomm" \(did you mean "boom"\?\); this entry leaves out only a flow run by path whose id is "boomm"; the flows are /m,
+        /^warning: flowstate\.yaml:12:38: runs\.onFailure\.except\[3\]: no job is named "backpu" \(did you mean "job:backup"\?\); the jobs are job:retention, /m,
+        /^warning: flowstate\.yaml:12:50: runs\.onFailure\.except\[4\]: no flow under flows: has the id "gc" \(did you mean "job:gc"\? a job is written job:<name>\)/m,
+      ];
+      const validated = await run("validate");
+      assert.equal(validated.code, 0, validated.stderr);
+      for (const pattern of expected) assert.match(validated.stderr, pattern);
+      assert.equal(validated.stderr.match(/^warning: .*runs\.onFailure\.except/gm)?.length, 3);
+      const json = JSON.parse((await run("validate", "--json")).stdout) as {
+        file: string;
+        warnings: string[];
+      }[];
+      const config = json.find((r) => r.file.endsWith("flowstate.yaml"))!;
+      assert.equal(config.warnings.length, 3, JSON.stringify(json));
+      assert.match(config.warnings[0], /^flowstate\.yaml:12:20: runs\.onFailure\.except\[1\]: /);
+
+      // The worker says so as it starts (then works the queue until stopped).
+      const worker = cliCommand(dir, ["worker"], { home }).spawn();
+      const stderr = streamLines(worker.stderr);
+      try {
+        for (const pattern of expected) {
+          await within(stderr.next(new RegExp(pattern.source.slice(1))), `${pattern}`);
+        }
+      } finally {
+        worker.kill("SIGTERM");
+        await worker.status;
+        await worker.stdout.cancel();
+      }
+    });
+  },
 });
