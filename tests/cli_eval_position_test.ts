@@ -291,7 +291,7 @@ Deno.test("cli: a run of a flow read from the flow disk cache places its errors 
   });
 });
 
-Deno.test("cli: enqueue of a flow whose queue.by fails on its inputs says where the template is, and queues nothing", async () => {
+Deno.test("cli: enqueue of a flow whose queue.by fails on its inputs says where the template is, exits 2, and queues nothing", async () => {
   await withSandbox(async (sandbox) => {
     const flow = `id: q
 inputs:
@@ -304,7 +304,8 @@ nodes:
 `;
     await write(sandbox, "q.flow.yaml", flow);
     const result = await sandbox.run("enqueue", "q.flow.yaml");
-    assert.equal(result.code, 1, result.stderr);
+    // Bad input, as inputs the flow refuses are: exit 2.
+    assert.equal(result.code, 2, result.stderr);
     assert.match(
       result.stderr,
       new RegExp(
