@@ -9,7 +9,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type RunRecord, startWorker } from "../mod.ts";
-import { RunRecorder } from "../records.ts";
+import { type OnFailureMarker, RunRecorder } from "../records.ts";
+import { serve } from "../serve.ts";
+import { documented } from "./_serve.ts";
 import { cliCommand, resultOf, withCliProject, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
@@ -490,4 +492,64 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test("api: GET /api/runs/{id} (and …/nodes) of a failed run carries its onFailure marker; the handler's run its onFailureOf", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-onfailure-api-" });
+  try {
+    await writeProject(dir);
+    await using rt = await openRuntime({
+      config: join(dir, "flowstate.yaml"),
+      cwd: dir,
+      home: join(dir, "home"),
+    });
+    // The onFailure flow runs (and ends) before runFlow returns.
+    const failed = await rt.runFlow(join(dir, "flows", "boom.flow.yaml"));
+    assert.equal(failed.status, "failed");
+    const fine = await rt.runFlow(join(dir, "flows", "fine.flow.yaml"));
+    await using server = await serve(rt, { port: 0, worker: false });
+    const get = (path: string) => fetch(new URL(path, server.url));
+
+    const detail = await documented<{ onFailure?: OnFailureMarker; run: RunRecord }>(
+      "GET",
+      "/api/runs/{id}",
+      await get(`/api/runs/${failed.id}`),
+    );
+    assert.equal(detail.onFailure?.flow, "alert");
+    assert.equal(typeof detail.onFailure?.runId, "string");
+    assert.equal(detail.onFailure?.pid, Deno.pid);
+    const handlerId = detail.onFailure!.runId!;
+    const page = await documented<{ onFailure?: OnFailureMarker }>(
+      "GET",
+      "/api/runs/{id}/nodes",
+      await get(`/api/runs/${failed.id}/nodes`),
+    );
+    assert.deepEqual(page.onFailure, detail.onFailure);
+    // An events-only refresh (?after=) carries it too: a page that polls learns of it.
+    const after = await documented<{ onFailure?: OnFailureMarker }>(
+      "GET",
+      "/api/runs/{id}",
+      await get(`/api/runs/${failed.id}?after=1`),
+    );
+    assert.deepEqual(after.onFailure, detail.onFailure);
+
+    const handler = await documented<{ onFailure?: OnFailureMarker; run: RunRecord }>(
+      "GET",
+      "/api/runs/{id}",
+      await get(`/api/runs/${handlerId}`),
+    );
+    assert.equal(handler.run.onFailureOf, failed.id);
+    assert.equal(handler.run.flowId, "alert");
+    assert.equal(handler.onFailure, undefined);
+    // A run that ended well has neither.
+    const ok = await documented<{ onFailure?: OnFailureMarker; run: RunRecord }>(
+      "GET",
+      "/api/runs/{id}",
+      await get(`/api/runs/${fine.id}`),
+    );
+    assert.equal(ok.onFailure, undefined);
+    assert.equal(ok.run.onFailureOf, undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
