@@ -40,6 +40,7 @@ import { cancelAnyRun } from "../queue/cancel.ts";
 import { listWorkers } from "../queue/workers.ts";
 import type { Worker } from "../queue/worker.ts";
 import { loadFlowFile } from "../flow/parse.ts";
+import { TemplateError } from "../flow/template/error.ts";
 import { HttpError, json, readJson, redactText } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
 import type { Route, RouteContext } from "./router.ts";
@@ -466,6 +467,8 @@ function startError(err: unknown, what: string): never {
       : err.message;
     throw badRequest(`Cannot start ${what}: ${reason}`);
   }
+  // The flow's queue.by template fails on these inputs (placed in the flow file): bad input.
+  if (err instanceof TemplateError) throw badRequest(`Cannot start ${what}: ${err.message}`);
   throw err;
 }
 
