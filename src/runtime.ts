@@ -477,7 +477,7 @@ const RUNTIME_OPTIONS: readonly string[] = fieldNames<RuntimeOptions>()(
 /** The options of `Runtime.runFlow`. */
 const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
   ["input", "inputFromStrings", "signal", "timers", "onEvent", "concurrency", "env"],
-  ["parentRunId", "abortGrace", "maxSubRuns", "defaultTimeout", "onStart", "depth"],
+  ["parentRunId", "abortGrace", "maxSubRuns", "defaultTimeout", "onStart", "depth", "mocks"],
 );
 
 /**
