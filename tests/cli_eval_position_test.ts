@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliArgv, type Result, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
+import { QUEUE_BY_FAILS } from "./_queue_flow.ts";
 
 /** `line:column` of the first `needle` in `text` (which holds it once). */
 function at(text: string, needle: string): string {
@@ -293,15 +294,7 @@ Deno.test("cli: a run of a flow read from the flow disk cache places its errors 
 
 Deno.test("cli: enqueue of a flow whose queue.by fails on its inputs says where the template is, exits 2, and queues nothing", async () => {
   await withSandbox(async (sandbox) => {
-    const flow = `id: q
-inputs:
-  x: { type: any, default: "a" }
-queue:
-  concurrency: 1
-  by: "\${{ round(inputs.x) }}"
-nodes:
-  - { id: a, type: log, with: { message: hi } }
-`;
+    const flow = QUEUE_BY_FAILS;
     await write(sandbox, "q.flow.yaml", flow);
     const result = await sandbox.run("enqueue", "q.flow.yaml");
     // Bad input, as inputs the flow refuses are: exit 2.

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ConfigObject, startWorker } from "../mod.ts";
 import { documented, eventually, FLOWS, withServed } from "./_serve.ts";
+import { QUEUE_BY_FAILS } from "./_queue_flow.ts";
 import { flowCacheOf } from "../src/runtime.ts";
 
 const POSTGRES_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
@@ -790,15 +791,7 @@ Deno.test("serve API: an unknown query parameter is a 400 naming the ones the ro
 
 Deno.test("POST /api/flows/{flow}/runs of a flow whose queue.by fails on the inputs is a 400 saying where, and queues nothing", async () => {
   await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, runtime, request }) => {
-    const flow = `id: q
-inputs:
-  x: { type: any, default: "a" }
-queue:
-  concurrency: 1
-  by: "\${{ round(inputs.x) }}"
-nodes:
-  - { id: a, type: log, with: { message: hi } }
-`;
+    const flow = QUEUE_BY_FAILS;
     await Deno.writeTextFile(join(dir, "flows", "q.flow.yaml"), flow);
     const res = await request("/api/flows/q/runs", { method: "POST", ...json({}) });
     const body = await documented<{ error: { code: string; message: string } }>(
