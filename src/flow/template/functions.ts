@@ -98,6 +98,31 @@ export const FUNCTIONS: ReadonlyMap<string, FunctionSpec> = new Map([
 /** The most elements `range()` makes, and the longest text `padStart()`/`padEnd()` make. */
 export const MAX_GENERATED = 10_000;
 
+/**
+ * The longest text a function makes (characters), and the most elements of a
+ * list it makes: `replace()`, `join()` and `format()` are checked before they
+ * build their text (a text made of many copies of another could otherwise take
+ * the process's whole memory), the other functions on what they return.
+ */
+export const MAX_TEXT = 4 * 1024 * 1024;
+
+const sizeText = (n: number) => n.toLocaleString("en-US");
+
+/**
+ * Why a result of `size` (characters of text, or elements of a list) is over
+ * {@linkcode MAX_TEXT}, or `undefined`.
+ */
+export function oversize(size: number, what: "text" | "list"): string | undefined {
+  if (size <= MAX_TEXT) return undefined;
+  return what === "text"
+    ? `would make text of ${sizeText(size)} characters, over the limit of ${
+      sizeText(MAX_TEXT)
+    }; make it from smaller pieces, or do this in a node`
+    : `would make a list of ${sizeText(size)} elements, over the limit of ${
+      sizeText(MAX_TEXT)
+    }; do this in a node`;
+}
+
 /** The times dates handle: from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. */
 const MIN_TIME = -62_135_596_800_000;
 const MAX_TIME = 253_402_300_799_999;
@@ -150,6 +175,21 @@ function paramName(spec: FunctionSpec, k: number, count: number): string {
  * and says which argument was wrong and what it got.
  */
 export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segment): Evaluator {
+  const evaluate = compileUnchecked(ast, args, segment);
+  return (scope, clock) => {
+    const value = evaluate(scope, clock);
+    const problem = typeof value === "string"
+      ? oversize(value.length, "text")
+      : Array.isArray(value)
+      ? oversize(value.length, "list")
+      : undefined;
+    if (problem === undefined) return value;
+    throw segment.evalError(`${ast.name}() ${problem}`, ast.start, ast.nameEnd - ast.start);
+  };
+}
+
+/** {@linkcode compileCall} without the check of the size of what it returns. */
+function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segment): Evaluator {
   const name = ast.name;
   const spec = FUNCTIONS.get(name)!;
   const fail = (message: string, cause?: unknown): never => {
@@ -336,7 +376,10 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
           if (typeof item === "object" && item !== null) {
             return fail(`joins strings, numbers and booleans, got ${typeName(item)} at [${k}]`);
           }
-          out += (k === 0 ? "" : separator) + toText(item);
+          const piece = (k === 0 ? "" : separator) + toText(item);
+          const problem = oversize(out.length + piece.length, "text");
+          if (problem !== undefined) return fail(problem);
+          out += piece;
         }
         return out;
       };
@@ -347,7 +390,13 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
         const search = arg<string>(1, scope, clock);
         const replacement = arg<string>(2, scope, clock);
         if (search === "") return fail('takes a search text of at least one character, got ""');
-        const out = text.split(search).join(replacement);
+        const parts = text.split(search);
+        const problem = oversize(
+          text.length + (parts.length - 1) * (replacement.length - search.length),
+          "text",
+        );
+        if (problem !== undefined) return fail(problem);
+        const out = parts.join(replacement);
         if (out !== text) derived.whole(scope, text, out);
         return out;
       };
@@ -375,9 +424,17 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
         for (let k = 1; k < args.length; k++) values.push(args[k](scope, clock));
         const problem = formatProblem(text, values.length);
         if (problem !== undefined) return fail(problem);
+        const texts = values.map(toText);
+        // Its length before it is made: each {N} becomes its value, each {{ or }} one brace.
+        let size = text.length;
+        for (const m of text.matchAll(/\{\{|\}\}|\{(\d+)\}/g)) {
+          size += m[1] === undefined ? -1 : texts[Number(m[1])].length - m[0].length;
+        }
+        const tooLarge = oversize(size, "text");
+        if (tooLarge !== undefined) return fail(tooLarge);
         return text.replace(
           /\{\{|\}\}|\{(\d+)\}/g,
-          (match, index?: string) => index === undefined ? match[0] : toText(values[Number(index)]),
+          (match, index?: string) => index === undefined ? match[0] : texts[Number(index)],
         );
       };
     }
