@@ -55,21 +55,35 @@ export class SecretMasker {
     return this.#pattern === undefined;
   }
 
-  /** Mask `values` too (those shorter than {@linkcode SECRET_MIN_LENGTH} are ignored). */
+  /**
+   * Mask `values` too (those shorter than {@linkcode SECRET_MIN_LENGTH} are
+   * ignored), and each line of a value of several lines that has at least
+   * {@linkcode SECRET_MIN_LENGTH} characters besides spaces.
+   */
   add(values: Iterable<string>): void {
     const before = this.#forms.size;
-    for (const value of values) {
-      if (value.length < SECRET_MIN_LENGTH) continue;
-      const escaped = JSON.stringify(value).slice(1, -1);
-      for (const form of [value, escaped, JSON.stringify(escaped).slice(1, -1)]) {
-        this.#forms.add(form);
+    for (const whole of values) {
+      // A value of several lines (a PEM key) is masked line by line too: a program's stderr,
+      // and stdout: lines, give it one line at a time.
+      if (whole.length >= SECRET_MIN_LENGTH) this.#addForms(whole);
+      if (!/[\r\n]/.test(whole)) continue;
+      for (const line of whole.split(/\r?\n|\r/)) {
+        if (line.trim().length >= SECRET_MIN_LENGTH) this.#addForms(line);
       }
-      this.#forms.add(encodeURIComponent(value));
     }
     if (this.#forms.size === before) return;
     // Longest first: a value that contains another is masked whole.
     const sorted = [...this.#forms].sort((a, b) => b.length - a.length);
     this.#pattern = new RegExp(sorted.map(escapeRegExp).join("|"), "g");
+  }
+
+  /** `value` as it is, JSON-escaped (once and twice) and URL-encoded. */
+  #addForms(value: string): void {
+    const escaped = JSON.stringify(value).slice(1, -1);
+    for (const form of [value, escaped, JSON.stringify(escaped).slice(1, -1)]) {
+      this.#forms.add(form);
+    }
+    this.#forms.add(encodeURIComponent(value));
   }
 
   /** `text` with every secret value replaced by {@linkcode SECRET_MASK}. */
@@ -111,7 +125,8 @@ export class SecretMasker {
       if (typeof v === "string") {
         this.#pattern!.lastIndex = 0;
         found = this.#pattern!.test(v);
-      } else if (Array.isArray(v)) v.forEach((x) => visit(x, depth + 1));
+      } else if (typeof v === "number") found = this.#forms.has(String(v));
+      else if (Array.isArray(v)) v.forEach((x) => visit(x, depth + 1));
       else if (isPlain(v)) {
         for (const [k, x] of Object.entries(v)) {
           visit(k, depth + 1);
@@ -125,6 +140,7 @@ export class SecretMasker {
 
   #mask(value: unknown, depth: number): unknown {
     if (typeof value === "string") return this.maskText(value);
+    if (typeof value === "number" && this.#forms.has(String(value))) return SECRET_MASK;
     if (depth > MAX_DEPTH || typeof value !== "object" || value === null) return value;
     if (Array.isArray(value)) return value.map((v) => this.#mask(v, depth + 1));
     if (value instanceof Error) {

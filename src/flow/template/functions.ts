@@ -12,7 +12,7 @@ import { parseJson } from "../../_json.ts";
 import { sha256Hex } from "../../_sha256.ts";
 import { parseDuration } from "../../duration.ts";
 import { canonicalTimezone, parseIsoTime, timezoneProblem } from "../../timezone.ts";
-import { derivedSecrets } from "./_derived_secrets.ts";
+import { derivedSecrets, quoteText } from "./_derived_secrets.ts";
 import { decodeBase64, encodeBase64, utf8 } from "./_encoding.ts";
 import { compileDatePattern, type DatePattern, formatDate } from "./_date_format.ts";
 
@@ -284,9 +284,12 @@ function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segmen
         if (typeof value === "boolean") return value ? 1 : 0;
         if (typeof value === "string") {
           const n = value.trim() === "" ? NaN : Number(value);
-          if (Number.isFinite(n)) return n;
-          const shown = value.length > 40 ? value.slice(0, 37) + "…" : value;
-          return fail(`cannot read ${JSON.stringify(shown)} as a number`);
+          if (Number.isFinite(n)) {
+            // A number read from a secret: the records mask it where it is a value.
+            derived.whole(scope, value, String(n));
+            return n;
+          }
+          return fail(`cannot read ${quoteText(scope, value)} as a number`);
         }
         return fail(`takes a number, a string or a boolean, got ${typeName(value)}`);
       };
@@ -604,7 +607,7 @@ function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segmen
       return (scope, clock) => {
         const timezone = zone ??
           (args.length > 2 ? timezoneOf(arg<string>(2, scope, clock)) : "UTC");
-        const time = timeOf(arg<number | string>(0, scope, clock), timezone);
+        const time = timeOf(scope, arg<number | string>(0, scope, clock), timezone);
         let compiled = fixed;
         if (compiled === undefined) {
           try {
@@ -622,7 +625,7 @@ function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segmen
         const text = arg<string>(0, scope, clock);
         const timezone = zone ??
           (args.length > 1 ? timezoneOf(arg<string>(1, scope, clock)) : "UTC");
-        return timeOf(text, timezone);
+        return timeOf(scope, text, timezone);
       };
     }
     case "duration": {
@@ -694,7 +697,7 @@ function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segmen
   }
 
   /** A time (ms since the epoch, or an ISO 8601 text read in `timezone`) as ms. */
-  function timeOf(value: number | string, timezone: string): number {
+  function timeOf(scope: TemplateScope, value: number | string, timezone: string): number {
     if (typeof value === "number") {
       if (!(value >= MIN_TIME && value <= MAX_TIME)) {
         return fail(
@@ -705,10 +708,9 @@ function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segmen
     }
     const time = parseIsoTime(value, timezone);
     if (time === undefined || !(time >= MIN_TIME && time <= MAX_TIME)) {
-      const shown = value.length > 40 ? value.slice(0, 37) + "…" : value;
       return fail(
         `cannot read ${
-          JSON.stringify(shown)
+          quoteText(scope, value)
         } as a date: write it in ISO 8601, as in 2026-12-07, 2026-12-07T14:30:00 or 2026-12-07T14:30:00Z`,
       );
     }

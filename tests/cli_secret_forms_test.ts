@@ -1,0 +1,107 @@
+/**
+ * Secrets in forms the records used to show through the CLI: a secret of
+ * several lines (a PEM key) that a program prints line by line (its stderr log
+ * lines, `stdout: lines`), a secret that is a number read by `number()` or
+ * `fromJson()`, and a long secret quoted, cut, by a function's error. None of
+ * it reaches the run's output, its record, its events or the log lines.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type Result, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
+
+const PEM_LINES = [
+  "-----BEGIN TEST KEY-----",
+  "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+  "c2VjcmV0LWxpbmUtdHdv",
+];
+const PEM = PEM_LINES.join("\n");
+const PIN = "83746251";
+const LONG = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ";
+
+const HEAD = `id: forms
+secrets: [PEM, PIN, LONG]
+nodes:
+`;
+
+const PEM_NODE = `  - id: said
+    type: exec
+    permissions: { run: [sh] }
+    with:
+      command: sh
+      args: [-c, 'printf "%s\\n" "$KEY" >&2; printf "%s\\n" "$KEY"']
+      env: { KEY: "\${{ secrets.PEM }}" }
+      stdout: lines
+`;
+
+const NUMBER_NODE = `  - id: numbers
+    type: transform
+    with: { value: { n: "\${{ number(secrets.PIN) }}", j: "\${{ fromJson(secrets.PIN) }}", in: "\${{ [fromJson(secrets.PIN) + 1] }}" } }
+`;
+
+const QUOTE_NODES = `  - id: bad
+    type: log
+    continueOnError: true
+    with: { message: "\${{ number(secrets.LONG) }}" }
+  - id: date
+    type: log
+    continueOnError: true
+    with: { message: "\${{ parseDate(secrets.LONG) }}" }
+`;
+
+function assertNoSecret(text: string, where: string): void {
+  for (const piece of [...PEM_LINES, PIN, LONG.slice(0, 10)]) {
+    assert.ok(!text.includes(piece), `${where} holds ${JSON.stringify(piece)}:\n${text}`);
+  }
+}
+
+async function run(sandbox: Sandbox, ...args: string[]): Promise<Result> {
+  return await sandbox.runWith({ PEM, PIN, LONG }, ...args);
+}
+
+/** Runs `HEAD` + `nodes`, checks that no secret is shown anywhere; returns the run's record. */
+async function runMasked(nodes: string): Promise<Record<string, Record<string, unknown>>> {
+  let record: Record<string, Record<string, unknown>> = {};
+  await withSandbox(async (sandbox) => {
+    await Deno.writeTextFile(join(sandbox.dir, "forms.flow.yaml"), HEAD + nodes);
+    const result = await run(sandbox, "run", "forms.flow.yaml", "--json", "--log-format", "json");
+    assert.equal(result.code, 0, result.stderr);
+    record = JSON.parse(result.stdout);
+    assertNoSecret(result.stdout, "run --json");
+    assertNoSecret(result.stderr, "run's log lines");
+    const shown = await run(sandbox, "runs", "show", String(record.id), "--json");
+    assert.equal(shown.code, 0, shown.stderr);
+    assertNoSecret(shown.stdout, "runs show --json");
+    const text = await run(sandbox, "runs", "show", String(record.id));
+    assertNoSecret(text.stdout, "runs show");
+  });
+  return record;
+}
+
+Deno.test("cli: a secret of several lines a program prints line by line is masked in its log lines and stdout: lines", async () => {
+  const record = await runMasked(PEM_NODE);
+  // The program got the key: only the records mask it.
+  assert.deepEqual((record.nodes.said as { output: unknown }).output, {
+    code: 0,
+    stdout: ["***", "***", "***"],
+    stderr: "***\n",
+  });
+});
+
+Deno.test("cli: a secret read as a number by number() or fromJson() is masked where it is a value", async () => {
+  const record = await runMasked(NUMBER_NODE);
+  // The node got the number (one more than it is 83746252, not the secret).
+  assert.deepEqual((record.nodes.numbers as { output: unknown }).output, {
+    n: "***",
+    j: "***",
+    in: [83746252],
+  });
+});
+
+Deno.test("cli: number() and parseDate() of a long secret quote it masked, not cut", async () => {
+  const record = await runMasked(QUOTE_NODES);
+  const nodes = record.nodes as Record<string, { error: string }>;
+  assert.match(nodes.bad.error, /number\(\) cannot read "\*\*\*" as a number/);
+  assert.match(nodes.date.error, /parseDate\(\) cannot read "\*\*\*" as a date/);
+});
