@@ -481,6 +481,32 @@ Deno.test("exec node: a node timeout stops the program and what it started: no p
   });
 });
 
+Deno.test("exec node: with.env setting PATH does not keep a stop from stopping what the program started", async () => {
+  await withProject(async (dir) => {
+    const marker = `300.${Date.now() % 100000}3`;
+    const made = await new Deno.Command("mkfifo", { args: [join(dir, "started")] }).output();
+    assert.ok(made.success);
+    // The program's PATH holds no kill: the group is signalled with the runner's.
+    await Deno.writeTextFile(
+      join(dir, "flow.flow.yaml"),
+      flowOf(
+        `    timeout: 1s\n    permissions: { run: [/bin/sh] }\n    with: { command: /bin/sh, args: [-c, 'echo up > started; /bin/sleep ${marker}; echo never'], env: { PATH: /opt/no-such-tools/bin } }`,
+      ),
+    );
+    const child = flowstateCommand(dir, "/bin/sh,kill", ["run", "flow.flow.yaml", "--json"])
+      .spawn();
+    try {
+      await started(dir);
+      const result = await printed(child);
+      assert.equal(result.code, 1, result.stderr);
+      assert.equal(JSON.parse(result.stdout).nodes.x.status, "timed-out");
+      assert.deepEqual(await processesWith(marker), [], "the sleep it started is gone");
+    } finally {
+      for (const pid of await processesWith(marker)) Deno.kill(pid, "SIGKILL");
+    }
+  });
+});
+
 Deno.test("examples/exec/exec.flow.yaml runs with its programs on --allow-run; its greeting is never code", async () => {
   await withProject(async (dir) => {
     await Deno.copyFile(

@@ -58,6 +58,12 @@ export interface ExecRequest extends ExecOptions {
    * too), not only the program.
    */
   killGroup: boolean;
+  /**
+   * The `PATH` {@linkcode KILL_PROGRAM} is looked up on: the runner's (else
+   * {@linkcode DEFAULT_PATH}), as Deno looked it up to grant it, whatever
+   * `PATH` the node's `with.env` gives its program.
+   */
+  killPath: string;
 }
 
 /**

@@ -85,17 +85,20 @@ export function execNodeType(
           throw new Error(`${JSON.stringify(options.command)}: its cwd ${cwd} ${problem}`);
         }
       }
+      // The runner's variables a program gets (PATH, HOME…), before its with.env.
+      const inherited = programEnv(
+        {},
+        (variable) =>
+          Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+            ? Deno.env.get(variable)
+            : undefined,
+      );
       const request: ExecRequest = {
         ...options,
         ...(cwd === undefined ? {} : { cwd }),
         killGroup,
-        fullEnv: programEnv(
-          options.env,
-          (variable) =>
-            Deno.permissions.querySync({ name: "env", variable }).state === "granted"
-              ? Deno.env.get(variable)
-              : undefined,
-        ),
+        killPath: inherited.PATH,
+        fullEnv: { ...inherited, ...options.env },
       };
       return await sandboxed.run(ctx, request);
     },

@@ -201,7 +201,8 @@ export async function execProgram(request: ExecRequest, ctx: ExecContext): Promi
       const { success } = await new Deno.Command(KILL_PROGRAM, {
         args: ["-s", sig.replace(/^SIG/, ""), "--", `-${started.pid}`],
         clearEnv: true,
-        env: { PATH: request.fullEnv.PATH ?? DEFAULT_PATH },
+        // The runner's PATH, on which Deno granted it (the program's own may have none).
+        env: { PATH: request.killPath ?? DEFAULT_PATH },
         stdin: "null",
         stdout: "null",
         stderr: "null",
