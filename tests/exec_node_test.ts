@@ -507,6 +507,51 @@ Deno.test("exec node: with.env setting PATH does not keep a stop from stopping w
   });
 });
 
+Deno.test("exec node: a declared program found elsewhere (with.env PATH, a relative path from another folder) is refused, saying why", async () => {
+  await withProject(async (dir) => {
+    const tools = join(dir, "tools");
+    await Deno.mkdir(tools);
+    await Deno.writeTextFile(join(tools, "date"), "#!/bin/sh\necho not-date\n", { mode: 0o755 });
+    const onPath = await runFlow(
+      dir,
+      "date",
+      flowOf(
+        `    permissions: { run: [date] }\n    with: { command: date, env: { PATH: ${tools} } }`,
+      ),
+    );
+    assert.equal(onPath.code, 1, onPath.stderr);
+    assert.match(
+      onPath.record.nodes.x.error,
+      new RegExp(
+        `^program "date" could not be started: with\\.env sets PATH \\(${tools}\\), on which "date" is not the program the runner's --allow-run granted .*; write its full path as command and in permissions: run \\(and in --allow-run\\), or leave PATH out of with\\.env`,
+      ),
+    );
+    assert.doesNotMatch(onPath.record.nodes.x.error, /hint: add/);
+    // A flow in a folder of its own, run from the project: ./tool.sh is the flow folder's.
+    const flows = join(dir, "flows");
+    await Deno.mkdir(flows);
+    await Deno.writeTextFile(join(flows, "tool.sh"), "#!/bin/sh\necho tool\n", { mode: 0o755 });
+    await Deno.writeTextFile(
+      join(flows, "rel.flow.yaml"),
+      flowOf(`    permissions: { run: [./tool.sh] }\n    with: { command: ./tool.sh }`),
+    );
+    const here = await printed(
+      flowstateCommand(flows, "./tool.sh", ["run", "rel.flow.yaml", "--json"]),
+    );
+    assert.equal(here.code, 0, here.stderr);
+    const elsewhere = await printed(
+      flowstateCommand(dir, "./tool.sh", ["run", "flows/rel.flow.yaml", "--json"]),
+    );
+    assert.equal(elsewhere.code, 1, elsewhere.stderr);
+    assert.match(
+      JSON.parse(elsewhere.stdout).nodes.x.error,
+      new RegExp(
+        `^program "\\./tool\\.sh" could not be started: a relative command is found from the node's cwd \\(${flows}\\), but the runner's --allow-run=\\./tool\\.sh granted the one found from the runner's working directory; write its full path`,
+      ),
+    );
+  });
+});
+
 Deno.test("examples/exec/exec.flow.yaml runs with its programs on --allow-run; its greeting is never code", async () => {
   await withProject(async (dir) => {
     await Deno.copyFile(
