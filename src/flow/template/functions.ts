@@ -270,6 +270,17 @@ function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segmen
         } catch (e) {
           return fail(`got text that is not JSON: ${(e as Error).message}`, e);
         }
+        if (!isFiniteJson(parsed)) {
+          const huge = value.match(/-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g)?.find((n) =>
+            !Number.isFinite(Number(n))
+          );
+          // (Not quoted from a secret: it would be a cut of it.)
+          const secret = (scope.masker?.find(value).length ?? 0) > 0;
+          const shown = huge === undefined || huge.length > 40 || secret ? "" : ` (${huge})`;
+          return fail(
+            `got a number too large to hold${shown}: the largest is about 1.8e308; write it as a string`,
+          );
+        }
         derived.parsed(scope, value, parsed);
         return parsed;
       };
@@ -716,6 +727,14 @@ function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segmen
     }
     return time;
   }
+}
+
+/** Whether every number in `value` (a parsed JSON value) is finite. */
+function isFiniteJson(value: unknown): boolean {
+  if (typeof value === "number") return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every(isFiniteJson);
+  if (isPlainObject(value)) return Object.values(value).every(isFiniteJson);
+  return true;
 }
 
 /** Why `pattern` is not a `format()` pattern for `count` values, or `undefined`. */
