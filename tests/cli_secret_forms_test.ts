@@ -105,3 +105,19 @@ Deno.test("cli: number() and parseDate() of a long secret quote it masked, not c
   assert.match(nodes.bad.error, /number\(\) cannot read "\*\*\*" as a number/);
   assert.match(nodes.date.error, /parseDate\(\) cannot read "\*\*\*" as a date/);
 });
+
+Deno.test("cli: an error that quotes a program's output cut in the middle of a secret shows none of it", async () => {
+  // stdout: json of text that is not JSON quotes its first 300 characters: the secret starts at 290.
+  const record = await runMasked(`  - id: cut
+    type: exec
+    permissions: { run: [sh] }
+    continueOnError: true
+    with:
+      command: sh
+      args: [-c, 'printf "%0290d%s" 0 "$LONG"']
+      env: { LONG: "\${{ secrets.LONG }}" }
+      stdout: json
+`);
+  const nodes = record.nodes as Record<string, { error: string }>;
+  assert.match(nodes.cut.error, /stdout is not JSON .*"0{290}\*\*\*…"$/);
+});

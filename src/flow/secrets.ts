@@ -86,11 +86,36 @@ export class SecretMasker {
     this.#forms.add(encodeURIComponent(value));
   }
 
-  /** `text` with every secret value replaced by {@linkcode SECRET_MASK}. */
+  /**
+   * `text` with every secret value replaced by {@linkcode SECRET_MASK}, and
+   * the start of one cut by a message that quotes text up to a length (the
+   * last {@linkcode SECRET_MIN_LENGTH} or more characters before `…` or `...`
+   * that begin a secret value) too.
+   */
   maskText(text: string): string {
     const pattern = this.#pattern;
     if (pattern === undefined || text.length < SECRET_MIN_LENGTH) return text;
-    return text.replace(pattern, SECRET_MASK);
+    const masked = text.replace(pattern, SECRET_MASK);
+    return masked.includes("…") || masked.includes("...") ? this.#maskCuts(masked) : masked;
+  }
+
+  /** `text` with the start of a secret value cut by `…` or `...` masked. */
+  #maskCuts(text: string): string {
+    const marks = [...text.matchAll(/…|\.\.\./g)].map((m) => m.index);
+    let out = text;
+    for (const at of marks.reverse()) {
+      let longest = 0;
+      for (const form of this.#forms) {
+        for (let k = Math.min(form.length - 1, at); k >= SECRET_MIN_LENGTH && k > longest; k--) {
+          if (out.startsWith(form.slice(0, k), at - k)) {
+            longest = k;
+            break;
+          }
+        }
+      }
+      if (longest > 0) out = out.slice(0, at - longest) + SECRET_MASK + out.slice(at);
+    }
+    return out;
   }
 
   /**
