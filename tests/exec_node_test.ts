@@ -552,6 +552,48 @@ Deno.test("exec node: a declared program found elsewhere (with.env PATH, a relat
   });
 });
 
+Deno.test("flowstate validate: with.env may not hold LD_… or DYLD_… variables, nor a bad name, each said at its place", async () => {
+  await withProject(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flow.flow.yaml"),
+      flowOf(
+        `    permissions: { run: [date] }\n    with: { command: date, env: { LD_PRELOAD: /tmp/x.so, 1X: a, DYLD_INSERT_LIBRARIES: /tmp/y } }`,
+      ),
+    );
+    const r = await printed(flowstateCommand(dir, "date", ["validate", "flow.flow.yaml"]));
+    assert.equal(r.code, 2, r.stderr);
+    const refused =
+      "exec: an exec node's program may not be given a variable named LD_… or DYLD_… (it would load other code into the program";
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^error: flow\\.flow\\.yaml:6:47: nodes\\[0\\]\\.with\\.env\\.LD_PRELOAD: ${
+          escape(refused)
+        }`,
+        "m",
+      ),
+    );
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^error: flow\\.flow\\.yaml:6:\\d+: nodes\\[0\\]\\.with\\.env\\.DYLD_INSERT_LIBRARIES: ${
+          escape(refused)
+        }`,
+        "m",
+      ),
+    );
+    assert.match(
+      r.stderr,
+      /^error: flow\.flow\.yaml:6:\d+: nodes\[0\]\.with\.env\["1X"\]: exec: an environment variable's name is letters, digits and _, not starting with a digit$/m,
+    );
+    assert.doesNotMatch(r.stderr, /Invalid key in record/);
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 Deno.test("examples/exec/exec.flow.yaml runs with its programs on --allow-run; its greeting is never code", async () => {
   await withProject(async (dir) => {
     await Deno.copyFile(
