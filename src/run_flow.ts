@@ -30,7 +30,7 @@ import { Records } from "./records/records.ts";
 import { knownFlowHash } from "./records/flow_version.ts";
 import { FlowVersionGoneError } from "./records/_versions.ts";
 import type { FlowDefinition } from "./flow/types.ts";
-import type { RunEvent, RunRecord } from "./records/types.ts";
+import type { RunEvent, RunRecord, ScheduledTick } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
 import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
@@ -170,6 +170,13 @@ export interface RunFlowOptions {
    * ```
    */
   onStart?: (runId: string) => void;
+  /**
+   * The schedule's tick that starts this run (what the daemon's scheduler
+   * gives): recorded on the run (`RunRecord.scheduledAt`, `schedule`) and
+   * read by its templates as `run.scheduledAt` and `run.schedule` (`null`
+   * without it). Not passed on to sub-runs.
+   */
+  scheduled?: ScheduledTick;
   /** Sub-flow nesting depth (internal). */
   depth?: number;
 }
@@ -486,6 +493,9 @@ async function runInTree(
       inputs: masker.mask(inputs) as Record<string, JsonValue>,
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
       ...(options.onFailureOf === undefined ? {} : { onFailureOf: options.onFailureOf }),
+      ...(options.scheduled === undefined
+        ? {}
+        : { scheduledAt: options.scheduled.at, schedule: options.scheduled.schedule }),
     };
     const onCancelRequested = () => cancel.abort("cancel requested");
     const nodeIds = nodeIdsOf(prepared);
@@ -560,6 +570,7 @@ async function runInTree(
         masker,
         concurrency: options.concurrency,
         parentRunId: options.parentRunId,
+        ...(options.scheduled === undefined ? {} : { scheduled: options.scheduled }),
         abortGrace: options.abortGrace,
         defaultTimeout: options.defaultTimeout,
         ...(tree.guard === undefined ? {} : { guard: tree.guard }),
@@ -618,6 +629,7 @@ async function runInTree(
                 parentRunId: runId,
                 depth: depth + 1,
                 onFailureOf: undefined,
+                scheduled: undefined,
               },
               tree,
               onStart,

@@ -477,7 +477,7 @@ const RUNTIME_OPTIONS: readonly string[] = fieldNames<RuntimeOptions>()(
 /** The options of `Runtime.runFlow`. */
 const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
   ["input", "inputFromStrings", "signal", "timers", "onEvent", "concurrency", "env"],
-  ["parentRunId", "abortGrace", "maxSubRuns", "defaultTimeout", "onStart", "depth"],
+  ["parentRunId", "abortGrace", "maxSubRuns", "defaultTimeout", "onStart", "depth", "scheduled"],
 );
 
 /**
@@ -495,6 +495,18 @@ function checkInternalRunOptions(options: RunFlowOptions): void {
     );
   }
   if (parentRunId !== undefined) assertRunId(parentRunId, "Cannot run flow: option parentRunId");
+  const { scheduled } = options;
+  if (
+    scheduled !== undefined &&
+    (typeof scheduled !== "object" || scheduled === null || !Number.isFinite(scheduled.at) ||
+      typeof scheduled.schedule !== "string" || scheduled.schedule === "")
+  ) {
+    throw new TypeError(
+      `Cannot run flow: option scheduled must be { at: <ms since the epoch>, schedule: "<schedule id>" } (got ${
+        JSON.stringify(scheduled) ?? String(scheduled)
+      })`,
+    );
+  }
 }
 
 /** The options of `Runtime.enqueue`. */
