@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { join } from "node:path";
 import { cliOk, withCliProject } from "./_cli_sandbox.ts";
+import { withDaemonProject, within } from "./fixtures/daemon_process.ts";
 import { openRuntime, type Runtime } from "../mod.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
@@ -445,4 +446,56 @@ Deno.test("runs show: a scheduled run says its schedule and tick (--json: schedu
     );
     assert.doesNotMatch(await cliOk(run, "runs", "show", manual.id), /^schedule:/m);
   });
+});
+
+Deno.test({
+  name:
+    "flowstate daemon --serve: two entries of one flow each run with their inputs and tick; GET /api/schedules lists them; one removed by an edit stops",
+  sanitizeResources: false,
+  async fn() {
+    const flow = (entries: string[]) =>
+      [
+        "id: tk",
+        "inputs: { db: { type: string } }",
+        "schedule:",
+        ...entries,
+        "nodes:",
+        '  - { id: say, type: log, with: { message: "${{ inputs.db }} ${{ run.scheduledAt }} ${{ run.schedule }}" } }',
+        "",
+      ].join("\n");
+    const a = '  - { id: a, cron: "* * * * * *", inputs: { db: a } }';
+    const b = '  - { id: b, cron: "* * * * * *", inputs: { db: b } }';
+    await withDaemonProject(
+      "flowstate-daemon-schedule-entries-",
+      {
+        "flowstate.yaml": "stores:\n  default: { plugin: memory }\nserve: { port: 0 }\n" +
+          "flows: [./flows]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+        "flows/tk.flow.yaml": flow([a, b]),
+      },
+      ["--serve"],
+      async ({ dir, child, err }) => {
+        const serving = await within(err.next(/^Serving http:\/\/127\.0\.0\.1:\d+\/$/), "serving");
+        // Each entry's run logs its input, its tick (a whole second) and its schedule.
+        for (const [entry, db] of [["a", "a"], ["b", "b"]]) {
+          const pattern = new RegExp(`^\\[flow:tk#${entry}\\] say: ${db} (\\d+) flow:tk#${entry}$`);
+          const line = await within(err.next(pattern), `a run of entry ${entry}`);
+          const tick = Number(line.match(pattern)![1]);
+          assert.equal(tick % 1000, 0, `a tick's time: ${line}`);
+        }
+        const response = await fetch(new URL("api/schedules", serving.slice("Serving ".length)));
+        assert.equal(response.status, 200);
+        const rows = (await response.json()) as Record<string, unknown>[];
+        assert.deepEqual(rows.map((r) => [r.id, r.flow, r.entry, r.inputs]), [
+          ["flow:tk#a", "tk", "a", { db: "a" }],
+          ["flow:tk#b", "tk", "b", { db: "b" }],
+        ]);
+
+        await Deno.writeTextFile(join(dir, "flows", "tk.flow.yaml"), flow([a]));
+        await within(err.next(/^\[flow:tk#b\] schedule removed/), "entry b removed");
+        await within(err.next(/^\[flow:tk#a\] say: a \d+ flow:tk#a$/), "entry a still runs");
+        child.kill("SIGTERM");
+        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      },
+    );
+  },
 });
