@@ -76,6 +76,19 @@ Deno.test("validate: a required input that the schedule does not give is an erro
     // A list whose every entry gives it: valid too.
     await Deno.writeTextFile(join(dir, "flows", "backup.flow.yaml"), backupFlow(TWO_ENTRIES));
     assert.match(await cliOk(run, "validate", "flows/backup.flow.yaml"), /^ok /);
+
+    // The input the scheduler gives the tick's time must take it.
+    await Deno.writeTextFile(
+      join(dir, "flows", "tick.flow.yaml"),
+      'id: tick\ninputs: { scheduledAt: { type: boolean } }\nschedule: "@daily"\n' +
+        "nodes: [{ id: a, type: log, with: { message: hi } }]\n",
+    );
+    const tick = await run("validate", "flows/tick.flow.yaml");
+    assert.equal(tick.code, 2, tick.stdout + tick.stderr);
+    assert.match(
+      tick.stderr,
+      /flows\/tick\.flow\.yaml:2:32: inputs\.scheduledAt\.type: a scheduled flow's input scheduledAt is given the tick's time: declare it type: string \(ISO 8601\) or number/,
+    );
   });
 });
 

@@ -340,6 +340,16 @@ export class Checker {
     if (entries.length === 0) return;
     const declared = isRecord(flow.inputs) ? flow.inputs : {};
     const names = Object.keys(declared);
+    const tickInput = declared[SCHEDULED_AT_INPUT];
+    if (
+      isRecord(tickInput) && tickInput.type !== undefined &&
+      !["string", "number", "any"].includes(String(tickInput.type))
+    ) {
+      this.add(
+        ["inputs", SCHEDULED_AT_INPUT, "type"],
+        `a scheduled flow's input ${SCHEDULED_AT_INPUT} is given the tick's time: declare it type: string (ISO 8601) or number (ms since the epoch), or read run.scheduledAt instead`,
+      );
+    }
     const where = (path: readonly (string | number)[]) =>
       path.length === 1 ? "schedule" : `schedule[${path[1]}]`;
     const seen = new Map<string | null, readonly (string | number)[]>();

@@ -339,8 +339,13 @@ export interface FlowFileProblem {
  * run with `runtime.runFlow`. Job options are validated now, so a bad option
  * is a {@linkcode ConfigError} before anything runs.
  *
- * A scheduled flow that declares an input named `scheduledAt` receives the
- * tick's nominal time: an ISO string if the input's type is `string`, else
+ * Each entry of a flow's `schedule:` (a list, or the one schedule) is a
+ * schedule of its own: `flow:<id>` for the entry without `id` (as a single
+ * schedule always was), `flow:<id>#<entry>` for one with an `id`. Its runs get
+ * the entry's `inputs`, and record the tick (`RunRecord.scheduledAt`,
+ * `schedule`; templates read `run.scheduledAt`, `run.schedule`). A scheduled
+ * flow that declares an input named `scheduledAt` receives the tick's
+ * nominal time too: an ISO string if the input's type is `string`, else
  * milliseconds since the epoch.
  *
  * @example
