@@ -183,6 +183,7 @@ export {
 export { listWorkers, type WorkerListing } from "./src/queue/workers.ts";
 export type { WorkerClaim, WorkerInfo, WorkerStatus } from "./src/records/workers.ts";
 export type { RunFlowOptions } from "./src/run_flow.ts";
+export type { NodeMock, NodeMockCall, NodeMocks } from "./src/flow/mocks.ts";
 export type {
   EventsDroppedEvent,
   EventsOptions,

@@ -26,6 +26,7 @@ export {
   type JobProblem,
   loadSchedules,
   type LoadSchedulesOptions,
+  type ScheduleLogContext,
 } from "./src/scheduler/from_config.ts";
 export type { ScheduleListing, ScheduleSource } from "./src/scheduler/listing.ts";
 export {

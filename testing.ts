@@ -1,6 +1,8 @@
 /**
  * Test helpers for Flowstate storage plugins: the Store conformance suite
- * that every plugin, built in or third party, runs, and a fake clock.
+ * that every plugin, built in or third party, runs, and a fake clock; and
+ * for tests of flows, {@linkcode recordCalls}: a node mock (see
+ * `RunFlowOptions.mocks`) that keeps what the node would have been run with.
  *
  * A plugin's test file registers the suite with a function that opens a
  * store for a case id. The same id must reopen the same data (a file named
@@ -55,5 +57,6 @@ export {
   testStore,
 } from "./src/testing/conformance/mod.ts";
 export { type ManualTimers, manualTimers } from "./src/testing/timers.ts";
+export { recordCalls, type RecordedCalls } from "./src/flow/mocks.ts";
 export type { Clock, Timers } from "./src/clock.ts";
 export type { Store } from "./src/store/types.ts";

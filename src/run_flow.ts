@@ -36,6 +36,14 @@ import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 import { readSecrets, SecretMasker } from "./flow/secrets.ts";
+import {
+  assertMockedNodesExist,
+  assertSubFlowMocks,
+  checkMocks,
+  type MockLevel,
+  mockLevel,
+  type NodeMocks,
+} from "./flow/mocks.ts";
 
 /** What running a flow needs from the runtime. */
 export interface FlowHost {
@@ -177,6 +185,45 @@ export interface RunFlowOptions {
    * without it). Not passed on to sub-runs.
    */
   scheduled?: ScheduledTick;
+  /**
+   * Nodes a test replaces, by id: such a node does not run; its output is
+   * the value given, or what the function given returns (see
+   * `NodeMock`). Its `with:` is still evaluated and checked against
+   * its type's options schema, but nothing only running it needs is checked
+   * (a Worker, the runner's `--allow-net`/`--allow-run`, an `exec` program on
+   * PATH), and its outcome and events say `mocked: true`. `"a/b"` mocks node
+   * `b` of the sub-flow node `a` runs. A key naming no node is a `TypeError`
+   * before anything runs (for a sub-flow's node: when the sub-run starts;
+   * `runFlow` then rejects with it once the run's end is recorded). A run with
+   * mocks is a test's: when it fails, the config's `runs.onFailure` flow is not run.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openRuntime } from "@flowstate/core";
+   *
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const flow = {
+   *   id: "alert",
+   *   inputs: { text: { type: "string" } },
+   *   nodes: [{
+   *     id: "notify",
+   *     type: "http",
+   *     permissions: { net: ["hooks.slack.com"] },
+   *     with: { url: "https://hooks.slack.com/services/T0", method: "POST", body: { text: "${{ inputs.text }}" } },
+   *   }],
+   * };
+   * const sent: unknown[] = [];
+   * const run = await rt.runFlow(flow, {
+   *   input: { text: "disk full" },
+   *   mocks: { notify: (call) => (sent.push(call.with), { status: 200, body: "ok" }) },
+   * });
+   * assert.equal(run.status, "succeeded");
+   * assert.deepEqual(run.nodes.notify, { status: "succeeded", attempts: 1, output: { status: 200, body: "ok" }, mocked: true });
+   * assert.deepEqual((sent[0] as { body: unknown }).body, { text: "disk full" });
+   * ```
+   */
+  mocks?: NodeMocks;
   /** Sub-flow nesting depth (internal). */
   depth?: number;
 }
@@ -308,6 +355,7 @@ export function runFlow(
       `Cannot run flow: maxSubRuns must be a whole number of at least 0 (got ${maxSubRuns})`,
     );
   }
+  if (options.mocks !== undefined) checkMocks(options.mocks);
   const { onStart, ...rest } = options;
   return runInTree(host, flow, rest, { subRuns: 0, maxSubRuns }, onStart);
 }
@@ -387,6 +435,7 @@ async function runInTree(
   onStart?: (runId: string) => void,
   claimed?: ClaimedRun,
   rule: SubRunRule = {},
+  mockPath = "",
 ): Promise<RunRecord> {
   const depth = options.depth ?? 0;
   if (depth > MAX_DEPTH) {
@@ -406,11 +455,13 @@ async function runInTree(
         onStart,
         claimed,
         rule,
+        mockPath,
       );
     } finally {
       pool.close();
     }
   }
+  const mocks = mockLevel(options.mocks);
   // Held from the check to the end of the run: the Worker that checked a module runs it.
   using _held = host.sandboxes.hold();
   const loadOptions = {
@@ -423,19 +474,37 @@ async function runInTree(
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
   const ceiling = rule.ceiling;
-  if (ceiling !== undefined) {
+  if (ceiling !== undefined || mocks !== undefined) {
     // Checked on the parsed flow, before any of its modules is loaded.
     Object.assign(loadOptions, {
-      beforePrepare: (parsed: ParsedFlow, baseDir: string) =>
-        checkCeiling(parsed, ceiling, { ...loadOptions, baseDir }),
+      beforePrepare: (parsed: ParsedFlow, baseDir: string) => {
+        if (mocks !== undefined) mocksExist(mocks, parsed.definition);
+        if (ceiling !== undefined) checkCeiling(parsed, ceiling, { ...loadOptions, baseDir });
+      },
     });
+  }
+  if (mocks !== undefined) Object.assign(loadOptions, { mocked: new Set(mocks.own.keys()) });
+  /** A mock naming no node: thrown, and (in a sub-run) what the root `runFlow` rejects with. */
+  function mocksExist(level: MockLevel, def: FlowDefinition): void {
+    try {
+      assertMockedNodesExist(level, def.id, def.nodes.map((n) => n.id), mockPath);
+    } catch (err) {
+      if (depth > 0) tree.callbackError ??= { error: err };
+      throw err;
+    }
   }
   let loaded: LoadedFlow;
   try {
-    loaded = host.flows === undefined
+    // A run with mocks prepares its flow of its own: its mocked nodes are checked less.
+    loaded = host.flows === undefined || mocks !== undefined
       ? await loadFlowIn(flow, loadOptions)
       : await host.flows.load(flow, loadOptions);
+    // A flow given loaded already was not prepared here: its ids are checked now.
+    if (mocks !== undefined) mocksExist(mocks, loaded.prepared.definition);
   } catch (err) {
+    if (err instanceof TypeError && mocks !== undefined && tree.callbackError?.error === err) {
+      throw err;
+    }
     if (rule.untrusted === undefined || err instanceof SubFlowRefusedError) throw err;
     // Its problems may quote the file (any YAML file of those folders): not for the node's eyes.
     const file = typeof flow === "string" ? flow : "(definition)";
@@ -445,6 +514,20 @@ async function runInTree(
   }
   const { parsed, prepared } = loaded;
   const def = prepared.definition;
+  if (mocks !== undefined && mocks.nested.size > 0) {
+    try {
+      await assertSubFlowMocks(
+        mocks,
+        def,
+        prepared.baseDir,
+        new Set(host.nodeTypes?.keys() ?? []),
+        mockPath,
+      );
+    } catch (err) {
+      if (depth > 0) tree.callbackError ??= { error: err };
+      throw err;
+    }
+  }
   const inputs = coerceInputs(def, options.input ?? {}, {
     fromStrings: options.inputFromStrings,
     locate: parsed.locate,
@@ -574,6 +657,7 @@ async function runInTree(
         abortGrace: options.abortGrace,
         defaultTimeout: options.defaultTimeout,
         ...(tree.guard === undefined ? {} : { guard: tree.guard }),
+        ...(mocks === undefined ? {} : { mocks: mocks.own }),
         ...(host.enqueue === undefined ? {} : {
           enqueue: (flow: string, opts: EnqueueOptions) => {
             if (masker.contains(opts)) {
@@ -628,6 +712,7 @@ async function runInTree(
                 inputFromStrings: false,
                 parentRunId: runId,
                 depth: depth + 1,
+                mocks: mocks?.nested.get(node.spec.id),
                 onFailureOf: undefined,
                 scheduled: undefined,
               },
@@ -635,6 +720,7 @@ async function runInTree(
               onStart,
               undefined,
               subRule,
+              `${mockPath}${node.spec.id}/`,
             )
           );
         },
@@ -663,7 +749,11 @@ async function runInTree(
       status: record.status,
       record,
     });
-    if (depth === 0 && host.afterRun !== undefined) await host.afterRun(record, options.signal);
+    // A run with mocks is a test's: its failure is not reported (`runs.onFailure` would post it
+    // for real, from the test).
+    if (depth === 0 && host.afterRun !== undefined && mocks === undefined) {
+      await host.afterRun(record, options.signal);
+    }
     // The caller's own error, unchanged (so `instanceof` checks on it hold); the run is recorded.
     if (tree.callbackError !== undefined && depth === 0) throw tree.callbackError.error;
     return record;

@@ -477,7 +477,8 @@ const RUNTIME_OPTIONS: readonly string[] = fieldNames<RuntimeOptions>()(
 /** The options of `Runtime.runFlow`. */
 const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
   ["input", "inputFromStrings", "signal", "timers", "onEvent", "concurrency", "env"],
-  ["parentRunId", "abortGrace", "maxSubRuns", "defaultTimeout", "onStart", "depth", "scheduled"],
+  ["parentRunId", "abortGrace", "maxSubRuns", "defaultTimeout", "onStart", "depth", "mocks"],
+  ["scheduled"],
 );
 
 /**

@@ -58,6 +58,8 @@ Deno.test("plainRun() reads every command line it takes as commander does", asyn
     ["run", "f.yaml", "--config", "cfg.yaml", "--debug"],
     ["--config=cfg.yaml", "--debug", "run", "dir/f.yaml", "-i", "a="],
     ["run", "f.yaml", "-i", "=x"], // runCommand says what is wrong with it
+    ["run", "f.yaml", "--log-format", "json"], // main.ts reads it; plainRun steps over it
+    ["--log-format=text", "run", "f.yaml", "--json"],
   ];
   for (const args of lines) {
     const plain = viaPlain(args);

@@ -14,6 +14,7 @@ import { openRuntime, type Runtime } from "../runtime.ts";
 import type { ProgressMode } from "../jobs/progress.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
+import { jsonLogs, logEvent } from "./log_format.ts";
 
 /** Options every command sees. */
 export interface GlobalOptions {
@@ -217,7 +218,9 @@ export function onStopSignals(
         // The one press delivered twice (deno task forwards it): not "again".
         if (name === received.name && performance.now() - received.at < repeatMs) return;
         exiting = true;
-        if (again) console.error(again(name));
+        if (again && jsonLogs()) {
+          logEvent("warn", again(name), { event: "signal", signal: name, action: "exit" });
+        } else if (again) console.error(again(name));
         void exitAtOnce(name);
         return;
       }
@@ -254,7 +257,9 @@ export async function interruptible<T>(
     received = name;
     signalExitCodes.set(controller.signal, STOP_SIGNALS[name]);
     const again = name === "SIGINT" ? "press Ctrl-C again" : `send ${name} again`;
-    console.error(`${notice} (${name}; ${again} to exit at once)…`);
+    const line = `${notice} (${name}; ${again} to exit at once)…`;
+    if (jsonLogs()) logEvent("info", line, { event: "signal", signal: name, action: "stop" });
+    else console.error(line);
     controller.abort();
   });
   const value = await body(controller.signal);
@@ -327,7 +332,8 @@ export function printWarning(warning: Warning): void {
  * asked, so every command that runs a job asks with this.
  */
 export function progressMode(quiet: boolean | undefined): ProgressMode {
-  return quiet ? "quiet" : Deno.stderr.isTerminal() ? "tty" : "plain";
+  // A bar or a progress line is not one JSON object: none with --log-format json.
+  return quiet || jsonLogs() ? "quiet" : Deno.stderr.isTerminal() ? "tty" : "plain";
 }
 
 /**

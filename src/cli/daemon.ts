@@ -97,11 +97,13 @@ import { formatDuration, printable } from "./format.ts";
 import { lookalikeFlowWarnings, sharedFlowIdWarnings } from "../flow_files.ts";
 import { UsageError } from "./input.ts";
 import { type GlobalOptions, onStopSignals, printWarning } from "./common.ts";
+import { jsonLogs, lineSink, logEvent, type LogFields } from "./log_format.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { startServer } from "./serve.ts";
 import { DEFAULT_LEASE_MS, startWorker } from "../queue/worker.ts";
 import {
   heldRunsAtExit,
+  queuedRunLogs,
   reachableLine,
   waitForStoreSetting,
   waitingLine,
@@ -190,7 +192,11 @@ export async function daemonCommand(
     if (options.json) {
       if (!quiet) printJson(clock, { type: "signal", signal: "SIGHUP", action: "reload" });
     } else if (!quiet) {
-      console.log("Received SIGHUP: reading the config and flow files again");
+      lineSink().out("Received SIGHUP: reading the config and flow files again", {
+        event: "signal",
+        signal: "SIGHUP",
+        action: "reload",
+      });
     }
     if (started === undefined) reloadAsked = true;
     else void started.reload();
@@ -219,14 +225,25 @@ export async function daemonCommand(
             attempt: info.attempt,
             retryInMs: info.retryInMs,
           });
-        } else console.error(waitingLine(event));
+        } else {
+          lineSink().err(waitingLine(event), {
+            event: "store.unreachable",
+            store: info.store,
+            error: info.reason,
+            attempt: info.attempt,
+            retryInMs: info.retryInMs,
+            starting: true,
+          });
+        }
       },
     });
     if (reached === undefined) {
       const reason = await stopRequested.promise;
       if (options.json) {
         if (!quiet) printJson(clock, { type: "signal", signal: reason });
-      } else if (!quiet) console.log(`Received ${reason}: stopping`);
+      } else if (!quiet) {
+        lineSink().out(`Received ${reason}: stopping`, { event: "signal", signal: reason });
+      }
       return 0;
     }
     if (reached.failures > 0) {
@@ -237,7 +254,7 @@ export async function daemonCommand(
         starting: true,
       };
       if (options.json) printJson(clock, { type: "store.reachable", ...event });
-      else console.error(reachableLine(event));
+      else lineSink().err(reachableLine(event), { event: "store.reachable", ...event });
     }
     const print = options.json
       ? jsonPrinter(quiet, clock)
@@ -277,22 +294,26 @@ export async function daemonCommand(
     // The queue too: one line per queued run that ends (JSON: `queue.end`, `queue.lost`,
     // `queue.abandoned`, `queue.error`).
     using held = heldRunsAtExit(DEFAULT_LEASE_MS);
+    // With --log-format json, the node logs of the queued runs too (text mode prints none).
+    const runLogs = queuedRunLogs(quiet);
     const worker = options.queue === false ? undefined : startWorker(runtime, {
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(options.runnerId === undefined ? {} : { workerId: options.runnerId }),
+      ...(runLogs.onRunEvent === undefined ? {} : { onRunEvent: runLogs.onRunEvent }),
       onEvent(event) {
         held.track(event);
+        runLogs.track(event);
+        // Its start and stop are the daemon's (queueLine says none of them: it names the worker).
+        if (!options.json) return queueLine(event);
         if (
           event.type !== "end" && event.type !== "lost" && event.type !== "abandoned" &&
           event.type !== "error" && event.type !== "waiting" && event.type !== "reachable"
         ) return;
-        if (options.json) {
-          if (quiet && event.type === "end" && event.status === "succeeded") return;
-          printJson(clock, { ...event, type: `queue.${event.type}` });
-        } else queueLine(event);
+        if (quiet && event.type === "end" && event.status === "succeeded") return;
+        printJson(clock, { ...event, type: `queue.${event.type}` });
       },
     });
-    const queueLine = workerPrinter(false, quiet);
+    const queueLine = workerPrinter(false, quiet, false);
     const server = options.serve
       // The daemon's own worker runs what the server enqueues (none with --no-queue).
       ? await startServer(runtime, {}, {
@@ -309,7 +330,9 @@ export async function daemonCommand(
     const reason = await stopRequested.promise;
     if (options.json) {
       if (!quiet) printJson(clock, { type: "signal", signal: reason });
-    } else if (!quiet) console.log(`Received ${reason}: stopping`);
+    } else if (!quiet) {
+      lineSink().out(`Received ${reason}: stopping`, { event: "signal", signal: reason });
+    }
     // The server first: its waiting requests answered, its jobs cancelled, its streams closed.
     await server?.shutdown();
     await Promise.all([
@@ -354,41 +377,66 @@ function printTrigger(event: ChangeTriggerEvent, json: boolean, quiet: boolean, 
     }
     return;
   }
+  const sink = lineSink();
+  const context = { event: event.type, flow: event.flowId };
   switch (event.type) {
     case "error":
-      console.error(`error: ${messageOf(event.error)}`);
+      sink.err(`error: ${messageOf(event.error)}`, {
+        ...context,
+        event: "trigger.error",
+        error: messageOf(event.error),
+      });
       return;
     case "trigger.reset":
-      console.error(`warning: ${event.message}`);
+      sink.err(`warning: ${event.message}`, context);
       return;
     case "trigger.abandoned":
-      console.error(
+      sink.err(
         `warning: change trigger flow:${event.flowId}: recorded run ${event.runId} abandoned (its daemon stopped answering)`,
+        { ...context, runId: event.runId },
       );
       return;
     case "trigger.start":
       if (!quiet) {
-        console.log(
+        sink.out(
           `Change trigger flow:${event.flowId} watching store "${event.store}" under ${
             JSON.stringify(event.prefix)
           } after change ${event.since}`,
+          { ...context, store: event.store, prefix: event.prefix, since: event.since },
         );
       }
       return;
     case "trigger.reload":
-      if (!quiet) console.error(`[flow:${event.flowId}] ${reloadText(event)}`);
+      if (!quiet) {
+        sink.err(`[flow:${event.flowId}] ${reloadText(event)}`, {
+          ...context,
+          action: event.action,
+          store: event.store,
+        });
+      }
       return;
     case "trigger.standby":
       if (!quiet) {
-        console.log(`Change trigger flow:${event.flowId} is run by ${event.holder}; standing by`);
+        sink.out(`Change trigger flow:${event.flowId} is run by ${event.holder}; standing by`, {
+          ...context,
+          holder: event.holder,
+        });
       }
       return;
     case "trigger.run": {
       const line = `change ${event.seq} ${
         JSON.stringify(event.key)
       } flow:${event.flowId} ${event.run.status} run=${event.run.id}`;
-      if (event.run.status !== "succeeded") console.error(quiet ? `error: ${line}` : line);
-      else if (!quiet) console.log(line);
+      const fields = {
+        ...context,
+        seq: event.seq,
+        key: event.key,
+        runId: event.run.id,
+        status: event.run.status,
+      };
+      if (event.run.status !== "succeeded") {
+        sink.err(quiet ? `error: ${line}` : line, fields, "error");
+      } else if (!quiet) sink.out(line, fields);
     }
   }
 }
@@ -454,20 +502,50 @@ async function jobPathLines(runtime: Runtime): Promise<Map<string, string[]>> {
   return lines;
 }
 
+/** The context fields of a schedule: `schedule`, and `job` or `flow` by its kind. */
+function scheduleFields(scheduleId: string | undefined): LogFields {
+  if (scheduleId === undefined) return {};
+  if (scheduleId.startsWith("job:")) return { schedule: scheduleId, job: scheduleId.slice(4) };
+  if (scheduleId.startsWith("flow:")) return { schedule: scheduleId, flow: scheduleId.slice(5) };
+  return { schedule: scheduleId };
+}
+
+/**
+ * Turns scheduler events into lines: progress on stdout, logs and errors on stderr; with
+ * `--log-format json`, JSON log lines on stderr (`scheduler.start`, `job.end` / `run.end`
+ * per tick of a job / flow, `tick.skip`, `tick.queue`, `tick.abandoned`, `config.reload`,
+ * `schedule.log`, `schedule.warning`, `scheduler.error`, `scheduler.stopping`,
+ * `scheduler.stop`).
+ */
 function printer(
   quiet: boolean,
   paths: ReadonlyMap<string, string[]> = new Map(),
 ): (event: SchedulerEvent) => void {
+  const sink = lineSink();
   return (event) => {
     switch (event.type) {
       case "start": {
         if (quiet) return;
         const n = event.schedules.length;
-        console.log(
-          `Scheduler started (runner ${event.runnerId}) with ${n} schedule${n === 1 ? "" : "s"}${
-            n === 0 ? "; nothing to run (add jobs or flows with a schedule to the config)" : ":"
-          }`,
-        );
+        const head = `Scheduler started (runner ${event.runnerId}) with ${n} schedule${
+          n === 1 ? "" : "s"
+        }${n === 0 ? "; nothing to run (add jobs or flows with a schedule to the config)" : ":"}`;
+        if (jsonLogs()) {
+          // One line: the schedules as a field.
+          logEvent("info", head.replace(/:$/, ""), {
+            event: "scheduler.start",
+            runner: event.runnerId,
+            schedules: event.schedules.map((s) => ({
+              schedule: s.id,
+              cron: s.cron,
+              timezone: s.timezone,
+              next: s.next === null ? null : tickKey(s.next),
+              ...(paths.has(s.id) ? { paths: paths.get(s.id) } : {}),
+            })),
+          });
+          return;
+        }
+        console.log(head);
         for (const s of event.schedules) {
           console.log(
             `  ${s.id}  ${s.cron} (${s.timezone})  next ${
@@ -479,38 +557,49 @@ function printer(
         return;
       }
       case "config.reload": {
+        const fields = {
+          event: "config.reload",
+          file: event.file,
+          applied: event.applied,
+          restart: event.restart,
+          restartNotNeeded: event.restartNotNeeded,
+          recovered: event.recovered,
+        };
         if (event.restart.length > 0) {
-          console.error(
+          sink.err(
             `warning: ${event.file}: ${
               event.restart.join(", ")
             } changed: restart the daemon to apply ${
               event.restart.length === 1 ? "it" : "them"
             } (it goes on with the values it started with)`,
+            fields,
           );
         }
         if (quiet) return;
         const notNeeded = event.restartNotNeeded ?? [];
         if (notNeeded.length > 0) {
-          console.log(
+          sink.out(
             `Config ${event.file}: ${
               notNeeded.join(", ")
             } back to the values the daemon runs with: no restart needed for ${
               notNeeded.length === 1 ? "it" : "them"
             } any more`,
+            fields,
           );
         }
         if (event.recovered) {
-          console.log(
+          sink.out(
             `Config ${event.file} can be used again: ${
               event.applied.length > 0
                 ? `applied ${event.applied.join(", ")}`
                 : "nothing changed from the config in use"
             }`,
+            fields,
           );
         } else if (event.applied.length > 0) {
-          console.log(`Config ${event.file} changed: applied ${event.applied.join(", ")}`);
+          sink.out(`Config ${event.file} changed: applied ${event.applied.join(", ")}`, fields);
         } else if (event.restart.length === 0 && notNeeded.length === 0) {
-          console.log(`Config ${event.file} read again: nothing changed`);
+          sink.out(`Config ${event.file} read again: nothing changed`, fields);
         }
         return;
       }
@@ -520,19 +609,36 @@ function printer(
         }${event.runId ? ` run=${event.runId}` : ""}${event.catchUp ? " (catch-up)" : ""}${
           event.error ? `: ${event.error.split("\n")[0]}` : ""
         }`;
+        const context = scheduleFields(event.scheduleId);
+        const fields = {
+          event: context.job === undefined ? "run.end" : "job.end",
+          ...context,
+          runId: event.runId ?? undefined,
+          tickAt: tickKey(event.tick),
+          catchUp: event.catchUp || undefined,
+          status: event.status,
+          durationMs: event.durationMs,
+          error: event.error ?? undefined,
+        };
+        const level = event.status === "succeeded" ? "info" : "error";
         if (event.status === "succeeded") {
-          if (!quiet) console.log(line);
+          if (!quiet) sink.out(line, fields, level);
         } else if (quiet) {
-          console.error(`error: ${line}`);
+          sink.err(`error: ${line}`, fields, level);
         } else {
-          console.log(line);
+          sink.out(line, fields, level);
         }
         return;
       }
       case "tick.skip": {
         const why = SKIP_REASONS[event.reason];
         if (!quiet && why !== undefined) {
-          console.log(`${tickKey(event.tick)} ${event.scheduleId} ${why}`);
+          sink.out(`${tickKey(event.tick)} ${event.scheduleId} ${why}`, {
+            event: "tick.skip",
+            ...scheduleFields(event.scheduleId),
+            tickAt: tickKey(event.tick),
+            reason: event.reason,
+          });
         }
         return;
       }
@@ -542,52 +648,101 @@ function printer(
           : event.action === "rerun"
           ? "running it again (abandoned: rerun)"
           : "its run had ended; recorded the tick";
-        console.error(
+        sink.err(
           `warning: ${tickKey(event.tick)} ${event.scheduleId} abandoned by runner ${event.runner}${
             event.runId ? ` (run=${event.runId})` : ""
           }: ${what}`,
+          {
+            event: "tick.abandoned",
+            ...scheduleFields(event.scheduleId),
+            tickAt: tickKey(event.tick),
+            runner: event.runner,
+            runId: event.runId ?? undefined,
+            action: event.action,
+          },
         );
         return;
       }
       case "tick.queue":
         if (!quiet) {
-          console.log(
+          sink.out(
             `${tickKey(event.tick)} ${event.scheduleId} queued: runs when the previous run ends`,
+            {
+              event: "tick.queue",
+              ...scheduleFields(event.scheduleId),
+              tickAt: tickKey(event.tick),
+            },
           );
         }
         return;
       case "log":
-        if (!quiet) {
+        if (jsonLogs()) {
+          if (!quiet) {
+            // A scheduled flow's node log line: a node.log line of its run.
+            const node = event.node;
+            logEvent(
+              event.level,
+              node !== undefined && event.message.startsWith(`${node}: `)
+                ? event.message.slice(node.length + 2)
+                : event.message,
+              {
+                event: node === undefined ? "schedule.log" : "node.log",
+                ...scheduleFields(event.scheduleId),
+                runId: event.runId,
+                node,
+                item: event.item,
+              },
+            );
+          }
+        } else if (!quiet) {
           const level = event.level === "info" ? "" : `${event.level}: `;
           console.error(`[${event.scheduleId}] ${level}${event.message}`);
         }
         return;
       case "warning":
-        console.error(`warning: [${event.scheduleId}] ${event.message}`);
+        sink.err(`warning: [${event.scheduleId}] ${event.message}`, {
+          event: "schedule.warning",
+          ...scheduleFields(event.scheduleId),
+        });
         return;
       case "error":
-        console.error(`error: ${event.message.split("\n")[0]}`);
+        sink.err(`error: ${event.message.split("\n")[0]}`, {
+          event: "scheduler.error",
+          ...scheduleFields(event.scheduleId),
+          ...(event.tick === undefined ? {} : { tickAt: tickKey(event.tick) }),
+          error: messageOf(event.error),
+        });
         return;
       case "stopping":
         if (!quiet) {
-          console.log(
+          sink.out(
             `Waiting up to ${formatDuration(event.graceMs)} for ${event.running} running tick${
               event.running === 1 ? "" : "s"
             }…`,
+            { event: "scheduler.stopping", running: event.running, graceMs: event.graceMs },
           );
         }
         return;
       case "stop":
         if (event.cancelled > 0) {
-          console.error(
+          sink.err(
             `warning: cancelled ${event.cancelled} tick${
               event.cancelled === 1 ? "" : "s"
             } still running after the grace period`,
+            { event: "scheduler.cancelled", cancelled: event.cancelled },
           );
         }
-        if (!quiet) console.log("Stopped");
+        if (!quiet) sink.out("Stopped", { event: "scheduler.stop", cancelled: event.cancelled });
         return;
       case "tick.start":
+        if (jsonLogs()) {
+          logEvent("debug", `${tickKey(event.tick)} ${event.scheduleId} started`, {
+            event: "tick.start",
+            ...scheduleFields(event.scheduleId),
+            tickAt: tickKey(event.tick),
+            catchUp: event.catchUp || undefined,
+          });
+        }
         return;
     }
   };

@@ -192,6 +192,10 @@ Deno.test("hello counts its greetings", async () => {
   const second = await rt.runFlow(flow);
   assert.equal(second.outputs?.greeting, "Hello, world! (greeting number 2)");
 });
+
+// A node that calls the outside world (an http or exec node) is replaced in a test by its id,
+// so the test needs no network: its with: is still checked, and the record says mocked: true.
+//   const run = await rt.runFlow(flow, { mocks: { notify: { status: 200, body: "ok" } } });
 `;
 
 const GITIGNORE = `# Flowstate's state, records and temporary files

@@ -32,6 +32,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, permissionHint, signalRepeatMs } fro
 import { printable, StdoutClosedError } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { plainRun } from "./plain_run.ts";
+import { jsonLogs, logEvent, logFormatSetting, startLogs } from "./log_format.ts";
 import { suggest } from "../_suggest.ts";
 
 /**
@@ -42,6 +43,17 @@ import { suggest } from "../_suggest.ts";
 export async function main(args: readonly string[]): Promise<number> {
   let exitCode = 0;
   const setExitCode = (code: number) => (exitCode = code);
+  // The log format first: from here on every line on stderr is written in it (a usage error
+  // too). A bad value is said as text: the format asked for is unknown.
+  const logs = logFormatSetting(args);
+  if ("problem" in logs) {
+    console.error(`error: ${printable(logs.problem)}`);
+    return EXIT_USAGE;
+  }
+  startLogs(logs.format, {
+    debug: args.includes("--debug"),
+    quiet: args.includes("--quiet") || args.includes("-q"),
+  });
   try {
     // A bad setting of the environment is refused before any command does anything (migrate
     // creates its target store before it listens for signals).
@@ -159,6 +171,7 @@ function report(err: unknown, debug: boolean): number {
   // Whoever read the output went away (`| head`): it has what it wanted.
   if (err instanceof StdoutClosedError) return EXIT_OK;
   const message = messageOf(err);
+  if (jsonLogs()) return reportJson(err, message, debug);
   // Every problem of a flow or a config, one `file:line:column: path: message` per line.
   const listsProblems = err instanceof FlowValidationError || err instanceof ConfigError;
   if (listsProblems || debug) {
@@ -183,6 +196,29 @@ function report(err: unknown, debug: boolean): number {
     console.error("(run again with --debug for the stack trace)");
   }
   return exitCodeOf(err);
+}
+
+/**
+ * The error a command exits with, as one JSON log line (`--log-format json`): the whole message
+ * (every problem of a flow or config, each on its line), `exitCode`, a `hint` where to grant a
+ * permission, and with `--debug` the stack traces of it and its causes.
+ */
+function reportJson(err: unknown, message: string, debug: boolean): number {
+  const exitCode = exitCodeOf(err);
+  const stack: string[] = [];
+  if (debug) {
+    for (let e: unknown = err; e !== undefined; e = (e as Error).cause) {
+      stack.push(e instanceof Error ? (e.stack ?? String(e)) : String(e));
+      if (!(e instanceof Error)) break;
+    }
+  }
+  logEvent("error", message, {
+    event: "command.error",
+    exitCode,
+    hint: permissionHint(err),
+    ...(debug ? { stack: stack.join("\ncaused by: ") } : {}),
+  });
+  return exitCode;
 }
 
 /** Whether `err` is commander's (it printed its message already): by its `commander.*` code. */

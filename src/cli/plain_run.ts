@@ -1,6 +1,6 @@
 /**
  * The command line of a plain run, `flowstate run <flow> [-i name=value]…
- * [--json]` with the global `--config`, `--quiet` and `--debug` anywhere,
+ * [--json]` with the global `--config`, `--quiet`, `--debug` and `--log-format` anywhere,
  * read without commander: a cold `deno task run` then loads neither commander
  * nor any other command's definitions. Anything else (help, an unknown or
  * malformed option, a missing or second argument, `--`) is left to the full
@@ -59,6 +59,10 @@ export function plainRun(
     };
     if (arg === "-q" || arg === "--quiet") quiet = true;
     else if (arg === "--debug") debug = true;
+    // Read by main.ts before anything (logFormatSetting): only stepped over here.
+    else if (arg === "--log-format") {
+      if (value() === undefined) return undefined;
+    } else if (arg.startsWith("--log-format=")) continue;
     else if (arg === "-c" || arg === "--config" || arg.startsWith("--config=")) {
       if (config !== undefined) return undefined; // given twice: the full parser decides
       config = arg.startsWith("--config=") ? arg.slice("--config=".length) : value();

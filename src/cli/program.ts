@@ -11,6 +11,7 @@ import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typin
 import denoJson from "../../deno.json" with { type: "json" };
 import { configPath, type GlobalOptions } from "./common.ts";
 import { addStateQueryCommands } from "./state_query_commands.ts";
+import { jsonLogs, LOG_FORMAT_ENV, LOG_FORMATS } from "./log_format.ts";
 
 const HELP_AFTER = `
 Keys are a JSON array ('["flow","counter","count"]') or slash-separated
@@ -74,11 +75,22 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "config file (default: $FLOWSTATE_CONFIG, else ./flowstate.yaml if it exists)",
     )
     .option("-q, --quiet", "no progress bars, no log lines: only results and errors")
-    .option("--debug", "print stack traces of errors")
+    .option("--debug", "print stack traces of errors (and debug log lines with --log-format json)")
+    .addOption(
+      new Option(
+        "--log-format <format>",
+        `log lines on stderr: text, or json (one JSON object a line); default: $${LOG_FORMAT_ENV}, else text`,
+      ).choices(LOG_FORMATS),
+    )
     .configureHelp({ showGlobalOptions: true })
     .exitOverride()
-    .showHelpAfterError("(run flowstate --help for usage)")
+    // With --log-format json a usage error is one line: its message.
+    .showHelpAfterError(jsonLogs() ? false : "(run flowstate --help for usage)")
     .addHelpText("after", HELP_AFTER);
+  // With --log-format json, commander's messages on stderr are log lines too (one object each).
+  if (jsonLogs()) {
+    program.configureOutput({ writeErr: (text) => console.error(text.replace(/\n$/, "")) });
+  }
 
   const globals = (command: { optsWithGlobals(): GlobalOptions }): GlobalOptions => {
     const { config, debug, quiet } = command.optsWithGlobals();

@@ -44,6 +44,9 @@ import {
   printError,
   printWarning,
 } from "./common.ts";
+import { jsonLogs, lineSink, logEvent } from "./log_format.ts";
+import { runEventLogger } from "./run_logs.ts";
+import type { RunEvent } from "../records/types.ts";
 
 /** Options of `flowstate enqueue`. */
 export interface EnqueueCommandOptions {
@@ -209,8 +212,21 @@ export interface WorkerCommandOptions {
   quiet?: boolean;
 }
 
-/** Print worker events as lines (or JSON lines). */
-export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEvent) => void {
+/**
+ * Print worker events as lines (or JSON lines on stdout with `json`). With `--log-format json`
+ * the lines are JSON log lines on stderr instead (`worker.start`, `run.claim`, `run.end`,
+ * `queue.lost`, `queue.abandoned`, `worker.error`, `store.unreachable`, `store.reachable`,
+ * `worker.stopping`, `worker.stop`), each with the `worker`'s id. `announce: false` (the
+ * daemon's worker, whose process says its own start and stop): no start, stopping and stop
+ * lines (nor, in text, the runs released at stop), as the daemon has always printed it.
+ */
+export function workerPrinter(
+  json: boolean,
+  quiet: boolean,
+  announce = true,
+): (event: WorkerEvent) => void {
+  const sink = lineSink();
+  let worker: string | undefined;
   return (event) => {
     if (json) {
       if (
@@ -223,11 +239,18 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
     }
     switch (event.type) {
       case "start":
-        if (!quiet) {
-          console.log(
+        worker = event.worker;
+        if (!quiet && announce) {
+          sink.out(
             `Worker ${event.worker} started: ${event.concurrency} at once, ${
               event.flows === null ? "any flow" : `flows ${event.flows.join(", ")}`
             }`,
+            {
+              event: "worker.start",
+              worker,
+              concurrency: event.concurrency,
+              flows: event.flows,
+            },
           );
         }
         return;
@@ -247,69 +270,142 @@ export function workerPrinter(json: boolean, quiet: boolean): (event: WorkerEven
               ? `: ${printable(event.error.split("\n")[0])}`
               : ""
           }`;
+        const fields = {
+          event: "run.end",
+          worker,
+          runId: event.runId,
+          flow: event.flowId,
+          attempt: event.attempt,
+          status: event.status,
+          durationMs: event.durationMs,
+          requeued: event.requeued,
+          error: event.status === "succeeded" ? undefined : event.error,
+        };
+        const level = event.status === "succeeded" ? "info" : event.requeued ? "warn" : "error";
         if (event.status === "succeeded") {
-          if (!quiet) console.log(line);
-        } else if (quiet) console.error(`error: ${line}`);
-        else console.log(line);
+          if (!quiet) sink.out(line, fields, level);
+        } else if (quiet) sink.err(`error: ${line}`, fields, level);
+        else sink.out(line, fields, level);
         return;
       }
       case "lost": {
         const ended = new Map((event.ended ?? []).map((e) => [e.runId, e.status]));
         const requeued = event.runIds.filter((id) => !ended.has(id));
         if (requeued.length > 0) {
-          console.error(
+          sink.err(
             `warning: took back ${requeued.length} run${
               requeued.length === 1 ? "" : "s"
             } whose worker stopped answering: ${requeued.join(", ")}`,
+            { event: "queue.lost", worker, runIds: requeued },
           );
         }
         for (const [id, status] of ended) {
-          console.error(
+          sink.err(
             status === "cancelled"
               ? `warning: recorded run ${id} cancelled: its worker stopped answering after a cancel was requested`
               : `warning: recorded run ${id} failed: its workers stopped answering too many times (a node that ends the process?)`,
+            { event: "queue.lost", worker, runId: id, status },
           );
         }
         return;
       }
       case "abandoned":
-        console.error(
+        sink.err(
           `warning: recorded ${event.runIds.length} sub-run${
             event.runIds.length === 1 ? "" : "s"
           } of lost attempts abandoned (no heartbeat): ${event.runIds.join(", ")}`,
+          { event: "queue.abandoned", worker, runIds: event.runIds },
         );
         return;
       case "error":
-        console.error(`error: ${printable(event.message.split("\n")[0])}`);
+        sink.err(`error: ${printable(event.message.split("\n")[0])}`, {
+          event: "worker.error",
+          worker,
+          error: event.message,
+          fatal: event.fatal,
+        });
         return;
       case "waiting":
-        console.error(waitingLine(event));
+        sink.err(waitingLine(event), {
+          event: "store.unreachable",
+          worker,
+          store: event.store,
+          error: event.error,
+          attempt: event.attempt,
+          retryInMs: event.retryInMs,
+          starting: event.starting,
+        });
         return;
       case "reachable":
-        console.error(reachableLine(event));
+        sink.err(reachableLine(event), {
+          event: "store.reachable",
+          worker,
+          store: event.store,
+          attempts: event.attempts,
+          waitedMs: event.waitedMs,
+          starting: event.starting,
+        });
         return;
       case "stopping":
-        if (!quiet) {
-          console.log(
+        if (!quiet && announce) {
+          sink.out(
             `Waiting up to ${formatDuration(event.graceMs)} for ${event.running} running run${
               event.running === 1 ? "" : "s"
             }…`,
+            { event: "worker.stopping", worker, running: event.running, graceMs: event.graceMs },
           );
         }
         return;
       case "stop":
-        if (event.released > 0) {
-          console.error(
+        // The daemon never said it in text; its JSON log does.
+        if (event.released > 0 && (announce || jsonLogs())) {
+          sink.err(
             `warning: released ${event.released} run${
               event.released === 1 ? "" : "s"
             } still running after the grace period back to the queue`,
+            { event: "worker.released", worker, released: event.released },
           );
         }
-        if (!quiet) console.log("Worker stopped");
+        if (!quiet && announce) {
+          sink.out("Worker stopped", { event: "worker.stop", worker, released: event.released });
+        }
         return;
       case "claim":
+        // Text mode says nothing of a claim; with --log-format json --debug it is a debug line.
+        if (jsonLogs()) {
+          logEvent("debug", `${event.runId} ${event.flowId} claimed (attempt ${event.attempt})`, {
+            event: "run.claim",
+            worker,
+            runId: event.runId,
+            flow: event.flowId,
+            attempt: event.attempt,
+          });
+        }
         return;
     }
+  };
+}
+
+/**
+ * With `--log-format json` (and not `--quiet`): the events of the runs a worker runs as JSON
+ * log lines (see {@linkcode runEventLogger}), each with the worker's id; `track` is given the
+ * worker's events (its start names it, its claims are the runs it started). Without, no
+ * `onRunEvent`: text mode prints no node logs of queued runs.
+ */
+export function queuedRunLogs(quiet: boolean): {
+  onRunEvent?: (event: RunEvent, run: { id: string; flowId: string }) => void;
+  track(event: WorkerEvent): void;
+} {
+  if (quiet || !jsonLogs()) return { track() {} };
+  const fields: { worker?: string } = {};
+  const claimed = new Set<string>();
+  return {
+    onRunEvent: runEventLogger(fields, (id) => claimed.has(id)),
+    track(event) {
+      if (event.type === "start") fields.worker = event.worker;
+      else if (event.type === "claim") claimed.add(event.runId);
+      else if (event.type === "end") claimed.delete(event.runId);
+    },
   };
 }
 
@@ -440,10 +536,13 @@ export async function workerCommand(
   const print = workerPrinter(options.json ?? false, quiet);
   let failed = false;
   using held = heldRunsAtExit(settings.leaseMs ?? DEFAULT_LEASE_MS);
+  const runLogs = queuedRunLogs(quiet);
   const worker = startWorker(runtime, {
     ...workerOptions,
+    ...(runLogs.onRunEvent === undefined ? {} : { onRunEvent: runLogs.onRunEvent }),
     onEvent(event) {
       held.track(event);
+      runLogs.track(event);
       print(event);
       // It cannot work (its records store did not open): exit 1 rather than idle until a signal.
       if (event.type === "error" && event.fatal) {
@@ -453,7 +552,9 @@ export async function workerCommand(
     },
   });
   const reason = await stop.promise;
-  if (!quiet && !options.json && !failed) console.log(`Received ${reason}: stopping`);
+  if (!quiet && !options.json && !failed) {
+    lineSink().out(`Received ${reason}: stopping`, { event: "signal", signal: reason });
+  }
   await worker.stop(graceMs === undefined ? {} : { graceMs });
   return failed ? EXIT_FAILURE : 0;
 }

@@ -35,6 +35,8 @@ import {
   interruptible,
   printWarning,
 } from "./common.ts";
+import { jsonLogs, logEvent } from "./log_format.ts";
+import { runEventLogger } from "./run_logs.ts";
 
 /** Options of `flowstate run`. */
 export interface RunOptions {
@@ -161,7 +163,14 @@ export async function runCommand(
           input,
           inputFromStrings: given.fromStrings,
           signal,
-          onEvent: options.quiet || options.json ? undefined : progressPrinter(),
+          // JSON log lines go to stderr with --json too: stdout holds only the record.
+          onEvent: options.quiet
+            ? undefined
+            : jsonLogs()
+            ? runEventLogger()
+            : options.json
+            ? undefined
+            : progressPrinter(),
         });
       },
     );
@@ -182,6 +191,8 @@ export async function runCommand(
   await saveToCache();
   await saveConfigToCache();
 
+  // With --quiet, only the end of a run that did not succeed (an error line).
+  if (jsonLogs() && (!options.quiet || record.status !== "succeeded")) logRunEnd(record);
   if (options.json) console.log(JSON.stringify(record));
   else {
     printSummary(record, await recordsStoreLine(runtime));
@@ -291,6 +302,26 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
         break;
     }
   };
+}
+
+/** With `--log-format json`: the `run.end` line of the run `record`. */
+function logRunEnd(record: RunRecord): void {
+  const ok = record.status === "succeeded";
+  logEvent(
+    ok ? "info" : "error",
+    `run ${record.id} of flow "${record.flowId}" ${record.status} in ${
+      formatDuration(record.durationMs)
+    }${record.error ? `: ${runErrorText(record.error)}` : ""}`,
+    {
+      event: "run.end",
+      runId: record.id,
+      flow: record.flowId,
+      status: record.status,
+      durationMs: record.durationMs ?? undefined,
+      node: record.error?.node,
+      error: record.error?.message,
+    },
+  );
 }
 
 function plural(n: number, word: string): string {

@@ -146,7 +146,9 @@ export function printRun(
     const end = nodeEvents.findLast((e) => e.type === "node.end");
     const took = end?.durationMs === undefined ? "" : `, ${formatDuration(end.durationMs)}`;
     const when = result?.when === undefined ? "" : ` (when: ${result.when})`;
-    lines.push(`  ${id}: ${head}${took}${when}`);
+    // A test's mock stood in for it: what it shows did not happen.
+    const mocked = result?.mocked === true ? " (mocked: it did not run)" : "";
+    lines.push(`  ${id}: ${head}${took}${when}${mocked}`);
     for (const event of nodeEvents) {
       const line = describeEvent(event);
       const offset = `+${formatDuration(event.at - run.startedAt)}`.padEnd(offsetWidth);

@@ -32,7 +32,8 @@ import { flowFiles } from "../flow_files.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
 import { UsageError } from "./input.ts";
-import { heldRunsAtExit, waitForStoreSetting, workerPrinter } from "./queue.ts";
+import { jsonLogs, logEvent } from "./log_format.ts";
+import { heldRunsAtExit, queuedRunLogs, waitForStoreSetting, workerPrinter } from "./queue.ts";
 import { DEFAULT_LEASE_MS, type Worker, type WorkerOptions } from "../queue/worker.ts";
 
 /** The environment variable a token may come from. */
@@ -103,7 +104,9 @@ export async function startServer(
     }
     throw err;
   }
-  console.error(`Serving ${server.url}`);
+  if (jsonLogs()) {
+    logEvent("info", `Serving ${server.url}`, { event: "server.start", url: server.url });
+  } else console.error(`Serving ${server.url}`);
   if (server.tokenGenerated) {
     const wildcard = hostname === "0.0.0.0" || hostname === "::";
     let shown = server.url;
@@ -116,11 +119,18 @@ export async function startServer(
       }
       shown = `http://${name}:${server.port}/`;
     }
-    console.error(
+    const lines = [
       `Generated a token (shown only now; pass --token or set ${SERVE_TOKEN_ENV} to choose one):`,
-    );
-    console.error(`  open ${shown}#token=${server.token}`);
-    console.error(`  or send "Authorization: Bearer ${server.token}"`);
+      `  open ${shown}#token=${server.token}`,
+      `  or send "Authorization: Bearer ${server.token}"`,
+    ];
+    // Shown once: with --log-format json, one warn line (--quiet keeps it, as in text).
+    if (jsonLogs()) {
+      logEvent("warn", lines.join("\n"), {
+        event: "server.token",
+        url: `${shown}#token=${server.token}`,
+      });
+    } else for (const line of lines) console.error(line);
   }
   return server;
 }
@@ -158,12 +168,15 @@ export async function serveCommand(
   await interruptible("Stopping the server", async (signal) => {
     const printLine = workerPrinter(false, options.quiet === true);
     using held = heldRunsAtExit(DEFAULT_LEASE_MS);
+    const runLogs = queuedRunLogs(options.quiet === true);
     const server = await startServer(runtime, options, {
       worker: options.worker === false ? false : {
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
         ...waitForStore,
+        ...(runLogs.onRunEvent === undefined ? {} : { onRunEvent: runLogs.onRunEvent }),
         onEvent(event) {
           held.track(event);
+          runLogs.track(event);
           printLine(event);
         },
       },
@@ -175,6 +188,7 @@ export async function serveCommand(
     await server.shutdown();
     await server.finished;
   });
-  console.error("Server stopped");
+  if (jsonLogs()) logEvent("info", "Server stopped", { event: "server.stop" });
+  else console.error("Server stopped");
   return 0;
 }

@@ -44,6 +44,7 @@ import { builtinNodes } from "./nodes.ts";
 import { parseJson } from "../_json.ts";
 import { type WhenPlan, whenPlan, WhenRun } from "./_when.ts";
 import { describeValue } from "./_shapes.ts";
+import type { NodeMock, NodeMockCall } from "./mocks.ts";
 import { placedError, placedMessage } from "./_eval_place.ts";
 
 /**
@@ -240,6 +241,12 @@ export interface ExecuteOptions {
    * `AttemptOverError` giving its reason. Asked on the hot path: it must be cheap.
    */
   guard?: RunGuard;
+  /**
+   * Mocks of the flow's nodes, by id (`RunFlowOptions.mocks`, this flow's own):
+   * a mocked node's checked options go to its mock instead of its type's
+   * `run`, and its outcome and events say `mocked: true`.
+   */
+  mocks?: ReadonlyMap<string, NodeMock>;
 }
 
 /**
@@ -275,6 +282,8 @@ interface NodeResult {
   output?: JsonValue;
   error?: string;
   items?: NodeItems;
+  /** A mock stood in for it (it made an attempt, and `ExecuteOptions.mocks` has it). */
+  mocked?: true;
 }
 
 /** One item of a node with `forEach:` while it runs (see `Execution.#runItems`). */
@@ -728,6 +737,34 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
       typeof (value as { then?: unknown }).then === "function";
 }
 
+/**
+ * Attempt `a` of a mocked node, given its checked options `input`: the
+ * mock's value (a function's, called with what the node would have run
+ * with; it may throw or return a promise).
+ */
+function callMock(
+  mock: NodeMock,
+  a: Attempt,
+  input: unknown,
+  each: ItemRun | undefined,
+): unknown {
+  if (typeof mock !== "function") return mock;
+  const o = a.host.options;
+  const call: NodeMockCall = {
+    node: a.node.spec.id,
+    with: input,
+    attempt: a.number,
+    signal: a.signal(),
+    runId: o.runId,
+    flowId: a.host.flowId,
+  };
+  if (each !== undefined) {
+    call.item = each.scope.item as JsonValue;
+    call.index = each.index;
+  }
+  return mock(call);
+}
+
 const noRunFlow: NonNullable<ExecuteOptions["runFlow"]> = () =>
   Promise.reject(new Error("sub-flows are not available here"));
 
@@ -766,6 +803,8 @@ class Execution implements AttemptHost {
   // grows to one attempt and shrinks to none again reallocates its table each time (~230 bytes
   // a node of a chain).
   #live: Attempt[] = [];
+  /** Each node's mock, by position, when the run has mocks (see `ExecuteOptions.mocks`). */
+  #mocks: ({ mock: NodeMock } | undefined)[] | undefined;
 
   constructor(flow: PreparedFlow, options: ExecuteOptions) {
     this.#flow = flow;
@@ -776,6 +815,12 @@ class Execution implements AttemptHost {
     this.facts = facts.nodes;
     this.#templates = facts.templates;
     this.#results = new Array(flow.nodes.length);
+    const mocks = options.mocks;
+    if (mocks !== undefined && mocks.size > 0) {
+      this.#mocks = flow.nodes.map((n) =>
+        mocks.has(n.spec.id) ? { mock: mocks.get(n.spec.id) as NodeMock } : undefined
+      );
+    }
     this.#scope = {
       inputs: options.inputs,
       nodes: {},
@@ -1060,6 +1105,8 @@ class Execution implements AttemptHost {
 
   /** Emit node `i`'s `node.end` event and keep its result (in `#results`); returns `i`. */
   #end(i: number, started: number, result: NodeResult, bytes?: number): number {
+    const mocked = this.#mocks?.[i] !== undefined && result.attempts > 0;
+    if (mocked) result.mocked = true;
     this.#results[i] = result;
     const on = this.#o.onEvent;
     const access = this.#access[i];
@@ -1083,6 +1130,7 @@ class Execution implements AttemptHost {
     };
     if (access !== undefined) access.addFields(event);
     if (result.items !== undefined) event.items = result.items;
+    if (mocked) event.mocked = true;
     on(event);
     return i;
   }
@@ -1135,7 +1183,13 @@ class Execution implements AttemptHost {
         now = this.#o.clock.now();
       }
       if (node.forEach !== undefined) return this.#runItems(i, node, started, runSignal);
-      if (on !== undefined) on({ at: now, type: "node.start", node: id });
+      if (on !== undefined) {
+        on(
+          this.#mocks?.[i] === undefined
+            ? { at: now, type: "node.start", node: id }
+            : { at: now, type: "node.start", node: id, mocked: true },
+        );
+      }
     }
     const item = each?.index;
     const { attempts, delay, backoff, maxDelay } = node.retry;
@@ -1172,7 +1226,7 @@ class Execution implements AttemptHost {
             : (err as Error).message,
         });
       }
-      const begun = this.#attempt(i, node, input, attempt, runSignal, item);
+      const begun = this.#attempt(i, node, input, attempt, runSignal, each);
       let outcome: AttemptOutcome;
       if (begun instanceof Attempt) {
         await begun.decision();
@@ -1303,7 +1357,11 @@ class Execution implements AttemptHost {
         ),
       });
     }
-    this.emit({ type: "node.start", node: id, items: count });
+    this.emit(
+      this.#mocks?.[i] === undefined
+        ? { type: "node.start", node: id, items: count }
+        : { type: "node.start", node: id, items: count, mocked: true },
+    );
     const results: NodeResult[] = new Array(count);
     const keepGoing = node.spec.continueOnError === true;
     // Stops the items: the run's end, or (without continueOnError) an item's failure.
@@ -1430,11 +1488,11 @@ class Execution implements AttemptHost {
     input: unknown,
     attempt: number,
     runSignal: AbortSignal,
-    item: number | undefined,
+    each: ItemRun | undefined,
   ): AttemptOutcome | Promise<AttemptOutcome> | Attempt {
     const id = node.spec.id;
     const a = new Attempt(this, i, node, attempt);
-    a.item = item;
+    a.item = each?.index;
     const ctx = this.options.enqueue === undefined
       ? new AttemptContext(a, input)
       : new QueueAttemptContext(a, input);
@@ -1447,7 +1505,10 @@ class Execution implements AttemptHost {
     // A node that returns (or throws) without a promise is decided at once: no promise, no
     // callbacks and no wait for it (a `transform` is). `a.work` is its promise, if it made one.
     try {
-      const value = this.facts[i].actorFree
+      const mock = this.#mocks?.[i];
+      const value = mock !== undefined
+        ? callMock(mock.mock, a, input, each)
+        : this.facts[i].actorFree
         ? node.type.run(ctx, input)
         : withNodeActor(this.options.runId, this.flowId, id, () => node.type.run(ctx, input));
       if (isThenable(value)) a.work = value;

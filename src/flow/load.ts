@@ -99,6 +99,8 @@ export async function loadFlowIn(
     signal?: AbortSignal;
     /** Node types the program defines, by name (in-process, like the built-ins). */
     nodeTypes?: ProgramNodeTypes;
+    /** Ids of the nodes a test mocks (see `PrepareOptions.mocked`). */
+    mocked?: ReadonlySet<string>;
   } = {},
 ): Promise<LoadedFlow> {
   if (isLoaded(flow)) return flow;
@@ -123,6 +125,7 @@ export async function loadFlowIn(
     ...(options.pool === undefined ? {} : { pool: options.pool }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.nodeTypes === undefined ? {} : { nodeTypes: options.nodeTypes }),
+    ...(options.mocked === undefined ? {} : { mocked: options.mocked }),
   });
   return { parsed, prepared };
 }

@@ -11,7 +11,7 @@ import { didYouMean } from "../_suggest.ts";
 import { formatDurationExactly, parseDuration } from "../duration.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import { isNodeType, type NodeType } from "./node.ts";
-import { builtinNodes } from "./nodes.ts";
+import { builtinNodes, execOptionsSchema, httpOptionsSchema } from "./nodes.ts";
 import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
 import type { ParsedFlow } from "./parse.ts";
 import { compileTemplate, compileValue } from "./template/mod.ts";
@@ -85,6 +85,15 @@ export interface PrepareOptions {
    * the turn given back). The prepare then rejects with the signal's reason.
    */
   signal?: AbortSignal;
+  /**
+   * Ids of nodes a test mocks (`RunFlowOptions.mocks`): they will not run,
+   * so what only running them needs is not checked (Deno's worker options,
+   * the runner's permissions, an `exec` program on PATH), and a sandboxed
+   * one's module is not loaded in a Worker (its options are then checked by
+   * no schema: only inside its sandbox could its schema run). What the flow
+   * file itself gets wrong still is a problem.
+   */
+  mocked?: ReadonlySet<string>;
 }
 
 const DEFAULT_RETRY_DELAY = 1000;
@@ -174,23 +183,44 @@ export async function prepareFlow(
         );
       }
       const permissions = resolvePermissions(spec.permissions, baseDir);
+      const mocked = options.mocked?.has(spec.id) === true;
       if (http) {
         const usable = httpPermissionProblems(
           spec,
           permissions,
           (path, message) => problem(["nodes", i, ...path], message),
+          mocked,
         );
-        if (usable) type = httpNodeType(permissions, pool, baseDir);
+        if (usable) {
+          type = mocked
+            ? mockedNodeType(type!, httpOptionsSchema(permissions.net))
+            : httpNodeType(permissions, pool, baseDir);
+        }
       }
       if (exec) {
         const usable = execPermissionProblems(
           spec,
           permissions,
           (path, message) => problem(["nodes", i, ...path], message),
+          mocked,
         );
-        if (usable) type = execNodeType(permissions, pool, baseDir);
+        if (usable) {
+          type = mocked
+            ? mockedNodeType(type!, execOptionsSchema(permissions.run))
+            : execNodeType(permissions, pool, baseDir);
+        }
       }
-      if (sandboxed) {
+      if (sandboxed && mocked) {
+        // Not run: no Worker, and nothing of the runner's is needed. The flow's own mistakes are.
+        const invalid = invalidPermission(permissions);
+        if (invalid !== undefined) {
+          problem(["nodes", i, "permissions", invalid.name, invalid.index], invalid.message);
+        } else if (url.startsWith("file:") && !await exists(url)) {
+          problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
+        } else {
+          type = mockedNodeType({ description: `${spec.type} (mocked)` }, ANY_OPTIONS);
+        }
+      } else if (sandboxed) {
         const invalid = invalidPermission(permissions);
         const missing = invalid === undefined ? missingRunnerPermission(permissions) : undefined;
         if (!workerOptionsEnabled()) problem(["nodes", i, "type"], NO_WORKER_OPTIONS);
@@ -435,8 +465,11 @@ function httpPermissionProblems(
   spec: PreparedNode["spec"],
   permissions: ResolvedPermissions,
   problem: (path: (string | number)[], message: string) => void,
+  mocked: boolean,
 ): boolean {
-  if (!onlyPermission("http", "net", "the hosts it may call", permissions, problem)) return false;
+  if (!onlyPermission("http", "net", "the hosts it may call", permissions, problem, mocked)) {
+    return false;
+  }
   const url = (spec.with as Record<string, unknown> | undefined)?.url;
   // A templated url whose scheme and host are written out (`https://api.example.com/${{ … }}`):
   // its host is known now. (A literal url's is checked with its options.)
@@ -471,7 +504,7 @@ function httpPermissionProblems(
     problem(["permissions", invalid.name, invalid.index], invalid.message);
     return false;
   }
-  const missing = missingRunnerPermission(net);
+  const missing = mocked ? undefined : missingRunnerPermission(net);
   if (missing !== undefined) {
     problem(
       ["permissions"],
@@ -492,8 +525,10 @@ function onlyPermission(
   what: string,
   permissions: ResolvedPermissions,
   problem: (path: (string | number)[], message: string) => void,
+  mocked: boolean,
 ): boolean {
-  if (!workerOptionsEnabled()) {
+  // A mocked node starts no Worker.
+  if (!mocked && !workerOptionsEnabled()) {
     problem(["type"], NO_WORKER_OPTIONS.replace("custom nodes run", `${kind} nodes run`));
     return false;
   }
@@ -517,8 +552,9 @@ function execPermissionProblems(
   spec: PreparedNode["spec"],
   permissions: ResolvedPermissions,
   problem: (path: (string | number)[], message: string) => void,
+  mocked: boolean,
 ): boolean {
-  if (!onlyPermission("exec", "run", "the programs it may start", permissions, problem)) {
+  if (!onlyPermission("exec", "run", "the programs it may start", permissions, problem, mocked)) {
     return false;
   }
   const command = (spec.with as Record<string, unknown> | undefined)?.command;
@@ -556,6 +592,8 @@ function execPermissionProblems(
   }
   // Deno grants --allow-run=<name> only for a name it finds on PATH: one it cannot find is
   // reported as such, not as a flag the runner lacks.
+  // A mocked node starts no program: the runner's machine need not have it, nor the flag.
+  if (mocked) return true;
   const lost = permissions.run.findIndex((entry) => !entry.includes("/") && !onPath(entry));
   if (lost >= 0) {
     problem(
@@ -654,6 +692,29 @@ function prepareForEach(
   return {
     items: compileValue(object ? forEach.items : forEach),
     concurrency: object ? forEach.concurrency ?? 1 : 1,
+  };
+}
+
+/** Options of a mocked sandboxed node: its schema runs only in its sandbox, which is not started. */
+const ANY_OPTIONS: NodeType<unknown>["optionsSchema"] = {
+  "~standard": { version: 1, vendor: "flowstate", validate: (value) => ({ value }) },
+};
+
+/**
+ * The type of a mocked node: `schema` checks its options as the real type's
+ * would; its `run` is never called (the executor calls the mock instead).
+ */
+function mockedNodeType(
+  type: Pick<NodeType<unknown>, "description">,
+  schema: unknown,
+): NodeType<unknown> {
+  return {
+    kind: "flowstate.node",
+    ...(type.description === undefined ? {} : { description: type.description }),
+    optionsSchema: schema as NodeType<unknown>["optionsSchema"],
+    run() {
+      throw new Error("a mocked node does not run: its mock stands in for it");
+    },
   };
 }
 

@@ -45,7 +45,7 @@ import { flowHostOf, notifyRunEnded, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
 import { type WorkerInfo, workerStatus } from "../records/workers.ts";
-import type { RunRecord, RunStatus } from "../records/types.ts";
+import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import {
   RunEndNotRecordedError,
@@ -259,6 +259,12 @@ export interface WorkerOptions {
    * if it throws on that too.
    */
   onEvent?: (event: WorkerEvent) => void;
+  /**
+   * Told of the events of the runs it runs (and their sub-runs), as `runFlow`'s `onEvent`
+   * is: node logs, attempts, ends, secrets masked. What it throws is handled as `runFlow`
+   * handles its `onEvent`'s throw.
+   */
+  onRunEvent?: (event: RunEvent, run: { id: string; flowId: string }) => void;
   /** Wakes the worker early (default: the records store's, when it has one). */
   notifier?: QueueNotifier;
   /**
@@ -367,6 +373,7 @@ const WORKER_OPTIONS: readonly string[] = fieldNames<WorkerOptions>()(
     "leaseMs",
     "pollMs",
     "onEvent",
+    "onRunEvent",
     "notifier",
     "signal",
     "waitForStoreMs",
@@ -423,6 +430,7 @@ export function startWorker(runtime: Runtime, options: WorkerOptions = {}): Work
     pollMs,
     heartbeatMs: Math.min(HEARTBEAT_MS, leaseMs / 4),
     onEvent: options.onEvent === undefined ? () => {} : guarded(options.onEvent),
+    onRunEvent: options.onRunEvent,
     notifier: options.notifier,
     waitForStoreMs,
     timers: options.timers ?? TIMEOUT_TIMERS,
@@ -468,6 +476,7 @@ interface Settings {
   pollMs: number;
   heartbeatMs: number;
   onEvent: (event: WorkerEvent) => void;
+  onRunEvent: WorkerOptions["onRunEvent"];
   notifier: QueueNotifier | undefined;
   waitForStoreMs: number;
   timers: Timers;
@@ -1040,6 +1049,7 @@ class QueueWorker implements Worker {
           guard: lease,
         }, {
           ...defaults,
+          ...(this.#s.onRunEvent === undefined ? {} : { onEvent: this.#s.onRunEvent }),
           signal: cancel.signal,
           onStart: () => {
             recorderStarted = true;

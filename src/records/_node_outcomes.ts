@@ -49,6 +49,8 @@ export class NodeOutcomes {
   /** The last id looked up among `ids`, and its position (a node's events mostly follow each other). */
   #lastId: string | undefined;
   #lastAt = 0;
+  /** The ids of the nodes a test's mock stood in for (their `node.start` said `mocked`). */
+  #mocked: Set<string> | undefined;
 
   /** Outcomes of the nodes of a run whose node ids are `ids` (others are kept all the same). */
   constructor(ids: readonly string[] = NO_IDS) {
@@ -80,8 +82,21 @@ export class NodeOutcomes {
     this.#errors[i] = error;
   }
 
+  /** Node `id` is mocked (`NodeOutcome.mocked`): its outcome says so. */
+  mocked(id: string): void {
+    (this.#mocked ??= new Set()).add(id);
+  }
+
   /** The outcomes, by node id, in the order of their first event (objects of their own). */
   record(): RunRecord["nodes"] {
+    const nodes = this.#record();
+    if (this.#mocked !== undefined) {
+      for (const id of this.#mocked) if (Object.hasOwn(nodes, id)) nodes[id].mocked = true;
+    }
+    return nodes;
+  }
+
+  #record(): RunRecord["nodes"] {
     const nodes: RunRecord["nodes"] = {};
     for (const at of this.#order) {
       if (typeof at === "string") {

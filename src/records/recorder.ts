@@ -814,6 +814,7 @@ export class RunRecorder {
     switch (event.type) {
       case "node.start":
         this.#nodes.set(event.node, "cancelled", 0);
+        if (event.mocked === true) this.#nodes.mocked(event.node);
         break;
       case "node.attempt":
         if (event.error === undefined) this.#nodes.set(event.node, "cancelled", event.attempt);

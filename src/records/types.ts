@@ -301,6 +301,8 @@ export interface NodeStartEvent {
   node: string;
   /** For a node with `forEach:`: how many items its list holds. */
   items?: number;
+  /** Set when a test's mock stands in for the node (`RunFlowOptions.mocks`): it does not run. */
+  mocked?: true;
 }
 
 /**
@@ -427,6 +429,11 @@ export interface NodeEndEvent {
   writesTruncated?: true;
   /** For a node with `forEach:`: how its items ended. */
   items?: NodeItems;
+  /**
+   * Set when a test's mock stood in for the node (`RunFlowOptions.mocks`):
+   * its output is the mock's, and nothing it would have done happened.
+   */
+  mocked?: true;
 }
 
 /**
@@ -534,6 +541,11 @@ export interface NodeOutcome {
   when?: "on_failure" | "always";
   /** For a node with `forEach:`: how its items ended (absent in records of other nodes). */
   items?: NodeItems;
+  /**
+   * Set when a test's mock stood in for the node (`RunFlowOptions.mocks`):
+   * its output is the mock's, and nothing it would have done happened.
+   */
+  mocked?: true;
 }
 
 /**

@@ -234,6 +234,25 @@ function flowSchedulesOf(value: unknown): FlowScheduleSpec[] {
 }
 
 /**
+ * Where a scheduled flow's node log line comes from: its run, its node and,
+ * for a node with `forEach:`, the item (see {@linkcode LoadSchedulesOptions.onLog}).
+ *
+ * @example
+ * ```ts
+ * import type { ScheduleLogContext } from "@flowstate/core/scheduler";
+ * const context: ScheduleLogContext = { runId: "0mxcxif3nfamltx7ev9m", node: "say" };
+ * ```
+ */
+export interface ScheduleLogContext {
+  /** The run (a sub-run's, for a line of a sub-flow's node). */
+  runId: string;
+  /** The node. */
+  node: string;
+  /** The item of a `forEach` node. */
+  item?: number;
+}
+
+/**
  * Options for {@linkcode loadSchedules}.
  *
  * @example
@@ -252,8 +271,16 @@ function flowSchedulesOf(value: unknown): FlowScheduleSpec[] {
 export interface LoadSchedulesOptions {
   /** Timers passed to flow runs (default: real ones). */
   timers?: Timers;
-  /** Receives jobs' log lines and flows' node logs. */
-  onLog?: (scheduleId: string, message: string, level: LogLevel) => void;
+  /**
+   * Receives jobs' log lines and flows' node logs (`<node>: <message>`; for a flow's, `context`
+   * names the run, the node and, for a `forEach` node, the item).
+   */
+  onLog?: (
+    scheduleId: string,
+    message: string,
+    level: LogLevel,
+    context?: ScheduleLogContext,
+  ) => void;
   /** Whether the flows' schedules are loaded too (default `true`; `false`: the jobs' only). */
   flows?: boolean;
   /**
@@ -806,7 +833,11 @@ export class FlowScheduleFiles {
                 started?.(run.id);
               }
               if (event.type === "node.log" && options.onLog) {
-                options.onLog(id, `${event.node}: ${event.message ?? ""}`, event.level ?? "info");
+                options.onLog(id, `${event.node}: ${event.message ?? ""}`, event.level ?? "info", {
+                  runId: run.id,
+                  node: event.node,
+                  ...(event.item === undefined ? {} : { item: event.item }),
+                });
               }
             },
           });

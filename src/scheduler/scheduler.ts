@@ -95,6 +95,7 @@ import {
   type JobProblem,
   loadSchedules,
   type LoadSchedulesOptions,
+  type ScheduleLogContext,
 } from "./from_config.ts";
 import { fileStamp, isStable } from "../flow_cache.ts";
 import { flowFiles } from "../flow_files.ts";
@@ -237,7 +238,18 @@ export type SchedulerEvent =
     /** The file could not be used at the previous read (an `error` event said so); now it is. */
     recovered?: boolean;
   }
-  | { type: "log"; scheduleId: string; message: string; level: LogLevel }
+  | {
+    type: "log";
+    scheduleId: string;
+    message: string;
+    level: LogLevel;
+    /** For a scheduled flow's node log line: its run (or sub-run). */
+    runId?: string;
+    /** For a scheduled flow's node log line: its node. */
+    node?: string;
+    /** For a `forEach` node's line: the item. */
+    item?: number;
+  }
   /**
    * A schedule that will not work as it is (a scheduled flow lists an
    * `env:` variable this process does not have: each tick fails), said at
@@ -665,8 +677,12 @@ export class Scheduler implements AsyncDisposable {
     if (schedules === undefined) {
       const options = {
         timers: this.#timers,
-        onLog: (scheduleId: string, message: string, level: LogLevel) =>
-          this.#emit({ type: "log", scheduleId, message, level }),
+        onLog: (
+          scheduleId: string,
+          message: string,
+          level: LogLevel,
+          context?: ScheduleLogContext,
+        ) => this.#emit({ type: "log", scheduleId, message, level, ...context }),
       };
       this.#loadOptions = options;
       const config = this.#runtime.config;

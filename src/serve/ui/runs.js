@@ -288,6 +288,8 @@ export function nodeTimeline(run, events, nodeIds) {
       case "node.start":
         node.startedAt = event.at;
         node.status = node.status ?? "running";
+        // A test's mock stands in for it (runFlow's mocks): nothing it would do happens.
+        if (event.mocked === true) node.mocked = true;
         if (typeof event.items === "number") {
           node.items ??= { count: event.items, succeeded: 0, failed: 0 };
         }
@@ -348,6 +350,7 @@ export function nodeTimeline(run, events, nodeIds) {
     if (!node.attempt) node.attempt = outcome.attempts ?? 0;
     if (!node.error && outcome.error) node.error = outcome.error;
     if (outcome.when) node.when = outcome.when;
+    if (outcome.mocked === true) node.mocked = true;
     if (outcome.items && typeof outcome.items === "object") node.items = outcome.items;
   }
   const order = new Map();
@@ -723,6 +726,13 @@ export async function renderRun(container, id, ctx) {
           node.id,
           // A node of `when: on_failure` or `always`: why it ran, or was skipped.
           node.when ? h("span.node-when.muted", { text: ` when: ${node.when}` }) : null,
+          // A test's mock stood in for it: what it shows did not happen.
+          node.mocked
+            ? h("span.node-when.muted", {
+              text: " mocked",
+              title: "a test's mock stood in for this node: it did not run",
+            })
+            : null,
         ),
         statusBadge(node.status ?? "pending"),
         h("span.node-attempts", {

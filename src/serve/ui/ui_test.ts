@@ -388,3 +388,28 @@ Deno.test("nodeTimeline: a forEach node's items, its items' attempts and logs", 
   assert.equal(itemsText(null), "");
   assert.equal(itemsText({ count: 2, succeeded: 2, failed: 0 }), "2 items");
 });
+
+Deno.test("nodeTimeline: a mocked node says so, from its events or from the record", () => {
+  const run = {
+    status: "succeeded",
+    nodes: {
+      notify: { status: "succeeded", attempts: 1, output: 1, mocked: true },
+      report: { status: "succeeded", attempts: 1, output: 2 },
+      old: { status: "succeeded", attempts: 1, mocked: true },
+    },
+  };
+  const events = [
+    { at: 1, type: "node.start", node: "notify", mocked: true },
+    { at: 2, type: "node.end", node: "notify", status: "succeeded", attempt: 1, durationMs: 1 },
+    { at: 3, type: "node.start", node: "report" },
+    { at: 4, type: "node.end", node: "report", status: "succeeded", attempt: 1, durationMs: 1 },
+  ];
+  const nodes = nodeTimeline(run, events, ["notify", "report", "old"]);
+  assert.deepEqual(
+    nodes.map((n: { id: string; mocked?: boolean }) => [n.id, n.mocked === true]),
+    [["notify", true], ["report", false], ["old", true]],
+  );
+  // Live, before the record's end: the event alone marks it.
+  const live = nodeTimeline({ status: "running", nodes: {} }, events.slice(0, 1), ["notify"]);
+  assert.equal((live[0] as { mocked?: boolean }).mocked, true);
+});
