@@ -391,20 +391,20 @@ export function knownFields(path: readonly (string | number)[]): string[] {
 
 /** The object among a union's options (the union itself when it has none, or is no union). */
 function objectOption(schema: z.ZodType): z.ZodType {
-  const def = schema._zod.def as unknown as Record<string, unknown>;
-  if (def.type !== "union") return schema;
-  const found = (def.options as z.ZodType[]).map(unwrap).find((option) =>
-    (option._zod.def as unknown as Record<string, unknown>).type === "object"
-  );
-  return found ?? schema;
+  return unionOption(schema, "object");
 }
 
 /** The array among a union's options (the union itself when it has none, or is no union). */
 function arrayOption(schema: z.ZodType): z.ZodType {
+  return unionOption(schema, "array");
+}
+
+/** The option of type `type` among a union's options (the union itself when it has none, or is no union). */
+function unionOption(schema: z.ZodType, type: "object" | "array"): z.ZodType {
   const def = schema._zod.def as unknown as Record<string, unknown>;
   if (def.type !== "union") return schema;
   const found = (def.options as z.ZodType[]).map(unwrap).find((option) =>
-    (option._zod.def as unknown as Record<string, unknown>).type === "array"
+    (option._zod.def as unknown as Record<string, unknown>).type === type
   );
   return found ?? schema;
 }
