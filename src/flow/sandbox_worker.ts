@@ -13,6 +13,7 @@ import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
 import { parseJson } from "../_json.ts";
 import { quoteMessage } from "./_sandbox_messages.ts";
+import { OptionsError, optionsIssues } from "./_options_error.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -219,6 +220,8 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   const fail = (err: unknown) => ({
     name: String((err as Error)?.name ?? "Error").slice(0, 200),
     message: errorMessage(String((err as Error)?.message ?? err)),
+    // The schema's issues, for the host to say where the offending field is in the flow file.
+    ...(err instanceof OptionsError ? { issues: err.issues } : {}),
   });
   handle = async (msg: Any) => {
     if (msg.op === "reply") {
@@ -255,16 +258,9 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
     try {
       const checked = await type.optionsSchema["~standard"].validate(msg.input);
       if (checked.issues) {
-        // Worded as the in-process executor words it (`invalid options for
-        // ./nodes/x.ts: with.name: …`): the host sends the node's type.
-        throw new TypeError(
-          `invalid options for ${msg.type}: ${
-            checked.issues.map((i: Any) => {
-              const path = (i.path ?? []).map((p: Any) => p?.key ?? p);
-              return path.length ? `with.${path.join(".")}: ${i.message}` : i.message;
-            }).join("; ")
-          }`,
-        );
+        // As the in-process executor makes it (`invalid options for ./nodes/x.ts:
+        // with.name: …`, its issues kept): the host sends the node's type.
+        throw new OptionsError(msg.type, optionsIssues(checked.issues));
       }
       const ctx = {
         node: view(run, "node"),
