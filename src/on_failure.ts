@@ -34,6 +34,7 @@ import type { FailureKind } from "./config_schema.ts";
 import { ConfigError, FlowValidationError, messageOf } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
 import { flowIdsByFile } from "./flow_files.ts";
+import { knownJobNames } from "./jobs/builtin.ts";
 import type { LoadedFlow } from "./flow/load.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import type { Records } from "./records/records.ts";
@@ -274,6 +275,15 @@ export class FailureNotifier {
   }
 
   /**
+   * Warn (through the host) of every `except:` entry that names no flow
+   * under `flows:` and no job (see {@linkcode exceptWarnings}): said at
+   * start, beside {@linkcode FailureNotifier.check}.
+   */
+  async warnExcept(): Promise<void> {
+    for (const warning of await exceptWarnings(this.#host.config)) this.#host.warn(warning);
+  }
+
+  /**
    * Run the `onFailure` flow about `record` if it is a root run that ended in
    * a way `on:` lists, its flow is not under `except:`, and this process is
    * the first to claim it. `signal` stops that flow's run too (besides the
@@ -397,4 +407,47 @@ function hostName(): string {
   } catch {
     return "unknown"; // Without --allow-sys.
   }
+}
+
+/**
+ * A warning for every `runs.onFailure.except` entry that can match no run
+ * the config knows of, at its `file:line:column`: a flow id that no file
+ * under `flows:` declares, a `job:<name>` naming no built-in or configured
+ * job. Warnings, not errors: a flow run by path outside `flows:` is matched
+ * by its id too. Nothing when `flows:` cannot be read (that error comes
+ * where the flows are used).
+ */
+export async function exceptWarnings(config: ResolvedConfig): Promise<string[]> {
+  const except = config.runs.onFailure?.except ?? [];
+  if (except.length === 0) return [];
+  let flowIds: string[];
+  try {
+    flowIds = [...new Set((await flowIdsByFile(config)).map((f) => f.id))];
+  } catch {
+    return [];
+  }
+  const jobs = knownJobNames(config.jobs).map((name) => `job:${name}`);
+  const warnings: string[] = [];
+  except.forEach((entry, i) => {
+    if (flowIds.includes(entry) || jobs.includes(entry)) return;
+    const path = `runs.onFailure.except[${i}]`;
+    const at = config.where(["runs", "onFailure", "except", i]);
+    const place = `${at === undefined ? "" : `${at}: `}${path}`;
+    let problem: string;
+    if (entry.startsWith("job:")) {
+      problem = `no job is named "${entry.slice(4)}"${didYouMean(entry, jobs)}; the jobs are ${
+        jobs.join(", ")
+      }, so this entry leaves out no run`;
+    } else {
+      const asJob = jobs.includes(`job:${entry}`)
+        ? ` (did you mean "job:${entry}"? a job is written job:<name>)`
+        : didYouMean(entry, flowIds);
+      problem = `no flow under flows: has the id "${entry}"${asJob}; this entry leaves out ` +
+        `only a flow run by path whose id is "${entry}"${
+          flowIds.length === 0 ? "" : `; the flows are ${flowIds.map((id) => `"${id}"`).join(", ")}`
+        }`;
+    }
+    warnings.push(`${place}: ${problem}`);
+  });
+  return warnings;
 }

@@ -973,11 +973,18 @@ export function setRunSource(runtime: Runtime, source: RunSource): void {
 
 /**
  * Check the config's `runs.onFailure` flow (internal: `flowstate validate`,
- * the daemon and `worker` at their start): its file, definition and inputs,
- * or a `ConfigError` at `runs.onFailure.flow`; `undefined` without one.
+ * the daemon, `worker` and `serve` at their start): its file, definition and
+ * inputs, or a `ConfigError` at `runs.onFailure.flow`; `undefined` without
+ * one. Its `except:` entries that name no known flow or job are warned about
+ * (the runtime's `onWarning`, code `ON_FAILURE`).
  */
 export async function checkOnFailure(runtime: Runtime): Promise<OnFailureFlow | undefined> {
-  return await (runtime as Partial<FlowstateRuntime>).notifier?.check();
+  const notifier = (runtime as Partial<FlowstateRuntime>).notifier;
+  if (notifier === undefined) return undefined;
+  const checked = await notifier.check();
+  // An except: entry that matches no known flow or job: most likely a typo (warned, not refused).
+  await notifier.warnExcept();
+  return checked;
 }
 
 /**

@@ -26,3 +26,17 @@ export async function withQueueFlow(
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/**
+ * A flow (id `q`) whose `queue.by` template fails on its default input
+ * (`round("a")`): enqueueing it with no inputs is refused, queueing nothing.
+ */
+export const QUEUE_BY_FAILS = `id: q
+inputs:
+  x: { type: any, default: "a" }
+queue:
+  concurrency: 1
+  by: "\${{ round(inputs.x) }}"
+nodes:
+  - { id: a, type: log, with: { message: hi } }
+`;

@@ -97,6 +97,11 @@ const EXCEPTIONS: [from: string, to: string, why: string][] = [
     "src/jobs/builtin.ts",
     "a table of built-in job names (no code), so the config can check job names without the job runner",
   ],
+  [
+    "src/on_failure.ts",
+    "src/jobs/builtin.ts",
+    "the same table (no code): runs.onFailure.except's job:<name> entries are checked against it",
+  ],
 ];
 
 function layerOf(path: string): number {

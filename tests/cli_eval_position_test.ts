@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliArgv, type Result, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
+import { QUEUE_BY_FAILS } from "./_queue_flow.ts";
 
 /** `line:column` of the first `needle` in `text` (which holds it once). */
 function at(text: string, needle: string): string {
@@ -291,20 +292,13 @@ Deno.test("cli: a run of a flow read from the flow disk cache places its errors 
   });
 });
 
-Deno.test("cli: enqueue of a flow whose queue.by fails on its inputs says where the template is, and queues nothing", async () => {
+Deno.test("cli: enqueue of a flow whose queue.by fails on its inputs says where the template is, exits 2, and queues nothing", async () => {
   await withSandbox(async (sandbox) => {
-    const flow = `id: q
-inputs:
-  x: { type: any, default: "a" }
-queue:
-  concurrency: 1
-  by: "\${{ round(inputs.x) }}"
-nodes:
-  - { id: a, type: log, with: { message: hi } }
-`;
+    const flow = QUEUE_BY_FAILS;
     await write(sandbox, "q.flow.yaml", flow);
     const result = await sandbox.run("enqueue", "q.flow.yaml");
-    assert.equal(result.code, 1, result.stderr);
+    // Bad input, as inputs the flow refuses are: exit 2.
+    assert.equal(result.code, 2, result.stderr);
     assert.match(
       result.stderr,
       new RegExp(
@@ -315,5 +309,85 @@ nodes:
       ),
     );
     assert.equal((await sandbox.run("runs", "ls", "--json")).stdout.trim(), "[]");
+  });
+});
+
+/** A custom node (run in a Worker) whose schema wants a string `name` and a number `count`. */
+const PICKY = `import { defineNode } from ${
+  JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+};
+export default defineNode({
+  optionsSchema: {
+    "~standard": {
+      version: 1,
+      vendor: "test",
+      validate(value) {
+        const issues = [];
+        if (typeof value?.name !== "string") issues.push({ message: "expected a string", path: [{ key: "name" }] });
+        if (typeof value?.count !== "number") issues.push({ message: "expected a number", path: ["count"] });
+        return issues.length ? { issues } : { value };
+      },
+    },
+  },
+  run(_ctx, input) {
+    return input.name;
+  },
+});
+`;
+
+const REFUSED = `id: refused
+inputs:
+  level: { type: string, default: loud }
+  word: { type: string, default: many }
+  n: { type: number, default: 5 }
+nodes:
+  - id: level
+    type: log
+    continueOnError: true
+    with:
+      message: hi
+      level: "\${{ inputs.level }}"
+  - id: by
+    type: state.increment
+    continueOnError: true
+    with: { key: k, by: "\${{ inputs.word }}" }
+  - id: picky
+    type: ./nodes/picky.ts
+    with:
+      count: "\${{ inputs.word }}"
+      name: "\${{ inputs.n }}"
+`;
+
+Deno.test("cli: options a template yields that the node refuses are placed at the offending with field, built-in or in a Worker", async () => {
+  await withSandbox(async (sandbox) => {
+    await write(sandbox, "refused.flow.yaml", REFUSED);
+    await write(sandbox, "nodes/picky.ts", PICKY);
+    assert.equal((await sandbox.run("validate", "refused.flow.yaml")).code, 0);
+    const expected = {
+      level: `refused.flow.yaml:${
+        at(REFUSED, '"${{ inputs.level }}"')
+      }: nodes[0].with.level: invalid options for log: expected one of "debug", "info", "warn", "error", got "loud"`,
+      by: `refused.flow.yaml:${
+        at(REFUSED, '"${{ inputs.word }}" }')
+      }: nodes[1].with.by: invalid options for state.increment: `,
+      // The Worker's issues, the first placed, the others after it.
+      picky: `refused.flow.yaml:${
+        at(REFUSED, '"${{ inputs.n }}"')
+      }: nodes[2].with.name: invalid options for ./nodes/picky.ts: expected a string; with.count: expected a number`,
+    };
+    const result = await sandbox.run("run", "refused.flow.yaml");
+    assert.equal(result.code, 1, result.stderr);
+    assert.ok(
+      result.stderr.includes(`[level] failed after 1 attempt: ${expected.level}\n`),
+      result.stderr,
+    );
+    assert.ok(
+      result.stderr.includes(`[picky] attempt 1 failed: ${expected.picky}\n`),
+      result.stderr,
+    );
+    const json = JSON.parse((await sandbox.run("runs", "show", runIdOf(result), "--json")).stdout);
+    assertErrors(json.run.nodes, expected);
+    assert.equal(json.run.nodes.picky.error, expected.picky);
+    assert.ok(result.stdout.includes(`error:    node "picky": ${expected.picky}\n`), result.stdout);
   });
 });

@@ -267,7 +267,10 @@ nodes:
     assert.equal((await run("validate", "t6.flow.yaml")).code, 0);
     const failed = await run("run", "t6.flow.yaml");
     assert.equal(failed.code, 1, failed.stderr);
-    assert.match(failed.stdout, /error: +node "e": invalid options for state\.increment: with\.by/);
+    assert.match(
+      failed.stdout,
+      /error: +node "e": t6\.flow\.yaml:7:25: nodes\[0\]\.with\.by: invalid options for state\.increment: /,
+    );
   });
 });
 

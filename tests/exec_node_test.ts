@@ -304,7 +304,7 @@ Deno.test("exec node: a templated command outside permissions: run is refused be
     assert.equal(code, 1);
     assert.equal(
       record.nodes.x.error,
-      'invalid options for exec: with.command: program "touch" is not in the node\'s permissions: run (date); an exec node may start only the programs it declares: add to the node in its flow file: permissions: { run: ["date", "touch"] }',
+      'flow.flow.yaml:8:22: nodes[0].with.command: invalid options for exec: program "touch" is not in the node\'s permissions: run (date); an exec node may start only the programs it declares: add to the node in its flow file: permissions: { run: ["date", "touch"] }',
     );
     assert.equal(await Deno.stat(join(dir, "made-it")).catch(() => null), null);
   });

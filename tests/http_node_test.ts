@@ -323,7 +323,7 @@ Deno.test("http node: a templated url is checked against permissions: net when t
     assert.equal(code, 1);
     assert.equal(
       record.nodes.call.error,
-      `invalid options for http: with.url: host localhost:${server.port} is not in the node's permissions: net (127.0.0.1); an http node may call only the hosts it declares: add to the node in its flow file: permissions: { net: ["127.0.0.1", "localhost:${server.port}"] }`,
+      `call.flow.yaml:8:18: nodes[0].with.url: invalid options for http: host localhost:${server.port} is not in the node's permissions: net (127.0.0.1); an http node may call only the hosts it declares: add to the node in its flow file: permissions: { net: ["127.0.0.1", "localhost:${server.port}"] }`,
     );
     // A template after the host: the host is known before the run, so validate refuses it.
     await Deno.writeTextFile(

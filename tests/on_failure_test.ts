@@ -9,9 +9,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type RunRecord, startWorker } from "../mod.ts";
-import { RunRecorder } from "../records.ts";
+import { type OnFailureMarker, RunRecorder } from "../records.ts";
+import { serve } from "../serve.ts";
+import { documented } from "./_serve.ts";
 import { cliCommand, resultOf, withCliProject, withSandbox } from "./_cli_sandbox.ts";
-import { withDaemonProject, within } from "./fixtures/daemon_process.ts";
+import { streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).href;
 
@@ -446,4 +448,108 @@ Deno.test("validate and daemon: a bad runs.onFailure is an error at its file:lin
       );
     },
   );
+});
+
+Deno.test({
+  name:
+    "validate and worker: an except: entry naming no known flow or job is a warning at its file:line:column",
+  sanitizeResources: false,
+  async fn() {
+    await withSandbox(async ({ dir, home, run }) => {
+      await writeProject(
+        dir,
+        ALERT,
+        `${CONFIG}    except: [fine, boomm, job:flaky, job:backpu, gc, job:retention]\n`,
+      );
+      const expected = [
+        /^warning: flowstate\.yaml:12:20: runs\.onFailure\.except\[1\]: no flow under flows: has the id "boomm" \(did you mean "boom"\?\); this entry leaves out only a flow run by path whose id is "boomm"; the flows are /m,
+        /^warning: flowstate\.yaml:12:38: runs\.onFailure\.except\[3\]: no job is named "backpu" \(did you mean "job:backup"\?\); the jobs are job:retention, /m,
+        /^warning: flowstate\.yaml:12:50: runs\.onFailure\.except\[4\]: no flow under flows: has the id "gc" \(did you mean "job:gc"\? a job is written job:<name>\)/m,
+      ];
+      const validated = await run("validate");
+      assert.equal(validated.code, 0, validated.stderr);
+      for (const pattern of expected) assert.match(validated.stderr, pattern);
+      assert.equal(validated.stderr.match(/^warning: .*runs\.onFailure\.except/gm)?.length, 3);
+      const json = JSON.parse((await run("validate", "--json")).stdout) as {
+        file: string;
+        warnings: string[];
+      }[];
+      const config = json.find((r) => r.file.endsWith("flowstate.yaml"))!;
+      assert.equal(config.warnings.length, 3, JSON.stringify(json));
+      assert.match(config.warnings[0], /^flowstate\.yaml:12:20: runs\.onFailure\.except\[1\]: /);
+
+      // The worker says so as it starts (then works the queue until stopped).
+      const worker = cliCommand(dir, ["worker"], { home }).spawn();
+      const stderr = streamLines(worker.stderr);
+      try {
+        for (const pattern of expected) {
+          await within(stderr.next(new RegExp(pattern.source.slice(1))), `${pattern}`);
+        }
+      } finally {
+        worker.kill("SIGTERM");
+        await worker.status;
+        await worker.stdout.cancel();
+      }
+    });
+  },
+});
+
+Deno.test("api: GET /api/runs/{id} (and …/nodes) of a failed run carries its onFailure marker; the handler's run its onFailureOf", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-onfailure-api-" });
+  try {
+    await writeProject(dir);
+    await using rt = await openRuntime({
+      config: join(dir, "flowstate.yaml"),
+      cwd: dir,
+      home: join(dir, "home"),
+    });
+    // The onFailure flow runs (and ends) before runFlow returns.
+    const failed = await rt.runFlow(join(dir, "flows", "boom.flow.yaml"));
+    assert.equal(failed.status, "failed");
+    const fine = await rt.runFlow(join(dir, "flows", "fine.flow.yaml"));
+    await using server = await serve(rt, { port: 0, worker: false });
+    const get = (path: string) => fetch(new URL(path, server.url));
+
+    const detail = await documented<{ onFailure?: OnFailureMarker; run: RunRecord }>(
+      "GET",
+      "/api/runs/{id}",
+      await get(`/api/runs/${failed.id}`),
+    );
+    assert.equal(detail.onFailure?.flow, "alert");
+    assert.equal(typeof detail.onFailure?.runId, "string");
+    assert.equal(detail.onFailure?.pid, Deno.pid);
+    const handlerId = detail.onFailure!.runId!;
+    const page = await documented<{ onFailure?: OnFailureMarker }>(
+      "GET",
+      "/api/runs/{id}/nodes",
+      await get(`/api/runs/${failed.id}/nodes`),
+    );
+    assert.deepEqual(page.onFailure, detail.onFailure);
+    // An events-only refresh (?after=) carries it too: a page that polls learns of it.
+    const after = await documented<{ onFailure?: OnFailureMarker }>(
+      "GET",
+      "/api/runs/{id}",
+      await get(`/api/runs/${failed.id}?after=1`),
+    );
+    assert.deepEqual(after.onFailure, detail.onFailure);
+
+    const handler = await documented<{ onFailure?: OnFailureMarker; run: RunRecord }>(
+      "GET",
+      "/api/runs/{id}",
+      await get(`/api/runs/${handlerId}`),
+    );
+    assert.equal(handler.run.onFailureOf, failed.id);
+    assert.equal(handler.run.flowId, "alert");
+    assert.equal(handler.onFailure, undefined);
+    // A run that ended well has neither.
+    const ok = await documented<{ onFailure?: OnFailureMarker; run: RunRecord }>(
+      "GET",
+      "/api/runs/{id}",
+      await get(`/api/runs/${fine.id}`),
+    );
+    assert.equal(ok.onFailure, undefined);
+    assert.equal(ok.run.onFailureOf, undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

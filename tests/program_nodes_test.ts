@@ -263,7 +263,8 @@ Deno.test("a program node's options are checked before the run, at their place; 
     assert.equal(run.nodes.hi.status, "failed");
     assert.equal(
       run.nodes.hi.error,
-      "invalid options for acme.greet: with.name: Invalid input: expected string, received number",
+      // A definition (no YAML): its path in the definition.
+      "nodes[0].with.name: invalid options for acme.greet: Invalid input: expected string, received number",
     );
     assert.equal(run.nodes.when.status, "failed");
     assert.match(

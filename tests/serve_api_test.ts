@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ConfigObject, startWorker } from "../mod.ts";
 import { documented, eventually, FLOWS, withServed } from "./_serve.ts";
+import { QUEUE_BY_FAILS } from "./_queue_flow.ts";
 import { flowCacheOf } from "../src/runtime.ts";
 
 const POSTGRES_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
@@ -785,5 +786,26 @@ Deno.test("serve API: an unknown query parameter is a 400 naming the ones the ro
     }
     const listed = await (await request("/api/stores/main/entries?prefix=flow")).json();
     assert.deepEqual(listed.entries.map((e: { key: string[] }) => e.key), [["flow", "tally"]]);
+  });
+});
+
+Deno.test("POST /api/flows/{flow}/runs of a flow whose queue.by fails on the inputs is a 400 saying where, and queues nothing", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, runtime, request }) => {
+    const flow = QUEUE_BY_FAILS;
+    await Deno.writeTextFile(join(dir, "flows", "q.flow.yaml"), flow);
+    const res = await request("/api/flows/q/runs", { method: "POST", ...json({}) });
+    const body = await documented<{ error: { code: string; message: string } }>(
+      "POST",
+      "/api/flows/{flow}/runs",
+      res,
+    );
+    assert.equal(res.status, 400);
+    assert.equal(body.error.code, "bad_request");
+    assert.match(
+      body.error.message,
+      /^Cannot start flow "q": \S*q\.flow\.yaml:6:\d+: queue\.by: Cannot evaluate \$\{\{ round\(inputs\.x\) \}\}: round\(\) takes a number/,
+    );
+    const records = await runtime.records();
+    assert.deepEqual((await records.listRuns({ flowId: "q" })).runs, []);
   });
 });

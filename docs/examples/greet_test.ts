@@ -20,5 +20,8 @@ Deno.test("the greet node's options are checked: a bad one fails the run and nam
   const run = await rt.runFlow(flow, { input: { name: "" } });
   assert.equal(run.status, "failed");
   assert.equal(run.error?.node, "greet");
-  assert.match(run.error?.message ?? "", /^invalid options for \.\/nodes\/greet\.ts: with\.name: /);
+  assert.match(
+    run.error?.message ?? "",
+    /greet\.flow\.yaml:\d+:\d+: nodes\[0\]\.with\.name: invalid options for \.\/nodes\/greet\.ts: /,
+  );
 });

@@ -328,13 +328,22 @@ export async function validateFlows(
 /** `flowstate validate`'s check of the config's `runs.onFailure` flow, as one result. */
 async function validateOnFailure(config: ResolvedConfig, json: boolean): Promise<ValidateResult> {
   const { checkOnFailure, openRuntime } = await import("../runtime.ts");
-  // No store is opened: the flow is only loaded and checked.
-  await using runtime = await openRuntime({ config: config.file ?? {}, createStores: false });
+  // No store is opened: the flow is only loaded and checked. Its warnings (an except: entry
+  // that names nothing known) go with the result.
+  const warnings: string[] = [];
+  await using runtime = await openRuntime({
+    config: config.file ?? {},
+    createStores: false,
+    onWarning: (warning) => warnings.push(warning.message),
+  });
   const file = config.file ?? "<config>";
   try {
     const checked = await checkOnFailure(runtime);
-    if (!json) console.log(printable(`ok runs.onFailure: ${checked?.file}`));
-    return { file, ok: true, problems: [], nodes: [], env: [], warnings: [] };
+    if (!json) {
+      console.log(printable(`ok runs.onFailure: ${checked?.file}`));
+      for (const warning of warnings) console.error(printable(`warning: ${warning}`));
+    }
+    return { file, ok: true, problems: [], nodes: [], env: [], warnings };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     if (!json) printErrorLines(err.message);

@@ -28,6 +28,7 @@
 import { parseDuration } from "../duration.ts";
 import { DEFAULT_TIMEZONE, parseIsoTime } from "../timezone.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
+import { TemplateError } from "../flow/template/error.ts";
 import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
 import { checkOnFailure, openRuntime } from "../runtime.ts";
@@ -161,6 +162,8 @@ export async function enqueueCommand(
     if (err instanceof NotFoundError) {
       throw new UsageError(err.message);
     }
+    // The flow's queue.by template fails on these inputs: bad input (exit 2), nothing queued.
+    if (err instanceof TemplateError) throw new UsageError(err.message, { cause: err });
     throw err;
   }
   if (options.json) console.log(JSON.stringify(result));

@@ -17,6 +17,7 @@
  */
 import { formatProblem, messageOf, type ProblemPath } from "../errors.ts";
 import { TemplateError } from "./template/error.ts";
+import { issueText, type OptionsError } from "./_options_error.ts";
 
 /** What opens a template. */
 const OPEN = "${{";
@@ -50,6 +51,20 @@ export function placedError(flow: FlowPlace, base: ProblemPath, err: unknown): s
 /** `message` about the value at `path` of `flow`, placed as {@linkcode placedError} places it. */
 export function placedMessage(flow: FlowPlace, path: ProblemPath, message: string): string {
   return formatProblem({ message, path, ...positionOf(flow, path) }, flow.file);
+}
+
+/**
+ * `err`, node `i`'s options its type's schema refused, placed at the first
+ * offending field of its `with` (the nearest part of it the flow writes; the
+ * node's `with` for a problem with `with` itself):
+ * `file:line:column: nodes[0].with.level: invalid options for log: expected
+ * one of …`, the other issues after it as `with.x: …`.
+ */
+export function placedOptionsError(flow: FlowPlace, i: number, err: OptionsError): string {
+  const [first, ...rest] = err.issues;
+  const path = pathIn(flow.definition, ["nodes", i, "with"], first?.path ?? []);
+  const problems = [first?.message ?? "", ...rest.map(issueText)].join("; ");
+  return placedMessage(flow, path, `invalid options for ${err.nodeType}: ${problems}`);
 }
 
 /**

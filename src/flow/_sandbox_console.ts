@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { AsyncLocalStorage } from "node:async_hooks";
+import type { AsyncLocalStorage } from "node:async_hooks";
 import { logLine } from "./_context_args.ts";
 import type { LogLevel } from "../log.ts";
 
@@ -79,13 +79,16 @@ const ENDED_KEPT = 64;
  * (request `run`) so that what it prints is its own.
  *
  * `internals` is `Deno[Deno.internal]` (its `Console`), taken before the
- * Worker gives it up.
+ * Worker gives it up; `Storage` is `node:async_hooks`' `AsyncLocalStorage`
+ * (passed in: a static import of a Node built-in would start Deno's Node
+ * compatibility in every runner that imports the Worker's module).
  */
 export function routeConsole(
   internals: { Console: new (print: (text: string, level: number) => void) => object },
+  Storage: typeof AsyncLocalStorage,
   send: (run: number, message: string, level: LogLevel) => void,
 ): { attempt<T>(run: number, info: AttemptInfo, fn: () => Promise<T>): Promise<T> } {
-  const context = new AsyncLocalStorage<number>();
+  const context = new Storage<number>();
   // Taken now: the node may replace what AsyncLocalStorage's prototype holds.
   const store = context.getStore.bind(context);
   const within = context.run.bind(context) as <T>(run: number, fn: () => T) => T;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { PENDING_LINES, routeConsole } from "./_sandbox_console.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -11,7 +12,13 @@ async function routed(
   const saved = { ...console };
   const sent: [number, string, string][] = [];
   try {
-    await fn(routeConsole(internals, (run, message, level) => sent.push([run, message, level])));
+    await fn(
+      routeConsole(
+        internals,
+        AsyncLocalStorage,
+        (run, message, level) => sent.push([run, message, level]),
+      ),
+    );
   } finally {
     Object.assign(console, saved);
   }

@@ -9,7 +9,7 @@
  * | ----------- | -------------------------------------------------------- |
  * | `ready`     | (none): the node module loaded                           |
  * | `loadError` | `error: { name, message }`: it did not                   |
- * | `done`      | `id`, and `value` or `error: { name, message }`          |
+ * | `done`      | `id`, and `value` or `error: { name, message, issues? }` |
  * | `log`       | `run`, `message` (string, cut: see `logLine`), `level`   |
  * | `call`      | `id`, `run`, `method` (string), `args` (array), `scope`? |
  * | `heap`      | `heapUsed` (bytes): the answer to the host's `ping`      |
@@ -24,6 +24,8 @@ import { LOG_LINE_BYTES } from "./_context_args.ts";
 export interface ErrorShape {
   name: string;
   message: string;
+  /** Options the node's schema refused: each field's path under `with`, and the problem. */
+  issues?: { path: string[]; message: string }[];
 }
 
 /** A message from a node's Worker whose shape was checked. */
@@ -40,9 +42,15 @@ export type WorkerMessage =
 export const NOT_UNDERSTOOD = "the node's Worker sent a message Flowstate does not understand";
 
 const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isIssue = (v: unknown): boolean =>
+  typeof v === "object" && v !== null && typeof (v as { message?: unknown }).message === "string" &&
+  Array.isArray((v as { path?: unknown }).path) &&
+  (v as { path: unknown[] }).path.every((p) => typeof p === "string");
 const isError = (v: unknown): v is ErrorShape =>
   typeof v === "object" && v !== null && typeof (v as ErrorShape).name === "string" &&
-  typeof (v as ErrorShape).message === "string";
+  typeof (v as ErrorShape).message === "string" &&
+  ((v as ErrorShape).issues === undefined ||
+    (Array.isArray((v as ErrorShape).issues) && (v as ErrorShape).issues!.every(isIssue)));
 const isArgs = (v: unknown): v is { v?: unknown }[] =>
   Array.isArray(v) && v.every((a) => typeof a === "object" && a !== null && !Array.isArray(a));
 

@@ -44,7 +44,8 @@ import { parseJson } from "../_json.ts";
 import { type WhenPlan, whenPlan, WhenRun } from "./_when.ts";
 import { describeValue } from "./_shapes.ts";
 import type { NodeMock, NodeMockCall } from "./mocks.ts";
-import { placedError, placedMessage } from "./_eval_place.ts";
+import { placedError, placedMessage, placedOptionsError } from "./_eval_place.ts";
+import { OptionsError, optionsIssues } from "./_options_error.ts";
 
 /**
  * The largest output a node may return, in bytes of its JSON text: it is kept
@@ -397,17 +398,9 @@ function flowFacts(flow: PreparedFlow): FlowFacts {
   return facts;
 }
 
-/** The value of a schema's check, or a `TypeError` listing its issues. */
+/** The value of a schema's check, or an {@linkcode OptionsError} (a `TypeError`) listing its issues. */
 function optionsOf(node: PreparedNode, result: SchemaResult<unknown>): unknown {
-  if (result.issues) {
-    const problems = result.issues.map((issue) => {
-      const path = (issue.path ?? []).map((p) =>
-        String(typeof p === "object" && p !== null ? p.key : p)
-      );
-      return path.length ? `with.${path.join(".")}: ${issue.message}` : issue.message;
-    });
-    throw new TypeError(`invalid options for ${node.spec.type}: ${problems.join("; ")}`);
-  }
+  if (result.issues) throw new OptionsError(node.spec.type, optionsIssues(result.issues));
   return result.value;
 }
 
@@ -1215,6 +1208,8 @@ class Execution implements AttemptHost {
           attempts: attempt,
           error: err instanceof TemplateError
             ? placedError(this.#flow, ["nodes", i, "with"], err)
+            : err instanceof OptionsError
+            ? placedOptionsError(this.#flow, i, err)
             : (err as Error).message,
         });
       }
@@ -1556,7 +1551,12 @@ class Execution implements AttemptHost {
     if (a.threw) {
       outcome = {
         ok: false,
-        error: errorMessage(messageOf(result)),
+        // Options a sandboxed node's Worker refused: placed as the in-process check places them.
+        error: errorMessage(
+          result instanceof OptionsError
+            ? placedOptionsError(this.#flow, a.index, result)
+            : messageOf(result),
+        ),
         timedOut: result instanceof AttemptTimeout,
       };
     } else {

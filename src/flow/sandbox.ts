@@ -33,6 +33,7 @@ import {
 import type { LogLevel } from "../log.ts";
 import { MAX_VALUE_BYTES } from "../store/values.ts";
 import { PING } from "./sandbox_worker.ts";
+import { OptionsError, type OptionsIssue } from "./_options_error.ts";
 
 /** Deno's permission names a node may declare. */
 export const PERMISSION_NAMES = [
@@ -682,6 +683,10 @@ export class SandboxWorker {
         // The host's wall clock as it sends, so the Worker keeps the offset, not the delay.
         sentAt: Date.now(),
       }, ctx);
+    } catch (err) {
+      // Its options refused: the executor says where the offending field is in the flow.
+      const issues = err instanceof Error ? refusedOptions.get(err) : undefined;
+      throw issues === undefined ? err : new OptionsError(type, issues);
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);
     }
@@ -721,7 +726,7 @@ const STATE_METHODS = new Set([
   "search",
 ]);
 
-function nodeError(error: { name: string; message: string }, baseDir?: string): Error {
+function nodeError(error: ErrorShape, baseDir?: string): Error {
   // A refused dynamic import() of a remote module is a TypeError saying the same.
   const refused = error.name === "NotCapable" || error.name === "PermissionDenied" ||
     /^Requires import access to "[^"]*", run again with the --allow-import flag/.test(
@@ -736,8 +741,13 @@ function nodeError(error: { name: string; message: string }, baseDir?: string): 
     : error.message;
   const err = new Error(message);
   err.name = error.name;
+  // Options the node's schema refused: `run` makes them an OptionsError (it knows the type).
+  if (error.issues !== undefined) refusedOptions.set(err, error.issues);
   return err;
 }
+
+/** The issues of the errors that came from a Worker's options check (see `nodeError`). */
+const refusedOptions = new WeakMap<Error, OptionsIssue[]>();
 
 /**
  * What to add to the node's `permissions:` for Deno's `Requires net access to

@@ -14,6 +14,7 @@ import { checkExpireIn } from "../store/write_args.ts";
 import { parseJson } from "../_json.ts";
 import { quoteMessage } from "./_sandbox_messages.ts";
 import { routeConsole } from "./_sandbox_console.ts";
+import { OptionsError, optionsIssues } from "./_options_error.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -128,7 +129,11 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   });
   // Not literal specifiers: `deno test` type-checks a Worker's modules as it starts it, and Node's
   // types would take it past nodes.checkTimeout.
-  const [eventsModule, threadsModule] = ["node:events", "node:worker_threads"];
+  const [eventsModule, threadsModule, hooksModule] = [
+    "node:events",
+    "node:worker_threads",
+    "node:async_hooks",
+  ];
   const { EventEmitter } = await import(eventsModule);
   const { Worker: NodeWorker } = await import(threadsModule);
   const init = (EventEmitter as { init: (...a: unknown[]) => unknown }).init;
@@ -153,6 +158,7 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
     (Deno as unknown as Record<symbol, { Console: never }>)[
       (Deno as unknown as { internal: symbol }).internal
     ],
+    (await import(hooksModule)).AsyncLocalStorage,
     (run, message, level) => post(JSON.stringify({ op: "log", run, message, level })),
   );
   // Deno's internals (its ops: a prompt or a chdir without the checks above).
@@ -229,6 +235,8 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   const fail = (err: unknown) => ({
     name: String((err as Error)?.name ?? "Error").slice(0, 200),
     message: errorMessage(String((err as Error)?.message ?? err)),
+    // The schema's issues, for the host to say where the offending field is in the flow file.
+    ...(err instanceof OptionsError ? { issues: err.issues } : {}),
   });
   handle = async (msg: Any) => {
     if (msg.op === "reply") {
@@ -270,16 +278,9 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
       answer = await consoleLines.attempt(run, info, async () => {
         const checked = await type.optionsSchema["~standard"].validate(msg.input);
         if (checked.issues) {
-          // Worded as the in-process executor words it (`invalid options for
-          // ./nodes/x.ts: with.name: …`): the host sends the node's type.
-          throw new TypeError(
-            `invalid options for ${msg.type}: ${
-              checked.issues.map((i: Any) => {
-                const path = (i.path ?? []).map((p: Any) => p?.key ?? p);
-                return path.length ? `with.${path.join(".")}: ${i.message}` : i.message;
-              }).join("; ")
-            }`,
-          );
+          // As the in-process executor makes it (`invalid options for ./nodes/x.ts:
+          // with.name: …`, its issues kept): the host sends the node's type.
+          throw new OptionsError(msg.type, optionsIssues(checked.issues));
         }
         const ctx = {
           node: view(run, "node"),

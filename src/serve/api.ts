@@ -22,6 +22,7 @@ import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
+import type { OnFailureMarker } from "../records/records.ts";
 import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
 import { resolvePathOptions, runJob } from "../jobs/run.ts";
@@ -39,6 +40,7 @@ import { cancelAnyRun } from "../queue/cancel.ts";
 import { listWorkers } from "../queue/workers.ts";
 import type { Worker } from "../queue/worker.ts";
 import { loadFlowFile } from "../flow/parse.ts";
+import { TemplateError } from "../flow/template/error.ts";
 import { HttpError, json, readJson, redactText } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
 import type { Route, RouteContext } from "./router.ts";
@@ -465,6 +467,8 @@ function startError(err: unknown, what: string): never {
       : err.message;
     throw badRequest(`Cannot start ${what}: ${reason}`);
   }
+  // The flow's queue.by template fails on these inputs (placed in the flow file): bad input.
+  if (err instanceof TemplateError) throw badRequest(`Cannot start ${what}: ${err.message}`);
   throw err;
 }
 
@@ -1306,7 +1310,13 @@ export const apiRoutes: readonly ApiRoute[] = [
           }; pass the eventCount of an earlier answer (or leave after out for every event)`,
         );
       }
-      return json({ run, events, eventCount: count, ...archivedMark(archived) });
+      return json({
+        run,
+        events,
+        eventCount: count,
+        ...await onFailureMark(server, params.id, archived),
+        ...archivedMark(archived),
+      });
     },
   },
   {
@@ -1354,6 +1364,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       return json({
         ...runNodesPage(run, events, flowNodeIds ?? [], offset, limit),
         eventCount: events.length,
+        ...await onFailureMark(server, params.id, archived),
         ...archivedMark(archived),
       });
     },
@@ -1736,6 +1747,21 @@ async function runOr404(
   const archived = await archivedRun(server.runtime, id);
   if (archived === null) throw notFound(`No run ${id}`);
   return { run: archived.run, archived };
+}
+
+/**
+ * `{ onFailure }`: the config's `runs.onFailure` flow that was started about
+ * run `id`, if one was (its marker in the records store), else `{}`. An
+ * archived run's marker went with its records.
+ */
+async function onFailureMark(
+  server: ServerState,
+  id: string,
+  archived: ArchivedRun | null,
+): Promise<{ onFailure?: OnFailureMarker }> {
+  if (archived !== null) return {};
+  const marker = await (await server.runtime.records()).onFailureMarker(id);
+  return marker === null ? {} : { onFailure: marker };
 }
 
 /** A 500 for a run that is recorded but whose record this version cannot read. */

@@ -185,6 +185,9 @@ export const RunRecordSchema = RunSummarySchema.extend({
       ),
     }),
   ),
+  onFailureOf: z.string().optional().describe(
+    "on a run of the config's `runs.onFailure` flow: the id of the run it reports on",
+  ),
   queue: z.looseObject({
     runAt: z.number().describe("it does not start before this time (ms since the epoch)"),
     priority: z.number(),
@@ -215,12 +218,27 @@ export const RunPageSchema = z.object({
   cursor: z.string().optional(),
 });
 
+/** The config's `runs.onFailure` flow started about a run (`flowstate runs show`'s `onFailure:`). */
+export const OnFailureMarkerSchema = z.object({
+  flow: z.string().describe("the `runs.onFailure` flow, as the config names it"),
+  runId: z.string().optional().describe(
+    "its run, once started (absent: the process that claimed it stopped before starting it)",
+  ),
+  host: z.string().describe("the host of the process that ran it"),
+  pid: z.number().int().describe("that process's id"),
+  at: z.number().describe("when that process claimed it (ms since the epoch)"),
+});
+
 /** A run with its events. */
 export const RunDetailSchema = z.object({
   run: RunRecordSchema,
   events: z.array(RunEventSchema),
   /** How many events the run has in all: the `after` of a later request for the ones added since. */
   eventCount: z.number().int().nonnegative(),
+  onFailure: OnFailureMarkerSchema.optional().describe(
+    "present when the config's `runs.onFailure` flow was started about this run (it ended " +
+      "failed, timed-out, abandoned or as `on:` lists): which flow, and its run",
+  ),
   ...ArchivedMark,
 });
 

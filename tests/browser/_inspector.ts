@@ -159,6 +159,10 @@ export interface InspectorOptions {
   feed?: boolean;
   /** The server's own queue worker's options (default: a worker with the defaults). */
   worker?: ServeOptions["worker"];
+  /** YAML added at the end of the config (`runs:\n  onFailure: …`). */
+  config?: string;
+  /** More flow files under `flows/`, by file name. */
+  flows?: Record<string, string>;
 }
 
 /** The id of the newest recorded run of `flowId`. */
@@ -172,8 +176,11 @@ export async function startInspector(options: InspectorOptions = {}): Promise<In
   const dir = await Deno.makeTempDir({ prefix: "flowstate-inspector-" });
   const home = join(dir, "home");
   await Deno.mkdir(join(dir, "flows"));
-  await Deno.writeTextFile(join(dir, "flowstate.yaml"), options.feed ? CONFIG_WITH_FEED : CONFIG);
-  for (const [name, text] of Object.entries(FLOWS)) {
+  await Deno.writeTextFile(
+    join(dir, "flowstate.yaml"),
+    (options.feed ? CONFIG_WITH_FEED : CONFIG) + (options.config ?? ""),
+  );
+  for (const [name, text] of Object.entries({ ...FLOWS, ...options.flows })) {
     await Deno.writeTextFile(join(dir, "flows", name), text);
   }
   const runtime = await openRuntime({ config: "flowstate.yaml", cwd: dir, home });

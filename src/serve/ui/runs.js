@@ -445,6 +445,9 @@ function queueAttempts(run) {
   );
 }
 
+/** The ends of a run that may start the config's `runs.onFailure` flow about it. */
+const MAY_FIRE_ON_FAILURE = new Set(["failed", "timed-out", "cancelled"]);
+
 export async function renderRun(container, id, ctx) {
   // Listen before fetching: events that arrive meanwhile are applied after.
   let onEvent = null;
@@ -469,6 +472,11 @@ export async function renderRun(container, id, ctx) {
     throw e;
   }
   let run = data.run;
+  /**
+   * The config's `runs.onFailure` flow started about this run (`{ flow, runId?, host, pid, at }`),
+   * or null: refreshed with the run.
+   */
+  let onFailure = data.onFailure ?? null;
   /** The archive file of a run the archive job moved out of the records (read-only), or null. */
   const archive = data.archived ? data.archive ?? "the archive" : null;
   /**
@@ -636,6 +644,18 @@ export async function renderRun(container, id, ctx) {
             h("a.mono", { href: ctx.routeHash(["runs", run.parentRunId]), text: run.parentRunId }),
           )
           : null,
+        onFailure ? onFailureFact(onFailure) : null,
+        run.onFailureOf
+          ? fact(
+            "reports",
+            "on run ",
+            h("a.mono.reports-on-link", {
+              href: ctx.routeHash(["runs", run.onFailureOf]),
+              text: run.onFailureOf,
+              title: "this is a run of the config's runs.onFailure flow, about that run",
+            }),
+          )
+          : null,
       ),
       archive === null ? null : h(
         "div.notice.notice-archived",
@@ -653,6 +673,29 @@ export async function renderRun(container, id, ctx) {
         )
         : null,
       queueAttempts(run),
+    );
+  }
+
+  /** "onFailure: alert ran as run <link>" (or who started it, when its run is not recorded). */
+  function onFailureFact(marker) {
+    const value = marker.runId
+      ? [
+        `${marker.flow} ran as run `,
+        h("a.mono.on-failure-link", {
+          href: ctx.routeHash(["runs", marker.runId]),
+          text: marker.runId,
+          title: "the run of the config's runs.onFailure flow about this run",
+        }),
+      ]
+      : [
+        `${marker.flow} started by ${marker.host} (pid ${marker.pid}) at ${formatTime(marker.at)}` +
+        ", its run not recorded",
+      ];
+    return h(
+      "span.fact.fact-on-failure",
+      {},
+      h("span.fact-label", { text: "onFailure" }),
+      h("span.fact-value", {}, value),
     );
   }
 
@@ -1069,6 +1112,7 @@ export async function renderRun(container, id, ctx) {
       const fresh = await refresh();
       if (closed) return;
       run = fresh.run;
+      onFailure = fresh.onFailure ?? null;
       const touched = new Set();
       let added = 0;
       for (const event of fresh.events ?? []) {
@@ -1097,6 +1141,15 @@ export async function renderRun(container, id, ctx) {
     if (type === "connection") {
       // (Re)connected: what the feed missed. An ended run changes no more.
       if (data.connected && (run.status === "running" || run.status === "queued")) reload();
+      return;
+    }
+    // The runs.onFailure flow starts after this run ended, in whichever process saw it end:
+    // a run started after its bad end may be it (the next answer carries its marker).
+    if (
+      type === "run.started" && data?.runId !== id && onFailure?.runId === undefined &&
+      MAY_FIRE_ON_FAILURE.has(run.status)
+    ) {
+      reload();
       return;
     }
     if (data?.runId !== id && data?.run?.id !== id && data?.id !== id) return;
