@@ -112,8 +112,9 @@ export function routeConsole(
   const print = (text: string, level: number) => {
     let message = withoutOwnFrames(String(text).replace(CONTROL, ""));
     if (message.endsWith("\n")) message = message.slice(0, -1);
-    // console.trace() ends its stack with a print of its own, of the line break only.
-    if (message === "" && level === 4) return;
+    // console.trace() ends its stack with a print of its own, of the line break only;
+    // console.clear() prints terminal escapes only. An empty console.log() is an empty line.
+    if (message === "" && (level === 4 || text !== "\n")) return;
     const logLevel = LEVELS[level] ?? "error";
     const run = store();
     if (run !== undefined && running.has(run)) return send(run, logLine(message), logLevel);

@@ -25,29 +25,29 @@ async function routed(
   return sent;
 }
 
+/** `print` in a timer (a macrotask: after the attempt that set it ended); resolves once it ran. */
+function later(print: () => void): Promise<void> {
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      print();
+      resolve();
+    }, 0)
+  );
+}
+
 Deno.test("routeConsole: a line an ended attempt's timer printed goes to its run's next attempt, never to another run's", async () => {
   const sent = await routed(async (route) => {
     console.log("at the top");
     let printed!: Promise<void>;
     await route.attempt(1, { runId: "A", nodeId: "a", attempt: 1 }, () => {
       console.info("in %s", "A");
-      printed = new Promise((resolve) =>
-        setTimeout(() => {
-          console.error("late in A");
-          resolve();
-        }, 0)
-      );
+      printed = later(() => console.error("late in A"));
       return Promise.resolve();
     });
     await printed;
     // Run A gave the Worker back; run B's attempt does not get A's line, only its count.
     await route.attempt(2, { runId: "B", nodeId: "b", attempt: 1 }, () => {
-      printed = new Promise((resolve) =>
-        setTimeout(() => {
-          console.warn("late in B");
-          resolve();
-        }, 0)
-      );
+      printed = later(() => console.warn("late in B"));
       return Promise.resolve();
     });
     await printed;
@@ -77,6 +77,7 @@ Deno.test("routeConsole: what waits outside an attempt is bounded; every method 
       console.groupEnd();
       console.table([{ a: 1 }]);
       console.assert(true, "fine");
+      console.clear();
       console.log("%c%s\x1b[31m red", "color: red", "no color:");
       return Promise.resolve();
     });
