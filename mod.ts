@@ -129,7 +129,13 @@ export {
 } from "./src/flow/node.ts";
 export type { BuiltinNodeType, FlowDefinition } from "./src/flow/types.ts";
 export type { FlowSource } from "./src/flow/load.ts";
-export type { NodeStatus, RunEvent, RunRecord, RunStatus } from "./src/records/types.ts";
+export type {
+  NodeStatus,
+  RunEvent,
+  RunRecord,
+  RunStatus,
+  ScheduledTick,
+} from "./src/records/types.ts";
 export type {
   ScopeCallOptions,
   ScopeKey,

@@ -20,7 +20,7 @@ export {
   type SkipReason,
   type StopResult,
 } from "./src/scheduler/scheduler.ts";
-export type { Schedule, TickContext } from "./src/scheduler/schedule.ts";
+export type { FlowScheduleTarget, Schedule, TickContext } from "./src/scheduler/schedule.ts";
 export {
   type FlowFileProblem,
   type JobProblem,

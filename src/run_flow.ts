@@ -30,7 +30,7 @@ import { Records } from "./records/records.ts";
 import { knownFlowHash } from "./records/flow_version.ts";
 import { FlowVersionGoneError } from "./records/_versions.ts";
 import type { FlowDefinition } from "./flow/types.ts";
-import type { RunEvent, RunRecord } from "./records/types.ts";
+import type { RunEvent, RunRecord, ScheduledTick } from "./records/types.ts";
 import type { JsonValue, Store } from "./store/types.ts";
 import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
@@ -178,6 +178,13 @@ export interface RunFlowOptions {
    * ```
    */
   onStart?: (runId: string) => void;
+  /**
+   * The schedule's tick that starts this run (what the daemon's scheduler
+   * gives): recorded on the run (`RunRecord.scheduledAt`, `schedule`) and
+   * read by its templates as `run.scheduledAt` and `run.schedule` (`null`
+   * without it). Not passed on to sub-runs.
+   */
+  scheduled?: ScheduledTick;
   /**
    * Nodes a test replaces, by id: such a node does not run; its output is
    * the value given, or what the function given returns (see
@@ -569,6 +576,9 @@ async function runInTree(
       inputs: masker.mask(inputs) as Record<string, JsonValue>,
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
       ...(options.onFailureOf === undefined ? {} : { onFailureOf: options.onFailureOf }),
+      ...(options.scheduled === undefined
+        ? {}
+        : { scheduledAt: options.scheduled.at, schedule: options.scheduled.schedule }),
     };
     const onCancelRequested = () => cancel.abort("cancel requested");
     const nodeIds = nodeIdsOf(prepared);
@@ -643,6 +653,7 @@ async function runInTree(
         masker,
         concurrency: options.concurrency,
         parentRunId: options.parentRunId,
+        ...(options.scheduled === undefined ? {} : { scheduled: options.scheduled }),
         abortGrace: options.abortGrace,
         defaultTimeout: options.defaultTimeout,
         ...(tree.guard === undefined ? {} : { guard: tree.guard }),
@@ -703,6 +714,7 @@ async function runInTree(
                 depth: depth + 1,
                 mocks: mocks?.nested.get(node.spec.id),
                 onFailureOf: undefined,
+                scheduled: undefined,
               },
               tree,
               onStart,

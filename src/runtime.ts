@@ -478,6 +478,7 @@ const RUNTIME_OPTIONS: readonly string[] = fieldNames<RuntimeOptions>()(
 const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
   ["input", "inputFromStrings", "signal", "timers", "onEvent", "concurrency", "env"],
   ["parentRunId", "abortGrace", "maxSubRuns", "defaultTimeout", "onStart", "depth", "mocks"],
+  ["scheduled"],
 );
 
 /**
@@ -495,6 +496,18 @@ function checkInternalRunOptions(options: RunFlowOptions): void {
     );
   }
   if (parentRunId !== undefined) assertRunId(parentRunId, "Cannot run flow: option parentRunId");
+  const { scheduled } = options;
+  if (
+    scheduled !== undefined &&
+    (typeof scheduled !== "object" || scheduled === null || !Number.isFinite(scheduled.at) ||
+      typeof scheduled.schedule !== "string" || scheduled.schedule === "")
+  ) {
+    throw new TypeError(
+      `Cannot run flow: option scheduled must be { at: <ms since the epoch>, schedule: "<schedule id>" } (got ${
+        JSON.stringify(scheduled) ?? String(scheduled)
+      })`,
+    );
+  }
 }
 
 /** The options of `Runtime.enqueue`. */

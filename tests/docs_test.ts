@@ -264,7 +264,7 @@ Deno.test("every yaml block of README.md and docs/ parses; a whole flow or confi
   const dir = await Deno.makeTempDir({ prefix: "flowstate-docs-yaml-" });
   await Deno.writeTextFile(
     join(dir, "deno.json"),
-    JSON.stringify({ imports: { "@flowstate/redis": "jsr:@flowstate/redis@^0.4" } }),
+    JSON.stringify({ imports: { "@flowstate/redis": "jsr:@flowstate/redis@^0.5" } }),
   );
   const env = (name: string) => name.includes("KEY") ? btoa("k".repeat(32)) : "x";
   const problems: string[] = [];

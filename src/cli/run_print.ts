@@ -53,6 +53,13 @@ export function printRun(
     `flow:     ${run.flowId} (version ${shortHash(run.flowVersion)})`,
   ];
   if (run.parentRunId !== undefined) lines.push(`parent:   ${run.parentRunId}`);
+  if (run.scheduledAt !== undefined) {
+    lines.push(
+      printable(
+        `schedule: ${run.schedule ?? "?"}, tick of ${formatTime(run.scheduledAt, tz)}`,
+      ),
+    );
+  }
   if (run.onFailureOf !== undefined) {
     lines.push(`reports:  on run ${run.onFailureOf} (this is a run of the runs.onFailure flow)`);
   }

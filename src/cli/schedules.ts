@@ -3,9 +3,12 @@
  * alike, with its cron expression, time zone, next tick and last run.
  *
  * `--json` prints one array (stable), in the daemon's order (jobs, then
- * flows): `[{ "id": "job:<name>" | "flow:<id>", "kind": "job" | "flow",
+ * flows): `[{ "id": "job:<name>" | "flow:<id>" | "flow:<id>#<entry>", "kind": "job" | "flow",
  * "cron", "timezone", "nextRun": number | null, "lastRun": { "id", "status",
- * "startedAt", "durationMs" } | null }]` (times in ms since the epoch; a last run
+ * "startedAt", "durationMs" } | null }]`, a flow's rows also with `"flow"`,
+ * `"entry"` (its `schedule:` entry's `id`, or `null`) and `"inputs"` (what each
+ * run of it gets; a flow with several entries: each row's last run is its own
+ * latest tick's) (times in ms since the epoch; a last run
  * the archive job moved to `<home>/archive/` has `"archived": true` and its `"archive"`), then
  * (a job's row also has `"paths": { "<option>": path }` when options of it in the
  * config name files: absolute, a relative one the config file's folder's), then
@@ -26,11 +29,22 @@
 import { type FlowFileProblem, type JobProblem, loadSchedules } from "../scheduler/from_config.ts";
 import { type ScheduleListing, scheduleListing } from "../scheduler/listing.ts";
 import { lookalikeFlowWarnings } from "../flow_files.ts";
-import { formatTime, lastRunText, printTable } from "./format.ts";
+import { formatTime, lastRunText, printable, printTable } from "./format.ts";
 import { type GlobalOptions, openForReading, printWarning, unlessMissing } from "./common.ts";
 import { pathLines, PATHS_HEADING } from "./jobs.ts";
 
 export type { ScheduleListing } from "../scheduler/listing.ts";
+
+/** A schedule's inputs as the table shows them: `db=a, n=2` (JSON for values other than text); `-` for none. */
+function inputsText(inputs: ScheduleListing["inputs"]): string {
+  const entries = Object.entries(inputs ?? {});
+  if (entries.length === 0) return "-";
+  return printable(
+    entries.map(([name, value]) =>
+      `${name}=${typeof value === "string" ? value : JSON.stringify(value)}`
+    ).join(", "),
+  );
+}
 
 /** `schedules ls [--json]`: exit 2 for a config whose schedules cannot load, or a job or flow file that cannot be used. */
 export async function listSchedules(
@@ -74,14 +88,17 @@ export async function listSchedules(
     }
   } else {
     const tz = runtime.config.timezone;
+    // The inputs a flow's schedule gives its runs, when one gives any.
+    const inputs = listed.some((r) => Object.keys(r.inputs ?? {}).length > 0);
     printTable(
-      ["ID", "SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST RUN"],
+      ["ID", "SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST RUN", ...(inputs ? ["INPUTS"] : [])],
       listed.map((r) => [
         r.id,
         r.cron!,
         r.timezone,
         formatTime(r.nextRun, tz),
         lastRunText(r.lastRun, tz),
+        ...(inputs ? [inputsText(r.inputs)] : []),
       ]),
     );
   }

@@ -23,6 +23,7 @@ import {
 import { checkTemplates } from "./template/mod.ts";
 import { builtinNodes } from "./nodes.ts";
 import type { InputType } from "./types.ts";
+import { SCHEDULED_AT_INPUT, scheduleEntries } from "./_schedule_entries.ts";
 
 type FlowPath = ProblemPath;
 
@@ -94,6 +95,7 @@ export class Checker {
     const nodes = this.#nodes(flow);
     if (nodeTypes !== undefined) this.#nodeTypes(nodes, nodeTypes);
     this.#inputs(flow);
+    this.#scheduleEntries(flow);
     this.#secretsList(flow);
     this.#templates(flow, nodes);
   }
@@ -172,7 +174,8 @@ export class Checker {
         case "invalid_union":
           this.add(
             path,
-            path.length === 1 && path[0] === "schedule"
+            path[0] === "schedule" &&
+              (path.length === 1 || (path.length === 2 && typeof path[1] === "number"))
               ? `expected a cron expression ("0 * * * *", @daily) or a mapping like { cron: "0 * * * *", missed: run-once }${got}`
               : `${issue.message}${got}`,
           );
@@ -322,6 +325,119 @@ export class Checker {
           }`,
         );
       }
+    }
+  }
+
+  /**
+   * The entries of `schedule:`: their ids unique (at most one without), and
+   * the inputs each gives its runs against the declared ones: every name
+   * declared, every value of its type and enum, literal (no template), and
+   * every required input given (`scheduledAt` excepted: the scheduler gives
+   * it the tick's time), so that a scheduled run cannot fail on its inputs.
+   */
+  #scheduleEntries(flow: Record<string, unknown>): void {
+    const entries = scheduleEntries(flow.schedule);
+    if (entries.length === 0) return;
+    const declared = isRecord(flow.inputs) ? flow.inputs : {};
+    const names = Object.keys(declared);
+    const tickInput = declared[SCHEDULED_AT_INPUT];
+    if (
+      isRecord(tickInput) && tickInput.type !== undefined &&
+      !["string", "number", "any"].includes(String(tickInput.type))
+    ) {
+      this.add(
+        ["inputs", SCHEDULED_AT_INPUT, "type"],
+        `a scheduled flow's input ${SCHEDULED_AT_INPUT} is given the tick's time: declare it type: string (ISO 8601) or number (ms since the epoch), or read run.scheduledAt instead`,
+      );
+    }
+    const where = (path: readonly (string | number)[]) =>
+      path.length === 1 ? "schedule" : `schedule[${path[1]}]`;
+    const seen = new Map<string | null, readonly (string | number)[]>();
+    for (const entry of entries) {
+      const first = seen.get(entry.id);
+      if (first === undefined) {
+        seen.set(entry.id, entry.path);
+      } else if (entry.id === null) {
+        this.add(
+          entry.path,
+          `a second schedule entry without id: (the first is ${
+            where(first)
+          }); give every entry but one an id, like { id: nightly, cron: "0 2 * * *" }, to tell their ticks apart`,
+        );
+      } else {
+        this.add(
+          [...entry.path, "id"],
+          `duplicate schedule id "${entry.id}" (first at ${
+            where(first)
+          }); each entry of schedule: needs its own id`,
+        );
+      }
+    }
+    for (const entry of entries) {
+      const given = typeof entry.raw === "string" || !isRecord(entry.raw.inputs)
+        ? {}
+        : entry.raw.inputs;
+      for (const [name, value] of Object.entries(given)) {
+        const at = [...entry.path, "inputs", name];
+        if (!Object.hasOwn(declared, name)) {
+          const hint = didYouMean(name, names) ||
+            (names.length === 0
+              ? "; the flow declares no inputs (declare it under inputs:)"
+              : `; the flow declares ${names.join(", ")}`);
+          this.add(at, `unknown input${hint}`, "key");
+          continue;
+        }
+        if (name === SCHEDULED_AT_INPUT) {
+          this.add(
+            at,
+            `${SCHEDULED_AT_INPUT} is given the tick's time by the scheduler; remove it here`,
+            "key",
+          );
+          continue;
+        }
+        const templated = [...strings(value, at)].find(([text]) => text.includes("${{"));
+        if (templated !== undefined) {
+          this.add(
+            templated[1],
+            "a schedule's inputs are literal values, not templates; read the tick's time in the flow as run.scheduledAt (a number of ms, like now())",
+          );
+          continue;
+        }
+        const spec = declared[name];
+        if (!isRecord(spec)) continue;
+        const type: InputType = INPUT_TYPES.includes(spec.type as InputType)
+          ? spec.type as InputType
+          : "any";
+        const problem = inputTypeProblem(type, value);
+        if (problem !== undefined) {
+          this.add(at, problem);
+        } else if (Array.isArray(spec.enum) && !spec.enum.some((v) => deepEqual(v, value))) {
+          this.add(
+            at,
+            `expected one of ${spec.enum.map(describeValue).join(", ")}, got ${
+              describeValue(value)
+            }`,
+          );
+        }
+      }
+      const missing = names.filter((name) =>
+        name !== SCHEDULED_AT_INPUT && isRecord(declared[name]) &&
+        declared[name].default === undefined && !Object.hasOwn(given, name)
+      );
+      if (missing.length === 0) continue;
+      const example = missing.map((name) => `${name}: …`).join(", ");
+      this.add(
+        entry.path,
+        `the flow's input${missing.length === 1 ? "" : "s"} ${missing.join(", ")} ${
+          missing.length === 1 ? "is" : "are"
+        } required (no default) but this schedule gives no value, so each of its runs would fail; add inputs: { ${example} } to ${
+          entry.path.length === 1 ? "the schedule" : "this entry"
+        }${
+          typeof entry.raw === "string"
+            ? ` (written as { cron: ${JSON.stringify(entry.cron)}, inputs: { ${example} } })`
+            : ""
+        }, or a default: under inputs.${missing[0]}`,
+      );
     }
   }
 

@@ -31,6 +31,7 @@ import type {
   RunEventInit,
   RunRecord,
   RunStatus,
+  ScheduledTick,
 } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
 import { type AttemptOverError, messageOf } from "../errors.ts";
@@ -232,6 +233,8 @@ export interface ExecuteOptions {
   enqueue?: NodeContext<unknown>["enqueue"];
   /** Parent run, for sub-flows. */
   parentRunId?: string;
+  /** The schedule's tick that started the run (templates read `run.scheduledAt`, `run.schedule`). */
+  scheduled?: ScheduledTick;
   /**
    * Whether the run may still act (a queued run's claim on it is still held):
    * asked before each node starts and by every state call of its attempts. Once it
@@ -817,7 +820,12 @@ class Execution implements AttemptHost {
       env: options.env ?? {},
       ...(options.secrets === undefined ? {} : { secrets: options.secrets }),
       ...(options.masker === undefined ? {} : { masker: options.masker }),
-      run: { id: options.runId, flowId: flow.definition.id },
+      run: {
+        id: options.runId,
+        flowId: flow.definition.id,
+        scheduledAt: options.scheduled?.at ?? null,
+        schedule: options.scheduled?.schedule ?? null,
+      },
     };
     if (facts.when !== undefined) {
       this.#when = new WhenRun(facts.when, flow.nodes);

@@ -529,7 +529,11 @@ function onlyPermission(
 ): boolean {
   // A mocked node starts no Worker.
   if (!mocked && !workerOptionsEnabled()) {
-    problem(["type"], NO_WORKER_OPTIONS.replace("custom nodes run", `${kind} nodes run`));
+    // A built-in cannot be a trusted module: the flag is the only way.
+    problem(
+      ["type"],
+      `${kind} nodes run in Workers with their declared permissions, which needs Deno's --unstable-worker-options flag: add it to the deno run/test command (or "unstable": ["worker-options"] to the project's deno.json)`,
+    );
     return false;
   }
   for (const name of PERMISSION_NAMES) {

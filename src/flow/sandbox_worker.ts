@@ -13,6 +13,7 @@ import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
 import { parseJson } from "../_json.ts";
 import { quoteMessage } from "./_sandbox_messages.ts";
+import { routeConsole } from "./_sandbox_console.ts";
 import { OptionsError, optionsIssues } from "./_options_error.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -128,7 +129,11 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   });
   // Not literal specifiers: `deno test` type-checks a Worker's modules as it starts it, and Node's
   // types would take it past nodes.checkTimeout.
-  const [eventsModule, threadsModule] = ["node:events", "node:worker_threads"];
+  const [eventsModule, threadsModule, hooksModule] = [
+    "node:events",
+    "node:worker_threads",
+    "node:async_hooks",
+  ];
   const { EventEmitter } = await import(eventsModule);
   const { Worker: NodeWorker } = await import(threadsModule);
   const init = (EventEmitter as { init: (...a: unknown[]) => unknown }).init;
@@ -146,6 +151,16 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   pin(globalThis, "postMessage", (data: unknown) => {
     post(JSON.stringify({ op: "stray", quote: quoteMessage(data) }));
   });
+  // What the node prints with console.* is its log lines (see _sandbox_console.ts), not the
+  // runner's stdout and stderr: recorded, limited and masked as ctx.log lines. Deno's Console,
+  // taken before its internals go, formats it as Deno's console does.
+  const consoleLines = routeConsole(
+    (Deno as unknown as Record<symbol, { Console: never }>)[
+      (Deno as unknown as { internal: symbol }).internal
+    ],
+    (await import(hooksModule)).AsyncLocalStorage,
+    (run, message, level) => post(JSON.stringify({ op: "log", run, message, level })),
+  );
   // Deno's internals (its ops: a prompt or a chdir without the checks above).
   delete (Deno as unknown as Record<symbol, unknown>)[
     (Deno as unknown as { internal: symbol }).internal
@@ -255,52 +270,59 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
     const controller = new AbortController();
     aborts.set(run, controller);
     const signal = controller.signal;
+    const info = { runId: msg.runId, nodeId: msg.nodeId, attempt: msg.attempt };
+    // Settled (and its console lines its own no more) before the host hears it is done. No
+    // promise methods here: the node may replace them.
+    let answer: string;
     try {
-      const checked = await type.optionsSchema["~standard"].validate(msg.input);
-      if (checked.issues) {
-        // As the in-process executor makes it (`invalid options for ./nodes/x.ts:
-        // with.name: …`, its issues kept): the host sends the node's type.
-        throw new OptionsError(msg.type, optionsIssues(checked.issues));
-      }
-      const ctx = {
-        node: view(run, "node"),
-        flow: view(run, "flow"),
-        global: view(run, "global"),
-        input: checked.value,
-        inputs: msg.inputs,
-        runId: msg.runId,
-        flowId: msg.flowId,
-        nodeId: msg.nodeId,
-        attempt: msg.attempt,
-        signal,
-        // The host's clock, advancing in real time: its offset from the wall clock when the
-        // host sent the attempt (0 for the real clock), in whole milliseconds as in-process.
-        clock: { now: () => Math.floor(Date.now() + (msg.now - msg.sentAt)) },
-        // Checked here, as in-process: the node's own call throws.
-        // Cut here (as the runner would): a huge line never crosses to the runner.
-        log: (message: string, level?: string) =>
-          send({ op: "log", run, message: logLine(message), level: logLevel(level) }),
-        // The runner's own timers, checked as in-process (and no Node setTimeout, which would
-        // print a TimeoutOverflowWarning to stderr and fire at once for Infinity).
-        sleep: (ms: number) => {
-          const problem = sleepProblem(ms);
-          return problem === undefined ? realTimers.sleep(ms, signal) : Promise.reject(problem);
-        },
-        runFlow: (flow: unknown, input?: unknown) =>
-          call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
-      };
-      const value = await type.run(ctx, checked.value);
-      // Checked (worded as the in-process executor words it): unchecked, JSON would change it
-      // unseen. The checked text is sent as it is, not serialized again.
-      const text = value === undefined || value === null
-        ? "null"
-        : serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
-      post(`{"op":"done","id":${run},"value":${text}}`);
+      answer = await consoleLines.attempt(run, info, async () => {
+        const checked = await type.optionsSchema["~standard"].validate(msg.input);
+        if (checked.issues) {
+          // As the in-process executor makes it (`invalid options for ./nodes/x.ts:
+          // with.name: …`, its issues kept): the host sends the node's type.
+          throw new OptionsError(msg.type, optionsIssues(checked.issues));
+        }
+        const ctx = {
+          node: view(run, "node"),
+          flow: view(run, "flow"),
+          global: view(run, "global"),
+          input: checked.value,
+          inputs: msg.inputs,
+          runId: msg.runId,
+          flowId: msg.flowId,
+          nodeId: msg.nodeId,
+          attempt: msg.attempt,
+          signal,
+          // The host's clock, advancing in real time: its offset from the wall clock when the
+          // host sent the attempt (0 for the real clock), in whole milliseconds as in-process.
+          clock: { now: () => Math.floor(Date.now() + (msg.now - msg.sentAt)) },
+          // Checked here, as in-process: the node's own call throws.
+          // Cut here (as the runner would): a huge line never crosses to the runner.
+          log: (message: string, level?: string) =>
+            send({ op: "log", run, message: logLine(message), level: logLevel(level) }),
+          // The runner's own timers, checked as in-process (and no Node setTimeout, which would
+          // print a TimeoutOverflowWarning to stderr and fire at once for Infinity).
+          sleep: (ms: number) => {
+            const problem = sleepProblem(ms);
+            return problem === undefined ? realTimers.sleep(ms, signal) : Promise.reject(problem);
+          },
+          runFlow: (flow: unknown, input?: unknown) =>
+            call(run, { method: "runFlow", args: encodeArgs([flow, input]) }),
+        };
+        const value = await type.run(ctx, checked.value);
+        // Checked (worded as the in-process executor words it): unchecked, JSON would change it
+        // unseen. The checked text is sent as it is, not serialized again.
+        const text = value === undefined || value === null
+          ? "null"
+          : serializeValue(value, `node ${msg.nodeId} returned a value that is not JSON`);
+        return `{"op":"done","id":${run},"value":${text}}`;
+      });
     } catch (err) {
-      send({ op: "done", id: run, error: fail(err) });
+      answer = JSON.stringify({ op: "done", id: run, error: fail(err) });
     } finally {
       aborts.delete(run);
     }
+    post(answer);
   };
   send({ op: "ready" });
 }

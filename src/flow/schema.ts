@@ -193,6 +193,38 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
+/** One schedule of a flow: `{ cron, timezone, overlap, missed, abandoned, jitter, inputs, id }`. */
+const scheduleObjectSchema = z.strictObject({
+  cron: cronSchema,
+  timezone: z.string().min(1).refine(isTimeZone, {
+    error: "expected an IANA time zone such as Europe/Paris or UTC",
+  }).optional().meta({ description: "IANA time zone (default: the config's, else UTC)." }),
+  overlap: z.enum(["skip", "queue"]).optional().meta({
+    description: "While a run is still going: `skip` the tick (default) or `queue` it.",
+  }),
+  missed: z.enum(["skip", "run-once"]).optional().meta({
+    description: "Ticks missed while no daemon ran: `skip` (default) or `run-once`.",
+  }),
+  abandoned: z.enum(["skip", "rerun"]).optional().meta({
+    description:
+      "A tick whose daemon died while running it: recorded as abandoned, then `skip` (default) or `rerun`.",
+  }),
+  jitter: duration({
+    positive: false,
+    description: "Wait a random time up to this long before each tick.",
+  }).optional(),
+  id: z.string().regex(FLOW_ID_PATTERN, {
+    error: 'expected a schedule id of lowercase letters, digits, "_" and "-"',
+  }).optional().meta({
+    description:
+      "Tells this entry of a `schedule:` list apart (its schedule is `flow:<flow>#<id>`); without it, the entry is the flow's own schedule `flow:<flow>` (at most one entry goes without).",
+  }),
+  inputs: z.record(z.string(), jsonValue).optional().meta({
+    description:
+      "The inputs each scheduled run gets: literal values, checked against the flow's `inputs:` (the run reads the tick's time as `run.scheduledAt`).",
+  }),
+}).meta({ description: "A schedule with its policies." });
+
 const flowObjectSchema = z.strictObject({
   id: z.string().regex(FLOW_ID_PATTERN, {
     error: 'expected a flow id of lowercase letters, digits, "_" and "-"',
@@ -200,29 +232,13 @@ const flowObjectSchema = z.strictObject({
   description: z.string().optional().meta({ description: "Free text." }),
   schedule: z.union([
     cronSchema,
-    z.strictObject({
-      cron: cronSchema,
-      timezone: z.string().min(1).refine(isTimeZone, {
-        error: "expected an IANA time zone such as Europe/Paris or UTC",
-      }).optional().meta({ description: "IANA time zone (default: the config's, else UTC)." }),
-      overlap: z.enum(["skip", "queue"]).optional().meta({
-        description: "While a run is still going: `skip` the tick (default) or `queue` it.",
-      }),
-      missed: z.enum(["skip", "run-once"]).optional().meta({
-        description: "Ticks missed while no daemon ran: `skip` (default) or `run-once`.",
-      }),
-      abandoned: z.enum(["skip", "rerun"]).optional().meta({
-        description:
-          "A tick whose daemon died while running it: recorded as abandoned, then `skip` (default) or `rerun`.",
-      }),
-      jitter: duration({
-        positive: false,
-        description: "Wait a random time up to this long before each tick.",
-      }).optional(),
-    }).meta({ description: "A schedule with its policies." }),
+    scheduleObjectSchema,
+    z.array(z.union([cronSchema, scheduleObjectSchema]))
+      .min(1, { error: "a schedule: list needs at least one entry" })
+      .meta({ description: "Several schedules, each with its own cron, policies and inputs." }),
   ]).optional().meta({
     description:
-      'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`), or `{ cron, timezone, overlap, missed, abandoned, jitter }`.',
+      'A cron expression (`"0 * * * *"`, 5 or 6 fields) or nickname (`@daily`), or `{ cron, timezone, overlap, missed, abandoned, jitter, inputs, id }`, or a list of those (each entry its own schedule; `id` tells them apart).',
   }),
   trigger: z.strictObject({
     http: z.strictObject({
@@ -359,7 +375,8 @@ export const flowZodSchema: z.ZodType<FlowDefinition> = flowObjectSchema;
 export function knownFields(path: readonly (string | number)[]): string[] {
   let schema = unwrap(flowObjectSchema);
   for (const segment of path) {
-    schema = objectOption(schema); // `schedule`: a string or an object
+    // `schedule`: a string, an object or a list of those.
+    schema = typeof segment === "number" ? arrayOption(schema) : objectOption(schema);
     const def = schema._zod.def as unknown as Record<string, unknown>;
     let next: unknown;
     if (def.type === "object") next = (def.shape as Record<string, unknown>)[String(segment)];
@@ -374,10 +391,20 @@ export function knownFields(path: readonly (string | number)[]): string[] {
 
 /** The object among a union's options (the union itself when it has none, or is no union). */
 function objectOption(schema: z.ZodType): z.ZodType {
+  return unionOption(schema, "object");
+}
+
+/** The array among a union's options (the union itself when it has none, or is no union). */
+function arrayOption(schema: z.ZodType): z.ZodType {
+  return unionOption(schema, "array");
+}
+
+/** The option of type `type` among a union's options (the union itself when it has none, or is no union). */
+function unionOption(schema: z.ZodType, type: "object" | "array"): z.ZodType {
   const def = schema._zod.def as unknown as Record<string, unknown>;
   if (def.type !== "union") return schema;
   const found = (def.options as z.ZodType[]).map(unwrap).find((option) =>
-    (option._zod.def as unknown as Record<string, unknown>).type === "object"
+    (option._zod.def as unknown as Record<string, unknown>).type === type
   );
   return found ?? schema;
 }

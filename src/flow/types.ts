@@ -296,6 +296,15 @@ export interface FlowSchedule {
   abandoned?: "skip" | "rerun";
   /** Wait a random time up to this long before each tick. */
   jitter?: Duration;
+  /**
+   * Tells this entry of a `schedule:` list apart from the others (lowercase
+   * letters, digits, `_` and `-`): its schedule id is `flow:<flow>#<id>`.
+   * Without it the entry is the flow's own schedule, `flow:<flow>` (at most
+   * one entry of a list goes without).
+   */
+  id?: string;
+  /** The inputs each run of this entry gets (literal values, checked against the flow's `inputs:`). */
+  inputs?: Record<string, JsonValue>;
 }
 
 /**
@@ -446,8 +455,11 @@ export interface FlowDefinition {
   id: string;
   /** Free text. */
   description?: string;
-  /** A cron expression, or one with its policies (used by the daemon). */
-  schedule?: string | FlowSchedule;
+  /**
+   * A cron expression, or one with its policies and inputs, or a list of
+   * those (each entry its own schedule; used by the daemon).
+   */
+  schedule?: string | FlowSchedule | (string | FlowSchedule)[];
   /**
    * What else starts it: an HTTP request (`trigger: { http: { path: /hooks/x } }`)
    * or changes in a store (`trigger: { changes: { store, prefix } }`).

@@ -368,6 +368,10 @@ export interface RunStart {
   parentRunId?: string;
   /** The run this run reports on, for a run of the config's `runs.onFailure` flow. */
   onFailureOf?: string;
+  /** The tick's time, for a run a schedule started (see `RunRecord.scheduledAt`). */
+  scheduledAt?: number;
+  /** The schedule's id, for a run a schedule started (see `RunRecord.schedule`). */
+  schedule?: string;
   /** The queue's part of the record, for a run claimed from the queue. */
   queue?: QueueInfo;
 }
@@ -796,6 +800,8 @@ export class RunRecorder {
     };
     if (this.#start.parentRunId !== undefined) record.parentRunId = this.#start.parentRunId;
     if (this.#start.onFailureOf !== undefined) record.onFailureOf = this.#start.onFailureOf;
+    if (this.#start.scheduledAt !== undefined) record.scheduledAt = this.#start.scheduledAt;
+    if (this.#start.schedule !== undefined) record.schedule = this.#start.schedule;
     if (this.#start.queue !== undefined) record.queue = this.#start.queue;
     return record;
   }

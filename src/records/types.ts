@@ -11,6 +11,35 @@ import type { LogLevel } from "../log.ts";
 import type { JsonValue } from "../store/types.ts";
 
 /**
+ * The schedule's tick that started a run: the tick's nominal time and the
+ * schedule's id (as `flowstate schedules ls` lists it). A run records them
+ * as `scheduledAt` and `schedule`; its templates read them as
+ * `run.scheduledAt` and `run.schedule`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ScheduledTick } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const scheduled: ScheduledTick = { at: Date.UTC(2026, 0, 1, 2), schedule: "flow:backup#a" };
+ * const run = await rt.runFlow({
+ *   id: "backup",
+ *   nodes: [{ id: "day", type: "transform", with: { value: "${{ formatDate(run.scheduledAt, 'yyyy-MM-dd') }}" } }],
+ * }, { scheduled });
+ * assert.equal(run.nodes.day.output, "2026-01-01");
+ * assert.equal(run.scheduledAt, scheduled.at);
+ * assert.equal(run.schedule, "flow:backup#a");
+ * ```
+ */
+export interface ScheduledTick {
+  /** The tick's nominal time (ms since the epoch): a late or catch-up run still gets its tick's. */
+  at: number;
+  /** The schedule's id: `flow:<flow>`, or `flow:<flow>#<entry>` for an entry with an `id:`. */
+  schedule: string;
+}
+
+/**
  * Final status of a run. `queued` and `running` runs have not finished.
  *
  * @example
@@ -602,6 +631,17 @@ export interface RunRecord {
   error: { node?: string; message: string } | null;
   /** Parent run id, for sub-flows. */
   parentRunId?: string;
+  /**
+   * For a run a schedule started: the tick's nominal time (ms since the
+   * epoch; templates read it as `run.scheduledAt`), late or catch-up ticks
+   * included. Absent for other runs.
+   */
+  scheduledAt?: number;
+  /**
+   * For a run a schedule started: the schedule's id, as `schedules ls` lists
+   * it (`flow:backup`, `flow:backup#nightly`). Absent for other runs.
+   */
+  schedule?: string;
   /**
    * For a run of the config's `runs.onFailure` flow: the id of the run it
    * reports on (whose failure started it). Its own failure fires nothing.

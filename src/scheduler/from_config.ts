@@ -25,7 +25,7 @@ import { loadFlowIn } from "../flow/load.ts";
 import { unsetEnvHere } from "../flow/reach.ts";
 import type { Job } from "../jobs/job.ts";
 import { RunRecorder } from "../records/recorder.ts";
-import type { RunRecord } from "../records/types.ts";
+import type { RunRecord, ScheduledTick } from "../records/types.ts";
 import type { LogLevel } from "../log.ts";
 import {
   loadJob,
@@ -40,6 +40,10 @@ import { builtinNodes } from "../flow/nodes.ts";
 import { validateCron } from "../cron.ts";
 import { tickKey } from "./lease.ts";
 import type { Schedule } from "./schedule.ts";
+import { flowScheduleId, SCHEDULED_AT_INPUT, scheduleEntries } from "../flow/_schedule_entries.ts";
+import { isRecord } from "../flow/_values.ts";
+import { formatPath } from "../errors.ts";
+import type { JsonValue } from "../store/types.ts";
 
 /** A job named in the config (or a built-in), loaded. */
 export interface ConfiguredJob {
@@ -189,7 +193,10 @@ async function refuseUnitlessDurations(
 
 export { flowFiles } from "../flow_files.ts";
 
-/** A flow's `schedule:` as a string or `{ cron, timezone, overlap, missed, abandoned, jitter }`. */
+/**
+ * One entry of a flow's `schedule:` (a string, or `{ cron, timezone,
+ * overlap, missed, abandoned, jitter, inputs, id }`), with where it is.
+ */
 interface FlowScheduleSpec {
   cron: string;
   timezone?: string;
@@ -197,29 +204,33 @@ interface FlowScheduleSpec {
   missed?: MissedPolicy;
   abandoned?: AbandonedPolicy;
   jitterMs?: number;
+  /** Its `id:`, or `null`. */
+  entry: string | null;
+  inputs: Record<string, JsonValue>;
+  path: (string | number)[];
 }
 
-function flowScheduleOf(value: unknown): FlowScheduleSpec | null {
-  if (typeof value === "string") return { cron: value };
-  if (
-    typeof value === "object" && value !== null &&
-    typeof (value as { cron?: unknown }).cron === "string"
-  ) {
-    const v = value as Record<string, unknown>;
+/** The entries of a flow's `schedule:` (none without one). */
+function flowSchedulesOf(value: unknown): FlowScheduleSpec[] {
+  return scheduleEntries(value).map(({ id, cron, raw, path }) => {
+    if (typeof raw === "string") return { cron, entry: id, inputs: {}, path };
+    const v = raw;
     const jitter = v.jitterMs ?? v.jitter;
     const jitterMs = typeof jitter === "number" || typeof jitter === "string"
-      ? parseDuration(jitter, "schedule.jitter")
+      ? parseDuration(jitter, `${formatPath(path)}.jitter`)
       : undefined;
     return {
-      cron: v.cron as string,
+      cron,
+      entry: id,
+      inputs: isRecord(v.inputs) ? v.inputs as Record<string, JsonValue> : {},
+      path,
       ...(typeof v.timezone === "string" ? { timezone: v.timezone } : {}),
       ...(v.overlap === "queue" || v.overlap === "skip" ? { overlap: v.overlap } : {}),
       ...(v.missed === "run-once" || v.missed === "skip" ? { missed: v.missed } : {}),
       ...(v.abandoned === "rerun" || v.abandoned === "skip" ? { abandoned: v.abandoned } : {}),
       ...(jitterMs !== undefined ? { jitterMs } : {}),
     };
-  }
-  return null;
+  });
 }
 
 /**
@@ -355,8 +366,13 @@ export interface FlowFileProblem {
  * run with `runtime.runFlow`. Job options are validated now, so a bad option
  * is a {@linkcode ConfigError} before anything runs.
  *
- * A scheduled flow that declares an input named `scheduledAt` receives the
- * tick's nominal time: an ISO string if the input's type is `string`, else
+ * Each entry of a flow's `schedule:` (a list, or the one schedule) is a
+ * schedule of its own: `flow:<id>` for the entry without `id` (as a single
+ * schedule always was), `flow:<id>#<entry>` for one with an `id`. Its runs get
+ * the entry's `inputs`, and record the tick (`RunRecord.scheduledAt`,
+ * `schedule`; templates read `run.scheduledAt`, `run.schedule`). A scheduled
+ * flow that declares an input named `scheduledAt` receives the tick's
+ * nominal time too: an ISO string if the input's type is `string`, else
  * milliseconds since the epoch.
  *
  * @example
@@ -455,8 +471,8 @@ interface FlowFileState {
   /** Whether its status may be trusted to show a change (it had not changed for a while). */
   stable: boolean;
   text: string;
-  /** Its schedule (`null`: it has none). */
-  schedule: Schedule | null;
+  /** Its schedules, one an entry of its `schedule:` (none: it has none). */
+  schedules: Schedule[];
   flowId: string;
   /** The config's default time zone it was read with (a schedule without its own takes it). */
   timezone: string;
@@ -580,7 +596,7 @@ export class FlowScheduleFiles {
         now.set(
           file,
           known === undefined
-            ? { stamp, stable, text: "", schedule: null, flowId: "", timezone, problem }
+            ? { stamp, stable, text: "", schedules: [], flowId: "", timezone, problem }
             : { ...known, claim: undefined, stamp, stable, problem },
         );
       }
@@ -600,13 +616,15 @@ export class FlowScheduleFiles {
         const error = errors.get(file) ?? new ConfigError(state.problem);
         problems.push({ file, error, new: isNew });
       }
-      if (state.schedule === null) continue;
-      if (state.schedule !== known?.schedule) {
+      if (state.schedules.length === 0) continue;
+      // Said once per file, when a schedule of it is new or changed.
+      const changed = state.schedules.find((s) => !known?.schedules.includes(s));
+      if (changed !== undefined) {
         for (const message of state.warnings ?? []) {
-          warnings.push({ scheduleId: state.schedule.id, message });
+          warnings.push({ scheduleId: changed.id, message });
         }
       }
-      schedules.push(state.schedule);
+      schedules.push(...state.schedules);
     }
     this.#files = now;
     this.#readBefore = true;
@@ -632,7 +650,7 @@ export class FlowScheduleFiles {
     for (let round = 0; round <= now.size; round++) {
       const byFlowId = new Map<string, string[]>();
       for (const [file, state] of now) {
-        if (state.schedule === null) continue;
+        if (state.schedules.length === 0) continue;
         byFlowId.set(state.flowId, [...byFlowId.get(state.flowId) ?? [], file]);
       }
       const shared = [...byFlowId].filter(([, same]) => same.length > 1);
@@ -643,7 +661,10 @@ export class FlowScheduleFiles {
         throw new ConfigError(shared.map(([id, same]) => message(id, same)).join("\n"));
       }
       for (const [id, same] of shared) {
-        const holder = same.find((f) => before.get(f)?.schedule?.id === `flow:${id}`);
+        const holder = same.find((f) => {
+          const had = before.get(f);
+          return had !== undefined && had.flowId === id && had.schedules.length > 0;
+        });
         const problem = message(id, same, holder);
         for (const file of same) {
           if (file === holder) continue;
@@ -653,7 +674,7 @@ export class FlowScheduleFiles {
           now.set(
             file,
             known === undefined
-              ? { stamp, stable, text: "", schedule: null, flowId: "", timezone: read.timezone }
+              ? { stamp, stable, text: "", schedules: [], flowId: "", timezone: read.timezone }
               : { ...known, stamp, stable, timezone: read.timezone },
           );
           Object.assign(now.get(file)!, { problem, claim: read });
@@ -705,22 +726,25 @@ export class FlowScheduleFiles {
     const idAt = idPosition === undefined
       ? file
       : `${file}:${idPosition.line}:${idPosition.column}`;
-    const spec = flowScheduleOf((definition as { schedule?: unknown }).schedule);
-    if (spec === null) {
+    const specs = flowSchedulesOf((definition as { schedule?: unknown }).schedule);
+    if (specs.length === 0) {
       return {
         stamp,
         stable,
         text,
-        schedule: null,
+        schedules: [],
         flowId: definition.id,
         timezone: zone,
         idAt,
         parsed,
       };
     }
-    const timezone = spec.timezone ?? zone;
-    // Read again for a new default zone that this schedule does not take: it stands as it was.
-    if (known !== undefined && known.text === text && known.schedule?.timezone === timezone) {
+    const zones = specs.map((spec) => spec.timezone ?? zone);
+    // Read again for a new default zone that these schedules do not take: they stand as they were.
+    if (
+      known !== undefined && known.text === text && known.schedules.length === specs.length &&
+      known.schedules.every((s, i) => s.timezone === zones[i])
+    ) {
       return {
         ...known,
         stamp,
@@ -730,17 +754,54 @@ export class FlowScheduleFiles {
         parsed: known.parsed ?? parsed,
       };
     }
-    try {
-      validateCron(spec.cron, timezone);
-    } catch (err) {
-      const at = parsed.locate(["schedule"]);
-      const where = at === undefined ? file : `${file}:${at.line}:${at.column}`;
-      throw new ConfigError(`${where}: schedule: ${(err as Error).message}`, { cause: err });
-    }
-    const id = `flow:${definition.id}`;
-    const scheduledAt = definition.inputs?.scheduledAt;
+    const schedules = specs.map((spec, i) => {
+      const timezone = zones[i];
+      try {
+        validateCron(spec.cron, timezone);
+      } catch (err) {
+        const at = parsed.locate(spec.path);
+        const where = at === undefined ? file : `${file}:${at.line}:${at.column}`;
+        throw new ConfigError(`${where}: ${formatPath(spec.path)}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      return this.#flowSchedule(file, definition, spec, timezone);
+    });
+    const warnings = unsetEnvHere(definition, parsed.locate).map((p) =>
+      `${p.line === undefined ? file : `${file}:${p.line}:${p.column}`}: ${p.message} ` +
+      `(every tick of this schedule fails until it is set)`
+    );
+    return {
+      stamp,
+      stable,
+      text,
+      schedules,
+      flowId: definition.id,
+      timezone: zone,
+      warnings,
+      idAt,
+      parsed,
+    };
+  }
+
+  /**
+   * The schedule of one entry of a flow's `schedule:`: each tick runs the
+   * file as it is then, with the entry's inputs (and the tick's time as
+   * `scheduledAt`, when the flow declares that input), recorded with the
+   * tick (`run.scheduledAt`, `run.schedule`).
+   */
+  #flowSchedule(
+    file: string,
+    definition: ParsedFlow["definition"],
+    spec: FlowScheduleSpec,
+    timezone: string,
+  ): Schedule {
+    const runtime = this.#runtime;
+    const id = flowScheduleId(definition.id, spec.entry);
+    const scheduledAt = definition.inputs?.[SCHEDULED_AT_INPUT];
     const options = this.#options;
-    const schedule: Schedule = {
+    const entryInputs = spec.inputs;
+    return {
       id,
       cron: spec.cron,
       timezone,
@@ -748,17 +809,23 @@ export class FlowScheduleFiles {
       missed: spec.missed ?? "skip",
       abandoned: spec.abandoned ?? "skip",
       jitterMs: spec.jitterMs ?? 0,
+      flow: { id: definition.id, entry: spec.entry, inputs: structuredClone(entryInputs) },
       // The file as it is at the tick (an edit reaches the next run; the runtime's flow cache
       // reads it again only when it changed).
       run: async ({ signal, tick, started }) => {
         let reported = false;
+        const scheduled = { at: tick, schedule: id };
         try {
           return await runtime.runFlow(file, {
             signal,
             timers: options.timers,
-            ...(scheduledAt === undefined ? {} : {
-              input: { scheduledAt: scheduledAt.type === "string" ? tickKey(tick) : tick },
-            }),
+            input: {
+              ...structuredClone(entryInputs),
+              ...(scheduledAt === undefined ? {} : {
+                [SCHEDULED_AT_INPUT]: scheduledAt.type === "string" ? tickKey(tick) : tick,
+              }),
+            },
+            scheduled,
             onEvent: (event, run) => {
               // The first event is the run's own start (sub-runs start later).
               if (!reported) {
@@ -779,24 +846,12 @@ export class FlowScheduleFiles {
           // The file can no longer be run (an edit broke it, or it is gone): no run started. A
           // failed run says so where runs are watched (runs ls, metrics, the inspector), not only
           // on the daemon's log.
-          return await recordUnloadable(runtime, definition.id, file, err as Error, started);
+          return await recordUnloadable(runtime, definition.id, file, err as Error, started, {
+            inputs: entryInputs,
+            scheduled,
+          });
         }
       },
-    };
-    const warnings = unsetEnvHere(definition, parsed.locate).map((p) =>
-      `${p.line === undefined ? file : `${file}:${p.line}:${p.column}`}: ${p.message} ` +
-      `(every tick of this schedule fails until it is set)`
-    );
-    return {
-      stamp,
-      stable,
-      text,
-      schedule,
-      flowId: definition.id,
-      timezone: zone,
-      warnings,
-      idAt,
-      parsed,
     };
   }
 }
@@ -819,12 +874,15 @@ async function recordUnloadable(
   file: string,
   err: Error,
   started: ((runId: string) => void) | undefined,
+  tick: { inputs: Record<string, JsonValue>; scheduled: ScheduledTick },
 ): Promise<RunRecord> {
   const records = await runtime.records();
   const recorder = await RunRecorder.start(records, runtime.clock, {
     flowId,
     flowVersion: UNLOADABLE_VERSION,
-    inputs: {},
+    inputs: tick.inputs,
+    scheduledAt: tick.scheduled.at,
+    schedule: tick.scheduled.schedule,
   });
   started?.(recorder.id);
   const message = err instanceof FlowValidationError

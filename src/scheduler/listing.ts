@@ -12,6 +12,9 @@ import type { Runtime } from "../runtime.ts";
 import type { WarningHandler } from "../log.ts";
 import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 import { type FlowFileProblem, type JobProblem, loadConfiguredJob } from "./from_config.ts";
+import type { FlowScheduleTarget } from "./schedule.ts";
+import type { JsonValue } from "../store/types.ts";
+import { TickLeases } from "./lease.ts";
 
 /**
  * One row of `schedules ls --json` (and of `GET /api/schedules`).
@@ -64,6 +67,16 @@ export interface ScheduleListing {
     archived?: true;
     archive?: string;
   } | null;
+  /**
+   * For a flow's schedule: the flow's id (its runs are recorded under it),
+   * the entry of its `schedule:` (its `id:`, or `null` for the flow's own
+   * schedule) and the inputs each run of it gets.
+   */
+  flow?: string;
+  /** See {@linkcode ScheduleListing.flow}. */
+  entry?: string | null;
+  /** See {@linkcode ScheduleListing.flow}. */
+  inputs?: Record<string, JsonValue>;
   /** A flow's file (relative to the config's folder), when it cannot be used. */
   file?: string;
   /**
@@ -97,7 +110,12 @@ export interface ScheduleListing {
  */
 export interface ScheduleSource {
   /** The schedules, jobs then flows. */
-  schedules: readonly { id: string; cron: string; timezone?: string }[];
+  schedules: readonly {
+    id: string;
+    cron: string;
+    timezone?: string;
+    flow?: FlowScheduleTarget;
+  }[];
   /** The flow files under `flows:` that cannot be used now. */
   problems: readonly FlowFileProblem[];
   /** The jobs of the config that cannot be scheduled (none when left out). */
@@ -154,6 +172,25 @@ export async function scheduleListing(
       });
     }
   };
+  // How many schedules each flow has: with several, each row's last run is its own tick's.
+  const entriesOf = new Map<string, number>();
+  for (const s of source.schedules) {
+    if (s.flow !== undefined) entriesOf.set(s.flow.id, (entriesOf.get(s.flow.id) ?? 0) + 1);
+  }
+  let leases: TickLeases | undefined;
+  const entryLastRun = async (scheduleId: string) => {
+    if (records === null) return null;
+    leases ??= new TickLeases(await runtime.store(runtime.config.records), { runnerId: "listing" });
+    // The newest of its ticks: the one running now, else the last completed one.
+    const running = (await leases.running(scheduleId)).at(-1);
+    const last = await leases.last(scheduleId);
+    const runId = running !== undefined && (last === null || running.tick > last.tick)
+      ? running.marker.runId
+      : last?.runId ?? null;
+    if (runId === null) return null;
+    const run = await records.getRun(runId);
+    return run === null ? null : lastRunBrief(run);
+  };
   let jobsListed = false;
   for (const s of source.schedules) {
     const kind = s.id.startsWith("job:") ? "job" : "flow";
@@ -165,14 +202,23 @@ export async function scheduleListing(
     const problem = kind === "flow" ? byFlowId.get(s.id) : undefined;
     if (problem !== undefined) problems.delete(problem.file);
     const paths = kind === "job" ? await jobPaths(s.id.slice("job:".length)) : {};
+    const flowId = s.flow?.id ?? s.id.slice("flow:".length);
     rows.push({
       id: s.id,
       kind,
       cron: s.cron,
       timezone,
       nextRun: nextTick(s.cron, now, timezone),
-      // A job's runs are recorded as flow "job:<name>"; a flow's under its own id.
-      lastRun: await lastRun(kind === "job" ? s.id : s.id.slice("flow:".length)),
+      // A job's runs are recorded as flow "job:<name>"; a flow's under its own id; one entry of
+      // several of a flow's schedule: the run of its own latest tick.
+      lastRun: kind === "job"
+        ? await lastRun(s.id)
+        : (entriesOf.get(flowId) ?? 0) > 1
+        ? await entryLastRun(s.id)
+        : await lastRun(flowId),
+      ...(s.flow === undefined
+        ? {}
+        : { flow: s.flow.id, entry: s.flow.entry, inputs: s.flow.inputs }),
       ...(problem === undefined ? {} : broken(problem)),
       ...(Object.keys(paths).length === 0 ? {} : { paths }),
     });

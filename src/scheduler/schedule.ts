@@ -6,6 +6,7 @@
  */
 import type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
 import type { RunRecord } from "../records/types.ts";
+import type { JsonValue } from "../store/types.ts";
 
 /**
  * What a schedule's work receives at a tick.
@@ -86,6 +87,51 @@ export interface Schedule {
   abandoned?: AbandonedPolicy;
   /** Upper bound of a random delay after each tick, in ms (default 0). */
   jitterMs?: number;
+  /**
+   * For a flow's schedule (from its `schedule:`): which flow, which entry
+   * and the inputs its runs get; what the listings show. Absent for a job's
+   * and a program's own schedules.
+   */
+  flow?: FlowScheduleTarget;
   /** The work. A returned run record gives the tick's status; nothing means `succeeded`. */
   run(ctx: TickContext): Promise<RunRecord | void> | RunRecord | void;
+}
+
+/**
+ * What a flow's schedule runs: one entry of the flow's `schedule:`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import { type FlowScheduleTarget, loadSchedules } from "@flowstate/core/scheduler";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(
+ *   `${dir}/backup.flow.yaml`,
+ *   [
+ *     "id: backup",
+ *     "inputs: { db: { type: string } }",
+ *     "schedule:",
+ *     '  - { id: a, cron: "0 2 * * *", inputs: { db: a } }',
+ *     '  - { id: b, cron: "0 3 * * *", inputs: { db: b } }',
+ *     "nodes: [{ id: say, type: log, with: { message: '${{ inputs.db }}' } }]",
+ *   ].join("\n"),
+ * );
+ * await using rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } }, flows: ["."] } });
+ * const targets: FlowScheduleTarget[] = (await loadSchedules(rt)).flatMap((s) => s.flow ?? []);
+ * assert.deepEqual(targets, [
+ *   { id: "backup", entry: "a", inputs: { db: "a" } },
+ *   { id: "backup", entry: "b", inputs: { db: "b" } },
+ * ]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export interface FlowScheduleTarget {
+  /** The flow's id. */
+  id: string;
+  /** The entry's `id:`, or `null` for the flow's own schedule (a single `schedule:`, or the entry without `id`). */
+  entry: string | null;
+  /** The inputs each run of it gets (besides `scheduledAt`, when the flow declares it). */
+  inputs: Record<string, JsonValue>;
 }

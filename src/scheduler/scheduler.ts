@@ -99,7 +99,7 @@ import {
 } from "./from_config.ts";
 import { fileStamp, isStable } from "../flow_cache.ts";
 import { flowFiles } from "../flow_files.ts";
-import type { Schedule } from "./schedule.ts";
+import type { FlowScheduleTarget, Schedule } from "./schedule.ts";
 import type { ParsedFlow } from "../flow/parse.ts";
 import { ConfigError, messageOf } from "../errors.ts";
 import { uniqueRandomBytes } from "../_random.ts";
@@ -422,6 +422,8 @@ export interface ScheduleInfo {
   next: number | null;
   /** Whether its work is running here. */
   running: boolean;
+  /** For a flow's schedule: the flow, its `schedule:` entry and the inputs its runs get. */
+  flow?: FlowScheduleTarget;
 }
 
 interface ScheduleState {
@@ -826,6 +828,7 @@ export class Scheduler implements AsyncDisposable {
       jitterMs: s.jitterMs,
       next: s.next,
       running: s.active !== null,
+      ...(s.schedule.flow === undefined ? {} : { flow: s.schedule.flow }),
     }));
   }
 

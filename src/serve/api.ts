@@ -34,6 +34,7 @@ import {
   loadConfiguredJob,
   loadSchedules,
 } from "../scheduler/from_config.ts";
+import { scheduleEntries } from "../flow/_schedule_entries.ts";
 import { scheduleListing, type ScheduleSource } from "../scheduler/listing.ts";
 import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
@@ -397,16 +398,14 @@ async function invalidFlowFile(runtime: Runtime, id: string): Promise<string | u
   return undefined;
 }
 
-function scheduleOf(value: unknown): { cron: string; timezone?: string } | null {
-  if (typeof value === "string") return { cron: value };
-  if (
-    typeof value === "object" && value !== null &&
-    typeof (value as { cron?: unknown }).cron === "string"
-  ) {
-    const v = value as { cron: string; timezone?: unknown };
-    return { cron: v.cron, ...(typeof v.timezone === "string" ? { timezone: v.timezone } : {}) };
-  }
-  return null;
+/** The entries of a flow's `schedule:`, each `{ cron, timezone? }`. */
+function schedulesOf(value: unknown): { cron: string; timezone?: string }[] {
+  return scheduleEntries(value).map(({ cron, raw }) => ({
+    cron,
+    ...(typeof raw !== "string" && typeof raw.timezone === "string"
+      ? { timezone: raw.timezone }
+      : {}),
+  }));
 }
 
 function problemsOf(err: FlowValidationError): string {
@@ -1013,8 +1012,8 @@ export const apiRoutes: readonly ApiRoute[] = [
         };
         if (file) {
           info.file = relative(server.runtime.config.baseDir, file.file) || file.file;
-          const schedule = scheduleOf(file.schedule);
-          if (schedule) {
+          // Of several entries, the one that ticks first (`schedules ls` lists each).
+          for (const schedule of schedulesOf(file.schedule)) {
             const timezone = schedule.timezone ?? server.runtime.config.timezone ??
               DEFAULT_TIMEZONE;
             let next: number | null = null;
@@ -1023,7 +1022,10 @@ export const apiRoutes: readonly ApiRoute[] = [
             } catch {
               next = null;
             }
-            info.schedule = { cron: schedule.cron, timezone, next };
+            const shown = info.schedule?.next;
+            if (shown === undefined || (next !== null && (shown === null || next < shown))) {
+              info.schedule = { cron: schedule.cron, timezone, next };
+            }
           }
         }
         out.push(info);

@@ -185,6 +185,12 @@ export const RunRecordSchema = RunSummarySchema.extend({
       ),
     }),
   ),
+  scheduledAt: z.number().optional().describe(
+    "a run a schedule started: its tick's nominal time (ms since the epoch; `run.scheduledAt` in templates)",
+  ),
+  schedule: z.string().optional().describe(
+    "a run a schedule started: the schedule's id (`flow:<flow>` or `flow:<flow>#<entry>`)",
+  ),
   onFailureOf: z.string().optional().describe(
     "on a run of the config's `runs.onFailure` flow: the id of the run it reports on",
   ),
@@ -348,6 +354,13 @@ export const ScheduleInfoSchema = z.object({
   file: z.string().optional(),
   error: z.string().optional(),
   paths: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
+  flow: z.string().optional().describe("a flow's schedule: the flow's id"),
+  entry: z.string().nullable().optional().describe(
+    "a flow's schedule: its `schedule:` entry's `id` (`null`: the flow's own schedule)",
+  ),
+  inputs: z.record(z.string(), z.unknown()).optional().describe(
+    "a flow's schedule: the inputs each of its runs gets",
+  ),
 });
 
 /** A queue worker of `GET /api/workers` (as `flowstate workers --json`). */

@@ -425,6 +425,37 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "inspector: each entry of a flow's schedule is a row of the schedules table with its inputs, linking to the flow",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      await Deno.writeTextFile(
+        join(inspector.dir, "flows", "backup.flow.yaml"),
+        [
+          "id: backup",
+          "inputs: { db: { type: string }, keep: { type: number, default: 7 } }",
+          "schedule:",
+          '  - { id: a, cron: "0 2 * * *", inputs: { db: a } }',
+          '  - { id: b, cron: "0 3 * * *", inputs: { db: b, keep: 30 } }',
+          "nodes:\n  - { id: say, type: log, with: { message: '${{ inputs.db }}' } }\n",
+        ].join("\n"),
+      );
+      await page.goto(new URL("#/jobs", inspector.url).href);
+      const a = page.locator('.schedules-table tr[data-schedule="flow:backup#a"]');
+      const b = page.locator('.schedules-table tr[data-schedule="flow:backup#b"]');
+      await a.waitFor();
+      assert.equal(await a.locator(".schedule-inputs").innerText(), "inputs: db=a");
+      assert.equal(await b.locator(".schedule-inputs").innerText(), "inputs: db=b, keep=30");
+      assert.equal(await a.locator("a").getAttribute("href"), "#/flows/backup");
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
 /**
  * A flow of `count` transform nodes, then two gates (files the test writes) one after the other.
  * One node at a time (`concurrency: 1`): they start in the order they are listed. With the

@@ -80,7 +80,15 @@ export interface TemplateScope {
    * The current run (`run.id`, `run.flowId`), and the failures that failed it
    * so far (`run.failed`: read by the nodes that run because of `when:`).
    */
-  run?: { id: string; flowId: string; failed?: { node: string; error: string }[] };
+  run?: {
+    id: string;
+    flowId: string;
+    failed?: { node: string; error: string }[];
+    /** The tick's time (ms since the epoch) of a run a schedule started, else `null`. */
+    scheduledAt?: number | null;
+    /** The id of the schedule that started the run (`flow:<flow>`, `flow:<flow>#<entry>`), else `null`. */
+    schedule?: string | null;
+  };
   /** In a node with `forEach:`, the element of the list this item runs for (`item`). */
   item?: unknown;
   /** In a node with `forEach:`, the item's position in the list, from 0 (`index`). */

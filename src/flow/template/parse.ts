@@ -35,7 +35,7 @@ export interface TemplateRefs {
   inputs: Set<string>;
   /** Environment variable names read through `env.<NAME>`. */
   env: Set<string>;
-  /** Fields of the run read through `run.<field>` (`id`, `flowId`, `failed`). */
+  /** Fields of the run read through `run.<field>` (`id`, `flowId`, `failed`, `scheduledAt`, `schedule`). */
   run: Set<string>;
   /**
    * `item` and `index` (set only in a node with `forEach:`), each with the
@@ -50,7 +50,7 @@ export interface TemplateRefs {
 const ROOTS: readonly Root[] = ["inputs", "nodes", "env", "secrets", "run", "item", "index"];
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 const NODE_FIELDS = ["output", "status", "error"];
-const RUN_FIELDS = ["id", "flowId", "failed"];
+const RUN_FIELDS = ["id", "flowId", "failed", "scheduledAt", "schedule"];
 /** Maximum nesting of an expression (and of the parser's recursion). */
 const MAX_DEPTH = 200;
 

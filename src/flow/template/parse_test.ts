@@ -100,7 +100,11 @@ Deno.test("compileTemplate() needs a literal node id and a real node field", () 
     /a node has no "outputs".*did you mean "output"/,
   );
   assertParseError("${{ nodes.a['result'] }}", "'result'", /a node has no "result"/);
-  assertParseError("${{ run.ID }}", "ID", /run has no "ID"; it has id, flowId and failed/);
+  assertParseError(
+    "${{ run.ID }}",
+    "ID",
+    /run has no "ID"; it has id, flowId, failed, scheduledAt and schedule/,
+  );
   assert.deepEqual(evaluate("${{ nodes.bump }}"), { output: 5, status: "succeeded" });
   assert.equal(evaluate("${{ nodes.bump[inputs.key] }}"), undefined, "computed field: no check");
   assert.equal(evaluate("${{ nodes['read-count'].output }}"), 7);

@@ -12,6 +12,13 @@ import {
   statusBadge,
 } from "./dom.js";
 
+/** A schedule's inputs as one line: `db=a, n=2` (JSON for values other than text). */
+function inputsText(inputs) {
+  return Object.entries(inputs).map(([name, value]) =>
+    `${name}=${typeof value === "string" ? value : JSON.stringify(value)}`
+  ).join(", ");
+}
+
 export async function renderJobs(container, ctx) {
   const loading = () => h("tr", {}, h("td.muted.empty-row", { colSpan: 6, text: "loading…" }));
   const jobsBody = h("tbody", {}, loading());
@@ -209,8 +216,15 @@ export async function renderJobs(container, ctx) {
               "td.mono",
               {},
               s.kind === "flow" && s.id.startsWith("flow:")
-                ? h("a", { href: ctx.routeHash(["flows", s.id.replace(/^flow:/, "")]), text: s.id })
+                ? h("a", {
+                  href: ctx.routeHash(["flows", s.flow ?? s.id.replace(/^flow:/, "")]),
+                  text: s.id,
+                })
                 : s.id,
+              // One entry of a flow's schedule: the inputs each of its runs gets.
+              s.inputs && Object.keys(s.inputs).length > 0
+                ? h("div.muted.schedule-inputs", { text: `inputs: ${inputsText(s.inputs)}` })
+                : null,
               // A flow file that cannot be used: its schedule (if any) is the one it had. A job
               // that cannot be scheduled has no file: its error says where in the config.
               s.error
