@@ -121,3 +121,19 @@ Deno.test("cli: an error that quotes a program's output cut in the middle of a s
   const nodes = record.nodes as Record<string, { error: string }>;
   assert.match(nodes.cut.error, /stdout is not JSON .*"0{290}\*\*\*…"$/);
 });
+
+Deno.test("cli: a long value derived from a secret is masked, and the run goes on", async () => {
+  // upper() of 200,000 characters holding a secret: a form too long for a regular expression.
+  const record = await runMasked(`  - id: long
+    type: transform
+    with: { value: "\${{ upper(join(range(20), padStart('', 10000, 'a')) + secrets.LONG) }}" }
+  - id: after
+    type: log
+    needs: [long]
+    with: { message: "after the long value..." }
+`);
+  assert.equal(record.status, "succeeded");
+  const nodes = record.nodes as Record<string, { output: unknown }>;
+  assert.equal(nodes.long.output, "***");
+  assert.equal(nodes.after.output, "after the long value...");
+});

@@ -43,7 +43,10 @@ export const SECRET_MIN_LENGTH = 4;
  */
 export class SecretMasker {
   #forms = new Set<string>();
+  /** The forms up to {@linkcode LONG_FORM} characters, longest first. */
   #pattern: RegExp | undefined;
+  /** The longer forms (a regular expression holds none so long), longest first. */
+  #long: string[] = [];
 
   /** A masker of `values` (more may be added). */
   constructor(values: Iterable<string> = []) {
@@ -52,7 +55,7 @@ export class SecretMasker {
 
   /** Whether it masks anything. */
   get empty(): boolean {
-    return this.#pattern === undefined;
+    return this.#pattern === undefined && this.#long.length === 0;
   }
 
   /**
@@ -74,7 +77,11 @@ export class SecretMasker {
     if (this.#forms.size === before) return;
     // Longest first: a value that contains another is masked whole.
     const sorted = [...this.#forms].sort((a, b) => b.length - a.length);
-    this.#pattern = new RegExp(sorted.map(escapeRegExp).join("|"), "g");
+    const short = sorted.filter((form) => form.length <= LONG_FORM);
+    this.#long = sorted.filter((form) => form.length > LONG_FORM);
+    this.#pattern = short.length === 0
+      ? undefined
+      : new RegExp(short.map(escapeRegExp).join("|"), "g");
   }
 
   /** `value` as it is, JSON-escaped (once and twice) and URL-encoded. */
@@ -93,9 +100,12 @@ export class SecretMasker {
    * that begin a secret value) too.
    */
   maskText(text: string): string {
-    const pattern = this.#pattern;
-    if (pattern === undefined || text.length < SECRET_MIN_LENGTH) return text;
-    const masked = text.replace(pattern, SECRET_MASK);
+    if (this.empty || text.length < SECRET_MIN_LENGTH) return text;
+    let masked = text;
+    for (const form of this.#long) {
+      if (masked.includes(form)) masked = masked.split(form).join(SECRET_MASK);
+    }
+    if (this.#pattern !== undefined) masked = masked.replace(this.#pattern, SECRET_MASK);
     return masked.includes("…") || masked.includes("...") ? this.#maskCuts(masked) : masked;
   }
 
@@ -106,8 +116,10 @@ export class SecretMasker {
     for (const at of marks.reverse()) {
       let longest = 0;
       for (const form of this.#forms) {
-        for (let k = Math.min(form.length - 1, at); k >= SECRET_MIN_LENGTH && k > longest; k--) {
-          if (out.startsWith(form.slice(0, k), at - k)) {
+        const first = form.charCodeAt(0);
+        const most = Math.min(form.length - 1, at, MAX_CUT_QUOTE);
+        for (let k = most; k >= SECRET_MIN_LENGTH && k > longest; k--) {
+          if (out.charCodeAt(at - k) === first && out.startsWith(form.slice(0, k), at - k)) {
             longest = k;
             break;
           }
@@ -124,7 +136,7 @@ export class SecretMasker {
    * `Error`s are returned as they are.
    */
   mask<T>(value: T): T {
-    if (this.#pattern === undefined) return value;
+    if (this.empty) return value;
     return this.#mask(value, 0) as T;
   }
 
@@ -133,23 +145,40 @@ export class SecretMasker {
    * pairs, in order, as {@linkcode SecretMasker.maskText} would replace them.
    */
   find(text: string): [number, number][] {
-    const pattern = this.#pattern;
-    if (pattern === undefined || text.length < SECRET_MIN_LENGTH) return [];
+    if (this.empty || text.length < SECRET_MIN_LENGTH) return [];
     const out: [number, number][] = [];
-    pattern.lastIndex = 0; // matchAll starts where contains()'s last test() stopped
-    for (const m of text.matchAll(pattern)) out.push([m.index, m.index + m[0].length]);
-    return out;
+    const overlaps = (start: number, end: number) => out.some(([s, e]) => start < e && s < end);
+    for (const form of this.#long) {
+      for (let at = text.indexOf(form); at >= 0; at = text.indexOf(form, at + form.length)) {
+        if (!overlaps(at, at + form.length)) out.push([at, at + form.length]);
+      }
+    }
+    const pattern = this.#pattern;
+    if (pattern !== undefined) {
+      const long = out.length;
+      pattern.lastIndex = 0; // matchAll starts where contains()'s last test() stopped
+      for (const m of text.matchAll(pattern)) {
+        const end = m.index + m[0].length;
+        if (long === 0 || !out.slice(0, long).some(([s, e]) => m.index < e && s < end)) {
+          out.push([m.index, end]);
+        }
+      }
+    }
+    return out.sort((a, b) => a[0] - b[0]);
   }
 
   /** Whether a string in `value` (a key too) holds a secret value. */
   contains(value: unknown): boolean {
-    if (this.#pattern === undefined) return false;
+    if (this.empty) return false;
     let found = false;
     const visit = (v: unknown, depth: number): void => {
       if (found || depth > MAX_DEPTH) return;
       if (typeof v === "string") {
-        this.#pattern!.lastIndex = 0;
-        found = this.#pattern!.test(v);
+        found = this.#long.some((form) => v.includes(form));
+        if (!found && this.#pattern !== undefined) {
+          this.#pattern.lastIndex = 0;
+          found = this.#pattern.test(v);
+        }
       } else if (typeof v === "number") found = this.#forms.has(String(v));
       else if (Array.isArray(v)) v.forEach((x) => visit(x, depth + 1));
       else if (isPlain(v)) {
@@ -180,6 +209,19 @@ export class SecretMasker {
     return out;
   }
 }
+
+/**
+ * The longest form of a secret masked through a regular expression: longer
+ * ones (a value derived from a long text holding a secret) are looked for as
+ * text, since V8 refuses a regular expression with so long an alternative.
+ */
+const LONG_FORM = 1024;
+
+/**
+ * The most characters of a secret before a cut mark that are masked: more
+ * than any message quotes (they quote at most a few hundred characters).
+ */
+const MAX_CUT_QUOTE = 1024;
 
 /** Deeper than any JSON value a run records (the serializer's own limit is lower). */
 const MAX_DEPTH = 1000;
