@@ -137,3 +137,17 @@ Deno.test("cli: a long value derived from a secret is masked, and the run goes o
   assert.equal(nodes.long.output, "***");
   assert.equal(nodes.after.output, "after the long value...");
 });
+
+Deno.test("cli: a slice of a secret that cuts a character in two is masked, not a 'URI malformed' error", async () => {
+  let record: Record<string, unknown> = {};
+  await withSandbox(async (sandbox) => {
+    await Deno.writeTextFile(
+      join(sandbox.dir, "cut.flow.yaml"),
+      `id: cut\nsecrets: [EMO]\nnodes:\n  - id: a\n    type: transform\n    with: { value: "\${{ slice(secrets.EMO, 0, 6) }}" }\n`,
+    );
+    const result = await sandbox.runWith({ EMO: "abcde😀fghij" }, "run", "cut.flow.yaml", "--json");
+    assert.equal(result.code, 0, result.stderr);
+    record = JSON.parse(result.stdout);
+  });
+  assert.equal((record.nodes as Record<string, { output: unknown }>).a.output, "***");
+});

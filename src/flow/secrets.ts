@@ -90,7 +90,8 @@ export class SecretMasker {
     for (const form of [value, escaped, JSON.stringify(escaped).slice(1, -1)]) {
       this.#forms.add(form);
     }
-    this.#forms.add(encodeURIComponent(value));
+    // A lone surrogate (half of a character a slice cut) has no URL-encoded form.
+    if (value.isWellFormed()) this.#forms.add(encodeURIComponent(value));
   }
 
   /**
