@@ -594,6 +594,32 @@ function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+Deno.test("exec node: a program that ignores SIGTERM is killed with what it started even when the run's abort grace ends first", async () => {
+  await withProject(async (dir) => {
+    const marker = `300.${Date.now() % 100000}4`;
+    const made = await new Deno.Command("mkfifo", { args: [join(dir, "started")] }).output();
+    assert.ok(made.success);
+    // The run gives up on the node after 1 s, before the SIGKILL that follows SIGTERM by 3 s.
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "runs:\n  abortGrace: 1s\n");
+    await Deno.writeTextFile(
+      join(dir, "flow.flow.yaml"),
+      flowOf(
+        `    timeout: 1s\n    permissions: { run: [sh] }\n    with: { command: sh, args: [-c, 'trap "" TERM; echo up > started; sleep ${marker} & wait'] }`,
+      ),
+    );
+    const child = flowstateCommand(dir, "sh,kill", ["run", "flow.flow.yaml", "--json"]).spawn();
+    try {
+      await started(dir);
+      const result = await printed(child);
+      assert.equal(result.code, 1, result.stderr);
+      assert.equal(JSON.parse(result.stdout).nodes.x.status, "timed-out");
+      assert.deepEqual(await processesWith(marker), [], "the sleep it started is gone");
+    } finally {
+      for (const pid of await processesWith(marker)) Deno.kill(pid, "SIGKILL");
+    }
+  });
+});
+
 Deno.test("examples/exec/exec.flow.yaml runs with its programs on --allow-run; its greeting is never code", async () => {
   await withProject(async (dir) => {
     await Deno.copyFile(

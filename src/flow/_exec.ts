@@ -64,6 +64,15 @@ export interface ExecRequest extends ExecOptions {
    * `PATH` the node's `with.env` gives its program.
    */
   killPath: string;
+  /**
+   * With `killGroup`: a secret of the runner the Worker starts two log lines
+   * with, which the runner keeps to itself: `<token> <pid>` once the program
+   * started, `<token> end` once it and its group were dealt with. The runner
+   * then kills a stopped program's group itself should the Worker be gone
+   * before it could (terminated, or the process exiting, within the run's
+   * abort grace).
+   */
+  groupToken?: string;
 }
 
 /**

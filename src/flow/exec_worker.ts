@@ -206,6 +206,8 @@ export async function execProgram(request: ExecRequest, ctx: ExecContext): Promi
     fail(`program ${program} could not be started: ${e.message}`, e.name);
   }
   const started = child!;
+  const token = request.killGroup ? request.groupToken : undefined;
+  if (token !== undefined) ctx.log(`${token} ${started.pid}`, "debug");
   let stopping: string | undefined;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   const signal = async (sig: "SIGTERM" | "SIGKILL") => {
@@ -347,6 +349,7 @@ export async function execProgram(request: ExecRequest, ctx: ExecContext): Promi
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     clearTimeout(killTimer);
+    if (token !== undefined) ctx.log(`${token} end`, "debug");
   }
 }
 
