@@ -481,6 +481,27 @@ Deno.test("exec node: a node timeout stops the program and what it started: no p
   });
 });
 
+/**
+ * `flowstate run flow.flow.yaml` (its program says "up" on the fifo `started`) times out its node,
+ * and no process with `marker` in its arguments is left.
+ */
+async function assertTimesOutLeavingNothing(
+  dir: string,
+  allowRun: string,
+  marker: string,
+): Promise<void> {
+  const child = flowstateCommand(dir, allowRun, ["run", "flow.flow.yaml", "--json"]).spawn();
+  try {
+    await started(dir);
+    const result = await printed(child);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(JSON.parse(result.stdout).nodes.x.status, "timed-out");
+    assert.deepEqual(await processesWith(marker), [], "the sleep it started is gone");
+  } finally {
+    for (const pid of await processesWith(marker)) Deno.kill(pid, "SIGKILL");
+  }
+}
+
 Deno.test("exec node: with.env setting PATH does not keep a stop from stopping what the program started", async () => {
   await withProject(async (dir) => {
     const marker = `300.${Date.now() % 100000}3`;
@@ -493,17 +514,7 @@ Deno.test("exec node: with.env setting PATH does not keep a stop from stopping w
         `    timeout: 1s\n    permissions: { run: [/bin/sh] }\n    with: { command: /bin/sh, args: [-c, 'echo up > started; /bin/sleep ${marker}; echo never'], env: { PATH: /opt/no-such-tools/bin } }`,
       ),
     );
-    const child = flowstateCommand(dir, "/bin/sh,kill", ["run", "flow.flow.yaml", "--json"])
-      .spawn();
-    try {
-      await started(dir);
-      const result = await printed(child);
-      assert.equal(result.code, 1, result.stderr);
-      assert.equal(JSON.parse(result.stdout).nodes.x.status, "timed-out");
-      assert.deepEqual(await processesWith(marker), [], "the sleep it started is gone");
-    } finally {
-      for (const pid of await processesWith(marker)) Deno.kill(pid, "SIGKILL");
-    }
+    await assertTimesOutLeavingNothing(dir, "/bin/sh,kill", marker);
   });
 });
 
@@ -607,16 +618,7 @@ Deno.test("exec node: a program that ignores SIGTERM is killed with what it star
         `    timeout: 1s\n    permissions: { run: [sh] }\n    with: { command: sh, args: [-c, 'trap "" TERM; echo up > started; sleep ${marker} & wait'] }`,
       ),
     );
-    const child = flowstateCommand(dir, "sh,kill", ["run", "flow.flow.yaml", "--json"]).spawn();
-    try {
-      await started(dir);
-      const result = await printed(child);
-      assert.equal(result.code, 1, result.stderr);
-      assert.equal(JSON.parse(result.stdout).nodes.x.status, "timed-out");
-      assert.deepEqual(await processesWith(marker), [], "the sleep it started is gone");
-    } finally {
-      for (const pid of await processesWith(marker)) Deno.kill(pid, "SIGKILL");
-    }
+    await assertTimesOutLeavingNothing(dir, "sh,kill", marker);
   });
 });
 

@@ -41,15 +41,15 @@ const stoppedGroups = new Set<number>();
 let exitHook = false;
 
 /** `kill -s KILL -- -<group>`, with `kill` found on `path` (the runner's). */
-async function killGroupNow(group: number, path: string): Promise<void> {
-  await new Deno.Command(KILL_PROGRAM, {
+function killCommand(group: number, path: string): Deno.Command {
+  return new Deno.Command(KILL_PROGRAM, {
     args: ["-s", "KILL", "--", `-${group}`],
     clearEnv: true,
     env: { PATH: path },
     stdin: "null",
     stdout: "null",
     stderr: "null",
-  }).output().catch(() => {});
+  });
 }
 
 /** Kill what is left of the stopped groups as the process exits. */
@@ -59,14 +59,7 @@ function hookExit(path: string): void {
   globalThis.addEventListener("unload", () => {
     for (const group of stoppedGroups) {
       try {
-        new Deno.Command(KILL_PROGRAM, {
-          args: ["-s", "KILL", "--", `-${group}`],
-          clearEnv: true,
-          env: { PATH: path },
-          stdin: "null",
-          stdout: "null",
-          stderr: "null",
-        }).outputSync();
+        killCommand(group, path).outputSync();
       } catch {
         // kill could not run: nothing more to do as the process exits
       }
@@ -174,7 +167,7 @@ export function execNodeType(
         if (group !== undefined) {
           // Its Worker is gone (terminated) before it dealt with the group: killed here.
           stoppedGroups.delete(group);
-          await killGroupNow(group, inherited.PATH);
+          await killCommand(group, inherited.PATH).output().catch(() => {});
         }
       }
     },
