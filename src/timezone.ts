@@ -101,6 +101,7 @@ const ISO_TIME =
  * assert.equal(parseIsoTime("2026-12-06T12:00Z", "Europe/Paris"), Date.UTC(2026, 11, 6, 12));
  * assert.equal(parseIsoTime("2026-12-06", "UTC"), Date.UTC(2026, 11, 6));
  * assert.equal(parseIsoTime("Dec 6", "UTC"), undefined);
+ * assert.equal(parseIsoTime("0050-06-01", "UTC"), Date.parse("0050-06-01T00:00:00Z"));
  * ```
  */
 export function parseIsoTime(text: string, timezone: string): number | undefined {
@@ -108,7 +109,11 @@ export function parseIsoTime(text: string, timezone: string): number | undefined
   if (m === null) return undefined;
   const [, y, mo, d, h = "0", mi = "0", s = "0", frac = "", zone] = m;
   const fields = [Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)] as const;
-  const wall = Date.UTC(...fields) + Number(frac.slice(0, 3).padEnd(3, "0"));
+  // (Not Date.UTC: it reads the years 0 to 99 as 1900 to 1999.)
+  const date = new Date(0);
+  date.setUTCFullYear(fields[0], fields[1], fields[2]);
+  date.setUTCHours(fields[3], fields[4], fields[5]);
+  const wall = date.getTime() + Number(frac.slice(0, 3).padEnd(3, "0"));
   // Date.UTC rolls 2026-02-30 over to March: such a date is not one.
   const check = new Date(wall);
   if (
@@ -146,6 +151,8 @@ const offsetFormats = new Map<string, Intl.DateTimeFormat>();
  * assert.equal(offsetAt(Date.UTC(2026, 0, 1), "Europe/Paris"), 3_600_000);
  * assert.equal(offsetAt(Date.UTC(2026, 6, 1), "Europe/Paris"), 7_200_000);
  * assert.equal(offsetAt(Date.UTC(2026, 0, 1), "UTC"), 0);
+ * // New York's local mean time, in the first century too.
+ * assert.equal(offsetAt(Date.parse("0001-01-01T00:00:00Z"), "America/New_York"), -17_762_000);
  * ```
  */
 export function offsetAt(time: number, timezone: string): number {
@@ -154,6 +161,7 @@ export function offsetAt(time: number, timezone: string): number {
     format = new Intl.DateTimeFormat("en-US", {
       timeZone: timezone,
       hourCycle: "h23",
+      era: "short",
       year: "numeric",
       month: "numeric",
       day: "numeric",
@@ -164,10 +172,16 @@ export function offsetAt(time: number, timezone: string): number {
     offsetFormats.set(timezone, format);
   }
   const parts: Record<string, number> = {};
+  let bc = false;
   for (const p of format.formatToParts(time)) {
-    if (p.type !== "literal") parts[p.type] = Number(p.value);
+    if (p.type === "era") bc = p.value === "BC";
+    else if (p.type !== "literal") parts[p.type] = Number(p.value);
   }
+  // The wall time as a UTC instant: setUTCFullYear, as Date.UTC reads years 0 to 99 as 1900 to
+  // 1999; a year BC (the year 0 is 1 BC) counted back from it.
+  const wall = new Date(0);
+  wall.setUTCFullYear(bc ? 1 - parts.year : parts.year, parts.month - 1, parts.day);
+  wall.setUTCHours(parts.hour, parts.minute, parts.second);
   const whole = time - (((time % 1000) + 1000) % 1000);
-  return Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second) -
-    whole;
+  return wall.getTime() - whole;
 }

@@ -481,6 +481,147 @@ Deno.test("exec node: a node timeout stops the program and what it started: no p
   });
 });
 
+/**
+ * `flowstate run flow.flow.yaml` (its program says "up" on the fifo `started`) times out its node,
+ * and no process with `marker` in its arguments is left.
+ */
+async function assertTimesOutLeavingNothing(
+  dir: string,
+  allowRun: string,
+  marker: string,
+): Promise<void> {
+  const child = flowstateCommand(dir, allowRun, ["run", "flow.flow.yaml", "--json"]).spawn();
+  try {
+    await started(dir);
+    const result = await printed(child);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(JSON.parse(result.stdout).nodes.x.status, "timed-out");
+    assert.deepEqual(await processesWith(marker), [], "the sleep it started is gone");
+  } finally {
+    for (const pid of await processesWith(marker)) Deno.kill(pid, "SIGKILL");
+  }
+}
+
+Deno.test("exec node: with.env setting PATH does not keep a stop from stopping what the program started", async () => {
+  await withProject(async (dir) => {
+    const marker = `300.${Date.now() % 100000}3`;
+    const made = await new Deno.Command("mkfifo", { args: [join(dir, "started")] }).output();
+    assert.ok(made.success);
+    // The program's PATH holds no kill: the group is signalled with the runner's.
+    await Deno.writeTextFile(
+      join(dir, "flow.flow.yaml"),
+      flowOf(
+        `    timeout: 1s\n    permissions: { run: [/bin/sh] }\n    with: { command: /bin/sh, args: [-c, 'echo up > started; /bin/sleep ${marker}; echo never'], env: { PATH: /opt/no-such-tools/bin } }`,
+      ),
+    );
+    await assertTimesOutLeavingNothing(dir, "/bin/sh,kill", marker);
+  });
+});
+
+Deno.test("exec node: a declared program found elsewhere (with.env PATH, a relative path from another folder) is refused, saying why", async () => {
+  await withProject(async (dir) => {
+    const tools = join(dir, "tools");
+    await Deno.mkdir(tools);
+    await Deno.writeTextFile(join(tools, "date"), "#!/bin/sh\necho not-date\n", { mode: 0o755 });
+    const onPath = await runFlow(
+      dir,
+      "date",
+      flowOf(
+        `    permissions: { run: [date] }\n    with: { command: date, env: { PATH: ${tools} } }`,
+      ),
+    );
+    assert.equal(onPath.code, 1, onPath.stderr);
+    assert.match(
+      onPath.record.nodes.x.error,
+      new RegExp(
+        `^program "date" could not be started: with\\.env sets PATH \\(${tools}\\), on which "date" is not the program the runner's --allow-run granted .*; write its full path as command and in permissions: run \\(and in --allow-run\\), or leave PATH out of with\\.env`,
+      ),
+    );
+    assert.doesNotMatch(onPath.record.nodes.x.error, /hint: add/);
+    // A flow in a folder of its own, run from the project: ./tool.sh is the flow folder's.
+    const flows = join(dir, "flows");
+    await Deno.mkdir(flows);
+    await Deno.writeTextFile(join(flows, "tool.sh"), "#!/bin/sh\necho tool\n", { mode: 0o755 });
+    await Deno.writeTextFile(
+      join(flows, "rel.flow.yaml"),
+      flowOf(`    permissions: { run: [./tool.sh] }\n    with: { command: ./tool.sh }`),
+    );
+    const here = await printed(
+      flowstateCommand(flows, "./tool.sh", ["run", "rel.flow.yaml", "--json"]),
+    );
+    assert.equal(here.code, 0, here.stderr);
+    const elsewhere = await printed(
+      flowstateCommand(dir, "./tool.sh", ["run", "flows/rel.flow.yaml", "--json"]),
+    );
+    assert.equal(elsewhere.code, 1, elsewhere.stderr);
+    assert.match(
+      JSON.parse(elsewhere.stdout).nodes.x.error,
+      new RegExp(
+        `^program "\\./tool\\.sh" could not be started: a relative command is found from the node's cwd \\(${flows}\\), but the runner's --allow-run=\\./tool\\.sh granted the one found from the runner's working directory; write its full path`,
+      ),
+    );
+  });
+});
+
+Deno.test("flowstate validate: with.env may not hold LD_… or DYLD_… variables, nor a bad name, each said at its place", async () => {
+  await withProject(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flow.flow.yaml"),
+      flowOf(
+        `    permissions: { run: [date] }\n    with: { command: date, env: { LD_PRELOAD: /tmp/x.so, 1X: a, DYLD_INSERT_LIBRARIES: /tmp/y } }`,
+      ),
+    );
+    const r = await printed(flowstateCommand(dir, "date", ["validate", "flow.flow.yaml"]));
+    assert.equal(r.code, 2, r.stderr);
+    const refused =
+      "exec: an exec node's program may not be given a variable named LD_… or DYLD_… (it would load other code into the program";
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^error: flow\\.flow\\.yaml:6:47: nodes\\[0\\]\\.with\\.env\\.LD_PRELOAD: ${
+          escape(refused)
+        }`,
+        "m",
+      ),
+    );
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^error: flow\\.flow\\.yaml:6:\\d+: nodes\\[0\\]\\.with\\.env\\.DYLD_INSERT_LIBRARIES: ${
+          escape(refused)
+        }`,
+        "m",
+      ),
+    );
+    assert.match(
+      r.stderr,
+      /^error: flow\.flow\.yaml:6:\d+: nodes\[0\]\.with\.env\["1X"\]: exec: an environment variable's name is letters, digits and _, not starting with a digit$/m,
+    );
+    assert.doesNotMatch(r.stderr, /Invalid key in record/);
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+Deno.test("exec node: a program that ignores SIGTERM is killed with what it started even when the run's abort grace ends first", async () => {
+  await withProject(async (dir) => {
+    const marker = `300.${Date.now() % 100000}4`;
+    const made = await new Deno.Command("mkfifo", { args: [join(dir, "started")] }).output();
+    assert.ok(made.success);
+    // The run gives up on the node after 1 s, before the SIGKILL that follows SIGTERM by 3 s.
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "runs:\n  abortGrace: 1s\n");
+    await Deno.writeTextFile(
+      join(dir, "flow.flow.yaml"),
+      flowOf(
+        `    timeout: 1s\n    permissions: { run: [sh] }\n    with: { command: sh, args: [-c, 'trap "" TERM; echo up > started; sleep ${marker} & wait'] }`,
+      ),
+    );
+    await assertTimesOutLeavingNothing(dir, "sh,kill", marker);
+  });
+});
+
 Deno.test("examples/exec/exec.flow.yaml runs with its programs on --allow-run; its greeting is never code", async () => {
   await withProject(async (dir) => {
     await Deno.copyFile(

@@ -58,6 +58,21 @@ export interface ExecRequest extends ExecOptions {
    * too), not only the program.
    */
   killGroup: boolean;
+  /**
+   * The `PATH` {@linkcode KILL_PROGRAM} is looked up on: the runner's (else
+   * {@linkcode DEFAULT_PATH}), as Deno looked it up to grant it, whatever
+   * `PATH` the node's `with.env` gives its program.
+   */
+  killPath: string;
+  /**
+   * With `killGroup`: a secret of the runner the Worker starts two log lines
+   * with, which the runner keeps to itself: `<token> <pid>` once the program
+   * started, `<token> end` once it and its group were dealt with. The runner
+   * then kills a stopped program's group itself should the Worker be gone
+   * before it could (terminated, or the process exiting, within the run's
+   * abort grace).
+   */
+  groupToken?: string;
 }
 
 /**
@@ -70,6 +85,17 @@ export const KILL_PROGRAM = "kill";
 
 /** An environment variable's name as `with.env` takes it. */
 export const EXEC_ENV_NAME: RegExp = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The environment variables a program of an `exec` node may not be given: Deno
+ * starts a program with a variable named `LD_…` or `DYLD_…` (`LD_PRELOAD`,
+ * which loads code into it) only when every program may be run.
+ */
+export const EXEC_ENV_REFUSED: RegExp = /^(LD_|DYLD_)/;
+
+/** Why `with.env` of an `exec` node may not hold variable `name`. */
+export const EXEC_ENV_REFUSED_WHY =
+  "an exec node's program may not be given a variable named LD_… or DYLD_… (it would load other code into the program; Deno starts none with one unless every program may run); to set one, declare a script that sets it and runs the program";
 
 /** What an argument, a variable's value or a command may not hold (the OS cannot pass it). */
 export const NUL: RegExp = /\0/;

@@ -46,6 +46,23 @@ export function optionsIssues(
     path: (issue.path ?? []).map((p) =>
       String(typeof p === "object" && p !== null ? (p as { key: unknown }).key : p)
     ),
-    message: String(issue.message),
+    message: issueMessage(issue),
   }));
+}
+
+/**
+ * A schema issue's message; for a record's key the schema refused (zod's
+ * `invalid_key`, whose own message is only "Invalid key in record"), the
+ * message of why the key was refused.
+ */
+export function issueMessage(issue: { message: string }): string {
+  const { code, issues } = issue as { code?: unknown; issues?: unknown };
+  if (code === "invalid_key" && Array.isArray(issues)) {
+    const first: unknown = issues[0];
+    if (typeof first === "object" && first !== null) {
+      const message = (first as { message?: unknown }).message;
+      if (typeof message === "string") return message;
+    }
+  }
+  return String(issue.message);
 }

@@ -32,6 +32,41 @@ import {
   WORKER_STOP_GRACE,
 } from "./sandbox.ts";
 
+/**
+ * The process groups of `exec` programs being stopped whose Worker has not
+ * said they are dealt with: killed when the process exits meanwhile (a second
+ * Ctrl-C, a run's abort grace shorter than the program's time to stop).
+ */
+const stoppedGroups = new Set<number>();
+let exitHook = false;
+
+/** `kill -s KILL -- -<group>`, with `kill` found on `path` (the runner's). */
+function killCommand(group: number, path: string): Deno.Command {
+  return new Deno.Command(KILL_PROGRAM, {
+    args: ["-s", "KILL", "--", `-${group}`],
+    clearEnv: true,
+    env: { PATH: path },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  });
+}
+
+/** Kill what is left of the stopped groups as the process exits. */
+function hookExit(path: string): void {
+  if (exitHook) return;
+  exitHook = true;
+  globalThis.addEventListener("unload", () => {
+    for (const group of stoppedGroups) {
+      try {
+        killCommand(group, path).outputSync();
+      } catch {
+        // kill could not run: nothing more to do as the process exits
+      }
+    }
+  });
+}
+
 /** The module the `exec` node's Worker runs. */
 export const EXEC_WORKER_URL: string = new URL("./exec_worker.ts", import.meta.url).href;
 
@@ -85,19 +120,56 @@ export function execNodeType(
           throw new Error(`${JSON.stringify(options.command)}: its cwd ${cwd} ${problem}`);
         }
       }
+      // The runner's variables a program gets (PATH, HOME…), before its with.env.
+      const inherited = programEnv(
+        {},
+        (variable) =>
+          Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+            ? Deno.env.get(variable)
+            : undefined,
+      );
+      const token = killGroup ? `flowstate-exec-group:${crypto.randomUUID()}` : undefined;
       const request: ExecRequest = {
         ...options,
         ...(cwd === undefined ? {} : { cwd }),
         killGroup,
-        fullEnv: programEnv(
-          options.env,
-          (variable) =>
-            Deno.permissions.querySync({ name: "env", variable }).state === "granted"
-              ? Deno.env.get(variable)
-              : undefined,
-        ),
+        killPath: inherited.PATH,
+        ...(token === undefined ? {} : { groupToken: token }),
+        fullEnv: { ...inherited, ...options.env },
       };
-      return await sandboxed.run(ctx, request);
+      if (token === undefined) return await sandboxed.run(ctx, request);
+      // The program's group, while its Worker has not said it is dealt with.
+      hookExit(inherited.PATH);
+      let group: number | undefined;
+      const stopped = () => {
+        if (group !== undefined) stoppedGroups.add(group);
+      };
+      const log: typeof ctx.log = (message, level) => {
+        if (!message.startsWith(`${token} `)) return ctx.log(message, level);
+        const said = message.slice(token.length + 1);
+        if (group !== undefined) stoppedGroups.delete(group);
+        group = /^[1-9]\d*$/.test(said) && Number(said) > 1 ? Number(said) : undefined;
+        if (ctx.signal.aborted) stopped();
+      };
+      ctx.signal.addEventListener("abort", stopped, { once: true });
+      try {
+        // The node's context with its log lines filtered (its own members, as they are).
+        const filtered = new Proxy(ctx, {
+          get(target, key) {
+            if (key === "log") return log;
+            const value = Reflect.get(target, key, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        });
+        return await sandboxed.run(filtered, request);
+      } finally {
+        ctx.signal.removeEventListener("abort", stopped);
+        if (group !== undefined) {
+          // Its Worker is gone (terminated) before it dealt with the group: killed here.
+          stoppedGroups.delete(group);
+          await killCommand(group, inherited.PATH).output().catch(() => {});
+        }
+      }
     },
   };
 }

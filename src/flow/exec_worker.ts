@@ -146,6 +146,25 @@ function lastLines(text: string, n: number): string[] {
   );
 }
 
+/**
+ * Why Deno refused a program the node declares, when it is because the name
+ * is found elsewhere than where the runner's `--allow-run` found it: on the
+ * `PATH` of `with.env`, or (a relative path) from `cwd` rather than from the
+ * runner's working directory. `undefined` otherwise.
+ */
+function resolvedElsewhere(request: ExecRequest): string | undefined {
+  const { command } = request;
+  if (!command.includes("/") && request.fullEnv.PATH !== request.killPath) {
+    return `with.env sets PATH (${request.fullEnv.PATH}), on which ${
+      JSON.stringify(command)
+    } is not the program the runner's --allow-run granted (found on the runner's PATH); write its full path as command and in permissions: run (and in --allow-run), or leave PATH out of with.env`;
+  }
+  if (command.includes("/") && !command.startsWith("/") && request.cwd !== undefined) {
+    return `a relative command is found from the node's cwd (${request.cwd}), but the runner's --allow-run=${command} granted the one found from the runner's working directory; write its full path as command and in permissions: run (and in --allow-run), or run flowstate from ${request.cwd}`;
+  }
+  return undefined;
+}
+
 /** Run the program `request` describes; `ctx.signal` stops it. */
 export async function execProgram(request: ExecRequest, ctx: ExecContext): Promise<ExecResult> {
   const { command, maxBytes } = request;
@@ -179,10 +198,16 @@ export async function execProgram(request: ExecRequest, ctx: ExecContext): Promi
         "NotFound",
       );
     }
+    const why = e.name === "NotCapable" && /Requires run access/.test(e.message)
+      ? resolvedElsewhere(request)
+      : undefined;
+    if (why !== undefined) fail(`program ${program} could not be started: ${why}`, e.name);
     // A refusal keeps Deno's name and words: the runner adds the permissions: line to add.
     fail(`program ${program} could not be started: ${e.message}`, e.name);
   }
   const started = child!;
+  const token = request.killGroup ? request.groupToken : undefined;
+  if (token !== undefined) ctx.log(`${token} ${started.pid}`, "debug");
   let stopping: string | undefined;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   const signal = async (sig: "SIGTERM" | "SIGKILL") => {
@@ -201,7 +226,8 @@ export async function execProgram(request: ExecRequest, ctx: ExecContext): Promi
       const { success } = await new Deno.Command(KILL_PROGRAM, {
         args: ["-s", sig.replace(/^SIG/, ""), "--", `-${started.pid}`],
         clearEnv: true,
-        env: { PATH: request.fullEnv.PATH ?? DEFAULT_PATH },
+        // The runner's PATH, on which Deno granted it (the program's own may have none).
+        env: { PATH: request.killPath ?? DEFAULT_PATH },
         stdin: "null",
         stdout: "null",
         stderr: "null",
@@ -323,6 +349,7 @@ export async function execProgram(request: ExecRequest, ctx: ExecContext): Promi
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     clearTimeout(killTimer);
+    if (token !== undefined) ctx.log(`${token} end`, "debug");
   }
 }
 

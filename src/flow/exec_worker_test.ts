@@ -13,6 +13,7 @@ function request(command: string, args: string[], more: Partial<ExecRequest> = {
     maxBytes: 1024 * 1024,
     fullEnv: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
     killGroup: false,
+    killPath: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     ...more,
   };
 }

@@ -12,6 +12,7 @@ import { readPath } from "../store/query.ts";
 import type { SchemaResult } from "../plugin.ts";
 import type { NodeType } from "./node.ts";
 import { builtinNodes } from "./nodes.ts";
+import { issueMessage } from "./_options_error.ts";
 
 /** A problem with a node's options: where under the node (`["with", "key"]`) and what. */
 export interface OptionProblem {
@@ -115,7 +116,7 @@ export function issueProblems(
     }
     const message = requiredKey
       ? `missing required option "${path.join(".")}" for ${typeName}`
-      : `${typeName}: ${issue.message}`;
+      : `${typeName}: ${issueMessage(issue)}`;
     return [{ path: ["with", ...path], message }];
   });
 }

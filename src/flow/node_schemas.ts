@@ -17,7 +17,14 @@ import {
   HTTP_METHODS,
   httpUrlProblem,
 } from "./_http.ts";
-import { DEFAULT_EXEC_MAX_BYTES, EXEC_ENV_NAME, NUL, STDOUT_FORMATS } from "./_exec.ts";
+import {
+  DEFAULT_EXEC_MAX_BYTES,
+  EXEC_ENV_NAME,
+  EXEC_ENV_REFUSED,
+  EXEC_ENV_REFUSED_WHY,
+  NUL,
+  STDOUT_FORMATS,
+} from "./_exec.ts";
 
 /**
  * One of a fixed set of words, worded as the flow's own fields are (`scope: flw`: expected one
@@ -181,7 +188,7 @@ export const nodeSchemas = {
     env: z.record(
       z.string().regex(EXEC_ENV_NAME, {
         error: "an environment variable's name is letters, digits and _, not starting with a digit",
-      }),
+      }).refine((name) => !EXEC_ENV_REFUSED.test(name), { error: EXEC_ENV_REFUSED_WHY }),
       argument,
     ).default({}),
     stdin: z.string().optional(),

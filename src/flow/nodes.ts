@@ -57,6 +57,7 @@ import {
 import {
   DEFAULT_EXEC_MAX_BYTES,
   EXEC_ENV_NAME,
+  EXEC_ENV_REFUSED,
   type ExecOptions,
   NUL,
   runProblem,
@@ -301,7 +302,8 @@ const fast = {
     if (args.some((a) => a === undefined) || args.length !== rawArgs.length) return undefined;
     const env = plainRecord<string | number | boolean>(
       "env" in v ? v.env : {},
-      (k, item) => EXEC_ENV_NAME.test(k) && argumentText(item) !== undefined,
+      (k, item) =>
+        EXEC_ENV_NAME.test(k) && !EXEC_ENV_REFUSED.test(k) && argumentText(item) !== undefined,
     );
     const okCodes = "okCodes" in v ? v.okCodes : [0];
     const stdout = "stdout" in v ? v.stdout : "text";

@@ -43,7 +43,10 @@ export const SECRET_MIN_LENGTH = 4;
  */
 export class SecretMasker {
   #forms = new Set<string>();
+  /** The forms up to {@linkcode LONG_FORM} characters, longest first. */
   #pattern: RegExp | undefined;
+  /** The longer forms (a regular expression holds none so long), longest first. */
+  #long: string[] = [];
 
   /** A masker of `values` (more may be added). */
   constructor(values: Iterable<string> = []) {
@@ -52,31 +55,80 @@ export class SecretMasker {
 
   /** Whether it masks anything. */
   get empty(): boolean {
-    return this.#pattern === undefined;
+    return this.#pattern === undefined && this.#long.length === 0;
   }
 
-  /** Mask `values` too (those shorter than {@linkcode SECRET_MIN_LENGTH} are ignored). */
+  /**
+   * Mask `values` too (those shorter than {@linkcode SECRET_MIN_LENGTH} are
+   * ignored), and each line of a value of several lines that has at least
+   * {@linkcode SECRET_MIN_LENGTH} characters besides spaces.
+   */
   add(values: Iterable<string>): void {
     const before = this.#forms.size;
-    for (const value of values) {
-      if (value.length < SECRET_MIN_LENGTH) continue;
-      const escaped = JSON.stringify(value).slice(1, -1);
-      for (const form of [value, escaped, JSON.stringify(escaped).slice(1, -1)]) {
-        this.#forms.add(form);
+    for (const whole of values) {
+      // A value of several lines (a PEM key) is masked line by line too: a program's stderr,
+      // and stdout: lines, give it one line at a time.
+      if (whole.length >= SECRET_MIN_LENGTH) this.#addForms(whole);
+      if (!/[\r\n]/.test(whole)) continue;
+      for (const line of whole.split(/\r?\n|\r/)) {
+        if (line.trim().length >= SECRET_MIN_LENGTH) this.#addForms(line);
       }
-      this.#forms.add(encodeURIComponent(value));
     }
     if (this.#forms.size === before) return;
     // Longest first: a value that contains another is masked whole.
     const sorted = [...this.#forms].sort((a, b) => b.length - a.length);
-    this.#pattern = new RegExp(sorted.map(escapeRegExp).join("|"), "g");
+    const short = sorted.filter((form) => form.length <= LONG_FORM);
+    this.#long = sorted.filter((form) => form.length > LONG_FORM);
+    this.#pattern = short.length === 0
+      ? undefined
+      : new RegExp(short.map(escapeRegExp).join("|"), "g");
   }
 
-  /** `text` with every secret value replaced by {@linkcode SECRET_MASK}. */
+  /** `value` as it is, JSON-escaped (once and twice) and URL-encoded. */
+  #addForms(value: string): void {
+    const escaped = JSON.stringify(value).slice(1, -1);
+    for (const form of [value, escaped, JSON.stringify(escaped).slice(1, -1)]) {
+      this.#forms.add(form);
+    }
+    // A lone surrogate (half of a character a slice cut) has no URL-encoded form.
+    if (value.isWellFormed()) this.#forms.add(encodeURIComponent(value));
+  }
+
+  /**
+   * `text` with every secret value replaced by {@linkcode SECRET_MASK}, and
+   * the start of one cut by a message that quotes text up to a length (the
+   * last {@linkcode SECRET_MIN_LENGTH} or more characters before `…` or `...`
+   * that begin a secret value) too.
+   */
   maskText(text: string): string {
-    const pattern = this.#pattern;
-    if (pattern === undefined || text.length < SECRET_MIN_LENGTH) return text;
-    return text.replace(pattern, SECRET_MASK);
+    if (this.empty || text.length < SECRET_MIN_LENGTH) return text;
+    let masked = text;
+    for (const form of this.#long) {
+      if (masked.includes(form)) masked = masked.split(form).join(SECRET_MASK);
+    }
+    if (this.#pattern !== undefined) masked = masked.replace(this.#pattern, SECRET_MASK);
+    return masked.includes("…") || masked.includes("...") ? this.#maskCuts(masked) : masked;
+  }
+
+  /** `text` with the start of a secret value cut by `…` or `...` masked. */
+  #maskCuts(text: string): string {
+    const marks = [...text.matchAll(/…|\.\.\./g)].map((m) => m.index);
+    let out = text;
+    for (const at of marks.reverse()) {
+      let longest = 0;
+      for (const form of this.#forms) {
+        const first = form.charCodeAt(0);
+        const most = Math.min(form.length - 1, at, MAX_CUT_QUOTE);
+        for (let k = most; k >= SECRET_MIN_LENGTH && k > longest; k--) {
+          if (out.charCodeAt(at - k) === first && out.startsWith(form.slice(0, k), at - k)) {
+            longest = k;
+            break;
+          }
+        }
+      }
+      if (longest > 0) out = out.slice(0, at - longest) + SECRET_MASK + out.slice(at);
+    }
+    return out;
   }
 
   /**
@@ -85,7 +137,7 @@ export class SecretMasker {
    * `Error`s are returned as they are.
    */
   mask<T>(value: T): T {
-    if (this.#pattern === undefined) return value;
+    if (this.empty) return value;
     return this.#mask(value, 0) as T;
   }
 
@@ -94,24 +146,42 @@ export class SecretMasker {
    * pairs, in order, as {@linkcode SecretMasker.maskText} would replace them.
    */
   find(text: string): [number, number][] {
-    const pattern = this.#pattern;
-    if (pattern === undefined || text.length < SECRET_MIN_LENGTH) return [];
+    if (this.empty || text.length < SECRET_MIN_LENGTH) return [];
     const out: [number, number][] = [];
-    pattern.lastIndex = 0; // matchAll starts where contains()'s last test() stopped
-    for (const m of text.matchAll(pattern)) out.push([m.index, m.index + m[0].length]);
-    return out;
+    const overlaps = (start: number, end: number) => out.some(([s, e]) => start < e && s < end);
+    for (const form of this.#long) {
+      for (let at = text.indexOf(form); at >= 0; at = text.indexOf(form, at + form.length)) {
+        if (!overlaps(at, at + form.length)) out.push([at, at + form.length]);
+      }
+    }
+    const pattern = this.#pattern;
+    if (pattern !== undefined) {
+      const long = out.length;
+      pattern.lastIndex = 0; // matchAll starts where contains()'s last test() stopped
+      for (const m of text.matchAll(pattern)) {
+        const end = m.index + m[0].length;
+        if (long === 0 || !out.slice(0, long).some(([s, e]) => m.index < e && s < end)) {
+          out.push([m.index, end]);
+        }
+      }
+    }
+    return out.sort((a, b) => a[0] - b[0]);
   }
 
   /** Whether a string in `value` (a key too) holds a secret value. */
   contains(value: unknown): boolean {
-    if (this.#pattern === undefined) return false;
+    if (this.empty) return false;
     let found = false;
     const visit = (v: unknown, depth: number): void => {
       if (found || depth > MAX_DEPTH) return;
       if (typeof v === "string") {
-        this.#pattern!.lastIndex = 0;
-        found = this.#pattern!.test(v);
-      } else if (Array.isArray(v)) v.forEach((x) => visit(x, depth + 1));
+        found = this.#long.some((form) => v.includes(form));
+        if (!found && this.#pattern !== undefined) {
+          this.#pattern.lastIndex = 0;
+          found = this.#pattern.test(v);
+        }
+      } else if (typeof v === "number") found = this.#forms.has(String(v));
+      else if (Array.isArray(v)) v.forEach((x) => visit(x, depth + 1));
       else if (isPlain(v)) {
         for (const [k, x] of Object.entries(v)) {
           visit(k, depth + 1);
@@ -125,6 +195,7 @@ export class SecretMasker {
 
   #mask(value: unknown, depth: number): unknown {
     if (typeof value === "string") return this.maskText(value);
+    if (typeof value === "number" && this.#forms.has(String(value))) return SECRET_MASK;
     if (depth > MAX_DEPTH || typeof value !== "object" || value === null) return value;
     if (Array.isArray(value)) return value.map((v) => this.#mask(v, depth + 1));
     if (value instanceof Error) {
@@ -139,6 +210,19 @@ export class SecretMasker {
     return out;
   }
 }
+
+/**
+ * The longest form of a secret masked through a regular expression: longer
+ * ones (a value derived from a long text holding a secret) are looked for as
+ * text, since V8 refuses a regular expression with so long an alternative.
+ */
+const LONG_FORM = 1024;
+
+/**
+ * The most characters of a secret before a cut mark that are masked: more
+ * than any message quotes (they quote at most a few hundred characters).
+ */
+const MAX_CUT_QUOTE = 1024;
 
 /** Deeper than any JSON value a run records (the serializer's own limit is lower). */
 const MAX_DEPTH = 1000;

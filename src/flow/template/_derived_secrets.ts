@@ -4,9 +4,24 @@
  *
  * @module
  */
-import { SECRET_MIN_LENGTH } from "../secrets.ts";
+import { SECRET_MASK, SECRET_MIN_LENGTH } from "../secrets.ts";
 import type { TemplateScope } from "./ast.ts";
 import { isPlainObject } from "./values.ts";
+
+/**
+ * `text` as an error quotes it: at most 40 characters (37 and `…`), each
+ * secret in it replaced by `***` first, so that the cut never leaves a piece
+ * of one that the records would not mask.
+ */
+export function quoteText(scope: TemplateScope, text: string): string {
+  let shown = text;
+  const found = scope.masker?.find(text) ?? [];
+  for (let k = found.length - 1; k >= 0; k--) {
+    const [start, end] = found[k];
+    shown = shown.slice(0, start) + SECRET_MASK + shown.slice(end);
+  }
+  return JSON.stringify(shown.length > 40 ? shown.slice(0, 37) + "…" : shown);
+}
 
 /**
  * What the functions do with the run's secret masker (`scope.masker`): a
@@ -43,12 +58,15 @@ export function derivedSecrets(fail: (message: string) => never) {
       if (partial.length > 0) masker.add(partial);
     },
     /**
-     * `out` was read from JSON text holding a secret: its strings that are not
-     * written in the text outside the secrets (a secret that is itself JSON) are registered.
+     * `out` was read from JSON text holding a secret: its strings and numbers
+     * that are not written in the text outside the secrets (a secret that is
+     * itself JSON, or a number) are registered (a number as its text, which
+     * the records then mask where that number is a value).
      */
     parsed(scope: TemplateScope, input: string, out: unknown): void {
       const masker = scope.masker;
-      if (masker === undefined || typeof out !== "object" || out === null) return;
+      if (masker === undefined || out === null) return;
+      if (typeof out !== "object" && typeof out !== "number") return;
       const found = masker.find(input);
       if (found.length === 0) return;
       let outside = "";
@@ -62,6 +80,8 @@ export function derivedSecrets(fail: (message: string) => never) {
       const visit = (v: unknown): void => {
         if (typeof v === "string") {
           if (!outside.includes(JSON.stringify(v))) strings.push(v);
+        } else if (typeof v === "number") {
+          if (!outside.includes(String(v))) strings.push(String(v));
         } else if (Array.isArray(v)) v.forEach(visit);
         else if (isPlainObject(v)) Object.values(v).forEach(visit);
       };

@@ -8,7 +8,7 @@
 import type { Clock } from "../../clock.ts";
 import { OPEN, Segment } from "./_segment.ts";
 import { TemplateError } from "./error.ts";
-import { compileCall } from "./functions.ts";
+import { compileCall, oversize } from "./functions.ts";
 import { lex } from "./lex.ts";
 import type { Ast, Evaluator, TemplateScope } from "./ast.ts";
 import { Parser, type TemplateRefs } from "./parse.ts";
@@ -540,7 +540,10 @@ function compileBinary(ast: Extract<Ast, { kind: "binary" }>, segment: Segment):
         const a = left(scope, clock);
         const b = right(scope, clock);
         if (typeof a === "number" && typeof b === "number") return finite(a + b, a, b);
-        if (typeof a === "string" && typeof b === "string") return a + b;
+        if (typeof a === "string" && typeof b === "string") {
+          const problem = oversize(a.length + b.length, "text");
+          return problem === undefined ? a + b : fail(`+ ${problem}`);
+        }
         return fail(
           `+ adds two numbers or joins two strings, got ${typeName(a)} and ${typeName(b)}`,
         );

@@ -12,7 +12,7 @@ import { parseJson } from "../../_json.ts";
 import { sha256Hex } from "../../_sha256.ts";
 import { parseDuration } from "../../duration.ts";
 import { canonicalTimezone, parseIsoTime, timezoneProblem } from "../../timezone.ts";
-import { derivedSecrets } from "./_derived_secrets.ts";
+import { derivedSecrets, quoteText } from "./_derived_secrets.ts";
 import { decodeBase64, encodeBase64, utf8 } from "./_encoding.ts";
 import { compileDatePattern, type DatePattern, formatDate } from "./_date_format.ts";
 
@@ -98,6 +98,31 @@ export const FUNCTIONS: ReadonlyMap<string, FunctionSpec> = new Map([
 /** The most elements `range()` makes, and the longest text `padStart()`/`padEnd()` make. */
 export const MAX_GENERATED = 10_000;
 
+/**
+ * The longest text a function makes (characters), and the most elements of a
+ * list it makes: `replace()`, `join()` and `format()` are checked before they
+ * build their text (a text made of many copies of another could otherwise take
+ * the process's whole memory), the other functions on what they return.
+ */
+export const MAX_TEXT = 4 * 1024 * 1024;
+
+const sizeText = (n: number) => n.toLocaleString("en-US");
+
+/**
+ * Why a result of `size` (characters of text, or elements of a list) is over
+ * {@linkcode MAX_TEXT}, or `undefined`.
+ */
+export function oversize(size: number, what: "text" | "list"): string | undefined {
+  if (size <= MAX_TEXT) return undefined;
+  return what === "text"
+    ? `would make text of ${sizeText(size)} characters, over the limit of ${
+      sizeText(MAX_TEXT)
+    }; make it from smaller pieces, or do this in a node`
+    : `would make a list of ${sizeText(size)} elements, over the limit of ${
+      sizeText(MAX_TEXT)
+    }; do this in a node`;
+}
+
 /** The times dates handle: from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. */
 const MIN_TIME = -62_135_596_800_000;
 const MAX_TIME = 253_402_300_799_999;
@@ -150,6 +175,21 @@ function paramName(spec: FunctionSpec, k: number, count: number): string {
  * and says which argument was wrong and what it got.
  */
 export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segment): Evaluator {
+  const evaluate = compileUnchecked(ast, args, segment);
+  return (scope, clock) => {
+    const value = evaluate(scope, clock);
+    const problem = typeof value === "string"
+      ? oversize(value.length, "text")
+      : Array.isArray(value)
+      ? oversize(value.length, "list")
+      : undefined;
+    if (problem === undefined) return value;
+    throw segment.evalError(`${ast.name}() ${problem}`, ast.start, ast.nameEnd - ast.start);
+  };
+}
+
+/** {@linkcode compileCall} without the check of the size of what it returns. */
+function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segment): Evaluator {
   const name = ast.name;
   const spec = FUNCTIONS.get(name)!;
   const fail = (message: string, cause?: unknown): never => {
@@ -230,6 +270,17 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
         } catch (e) {
           return fail(`got text that is not JSON: ${(e as Error).message}`, e);
         }
+        if (!isFiniteJson(parsed)) {
+          const huge = value.match(/-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g)?.find((n) =>
+            !Number.isFinite(Number(n))
+          );
+          // (Not quoted from a secret: it would be a cut of it.)
+          const secret = (scope.masker?.find(value).length ?? 0) > 0;
+          const shown = huge === undefined || huge.length > 40 || secret ? "" : ` (${huge})`;
+          return fail(
+            `got a number too large to hold${shown}: the largest is about 1.8e308; write it as a string`,
+          );
+        }
         derived.parsed(scope, value, parsed);
         return parsed;
       };
@@ -244,9 +295,12 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
         if (typeof value === "boolean") return value ? 1 : 0;
         if (typeof value === "string") {
           const n = value.trim() === "" ? NaN : Number(value);
-          if (Number.isFinite(n)) return n;
-          const shown = value.length > 40 ? value.slice(0, 37) + "…" : value;
-          return fail(`cannot read ${JSON.stringify(shown)} as a number`);
+          if (Number.isFinite(n)) {
+            // A number read from a secret: the records mask it where it is a value.
+            derived.whole(scope, value, String(n));
+            return n;
+          }
+          return fail(`cannot read ${quoteText(scope, value)} as a number`);
         }
         return fail(`takes a number, a string or a boolean, got ${typeName(value)}`);
       };
@@ -336,7 +390,10 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
           if (typeof item === "object" && item !== null) {
             return fail(`joins strings, numbers and booleans, got ${typeName(item)} at [${k}]`);
           }
-          out += (k === 0 ? "" : separator) + toText(item);
+          const piece = (k === 0 ? "" : separator) + toText(item);
+          const problem = oversize(out.length + piece.length, "text");
+          if (problem !== undefined) return fail(problem);
+          out += piece;
         }
         return out;
       };
@@ -347,7 +404,13 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
         const search = arg<string>(1, scope, clock);
         const replacement = arg<string>(2, scope, clock);
         if (search === "") return fail('takes a search text of at least one character, got ""');
-        const out = text.split(search).join(replacement);
+        const parts = text.split(search);
+        const problem = oversize(
+          text.length + (parts.length - 1) * (replacement.length - search.length),
+          "text",
+        );
+        if (problem !== undefined) return fail(problem);
+        const out = parts.join(replacement);
         if (out !== text) derived.whole(scope, text, out);
         return out;
       };
@@ -375,9 +438,17 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
         for (let k = 1; k < args.length; k++) values.push(args[k](scope, clock));
         const problem = formatProblem(text, values.length);
         if (problem !== undefined) return fail(problem);
+        const texts = values.map(toText);
+        // Its length before it is made: each {N} becomes its value, each {{ or }} one brace.
+        let size = text.length;
+        for (const m of text.matchAll(/\{\{|\}\}|\{(\d+)\}/g)) {
+          size += m[1] === undefined ? -1 : texts[Number(m[1])].length - m[0].length;
+        }
+        const tooLarge = oversize(size, "text");
+        if (tooLarge !== undefined) return fail(tooLarge);
         return text.replace(
           /\{\{|\}\}|\{(\d+)\}/g,
-          (match, index?: string) => index === undefined ? match[0] : toText(values[Number(index)]),
+          (match, index?: string) => index === undefined ? match[0] : texts[Number(index)],
         );
       };
     }
@@ -547,7 +618,7 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
       return (scope, clock) => {
         const timezone = zone ??
           (args.length > 2 ? timezoneOf(arg<string>(2, scope, clock)) : "UTC");
-        const time = timeOf(arg<number | string>(0, scope, clock), timezone);
+        const time = timeOf(scope, arg<number | string>(0, scope, clock), timezone);
         let compiled = fixed;
         if (compiled === undefined) {
           try {
@@ -565,7 +636,7 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
         const text = arg<string>(0, scope, clock);
         const timezone = zone ??
           (args.length > 1 ? timezoneOf(arg<string>(1, scope, clock)) : "UTC");
-        return timeOf(text, timezone);
+        return timeOf(scope, text, timezone);
       };
     }
     case "duration": {
@@ -637,7 +708,7 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
   }
 
   /** A time (ms since the epoch, or an ISO 8601 text read in `timezone`) as ms. */
-  function timeOf(value: number | string, timezone: string): number {
+  function timeOf(scope: TemplateScope, value: number | string, timezone: string): number {
     if (typeof value === "number") {
       if (!(value >= MIN_TIME && value <= MAX_TIME)) {
         return fail(
@@ -648,15 +719,22 @@ export function compileCall(ast: Call, args: readonly Evaluator[], segment: Segm
     }
     const time = parseIsoTime(value, timezone);
     if (time === undefined || !(time >= MIN_TIME && time <= MAX_TIME)) {
-      const shown = value.length > 40 ? value.slice(0, 37) + "…" : value;
       return fail(
         `cannot read ${
-          JSON.stringify(shown)
+          quoteText(scope, value)
         } as a date: write it in ISO 8601, as in 2026-12-07, 2026-12-07T14:30:00 or 2026-12-07T14:30:00Z`,
       );
     }
     return time;
   }
+}
+
+/** Whether every number in `value` (a parsed JSON value) is finite. */
+function isFiniteJson(value: unknown): boolean {
+  if (typeof value === "number") return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every(isFiniteJson);
+  if (isPlainObject(value)) return Object.values(value).every(isFiniteJson);
+  return true;
 }
 
 /** Why `pattern` is not a `format()` pattern for `count` values, or `undefined`. */
