@@ -125,6 +125,34 @@ Deno.test("validate: bad schedule inputs and entry ids are errors at file:line:c
 // ---------------------------------------------------------------------------
 // flowstate schedules ls
 
+Deno.test("schedules ls: an input holding a line break, a comma or an = is quoted, one row per entry", async () => {
+  await withCliProject(CONFIG, async (run, dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "notes.flow.yaml"),
+      [
+        "id: notes",
+        "inputs:",
+        "  text: { type: string }",
+        "schedule:",
+        '  - { id: a, cron: "0 2 * * *", inputs: { text: "two\\nlines" } }',
+        '  - { id: b, cron: "0 3 * * *", inputs: { text: "x, y=1" } }',
+        '  - { id: c, cron: "0 4 * * *", inputs: { text: "tab\\there" } }',
+        '  - { id: d, cron: "0 5 * * *", inputs: { text: "plain words" } }',
+        "nodes:",
+        "  - { id: say, type: log, with: { message: hi } }",
+        "",
+      ].join("\n"),
+    );
+    const table = (await cliOk(run, "schedules", "ls")).trimEnd().split("\n");
+    assert.equal(table.length, 5, table.join("\n"));
+    assert.match(table[1], /^flow:notes#a\s.*\stext="two\\nlines"$/);
+    assert.match(table[2], /^flow:notes#b\s.*\stext="x, y=1"$/);
+    assert.match(table[3], /^flow:notes#c\s.*\stext="tab\\there"$/);
+    assert.match(table[4], /^flow:notes#d\s.*\stext=plain words$/);
+  });
+});
+
 Deno.test("schedules ls: each entry of a flow's schedule is a row with its id and inputs (text and --json)", async () => {
   await withCliProject(CONFIG, async (run, dir) => {
     await Deno.mkdir(join(dir, "flows"));
