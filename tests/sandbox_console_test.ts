@@ -273,3 +273,61 @@ nodes:
     ]]);
   });
 });
+
+/** A node module whose attempt leaves an error uncaught, then waits for what never comes. */
+const THROWER = `
+const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
+export default {
+  kind: "flowstate.node",
+  optionsSchema: schema,
+  async run(ctx, input) {
+    if (input.how === "rejected") Promise.reject(new Error("rejected with " + input.token));
+    else setTimeout(() => { throw new Error("thrown with " + input.token); }, 0);
+    await new Promise(() => {});
+  },
+};
+`;
+
+Deno.test("cli: a node's uncaught error fails its attempt and is not printed raw on stderr (its secret unmasked, not JSON)", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"), { recursive: true });
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "thrower.ts"), THROWER);
+    await Deno.writeTextFile(
+      join(sandbox.dir, "t.flow.yaml"),
+      `id: t
+secrets: [API_TOKEN]
+nodes:
+  - id: rejected
+    type: ./nodes/thrower.ts
+    continueOnError: true
+    with: { how: rejected, token: "\${{ secrets.API_TOKEN }}" }
+  - id: thrown
+    type: ./nodes/thrower.ts
+    needs: [rejected]
+    with: { how: thrown, token: "\${{ secrets.API_TOKEN }}" }
+`,
+    );
+    for (const format of ["text", "json"]) {
+      const result = await sandbox.runWith(
+        { API_TOKEN: SECRET },
+        "run",
+        "t.flow.yaml",
+        "--log-format",
+        format,
+      );
+      assert.equal(result.code, 1, result.stderr);
+      assert.ok(!result.stderr.includes("Sup3r"), result.stderr);
+      assert.doesNotMatch(result.stderr, /Uncaught \(in worker/);
+      if (format === "json") {
+        for (const line of result.stderr.split("\n").filter((l) => l !== "")) {
+          assert.doesNotThrow(() => JSON.parse(line), `not a JSON line on stderr: ${line}`);
+        }
+      }
+      const id = /^run: +(\w+)$/m.exec(result.stdout)?.[1];
+      const shown = await sandbox.run("runs", "show", id!, "--json");
+      const { nodes } = JSON.parse(shown.stdout).run;
+      assert.equal(nodes.rejected.error, "Uncaught (in promise) Error: rejected with ***");
+      assert.equal(nodes.thrown.error, "Uncaught Error: thrown with ***");
+    }
+  });
+});
