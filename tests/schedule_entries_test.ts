@@ -89,6 +89,18 @@ Deno.test("validate: a required input that the schedule does not give is an erro
       tick.stderr,
       /flows\/tick\.flow\.yaml:2:32: inputs\.scheduledAt\.type: a scheduled flow's input scheduledAt is given the tick's time: declare it type: string \(ISO 8601\) or number/,
     );
+    // Nor an enum: no tick's time is one of its values, so every tick would fail.
+    await Deno.writeTextFile(
+      join(dir, "flows", "tick.flow.yaml"),
+      'id: tick\ninputs: { scheduledAt: { type: string, enum: [today] } }\nschedule: "@daily"\n' +
+        "nodes: [{ id: a, type: log, with: { message: hi } }]\n",
+    );
+    const listed = await run("validate", "flows/tick.flow.yaml");
+    assert.equal(listed.code, 2, listed.stdout + listed.stderr);
+    assert.match(
+      listed.stderr,
+      /flows\/tick\.flow\.yaml:2:46: inputs\.scheduledAt\.enum: a scheduled flow's input scheduledAt is given the tick's time, which no enum: can list; remove the enum, or read run\.scheduledAt instead/,
+    );
   });
 });
 
