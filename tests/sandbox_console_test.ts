@@ -331,3 +331,52 @@ nodes:
     }
   });
 });
+
+/** A node module (like an npm dependency would) writing to stdout and stderr directly. */
+const WRITER = `
+import process from "node:process";
+import { Console } from "node:console";
+const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
+export default {
+  kind: "flowstate.node",
+  optionsSchema: schema,
+  async run(ctx, input) {
+    process.stdout.write("process.stdout " + input.token + "\\n");
+    process.stderr.write("process.stderr\\n");
+    new Console(process.stdout).log("a Console of its own");
+    await Deno.stdout.write(new TextEncoder().encode("Deno.stdout\\n"));
+    Deno.stderr.writeSync(new TextEncoder().encode("Deno.stderr"));
+    ctx.log("from ctx.log");
+    return "wrote";
+  },
+};
+`;
+
+Deno.test("cli: what a node writes to stdout or stderr itself (process.stdout, Deno.stderr) is its log lines, not the runner's output", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"), { recursive: true });
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "writer.ts"), WRITER);
+    await Deno.writeTextFile(
+      join(sandbox.dir, "t.flow.yaml"),
+      `id: t
+secrets: [API_TOKEN]
+nodes:
+  - id: w
+    type: ./nodes/writer.ts
+    with: { token: "\${{ secrets.API_TOKEN }}" }
+`,
+    );
+    const { result, events } = await runEvents(sandbox, { API_TOKEN: SECRET });
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(!result.stderr.includes("Sup3r") && !result.stdout.includes("Sup3r"));
+    assert.doesNotMatch(result.stderr, /^process\.stderr|^Deno\.stderr/m);
+    assert.deepEqual(logsOf(events, "w"), [
+      ["info", "process.stdout ***"],
+      ["error", "process.stderr"],
+      ["info", "a Console of its own"],
+      ["info", "Deno.stdout"],
+      ["error", "Deno.stderr"],
+      ["info", "from ctx.log"],
+    ]);
+  });
+});

@@ -193,6 +193,18 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
     (await import(hooksModule)).AsyncLocalStorage,
     (run, message, level) => post(JSON.stringify({ op: "log", run, message, level })),
   );
+  // So is what it (or an npm package of it) writes to stdout or stderr itself:
+  // process.stdout.write, a Console of its own, Deno.stdout.write. Each write
+  // a line, stdout's at info, stderr's at error; `run --json` keeps its stdout.
+  const decoder = new TextDecoder();
+  for (const [stream, level] of [[Deno.stdout, 1], [Deno.stderr, 3]] as const) {
+    const take = (bytes: Uint8Array): number => {
+      consoleLines.print(decoder.decode(bytes), level);
+      return bytes.byteLength;
+    };
+    pin(stream, "writeSync", take);
+    pin(stream, "write", async (bytes: Uint8Array) => take(bytes));
+  }
   // Deno's internals (its ops: a prompt or a chdir without the checks above).
   delete (Deno as unknown as Record<symbol, unknown>)[
     (Deno as unknown as { internal: symbol }).internal
