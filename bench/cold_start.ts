@@ -96,6 +96,16 @@ function initProject(checkout: string): string {
     config.tasks[name] = task.replace(/^deno (run|test) /, "deno $1 --cached-only ");
   }
   Deno.writeTextFileSync(`${app}/deno.json`, JSON.stringify(config, null, 2));
+  // The first step init prints: the lock its `--frozen` tasks read (as tests/consumer_test.ts).
+  const install = new Deno.Command(Deno.execPath(), {
+    args: ["install", "--cached-only"],
+    cwd: app,
+    stdout: "null",
+    stderr: "piped",
+  }).outputSync();
+  if (!install.success) {
+    throw new Error(`deno install failed: ${new TextDecoder().decode(install.stderr)}`);
+  }
   // A flow of built-in nodes only: the starter's runs a sandboxed custom node, whose Worker
   // loads zod (the node's options schema) whatever the config costs.
   Deno.copyFileSync(`${root}/examples/counter.flow.yaml`, `${app}/flows/counter.flow.yaml`);

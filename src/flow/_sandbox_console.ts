@@ -88,7 +88,7 @@ const ENDED_KEPT = 64;
  * compatibility in every runner that imports the Worker's module).
  */
 export function routeConsole(
-  internals: { Console: new (print: (text: string, level: number) => void) => object },
+  internals: { Console?: new (print: (text: string, level: number) => void) => object } | undefined,
   Storage: typeof AsyncLocalStorage,
   send: (run: number, message: string, level: LogLevel) => void,
 ): {
@@ -137,7 +137,10 @@ export function routeConsole(
     flush();
   };
 
-  const routed = new internals.Console(print) as Record<string, unknown>;
+  const routed =
+    (typeof internals?.Console === "function"
+      ? new internals.Console(print)
+      : plainConsole(print)) as Record<string, unknown>;
   // In place: `node:console` exports this same object, and npm code holds it.
   const global = globalThis.console as unknown as Record<string, unknown>;
   for (const name of Object.keys(routed)) {
@@ -173,6 +176,33 @@ export function routeConsole(
         ended.set(run, info);
         if (ended.size > ENDED_KEPT) ended.delete(ended.keys().next().value!);
       }
+    },
+  };
+}
+
+/**
+ * A console that prints through `print` when Deno's own `Console` is not
+ * among its internals (another Deno version): each argument inspected as
+ * `Deno.inspect` does (strings as they are), joined by spaces; no format
+ * specifiers, tables or groups. A node's output then still becomes its log
+ * lines, never the runner's stdout.
+ */
+function plainConsole(print: (text: string, level: number) => void): object {
+  const text = (args: unknown[]) =>
+    args.map((a) => typeof a === "string" ? a : Deno.inspect(a)).join(" ") + "\n";
+  const at = (level: number) => (...args: unknown[]) => print(text(args), level);
+  return {
+    log: at(1),
+    info: at(1),
+    debug: at(0),
+    warn: at(2),
+    error: at(3),
+    trace: at(4),
+    dir: at(1),
+    dirxml: at(1),
+    table: at(1),
+    assert: (ok: unknown, ...args: unknown[]) => {
+      if (!ok) print(text(["Assertion failed", ...args]), 3);
     },
   };
 }

@@ -102,3 +102,32 @@ Deno.test("routeConsole: what waits outside an attempt is bounded; every method 
     ["info", "no color: red"],
   ]);
 });
+
+Deno.test("routeConsole: without Deno's Console among the internals, output is still the attempt's log lines", async () => {
+  const saved = { ...console };
+  const sent: [number, string, string][] = [];
+  try {
+    const route = routeConsole(
+      undefined,
+      AsyncLocalStorage,
+      (run, message, level) => sent.push([run, message, level]),
+    );
+    await route.attempt(1, { runId: "A", nodeId: "a", attempt: 1 }, () => {
+      console.log("plain", { n: 1 });
+      console.warn("careful");
+      console.error(new Error("boom").message);
+      console.debug("detail");
+      console.assert(false, "must hold");
+      return Promise.resolve();
+    });
+  } finally {
+    Object.assign(console, saved);
+  }
+  assert.deepEqual(sent, [
+    [1, "plain { n: 1 }", "info"],
+    [1, "careful", "warn"],
+    [1, "boom", "error"],
+    [1, "detail", "debug"],
+    [1, "Assertion failed must hold", "error"],
+  ]);
+});
