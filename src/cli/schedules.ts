@@ -41,6 +41,7 @@ export type { ScheduleListing } from "../scheduler/listing.ts";
  * another input), no `"` or space at an end (which would not be seen); else
  * it is quoted as JSON.
  */
+// deno-lint-ignore no-control-regex
 const BARE = /^(?![\s"])[^\x00-\x1f\x7f,=]+(?<!\s)$/;
 
 /** A schedule's inputs as the table shows them: `db=a, n=2` (JSON for values other than text, and for text that {@linkcode BARE} refuses); `-` for none. */

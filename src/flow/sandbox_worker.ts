@@ -203,7 +203,13 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
       return bytes.byteLength;
     };
     pin(stream, "writeSync", take);
-    pin(stream, "write", async (bytes: Uint8Array) => take(bytes));
+    pin(stream, "write", (bytes: Uint8Array) => {
+      try {
+        return Promise.resolve(take(bytes));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    });
   }
   // Deno's internals (its ops: a prompt or a chdir without the checks above).
   delete (Deno as unknown as Record<symbol, unknown>)[

@@ -17,6 +17,7 @@ import {
  * line break or tab, no `,` or `=` (which would read as another input), no
  * `"` or space at an end; else it is quoted as JSON.
  */
+// deno-lint-ignore no-control-regex
 const BARE = /^(?![\s"])[^\x00-\x1f\x7f,=]+(?<!\s)$/;
 
 /** A schedule's inputs as one line: `db=a, n=2` (JSON for values other than text, and for text BARE refuses). */
