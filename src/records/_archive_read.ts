@@ -23,7 +23,7 @@ import {
 } from "./types.ts";
 import { parseJson } from "../_json.ts";
 import type { FlowVersion } from "./flow_version.ts";
-import type { OnFailureMarker } from "./records.ts";
+import type { OnFailureMarker } from "./types.ts";
 
 /**
  * How runs are grouped into archive files: by day or by month of their start time (UTC).
