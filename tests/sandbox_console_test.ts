@@ -274,6 +274,21 @@ nodes:
   });
 });
 
+/** `nodes/<name>` holding `module`, and t.flow.yaml (secret API_TOKEN) with the node list `nodes`. */
+async function moduleProject(
+  sandbox: Sandbox,
+  name: string,
+  module: string,
+  nodes: string,
+): Promise<void> {
+  await Deno.mkdir(join(sandbox.dir, "nodes"), { recursive: true });
+  await Deno.writeTextFile(join(sandbox.dir, "nodes", name), module);
+  await Deno.writeTextFile(
+    join(sandbox.dir, "t.flow.yaml"),
+    `id: t\nsecrets: [API_TOKEN]\nnodes:\n${nodes}`,
+  );
+}
+
 /** A node module whose attempt leaves an error uncaught, then waits for what never comes. */
 const THROWER = `
 const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
@@ -290,14 +305,11 @@ export default {
 
 Deno.test("cli: a node's uncaught error fails its attempt and is not printed raw on stderr (its secret unmasked, not JSON)", async () => {
   await withSandbox(async (sandbox) => {
-    await Deno.mkdir(join(sandbox.dir, "nodes"), { recursive: true });
-    await Deno.writeTextFile(join(sandbox.dir, "nodes", "thrower.ts"), THROWER);
-    await Deno.writeTextFile(
-      join(sandbox.dir, "t.flow.yaml"),
-      `id: t
-secrets: [API_TOKEN]
-nodes:
-  - id: rejected
+    await moduleProject(
+      sandbox,
+      "thrower.ts",
+      THROWER,
+      `  - id: rejected
     type: ./nodes/thrower.ts
     continueOnError: true
     with: { how: rejected, token: "\${{ secrets.API_TOKEN }}" }
@@ -354,14 +366,11 @@ export default {
 
 Deno.test("cli: what a node writes to stdout or stderr itself (process.stdout, Deno.stderr) is its log lines, not the runner's output", async () => {
   await withSandbox(async (sandbox) => {
-    await Deno.mkdir(join(sandbox.dir, "nodes"), { recursive: true });
-    await Deno.writeTextFile(join(sandbox.dir, "nodes", "writer.ts"), WRITER);
-    await Deno.writeTextFile(
-      join(sandbox.dir, "t.flow.yaml"),
-      `id: t
-secrets: [API_TOKEN]
-nodes:
-  - id: w
+    await moduleProject(
+      sandbox,
+      "writer.ts",
+      WRITER,
+      `  - id: w
     type: ./nodes/writer.ts
     with: { token: "\${{ secrets.API_TOKEN }}" }
 `,
