@@ -15,7 +15,8 @@
  * - `runs-<period>.ndjson.gz`: one file per period of run start time (UTC),
  *   `2026-01` for `period: month` (the default) or `2026-01-15` for
  *   `period: day`. gzip'd newline-delimited JSON, one run per line:
- *   `{ "run": <RunRecord>, "events": [<RunEvent>…] }`. (gzip through the
+ *   `{ "run": <RunRecord>, "events": [<RunEvent>…] }`, and `"onFailure":
+ *   <OnFailureMarker>` for a run the config's `runs.onFailure` flow ran about. (gzip through the
  *   built-in `CompressionStream`; zstd is not available without a dependency.)
  * - `runs-<period>.index.json`: a small index of that file: `{ format, version,
  *   file, period, runs, bytes, sha256, updatedAt, entries }`, where `entries`
@@ -479,7 +480,11 @@ class Archiver {
     }
     await this.#addVersion(work, run.flowId, run.flowVersion, true);
     const events = await this.#records.getEvents(run.id);
-    await work.writer.writeLine(JSON.stringify({ run, events }));
+    // Its runs.onFailure marker goes with it (deleted with the run): the link stays.
+    const onFailure = await this.#records.onFailureMarker(run.id);
+    await work.writer.writeLine(
+      JSON.stringify({ run, events, ...(onFailure === null ? {} : { onFailure }) }),
+    );
     work.present.add(run.id);
     work.entries.push(summarizeRun(run));
     work.toDelete.push(run.id);

@@ -391,3 +391,40 @@ Deno.test("cli: options a template yields that the node refuses are placed at th
     assert.ok(result.stdout.includes(`error:    node "picky": ${expected.picky}\n`), result.stdout);
   });
 });
+
+Deno.test("cli: a template reached through a YAML alias is placed at the alias, not at a later template", async () => {
+  await withSandbox(async (sandbox) => {
+    const flow = `id: aliased
+inputs:
+  s: { type: string, default: "{bad" }
+nodes:
+  - id: first
+    type: log
+    if: "\${{ false }}"
+    with: { message: &bad "\${{ fromJson(inputs.s) }}" }
+  - id: again
+    type: log
+    continueOnError: true
+    with: { message: *bad }
+  - id: later
+    type: log
+    needs: [again]
+    with: { message: "\${{ fromJson(inputs.s + 'x') }}" }
+`;
+    await write(sandbox, "aliased.flow.yaml", flow);
+    // The second run reads the flow from the flow disk cache.
+    for (let i = 0; i < 2; i++) {
+      const result = await sandbox.run("run", "aliased.flow.yaml");
+      assert.equal(result.code, 1, result.stderr);
+      const { run } = JSON.parse(
+        (await sandbox.run("runs", "show", runIdOf(result), "--json")).stdout,
+      );
+      assertErrors(run.nodes, {
+        again: `aliased.flow.yaml:${
+          at(flow, "*bad")
+        }: nodes[1].with.message: Cannot evaluate \${{ fromJson(inputs.s) }}`,
+        later: `aliased.flow.yaml:${at(flow, "fromJson(inputs.s + ")}: nodes[2].with.message`,
+      });
+    }
+  });
+});

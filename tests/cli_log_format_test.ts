@@ -342,6 +342,29 @@ Deno.test("cli --log-format json: a daemon's start, a scheduled flow's node logs
   });
 });
 
+Deno.test("cli --log-format json: a tick of a schedule entry names the flow's id as flow, and the entry", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.writeTextFile(
+      join(sandbox.dir, "tick.flow.yaml"),
+      TICK.replace('schedule: "* * * * * *"', 'schedule:\n  - { id: often, cron: "* * * * * *" }'),
+    );
+    await Deno.writeTextFile(
+      join(sandbox.dir, "flowstate.yaml"),
+      "flows: [./tick.flow.yaml]\njobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+    );
+    const { code, lines } = await untilThenTerm(
+      sandbox.dir,
+      ["daemon", "--log-format", "json"],
+      (line) => line.event === "run.end" && line.schedule === "flow:tick#often",
+    );
+    assert.equal(code, 0);
+    const [end] = events(lines, "run.end");
+    assert.deepEqual([end.schedule, end.flow, end.entry], ["flow:tick#often", "tick", "often"]);
+    const log = events(lines, "node.log", "hello").find((l) => l.runId === end.runId);
+    assert.deepEqual([log?.schedule, log?.flow, log?.entry], ["flow:tick#often", "tick", "often"]);
+  });
+});
+
 Deno.test("cli --log-format json: serve says where it listens and that it stopped on SIGTERM, as JSON lines", async () => {
   await withSandbox(async (sandbox) => {
     const { code, stdout, lines } = await untilThenTerm(

@@ -553,3 +553,38 @@ Deno.test("api: GET /api/runs/{id} (and …/nodes) of a failed run carries its o
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("archive: an archived failed run keeps its onFailure link (runs show, --json, GET /api/runs/{id})", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await writeProject(dir);
+    const failed = await run("run", "flows/boom.flow.yaml");
+    assert.equal(failed.code, 1, failed.stderr);
+    const id = /^run: +(\S+)$/m.exec(failed.stdout)![1];
+    const handlerId = /^onFailure: alert ran as run (\S+)$/m.exec(failed.stdout)![1];
+    const archived = await run("jobs", "run", "archive", "-o", "olderThan=0s");
+    assert.equal(archived.code, 0, archived.stderr);
+    assert.equal(
+      (await run("runs", "ls")).stdout.includes(id),
+      false,
+      "archived, not in the store",
+    );
+
+    const shown = JSON.parse((await run("runs", "show", id, "--json")).stdout);
+    assert.equal(typeof shown.archive, "string");
+    assert.equal(shown.onFailure?.runId, handlerId);
+    assert.equal(shown.onFailure?.flow, "alert");
+    assert.match(
+      (await run("runs", "show", id)).stdout,
+      new RegExp(`^onFailure: alert ran as run ${handlerId} `, "m"),
+    );
+
+    await using rt = await openRuntime({ config: join(dir, "flowstate.yaml"), cwd: dir, home });
+    await using server = await serve(rt, { port: 0, worker: false });
+    const detail = await documented<{ onFailure?: OnFailureMarker }>(
+      "GET",
+      "/api/runs/{id}",
+      await fetch(new URL(`/api/runs/${id}`, server.url)),
+    );
+    assert.deepEqual(detail.onFailure, shown.onFailure);
+  });
+});

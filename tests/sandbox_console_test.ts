@@ -273,3 +273,119 @@ nodes:
     ]]);
   });
 });
+
+/** `nodes/<name>` holding `module`, and t.flow.yaml (secret API_TOKEN) with the node list `nodes`. */
+async function moduleProject(
+  sandbox: Sandbox,
+  name: string,
+  module: string,
+  nodes: string,
+): Promise<void> {
+  await Deno.mkdir(join(sandbox.dir, "nodes"), { recursive: true });
+  await Deno.writeTextFile(join(sandbox.dir, "nodes", name), module);
+  await Deno.writeTextFile(
+    join(sandbox.dir, "t.flow.yaml"),
+    `id: t\nsecrets: [API_TOKEN]\nnodes:\n${nodes}`,
+  );
+}
+
+/** A node module whose attempt leaves an error uncaught, then waits for what never comes. */
+const THROWER = `
+const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
+export default {
+  kind: "flowstate.node",
+  optionsSchema: schema,
+  async run(ctx, input) {
+    if (input.how === "rejected") Promise.reject(new Error("rejected with " + input.token));
+    else setTimeout(() => { throw new Error("thrown with " + input.token); }, 0);
+    await new Promise(() => {});
+  },
+};
+`;
+
+Deno.test("cli: a node's uncaught error fails its attempt and is not printed raw on stderr (its secret unmasked, not JSON)", async () => {
+  await withSandbox(async (sandbox) => {
+    await moduleProject(
+      sandbox,
+      "thrower.ts",
+      THROWER,
+      `  - id: rejected
+    type: ./nodes/thrower.ts
+    continueOnError: true
+    with: { how: rejected, token: "\${{ secrets.API_TOKEN }}" }
+  - id: thrown
+    type: ./nodes/thrower.ts
+    needs: [rejected]
+    with: { how: thrown, token: "\${{ secrets.API_TOKEN }}" }
+`,
+    );
+    for (const format of ["text", "json"]) {
+      const result = await sandbox.runWith(
+        { API_TOKEN: SECRET },
+        "run",
+        "t.flow.yaml",
+        "--log-format",
+        format,
+      );
+      assert.equal(result.code, 1, result.stderr);
+      assert.ok(!result.stderr.includes("Sup3r"), result.stderr);
+      assert.doesNotMatch(result.stderr, /Uncaught \(in worker/);
+      if (format === "json") {
+        for (const line of result.stderr.split("\n").filter((l) => l !== "")) {
+          assert.doesNotThrow(() => JSON.parse(line), `not a JSON line on stderr: ${line}`);
+        }
+      }
+      const id = /^run: +(\w+)$/m.exec(result.stdout)?.[1];
+      const shown = await sandbox.run("runs", "show", id!, "--json");
+      const { nodes } = JSON.parse(shown.stdout).run;
+      assert.equal(nodes.rejected.error, "Uncaught (in promise) Error: rejected with ***");
+      assert.equal(nodes.thrown.error, "Uncaught Error: thrown with ***");
+    }
+  });
+});
+
+/** A node module (like an npm dependency would) writing to stdout and stderr directly. */
+const WRITER = `
+import process from "node:process";
+import { Console } from "node:console";
+const schema = { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } };
+export default {
+  kind: "flowstate.node",
+  optionsSchema: schema,
+  async run(ctx, input) {
+    process.stdout.write("process.stdout " + input.token + "\\n");
+    process.stderr.write("process.stderr\\n");
+    new Console(process.stdout).log("a Console of its own");
+    await Deno.stdout.write(new TextEncoder().encode("Deno.stdout\\n"));
+    Deno.stderr.writeSync(new TextEncoder().encode("Deno.stderr"));
+    ctx.log("from ctx.log");
+    return "wrote";
+  },
+};
+`;
+
+Deno.test("cli: what a node writes to stdout or stderr itself (process.stdout, Deno.stderr) is its log lines, not the runner's output", async () => {
+  await withSandbox(async (sandbox) => {
+    await moduleProject(
+      sandbox,
+      "writer.ts",
+      WRITER,
+      `  - id: w
+    type: ./nodes/writer.ts
+    with: { token: "\${{ secrets.API_TOKEN }}" }
+`,
+    );
+    const { result, events } = await runEvents(sandbox, { API_TOKEN: SECRET });
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(!result.stderr.includes("Sup3r") && !result.stdout.includes("Sup3r"));
+    assert.doesNotMatch(result.stderr, /^process\.stderr|^Deno\.stderr/m);
+    assert.deepEqual(logsOf(events, "w"), [
+      ["info", "process.stdout ***"],
+      ["error", "process.stderr"],
+      ["info", "a Console of its own"],
+      ["info", "Deno.stdout"],
+      ["error", "Deno.stderr"],
+      ["info", "from ctx.log"],
+    ]);
+  });
+});

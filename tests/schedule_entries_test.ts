@@ -89,6 +89,18 @@ Deno.test("validate: a required input that the schedule does not give is an erro
       tick.stderr,
       /flows\/tick\.flow\.yaml:2:32: inputs\.scheduledAt\.type: a scheduled flow's input scheduledAt is given the tick's time: declare it type: string \(ISO 8601\) or number/,
     );
+    // Nor an enum: no tick's time is one of its values, so every tick would fail.
+    await Deno.writeTextFile(
+      join(dir, "flows", "tick.flow.yaml"),
+      'id: tick\ninputs: { scheduledAt: { type: string, enum: [today] } }\nschedule: "@daily"\n' +
+        "nodes: [{ id: a, type: log, with: { message: hi } }]\n",
+    );
+    const listed = await run("validate", "flows/tick.flow.yaml");
+    assert.equal(listed.code, 2, listed.stdout + listed.stderr);
+    assert.match(
+      listed.stderr,
+      /flows\/tick\.flow\.yaml:2:46: inputs\.scheduledAt\.enum: a scheduled flow's input scheduledAt is given the tick's time, which no enum: can list; remove the enum, or read run\.scheduledAt instead/,
+    );
   });
 });
 
@@ -124,6 +136,34 @@ Deno.test("validate: bad schedule inputs and entry ids are errors at file:line:c
 
 // ---------------------------------------------------------------------------
 // flowstate schedules ls
+
+Deno.test("schedules ls: an input holding a line break, a comma or an = is quoted, one row per entry", async () => {
+  await withCliProject(CONFIG, async (run, dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "notes.flow.yaml"),
+      [
+        "id: notes",
+        "inputs:",
+        "  text: { type: string }",
+        "schedule:",
+        '  - { id: a, cron: "0 2 * * *", inputs: { text: "two\\nlines" } }',
+        '  - { id: b, cron: "0 3 * * *", inputs: { text: "x, y=1" } }',
+        '  - { id: c, cron: "0 4 * * *", inputs: { text: "tab\\there" } }',
+        '  - { id: d, cron: "0 5 * * *", inputs: { text: "plain words" } }',
+        "nodes:",
+        "  - { id: say, type: log, with: { message: hi } }",
+        "",
+      ].join("\n"),
+    );
+    const table = (await cliOk(run, "schedules", "ls")).trimEnd().split("\n");
+    assert.equal(table.length, 5, table.join("\n"));
+    assert.match(table[1], /^flow:notes#a\s.*\stext="two\\nlines"$/);
+    assert.match(table[2], /^flow:notes#b\s.*\stext="x, y=1"$/);
+    assert.match(table[3], /^flow:notes#c\s.*\stext="tab\\there"$/);
+    assert.match(table[4], /^flow:notes#d\s.*\stext=plain words$/);
+  });
+});
 
 Deno.test("schedules ls: each entry of a flow's schedule is a row with its id and inputs (text and --json)", async () => {
   await withCliProject(CONFIG, async (run, dir) => {

@@ -502,11 +502,18 @@ async function jobPathLines(runtime: Runtime): Promise<Map<string, string[]>> {
   return lines;
 }
 
-/** The context fields of a schedule: `schedule`, and `job` or `flow` by its kind. */
+/**
+ * The context fields of a schedule: `schedule`, and `job` or `flow` by its
+ * kind; an entry of a flow's `schedule:` list with an `id` (`flow:backup#a`)
+ * is `flow: "backup"` and `entry: "a"`.
+ */
 function scheduleFields(scheduleId: string | undefined): LogFields {
   if (scheduleId === undefined) return {};
   if (scheduleId.startsWith("job:")) return { schedule: scheduleId, job: scheduleId.slice(4) };
-  if (scheduleId.startsWith("flow:")) return { schedule: scheduleId, flow: scheduleId.slice(5) };
+  if (scheduleId.startsWith("flow:")) {
+    const [flow, entry] = scheduleId.slice(5).split("#", 2);
+    return { schedule: scheduleId, flow, ...(entry === undefined ? {} : { entry }) };
+  }
   return { schedule: scheduleId };
 }
 

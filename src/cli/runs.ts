@@ -299,9 +299,10 @@ export async function showRun(
           events: archived.events,
           archive: archived.archive,
           version: archived.version,
+          ...(archived.onFailure === undefined ? {} : { onFailure: archived.onFailure }),
         }));
       } else {
-        printRun(archived.run, archived.events, runtime.config.timezone);
+        printRun(archived.run, archived.events, runtime.config.timezone, archived.onFailure);
         console.log(`archived: ${archived.archive}`);
         console.log(archivedVersionLine(archived.version, runId, runtime.config.timezone));
       }

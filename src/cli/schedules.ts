@@ -35,13 +35,22 @@ import { pathLines, PATHS_HEADING } from "./jobs.ts";
 
 export type { ScheduleListing } from "../scheduler/listing.ts";
 
-/** A schedule's inputs as the table shows them: `db=a, n=2` (JSON for values other than text); `-` for none. */
+/**
+ * A string input written as it is in the INPUTS column: no line break or
+ * tab (which would break the row), no `,` or `=` (which would read as
+ * another input), no `"` or space at an end (which would not be seen); else
+ * it is quoted as JSON.
+ */
+// deno-lint-ignore no-control-regex
+const BARE = /^(?![\s"])[^\x00-\x1f\x7f,=]+(?<!\s)$/;
+
+/** A schedule's inputs as the table shows them: `db=a, n=2` (JSON for values other than text, and for text that {@linkcode BARE} refuses); `-` for none. */
 function inputsText(inputs: ScheduleListing["inputs"]): string {
   const entries = Object.entries(inputs ?? {});
   if (entries.length === 0) return "-";
   return printable(
     entries.map(([name, value]) =>
-      `${name}=${typeof value === "string" ? value : JSON.stringify(value)}`
+      `${name}=${typeof value === "string" && BARE.test(value) ? value : JSON.stringify(value)}`
     ).join(", "),
   );
 }

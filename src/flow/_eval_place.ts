@@ -104,6 +104,16 @@ function childOf(value: unknown, step: string | number): unknown {
   return (value as Record<string | number, unknown>)[step];
 }
 
+/** The offset of `at` in `text`; `undefined` past its end. */
+function offsetOf(text: string, at: { line: number; column: number }): number | undefined {
+  let lineStart = 0;
+  for (let line = 1; line < at.line; line++) {
+    lineStart = text.indexOf("\n", lineStart) + 1;
+    if (lineStart === 0) return undefined;
+  }
+  return lineStart + at.column - 1;
+}
+
 /**
  * The position of character `offset` of the string `value`, written in
  * `text` at `at` (where its scalar starts: a quote, `|`, `>` or its first
@@ -123,12 +133,10 @@ function inText(
   if (open < 0) return undefined;
   let nth = 0;
   for (let i = value.indexOf(OPEN); i >= 0 && i < open; i = value.indexOf(OPEN, i + 1)) nth++;
-  let lineStart = 0;
-  for (let line = 1; line < at.line; line++) {
-    lineStart = text.indexOf("\n", lineStart) + 1;
-    if (lineStart === 0) return undefined;
-  }
-  let found = text.indexOf(OPEN, lineStart + at.column - 1);
+  const from = offsetOf(text, at);
+  // An `*alias` holds no template: the next one written is another value's.
+  if (from === undefined || text[from] === "*") return undefined;
+  let found = text.indexOf(OPEN, from);
   for (; nth > 0 && found >= 0; nth--) found = text.indexOf(OPEN, found + 1);
   if (found < 0) return undefined;
   const inside = offset - open;

@@ -9,7 +9,9 @@
  * `debug` at `debug`, `log`, `info`, `dir`, `table`, `count`, `time*` and
  * `group` labels at `info`, `warn` at `warn`, `error`, `trace` and a failed
  * `assert` at `error`. The host records it as a `ctx.log` line (its limits,
- * its secrets masked).
+ * its secrets masked). So are the node's own writes to stdout and stderr
+ * (`process.stdout.write`, a `Console` of its own, `Deno.stdout.write`):
+ * each write a line, stdout's at `info`, stderr's at `error`.
  *
  * A line belongs to the attempt whose code printed it (an async context
  * follows it through awaits and timers, so attempts running at once in one
@@ -76,7 +78,9 @@ const ENDED_KEPT = 64;
  * Route the Worker's console to log lines: `send(run, message, level)`
  * sends one as request `run`'s `ctx.log` line. Returns what the Worker's
  * request handler calls: `attempt(run, info, fn)` runs the attempt `fn`
- * (request `run`) so that what it prints is its own.
+ * (request `run`) so that what it prints is its own; and `print(text,
+ * level)`, what the console prints with (level as Deno's: 1 `info`, 3
+ * `error`), for other output of the node's to go the same way.
  *
  * `internals` is `Deno[Deno.internal]` (its `Console`), taken before the
  * Worker gives it up; `Storage` is `node:async_hooks`' `AsyncLocalStorage`
@@ -87,7 +91,10 @@ export function routeConsole(
   internals: { Console?: new (print: (text: string, level: number) => void) => object } | undefined,
   Storage: typeof AsyncLocalStorage,
   send: (run: number, message: string, level: LogLevel) => void,
-): { attempt<T>(run: number, info: AttemptInfo, fn: () => Promise<T>): Promise<T> } {
+): {
+  attempt<T>(run: number, info: AttemptInfo, fn: () => Promise<T>): Promise<T>;
+  print(text: string, level: number): void;
+} {
   const context = new Storage<number>();
   // Taken now: the node may replace what AsyncLocalStorage's prototype holds.
   const store = context.getStore.bind(context);
@@ -141,6 +148,7 @@ export function routeConsole(
   }
 
   return {
+    print,
     async attempt<T>(run: number, info: AttemptInfo, fn: () => Promise<T>): Promise<T> {
       // The Worker serves one run at a time: what an earlier run's attempt left is not this run's.
       const before = pending.length;

@@ -14,6 +14,7 @@
  * | `call`      | `id`, `run`, `method` (string), `args` (array), `scope`? |
  * | `heap`      | `heapUsed` (bytes): the answer to the host's `ping`      |
  * | `stray`     | `quote`: the node posted on its Worker's own channel     |
+ * | `crash`     | `message`: an error the node left uncaught (Deno's words) |
  *
  * @module
  */
@@ -36,7 +37,8 @@ export type WorkerMessage =
   | { op: "log"; run: number; message: string; level: string }
   | { op: "call"; id: number; run: number; scope?: string; method: string; args: { v?: unknown }[] }
   | { op: "heap"; heapUsed: number }
-  | { op: "stray"; quote: string };
+  | { op: "stray"; quote: string }
+  | { op: "crash"; message: string };
 
 /** The start of the error a Worker sending a message of no known shape is stopped with. */
 export const NOT_UNDERSTOOD = "the node's Worker sent a message Flowstate does not understand";
@@ -118,6 +120,8 @@ export function readWorkerMessage(data: unknown): WorkerMessage | { problem: str
       case "stray":
         // quoteMessage made it in the Worker: a longer one did not come from it.
         return typeof msg.quote === "string" && msg.quote.length <= QUOTED + 1;
+      case "crash":
+        return typeof msg.message === "string";
       default:
         return false;
     }

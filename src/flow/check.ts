@@ -350,6 +350,12 @@ export class Checker {
         `a scheduled flow's input ${SCHEDULED_AT_INPUT} is given the tick's time: declare it type: string (ISO 8601) or number (ms since the epoch), or read run.scheduledAt instead`,
       );
     }
+    if (isRecord(tickInput) && tickInput.enum !== undefined) {
+      this.add(
+        ["inputs", SCHEDULED_AT_INPUT, "enum"],
+        `a scheduled flow's input ${SCHEDULED_AT_INPUT} is given the tick's time, which no enum: can list; remove the enum, or read run.scheduledAt instead`,
+      );
+    }
     const where = (path: readonly (string | number)[]) =>
       path.length === 1 ? "schedule" : `schedule[${path[1]}]`;
     const seen = new Map<string | null, readonly (string | number)[]>();

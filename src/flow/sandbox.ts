@@ -511,6 +511,11 @@ export class SandboxWorker {
         // Its attempt is over, or the level is unknown (the Worker's ctx.log refuses that, so
         // only a message the node posted itself): nothing to throw to, the line is dropped.
       }
+    } else if (msg.op === "crash") {
+      // As Deno would have reported it to the Worker's onerror (which it also prints raw on
+      // the runner's stderr: the node's message, its secrets unmasked, not a log line).
+      this.#kill(new Error(msg.message));
+      ready();
     } else if (msg.op === "stray") {
       this.#kill(new Error(`${NOT_UNDERSTOOD}: ${msg.quote}; it was stopped`));
       ready();

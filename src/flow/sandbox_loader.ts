@@ -41,7 +41,8 @@ scope.onmessage = (event: MessageEvent) => {
     return;
   }
   node.onerror = (e) => {
-    // Reported once, to the host: not also as Deno's "Uncaught (in worker)" on stderr.
+    // Reported once, to the host. (Deno prints a Worker's uncaught error on stderr even so: the
+    // node's Worker reports its own to the host and keeps them from Deno; see sandbox_worker.ts.)
     e.preventDefault();
     scope.postMessage({ op: "crash", message: e.message });
   };

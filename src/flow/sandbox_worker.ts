@@ -41,6 +41,37 @@ function encodeArgs(args: unknown[]): { v?: unknown }[] {
 const GRAPH_CHECK = "__flowstateGraphCheck";
 
 /**
+ * An error the node leaves uncaught (a rejection no one handles, a throw in
+ * a timer) is sent to the host as `{"op":"crash","message"}`, in the words
+ * Deno would have used (`Uncaught (in promise) Error: …`), and not printed:
+ * Deno prints a Worker's uncaught error raw on the runner's stderr even when
+ * the host handles it, with the node's message (its secrets unmasked) and
+ * source line. The host stops the Worker, as it did on `onerror`. What the
+ * handlers use is taken now, before the node's code can replace it.
+ */
+function reportUncaught(post: (message: string) => void): void {
+  const preventDefault = Event.prototype.preventDefault;
+  const inspect = Deno.inspect;
+  const text = (value: unknown): string => {
+    try {
+      return value instanceof Error ? String(value) : inspect(value);
+    } catch {
+      return "a value that could not be printed";
+    }
+  };
+  const crash = (event: Event, message: string) => {
+    preventDefault.call(event);
+    post(JSON.stringify({ op: "crash", message: errorMessage(message) }));
+  };
+  globalThis.addEventListener("error", (event) => {
+    crash(event, `Uncaught ${text((event as ErrorEvent).error ?? (event as ErrorEvent).message)}`);
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    crash(event, `Uncaught (in promise) ${text(event.reason)}`);
+  });
+}
+
+/**
  * Load the node module at `url` the way a Worker the runner starts with read
  * on its import reads must: load its whole module graph without running any
  * of it (an import of it beside an export no module has, which fails when
@@ -94,6 +125,7 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
   });
   const memoryUsage = Deno.memoryUsage.bind(Deno);
   const post = port.postMessage.bind(port);
+  reportUncaught(post);
   // Ending the Worker from inside (Deno.exit, close) sends the host no answer: it would wait
   // for one forever. Both throw instead, so the node fails with a reason. So do what would reach
   // beyond the Worker: a prompt on the runner's terminal, the runner's working directory.
@@ -161,6 +193,24 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
     (await import(hooksModule)).AsyncLocalStorage,
     (run, message, level) => post(JSON.stringify({ op: "log", run, message, level })),
   );
+  // So is what it (or an npm package of it) writes to stdout or stderr itself:
+  // process.stdout.write, a Console of its own, Deno.stdout.write. Each write
+  // a line, stdout's at info, stderr's at error; `run --json` keeps its stdout.
+  const decoder = new TextDecoder();
+  for (const [stream, level] of [[Deno.stdout, 1], [Deno.stderr, 3]] as const) {
+    const take = (bytes: Uint8Array): number => {
+      consoleLines.print(decoder.decode(bytes), level);
+      return bytes.byteLength;
+    };
+    pin(stream, "writeSync", take);
+    pin(stream, "write", (bytes: Uint8Array) => {
+      try {
+        return Promise.resolve(take(bytes));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    });
+  }
   // Deno's internals (its ops: a prompt or a chdir without the checks above).
   delete (Deno as unknown as Record<symbol, unknown>)[
     (Deno as unknown as { internal: symbol }).internal

@@ -23,6 +23,7 @@ import {
 } from "./types.ts";
 import { parseJson } from "../_json.ts";
 import type { FlowVersion } from "./flow_version.ts";
+import type { OnFailureMarker } from "./types.ts";
 
 /**
  * How runs are grouped into archive files: by day or by month of their start time (UTC).
@@ -184,6 +185,11 @@ export interface ArchivedRun {
    * its version was no longer in the records store when it was archived.
    */
   version: FlowVersion | null;
+  /**
+   * The config's `runs.onFailure` flow that was started about the run (its
+   * marker in the records store when it was archived), if one was.
+   */
+  onFailure?: OnFailureMarker;
 }
 
 /**
@@ -429,15 +435,21 @@ function runOnLine(
   line: string,
   runId: string,
   { what, path, n }: { what: string; path: string; n: number },
-): { run: RunRecord; events: RunEvent[] } | null {
+): { run: RunRecord; events: RunEvent[]; onFailure?: OnFailureMarker } | null {
   if (!line.includes(`"${runId}"`)) return null;
-  let parsed: { run?: RunRecord; events?: RunEvent[] };
+  let parsed: { run?: RunRecord; events?: RunEvent[]; onFailure?: OnFailureMarker };
   try {
     parsed = parseJson(line);
   } catch (err) {
     throw damaged(what, path, `line ${n} is not JSON`, err);
   }
-  return parsed?.run?.id === runId ? { run: parsed.run, events: parsed.events ?? [] } : null;
+  if (parsed?.run?.id !== runId) return null;
+  const { onFailure } = parsed;
+  return {
+    run: parsed.run,
+    events: parsed.events ?? [],
+    ...(typeof onFailure === "object" && onFailure !== null ? { onFailure } : {}),
+  };
 }
 
 /**

@@ -201,6 +201,7 @@ const queueModule = () => queueImport ??= import("./_queue.ts");
 import { assertRunId } from "./run_id.ts";
 import type {
   ListRunsOptions,
+  OnFailureMarker,
   QueueInfo,
   RunEvent,
   RunPage,
@@ -224,28 +225,7 @@ export function recordsWithArchive(records: Records, archive: RecordsArchive): R
 
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
 
-/**
- * The mark that the config's `runs.onFailure` flow was started about a run:
- * written once, if absent, by the one process that starts it.
- *
- * @example
- * ```ts
- * import type { OnFailureMarker } from "@flowstate/core/records";
- * const marker: OnFailureMarker = { at: Date.now(), host: "web-1", pid: 42, flow: "alert" };
- * ```
- */
-export interface OnFailureMarker {
-  /** When the process claimed it (ms since the epoch). */
-  at: number;
-  /** The host of the process that runs the flow. */
-  host: string;
-  /** That process's id. */
-  pid: number;
-  /** The `runs.onFailure` flow, as the config names it. */
-  flow: string;
-  /** The run of that flow, once started. */
-  runId?: string;
-}
+export type { OnFailureMarker } from "./types.ts";
 
 /** What is told of runs these records end for a process found gone (see {@linkcode tellEndsFound}). */
 const endsFound = new WeakMap<Records, (record: RunRecord) => Promise<void>>();

@@ -843,3 +843,26 @@ export function runShapeProblem(value: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The mark that the config's `runs.onFailure` flow was started about a run:
+ * written once, if absent, by the one process that starts it.
+ *
+ * @example
+ * ```ts
+ * import type { OnFailureMarker } from "@flowstate/core/records";
+ * const marker: OnFailureMarker = { at: Date.now(), host: "web-1", pid: 42, flow: "alert" };
+ * ```
+ */
+export interface OnFailureMarker {
+  /** When the process claimed it (ms since the epoch). */
+  at: number;
+  /** The host of the process that runs the flow. */
+  host: string;
+  /** That process's id. */
+  pid: number;
+  /** The `runs.onFailure` flow, as the config names it. */
+  flow: string;
+  /** The run of that flow, once started. */
+  runId?: string;
+}

@@ -1753,15 +1753,17 @@ async function runOr404(
 
 /**
  * `{ onFailure }`: the config's `runs.onFailure` flow that was started about
- * run `id`, if one was (its marker in the records store), else `{}`. An
- * archived run's marker went with its records.
+ * run `id`, if one was (its marker in the records store, or in the archive
+ * for an archived run), else `{}`.
  */
 async function onFailureMark(
   server: ServerState,
   id: string,
   archived: ArchivedRun | null,
 ): Promise<{ onFailure?: OnFailureMarker }> {
-  if (archived !== null) return {};
+  if (archived !== null) {
+    return archived.onFailure === undefined ? {} : { onFailure: archived.onFailure };
+  }
   const marker = await (await server.runtime.records()).onFailureMarker(id);
   return marker === null ? {} : { onFailure: marker };
 }

@@ -12,10 +12,18 @@ import {
   statusBadge,
 } from "./dom.js";
 
-/** A schedule's inputs as one line: `db=a, n=2` (JSON for values other than text). */
+/**
+ * A text input written as it is (as `flowstate schedules ls` writes it): no
+ * line break or tab, no `,` or `=` (which would read as another input), no
+ * `"` or space at an end; else it is quoted as JSON.
+ */
+// deno-lint-ignore no-control-regex
+const BARE = /^(?![\s"])[^\x00-\x1f\x7f,=]+(?<!\s)$/;
+
+/** A schedule's inputs as one line: `db=a, n=2` (JSON for values other than text, and for text BARE refuses). */
 function inputsText(inputs) {
   return Object.entries(inputs).map(([name, value]) =>
-    `${name}=${typeof value === "string" ? value : JSON.stringify(value)}`
+    `${name}=${typeof value === "string" && BARE.test(value) ? value : JSON.stringify(value)}`
   ).join(", ");
 }
 
