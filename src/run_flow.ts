@@ -36,14 +36,7 @@ import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 import { readSecrets, SecretMasker } from "./flow/secrets.ts";
-import {
-  assertMockedNodesExist,
-  assertSubFlowMocks,
-  checkMocks,
-  type MockLevel,
-  mockLevel,
-  type NodeMocks,
-} from "./flow/mocks.ts";
+import type { MockLevel, NodeMocks } from "./flow/mocks.ts";
 
 /** What running a flow needs from the runtime. */
 export interface FlowHost {
@@ -355,9 +348,15 @@ export function runFlow(
       `Cannot run flow: maxSubRuns must be a whole number of at least 0 (got ${maxSubRuns})`,
     );
   }
-  if (options.mocks !== undefined) checkMocks(options.mocks);
   const { onStart, ...rest } = options;
-  return runInTree(host, flow, rest, { subRuns: 0, maxSubRuns }, onStart);
+  const run = () => runInTree(host, flow, rest, { subRuns: 0, maxSubRuns }, onStart);
+  const given = options.mocks;
+  if (given === undefined) return run();
+  // Loaded for a run given mocks (a test's) only: a cold `flowstate run` never loads it.
+  return import("./flow/mocks.ts").then(({ checkMocks }) => {
+    checkMocks(given);
+    return run();
+  });
 }
 
 /**
@@ -461,7 +460,9 @@ async function runInTree(
       pool.close();
     }
   }
-  const mocks = mockLevel(options.mocks);
+  // Loaded for a run given mocks (a test's) only, as in runFlow().
+  const mocking = options.mocks === undefined ? undefined : await import("./flow/mocks.ts");
+  const mocks = mocking?.mockLevel(options.mocks);
   // Held from the check to the end of the run: the Worker that checked a module runs it.
   using _held = host.sandboxes.hold();
   const loadOptions = {
@@ -487,7 +488,7 @@ async function runInTree(
   /** A mock naming no node: thrown, and (in a sub-run) what the root `runFlow` rejects with. */
   function mocksExist(level: MockLevel, def: FlowDefinition): void {
     try {
-      assertMockedNodesExist(level, def.id, def.nodes.map((n) => n.id), mockPath);
+      mocking!.assertMockedNodesExist(level, def.id, def.nodes.map((n) => n.id), mockPath);
     } catch (err) {
       if (depth > 0) tree.callbackError ??= { error: err };
       throw err;
@@ -516,7 +517,7 @@ async function runInTree(
   const def = prepared.definition;
   if (mocks !== undefined && mocks.nested.size > 0) {
     try {
-      await assertSubFlowMocks(
+      await mocking!.assertSubFlowMocks(
         mocks,
         def,
         prepared.baseDir,

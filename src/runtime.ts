@@ -36,7 +36,12 @@ import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
 import type { RunRecord } from "./records/types.ts";
 import { Records, recordsWithArchive, tellEndsFound } from "./records/records.ts";
-import { FailureNotifier, type OnFailureFlow, type RunSource } from "./on_failure.ts";
+import type {
+  FailureNotifier,
+  FailureNotifierHost,
+  OnFailureFlow,
+  RunSource,
+} from "./on_failure.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { assertRunId } from "./records/run_id.ts";
 import { systemClock } from "./clock.ts";
@@ -573,7 +578,7 @@ class FlowstateRuntime implements Runtime {
   /** The program's node types (`nodeTypes` of {@linkcode openRuntime}); see {@linkcode programNodesOf}. */
   readonly nodeTypes: ProgramNodeTypes | undefined;
   /** Runs `runs.onFailure`, when the config sets it. */
-  readonly notifier: FailureNotifier | undefined;
+  readonly notifier: LazyFailureNotifier | undefined;
   /** How this runtime's runs come to run, for `runs.onFailure` (see {@linkcode setRunSource}). */
   runSource: RunSource = "program";
 
@@ -614,7 +619,7 @@ class FlowstateRuntime implements Runtime {
       changed: (change: StateChange) =>
         events.emit({ type: "state.changed", at: at(), ...change, key: [...change.key] }),
     };
-    this.notifier = config.runs.onFailure === undefined ? undefined : new FailureNotifier({
+    this.notifier = config.runs.onFailure === undefined ? undefined : new LazyFailureNotifier({
       config,
       records: () => this.records(),
       flowHost: () => this.flowHost(),
@@ -963,6 +968,41 @@ class FlowstateRuntime implements Runtime {
       reader: async () => (await import("./records/_archive_read.ts")).archiveReaderOf(this),
       ...(this.#onWarning === undefined ? {} : { onWarning: this.#onWarning }),
     });
+  }
+}
+
+/**
+ * A {@linkcode FailureNotifier} whose module (`on_failure.ts`) is loaded on
+ * first use: a run whose config has no `runs.onFailure` never loads it. The
+ * notifier is made once; every call goes to it, in the order made.
+ */
+class LazyFailureNotifier {
+  readonly #host: FailureNotifierHost;
+  #notifier: Promise<FailureNotifier> | undefined;
+
+  constructor(host: FailureNotifierHost) {
+    this.#host = host;
+  }
+
+  #loaded(): Promise<FailureNotifier> {
+    return this.#notifier ??= import("./on_failure.ts").then(({ FailureNotifier }) =>
+      new FailureNotifier(this.#host)
+    );
+  }
+
+  /** See {@linkcode FailureNotifier.check}. */
+  async check(): Promise<OnFailureFlow> {
+    return await (await this.#loaded()).check();
+  }
+
+  /** See {@linkcode FailureNotifier.warnExcept}. */
+  async warnExcept(): Promise<void> {
+    await (await this.#loaded()).warnExcept();
+  }
+
+  /** See {@linkcode FailureNotifier.notify} (never throws). */
+  async notify(record: RunRecord, signal?: AbortSignal): Promise<void> {
+    await (await this.#loaded()).notify(record, signal);
   }
 }
 

@@ -223,10 +223,12 @@ Deno.test("cycles() finds a cycle, and the layer check an upward import (the che
   assert.ok(layerOf("src/cli/main.ts") > layerOf("src/store/store.ts"));
 });
 
-Deno.test("a cold `flowstate run` loads no Node built-in but node:sqlite (Node compatibility costs every run ~15-30 ms)", async () => {
-  // The run path: cli.ts, the run command and the default store's plugin (each loaded by a
-  // dynamic import), with what they import statically. A `node:` module there (node:path, say)
-  // starts Deno's Node compatibility on every cold run; node:sqlite does not.
+/**
+ * The run path: cli.ts, the run command and the default store's plugin (each
+ * loaded by a dynamic import), with what they import statically (code, not
+ * types): the modules a cold `flowstate run` loads, ours and `node:` ones.
+ */
+async function runPath(): Promise<{ modules: Set<string>; nodeImports: string[] }> {
   const roots = ["cli.ts", "src/cli/run.ts", "plugins/sqlite/mod.ts"];
   const prefix = new URL("../", import.meta.url).href;
   const infos = await Promise.all(roots.map(denoInfo));
@@ -235,20 +237,35 @@ Deno.test("a cold `flowstate run` loads no Node built-in but node:sqlite (Node c
   for (const graph of infos) {
     for (const m of graph.modules ?? []) deps.set(m.specifier, m.dependencies ?? []);
   }
-  const seen = new Set<string>();
-  const found: string[] = [];
+  const modules = new Set<string>();
+  const nodeImports: string[] = [];
   const visit = (specifier: string) => {
-    if (seen.has(specifier)) return;
-    seen.add(specifier);
+    const own = specifier.slice(prefix.length);
+    if (modules.has(own)) return;
+    modules.add(own);
     for (const d of deps.get(specifier) ?? []) {
       const to = d.code?.specifier;
       if (to === undefined || d.isDynamic) continue; // type-only, or loaded when needed
-      if (to.startsWith("node:") && to !== "node:sqlite") {
-        found.push(`${specifier.slice(prefix.length)} imports ${to}`);
-      } else if (to.startsWith(prefix)) visit(to);
+      if (to.startsWith("node:")) nodeImports.push(`${own} imports ${to}`);
+      else if (to.startsWith(prefix)) visit(to);
     }
   };
   for (const root of roots) visit(new URL(root, prefix).href);
-  assert.ok(seen.size > 50, `the run path was walked (${seen.size} modules)`);
-  assert.deepEqual(found, []);
+  assert.ok(modules.size > 50, `the run path was walked (${modules.size} modules)`);
+  return { modules, nodeImports };
+}
+
+Deno.test("a cold `flowstate run` loads no Node built-in but node:sqlite (Node compatibility costs every run ~15-30 ms)", async () => {
+  // A `node:` module on the run path (node:path, say) starts Deno's Node compatibility on every
+  // cold run; node:sqlite does not.
+  const { nodeImports } = await runPath();
+  assert.deepEqual(nodeImports.filter((i) => !i.endsWith(" imports node:sqlite")), []);
+});
+
+Deno.test("a cold `flowstate run` loads the modules of runs.onFailure, mocks and exec nodes only when used", async () => {
+  // Each is a dynamic import at its point of use (runtime.ts, run_flow.ts, prepare.ts): a run
+  // that does not use the feature does not parse it (BENCHMARKS.md, cold start).
+  const { modules } = await runPath();
+  const lazy = ["src/on_failure.ts", "src/flow/mocks.ts", "src/flow/exec_node.ts"];
+  assert.deepEqual(lazy.filter((m) => modules.has(m)), []);
 });

@@ -24,7 +24,6 @@ import {
   staticOptions,
 } from "./node_options.ts";
 import { httpNodeType } from "./http_node.ts";
-import { execNodeType } from "./exec_node.ts";
 import { netProblem } from "./_http.ts";
 import {
   invalidPermission,
@@ -207,7 +206,8 @@ export async function prepareFlow(
         if (usable) {
           type = mocked
             ? mockedNodeType(type!, execOptionsSchema(permissions.run))
-            : execNodeType(permissions, pool, baseDir);
+            // Loaded for a flow with an exec node only: other runs never load it.
+            : (await import("./exec_node.ts")).execNodeType(permissions, pool, baseDir);
         }
       }
       if (sandboxed && mocked) {
