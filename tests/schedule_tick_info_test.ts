@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliOk, withCliProject } from "./_cli_sandbox.ts";
-import { openRuntime, type RunRecord } from "../mod.ts";
+import { openRuntime, runJob, type RunRecord } from "../mod.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler.ts";
 import { fakeClock } from "../src/testing/clock.ts";
 import { manualTimers } from "../src/testing/timers.ts";
@@ -165,4 +165,19 @@ Deno.test("daemon scheduler: a scheduled job's run records its tick (runs show, 
     assert.equal(manual.scheduledAt, undefined);
     assert.doesNotMatch(await cliOk(run, "runs", "show", manual.id), /^schedule:/m);
   });
+});
+
+Deno.test("runJob: option scheduled is recorded as the run's tick; a malformed one is a TypeError and nothing is recorded", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const run = await runJob(rt, "gc", { scheduled: { at: at(4), schedule: "job:gc" } });
+  assert.deepEqual([run.status, run.scheduledAt, run.schedule], ["succeeded", at(4), "job:gc"]);
+  await assert.rejects(
+    () => runJob(rt, "gc", { scheduled: { at: Number.NaN, schedule: "job:gc" } }),
+    (err: Error) =>
+      err instanceof TypeError &&
+      /^Cannot run job: option scheduled must be \{ at: <ms since the epoch>, schedule: "<schedule id>" \}/
+        .test(err.message),
+  );
+  const records = await rt.records();
+  assert.deepEqual((await records.listRuns({ flowId: "job:gc" })).runs.map((r) => r.id), [run.id]);
 });
