@@ -76,6 +76,8 @@ export type RunSource = "cli" | "schedule" | "queue" | "api" | "program";
  *   startedAt: "2026-12-07T03:00:00.000Z",
  *   endedAt: "2026-12-07T03:00:04.120Z",
  *   durationMs: 4120,
+ *   scheduledAt: "2026-12-07T03:00:00.000Z",
+ *   schedule: "flow:nightly-import",
  *   source: "schedule",
  *   attempt: 1,
  *   host: "nas",
@@ -105,6 +107,17 @@ export interface FailedRunInput {
   endedAt: string | null;
   /** Its duration in ms. */
   durationMs: number | null;
+  /**
+   * For a run a schedule started: the tick's nominal time (ISO 8601), late
+   * or catch-up ticks included; `null` for a run no schedule started.
+   */
+  scheduledAt: string | null;
+  /**
+   * For a run a schedule started: the schedule's id, as `flowstate schedules
+   * ls` lists it (`flow:backup`, `flow:backup#nightly`, `job:gc`); `null` for
+   * a run no schedule started.
+   */
+  schedule: string | null;
   /** How it came to run, or `null` when not known (see {@linkcode RunSource}). */
   source: RunSource | null;
   /** Its attempt (a queued run's last; 1 otherwise). */
@@ -355,6 +368,8 @@ export class FailureNotifier {
     if (record.queue !== undefined) return "queue";
     // Found abandoned: how it was started is not recorded.
     if (failureKind(record) === "abandoned") return null;
+    // Its tick is recorded: a schedule started it, whichever runtime's scheduler ran it.
+    if (record.schedule !== undefined) return "schedule";
     return this.#host.source();
   }
 }
@@ -395,6 +410,10 @@ export function failedRunInput(
     startedAt: new Date(record.startedAt).toISOString(),
     endedAt: record.endedAt === null ? null : new Date(record.endedAt).toISOString(),
     durationMs: record.durationMs,
+    scheduledAt: record.scheduledAt === undefined
+      ? null
+      : new Date(record.scheduledAt).toISOString(),
+    schedule: record.schedule ?? null,
     source,
     attempt: Math.max(1, record.queue?.attempt ?? 1),
     host,

@@ -34,7 +34,7 @@ import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/en
 import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
-import type { RunRecord } from "./records/types.ts";
+import type { RunRecord, ScheduledTick } from "./records/types.ts";
 import { Records, recordsWithArchive, tellEndsFound } from "./records/records.ts";
 import type {
   FailureNotifier,
@@ -501,14 +501,22 @@ function checkInternalRunOptions(options: RunFlowOptions): void {
     );
   }
   if (parentRunId !== undefined) assertRunId(parentRunId, "Cannot run flow: option parentRunId");
-  const { scheduled } = options;
+  checkScheduledOption(options.scheduled, "Cannot run flow");
+}
+
+/**
+ * Throw a `TypeError` (`what: option scheduled must be …`) unless
+ * `scheduled` is left out or a {@linkcode ScheduledTick}: the check
+ * `runFlow` and `runJob` make of their option `scheduled`.
+ */
+export function checkScheduledOption(scheduled: ScheduledTick | undefined, what: string): void {
   if (
     scheduled !== undefined &&
     (typeof scheduled !== "object" || scheduled === null || !Number.isFinite(scheduled.at) ||
       typeof scheduled.schedule !== "string" || scheduled.schedule === "")
   ) {
     throw new TypeError(
-      `Cannot run flow: option scheduled must be { at: <ms since the epoch>, schedule: "<schedule id>" } (got ${
+      `${what}: option scheduled must be { at: <ms since the epoch>, schedule: "<schedule id>" } (got ${
         JSON.stringify(scheduled) ?? String(scheduled)
       })`,
     );

@@ -19,10 +19,10 @@ import { ConfigError, messageOf } from "../errors.ts";
 import { callGuarded } from "../_callback.ts";
 import { describeValue } from "../flow/_shapes.ts";
 import { validateOptions } from "../plugin.ts";
-import { notifyRunEnded, type Runtime } from "../runtime.ts";
+import { checkScheduledOption, notifyRunEnded, type Runtime } from "../runtime.ts";
 import type { JsonValue } from "../store/types.ts";
 import { RunRecorder } from "../records/recorder.ts";
-import type { RunRecord } from "../records/types.ts";
+import type { RunRecord, ScheduledTick } from "../records/types.ts";
 import { isJob, type Job, type JobContext, type JobResult } from "./job.ts";
 import type { LogLevel } from "../log.ts";
 import { createProgress, type Progress, type ProgressMode } from "./progress.ts";
@@ -168,6 +168,11 @@ export interface RunJobOptions<O extends object = Record<string, unknown>> {
   baseDir?: string;
   /** Called with the run's id once the run is recorded as `running`, before the job starts. */
   onStart?: (runId: string) => void;
+  /**
+   * The schedule's tick that started the run: recorded as its
+   * `scheduledAt` and `schedule` (the daemon's schedule `job:<name>` gives it).
+   */
+  scheduled?: ScheduledTick;
 }
 
 /**
@@ -310,7 +315,7 @@ export async function movedPathNotes(
 /** The options of {@linkcode runJob}. */
 const RUN_JOB_OPTIONS: readonly string[] = fieldNames<RunJobOptions<object>>()(
   ["options", "configOptions", "dryRun", "signal", "progress", "onLog", "baseDir"],
-  ["onStart"],
+  ["onStart", "scheduled"],
 );
 
 /**
@@ -355,7 +360,7 @@ export async function runJob<const J extends JobRef>(
     configOptions,
     options.options as Record<string, unknown> | undefined,
   );
-  const { onStart, onLog, signal } = options;
+  const { onStart, onLog, signal, scheduled } = options;
   const records = await runtime.records();
   const clock = runtime.clock;
   const flowId = `job:${job.name}`;
@@ -380,7 +385,14 @@ export async function runJob<const J extends JobRef>(
     recorder = await RunRecorder.start(
       records,
       clock,
-      { flowId, flowVersion: "job", inputs },
+      {
+        flowId,
+        flowVersion: "job",
+        inputs,
+        ...(scheduled === undefined
+          ? {}
+          : { scheduledAt: scheduled.at, schedule: scheduled.schedule }),
+      },
       // A cancel request from another process (`flowstate runs cancel`, the HTTP API).
       { onCancelRequested: () => controller.abort("cancel requested") },
     );
@@ -488,6 +500,7 @@ const PROGRESS_METHODS = ["start", "advance", "update", "finish"] as const;
 function checkRunJobOptions(options: RunJobOptions<object>): void {
   const what = "Cannot run job";
   const { signal, progress } = options;
+  checkScheduledOption(options.scheduled, what);
   if (
     signal !== undefined &&
     (typeof signal !== "object" || signal === null ||

@@ -639,7 +639,7 @@ export interface RunRecord {
   scheduledAt?: number;
   /**
    * For a run a schedule started: the schedule's id, as `schedules ls` lists
-   * it (`flow:backup`, `flow:backup#nightly`). Absent for other runs.
+   * it (`flow:backup`, `flow:backup#nightly`, `job:gc`). Absent for other runs.
    */
   schedule?: string;
   /**

@@ -364,7 +364,8 @@ export interface FlowFileProblem {
  * own or the job's `defaultSchedule`; `retention` and `gc` by default), run
  * with {@linkcode runJob}, and every flow under `flows:` with a `schedule:`,
  * run with `runtime.runFlow`. Job options are validated now, so a bad option
- * is a {@linkcode ConfigError} before anything runs.
+ * is a {@linkcode ConfigError} before anything runs. A job's run records its
+ * tick (`RunRecord.scheduledAt`, `schedule` `job:<name>`) as a flow's does.
  *
  * Each entry of a flow's `schedule:` (a list, or the one schedule) is a
  * schedule of its own: `flow:<id>` for the entry without `id` (as a single
@@ -433,11 +434,12 @@ export async function loadSchedules(
       missed: settings.missed,
       abandoned: settings.abandoned,
       jitterMs: settings.jitterMs,
-      run: ({ signal, started }) =>
+      run: ({ signal, started, tick }) =>
         runJob(runtime, job, {
           configOptions: { ...settings.options },
           signal,
           onStart: started,
+          scheduled: { at: tick, schedule: id },
           progress: "quiet",
           onLog: (message, level) => options.onLog?.(id, message, level),
         }),
