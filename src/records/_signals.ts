@@ -1,0 +1,154 @@
+/**
+ * Signals sent to a run (the `wait` node type): `P, "signals", runId, name,
+ * seq` holds one signal not taken yet, `seq` being the send time (15 digits
+ * of ms) and a random tail, so that the signals of one name are taken in the
+ * order sent (FIFO). A signal is written only beside a `queued` or `running`
+ * run, in one commit checking the run's record as read; the run's end
+ * (`finishRun`) and its deletion clear every signal it had not taken, in the
+ * same commit, so no signal outlives its run.
+ *
+ * @module
+ */
+import type { JsonValue } from "../store/types.ts";
+import {
+  type RecordsContext,
+  RETRY,
+  type StoredRun,
+  withoutEvents,
+  withRetry,
+} from "./_context.ts";
+import { assertRunId } from "./run_id.ts";
+import type { RunRecord } from "./types.ts";
+
+import { SIGNAL_NAME } from "../flow/_signal_name.ts";
+
+/** The most bytes a signal's data may take as JSON (64 KiB). */
+export const MAX_SIGNAL_BYTES = 65_536;
+
+/**
+ * One signal as stored (what `Records.takeSignal` resolves).
+ *
+ * @example
+ * ```ts
+ * import type { StoredSignal } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * const signal: StoredSignal = { name: "approve", data: { by: "ada" }, sentAt: Date.UTC(2026, 0, 1) };
+ * assert.equal(signal.name, "approve");
+ * ```
+ */
+export interface StoredSignal {
+  /** The signal's name. */
+  name: string;
+  /** Its data (`null` when sent without). */
+  data: JsonValue;
+  /** When it was sent (ms since the epoch). */
+  sentAt: number;
+}
+
+/**
+ * What sending a signal did (see `Records.sendSignal`, `Runtime.signalRun`).
+ *
+ * @example
+ * ```ts
+ * import type { SignalOutcome } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const outcome: SignalOutcome = { kind: "unknown" };
+ * assert.equal(outcome.kind === "stored" ? "sent" : "refused", "refused");
+ * ```
+ */
+export type SignalOutcome =
+  /** Written beside the run: its `wait` node for that name takes it (now or when it waits). */
+  | { kind: "stored"; run: RunRecord }
+  /** The run had ended: nothing written. */
+  | { kind: "ended"; run: RunRecord }
+  /** No run with that id. */
+  | { kind: "unknown" };
+
+/** Why `name` cannot name a signal, or `undefined` when it can. */
+export function signalNameProblem(name: unknown): string | undefined {
+  if (typeof name === "string" && SIGNAL_NAME.test(name)) return undefined;
+  return `${
+    JSON.stringify(name) ?? String(name)
+  } is not a signal name: use 1 to 64 letters, digits, _ and - (like approve or build-done)`;
+}
+
+/**
+ * The data of a signal as it is stored, checked: JSON, at most
+ * {@linkcode MAX_SIGNAL_BYTES} as JSON (a `TypeError` saying what is wrong
+ * otherwise). `undefined` is `null`.
+ */
+export function signalData(data: unknown): JsonValue {
+  if (data === undefined) return null;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(data);
+  } catch (err) {
+    throw new TypeError(`the signal's data is not JSON: ${(err as Error).message}`);
+  }
+  if (text === undefined) throw new TypeError("the signal's data is not JSON");
+  const bytes = new TextEncoder().encode(text).length;
+  if (bytes > MAX_SIGNAL_BYTES) {
+    throw new TypeError(
+      `the signal's data takes ${bytes} bytes as JSON, over the limit of ${MAX_SIGNAL_BYTES} (64 KiB); send a reference (a URL, a state key) instead`,
+    );
+  }
+  // What is stored is what JSON gives back (no `undefined` properties, no class instances).
+  return JSON.parse(text) as JsonValue;
+}
+
+/** Send signal `name` with `data` to run `runId` (see the module documentation). */
+export async function sendSignal(
+  ctx: RecordsContext,
+  runId: string,
+  name: string,
+  data: unknown,
+): Promise<SignalOutcome> {
+  const what = `Cannot send signal ${JSON.stringify(name)} to run ${JSON.stringify(runId)}`;
+  assertRunId(runId, what);
+  const problem = signalNameProblem(name);
+  if (problem !== undefined) throw new TypeError(`${what}: ${problem}`);
+  let value: JsonValue;
+  try {
+    value = signalData(data);
+  } catch (err) {
+    throw new TypeError(`${what}: ${(err as Error).message}`);
+  }
+  const { store, layout, clock } = ctx;
+  return await withRetry(ctx.retry, what, async () => {
+    const entry = await store.get<StoredRun>(layout.run(runId));
+    if (entry === null) return { kind: "unknown" } as const;
+    const run = withoutEvents(entry.value);
+    if (run.status !== "running" && run.status !== "queued") return { kind: "ended", run } as const;
+    const sentAt = clock.now();
+    const seq = `${String(sentAt).padStart(15, "0")}-${crypto.randomUUID().slice(0, 8)}`;
+    const signal: StoredSignal = { name, data: value, sentAt };
+    // Written only if the run is still as read: never a signal beside an ended run.
+    const result = await store.atomic()
+      .check(layout.run(runId), entry.version)
+      .set(layout.signal(runId, name, seq), signal as unknown as JsonValue)
+      .commit();
+    return result.ok ? { kind: "stored", run } as const : RETRY;
+  });
+}
+
+/**
+ * Take the oldest signal `name` of run `runId` (deleting it, so that no one
+ * else takes it), or `null` when there is none.
+ */
+export async function takeSignal(
+  ctx: RecordsContext,
+  runId: string,
+  name: string,
+): Promise<StoredSignal | null> {
+  const { store, layout } = ctx;
+  const what = `Cannot take signal ${JSON.stringify(name)} of run ${runId}`;
+  return await withRetry(ctx.retry, what, async () => {
+    const [first] = await store.list<StoredSignal>({
+      prefix: layout.signal(runId, name),
+      limit: 1,
+    }).nextPage();
+    if (first === undefined) return null;
+    const result = await store.atomic().check(first.key, first.version).delete(first.key).commit();
+    return result.ok ? first.value : RETRY;
+  });
+}
