@@ -18,9 +18,11 @@ import {
   withRetry,
 } from "./_context.ts";
 import { assertRunId } from "./run_id.ts";
-import type { RunRecord } from "./types.ts";
+import type { RunEvent, RunRecord } from "./types.ts";
+import { waitingLine } from "../flow/_signal_name.ts";
 
 import { SIGNAL_NAME } from "../flow/_signal_name.ts";
+export { SIGNAL_NAME };
 
 /** The most bytes a signal's data may take as JSON (64 KiB). */
 export const MAX_SIGNAL_BYTES = 65_536;
@@ -151,4 +153,35 @@ export async function takeSignal(
     const result = await store.atomic().check(first.key, first.version).delete(first.key).commit();
     return result.ok ? first.value : RETRY;
   });
+}
+
+/** A `wait` node of a run that waits for a signal now (see {@linkcode waitingNodes}). */
+export interface WaitingNode {
+  /** The node's id. */
+  node: string;
+  /** The signal it waits for. */
+  signal: string;
+  /** Its `message`, when it has one. */
+  message?: string;
+  /** When it began to wait (ms since the epoch). */
+  since: number;
+}
+
+/**
+ * The `wait` nodes of a run waiting for a signal, from its events so far: a
+ * node whose attempt logged its waiting line and which has not ended since.
+ */
+export function waitingNodes(events: readonly RunEvent[]): WaitingNode[] {
+  const waiting = new Map<string, WaitingNode>();
+  for (const event of events) {
+    if (event.type === "node.log") {
+      const line = waitingLine(event.message);
+      if (line !== undefined) {
+        waiting.set(event.node, { node: event.node, ...line, since: event.at });
+      }
+    } else if (event.type === "node.end" || event.type === "node.attempt" && event.error) {
+      waiting.delete(event.node);
+    }
+  }
+  return [...waiting.values()];
 }
