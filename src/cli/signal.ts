@@ -7,7 +7,7 @@
 import { type GlobalOptions, openForReading, printError, unlessMissing } from "./common.ts";
 import { jsonProblem, UsageError } from "./input.ts";
 import { isRunId } from "../records/run_id.ts";
-import { signalData, signalNameProblem, waitingNodes } from "../records/_signals.ts";
+import { signalData, signalNameProblem } from "../records/_signals.ts";
 import { parseJson } from "../_json.ts";
 
 /** The options of `runs signal`. */
@@ -67,20 +67,18 @@ export async function signalCommand(
       return 1;
     case "stored": {
       const run = outcome.run;
-      const waiting = run.status === "running"
-        ? waitingNodes(await records.getEvents(id)).filter((w) => w.signal === name)
-        : [];
+      const waiting = outcome.waiting;
       if (options.json) {
         console.log(JSON.stringify({
           runId: id,
           flowId: run.flowId,
           signal: name,
-          waiting: waiting.map((w) => w.node),
+          waiting,
         }));
       } else if (waiting.length > 0) {
         console.log(
           `Sent signal ${name} to run ${id} (${run.flowId}): node ${
-            waiting[0].node
+            waiting[0]
           } waits for it and goes on within a second`,
         );
       } else {

@@ -400,6 +400,15 @@ export async function prepareFlow(
           problem(["nodes", i, "retry"], (err as Error).message);
         }
       }
+      const waitSignal = builtin !== undefined && spec.type === "wait"
+        ? (spec.with as Record<string, unknown> | undefined)?.signal
+        : undefined;
+      if (typeof waitSignal === "string" && waitSignal.includes("${{")) {
+        problem(
+          ["nodes", i, "with", "signal"],
+          `wait: signal must be a literal name (like approve), not a template: runs show and the inspector say what the node waits for; put what varies in the signal's data or in message:`,
+        );
+      }
       if (builtin !== undefined && spec.type === "wait" && spec.forEach !== undefined) {
         problem(
           ["nodes", i, "forEach"],

@@ -18,6 +18,7 @@ import {
   withRetry,
 } from "./_context.ts";
 import { assertRunId } from "./run_id.ts";
+import { getEvents } from "./_runs.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 import { waitingLine } from "../flow/_signal_name.ts";
 
@@ -59,8 +60,12 @@ export interface StoredSignal {
  * ```
  */
 export type SignalOutcome =
-  /** Written beside the run: its `wait` node for that name takes it (now or when it waits). */
-  | { kind: "stored"; run: RunRecord }
+  /**
+   * Written beside the run: its `wait` node for that name takes it (now or when it waits).
+   * `waiting`: the nodes that were waiting for it, as the run's events recorded so far say
+   * (a node that began to wait less than a second ago may not be in it yet).
+   */
+  | { kind: "stored"; run: RunRecord; waiting: string[] }
   /** The run had ended: nothing written. */
   | { kind: "ended"; run: RunRecord }
   /** No run with that id. */
@@ -116,11 +121,11 @@ export async function sendSignal(
     throw new TypeError(`${what}: ${(err as Error).message}`);
   }
   const { store, layout, clock } = ctx;
-  return await withRetry(ctx.retry, what, async () => {
+  const outcome = await withRetry<SignalOutcome>(ctx.retry, what, async () => {
     const entry = await store.get<StoredRun>(layout.run(runId));
-    if (entry === null) return { kind: "unknown" } as const;
+    if (entry === null) return { kind: "unknown" };
     const run = withoutEvents(entry.value);
-    if (run.status !== "running" && run.status !== "queued") return { kind: "ended", run } as const;
+    if (run.status !== "running" && run.status !== "queued") return { kind: "ended", run };
     const sentAt = clock.now();
     const seq = `${String(sentAt).padStart(15, "0")}-${crypto.randomUUID().slice(0, 8)}`;
     const signal: StoredSignal = { name, data: value, sentAt };
@@ -129,8 +134,13 @@ export async function sendSignal(
       .check(layout.run(runId), entry.version)
       .set(layout.signal(runId, name, seq), signal as unknown as JsonValue)
       .commit();
-    return result.ok ? { kind: "stored", run } as const : RETRY;
+    return result.ok ? { kind: "stored", run, waiting: [] } : RETRY;
   });
+  if (outcome.kind === "stored" && outcome.run.status === "running") {
+    const events = await getEvents(ctx, runId);
+    outcome.waiting = waitingNodes(events).filter((w) => w.signal === name).map((w) => w.node);
+  }
+  return outcome;
 }
 
 /**
