@@ -1,8 +1,9 @@
 /**
  * Signals sent to a run (the `wait` node type): `P, "signals", runId, name,
  * seq` holds one signal not taken yet, `seq` being the send time (15 digits
- * of ms) and a random tail, so that the signals of one name are taken in the
- * order sent (FIFO). A signal is written only beside a `queued` or `running`
+ * of ms), a count within that ms and a random tail, so that the signals of
+ * one name are taken in the order sent (FIFO; two processes sending in the
+ * same ms: in either order). A signal is written only beside a `queued` or `running`
  * run, in one commit checking the run's record as read; the run's end
  * (`finishRun`) and its deletion clear every signal it had not taken, in the
  * same commit, so no signal outlives its run.
@@ -103,6 +104,22 @@ export function signalData(data: unknown): JsonValue {
   return JSON.parse(text) as JsonValue;
 }
 
+let lastSentAt = 0;
+let sentInMs = 0;
+
+/**
+ * The key of a signal sent at `sentAt`: its time, then a count of the
+ * signals this process sent in the same ms (so that they keep their order),
+ * then a random tail (so that two processes never write the same key).
+ */
+function nextSeq(sentAt: number): string {
+  sentInMs = sentAt === lastSentAt ? sentInMs + 1 : 0;
+  lastSentAt = sentAt;
+  return `${String(sentAt).padStart(15, "0")}-${String(sentInMs).padStart(6, "0")}-${
+    crypto.randomUUID().slice(0, 8)
+  }`;
+}
+
 /** Send signal `name` with `data` to run `runId` (see the module documentation). */
 export async function sendSignal(
   ctx: RecordsContext,
@@ -127,7 +144,7 @@ export async function sendSignal(
     const run = withoutEvents(entry.value);
     if (run.status !== "running" && run.status !== "queued") return { kind: "ended", run };
     const sentAt = clock.now();
-    const seq = `${String(sentAt).padStart(15, "0")}-${crypto.randomUUID().slice(0, 8)}`;
+    const seq = nextSeq(sentAt);
     const signal: StoredSignal = { name, data: value, sentAt };
     // Written only if the run is still as read: never a signal beside an ended run.
     const result = await store.atomic()
