@@ -19,6 +19,7 @@
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash, `"*"` (all runs) or `"*pruned"` (the runs of the versions retention deleted) |
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
+ * | `P, "signals", runId, name, seq` | {@linkcode StoredSignal}: a signal sent to a queued or running run, not taken yet by its `wait` node (cleared with the run's end and with the run; see below) |
  * | `P, "on-failure", runId` | {@linkcode OnFailureMarker}: the config's `runs.onFailure` flow was started about this run (written if absent, once, before it starts; deleted with the run) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
  * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
