@@ -315,6 +315,12 @@ async function withProject(
 const WAITING =
   /waiting for signal "approve" \(flowstate runs signal (\w+) approve\): Deploy 1\.2\?/;
 
+/** The id of the run `runner` (`flowstate run`) runs, once it says its node waits. */
+async function waitingRun(runner: Watched): Promise<string> {
+  await runner.until(WAITING, "stderr");
+  return WAITING.exec(runner.stderr)![1];
+}
+
 for (const backend of BACKENDS) {
   Deno.test({
     name:
@@ -323,8 +329,7 @@ for (const backend of BACKENDS) {
     async fn() {
       await withProject(backend.stores(), async (p) => {
         await using runner = p.spawn("run", "flows/deploy.flow.yaml", "-i", "version=1.2");
-        await runner.until(WAITING, "stderr");
-        const id = WAITING.exec(runner.stderr)![1];
+        const id = await waitingRun(runner);
         // Once its events are recorded (runs show --follow prints them), the sender sees it waits.
         await using follower = p.spawn("runs", "show", id, "--follow");
         await follower.until(/log: waiting for signal "approve"/);
@@ -385,8 +390,7 @@ for (const backend of BACKENDS) {
     async fn() {
       await withProject(backend.stores(), async (p) => {
         await using runner = p.spawn("run", "flows/deploy.flow.yaml", "-i", "version=1.2");
-        await runner.until(WAITING, "stderr");
-        const id = WAITING.exec(runner.stderr)![1];
+        const id = await waitingRun(runner);
         const cancel = await p.run("runs", "cancel", id);
         assert.equal(cancel.code, 0, cancel.stderr);
         assert.equal(await runner.code(), 1);
