@@ -28,7 +28,7 @@ import { nodeModuleFiles, stampOf } from "../flow/_module_files.ts";
 import type { ParsedFlow } from "../flow/parse.ts";
 import { isFlowPath } from "../flow/load.ts";
 import { moduleUrl } from "../loader.ts";
-import { dirname, fromFileUrl, relative, resolve } from "../_path.ts";
+import { dirname, fromFileUrl, isWithin, join, relative, resolve } from "../_path.ts";
 import { type GlobalOptions, onStopSignals, STOP_SIGNALS } from "./common.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
@@ -163,11 +163,46 @@ function filesOf(parsed: ParsedFlow, cwd: string): Set<string> {
       } else if (!builtinNodes.has(type)) {
         const url = moduleUrl(type, baseDir);
         if (url === undefined || !url.startsWith("file:")) continue;
-        for (const [module] of nodeModuleFiles(fromFileUrl(url))) files.add(module);
+        for (const [module] of nodeModuleFiles(fromFileUrl(url))) {
+          // An npm package the import map names resolves into Deno's cache: it does not change.
+          if (!inDenoCache(module)) files.add(module);
+        }
       }
     }
   }
   return files;
+}
+
+/**
+ * Where Deno keeps what it downloads: `$DENO_DIR`, else the system's cache
+ * folder's `deno` (as Deno chooses it); `undefined` when it cannot be told.
+ */
+const DENO_CACHE: string | undefined = (() => {
+  const env = (name: string) => {
+    try {
+      return Deno.env.get(name) || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const dir = env("DENO_DIR");
+  if (dir !== undefined) return resolve(dir);
+  const home = env("HOME") ?? env("USERPROFILE");
+  if (Deno.build.os === "windows") {
+    const local = env("LOCALAPPDATA");
+    return local === undefined ? undefined : join(local, "deno");
+  }
+  if (Deno.build.os === "darwin") {
+    return home === undefined ? undefined : join(home, "Library", "Caches", "deno");
+  }
+  const cache = env("XDG_CACHE_HOME") ?? (home === undefined ? undefined : join(home, ".cache"));
+  return cache === undefined ? undefined : join(cache, "deno");
+})();
+
+/** Whether `path` is in Deno's cache or a `node_modules` folder (packages, not the project's code). */
+function inDenoCache(path: string): boolean {
+  return (DENO_CACHE !== undefined && isWithin(path, DENO_CACHE)) ||
+    /[\\/]node_modules[\\/]/.test(path);
 }
 
 /** A sub-flow file's YAML, as far as it reads (its nodes are looked at); `null` if it does not. */
