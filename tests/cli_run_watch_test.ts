@@ -43,7 +43,10 @@ function waiting(child: Watched, n: number): Promise<void> {
   );
 }
 
-/** Replaces the file in place of an editor that saves by renaming a new file over it. */
+/**
+ * Replaces the file as an editor that saves by renaming a new file over it
+ * does: one change, never a half-written file seen between two events.
+ */
 async function replace(path: string, text: string): Promise<void> {
   await Deno.writeTextFile(`${path}.tmp`, text);
   await Deno.rename(`${path}.tmp`, path);
@@ -79,7 +82,7 @@ Deno.test("cli: run --watch runs again on an edit, reports an invalid one and ke
     );
 
     // Invalid: the error with its place, as run prints it, and the process keeps watching.
-    await Deno.writeTextFile(
+    await replace(
       join(dir, "flow.yaml"),
       "id: watched\nnodes:\n  - { id: say, type: nope }\n",
     );
@@ -132,7 +135,7 @@ nodes:
 
     // A file it does not use: nothing; then the module's import: run again.
     await Deno.writeTextFile(join(dir, "other.txt"), "still not used\n");
-    await Deno.writeTextFile(join(dir, "lib.ts"), `export const word = "beta";\n`);
+    await replace(join(dir, "lib.ts"), `export const word = "beta";\n`);
     await waiting(child, 2);
     assert.match(child.stderr, /^watch: lib\.ts changed, running again/m);
     assert.match(child.stderr, /^\[custom\] module says beta$/m);
@@ -193,7 +196,7 @@ Deno.test("cli: run --watch --json prints one record per run; --inputs - is refu
     await waiting(child, 1);
     // flow.yaml, flowstate.yaml, in.json
     assert.match(child.stderr, /^watch: waiting for changes to 3 files$/m);
-    await Deno.writeTextFile(join(dir, "in.json"), "{ }\n");
+    await replace(join(dir, "in.json"), "{ }\n");
     await waiting(child, 2);
     assert.match(child.stderr, /^watch: in\.json changed, running again/m);
     child.kill("SIGTERM");
