@@ -11,7 +11,16 @@
  * @module
  */
 
-/** The largest file a `NAME_FILE` variable may name: 64 KiB. */
+/**
+ * The largest file a `NAME_FILE` variable may name: 64 KiB.
+ *
+ * @example
+ * ```ts
+ * import { ENV_FILE_MAX_BYTES } from "./_env_file.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(ENV_FILE_MAX_BYTES, 65536);
+ * ```
+ */
 export const ENV_FILE_MAX_BYTES = 64 * 1024;
 
 /**

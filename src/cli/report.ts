@@ -19,7 +19,16 @@ import { printable, StdoutClosedError } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { jsonLogs, logEvent } from "./log_format.ts";
 
-/** The exit code of an error, by its class. */
+/**
+ * The exit code of an error, by its class.
+ *
+ * @example
+ * ```ts
+ * import { exitCodeOf } from "./report.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(exitCodeOf(new Error("boom")), 1);
+ * ```
+ */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError || err instanceof ConfigError) return EXIT_USAGE;
   if (err instanceof FlowValidationError || err instanceof UnknownStoreError) return EXIT_USAGE;
@@ -27,7 +36,16 @@ export function exitCodeOf(err: unknown): number {
   return EXIT_FAILURE;
 }
 
-/** Print an error and choose its exit code. */
+/**
+ * Print an error and choose its exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { UsageError } from "./input.ts";
+ * const code = report(new UsageError("bad --input"), false); // prints "error: bad --input"
+ * // code === 2
+ * ```
+ */
 export function report(err: unknown, debug: boolean): number {
   if (isCommanderError(err)) {
     // Commander already printed its message (or the help / version).

@@ -106,6 +106,15 @@ export async function commandInputs(
  * How a caller other than the command line's one run steers {@linkcode runCommand}
  * (`run --watch`): its own signal instead of the stop signals, and word of the
  * flow once it is parsed.
+ *
+ * @example
+ * ```ts ignore
+ * const stop = new AbortController();
+ * const code = await runCommand("flow.yaml", {}, {}, {
+ *   signal: stop.signal,
+ *   onParsed: (parsed) => console.error(`parsed ${parsed.file}`),
+ * });
+ * ```
  */
 export interface RunControl {
   /** Cancels the run (recorded `cancelled`); the caller listens for the stop signals itself. */

@@ -10,7 +10,7 @@
  * from then on; while the flow does not parse, the files of the last run that
  * parsed stay watched). Their folders are watched (editors replace a file by
  * renaming another over it) and events for other names ignored; a burst of
- * events is one change once quiet for {@linkcode WATCH_DEBOUNCE_MS}, and only
+ * events is one change once quiet for 150 ms, and only
  * a file whose status (times, size, inode) differs counts.
  *
  * A change while a run is in progress cancels that run (recorded
@@ -37,7 +37,7 @@ import { report } from "./report.ts";
 import { runCommand, type RunOptions } from "./run.ts";
 
 /** How long the watched files must be quiet after an event before a change counts. */
-export const WATCH_DEBOUNCE_MS = 150;
+const WATCH_DEBOUNCE_MS = 150;
 
 /** The most sub-flow files followed from one flow (a bound on a cycle or a huge tree). */
 const MAX_FLOW_FILES = 256;
@@ -45,6 +45,12 @@ const MAX_FLOW_FILES = 256;
 /**
  * `run --watch <flow>`: runs until a stop signal; resolves the exit code it
  * brings (130, 143, 129).
+ *
+ * @example
+ * ```ts ignore
+ * const code = await runWatchCommand("flow.yaml", { quiet: false }, {});
+ * Deno.exit(code); // 130 after Ctrl-C
+ * ```
  */
 export async function runWatchCommand(
   file: string,
@@ -217,7 +223,7 @@ function readDefinition(path: string): unknown {
 /**
  * Watches files through their folders: {@linkcode Watcher.next} resolves
  * with the first watched file whose status changed, once events have been
- * quiet for {@linkcode WATCH_DEBOUNCE_MS}.
+ * quiet for `WATCH_DEBOUNCE_MS`.
  */
 class Watcher implements AsyncDisposable {
   /** The watched files and their status when they were (last) taken. */
