@@ -23,7 +23,7 @@ import {
 import type { FlowCache } from "./flow_cache.ts";
 import type { ProgramNodeTypes } from "./flow/program_nodes.ts";
 import { coerceInputs } from "./flow/inputs.ts";
-import { readEnvValues, unsetEnvProblems } from "./flow/reach.ts";
+import { readEnvValues } from "./flow/reach.ts";
 import { FlowValidationError } from "./errors.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
@@ -542,7 +542,7 @@ async function runInTree(
     parsed.locate,
   );
   const env = read.values;
-  const unset = [...read.problems, ...unsetEnvProblems(def, env, parsed.locate)];
+  const unset = read.problems;
   const secrets = readSecrets(def, options.env, parsed.locate);
   unset.push(...secrets.problems);
   if (unset.length > 0) throw new FlowValidationError(unset, parsed.file);

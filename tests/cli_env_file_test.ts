@@ -155,6 +155,14 @@ Deno.test("cli: NAME and NAME_FILE both set is an error naming both (exit 2, not
       env.stderr,
       /^error: env\.yaml:2:7: env\[0\]: env REGION: both REGION and REGION_FILE are set/,
     );
+    // Said once: not "not set" as well.
+    const gone = join(sandbox.dir, "gone");
+    const missing = await sandbox.runWith({ REGION_FILE: gone }, "run", "env.yaml");
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.equal(
+      missing.stderr.trim(),
+      `error: env.yaml:2:7: env[0]: env REGION: REGION_FILE=${gone}: the file does not exist (the value of REGION is read from it)`,
+    );
     await assertNothingRan(sandbox);
   });
 });

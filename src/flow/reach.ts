@@ -271,9 +271,10 @@ export function unsetEnvProblems(
 /**
  * The values of the flow's `env:` variables that are set, read with `get`
  * (the process environment by default): `NAME`, or when it is unset, the
- * content of the file `NAME_FILE` names (see `_env_file.ts`). A `NAME_FILE`
- * that cannot give a value (both set, a file missing, too large, not UTF-8…)
- * is a problem at the variable's place in the `env:` list.
+ * content of the file `NAME_FILE` names (see `_env_file.ts`); and the
+ * problems, each at the variable's place in the `env:` list: a `NAME_FILE`
+ * that cannot give a value (both set, a file missing, too large, not UTF-8…),
+ * and those of {@linkcode unsetEnvProblems} for the other variables.
  *
  * @example
  * ```ts
@@ -281,7 +282,9 @@ export function unsetEnvProblems(
  * import assert from "node:assert/strict";
  * const flow = { id: "f", env: ["REGION", "MISSING"], nodes: [] };
  * const env: Record<string, string> = { REGION: "eu" };
- * assert.deepEqual(readEnvValues(flow, (n) => env[n]), { values: { REGION: "eu" }, problems: [] });
+ * const { values, problems } = readEnvValues(flow, (n) => env[n]);
+ * assert.deepEqual(values, { REGION: "eu" });
+ * assert.match(problems[0].message, /^env MISSING is listed in env: but not set/);
  * ```
  */
 export function readEnvValues(
@@ -291,12 +294,14 @@ export function readEnvValues(
 ): { values: Record<string, string>; problems: Problem[] } {
   const values: Record<string, string> = {};
   const problems: Problem[] = [];
+  const failed = new Set<string>();
   (definition.env ?? []).forEach((name, i) => {
     try {
       const value = envOrFile(name, get);
       if (value !== undefined) values[name] = value;
     } catch (err) {
       if (!(err instanceof EnvFileError)) throw err;
+      failed.add(name);
       const path = ["env", i];
       const at = locate?.(path);
       problems.push({
@@ -306,6 +311,10 @@ export function readEnvValues(
       });
     }
   });
+  // A variable whose file failed is said once, with what is wrong with its file.
+  for (const problem of unsetEnvProblems(definition, values, locate)) {
+    if (!failed.has(String(definition.env?.[problem.path[1] as number]))) problems.push(problem);
+  }
   return { values, problems };
 }
 
@@ -346,10 +355,8 @@ export function unsetEnvHere(
       }
     }
   }
-  const env = readEnvValues(definition, (name) => readable[name], locate);
   return [
-    ...env.problems,
-    ...unsetEnvProblems(definition, env.values, locate),
+    ...readEnvValues(definition, (name) => readable[name], locate).problems,
     ...readSecrets(definition, secrets, locate).problems,
   ];
 }
