@@ -132,7 +132,11 @@ export function reusableNodes(
     path.delete(id);
     decided.set(id, ok);
     if (ok) {
-      const node: ReusedNode = { from: run.id, attempts: outcome!.attempts, output: outcome!.output! };
+      const node: ReusedNode = {
+        from: run.id,
+        attempts: outcome!.attempts,
+        output: outcome!.output!,
+      };
       if (outcome!.items !== undefined) node.items = outcome!.items;
       reused.set(id, node);
     }

@@ -33,9 +33,9 @@ import { type ProgramNodeTypes, programNodeTypes } from "./flow/program_nodes.ts
 import {
   type FlowHost,
   resumeFlow,
+  type ResumeRunOptions,
   runFlow,
   type RunFlowOptions,
-  type ResumeRunOptions,
 } from "./run_flow.ts";
 import { assertResumable, foundRun } from "./resume.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
