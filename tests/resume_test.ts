@@ -9,7 +9,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
-import { defineNode, NotFoundError, openRuntime, ResumeRefusedError } from "../mod.ts";
+import {
+  defineNode,
+  NotFoundError,
+  openRuntime,
+  ResumeRefusedError,
+  type RunRecord,
+} from "../mod.ts";
+import { documented, eventually, withServed } from "./_serve.ts";
 
 /** A trusted node that appends a line to `file` (its side effect) and returns the lines so far. */
 const APPEND = `export default {
@@ -351,4 +358,106 @@ Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes
   const unknown = await rt.resumeRun("0000000000bbbbbbbbbb").catch((e) => e);
   assert.ok(unknown instanceof NotFoundError);
   assert.equal(unknown.kind, "run");
+});
+
+// Over HTTP: POST /api/runs/{id}/resume.
+
+const HTTP_FLOW = (failing: boolean) =>
+  `id: billing
+inputs:
+  customer: { type: string }
+nodes:
+  - { id: charge, type: state.increment, with: { key: charged } }
+  - id: mail
+    type: ${failing ? "fail" : "transform"}
+    needs: [charge]
+    with: ${
+    failing
+      ? "{ message: smtp down }"
+      : '{ value: "mailed ${{ inputs.customer }} #${{ nodes.charge.output }}" }'
+  }
+`;
+
+Deno.test("POST /api/runs/{id}/resume: 202 with the new run's id; the new run resumes the failed one; refusals are 409, 400 and 404", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, request, runtime }) => {
+    const file = join(dir, "flows", "billing.flow.yaml");
+    await Deno.writeTextFile(file, HTTP_FLOW(true));
+    const failed = await runtime.runFlow(file, { input: { customer: "ada" } });
+    assert.equal(failed.status, "failed");
+    await Deno.writeTextFile(file, HTTP_FLOW(false));
+
+    const post = (id: string, body?: unknown, headers: Record<string, string> = {}) =>
+      request(`/api/runs/${id}/resume`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const response = await post(failed.id);
+    assert.equal(response.status, 202);
+    const { runId } = await documented<{ runId: string }>(
+      "POST",
+      "/api/runs/{id}/resume",
+      response,
+    );
+    assert.equal(response.headers.get("location"), `/api/runs/${runId}`);
+    const records = await runtime.records();
+    await eventually(
+      "the resumed run ends",
+      async () => (await records.getRun(runId))?.status === "succeeded",
+    );
+    const detail = await documented<{ run: RunRecord }>(
+      "GET",
+      "/api/runs/{id}",
+      await request(`/api/runs/${runId}`),
+    );
+    assert.equal(detail.run.resumeOf, failed.id);
+    assert.equal(detail.run.nodes.charge.reused, failed.id);
+    assert.equal(detail.run.nodes.mail.output, "mailed ada #1", "charged once, its output reused");
+    const listed = await documented<{ runs: { id: string; resumeOf?: string }[] }>(
+      "GET",
+      "/api/runs",
+      await request("/api/runs"),
+    );
+    assert.equal(listed.runs.find((r) => r.id === runId)?.resumeOf, failed.id);
+
+    const succeeded = await post(runId, {});
+    assert.equal(succeeded.status, 409);
+    const said = await documented<{ error: { message: string } }>(
+      "POST",
+      "/api/runs/{id}/resume",
+      succeeded,
+    );
+    assert.match(said.error.message, /it succeeded, so there is nothing to resume/);
+
+    const typo = await post(runId, { from: "mial" });
+    assert.equal(typo.status, 400);
+    assert.match(
+      (await documented<{ error: { message: string } }>("POST", "/api/runs/{id}/resume", typo))
+        .error.message,
+      /has no such node \(did you mean "mail"\?\)/,
+    );
+    const badField = await post(runId, { form: "mail" });
+    assert.equal(badField.status, 400);
+    await badField.body?.cancel();
+    const unknown = await post("0000000000cccccccccc");
+    assert.equal(unknown.status, 404);
+    await unknown.body?.cancel();
+    const notAnId = await post("nope");
+    assert.equal(notAnId.status, 400);
+    await notAnId.body?.cancel();
+    // A write endpoint: a cross-origin request is refused as the others are.
+    const foreign = await post(runId, { from: "mail" }, { origin: "https://evil.example" });
+    assert.equal(foreign.status, 403);
+    await foreign.body?.cancel();
+
+    // With from: allowed on a run that succeeded.
+    const from = await post(runId, { from: "mail" });
+    assert.equal(from.status, 202);
+    const again = (await from.json()).runId;
+    await eventually(
+      "the run from mail ends",
+      async () => (await records.getRun(again))?.status === "succeeded",
+    );
+    assert.equal((await records.getRun(again))?.nodes.charge.reused, runId);
+  });
 });
