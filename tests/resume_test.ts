@@ -64,8 +64,11 @@ outputs:
 
 const CONFIG = "flows: [./flows]\nnodes:\n  trusted: [./append.ts, ./flaky.ts]\n";
 
-async function project(fn: (run: ProjectCli, dir: string) => Promise<void>): Promise<void> {
-  await withCliProject(CONFIG, async (run, dir) => {
+async function project(
+  fn: (run: ProjectCli, dir: string) => Promise<void>,
+  more = "",
+): Promise<void> {
+  await withCliProject(CONFIG + more, async (run, dir) => {
     await Deno.mkdir(join(dir, "flows"));
     await Deno.writeTextFile(join(dir, "flows", "pipeline.flow.yaml"), FLOW);
     await Deno.writeTextFile(join(dir, "append.ts"), APPEND);
@@ -225,6 +228,40 @@ Deno.test("runs resume: refused clearly, nothing written: unknown run, succeeded
     assert.equal(given.code, 0, given.stderr);
     assert.equal(JSON.parse(given.stdout).nodes.fetch.reused, other.id);
   });
+});
+
+const ALERT = `id: alert
+inputs:
+  run: { type: object }
+nodes:
+  - { id: tell, type: log, with: { message: "\${{ inputs.run.id }} \${{ inputs.run.status }}" } }
+`;
+
+Deno.test("runs resume: a resumed run that fails fires runs.onFailure as any run; an archived run is refused (its outputs are not in the records store)", async () => {
+  await project(async (run, dir) => {
+    await Deno.writeTextFile(join(dir, "flows", "alert.flow.yaml"), ALERT);
+    const failed = await failedRun(run, dir);
+    await Deno.writeTextFile(join(dir, "FAIL"), "");
+    const again = await run("runs", "resume", failed);
+    assert.equal(again.code, 1, again.stderr);
+    const id = /^run: +(\w+)$/m.exec(again.stdout)![1];
+    const handler = /^onFailure: alert ran as run (\w+)$/m.exec(again.stdout)?.[1];
+    assert.ok(handler, again.stdout);
+    const shown = JSON.parse(await cliOk(run, "runs", "show", handler, "--json"));
+    assert.equal(shown.run.onFailureOf, id);
+    assert.equal(shown.run.inputs.run.id, id);
+
+    await cliOk(run, "jobs", "run", "archive", "--option", "olderThan=0", "--json", "--quiet");
+    const archived = await run("runs", "resume", failed);
+    assert.equal(archived.code, 1);
+    assert.match(
+      archived.stderr,
+      new RegExp(
+        `^error: Cannot resume run ${failed}: it is archived \\(in .*\\), and a resumed run reuses outputs from the records store only`,
+        "m",
+      ),
+    );
+  }, "runs:\n  onFailure: { flow: alert }\n");
 });
 
 // Through mod.ts: definitions that changed, masked outputs, mocks, runs still running.
