@@ -1536,12 +1536,16 @@ export const apiRoutes: readonly ApiRoute[] = [
       const b = await body(ctx, S.ResumeRunBody, `POST /api/runs/${params.id}/resume`);
       let started;
       try {
-        started = await startTracked(server, (signal, onStart) =>
-          server.runtime.resumeRun(params.id, {
-            signal,
-            onStart,
-            ...(b.from === undefined ? {} : { from: b.from }),
-          }), false);
+        started = await startTracked(
+          server,
+          (signal, onStart) =>
+            server.runtime.resumeRun(params.id, {
+              signal,
+              onStart,
+              ...(b.from === undefined ? {} : { from: b.from }),
+            }),
+          false,
+        );
       } catch (err) {
         if (err instanceof ResumeRefusedError) {
           throw err.reason === "from" || err.reason === "flow"
