@@ -361,6 +361,14 @@ Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes
         with: fail ? { message: "down" } : { value: 3 },
       },
       { id: "tidy", type: "state.increment", needs: ["b"], when: "always", with: { key: "tidy" } },
+      // Its needs are reused, and it succeeded: it runs again all the same (its when: says always).
+      {
+        id: "audit",
+        type: "state.increment",
+        needs: ["a"],
+        when: "always",
+        with: { key: "audit" },
+      },
     ],
   });
   const failed = await rt.runFlow(flow(true));
@@ -370,6 +378,9 @@ Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes
   assert.equal(resumed.nodes.maybe.status, "skipped");
   assert.equal(resumed.nodes.tidy.reused, undefined);
   assert.equal(resumed.nodes.tidy.output, 2, "when: always ran again");
+  assert.equal(failed.nodes.audit.status, "succeeded");
+  assert.equal(resumed.nodes.audit.reused, undefined);
+  assert.equal(resumed.nodes.audit.output, 2, "when: always ran again, though a is reused");
 
   const mocked = await rt.runFlow(flow(true), { mocks: { a: 9 } });
   const refusal = await rt.resumeRun(mocked.id, { flow: flow(false) }).catch((e) => e);
