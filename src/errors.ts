@@ -844,6 +844,7 @@ export class NotFoundError extends FlowstateError {
  * - `"running"`: the run is still queued or running;
  * - `"succeeded"`: it succeeded and no `from` node was given (nothing to resume);
  * - `"job"`: it is a job's run (a job has no nodes to reuse);
+ * - `"sub-run"`: it is a sub-run of another run (resume that run instead);
  * - `"mocked"`: a test's mocks stood in for some of its nodes;
  * - `"from"`: the `from` node is no node of the flow;
  * - `"flow"`: the flow given is not the run's (another id).
@@ -855,7 +856,14 @@ export class NotFoundError extends FlowstateError {
  * console.log(reason);
  * ```
  */
-export type ResumeRefusal = "running" | "succeeded" | "job" | "mocked" | "from" | "flow";
+export type ResumeRefusal =
+  | "running"
+  | "succeeded"
+  | "job"
+  | "sub-run"
+  | "mocked"
+  | "from"
+  | "flow";
 
 /**
  * A run cannot be resumed (`Runtime.resumeRun`, `flowstate runs resume`):

@@ -403,6 +403,29 @@ Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes
   release();
   await slow;
 
+  // A sub-run is resumed through its parent run.
+  const inner = (fail: boolean) => ({
+    id: "inner",
+    nodes: [{
+      id: "x",
+      type: fail ? "fail" : "transform",
+      with: fail ? { message: "no" } : { value: 1 },
+    }],
+  });
+  const outer = (fail: boolean) => ({
+    id: "outer",
+    nodes: [{ id: "call", type: "flow", with: { flow: inner(fail) } }],
+  });
+  const parent = await rt.runFlow(outer(true));
+  assert.equal(parent.status, "failed");
+  const sub = (await (await rt.records()).listRuns({ flowId: "inner" })).runs
+    .find((r) => r.parentRunId === parent.id)!;
+  const subRefusal = await rt.resumeRun(sub.id, { flow: inner(false) }).catch((e) => e);
+  assert.ok(subRefusal instanceof ResumeRefusedError);
+  assert.equal(subRefusal.reason, "sub-run");
+  assert.ok(subRefusal.message.includes(`resume that run (flowstate runs resume ${parent.id})`));
+  assert.equal((await rt.resumeRun(parent.id, { flow: outer(false) })).status, "succeeded");
+
   const unknown = await rt.resumeRun("0000000000bbbbbbbbbb").catch((e) => e);
   assert.ok(unknown instanceof NotFoundError);
   assert.equal(unknown.kind, "run");
