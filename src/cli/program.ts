@@ -356,7 +356,8 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "\nA node is reused (not run again) when it succeeded, its output was recorded whole and\n" +
         "unmasked, its definition is unchanged, it has no when: on_failure/always, and every\n" +
         "node it needs is reused. Exit codes as flowstate run; 1 also when the run cannot be\n" +
-        "resumed (unknown, archived, still running, succeeded without --from, a job's, mocked),\n" +
+        "resumed (unknown, archived, still running, succeeded without --from, a job's, a\n" +
+        "sub-run's, mocked),\n" +
         "2 when --from names no node of the flow or --flow is another flow.",
     )
     .action(async (id, options, command) => {

@@ -197,7 +197,7 @@ export interface ResumeOptions {
  * a new run of the run's flow, with its inputs, reusing the outputs of the
  * nodes that succeeded (see `Runtime.resumeRun`); printed and ended as
  * `flowstate run` (same exit codes). Refused with exit 1 (an unknown,
- * archived, running, queued, succeeded without --from, mocked or job run)
+ * archived, running, queued, succeeded without --from, mocked, job or sub-run)
  * or 2 (--from naming no node, a --flow of another flow), nothing written.
  */
 export async function resumeCommand(

@@ -1525,7 +1525,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       },
       409: {
         description: "The run cannot be resumed: still queued or running, succeeded (without " +
-          "`from`), a job's, run with mocks, or archived",
+          "`from`), a job's, a sub-run (resume its parent), run with mocks, or archived",
         schema: S.ErrorBody,
       },
       ...errors(400, 401, 403, 404, 408, 413, 415, 500, 503),

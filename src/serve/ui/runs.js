@@ -577,7 +577,7 @@ export async function renderRun(container, id, ctx) {
     // A run that did not succeed (an abandoned one is recorded failed): resumed from where it
     // failed, the nodes that succeeded not run again. An archived run's outputs are not there.
     const resumable = ["failed", "cancelled", "timed-out"].includes(run.status) &&
-      !run.flowId.startsWith("job:") && archive === null;
+      !run.flowId.startsWith("job:") && !run.parentRunId && archive === null;
     if (resumable) {
       actions.appendChild(h("button.resume-run", {
         type: "button",
