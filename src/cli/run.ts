@@ -109,11 +109,33 @@ export async function commandInputs(
   return { input: { ...document, ...pairs }, fromStrings, file: options.inputs };
 }
 
+/**
+ * How a caller other than the command line's one run steers {@linkcode runCommand}
+ * (`run --watch`): its own signal instead of the stop signals, and word of the
+ * flow once it is parsed.
+ *
+ * @example
+ * ```ts ignore
+ * const stop = new AbortController();
+ * const code = await runCommand("flow.yaml", {}, {}, {
+ *   signal: stop.signal,
+ *   onParsed: (parsed) => console.error(`parsed ${parsed.file}`),
+ * });
+ * ```
+ */
+export interface RunControl {
+  /** Cancels the run (recorded `cancelled`); the caller listens for the stop signals itself. */
+  signal: AbortSignal;
+  /** Told of the flow once parsed (before its modules load), with the config's file. */
+  onParsed?: (parsed: ParsedFlow, configFile: string | null) => void;
+}
+
 /** `run <flow> [--inputs <file>] [--input name=value]… [--json] [--quiet]`. */
 export async function runCommand(
   file: string,
   options: RunOptions,
   global: GlobalOptions,
+  control?: RunControl,
 ): Promise<number> {
   const given = await commandInputs(options);
   const { input } = given;
@@ -142,6 +164,7 @@ export async function runCommand(
       stores: runtime.storeNames,
       cacheDir: join(runtime.config.home, "cache"),
     }).catch((err) => rethrowWithFlowIdHint(err, file, runtime.config, Deno.cwd())));
+  control?.onParsed?.(parsed, runtime.config.file);
   // Held until the run ends: the Worker that checks a custom node module runs it.
   const pool = sandboxPoolOf(runtime);
   using _held = pool?.hold();
@@ -177,7 +200,7 @@ export async function runCommand(
     // Only now: a flow or inputs refused above write nothing to the home.
     await saveToCache();
     await saveConfigToCache();
-  });
+  }, control);
 }
 
 /** Options of `flowstate runs resume`. */
@@ -242,6 +265,8 @@ export async function resumeCommand(
  * happen (unless `--quiet`; JSON lines with `--log-format json`), Ctrl-C
  * and SIGTERM cancelling it, then its record (`--json`) or a summary, and
  * the exit code. `started` is called once the run ended (not when refused).
+ * With `control` (`run --watch`), its signal cancels the run instead of the
+ * process's signals.
  */
 async function runInline(
   runtime: Runtime,
@@ -251,27 +276,30 @@ async function runInline(
     onEvent: ((event: RunEvent, run: { id: string; flowId: string }) => void) | undefined,
   ) => Promise<RunRecord>,
   started: () => Promise<void> = () => Promise.resolve(),
+  control?: RunControl,
 ): Promise<number> {
   let outcome: Interruptible<RunRecord>;
   let runSignal: AbortSignal | undefined;
   try {
-    outcome = await interruptible(
-      "Cancelling the run",
-      (signal) => {
-        runSignal = signal;
-        // JSON log lines go to stderr with --json too: stdout holds only the record.
-        return start(
-          signal,
-          options.quiet
-            ? undefined
-            : jsonLogs()
-            ? runEventLogger()
-            : options.json
-            ? undefined
-            : progressPrinter(),
-        );
-      },
-    );
+    const begin = (signal: AbortSignal) => {
+      runSignal = signal;
+      // JSON log lines go to stderr with --json too: stdout holds only the record.
+      return start(
+        signal,
+        options.quiet
+          ? undefined
+          : jsonLogs()
+          ? runEventLogger()
+          : options.json
+          ? undefined
+          : progressPrinter(),
+      );
+    };
+    outcome = control === undefined ? await interruptible("Cancelling the run", begin) : {
+      value: await begin(control.signal),
+      interrupted: control.signal.aborted,
+      exitCode: interruptedExitCode(control.signal),
+    };
   } catch (err) {
     // Stopped before the run started (a store still opening): nothing ran, nothing recorded.
     if (runSignal?.aborted && err instanceof Error && err.cause === runSignal.reason) {
