@@ -37,6 +37,13 @@ export function assertResumable(run: RunRecord, from: string | undefined): void 
       `it is a run of job "${run.flowId.slice(4)}", which has no nodes to reuse; run the job again`,
     );
   }
+  if (run.parentRunId !== undefined) {
+    refuse(
+      "sub-run",
+      `it is a sub-run of run ${run.parentRunId}, whose flow node waits for its outputs; ` +
+        `resume that run (flowstate runs resume ${run.parentRunId})`,
+    );
+  }
   if (run.status === "queued" || run.status === "running") {
     refuse(
       "running",
