@@ -348,6 +348,37 @@ export function buildProgram(setExitCode: (code: number) => void) {
       setExitCode(await retryCommand(id, options, globals(command)));
     });
   runs
+    .command("resume")
+    .description(
+      "run a failed, cancelled, timed-out or abandoned run again from where it failed: a new " +
+        "run with its inputs, reusing the outputs of the nodes that succeeded",
+    )
+    .argument("<run-id>", "the run id")
+    .option(
+      "--from <node>",
+      "run this node and every node that needs it again (allowed on a run that succeeded)",
+    )
+    .option(
+      "--flow <file>",
+      "the flow file, when no file under the config's flows: has the run's flow id",
+    )
+    .option("--json", "print the new run's record as one JSON document (no logs)")
+    .addHelpText(
+      "after",
+      "\nA node is reused (not run again) when it succeeded, its output was recorded whole and\n" +
+        "unmasked, its definition is unchanged, it has no when: on_failure/always, and every\n" +
+        "node it needs is reused. Exit codes as flowstate run; 1 also when the run cannot be\n" +
+        "resumed (unknown, archived, still running, succeeded without --from, a job's, a\n" +
+        "sub-run's, mocked),\n" +
+        "2 when --from names no node of the flow or --flow is another flow.",
+    )
+    .action(async (id, options, command) => {
+      const { resumeCommand } = await import("./run.ts");
+      setExitCode(
+        await resumeCommand(id, { ...options, quiet: quiet(command) }, globals(command)),
+      );
+    });
+  runs
     .command("show")
     .description("show a run: its record and a timeline per node (exit 1 if unknown)")
     .argument("<run-id>", "the run id")

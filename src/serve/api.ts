@@ -14,6 +14,8 @@ import {
   FlowValidationError,
   formatProblem,
   messageOf,
+  NotFoundError,
+  ResumeRefusedError,
 } from "../errors.ts";
 import { didYouMean } from "../_suggest.ts";
 import { flowCacheOf, type Runtime } from "../runtime.ts";
@@ -1505,6 +1507,67 @@ export const apiRoutes: readonly ApiRoute[] = [
       // A run whose process is gone is recorded abandoned (failed) at once: nobody else would.
       const status = done.kind === "queued" ? "queued" : done.run.status;
       return json({ runId: params.id, status }, 202);
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/runs/{id}/resume",
+    tag: "runs",
+    summary: "Resume a failed, cancelled, timed-out or abandoned run: a new run of its flow " +
+      "with its inputs (recorded `resumeOf`) that reuses the outputs of the nodes that " +
+      "succeeded (each marked `reused`) and runs the rest; `from` runs that node and every " +
+      "node that needs it again",
+    body: S.ResumeRunBody,
+    responses: {
+      202: {
+        description: "The new run started here (Location: /api/runs/{new id})",
+        schema: S.RunIdSchema,
+      },
+      409: {
+        description: "The run cannot be resumed: still queued or running, succeeded (without " +
+          "`from`), a job's, a sub-run (resume its parent), run with mocks, or archived",
+        schema: S.ErrorBody,
+      },
+      ...errors(400, 401, 403, 404, 408, 413, 415, 500, 503),
+    },
+    async handler(ctx) {
+      const { server, params } = ctx;
+      checkRunId(params.id);
+      const b = await body(ctx, S.ResumeRunBody, `POST /api/runs/${params.id}/resume`);
+      let started;
+      try {
+        started = await startTracked(
+          server,
+          (signal, onStart) =>
+            server.runtime.resumeRun(params.id, {
+              signal,
+              onStart,
+              ...(b.from === undefined ? {} : { from: b.from }),
+            }),
+          false,
+        );
+      } catch (err) {
+        if (err instanceof ResumeRefusedError) {
+          throw err.reason === "from" || err.reason === "flow"
+            ? badRequest(err.message)
+            : new HttpError("conflict", err.message);
+        }
+        if (err instanceof NotFoundError) {
+          const archived = err.kind === "run" ? await archivedRun(server.runtime, params.id) : null;
+          if (archived === null) throw notFound(err.message);
+          throw new HttpError(
+            "conflict",
+            `Cannot resume run ${params.id}: it is archived (in ${archived.archive}), and a ` +
+              `resumed run reuses outputs from the records store only; start a new run of flow ` +
+              `"${archived.run.flowId}" instead`,
+          );
+        }
+        if (err instanceof TypeError && /node outcomes cannot be read/.test(err.message)) {
+          throw unreadableRun(params.id, err);
+        }
+        startError(err, `a resume of run ${params.id}`);
+      }
+      return json({ runId: started.runId }, 202, { location: `/api/runs/${started.runId}` });
     },
   },
   {

@@ -154,6 +154,8 @@ export const RunSummarySchema = z.looseObject({
   durationMs: z.number().nullable(),
   error: RunError,
   parentRunId: z.string().optional(),
+  resumeOf: z.string().optional()
+    .describe("a run started by resuming another (POST /api/runs/{id}/resume): that run's id"),
   archived: z.literal(true).optional()
     .describe("present on an archived run: the archive job moved it out of the records store"),
   archive: z.string().optional()
@@ -175,6 +177,9 @@ export const RunRecordSchema = RunSummarySchema.extend({
     z.string(),
     z.looseObject({
       status: z.string(),
+      reused: z.string().optional().describe(
+        "a node a resumed run did not run: the id of the run whose recorded output it reuses",
+      ),
       items: z.looseObject({
         count: z.number(),
         succeeded: z.number(),
@@ -305,6 +310,13 @@ export const RunDefinitionSchema = VersionDetailSchema.extend({
 
 /** `{ runId }`. */
 export const RunIdSchema = z.object({ runId: z.string() });
+
+/** The body of `POST /api/runs/{id}/resume`. */
+export const ResumeRunBody = z.strictObject({
+  from: z.string().min(1).optional().describe(
+    "run this node and every node that needs it again, even if they succeeded (required for a run that succeeded)",
+  ),
+});
 
 /** The answer to a cancel. */
 export const CancelSchema = z.object({ runId: z.string(), status: RunStatusSchema });

@@ -132,6 +132,8 @@ export const api = {
   startRun: (flow, input) =>
     request("POST", `/api/flows/${enc(flow)}/runs`, { body: { input: input ?? {} } }),
   cancelRun: (id) => request("POST", `/api/runs/${enc(id)}/cancel`, { body: {} }),
+  /** A new run resuming run `id` from where it failed: `{ runId }`. */
+  resumeRun: (id) => request("POST", `/api/runs/${enc(id)}/resume`, { body: {} }),
   metrics: (flow) => request("GET", `/api/metrics${query({ flow })}`),
   jobs: () => request("GET", "/api/jobs"),
   schedules: () => request("GET", "/api/schedules"),

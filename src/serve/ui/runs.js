@@ -327,6 +327,8 @@ export function nodeTimeline(run, events, nodeIds) {
         node.error = event.error ?? null;
         node.outputBytes = event.outputBytes;
         if (event.items && typeof event.items === "object") node.items = event.items;
+        // A resumed run's node taken from the run it resumes: it did not run here.
+        if (typeof event.reused === "string") node.reused = event.reused;
         if (node.startedAt === null && typeof event.durationMs === "number") {
           node.startedAt = event.at - event.durationMs;
         }
@@ -351,6 +353,7 @@ export function nodeTimeline(run, events, nodeIds) {
     if (!node.error && outcome.error) node.error = outcome.error;
     if (outcome.when) node.when = outcome.when;
     if (outcome.mocked === true) node.mocked = true;
+    if (typeof outcome.reused === "string") node.reused = outcome.reused;
     if (outcome.items && typeof outcome.items === "object") node.items = outcome.items;
   }
   const order = new Map();
@@ -571,6 +574,33 @@ export async function renderRun(container, id, ctx) {
         }
       },
     }));
+    // A run that did not succeed (an abandoned one is recorded failed): resumed from where it
+    // failed, the nodes that succeeded not run again. An archived run's outputs are not there.
+    const resumable = ["failed", "cancelled", "timed-out"].includes(run.status) &&
+      !run.flowId.startsWith("job:") && !run.parentRunId && archive === null;
+    if (resumable) {
+      actions.appendChild(h("button.resume-run", {
+        type: "button",
+        text: "Resume from failure",
+        title: "Start a new run with this run's inputs that reuses the outputs of the nodes " +
+          "that succeeded and runs the rest",
+        onclick: async (event) => {
+          event.target.disabled = true;
+          try {
+            const started = await api.resumeRun(run.id);
+            ctx.toast(
+              "ok",
+              "Resumed as ",
+              h("a", { href: ctx.routeHash(["runs", started.runId]) }, started.runId),
+            );
+            ctx.navigate(ctx.routeHash(["runs", started.runId]));
+          } catch (e) {
+            event.target.disabled = false;
+            ctx.toast("error", `Could not resume: ${e.message}`);
+          }
+        },
+      }));
+    }
     if (run.status === "running" || run.status === "queued") {
       actions.appendChild(h("button.danger", {
         type: "button",
@@ -645,6 +675,17 @@ export async function renderRun(container, id, ctx) {
           )
           : null,
         onFailure ? onFailureFact(onFailure) : null,
+        run.resumeOf
+          ? fact(
+            "resumes",
+            "run ",
+            h("a.mono.resumes-link", {
+              href: ctx.routeHash(["runs", run.resumeOf]),
+              text: run.resumeOf,
+              title: "this run resumes that one: the nodes marked reused did not run again",
+            }),
+          )
+          : null,
         run.onFailureOf
           ? fact(
             "reports",
@@ -774,6 +815,13 @@ export async function renderRun(container, id, ctx) {
             ? h("span.node-when.muted", {
               text: " mocked",
               title: "a test's mock stood in for this node: it did not run",
+            })
+            : null,
+          // A resumed run's node that did not run: its output is the resumed run's.
+          node.reused
+            ? h("span.node-when.muted.node-reused", {
+              text: ` reused from ${node.reused}`,
+              title: `not run again: its output is the one run ${node.reused} recorded`,
             })
             : null,
         ),
