@@ -71,7 +71,16 @@ export interface FlowGraph {
  * ```
  */
 export function flowGraph(definition: Pick<FlowDefinition, "nodes">): FlowGraph {
-  const specs: readonly NodeSpec[] = definition.nodes ?? [];
+  // A stored definition is read as it is: what is not a node, or not a list of ids, is left out.
+  const list: unknown = (definition as { nodes?: unknown } | null)?.nodes;
+  const specs: readonly NodeSpec[] = (Array.isArray(list) ? list : [])
+    .filter((n): n is NodeSpec =>
+      n !== null && typeof n === "object" && typeof n.id === "string" && typeof n.type === "string"
+    )
+    .map((n) => ({
+      ...n,
+      needs: Array.isArray(n.needs) ? n.needs.filter((x) => typeof x === "string") : [],
+    }));
   const nodes = specs.map(graphNode);
   const edges: FlowGraphEdge[] = [];
   for (const spec of specs) {
