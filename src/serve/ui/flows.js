@@ -453,9 +453,9 @@ export function graphLegend() {
   return h(
     "p.graph-legend.muted",
     {},
-    "Arrows: needs. Dashed: a when: on_failure / always node (its dotted edges from the last " +
-      "nodes: it waits for the end of the rest of the run). Marks: if (conditional), × forEach " +
-      "(once per item), flow: a sub-flow.",
+    "Arrows: needs; dashed: into a when: on_failure / always node; dotted: it waits for the " +
+      "end of the rest of the run. Marks: if (conditional), × forEach (once per item), " +
+      "flow: a sub-flow.",
   );
 }
 

@@ -59,7 +59,7 @@ export function layoutGraph(graph, sizes = GRAPH_SIZES) {
       if (--left[c] === 0) queue.push(c);
     }
   }
-  const deepest = Math.max(0, ...layer);
+  const deepest = layer.reduce((m, l) => Math.max(m, l), 0);
   for (let i = 0; i < ids.length; i++) if (!done[i]) layer[i] = deepest + 1;
 
   // Items of each layer: the nodes, and a point per layer an edge passes through.
@@ -110,20 +110,46 @@ export function layoutGraph(graph, sizes = GRAPH_SIZES) {
     for (let l = layers.length - 2; l >= 0; l--) layers[l] = reorder(layers[l], (i) => i.downs);
   }
 
-  // x: each item as near the mean of its parents' centres as the items before it in its layer
-  // let it be (the first layer packed); then everything shifted so the leftmost starts at pad.
+  // x: the first layer packed; then, sweeping down, up and down again, each item as near the
+  // mean centre of its neighbours in the layer swept from as its layer's order allows: the
+  // mean of a left-to-right and a right-to-left greedy placement (each keeps the gaps, so
+  // their mean does too). Then everything shifted so the leftmost starts at pad.
   for (const list of layers) {
-    let right = -Infinity;
+    let right = -s.gapX;
     for (const item of list) {
-      const wanted = item.ups.length === 0
-        ? right === -Infinity ? 0 : right + s.gapX
-        : item.ups.reduce((a, u) => a + u.x + u.width / 2, 0) / item.ups.length - item.width / 2;
-      item.x = right === -Infinity ? wanted : Math.max(wanted, right + s.gapX);
+      item.x = right + s.gapX;
       right = item.x + item.width;
     }
   }
-  const minX = Math.min(0, ...items.map((i) => i.x));
-  let width = 0;
+  const centre = (item) => item.x + item.width / 2;
+  const place = (list, near) => {
+    const wanted = list.map((item) => {
+      const n = near(item);
+      return n.length === 0
+        ? item.x
+        : n.reduce((a, u) => a + centre(u), 0) / n.length - item.width / 2;
+    });
+    const fromLeft = [];
+    for (let k = 0; k < list.length; k++) {
+      fromLeft[k] = k === 0
+        ? wanted[k]
+        : Math.max(wanted[k], fromLeft[k - 1] + list[k - 1].width + s.gapX);
+    }
+    const fromRight = [];
+    for (let k = list.length - 1; k >= 0; k--) {
+      fromRight[k] = k === list.length - 1
+        ? wanted[k]
+        : Math.min(wanted[k], fromRight[k + 1] - list[k].width - s.gapX);
+    }
+    list.forEach((item, k) => (item.x = (fromLeft[k] + fromRight[k]) / 2));
+  };
+  for (let sweep = 0; sweep < 2; sweep++) {
+    for (let l = 1; l < layers.length; l++) place(layers[l], (i) => i.ups);
+    for (let l = layers.length - 2; l >= 0; l--) place(layers[l], (i) => i.downs);
+  }
+  for (let l = 1; l < layers.length; l++) place(layers[l], (i) => i.ups);
+  const minX = items.reduce((m, i) => Math.min(m, i.x), Infinity);
+  let width = s.pad * 2;
   for (const item of items) {
     item.x += s.pad - minX;
     item.y = s.pad + item.layer * (s.height + s.gapY);
@@ -190,9 +216,10 @@ let drawn = 0;
 /**
  * The graph drawn as an `<svg>` in a scrolling box. With `statuses` (`{ [id]: status }`, or
  * `{}`), each node shows its status (a class, its word, its tooltip); `setStatus(id,
- * status)` redraws one node's (its class and text only). Returns `{ el, setStatus }`.
+ * status)` redraws one node's (its class and text only). With `onSelect(id)`, a box is a
+ * button (click, Enter or Space). Returns `{ el, layout, setStatus }`.
  */
-export function graphView(graph, { statuses } = {}) {
+export function graphView(graph, { statuses, onSelect } = {}) {
   const layout = layoutGraph(graph);
   const marker = `graph-arrow-${++drawn}`;
   const byId = new Map(graph.nodes.map((n) => [n.id, n]));
@@ -242,7 +269,7 @@ export function graphView(graph, { statuses } = {}) {
         "data-node": box.id,
         "data-status": status,
         tabindex: 0,
-        role: "img",
+        role: onSelect ? "button" : "img",
         "aria-label": nodeTitle(node, status).replace(/\n/g, ", "),
       },
       title,
@@ -255,6 +282,14 @@ export function graphView(graph, { statuses } = {}) {
       ),
       third,
     );
+    if (onSelect) {
+      g.addEventListener("click", () => onSelect(box.id));
+      g.addEventListener("keydown", (event) => {
+        if (event.key !== "Enter" && event.key !== " ") return;
+        event.preventDefault();
+        onSelect(box.id);
+      });
+    }
     boxes.set(box.id, { g, title, third, node });
     setThird(third, node, status);
     return g;

@@ -728,7 +728,16 @@ export async function renderRun(container, id, ctx) {
     replace(graphEl, h("p.muted", { text: "Loading…" }));
     api.runDefinition(run.id).then((version) => {
       if (closed) return;
-      graph = graphView(version.graph, { statuses: {} });
+      graph = graphView(version.graph, {
+        statuses: {},
+        // A box opens its node's row in the timeline.
+        onSelect: (nodeId) => {
+          view = "timeline";
+          expanded.add(nodeId);
+          renderTimeline();
+          shown.get(nodeId)?.row.scrollIntoView({ block: "center" });
+        },
+      });
       for (const node of nodeTimeline(run, events, runNodeIds)) {
         graph.setStatus(node.id, nodeStatus(node));
       }
@@ -888,8 +897,9 @@ export async function renderRun(container, id, ctx) {
     if (graphShown) {
       loadGraph();
       if (graph !== null) { for (const node of nodes) graph.setStatus(node.id, nodeStatus(node)); }
-      graphNote.textContent = "Each box: the node, its type, its status. " +
-        "Arrows: needs; dashed: when: on_failure / always; dotted: waits for the end of the run.";
+      graphNote.textContent = "Each box: the node, its type and its status (click it for its " +
+        "row in the timeline). Arrows: needs; dashed: into a when: on_failure / always node; " +
+        "dotted: it waits for the end of the rest of the run.";
     }
     replace(
       timeline,
