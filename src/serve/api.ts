@@ -1124,7 +1124,8 @@ export const apiRoutes: readonly ApiRoute[] = [
     path: "/api/flows/{flow}/graph",
     tag: "flows",
     summary: "A flow's graph (its nodes and edges, for drawing): of its file under the config's " +
-      "flows (what the next run runs), else of its newest recorded version",
+      "flows (what the next run runs), else of its newest recorded version (of a flow known " +
+      "only from the archive: the version its newest archived run ran, marked `archived`)",
     responses: {
       200: { description: "The graph, and where it was read", schema: S.FlowGraphAnswerSchema },
       ...errors(401, 404, 500, 503),
@@ -1138,7 +1139,18 @@ export const apiRoutes: readonly ApiRoute[] = [
           graph: flowGraph(file.definition as FlowDefinition),
         });
       }
-      const version = await (await server.runtime.records()).getHead(params.flow);
+      const records = await server.runtime.records();
+      let version = await records.getHead(params.flow);
+      let archive: string | undefined;
+      if (version === null) {
+        // A flow known only from the archive: the version its newest archived run ran.
+        const head = (await records.listFlows()).find((f) => f.id === params.flow)?.head;
+        const archived = head === undefined
+          ? null
+          : await archiveReaderOf(server.runtime).version(params.flow, head);
+        version = archived?.version ?? null;
+        archive = archived?.archive;
+      }
       if (version === null) {
         throw notFound(
           `No flow "${params.flow}" in the config's flows, nor a recorded version of it`,
@@ -1148,6 +1160,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         from: "version",
         hash: version.hash,
         graph: flowGraph(version.definition as FlowDefinition),
+        ...(archive === undefined ? {} : { archived: true, archive }),
       });
     },
   },

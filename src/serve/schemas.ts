@@ -316,6 +316,9 @@ export const FlowGraphAnswerSchema = z.object({
   file: z.string().optional().describe("the file, relative to the config's folder"),
   hash: z.string().optional().describe("the version's hash"),
   graph: FlowGraphSchema,
+  archived: z.literal(true).optional()
+    .describe("present when the version is read from the archive (the records store lost it)"),
+  archive: z.string().optional().describe("the archive file whose runs ran it"),
 });
 
 /** A flow version with its source, definition and graph (from the archive: marked `archived`). */

@@ -431,7 +431,9 @@ function graphPanel(id) {
   api.flowGraph(id).then((answer) => {
     note.textContent = `${answer.graph.nodes.length} node${
       answer.graph.nodes.length === 1 ? "" : "s"
-    } · ${answer.from === "file" ? answer.file : `version ${shortHash(answer.hash)}`}`;
+    } · ${answer.from === "file" ? answer.file : `version ${shortHash(answer.hash)}`}${
+      answer.archived ? " (archived)" : ""
+    }`;
     replace(
       body,
       answer.graph.nodes.length === 0
