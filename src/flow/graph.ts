@@ -70,7 +70,7 @@ export interface FlowGraph {
  * ]);
  * ```
  */
-export function flowGraph(definition: Pick<FlowDefinition, "nodes">): FlowGraph {
+export function flowGraph(definition: Partial<FlowDefinition>): FlowGraph {
   // A stored definition is read as it is: what is not a node, or not a list of ids, is left out.
   const list: unknown = (definition as { nodes?: unknown } | null)?.nodes;
   const specs: readonly NodeSpec[] = (Array.isArray(list) ? list : [])
@@ -194,7 +194,7 @@ function mermaidText(text: string): string {
 }
 
 /**
- * The graph as a Mermaid flowchart (GitHub renders it in a ```` ```mermaid ```` block):
+ * The graph as a Mermaid flowchart (GitHub renders it in a `mermaid` code block):
  * node `n<i>` is the i-th node (ids stay in the labels, as any text may), `-->` a `needs`,
  * `-.->` an edge into a node of `when: on_failure`/`always` (an `end` edge too); classes
  * mark `when:`, `if:` and `forEach` nodes, and with `statuses` each node's outcome.
@@ -290,7 +290,7 @@ function dotString(text: string): string {
 /**
  * The graph as Graphviz DOT (`dot -Tsvg`): boxes labelled with id and type,
  * `needs` as edges, edges into `when: on_failure`/`always` nodes (and `end`
- * edges) dashed, `if:` nodes as diamonds' cousin (a hexagon), with
+ * edges) dashed, `if:` nodes as hexagons, `forEach` nodes double-bordered, with
  * `statuses` each node filled by its outcome and a legend comment.
  *
  * @example
