@@ -23,7 +23,7 @@ import {
 import type { FlowCache } from "./flow_cache.ts";
 import type { ProgramNodeTypes } from "./flow/program_nodes.ts";
 import { coerceInputs } from "./flow/inputs.ts";
-import { unsetEnvProblems } from "./flow/reach.ts";
+import { readEnvValues } from "./flow/reach.ts";
 import { FlowValidationError } from "./errors.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
@@ -535,12 +535,14 @@ async function runInTree(
     file: parsed.file,
   });
   // Only the names the flow lists are read, so a flow without `env:` needs no --allow-env.
-  const env: Record<string, string> = {};
-  for (const name of def.env ?? []) {
-    const value = options.env ? options.env[name] : Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
-  const unset = unsetEnvProblems(def, env, parsed.locate);
+  // NAME unset, NAME_FILE set: NAME is the content of that file (Docker and Kubernetes secrets).
+  const read = readEnvValues(
+    def,
+    options.env ? (name) => options.env![name] : (name) => Deno.env.get(name),
+    parsed.locate,
+  );
+  const env = read.values;
+  const unset = read.problems;
   const secrets = readSecrets(def, options.env, parsed.locate);
   unset.push(...secrets.problems);
   if (unset.length > 0) throw new FlowValidationError(unset, parsed.file);

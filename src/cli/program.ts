@@ -255,13 +255,25 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "a JSON object of every input (- reads stdin); --input name=value overrides single keys",
     )
     .option("--json", "print the run record as one JSON document (no logs)")
+    .option(
+      "--watch",
+      "run again whenever the flow file, a sub-flow or node module it uses, the --inputs file " +
+        "or the config changes (a run in progress is cancelled and restarted), until Ctrl-C",
+    )
     .addHelpText(
       "after",
       "\nExit codes: 0 succeeded, 1 failed, cancelled or timed out, 2 invalid flow or input\n" +
         "(nothing is written), 130 cancelled with Ctrl-C (press it twice to exit at once),\n" +
-        "143 with SIGTERM, 129 with SIGHUP.",
+        "143 with SIGTERM, 129 with SIGHUP. With --watch: 130, 143 or 129 once stopped.",
     )
-    .action(async (file, options, command) => {
+    .action(async (file, { watch, ...options }, command) => {
+      if (watch) {
+        const { runWatchCommand } = await import("./run_watch.ts");
+        setExitCode(
+          await runWatchCommand(file, { ...options, quiet: quiet(command) }, globals(command)),
+        );
+        return;
+      }
       const { runCommand } = await import("./run.ts");
       setExitCode(
         await runCommand(file, { ...options, quiet: quiet(command) }, globals(command)),

@@ -102,11 +102,33 @@ export async function commandInputs(
   return { input: { ...document, ...pairs }, fromStrings, file: options.inputs };
 }
 
+/**
+ * How a caller other than the command line's one run steers {@linkcode runCommand}
+ * (`run --watch`): its own signal instead of the stop signals, and word of the
+ * flow once it is parsed.
+ *
+ * @example
+ * ```ts ignore
+ * const stop = new AbortController();
+ * const code = await runCommand("flow.yaml", {}, {}, {
+ *   signal: stop.signal,
+ *   onParsed: (parsed) => console.error(`parsed ${parsed.file}`),
+ * });
+ * ```
+ */
+export interface RunControl {
+  /** Cancels the run (recorded `cancelled`); the caller listens for the stop signals itself. */
+  signal: AbortSignal;
+  /** Told of the flow once parsed (before its modules load), with the config's file. */
+  onParsed?: (parsed: ParsedFlow, configFile: string | null) => void;
+}
+
 /** `run <flow> [--inputs <file>] [--input name=value]… [--json] [--quiet]`. */
 export async function runCommand(
   file: string,
   options: RunOptions,
   global: GlobalOptions,
+  control?: RunControl,
 ): Promise<number> {
   const given = await commandInputs(options);
   const { input } = given;
@@ -135,6 +157,7 @@ export async function runCommand(
       stores: runtime.storeNames,
       cacheDir: join(runtime.config.home, "cache"),
     }).catch((err) => rethrowWithFlowIdHint(err, file, runtime.config, Deno.cwd())));
+  control?.onParsed?.(parsed, runtime.config.file);
   // Held until the run ends: the Worker that checks a custom node module runs it.
   const pool = sandboxPoolOf(runtime);
   using _held = pool?.hold();
@@ -155,25 +178,27 @@ export async function runCommand(
   let outcome: Interruptible<RunRecord>;
   let runSignal: AbortSignal | undefined;
   try {
-    outcome = await interruptible(
-      "Cancelling the run",
-      (signal) => {
-        runSignal = signal;
-        return runtime.runFlow(flow, {
-          input,
-          inputFromStrings: given.fromStrings,
-          signal,
-          // JSON log lines go to stderr with --json too: stdout holds only the record.
-          onEvent: options.quiet
-            ? undefined
-            : jsonLogs()
-            ? runEventLogger()
-            : options.json
-            ? undefined
-            : progressPrinter(),
-        });
-      },
-    );
+    const start = (signal: AbortSignal) => {
+      runSignal = signal;
+      return runtime.runFlow(flow, {
+        input,
+        inputFromStrings: given.fromStrings,
+        signal,
+        // JSON log lines go to stderr with --json too: stdout holds only the record.
+        onEvent: options.quiet
+          ? undefined
+          : jsonLogs()
+          ? runEventLogger()
+          : options.json
+          ? undefined
+          : progressPrinter(),
+      });
+    };
+    outcome = control === undefined ? await interruptible("Cancelling the run", start) : {
+      value: await start(control.signal),
+      interrupted: control.signal.aborted,
+      exitCode: interruptedExitCode(control.signal),
+    };
   } catch (err) {
     // runFlow checks the inputs (once) before it writes anything.
     if (err instanceof FlowValidationError) {
