@@ -8,8 +8,10 @@
  *
  * Starts a real server over a temporary home seeded with flows, runs and
  * state (see `_inspector.ts`), and photographs: the state tree with a value
- * open, the runs list, a run's timeline and its state changes, a flow with a
- * diff of two versions, and the jobs page whole (its queue workers below).
+ * open, the runs list, a run's timeline, its state changes and its graph with
+ * each node's status, a flow (whole: metrics, graph, the diff of two versions),
+ * the graph of a flow with `when:`, `if:`, `forEach` and a sub-flow (`nightly`
+ * of `GRAPH_FLOWS`), and the jobs page whole (its queue workers below).
  *
  * @module
  */
@@ -100,7 +102,8 @@ try {
   await page.goto(new URL("#/flows/counter", inspector.url).href);
   await page.locator("table.diff").waitFor();
   await page.locator(".graph-panel .graph-node").first().waitFor();
-  await shot("flow");
+  await page.mouse.move(0, 0);
+  await shot("flow", { fullPage: true }); // the graph pushes the diff below the fold
   // The graph of a flow with when:, if:, forEach and a sub-flow.
   await page.goto(new URL("#/flows/nightly", inspector.url).href);
   await page.locator(".graph-panel .graph-node").first().waitFor();
