@@ -296,6 +296,25 @@ export function buildProgram(setExitCode: (code: number) => void) {
       setExitCode(await validateFlows(files, globals(command), options));
     });
 
+  program
+    .command("graph")
+    .description("print a flow's graph (its nodes and needs) as Mermaid or Graphviz DOT")
+    .argument("<flow>", "the flow file (YAML)")
+    .addOption(
+      new Option("--format <format>", "mermaid (GitHub renders it in markdown) or dot (Graphviz)")
+        .choices(["mermaid", "dot"] as const).default("mermaid" as const),
+    )
+    .option("--run <run-id>", "colour the nodes by this run's outcome (a run of this flow)")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 printed, 1 run not found or of another flow, 2 invalid flow (the errors\n" +
+        "validate prints).",
+    )
+    .action(async (file, options, command) => {
+      const { graphCommand } = await import("./graph.ts");
+      setExitCode(await graphCommand(file, options, globals(command)));
+    });
+
   const runs = program.command("runs").description("list and inspect recorded runs");
   runs
     .command("ls")

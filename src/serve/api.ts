@@ -43,6 +43,8 @@ import { cancelAnyRun } from "../queue/cancel.ts";
 import { listWorkers } from "../queue/workers.ts";
 import type { Worker } from "../queue/worker.ts";
 import { loadFlowFile } from "../flow/parse.ts";
+import { flowGraph } from "../flow/graph.ts";
+import type { FlowDefinition } from "../flow/types.ts";
 import { TemplateError } from "../flow/template/error.ts";
 import { HttpError, json, readJson, redactText } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
@@ -372,8 +374,11 @@ async function fileSize(location: string): Promise<number | null> {
  */
 export async function configuredFlows(
   runtime: Runtime,
-): Promise<Map<string, { file: string; schedule: unknown; also?: string }>> {
-  const out = new Map<string, { file: string; schedule: unknown; also?: string }>();
+): Promise<Map<string, { file: string; schedule: unknown; definition: unknown; also?: string }>> {
+  const out = new Map<
+    string,
+    { file: string; schedule: unknown; definition: unknown; also?: string }
+  >();
   const cache = flowCacheOf(runtime);
   const options = { stores: runtime.storeNames };
   for (const file of await flowFiles(runtime.config)) {
@@ -383,8 +388,9 @@ export async function configuredFlows(
         : await cache.parseFile(file, options);
       const def = parsed.definition as { id: string; schedule?: unknown };
       const first = out.get(def.id);
-      if (first === undefined) out.set(def.id, { file, schedule: def.schedule });
-      else first.also ??= file; // a second file with the id: starting it is refused
+      if (first === undefined) {
+        out.set(def.id, { file, schedule: def.schedule, definition: parsed.definition });
+      } else first.also ??= file; // a second file with the id: starting it is refused
     } catch {
       // An invalid flow file: not startable; `flowstate validate` says why.
     }
@@ -1110,7 +1116,53 @@ export const apiRoutes: readonly ApiRoute[] = [
         createdAt: v.createdAt,
         ...(v.source === undefined ? {} : { source: v.source }),
         definition: v.definition,
+        graph: flowGraph(v.definition as FlowDefinition),
         ...(archived === null ? {} : { archived: true, archive: archived.archive }),
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/flows/{flow}/graph",
+    tag: "flows",
+    summary: "A flow's graph (its nodes and edges, for drawing): of its file under the config's " +
+      "flows (what the next run runs), else of its newest recorded version (of a flow known " +
+      "only from the archive: the version its newest archived run ran, marked `archived`)",
+    responses: {
+      200: { description: "The graph, and where it was read", schema: S.FlowGraphAnswerSchema },
+      ...errors(401, 404, 500, 503),
+    },
+    async handler({ server, params }) {
+      const file = (await configuredFlows(server.runtime)).get(params.flow);
+      if (file !== undefined) {
+        return json({
+          from: "file",
+          file: relative(server.runtime.config.baseDir, file.file) || file.file,
+          graph: flowGraph(file.definition as FlowDefinition),
+        });
+      }
+      const records = await server.runtime.records();
+      let version = await records.getHead(params.flow);
+      let archive: string | undefined;
+      if (version === null) {
+        // A flow known only from the archive: the version its newest archived run ran.
+        const head = (await records.listFlows()).find((f) => f.id === params.flow)?.head;
+        const archived = head === undefined
+          ? null
+          : await archiveReaderOf(server.runtime).version(params.flow, head);
+        version = archived?.version ?? null;
+        archive = archived?.archive;
+      }
+      if (version === null) {
+        throw notFound(
+          `No flow "${params.flow}" in the config's flows, nor a recorded version of it`,
+        );
+      }
+      return json({
+        from: "version",
+        hash: version.hash,
+        graph: flowGraph(version.definition as FlowDefinition),
+        ...(archive === undefined ? {} : { archived: true, archive }),
       });
     },
   },
@@ -1456,6 +1508,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         createdAt: version.createdAt,
         ...(version.source === undefined ? {} : { source: version.source }),
         definition: version.definition,
+        graph: flowGraph(version.definition as FlowDefinition),
         from,
         ...archivedMark(archived),
       });

@@ -115,6 +115,8 @@ export const api = {
   flows: () => request("GET", "/api/flows"),
   versions: (flow) => request("GET", `/api/flows/${enc(flow)}/versions`),
   version: (flow, hash) => request("GET", `/api/flows/${enc(flow)}/versions/${enc(hash)}`),
+  /** A flow's graph: `{ from: "file" | "version", file?, hash?, graph: { nodes, edges } }`. */
+  flowGraph: (flow) => request("GET", `/api/flows/${enc(flow)}/graph`),
   runs: (filters) => request("GET", `/api/runs${query(filters)}`),
   /**
    * A run and its events: `{ run, events, eventCount }`; with `after` (the

@@ -15,6 +15,7 @@ import {
   statusBadge,
 } from "./dom.js";
 import { runChangesPanel } from "./changes.js";
+import { graphView } from "./graph.js";
 
 const PAGE = 50;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "timed-out"];
@@ -753,6 +754,60 @@ export async function renderRun(container, id, ctx) {
   let nodesEl = null;
   let countEl = null;
   let moreEl = null;
+  // The graph beside the timeline (one panel, a toggle): loaded on its first showing, drawn
+  // once; a node's box takes its status as the node's row is redrawn.
+  let view = "timeline";
+  /** The graph view (`graphView`), once the run's definition came. */
+  let graph = null;
+  let graphLoading = false;
+  const graphEl = h("div.graph-scroll.run-graph");
+  const graphNote = h("p.graph-legend.muted");
+  const nodeStatus = (node) => node.status ?? "pending";
+  function loadGraph() {
+    if (graphLoading || graph !== null) return;
+    graphLoading = true;
+    replace(graphEl, h("p.muted", { text: "Loading…" }));
+    api.runDefinition(run.id).then((version) => {
+      if (closed) return;
+      graph = graphView(version.graph, {
+        statuses: {},
+        // A box opens its node's row in the timeline.
+        onSelect: (nodeId) => {
+          view = "timeline";
+          expanded.add(nodeId);
+          renderTimeline();
+          shown.get(nodeId)?.row.scrollIntoView({ block: "center" });
+        },
+      });
+      for (const node of nodeTimeline(run, events, runNodeIds)) {
+        graph.setStatus(node.id, nodeStatus(node));
+      }
+      replace(graphEl, graph.el);
+    }).catch((e) => {
+      graphLoading = false;
+      replace(graphEl, h("p.muted.graph-missing", { text: e.message }));
+    });
+  }
+  function viewToggle() {
+    const button = (name, text) =>
+      h("button", {
+        type: "button",
+        text,
+        "aria-pressed": String(view === name),
+        dataset: { view: name },
+        onclick: () => {
+          if (view === name) return;
+          view = name;
+          renderTimeline();
+        },
+      });
+    return h(
+      "span.view-toggle",
+      { role: "group", "aria-label": "show the nodes as" },
+      button("timeline", "Timeline"),
+      button("graph", "Graph"),
+    );
+  }
 
   /** One node's row as the run's events tell it now. */
   function nodeNow(nodeId) {
@@ -886,11 +941,25 @@ export async function renderRun(container, id, ctx) {
       },
     });
     nodesEl = nodes.length === 0 ? null : h("div.nodes", {}, rows);
+    const graphShown = view === "graph";
+    if (graphShown) {
+      loadGraph();
+      if (graph !== null) { for (const node of nodes) graph.setStatus(node.id, nodeStatus(node)); }
+      graphNote.textContent = "Each box: the node, its type and its status (click it for its " +
+        "row in the timeline). Arrows: needs; dashed: into a when: on_failure / always node; " +
+        "dotted: it waits for the end of the rest of the run.";
+    }
     replace(
       timeline,
-      h("div.panel-head", {}, h("h2", { text: "Timeline" }), countEl),
-      nodesEl ?? h("p.muted", { text: "No node has started yet." }),
-      h("p.timeline-more", {}, moreEl),
+      h(
+        "div.panel-head",
+        {},
+        h("h2", { text: graphShown ? "Graph" : "Timeline" }),
+        countEl,
+        viewToggle(),
+      ),
+      graphShown ? graphEl : nodesEl ?? h("p.muted", { text: "No node has started yet." }),
+      graphShown ? graphNote : h("p.timeline-more", {}, moreEl),
     );
     renderCounts();
   }
@@ -898,6 +967,7 @@ export async function renderRun(container, id, ctx) {
   /** Redraws one node's row from its events (adds it, when it is new and would show). */
   function updateNode(nodeId) {
     const node = nodeNow(nodeId);
+    if (graph !== null) graph.setStatus(nodeId, nodeStatus(node));
     const isNew = !known.has(nodeId);
     noteNode(node);
     if (isNew && first.size < TIMELINE_CAP) first.add(nodeId);
