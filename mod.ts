@@ -90,6 +90,8 @@ export {
   NotFoundError,
   type Problem,
   type ProblemPath,
+  type ResumeRefusal,
+  ResumeRefusedError,
   StoreClosedError,
   StoreCorruptError,
   type StoreCorruptReason,
@@ -183,7 +185,7 @@ export {
 } from "./src/queue/worker.ts";
 export { listWorkers, type WorkerListing } from "./src/queue/workers.ts";
 export type { WorkerClaim, WorkerInfo, WorkerStatus } from "./src/records/workers.ts";
-export type { RunFlowOptions } from "./src/run_flow.ts";
+export type { ResumeRunOptions, RunFlowOptions } from "./src/run_flow.ts";
 export type { NodeMock, NodeMockCall, NodeMocks } from "./src/flow/mocks.ts";
 export type {
   EventsDroppedEvent,

@@ -39,6 +39,7 @@
  *
  * @module
  */
+import { EnvFileError, envOrFile } from "./_env_file.ts";
 import { dirname, isAbsolute, join, relative, resolve } from "./_path.ts";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
@@ -978,7 +979,15 @@ export function substituteEnvString(
       );
       return match;
     }
-    const found = env(ref[1]);
+    let found: string | undefined;
+    try {
+      // NAME unset, NAME_FILE set: the content of that file (Docker and Kubernetes secrets).
+      found = envOrFile(ref[1], env);
+    } catch (err) {
+      if (!(err instanceof EnvFileError)) throw err;
+      onProblem(`cannot substitute \${env.${ref[1]}}: ${err.message}`);
+      return match;
+    }
     if (found === undefined) {
       onProblem(
         `environment variable ${ref[1]} is not set (used as \${env.${

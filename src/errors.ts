@@ -64,7 +64,8 @@ export type ErrorCode =
   | "RUN_END_NOT_RECORDED"
   | "RUN_NOT_OWNED"
   | "FEED_DISABLED"
-  | "NOT_FOUND";
+  | "NOT_FOUND"
+  | "RESUME_REFUSED";
 
 /**
  * The base of every error Flowstate throws on purpose.
@@ -834,5 +835,70 @@ export class NotFoundError extends FlowstateError {
     this.name = "NotFoundError";
     this.kind = details.kind;
     this.id = details.id;
+  }
+}
+
+/**
+ * Why `Runtime.resumeRun` refused to resume a run (see
+ * {@linkcode ResumeRefusedError.reason}):
+ * - `"running"`: the run is still queued or running;
+ * - `"succeeded"`: it succeeded and no `from` node was given (nothing to resume);
+ * - `"job"`: it is a job's run (a job has no nodes to reuse);
+ * - `"sub-run"`: it is a sub-run of another run (resume that run instead);
+ * - `"mocked"`: a test's mocks stood in for some of its nodes;
+ * - `"from"`: the `from` node is no node of the flow;
+ * - `"flow"`: the flow given is not the run's (another id).
+ *
+ * @example
+ * ```ts
+ * import type { ResumeRefusal } from "@flowstate/core";
+ * const reason: ResumeRefusal = "running";
+ * console.log(reason);
+ * ```
+ */
+export type ResumeRefusal =
+  | "running"
+  | "succeeded"
+  | "job"
+  | "sub-run"
+  | "mocked"
+  | "from"
+  | "flow";
+
+/**
+ * A run cannot be resumed (`Runtime.resumeRun`, `flowstate runs resume`):
+ * {@linkcode ResumeRefusedError.reason} says why; nothing was written.
+ * An unknown run is a {@linkcode NotFoundError} instead.
+ *
+ * @example
+ * ```ts
+ * import { openRuntime, ResumeRefusedError } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = { id: "f", nodes: [{ id: "a", type: "transform", with: { value: 1 } }] };
+ * const run = await rt.runFlow(flow);
+ * const err = await rt.resumeRun(run.id, { flow }).catch((e) => e);
+ * assert.ok(err instanceof ResumeRefusedError);
+ * assert.equal(err.code, "RESUME_REFUSED");
+ * assert.equal(err.reason, "succeeded");
+ * ```
+ */
+export class ResumeRefusedError extends FlowstateError {
+  /** `"RESUME_REFUSED"`. */
+  readonly code = "RESUME_REFUSED" as const;
+  /** Why (see {@linkcode ResumeRefusal}). */
+  readonly reason: ResumeRefusal;
+  /** The run asked for. */
+  readonly runId: string;
+  /** Create the error; `message` says what and how to go on. */
+  constructor(
+    message: string,
+    details: { reason: ResumeRefusal; runId: string },
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "ResumeRefusedError";
+    this.reason = details.reason;
+    this.runId = details.runId;
   }
 }

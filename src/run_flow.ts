@@ -23,7 +23,7 @@ import {
 import type { FlowCache } from "./flow_cache.ts";
 import type { ProgramNodeTypes } from "./flow/program_nodes.ts";
 import { coerceInputs } from "./flow/inputs.ts";
-import { unsetEnvProblems } from "./flow/reach.ts";
+import { readEnvValues } from "./flow/reach.ts";
 import { FlowValidationError } from "./errors.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
@@ -36,6 +36,7 @@ import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 import { readSecrets, SecretMasker } from "./flow/secrets.ts";
+import { assertFromNode, assertSameFlow, reusableNodes } from "./resume.ts";
 import type { MockLevel, NodeMocks } from "./flow/mocks.ts";
 
 /** What running a flow needs from the runtime. */
@@ -221,10 +222,65 @@ export interface RunFlowOptions {
   depth?: number;
 }
 
+/**
+ * Options for resuming a run (`Runtime.resumeRun`): those of
+ * {@linkcode RunFlowOptions} a new run of a flow takes (the inputs are the
+ * resumed run's), and which node to run from, and the flow's file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ResumeRunOptions } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = {
+ *   id: "two",
+ *   nodes: [
+ *     { id: "a", type: "state.increment", with: { key: "a" } },
+ *     { id: "b", type: "transform", needs: ["a"], with: { value: "${{ nodes.a.output }}" } },
+ *   ],
+ * };
+ * const first = await rt.runFlow(flow);
+ * const options: ResumeRunOptions = { flow, from: "b" };
+ * const again = await rt.resumeRun(first.id, options);
+ * assert.equal(again.resumeOf, first.id);
+ * assert.equal(again.nodes.a.reused, first.id); // not run again: the counter is still 1
+ * assert.equal(again.nodes.b.output, 1);
+ * ```
+ */
+export interface ResumeRunOptions extends
+  Omit<
+    RunFlowOptions,
+    "input" | "inputFromStrings" | "mocks" | "parentRunId" | "depth" | "scheduled"
+  > {
+  /**
+   * Run this node and every node that needs it (directly or indirectly) again,
+   * even if they succeeded; required to resume a run that succeeded.
+   */
+  from?: string;
+  /**
+   * The flow (a file, or a definition) when neither the config's `flows:`
+   * (by the run's flow id) nor the run's record (a queued run's file) finds it.
+   */
+  flow?: FlowSource;
+}
+
+/** What a run resuming another needs (see `resume.ts`). */
+export interface ResumePlan {
+  /** The record of the run resumed. */
+  run: RunRecord;
+  /** The definition it ran, when its flow version is still kept. */
+  before: FlowDefinition | null;
+  /** The node to run again from, if given. */
+  from?: string;
+}
+
 /** {@linkcode RunFlowOptions} with what only the runtime sets. */
 interface InternalRunOptions extends RunFlowOptions {
   /** The run this one reports on (a run of the `runs.onFailure` flow). */
   onFailureOf?: string;
+  /** The run this one resumes, and how. */
+  resume?: ResumePlan;
 }
 
 const MAX_DEPTH = 16;
@@ -381,6 +437,28 @@ export function runOnFailureFlow(
   );
 }
 
+/**
+ * Run `flow` again as a new run resuming `plan.run`: with its inputs, its
+ * record linked to it (`resumeOf`), the nodes `resume.ts` finds reusable
+ * not run but taken as recorded. Refused (nothing written) when `flow` is
+ * another flow, or `plan.from` names no node of it.
+ */
+export function resumeFlow(
+  host: FlowHost,
+  flow: FlowSource,
+  plan: ResumePlan,
+  options: RunFlowOptions = {},
+): Promise<RunRecord> {
+  const { onStart, ...rest } = options;
+  return runInTree(
+    host,
+    flow,
+    { ...rest, input: plan.run.inputs, inputFromStrings: false, resume: plan },
+    { subRuns: 0, maxSubRuns: options.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS },
+    onStart,
+  );
+}
+
 /** A run a worker claimed from the queue, for {@linkcode runClaimed}. */
 export interface ClaimedRun {
   /** The run's record as claimed (`running`, with `queue.claim`). */
@@ -515,6 +593,11 @@ async function runInTree(
   }
   const { parsed, prepared } = loaded;
   const def = prepared.definition;
+  const resume = options.resume;
+  if (resume !== undefined) {
+    assertSameFlow(def, resume.run);
+    assertFromNode(def, resume.from, resume.run.id);
+  }
   if (mocks !== undefined && mocks.nested.size > 0) {
     try {
       await mocking!.assertSubFlowMocks(
@@ -535,12 +618,14 @@ async function runInTree(
     file: parsed.file,
   });
   // Only the names the flow lists are read, so a flow without `env:` needs no --allow-env.
-  const env: Record<string, string> = {};
-  for (const name of def.env ?? []) {
-    const value = options.env ? options.env[name] : Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
-  const unset = unsetEnvProblems(def, env, parsed.locate);
+  // NAME unset, NAME_FILE set: NAME is the content of that file (Docker and Kubernetes secrets).
+  const read = readEnvValues(
+    def,
+    options.env ? (name) => options.env![name] : (name) => Deno.env.get(name),
+    parsed.locate,
+  );
+  const env = read.values;
+  const unset = read.problems;
   const secrets = readSecrets(def, options.env, parsed.locate);
   unset.push(...secrets.problems);
   if (unset.length > 0) throw new FlowValidationError(unset, parsed.file);
@@ -564,6 +649,13 @@ async function runInTree(
     ...(host.nodesFormat === undefined ? {} : { nodesFormat: host.nodesFormat }),
   });
   const hash = await saveVersionOnce(records, recordsStore, def, parsed.source);
+  const reused = resume === undefined ? undefined : reusableNodes(
+    resume.run,
+    def,
+    resume.before,
+    hash === resume.run.flowVersion,
+    resume.from,
+  );
   // Aborted by the caller's signal, or by a cancel request from another process.
   const cancel = new AbortController();
   const onAbort = () => cancel.abort(options.signal?.reason);
@@ -577,6 +669,7 @@ async function runInTree(
       inputs: masker.mask(inputs) as Record<string, JsonValue>,
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
       ...(options.onFailureOf === undefined ? {} : { onFailureOf: options.onFailureOf }),
+      ...(resume === undefined ? {} : { resumeOf: resume.run.id }),
       ...(options.scheduled === undefined
         ? {}
         : { scheduledAt: options.scheduled.at, schedule: options.scheduled.schedule }),
@@ -659,6 +752,7 @@ async function runInTree(
         defaultTimeout: options.defaultTimeout,
         ...(tree.guard === undefined ? {} : { guard: tree.guard }),
         ...(mocks === undefined ? {} : { mocks: mocks.own }),
+        ...(reused === undefined ? {} : { reused }),
         ...(host.enqueue === undefined ? {} : {
           enqueue: (flow: string, opts: EnqueueOptions) => {
             if (masker.contains(opts)) {
@@ -720,6 +814,7 @@ async function runInTree(
                 depth: depth + 1,
                 mocks: mocks?.nested.get(node.spec.id),
                 onFailureOf: undefined,
+                resume: undefined,
                 scheduled: undefined,
               },
               tree,
@@ -738,6 +833,13 @@ async function runInTree(
     }
     // The last events go with the final status, in one commit (and inline in
     // the record for a short run: see Records.finishRun).
+    // A node whose output holds a secret's value is recorded masked: not what it returned, so
+    // a run resuming this one runs it again (see resume.ts).
+    if (!masker.empty) {
+      for (const node of Object.values(outcome.nodes)) {
+        if (node.output !== undefined && masker.contains(node.output)) node.masked = true;
+      }
+    }
     let record: RunRecord;
     try {
       record = await recorder.finish(

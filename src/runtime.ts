@@ -16,6 +16,7 @@ import {
 } from "./config.ts";
 import {
   ConfigError,
+  NotFoundError,
   type Problem,
   type ProblemPath,
   StoreClosedError,
@@ -29,8 +30,15 @@ import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
 import type { NodeType } from "./flow/node.ts";
 import { type ProgramNodeTypes, programNodeTypes } from "./flow/program_nodes.ts";
-import { type FlowHost, runFlow, type RunFlowOptions } from "./run_flow.ts";
 import type { SignalOutcome } from "./records/_signals.ts";
+import {
+  type FlowHost,
+  resumeFlow,
+  type ResumeRunOptions,
+  runFlow,
+  type RunFlowOptions,
+} from "./run_flow.ts";
+import { assertResumable, foundRun } from "./resume.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
 import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
@@ -44,7 +52,7 @@ import type {
   RunSource,
 } from "./on_failure.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
-import { assertRunId } from "./records/run_id.ts";
+import { assertRunId, isRunId, RUN_ID_HINT } from "./records/run_id.ts";
 import { systemClock } from "./clock.ts";
 import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
 import { notifyingStore } from "./wrappers/_notify.ts";
@@ -262,6 +270,45 @@ export interface Runtime extends AsyncDisposable {
    * ```
    */
   runFlow(flow: FlowSource, options?: RunFlowOptions): Promise<RunRecord>;
+  /**
+   * Resume run `runId` (one that failed, was cancelled, timed out or was
+   * abandoned): start a new run of its flow with its inputs, whose record
+   * says `resumeOf: runId`, in which the nodes that succeeded are not run
+   * again: each keeps its recorded output, its outcome and `node.end` marked
+   * `reused: runId`. A node runs again when its output was not recorded
+   * faithfully (masked for a secret, dropped, a mock's), its definition
+   * changed since, it has `when: on_failure` or `always`, a node it needs
+   * runs again, or it is `from` (then every node that needs it runs again
+   * too). The flow is found by the run's flow id among the config's `flows:`
+   * (or by the file a queued run recorded), else given as `flow`. Returns the
+   * new run's record, as `runFlow`.
+   *
+   * Refused, nothing written: an unknown run with a `NotFoundError` (`kind:
+   * "run"`; an unknown flow `kind: "flow"`), a run still queued or running, a
+   * job's run, a run with mocks, a succeeded run without `from`, a `from` naming
+   * no node, a `flow` of another id, with a `ResumeRefusedError` (its `reason`).
+   *
+   * @example
+   * ```ts
+   * import { openRuntime } from "@flowstate/core";
+   * import assert from "node:assert/strict";
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const flow = (fail: boolean) => ({
+   *   id: "pay",
+   *   nodes: [
+   *     { id: "charge", type: "state.increment", with: { key: "charges" } },
+   *     { id: "mail", type: fail ? "fail" : "log", needs: ["charge"], with: { message: "sent" } },
+   *   ],
+   * });
+   * const failed = await rt.runFlow(flow(true));
+   * assert.equal(failed.status, "failed");
+   * const resumed = await rt.resumeRun(failed.id, { flow: flow(false) });
+   * assert.equal(resumed.status, "succeeded");
+   * assert.equal(resumed.nodes.charge.reused, failed.id); // charged once only
+   * assert.equal(resumed.nodes.charge.output, 1);
+   * ```
+   */
+  resumeRun(runId: string, options?: ResumeRunOptions): Promise<RunRecord>;
   /**
    * Put a run of `flow` in the queue and return its id at once: the run is
    * recorded `queued` and a worker (`flowstate worker`, `flowstate daemon`,
@@ -520,6 +567,11 @@ const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
  * passes them anyway gets them checked (a negative depth would lift the
  * nesting limit, a parent that is no run id would be recorded as one).
  */
+const RESUME_RUN_OPTIONS: readonly string[] = fieldNames<ResumeRunOptions>()(
+  ["from", "flow", "signal", "timers", "onEvent", "concurrency", "env", "abortGrace"],
+  ["maxSubRuns", "defaultTimeout", "onStart"],
+);
+
 function checkInternalRunOptions(options: RunFlowOptions): void {
   const { depth, parentRunId } = options;
   if (depth !== undefined && !(Number.isSafeInteger(depth) && depth >= 0)) {
@@ -934,19 +986,86 @@ class FlowstateRuntime implements Runtime {
       if (this.#closing !== undefined) {
         throw new StoreClosedError(`Cannot run flow ${flowLabel(flow)}: the runtime is closed`);
       }
-      const stop = this.#stopRuns.signal;
-      const signal = options?.signal == null ? stop : AbortSignal.any([options.signal, stop]);
-      const run = runFlow(this.flowHost(), flow, {
-        ...this.runDefaults(),
-        ...definedOnly(options),
-        signal,
-      }).catch((err) => rethrowWithFlowIdHint(err, flow, this.config, this.#cwd));
-      // close() waits for it (its rejection is the caller's, through `run`).
-      const tracked = run.catch(() => {}).finally(() => this.#runs.delete(tracked));
-      this.#runs.add(tracked);
-      return run;
+      return this.#tracked(options?.signal, (signal) =>
+        runFlow(this.flowHost(), flow, {
+          ...this.runDefaults(),
+          ...definedOnly(options),
+          signal,
+        }).catch((err) => rethrowWithFlowIdHint(err, flow, this.config, this.#cwd)));
     } catch (err) {
       return Promise.reject(err);
+    }
+  }
+
+  /**
+   * `start` a run, with the caller's `given` signal and the runtime's own
+   * (aborted by `close()`); `close()` waits for it.
+   */
+  #tracked(
+    given: AbortSignal | undefined,
+    start: (signal: AbortSignal) => Promise<RunRecord>,
+  ): Promise<RunRecord> {
+    const stop = this.#stopRuns.signal;
+    const run = start(given == null ? stop : AbortSignal.any([given, stop]));
+    // close() waits for it (its rejection is the caller's, through `run`).
+    const tracked = run.catch(() => {}).finally(() => this.#runs.delete(tracked));
+    this.#runs.add(tracked);
+    return run;
+  }
+
+  resumeRun(runId: string, options: ResumeRunOptions = {}): Promise<RunRecord> {
+    try {
+      assertKnownFields(options, RESUME_RUN_OPTIONS, `Cannot resume run ${runId}`, "option");
+      if (typeof runId !== "string" || !isRunId(runId)) {
+        throw new NotFoundError(
+          `Cannot resume run ${JSON.stringify(runId)}: not a run id (${RUN_ID_HINT})`,
+          { kind: "run", id: String(runId) },
+        );
+      }
+      if (options.from !== undefined && (typeof options.from !== "string" || options.from === "")) {
+        throw new TypeError(`Cannot resume run ${runId}: option from must be a node id`);
+      }
+      if (this.#closing !== undefined) {
+        throw new StoreClosedError(`Cannot resume run ${runId}: the runtime is closed`);
+      }
+      const { from, flow: given, ...rest } = options;
+      return this.#tracked(options.signal, async (signal) => {
+        const records = await this.records();
+        const run = foundRun(await records.getRun(runId), runId);
+        assertResumable(run, from);
+        const flow = given ?? await this.#flowOfRun(run);
+        const version = await records.getVersion(run.flowId, run.flowVersion);
+        return await resumeFlow(
+          this.flowHost(),
+          flow,
+          { run, before: version?.definition ?? null, ...(from === undefined ? {} : { from }) },
+          { ...this.runDefaults(), ...definedOnly(rest), signal },
+        );
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The file of `run`'s flow: the one among the config's `flows:` with its
+   * id, else the file a queued run recorded; else a `NotFoundError` saying to
+   * give it.
+   */
+  async #flowOfRun(run: RunRecord): Promise<string> {
+    try {
+      return await findFlowFile(this.config, run.flowId, this.#cwd);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      const recorded = run.queue?.flowPath;
+      if (recorded !== undefined) return recorded;
+      throw new NotFoundError(
+        `Cannot resume run ${run.id}: no file under the config's flows: has flow id ` +
+          `"${run.flowId}", and the run's record does not keep its file; pass the flow file ` +
+          "with --flow <file> (the option flow of resumeRun)",
+        { kind: "flow", id: run.flowId },
+        { cause: err },
+      );
     }
   }
 

@@ -1,6 +1,6 @@
 /**
- * A child process (a `flowstate` CLI command, say) whose output is collected
- * as it comes, to wait for a line in it without sleeping.
+ * A child process whose output is collected as it comes, for tests that wait
+ * for a line in it (never a fixed time).
  *
  * @module
  */
@@ -32,9 +32,16 @@ export class Watched implements AsyncDisposable {
     });
   }
 
-  /** Resolves once `pattern` matches what it printed on `stream` (fails if it exits first). */
-  async until(pattern: RegExp, stream: "stdout" | "stderr" = "stdout"): Promise<void> {
-    while (!pattern.test(this[stream])) {
+  /**
+   * Resolves once `pattern` matches what it printed on `stream` (from the
+   * character `from` on), failing if it exits first.
+   */
+  async until(
+    pattern: RegExp,
+    stream: "stdout" | "stderr" = "stdout",
+    from = 0,
+  ): Promise<void> {
+    while (!pattern.test(this[stream].slice(from))) {
       if (this.#exited) {
         throw new Error(
           `exited before printing ${pattern}:\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
@@ -44,7 +51,7 @@ export class Watched implements AsyncDisposable {
     }
   }
 
-  /** Send `signal` to the process. */
+  /** Send it `signal`. */
   kill(signal: Deno.Signal): void {
     this.#child.kill(signal);
   }

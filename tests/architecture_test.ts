@@ -66,6 +66,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["src/runtime_events.ts", 5],
   ["src/run_flow.ts", 5],
   ["src/on_failure.ts", 5],
+  ["src/resume.ts", 5],
   ["src/flow_files.ts", 5],
   ["src/flow_cache.ts", 5],
   ["src/flow_disk_cache.ts", 5],

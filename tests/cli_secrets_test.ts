@@ -217,7 +217,7 @@ Deno.test("cli: a secret not set, or too short, stops the run before it starts (
     assert.equal(unset.code, 2, unset.stderr);
     assert.equal(
       unset.stderr.trim(),
-      "error: main.flow.yaml:2:11: secrets[0]: secret API_TOKEN is not set: export it (export API_TOKEN=…) before running; a secret has no fallback",
+      "error: main.flow.yaml:2:11: secrets[0]: secret API_TOKEN is not set: export it (export API_TOKEN=…), or name a file holding it with API_TOKEN_FILE, before running; a secret has no fallback",
     );
     const short = await sandbox.runWith({ API_TOKEN: "abc" }, "run", "main.flow.yaml");
     assert.equal(short.code, 2, short.stderr);

@@ -29,7 +29,7 @@
  *
  * @module
  */
-import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
+import { FlowValidationError, loadFlowFile, type ParsedFlow } from "../flow/parse.ts";
 import { loadFlow } from "../flow/load.ts";
 import type { PreparedFlow } from "../flow/executor.ts";
 import {
@@ -222,9 +222,6 @@ export async function validateFlows(
 ): Promise<number> {
   // The config is read for its store names only: no store is opened.
   const config = await loadConfig({ config: global.config });
-  const stores = Object.keys(config.stores);
-  const trusted = config.nodes.trusted;
-  const trustedBaseDir = config.baseDir;
   const results: ValidateResult[] = [];
   const warned = new Set<string>();
   const guarded = await guardedPaths(config);
@@ -240,23 +237,7 @@ export async function validateFlows(
       console.error(printable(`warning: ${elsewhere}`));
     }
     try {
-      const parsed = await withTaskCwdHint(file, () => loadFlowFile(file, { stores }));
-      const { prepared } = await loadFlow(parsed, {
-        stores,
-        trusted,
-        trustedBaseDir,
-      });
-      if (parsed.definition.trigger?.changes !== undefined) {
-        // A change trigger the daemon would refuse: its store, and the store's feed, as the
-        // config declares them (no store is opened).
-        const { triggerProblems } = await import("../scheduler/change_triggers.ts");
-        const problems = await triggerProblems(
-          parsed,
-          config,
-          (store) => config.stores[store]?.changes !== undefined,
-        );
-        if (problems.length > 0) throw new FlowValidationError(problems, file);
-      }
+      const { parsed, prepared } = await checkFlowFile(file, config);
       const withEnv = envThroughWith(prepared);
       const stateEnv = envThroughState(prepared, withEnv);
       const nodes = prepared.nodes.map((n, i): ValidateNode => ({
@@ -323,6 +304,36 @@ export async function validateFlows(
   }
   if (options.json) console.log(JSON.stringify(results));
   return results.some((r) => !r.ok) ? 2 : 0;
+}
+
+/**
+ * Parse and prepare one flow file as `validate` does (node types, module nodes, static
+ * options, store names, sub-flow files, a change trigger's store), opening no store:
+ * a {@linkcode FlowValidationError} (file:line:column) when it is not valid.
+ */
+export async function checkFlowFile(
+  file: string,
+  config: ResolvedConfig,
+): Promise<{ parsed: ParsedFlow; prepared: PreparedFlow }> {
+  const stores = Object.keys(config.stores);
+  const parsed = await withTaskCwdHint(file, () => loadFlowFile(file, { stores }));
+  const { prepared } = await loadFlow(parsed, {
+    stores,
+    trusted: config.nodes.trusted,
+    trustedBaseDir: config.baseDir,
+  });
+  if (parsed.definition.trigger?.changes !== undefined) {
+    // A change trigger the daemon would refuse: its store, and the store's feed, as the
+    // config declares them (no store is opened).
+    const { triggerProblems } = await import("../scheduler/change_triggers.ts");
+    const problems = await triggerProblems(
+      parsed,
+      config,
+      (store) => config.stores[store]?.changes !== undefined,
+    );
+    if (problems.length > 0) throw new FlowValidationError(problems, file);
+  }
+  return { parsed, prepared };
 }
 
 /** `flowstate validate`'s check of the config's `runs.onFailure` flow, as one result. */

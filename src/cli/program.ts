@@ -255,13 +255,25 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "a JSON object of every input (- reads stdin); --input name=value overrides single keys",
     )
     .option("--json", "print the run record as one JSON document (no logs)")
+    .option(
+      "--watch",
+      "run again whenever the flow file, a sub-flow or node module it uses, the --inputs file " +
+        "or the config changes (a run in progress is cancelled and restarted), until Ctrl-C",
+    )
     .addHelpText(
       "after",
       "\nExit codes: 0 succeeded, 1 failed, cancelled or timed out, 2 invalid flow or input\n" +
         "(nothing is written), 130 cancelled with Ctrl-C (press it twice to exit at once),\n" +
-        "143 with SIGTERM, 129 with SIGHUP.",
+        "143 with SIGTERM, 129 with SIGHUP. With --watch: 130, 143 or 129 once stopped.",
     )
-    .action(async (file, options, command) => {
+    .action(async (file, { watch, ...options }, command) => {
+      if (watch) {
+        const { runWatchCommand } = await import("./run_watch.ts");
+        setExitCode(
+          await runWatchCommand(file, { ...options, quiet: quiet(command) }, globals(command)),
+        );
+        return;
+      }
       const { runCommand } = await import("./run.ts");
       setExitCode(
         await runCommand(file, { ...options, quiet: quiet(command) }, globals(command)),
@@ -282,6 +294,25 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .action(async (files, options, command) => {
       const { validateFlows } = await import("./flows.ts");
       setExitCode(await validateFlows(files, globals(command), options));
+    });
+
+  program
+    .command("graph")
+    .description("print a flow's graph (its nodes and needs) as Mermaid or Graphviz DOT")
+    .argument("<flow>", "the flow file (YAML)")
+    .addOption(
+      new Option("--format <format>", "mermaid (GitHub renders it in markdown) or dot (Graphviz)")
+        .choices(["mermaid", "dot"] as const).default("mermaid" as const),
+    )
+    .option("--run <run-id>", "colour the nodes by this run's outcome (a run of this flow)")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 printed, 1 run not found or of another flow, 2 invalid flow (the errors\n" +
+        "validate prints).",
+    )
+    .action(async (file, options, command) => {
+      const { graphCommand } = await import("./graph.ts");
+      setExitCode(await graphCommand(file, options, globals(command)));
     });
 
   const runs = program.command("runs").description("list and inspect recorded runs");
@@ -359,6 +390,37 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .action(async (id, options, command) => {
       const { retryCommand } = await import("./queue.ts");
       setExitCode(await retryCommand(id, options, globals(command)));
+    });
+  runs
+    .command("resume")
+    .description(
+      "run a failed, cancelled, timed-out or abandoned run again from where it failed: a new " +
+        "run with its inputs, reusing the outputs of the nodes that succeeded",
+    )
+    .argument("<run-id>", "the run id")
+    .option(
+      "--from <node>",
+      "run this node and every node that needs it again (allowed on a run that succeeded)",
+    )
+    .option(
+      "--flow <file>",
+      "the flow file, when no file under the config's flows: has the run's flow id",
+    )
+    .option("--json", "print the new run's record as one JSON document (no logs)")
+    .addHelpText(
+      "after",
+      "\nA node is reused (not run again) when it succeeded, its output was recorded whole and\n" +
+        "unmasked, its definition is unchanged, it has no when: on_failure/always, and every\n" +
+        "node it needs is reused. Exit codes as flowstate run; 1 also when the run cannot be\n" +
+        "resumed (unknown, archived, still running, succeeded without --from, a job's, a\n" +
+        "sub-run's, mocked),\n" +
+        "2 when --from names no node of the flow or --flow is another flow.",
+    )
+    .action(async (id, options, command) => {
+      const { resumeCommand } = await import("./run.ts");
+      setExitCode(
+        await resumeCommand(id, { ...options, quiet: quiet(command) }, globals(command)),
+      );
     });
   runs
     .command("show")

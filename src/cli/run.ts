@@ -15,12 +15,19 @@
  *
  * @module
  */
-import { FlowValidationError, type Problem as FlowProblem } from "../errors.ts";
+import {
+  FlowValidationError,
+  NotFoundError,
+  type Problem as FlowProblem,
+  ResumeRefusedError,
+} from "../errors.ts";
+import { isRunId } from "../records/run_id.ts";
+import { loadConfig } from "../config.ts";
 import { coerceInputs } from "../flow/inputs.ts";
 import type { ParsedFlow } from "../flow/parse.ts";
 import { loadFlowFileCached } from "../flow_disk_cache.ts";
 import { rethrowWithFlowIdHint } from "../flow_files.ts";
-import { join } from "../_path.ts";
+import { join, resolve } from "../_path.ts";
 import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntimeWith, type Runtime, sandboxPoolOf, setRunSource } from "../runtime.ts";
@@ -102,11 +109,33 @@ export async function commandInputs(
   return { input: { ...document, ...pairs }, fromStrings, file: options.inputs };
 }
 
+/**
+ * How a caller other than the command line's one run steers {@linkcode runCommand}
+ * (`run --watch`): its own signal instead of the stop signals, and word of the
+ * flow once it is parsed.
+ *
+ * @example
+ * ```ts ignore
+ * const stop = new AbortController();
+ * const code = await runCommand("flow.yaml", {}, {}, {
+ *   signal: stop.signal,
+ *   onParsed: (parsed) => console.error(`parsed ${parsed.file}`),
+ * });
+ * ```
+ */
+export interface RunControl {
+  /** Cancels the run (recorded `cancelled`); the caller listens for the stop signals itself. */
+  signal: AbortSignal;
+  /** Told of the flow once parsed (before its modules load), with the config's file. */
+  onParsed?: (parsed: ParsedFlow, configFile: string | null) => void;
+}
+
 /** `run <flow> [--inputs <file>] [--input name=value]… [--json] [--quiet]`. */
 export async function runCommand(
   file: string,
   options: RunOptions,
   global: GlobalOptions,
+  control?: RunControl,
 ): Promise<number> {
   const given = await commandInputs(options);
   const { input } = given;
@@ -135,6 +164,7 @@ export async function runCommand(
       stores: runtime.storeNames,
       cacheDir: join(runtime.config.home, "cache"),
     }).catch((err) => rethrowWithFlowIdHint(err, file, runtime.config, Deno.cwd())));
+  control?.onParsed?.(parsed, runtime.config.file);
   // Held until the run ends: the Worker that checks a custom node module runs it.
   const pool = sandboxPoolOf(runtime);
   using _held = pool?.hold();
@@ -152,33 +182,125 @@ export async function runCommand(
     throw new FlowValidationError([...err.problems, ...inputProblems(parsed, given)], parsed.file);
   }
 
+  return await runInline(runtime, options, (signal, onEvent) =>
+    runtime.runFlow(flow, {
+      input,
+      inputFromStrings: given.fromStrings,
+      signal,
+      onEvent,
+    }).catch((err) => {
+      // runFlow checks the inputs (once) before it writes anything.
+      if (err instanceof FlowValidationError) {
+        throw new FlowValidationError(withInputHints(err.problems, given), err.file, {
+          cause: err,
+        });
+      }
+      throw err;
+    }), async () => {
+    // Only now: a flow or inputs refused above write nothing to the home.
+    await saveToCache();
+    await saveConfigToCache();
+  }, control);
+}
+
+/** Options of `flowstate runs resume`. */
+export interface ResumeOptions {
+  /** `--from <node>`: run this node and what needs it again. */
+  from?: string;
+  /** `--flow <file>`: the flow file, when the config's `flows:` does not have the run's flow. */
+  flow?: string;
+  /** `--json`: print the run record. */
+  json?: boolean;
+  /** `--quiet`: do not print node logs. */
+  quiet?: boolean;
+}
+
+/**
+ * `runs resume <run-id> [--from <node>] [--flow <file>] [--json] [--quiet]`:
+ * a new run of the run's flow, with its inputs, reusing the outputs of the
+ * nodes that succeeded (see `Runtime.resumeRun`); printed and ended as
+ * `flowstate run` (same exit codes). Refused with exit 1 (an unknown,
+ * archived, running, queued, succeeded without --from, mocked, job or sub-run)
+ * or 2 (--from naming no node, a --flow of another flow), nothing written.
+ */
+export async function resumeCommand(
+  runId: string,
+  options: ResumeOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  await using runtime = await openRuntimeWith(
+    { config: global.config, onWarning: printWarning },
+    (options) => loadConfig(options),
+  );
+  setRunSource(runtime, "cli");
+  const flow = options.flow === undefined ? undefined : resolve(Deno.cwd(), options.flow);
+  return await runInline(runtime, options, async (signal, onEvent) => {
+    try {
+      return await runtime.resumeRun(runId, {
+        signal,
+        onEvent,
+        ...(options.from === undefined ? {} : { from: options.from }),
+        ...(flow === undefined ? {} : { flow }),
+      });
+    } catch (err) {
+      if (err instanceof ResumeRefusedError) {
+        throw err.reason === "from" || err.reason === "flow" ? new UsageError(err.message) : err;
+      }
+      if (!(err instanceof NotFoundError) || err.kind !== "run" || !isRunId(runId)) throw err;
+      // Not in the records store: an archived run's outputs are not there to reuse.
+      const { findArchivedRun } = await import("./archive.ts");
+      const archived = await findArchivedRun(runId, runtime.home);
+      if (archived === null) throw err;
+      throw new NotFoundError(
+        `Cannot resume run ${runId}: it is archived (in ${archived.archive}), and a resumed ` +
+          "run reuses outputs from the records store only; run the flow again instead",
+        { kind: "run", id: runId },
+      );
+    }
+  });
+}
+
+/**
+ * Run `start` inline as `flowstate run` does: its logs printed as they
+ * happen (unless `--quiet`; JSON lines with `--log-format json`), Ctrl-C
+ * and SIGTERM cancelling it, then its record (`--json`) or a summary, and
+ * the exit code. `started` is called once the run ended (not when refused).
+ * With `control` (`run --watch`), its signal cancels the run instead of the
+ * process's signals.
+ */
+async function runInline(
+  runtime: Runtime,
+  options: { json?: boolean; quiet?: boolean },
+  start: (
+    signal: AbortSignal,
+    onEvent: ((event: RunEvent, run: { id: string; flowId: string }) => void) | undefined,
+  ) => Promise<RunRecord>,
+  started: () => Promise<void> = () => Promise.resolve(),
+  control?: RunControl,
+): Promise<number> {
   let outcome: Interruptible<RunRecord>;
   let runSignal: AbortSignal | undefined;
   try {
-    outcome = await interruptible(
-      "Cancelling the run",
-      (signal) => {
-        runSignal = signal;
-        return runtime.runFlow(flow, {
-          input,
-          inputFromStrings: given.fromStrings,
-          signal,
-          // JSON log lines go to stderr with --json too: stdout holds only the record.
-          onEvent: options.quiet
-            ? undefined
-            : jsonLogs()
-            ? runEventLogger()
-            : options.json
-            ? undefined
-            : progressPrinter(),
-        });
-      },
-    );
+    const begin = (signal: AbortSignal) => {
+      runSignal = signal;
+      // JSON log lines go to stderr with --json too: stdout holds only the record.
+      return start(
+        signal,
+        options.quiet
+          ? undefined
+          : jsonLogs()
+          ? runEventLogger()
+          : options.json
+          ? undefined
+          : progressPrinter(),
+      );
+    };
+    outcome = control === undefined ? await interruptible("Cancelling the run", begin) : {
+      value: await begin(control.signal),
+      interrupted: control.signal.aborted,
+      exitCode: interruptedExitCode(control.signal),
+    };
   } catch (err) {
-    // runFlow checks the inputs (once) before it writes anything.
-    if (err instanceof FlowValidationError) {
-      throw new FlowValidationError(withInputHints(err.problems, given), err.file, { cause: err });
-    }
     // Stopped before the run started (a store still opening): nothing ran, nothing recorded.
     if (runSignal?.aborted && err instanceof Error && err.cause === runSignal.reason) {
       console.error(printable(err.message));
@@ -187,9 +309,7 @@ export async function runCommand(
     throw err;
   }
   const { value: record, interrupted, exitCode } = outcome;
-  // Only now: a flow or inputs refused above write nothing to the home.
-  await saveToCache();
-  await saveConfigToCache();
+  await started();
 
   // With --quiet, only the end of a run that did not succeed (an error line).
   if (jsonLogs() && (!options.quiet || record.status !== "succeeded")) logRunEnd(record);

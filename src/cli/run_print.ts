@@ -63,6 +63,9 @@ export function printRun(
   if (run.onFailureOf !== undefined) {
     lines.push(`reports:  on run ${run.onFailureOf} (this is a run of the runs.onFailure flow)`);
   }
+  if (run.resumeOf !== undefined) {
+    lines.push(`resumes:  run ${run.resumeOf} (nodes marked reused were not run again)`);
+  }
   const gone = abandonedRun(run, Date.now(), MIN_ABANDONED_MS);
   lines.push(
     `status:   ${run.status}${
@@ -148,7 +151,9 @@ export function printRun(
     const when = result?.when === undefined ? "" : ` (when: ${result.when})`;
     // A test's mock stood in for it: what it shows did not happen.
     const mocked = result?.mocked === true ? " (mocked: it did not run)" : "";
-    lines.push(`  ${id}: ${head}${took}${when}${mocked}`);
+    // A resumed run's node taken as the run it resumes recorded it.
+    const reused = result?.reused === undefined ? "" : ` (reused from run ${result.reused})`;
+    lines.push(`  ${id}: ${head}${took}${when}${mocked}${reused}`);
     for (const event of nodeEvents) {
       const line = describeEvent(event);
       const offset = `+${formatDuration(event.at - run.startedAt)}`.padEnd(offsetWidth);

@@ -250,6 +250,25 @@ export interface ExecuteOptions {
    * `run`, and its outcome and events say `mocked: true`.
    */
   mocks?: ReadonlyMap<string, NodeMock>;
+  /**
+   * Nodes a resumed run does not run, by id: each ends at once `succeeded`
+   * with the outcome recorded by the run it resumes (`from`), its `node.end`
+   * and outcome marked `reused: from` (no `node.start`, no attempt, no state
+   * read or written). Which nodes may be: see `resume.ts`.
+   */
+  reused?: ReadonlyMap<string, ReusedNode>;
+}
+
+/** A node a resumed run takes from the run it resumes (see {@linkcode ExecuteOptions.reused}). */
+export interface ReusedNode {
+  /** The id of the run whose outcome it takes. */
+  from: string;
+  /** The attempts that run made. */
+  attempts: number;
+  /** Its recorded output. */
+  output: JsonValue;
+  /** A `forEach` node's items, as recorded. */
+  items?: NodeItems;
 }
 
 /**
@@ -287,6 +306,8 @@ interface NodeResult {
   items?: NodeItems;
   /** A mock stood in for it (it made an attempt, and `ExecuteOptions.mocks` has it). */
   mocked?: true;
+  /** Not run: the outcome of this run's (see `ExecuteOptions.reused`). */
+  reused?: string;
 }
 
 /** One item of a node with `forEach:` while it runs (see `Execution.#runItems`). */
@@ -1136,6 +1157,7 @@ class Execution implements AttemptHost {
     if (access !== undefined) access.addFields(event);
     if (result.items !== undefined) event.items = result.items;
     if (mocked) event.mocked = true;
+    if (result.reused !== undefined) event.reused = result.reused;
     on(event);
     return i;
   }
@@ -1173,6 +1195,17 @@ class Execution implements AttemptHost {
     let now = started;
     const on = this.#o.onEvent;
     if (each === undefined) {
+      const reused = this.#o.reused?.get(id);
+      if (reused !== undefined) {
+        const result: NodeResult = {
+          status: "succeeded",
+          attempts: reused.attempts,
+          output: reused.output,
+        };
+        if (reused.items !== undefined) result.items = reused.items;
+        result.reused = reused.from;
+        return this.#end(i, started, result);
+      }
       if (node.if) {
         let go: boolean;
         try {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { EnvFileError, envOrFile, fileVariableOf } from "../_env_file.ts";
 import { isWithin } from "../_path.ts";
 import type { Problem } from "../errors.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
@@ -268,6 +269,56 @@ export function unsetEnvProblems(
 }
 
 /**
+ * The values of the flow's `env:` variables that are set, read with `get`
+ * (the process environment by default): `NAME`, or when it is unset, the
+ * content of the file `NAME_FILE` names (see `_env_file.ts`); and the
+ * problems, each at the variable's place in the `env:` list: a `NAME_FILE`
+ * that cannot give a value (both set, a file missing, too large, not UTF-8…),
+ * and those of {@linkcode unsetEnvProblems} for the other variables.
+ *
+ * @example
+ * ```ts
+ * import { readEnvValues } from "./reach.ts";
+ * import assert from "node:assert/strict";
+ * const flow = { id: "f", env: ["REGION", "MISSING"], nodes: [] };
+ * const env: Record<string, string> = { REGION: "eu" };
+ * const { values, problems } = readEnvValues(flow, (n) => env[n]);
+ * assert.deepEqual(values, { REGION: "eu" });
+ * assert.match(problems[0].message, /^env MISSING is listed in env: but not set/);
+ * ```
+ */
+export function readEnvValues(
+  definition: FlowDefinition,
+  get: (name: string) => string | undefined = (name) => Deno.env.get(name),
+  locate?: (path: (string | number)[]) => { line: number; column: number } | undefined,
+): { values: Record<string, string>; problems: Problem[] } {
+  const values: Record<string, string> = {};
+  const problems: Problem[] = [];
+  const failed = new Set<string>();
+  (definition.env ?? []).forEach((name, i) => {
+    try {
+      const value = envOrFile(name, get);
+      if (value !== undefined) values[name] = value;
+    } catch (err) {
+      if (!(err instanceof EnvFileError)) throw err;
+      failed.add(name);
+      const path = ["env", i];
+      const at = locate?.(path);
+      problems.push({
+        path,
+        message: `env ${name}: ${err.message}`,
+        ...(at ? { line: at.line, column: at.column } : {}),
+      });
+    }
+  });
+  // A variable whose file failed is said once, with what is wrong with its file.
+  for (const problem of unsetEnvProblems(definition, values, locate)) {
+    if (!failed.has(String(definition.env?.[problem.path[1] as number]))) problems.push(problem);
+  }
+  return { values, problems };
+}
+
+/**
  * {@linkcode unsetEnvProblems} for this process's environment: a variable
  * this process may not read (no `--allow-env` for it) is not a problem (it
  * cannot tell). What `validate` and the daemon warn about.
@@ -284,20 +335,28 @@ export function unsetEnvHere(
   definition: FlowDefinition,
   locate?: (path: (string | number)[]) => { line: number; column: number } | undefined,
 ): Problem[] {
+  const granted = (variable: string) =>
+    Deno.permissions.querySync({ name: "env", variable }).state === "granted";
+  // A variable this process may not read: cannot tell, no problem (its _FILE is not looked at).
   const readable: Record<string, string | undefined> = {};
-  for (const name of definition.env ?? []) {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      readable[name] = ""; // cannot tell: no problem
-    } else readable[name] = Deno.env.get(name);
-  }
   const secrets: Record<string, string | undefined> = {};
-  for (const name of definition.secrets ?? []) {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      secrets[name] = "(cannot tell)"; // no problem
-    } else secrets[name] = Deno.env.get(name);
+  for (
+    const [names, unknown, into] of [
+      [definition.env ?? [], "", readable],
+      [definition.secrets ?? [], "(cannot tell)", secrets],
+    ] as const
+  ) {
+    for (const name of names) {
+      if (!granted(name)) into[name] = unknown;
+      else {
+        into[name] = Deno.env.get(name);
+        const fileVariable = fileVariableOf(name);
+        if (granted(fileVariable)) into[fileVariable] = Deno.env.get(fileVariable);
+      }
+    }
   }
   return [
-    ...unsetEnvProblems(definition, readable, locate),
+    ...readEnvValues(definition, (name) => readable[name], locate).problems,
     ...readSecrets(definition, secrets, locate).problems,
   ];
 }

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { EnvFileError, envOrFile } from "../_env_file.ts";
 import type { Problem } from "../errors.ts";
 import type { FlowDefinition } from "./types.ts";
 
@@ -241,6 +242,9 @@ function escapeRegExp(text: string): string {
  * The values of the flow's `secrets:` read from `env` (the process
  * environment by default), and a problem for each one not set or shorter
  * than {@linkcode SECRET_MIN_LENGTH}, at its place in the `secrets:` list.
+ * A secret `NAME` that is unset is read from the file `NAME_FILE` names, when
+ * that is set (Docker and Kubernetes secrets); a file that cannot be read, or
+ * both set, is a problem too.
  *
  * @example
  * ```ts
@@ -260,15 +264,21 @@ export function readSecrets(
   const problems: Problem[] = [];
   const listed = definition.secrets ?? [];
   listed.forEach((name, i) => {
-    const value = env ? env[name] : Deno.env.get(name);
+    let value: string | undefined;
     let message: string | undefined;
-    if (value === undefined) {
+    try {
+      value = envOrFile(name, env ? (n) => env[n] : (n) => Deno.env.get(n));
+    } catch (err) {
+      if (!(err instanceof EnvFileError)) throw err;
+      message = `secret ${name}: ${err.message}`;
+    }
+    if (message === undefined && value === undefined) {
       message =
-        `secret ${name} is not set: export it (export ${name}=…) before running; a secret has no fallback`;
-    } else if (value.length < SECRET_MIN_LENGTH) {
+        `secret ${name} is not set: export it (export ${name}=…), or name a file holding it with ${name}_FILE, before running; a secret has no fallback`;
+    } else if (value !== undefined && value.length < SECRET_MIN_LENGTH) {
       message =
         `secret ${name} is ${value.length} character(s) long, under ${SECRET_MIN_LENGTH}: masking so short a value would hide those characters wherever they appear in the records; use a longer secret, or list it under env: if it is not secret`;
-    } else values[name] = value;
+    } else if (value !== undefined) values[name] = value;
     if (message === undefined) return;
     const path = ["secrets", i];
     const at = locate?.(path);

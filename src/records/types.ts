@@ -434,6 +434,11 @@ export interface NodeEndEvent {
    * its output is the mock's, and nothing it would have done happened.
    */
   mocked?: true;
+  /**
+   * Set on a node a resumed run did not run (`Runtime.resumeRun`): the id of
+   * the run whose recorded output it reuses. It has no `node.start`.
+   */
+  reused?: string;
 }
 
 /**
@@ -546,6 +551,16 @@ export interface NodeOutcome {
    * its output is the mock's, and nothing it would have done happened.
    */
   mocked?: true;
+  /**
+   * Set on a node a resumed run did not run (`Runtime.resumeRun`): the id of
+   * the run whose recorded output stands for its own.
+   */
+  reused?: string;
+  /**
+   * Set when its recorded `output` differs from what the node returned: a
+   * secret's value in it was masked (`***`). A resumed run runs such a node again.
+   */
+  masked?: true;
 }
 
 /**
@@ -648,6 +663,11 @@ export interface RunRecord {
    */
   onFailureOf?: string;
   /**
+   * For a run started by `Runtime.resumeRun` (`flowstate runs resume`): the
+   * id of the run it resumes, whose recorded outputs its reused nodes carry.
+   */
+  resumeOf?: string;
+  /**
    * When the process running it last said it is alive (ms since the epoch):
    * written at the start and every few seconds while the run is `running`
    * (see `HEARTBEAT_MS` in `recorder.ts`). Absent in records written by
@@ -695,6 +715,8 @@ export interface RunSummary {
   error: { node?: string; message: string } | null;
   /** Parent run, for sub-flows. */
   parentRunId?: string;
+  /** The run it resumes, for a run started by `Runtime.resumeRun`. */
+  resumeOf?: string;
 }
 
 /**
@@ -795,6 +817,7 @@ export function summarizeRun(run: RunRecord): RunSummary {
     error: run.error ?? null,
   };
   if (run.parentRunId !== undefined) summary.parentRunId = run.parentRunId;
+  if (run.resumeOf !== undefined) summary.resumeOf = run.resumeOf;
   return summary;
 }
 

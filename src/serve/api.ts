@@ -14,6 +14,8 @@ import {
   FlowValidationError,
   formatProblem,
   messageOf,
+  NotFoundError,
+  ResumeRefusedError,
 } from "../errors.ts";
 import { didYouMean } from "../_suggest.ts";
 import { flowCacheOf, type Runtime } from "../runtime.ts";
@@ -42,6 +44,8 @@ import { signalNameProblem } from "../records/_signals.ts";
 import { listWorkers } from "../queue/workers.ts";
 import type { Worker } from "../queue/worker.ts";
 import { loadFlowFile } from "../flow/parse.ts";
+import { flowGraph } from "../flow/graph.ts";
+import type { FlowDefinition } from "../flow/types.ts";
 import { TemplateError } from "../flow/template/error.ts";
 import { HttpError, json, readJson, redactText } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
@@ -371,8 +375,11 @@ async function fileSize(location: string): Promise<number | null> {
  */
 export async function configuredFlows(
   runtime: Runtime,
-): Promise<Map<string, { file: string; schedule: unknown; also?: string }>> {
-  const out = new Map<string, { file: string; schedule: unknown; also?: string }>();
+): Promise<Map<string, { file: string; schedule: unknown; definition: unknown; also?: string }>> {
+  const out = new Map<
+    string,
+    { file: string; schedule: unknown; definition: unknown; also?: string }
+  >();
   const cache = flowCacheOf(runtime);
   const options = { stores: runtime.storeNames };
   for (const file of await flowFiles(runtime.config)) {
@@ -382,8 +389,9 @@ export async function configuredFlows(
         : await cache.parseFile(file, options);
       const def = parsed.definition as { id: string; schedule?: unknown };
       const first = out.get(def.id);
-      if (first === undefined) out.set(def.id, { file, schedule: def.schedule });
-      else first.also ??= file; // a second file with the id: starting it is refused
+      if (first === undefined) {
+        out.set(def.id, { file, schedule: def.schedule, definition: parsed.definition });
+      } else first.also ??= file; // a second file with the id: starting it is refused
     } catch {
       // An invalid flow file: not startable; `flowstate validate` says why.
     }
@@ -1109,7 +1117,53 @@ export const apiRoutes: readonly ApiRoute[] = [
         createdAt: v.createdAt,
         ...(v.source === undefined ? {} : { source: v.source }),
         definition: v.definition,
+        graph: flowGraph(v.definition as FlowDefinition),
         ...(archived === null ? {} : { archived: true, archive: archived.archive }),
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/flows/{flow}/graph",
+    tag: "flows",
+    summary: "A flow's graph (its nodes and edges, for drawing): of its file under the config's " +
+      "flows (what the next run runs), else of its newest recorded version (of a flow known " +
+      "only from the archive: the version its newest archived run ran, marked `archived`)",
+    responses: {
+      200: { description: "The graph, and where it was read", schema: S.FlowGraphAnswerSchema },
+      ...errors(401, 404, 500, 503),
+    },
+    async handler({ server, params }) {
+      const file = (await configuredFlows(server.runtime)).get(params.flow);
+      if (file !== undefined) {
+        return json({
+          from: "file",
+          file: relative(server.runtime.config.baseDir, file.file) || file.file,
+          graph: flowGraph(file.definition as FlowDefinition),
+        });
+      }
+      const records = await server.runtime.records();
+      let version = await records.getHead(params.flow);
+      let archive: string | undefined;
+      if (version === null) {
+        // A flow known only from the archive: the version its newest archived run ran.
+        const head = (await records.listFlows()).find((f) => f.id === params.flow)?.head;
+        const archived = head === undefined
+          ? null
+          : await archiveReaderOf(server.runtime).version(params.flow, head);
+        version = archived?.version ?? null;
+        archive = archived?.archive;
+      }
+      if (version === null) {
+        throw notFound(
+          `No flow "${params.flow}" in the config's flows, nor a recorded version of it`,
+        );
+      }
+      return json({
+        from: "version",
+        hash: version.hash,
+        graph: flowGraph(version.definition as FlowDefinition),
+        ...(archive === undefined ? {} : { archived: true, archive }),
       });
     },
   },
@@ -1455,6 +1509,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         createdAt: version.createdAt,
         ...(version.source === undefined ? {} : { source: version.source }),
         definition: version.definition,
+        graph: flowGraph(version.definition as FlowDefinition),
         from,
         ...archivedMark(archived),
       });
@@ -1506,6 +1561,67 @@ export const apiRoutes: readonly ApiRoute[] = [
       // A run whose process is gone is recorded abandoned (failed) at once: nobody else would.
       const status = done.kind === "queued" ? "queued" : done.run.status;
       return json({ runId: params.id, status }, 202);
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/runs/{id}/resume",
+    tag: "runs",
+    summary: "Resume a failed, cancelled, timed-out or abandoned run: a new run of its flow " +
+      "with its inputs (recorded `resumeOf`) that reuses the outputs of the nodes that " +
+      "succeeded (each marked `reused`) and runs the rest; `from` runs that node and every " +
+      "node that needs it again",
+    body: S.ResumeRunBody,
+    responses: {
+      202: {
+        description: "The new run started here (Location: /api/runs/{new id})",
+        schema: S.RunIdSchema,
+      },
+      409: {
+        description: "The run cannot be resumed: still queued or running, succeeded (without " +
+          "`from`), a job's, a sub-run (resume its parent), run with mocks, or archived",
+        schema: S.ErrorBody,
+      },
+      ...errors(400, 401, 403, 404, 408, 413, 415, 500, 503),
+    },
+    async handler(ctx) {
+      const { server, params } = ctx;
+      checkRunId(params.id);
+      const b = await body(ctx, S.ResumeRunBody, `POST /api/runs/${params.id}/resume`);
+      let started;
+      try {
+        started = await startTracked(
+          server,
+          (signal, onStart) =>
+            server.runtime.resumeRun(params.id, {
+              signal,
+              onStart,
+              ...(b.from === undefined ? {} : { from: b.from }),
+            }),
+          false,
+        );
+      } catch (err) {
+        if (err instanceof ResumeRefusedError) {
+          throw err.reason === "from" || err.reason === "flow"
+            ? badRequest(err.message)
+            : new HttpError("conflict", err.message);
+        }
+        if (err instanceof NotFoundError) {
+          const archived = err.kind === "run" ? await archivedRun(server.runtime, params.id) : null;
+          if (archived === null) throw notFound(err.message);
+          throw new HttpError(
+            "conflict",
+            `Cannot resume run ${params.id}: it is archived (in ${archived.archive}), and a ` +
+              `resumed run reuses outputs from the records store only; start a new run of flow ` +
+              `"${archived.run.flowId}" instead`,
+          );
+        }
+        if (err instanceof TypeError && /node outcomes cannot be read/.test(err.message)) {
+          throw unreadableRun(params.id, err);
+        }
+        startError(err, `a resume of run ${params.id}`);
+      }
+      return json({ runId: started.runId }, 202, { location: `/api/runs/${started.runId}` });
     },
   },
   {

@@ -154,6 +154,8 @@ export const RunSummarySchema = z.looseObject({
   durationMs: z.number().nullable(),
   error: RunError,
   parentRunId: z.string().optional(),
+  resumeOf: z.string().optional()
+    .describe("a run started by resuming another (POST /api/runs/{id}/resume): that run's id"),
   archived: z.literal(true).optional()
     .describe("present on an archived run: the archive job moved it out of the records store"),
   archive: z.string().optional()
@@ -175,6 +177,9 @@ export const RunRecordSchema = RunSummarySchema.extend({
     z.string(),
     z.looseObject({
       status: z.string(),
+      reused: z.string().optional().describe(
+        "a node a resumed run did not run: the id of the run whose recorded output it reuses",
+      ),
       items: z.looseObject({
         count: z.number(),
         succeeded: z.number(),
@@ -289,9 +294,42 @@ export const VersionSchema = z.object({
     .describe("the archive file whose runs ran it (its versions file holds it)"),
 });
 
-/** A flow version with its source and definition (from the archive: marked `archived`). */
+/** A flow's graph (`src/flow/graph.ts`): its nodes and the edges between them. */
+export const FlowGraphSchema = z.object({
+  nodes: z.object({
+    id: z.string(),
+    type: z.string(),
+    when: z.enum(["on_success", "on_failure", "always"]),
+    if: z.string().nullable().describe("the node's if: template"),
+    forEach: z.string().nullable().describe("its forEach list as text (a template, `3 items`)"),
+    subFlow: z.string().nullable().describe("for type: flow, the sub-flow's file (`inline: <id>`)"),
+  }).array(),
+  edges: z.object({
+    from: z.string(),
+    to: z.string(),
+    kind: z.enum(["needs", "end"]).describe(
+      "`needs`: to needs from; `end`: to has no needs and when: on_failure/always, and waits " +
+        "for the end of the rest of the run (from is one of its last nodes)",
+    ),
+  }).array(),
+});
+
+/** `GET /api/flows/{flow}/graph`: the graph, of the config's file or of the newest version. */
+export const FlowGraphAnswerSchema = z.object({
+  from: z.enum(["file", "version"])
+    .describe("`file`: the flow's file under the config's flows; `version`: its newest version"),
+  file: z.string().optional().describe("the file, relative to the config's folder"),
+  hash: z.string().optional().describe("the version's hash"),
+  graph: FlowGraphSchema,
+  archived: z.literal(true).optional()
+    .describe("present when the version is read from the archive (the records store lost it)"),
+  archive: z.string().optional().describe("the archive file whose runs ran it"),
+});
+
+/** A flow version with its source, definition and graph (from the archive: marked `archived`). */
 export const VersionDetailSchema = VersionSchema.extend({
   definition: z.unknown(),
+  graph: FlowGraphSchema.describe("the definition's nodes and edges, for drawing"),
 });
 
 /** The flow version a run ran, with its definition (`GET /api/runs/{id}/definition`). */
@@ -305,6 +343,13 @@ export const RunDefinitionSchema = VersionDetailSchema.extend({
 
 /** `{ runId }`. */
 export const RunIdSchema = z.object({ runId: z.string() });
+
+/** The body of `POST /api/runs/{id}/resume`. */
+export const ResumeRunBody = z.strictObject({
+  from: z.string().min(1).optional().describe(
+    "run this node and every node that needs it again, even if they succeeded (required for a run that succeeded)",
+  ),
+});
 
 /** The answer to a cancel. */
 export const CancelSchema = z.object({ runId: z.string(), status: RunStatusSchema });

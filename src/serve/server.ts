@@ -176,6 +176,7 @@ export const UI_FILES: readonly string[] = [
   "changes.js",
   "flows.js",
   "jobs.js",
+  "graph.js",
 ];
 
 /**

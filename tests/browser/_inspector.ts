@@ -105,6 +105,53 @@ nodes:
 `,
 };
 
+/**
+ * Flows for the graph's pictures and tests (not in the seed: other tests list the flows):
+ * `nightly` has `when:` nodes with and without needs, an `if:`, a `forEach` and a sub-flow.
+ */
+export const GRAPH_FLOWS: Record<string, string> = {
+  "nightly.flow.yaml": `id: nightly
+description: imports the day's orders, notifies each customer, tidies up
+nodes:
+  - id: lock
+    type: state.set
+    with: { key: lock, value: "\${{ run.id }}" }
+  - id: orders
+    type: transform
+    needs: [lock]
+    with: { value: [{ name: Ada }, { name: Grace }] }
+  - id: notify
+    type: flow
+    needs: [orders]
+    forEach: "\${{ nodes.orders.output }}"
+    with: { flow: ./notify.flow.yaml, input: { who: "\${{ item.name }}" } }
+  - id: big-day
+    type: log
+    needs: [orders]
+    if: "\${{ length(nodes.orders.output) > 100 }}"
+    with: { message: "a big day" }
+  - id: report
+    type: log
+    needs: [notify, big-day]
+    with: { message: "done" }
+  - id: unlock
+    type: state.delete
+    needs: [report]
+    when: always
+    with: { key: lock }
+  - id: alert
+    type: log
+    when: on_failure
+    with: { level: error, message: "\${{ run.failed[0].node }} failed" }
+`,
+  "notify.flow.yaml": `id: notify
+inputs:
+  who: { type: string }
+nodes:
+  - { id: say, type: log, with: { message: "hello \${{ inputs.who }}" } }
+`,
+};
+
 /** The second version of counter.flow.yaml: a node more. */
 export const COUNTER_V2 = `id: counter
 description: counts its runs and keeps the time of the last one

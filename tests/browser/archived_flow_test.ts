@@ -57,6 +57,13 @@ Deno.test({
       const version = page.locator(`.versions-table tr[data-version="${run.flowVersion}"]`);
       await version.waitFor();
       assert.equal(await version.locator(".badge-archived").textContent(), "archived");
+      // Its graph: of the version its newest archived run ran, read from the archive.
+      const graph = page.locator(".graph-panel");
+      await graph.locator('.graph-node[data-node="say"]').waitFor();
+      assert.match(
+        (await graph.locator(".panel-head").textContent())!,
+        new RegExp(`1 node · version ${run.flowVersion.slice(0, 10)} \\(archived\\)`),
+      );
       assert.deepEqual(errors, []);
     });
   },

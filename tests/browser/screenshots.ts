@@ -8,19 +8,21 @@
  *
  * Starts a real server over a temporary home seeded with flows, runs and
  * state (see `_inspector.ts`), and photographs: the state tree with a value
- * open, the runs list, a run's timeline and its state changes, a flow with a
- * diff of two versions, and the jobs page whole (its queue workers below).
+ * open, the runs list, a run's timeline, its state changes and its graph with
+ * each node's status, a flow (whole: metrics, graph, the diff of two versions),
+ * the graph of a flow with `when:`, `if:`, `forEach` and a sub-flow (`nightly`
+ * of `GRAPH_FLOWS`), and the jobs page whole (its queue workers below).
  *
  * @module
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchChromium, startInspector } from "./_inspector.ts";
+import { GRAPH_FLOWS, launchChromium, startInspector } from "./_inspector.ts";
 
 const out = Deno.args[0] ?? fileURLToPath(new URL("../../docs/", import.meta.url));
 await Deno.mkdir(out, { recursive: true });
 
-const inspector = await startInspector({ hostile: false, feed: true });
+const inspector = await startInspector({ hostile: false, feed: true, flows: GRAPH_FLOWS });
 const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
@@ -87,10 +89,27 @@ try {
   await page.locator(".changes-panel").screenshot({ path: changes });
   console.log(changes);
 
-  // A flow with the diff of its two versions.
+  // The greet run's nodes as a graph (the toggle beside the timeline), each with its status.
+  await page.goto(new URL(`#/runs/${greet}`, inspector.url).href);
+  await page.locator('.view-toggle button[data-view="graph"]').click();
+  await page.locator('.run-graph .graph-node[data-node="report"][data-status="succeeded"]')
+    .waitFor();
+  const runGraph = join(out, "inspector-run-graph.png");
+  await page.locator(".timeline-panel").screenshot({ path: runGraph });
+  console.log(runGraph);
+
+  // A flow with its graph and the diff of its two versions.
   await page.goto(new URL("#/flows/counter", inspector.url).href);
   await page.locator("table.diff").waitFor();
-  await shot("flow");
+  await page.locator(".graph-panel .graph-node").first().waitFor();
+  await page.mouse.move(0, 0);
+  await shot("flow", { fullPage: true }); // the graph pushes the diff below the fold
+  // The graph of a flow with when:, if:, forEach and a sub-flow.
+  await page.goto(new URL("#/flows/nightly", inspector.url).href);
+  await page.locator(".graph-panel .graph-node").first().waitFor();
+  const flowGraph = join(out, "inspector-flow-graph.png");
+  await page.locator(".graph-panel").screenshot({ path: flowGraph });
+  console.log(flowGraph);
 
   await page.goto(new URL("#/flows", inspector.url).href);
   await page.locator(".flows-table tbody tr[data-flow]").first().waitFor();

@@ -115,6 +115,8 @@ export const api = {
   flows: () => request("GET", "/api/flows"),
   versions: (flow) => request("GET", `/api/flows/${enc(flow)}/versions`),
   version: (flow, hash) => request("GET", `/api/flows/${enc(flow)}/versions/${enc(hash)}`),
+  /** A flow's graph: `{ from: "file" | "version", file?, hash?, graph: { nodes, edges } }`. */
+  flowGraph: (flow) => request("GET", `/api/flows/${enc(flow)}/graph`),
   runs: (filters) => request("GET", `/api/runs${query(filters)}`),
   /**
    * A run and its events: `{ run, events, eventCount }`; with `after` (the
@@ -137,6 +139,8 @@ export const api = {
     request("POST", `/api/runs/${enc(id)}/signals/${enc(name)}`, {
       body: data === undefined ? {} : { data },
     }),
+  /** A new run resuming run `id` from where it failed: `{ runId }`. */
+  resumeRun: (id) => request("POST", `/api/runs/${enc(id)}/resume`, { body: {} }),
   metrics: (flow) => request("GET", `/api/metrics${query({ flow })}`),
   jobs: () => request("GET", "/api/jobs"),
   schedules: () => request("GET", "/api/schedules"),

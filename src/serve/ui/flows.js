@@ -5,6 +5,7 @@ import { api, ApiError } from "./api.js";
 import { parseJson } from "../../_parse_json.js";
 import { durationChart, outcomeBar } from "./charts.js";
 import { diffLines, diffStats, hunks } from "./diff.js";
+import { graphView } from "./graph.js";
 import {
   archivedBadge,
   formatDuration,
@@ -416,10 +417,48 @@ export async function renderFlow(container, id, route, ctx) {
       )
       : null,
     h("div.flow-grid", {}, metricsPanel, runForm),
+    graphPanel(id),
     versionsPanel,
   );
   renderVersionRows();
   await renderDiff();
+}
+
+/** The flow's graph (of its file, else its newest version), drawn once loaded. */
+function graphPanel(id) {
+  const body = h("div.graph-scroll", {}, h("p.muted", { text: "Loading…" }));
+  const note = h("span.muted");
+  api.flowGraph(id).then((answer) => {
+    note.textContent = `${answer.graph.nodes.length} node${
+      answer.graph.nodes.length === 1 ? "" : "s"
+    } · ${answer.from === "file" ? answer.file : `version ${shortHash(answer.hash)}`}${
+      answer.archived ? " (archived)" : ""
+    }`;
+    replace(
+      body,
+      answer.graph.nodes.length === 0
+        ? h("p.muted", { text: "No nodes." })
+        : graphView(answer.graph).el,
+    );
+  }).catch((e) => replace(body, h("p.muted.graph-missing", { text: e.message })));
+  return h(
+    "div.panel.graph-panel",
+    {},
+    h("div.panel-head", {}, h("h2", { text: "Graph" }), note),
+    body,
+    graphLegend(),
+  );
+}
+
+/** What the lines and marks of a graph mean. */
+export function graphLegend() {
+  return h(
+    "p.graph-legend.muted",
+    {},
+    "Arrows: needs; dashed: into a when: on_failure / always node; dotted: it waits for the " +
+      "end of the rest of the run. Marks: if (conditional), × forEach (once per item), " +
+      "flow: a sub-flow.",
+  );
 }
 
 /** The badge of a flow known only from the archive. */

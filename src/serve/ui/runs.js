@@ -16,6 +16,7 @@ import {
 } from "./dom.js";
 import { runChangesPanel } from "./changes.js";
 import { parseJson } from "../../_parse_json.js";
+import { graphView } from "./graph.js";
 
 const PAGE = 50;
 
@@ -346,6 +347,8 @@ export function nodeTimeline(run, events, nodeIds) {
         node.error = event.error ?? null;
         node.outputBytes = event.outputBytes;
         if (event.items && typeof event.items === "object") node.items = event.items;
+        // A resumed run's node taken from the run it resumes: it did not run here.
+        if (typeof event.reused === "string") node.reused = event.reused;
         if (node.startedAt === null && typeof event.durationMs === "number") {
           node.startedAt = event.at - event.durationMs;
         }
@@ -370,6 +373,7 @@ export function nodeTimeline(run, events, nodeIds) {
     if (!node.error && outcome.error) node.error = outcome.error;
     if (outcome.when) node.when = outcome.when;
     if (outcome.mocked === true) node.mocked = true;
+    if (typeof outcome.reused === "string") node.reused = outcome.reused;
     if (outcome.items && typeof outcome.items === "object") node.items = outcome.items;
   }
   const order = new Map();
@@ -599,6 +603,33 @@ export async function renderRun(container, id, ctx) {
         }
       },
     }));
+    // A run that did not succeed (an abandoned one is recorded failed): resumed from where it
+    // failed, the nodes that succeeded not run again. An archived run's outputs are not there.
+    const resumable = ["failed", "cancelled", "timed-out"].includes(run.status) &&
+      !run.flowId.startsWith("job:") && !run.parentRunId && archive === null;
+    if (resumable) {
+      actions.appendChild(h("button.resume-run", {
+        type: "button",
+        text: "Resume from failure",
+        title: "Start a new run with this run's inputs that reuses the outputs of the nodes " +
+          "that succeeded and runs the rest",
+        onclick: async (event) => {
+          event.target.disabled = true;
+          try {
+            const started = await api.resumeRun(run.id);
+            ctx.toast(
+              "ok",
+              "Resumed as ",
+              h("a", { href: ctx.routeHash(["runs", started.runId]) }, started.runId),
+            );
+            ctx.navigate(ctx.routeHash(["runs", started.runId]));
+          } catch (e) {
+            event.target.disabled = false;
+            ctx.toast("error", `Could not resume: ${e.message}`);
+          }
+        },
+      }));
+    }
     if (run.status === "running" || run.status === "queued") {
       actions.appendChild(h("button.danger", {
         type: "button",
@@ -673,6 +704,17 @@ export async function renderRun(container, id, ctx) {
           )
           : null,
         onFailure ? onFailureFact(onFailure) : null,
+        run.resumeOf
+          ? fact(
+            "resumes",
+            "run ",
+            h("a.mono.resumes-link", {
+              href: ctx.routeHash(["runs", run.resumeOf]),
+              text: run.resumeOf,
+              title: "this run resumes that one: the nodes marked reused did not run again",
+            }),
+          )
+          : null,
         run.onFailureOf
           ? fact(
             "reports",
@@ -740,6 +782,60 @@ export async function renderRun(container, id, ctx) {
   let nodesEl = null;
   let countEl = null;
   let moreEl = null;
+  // The graph beside the timeline (one panel, a toggle): loaded on its first showing, drawn
+  // once; a node's box takes its status as the node's row is redrawn.
+  let view = "timeline";
+  /** The graph view (`graphView`), once the run's definition came. */
+  let graph = null;
+  let graphLoading = false;
+  const graphEl = h("div.graph-scroll.run-graph");
+  const graphNote = h("p.graph-legend.muted");
+  const nodeStatus = (node) => node.status ?? "pending";
+  function loadGraph() {
+    if (graphLoading || graph !== null) return;
+    graphLoading = true;
+    replace(graphEl, h("p.muted", { text: "Loading…" }));
+    api.runDefinition(run.id).then((version) => {
+      if (closed) return;
+      graph = graphView(version.graph, {
+        statuses: {},
+        // A box opens its node's row in the timeline.
+        onSelect: (nodeId) => {
+          view = "timeline";
+          expanded.add(nodeId);
+          renderTimeline();
+          shown.get(nodeId)?.row.scrollIntoView({ block: "center" });
+        },
+      });
+      for (const node of nodeTimeline(run, events, runNodeIds)) {
+        graph.setStatus(node.id, nodeStatus(node));
+      }
+      replace(graphEl, graph.el);
+    }).catch((e) => {
+      graphLoading = false;
+      replace(graphEl, h("p.muted.graph-missing", { text: e.message }));
+    });
+  }
+  function viewToggle() {
+    const button = (name, text) =>
+      h("button", {
+        type: "button",
+        text,
+        "aria-pressed": String(view === name),
+        dataset: { view: name },
+        onclick: () => {
+          if (view === name) return;
+          view = name;
+          renderTimeline();
+        },
+      });
+    return h(
+      "span.view-toggle",
+      { role: "group", "aria-label": "show the nodes as" },
+      button("timeline", "Timeline"),
+      button("graph", "Graph"),
+    );
+  }
 
   /** One node's row as the run's events tell it now. */
   function nodeNow(nodeId) {
@@ -804,6 +900,13 @@ export async function renderRun(container, id, ctx) {
               title: "a test's mock stood in for this node: it did not run",
             })
             : null,
+          // A resumed run's node that did not run: its output is the resumed run's.
+          node.reused
+            ? h("span.node-when.muted.node-reused", {
+              text: ` reused from ${node.reused}`,
+              title: `not run again: its output is the one run ${node.reused} recorded`,
+            })
+            : null,
         ),
         statusBadge(node.status ?? "pending"),
         h("span.node-attempts", {
@@ -866,11 +969,25 @@ export async function renderRun(container, id, ctx) {
       },
     });
     nodesEl = nodes.length === 0 ? null : h("div.nodes", {}, rows);
+    const graphShown = view === "graph";
+    if (graphShown) {
+      loadGraph();
+      if (graph !== null) { for (const node of nodes) graph.setStatus(node.id, nodeStatus(node)); }
+      graphNote.textContent = "Each box: the node, its type and its status (click it for its " +
+        "row in the timeline). Arrows: needs; dashed: into a when: on_failure / always node; " +
+        "dotted: it waits for the end of the rest of the run.";
+    }
     replace(
       timeline,
-      h("div.panel-head", {}, h("h2", { text: "Timeline" }), countEl),
-      nodesEl ?? h("p.muted", { text: "No node has started yet." }),
-      h("p.timeline-more", {}, moreEl),
+      h(
+        "div.panel-head",
+        {},
+        h("h2", { text: graphShown ? "Graph" : "Timeline" }),
+        countEl,
+        viewToggle(),
+      ),
+      graphShown ? graphEl : nodesEl ?? h("p.muted", { text: "No node has started yet." }),
+      graphShown ? graphNote : h("p.timeline-more", {}, moreEl),
     );
     renderCounts();
   }
@@ -878,6 +995,7 @@ export async function renderRun(container, id, ctx) {
   /** Redraws one node's row from its events (adds it, when it is new and would show). */
   function updateNode(nodeId) {
     const node = nodeNow(nodeId);
+    if (graph !== null) graph.setStatus(nodeId, nodeStatus(node));
     const isNew = !known.has(nodeId);
     noteNode(node);
     if (isNew && first.size < TIMELINE_CAP) first.add(nodeId);

@@ -1,0 +1,308 @@
+/**
+ * `flowstate run --watch <flow.yaml>`: run a flow, then run it again each
+ * time a file it uses changes, until Ctrl-C (or SIGTERM, SIGHUP).
+ *
+ * The files watched: the flow file, the local sub-flow files its `type: flow`
+ * nodes name (and theirs, recursively), the local custom node modules of
+ * those flows with the local files they import (as the sandbox pool follows
+ * them, `_module_files.ts`), the `--inputs` file and the config file. They
+ * are found anew after each run (a sub-flow referenced by an edit is watched
+ * from then on; while the flow does not parse, the files of the last run that
+ * parsed stay watched). Their folders are watched (editors replace a file by
+ * renaming another over it) and events for other names ignored; a burst of
+ * events is one change once quiet for 150 ms, and only
+ * a file whose status (times, size, inode) differs counts.
+ *
+ * A change while a run is in progress cancels that run (recorded
+ * `cancelled`, as Ctrl-C would) and starts a new one, as `deno run --watch`
+ * restarts. An invalid flow, input or config is reported as `run` reports it
+ * and watching goes on. The first stop signal cancels a run in progress, waits
+ * for its end to be recorded and exits 130 (SIGINT), 143 (SIGTERM) or 129
+ * (SIGHUP); a second one exits at once (see `onStopSignals`).
+ *
+ * @module
+ */
+import { parse as parseYaml } from "yaml";
+import { builtinNodes } from "../flow/nodes.ts";
+import { nodeModuleFiles, stampOf } from "../flow/_module_files.ts";
+import type { ParsedFlow } from "../flow/parse.ts";
+import { isFlowPath } from "../flow/load.ts";
+import { moduleUrl } from "../loader.ts";
+import { dirname, fromFileUrl, isWithin, join, relative, resolve } from "../_path.ts";
+import { type GlobalOptions, onStopSignals, STOP_SIGNALS } from "./common.ts";
+import { printable } from "./format.ts";
+import { UsageError } from "./input.ts";
+import { jsonLogs, logEvent } from "./log_format.ts";
+import { report } from "./report.ts";
+import { runCommand, type RunOptions } from "./run.ts";
+
+/** How long the watched files must be quiet after an event before a change counts. */
+const WATCH_DEBOUNCE_MS = 150;
+
+/** The most sub-flow files followed from one flow (a bound on a cycle or a huge tree). */
+const MAX_FLOW_FILES = 256;
+
+/**
+ * `run --watch <flow>`: runs until a stop signal; resolves the exit code it
+ * brings (130, 143, 129).
+ *
+ * @example
+ * ```ts ignore
+ * const code = await runWatchCommand("flow.yaml", { quiet: false }, {});
+ * Deno.exit(code); // 130 after Ctrl-C
+ * ```
+ */
+export async function runWatchCommand(
+  file: string,
+  options: RunOptions,
+  global: GlobalOptions,
+): Promise<number> {
+  if (options.inputs === "-") {
+    throw new UsageError(
+      "--watch cannot read --inputs from stdin (-): it reads the inputs again on every run; put them in a file (--inputs inputs.json)",
+    );
+  }
+  const cwd = Deno.cwd();
+  const stop = new AbortController();
+  let stopCode = STOP_SIGNALS.SIGINT;
+  using _signals = onStopSignals(
+    (name) => {
+      stopCode = STOP_SIGNALS[name];
+      say(
+        `watch: stopping (${name}; ${
+          name === "SIGINT" ? "press Ctrl-C" : `send ${name}`
+        } again to exit at once)…`,
+      );
+      stop.abort();
+    },
+    (name) => `${name} again: exiting at once`,
+  );
+  const stopped = new Promise<"stopped">((resolve) =>
+    stop.signal.addEventListener("abort", () => resolve("stopped"), { once: true })
+  );
+  // Always watched: what the command line names, and the config file (created later, too).
+  const given = [resolve(cwd, file), resolve(cwd, global.config ?? "flowstate.yaml")];
+  if (options.inputs !== undefined) given.push(resolve(cwd, options.inputs));
+  let used = new Set<string>(given);
+  await using watcher = new Watcher();
+  let changed: string | undefined;
+  while (!stop.signal.aborted) {
+    if (changed !== undefined) {
+      say(`watch: ${printable(shown(changed, cwd))} changed, running again (Ctrl-C to stop)`);
+    }
+    watcher.watch(used);
+    const cancel = new AbortController();
+    const onStop = () => cancel.abort("stopped");
+    stop.signal.addEventListener("abort", onStop, { once: true });
+    let parsed: { flow: ParsedFlow; configFile: string | null } | undefined;
+    const run = runCommand(file, options, global, {
+      signal: cancel.signal,
+      onParsed: (flow, configFile) => parsed = { flow, configFile },
+    }).catch((err) => report(err, global.debug === true));
+    const first = await Promise.race([run.then(() => "ended" as const), watcher.next()]);
+    if (first !== "ended") {
+      // Restarted as deno --watch does: this run is cancelled, its end recorded, then the next.
+      cancel.abort("a watched file changed");
+      await run;
+      stop.signal.removeEventListener("abort", onStop);
+      changed = first;
+      continue;
+    }
+    stop.signal.removeEventListener("abort", onStop);
+    if (stop.signal.aborted) break;
+    // Found anew from this run's flow; one that did not parse keeps the last run's files.
+    if (parsed !== undefined) {
+      used = new Set([
+        ...given,
+        ...(parsed.configFile === null ? [] : [parsed.configFile]),
+        ...filesOf(parsed.flow, cwd),
+      ]);
+    } else used = new Set([...used, ...given]);
+    watcher.watch(used);
+    say(`watch: waiting for changes to ${used.size} file${used.size === 1 ? "" : "s"}`);
+    const next = await Promise.race([watcher.next(), stopped]);
+    if (next === "stopped") break;
+    changed = next;
+  }
+  return stopCode;
+}
+
+/** A line of the watch on stderr (a JSON log line with `--log-format json`). */
+function say(line: string): void {
+  if (jsonLogs()) logEvent("info", line, { event: "watch" });
+  else console.error(line);
+}
+
+/** `path` as a message shows it: relative to `cwd` when inside it. */
+function shown(path: string, cwd: string): string {
+  const rel = relative(cwd, path);
+  return rel !== "" && !rel.startsWith("..") ? rel : path;
+}
+
+/**
+ * The files a flow uses, besides itself: its local sub-flow files (a `type:
+ * flow` node's literal `with.flow` path, followed into theirs) and the local
+ * custom node modules of each, with the local files those import.
+ */
+function filesOf(parsed: ParsedFlow, cwd: string): Set<string> {
+  const files = new Set<string>();
+  const top = resolve(cwd, parsed.file ?? "");
+  const flows: [path: string, definition: unknown][] = [[top, parsed.definition]];
+  const seen = new Set<string>([top]);
+  while (flows.length > 0) {
+    const [path, definition] = flows.shift()!;
+    files.add(path);
+    const baseDir = dirname(path);
+    const nodes = (definition as { nodes?: unknown } | null)?.nodes;
+    if (!Array.isArray(nodes)) continue;
+    for (const node of nodes) {
+      if (typeof node !== "object" || node === null) continue;
+      const { type, with: options } = node as { type?: unknown; with?: unknown };
+      if (typeof type !== "string") continue;
+      if (type === "flow") {
+        const sub = (options as { flow?: unknown } | null | undefined)?.flow;
+        if (typeof sub !== "string" || sub.includes("${{") || !isFlowPath(sub)) continue;
+        const subPath = resolve(baseDir, sub);
+        if (seen.has(subPath) || seen.size >= MAX_FLOW_FILES) continue;
+        seen.add(subPath);
+        flows.push([subPath, readDefinition(subPath)]);
+      } else if (!builtinNodes.has(type)) {
+        const url = moduleUrl(type, baseDir);
+        if (url === undefined || !url.startsWith("file:")) continue;
+        for (const [module] of nodeModuleFiles(fromFileUrl(url))) {
+          // An npm package the import map names resolves into Deno's cache: it does not change.
+          if (!inDenoCache(module)) files.add(module);
+        }
+      }
+    }
+  }
+  return files;
+}
+
+/**
+ * Where Deno keeps what it downloads: `$DENO_DIR`, else the system's cache
+ * folder's `deno` (as Deno chooses it); `undefined` when it cannot be told.
+ */
+const DENO_CACHE: string | undefined = (() => {
+  const env = (name: string) => {
+    try {
+      return Deno.env.get(name) || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const dir = env("DENO_DIR");
+  if (dir !== undefined) return resolve(dir);
+  const home = env("HOME") ?? env("USERPROFILE");
+  if (Deno.build.os === "windows") {
+    const local = env("LOCALAPPDATA");
+    return local === undefined ? undefined : join(local, "deno");
+  }
+  if (Deno.build.os === "darwin") {
+    return home === undefined ? undefined : join(home, "Library", "Caches", "deno");
+  }
+  const cache = env("XDG_CACHE_HOME") ?? (home === undefined ? undefined : join(home, ".cache"));
+  return cache === undefined ? undefined : join(cache, "deno");
+})();
+
+/** Whether `path` is in Deno's cache or a `node_modules` folder (packages, not the project's code). */
+function inDenoCache(path: string): boolean {
+  return (DENO_CACHE !== undefined && isWithin(path, DENO_CACHE)) ||
+    /[\\/]node_modules[\\/]/.test(path);
+}
+
+/** A sub-flow file's YAML, as far as it reads (its nodes are looked at); `null` if it does not. */
+function readDefinition(path: string): unknown {
+  try {
+    return parseYaml(Deno.readTextFileSync(path));
+  } catch {
+    return null; // watched all the same: its run says what is wrong
+  }
+}
+
+/**
+ * Watches files through their folders: {@linkcode Watcher.next} resolves
+ * with the first watched file whose status changed, once events have been
+ * quiet for `WATCH_DEBOUNCE_MS`.
+ */
+class Watcher implements AsyncDisposable {
+  /** The watched files and their status when they were (last) taken. */
+  #stamps = new Map<string, string>();
+  /** One watcher per folder. */
+  #folders = new Map<string, Deno.FsWatcher>();
+  #waiting: ((path: string) => void) | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #pending = false;
+
+  /** Watch exactly `files` from now on; their status now is what a change differs from. */
+  watch(files: Iterable<string>): void {
+    const next = new Map<string, string>();
+    for (const file of files) next.set(file, this.#stamps.get(file) ?? stampOf(file));
+    this.#stamps = next;
+    const folders = new Set([...next.keys()].map((file) => dirname(file)));
+    for (const [folder, watcher] of this.#folders) {
+      if (folders.has(folder)) continue;
+      watcher.close();
+      this.#folders.delete(folder);
+    }
+    for (const folder of folders) {
+      if (this.#folders.has(folder)) continue;
+      let watcher: Deno.FsWatcher;
+      try {
+        watcher = Deno.watchFs(folder, { recursive: false });
+      } catch {
+        continue; // a folder that does not exist (yet): its files' status is looked at all the same
+      }
+      this.#folders.set(folder, watcher);
+      void this.#listen(watcher);
+    }
+  }
+
+  /** Resolves with the first watched file that changed (its new status is then the one kept). */
+  next(): Promise<string> {
+    return new Promise((resolve) => {
+      this.#waiting = resolve;
+      // Events came while nobody waited, and are quiet now.
+      if (this.#pending && this.#timer === undefined) this.#settle();
+    });
+  }
+
+  async #listen(watcher: Deno.FsWatcher): Promise<void> {
+    try {
+      for await (const event of watcher) {
+        if (event.kind === "access") continue;
+        if (!event.paths.some((path) => this.#stamps.has(path))) continue;
+        this.#pending = true;
+        clearTimeout(this.#timer);
+        this.#timer = setTimeout(() => this.#settle(), WATCH_DEBOUNCE_MS);
+      }
+    } catch {
+      // Closed, or the folder went away: its files are looked at when watched again.
+    }
+  }
+
+  /** After a quiet spell: the first file whose status changed goes to whoever waits. */
+  #settle(): void {
+    this.#timer = undefined;
+    if (this.#waiting === undefined) return; // kept until next() asks
+    this.#pending = false;
+    let first: string | undefined;
+    for (const [file, stamp] of this.#stamps) {
+      const now = stampOf(file);
+      if (now === stamp) continue;
+      this.#stamps.set(file, now);
+      first ??= file;
+    }
+    if (first === undefined) return; // touched, not changed: still waiting
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting(first);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    clearTimeout(this.#timer);
+    for (const watcher of this.#folders.values()) watcher.close();
+    this.#folders.clear();
+    return Promise.resolve();
+  }
+}

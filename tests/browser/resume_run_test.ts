@@ -1,0 +1,74 @@
+/**
+ * Resuming a failed run in the inspector, in a real browser (Debian's
+ * chromium through playwright-core, against a real `serve()`): a failed run's
+ * page has a "Resume from failure" button beside "Re-run with the same
+ * inputs"; it starts a new run and goes to its page, which links the run it
+ * resumes and marks the nodes it reused. A run that succeeded has no such
+ * button. Ignored unless FLOWSTATE_TEST_CHROMIUM names the chromium binary.
+ *
+ * No sleeps: every wait is a playwright locator waiting for what the page
+ * must show.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CHROMIUM, withPage } from "./_inspector.ts";
+
+const BILLING = (failing: boolean) =>
+  `id: billing
+nodes:
+  - { id: charge, type: state.increment, with: { key: charged } }
+  - id: mail
+    type: ${failing ? "fail" : "transform"}
+    needs: [charge]
+    with: ${failing ? "{ message: smtp down }" : '{ value: "mailed #${{ nodes.charge.output }}" }'}
+`;
+
+Deno.test({
+  name:
+    "inspector: Resume from failure starts a run that reuses what succeeded, and its page says so",
+  ignore: CHROMIUM === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage({
+      seed: false,
+      flows: { "billing.flow.yaml": BILLING(true) },
+    }, async (page, inspector, { errors }) => {
+      const file = join(inspector.dir, "flows", "billing.flow.yaml");
+      const failed = await inspector.runtime.runFlow(file);
+      assert.equal(failed.status, "failed");
+      // The bug is fixed: mail works now.
+      await Deno.writeTextFile(file, BILLING(false));
+
+      await page.goto(new URL(`#/runs/${failed.id}`, inspector.url).href);
+      await page.getByRole("button", { name: "Re-run with the same inputs" }).waitFor();
+      await page.getByRole("button", { name: "Resume from failure" }).click();
+      await page.waitForURL((url) =>
+        url.hash.startsWith("#/runs/") && !url.hash.endsWith(failed.id)
+      );
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      const id = new URL(page.url()).hash.slice("#/runs/".length);
+      const resumed = await (await inspector.runtime.records()).getRun(id);
+      assert.equal(resumed?.resumeOf, failed.id);
+      assert.equal(resumed?.nodes.mail.output, "mailed #1", "charged once");
+
+      // The page links the run it resumes and marks the reused node in the timeline.
+      const link = page.locator(".run-facts a.resumes-link");
+      await link.waitFor();
+      assert.equal(await link.textContent(), failed.id);
+      const reused = page.locator('.node-row[data-node="charge"] .node-reused');
+      await reused.waitFor();
+      assert.equal(await reused.textContent(), ` reused from ${failed.id}`);
+      assert.equal(await page.locator('.node-row[data-node="mail"] .node-reused').count(), 0);
+      // It succeeded: nothing to resume.
+      assert.equal(await page.getByRole("button", { name: "Resume from failure" }).count(), 0);
+
+      await link.click();
+      await page.locator(`.view-title:has-text("${failed.id}")`).waitFor();
+      await page.getByRole("button", { name: "Resume from failure" }).waitFor();
+      assert.deepEqual(errors, []);
+    });
+  },
+});

@@ -1,0 +1,211 @@
+/**
+ * `flowstate run --watch` as a subprocess: it runs, waits, and runs again
+ * when the flow file, a sub-flow, a node module (or a file it imports) it uses
+ * changes; an invalid edit is reported and watching goes on; a change during
+ * a run cancels it (recorded `cancelled`) and starts the next; SIGTERM stops
+ * it with 143 and no run left `running`. Every wait is for a line it prints.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliCommand, runCli } from "./_cli_sandbox.ts";
+import { Watched } from "./_watched.ts";
+
+const MOD = JSON.stringify(new URL("../mod.ts", import.meta.url).href);
+
+/** A project folder with `files` written in it, removed afterwards. */
+async function withProject(
+  files: Record<string, string>,
+  fn: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-watch-" });
+  try {
+    for (const [name, text] of Object.entries(files)) {
+      await Deno.writeTextFile(join(dir, name), text);
+    }
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** `flowstate run --watch <args>` in `dir`, its output watched. */
+function watch(dir: string, ...args: string[]): Watched {
+  return new Watched(cliCommand(dir, ["run", "--watch", ...args]));
+}
+
+/** Waits for the `n`th "waiting" line of `child`. */
+function waiting(child: Watched, n: number): Promise<void> {
+  return child.until(
+    new RegExp(`(?:watch: waiting for changes to \\d+ files?\\n[^]*){${n}}`),
+    "stderr",
+  );
+}
+
+/**
+ * Replaces the file as an editor that saves by renaming a new file over it
+ * does: one change, never a half-written file seen between two events.
+ */
+async function replace(path: string, text: string): Promise<void> {
+  await Deno.writeTextFile(`${path}.tmp`, text);
+  await Deno.rename(`${path}.tmp`, path);
+}
+
+/** The runs recorded in `dir`'s home. */
+async function runs(dir: string): Promise<{ id: string; status: string }[]> {
+  const ls = await runCli(dir, ["runs", "ls", "--json"]);
+  assert.equal(ls.code, 0, ls.stderr);
+  return JSON.parse(ls.stdout);
+}
+
+const flow = (message: string) =>
+  `id: watched
+nodes:
+  - { id: say, type: log, with: { message: "${message}" } }
+`;
+
+Deno.test("cli: run --watch runs again on an edit, reports an invalid one and keeps watching; SIGTERM exits 143", async () => {
+  await withProject({ "flow.yaml": flow("hello one") }, async (dir) => {
+    await using child = watch(dir, "flow.yaml");
+    await waiting(child, 1);
+    assert.match(child.stderr, /^\[say\] hello one$/m);
+    // The flow file and the config file (flowstate.yaml, not there: watched for its creation).
+    assert.match(child.stderr, /^watch: waiting for changes to 2 files$/m);
+    assert.match(child.stdout, /^status: +succeeded$/m);
+
+    await replace(join(dir, "flow.yaml"), flow("hello two"));
+    await waiting(child, 2);
+    assert.match(
+      child.stderr,
+      /^watch: flow\.yaml changed, running again \(Ctrl-C to stop\)\nRunning flow "watched" \(run \w+\)\n\[say\] hello two$/m,
+    );
+
+    // Invalid: the error with its place, as run prints it, and the process keeps watching.
+    await replace(
+      join(dir, "flow.yaml"),
+      "id: watched\nnodes:\n  - { id: say, type: nope }\n",
+    );
+    await waiting(child, 3);
+    assert.match(child.stderr, /^error: flow\.yaml:3:\d+: nodes\[0\]\.type: /m);
+
+    // A fix runs it again.
+    await replace(join(dir, "flow.yaml"), flow("hello three"));
+    await waiting(child, 4);
+    assert.match(child.stderr, /^\[say\] hello three$/m);
+
+    child.kill("SIGTERM");
+    assert.equal(await child.code(), 143, child.stderr);
+    const recorded = await runs(dir);
+    assert.equal(recorded.length, 3);
+    assert.deepEqual(recorded.map((r) => r.status), ["succeeded", "succeeded", "succeeded"]);
+  });
+});
+
+const NODE = `import { defineNode } from ${MOD};
+import { z } from "zod";
+import { word } from "./lib.ts";
+export default defineNode({
+  optionsSchema: z.strictObject({}),
+  run(ctx) {
+    ctx.log("module says " + word);
+    return word;
+  },
+});
+`;
+
+Deno.test("cli: run --watch runs again when a node module's import or a sub-flow changes, not for other files", async () => {
+  await withProject({
+    "main.flow.yaml": `id: main
+nodes:
+  - { id: custom, type: ./node.ts }
+  - { id: sub, type: flow, with: { flow: ./sub.flow.yaml } }
+`,
+    "sub.flow.yaml": flow("sub one").replace("id: watched", "id: sub"),
+    "node.ts": NODE,
+    "lib.ts": `export const word = "alpha";\n`,
+    "other.txt": "not used\n",
+  }, async (dir) => {
+    await using child = watch(dir, "main.flow.yaml");
+    await waiting(child, 1);
+    assert.match(child.stderr, /^\[custom\] module says alpha$/m);
+    assert.match(child.stderr, /^\[sub\/say\] sub one$/m);
+    // main, sub, node.ts, lib.ts and flowstate.yaml.
+    assert.match(child.stderr, /^watch: waiting for changes to 5 files$/m);
+
+    // A file it does not use: nothing; then the module's import: run again.
+    await Deno.writeTextFile(join(dir, "other.txt"), "still not used\n");
+    await replace(join(dir, "lib.ts"), `export const word = "beta";\n`);
+    await waiting(child, 2);
+    assert.match(child.stderr, /^watch: lib\.ts changed, running again/m);
+    assert.match(child.stderr, /^\[custom\] module says beta$/m);
+    assert.doesNotMatch(child.stderr, /other\.txt/);
+
+    await replace(join(dir, "sub.flow.yaml"), flow("sub two").replace("id: watched", "id: sub"));
+    await waiting(child, 3);
+    assert.match(child.stderr, /^watch: sub\.flow\.yaml changed, running again/m);
+    assert.match(child.stderr, /^\[sub\/say\] sub two$/m);
+    assert.equal((child.stderr.match(/running again/g) ?? []).length, 2, child.stderr);
+
+    child.kill("SIGINT");
+    assert.equal(await child.code(), 130, child.stderr);
+  });
+});
+
+/** A node that logs "started" and then waits until its run is cancelled. */
+const HANG = `import { defineNode } from ${MOD};
+import { z } from "zod";
+export default defineNode({
+  optionsSchema: z.strictObject({ n: z.number() }),
+  run(ctx, { n }) {
+    ctx.log("started " + n);
+    return new Promise((_, reject) => {
+      ctx.signal.addEventListener("abort", () => reject(new Error("stopped")), { once: true });
+    });
+  },
+});
+`;
+
+const hanging = (n: number) =>
+  `id: hanging
+nodes:
+  - { id: hang, type: ./hang.ts, with: { n: ${n} } }
+`;
+
+Deno.test("cli: run --watch cancels a run in progress on a change, and SIGTERM leaves no run running", async () => {
+  await withProject({ "flow.yaml": hanging(1), "hang.ts": HANG }, async (dir) => {
+    await using child = watch(dir, "flow.yaml");
+    await child.until(/^\[hang\] started 1$/m, "stderr");
+    // Changed mid-run: that run is cancelled (its end recorded), the next one starts.
+    await replace(join(dir, "flow.yaml"), hanging(2));
+    await child.until(/^\[hang\] started 2$/m, "stderr");
+    assert.match(child.stderr, /^watch: flow\.yaml changed, running again/m);
+    assert.match(child.stdout, /^status: +cancelled$/m);
+
+    child.kill("SIGTERM");
+    assert.equal(await child.code(), 143, child.stderr);
+    const recorded = await runs(dir);
+    assert.equal(recorded.length, 2);
+    assert.deepEqual(recorded.map((r) => r.status), ["cancelled", "cancelled"]);
+  });
+});
+
+Deno.test("cli: run --watch --json prints one record per run; --inputs - is refused", async () => {
+  await withProject({ "flow.yaml": flow("json one"), "in.json": "{}" }, async (dir) => {
+    await using child = watch(dir, "flow.yaml", "--json", "--inputs", "in.json");
+    await waiting(child, 1);
+    // flow.yaml, flowstate.yaml, in.json
+    assert.match(child.stderr, /^watch: waiting for changes to 3 files$/m);
+    await replace(join(dir, "in.json"), "{ }\n");
+    await waiting(child, 2);
+    assert.match(child.stderr, /^watch: in\.json changed, running again/m);
+    child.kill("SIGTERM");
+    assert.equal(await child.code(), 143, child.stderr);
+    const records = child.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(records.map((r) => r.status), ["succeeded", "succeeded"]);
+
+    const stdin = await runCli(dir, ["run", "--watch", "flow.yaml", "--inputs", "-"]);
+    assert.equal(stdin.code, 2, stdin.stderr);
+    assert.match(stdin.stderr, /^error: --watch cannot read --inputs from stdin/);
+  });
+});
