@@ -236,6 +236,30 @@ Deno.test("wait (mod.ts): refusals: an unknown run, a bad name, data that is not
   });
 });
 
+Deno.test("wait (mod.ts): a queued run takes signals; deleting it (retention) deletes them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-wait-" });
+  try {
+    await Deno.writeTextFile(
+      join(dir, "w.flow.yaml"),
+      "id: w\nnodes:\n  - { id: a, type: wait, with: { signal: go } }\n",
+    );
+    const rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+    try {
+      const { runId } = await rt.enqueue("./w.flow.yaml", { delay: "1h" });
+      const sent = await rt.signalRun(runId, "go", { early: true });
+      assert.equal(sent.kind, "stored");
+      assert.deepEqual(sent.kind === "stored" && sent.waiting, []);
+      assert.equal((await signalKeys(rt)).length, 1);
+      assert.equal(await (await rt.records()).deleteRun(runId), true);
+      assert.deepEqual(await signalKeys(rt), []);
+    } finally {
+      await rt.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("wait: validate refuses a templated or bad signal, forEach, permissions, a bad timeout, at their place", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-wait-" });
   try {
