@@ -357,6 +357,15 @@ for (const backend of BACKENDS) {
         // Once its events are recorded (runs show --follow prints them), the sender sees it waits.
         await using follower = p.spawn("runs", "show", id, "--follow");
         await follower.until(/log: waiting for signal "approve"/);
+        // runs show says what it waits for, and how to send it.
+        const waitingShow = await p.run("runs", "show", id);
+        assert.equal(waitingShow.code, 0, waitingShow.stderr);
+        assert.ok(
+          waitingShow.stdout.includes(
+            `waiting:  node approve waits for signal approve (Deploy 1.2?): flowstate runs signal ${id} approve [--data JSON]`,
+          ),
+          waitingShow.stdout,
+        );
         // Bad input: exit 2, nothing sent (the run still waits).
         const badName = await p.run("runs", "signal", id, "no way");
         assert.equal(badName.code, 2);
