@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
+import redisJson from "../packages/redis/deno.json" with { type: "json" };
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PERMISSIONS =
@@ -61,14 +62,15 @@ async function denoWith(
  * The npm packages the users' projects below resolve without this repository's lock file: Deno
  * then needs their registry metadata in the DENO_DIR, which a DENO_DIR filled from a lock file
  * (`deno install --frozen`) may not hold. Fetched once, before anything runs `--cached-only`
- * (a no-op when the DENO_DIR has them).
+ * (a no-op when the DENO_DIR has them). A linked project resolves every workspace member's
+ * packages too (ioredis of packages/redis, and its own dependencies).
  */
 let npmMetadata: Promise<void> | undefined;
 const npmReady = () =>
   npmMetadata ??= (async () => {
     const specs = [
-      ...Object.values(denoJson.imports as Record<string, string>).filter((s) =>
-        s.startsWith("npm:")
+      ...[denoJson, redisJson].flatMap((member) =>
+        Object.values(member.imports as Record<string, string>).filter((s) => s.startsWith("npm:"))
       ),
       "npm:pure-rand@8.4.2",
     ];
