@@ -20,6 +20,8 @@ export {
   type QueueCounts,
   Records,
   type RecordsOptions,
+  type SignalOutcome,
+  type StoredSignal,
 } from "./src/records/records.ts";
 export {
   STALE_HEARTBEATS,

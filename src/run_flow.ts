@@ -767,6 +767,11 @@ async function runInTree(
             });
           },
         }),
+        // A signal for this run's `wait` nodes (`Records.sendSignal`, from any process).
+        async takeSignal(name: string) {
+          const signal = await records.takeSignal(runId, name);
+          return signal === null ? null : { data: signal.data };
+        },
         onEvent(unmasked) {
           const event = masker.mask(unmasked);
           recorder.event(event);

@@ -30,6 +30,7 @@ import { assertKnownFields, didYouMean, fieldNames } from "./_suggest.ts";
 import type { FlowSource } from "./flow/load.ts";
 import type { NodeType } from "./flow/node.ts";
 import { type ProgramNodeTypes, programNodeTypes } from "./flow/program_nodes.ts";
+import type { SignalOutcome } from "./records/_signals.ts";
 import {
   type FlowHost,
   resumeFlow,
@@ -335,6 +336,34 @@ export interface Runtime extends AsyncDisposable {
    * ```
    */
   enqueue(flow: string, options?: EnqueueOptions): Promise<EnqueueResult>;
+  /**
+   * Send signal `name` with `data` to run `runId`, for its `wait` node (see
+   * the `wait` node type): from any process sharing the records store. A
+   * node waiting for it takes it within a second; sent before the node
+   * waits, it is kept for the run until then (`kind: "stored"` either way).
+   * A run that ended is refused (`"ended"`, nothing written), as is an
+   * unknown one (`"unknown"`). A bad name, data that is not JSON or takes
+   * more than 64 KiB as JSON, is a `TypeError` saying so.
+   *
+   * @example
+   * ```ts
+   * import { openRuntime } from "@flowstate/core";
+   * import assert from "node:assert/strict";
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const flow = { id: "deploy", nodes: [{ id: "approve", type: "wait", with: { signal: "approve" } }] };
+   * let sent: Promise<unknown> | undefined;
+   * const run = await rt.runFlow(flow, {
+   *   onEvent: (event, { id }) => {
+   *     if (event.type === "node.log") sent = rt.signalRun(id, "approve", { by: "ada" });
+   *   },
+   * });
+   * assert.equal(run.status, "succeeded");
+   * assert.deepEqual(run.nodes.approve.output, { by: "ada" });
+   * assert.equal((await rt.signalRun(run.id, "approve")).kind, "ended");
+   * await sent;
+   * ```
+   */
+  signalRun(runId: string, name: string, data?: unknown): Promise<SignalOutcome>;
   /** The run records, flow versions and metrics (in the `records` store). */
   records(): Promise<Records>;
   /**
@@ -1078,6 +1107,15 @@ class FlowstateRuntime implements Runtime {
       flow,
       options,
     );
+  }
+
+  async signalRun(runId: string, name: string, data?: unknown): Promise<SignalOutcome> {
+    const records = await this.records();
+    const outcome = await records.sendSignal(runId, name, data);
+    if (outcome.kind !== "unknown") return outcome;
+    // An archived run ended long ago.
+    const archived = await records.getRun(runId);
+    return archived === null ? outcome : { kind: "ended", run: archived };
   }
 
   async records(): Promise<Records> {

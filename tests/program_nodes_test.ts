@@ -214,7 +214,7 @@ Deno.test("an unknown node type names the program's node types, with a did-you-m
     const error = await validationError(rt.runFlow("typo.flow.yaml"));
     assert.match(
       error.message,
-      /typo\.flow\.yaml:4:11: nodes\[0\]\.type: unknown node type "acme\.gret" \(did you mean "acme\.greet"\?\); use a built-in \(state\.get, .*, queue, http, exec\), a node type of this program \(acme\.greet\) or a module path like \.\/nodes\/thing\.ts$/m,
+      /typo\.flow\.yaml:4:11: nodes\[0\]\.type: unknown node type "acme\.gret" \(did you mean "acme\.greet"\?\); use a built-in \(state\.get, .*, queue, http, exec, wait\), a node type of this program \(acme\.greet\) or a module path like \.\/nodes\/thing\.ts$/m,
     );
     // A definition gets the same (without a place).
     const fromObject = await validationError(

@@ -96,6 +96,7 @@ Deno.test("BuiltinJobName, BuiltinPluginName and BuiltinNodeType name exactly th
     queue: true,
     http: true,
     exec: true,
+    wait: true,
   };
   assert.deepEqual(Object.keys(nodes).sort(), [...builtinNodes.keys()].sort());
 });

@@ -351,6 +351,31 @@ export function buildProgram(setExitCode: (code: number) => void) {
       setExitCode(await cancelRun(id, globals(command)));
     });
   runs
+    .command("signal")
+    .description(
+      "send a signal to a run's wait node (an approval, a callback), from any process sharing the store",
+    )
+    .argument("<run-id>", "the run id")
+    .argument("<name>", "the signal's name (the wait node's signal:)")
+    .option(
+      "--data <json>",
+      "the signal's data, a JSON value (the wait node's output; default null)",
+    )
+    .option(
+      "--json",
+      "print { runId, flowId, signal, waiting } (waiting: the nodes waiting for it now)",
+    )
+    .addHelpText(
+      "after",
+      "\nA node waiting for it goes on within a second; a signal sent before its node waits is\n" +
+        "kept for the run until then. Each signal is taken by one waiting node, oldest first.\n" +
+        "Exit 0 when sent, 1 when the run already ended or is unknown, 2 for a bad name or --data.",
+    )
+    .action(async (id, name, options, command) => {
+      const { signalCommand } = await import("./signal.ts");
+      setExitCode(await signalCommand(id, name, options, globals(command)));
+    });
+  runs
     .command("retry")
     .description(
       "queue a failed, cancelled or timed-out run again: one more attempt on the same run id",

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { waitingNodes } from "../records/_signals.ts";
 import type { RunEvent, RunRecord, StateAccess } from "../records/types.ts";
 import type { OnFailureMarker } from "../records/records.ts";
 import {
@@ -76,6 +77,18 @@ export function printRun(
         }: its process is gone; \`flowstate jobs run gc\` records it failed)`
     }`,
   );
+  if (run.status === "running") {
+    // A wait node waiting for a signal: what to send, and how.
+    for (const w of waitingNodes(events)) {
+      lines.push(
+        printable(
+          `waiting:  node ${w.node} waits for signal ${w.signal}${
+            w.message === undefined ? "" : ` (${w.message})`
+          }: flowstate runs signal ${run.id} ${w.signal} [--data JSON]`,
+        ),
+      );
+    }
+  }
   if (onFailure) {
     lines.push(
       printable(

@@ -231,6 +231,8 @@ export interface ExecuteOptions {
   concurrency?: number;
   /** Enqueues a run of another flow (the `queue` node type); absent where there is no queue. */
   enqueue?: NodeContext<unknown>["enqueue"];
+  /** Takes a signal sent to the run (the `wait` node type); absent where runs are not recorded. */
+  takeSignal?: NodeContext<unknown>["takeSignal"];
   /** Parent run, for sub-flows. */
   parentRunId?: string;
   /** The schedule's tick that started the run (templates read `run.scheduledAt`, `run.schedule`). */
@@ -716,14 +718,15 @@ class AttemptContext implements NodeContext<unknown> {
 }
 
 /**
- * The context of an attempt of a run that can enqueue runs
- * (`ExecuteOptions.enqueue`): its `enqueue` is made on first use, as `log`
- * is (most nodes never enqueue; a closure made per attempt cost each node
- * two objects).
+ * The context of an attempt of a run that can enqueue runs or take signals
+ * (`ExecuteOptions.enqueue`, `takeSignal`): its `enqueue` and `takeSignal` are
+ * made on first use, as `log` is (most nodes never enqueue; a closure made per
+ * attempt cost each node two objects).
  */
 class QueueAttemptContext extends AttemptContext {
   readonly #attempt: Attempt;
   #enqueue: NodeContext<unknown>["enqueue"];
+  #takeSignal: NodeContext<unknown>["takeSignal"];
 
   constructor(a: Attempt, input: unknown) {
     super(a, input);
@@ -733,8 +736,17 @@ class QueueAttemptContext extends AttemptContext {
   /** Enqueue a run of another flow. */
   get enqueue(): NodeContext<unknown>["enqueue"] {
     const a = this.#attempt;
-    const enqueue = a.host.options.enqueue!;
+    const enqueue = a.host.options.enqueue;
+    if (enqueue === undefined) return undefined;
     return this.#enqueue ??= (flow, options) => a.guard(() => enqueue(flow, options));
+  }
+
+  /** Take a signal sent to the run. */
+  get takeSignal(): NodeContext<unknown>["takeSignal"] {
+    const a = this.#attempt;
+    const take = a.host.options.takeSignal;
+    if (take === undefined) return undefined;
+    return this.#takeSignal ??= (name) => a.guard(() => take(name));
   }
 }
 
@@ -1521,7 +1533,7 @@ class Execution implements AttemptHost {
     const id = node.spec.id;
     const a = new Attempt(this, i, node, attempt);
     a.item = each?.index;
-    const ctx = this.options.enqueue === undefined
+    const ctx = this.options.enqueue === undefined && this.options.takeSignal === undefined
       ? new AttemptContext(a, input)
       : new QueueAttemptContext(a, input);
     // The run's abort reaches the attempts running then through one listener of the run.

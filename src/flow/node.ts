@@ -114,6 +114,13 @@ export interface NodeContext<I = unknown> {
       maxAttempts?: number;
     },
   ): Promise<{ runId: string; existing: boolean }>;
+  /**
+   * Take the oldest signal `name` sent to this run and not taken yet (see the
+   * `wait` node type): resolves its data, or `null` when there is none now.
+   * Each signal is taken once. Absent where runs are not recorded in a
+   * runtime (and in sandboxed custom nodes).
+   */
+  takeSignal?(name: string): Promise<{ data: JsonValue } | null>;
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { didYouMean } from "../_suggest.ts";
+import { SIGNAL_NAME } from "./_signal_name.ts";
 import { durationProblem } from "../duration.ts";
 import type { JsonValue } from "../store/types.ts";
 import { describeValue } from "./_shapes.ts";
@@ -145,6 +146,14 @@ export const nodeSchemas = {
   }),
   "transform": z.strictObject({ value: z.unknown() }),
   "delay": z.strictObject({ for: duration }),
+  "wait": z.strictObject({
+    signal: z.string().regex(SIGNAL_NAME, {
+      message:
+        "signal must be a literal name of 1 to 64 letters, digits, _ and - (like approve), not a template: runs show and the inspector say what the node waits for",
+    }),
+    timeout: duration.optional(),
+    message: z.string().optional(),
+  }),
   "fail": z.strictObject({ message: z.string().default("failed by a fail node") }),
   "flow": z.strictObject({
     flow: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),

@@ -17,6 +17,7 @@
  * | `flow` | `flow` (path or definition), `input?` | the sub-flow's outputs |
  * | `queue` | `flow` (id or path), `input?`, `delay?`, `key?`, `priority?`, `maxAttempts?` | `{ runId, existing }` |
  * | `http` | `url`, `method?` (GET), `headers?`, `query?`, `body?`, `responseType?` (auto), `expectStatus?` (2xx), `maxBytes?` (10 MiB), `followRedirects?` (true) | `{ status, headers, body }` |
+ * | `wait` | `signal` (a literal name), `timeout?`, `message?` | the signal's data (`null` when none) |
  * | `exec` | `command`, `args?`, `cwd?`, `env?`, `stdin?`, `okCodes?` ([0]), `stdout?` (text), `maxBytes?` (1 MiB) | `{ code, stdout, stderr }` |
  *
  * `scope` is `node`, `flow` (default) or `global`. The `http` node runs its
@@ -28,7 +29,8 @@
  * @module
  */
 import type { z } from "zod";
-import { durationProblem, parseDuration } from "../duration.ts";
+import { durationProblem, formatDurationExactly, parseDuration } from "../duration.ts";
+import { SIGNAL_NAME, SIGNAL_POLL_MS, WAITING_FOR_SIGNAL } from "./_signal_name.ts";
 import {
   type FastCheck,
   isFiniteNumber,
@@ -98,6 +100,7 @@ const LIST_KEYS: ReadonlySet<string> = new Set(["scope", "prefix", "limit", "sto
 const LOG_KEYS: ReadonlySet<string> = new Set(["message", "level"]);
 const VALUE_KEYS: ReadonlySet<string> = new Set(["value"]);
 const FOR_KEYS: ReadonlySet<string> = new Set(["for"]);
+const WAIT_KEYS: ReadonlySet<string> = new Set(["signal", "timeout", "message"]);
 const MESSAGE_KEYS: ReadonlySet<string> = new Set(["message"]);
 const HTTP_KEYS: ReadonlySet<string> = new Set([
   "url",
@@ -332,6 +335,18 @@ const fast = {
     if ("stdin" in v) value.stdin = stdin as string;
     return { value };
   },
+  wait(v: unknown) {
+    if (!plainWith(v, WAIT_KEYS)) return undefined;
+    if (typeof v.signal !== "string" || !SIGNAL_NAME.test(v.signal)) return undefined;
+    if ("timeout" in v && !isDuration(v.timeout)) return undefined;
+    if ("message" in v && typeof v.message !== "string") return undefined;
+    const value: { signal: string; timeout?: number | string; message?: string } = {
+      signal: v.signal,
+    };
+    if ("timeout" in v) value.timeout = v.timeout as number | string;
+    if ("message" in v) value.message = v.message as string;
+    return { value };
+  },
   fail(v: unknown) {
     if (!plainWith(v, MESSAGE_KEYS)) return undefined;
     const message = "message" in v ? v.message : "failed by a fail node";
@@ -442,6 +457,46 @@ const delay = defineNode({
   async run(ctx, o) {
     await ctx.sleep(parseDuration(o.for, "for"));
     return null;
+  },
+});
+
+/**
+ * `wait`: wait for signal `signal` sent to the run (`flowstate runs signal`,
+ * `POST /api/runs/{id}/signals/{name}`, the inspector, `Runtime.signalRun`),
+ * looking for it every second; its output is the signal's data. A signal sent
+ * before the node waits was kept for the run and is taken at once. Each
+ * signal is taken once, oldest first. After `timeout` without one, it fails.
+ */
+const wait = defineNode({
+  description:
+    "wait for a signal sent to the run (flowstate runs signal, the HTTP API, the inspector); its output is the signal's data",
+  optionsSchema: schemaOf("wait", fast.wait),
+  async run(ctx, o) {
+    const take = ctx.takeSignal;
+    if (take === undefined) {
+      throw new Error(
+        "signals are not available here: wait nodes run in a runtime (openRuntime, the CLI, a worker), not in a sandboxed node's sub-flow",
+      );
+    }
+    const limit = o.timeout === undefined ? Infinity : parseDuration(o.timeout, "timeout");
+    ctx.log(
+      `${WAITING_FOR_SIGNAL} "${o.signal}" (flowstate runs signal ${ctx.runId} ${o.signal})${
+        o.message === undefined || o.message === "" ? "" : `: ${o.message}`
+      }`,
+    );
+    const deadline = ctx.clock.now() + limit;
+    for (;;) {
+      const signal = await take(o.signal);
+      if (signal !== null) return signal.data;
+      const left = deadline - ctx.clock.now();
+      if (left <= 0) {
+        const within = typeof o.timeout === "string" ? o.timeout : formatDurationExactly(limit);
+        throw new Error(
+          `no signal "${o.signal}" within ${within}; send it with: flowstate runs signal ${ctx.runId} ${o.signal}`,
+        );
+      }
+      await ctx.sleep(Math.min(SIGNAL_POLL_MS, left));
+    }
   },
 });
 
@@ -595,5 +650,6 @@ export const builtinNodes: ReadonlyMap<string, NodeType<never>> = new Map<string
     ["queue", queue],
     ["http", http],
     ["exec", exec],
+    ["wait", wait],
   ] satisfies [BuiltinNodeType, unknown][]) as [string, NodeType<never>][],
 );

@@ -400,6 +400,21 @@ export async function prepareFlow(
           problem(["nodes", i, "retry"], (err as Error).message);
         }
       }
+      const waitSignal = builtin !== undefined && spec.type === "wait"
+        ? (spec.with as Record<string, unknown> | undefined)?.signal
+        : undefined;
+      if (typeof waitSignal === "string" && waitSignal.includes("${{")) {
+        problem(
+          ["nodes", i, "with", "signal"],
+          `wait: signal must be a literal name (like approve), not a template: runs show and the inspector say what the node waits for; put what varies in the signal's data or in message:`,
+        );
+      }
+      if (builtin !== undefined && spec.type === "wait" && spec.forEach !== undefined) {
+        problem(
+          ["nodes", i, "forEach"],
+          `a wait node cannot have forEach: one signal satisfies one waiting node, and its items could not be told apart; remove forEach, or give each item its own wait node (or one wait node whose signal's data holds every item's answer)`,
+        );
+      }
       const forEach = spec.forEach === undefined ? undefined : prepareForEach(spec.forEach);
       // What the items read steers what the node reads (for the checks of what reaches it).
       if (forEach !== undefined) {

@@ -104,7 +104,8 @@ export type BuiltinNodeType =
   | "flow"
   | "queue"
   | "http"
-  | "exec";
+  | "exec"
+  | "wait";
 
 /**
  * When a node runs, by how the nodes before it ended (GitLab CI's words):

@@ -283,6 +283,8 @@ export async function finishRun(
     }
     // A cancel request ends with the run it asked to cancel, and its dedupe key with it.
     op.delete(layout.cancel(run.id));
+    // So do the signals it did not take (a signal is never written beside an ended run).
+    op.clear(layout.signal(run.id));
     await releaseDedupeKey(ctx, op, stored?.value ?? run);
     if (extra !== undefined) await extra(op, stored === null ? null : stored.value);
     if (mayInline && tail.next + events.length <= INLINE_EVENTS_MAX) {
@@ -516,6 +518,7 @@ export async function deleteRuns(
       op.delete(layout.endedLate(id));
       op.delete(layout.cancel(id));
       op.delete(layout.onFailure(id));
+      op.clear(layout.signal(id));
       op.clear(layout.events(id));
     });
     const result = await op.commit();

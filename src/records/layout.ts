@@ -126,6 +126,15 @@ export class RecordsLayout {
   }
 
   /**
+   * A signal sent to a run and not taken yet (see `_signals.ts`): the prefix of
+   * every one of the run's (`name` absent), of its signals `name`, or one signal.
+   */
+  signal(id: string, name?: string, seq?: string): Key {
+    if (name === undefined) return this.key("signals", id);
+    return seq === undefined ? this.key("signals", id, name) : this.key("signals", id, name, seq);
+  }
+
+  /**
    * The `runs.onFailure` marker of a failed run (see `Records.claimOnFailure`),
    * or the prefix of every one.
    */

@@ -19,6 +19,7 @@
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash, `"*"` (all runs) or `"*pruned"` (the runs of the versions retention deleted) |
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
+ * | `P, "signals", runId, name, seq` | {@linkcode StoredSignal}: a signal sent to a queued or running run, not taken yet by its `wait` node (cleared with the run's end and with the run; see below) |
  * | `P, "on-failure", runId` | {@linkcode OnFailureMarker}: the config's `runs.onFailure` flow was started about this run (written if absent, once, before it starts; deleted with the run) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
  * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
@@ -89,6 +90,14 @@
  * `cancelled` and is recorded as usual. The key is deleted in the same
  * commit as the run's end (`finishRun`, including a run found abandoned)
  * and with the run (`deleteRuns`), so it never outlives its run.
+ *
+ * ## Signals
+ *
+ * `sendSignal()` writes `P, "signals", runId, name, seq` beside a `queued` or
+ * `running` run (checking its record in the same commit); the run's `wait`
+ * node for that name takes the oldest one (`takeSignal()`, deleting it), now
+ * or when it comes to wait, looking every second while it waits. The run's
+ * end and its deletion clear the signals it did not take (see `_signals.ts`).
  *
  * ## The queue
  *
@@ -199,6 +208,7 @@ import type { PruneOptions, PruneResult } from "./prune.ts";
 let queueImport: Promise<typeof import("./_queue.ts")> | undefined;
 const queueModule = () => queueImport ??= import("./_queue.ts");
 import { assertRunId } from "./run_id.ts";
+import { sendSignal, type SignalOutcome, type StoredSignal, takeSignal } from "./_signals.ts";
 import type {
   ListRunsOptions,
   OnFailureMarker,
@@ -226,6 +236,7 @@ export function recordsWithArchive(records: Records, archive: RecordsArchive): R
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
 
 export type { OnFailureMarker } from "./types.ts";
+export type { SignalOutcome, StoredSignal } from "./_signals.ts";
 
 /** What is told of runs these records end for a process found gone (see {@linkcode tellEndsFound}). */
 const endsFound = new WeakMap<Records, (record: RunRecord) => Promise<void>>();
@@ -1025,6 +1036,42 @@ export class Records {
   /** Whether a cancel request for `runId` is recorded (see {@linkcode Records.requestCancel}). */
   async cancelRequested(runId: string): Promise<boolean> {
     return (await this.#ctx.store.get(this.#ctx.layout.cancel(runId))) !== null;
+  }
+
+  /**
+   * Send signal `name` with `data` (JSON, at most 64 KiB; `undefined` is
+   * `null`) to run `runId`, for its `wait` node: stored beside a `queued` or
+   * `running` run (`kind: "stored"`), refused for a run that ended
+   * (`"ended"`) or does not exist (`"unknown"`). A bad name or data is a
+   * `TypeError` saying what is wrong.
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records, RunRecorder } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const clock = { now: () => Date.now() };
+   * const run = await RunRecorder.start(records, clock, { flowId: "f", flowVersion: "job", inputs: {} });
+   * assert.equal((await records.sendSignal(run.id, "approve", { ok: true })).kind, "stored");
+   * assert.deepEqual((await records.takeSignal(run.id, "approve"))?.data, { ok: true });
+   * assert.equal(await records.takeSignal(run.id, "approve"), null); // taken once
+   * await run.finish({ status: "succeeded", outputs: null, nodes: {}, error: null });
+   * assert.equal((await records.sendSignal(run.id, "approve")).kind, "ended");
+   * ```
+   */
+  sendSignal(runId: string, name: string, data?: unknown): Promise<SignalOutcome> {
+    return sendSignal(this.#ctx, runId, name, data);
+  }
+
+  /**
+   * Take the oldest signal `name` sent to run `runId` and not taken yet
+   * (it is deleted: each signal is taken once), or `null` when there is none.
+   * See {@linkcode Records.sendSignal}.
+   */
+  takeSignal(runId: string, name: string): Promise<StoredSignal | null> {
+    return takeSignal(this.#ctx, runId, name);
   }
 
   /** One run's record, or `null`. */

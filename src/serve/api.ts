@@ -40,6 +40,7 @@ import { scheduleEntries } from "../flow/_schedule_entries.ts";
 import { scheduleListing, type ScheduleSource } from "../scheduler/listing.ts";
 import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
+import { signalNameProblem } from "../records/_signals.ts";
 import { listWorkers } from "../queue/workers.ts";
 import type { Worker } from "../queue/worker.ts";
 import { loadFlowFile } from "../flow/parse.ts";
@@ -1621,6 +1622,57 @@ export const apiRoutes: readonly ApiRoute[] = [
         startError(err, `a resume of run ${params.id}`);
       }
       return json({ runId: started.runId }, 202, { location: `/api/runs/${started.runId}` });
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/runs/{id}/signals/{name}",
+    tag: "runs",
+    summary:
+      "Send a signal to a run's wait node: an approval, or an external system's callback (its URL built from run.id)",
+    body: S.SignalBody,
+    responses: {
+      202: {
+        description:
+          "Kept for the run: a node waiting for it goes on within a second, one that waits later takes it then (each signal is taken once, oldest first)",
+        schema: S.SignalSentSchema,
+      },
+      409: {
+        description: "The run already ended (an archived run too): nothing is kept",
+        schema: S.ErrorBody,
+      },
+      ...errors(400, 401, 403, 404, 413, 500, 503),
+    },
+    async handler(ctx) {
+      const { server, params } = ctx;
+      checkRunId(params.id);
+      const problem = signalNameProblem(params.name);
+      if (problem !== undefined) throw badRequest(`Cannot send a signal: ${problem}`);
+      const input = await body(
+        ctx,
+        S.SignalBody,
+        `POST /api/runs/${params.id}/signals/${params.name}`,
+      );
+      let done;
+      try {
+        done = await server.runtime.signalRun(params.id, params.name, input.data);
+      } catch (err) {
+        if (err instanceof TypeError) throw badRequest(messageOf(err));
+        throw err;
+      }
+      if (done.kind === "unknown") throw notFound(`No run ${params.id}`);
+      if (done.kind === "ended") {
+        throw new HttpError(
+          "conflict",
+          `Cannot send signal ${params.name} to run ${params.id}: it already ended (${done.run.status})`,
+        );
+      }
+      return json({
+        runId: params.id,
+        flowId: done.run.flowId,
+        signal: params.name,
+        waiting: done.waiting,
+      }, 202);
     },
   },
   {

@@ -354,6 +354,25 @@ export const ResumeRunBody = z.strictObject({
 /** The answer to a cancel. */
 export const CancelSchema = z.object({ runId: z.string(), status: RunStatusSchema });
 
+/** Body of `POST /api/runs/{id}/signals/{name}`. */
+export const SignalBody = z.strictObject({
+  data: z.unknown().optional()
+    .describe(
+      "the signal's data, any JSON value (at most 64 KiB as JSON): the wait node's output; absent: null",
+    ),
+});
+
+/** The answer to a signal sent. */
+export const SignalSentSchema = z.object({
+  runId: z.string(),
+  flowId: z.string(),
+  signal: z.string(),
+  waiting: z.array(z.string())
+    .describe(
+      "the nodes waiting for this signal when it was sent, as recorded so far (empty: it is kept for the run until a node waits)",
+    ),
+});
+
 /** A flow's metrics (`records.listMetrics`). */
 export const FlowMetricsSchema = z.looseObject({
   flowId: z.string(),

@@ -134,6 +134,11 @@ export const api = {
   startRun: (flow, input) =>
     request("POST", `/api/flows/${enc(flow)}/runs`, { body: { input: input ?? {} } }),
   cancelRun: (id) => request("POST", `/api/runs/${enc(id)}/cancel`, { body: {} }),
+  /** Send signal `name` to run `id`'s wait node; `data` absent: null. */
+  signalRun: (id, name, data) =>
+    request("POST", `/api/runs/${enc(id)}/signals/${enc(name)}`, {
+      body: data === undefined ? {} : { data },
+    }),
   /** A new run resuming run `id` from where it failed: `{ runId }`. */
   resumeRun: (id) => request("POST", `/api/runs/${enc(id)}/resume`, { body: {} }),
   metrics: (flow) => request("GET", `/api/metrics${query({ flow })}`),

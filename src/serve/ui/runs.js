@@ -15,9 +15,28 @@ import {
   statusBadge,
 } from "./dom.js";
 import { runChangesPanel } from "./changes.js";
+import { parseJson } from "../../_parse_json.js";
 import { graphView } from "./graph.js";
 
 const PAGE = 50;
+
+/** A `wait` node's log line as it begins to wait: its signal, then `: message` when it has one. */
+const WAITING_LINE =
+  /^waiting for signal "([A-Za-z0-9_-]{1,64})" \(flowstate runs signal \S+ [A-Za-z0-9_-]+\)(?:: ([\s\S]*))?$/;
+
+/**
+ * The signal a node waits for, from one of its events: `{ signal, message }`
+ * when the event is a `wait` node's waiting line, `null` when the event ends
+ * the waiting (the node ended, or its attempt failed), `undefined` otherwise.
+ */
+export function waitingOf(event) {
+  if (event?.type === "node.log") {
+    const m = WAITING_LINE.exec(event.message ?? "");
+    return m === null ? undefined : { signal: m[1], message: m[2] ?? null };
+  }
+  if (event?.type === "node.end" || (event?.type === "node.attempt" && event.error)) return null;
+  return undefined;
+}
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "timed-out"];
 
 /** Calls `fn` at most once per `ms`, trailing. */
@@ -513,13 +532,21 @@ export async function renderRun(container, id, ctx) {
       let list = eventsByNode.get(event.node);
       if (!list) eventsByNode.set(event.node, list = []);
       list.push(event);
+      const waits = waitingOf(event);
+      if (waits) waiting.set(event.node, { ...waits, at: event.at });
+      else if (waits === null && (waiting.get(event.node)?.at ?? Infinity) <= event.at) {
+        waiting.delete(event.node);
+      }
     }
     return true;
   };
+  /** The nodes waiting for a signal now (`wait` nodes), by id: `{ signal, message, at }`. */
+  const waiting = new Map();
   for (const event of data.events ?? []) addEvent(event);
   const expanded = new Set();
   const header = h("div.run-header");
   const timeline = h("div.panel.timeline-panel");
+  const waitingEl = h("div.waiting-signals");
   const io = h("div.io-grid");
   const eventLog = h("details.panel.event-log");
   const definition = archive === null ? null : definitionPanel(run.id);
@@ -534,6 +561,7 @@ export async function renderRun(container, id, ctx) {
     container,
     h("p.crumbs", {}, h("a", { href: "#/runs", text: "← Runs" })),
     header,
+    waitingEl,
     timeline,
     definition,
     changes.el,
@@ -1141,8 +1169,73 @@ export async function renderRun(container, id, ctx) {
   }
   const eventLogLater = throttle(renderEventLog, 1000);
 
+  /** What the waiting panels show (redrawn only when it changes: a textarea keeps its text). */
+  let waitingShown = "";
+
+  /** A panel a node waiting for a signal: its signal, its message, and "Send signal". */
+  function renderWaiting() {
+    const now = run.status === "running" ? [...waiting].sort(([a], [b]) => a < b ? -1 : 1) : [];
+    const key = JSON.stringify(now);
+    if (key === waitingShown) return;
+    waitingShown = key;
+    replace(
+      waitingEl,
+      now.map(([nodeId, { signal, message }]) => {
+        const area = h("textarea.mono.signal-data", {
+          rows: 2,
+          spellcheck: false,
+          placeholder: "optional data, as JSON",
+          "aria-label": `data of signal ${signal}, as JSON`,
+        });
+        const problem = h("p.form-error", { role: "alert" });
+        const send = h("button.primary", {
+          type: "button",
+          text: "Send signal",
+          onclick: async () => {
+            problem.textContent = "";
+            let data;
+            if (area.value.trim() !== "") {
+              try {
+                data = parseJson(area.value);
+              } catch (e) {
+                problem.textContent = `The data is not valid JSON: ${e.message}`;
+                return;
+              }
+            }
+            send.disabled = true;
+            try {
+              await api.signalRun(run.id, signal, data);
+              ctx.toast("ok", `Sent signal ${signal} to ${run.id}`);
+              send.textContent = "Sent: the run goes on within a second";
+            } catch (e) {
+              send.disabled = false;
+              problem.textContent = `Could not send the signal: ${e.message}`;
+            }
+          },
+        });
+        return h(
+          "div.panel.waiting-signal",
+          { dataset: { node: nodeId } },
+          h(
+            "p.waiting-what",
+            {},
+            "Node ",
+            h("span.mono", { text: nodeId }),
+            " is waiting for signal ",
+            h("code", { text: signal }),
+          ),
+          message ? h("p.waiting-message", { text: message }) : null,
+          area,
+          problem,
+          h("div.actions", {}, send),
+        );
+      }),
+    );
+  }
+
   function renderAll() {
     renderHeader();
+    renderWaiting();
     renderTimeline();
     renderIo();
     renderEventLog();
@@ -1240,6 +1333,7 @@ export async function renderRun(container, id, ctx) {
       }
       if (added > 0) events.sort((a, b) => a.at - b.at);
       renderHeader();
+      renderWaiting();
       // Few new events while it runs: redraw their nodes' rows; else the whole timeline.
       if (run.status !== wasStatus || touched.size > 200) renderTimeline();
       else for (const nodeId of touched) updateNode(nodeId);
@@ -1276,6 +1370,7 @@ export async function renderRun(container, id, ctx) {
       if (data.event.type === "run.end") reload();
       else {
         if (typeof data.event.node === "string") updateNode(data.event.node);
+        renderWaiting();
         eventSummary.textContent = `Events (${events.length})`;
         if (eventLog.open) eventLogLater();
         if (data.event.type === "node.end" && data.event.writes) reloadChanges();

@@ -1,0 +1,214 @@
+/**
+ * Signals sent to a run (the `wait` node type): `P, "signals", runId, name,
+ * seq` holds one signal not taken yet, `seq` being the send time (15 digits
+ * of ms), a count within that ms and a random tail, so that the signals of
+ * one name are taken in the order sent (FIFO; two processes sending in the
+ * same ms: in either order). A signal is written only beside a `queued` or `running`
+ * run, in one commit checking the run's record as read; the run's end
+ * (`finishRun`) and its deletion clear every signal it had not taken, in the
+ * same commit, so no signal outlives its run.
+ *
+ * @module
+ */
+import type { JsonValue } from "../store/types.ts";
+import {
+  type RecordsContext,
+  RETRY,
+  type StoredRun,
+  withoutEvents,
+  withRetry,
+} from "./_context.ts";
+import { assertRunId } from "./run_id.ts";
+import { getEvents } from "./_runs.ts";
+import type { RunEvent, RunRecord } from "./types.ts";
+import { waitingLine } from "../flow/_signal_name.ts";
+
+import { SIGNAL_NAME } from "../flow/_signal_name.ts";
+export { SIGNAL_NAME };
+
+/** The most bytes a signal's data may take as JSON (64 KiB). */
+export const MAX_SIGNAL_BYTES = 65_536;
+
+/**
+ * One signal as stored (what `Records.takeSignal` resolves).
+ *
+ * @example
+ * ```ts
+ * import type { StoredSignal } from "@flowstate/core/records";
+ * import assert from "node:assert/strict";
+ * const signal: StoredSignal = { name: "approve", data: { by: "ada" }, sentAt: Date.UTC(2026, 0, 1) };
+ * assert.equal(signal.name, "approve");
+ * ```
+ */
+export interface StoredSignal {
+  /** The signal's name. */
+  name: string;
+  /** Its data (`null` when sent without). */
+  data: JsonValue;
+  /** When it was sent (ms since the epoch). */
+  sentAt: number;
+}
+
+/**
+ * What sending a signal did (see `Records.sendSignal`, `Runtime.signalRun`).
+ *
+ * @example
+ * ```ts
+ * import type { SignalOutcome } from "@flowstate/core";
+ * import assert from "node:assert/strict";
+ * const outcome: SignalOutcome = { kind: "unknown" };
+ * assert.equal(outcome.kind === "stored" ? "sent" : "refused", "refused");
+ * ```
+ */
+export type SignalOutcome =
+  /**
+   * Written beside the run: its `wait` node for that name takes it (now or when it waits).
+   * `waiting`: the nodes that were waiting for it, as the run's events recorded so far say
+   * (a node that began to wait less than a second ago may not be in it yet).
+   */
+  | { kind: "stored"; run: RunRecord; waiting: string[] }
+  /** The run had ended: nothing written. */
+  | { kind: "ended"; run: RunRecord }
+  /** No run with that id. */
+  | { kind: "unknown" };
+
+/** Why `name` cannot name a signal, or `undefined` when it can. */
+export function signalNameProblem(name: unknown): string | undefined {
+  if (typeof name === "string" && SIGNAL_NAME.test(name)) return undefined;
+  return `${
+    JSON.stringify(name) ?? String(name)
+  } is not a signal name: use 1 to 64 letters, digits, _ and - (like approve or build-done)`;
+}
+
+/**
+ * The data of a signal as it is stored, checked: JSON, at most
+ * {@linkcode MAX_SIGNAL_BYTES} as JSON (a `TypeError` saying what is wrong
+ * otherwise). `undefined` is `null`.
+ */
+export function signalData(data: unknown): JsonValue {
+  if (data === undefined) return null;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(data);
+  } catch (err) {
+    throw new TypeError(`the signal's data is not JSON: ${(err as Error).message}`);
+  }
+  if (text === undefined) throw new TypeError("the signal's data is not JSON");
+  const bytes = new TextEncoder().encode(text).length;
+  if (bytes > MAX_SIGNAL_BYTES) {
+    throw new TypeError(
+      `the signal's data takes ${bytes} bytes as JSON, over the limit of ${MAX_SIGNAL_BYTES} (64 KiB); send a reference (a URL, a state key) instead`,
+    );
+  }
+  // What is stored is what JSON gives back (no `undefined` properties, no class instances).
+  return JSON.parse(text) as JsonValue;
+}
+
+let lastSentAt = 0;
+let sentInMs = 0;
+
+/**
+ * The key of a signal sent at `sentAt`: its time, then a count of the
+ * signals this process sent in the same ms (so that they keep their order),
+ * then a random tail (so that two processes never write the same key).
+ */
+function nextSeq(sentAt: number): string {
+  sentInMs = sentAt === lastSentAt ? sentInMs + 1 : 0;
+  lastSentAt = sentAt;
+  return `${String(sentAt).padStart(15, "0")}-${String(sentInMs).padStart(6, "0")}-${
+    crypto.randomUUID().slice(0, 8)
+  }`;
+}
+
+/** Send signal `name` with `data` to run `runId` (see the module documentation). */
+export async function sendSignal(
+  ctx: RecordsContext,
+  runId: string,
+  name: string,
+  data: unknown,
+): Promise<SignalOutcome> {
+  const what = `Cannot send signal ${JSON.stringify(name)} to run ${JSON.stringify(runId)}`;
+  assertRunId(runId, what);
+  const problem = signalNameProblem(name);
+  if (problem !== undefined) throw new TypeError(`${what}: ${problem}`);
+  let value: JsonValue;
+  try {
+    value = signalData(data);
+  } catch (err) {
+    throw new TypeError(`${what}: ${(err as Error).message}`);
+  }
+  const { store, layout, clock } = ctx;
+  const outcome = await withRetry<SignalOutcome>(ctx.retry, what, async () => {
+    const entry = await store.get<StoredRun>(layout.run(runId));
+    if (entry === null) return { kind: "unknown" };
+    const run = withoutEvents(entry.value);
+    if (run.status !== "running" && run.status !== "queued") return { kind: "ended", run };
+    const sentAt = clock.now();
+    const seq = nextSeq(sentAt);
+    const signal: StoredSignal = { name, data: value, sentAt };
+    // Written only if the run is still as read: never a signal beside an ended run.
+    const result = await store.atomic()
+      .check(layout.run(runId), entry.version)
+      .set(layout.signal(runId, name, seq), signal as unknown as JsonValue)
+      .commit();
+    return result.ok ? { kind: "stored", run, waiting: [] } : RETRY;
+  });
+  if (outcome.kind === "stored" && outcome.run.status === "running") {
+    const events = await getEvents(ctx, runId);
+    outcome.waiting = waitingNodes(events).filter((w) => w.signal === name).map((w) => w.node);
+  }
+  return outcome;
+}
+
+/**
+ * Take the oldest signal `name` of run `runId` (deleting it, so that no one
+ * else takes it), or `null` when there is none.
+ */
+export async function takeSignal(
+  ctx: RecordsContext,
+  runId: string,
+  name: string,
+): Promise<StoredSignal | null> {
+  const { store, layout } = ctx;
+  const what = `Cannot take signal ${JSON.stringify(name)} of run ${runId}`;
+  return await withRetry(ctx.retry, what, async () => {
+    const [first] = await store.list<StoredSignal>({
+      prefix: layout.signal(runId, name),
+      limit: 1,
+    }).nextPage();
+    if (first === undefined) return null;
+    const result = await store.atomic().check(first.key, first.version).delete(first.key).commit();
+    return result.ok ? first.value : RETRY;
+  });
+}
+
+/** A `wait` node of a run that waits for a signal now (see {@linkcode waitingNodes}). */
+export interface WaitingNode {
+  /** The node's id. */
+  node: string;
+  /** The signal it waits for. */
+  signal: string;
+  /** Its `message`, when it has one. */
+  message?: string;
+  /** When it began to wait (ms since the epoch). */
+  since: number;
+}
+
+/**
+ * The `wait` nodes of a run waiting for a signal, from its events so far: a
+ * node whose attempt logged its waiting line and which has not ended since.
+ */
+export function waitingNodes(events: readonly RunEvent[]): WaitingNode[] {
+  const waiting = new Map<string, WaitingNode>();
+  for (const event of events) {
+    if (event.type === "node.log") {
+      const line = waitingLine(event.message);
+      if (line !== undefined) {
+        waiting.set(event.node, { node: event.node, ...line, since: event.at });
+      }
+    } else if (event.type === "node.end" || event.type === "node.attempt" && event.error) {
+      waiting.delete(event.node);
+    }
+  }
+  return [...waiting.values()];
+}

@@ -1,0 +1,73 @@
+/**
+ * A run waiting for a signal in the inspector, in a real browser (Debian's
+ * chromium through playwright-core, against a real `serve()`): the waiting
+ * node shows its signal and message; "Send signal" with JSON data posts it,
+ * and the page follows the run to its end. Bad JSON is said at the textarea,
+ * nothing sent. Ignored unless FLOWSTATE_TEST_CHROMIUM names the chromium
+ * binary.
+ *
+ * No sleeps: every wait is a playwright locator waiting for what the page
+ * must show.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { CHROMIUM, withPage } from "./_inspector.ts";
+
+Deno.test({
+  name:
+    "inspector: a waiting node shows its signal and message; Send signal posts it and the run goes on",
+  ignore: CHROMIUM === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage({ seed: false }, async (page, inspector, { errors }) => {
+      let resolveId!: (id: string) => void;
+      const started = new Promise<string>((r) => resolveId = r);
+      const running = inspector.runtime.runFlow({
+        id: "deploy",
+        inputs: { version: { type: "string" } },
+        nodes: [
+          {
+            id: "approve",
+            type: "wait",
+            with: { signal: "approve", message: "Deploy ${{ inputs.version }}?" },
+          },
+          {
+            id: "after",
+            type: "log",
+            needs: ["approve"],
+            with: { message: "by ${{ nodes.approve.output.by }}" },
+          },
+        ],
+      }, {
+        input: { version: "1.2" },
+        onEvent: (e, run) => {
+          if (e.type === "node.log" && e.node === "approve") resolveId(run.id);
+        },
+      });
+      const id = await started;
+      await page.goto(new URL(`#/runs/${id}`, inspector.url).href);
+      const panel = page.locator('.waiting-signal[data-node="approve"]');
+      await panel.waitFor();
+      assert.equal(
+        await panel.locator(".waiting-what").textContent(),
+        "Node approve is waiting for signal approve",
+      );
+      assert.equal(await panel.locator(".waiting-message").textContent(), "Deploy 1.2?");
+      // Not JSON: said, nothing sent.
+      await panel.locator("textarea").fill("{by:");
+      await panel.getByRole("button", { name: "Send signal" }).click();
+      await panel.locator(".form-error", { hasText: "The data is not valid JSON" }).waitFor();
+      await panel.locator("textarea").fill('{"by": "ada"}');
+      await panel.getByRole("button", { name: "Send signal" }).click();
+      const run = await running;
+      assert.equal(run.status, "succeeded");
+      assert.deepEqual(run.nodes.approve.output, { by: "ada" });
+      // The page follows: the run ends, the waiting panel goes.
+      await page.locator('.node-row[data-node="after"][data-status="succeeded"]').waitFor();
+      await panel.waitFor({ state: "detached" });
+      assert.deepEqual(errors, []);
+    });
+  },
+});
