@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand } from "./_cli_sandbox.ts";
+import { drain, waitFor } from "./_stderr_lines.ts";
 
 const TOKEN = "tok-from-a-file-0123456789";
 const HOOK_SECRET = "hook-secret-from-a-file";
@@ -22,29 +23,6 @@ async function withDir(fn: (dir: string, secrets: string) => Promise<void>): Pro
   } finally {
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(secrets, { recursive: true });
-  }
-}
-
-/** Read `reader` until `pattern` matches what was read. */
-async function waitFor(
-  reader: ReadableStreamDefaultReader<string>,
-  pattern: RegExp,
-  seen: { text: string },
-): Promise<RegExpExecArray> {
-  for (;;) {
-    const match = pattern.exec(seen.text);
-    if (match) return match;
-    const { value, done } = await reader.read();
-    if (done) assert.fail(`the process ended before printing ${pattern}: ${seen.text}`);
-    seen.text += value;
-  }
-}
-
-async function drain(reader: ReadableStreamDefaultReader<string>, seen: { text: string }) {
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    seen.text += value;
   }
 }
 
