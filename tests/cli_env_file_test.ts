@@ -235,3 +235,31 @@ Deno.test("cli: the config's ${env.X} is read from X_FILE when X is unset", asyn
     );
   });
 });
+
+Deno.test("cli: a secret file's trailing spaces do not unmask it where a program trims them (an unquoted echo)", async () => {
+  await withSandbox(async (sandbox) => {
+    await write(
+      sandbox,
+      "flow.yaml",
+      `id: spaced
+secrets: [API_TOKEN]
+nodes:
+  - id: say
+    type: exec
+    permissions: { run: [sh] }
+    with: { command: sh, args: ["-c", "echo \${{ secrets.API_TOKEN }}"] }
+`,
+    );
+    // Written with a space before its newline, as \`echo "token " > file\` does.
+    const file = await write(sandbox, "token", "Spaced-Secret-99 \n");
+    const result = await sandbox.runWith({ API_TOKEN_FILE: file }, "run", "flow.yaml", "--json");
+    assert.equal(result.code, 0, result.stderr);
+    const record = JSON.parse(result.stdout);
+    assert.equal(record.nodes.say.output.stdout, "***\n");
+    assert.ok(!result.stdout.includes("Spaced-Secret"), result.stdout);
+    assert.ok(!result.stderr.includes("Spaced-Secret"), result.stderr);
+    for (const [path, text] of await textsUnder(sandbox.home)) {
+      assert.ok(!text.includes("Spaced-Secret"), `${path} holds the secret`);
+    }
+  });
+});

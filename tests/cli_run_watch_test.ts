@@ -209,3 +209,49 @@ Deno.test("cli: run --watch --json prints one record per run; --inputs - is refu
     assert.match(stdin.stderr, /^error: --watch cannot read --inputs from stdin/);
   });
 });
+
+Deno.test("cli: run --watch follows a symlinked flow file to its target, and a folder removed and made again", async () => {
+  await withProject({ "main.flow.yaml": "" }, async (dir) => {
+    // The flow is a link to a file elsewhere (a dotfiles repository); edits go to the target.
+    const elsewhere = await Deno.makeTempDir({ prefix: "flowstate-watch-target-" });
+    try {
+      const target = join(elsewhere, "real.flow.yaml");
+      await Deno.writeTextFile(target, flow("linked one"));
+      await Deno.symlink(target, join(dir, "link.flow.yaml"));
+      await Deno.mkdir(join(dir, "sub"));
+      await Deno.writeTextFile(join(dir, "sub", "s.flow.yaml"), flow("sub one"));
+      await Deno.writeTextFile(
+        join(dir, "main.flow.yaml"),
+        "id: main\nnodes:\n  - { id: s, type: flow, with: { flow: ./sub/s.flow.yaml } }\n",
+      );
+
+      await using linked = watch(dir, "link.flow.yaml");
+      await waiting(linked, 1);
+      assert.match(linked.stderr, /^\[say\] linked one$/m);
+      await replace(target, flow("linked two"));
+      await waiting(linked, 2);
+      assert.match(linked.stderr, /^\[say\] linked two$/m);
+      linked.kill("SIGTERM");
+      assert.equal(await linked.code(), 143, linked.stderr);
+
+      await using main = watch(dir, "main.flow.yaml");
+      await waiting(main, 1);
+      assert.match(main.stderr, /^\[watched\/say\] sub one$/m);
+      // Removed (a checkout of another branch): its run says the sub-flow is missing.
+      await Deno.remove(join(dir, "sub"), { recursive: true });
+      await waiting(main, 2);
+      // Made again: the new folder is watched, not the old one's dead watch.
+      await Deno.mkdir(join(dir, "sub"));
+      await Deno.writeTextFile(join(dir, "sub", "s.flow.yaml"), flow("sub two"));
+      await waiting(main, 3);
+      assert.match(main.stderr, /^\[watched\/say\] sub two$/m);
+      await replace(join(dir, "sub", "s.flow.yaml"), flow("sub three"));
+      await waiting(main, 4);
+      assert.match(main.stderr, /^\[watched\/say\] sub three$/m);
+      main.kill("SIGTERM");
+      assert.equal(await main.code(), 143, main.stderr);
+    } finally {
+      await Deno.remove(elsewhere, { recursive: true });
+    }
+  });
+});

@@ -332,7 +332,7 @@ Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes
   await using rt = await openRuntime({
     config: memory,
     nodeTypes: {
-      wait: defineNode({
+      "app.wait": defineNode({
         optionsSchema: {
           "~standard": { version: 1, vendor: "t", validate: (v) => ({ value: v }) },
         },
@@ -389,7 +389,7 @@ Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes
 
   let runId: string | undefined;
   const started = Promise.withResolvers<void>();
-  const slow = rt.runFlow({ id: "slow", nodes: [{ id: "w", type: "wait", with: {} }] }, {
+  const slow = rt.runFlow({ id: "slow", nodes: [{ id: "w", type: "app.wait", with: {} }] }, {
     onStart: (id) => {
       runId = id;
       started.resolve();

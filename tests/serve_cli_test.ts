@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
+import { drain, waitFor } from "./_stderr_lines.ts";
 import { openRuntime } from "../mod.ts";
 import { RunRecorder } from "../records.ts";
 import { serve } from "../src/serve/server.ts";
@@ -19,29 +20,6 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
     await fn(dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Read `stream` until `pattern` matches what was read; resolves the match and a reader of the rest. */
-async function waitFor(
-  reader: ReadableStreamDefaultReader<string>,
-  pattern: RegExp,
-  seen = { text: "" },
-): Promise<RegExpExecArray> {
-  for (;;) {
-    const match = pattern.exec(seen.text);
-    if (match) return match;
-    const { value, done } = await reader.read();
-    if (done) assert.fail(`the process ended before printing ${pattern}: ${seen.text}`);
-    seen.text += value;
-  }
-}
-
-async function drain(reader: ReadableStreamDefaultReader<string>, seen: { text: string }) {
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    seen.text += value;
   }
 }
 

@@ -801,7 +801,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .option("--host <address>", "address to bind (default 127.0.0.1; any other requires a token)")
     .option(
       "--token <token>",
-      "token requests must carry (default: $FLOWSTATE_SERVE_TOKEN, serve.token)",
+      "token requests must carry (default: $FLOWSTATE_SERVE_TOKEN or the file $FLOWSTATE_SERVE_TOKEN_FILE names, serve.token)",
     )
     .option(
       "--no-worker",

@@ -9,7 +9,9 @@
  * are found anew after each run (a sub-flow referenced by an edit is watched
  * from then on; while the flow does not parse, the files of the last run that
  * parsed stay watched). Their folders are watched (editors replace a file by
- * renaming another over it) and events for other names ignored; a burst of
+ * renaming another over it), a symlink's target's folder too, and each
+ * folder's parent (a folder removed and made again is watched again), and
+ * events for other names ignored; a burst of
  * events is one change once quiet for 150 ms, and only
  * a file whose status (times, size, inode) differs counts.
  *
@@ -223,11 +225,18 @@ function readDefinition(path: string): unknown {
 /**
  * Watches files through their folders: {@linkcode Watcher.next} resolves
  * with the first watched file whose status changed, once events have been
- * quiet for `WATCH_DEBOUNCE_MS`.
+ * quiet for `WATCH_DEBOUNCE_MS`. A symlink's target folder is watched too (an
+ * edit of the target changes the link's file), and each folder's parent (a
+ * folder removed and made again, or made after the watch began, is watched
+ * again; its files' status is then compared).
  */
 class Watcher implements AsyncDisposable {
   /** The watched files and their status when they were (last) taken. */
   #stamps = new Map<string, string>();
+  /** The paths whose events count: the files, their symlinks' targets, and their folders. */
+  #names = new Set<string>();
+  /** The folders the files are in (and their targets'), watched when they exist. */
+  #dirs = new Set<string>();
   /** One watcher per folder. */
   #folders = new Map<string, Deno.FsWatcher>();
   #waiting: ((path: string) => void) | undefined;
@@ -239,23 +248,55 @@ class Watcher implements AsyncDisposable {
     const next = new Map<string, string>();
     for (const file of files) next.set(file, this.#stamps.get(file) ?? stampOf(file));
     this.#stamps = next;
-    const folders = new Set([...next.keys()].map((file) => dirname(file)));
+    this.#follow();
+  }
+
+  /** Find the folders (and symlinks' targets) of the files anew, and watch what exists of them. */
+  #follow(): void {
+    const names = new Set<string>();
+    const dirs = new Set<string>();
+    for (const file of this.#stamps.keys()) {
+      names.add(file);
+      dirs.add(dirname(file));
+      let real: string | undefined;
+      try {
+        real = Deno.realPathSync(file);
+      } catch {
+        real = undefined; // missing (yet), or a dangling link: its folder is watched all the same
+      }
+      if (real !== undefined && real !== file) {
+        names.add(real);
+        dirs.add(dirname(real));
+      }
+    }
+    for (const dir of dirs) names.add(dir);
+    this.#names = names;
+    this.#dirs = dirs;
+    const folders = new Set<string>();
+    for (const dir of dirs) {
+      folders.add(dir);
+      const parent = dirname(dir);
+      if (parent !== dir) folders.add(parent);
+    }
     for (const [folder, watcher] of this.#folders) {
       if (folders.has(folder)) continue;
       watcher.close();
       this.#folders.delete(folder);
     }
-    for (const folder of folders) {
-      if (this.#folders.has(folder)) continue;
-      let watcher: Deno.FsWatcher;
-      try {
-        watcher = Deno.watchFs(folder, { recursive: false });
-      } catch {
-        continue; // a folder that does not exist (yet): its files' status is looked at all the same
-      }
-      this.#folders.set(folder, watcher);
-      void this.#listen(watcher);
+    for (const folder of folders) this.#open(folder);
+  }
+
+  /** Watch `folder` if it is not yet and exists. */
+  #open(folder: string): void {
+    if (this.#folders.has(folder)) return;
+    let watcher: Deno.FsWatcher;
+    try {
+      watcher = Deno.watchFs(folder, { recursive: false });
+    } catch {
+      return; // a folder that does not exist (yet): its parent's events say when it does
     }
+    this.#folders.set(folder, watcher);
+    void this.#listen(watcher);
   }
 
   /** Resolves with the first watched file that changed (its new status is then the one kept). */
@@ -271,7 +312,14 @@ class Watcher implements AsyncDisposable {
     try {
       for await (const event of watcher) {
         if (event.kind === "access") continue;
-        if (!event.paths.some((path) => this.#stamps.has(path))) continue;
+        if (!event.paths.some((path) => this.#names.has(path))) continue;
+        for (const path of event.paths) {
+          if (!this.#dirs.has(path)) continue;
+          // A watched folder removed or made (again): the old watcher sees nothing of the new one.
+          this.#folders.get(path)?.close();
+          this.#folders.delete(path);
+          this.#open(path);
+        }
         this.#pending = true;
         clearTimeout(this.#timer);
         this.#timer = setTimeout(() => this.#settle(), WATCH_DEBOUNCE_MS);
@@ -293,6 +341,8 @@ class Watcher implements AsyncDisposable {
       this.#stamps.set(file, now);
       first ??= file;
     }
+    // A symlink pointed elsewhere: its new target's folder is watched from now on.
+    this.#follow();
     if (first === undefined) return; // touched, not changed: still waiting
     const waiting = this.#waiting;
     this.#waiting = undefined;

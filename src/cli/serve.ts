@@ -9,7 +9,7 @@
  *
  * Settings: the flags, else the config's `serve:` section (`port`, `host`,
  * `token`, which may be `${env.NAME}`); the token also from
- * `$FLOWSTATE_SERVE_TOKEN`. Any host but 127.0.0.1 requires a token: without
+ * `$FLOWSTATE_SERVE_TOKEN` (or the file `$FLOWSTATE_SERVE_TOKEN_FILE` names). Any host but 127.0.0.1 requires a token: without
  * one, a token is generated and printed once on stderr with the URL to open.
  *
  * The worker waits for a records store that cannot be reached (its server
@@ -32,6 +32,7 @@ import { flowFiles } from "../flow_files.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
 import { UsageError } from "./input.ts";
+import { EnvFileError, envOrFile, fileVariableOf } from "../_env_file.ts";
 import { jsonLogs, logEvent } from "./log_format.ts";
 import { heldRunsAtExit, queuedRunLogs, waitForStoreSetting, workerPrinter } from "./queue.ts";
 import { DEFAULT_LEASE_MS, type Worker, type WorkerOptions } from "../queue/worker.ts";
@@ -75,8 +76,7 @@ export async function startServer(
   await flowFiles(runtime.config);
   await warnOfBrokenWebhooks(runtime);
   const config = runtime.config.serve;
-  const envToken = Deno.env.get(SERVE_TOKEN_ENV);
-  const token = options.token ?? (envToken === "" ? undefined : envToken) ?? config.token;
+  const token = options.token ?? tokenFromEnv() ?? config.token;
   const hostname = options.host ?? config.host ?? "127.0.0.1";
   const port = options.port ?? config.port;
   let server: FlowstateServer;
@@ -136,19 +136,51 @@ export async function startServer(
 }
 
 /**
+ * `$FLOWSTATE_SERVE_TOKEN`, or the content of the file
+ * `$FLOWSTATE_SERVE_TOKEN_FILE` names (one trailing newline removed); empty is
+ * unset, but an empty file is an error (a secret mounted wrong would otherwise
+ * serve without a token on 127.0.0.1).
+ */
+function tokenFromEnv(): string | undefined {
+  let token: string | undefined;
+  try {
+    token = envOrFile(SERVE_TOKEN_ENV, (name) => {
+      const value = Deno.env.get(name);
+      return value === "" ? undefined : value;
+    });
+  } catch (err) {
+    if (err instanceof EnvFileError) throw new UsageError(`Cannot serve: ${err.message}`);
+    throw err;
+  }
+  if (token === "") {
+    throw new UsageError(
+      `Cannot serve: ${fileVariableOf(SERVE_TOKEN_ENV)}=${
+        Deno.env.get(fileVariableOf(SERVE_TOKEN_ENV))
+      }: the file is empty (the token is read from it); write the token in it, or unset ${
+        fileVariableOf(SERVE_TOKEN_ENV)
+      }`,
+    );
+  }
+  return token;
+}
+
+/**
  * Warn of each webhook that cannot work: its flow is invalid, or the variable
  * of its secret is not set. Each request would be refused with a 500 the
  * sender sees and the operator, reading this output, would not.
  */
 async function warnOfBrokenWebhooks(runtime: Runtime): Promise<void> {
-  const { webhookRoutes } = await import("../serve/webhooks.ts");
+  const { webhookRoutes, webhookSecret } = await import("../serve/webhooks.ts");
   for (const route of (await webhookRoutes(runtime)).values()) {
     const secret = route.trigger.secret?.env;
+    const found = secret === undefined ? undefined : webhookSecret(secret);
     const why = route.problem !== undefined
       ? `its flow ${route.flowId} (${route.file}) is invalid, so every request to it is refused (500): ${route.problem}`
-      : secret !== undefined && !Deno.env.get(secret)
+      : found === undefined || "value" in found
+      ? undefined
+      : !Deno.env.get(fileVariableOf(secret!))
       ? `its secret's variable ${secret} is not set here, so every request to it is refused (500) until it is`
-      : undefined;
+      : `its secret cannot be read (${found.problem}), so every request to it is refused (500) until it can`;
     if (why !== undefined) {
       printWarning({ code: "WEBHOOK_BROKEN", message: `webhook ${route.path}: ${why}` });
     }

@@ -9,7 +9,8 @@
  * a string (object keys too), and what template functions derived from them
  * (`base64(…)`, `sha256(…)`, a `slice` that cuts one: they {@linkcode SecretMasker.add}
  * it, see `TemplateScope.masker`). Forms derived elsewhere (by a node's code, a
- * value split across strings) are not found.
+ * value split across strings) are not found. A value with spaces around it
+ * is masked without them too.
  *
  * @module
  */
@@ -62,7 +63,8 @@ export class SecretMasker {
   /**
    * Mask `values` too (those shorter than {@linkcode SECRET_MIN_LENGTH} are
    * ignored), and each line of a value of several lines that has at least
-   * {@linkcode SECRET_MIN_LENGTH} characters besides spaces.
+   * {@linkcode SECRET_MIN_LENGTH} characters besides spaces; a value or line
+   * with spaces around it is masked without them too.
    */
   add(values: Iterable<string>): void {
     const before = this.#forms.size;
@@ -70,9 +72,16 @@ export class SecretMasker {
       // A value of several lines (a PEM key) is masked line by line too: a program's stderr,
       // and stdout: lines, give it one line at a time.
       if (whole.length >= SECRET_MIN_LENGTH) this.#addForms(whole);
+      // Without the spaces around it too (a file's "token \n"): a shell's unquoted
+      // echo, a header, a parser drops them and would print the rest unmasked.
+      const trimmed = whole.trim();
+      if (trimmed !== whole && trimmed.length >= SECRET_MIN_LENGTH) this.#addForms(trimmed);
       if (!/[\r\n]/.test(whole)) continue;
       for (const line of whole.split(/\r?\n|\r/)) {
         if (line.trim().length >= SECRET_MIN_LENGTH) this.#addForms(line);
+        if (line.trim() !== line && line.trim().length >= SECRET_MIN_LENGTH) {
+          this.#addForms(line.trim());
+        }
       }
     }
     if (this.#forms.size === before) return;

@@ -91,3 +91,10 @@ Deno.test("SecretMasker.find() places every masked form, also right after contai
   assert.deepEqual(masker.find("nothing here"), []);
   assert.deepEqual(new SecretMasker().find('s3cr3t"tok'), []);
 });
+
+Deno.test('SecretMasker: a value with spaces around it (a file\'s "token \\n") is masked without them too', () => {
+  const masker = new SecretMasker([" padded-token\t", "line-one \nline-two"]);
+  assert.equal(masker.maskText("echo padded-token"), "echo ***");
+  assert.equal(masker.maskText("line-one"), "***");
+  assert.ok(masker.contains({ out: "padded-token" }));
+});

@@ -17,12 +17,39 @@ import { sameToken } from "./auth.ts";
 import { errorResponse, HttpError, json, readBytes, storeUnavailable } from "./http.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 import { parseJson } from "../_json.ts";
+import { EnvFileError, envOrFile, fileVariableOf } from "../_env_file.ts";
 
 /** The largest webhook body read (bytes). */
 export const MAX_WEBHOOK_BODY = 1024 * 1024;
 
 /** How long a client may take to send its body (ms). */
 export const WEBHOOK_BODY_TIMEOUT = 10_000;
+
+/**
+ * A webhook's shared secret: the variable `name`, or (when it is unset) the
+ * content of the file `<name>_FILE` names, one trailing newline removed; or
+ * why the server has none (unset, empty, both set, a file it cannot read).
+ */
+export function webhookSecret(name: string): { value: string } | { problem: string } {
+  let value: string | undefined;
+  try {
+    value = envOrFile(name, (n) => Deno.env.get(n));
+  } catch (err) {
+    if (err instanceof EnvFileError) return { problem: err.message };
+    throw err;
+  }
+  if (value === undefined || value === "") {
+    const file = fileVariableOf(name);
+    return {
+      problem: value === undefined
+        ? `neither ${name} nor ${file} is set`
+        : Deno.env.get(name) === ""
+        ? `${name} is empty`
+        : `${file}=${Deno.env.get(file)}: the file is empty (the value of ${name} is read from it)`,
+    };
+  }
+  return { value };
+}
 
 /** One flow's webhook. */
 export interface WebhookRoute {
@@ -256,13 +283,16 @@ export async function handleWebhook(
     );
     const secret = route.trigger.secret;
     if (secret !== undefined) {
-      const value = Deno.env.get(secret.env);
-      if (!value) {
+      const found = webhookSecret(secret.env);
+      if ("problem" in found) {
         return error(
           500,
-          `the webhook ${path} needs its secret in the environment variable ${secret.env}, which the server does not have: set it where flowstate serve runs`,
+          `the webhook ${path} needs its secret in the environment variable ${secret.env} (or a file named by ${
+            fileVariableOf(secret.env)
+          }), which the server does not have (${found.problem}): set it where flowstate serve runs`,
         );
       }
+      const value = found.value;
       const given = request.headers.get("x-flowstate-signature") ??
         request.headers.get("x-hub-signature-256");
       const expected = `sha256=${await hmacHex(value, raw)}`;
