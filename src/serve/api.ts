@@ -1579,7 +1579,8 @@ export const apiRoutes: readonly ApiRoute[] = [
       },
       409: {
         description: "The run cannot be resumed: still queued or running, succeeded (without " +
-          "`from`), a job's, a sub-run (resume its parent), run with mocks, or archived",
+          "`from`), a job's, a sub-run (resume its parent), run with mocks, archived, or " +
+          "already resumed by another run (the message names it; `again` once it ended)",
         schema: S.ErrorBody,
       },
       ...errors(400, 401, 403, 404, 408, 413, 415, 500, 503),
@@ -1597,6 +1598,7 @@ export const apiRoutes: readonly ApiRoute[] = [
               signal,
               onStart,
               ...(b.from === undefined ? {} : { from: b.from }),
+              ...(b.again === true ? { again: true } : {}),
             }),
           false,
         );

@@ -349,6 +349,9 @@ export const ResumeRunBody = z.strictObject({
   from: z.string().min(1).optional().describe(
     "run this node and every node that needs it again, even if they succeeded (required for a run that succeeded)",
   ),
+  again: z.boolean().optional().describe(
+    "resume the run although an earlier resume of it ended (refused by default: resume that run instead)",
+  ),
 });
 
 /** The answer to a cancel. */
