@@ -109,6 +109,17 @@ for (const backend of BACKENDS) {
             "m",
           ),
         );
+        assert.match(
+          await cliOk(run, "runs", "show", failed),
+          new RegExp(
+            `^resumed by: run ${resumed.id} \\(flowstate runs show ${resumed.id}\\)$`,
+            "m",
+          ),
+        );
+        assert.equal(
+          JSON.parse(await cliOk(run, "runs", "show", failed, "--json")).resumedBy,
+          resumed.id,
+        );
         const runs = JSON.parse(await cliOk(run, "runs", "ls", "--json"));
         assert.equal(runs.length, 2, "a refused resume writes no run");
 
@@ -247,6 +258,12 @@ Deno.test("POST /api/runs/{id}/resume: two calls at once start one run, the othe
       "the resumed run ends",
       async () => (await records.getRun(runId))?.status === "succeeded",
     );
+    const detail = await documented<{ resumedBy?: string }>(
+      "GET",
+      "/api/runs/{id}",
+      await request(`/api/runs/${failed.id}`),
+    );
+    assert.equal(detail.resumedBy, runId);
     const later = await post({});
     assert.equal(later.status, 409);
     assert.match(

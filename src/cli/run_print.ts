@@ -41,13 +41,15 @@ function queueWaitText(run: RunRecord): string {
 
 /**
  * Print a run as `runs show` does: its record, then a timeline per node (times in `tz`);
- * with `onFailure`, the `runs.onFailure` flow that ran about it.
+ * with `onFailure`, the `runs.onFailure` flow that ran about it; with `resumedBy`, the run
+ * that resumes it.
  */
 export function printRun(
   run: RunRecord,
   events: readonly RunEvent[],
   tz: string,
   onFailure?: OnFailureMarker | null,
+  resumedBy?: string,
 ): void {
   const lines = [
     `run:      ${run.id}`,
@@ -66,6 +68,9 @@ export function printRun(
   }
   if (run.resumeOf !== undefined) {
     lines.push(`resumes:  run ${run.resumeOf} (nodes marked reused were not run again)`);
+  }
+  if (resumedBy !== undefined) {
+    lines.push(`resumed by: run ${resumedBy} (flowstate runs show ${resumedBy})`);
   }
   const gone = abandonedRun(run, Date.now(), MIN_ABANDONED_MS);
   lines.push(

@@ -1372,6 +1372,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         events,
         eventCount: count,
         ...await onFailureMark(server, params.id, archived),
+        ...await resumedByMark(server, params.id, archived),
         ...archivedMark(archived),
       });
     },
@@ -1422,6 +1423,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...runNodesPage(run, events, flowNodeIds ?? [], offset, limit),
         eventCount: events.length,
         ...await onFailureMark(server, params.id, archived),
+        ...await resumedByMark(server, params.id, archived),
         ...archivedMark(archived),
       });
     },
@@ -1936,6 +1938,20 @@ async function onFailureMark(
   }
   const marker = await (await server.runtime.records()).onFailureMarker(id);
   return marker === null ? {} : { onFailure: marker };
+}
+
+/**
+ * `{ resumedBy }`: the run that resumes run `id` (its resume mark in the
+ * records store), else `{}` (an archived run: the archive keeps no mark).
+ */
+async function resumedByMark(
+  server: ServerState,
+  id: string,
+  archived: ArchivedRun | null,
+): Promise<{ resumedBy?: string }> {
+  if (archived !== null) return {};
+  const by = (await (await server.runtime.records()).resumeMarker(id))?.marker.runId;
+  return by === undefined ? {} : { resumedBy: by };
 }
 
 /** A 500 for a run that is recorded but whose record this version cannot read. */

@@ -250,6 +250,10 @@ export const RunDetailSchema = z.object({
     "present when the config's `runs.onFailure` flow was started about this run (it ended " +
       "failed, timed-out, abandoned or as `on:` lists): which flow, and its run",
   ),
+  resumedBy: z.string().optional().describe(
+    "present when a run resumes this one (`POST /api/runs/{id}/resume`): its id; this run is " +
+      "not resumed again (resume that one)",
+  ),
   ...ArchivedMark,
 });
 
