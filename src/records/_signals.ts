@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { JsonValue } from "../store/types.ts";
+import type { Entry, JsonValue } from "../store/types.ts";
 import {
   type RecordsContext,
   RETRY,
@@ -162,23 +162,37 @@ export async function sendSignal(
 
 /**
  * Take the oldest signal `name` of run `runId` (deleting it, so that no one
- * else takes it), or `null` when there is none.
+ * else takes it), or `null` when there is none. Given several runs (a
+ * sub-run's `wait` node: its own id, then its parent's, up to the root run's),
+ * the oldest signal `name` sent to any of them, by the time it was sent.
  */
 export async function takeSignal(
   ctx: RecordsContext,
-  runId: string,
+  runIds: string | readonly string[],
   name: string,
 ): Promise<StoredSignal | null> {
   const { store, layout } = ctx;
-  const what = `Cannot take signal ${JSON.stringify(name)} of run ${runId}`;
+  const ids = typeof runIds === "string" ? [runIds] : runIds;
+  const what = `Cannot take signal ${JSON.stringify(name)} of run ${ids[0]}`;
   return await withRetry(ctx.retry, what, async () => {
-    const [first] = await store.list<StoredSignal>({
-      prefix: layout.signal(runId, name),
-      limit: 1,
-    }).nextPage();
-    if (first === undefined) return null;
-    const result = await store.atomic().check(first.key, first.version).delete(first.key).commit();
-    return result.ok ? first.value : RETRY;
+    let oldest: Entry<StoredSignal> | undefined;
+    for (const id of ids) {
+      const [first] = await store.list<StoredSignal>({
+        prefix: layout.signal(id, name),
+        limit: 1,
+      }).nextPage();
+      // The last part of the key (its seq) begins with the time it was sent: oldest first.
+      if (
+        first !== undefined &&
+        (oldest === undefined || String(first.key.at(-1)) < String(oldest.key.at(-1)))
+      ) {
+        oldest = first;
+      }
+    }
+    if (oldest === undefined) return null;
+    const result = await store.atomic().check(oldest.key, oldest.version).delete(oldest.key)
+      .commit();
+    return result.ok ? oldest.value : RETRY;
   });
 }
 

@@ -1068,9 +1068,11 @@ export class Records {
   /**
    * Take the oldest signal `name` sent to run `runId` and not taken yet
    * (it is deleted: each signal is taken once), or `null` when there is none.
-   * See {@linkcode Records.sendSignal}.
+   * Given a list of runs (what a sub-run's `wait` node takes: its own id, its
+   * parent's, up to the root run's), the oldest signal `name` sent to any of
+   * them. See {@linkcode Records.sendSignal}.
    */
-  takeSignal(runId: string, name: string): Promise<StoredSignal | null> {
+  takeSignal(runId: string | readonly string[], name: string): Promise<StoredSignal | null> {
     return takeSignal(this.#ctx, runId, name);
   }
 
