@@ -129,3 +129,34 @@ outputs:
     assert.deepEqual(await signalKeys(rt), []);
   });
 });
+
+Deno.test("wait in a sub-flow: sending to the root run's id says which node waits for it", async () => {
+  await withFiles({ "parent.yaml": PARENT, "sub.yaml": SUB_WAIT }, async (dir) => {
+    await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+    let root: string | undefined;
+    let resolveWaiting!: () => void;
+    const waiting = new Promise<void>((r) => resolveWaiting = r);
+    const running = rt.runFlow(join(dir, "parent.yaml"), {
+      onStart: (id) => root ??= id,
+      onEvent: (e) => {
+        if (e.type === "node.log" && e.message.startsWith("waiting for signal")) resolveWaiting();
+      },
+    });
+    await waiting;
+    // The waiting line is recorded with the sub-run's events before the answer is read.
+    const records = await rt.records();
+    for (;;) {
+      const subs = (await records.listRunSummaries({ status: "running" })).runs.filter((r) =>
+        r.parentRunId === root
+      );
+      if (
+        subs.length === 1 &&
+        (await records.getEvents(subs[0].id)).some((e) => e.type === "node.log")
+      ) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const sent = await rt.signalRun(root!, "approve", { by: "ada" });
+    assert.equal(sent.kind === "stored" && sent.waiting.join(), "approve");
+    assert.equal((await running).status, "succeeded");
+  });
+});

@@ -20,6 +20,7 @@ import {
 } from "./_context.ts";
 import { assertRunId } from "./run_id.ts";
 import { getEvents } from "./_runs.ts";
+import { listRunSummaries } from "./_listing.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 import { waitingLine } from "../flow/_signal_name.ts";
 
@@ -154,10 +155,40 @@ export async function sendSignal(
     return result.ok ? { kind: "stored", run, waiting: [] } : RETRY;
   });
   if (outcome.kind === "stored" && outcome.run.status === "running") {
-    const events = await getEvents(ctx, runId);
-    outcome.waiting = waitingNodes(events).filter((w) => w.signal === name).map((w) => w.node);
+    outcome.waiting = await waitingFor(ctx, runId, name);
   }
   return outcome;
+}
+
+/**
+ * The `wait` nodes waiting for signal `name` of run `runId` or of one of its
+ * running sub-runs (their waits take the signals sent to their ancestors too).
+ */
+async function waitingFor(ctx: RecordsContext, runId: string, name: string): Promise<string[]> {
+  const children = new Map<string, string[]>();
+  let cursor: string | undefined;
+  do {
+    const page = await listRunSummaries(ctx, { status: "running", limit: 1000, cursor });
+    for (const run of page.runs) {
+      if (run.parentRunId === undefined) continue;
+      let list = children.get(run.parentRunId);
+      if (list === undefined) children.set(run.parentRunId, list = []);
+      list.push(run.id);
+    }
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  const waiting: string[] = [];
+  const tree = [runId];
+  for (let i = 0; i < tree.length; i++) {
+    const events = await getEvents(ctx, tree[i]);
+    for (const w of waitingNodes(events)) if (w.signal === name) waiting.push(w.node);
+    for (const child of children.get(tree[i]) ?? []) {
+      // A run a `queue` node enqueued is a run of its own: it takes only its own signals.
+      const entry = await ctx.store.get<StoredRun>(ctx.layout.run(child));
+      if (entry !== null && entry.value.queue === undefined) tree.push(child);
+    }
+  }
+  return waiting;
 }
 
 /**
