@@ -77,8 +77,8 @@ export function printRun(
         }: its process is gone; \`flowstate jobs run gc\` records it failed)`
     }`,
   );
-  if (run.status === "running") {
-    // A wait node waiting for a signal: what to send, and how.
+  if (run.status === "running" && gone === null) {
+    // A wait node waiting for a signal: what to send, and how (not when its process is gone).
     for (const w of waitingNodes(events)) {
       lines.push(
         printable(
