@@ -8,15 +8,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime } from "../mod.ts";
 import { RunRecorder } from "../records.ts";
-import { runCli } from "./_cli_sandbox.ts";
+import { withCliProject } from "./_cli_sandbox.ts";
 
 Deno.test("wait: runs signal to a run whose process is gone records it abandoned, exit 1; runs show does not say it waits", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "flowstate-wait-dead-" });
-  try {
-    await Deno.writeTextFile(
-      join(dir, "flowstate.yaml"),
-      "stores:\n  main: { plugin: sqlite, path: main.db }\n",
-    );
+  const config = "stores:\n  main: { plugin: sqlite, path: main.db }\n";
+  await withCliProject(config, async (cli, dir) => {
     let id: string;
     {
       // Its process died ten minutes ago, as its wait node waited.
@@ -37,12 +33,12 @@ Deno.test("wait: runs signal to a run whose process is gone records it abandoned
       });
       await recorder.close();
     }
-    const shown = await runCli(dir, ["runs", "show", id]);
+    const shown = await cli("runs", "show", id);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /its process is gone/);
     assert.doesNotMatch(shown.stdout, /waiting: /);
 
-    const sent = await runCli(dir, ["runs", "signal", id, "approve", "--data", '"ok"']);
+    const sent = await cli("runs", "signal", id, "approve", "--data", '"ok"');
     assert.equal(sent.code, 1, sent.stdout);
     assert.match(
       sent.stderr,
@@ -57,7 +53,5 @@ Deno.test("wait: runs signal to a run whose process is gone records it abandoned
     const left = [];
     for await (const e of store.list({ prefix: ["flowstate", "signals"] })) left.push(e.key);
     assert.deepEqual(left, []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { z } from "zod";
 import { defineNode, openRuntime, type Runtime } from "../mod.ts";
+import { withSandbox } from "./_cli_sandbox.ts";
 
 /** The keys left under the records' `signals` prefix. */
 async function signalKeys(rt: Runtime): Promise<string[][]> {
@@ -21,15 +22,12 @@ async function withFiles(
   files: Record<string, string>,
   fn: (dir: string) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "wait_subflow_" });
-  try {
+  await withSandbox(async ({ dir }) => {
     for (const [name, text] of Object.entries(files)) {
       await Deno.writeTextFile(join(dir, name), text);
     }
     await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 const SUB_WAIT = `id: sub
