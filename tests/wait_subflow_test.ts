@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { z } from "zod";
 import { defineNode, openRuntime, type Runtime } from "../mod.ts";
-import { withSandbox } from "./_cli_sandbox.ts";
+import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { Watched } from "./_watched.ts";
 
 /** The keys left under the records' `signals` prefix. */
 async function signalKeys(rt: Runtime): Promise<string[][]> {
@@ -156,5 +157,46 @@ Deno.test("wait in a sub-flow: sending to the root run's id says which node wait
     const sent = await rt.signalRun(root!, "approve", { by: "ada" });
     assert.equal(sent.kind === "stored" && sent.waiting.join(), "approve");
     assert.equal((await running).status, "succeeded");
+  });
+});
+
+Deno.test("wait in a sub-flow (CLI): runs show of the root run says the sub-run's node waits; runs signal to the root run reaches it", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "parent.yaml"), PARENT);
+    await Deno.writeTextFile(join(dir, "sub.yaml"), SUB_WAIT);
+    await using runner = new Watched(
+      cliCommand(dir, ["run", "parent.yaml"], { home: join(dir, "home") }),
+    );
+    const waitingLine = /waiting for signal "approve" \(flowstate runs signal (\w+) approve\)/;
+    await runner.until(waitingLine, "stderr");
+    const sub = waitingLine.exec(runner.stderr)![1];
+    const root = /^parent: +(\w+)$/m.exec((await run("runs", "show", sub)).stdout)?.[1];
+    assert.ok(root !== undefined);
+    // Once the sub-run's events are recorded, runs show of the root says what waits.
+    await using follower = new Watched(
+      cliCommand(dir, ["runs", "show", sub, "--follow"], { home: join(dir, "home") }),
+    );
+    await follower.until(/log: waiting for signal "approve"/);
+    const shown = await run("runs", "show", root);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.ok(
+      shown.stdout.includes(
+        `waiting:  node approve of sub-run ${sub} waits for signal approve: flowstate runs signal ${root} approve [--data JSON]`,
+      ),
+      shown.stdout,
+    );
+    const sent = await run("runs", "signal", root, "approve", "--data", '{"by":"ada"}', "--json");
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.deepEqual(JSON.parse(sent.stdout), {
+      runId: root,
+      flowId: "parent",
+      signal: "approve",
+      waiting: ["approve"],
+    });
+    assert.equal(await runner.code(), 0, runner.stderr);
+    assert.equal(await follower.code(), 0, follower.stderr);
+    const ended = JSON.parse((await run("runs", "show", root, "--json")).stdout);
+    assert.equal(ended.run.status, "succeeded");
+    assert.deepEqual(ended.run.outputs, { by: "ada" });
   });
 });

@@ -155,16 +155,21 @@ export async function sendSignal(
     return result.ok ? { kind: "stored", run, waiting: [] } : RETRY;
   });
   if (outcome.kind === "stored" && outcome.run.status === "running") {
-    outcome.waiting = await waitingFor(ctx, runId, name);
+    outcome.waiting = (await waitingInTree(ctx, runId)).filter((w) => w.signal === name)
+      .map((w) => w.node);
   }
   return outcome;
 }
 
 /**
- * The `wait` nodes waiting for signal `name` of run `runId` or of one of its
- * running sub-runs (their waits take the signals sent to their ancestors too).
+ * The `wait` nodes waiting now in run `runId` and in its running sub-runs
+ * (their waits take the signals sent to their ancestors too), each with the
+ * run it is in: the run's own first.
  */
-async function waitingFor(ctx: RecordsContext, runId: string, name: string): Promise<string[]> {
+export async function waitingInTree(
+  ctx: RecordsContext,
+  runId: string,
+): Promise<(WaitingNode & { runId: string })[]> {
   const children = new Map<string, string[]>();
   let cursor: string | undefined;
   do {
@@ -177,11 +182,11 @@ async function waitingFor(ctx: RecordsContext, runId: string, name: string): Pro
     }
     cursor = page.cursor;
   } while (cursor !== undefined);
-  const waiting: string[] = [];
+  const waiting: (WaitingNode & { runId: string })[] = [];
   const tree = [runId];
   for (let i = 0; i < tree.length; i++) {
     const events = await getEvents(ctx, tree[i]);
-    for (const w of waitingNodes(events)) if (w.signal === name) waiting.push(w.node);
+    for (const w of waitingNodes(events)) waiting.push({ ...w, runId: tree[i] });
     for (const child of children.get(tree[i]) ?? []) {
       // A run a `queue` node enqueued is a run of its own: it takes only its own signals.
       const entry = await ctx.store.get<StoredRun>(ctx.layout.run(child));
