@@ -326,7 +326,11 @@ export async function showRun(
   const onFailure = await records!.onFailureMarker(runId);
   if (options.json) {
     console.log(JSON.stringify({ run, events, ...(onFailure === null ? {} : { onFailure }) }));
-  } else printRun(run, events, runtime.config.timezone, onFailure);
+  } else {
+    // The wait nodes of its sub-runs take the signals sent to it: say so.
+    const waiting = run.status === "running" ? await records!.waitingNodes(runId) : [];
+    printRun(run, events, runtime.config.timezone, onFailure, waiting);
+  }
   return 0;
 }
 
