@@ -288,6 +288,11 @@ interface InternalRunOptions extends RunFlowOptions {
   onFailureOf?: string;
   /** The run this one resumes, and how. */
   resume?: ResumePlan;
+  /**
+   * A sub-run's ancestors in its tree, its parent first: its `wait` nodes also take the
+   * signals sent to them (the root run's id is the one a user sees).
+   */
+  ancestorRunIds?: readonly string[];
 }
 
 const MAX_DEPTH = 16;
@@ -774,9 +779,10 @@ async function runInTree(
             });
           },
         }),
-        // A signal for this run's `wait` nodes (`Records.sendSignal`, from any process).
+        // A signal for this run's `wait` nodes (`Records.sendSignal`, from any process): sent
+        // to this run or to one of its ancestors (a sub-run's, to the root run), oldest first.
         async takeSignal(name: string) {
-          const signal = await records.takeSignal(runId, name);
+          const signal = await records.takeSignal([runId, ...options.ancestorRunIds ?? []], name);
           return signal === null ? null : { data: signal.data };
         },
         onEvent(unmasked) {
@@ -818,6 +824,7 @@ async function runInTree(
                 signal,
                 inputFromStrings: false,
                 parentRunId: runId,
+                ancestorRunIds: [runId, ...options.ancestorRunIds ?? []],
                 depth: depth + 1,
                 mocks: mocks?.nested.get(node.spec.id),
                 onFailureOf: undefined,

@@ -31,6 +31,7 @@ import type { FlowSource } from "./flow/load.ts";
 import type { NodeType } from "./flow/node.ts";
 import { type ProgramNodeTypes, programNodeTypes } from "./flow/program_nodes.ts";
 import type { SignalOutcome } from "./records/_signals.ts";
+import { abandonedRun, DEFAULT_ABANDONED_MS } from "./records/heartbeat.ts";
 import {
   type FlowHost,
   resumeFlow,
@@ -342,7 +343,9 @@ export interface Runtime extends AsyncDisposable {
    * node waiting for it takes it within a second; sent before the node
    * waits, it is kept for the run until then (`kind: "stored"` either way).
    * A run that ended is refused (`"ended"`, nothing written), as is an
-   * unknown one (`"unknown"`). A bad name, data that is not JSON or takes
+   * unknown one (`"unknown"`). A run whose process is gone (no heartbeat for
+   * a minute: killed while it waited) is recorded abandoned, as
+   * `flowstate runs cancel` does, and answered `"ended"`: nothing is kept. A bad name, data that is not JSON or takes
    * more than 64 KiB as JSON, is a `TypeError` saying so.
    *
    * @example
@@ -1132,6 +1135,15 @@ class FlowstateRuntime implements Runtime {
   async signalRun(runId: string, name: string, data?: unknown): Promise<SignalOutcome> {
     const records = await this.records();
     const outcome = await records.sendSignal(runId, name, data);
+    if (
+      outcome.kind === "stored" &&
+      abandonedRun(outcome.run, this.clock.now(), DEFAULT_ABANDONED_MS) !== null
+    ) {
+      // Its process is gone (killed while it waited): nobody would ever take the signal, nor
+      // end the run. Recorded abandoned, as `runs cancel` does; its end clears the signal.
+      const abandoned = await records.abandonRun(runId, { afterMs: DEFAULT_ABANDONED_MS });
+      if (abandoned !== null) return { kind: "ended", run: abandoned };
+    }
     if (outcome.kind !== "unknown") return outcome;
     // An archived run ended long ago.
     const archived = await records.getRun(runId);

@@ -41,14 +41,16 @@ function queueWaitText(run: RunRecord): string {
 
 /**
  * Print a run as `runs show` does: its record, then a timeline per node (times in `tz`);
- * with `onFailure`, the `runs.onFailure` flow that ran about it; with `resumedBy`, the run
- * that resumes it.
+ * with `onFailure`, the `runs.onFailure` flow that ran about it; `subWaiting`, the `wait` nodes
+ * of its sub-runs that wait (they take the signals sent to it);
+ * `resumedBy`, the run that resumes it.
  */
 export function printRun(
   run: RunRecord,
   events: readonly RunEvent[],
   tz: string,
   onFailure?: OnFailureMarker | null,
+  subWaiting: readonly { runId: string; node: string; signal: string; message?: string }[] = [],
   resumedBy?: string,
 ): void {
   const lines = [
@@ -82,12 +84,18 @@ export function printRun(
         }: its process is gone; \`flowstate jobs run gc\` records it failed)`
     }`,
   );
-  if (run.status === "running") {
-    // A wait node waiting for a signal: what to send, and how.
-    for (const w of waitingNodes(events)) {
+  if (run.status === "running" && gone === null) {
+    // A wait node waiting for a signal: what to send, and how (not when its process is gone).
+    const waiting = [
+      ...waitingNodes(events).map((w) => ({ ...w, runId: run.id })),
+      ...subWaiting.filter((w) => w.runId !== run.id),
+    ];
+    for (const w of waiting) {
       lines.push(
         printable(
-          `waiting:  node ${w.node} waits for signal ${w.signal}${
+          `waiting:  node ${w.node}${
+            w.runId === run.id ? "" : ` of sub-run ${w.runId}`
+          } waits for signal ${w.signal}${
             w.message === undefined ? "" : ` (${w.message})`
           }: flowstate runs signal ${run.id} ${w.signal} [--data JSON]`,
         ),

@@ -333,7 +333,11 @@ export async function showRun(
       ...(onFailure === null ? {} : { onFailure }),
       ...(resumedBy === undefined ? {} : { resumedBy }),
     }));
-  } else printRun(run, events, runtime.config.timezone, onFailure, resumedBy);
+  } else {
+    // The wait nodes of its sub-runs take the signals sent to it: say so.
+    const waiting = run.status === "running" ? await records!.waitingNodes(runId) : [];
+    printRun(run, events, runtime.config.timezone, onFailure, waiting, resumedBy);
+  }
   return 0;
 }
 

@@ -62,7 +62,11 @@ export async function signalCommand(
       return 1;
     case "ended":
       printError(
-        `run ${id} already ended (${outcome.run.status}): signal ${name} not sent (a signal is for a queued or running run)`,
+        `run ${id} already ended (${outcome.run.status}${
+          outcome.run.error?.message.startsWith("abandoned:")
+            ? `, ${outcome.run.error.message}; recorded now`
+            : ""
+        }): signal ${name} not sent (a signal is for a queued or running run)`,
       );
       return 1;
     case "stored": {

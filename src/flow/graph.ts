@@ -188,9 +188,13 @@ function clip(text: string, max = 40): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
-/** Text for a Mermaid quoted label: its quotes, `#`, `<`, `>` and `&` as entity codes. */
+/**
+ * Text for a Mermaid quoted label: its quotes, `#`, `%`, `<`, `>` and `&` as entity codes (a
+ * `%%{…}%%` anywhere in the text is a directive to Mermaid, whatever the quotes), a line
+ * break as a space.
+ */
 function mermaidText(text: string): string {
-  return text.replace(/[#"<>&]/g, (c) => `#${c.charCodeAt(0)};`);
+  return text.replace(/[\r\n]+/g, " ").replace(/[#%"<>&]/g, (c) => `#${c.charCodeAt(0)};`);
 }
 
 /**

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { JsonValue } from "../store/types.ts";
+import type { Entry, JsonValue } from "../store/types.ts";
 import {
   type RecordsContext,
   RETRY,
@@ -20,6 +20,7 @@ import {
 } from "./_context.ts";
 import { assertRunId } from "./run_id.ts";
 import { getEvents } from "./_runs.ts";
+import { listRunSummaries } from "./_listing.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 import { waitingLine } from "../flow/_signal_name.ts";
 
@@ -56,7 +57,7 @@ export interface StoredSignal {
  * ```ts
  * import type { SignalOutcome } from "@flowstate/core";
  * import assert from "node:assert/strict";
- * const outcome: SignalOutcome = { kind: "unknown" };
+ * const outcome = { kind: "unknown" } as SignalOutcome;
  * assert.equal(outcome.kind === "stored" ? "sent" : "refused", "refused");
  * ```
  */
@@ -154,31 +155,80 @@ export async function sendSignal(
     return result.ok ? { kind: "stored", run, waiting: [] } : RETRY;
   });
   if (outcome.kind === "stored" && outcome.run.status === "running") {
-    const events = await getEvents(ctx, runId);
-    outcome.waiting = waitingNodes(events).filter((w) => w.signal === name).map((w) => w.node);
+    outcome.waiting = (await waitingInTree(ctx, runId)).filter((w) => w.signal === name)
+      .map((w) => w.node);
   }
   return outcome;
 }
 
 /**
+ * The `wait` nodes waiting now in run `runId` and in its running sub-runs
+ * (their waits take the signals sent to their ancestors too), each with the
+ * run it is in: the run's own first.
+ */
+export async function waitingInTree(
+  ctx: RecordsContext,
+  runId: string,
+): Promise<(WaitingNode & { runId: string })[]> {
+  const children = new Map<string, string[]>();
+  let cursor: string | undefined;
+  do {
+    const page = await listRunSummaries(ctx, { status: "running", limit: 1000, cursor });
+    for (const run of page.runs) {
+      if (run.parentRunId === undefined) continue;
+      let list = children.get(run.parentRunId);
+      if (list === undefined) children.set(run.parentRunId, list = []);
+      list.push(run.id);
+    }
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  const waiting: (WaitingNode & { runId: string })[] = [];
+  const tree = [runId];
+  for (let i = 0; i < tree.length; i++) {
+    const events = await getEvents(ctx, tree[i]);
+    for (const w of waitingNodes(events)) waiting.push({ ...w, runId: tree[i] });
+    for (const child of children.get(tree[i]) ?? []) {
+      // A run a `queue` node enqueued is a run of its own: it takes only its own signals.
+      const entry = await ctx.store.get<StoredRun>(ctx.layout.run(child));
+      if (entry !== null && entry.value.queue === undefined) tree.push(child);
+    }
+  }
+  return waiting;
+}
+
+/**
  * Take the oldest signal `name` of run `runId` (deleting it, so that no one
- * else takes it), or `null` when there is none.
+ * else takes it), or `null` when there is none. Given several runs (a
+ * sub-run's `wait` node: its own id, then its parent's, up to the root run's),
+ * the oldest signal `name` sent to any of them, by the time it was sent.
  */
 export async function takeSignal(
   ctx: RecordsContext,
-  runId: string,
+  runIds: string | readonly string[],
   name: string,
 ): Promise<StoredSignal | null> {
   const { store, layout } = ctx;
-  const what = `Cannot take signal ${JSON.stringify(name)} of run ${runId}`;
+  const ids = typeof runIds === "string" ? [runIds] : runIds;
+  const what = `Cannot take signal ${JSON.stringify(name)} of run ${ids[0]}`;
   return await withRetry(ctx.retry, what, async () => {
-    const [first] = await store.list<StoredSignal>({
-      prefix: layout.signal(runId, name),
-      limit: 1,
-    }).nextPage();
-    if (first === undefined) return null;
-    const result = await store.atomic().check(first.key, first.version).delete(first.key).commit();
-    return result.ok ? first.value : RETRY;
+    let oldest: Entry<StoredSignal> | undefined;
+    for (const id of ids) {
+      const [first] = await store.list<StoredSignal>({
+        prefix: layout.signal(id, name),
+        limit: 1,
+      }).nextPage();
+      // The last part of the key (its seq) begins with the time it was sent: oldest first.
+      if (
+        first !== undefined &&
+        (oldest === undefined || String(first.key.at(-1)) < String(oldest.key.at(-1)))
+      ) {
+        oldest = first;
+      }
+    }
+    if (oldest === undefined) return null;
+    const result = await store.atomic().check(oldest.key, oldest.version).delete(oldest.key)
+      .commit();
+    return result.ok ? oldest.value : RETRY;
   });
 }
 

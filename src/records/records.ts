@@ -209,7 +209,13 @@ import type { PruneOptions, PruneResult } from "./prune.ts";
 let queueImport: Promise<typeof import("./_queue.ts")> | undefined;
 const queueModule = () => queueImport ??= import("./_queue.ts");
 import { assertRunId } from "./run_id.ts";
-import { sendSignal, type SignalOutcome, type StoredSignal, takeSignal } from "./_signals.ts";
+import {
+  sendSignal,
+  type SignalOutcome,
+  type StoredSignal,
+  takeSignal,
+  waitingInTree,
+} from "./_signals.ts";
 import type {
   ListRunsOptions,
   OnFailureMarker,
@@ -1133,10 +1139,37 @@ export class Records {
   /**
    * Take the oldest signal `name` sent to run `runId` and not taken yet
    * (it is deleted: each signal is taken once), or `null` when there is none.
-   * See {@linkcode Records.sendSignal}.
+   * Given a list of runs (what a sub-run's `wait` node takes: its own id, its
+   * parent's, up to the root run's), the oldest signal `name` sent to any of
+   * them. See {@linkcode Records.sendSignal}.
    */
-  takeSignal(runId: string, name: string): Promise<StoredSignal | null> {
+  takeSignal(runId: string | readonly string[], name: string): Promise<StoredSignal | null> {
     return takeSignal(this.#ctx, runId, name);
+  }
+
+  /**
+   * The `wait` nodes waiting for a signal now in run `runId` and in its
+   * running sub-runs (a sub-run's wait also takes the signals sent to its
+   * ancestors), as their events recorded so far say: each with the run it is
+   * in, the run's own first.
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records, RunRecorder } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const clock = { now: () => Date.now() };
+   * const run = await RunRecorder.start(records, clock, { flowId: "f", flowVersion: "job", inputs: {} });
+   * assert.deepEqual(await records.waitingNodes(run.id), []);
+   * await run.finish({ status: "succeeded", outputs: null, nodes: {}, error: null });
+   * ```
+   */
+  waitingNodes(
+    runId: string,
+  ): Promise<{ runId: string; node: string; signal: string; message?: string; since: number }[]> {
+    return waitingInTree(this.#ctx, runId);
   }
 
   /** One run's record, or `null`. */

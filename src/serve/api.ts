@@ -1131,6 +1131,11 @@ export const apiRoutes: readonly ApiRoute[] = [
       "only from the archive: the version its newest archived run ran, marked `archived`)",
     responses: {
       200: { description: "The graph, and where it was read", schema: S.FlowGraphAnswerSchema },
+      400: {
+        description:
+          "The flow's file under the config's flows is not a valid flow, and no version of it was recorded: its problems (file:line:column)",
+        schema: S.ErrorBody,
+      },
       ...errors(401, 404, 500, 503),
     },
     async handler({ server, params }) {
@@ -1155,6 +1160,24 @@ export const apiRoutes: readonly ApiRoute[] = [
         archive = archived?.archive;
       }
       if (version === null) {
+        // A file under the config's flows with that id, though not a valid flow: say why.
+        const invalid = await invalidFlowFile(server.runtime, params.flow);
+        if (invalid !== undefined) {
+          try {
+            await loadFlowFile(invalid, { stores: server.runtime.storeNames });
+          } catch (err) {
+            if (err instanceof FlowValidationError) {
+              throw badRequest(
+                `Cannot draw flow "${params.flow}": its file is not a valid flow: ${
+                  problemsOf(err)
+                }; fix it (flowstate validate ${
+                  relative(server.runtime.config.baseDir, invalid) || invalid
+                } says the same)`,
+              );
+            }
+            throw err;
+          }
+        }
         throw notFound(
           `No flow "${params.flow}" in the config's flows, nor a recorded version of it`,
         );

@@ -26,6 +26,14 @@ export const GRAPH_SIZES = {
 const SWEEPS = 4;
 
 /**
+ * The most points all edges together pass through: an edge spanning k layers takes k - 1, so
+ * a long chain whose every node also needs the first would take the square of its length
+ * (a 1,000-node one, half a million points: seconds of layout, a frozen page). The shortest
+ * edges are routed first; the longer ones that no longer fit are drawn straight.
+ */
+export const MAX_THROUGH = 5000;
+
+/**
  * Where each node's box and each edge go. `graph` is `{ nodes: [{ id }], edges: [{ from, to,
  * kind }] }` (edges naming an unknown node, or a node itself, are left out). Returns
  * `{ width, height, nodes: [{ id, x, y, width, height, layer }], edges: [{ from, to, kind,
@@ -73,10 +81,22 @@ export function layoutGraph(graph, sizes = GRAPH_SIZES) {
   const nodeItems = ids.map((_id, i) =>
     add({ node: i, layer: layer[i], width: s.width, ups: [], downs: [] })
   );
-  const chains = edges.map((e) => {
+  // Which edges pass through the layers between their ends (the shortest first, within
+  // MAX_THROUGH points in all); the others go straight.
+  const spans = edges.map((e) =>
+    Math.max(0, layer[index.get(e.to)] - layer[index.get(e.from)] - 1)
+  );
+  const routed = new Set();
+  let through = 0;
+  for (const k of spans.map((_, k) => k).sort((a, b) => spans[a] - spans[b] || a - b)) {
+    if (through + spans[k] > MAX_THROUGH) break;
+    through += spans[k];
+    routed.add(k);
+  }
+  const chains = edges.map((e, k) => {
     const from = nodeItems[index.get(e.from)], to = nodeItems[index.get(e.to)];
     const chain = [from];
-    for (let l = from.layer + 1; l < to.layer; l++) {
+    for (let l = from.layer + 1; routed.has(k) && l < to.layer; l++) {
       chain.push(add({ node: -1, layer: l, width: s.through, ups: [], downs: [] }));
     }
     chain.push(to);

@@ -2,7 +2,7 @@
 // never overlap, the same graph gives the same layout; on random DAGs and on flows' graphs.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { GRAPH_SIZES, layoutGraph as layoutJs } from "./graph.js";
+import { GRAPH_SIZES, layoutGraph as layoutJs, MAX_THROUGH } from "./graph.js";
 import { flowGraph } from "../../flow/graph.ts";
 
 type Graph = {
@@ -163,6 +163,26 @@ Deno.test("layoutGraph: 600 nodes (fan-out, chains, fan-in) lay out without over
   const layout = layoutGraph(graph);
   assertLayered(graph, layout);
   assertNoOverlap(layout);
+});
+
+Deno.test("layoutGraph: a 1,000-node chain whose every node also needs the first: edges pass through at most MAX_THROUGH points", () => {
+  // Routed through every layer between their ends, its edges would take 500,000 points.
+  const n = 1000;
+  const nodes = Array.from({ length: n }, (_, i) => ({ id: `n${i}` }));
+  const edges: Graph["edges"] = [];
+  for (let i = 1; i < n; i++) {
+    edges.push({ from: `n${i - 1}`, to: `n${i}`, kind: "needs" });
+    if (i > 1) edges.push({ from: "n0", to: `n${i}`, kind: "needs" });
+  }
+  const graph = { nodes, edges };
+  const layout = layoutGraph(graph);
+  assertLayered(graph, layout);
+  assertNoOverlap(layout);
+  // Each edge: its two ends, and two points per layer it passes through.
+  const through = layout.edges.reduce((sum, e) => sum + (e.points.length - 2) / 2, 0);
+  assert.ok(through <= MAX_THROUGH, `${through} points`);
+  // The shortest edges are still routed: n0 -> n2 passes through n1's layer.
+  assert.equal(layout.edges.find((e) => e.from === "n0" && e.to === "n2")?.points.length, 4);
 });
 
 Deno.test("layoutGraph: the barycenter sweeps undo a crossing the definition's order makes", () => {
