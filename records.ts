@@ -20,6 +20,7 @@ export {
   type QueueCounts,
   Records,
   type RecordsOptions,
+  type ResumeMarker,
   type SignalOutcome,
   type StoredSignal,
 } from "./src/records/records.ts";

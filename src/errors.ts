@@ -847,7 +847,10 @@ export class NotFoundError extends FlowstateError {
  * - `"sub-run"`: it is a sub-run of another run (resume that run instead);
  * - `"mocked"`: a test's mocks stood in for some of its nodes;
  * - `"from"`: the `from` node is no node of the flow;
- * - `"flow"`: the flow given is not the run's (another id).
+ * - `"flow"`: the flow given is not the run's (another id);
+ * - `"resumed"`: another resume of the run started (or starts) a run that
+ *   resumes it ({@linkcode ResumeRefusedError.resumedBy}); resume that run,
+ *   or give `again` once it ended.
  *
  * @example
  * ```ts
@@ -863,7 +866,8 @@ export type ResumeRefusal =
   | "sub-run"
   | "mocked"
   | "from"
-  | "flow";
+  | "flow"
+  | "resumed";
 
 /**
  * A run cannot be resumed (`Runtime.resumeRun`, `flowstate runs resume`):
@@ -890,15 +894,18 @@ export class ResumeRefusedError extends FlowstateError {
   readonly reason: ResumeRefusal;
   /** The run asked for. */
   readonly runId: string;
+  /** With reason `"resumed"`: the run that resumes it (absent while that run is starting). */
+  readonly resumedBy?: string;
   /** Create the error; `message` says what and how to go on. */
   constructor(
     message: string,
-    details: { reason: ResumeRefusal; runId: string },
+    details: { reason: ResumeRefusal; runId: string; resumedBy?: string },
     options?: ErrorOptions,
   ) {
     super(message, options);
     this.name = "ResumeRefusedError";
     this.reason = details.reason;
     this.runId = details.runId;
+    if (details.resumedBy !== undefined) this.resumedBy = details.resumedBy;
   }
 }

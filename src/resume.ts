@@ -11,6 +11,10 @@
  * ran and in the flow now; it is not the `from` node; and every node it needs
  * is reused too (so that a node run again runs again everything after it).
  *
+ * A run is resumed once: {@linkcode claimResume} writes its resume mark with
+ * the records store's compare-and-set before anything else is written, and a
+ * second resume finds it and is refused, pointing at the run that resumes it.
+ *
  * @module
  */
 import { didYouMean } from "./_suggest.ts";
@@ -18,6 +22,7 @@ import { NotFoundError, ResumeRefusedError } from "./errors.ts";
 import type { ReusedNode } from "./flow/executor.ts";
 import type { FlowDefinition, NodeSpec } from "./flow/types.ts";
 import { canonicalJson } from "./records/flow_version.ts";
+import type { Records } from "./records/records.ts";
 import type { RunRecord } from "./records/types.ts";
 
 /**
@@ -151,4 +156,66 @@ export function reusableNodes(
   };
   for (const spec of def.nodes) decide(spec.id, new Set());
   return reused;
+}
+
+/**
+ * Claim `run` for this resume (see `Records.claimResume`): the version of the
+ * mark written, or a {@linkcode ResumeRefusedError} (reason `"resumed"`) when
+ * another resume has it. With `again`, a mark whose resuming run ended (or
+ * never started, or is gone) is taken over, with the same compare-and-set:
+ * of two resumes `again` at once, one goes on.
+ */
+export async function claimResume(
+  records: Records,
+  run: RunRecord,
+  again: boolean,
+  now: number,
+): Promise<string> {
+  for (;;) {
+    const found = await records.resumeMarker(run.id);
+    if (found === null) {
+      const version = await records.claimResume(run.id, { at: now });
+      if (version !== null) return version;
+      continue; // Another resume's mark landed first: read it.
+    }
+    const by = found.marker.runId;
+    const resuming = by === undefined ? null : await records.getRun(by);
+    const live = resuming !== null &&
+      (resuming.status === "queued" || resuming.status === "running");
+    if (again && !live) {
+      const version = await records.claimResume(run.id, { at: now }, found.version);
+      if (version !== null) return version;
+      continue;
+    }
+    throw new ResumeRefusedError(resumedMessage(run.id, by, resuming), {
+      reason: "resumed",
+      runId: run.id,
+      ...(by === undefined ? {} : { resumedBy: by }),
+    });
+  }
+}
+
+/** Why a resume of `runId` is refused when run `by` (`resuming`, its record) resumes it. */
+function resumedMessage(runId: string, by: string | undefined, resuming: RunRecord | null): string {
+  const head = `Cannot resume run ${runId}`;
+  if (by === undefined) {
+    return `${head}: another resume of it is starting its run; wait for that run ` +
+      `(flowstate runs ls), or, if that resume was stopped before its run started, give --again`;
+  }
+  if (resuming === null) {
+    return `${head}: it was resumed by run ${by}, which is no longer in the records store; ` +
+      "to resume it anyway, give --again";
+  }
+  const status = resuming.status;
+  if (status === "queued" || status === "running") {
+    return `${head}: run ${runId} is already resumed by run ${by} (${status}); ` +
+      `resume ${by} if it fails (flowstate runs resume ${by})`;
+  }
+  if (status === "succeeded") {
+    return `${head}: run ${runId} was already resumed by run ${by} (succeeded); ` +
+      `to run it again from a node, resume ${by} with --from <node>, or give --again`;
+  }
+  return `${head}: run ${runId} was already resumed by run ${by} (${status}); ` +
+    `resume ${by} instead (flowstate runs resume ${by}): it holds the newer outputs; ` +
+    "or give --again to resume this run once more";
 }

@@ -263,6 +263,13 @@ export interface ResumeRunOptions extends
    * (by the run's flow id) nor the run's record (a queued run's file) finds it.
    */
   flow?: FlowSource;
+  /**
+   * Resume the run although a resume of it already ran and ended (failed,
+   * cancelled, timed out, or even succeeded): by default that is refused
+   * (`ResumeRefusedError` reason `"resumed"`), as the run that resumed it holds
+   * the newer outputs. A resume still queued or running is refused all the same.
+   */
+  again?: boolean;
 }
 
 /** What a run resuming another needs (see `resume.ts`). */

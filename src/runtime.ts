@@ -39,7 +39,7 @@ import {
   runFlow,
   type RunFlowOptions,
 } from "./run_flow.ts";
-import { assertResumable, foundRun } from "./resume.ts";
+import { assertResumable, claimResume, foundRun } from "./resume.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
 import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
@@ -571,7 +571,7 @@ const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
  * nesting limit, a parent that is no run id would be recorded as one).
  */
 const RESUME_RUN_OPTIONS: readonly string[] = fieldNames<ResumeRunOptions>()(
-  ["from", "flow", "signal", "timers", "onEvent", "concurrency", "env", "abortGrace"],
+  ["from", "flow", "again", "signal", "timers", "onEvent", "concurrency", "env", "abortGrace"],
   ["maxSubRuns", "defaultTimeout", "onStart"],
 );
 
@@ -1031,19 +1031,39 @@ class FlowstateRuntime implements Runtime {
       if (this.#closing !== undefined) {
         throw new StoreClosedError(`Cannot resume run ${runId}: the runtime is closed`);
       }
-      const { from, flow: given, ...rest } = options;
+      const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();
         const run = foundRun(await records.getRun(runId), runId);
         assertResumable(run, from);
         const flow = given ?? await this.#flowOfRun(run);
         const version = await records.getVersion(run.flowId, run.flowVersion);
-        return await resumeFlow(
-          this.flowHost(),
-          flow,
-          { run, before: version?.definition ?? null, ...(from === undefined ? {} : { from }) },
-          { ...this.runDefaults(), ...definedOnly(rest), signal },
-        );
+        // The first write: one resume of a run goes on, any other is refused.
+        const claim = await claimResume(records, run, again === true, this.clock.now());
+        let marked: Promise<void> | undefined;
+        try {
+          return await resumeFlow(
+            this.flowHost(),
+            flow,
+            { run, before: version?.definition ?? null, ...(from === undefined ? {} : { from }) },
+            {
+              ...this.runDefaults(),
+              ...definedOnly(rest),
+              signal,
+              onStart: (id) => {
+                marked = records.markResumeRun(run.id, claim, id);
+                onStart?.(id);
+              },
+            },
+          );
+        } catch (err) {
+          // Refused once its flow loaded (another flow, an unknown --from): no run holds the claim.
+          if (marked === undefined) await records.releaseResume(run.id, claim);
+          throw err;
+        } finally {
+          // Not written (the store failed): the mark stays, without the run's id.
+          await marked?.catch(() => {});
+        }
       });
     } catch (err) {
       return Promise.reject(err);

@@ -145,9 +145,10 @@ Deno.test("runs resume: the failed node and what comes after it run, the nodes b
     assert.deepEqual(await lines(join(dir, "fetch.log")), ["fetched for ada"]);
     assert.deepEqual(await lines(join(dir, "report.log")), ["loaded 1 from 1", "loaded 1 from 1"]);
 
-    // --from the first node: every node runs again.
+    // --from the first node: every node runs again (--again: the run was resumed already).
     const all = JSON.parse(
-      (await run("runs", "resume", failed, "--from", "fetch", "--json", "--quiet")).stdout,
+      (await run("runs", "resume", failed, "--from", "fetch", "--again", "--json", "--quiet"))
+        .stdout,
     );
     assert.deepEqual(Object.values(all.nodes).map((n) => (n as { reused?: string }).reused), [
       undefined,
@@ -178,6 +179,13 @@ Deno.test("runs resume: refused clearly, nothing written: unknown run, succeeded
     assert.match(unknown.stderr, /^error: Cannot resume run 0000000000aaaaaaaaaa: no such run/m);
 
     const failed = await failedRun(run, dir);
+    // Refused once the flow is loaded: the run's resume mark is taken back, so it resumes next.
+    const typo = await run("runs", "resume", failed, "--from", "laod");
+    assert.equal(typo.code, 2);
+    assert.match(
+      typo.stderr,
+      /^error: Cannot resume run \w+ from node "laod": flow "pipeline" has no such node \(did you mean "load"\?\); its nodes: fetch, load, report$/m,
+    );
     const ok = JSON.parse(await cliOk(run, "runs", "resume", failed, "--json"));
     const before = JSON.parse(await cliOk(run, "runs", "ls", "--json")).length;
 
@@ -189,13 +197,6 @@ Deno.test("runs resume: refused clearly, nothing written: unknown run, succeeded
         `^error: Cannot resume run ${ok.id}: it succeeded, so there is nothing to resume; .*--from <node>`,
         "m",
       ),
-    );
-
-    const typo = await run("runs", "resume", failed, "--from", "laod");
-    assert.equal(typo.code, 2);
-    assert.match(
-      typo.stderr,
-      /^error: Cannot resume run \w+ from node "laod": flow "pipeline" has no such node \(did you mean "load"\?\); its nodes: fetch, load, report$/m,
     );
 
     const gc = JSON.parse(await cliOk(run, "jobs", "run", "gc", "--json", "--quiet"));

@@ -406,6 +406,11 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "--flow <file>",
       "the flow file, when no file under the config's flows: has the run's flow id",
     )
+    .option(
+      "--again",
+      "resume the run although an earlier resume of it ended (by default refused: resume that " +
+        "run instead, it holds the newer outputs)",
+    )
     .option("--json", "print the new run's record as one JSON document (no logs)")
     .addHelpText(
       "after",
@@ -413,7 +418,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
         "unmasked, its definition is unchanged, it has no when: on_failure/always, and every\n" +
         "node it needs is reused. Exit codes as flowstate run; 1 also when the run cannot be\n" +
         "resumed (unknown, archived, still running, succeeded without --from, a job's, a\n" +
-        "sub-run's, mocked),\n" +
+        "sub-run's, mocked, already resumed by another run: see --again),\n" +
         "2 when --from names no node of the flow or --flow is another flow.",
     )
     .action(async (id, options, command) => {

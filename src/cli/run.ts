@@ -209,6 +209,8 @@ export interface ResumeOptions {
   from?: string;
   /** `--flow <file>`: the flow file, when the config's `flows:` does not have the run's flow. */
   flow?: string;
+  /** `--again`: resume although an earlier resume of the run ended. */
+  again?: boolean;
   /** `--json`: print the run record. */
   json?: boolean;
   /** `--quiet`: do not print node logs. */
@@ -216,11 +218,12 @@ export interface ResumeOptions {
 }
 
 /**
- * `runs resume <run-id> [--from <node>] [--flow <file>] [--json] [--quiet]`:
+ * `runs resume <run-id> [--from <node>] [--flow <file>] [--again] [--json] [--quiet]`:
  * a new run of the run's flow, with its inputs, reusing the outputs of the
  * nodes that succeeded (see `Runtime.resumeRun`); printed and ended as
  * `flowstate run` (same exit codes). Refused with exit 1 (an unknown,
- * archived, running, queued, succeeded without --from, mocked, job or sub-run)
+ * archived, running, queued, succeeded without --from, mocked, job, sub-run, or
+ * already resumed by another run without --again)
  * or 2 (--from naming no node, a --flow of another flow), nothing written.
  */
 export async function resumeCommand(
@@ -241,6 +244,7 @@ export async function resumeCommand(
         onEvent,
         ...(options.from === undefined ? {} : { from: options.from }),
         ...(flow === undefined ? {} : { flow }),
+        ...(options.again === true ? { again: true } : {}),
       });
     } catch (err) {
       if (err instanceof ResumeRefusedError) {

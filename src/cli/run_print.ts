@@ -42,7 +42,8 @@ function queueWaitText(run: RunRecord): string {
 /**
  * Print a run as `runs show` does: its record, then a timeline per node (times in `tz`);
  * with `onFailure`, the `runs.onFailure` flow that ran about it; `subWaiting`, the `wait` nodes
- * of its sub-runs that wait (they take the signals sent to it).
+ * of its sub-runs that wait (they take the signals sent to it);
+ * `resumedBy`, the run that resumes it.
  */
 export function printRun(
   run: RunRecord,
@@ -50,6 +51,7 @@ export function printRun(
   tz: string,
   onFailure?: OnFailureMarker | null,
   subWaiting: readonly { runId: string; node: string; signal: string; message?: string }[] = [],
+  resumedBy?: string,
 ): void {
   const lines = [
     `run:      ${run.id}`,
@@ -68,6 +70,9 @@ export function printRun(
   }
   if (run.resumeOf !== undefined) {
     lines.push(`resumes:  run ${run.resumeOf} (nodes marked reused were not run again)`);
+  }
+  if (resumedBy !== undefined) {
+    lines.push(`resumed by: run ${resumedBy} (flowstate runs show ${resumedBy})`);
   }
   const gone = abandonedRun(run, Date.now(), MIN_ABANDONED_MS);
   lines.push(

@@ -324,12 +324,19 @@ export async function showRun(
   const events = await records!.getEvents(runId); // a run was found, so the store exists
   // The runs.onFailure flow that ran about it, if one did.
   const onFailure = await records!.onFailureMarker(runId);
+  // The run that resumes it, if one does (`runs resume`).
+  const resumedBy = (await records!.resumeMarker(runId))?.marker.runId;
   if (options.json) {
-    console.log(JSON.stringify({ run, events, ...(onFailure === null ? {} : { onFailure }) }));
+    console.log(JSON.stringify({
+      run,
+      events,
+      ...(onFailure === null ? {} : { onFailure }),
+      ...(resumedBy === undefined ? {} : { resumedBy }),
+    }));
   } else {
     // The wait nodes of its sub-runs take the signals sent to it: say so.
     const waiting = run.status === "running" ? await records!.waitingNodes(runId) : [];
-    printRun(run, events, runtime.config.timezone, onFailure, waiting);
+    printRun(run, events, runtime.config.timezone, onFailure, waiting, resumedBy);
   }
   return 0;
 }

@@ -518,6 +518,7 @@ export async function deleteRuns(
       op.delete(layout.endedLate(id));
       op.delete(layout.cancel(id));
       op.delete(layout.onFailure(id));
+      op.delete(layout.resumed(id));
       op.clear(layout.signal(id));
       op.clear(layout.events(id));
     });

@@ -142,6 +142,14 @@ export class RecordsLayout {
     return id === undefined ? this.key("on-failure") : this.key("on-failure", id);
   }
 
+  /**
+   * The mark that a run is resumed (see `Records.claimResume`), or the
+   * prefix of every one.
+   */
+  resumed(id?: string): Key {
+    return id === undefined ? this.key("resumed") : this.key("resumed", id);
+  }
+
   /** A queue worker's entry in the registry (see `workers.ts`), or the prefix of every one. */
   worker(id?: string): Key {
     return id === undefined ? this.key("workers") : this.key("workers", id);

@@ -20,6 +20,7 @@
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
  * | `P, "signals", runId, name, seq` | {@linkcode StoredSignal}: a signal sent to a queued or running run, not taken yet by its `wait` node (cleared with the run's end and with the run; see below) |
+ * | `P, "resumed", runId` | {@linkcode ResumeMarker}: a resume claimed this run (written if absent, once, before the resuming run starts; deleted with the run) |
  * | `P, "on-failure", runId` | {@linkcode OnFailureMarker}: the config's `runs.onFailure` flow was started about this run (written if absent, once, before it starts; deleted with the run) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
  * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
@@ -219,6 +220,7 @@ import type {
   ListRunsOptions,
   OnFailureMarker,
   QueueInfo,
+  ResumeMarker,
   RunEvent,
   RunPage,
   RunRecord,
@@ -241,7 +243,7 @@ export function recordsWithArchive(records: Records, archive: RecordsArchive): R
 
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
 
-export type { OnFailureMarker } from "./types.ts";
+export type { OnFailureMarker, ResumeMarker } from "./types.ts";
 export type { SignalOutcome, StoredSignal } from "./_signals.ts";
 
 /** What is told of runs these records end for a process found gone (see {@linkcode tellEndsFound}). */
@@ -1037,6 +1039,69 @@ export class Records {
   async onFailureMarker(runId: string): Promise<OnFailureMarker | null> {
     return (await this.#ctx.store.get<OnFailureMarker>(this.#ctx.layout.onFailure(runId)))
       ?.value ?? null;
+  }
+
+  /**
+   * Claim run `runId` for one resume: write `marker` if the run has no
+   * resume mark (`replace` absent), or if its mark is still the one read
+   * with version `replace` (a resume `again`): the store's compare-and-set.
+   * The version of the mark written, or `null` when another resume's write
+   * landed first.
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const id = "0mjuw3ms0abcdefghijk";
+   * assert.notEqual(await records.claimResume(id, { at: Date.now() }), null);
+   * assert.equal(await records.claimResume(id, { at: Date.now() }), null);
+   * ```
+   */
+  async claimResume(
+    runId: string,
+    marker: ResumeMarker,
+    replace?: string,
+  ): Promise<string | null> {
+    const key = this.#ctx.layout.resumed(runId);
+    const result = await this.#ctx.store.set(key, marker as unknown as JsonValue, {
+      ifVersion: replace ?? null,
+    });
+    return result.ok ? result.version : null;
+  }
+
+  /**
+   * Add the resuming run's id to the resume mark of `runId` claimed with
+   * version `version` (see {@linkcode Records.claimResume}).
+   */
+  async markResumeRun(runId: string, version: string, resumingRunId: string): Promise<void> {
+    const key = this.#ctx.layout.resumed(runId);
+    await withRetry(this.#ctx.retry, "Cannot record the resuming run", async () => {
+      const entry = await this.#ctx.store.get<ResumeMarker>(key);
+      if (entry === null || entry.version !== version) return undefined;
+      const next = { ...entry.value, runId: resumingRunId };
+      const result = await this.#ctx.store.set(key, next as unknown as JsonValue, {
+        ifVersion: entry.version,
+      });
+      return result.ok ? undefined : RETRY;
+    });
+  }
+
+  /**
+   * Remove the resume mark of `runId` written with version `version`, when
+   * the resume that wrote it started no run (refused once the flow was
+   * loaded); a mark written since is kept.
+   */
+  async releaseResume(runId: string, version: string): Promise<void> {
+    await this.#ctx.store.delete(this.#ctx.layout.resumed(runId), { ifVersion: version });
+  }
+
+  /** The resume mark of `runId` and its version (see {@linkcode Records.claimResume}), or `null`. */
+  async resumeMarker(runId: string): Promise<{ marker: ResumeMarker; version: string } | null> {
+    const entry = await this.#ctx.store.get<ResumeMarker>(this.#ctx.layout.resumed(runId));
+    return entry === null ? null : { marker: entry.value, version: entry.version };
   }
 
   /** Whether a cancel request for `runId` is recorded (see {@linkcode Records.requestCancel}). */

@@ -868,6 +868,24 @@ export function runShapeProblem(value: unknown): string | undefined {
 }
 
 /**
+ * The mark that a run is resumed (`Runtime.resumeRun`): written once, if
+ * absent, by the one resume that goes on (a second resume of the run is
+ * refused and names `runId`).
+ *
+ * @example
+ * ```ts
+ * import type { ResumeMarker } from "@flowstate/core/records";
+ * const marker: ResumeMarker = { at: Date.now(), runId: "0mjuw3ms0abcdefghijk" };
+ * ```
+ */
+export interface ResumeMarker {
+  /** When the resume claimed the run (ms since the epoch). */
+  at: number;
+  /** The run resuming it, once started. */
+  runId?: string;
+}
+
+/**
  * The mark that the config's `runs.onFailure` flow was started about a run:
  * written once, if absent, by the one process that starts it.
  *

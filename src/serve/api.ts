@@ -1395,6 +1395,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         events,
         eventCount: count,
         ...await onFailureMark(server, params.id, archived),
+        ...await resumedByMark(server, params.id, archived),
         ...archivedMark(archived),
       });
     },
@@ -1445,6 +1446,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...runNodesPage(run, events, flowNodeIds ?? [], offset, limit),
         eventCount: events.length,
         ...await onFailureMark(server, params.id, archived),
+        ...await resumedByMark(server, params.id, archived),
         ...archivedMark(archived),
       });
     },
@@ -1602,7 +1604,8 @@ export const apiRoutes: readonly ApiRoute[] = [
       },
       409: {
         description: "The run cannot be resumed: still queued or running, succeeded (without " +
-          "`from`), a job's, a sub-run (resume its parent), run with mocks, or archived",
+          "`from`), a job's, a sub-run (resume its parent), run with mocks, archived, or " +
+          "already resumed by another run (the message names it; `again` once it ended)",
         schema: S.ErrorBody,
       },
       ...errors(400, 401, 403, 404, 408, 413, 415, 500, 503),
@@ -1620,6 +1623,7 @@ export const apiRoutes: readonly ApiRoute[] = [
               signal,
               onStart,
               ...(b.from === undefined ? {} : { from: b.from }),
+              ...(b.again === true ? { again: true } : {}),
             }),
           false,
         );
@@ -1957,6 +1961,20 @@ async function onFailureMark(
   }
   const marker = await (await server.runtime.records()).onFailureMarker(id);
   return marker === null ? {} : { onFailure: marker };
+}
+
+/**
+ * `{ resumedBy }`: the run that resumes run `id` (its resume mark in the
+ * records store), else `{}` (an archived run: the archive keeps no mark).
+ */
+async function resumedByMark(
+  server: ServerState,
+  id: string,
+  archived: ArchivedRun | null,
+): Promise<{ resumedBy?: string }> {
+  if (archived !== null) return {};
+  const by = (await (await server.runtime.records()).resumeMarker(id))?.marker.runId;
+  return by === undefined ? {} : { resumedBy: by };
 }
 
 /** A 500 for a run that is recorded but whose record this version cannot read. */

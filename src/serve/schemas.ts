@@ -250,6 +250,10 @@ export const RunDetailSchema = z.object({
     "present when the config's `runs.onFailure` flow was started about this run (it ended " +
       "failed, timed-out, abandoned or as `on:` lists): which flow, and its run",
   ),
+  resumedBy: z.string().optional().describe(
+    "present when a run resumes this one (`POST /api/runs/{id}/resume`): its id; this run is " +
+      "not resumed again (resume that one)",
+  ),
   ...ArchivedMark,
 });
 
@@ -348,6 +352,9 @@ export const RunIdSchema = z.object({ runId: z.string() });
 export const ResumeRunBody = z.strictObject({
   from: z.string().min(1).optional().describe(
     "run this node and every node that needs it again, even if they succeeded (required for a run that succeeded)",
+  ),
+  again: z.boolean().optional().describe(
+    "resume the run although an earlier resume of it ended (refused by default: resume that run instead)",
   ),
 });
 

@@ -4,7 +4,8 @@
  * page has a "Resume from failure" button beside "Re-run with the same
  * inputs"; it starts a new run and goes to its page, which links the run it
  * resumes and marks the nodes it reused. A run that succeeded has no such
- * button. Ignored unless FLOWSTATE_TEST_CHROMIUM names the chromium binary.
+ * button, and the failed run, once resumed, links the run that resumes it
+ * instead ("Resumed by run …"). Ignored unless FLOWSTATE_TEST_CHROMIUM names the chromium binary.
  *
  * No sleeps: every wait is a playwright locator waiting for what the page
  * must show.
@@ -65,9 +66,14 @@ Deno.test({
       // It succeeded: nothing to resume.
       assert.equal(await page.getByRole("button", { name: "Resume from failure" }).count(), 0);
 
+      // The run it resumes is resumed already: a link to the run that resumes it, no button.
       await link.click();
       await page.locator(`.view-title:has-text("${failed.id}")`).waitFor();
-      await page.getByRole("button", { name: "Resume from failure" }).waitFor();
+      const resumedBy = page.getByRole("link", { name: `Resumed by run ${id}` });
+      await resumedBy.waitFor();
+      assert.equal(await page.getByRole("button", { name: "Resume from failure" }).count(), 0);
+      await resumedBy.click();
+      await page.locator(`.view-title:has-text("${id}")`).waitFor();
       assert.deepEqual(errors, []);
     });
   },

@@ -500,6 +500,8 @@ export async function renderRun(container, id, ctx) {
    * or null: refreshed with the run.
    */
   let onFailure = data.onFailure ?? null;
+  /** The run that resumes this one (`resumedBy`), or null: refreshed with the run. */
+  let resumedBy = data.resumedBy ?? null;
   /** The archive file of a run the archive job moved out of the records (read-only), or null. */
   const archive = data.archived ? data.archive ?? "the archive" : null;
   /**
@@ -607,7 +609,14 @@ export async function renderRun(container, id, ctx) {
     // failed, the nodes that succeeded not run again. An archived run's outputs are not there.
     const resumable = ["failed", "cancelled", "timed-out"].includes(run.status) &&
       !run.flowId.startsWith("job:") && !run.parentRunId && archive === null;
-    if (resumable) {
+    if (resumable && resumedBy !== null) {
+      // Resumed already: resuming it again is refused (the run that resumes it has the newer outputs).
+      actions.appendChild(h("a.resumed-by", {
+        href: ctx.routeHash(["runs", resumedBy]),
+        text: `Resumed by run ${resumedBy}`,
+        title: "A run resumes this one: resume that run if it fails",
+      }));
+    } else if (resumable) {
       actions.appendChild(h("button.resume-run", {
         type: "button",
         text: "Resume from failure",
@@ -1324,6 +1333,7 @@ export async function renderRun(container, id, ctx) {
       if (closed) return;
       run = fresh.run;
       onFailure = fresh.onFailure ?? null;
+      resumedBy = fresh.resumedBy ?? null;
       const touched = new Set();
       let added = 0;
       for (const event of fresh.events ?? []) {
