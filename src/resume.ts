@@ -8,8 +8,10 @@
  * recorded (not dropped for size, not lost with an abandoned run's end), not
  * masked (`NodeOutcome.masked`), not a mock's; its `when:` is neither
  * `on_failure` nor `always`; its definition is the same in the version the run
- * ran and in the flow now; it is not the `from` node; and every node it needs
- * is reused too (so that a node run again runs again everything after it).
+ * ran and in the flow now; no local file it runs (its module and the files
+ * that imports, its sub-flow's files) was modified after the run started; it
+ * is not the `from` node; and every node it needs is reused too (so that a
+ * node run again runs again everything after it).
  *
  * A run is resumed once: {@linkcode claimResume} writes its resume mark with
  * the records store's compare-and-set before anything else is written, and a
@@ -107,7 +109,9 @@ export function assertSameFlow(def: FlowDefinition, run: RunRecord): void {
  * recorded, by id (see the module's documentation). `before` is the
  * definition `run` ran (its flow version), `null` when no longer kept (then
  * only a flow of the same version reuses nodes); `sameVersion` says whether
- * `def` is that version.
+ * `def` is that version. `codeChanged` says whether what a node runs beyond
+ * its definition (its module and the files it imports, its sub-flow's files)
+ * changed since the run: such a node runs again.
  */
 export function reusableNodes(
   run: RunRecord,
@@ -115,6 +119,7 @@ export function reusableNodes(
   before: FlowDefinition | null,
   sameVersion: boolean,
   from: string | undefined,
+  codeChanged: (spec: NodeSpec) => boolean = () => false,
 ): Map<string, ReusedNode> {
   const specs = new Map(def.nodes.map((n) => [n.id, n]));
   const old = new Map((before?.nodes ?? []).map((n) => [n.id, n]));
@@ -136,7 +141,8 @@ export function reusableNodes(
     let ok = id !== from && outcome !== undefined && outcome.status === "succeeded" &&
       Object.hasOwn(outcome, "output") && outcome.output !== undefined &&
       outcome.masked !== true && outcome.mocked !== true &&
-      spec.when !== "on_failure" && spec.when !== "always" && unchanged(spec);
+      spec.when !== "on_failure" && spec.when !== "always" && unchanged(spec) &&
+      !codeChanged(spec);
     for (const need of spec.needs ?? []) {
       if (!ok) break;
       ok = decide(need, path);

@@ -10,7 +10,7 @@ import { resolve } from "./_path.ts";
 import { callGuarded } from "./_callback.ts";
 import type { Clock, Timers } from "./clock.ts";
 import type { StoreResolver } from "./state/scopes.ts";
-import { executeFlow, type PreparedFlow, type RunGuard } from "./flow/executor.ts";
+import { executeFlow, type PreparedFlow, type ReusedNode, type RunGuard } from "./flow/executor.ts";
 import { type FlowSource, isFlowPath, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
@@ -661,13 +661,20 @@ async function runInTree(
     ...(host.nodesFormat === undefined ? {} : { nodesFormat: host.nodesFormat }),
   });
   const hash = await saveVersionOnce(records, recordsStore, def, parsed.source);
-  const reused = resume === undefined ? undefined : reusableNodes(
-    resume.run,
-    def,
-    resume.before,
-    hash === resume.run.flowVersion,
-    resume.from,
-  );
+  let reused: Map<string, ReusedNode> | undefined;
+  if (resume !== undefined) {
+    // A node whose module (or a file it imports, or its sub-flow's files) was edited since the
+    // run started runs again: the fix a resume is usually for may be there.
+    const { nodeFilesChangedSince } = await import("./flow/_node_files.ts");
+    reused = reusableNodes(
+      resume.run,
+      def,
+      resume.before,
+      hash === resume.run.flowVersion,
+      resume.from,
+      (spec) => nodeFilesChangedSince(spec, prepared.baseDir, resume.run.startedAt),
+    );
+  }
   // Aborted by the caller's signal, or by a cancel request from another process.
   const cancel = new AbortController();
   const onAbort = () => cancel.abort(options.signal?.reason);

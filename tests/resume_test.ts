@@ -159,6 +159,66 @@ Deno.test("runs resume: the failed node and what comes after it run, the nodes b
   });
 });
 
+const TWO_STEP = `id: twostep
+nodes:
+  - id: part
+    type: flow
+    with: { flow: ../subs/part.flow.yaml }
+  - id: load
+    type: ../flaky.ts
+    needs: [part]
+    with: { n: "\${{ nodes.part.output.v }}" }
+outputs:
+  loaded: "\${{ nodes.load.output }}"
+`;
+
+const PART = (value: string) =>
+  `id: part
+nodes:
+  - id: t
+    type: transform
+    with: { value: ${value} }
+outputs:
+  v: "\${{ nodes.t.output }}"
+`;
+
+Deno.test("runs resume: a node whose module or sub-flow file was edited after the run runs again, with what comes after it", async () => {
+  await project(async (run, dir) => {
+    // A module edited since the run (the fix is there): its node runs again.
+    const failed = await failedRun(run, dir);
+    await Deno.writeTextFile(join(dir, "append.ts"), APPEND + "// fixed\n");
+    const resumed = JSON.parse((await run("runs", "resume", failed, "--json", "--quiet")).stdout);
+    assert.equal(resumed.status, "succeeded");
+    assert.equal(resumed.nodes.fetch.reused, undefined);
+    assert.deepEqual(await lines(join(dir, "fetch.log")), ["fetched for ada", "fetched for ada"]);
+    assert.deepEqual(resumed.outputs, { fetched: 2, loaded: "loaded 2" });
+
+    // A sub-flow file edited since the run: the flow node runs again, and so does what needs it.
+    await Deno.mkdir(join(dir, "subs"));
+    await Deno.writeTextFile(join(dir, "subs", "part.flow.yaml"), PART("old"));
+    await Deno.writeTextFile(join(dir, "flows", "twostep.flow.yaml"), TWO_STEP);
+    await Deno.writeTextFile(join(dir, "FAIL"), "");
+    const first = await run("run", "flows/twostep.flow.yaml", "--json", "--quiet");
+    assert.equal(first.code, 1, first.stderr);
+    const failedTwo = JSON.parse(first.stdout).id;
+    await Deno.remove(join(dir, "FAIL"));
+    // Unchanged, the sub-flow node is reused (resumed once, as a check of the rule)…
+    const same = JSON.parse(
+      (await run("runs", "resume", failedTwo, "--from", "load", "--json", "--quiet")).stdout,
+    );
+    assert.equal(same.nodes.part.reused, failedTwo);
+    assert.deepEqual(same.outputs, { loaded: "loaded old" });
+    // …edited, it runs again.
+    await Deno.writeTextFile(join(dir, "subs", "part.flow.yaml"), PART("new"));
+    const edited = JSON.parse(
+      (await run("runs", "resume", failedTwo, "--again", "--json", "--quiet")).stdout,
+    );
+    assert.equal(edited.status, "succeeded");
+    assert.equal(edited.nodes.part.reused, undefined);
+    assert.deepEqual(edited.outputs, { loaded: "loaded new" });
+  });
+});
+
 Deno.test("runs resume: a resumed run that fails again exits 1, and its logs say so as flowstate run's", async () => {
   await project(async (run, dir) => {
     const failed = await failedRun(run, dir);

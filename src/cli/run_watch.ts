@@ -24,13 +24,10 @@
  *
  * @module
  */
-import { parse as parseYaml } from "yaml";
-import { builtinNodes } from "../flow/nodes.ts";
-import { nodeModuleFiles, stampOf } from "../flow/_module_files.ts";
+import { stampOf } from "../flow/_module_files.ts";
+import { nodeFiles } from "../flow/_node_files.ts";
 import type { ParsedFlow } from "../flow/parse.ts";
-import { isFlowPath } from "../flow/load.ts";
-import { moduleUrl } from "../loader.ts";
-import { dirname, fromFileUrl, isWithin, join, relative, resolve } from "../_path.ts";
+import { dirname, relative, resolve } from "../_path.ts";
 import { type GlobalOptions, onStopSignals, STOP_SIGNALS } from "./common.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
@@ -40,9 +37,6 @@ import { runCommand, type RunOptions } from "./run.ts";
 
 /** How long the watched files must be quiet after an event before a change counts. */
 const WATCH_DEBOUNCE_MS = 150;
-
-/** The most sub-flow files followed from one flow (a bound on a cycle or a huge tree). */
-const MAX_FLOW_FILES = 256;
 
 /**
  * `run --watch <flow>`: runs until a stop signal; resolves the exit code it
@@ -147,79 +141,15 @@ function shown(path: string, cwd: string): string {
  * custom node modules of each, with the local files those import.
  */
 function filesOf(parsed: ParsedFlow, cwd: string): Set<string> {
-  const files = new Set<string>();
   const top = resolve(cwd, parsed.file ?? "");
-  const flows: [path: string, definition: unknown][] = [[top, parsed.definition]];
+  const files = new Set<string>([top]);
   const seen = new Set<string>([top]);
-  while (flows.length > 0) {
-    const [path, definition] = flows.shift()!;
-    files.add(path);
-    const baseDir = dirname(path);
-    const nodes = (definition as { nodes?: unknown } | null)?.nodes;
-    if (!Array.isArray(nodes)) continue;
-    for (const node of nodes) {
-      if (typeof node !== "object" || node === null) continue;
-      const { type, with: options } = node as { type?: unknown; with?: unknown };
-      if (typeof type !== "string") continue;
-      if (type === "flow") {
-        const sub = (options as { flow?: unknown } | null | undefined)?.flow;
-        if (typeof sub !== "string" || sub.includes("${{") || !isFlowPath(sub)) continue;
-        const subPath = resolve(baseDir, sub);
-        if (seen.has(subPath) || seen.size >= MAX_FLOW_FILES) continue;
-        seen.add(subPath);
-        flows.push([subPath, readDefinition(subPath)]);
-      } else if (!builtinNodes.has(type)) {
-        const url = moduleUrl(type, baseDir);
-        if (url === undefined || !url.startsWith("file:")) continue;
-        for (const [module] of nodeModuleFiles(fromFileUrl(url))) {
-          // An npm package the import map names resolves into Deno's cache: it does not change.
-          if (!inDenoCache(module)) files.add(module);
-        }
-      }
-    }
+  const nodes = (parsed.definition as { nodes?: unknown } | null)?.nodes;
+  if (!Array.isArray(nodes)) return files;
+  for (const node of nodes) {
+    for (const file of nodeFiles(node, dirname(top), seen)) files.add(file);
   }
   return files;
-}
-
-/**
- * Where Deno keeps what it downloads: `$DENO_DIR`, else the system's cache
- * folder's `deno` (as Deno chooses it); `undefined` when it cannot be told.
- */
-const DENO_CACHE: string | undefined = (() => {
-  const env = (name: string) => {
-    try {
-      return Deno.env.get(name) || undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const dir = env("DENO_DIR");
-  if (dir !== undefined) return resolve(dir);
-  const home = env("HOME") ?? env("USERPROFILE");
-  if (Deno.build.os === "windows") {
-    const local = env("LOCALAPPDATA");
-    return local === undefined ? undefined : join(local, "deno");
-  }
-  if (Deno.build.os === "darwin") {
-    return home === undefined ? undefined : join(home, "Library", "Caches", "deno");
-  }
-  const cache = env("XDG_CACHE_HOME") ?? (home === undefined ? undefined : join(home, ".cache"));
-  return cache === undefined ? undefined : join(cache, "deno");
-})();
-
-/** Whether `path` is in Deno's cache or a `node_modules` folder (packages, not the project's code). */
-function inDenoCache(path: string): boolean {
-  return (DENO_CACHE !== undefined && isWithin(path, DENO_CACHE)) ||
-    /[\\/]node_modules[\\/]/.test(path);
-}
-
-/** A sub-flow file's YAML, as far as it reads (its nodes are looked at); `null` if it does not. */
-function readDefinition(path: string): unknown {
-  try {
-    return parseYaml(Deno.readTextFileSync(path));
-  } catch {
-    return null; // watched all the same: its run says what is wrong
-  }
 }
 
 /**
