@@ -327,7 +327,7 @@ export async function showRun(
   if (options.json) {
     console.log(JSON.stringify({ run, events, ...(onFailure === null ? {} : { onFailure }) }));
   } else {
-    // The wait nodes of its sub-runs take the signals sent to it: say so.
+    // Its wait nodes and those of its sub-runs (they take the signals sent to it): say so.
     const waiting = run.status === "running" ? await records!.waitingNodes(runId) : [];
     printRun(run, events, runtime.config.timezone, onFailure, waiting);
   }

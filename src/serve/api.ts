@@ -24,7 +24,7 @@ import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
-import type { OnFailureMarker } from "../records/records.ts";
+import type { OnFailureMarker, Records } from "../records/records.ts";
 import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
 import { resolvePathOptions, runJob } from "../jobs/run.ts";
@@ -1395,6 +1395,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         events,
         eventCount: count,
         ...await onFailureMark(server, params.id, archived),
+        ...await waitingMark(server, run, archived),
         ...archivedMark(archived),
       });
     },
@@ -1445,6 +1446,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...runNodesPage(run, events, flowNodeIds ?? [], offset, limit),
         eventCount: events.length,
         ...await onFailureMark(server, params.id, archived),
+        ...await waitingMark(server, run, archived),
         ...archivedMark(archived),
       });
     },
@@ -1957,6 +1959,19 @@ async function onFailureMark(
   }
   const marker = await (await server.runtime.records()).onFailureMarker(id);
   return marker === null ? {} : { onFailure: marker };
+}
+
+/**
+ * A running run's `waiting`: the `wait` nodes waiting for a signal now in it
+ * and in its running sub-runs (`Records.waitingNodes`); nothing for any other run.
+ */
+async function waitingMark(
+  server: ServerState,
+  run: RunRecord,
+  archived: ArchivedRun | null,
+): Promise<{ waiting?: Awaited<ReturnType<Records["waitingNodes"]>> }> {
+  if (archived !== null || run.status !== "running") return {};
+  return { waiting: await (await server.runtime.records()).waitingNodes(run.id) };
 }
 
 /** A 500 for a run that is recorded but whose record this version cannot read. */

@@ -250,6 +250,17 @@ export const RunDetailSchema = z.object({
     "present when the config's `runs.onFailure` flow was started about this run (it ended " +
       "failed, timed-out, abandoned or as `on:` lists): which flow, and its run",
   ),
+  waiting: z.array(z.object({
+    runId: z.string(),
+    node: z.string(),
+    signal: z.string(),
+    message: z.string().optional(),
+    since: z.number(),
+  })).optional().describe(
+    "present while the run is running: the `wait` nodes waiting for a signal now, in the run " +
+      "and in its running sub-runs (`runId` says which; a signal sent to this run reaches " +
+      "them all), each with its signal, its `message` and since when it waits",
+  ),
   ...ArchivedMark,
 });
 
