@@ -58,7 +58,7 @@ export interface StoredSignal {
  * ```ts
  * import type { SignalOutcome } from "@flowstate/core";
  * import assert from "node:assert/strict";
- * const outcome: SignalOutcome = { kind: "unknown" };
+ * const outcome = { kind: "unknown" } as SignalOutcome;
  * assert.equal(outcome.kind === "stored" ? "sent" : "refused", "refused");
  * ```
  */
