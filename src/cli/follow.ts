@@ -168,7 +168,15 @@ export async function followRun(
   }
   if (live) {
     if (json) events.forEach((event, index) => line({ index, event }));
-    else printRun(run, events, tz);
+    else {
+      printRun(
+        run,
+        events,
+        tz,
+        null,
+        run.status === "running" ? await records.waitingNodes(run.id) : [],
+      );
+    }
   }
   if (ended(run)) {
     finish(run, options);

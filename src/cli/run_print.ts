@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { waitingNodes } from "../records/_signals.ts";
 import type { RunEvent, RunRecord, StateAccess } from "../records/types.ts";
 import type { OnFailureMarker } from "../records/records.ts";
 import {
@@ -41,8 +40,8 @@ function queueWaitText(run: RunRecord): string {
 
 /**
  * Print a run as `runs show` does: its record, then a timeline per node (times in `tz`);
- * with `onFailure`, the `runs.onFailure` flow that ran about it; `subWaiting`, the `wait` nodes
- * of its sub-runs that wait (they take the signals sent to it);
+ * with `onFailure`, the `runs.onFailure` flow that ran about it; `waiting`, the `wait` nodes
+ * of the run and of its sub-runs that wait (`Records.waitingNodes`: they take the signals sent to it).
  * `resumedBy`, the run that resumes it.
  */
 export function printRun(
@@ -50,7 +49,7 @@ export function printRun(
   events: readonly RunEvent[],
   tz: string,
   onFailure?: OnFailureMarker | null,
-  subWaiting: readonly { runId: string; node: string; signal: string; message?: string }[] = [],
+  waiting: readonly { runId: string; node: string; signal: string; message?: string }[] = [],
   resumedBy?: string,
 ): void {
   const lines = [
@@ -86,10 +85,6 @@ export function printRun(
   );
   if (run.status === "running" && gone === null) {
     // A wait node waiting for a signal: what to send, and how (not when its process is gone).
-    const waiting = [
-      ...waitingNodes(events).map((w) => ({ ...w, runId: run.id })),
-      ...subWaiting.filter((w) => w.runId !== run.id),
-    ];
     for (const w of waiting) {
       lines.push(
         printable(

@@ -334,7 +334,7 @@ export async function showRun(
       ...(resumedBy === undefined ? {} : { resumedBy }),
     }));
   } else {
-    // The wait nodes of its sub-runs take the signals sent to it: say so.
+    // Its wait nodes and those of its sub-runs (they take the signals sent to it): say so.
     const waiting = run.status === "running" ? await records!.waitingNodes(runId) : [];
     printRun(run, events, runtime.config.timezone, onFailure, waiting, resumedBy);
   }

@@ -23,6 +23,7 @@ import { getEvents } from "./_runs.ts";
 import { listRunSummaries } from "./_listing.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 import { waitingLine } from "../flow/_signal_name.ts";
+import { getVersion } from "./_versions.ts";
 
 import { SIGNAL_NAME } from "../flow/_signal_name.ts";
 export { SIGNAL_NAME };
@@ -185,8 +186,10 @@ export async function waitingInTree(
   const waiting: (WaitingNode & { runId: string })[] = [];
   const tree = [runId];
   for (let i = 0; i < tree.length; i++) {
+    const run = await ctx.store.get<StoredRun>(ctx.layout.run(tree[i]));
+    const waits = run === null ? new Set<string>() : await waitNodeIds(ctx, run.value);
     const events = await getEvents(ctx, tree[i]);
-    for (const w of waitingNodes(events)) waiting.push({ ...w, runId: tree[i] });
+    for (const w of waitingNodes(events, waits)) waiting.push({ ...w, runId: tree[i] });
     for (const child of children.get(tree[i]) ?? []) {
       // A run a `queue` node enqueued is a run of its own: it takes only its own signals.
       const entry = await ctx.store.get<StoredRun>(ctx.layout.run(child));
@@ -245,13 +248,44 @@ export interface WaitingNode {
 }
 
 /**
- * The `wait` nodes of a run waiting for a signal, from its events so far: a
- * node whose attempt logged its waiting line and which has not ended since.
+ * The ids of the nodes whose type is `wait` in the flow version run `run`
+ * ran (its `flowId` and `flowVersion`): the only nodes whose waiting line
+ * says that they wait (any other node may log the same text). None when the
+ * version is not recorded (a job's run, or a version already deleted).
  */
-export function waitingNodes(events: readonly RunEvent[]): WaitingNode[] {
+export async function waitNodeIds(
+  ctx: RecordsContext,
+  run: Pick<RunRecord, "flowId" | "flowVersion">,
+): Promise<Set<string>> {
+  let version;
+  try {
+    version = await getVersion(ctx, run.flowId, run.flowVersion);
+  } catch (err) {
+    if (err instanceof TypeError) return new Set(); // not a flow id (a job's "job:…")
+    throw err;
+  }
+  const nodes = (version?.definition as { nodes?: unknown } | undefined)?.nodes;
+  const ids = new Set<string>();
+  if (!Array.isArray(nodes)) return ids;
+  for (const node of nodes) {
+    const { id, type } = (node ?? {}) as { id?: unknown; type?: unknown };
+    if (typeof id === "string" && type === "wait") ids.add(id);
+  }
+  return ids;
+}
+
+/**
+ * The `wait` nodes of a run waiting for a signal, from its events so far: a
+ * node of `waits` (the run's `wait` nodes, see {@linkcode waitNodeIds}) whose
+ * attempt logged its waiting line and which has not ended since.
+ */
+export function waitingNodes(
+  events: readonly RunEvent[],
+  waits: ReadonlySet<string>,
+): WaitingNode[] {
   const waiting = new Map<string, WaitingNode>();
   for (const event of events) {
-    if (event.type === "node.log") {
+    if (event.type === "node.log" && waits.has(event.node)) {
       const line = waitingLine(event.message);
       if (line !== undefined) {
         waiting.set(event.node, { node: event.node, ...line, since: event.at });

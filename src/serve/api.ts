@@ -24,7 +24,7 @@ import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
 import { assertKey } from "../store/keys.ts";
 import { RUN_STATUSES } from "../records/layout.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
-import type { OnFailureMarker } from "../records/records.ts";
+import type { OnFailureMarker, Records } from "../records/records.ts";
 import { isRunId, RUN_ID_HINT } from "../records/run_id.ts";
 import { builtinJobNames } from "../jobs/builtin.ts";
 import { resolvePathOptions, runJob } from "../jobs/run.ts";
@@ -1396,6 +1396,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         eventCount: count,
         ...await onFailureMark(server, params.id, archived),
         ...await resumedByMark(server, params.id, archived),
+        ...await waitingMark(server, run, archived),
         ...archivedMark(archived),
       });
     },
@@ -1447,6 +1448,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         eventCount: events.length,
         ...await onFailureMark(server, params.id, archived),
         ...await resumedByMark(server, params.id, archived),
+        ...await waitingMark(server, run, archived),
         ...archivedMark(archived),
       });
     },
@@ -1975,6 +1977,19 @@ async function resumedByMark(
   if (archived !== null) return {};
   const by = (await (await server.runtime.records()).resumeMarker(id))?.marker.runId;
   return by === undefined ? {} : { resumedBy: by };
+}
+
+/**
+ * A running run's `waiting`: the `wait` nodes waiting for a signal now in it
+ * and in its running sub-runs (`Records.waitingNodes`); nothing for any other run.
+ */
+async function waitingMark(
+  server: ServerState,
+  run: RunRecord,
+  archived: ArchivedRun | null,
+): Promise<{ waiting?: Awaited<ReturnType<Records["waitingNodes"]>> }> {
+  if (archived !== null || run.status !== "running") return {};
+  return { waiting: await (await server.runtime.records()).waitingNodes(run.id) };
 }
 
 /** A 500 for a run that is recorded but whose record this version cannot read. */

@@ -254,6 +254,17 @@ export const RunDetailSchema = z.object({
     "present when a run resumes this one (`POST /api/runs/{id}/resume`): its id; this run is " +
       "not resumed again (resume that one)",
   ),
+  waiting: z.array(z.object({
+    runId: z.string(),
+    node: z.string(),
+    signal: z.string(),
+    message: z.string().optional(),
+    since: z.number(),
+  })).optional().describe(
+    "present while the run is running: the `wait` nodes waiting for a signal now, in the run " +
+      "and in its running sub-runs (`runId` says which; a signal sent to this run reaches " +
+      "them all), each with its signal, its `message` and since when it waits",
+  ),
   ...ArchivedMark,
 });
 

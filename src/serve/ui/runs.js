@@ -534,16 +534,20 @@ export async function renderRun(container, id, ctx) {
       let list = eventsByNode.get(event.node);
       if (!list) eventsByNode.set(event.node, list = []);
       list.push(event);
-      const waits = waitingOf(event);
-      if (waits) waiting.set(event.node, { ...waits, at: event.at });
-      else if (waits === null && (waiting.get(event.node)?.at ?? Infinity) <= event.at) {
-        waiting.delete(event.node);
-      }
     }
     return true;
   };
-  /** The nodes waiting for a signal now (`wait` nodes), by id: `{ signal, message, at }`. */
-  const waiting = new Map();
+  /**
+   * The `wait` nodes waiting for a signal now, in the run and in its running sub-runs
+   * (`{ runId, node, signal, message?, since }`), as the server says: only it knows which
+   * nodes are `wait` nodes (any node may log a waiting line).
+   */
+  let waiting = data.waiting ?? [];
+  /**
+   * The waits a feed event announced that the server's answer does not list yet
+   * (`runId node` → refreshes left): its events reach the records within a moment.
+   */
+  const announced = new Map();
   for (const event of data.events ?? []) addEvent(event);
   const expanded = new Set();
   const header = h("div.run-header");
@@ -1181,15 +1185,21 @@ export async function renderRun(container, id, ctx) {
   /** What the waiting panels show (redrawn only when it changes: a textarea keeps its text). */
   let waitingShown = "";
 
-  /** A panel a node waiting for a signal: its signal, its message, and "Send signal". */
+  /**
+   * A panel a node waiting for a signal: its signal, its message, and "Send signal" (to this
+   * run, also for a node of a sub-run: its wait takes the signals sent to its ancestors).
+   */
   function renderWaiting() {
-    const now = run.status === "running" ? [...waiting].sort(([a], [b]) => a < b ? -1 : 1) : [];
+    const now = run.status === "running"
+      ? waiting.map((w) => [w.runId === run.id ? w.node : `${w.runId} ${w.node}`, w])
+        .sort(([a], [b]) => a < b ? -1 : 1)
+      : [];
     const key = JSON.stringify(now);
     if (key === waitingShown) return;
     waitingShown = key;
     replace(
       waitingEl,
-      now.map(([nodeId, { signal, message }]) => {
+      now.map(([, { runId, node: nodeId, signal, message }]) => {
         const area = h("textarea.mono.signal-data", {
           rows: 2,
           spellcheck: false,
@@ -1224,12 +1234,16 @@ export async function renderRun(container, id, ctx) {
         });
         return h(
           "div.panel.waiting-signal",
-          { dataset: { node: nodeId } },
+          { dataset: runId === run.id ? { node: nodeId } : { node: nodeId, run: runId } },
           h(
             "p.waiting-what",
             {},
             "Node ",
             h("span.mono", { text: nodeId }),
+            runId === run.id ? null : " of sub-run ",
+            runId === run.id
+              ? null
+              : h("a.mono", { href: ctx.routeHash(["runs", runId]), text: runId }),
             " is waiting for signal ",
             h("code", { text: signal }),
           ),
@@ -1334,6 +1348,12 @@ export async function renderRun(container, id, ctx) {
       run = fresh.run;
       onFailure = fresh.onFailure ?? null;
       resumedBy = fresh.resumedBy ?? null;
+      waiting = fresh.waiting ?? [];
+      for (const w of waiting) announced.delete(`${w.runId} ${w.node}`);
+      for (const [key, left] of announced) {
+        if (left <= 1) announced.delete(key);
+        else announced.set(key, left - 1);
+      }
       const touched = new Set();
       let added = 0;
       for (const event of fresh.events ?? []) {
@@ -1374,13 +1394,21 @@ export async function renderRun(container, id, ctx) {
       reload();
       return;
     }
+    if (type === "node" && data?.event && run.status === "running") {
+      // A node logs a waiting line (here or in a sub-run), or a waiting one goes on: whether a
+      // `wait` node waits, the server says.
+      const waits = waitingOf(data.event);
+      const key = `${data.runId} ${data.event.node}`;
+      if (waits) announced.set(key, 5);
+      else if (waits === null) announced.delete(key);
+      if (waits || waits === null && waiting.some((w) => `${w.runId} ${w.node}` === key)) reload();
+    }
     if (data?.runId !== id && data?.run?.id !== id && data?.id !== id) return;
     if (type === "node" && data.event) {
       if (!addEvent(data.event)) return;
       if (data.event.type === "run.end") reload();
       else {
         if (typeof data.event.node === "string") updateNode(data.event.node);
-        renderWaiting();
         eventSummary.textContent = `Events (${events.length})`;
         if (eventLog.open) eventLogLater();
         if (data.event.type === "node.end" && data.event.writes) reloadChanges();
@@ -1399,7 +1427,8 @@ export async function renderRun(container, id, ctx) {
     // A queued run: its "due in" moves; it starts or is cancelled in any process.
     if (run.status !== "running" && run.status !== "queued") return;
     tick();
-    if (++ticks % (ctx.live.connected ? 5 : 2) === 0) reload();
+    // A wait the feed announced and the records did not hold yet: asked again each second.
+    if (++ticks % (ctx.live.connected ? 5 : 2) === 0 || announced.size > 0) reload();
   }, 1000);
   return () => {
     closed = true;
