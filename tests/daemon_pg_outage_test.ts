@@ -86,7 +86,7 @@ pgTest(
         }
       };
       await settlesWithin(succeededFrom(0), DEADLINE_MS, "a tick before the cut");
-      proxy.cut();
+      await proxy.cut();
       await new Promise((resolve) => setTimeout(resolve, 4_000));
       proxy.restore();
       await settlesWithin(

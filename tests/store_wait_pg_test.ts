@@ -86,7 +86,7 @@ async function withProject(
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-store-wait-pg-" });
   const proxy = cuttableProxy(url);
-  proxy.cut();
+  await proxy.cut();
   const table = `store_wait_${++tables}`;
   const config = (to: string) =>
     `stores:\n  default: { plugin: postgres, url: "${to}", schema: ${SCHEMA}, table: ${table}, ` +
@@ -276,7 +276,7 @@ pgTest(
       const worker = new Cli(dir, ["worker"]);
       try {
         await worker.until("the first run", () => worker.stdout.includes(`${first} hi succeeded`));
-        proxy.cut();
+        await proxy.cut();
         await worker.until(
           "an unreachable line",
           () =>

@@ -101,32 +101,36 @@ function cuttableProxy(url: string) {
       // Already closed.
     }
   };
-  const accept = (l: Deno.Listener) =>
-    pending.push(
-      (async () => {
-        for await (const client of l) {
-          const server = await Deno.connect({
-            hostname: target.hostname,
-            port: Number(target.port || 6379),
-          });
-          conns.add(client);
-          conns.add(server);
-          pending.push(
-            server.readable.pipeTo(client.writable).catch(() => {}).finally(() => drop(client)),
-            client.readable.pipeTo(server.writable).catch(() => {}).finally(() => drop(server)),
-          );
-        }
-      })().catch(() => {}),
-    );
+  /** The accept loop of the listener now: it ends once the listener is closed and its port free. */
+  let accepting: Promise<void> = Promise.resolve();
+  const accept = (l: Deno.Listener) => {
+    accepting = (async () => {
+      for await (const client of l) {
+        const server = await Deno.connect({
+          hostname: target.hostname,
+          port: Number(target.port || 6379),
+        });
+        conns.add(client);
+        conns.add(server);
+        pending.push(
+          server.readable.pipeTo(client.writable).catch(() => {}).finally(() => drop(client)),
+          client.readable.pipeTo(server.writable).catch(() => {}).finally(() => drop(server)),
+        );
+      }
+    })().catch(() => {});
+    pending.push(accepting);
+  };
   accept(listener);
   const proxied = new URL(url);
   proxied.hostname = "127.0.0.1";
   proxied.port = String(port);
   return {
     url: proxied.href,
-    cut() {
+    /** Resolves once the port is free again (a pending accept holds it until it ends). */
+    cut(): Promise<void> {
       listener.close();
       for (const c of [...conns]) drop(c);
+      return accepting;
     },
     restore() {
       listener = Deno.listen({ hostname: "127.0.0.1", port });
@@ -155,7 +159,7 @@ redisTest(
       );
       try {
         await store.set(["k"], 1);
-        proxy.cut();
+        await proxy.cut();
         for (const op of [() => store.get(["k"]), () => store.set(["k"], 2), () => store.count()]) {
           const err = await op().catch((e) => e);
           assert.ok(err instanceof StoreUnavailableError, `got ${err}`);

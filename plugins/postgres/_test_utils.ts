@@ -271,7 +271,7 @@ export async function whileLockHeld(
  */
 export function cuttableProxy(url: string, options: { afterLogin?: "kill" | "close" } = {}): {
   url: string;
-  cut(): void;
+  cut(): Promise<void>;
   restore(): void;
   close(): Promise<void>;
   readonly kills: number;
@@ -315,21 +315,29 @@ export function cuttableProxy(url: string, options: { afterLogin?: "kill" | "clo
         : client.readable).pipeTo(server.writable).catch(() => {}).finally(() => drop(server)),
     ]);
   };
-  const accept = (l: Deno.Listener) =>
-    pending.push(
-      (async () => {
-        for await (const client of l) pending.push(pipe(client));
-      })().catch(() => {}),
-    );
+  /** The accept loop of the listener now: it ends once the listener is closed and its port free. */
+  let accepting: Promise<void> = Promise.resolve();
+  const accept = (l: Deno.Listener) => {
+    accepting = (async () => {
+      for await (const client of l) pending.push(pipe(client));
+    })().catch(() => {});
+    pending.push(accepting);
+  };
   accept(listener);
   const proxied = new URL(url);
   proxied.hostname = "127.0.0.1";
   proxied.port = String(port);
   return {
     url: proxied.href,
+    /**
+     * Resolves once the port is free again: closing a listener whose accept
+     * is pending frees its socket only when that accept has ended, so a
+     * `restore()` at once could find the port still bound (AddrInUse).
+     */
     cut() {
       listener.close();
       for (const c of [...conns]) drop(c);
+      return accepting;
     },
     restore() {
       listener = Deno.listen({ hostname: "127.0.0.1", port });

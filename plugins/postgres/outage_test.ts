@@ -109,7 +109,7 @@ pgTest(
     outage(url, "idle_cut", async (proxy, calling) => {
       await calling.for(300);
       await calling.idle();
-      proxy.cut();
+      await proxy.cut();
       await calling.for(3_000);
       proxy.restore();
       await calling.for(500);
@@ -122,7 +122,7 @@ pgTest(
     outage(url, "busy_cut", async (proxy, calling) => {
       const busy = calling.for(3_500);
       await new Promise((resolve) => setTimeout(resolve, 300));
-      proxy.cut();
+      await proxy.cut();
       await new Promise((resolve) => setTimeout(resolve, 3_000));
       proxy.restore();
       await busy;
