@@ -379,23 +379,36 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     await withPage(async (page, inspector, watch) => {
-      // Hold the answers until the test lets them through.
+      // Hold the answers until the test lets them through. The page says "loading…" before
+      // its request reaches the route's handler: release only once one is held (releasing
+      // when the page showed "loading…" raced it under load, and the request stayed held).
       const held: (() => void)[] = [];
-      const hold = (pattern: string) =>
-        page.route(pattern, (route) => {
+      let heldOne = () => {};
+      const hold = async (pattern: string) => {
+        const first = new Promise<void>((resolve) => heldOne = resolve);
+        await page.route(pattern, (route) => {
           held.push(() => route.continue().catch(() => {}));
+          heldOne();
         });
-      await hold("**/api/schedules*");
+        return { first };
+      };
+      // Let the held answers through, and any later request of `pattern` at once.
+      const release = async (pattern: string, { first }: { first: Promise<void> }) => {
+        await first;
+        await page.unroute(pattern);
+        while (held.length) held.shift()!();
+      };
+      const schedules = await hold("**/api/schedules*");
       await page.goto(new URL("#/jobs", inspector.url).href);
       await page.locator('.jobs-table tr[data-job="gc"]').waitFor();
       await page.locator(".schedules-table td").filter({ hasText: "loading…" }).waitFor();
-      while (held.length) held.shift()!();
+      await release("**/api/schedules*", schedules);
       await page.locator(".schedules-table tr[data-schedule]").first().waitFor();
 
-      await hold("**/api/flows*");
+      const flows = await hold("**/api/flows*");
       await page.goto(new URL("#/flows", inspector.url).href);
       await page.locator("#main .view-loading").filter({ hasText: "loading…" }).waitFor();
-      while (held.length) held.shift()!();
+      await release("**/api/flows*", flows);
       await page.locator('.flows-table tr[data-flow="counter"]').waitFor();
       assert.equal(await page.locator("#main .view-loading").count(), 0);
       assert.deepEqual(unexpectedErrors(watch), []);
