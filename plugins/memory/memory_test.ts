@@ -126,3 +126,33 @@ Deno.test("memory plugin indexes the entries it restores from its snapshot, and 
   });
   assert.deepEqual([range.index, range.scan, range.by], [null, true, "core"]);
 });
+
+Deno.test("memory driver: a few keys added among many go to their places, and a list already iterating keeps what it had", async () => {
+  const { MemoryDriver } = await import("./mod.ts");
+  const driver = new MemoryDriver();
+  const set = (key: string[]) =>
+    driver.commit({
+      checks: [],
+      mutations: [{ type: "set", key, value: "1", expiresAt: null }],
+      version: "v",
+      now: 0,
+    });
+  const id = (n: number) => String(n).padStart(4, "0");
+  for (let n = 0; n < 200; n += 2) await set(["k", id(n)]);
+  const keys = (range: { prefix: string[] }) => [...driver.list(range)].map((e) => e.key[1]);
+  assert.equal(keys({ prefix: ["k"] }).length, 100);
+  // An iteration under way, then three new keys (few among many: each put at its place).
+  const iterating = driver.list({ prefix: ["k"] })[Symbol.iterator]();
+  const seen: string[] = [];
+  for (let i = 0; i < 10; i++) seen.push(iterating.next().value!.key[1] as string);
+  for (const n of [1, 51, 199]) await set(["k", id(n)]);
+  const now = keys({ prefix: ["k"] });
+  assert.equal(now.length, 103);
+  assert.deepEqual(now, [...now].sort());
+  assert.deepEqual(now.slice(0, 3), ["0000", "0001", "0002"]);
+  assert.equal(now.at(-1), "0199");
+  // The iteration goes on over the keys it started with: none skipped, none twice.
+  for (let r = iterating.next(); !r.done; r = iterating.next()) seen.push(r.value.key[1] as string);
+  assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => id(2 * i)));
+  await driver.close();
+});

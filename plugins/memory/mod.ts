@@ -218,20 +218,39 @@ export class MemoryDriver implements StoreDriver {
     if (this.#pending.length > 0) {
       const pending = this.#pending.sort((a, b) => compareKeys(a.key, b.key));
       this.#pending = [];
-      const merged: Slot[] = [];
       const old = this.#sorted;
-      let i = 0;
-      let j = 0;
-      while (i < old.length || j < pending.length) {
-        if (
-          j >= pending.length || (i < old.length && compareKeys(old[i].key, pending[j].key) < 0)
-        ) {
-          merged.push(old[i++]);
-        } else {
-          merged.push(pending[j++]);
+      if (pending.length * 16 < old.length) {
+        // A few new keys among many (a run's end lists a small prefix after each run): each
+        // goes to its place, found by a binary search, rather than comparing every key of the
+        // store again (a list iterates its own slice of the array, so it may change under it).
+        const next = old;
+        for (const slot of pending) {
+          let lo = 0;
+          let hi = next.length;
+          while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            if (compareKeys(next[mid].key, slot.key) < 0) lo = mid + 1;
+            else hi = mid;
+          }
+          next.splice(lo, 0, slot);
         }
+        this.#sorted = next;
+      } else {
+        const merged: Slot[] = [];
+        let i = 0;
+        let j = 0;
+        while (i < old.length || j < pending.length) {
+          if (
+            j >= pending.length ||
+            (i < old.length && compareKeys(old[i].key, pending[j].key) < 0)
+          ) {
+            merged.push(old[i++]);
+          } else {
+            merged.push(pending[j++]);
+          }
+        }
+        this.#sorted = merged;
       }
-      this.#sorted = merged;
     }
     if (this.#sorted.length > 64 && this.#sorted.length > 2 * this.#entries.size) {
       this.#sorted = this.#sorted.filter((s) => this.#entries.has(s.id));
