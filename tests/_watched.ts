@@ -5,6 +5,13 @@
  * @module
  */
 
+/**
+ * How long {@linkcode Watched.until} waits for its line before it fails with
+ * what the child printed: far beyond any wait that is not a hang (a line
+ * missing is a bug to see, not a test to leave running until CI's limit).
+ */
+const UNTIL_LIMIT_MS = 120_000;
+
 /** A child process whose output is collected as it comes, to wait for a line in it. */
 export class Watched implements AsyncDisposable {
   stdout = "";
@@ -41,13 +48,22 @@ export class Watched implements AsyncDisposable {
     stream: "stdout" | "stderr" = "stdout",
     from = 0,
   ): Promise<void> {
+    // Not a timing assertion: a guard that turns a hang into a failure that shows the output.
+    const deadline = Date.now() + UNTIL_LIMIT_MS;
     while (!pattern.test(this[stream].slice(from))) {
-      if (this.#exited) {
+      if (this.#exited || Date.now() >= deadline) {
         throw new Error(
-          `exited before printing ${pattern}:\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
+          `${
+            this.#exited ? "exited" : `still running after ${UNTIL_LIMIT_MS / 1000} s`
+          } before printing ${pattern}:\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
         );
       }
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        timer = setTimeout(resolve, deadline - Date.now());
+      });
+      clearTimeout(timer);
     }
   }
 
@@ -56,9 +72,27 @@ export class Watched implements AsyncDisposable {
     this.#child.kill(signal);
   }
 
-  /** Its exit code, once its output is all read. */
+  /**
+   * Its exit code, once its output is all read; a child still running after
+   * the same limit as {@linkcode Watched.until} is killed and the wait fails
+   * with its output (a hang shown, not waited out).
+   */
   async code(): Promise<number> {
-    await this.#done;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const hung = new Promise<"hung">((resolve) => {
+      timer = setTimeout(() => resolve("hung"), UNTIL_LIMIT_MS);
+    });
+    const done = await Promise.race([this.#done, hung]);
+    clearTimeout(timer);
+    if (done === "hung") {
+      this.kill("SIGKILL");
+      await this.#done;
+      throw new Error(
+        `still running after ${
+          UNTIL_LIMIT_MS / 1000
+        } s when its exit was awaited:\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
+      );
+    }
     return (await this.#child.status).code;
   }
 

@@ -32,7 +32,12 @@ async function withProject(
 
 /** `flowstate run --watch <args>` in `dir`, its output watched. */
 function watch(dir: string, ...args: string[]): Watched {
-  return new Watched(cliCommand(dir, ["run", "--watch", ...args]));
+  return watchWith({}, dir, ...args);
+}
+
+/** {@linkcode watch} with `env` added to the child's environment. */
+function watchWith(env: Record<string, string>, dir: string, ...args: string[]): Watched {
+  return new Watched(cliCommand(dir, ["run", "--watch", ...args], { env }));
 }
 
 /** Waits for the `n`th "waiting" line of `child`. */
@@ -210,7 +215,11 @@ Deno.test("cli: run --watch --json prints one record per run; --inputs - is refu
   });
 });
 
-Deno.test("cli: run --watch follows a symlinked flow file to its target, and a folder removed and made again", async () => {
+/**
+ * A symlinked flow file's target edited, and a sub-flow's folder removed and
+ * made again, each run the flow again (`env` for the child: the watch mode).
+ */
+async function symlinkAndFolder(env: Record<string, string>): Promise<void> {
   await withProject({ "main.flow.yaml": "" }, async (dir) => {
     // The flow is a link to a file elsewhere (a dotfiles repository); edits go to the target.
     const elsewhere = await Deno.makeTempDir({ prefix: "flowstate-watch-target-" });
@@ -225,16 +234,22 @@ Deno.test("cli: run --watch follows a symlinked flow file to its target, and a f
         "id: main\nnodes:\n  - { id: s, type: flow, with: { flow: ./sub/s.flow.yaml } }\n",
       );
 
-      await using linked = watch(dir, "link.flow.yaml");
+      await using linked = watchWith(env, dir, "link.flow.yaml");
       await waiting(linked, 1);
       assert.match(linked.stderr, /^\[say\] linked one$/m);
+      if (env.FLOWSTATE_WATCH === "poll") {
+        assert.match(
+          linked.stderr,
+          /^watch: comparing the files' status every 100 ms \(no file events\)$/m,
+        );
+      }
       await replace(target, flow("linked two"));
       await waiting(linked, 2);
       assert.match(linked.stderr, /^\[say\] linked two$/m);
       linked.kill("SIGTERM");
       assert.equal(await linked.code(), 143, linked.stderr);
 
-      await using main = watch(dir, "main.flow.yaml");
+      await using main = watchWith(env, dir, "main.flow.yaml");
       await waiting(main, 1);
       assert.match(main.stderr, /^\[watched\/say\] sub one$/m);
       // Removed (a checkout of another branch): its run says the sub-flow is missing.
@@ -253,5 +268,40 @@ Deno.test("cli: run --watch follows a symlinked flow file to its target, and a f
     } finally {
       await Deno.remove(elsewhere, { recursive: true });
     }
+  });
+}
+
+Deno.test("cli: run --watch follows a symlinked flow file to its target, and a folder removed and made again", async () => {
+  await symlinkAndFolder({});
+});
+
+Deno.test("cli: run --watch with FLOWSTATE_WATCH=poll (no file events) sees the same changes by comparing the files' status", async () => {
+  // What a file system that sends no events (a network share) gets, and what
+  // catches a change whose event Deno dropped (at most 16 unread per watcher).
+  await symlinkAndFolder({ FLOWSTATE_WATCH: "poll", FLOWSTATE_WATCH_POLL_MS: "100" });
+});
+
+Deno.test("cli: run --watch refuses a bad FLOWSTATE_WATCH or FLOWSTATE_WATCH_POLL_MS with exit 2 before running", async () => {
+  await withProject({ "flow.yaml": flow("never") }, async (dir) => {
+    for (
+      const [env, problem] of [
+        [
+          { FLOWSTATE_WATCH: "inotify" },
+          /FLOWSTATE_WATCH="inotify" is not a watch mode: write FLOWSTATE_WATCH=poll/,
+        ],
+        [
+          { FLOWSTATE_WATCH_POLL_MS: "1s" },
+          /FLOWSTATE_WATCH_POLL_MS="1s" is not a period from 50 to 3600000 milliseconds/,
+        ],
+        [{ FLOWSTATE_WATCH_POLL_MS: "10" }, /FLOWSTATE_WATCH_POLL_MS="10" is not a period/],
+      ] as const
+    ) {
+      const out = await cliCommand(dir, ["run", "--watch", "flow.yaml"], { env }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 2, stderr);
+      assert.match(stderr, problem);
+      assert.doesNotMatch(stderr, /\[say\] never/);
+    }
+    assert.deepEqual(await runs(dir), []);
   });
 });

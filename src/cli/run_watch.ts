@@ -15,6 +15,13 @@
  * events is one change once quiet for 150 ms, and only
  * a file whose status (times, size, inode) differs counts.
  *
+ * Events alone can miss a change: Deno hands each watcher at most 16 events
+ * that its program has not read yet and drops the rest (a busy process next
+ * to a busy folder loses the one that mattered), and on network and some
+ * container file systems no event comes at all. So the files' status is also
+ * compared every second (`FLOWSTATE_WATCH_POLL_MS`), a few `stat` calls; with
+ * `FLOWSTATE_WATCH=poll` that comparison is all there is (no file events).
+ *
  * A change while a run is in progress cancels that run (recorded
  * `cancelled`, as Ctrl-C would) and starts a new one, as `deno run --watch`
  * restarts. An invalid flow, input or config is reported as `run` reports it
@@ -27,6 +34,7 @@
 import { stampOf } from "../flow/_module_files.ts";
 import { nodeFiles } from "../flow/_node_files.ts";
 import type { ParsedFlow } from "../flow/parse.ts";
+import { envSetting } from "../_env.ts";
 import { dirname, relative, resolve } from "../_path.ts";
 import { type GlobalOptions, onStopSignals, STOP_SIGNALS } from "./common.ts";
 import { printable } from "./format.ts";
@@ -37,6 +45,62 @@ import { runCommand, type RunOptions } from "./run.ts";
 
 /** How long the watched files must be quiet after an event before a change counts. */
 const WATCH_DEBOUNCE_MS = 150;
+
+/** The environment variable that says how `--watch` notices changes: `events` (default) or `poll`. */
+export const WATCH_MODE_ENV = "FLOWSTATE_WATCH";
+
+/** The environment variable that sets how often (ms) `--watch` compares the files' status. */
+export const WATCH_POLL_ENV = "FLOWSTATE_WATCH_POLL_MS";
+
+/** How often `--watch` compares the watched files' status when {@linkcode WATCH_POLL_ENV} is unset. */
+export const WATCH_POLL_MS = 1000;
+
+/** How `--watch` notices changes: file events (or not), and the status comparison's period. */
+export interface WatchMode {
+  /** Whether file events are listened to (`FLOWSTATE_WATCH=poll`: no). */
+  events: boolean;
+  /** Every how many milliseconds the watched files' status is compared. */
+  pollMs: number;
+}
+
+/**
+ * The watch mode the environment asks for ({@linkcode WATCH_MODE_ENV},
+ * {@linkcode WATCH_POLL_ENV}), or a problem that says which value is wrong and
+ * what to write instead. Without permission to read the variables, the defaults.
+ *
+ * @example
+ * ```ts
+ * import { watchMode } from "./run_watch.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(watchMode({}), { events: true, pollMs: 1000 });
+ * assert.deepEqual(
+ *   watchMode({ FLOWSTATE_WATCH: "poll", FLOWSTATE_WATCH_POLL_MS: "250" }),
+ *   { events: false, pollMs: 250 },
+ * );
+ * assert.ok("problem" in watchMode({ FLOWSTATE_WATCH: "inotify" }));
+ * ```
+ */
+export function watchMode(
+  env?: Readonly<Record<string, string | undefined>>,
+): WatchMode | { problem: string } {
+  const mode = (envSetting(WATCH_MODE_ENV, env) ?? "").trim();
+  if (mode !== "" && mode !== "events" && mode !== "poll") {
+    return {
+      problem: `${WATCH_MODE_ENV}=${JSON.stringify(mode)} is not a watch mode: write ` +
+        `${WATCH_MODE_ENV}=poll (compare the files' status only, for file systems that send no ` +
+        `events: network shares, some container mounts) or ${WATCH_MODE_ENV}=events, or unset it`,
+    };
+  }
+  const raw = (envSetting(WATCH_POLL_ENV, env) ?? "").trim();
+  const pollMs = raw === "" ? WATCH_POLL_MS : /^\d{1,7}$/.test(raw) ? Number(raw) : NaN;
+  if (!(pollMs >= 50 && pollMs <= 3_600_000)) {
+    return {
+      problem: `${WATCH_POLL_ENV}=${JSON.stringify(raw)} is not a period from 50 to 3600000 ` +
+        `milliseconds; write e.g. ${WATCH_POLL_ENV}=500, or unset it for ${WATCH_POLL_MS}`,
+    };
+  }
+  return { events: mode !== "poll", pollMs };
+}
 
 /**
  * `run --watch <flow>`: runs until a stop signal; resolves the exit code it
@@ -58,6 +122,8 @@ export async function runWatchCommand(
       "--watch cannot read --inputs from stdin (-): it reads the inputs again on every run; put them in a file (--inputs inputs.json)",
     );
   }
+  const mode = watchMode();
+  if ("problem" in mode) throw new UsageError(mode.problem);
   const cwd = Deno.cwd();
   const stop = new AbortController();
   let stopCode = STOP_SIGNALS.SIGINT;
@@ -80,7 +146,10 @@ export async function runWatchCommand(
   const given = [resolve(cwd, file), resolve(cwd, global.config ?? "flowstate.yaml")];
   if (options.inputs !== undefined) given.push(resolve(cwd, options.inputs));
   let used = new Set<string>(given);
-  await using watcher = new Watcher();
+  await using watcher = new Watcher(mode);
+  if (!mode.events) {
+    say(`watch: comparing the files' status every ${mode.pollMs} ms (no file events)`);
+  }
   let changed: string | undefined;
   while (!stop.signal.aborted) {
     if (changed !== undefined) {
@@ -158,7 +227,9 @@ function filesOf(parsed: ParsedFlow, cwd: string): Set<string> {
  * quiet for `WATCH_DEBOUNCE_MS`. A symlink's target folder is watched too (an
  * edit of the target changes the link's file), and each folder's parent (a
  * folder removed and made again, or made after the watch began, is watched
- * again; its files' status is then compared).
+ * again; its files' status is then compared). Every `mode.pollMs` the
+ * files' status is compared as well, as an event would make it (events can be
+ * dropped, or never come); without `mode.events` only that.
  */
 class Watcher implements AsyncDisposable {
   /** The watched files and their status when they were (last) taken. */
@@ -172,6 +243,34 @@ class Watcher implements AsyncDisposable {
   #waiting: ((path: string) => void) | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #pending = false;
+  readonly #events: boolean;
+  readonly #poll: ReturnType<typeof setInterval>;
+  #disposed = false;
+
+  constructor(mode: WatchMode) {
+    this.#events = mode.events;
+    this.#poll = setInterval(() => this.#check(), mode.pollMs);
+  }
+
+  /** The periodic comparison: a file whose status differs is an event (then settled as one). */
+  #check(): void {
+    // A settle is coming (or kept for the next wait): this comparison would only delay it.
+    if (this.#disposed || this.#pending) return;
+    // A folder made since (its parent's event lost): watched from now on.
+    if (this.#events) this.#follow();
+    for (const [file, stamp] of this.#stamps) {
+      if (stampOf(file) === stamp) continue;
+      this.#event();
+      return;
+    }
+  }
+
+  /** Something happened: settle once quiet for `WATCH_DEBOUNCE_MS`. */
+  #event(): void {
+    this.#pending = true;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#settle(), WATCH_DEBOUNCE_MS);
+  }
 
   /** Watch exactly `files` from now on; their status now is what a change differs from. */
   watch(files: Iterable<string>): void {
@@ -202,6 +301,7 @@ class Watcher implements AsyncDisposable {
     for (const dir of dirs) names.add(dir);
     this.#names = names;
     this.#dirs = dirs;
+    if (!this.#events) return;
     const folders = new Set<string>();
     for (const dir of dirs) {
       folders.add(dir);
@@ -218,7 +318,7 @@ class Watcher implements AsyncDisposable {
 
   /** Watch `folder` if it is not yet and exists. */
   #open(folder: string): void {
-    if (this.#folders.has(folder)) return;
+    if (this.#disposed || this.#folders.has(folder)) return;
     let watcher: Deno.FsWatcher;
     try {
       watcher = Deno.watchFs(folder, { recursive: false });
@@ -241,6 +341,7 @@ class Watcher implements AsyncDisposable {
   async #listen(watcher: Deno.FsWatcher): Promise<void> {
     try {
       for await (const event of watcher) {
+        if (this.#disposed) return;
         if (event.kind === "access") continue;
         if (!event.paths.some((path) => this.#names.has(path))) continue;
         for (const path of event.paths) {
@@ -250,9 +351,7 @@ class Watcher implements AsyncDisposable {
           this.#folders.delete(path);
           this.#open(path);
         }
-        this.#pending = true;
-        clearTimeout(this.#timer);
-        this.#timer = setTimeout(() => this.#settle(), WATCH_DEBOUNCE_MS);
+        this.#event();
       }
     } catch {
       // Closed, or the folder went away: its files are looked at when watched again.
@@ -262,6 +361,7 @@ class Watcher implements AsyncDisposable {
   /** After a quiet spell: the first file whose status changed goes to whoever waits. */
   #settle(): void {
     this.#timer = undefined;
+    if (this.#disposed) return;
     if (this.#waiting === undefined) return; // kept until next() asks
     this.#pending = false;
     let first: string | undefined;
@@ -280,6 +380,8 @@ class Watcher implements AsyncDisposable {
   }
 
   [Symbol.asyncDispose](): Promise<void> {
+    this.#disposed = true;
+    clearInterval(this.#poll);
     clearTimeout(this.#timer);
     for (const watcher of this.#folders.values()) watcher.close();
     this.#folders.clear();
