@@ -9,6 +9,7 @@ import type { Entry, Store } from "../src/store/types.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import gc, { defaults, type GcOptions, type GcResult } from "./gc.ts";
 import { newRunId } from "../src/records/run_id.ts";
+import { exitOf } from "../tests/_deadline.ts";
 
 const HOUR = 3_600_000;
 
@@ -95,7 +96,7 @@ async function dumpFiles(dir: string): Promise<string[]> {
 /** A pid that belonged to a process which has exited. */
 async function deadPid(): Promise<number> {
   const child = new Deno.Command("true", { stdout: "null", stderr: "null" }).spawn();
-  await child.status;
+  await exitOf(child);
   return child.pid;
 }
 
@@ -323,7 +324,7 @@ async function stop(child: Deno.ChildProcess): Promise<void> {
   try {
     child.kill("SIGKILL");
   } catch { /* already gone */ }
-  await child.status;
+  await exitOf(child);
   await child.stdout.cancel().catch(() => {});
 }
 
@@ -399,7 +400,7 @@ Deno.test("gc removes old temp and lock files of dead processes, never a held lo
         // Once their processes are gone, the held lock and the live process's files go too.
         await stop(holder);
         live.kill("SIGKILL");
-        await live.status;
+        await exitOf(live);
         const later = await collect(rt, { tempFiles: true });
         assert.deepEqual(
           [...later.tempFiles].sort(),
@@ -410,7 +411,7 @@ Deno.test("gc removes old temp and lock files of dead processes, never a held lo
         try {
           live.kill("SIGKILL");
         } catch { /* already gone */ }
-        await live.status;
+        await exitOf(live);
       }
     },
   );
@@ -459,7 +460,7 @@ Deno.test({
         assert.deepEqual(result.tempFiles, [relative(dir, path)]);
       } finally {
         live.kill("SIGKILL");
-        await live.status;
+        await exitOf(live);
       }
     });
   },

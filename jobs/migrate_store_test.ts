@@ -15,6 +15,7 @@ import {
   moveStore,
   type MoveStoreResult,
 } from "./migrate_store.ts";
+import { exitOf } from "../tests/_deadline.ts";
 
 const PERMS = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
 
@@ -441,7 +442,7 @@ Deno.test("a move killed with SIGKILL resumes after the last committed batch", a
       seen += value;
     }
     child.kill("SIGKILL");
-    const status = await child.status;
+    const status = await exitOf(child);
     await reader.cancel();
     await child.stderr.cancel();
     assert.equal(status.signal, "SIGKILL", `the child was killed mid-way:\n${seen}`);

@@ -19,6 +19,7 @@ import {
 } from "./_test_utils.ts";
 import { backupStore, RESTORE_MARKER_KEY } from "./backup.ts";
 import { restoreBackup, type RestoreMarker, verifyBackup } from "./restore.ts";
+import { exitOf } from "../tests/_deadline.ts";
 
 Deno.test("restore skips entries that expired since the backup and counts them", async () => {
   await withEnv(async (env) => {
@@ -403,7 +404,7 @@ console.log("finished");
       }
       reader.releaseLock();
       await proc.stdout.cancel().catch(() => {});
-      const status = await proc.status;
+      const status = await exitOf(proc);
       const errors = await new Response(proc.stderr).text();
       assert.equal(
         status.signal,

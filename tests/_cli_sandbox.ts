@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { outputOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLI = join(ROOT, "cli.ts");
@@ -83,7 +84,9 @@ export async function runCli(
   args: string[],
   options: { home?: string; env?: Record<string, string> } = {},
 ): Promise<Result> {
-  return resultOf(await cliCommand(dir, args, options).output());
+  // A CLI that never exits fails the test with what it printed instead of hanging it.
+  const { code, stdout, stderr } = await outputOf(cliCommand(dir, args, options));
+  return { code, stdout, stderr };
 }
 
 /** A finished CLI process's exit code and what it printed, decoded. */

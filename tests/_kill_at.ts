@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { killQuietly, within } from "./_deadline.ts";
 
 /**
  * Read `child`'s stdout line by line to its end, and send SIGKILL once `at`
@@ -17,17 +18,26 @@ export async function killAtLine(
 ): Promise<boolean> {
   const decoder = new TextDecoder();
   let buffered = "";
+  let seen = "";
   let killed = false;
-  for await (const chunk of child.stdout) {
-    buffered += decoder.decode(chunk, { stream: true });
-    const lines = buffered.split("\n");
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      if (!killed && at(line)) {
-        child.kill("SIGKILL");
-        killed = true;
+  await within(
+    (async () => {
+      for await (const chunk of child.stdout) {
+        const text = decoder.decode(chunk, { stream: true });
+        seen += text;
+        buffered += text;
+        const lines = buffered.split("\n");
+        buffered = lines.pop()!;
+        for (const line of lines) {
+          if (!killed && at(line)) {
+            child.kill("SIGKILL");
+            killed = true;
+          }
+        }
       }
-    }
-  }
+    })(),
+    `child process ${child.pid}'s stdout to end`,
+    { details: () => `stdout:\n${seen}`, onHang: () => killQuietly(child) },
+  );
   return killed;
 }

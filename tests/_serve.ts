@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type ConfigObject, openRuntime, type Runtime } from "../mod.ts";
 import { type FlowstateServer, serve, type ServeOptions } from "../src/serve/server.ts";
 import { apiRoutes } from "../src/serve/api.ts";
+import { HANG_LIMIT_MS, waitUntil } from "./_deadline.ts";
 
 /** Flow files every served test directory holds. */
 export const FLOWS: Record<string, string> = {
@@ -66,7 +67,10 @@ export async function withServed(
             const headers = new Headers(init.headers);
             const method = init.method ?? "GET";
             if (method !== "GET" && !headers.has("origin")) headers.set("origin", origin);
-            return fetch(new URL(path, server.url), { ...init, headers });
+            // A server that never answers fails the test instead of hanging it.
+            const hang = AbortSignal.timeout(HANG_LIMIT_MS);
+            const signal = init.signal ? AbortSignal.any([init.signal, hang]) : hang;
+            return fetch(new URL(path, server.url), { ...init, headers, signal });
           },
         });
       } finally {
@@ -110,16 +114,13 @@ export async function documented<T = unknown>(
   return body as T;
 }
 
-/** Wait until `check` resolves true, polling every 50 ms (at most `tries` times). */
+/**
+ * Wait until `check` resolves true, polling every 50 ms; fails naming `what`
+ * after {@linkcode HANG_LIMIT_MS} (a check that itself hangs included).
+ */
 export async function eventually(
   what: string,
   check: () => Promise<boolean>,
-  // Generous (2 minutes): it only bounds a hang; a loaded CI machine can be slow to get there.
-  tries = 2400,
 ): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`gave up waiting: ${what}`);
+  await waitUntil(what, check);
 }

@@ -5,20 +5,27 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { within } from "./_deadline.ts";
 
 /** Read `reader` until `pattern` matches what was read (kept in `seen`); resolves the match. */
-export async function waitFor(
+export function waitFor(
   reader: ReadableStreamDefaultReader<string>,
   pattern: RegExp,
   seen = { text: "" },
 ): Promise<RegExpExecArray> {
-  for (;;) {
-    const match = pattern.exec(seen.text);
-    if (match) return match;
-    const { value, done } = await reader.read();
-    if (done) assert.fail(`the process ended before printing ${pattern}: ${seen.text}`);
-    seen.text += value;
-  }
+  return within(
+    (async () => {
+      for (;;) {
+        const match = pattern.exec(seen.text);
+        if (match) return match;
+        const { value, done } = await reader.read();
+        if (done) assert.fail(`the process ended before printing ${pattern}: ${seen.text}`);
+        seen.text += value;
+      }
+    })(),
+    `a line matching ${pattern}`,
+    { details: () => seen.text },
+  );
 }
 
 /** Read the rest of `reader` into `seen`. */
@@ -26,9 +33,15 @@ export async function drain(
   reader: ReadableStreamDefaultReader<string>,
   seen: { text: string },
 ): Promise<void> {
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    seen.text += value;
-  }
+  await within(
+    (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        seen.text += value;
+      }
+    })(),
+    "the end of the output",
+    { details: () => seen.text },
+  );
 }

@@ -11,6 +11,7 @@ import { Records } from "../records.ts";
 import { fakeClock } from "../src/testing/clock.ts";
 import { newRunId } from "../src/records/run_id.ts";
 import { killAtLine } from "./_kill_at.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CHILD = join(ROOT, "tests/fixtures/archive_child.ts");
@@ -79,7 +80,7 @@ Deno.test("archive killed with kill -9 mid-scan and mid-delete, then rerun, lose
         const match = /^progress (scan|delete) (\d+)$/.exec(line);
         return match !== null && match[1] === at.phase && Number(match[2]) >= at.done;
       });
-      const status = await child.status;
+      const status = await exitOf(child);
       // A child that finished before its kill point leaves nothing to do, which the rerun checks.
       if (killed) assert.equal(status.signal, "SIGKILL");
       await using peek = await openRuntime({ config, home: join(dir, "home"), cwd: dir });

@@ -20,6 +20,7 @@ import {
 import type { Store } from "../src/store/types.ts";
 import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
 import { cliArgv, withCliProject } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 const FLOW = `
 id: on-order
@@ -285,7 +286,11 @@ Deno.test({
       await writeOrders(0, 10);
       await eventually(async () => (await seen(data)).size >= 3, "some runs by daemon a");
       a.child.kill("SIGTERM");
-      assert.equal((await a.child.status).code, 0, a.err.lines.join("\n"));
+      assert.equal(
+        (await exitOf(a.child, () => a.err.lines.join("\n"))).code,
+        0,
+        a.err.lines.join("\n"),
+      );
       await Promise.all([a.out.done, a.err.done]);
       await writeOrders(10, 15); // while no daemon runs
 
@@ -293,7 +298,7 @@ Deno.test({
       await writeOrders(15, 20);
       await eventually(async () => (await seen(data)).size >= 12, "more runs by daemon b");
       b.child.kill("SIGKILL");
-      await b.child.status;
+      await exitOf(b.child);
       await Promise.all([b.out.done.catch(() => {}), b.err.done.catch(() => {})]);
       await writeOrders(20, 25);
 
@@ -305,7 +310,11 @@ Deno.test({
         "every change after the kill",
       );
       c.child.kill("SIGTERM");
-      assert.equal((await c.child.status).code, 0, c.err.lines.join("\n"));
+      assert.equal(
+        (await exitOf(c.child, () => c.err.lines.join("\n"))).code,
+        0,
+        c.err.lines.join("\n"),
+      );
       await Promise.all([c.out.done, c.err.done]);
       const counts = await seen(data);
       assert.deepEqual([...counts.keys()].sort((x, y) => x - y), expected, "none lost");
@@ -361,7 +370,7 @@ async function whileDaemonRuns(
     await fn(out, err);
   } finally {
     child.kill("SIGTERM");
-    assert.equal((await child.status).code, 0, err.lines.join("\n"));
+    assert.equal((await exitOf(child, () => err.lines.join("\n"))).code, 0, err.lines.join("\n"));
     await Promise.all([out.done, err.done]);
   }
   return err.lines;

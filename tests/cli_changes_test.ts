@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../mod.ts";
 import { cliCommand, cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 const CONFIG = `
 stores:
@@ -188,7 +189,7 @@ Deno.test("flowstate changes --follow prints changes another process commits", a
       await new Promise((r) => setTimeout(r, 500));
     }
     child.kill("SIGINT");
-    await child.status;
+    await exitOf(child);
     await reading;
     const first = JSON.parse(text.split("\n")[0]);
     assert.deepEqual(first.key, ["live"]);
@@ -214,7 +215,7 @@ Deno.test("output piped into a reader that stops early (| head) ends quietly wit
       await reader.read(); // the first chunk, then the reader goes away
       await reader.cancel();
       const stderr = await new Response(child.stderr).text();
-      const { code } = await child.status;
+      const { code } = await exitOf(child);
       assert.equal(code, 0, `${args.join(" ")}: ${stderr}`);
       assert.doesNotMatch(stderr, /error/, args.join(" "));
     }

@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { openStore } from "../src/plugin.ts";
 import { cliCommand, type Result, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const COUNTER = join(ROOT, "examples", "counter.flow.yaml");
@@ -399,7 +400,7 @@ Deno.test("daemon --json prints one JSON object a line, from start to stop", asy
     const stderr = new Response(child.stderr).text();
     await stdout.next(/"type":"tick\.end"/);
     child.kill("SIGTERM");
-    const status = await child.status;
+    const status = await exitOf(child);
     await stdout.done;
     assert.equal(status.code, 0, await stderr);
     const events = stdout.lines.map((line) => JSON.parse(line));

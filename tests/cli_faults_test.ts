@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../mod.ts";
 import { cliCommand, resultOf, withSandbox } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 const FLOW = `id: piped
 inputs:
@@ -129,7 +130,7 @@ Deno.test("runs ls and runs show tell a run whose process was killed (no heartbe
       if (/\(run [0-9a-z]+\)/.test(seen)) break;
     }
     child.kill("SIGKILL");
-    await child.status;
+    await exitOf(child);
     await child.stdout.cancel();
     const id = /\(run ([0-9a-z]+)\)/.exec(seen)![1];
 

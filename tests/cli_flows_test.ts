@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cliCommand, type Result, runCli } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const EXAMPLES = join(ROOT, "examples");
@@ -895,7 +896,7 @@ nodes:
         if (done) break;
         stderr += value;
       }
-      const status = await child.status;
+      const status = await exitOf(child);
       assert.equal(status.code, code, stderr);
       assert.match(stderr, new RegExp(`Cancelling the run \\(${signal}`));
       assert.match(await stdout, /^status: +cancelled$/m);
@@ -1044,7 +1045,7 @@ ${how === "timeout" ? "timeout: 1s\n" : ""}nodes:
       assert.ok(started(stderr), stderr);
       if (how === "SIGINT") child.kill("SIGINT");
       stderr = await readUntil(reader, stderr, () => false);
-      const status = await child.status;
+      const status = await exitOf(child);
       assert.equal(status.code, how === "SIGINT" ? 130 : 1, stderr);
       assert.match(await stdout, how === "SIGINT" ? /cancelled/ : /timed-out/);
 

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, type Result, withSandbox } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 /** With a `"` and a `\`, so that its JSON-escaped form differs from it. */
 const SECRET = 'Sup3r"Secret\\Value-42';
@@ -268,7 +269,7 @@ async function untilThenTerm(
       child.kill("SIGTERM");
     }
   }
-  const { code } = await child.status;
+  const { code } = await exitOf(child);
   assert.ok(signalled, `it ended before the line looked for:\n${text}`);
   return { code, stdout: await stdout, lines: jsonLines(text) };
 }

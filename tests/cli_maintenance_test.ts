@@ -14,6 +14,7 @@ import {
   runCli,
   withCliProject,
 } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -264,7 +265,7 @@ export default defineJob({
       if (done) break;
       stderr += value;
     }
-    assert.equal((await child.status).code, 143, stderr);
+    assert.equal((await exitOf(child)).code, 143, stderr);
     assert.match(stderr, /Cancelling job "slow" \(SIGTERM/);
     await stdout;
     const listed = await command("runs", "ls", "--json").output();

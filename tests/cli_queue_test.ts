@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cliCommand, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
 import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
+import { exitOf } from "./_deadline.ts";
 
 const FLOWS = {
   "mark.flow.yaml": `id: mark
@@ -60,7 +61,7 @@ async function workUntil(dir: string, home: string, ends: number): Promise<numbe
   child.kill("SIGTERM");
   while (!(await reader.read()).done) { /* drain */ }
   await child.stderr.cancel();
-  const status = await child.status;
+  const status = await exitOf(child);
   assert.equal(seen, ends, "the worker ran the runs");
   return status.code;
 }
@@ -218,7 +219,7 @@ async function stopWith(
   }
   while (!(await reader.read()).done) { /* drain */ }
   const stderr = await new Response(child.stderr).text();
-  return { code: (await child.status).code, stderr };
+  return { code: (await exitOf(child)).code, stderr };
 }
 
 /** Enqueue `slow` and SIGKILL the worker that claimed it (lease 1 s): its id, and a time after its last heartbeat. */

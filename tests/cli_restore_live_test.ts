@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 Deno.test("restore --force refuses while runs recorded in the target store are running, then restores once they stopped", async () => {
   await withSandbox(async ({ dir, home, run }) => {
@@ -50,7 +51,7 @@ Deno.test("restore --force refuses while runs recorded in the target store are r
       );
     } finally {
       child.kill("SIGTERM");
-      await child.status;
+      await exitOf(child);
     }
     // The run stopped (recorded cancelled): the restore goes ahead.
     const restored = await run("restore", "b.fsbackup", "--store", "default", "--force");

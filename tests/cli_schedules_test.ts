@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withCliProject } from "./_cli_sandbox.ts";
 import { streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const flow = (id: string, type = "log") =>
   `id: ${id}\nschedule: "0 3 * * *"\nnodes:\n  - { id: say, type: ${type}, with: { message: hi } }\n`;
@@ -105,7 +106,7 @@ Deno.test("daemon: says at start which flow-looking files of a flows: folder it 
       );
       await within(out.next(/^Scheduler started/), "the start");
       child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0); // a stop with nothing running
+      assert.equal((await exitOf(child)).code, 0); // a stop with nothing running
       await Promise.all([out.done, err.done]);
       assert.equal(
         err.lines.filter((l) => l.includes("looks like a flow")).length,
@@ -219,7 +220,7 @@ Deno.test("GET /api/schedules (flowstate serve): a job that cannot be loaded and
       checkBrokenRows(await res.json());
     } finally {
       child.kill("SIGTERM");
-      await child.status;
+      await exitOf(child);
       await child.stdout.cancel();
       await err.done;
     }

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { openRuntime, runJob } from "@flowstate/core";
 import { cliCommand, cliOk, runCli, withCliProject } from "./_cli_sandbox.ts";
 import { streamLines, within } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 /** A project (`project/flowstate.yaml`) and a working directory elsewhere, removed afterwards. */
 async function withProjectElsewhere(
@@ -261,7 +262,7 @@ Deno.test({
         await within(out.next(/ job:backup succeeded /), "a scheduled backup");
       } finally {
         child.kill("SIGTERM");
-        await child.status;
+        await exitOf(child);
         await Promise.all([out.done, err.done]);
       }
       assert.match(

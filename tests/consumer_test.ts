@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import redisJson from "../packages/redis/deno.json" with { type: "json" };
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PERMISSIONS =
@@ -306,7 +307,7 @@ async function signalWhen(
       child.kill(signal);
     }
   }
-  return { code: (await child.status).code, stdout, stderr: await stderr };
+  return { code: (await exitOf(child)).code, stdout, stderr: await stderr };
 }
 
 /** `flowstate init app <extra>` in `dir`, run from this checkout's cli.ts. */

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { openRuntime } from "../mod.ts";
 import { TickLeases } from "../src/scheduler/lease.ts";
 import { killDaemonsAndRemove, spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const WAIT_NODE = join(ROOT, "tests", "fixtures", "nodes", "wait_for_file.ts");
@@ -60,12 +61,12 @@ Deno.test({
       b = daemon(dir, "runner-b", join(dir, "flowstate.yaml"));
       await b.stdout.next(/^Scheduler started/);
       a.child.kill("SIGKILL");
-      await a.child.status;
+      await exitOf(a.child);
       const line = await b.stderr.next(/abandoned by runner runner-a/);
       assert.match(line, /run=\w+\): recorded as failed \(abandoned: skip\)$/);
       const runId = /run=(\w+)/.exec(line)![1];
       b.child.kill("SIGTERM");
-      const status = await b.child.status;
+      const status = await exitOf(b.child);
       assert.equal(status.code, 0, b.stderr.lines.join("\n"));
       assert.deepEqual(b.stderr.lines.filter((l) => l.startsWith("error")), []);
 

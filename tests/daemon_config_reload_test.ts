@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type DaemonProject, withDaemonProject, within } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 /** Bound of every wait here: a loaded machine is slow, never a failure before then. */
 const WAIT_MS = 90_000;
@@ -127,7 +128,11 @@ Deno.test({
           WAIT_MS,
         );
         child.kill("SIGTERM");
-        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        assert.equal(
+          (await exitOf(child, () => err.lines.join("\n"))).code,
+          0,
+          err.lines.join("\n"),
+        );
         await err.done;
         const errors = err.lines.filter((l) => l.startsWith("error:"));
         assert.equal(errors.length, 2, `each bad edit said once:\n${errors.join("\n")}`);
@@ -216,7 +221,7 @@ Deno.test({
         WAIT_MS,
       );
       child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      assert.equal((await exitOf(child, () => err.lines.join("\n"))).code, 0, err.lines.join("\n"));
       await out.done;
       // Never two runs at once: each start is followed by its end before the next start.
       const lines = (await log()).split("\n").filter((l) => l !== "");
@@ -265,7 +270,7 @@ Deno.test({
           WAIT_MS,
         );
         child.kill("SIGTERM");
-        const status = await child.status;
+        const status = await exitOf(child);
         await out.done;
         assert.equal(status.code, 0, err.lines.join("\n"));
         assert.ok(out.lines.includes("Received SIGTERM: stopping"), out.lines.join("\n"));
@@ -305,7 +310,11 @@ Deno.test({
         await Deno.writeTextFile(join(dir, "flows", "bad.flow.yaml"), flow("bad", "log"));
         await within(after(err, said, /^\[flow:bad\] say: hi$/), "a run once fixed", WAIT_MS);
         child.kill("SIGTERM");
-        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        assert.equal(
+          (await exitOf(child, () => err.lines.join("\n"))).code,
+          0,
+          err.lines.join("\n"),
+        );
         await err.done;
         const errors = err.lines.filter((l) => l.startsWith("error:"));
         assert.equal(errors.length, 1, errors.join("\n"));
@@ -348,7 +357,11 @@ Deno.test({
           WAIT_MS,
         );
         child.kill("SIGTERM");
-        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        assert.equal(
+          (await exitOf(child, () => err.lines.join("\n"))).code,
+          0,
+          err.lines.join("\n"),
+        );
         await err.done;
         assert.deepEqual(err.lines.filter((l) => l.startsWith("error")), []);
       },
@@ -392,7 +405,11 @@ Deno.test({
         );
         assert.deepEqual(await gcOf(), { job: "0 0 2 1 *", schedule: "0 0 2 1 *" });
         child.kill("SIGTERM");
-        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        assert.equal(
+          (await exitOf(child, () => err.lines.join("\n"))).code,
+          0,
+          err.lines.join("\n"),
+        );
       },
     );
   },
@@ -451,7 +468,7 @@ Deno.test({
         WAIT_MS,
       );
       child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0, err.lines.join("\n"));
+      assert.equal((await exitOf(child, () => err.lines.join("\n"))).code, 0, err.lines.join("\n"));
       await err.done;
       const warnings = err.lines.filter((l) => l.startsWith("warning:"));
       assert.equal(warnings.length, 1, warnings.join("\n"));

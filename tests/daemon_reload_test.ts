@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, withCliProject } from "./_cli_sandbox.ts";
 import { type DaemonProject, withDaemonProject, within } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const flow = (id: string, message: string, schedule: string | null) =>
   `id: ${id}\n${schedule === null ? "" : `schedule: "${schedule}"\n`}nodes:\n` +
@@ -35,7 +36,11 @@ function withFlowDaemon(
     async (d) => {
       await body(d);
       d.child.kill("SIGTERM");
-      assert.equal((await d.child.status).code, 0, d.err.lines.join("\n"));
+      assert.equal(
+        (await exitOf(d.child, () => d.err.lines.join("\n"))).code,
+        0,
+        d.err.lines.join("\n"),
+      );
     },
   );
 }
@@ -245,7 +250,11 @@ Deno.test({
           /^Cannot schedule flow "tk": its id is declared at \S*a\.flow\.yaml:1:5 and at \S*b\.flow\.yaml:1:5; .*until then only \S*a\.flow\.yaml, which had the schedule first, keeps it$/,
         );
         child.kill("SIGTERM");
-        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        assert.equal(
+          (await exitOf(child, () => err.lines.join("\n"))).code,
+          0,
+          err.lines.join("\n"),
+        );
       },
     );
   },
@@ -359,7 +368,11 @@ Deno.test({
           "the env warning when added",
         );
         child.kill("SIGTERM");
-        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        assert.equal(
+          (await exitOf(child, () => err.lines.join("\n"))).code,
+          0,
+          err.lines.join("\n"),
+        );
         await err.done;
         assert.equal(err.lines.filter((l) => warnStart.test(l)).length, 1, err.lines.join("\n"));
         assert.equal(

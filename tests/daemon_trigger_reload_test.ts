@@ -15,6 +15,7 @@ import { openStore } from "../src/plugin.ts";
 import type { Store } from "../src/store/types.ts";
 import { type TriggerPosition, triggerPositionKey } from "../src/scheduler/change_triggers.ts";
 import { type DaemonProject, withDaemonProject, within } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const CONFIG = `
 stores:
@@ -112,7 +113,11 @@ function withTriggerDaemon(
     async (d) => {
       await body(d);
       d.child.kill("SIGTERM");
-      assert.equal((await d.child.status).code, 0, d.err.lines.join("\n"));
+      assert.equal(
+        (await exitOf(d.child, () => d.err.lines.join("\n"))).code,
+        0,
+        d.err.lines.join("\n"),
+      );
       await after(d.dir);
     },
   );

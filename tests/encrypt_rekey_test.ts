@@ -9,6 +9,7 @@ import { openRuntime, openStore, runJob, type Store, type StoreSpec } from "../m
 import { encrypted } from "../encrypt.ts";
 import { type RekeyReport, rekeyStore } from "../jobs.ts";
 import { killAtLine } from "./_kill_at.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CHILD = join(ROOT, "tests/fixtures/rekey_child.ts");
@@ -57,7 +58,7 @@ async function rekeyKilledAt(dir: string, killAt: number, feed = false): Promise
     return match !== null && Number(match[1]) >= killAt;
   });
   assert.ok(killed, "the child finished before its kill point");
-  assert.equal((await child.status).signal, "SIGKILL");
+  assert.equal((await exitOf(child)).signal, "SIGKILL");
 }
 
 /** Run the rekey job again in this process on `dir`'s store `main` (`spec`); resolves its report. */

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openRuntime } from "../mod.ts";
 import { cliCommand, type Result, runCli } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const FIXTURES = join(ROOT, "tests", "fixtures");
@@ -91,7 +92,7 @@ Deno.test("gc with a tiny abandonedAfter leaves a live run alone, and the run su
     assert.equal(JSON.parse(gc.stdout).outputs.abandonedRuns, 0, "the live run is not abandoned");
 
     await Deno.writeTextFile(release, "");
-    const { code } = await child.status;
+    const { code } = await exitOf(child);
     const out = await stdout;
     const err = await rest;
     assert.equal(code, 0, `the run exited ${code}:\n${err}`);

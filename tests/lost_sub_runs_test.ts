@@ -20,6 +20,7 @@ import {
   streamLines,
   within,
 } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const WAIT_NODE = join(ROOT, "tests", "fixtures", "nodes", "wait_for_file.ts");
@@ -83,7 +84,7 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 100));
       }
       a.kill("SIGKILL");
-      await a.status;
+      await exitOf(a);
       await a.stdout.cancel();
       await a.stderr.cancel();
       await Deno.writeTextFile(hold, ""); // the next attempt's sub-run ends at once
@@ -99,7 +100,7 @@ Deno.test({
       );
       assert.deepEqual(abandoned.runIds, [lost.id]);
       b.kill("SIGTERM");
-      assert.equal((await b.status).code, 0);
+      assert.equal((await exitOf(b)).code, 0);
       await lines.done;
       await b.stderr.cancel();
 
@@ -168,14 +169,14 @@ jobs:
         await new Promise((r) => setTimeout(r, 100));
       }
       a.child.kill("SIGKILL");
-      await a.child.status;
+      await exitOf(a.child);
       const line = await within(
         b.stderr.next(/recorded run \w+ abandoned/),
         "daemon b recording daemon a's run abandoned",
       );
       const runId = /recorded run (\w+) abandoned/.exec(line)![1];
       b.child.kill("SIGTERM");
-      assert.equal((await b.child.status).code, 0, b.stderr.lines.join("\n"));
+      assert.equal((await exitOf(b.child)).code, 0, b.stderr.lines.join("\n"));
       assert.deepEqual(b.stderr.lines.filter((l) => l.startsWith("error")), []);
 
       await using rt = await openRuntime({

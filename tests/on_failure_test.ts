@@ -14,6 +14,7 @@ import { serve } from "../serve.ts";
 import { documented } from "./_serve.ts";
 import { cliCommand, resultOf, withCliProject, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).href;
 
@@ -221,7 +222,7 @@ nodes:
       async ({ child }) => {
         const { auth, body } = await within(posted.promise, "the onFailure flow's post");
         child.kill("SIGTERM");
-        await child.status;
+        await exitOf(child);
         assert.equal(auth, "Bearer xoxb-test");
         assert.equal(body.text, "boom failed");
         const run = body.run as Record<string, unknown>;
@@ -487,7 +488,7 @@ Deno.test({
         }
       } finally {
         worker.kill("SIGTERM");
-        await worker.status;
+        await exitOf(worker);
         await worker.stdout.cancel();
       }
     });

@@ -14,6 +14,7 @@ import { definePlugin, openRuntime, startWorker, type WorkerEvent } from "../mod
 import { MemoryDriver } from "../plugins/memory/mod.ts";
 import type { CommitRequest } from "../plugin.ts";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 
@@ -102,7 +103,7 @@ class WorkerLines {
     }
     while (!(await this.#reader.read()).done) { /* drain */ }
     const stderr = await new Response(this.child.stderr).text();
-    await this.child.status;
+    await exitOf(this.child);
     return stderr;
   }
 }

@@ -13,6 +13,7 @@ import { openRuntime, type Runtime, startWorker } from "../mod.ts";
 import type { RunRecord } from "../records.ts";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { PG_URL, withAdmin } from "../plugins/postgres/_test_utils.ts";
+import { exitOf } from "./_deadline.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -207,7 +208,7 @@ Deno.test("queue rate: runs show says a queued run waits for its rate limit", as
     } finally {
       worker.kill("SIGTERM");
       await worker.stderr.cancel();
-      await worker.status;
+      await exitOf(worker);
     }
   });
 });
@@ -277,7 +278,7 @@ Deno.test({
         });
       }
       for (const child of workers) child.kill("SIGTERM");
-      for (const child of workers) assert.equal((await child.status).code, 0);
+      for (const child of workers) assert.equal((await exitOf(child)).code, 0);
       for (const [customer, ids] of Object.entries(byCustomer)) {
         const runs = await runsOf(rt, ids);
         const ran = runs.filter((r) => r.queue!.attempts.length > 0);
@@ -294,7 +295,7 @@ Deno.test({
           child.kill("SIGKILL");
         } catch { /* exited */ }
         await child.stderr.cancel().catch(() => {});
-        await child.status;
+        await exitOf(child);
       }
       await withAdmin(
         PG_URL!,

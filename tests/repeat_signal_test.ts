@@ -19,6 +19,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cliArgv, cliCommand, runCli } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 const SLOW_FLOW = "id: slow\nnodes:\n  - { id: wait, type: delay, with: { for: 60s } }\n";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -116,7 +117,7 @@ async function interruptTwice(dir: string, env: Record<string, string>, release:
     release ? 250 : 60_000,
   );
   try {
-    const { code } = await child.status;
+    const { code } = await exitOf(child);
     await pumped;
     return { code, text };
   } finally {
@@ -207,7 +208,7 @@ Deno.test({
       const { text, until, pumped } = watch(child);
       await until(/Running flow "slow"/);
       Deno.kill(-child.pid, "SIGINT"); // what the terminal does on Ctrl-C
-      const { code } = await child.status;
+      const { code } = await exitOf(child);
       await pumped;
       assertStoppedGracefully(code, text);
       assert.equal((await theRun(dir)).status, "cancelled");

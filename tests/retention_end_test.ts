@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { openRuntime, runJob, startWorker } from "../mod.ts";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { streamLines } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const DAY = 86_400_000;
 
@@ -35,7 +36,7 @@ Deno.test("cli: a run delayed past maxAge is kept by retention once it ran; runs
     const end = JSON.parse(await lines.next(/"type":"end"/));
     assert.equal(end.status, "succeeded");
     worker.kill("SIGTERM");
-    await worker.status;
+    await exitOf(worker);
     await lines.done;
     await worker.stderr.cancel();
 

@@ -11,6 +11,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { streamLines } from "./fixtures/daemon_process.ts";
 import { initProject } from "../src/cli/init.ts";
 import { taskCommand, taskFlags } from "./_task_flags.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -127,7 +128,7 @@ Deno.test("a default project runs, records, backs up and runs its daemon with ex
     const stderr = new Response(daemon.stderr).text();
     const end = JSON.parse(await stdout.next(/"type":"tick\.end"/));
     daemon.kill("SIGTERM");
-    assert.equal((await daemon.status).code, 0, await stderr);
+    assert.equal((await exitOf(daemon)).code, 0, await stderr);
     await stdout.done;
     assert.equal(end.status, "succeeded");
     const start = JSON.parse(stdout.lines[0]);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliArgv, cliCommand, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const PASS = `{ "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } }`;
 
@@ -105,7 +106,7 @@ Deno.test("daemon: a node sending a message Flowstate does not understand fails 
     ) await new Promise((r) => setTimeout(r, 50));
     if (exited) assert.fail(`the daemon exited: ${await stderr}`);
     child.kill("SIGTERM");
-    const status = await child.status;
+    const status = await exitOf(child);
     await stdout.done;
     assert.equal(status.code, 0, await stderr);
     const bad = ends().filter((e) => e.scheduleId === "flow:bad");

@@ -10,6 +10,7 @@ import { sandboxPoolOf } from "../src/runtime.ts";
 import { SandboxPool } from "../src/flow/sandbox.ts";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines, within } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 /**
  * A node module that appends a line to starts.log when a Worker loads it, and
@@ -127,7 +128,7 @@ Deno.test("the daemon reuses a scheduled flow's node Worker from tick to tick", 
     child.status.then(() => exited = true);
     while (ticks() < 3 && !exited) await new Promise((r) => setTimeout(r, 50));
     child.kill("SIGTERM");
-    const status = await child.status;
+    const status = await exitOf(child);
     await stdout.done;
     assert.equal(status.code, 0, await stderr);
     const ends = stdout.lines.map((l) => JSON.parse(l)).filter((e) => e.type === "tick.end");
@@ -174,7 +175,11 @@ Deno.test("the daemon starts a new node Worker when a file its module imports ch
       await Deno.writeTextFile(join(dir, "nodes", "lib", "text.js"), wordFile("second"));
       await within(stderr.next(/^\[flow:greet\] g: word second$/), "a run of the edit", 90_000);
       child.kill("SIGTERM");
-      assert.equal((await child.status).code, 0, stderr.lines.join("\n"));
+      assert.equal(
+        (await exitOf(child, () => stderr.lines.join("\n"))).code,
+        0,
+        stderr.lines.join("\n"),
+      );
       await Promise.all([stdout.done, stderr.done]);
       assert.deepEqual(stderr.lines.filter((l) => l.startsWith("error")), []);
     } finally {

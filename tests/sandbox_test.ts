@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { parseJson } from "../src/_json.ts";
+import { exitOf } from "./_deadline.ts";
 
 /** A node module needing no imports: it tries `with.attempt` and returns what it got. */
 const HOSTILE = `
@@ -447,7 +448,7 @@ for (const attempt of ["spin", "hang"]) {
         if (done) break;
         stderr += value;
       }
-      const status = await child.status;
+      const status = await exitOf(child);
       assert.equal(status.code, 130, stderr);
       assert.match(await stdout, /^status: +cancelled$/m);
       const shown = await sandbox.run("runs", "ls", "--json");

@@ -18,6 +18,7 @@ import { Scheduler, type SchedulerEvent } from "../scheduler.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import { type ManualTimers, manualTimers } from "../src/testing/timers.ts";
 import type { RunRecord } from "../src/records/types.ts";
+import { exitOf } from "./_deadline.ts";
 
 const CONFIG = "stores:\n  default: { plugin: sqlite, path: state.db }\nflows: [./flows]\n" +
   "jobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n";
@@ -547,7 +548,11 @@ Deno.test({
         await within(err.next(/^\[flow:tk#b\] schedule removed/), "entry b removed");
         await within(err.next(/^\[flow:tk#a\] say: a \d+ flow:tk#a$/), "entry a still runs");
         child.kill("SIGTERM");
-        assert.equal((await child.status).code, 0, err.lines.join("\n"));
+        assert.equal(
+          (await exitOf(child, () => err.lines.join("\n"))).code,
+          0,
+          err.lines.join("\n"),
+        );
       },
     );
   },

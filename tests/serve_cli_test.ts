@@ -13,6 +13,7 @@ import { drain, waitFor } from "./_stderr_lines.ts";
 import { openRuntime } from "../mod.ts";
 import { RunRecorder } from "../records.ts";
 import { serve } from "../src/serve/server.ts";
+import { exitOf } from "./_deadline.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-serve-cli-" });
@@ -36,7 +37,7 @@ Deno.test("flowstate serve --port 0 prints its URL, answers /health and exits 0 
     assert.equal((await res.json()).status, "ok");
     child.kill("SIGTERM");
     await drain(reader, seen);
-    const status = await child.status;
+    const status = await exitOf(child);
     assert.equal(status.code, 0, seen.text);
     // Its worker (stdout) and its server (stderr) each say so once, not "Stopped" twice.
     assert.match(seen.text, /^Server stopped$/m);
@@ -63,7 +64,7 @@ Deno.test("flowstate serve --host 0.0.0.0 without a token generates one, prints 
     await allowed.body?.cancel();
     child.kill("SIGTERM");
     await drain(reader, seen);
-    assert.equal((await child.status).code, 0, seen.text);
+    assert.equal((await exitOf(child, () => seen.text)).code, 0, seen.text);
     assert.equal(
       seen.text.split(token).length - 1,
       2,
@@ -103,7 +104,7 @@ Deno.test("flowstate serve: an invalid serve: section is exit 2 with file:line:c
     await waitFor(stderr, /error: |Serving/, seen);
     if (seen.text.includes("Serving")) child.kill("SIGTERM"); // it started: the test fails below
     await drain(stderr, seen);
-    const code = (await child.status).code;
+    const code = (await exitOf(child)).code;
     assert.doesNotMatch(seen.text, /Serving/);
     assert.equal(code, 2, seen.text);
     assert.match(
@@ -139,7 +140,7 @@ async function startSlowRun(dir: string) {
     id: run.id,
     async end() {
       await drain(reader, seen);
-      return { code: (await child.status).code, stdout: await stdout, stderr: seen.text };
+      return { code: (await exitOf(child)).code, stdout: await stdout, stderr: seen.text };
     },
   };
 }
@@ -206,7 +207,7 @@ Deno.test("flowstate daemon --serve serves beside the scheduler (serve: from the
     assert.match(metrics, /^flowstate_scheduler_lag_seconds \d/m);
     child.kill("SIGTERM");
     await drain(reader, seen);
-    assert.equal((await child.status).code, 0, seen.text);
+    assert.equal((await exitOf(child, () => seen.text)).code, 0, seen.text);
   });
 });
 
@@ -237,7 +238,7 @@ Deno.test("flowstate serve runs what it enqueues with its own worker; --no-worke
         child.kill("SIGTERM");
         await drain(reader, seen);
         const out = await stdout;
-        assert.equal((await child.status).code, 0, seen.text);
+        assert.equal((await exitOf(child, () => seen.text)).code, 0, seen.text);
         // ?wait=true watches for the client going away: without the config's
         // no-legacy-abort, Deno.serve warns about request.signal's legacy use.
         assert.doesNotMatch(seen.text, /legacy behavior/);
@@ -342,7 +343,7 @@ Deno.test("flowstate serve warns at start about a webhook that cannot work: its 
     await waitFor(reader, /^Serving /m, seen);
     child.kill("SIGTERM");
     await drain(reader, seen);
-    assert.equal((await child.status).code, 0, seen.text);
+    assert.equal((await exitOf(child, () => seen.text)).code, 0, seen.text);
     assert.match(
       seen.text,
       /^warning: webhook \/hooks\/deploy: its secret's variable AUDIT2_UNSET_SECRET is not set here, so every request to it is refused \(500\) until it is$/m,

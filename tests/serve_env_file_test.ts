@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand } from "./_cli_sandbox.ts";
 import { drain, waitFor } from "./_stderr_lines.ts";
+import { exitOf } from "./_deadline.ts";
 
 const TOKEN = "tok-from-a-file-0123456789";
 const HOOK_SECRET = "hook-secret-from-a-file";
@@ -43,7 +44,7 @@ async function serving(
   } finally {
     child.kill("SIGTERM");
     await drain(reader, seen);
-    assert.equal((await child.status).code, 0, seen.text);
+    assert.equal((await exitOf(child, () => seen.text)).code, 0, seen.text);
   }
   return seen.text;
 }
@@ -66,7 +67,7 @@ async function refused(
       break;
     }
   }
-  return { code: (await child.status).code, stderr: seen.text };
+  return { code: (await exitOf(child)).code, stderr: seen.text };
 }
 
 async function statusOf(response: Promise<Response>): Promise<number> {

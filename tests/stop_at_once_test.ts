@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
 import { INTERRUPT_TIMEOUT_MS, REQUEUE_MARGIN_MS } from "../src/records/recorder.ts";
+import { exitOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** Logs "waiting for <path>", then waits for that file, deaf to its cancel signal. */
@@ -89,7 +90,7 @@ async function stopTwice(
   // A repeat within SIGNAL_REPEAT_MS of the first is the same stop (tests/repeat_signal_test.ts).
   await new Promise((resolve) => setTimeout(resolve, SIGNAL_REPEAT_MS + 100));
   child.kill("SIGTERM");
-  const { code } = await child.status;
+  const { code } = await exitOf(child);
   await pumped;
   return { code, ...text };
 }

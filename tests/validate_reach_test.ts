@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import type { ValidateResult } from "../src/cli/flows.ts";
+import { exitOf } from "./_deadline.ts";
 
 const NODE = `
 export default {
@@ -207,7 +208,7 @@ Deno.test("validate and the daemon warn when two files under flows: declare one 
     child.kill("SIGTERM");
     await stdout.cancel();
     const seen = await new Response(child.stderr).text();
-    await child.status;
+    await exitOf(child);
     assert.match(
       seen,
       /warning: flow id "victim" is declared by \S+flows\/victim\.flow\.yaml and \S+other\/impostor\.flow\.yaml/,

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime } from "../mod.ts";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
+import { exitOf } from "./_deadline.ts";
 
 /** A node that sets keys until it is stopped, or until `seconds` passed (then it succeeds). */
 const LOOP = `
@@ -76,7 +77,7 @@ Deno.test("flowstate run: Ctrl-C reaches a node looping over state calls on sqli
       if (done) break;
       said += value;
     }
-    const status = await child.status;
+    const status = await exitOf(child);
     await child.stdout.cancel();
     assert.equal(status.code, 130, said);
     const listed = await runCli(dir, ["runs", "ls", "--json"]);

@@ -20,6 +20,7 @@ import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { documented, eventually } from "./_serve.ts";
 import { dropSchemaTest, PG_URL } from "../plugins/postgres/_test_utils.ts";
 import type { WorkerListing } from "../mod.ts";
+import { exitOf } from "./_deadline.ts";
 
 const SLOW = "id: slow\nnodes:\n  - { id: wait, type: delay, with: { for: 60s } }\n";
 const MARK = "id: mark\nnodes:\n  - { id: n, type: transform, with: { value: 1 } }\n";
@@ -202,7 +203,7 @@ async function workersTest(storeYaml: string): Promise<void> {
 
     // kill -9 b: it never removes its entry; once three of its heartbeats are missed, it is stale.
     b.child.kill("SIGKILL");
-    assert.equal((await b.child.status).code, 137);
+    assert.equal((await exitOf(b.child)).code, 137);
     await eventually(
       "b is listed stale",
       async () => byId(await list()).get("b")?.status === "stale",
@@ -219,7 +220,7 @@ async function workersTest(storeYaml: string): Promise<void> {
 
     // SIGTERM c: a clean stop removes its entry before the process exits.
     c.child.kill("SIGTERM");
-    assert.equal((await c.child.status).code, 0, await c.stderr);
+    assert.equal((await exitOf(c.child)).code, 0, await c.stderr);
     assert.deepEqual((await list()).map((w) => w.id), ["a", "b"]);
 
     // gc deletes the stale entry; the live worker's stays, however short the option.
@@ -230,7 +231,7 @@ async function workersTest(storeYaml: string): Promise<void> {
 
     // SIGTERM a, which holds a run: it releases it (after its grace) and removes its entry.
     a.child.kill("SIGTERM");
-    assert.equal((await a.child.status).code, 0, await a.stderr);
+    assert.equal((await exitOf(a.child)).code, 0, await a.stderr);
     assert.deepEqual(await list(), []);
     const empty = await cli("workers", "--json");
     assert.equal(empty.stdout.trim(), "[]");

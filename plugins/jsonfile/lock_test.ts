@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LOCK_WAIT_FACTOR, lockWaitBudget, parseLockHolder, removeLockFile } from "./lock.ts";
 import { drain, files, lines, open, spawnHelper, withTempDir } from "./testdata/helpers.ts";
+import { exitOf } from "../../tests/_deadline.ts";
 
 // ---------------------------------------------------------------------------
 // Several processes
@@ -20,7 +21,7 @@ Deno.test({
         for (const out of outs) assert.equal((await out.next()).value, "ready");
         for (const child of children) await child.stdin.close(); // go
         const outputs = await Promise.all(outs.map(drain));
-        for (const child of children) assert.equal((await child.status).code, 0);
+        for (const child of children) assert.equal((await exitOf(child)).code, 0);
         const written = outputs.map((out) => out.filter((l) => /^\d+$/.test(l)).map(Number));
         assert.equal(written[0].length, 500);
         assert.equal(written[1].length, 500);
@@ -58,7 +59,7 @@ for (const durability of ["full", "relaxed"]) {
           killed = true;
         }
       }
-      assert.equal((await child.status).signal, "SIGKILL");
+      assert.equal((await exitOf(child)).signal, "SIGKILL");
       assert.ok(acked.length >= 300);
       // The file parses, has no partial entry, and holds every acknowledged key.
       const parsed = JSON.parse(await Deno.readTextFile(path));
@@ -132,7 +133,7 @@ Deno.test("jsonfile waits for a live lock holder, then fails naming it; once the
       assert.ok(lockIsHeld(`${path}.lock`));
     } finally {
       holder.kill("SIGKILL");
-      await holder.status;
+      await exitOf(holder);
       await drain(out);
     }
     // The OS released the dead holder's lock: no waiting, nothing to break.
@@ -173,13 +174,13 @@ Deno.test({
       }
       assert.ok(caught, "the writer was never caught holding the lock");
       child.kill("SIGKILL");
-      assert.equal((await child.status).signal, "SIGKILL");
+      assert.equal((await exitOf(child)).signal, "SIGKILL");
       await drain(out);
       // Another process, then this one, take the lock at once (lockTimeout 0: a single try).
       const other = spawnHelper("jsonfile_open.ts", [path, "0"]);
       await other.stdin.close();
       assert.deepEqual(await drain(lines(other.stdout)), ["ok"]);
-      assert.equal((await other.status).code, 0);
+      assert.equal((await exitOf(other)).code, 0);
       const store = await open(path, { lockTimeout: 0 });
       assert.equal((await store.get(["opened"]))?.value, other.pid);
       assert.equal((await store.set(["after"], true)).ok, true);
@@ -230,7 +231,7 @@ Deno.test("jsonfile waits past lockTimeout for a holder whose commits are measur
       try {
         holder.kill("SIGKILL");
       } catch { /* it exited on its own, as it should */ }
-      await holder.status;
+      await exitOf(holder);
       await drain(out);
       await store.close();
     }

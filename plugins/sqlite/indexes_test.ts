@@ -5,6 +5,7 @@ import type { Warning } from "../../src/log.ts";
 import { fakeClock } from "../../src/testing/clock.ts";
 import { oldSearchFormat, rawDb, withDir } from "./_test_utils.ts";
 import { format1Meta, format1Words, NFKC_SEARCHES, NFKC_TEXTS } from "../_sql/_test_utils.ts";
+import { exitOf } from "../../tests/_deadline.ts";
 
 // Declared indexes, search and the slow paths of the sqlite plugin; the
 // conformance suite checks their answers against a scan.
@@ -434,7 +435,7 @@ Deno.test("sqlite: a search index another process builds while this one waits fo
         if (e.phase === "start") Deno.writeTextFileSync(marker, "");
       },
     });
-    assert.equal((await other.status).code, 0);
+    assert.equal((await exitOf(other)).code, 0);
     await reader.cancel();
     assert.deepEqual(events, ["search start", "search done"]);
   });

@@ -4,6 +4,7 @@ import { openStore } from "../../src/plugin.ts";
 import type { Key } from "../../src/store/types.ts";
 import { SqliteDriver } from "./mod.ts";
 import { rawDb, withDir } from "./_test_utils.ts";
+import { exitOf } from "../../tests/_deadline.ts";
 
 // SqliteDriver shared by several OS processes: compare-and-set across two
 // writers, and no acknowledged write lost to kill -9. The child scripts are
@@ -99,7 +100,7 @@ for (const durability of ["full", "relaxed"] as const) {
           child.kill("SIGKILL");
         }
       });
-      const status = await child.status;
+      const status = await exitOf(child);
       assert.equal(status.signal, "SIGKILL", `writer ended on its own: ${await stderr}`);
       assert.ok(acknowledged.length >= target);
 

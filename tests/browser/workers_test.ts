@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import type { Browser } from "playwright-core";
 import { CHROMIUM, launchChromium, startInspector } from "./_inspector.ts";
+import { exitOf } from "../_deadline.ts";
 
 Deno.test({
   name:
@@ -60,7 +61,7 @@ Deno.test({
       assert.match(await ownRow.innerText(), /idle/);
 
       child.kill("SIGKILL");
-      await child.status;
+      await exitOf(child);
       await row.locator(".badge", { hasText: "stale" }).waitFor();
       // Still the run it held when it last wrote: what an operator looks for.
       assert.equal(await row.locator(`a[href$="${runId}"]`).count(), 1);

@@ -20,6 +20,7 @@ import { openRuntime, type Runtime } from "../../mod.ts";
 import type { RunRecord } from "../../records.ts";
 import { cliCommand } from "../_cli_sandbox.ts";
 import { PG_URL, withAdmin } from "../../plugins/postgres/_test_utils.ts";
+import { exitOf } from "../_deadline.ts";
 
 const RUNS = Number(Deno.env.get("FLOWSTATE_QUEUE_CRASH_RUNS") ?? 1_000);
 
@@ -179,7 +180,7 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
     const blocked = await heldHere();
     const held = [...victim.inFlight];
     victim.child.kill("SIGKILL");
-    await victim.child.status;
+    await exitOf(victim.child);
     await victim.done;
     await Deno.remove(join(dir, "hold"));
 
@@ -200,7 +201,7 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
     assert.equal(await countStatus(rt, "running"), 0);
     for (const w of workers.slice(1)) w.child.kill("SIGTERM");
     for (const w of workers.slice(1)) {
-      const status = await w.child.status;
+      const status = await exitOf(w.child);
       await w.done;
       assert.equal(status.code, 0, `worker stopped cleanly: ${w.stderr}`);
     }
@@ -276,7 +277,7 @@ async function crashTest(storeYaml: string, processes: number): Promise<void> {
       } catch {
         // Already exited.
       }
-      await w.child.status;
+      await exitOf(w.child);
     }
     await Deno.remove(dir, { recursive: true });
   }
