@@ -118,13 +118,14 @@ export interface Output {
 /**
  * Like `command.output()` (its stdout and stderr decoded), but a process
  * still running after the limit is killed and the wait fails with what it
- * printed so far.
+ * printed so far. Given a spawned child, it waits for that one (its output
+ * not read yet).
  */
 export async function outputOf(
-  command: Deno.Command,
+  command: Deno.Command | Deno.ChildProcess,
   options: { ms?: number } = {},
 ): Promise<Output> {
-  const child = command.spawn();
+  const child = command instanceof Deno.Command ? command.spawn() : command;
   const text = { stdout: "", stderr: "" };
   const read = async (name: "stdout" | "stderr") => {
     let stream: ReadableStream<Uint8Array>;

@@ -17,6 +17,7 @@ import {
   runCli,
   withCliProject,
 } from "./_cli_sandbox.ts";
+import { killQuietly, outputOf, waitUntil } from "./_deadline.ts";
 
 const CONFIG = `
 stores:
@@ -394,12 +395,14 @@ Deno.test("backup prune stops between two files on SIGTERM: oldest first, each w
     let exited = false;
     child.status.then(() => (exited = true));
     // Once the first file is gone, the prune is under way: stop it.
-    while (!exited && await Deno.stat(files[0]).then(() => true, () => false)) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await waitUntil(
+      "the prune to delete the oldest backup (or to exit)",
+      async () => exited || !await Deno.stat(files[0]).then(() => true, () => false),
+      { every: 5, onHang: () => killQuietly(child) },
+    );
     child.kill("SIGTERM");
-    const out = await child.output();
-    const stdout = new TextDecoder().decode(out.stdout);
+    const out = await outputOf(child);
+    const stdout = out.stdout;
     const left = await names(backups);
     const kept = files.filter((f) => left.includes(f.slice(backups.length + 1)));
     // Whether the signal came before the end or not, what is left is the newest ones, whole.
@@ -414,7 +417,7 @@ Deno.test("backup prune stops between two files on SIGTERM: oldest first, each w
     if (out.code === 143) {
       assert.match(stdout, /\(stopped before the end\)/);
     } else {
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.equal(out.code, 0, out.stderr);
       assert.equal(kept.length, 1);
     }
   });

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../mod.ts";
-import { cliCommand, resultOf, withSandbox } from "./_cli_sandbox.ts";
-import { exitOf } from "./_deadline.ts";
+import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { exitOf, outputOf } from "./_deadline.ts";
 
 const FLOW = `id: piped
 inputs:
@@ -30,7 +30,7 @@ async function mkfifo(path: string): Promise<void> {
 async function runFeeding(dir: string, fifo: string, text: string, args: string[]) {
   const child = cliCommand(dir, args).spawn();
   await Deno.writeTextFile(fifo, text); // opens when the CLI opens it for reading
-  return resultOf(await child.output());
+  return await outputOf(child);
 }
 
 const SQLITE_CONFIG = "stores:\n  default: { plugin: sqlite, path: state.db }\n";

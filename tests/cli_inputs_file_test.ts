@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliArgv, type Result, resultOf, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
+import { outputOf } from "./_deadline.ts";
 
 const FLOW = `id: add
 inputs:
@@ -37,7 +38,7 @@ async function runWithStdin(sandbox: Sandbox, stdin: string, ...args: string[]):
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(stdin));
   await writer.close();
-  return resultOf(await child.output());
+  return await outputOf(child);
 }
 
 /** The runs recorded (queued ones too). */

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { taskFlags } from "./_task_flags.ts";
+import { outputOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -44,9 +45,8 @@ interface Printed {
 }
 
 async function printed(child: Deno.ChildProcess | Deno.Command): Promise<Printed> {
-  const out = child instanceof Deno.Command ? await child.output() : await child.output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+  const { code, stdout, stderr } = await outputOf(child);
+  return { code, stdout, stderr };
 }
 
 async function withProject(fn: (dir: string) => Promise<void>): Promise<void> {

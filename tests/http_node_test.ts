@@ -4,7 +4,8 @@
 // aborting a request in flight, and secrets kept out of everything a run records.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, cliOk, type ProjectCli, resultOf, withCliProject } from "./_cli_sandbox.ts";
+import { cliCommand, cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
+import { killQuietly, outputOf, within } from "./_deadline.ts";
 
 const CONFIG = "home: home\nstores:\n  main: { plugin: sqlite, path: home/main.db }\n";
 
@@ -355,8 +356,8 @@ Deno.test("http node: a node timeout aborts the request in flight", async () => 
     assert.equal(code, 1);
     assert.equal(record.status, "failed");
     assert.equal(record.nodes.call.status, "timed-out");
-    await server.hanging;
-    await server.hangAborted; // the connection was given up
+    await within(server.hanging, "the request to reach the server");
+    await within(server.hangAborted, "the request to be given up"); // the connection was given up
   });
 });
 
@@ -505,15 +506,17 @@ Deno.test("http node: flowstate runs cancel aborts the request in flight", async
       flowOf(`    permissions: { net: ["127.0.0.1"] }\n    with: { url: "${server.base}/hang" }`),
     );
     const child = cliCommand(dir, ["run", "call.flow.yaml", "--json"]).spawn();
-    await server.hanging; // the request is in flight
+    await within(server.hanging, "the request to reach the server", {
+      onHang: () => killQuietly(child),
+    }); // the request is in flight
     const running = JSON.parse(await cliOk(run, "runs", "ls", "--status", "running", "--json"));
     assert.equal(running.length, 1);
     await cliOk(run, "runs", "cancel", running[0].id);
-    const result = resultOf(await child.output());
+    const result = await outputOf(child);
     assert.equal(result.code, 1, result.stderr);
     const record = JSON.parse(result.stdout);
     assert.equal(record.status, "cancelled");
     assert.equal(record.nodes.call.status, "cancelled");
-    await server.hangAborted; // the connection was given up
+    await within(server.hangAborted, "the request to be given up"); // the connection was given up
   });
 });

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { withQueueFlow } from "./_queue_flow.ts";
 import { z } from "zod";
 import { defineJob, openRuntime, openStore, runJob, startWorker } from "../mod.ts";
+import { outputOf } from "./_deadline.ts";
 
 const twoNodes = {
   id: "two",
@@ -297,8 +298,7 @@ console.log(JSON.stringify({ status: run.status, error: run.error, work: run.out
     const writer = child.stdin.getWriter();
     await writer.write(new Uint8Array([10]));
     await writer.close();
-    const { code, stdout } = await child.output();
-    const out = new TextDecoder().decode(stdout);
+    const { code, stdout: out } = await outputOf(child);
     assert.equal(code, 0, out);
     assert.deepEqual(JSON.parse(out), { status: "succeeded", error: null, work: 3 });
   } finally {

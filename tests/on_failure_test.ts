@@ -12,9 +12,9 @@ import { openRuntime, type RunRecord, startWorker } from "../mod.ts";
 import { type OnFailureMarker, RunRecorder } from "../records.ts";
 import { serve } from "../serve.ts";
 import { documented } from "./_serve.ts";
-import { cliCommand, resultOf, withCliProject, withSandbox } from "./_cli_sandbox.ts";
+import { cliCommand, withCliProject, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, outputOf } from "./_deadline.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).href;
 
@@ -343,7 +343,7 @@ Deno.test({
       const racers = [1, 2].map(() =>
         cliCommand(dir, ["jobs", "run", "gc", "--quiet"], { home }).spawn()
       );
-      const results = await Promise.all(racers.map(async (p) => resultOf(await p.output())));
+      const results = await Promise.all(racers.map((p) => outputOf(p)));
       for (const r of results) assert.equal(r.code, 0, r.stderr);
 
       await using rt = await openRuntime({ config: join(dir, "flowstate.yaml") });

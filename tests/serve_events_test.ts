@@ -12,6 +12,7 @@ import type { RunEvent, RunRecord } from "../records.ts";
 import { FakeClock, newRun } from "../src/records/_test_utils.ts";
 import { cliCommand } from "./_cli_sandbox.ts";
 import { withServed } from "./_serve.ts";
+import { outputOf } from "./_deadline.ts";
 
 /** One message of the stream. */
 interface Message {
@@ -208,14 +209,14 @@ nodes:
     const shutdown = new AbortController();
     const sse = connect(rt, "?flow=slow", {}, shutdown);
     const child = cliCommand(dir, ["run", "slow.yaml", "--json"], { home }).spawn();
-    const output = child.output();
+    const output = outputOf(child);
     const started = await sse.until((m) => m.event === "run.started");
     const runId = data(started).runId!;
     assert.equal(data(started).flowId, "slow");
     const ended = await sse.until((m) => m.event === "run.ended", 30_000);
     const result = await output;
-    assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
-    const record = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.equal(result.code, 0, result.stderr);
+    const record = JSON.parse(result.stdout);
     assert.equal(runId, record.id);
     assert.equal(data(ended).runId, runId);
     assert.equal(data(ended).status, "succeeded");

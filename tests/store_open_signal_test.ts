@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand } from "./_cli_sandbox.ts";
+import { killQuietly, within } from "./_deadline.ts";
 
 const FLOW = "id: quick\nnodes:\n  - { id: hello, type: log, with: { message: hi } }\n";
 
@@ -39,7 +40,10 @@ Deno.test("the first Ctrl-C ends `flowstate run` while its postgres store is sti
     );
     child = cliCommand(dir, ["run", "quick.flow.yaml"]).spawn();
     const output = child.output();
-    await connected.promise; // the store is opening: its client reached the server
+    // the store is opening: its client reached the server
+    await within(connected.promise, "the CLI's store client to connect", {
+      onHang: () => killQuietly(child!),
+    });
     child.kill("SIGINT");
     // The test's own bound: before the fix, the process waited for the connectTimeout.
     const hung = new Promise<"hung">((resolve) =>

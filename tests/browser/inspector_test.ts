@@ -21,6 +21,7 @@ import {
   XSS_VALUE,
 } from "./_inspector.ts";
 import { Records } from "../../records.ts";
+import { outputOf } from "../_deadline.ts";
 
 const ignore = CHROMIUM === undefined;
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
@@ -627,8 +628,8 @@ Deno.test({
           7,
           "the detail was not reloaded",
         );
-        const status = await child.output();
-        assert.equal(status.code, 0, new TextDecoder().decode(status.stderr));
+        const status = await outputOf(child);
+        assert.equal(status.code, 0, status.stderr);
       } finally {
         try {
           child.kill();
