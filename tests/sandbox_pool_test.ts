@@ -10,7 +10,7 @@ import { sandboxPoolOf } from "../src/runtime.ts";
 import { SandboxPool } from "../src/flow/sandbox.ts";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines, within } from "./fixtures/daemon_process.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, killQuietly, waitUntil } from "./_deadline.ts";
 
 /**
  * A node module that appends a line to starts.log when a Worker loads it, and
@@ -126,7 +126,10 @@ Deno.test("the daemon reuses a scheduled flow's node Worker from tick to tick", 
     const ticks = () => stdout.lines.filter((l) => l.includes('"type":"tick.end"')).length;
     let exited = false;
     child.status.then(() => exited = true);
-    while (ticks() < 3 && !exited) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil("two more ticks (or the daemon's exit)", () => ticks() >= 3 || exited, {
+      details: () => stdout.lines.join("\n"),
+      onHang: () => killQuietly(child),
+    });
     child.kill("SIGTERM");
     const status = await exitOf(child);
     await stdout.done;

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
 import { INTERRUPT_TIMEOUT_MS, REQUEUE_MARGIN_MS } from "../src/records/recorder.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, waitUntil } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** Logs "waiting for <path>", then waits for that file, deaf to its cancel signal. */
@@ -257,11 +257,12 @@ Deno.test("flowstate serve: a second SIGTERM exits 143 at once and puts the run 
         assert.equal(started.status, 202, await started.clone().text());
         id = (await started.json()).runId;
         // Until the server's worker has it running.
-        for (;;) {
+        let last = "";
+        await waitUntil(`run ${id} running`, async () => {
           const shown = await fetch(new URL(`api/runs/${id}`, url));
-          if ((await shown.json()).run.status === "running") break;
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
+          last = (await shown.json()).run.status;
+          return last === "running";
+        }, { details: () => `last status: ${last}` });
       },
     );
     assert.equal(stopped.code, 143, stopped.stderr);

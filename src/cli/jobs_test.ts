@@ -5,6 +5,7 @@ import { ConfigError } from "../errors.ts";
 import { daemonCommand } from "./daemon.ts";
 import { UsageError } from "./input.ts";
 import { type JobListing, jobsList, jobsRun, parseOptionPairs } from "./jobs.ts";
+import { waitUntil } from "../../tests/_deadline.ts";
 
 const JOB_TS = pathToFileURL(join(import.meta.dirname!, "../jobs/job.ts")).href;
 
@@ -211,7 +212,10 @@ Deno.test("daemonCommand() starts the scheduler, and stops cleanly when asked", 
         const started = Promise.race([
           running,
           (async () => {
-            while (out.stdout.length < 2) await new Promise((r) => setTimeout(r, 5));
+            await waitUntil("the daemon to print its schedules", () => out.stdout.length >= 2, {
+              every: 5,
+              details: () => JSON.stringify(out),
+            });
           })(),
         ]);
         await started;

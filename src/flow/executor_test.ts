@@ -7,6 +7,7 @@ import type { Timers } from "../clock.ts";
 import { type FlowHost, runFlow } from "../run_flow.ts";
 import type { ExecuteOptions } from "./executor.ts";
 import { AttemptOverError, FlowValidationError } from "../errors.ts";
+import { waitUntil } from "../../tests/_deadline.ts";
 
 function hostOn(store: Store, clock = fakeClock()): FlowHost {
   return {
@@ -102,7 +103,10 @@ Deno.test("runFlow() runs independent nodes concurrently, bounded by concurrency
   const done = execute(store, { id: "wide", concurrency: 3, nodes }, { wait });
   // Until three are running (however slow the machine), then a few more turns of the event
   // loop in which a fourth could start if the limit were not kept.
-  while (running < 3) await new Promise((r) => setTimeout(r, 1));
+  await waitUntil("three nodes running", () => running >= 3, {
+    every: 1,
+    details: () => `running: ${running}`,
+  });
   for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 1));
   assert.equal(peak, 3, "exactly 3 nodes ran at once");
   gate.resolve();
@@ -157,7 +161,7 @@ Deno.test("runFlow() times out an attempt and records the node as timed-out", as
     id: "slow",
     nodes: [node("wait", "delay", { with: { for: "1h" }, timeout: "2s" })],
   }, { timers });
-  while (timers.pending.length < 2) await new Promise((r) => setTimeout(r, 1));
+  await waitUntil("two timers pending", () => timers.pending.length >= 2, { every: 1 });
   const timeout = timers.pending.find((p) => p.ms === 2000);
   assert.ok(timeout, "a 2 s timeout timer was set");
   timeout.fire();
@@ -181,7 +185,7 @@ Deno.test("runFlow() records a cancelled run when the signal aborts", async () =
       node("never", "state.set", { needs: ["wait"], with: { key: "x", value: 1 } }),
     ],
   }, { timers, signal: controller.signal });
-  while (timers.pending.length < 1) await new Promise((r) => setTimeout(r, 1));
+  await waitUntil("a timer pending", () => timers.pending.length >= 1, { every: 1 });
   controller.abort();
   const run = await promise;
   assert.equal(run.status, "cancelled");
@@ -639,7 +643,10 @@ Deno.test("a cancelled run stops every attempt running then, after others ended 
     { waits },
     { signal: controller.signal },
   );
-  while (started.size < ids.length) await new Promise((r) => setTimeout(r, 1));
+  await waitUntil("every node started", () => started.size >= ids.length, {
+    every: 1,
+    details: () => `started: ${[...started]}`,
+  });
   // The first, a middle one and the last of the attempts running end before the cancel.
   for (const id of ["a", "c", "e"]) release.get(id)!();
   await new Promise((r) => setTimeout(r, 1));
