@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { openStore } from "@flowstate/core";
 import redis from "./mod.ts";
 import { newPrefix, PACKAGE, redisTest, removeTestKeys, TESTDATA } from "./_test_utils.ts";
+import { exitOf, killQuietly, within } from "../../tests/_deadline.ts";
 
 // Two OS processes on one store: a commit's checks and writes are one step
 // for every client of the server (a Lua script), so no increment is lost and
@@ -57,12 +58,16 @@ redisTest(
       const stderr = new Response(child.stderr).text();
       return { isReady, out, done, stderr };
     });
-    const statuses = children.map((c) => c.status);
+    const statuses = children.map((c) => exitOf(c));
     // A child that fails before "ready" must fail the test, not hang it.
-    await Promise.race([
-      Promise.all(outputs.map((o) => o.isReady)),
-      Promise.all(statuses).then(() => {}),
-    ]);
+    await within(
+      Promise.race([
+        Promise.all(outputs.map((o) => o.isReady)),
+        Promise.all(statuses).then(() => {}),
+      ]),
+      "both children ready",
+      { onHang: () => children.forEach(killQuietly) },
+    );
     for (const child of children) {
       const writer = child.stdin.getWriter();
       await writer.write(new TextEncoder().encode("go\n"));

@@ -20,6 +20,7 @@ import {
   withAdmin,
   withLimitedRole,
 } from "./_test_utils.ts";
+import { exitOf, killQuietly, within } from "../../tests/_deadline.ts";
 
 // PostgresDriver under concurrency: statements per commit, the table lock,
 // and compare-and-set across two OS processes (needs a server: see
@@ -662,7 +663,9 @@ pgTest(
       return { isReady, out, done, stderr };
     });
     await Promise.race([
-      Promise.all(outputs.map((o) => o.isReady)),
+      within(Promise.all(outputs.map((o) => o.isReady)), "both children ready", {
+        onHang: () => children.forEach(killQuietly),
+      }),
       Promise.all(children.map((c) => c.status)).then(async () => {
         throw new Error(
           `a child exited early: ${await outputs[0].stderr} ${await outputs[1].stderr}`,
@@ -674,7 +677,7 @@ pgTest(
       await writer.write(new TextEncoder().encode("go\n"));
       await writer.close();
     }
-    const statuses = await Promise.all(children.map((c) => c.status));
+    const statuses = await Promise.all(children.map((c) => exitOf(c)));
     for (const [i, status] of statuses.entries()) {
       await outputs[i].done;
       assert.ok(status.success, `child ${i} failed: ${await outputs[i].stderr}`);

@@ -4,7 +4,7 @@ import { openStore } from "../../src/plugin.ts";
 import type { Key } from "../../src/store/types.ts";
 import { SqliteDriver } from "./mod.ts";
 import { rawDb, withDir } from "./_test_utils.ts";
-import { exitOf } from "../../tests/_deadline.ts";
+import { exitOf, killQuietly, within } from "../../tests/_deadline.ts";
 
 // SqliteDriver shared by several OS processes: compare-and-set across two
 // writers, and no acknowledged write lost to kill -9. The child scripts are
@@ -57,13 +57,16 @@ Deno.test("SqliteDriver.commit() loses no compare-and-set increment across two p
       const stderr = new Response(child.stderr).text();
       return { isReady, out, done, stderr };
     });
-    await Promise.all(outputs.map((o) => o.isReady));
+    await within(Promise.all(outputs.map((o) => o.isReady)), "both children ready", {
+      details: () => outputs.map((o, i) => `child ${i} printed: ${o.out.join("\n")}`).join("\n"),
+      onHang: () => children.forEach(killQuietly),
+    });
     for (const child of children) {
       const writer = child.stdin.getWriter();
       await writer.write(new TextEncoder().encode("go\n"));
       await writer.close();
     }
-    const statuses = await Promise.all(children.map((c) => c.status));
+    const statuses = await Promise.all(children.map((c) => exitOf(c)));
     for (const [i, status] of statuses.entries()) {
       await outputs[i].done;
       assert.ok(status.success, `child ${i} failed: ${await outputs[i].stderr}`);

@@ -23,6 +23,7 @@ import fc from "fast-check";
 import { lines } from "../../plugins/jsonfile/testdata/helpers.ts";
 import { rawDb } from "../../plugins/sqlite/_test_utils.ts";
 import { NEEDS_SERVER, PG_URL, SCHEMA } from "../../plugins/postgres/_test_utils.ts";
+import { exitOf, within } from "../_deadline.ts";
 
 /** The repository root. */
 export const ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
@@ -172,8 +173,12 @@ export async function runAndKill(
       }
     }
   };
-  await Promise.all([read("stdout"), read("stderr")]);
-  out.status = await child.status;
+  const printed = () => `stdout:\n${out.stdout.join("\n")}\nstderr:\n${out.stderr.join("\n")}`;
+  await within(Promise.all([read("stdout"), read("stderr")]), `child process ${child.pid} to end`, {
+    details: printed,
+    onHang: kill,
+  });
+  out.status = await exitOf(child, printed);
   clearTimeout(timer);
   out.killed = out.status.signal === "SIGKILL";
   return out;

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { openStore } from "../../../src/plugin.ts";
 import type { Clock, Key, Store } from "../../../src/store/types.ts";
 import type { Warning, WarningHandler } from "../../../src/log.ts";
+import { within } from "../../../tests/_deadline.ts";
 
 /** Run `fn` with a new temp directory, removed after it. */
 export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -78,7 +79,15 @@ export function spawnHelper(
 /** Complete lines of a stream (a trailing partial line is dropped). */
 export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+  let read = "";
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  for (;;) {
+    // A helper that neither prints nor exits fails the test with what it printed.
+    const { value: chunk, done } = await within(reader.read(), "a line from a helper process", {
+      details: () => `it printed:\n${read}`,
+    });
+    if (done) break;
+    read += chunk;
     rest += chunk;
     for (let nl = rest.indexOf("\n"); nl >= 0; nl = rest.indexOf("\n")) {
       yield rest.slice(0, nl);
