@@ -9,7 +9,7 @@ import type { Entry, Store } from "../src/store/types.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import gc, { defaults, type GcOptions, type GcResult } from "./gc.ts";
 import { newRunId } from "../src/records/run_id.ts";
-import { exitOf } from "../tests/_deadline.ts";
+import { exitOf, killQuietly, within } from "../tests/_deadline.ts";
 
 const HOUR = 3_600_000;
 
@@ -314,7 +314,9 @@ async function holdLock(path: string, line: string): Promise<Deno.ChildProcess> 
     stderr: "null",
   }).spawn();
   const reader = child.stdout.getReader();
-  const { value } = await reader.read();
+  const { value } = await within(reader.read(), "the lock holder to say it holds the lock", {
+    onHang: () => killQuietly(child),
+  });
   reader.releaseLock();
   assert.equal(new TextDecoder().decode(value).trim(), "locked");
   return child;

@@ -15,7 +15,7 @@ import {
   moveStore,
   type MoveStoreResult,
 } from "./migrate_store.ts";
-import { exitOf } from "../tests/_deadline.ts";
+import { exitOf, hangGuard } from "../tests/_deadline.ts";
 
 const PERMS = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
 
@@ -435,6 +435,7 @@ Deno.test("a move killed with SIGKILL resumes after the last committed batch", a
       env: { RUST_BACKTRACE: "0" },
     }).spawn();
     let seen = "";
+    using _hang = hangGuard(child, () => seen);
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     while (!/batch 6 /.test(seen)) {
       const { value, done } = await reader.read();

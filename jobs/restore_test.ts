@@ -19,7 +19,7 @@ import {
 } from "./_test_utils.ts";
 import { backupStore, RESTORE_MARKER_KEY } from "./backup.ts";
 import { restoreBackup, type RestoreMarker, verifyBackup } from "./restore.ts";
-import { exitOf } from "../tests/_deadline.ts";
+import { exitOf, hangGuard } from "../tests/_deadline.ts";
 
 Deno.test("restore skips entries that expired since the backup and counts them", async () => {
   await withEnv(async (env) => {
@@ -391,6 +391,7 @@ console.log("finished");
         stderr: "piped",
       }).spawn();
       let seen = "";
+      using _hang = hangGuard(proc, () => seen);
       const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
       while (true) {
         const { value, done } = await reader.read();

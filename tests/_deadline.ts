@@ -146,3 +146,35 @@ export async function outputOf(
   });
   return { ...status, ...text };
 }
+
+/**
+ * A watchdog over `child` for a scope (`using _hang = hangGuard(child, …)`):
+ * if the child is still running after the limit it is killed with SIGKILL
+ * (so that any read of its output ends), `output()` as it was then is
+ * printed, and leaving the scope fails with it. For tests that read a
+ * child's output in loops of their own.
+ */
+export function hangGuard(
+  child: Deno.ChildProcess,
+  output: () => string = () => "",
+  options: { ms?: number } = {},
+): Disposable {
+  const ms = options.ms ?? HANG_LIMIT_MS;
+  let hung: Error | undefined;
+  let ended = false;
+  child.status.then(() => ended = true, () => ended = true);
+  const timer = setTimeout(() => {
+    if (ended) return;
+    hung = hangError(`child process ${child.pid} to end (killed)`, ms, output);
+    // Said now too: if the test then fails on the output cut short, the two errors show only
+    // as a SuppressedError.
+    console.error(hung.message);
+    killQuietly(child);
+  }, ms);
+  return {
+    [Symbol.dispose]() {
+      clearTimeout(timer);
+      if (hung) throw hung;
+    },
+  };
+}

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../mod.ts";
 import { cliCommand, cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 const CONFIG = `
 stores:
@@ -211,6 +211,7 @@ Deno.test("output piped into a reader that stops early (| head) ends quietly wit
     }
     for (const args of [["changes"], ["changes", "--json"], ["state", "ls", "--json"]]) {
       const child = cliCommand(dir, args).spawn();
+      using _hang = hangGuard(child);
       const reader = child.stdout.getReader();
       await reader.read(); // the first chunk, then the reader goes away
       await reader.cancel();

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cliCommand, type Result, runCli } from "./_cli_sandbox.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const EXAMPLES = join(ROOT, "examples");
@@ -883,6 +883,7 @@ nodes:
       const child = command("run", "slow.flow.yaml").spawn();
       const stdout = new Response(child.stdout).text();
       let stderr = "";
+      using _hang = hangGuard(child, () => stderr);
       const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
       while (!stderr.includes("[hello] waiting\n")) {
         const { value, done } = await reader.read();
@@ -1038,6 +1039,7 @@ ${how === "timeout" ? "timeout: 1s\n" : ""}nodes:
 `,
       );
       const child = command("run", "parent.flow.yaml").spawn();
+      using _hang = hangGuard(child);
       const stdout = new Response(child.stdout).text();
       const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
       const started = (text: string) => [1, 2, 3].every((n) => text.includes(`waiting ${n}`));

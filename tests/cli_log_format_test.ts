@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, type Result, withSandbox } from "./_cli_sandbox.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 /** With a `"` and a `\`, so that its JSON-escaped form differs from it. */
 const SECRET = 'Sup3r"Secret\\Value-42';
@@ -259,6 +259,7 @@ async function untilThenTerm(
   const stdout = new Response(child.stdout).text();
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
+  using _hang = hangGuard(child, () => text);
   let signalled = false;
   for (;;) {
     const { value, done } = await reader.read();

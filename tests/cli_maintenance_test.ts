@@ -14,7 +14,7 @@ import {
   runCli,
   withCliProject,
 } from "./_cli_sandbox.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -253,6 +253,7 @@ export default defineJob({
     const child = command("jobs", "run", "slow").spawn();
     const stdout = new Response(child.stdout).text();
     let stderr = "";
+    using _hang = hangGuard(child, () => stderr);
     const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     while (!stderr.includes("started")) {
       const { value, done } = await reader.read();

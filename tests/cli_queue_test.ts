@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cliCommand, type Sandbox, withSandbox } from "./_cli_sandbox.ts";
 import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 const FLOWS = {
   "mark.flow.yaml": `id: mark
@@ -49,6 +49,7 @@ async function workUntil(dir: string, home: string, ends: number): Promise<numbe
   const child = cliCommand(dir, ["worker", "--json", "--poll", "50ms"], { home }).spawn();
   let seen = 0;
   let rest = "";
+  using _hang = hangGuard(child, () => `${seen} end lines seen; then: ${rest}`);
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   while (seen < ends) {
     const { value, done } = await reader.read();
@@ -204,6 +205,7 @@ async function stopWith(
   const child = cliCommand(dir, args, { home }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let rest = "";
+  using _hang = hangGuard(child, () => rest);
   for (let found = false; !found;) {
     const { value, done } = await reader.read();
     if (done) break;

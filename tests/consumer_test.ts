@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import redisJson from "../packages/redis/deno.json" with { type: "json" };
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PERMISSIONS =
@@ -299,6 +299,7 @@ async function signalWhen(
   const child = denoCommand(cwd, args).spawn();
   const stderr = new Response(child.stderr).text();
   let stdout = "";
+  using _hang = hangGuard(child, () => stdout);
   let signalled = false;
   for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
     stdout += chunk;

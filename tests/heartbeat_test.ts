@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openRuntime } from "../mod.ts";
 import { cliCommand, type Result, runCli } from "./_cli_sandbox.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const FIXTURES = join(ROOT, "tests", "fixtures");
@@ -72,6 +72,7 @@ Deno.test("gc with a tiny abandonedAfter leaves a live run alone, and the run su
       }] }\n`,
     );
     const child = command(dir, ["run", "wait.flow.yaml"]).spawn();
+    using _hang = hangGuard(child);
     const stdout = new Response(child.stdout).text();
     const { seen, rest } = await readUntil(child.stderr, /waiting for /);
     const runId = /\(run ([0-9a-z]+)\)/.exec(seen)?.[1];

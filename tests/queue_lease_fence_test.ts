@@ -14,7 +14,7 @@ import { definePlugin, openRuntime, startWorker, type WorkerEvent } from "../mod
 import { MemoryDriver } from "../plugins/memory/mod.ts";
 import type { CommitRequest } from "../plugin.ts";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 
@@ -96,6 +96,7 @@ class WorkerLines {
 
   /** SIGTERM it and wait for its exit; its stderr. */
   async stop(): Promise<string> {
+    using _hang = hangGuard(this.child, () => JSON.stringify(this.seen));
     try {
       this.child.kill("SIGTERM");
     } catch {

@@ -13,7 +13,7 @@ import { openRuntime, type Runtime, startWorker } from "../mod.ts";
 import type { RunRecord } from "../records.ts";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { PG_URL, withAdmin } from "../plugins/postgres/_test_utils.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, killQuietly, within } from "./_deadline.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -253,7 +253,9 @@ Deno.test({
       })();
     });
     try {
-      await Promise.all(started);
+      await within(Promise.all(started), "both workers started", {
+        onHang: () => workers.forEach(killQuietly),
+      });
       await using rt = await openRuntime({
         cwd: dir,
         config: {

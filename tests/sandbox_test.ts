@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import { parseJson } from "../src/_json.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 /** A node module needing no imports: it tries `with.attempt` and returns what it got. */
 const HOSTILE = `
@@ -435,6 +435,7 @@ for (const attempt of ["spin", "hang"]) {
       const stdout = new Response(child.stdout).text();
       const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
       let stderr = "";
+      using _hang = hangGuard(child, () => stderr);
       const marker = attempt === "spin" ? "[stuck] spinning\n" : "[hello] started\n";
       while (!stderr.includes(marker)) {
         const { value, done } = await reader.read();

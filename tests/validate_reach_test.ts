@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
 import type { ValidateResult } from "../src/cli/flows.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 const NODE = `
 export default {
@@ -200,6 +200,7 @@ Deno.test("validate and the daemon warn when two files under flows: declare one 
     const child = cliCommand(dir, ["daemon", "--no-queue"], { home }).spawn();
     const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let printed = "";
+    using _hang = hangGuard(child, () => printed);
     while (!printed.includes("Scheduler started")) {
       const { value, done } = await stdout.read();
       if (done) break;

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime } from "../mod.ts";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
 
 /** A node that sets keys until it is stopped, or until `seconds` passed (then it succeeds). */
 const LOOP = `
@@ -65,6 +65,7 @@ Deno.test("flowstate run: Ctrl-C reaches a node looping over state calls on sqli
     const child = cliCommand(dir, ["run", "long.flow.yaml"], { stdout: "piped" }).spawn();
     const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     let said = "";
+    using _hang = hangGuard(child, () => said);
     while (!said.includes("looping")) {
       const { value, done } = await reader.read();
       if (done) break;

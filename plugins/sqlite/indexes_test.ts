@@ -5,7 +5,7 @@ import type { Warning } from "../../src/log.ts";
 import { fakeClock } from "../../src/testing/clock.ts";
 import { oldSearchFormat, rawDb, withDir } from "./_test_utils.ts";
 import { format1Meta, format1Words, NFKC_SEARCHES, NFKC_TEXTS } from "../_sql/_test_utils.ts";
-import { exitOf } from "../../tests/_deadline.ts";
+import { exitOf, hangGuard } from "../../tests/_deadline.ts";
 
 // Declared indexes, search and the slow paths of the sqlite plugin; the
 // conformance suite checks their answers against a scan.
@@ -420,6 +420,7 @@ Deno.test("sqlite: a search index another process builds while this one waits fo
     }).spawn();
     const reader = other.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let said = "";
+    using _hang = hangGuard(other, () => said);
     while (!said.includes("locked")) {
       const { value, done } = await reader.read();
       if (done) break;
