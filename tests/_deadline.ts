@@ -81,6 +81,14 @@ export async function waitUntil(
   }
 }
 
+/**
+ * A signal for a `fetch` to a server under test: one that never answers
+ * fails the test after the limit instead of hanging it.
+ */
+export function hangSignal(): AbortSignal {
+  return AbortSignal.timeout(HANG_LIMIT_MS);
+}
+
 /** SIGKILL `child` unless it is gone already. */
 export function killQuietly(child: Deno.ChildProcess): void {
   try {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type ConfigObject, openRuntime, type Runtime } from "../mod.ts";
 import { type FlowstateServer, serve, type ServeOptions } from "../src/serve/server.ts";
 import { apiRoutes } from "../src/serve/api.ts";
-import { HANG_LIMIT_MS, waitUntil } from "./_deadline.ts";
+import { HANG_LIMIT_MS, hangSignal, waitUntil } from "./_deadline.ts";
 
 /** Flow files every served test directory holds. */
 export const FLOWS: Record<string, string> = {
@@ -68,7 +68,7 @@ export async function withServed(
             const method = init.method ?? "GET";
             if (method !== "GET" && !headers.has("origin")) headers.set("origin", origin);
             // A server that never answers fails the test instead of hanging it.
-            const hang = AbortSignal.timeout(HANG_LIMIT_MS);
+            const hang = hangSignal();
             const signal = init.signal ? AbortSignal.any([init.signal, hang]) : hang;
             return fetch(new URL(path, server.url), { ...init, headers, signal });
           },

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, withCliProject } from "./_cli_sandbox.ts";
 import { streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangSignal } from "./_deadline.ts";
 
 const flow = (id: string, type = "log") =>
   `id: ${id}\nschedule: "0 3 * * *"\nnodes:\n  - { id: say, type: ${type}, with: { message: hi } }\n`;
@@ -215,7 +215,9 @@ Deno.test("GET /api/schedules (flowstate serve): a job that cannot be loaded and
     const err = streamLines(child.stderr);
     try {
       const serving = await within(err.next(/^Serving http:\/\/127\.0\.0\.1:\d+\/$/), "serving");
-      const res = await fetch(`${serving.slice("Serving ".length)}api/schedules`);
+      const res = await fetch(`${serving.slice("Serving ".length)}api/schedules`, {
+        signal: hangSignal(),
+      });
       assert.equal(res.status, 200);
       checkBrokenRows(await res.json());
     } finally {

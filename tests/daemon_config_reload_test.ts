@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type DaemonProject, withDaemonProject, within } from "./fixtures/daemon_process.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangSignal } from "./_deadline.ts";
 
 /** Bound of every wait here: a loaded machine is slow, never a failure before then. */
 const WAIT_MS = 90_000;
@@ -386,7 +386,7 @@ Deno.test({
         );
         const base = err.lines[serving].slice("Serving ".length);
         const api = async (path: string) => {
-          const response = await fetch(new URL(path, base));
+          const response = await fetch(new URL(path, base), { signal: hangSignal() });
           assert.equal(response.status, 200, path);
           return await response.json();
         };

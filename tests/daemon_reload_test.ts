@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, withCliProject } from "./_cli_sandbox.ts";
 import { type DaemonProject, withDaemonProject, within } from "./fixtures/daemon_process.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangSignal } from "./_deadline.ts";
 
 const flow = (id: string, message: string, schedule: string | null) =>
   `id: ${id}\n${schedule === null ? "" : `schedule: "${schedule}"\n`}nodes:\n` +
@@ -233,7 +233,9 @@ Deno.test({
         const serving = await within(err.next(/^Serving http:\/\/127\.0\.0\.1:\d+\/$/), "serving");
         await Deno.writeTextFile(join(dir, "flows", "b.flow.yaml"), flow("tk", "b", "0 0 1 1 *"));
         await within(err.next(/^error: flow file \S*b\.flow\.yaml cannot be used/), "the problem");
-        const response = await fetch(new URL("api/schedules", serving.slice("Serving ".length)));
+        const response = await fetch(new URL("api/schedules", serving.slice("Serving ".length)), {
+          signal: hangSignal(),
+        });
         assert.equal(response.status, 200);
         const rows = (await response.json()) as {
           id: string;
@@ -313,7 +315,7 @@ Deno.test({
         await within(err.next(warnStart), "the env warning at start");
         type Row = { id: string; cron: string | null; file?: string; error?: string };
         const schedules = async () => {
-          const response = await fetch(new URL("api/schedules", base));
+          const response = await fetch(new URL("api/schedules", base), { signal: hangSignal() });
           assert.equal(response.status, 200);
           return await response.json() as Row[];
         };

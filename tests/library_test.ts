@@ -22,6 +22,7 @@ import { newRunId } from "../records.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler.ts";
 // Not exported (yet): what `flowstate serve` runs.
 import { serve } from "../src/serve/server.ts";
+import { hangSignal } from "./_deadline.ts";
 
 const T3 = Date.UTC(2026, 0, 1, 3);
 const COUNT_FLOW = [
@@ -166,7 +167,11 @@ Deno.test("await using shuts the HTTP server down (its worker stopped first)", a
       worker: { onEvent: (e) => void (e.type === "stop" && (workerStopped = true)) },
     });
     finished = server.finished;
-    assert.equal((await fetch(new URL("/health", server.url)).then((r) => r.json())).status, "ok");
+    assert.equal(
+      (await fetch(new URL("/health", server.url), { signal: hangSignal() }).then((r) => r.json()))
+        .status,
+      "ok",
+    );
   }
   await finished;
   assert.ok(workerStopped);

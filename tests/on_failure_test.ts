@@ -14,7 +14,7 @@ import { serve } from "../serve.ts";
 import { documented } from "./_serve.ts";
 import { cliCommand, withCliProject, withSandbox } from "./_cli_sandbox.ts";
 import { streamLines, withDaemonProject, within } from "./fixtures/daemon_process.ts";
-import { exitOf, outputOf } from "./_deadline.ts";
+import { exitOf, hangSignal, outputOf } from "./_deadline.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).href;
 
@@ -509,7 +509,7 @@ Deno.test("api: GET /api/runs/{id} (and …/nodes) of a failed run carries its o
     assert.equal(failed.status, "failed");
     const fine = await rt.runFlow(join(dir, "flows", "fine.flow.yaml"));
     await using server = await serve(rt, { port: 0, worker: false });
-    const get = (path: string) => fetch(new URL(path, server.url));
+    const get = (path: string) => fetch(new URL(path, server.url), { signal: hangSignal() });
 
     const detail = await documented<{ onFailure?: OnFailureMarker; run: RunRecord }>(
       "GET",
@@ -584,7 +584,7 @@ Deno.test("archive: an archived failed run keeps its onFailure link (runs show, 
     const detail = await documented<{ onFailure?: OnFailureMarker }>(
       "GET",
       "/api/runs/{id}",
-      await fetch(new URL(`/api/runs/${id}`, server.url)),
+      await fetch(new URL(`/api/runs/${id}`, server.url), { signal: hangSignal() }),
     );
     assert.deepEqual(detail.onFailure, shown.onFailure);
   });

@@ -18,7 +18,7 @@ import { Scheduler, type SchedulerEvent } from "../scheduler.ts";
 import { type FakeClock, fakeClock } from "../src/testing/clock.ts";
 import { type ManualTimers, manualTimers } from "../src/testing/timers.ts";
 import type { RunRecord } from "../src/records/types.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangSignal } from "./_deadline.ts";
 
 const CONFIG = "stores:\n  default: { plugin: sqlite, path: state.db }\nflows: [./flows]\n" +
   "jobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n";
@@ -536,7 +536,9 @@ Deno.test({
           const tick = Number(line.match(pattern)![1]);
           assert.equal(tick % 1000, 0, `a tick's time: ${line}`);
         }
-        const response = await fetch(new URL("api/schedules", serving.slice("Serving ".length)));
+        const response = await fetch(new URL("api/schedules", serving.slice("Serving ".length)), {
+          signal: hangSignal(),
+        });
         assert.equal(response.status, 200);
         const rows = (await response.json()) as Record<string, unknown>[];
         assert.deepEqual(rows.map((r) => [r.id, r.flow, r.entry, r.inputs]), [

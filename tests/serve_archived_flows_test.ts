@@ -13,6 +13,7 @@ import { type ConfigObject, openRuntime, runJob } from "../mod.ts";
 import { serve } from "../src/serve/server.ts";
 import { openClient } from "../plugins/postgres/client.ts";
 import { documented } from "./_serve.ts";
+import { hangSignal } from "./_deadline.ts";
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL");
 
@@ -90,7 +91,7 @@ async function archivedFlows(store: (name: string) => NonNullable<ConfigObject["
 
     const server = await serve(rt, { port: 0 });
     try {
-      const get = (path: string) => fetch(new URL(path, server.url));
+      const get = (path: string) => fetch(new URL(path, server.url), { signal: hangSignal() });
       const flows = await documented<Flow[]>("GET", "/api/flows", await get("/api/flows"));
       const listed = flows.find((f) => f.id === "old");
       assert.equal(listed?.archived, true, JSON.stringify(flows));

@@ -13,7 +13,7 @@ import { drain, waitFor } from "./_stderr_lines.ts";
 import { openRuntime } from "../mod.ts";
 import { RunRecorder } from "../records.ts";
 import { serve } from "../src/serve/server.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangSignal } from "./_deadline.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-serve-cli-" });
@@ -32,7 +32,7 @@ Deno.test("flowstate serve --port 0 prints its URL, answers /health and exits 0 
     const seen = { text: "" };
     const [, port] = await waitFor(reader, /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m, seen);
     assert.notEqual(port, "0");
-    const res = await fetch(`http://127.0.0.1:${port}/health`);
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: hangSignal() });
     assert.equal(res.status, 200);
     assert.equal((await res.json()).status, "ok");
     child.kill("SIGTERM");
@@ -54,10 +54,11 @@ Deno.test("flowstate serve --host 0.0.0.0 without a token generates one, prints 
     const seen = { text: "" };
     const [, port] = await waitFor(reader, /^Serving http:\/\/0\.0\.0\.0:(\d+)\/$/m, seen);
     const [, token] = await waitFor(reader, /#token=([A-Za-z0-9_-]{43})$/m, seen);
-    const anonymous = await fetch(`http://127.0.0.1:${port}/api/stores`);
+    const anonymous = await fetch(`http://127.0.0.1:${port}/api/stores`, { signal: hangSignal() });
     assert.equal(anonymous.status, 401);
     await anonymous.body?.cancel();
     const allowed = await fetch(`http://127.0.0.1:${port}/api/stores`, {
+      signal: hangSignal(),
       headers: { authorization: `Bearer ${token}` },
     });
     assert.equal(allowed.status, 200);
@@ -178,6 +179,7 @@ Deno.test("POST /api/runs/{id}/cancel cancels a run of another process (flowstat
     const server = await serve(runtime, { port: 0 });
     try {
       const res = await fetch(new URL(`/api/runs/${run.id}/cancel`, server.url), {
+        signal: hangSignal(),
         method: "POST",
         headers: { origin: server.url.slice(0, -1) },
       });
@@ -185,7 +187,9 @@ Deno.test("POST /api/runs/{id}/cancel cancels a run of another process (flowstat
       assert.deepEqual(await res.json(), { runId: run.id, status: "running" });
       const ended = await run.end();
       assert.equal(ended.code, 1, ended.stderr);
-      const detail = await (await fetch(new URL(`/api/runs/${run.id}`, server.url))).json();
+      const detail =
+        await (await fetch(new URL(`/api/runs/${run.id}`, server.url), { signal: hangSignal() }))
+          .json();
       assert.equal(detail.run.status, "cancelled");
     } finally {
       await server.shutdown();
@@ -200,10 +204,12 @@ Deno.test("flowstate daemon --serve serves beside the scheduler (serve: from the
     const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     const seen = { text: "" };
     const [, port] = await waitFor(reader, /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m, seen);
-    const health = await (await fetch(`http://127.0.0.1:${port}/health`)).json();
+    const health = await (await fetch(`http://127.0.0.1:${port}/health`, { signal: hangSignal() }))
+      .json();
     assert.equal(health.status, "ok");
     assert.equal(health.daemon.ticking, true);
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const metrics =
+      await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: hangSignal() })).text();
     assert.match(metrics, /^flowstate_scheduler_lag_seconds \d/m);
     child.kill("SIGTERM");
     await drain(reader, seen);
@@ -230,6 +236,7 @@ Deno.test("flowstate serve runs what it enqueues with its own worker; --no-worke
       const [, port] = await waitFor(reader, /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m, seen);
       const post = (query = "") =>
         fetch(`http://127.0.0.1:${port}/api/flows/hi/runs${query}`, {
+          signal: hangSignal(),
           method: "POST",
           headers: { authorization: "Bearer any", "content-type": "application/json" },
           body: "{}",
@@ -309,6 +316,7 @@ Deno.test("runs cancel (and POST /api/runs/{id}/cancel) of a run whose process d
     const server = await serve(runtime, { port: 0, worker: false });
     try {
       const res = await fetch(`${server.url}api/runs/${ids[1]}/cancel`, {
+        signal: hangSignal(),
         method: "POST",
         headers: { origin: server.url.slice(0, -1) },
       });

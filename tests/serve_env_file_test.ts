@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand } from "./_cli_sandbox.ts";
 import { drain, waitFor } from "./_stderr_lines.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangSignal } from "./_deadline.ts";
 
 const TOKEN = "tok-from-a-file-0123456789";
 const HOOK_SECRET = "hook-secret-from-a-file";
@@ -93,11 +93,17 @@ Deno.test("flowstate serve: the token from FLOWSTATE_SERVE_TOKEN_FILE is require
     const file = join(secrets, "token");
     await Deno.writeTextFile(file, `${TOKEN}\n`); // one trailing newline is not part of it
     const stderr = await serving(dir, { FLOWSTATE_SERVE_TOKEN_FILE: file }, async (port) => {
-      assert.equal(await statusOf(fetch(`http://127.0.0.1:${port}/api/stores`)), 401);
       assert.equal(
-        await statusOf(fetch(`http://127.0.0.1:${port}/api/stores`, {
-          headers: { authorization: `Bearer ${TOKEN}` },
-        })),
+        await statusOf(fetch(`http://127.0.0.1:${port}/api/stores`, { signal: hangSignal() })),
+        401,
+      );
+      assert.equal(
+        await statusOf(
+          fetch(`http://127.0.0.1:${port}/api/stores`, {
+            signal: hangSignal(),
+            headers: { authorization: `Bearer ${TOKEN}` },
+          }),
+        ),
         200,
       );
     }, ["--host", "0.0.0.0"]);
@@ -140,9 +146,12 @@ Deno.test("flowstate serve: a FLOWSTATE_SERVE_TOKEN_FILE that cannot give the to
     // --token wins: the variables are not read.
     const flag = await serving(dir, { FLOWSTATE_SERVE_TOKEN_FILE: missing }, async (port) => {
       assert.equal(
-        await statusOf(fetch(`http://127.0.0.1:${port}/api/stores`, {
-          headers: { authorization: "Bearer flag-token-value" },
-        })),
+        await statusOf(
+          fetch(`http://127.0.0.1:${port}/api/stores`, {
+            signal: hangSignal(),
+            headers: { authorization: "Bearer flag-token-value" },
+          }),
+        ),
         200,
       );
     }, ["--token", "flag-token-value"]);
@@ -168,21 +177,30 @@ Deno.test("flowstate serve: a webhook's secret from NAME_FILE checks signatures;
     const good = await serving(dir, { DEPLOY_HOOK_SECRET_FILE: file }, async (port) => {
       const url = `http://127.0.0.1:${port}/hooks/deploy`;
       const headers = { "content-type": "application/json" };
-      assert.equal(await statusOf(fetch(url, { method: "POST", headers, body })), 401);
       assert.equal(
-        await statusOf(fetch(url, {
-          method: "POST",
-          headers: { ...headers, "x-flowstate-signature": await sign("wrong-secret", body) },
-          body,
-        })),
+        await statusOf(fetch(url, { signal: hangSignal(), method: "POST", headers, body })),
         401,
       );
       assert.equal(
-        await statusOf(fetch(url, {
-          method: "POST",
-          headers: { ...headers, "x-flowstate-signature": await sign(HOOK_SECRET, body) },
-          body,
-        })),
+        await statusOf(
+          fetch(url, {
+            signal: hangSignal(),
+            method: "POST",
+            headers: { ...headers, "x-flowstate-signature": await sign("wrong-secret", body) },
+            body,
+          }),
+        ),
+        401,
+      );
+      assert.equal(
+        await statusOf(
+          fetch(url, {
+            signal: hangSignal(),
+            method: "POST",
+            headers: { ...headers, "x-flowstate-signature": await sign(HOOK_SECRET, body) },
+            body,
+          }),
+        ),
         202,
       );
     });
@@ -191,6 +209,7 @@ Deno.test("flowstate serve: a webhook's secret from NAME_FILE checks signatures;
     const missing = join(secrets, "nope");
     const bad = await serving(dir, { DEPLOY_HOOK_SECRET_FILE: missing }, async (port) => {
       const res = await fetch(`http://127.0.0.1:${port}/hooks/deploy`, {
+        signal: hangSignal(),
         method: "POST",
         headers: {
           "content-type": "application/json",

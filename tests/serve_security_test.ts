@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { documented, withServed } from "./_serve.ts";
+import { hangSignal } from "./_deadline.ts";
 
 const memory = () => ({ main: { plugin: "memory" } });
 const TOKEN = "test-token-of-enough-length-0123456789";
@@ -117,6 +118,7 @@ Deno.test("serve: a mutating request from another origin, or without origin and 
     assert.equal((await cross.json()).error.code, "forbidden");
     // No Origin (fetch in Deno sends none) and no Sec-Fetch-Site: refused.
     const bare = await fetch(new URL("/api/stores/main/entry?key=k", server.url), {
+      signal: hangSignal(),
       method: "PUT",
       headers: { "content-type": "application/json", "if-none-match": "*" },
       body: JSON.stringify({ value: 1 }),
@@ -124,6 +126,7 @@ Deno.test("serve: a mutating request from another origin, or without origin and 
     assert.equal(bare.status, 403);
     await bare.body?.cancel();
     const crossSite = await fetch(new URL("/api/stores/main/entry?key=k", server.url), {
+      signal: hangSignal(),
       method: "PUT",
       headers: {
         "content-type": "application/json",
@@ -136,6 +139,7 @@ Deno.test("serve: a mutating request from another origin, or without origin and 
     await crossSite.body?.cancel();
     // A bearer request (a program, not a browser) needs no origin.
     const program = await fetch(new URL("/api/stores/main/entry?key=k", server.url), {
+      signal: hangSignal(),
       method: "PUT",
       headers: {
         "content-type": "application/json",

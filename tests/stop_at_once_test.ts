@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { SIGNAL_REPEAT_MS } from "../src/cli/common.ts";
 import { INTERRUPT_TIMEOUT_MS, REQUEUE_MARGIN_MS } from "../src/records/recorder.ts";
-import { exitOf, waitUntil } from "./_deadline.ts";
+import { exitOf, hangSignal, waitUntil } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** Logs "waiting for <path>", then waits for that file, deaf to its cancel signal. */
@@ -250,6 +250,7 @@ Deno.test("flowstate serve: a second SIGTERM exits 143 at once and puts the run 
       { stream: "stderr", pattern: /Stopping the server \(SIGTERM/ },
       async ([, url]) => {
         const started = await fetch(new URL("api/flows/slow/runs", url), {
+          signal: hangSignal(),
           method: "POST",
           headers: { origin: url.slice(0, -1), "content-type": "application/json" },
           body: "{}",
@@ -259,7 +260,7 @@ Deno.test("flowstate serve: a second SIGTERM exits 143 at once and puts the run 
         // Until the server's worker has it running.
         let last = "";
         await waitUntil(`run ${id} running`, async () => {
-          const shown = await fetch(new URL(`api/runs/${id}`, url));
+          const shown = await fetch(new URL(`api/runs/${id}`, url), { signal: hangSignal() });
           last = (await shown.json()).run.status;
           return last === "running";
         }, { details: () => `last status: ${last}` });

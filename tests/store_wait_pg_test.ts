@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { cuttableProxy, dropSchemaTest, pgTest, SCHEMA } from "../plugins/postgres/_test_utils.ts";
+import { hangSignal } from "./_deadline.ts";
 
 /** The test's own bound on each wait (generous: it only says "it does not hang"). */
 const DEADLINE_MS = 120_000;
@@ -196,7 +197,7 @@ pgTest(
         );
         const port = /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m.exec(serve.stderr)![1];
         await serve.until("the worker's error", () => serve.stderr.includes("cannot start"));
-        const health = await fetch(`http://127.0.0.1:${port}/health`);
+        const health = await fetch(`http://127.0.0.1:${port}/health`, { signal: hangSignal() });
         assert.equal(health.status, 503);
         const body = await health.json();
         assert.equal(body.worker.status, "stopped");
@@ -226,7 +227,7 @@ pgTest(
           /^Serving http:\/\/127\.0\.0\.1:(\d+)\/$/m.exec(serve.stderr)![1]
         }`;
         await serve.until("an unreachable line", () => UNREACHABLE.test(serve.stderr));
-        const health = await fetch(`${base}/health`);
+        const health = await fetch(`${base}/health`, { signal: hangSignal() });
         assert.equal(health.status, 503);
         const body = await health.json();
         assert.equal(body.status, "unavailable");
@@ -241,7 +242,7 @@ pgTest(
             "/api/workers",
           ]
         ) {
-          const res = await fetch(`${base}${path}`);
+          const res = await fetch(`${base}${path}`, { signal: hangSignal() });
           const error = await res.json();
           assert.equal(res.status, 503, `${path}: ${JSON.stringify(error)}`);
           assert.equal(error.error.code, "store_unavailable", path);
@@ -254,10 +255,10 @@ pgTest(
           "the run succeeded",
           () => serve.stdout.includes(`${runId} hi succeeded`),
         );
-        const healthy = await fetch(`${base}/health`);
+        const healthy = await fetch(`${base}/health`, { signal: hangSignal() });
         assert.equal(healthy.status, 200);
         assert.deepEqual((await healthy.json()).worker, { status: "running" });
-        const run = await fetch(`${base}/api/runs/${runId}`);
+        const run = await fetch(`${base}/api/runs/${runId}`, { signal: hangSignal() });
         assert.equal(run.status, 200);
         assert.equal((await run.json()).run.status, "succeeded");
       } finally {

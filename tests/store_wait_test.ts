@@ -31,6 +31,7 @@ import {
 import { MemoryDriver } from "../plugins/memory/mod.ts";
 import type { CommitRequest } from "../plugin.ts";
 import { serve } from "../src/serve/server.ts";
+import { hangSignal } from "./_deadline.ts";
 
 /** How the test's store is down: its opening, its calls (and how an opening fails). */
 interface Down {
@@ -232,7 +233,7 @@ Deno.test("serve: /health is 503 with the worker waiting for its store, a route 
     const events: WorkerEvent[] = [];
     await using server = await serve(rt, { port: 0, worker: { onEvent: (e) => events.push(e) } });
     await until(() => events.some((e) => e.type === "waiting"));
-    const health = await fetch(new URL("/health", server.url));
+    const health = await fetch(new URL("/health", server.url), { signal: hangSignal() });
     assert.equal(health.status, 503);
     const body = await health.json();
     assert.equal(body.status, "unavailable");
@@ -240,7 +241,7 @@ Deno.test("serve: /health is 503 with the worker waiting for its store, a route 
     assert.match(body.worker.error, /^cannot reach the test's server/);
     assert.equal(body.stores.main.ok, false);
 
-    const runs = await fetch(new URL(`/api/runs/${runId}`, server.url));
+    const runs = await fetch(new URL(`/api/runs/${runId}`, server.url), { signal: hangSignal() });
     assert.equal(runs.status, 503);
     assert.equal(runs.headers.get("retry-after"), "5");
     const error = await runs.json();
@@ -250,10 +251,10 @@ Deno.test("serve: /health is 503 with the worker waiting for its store, a route 
 
     down.open = false;
     await until(() => events.some((e) => e.type === "end"));
-    const healthy = await fetch(new URL("/health", server.url));
+    const healthy = await fetch(new URL("/health", server.url), { signal: hangSignal() });
     assert.equal(healthy.status, 200);
     assert.deepEqual((await healthy.json()).worker, { status: "running" });
-    const run = await fetch(new URL(`/api/runs/${runId}`, server.url));
+    const run = await fetch(new URL(`/api/runs/${runId}`, server.url), { signal: hangSignal() });
     assert.equal(run.status, 200);
     assert.equal((await run.json()).run.status, "succeeded");
   });

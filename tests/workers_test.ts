@@ -20,7 +20,7 @@ import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { documented, eventually } from "./_serve.ts";
 import { dropSchemaTest, PG_URL } from "../plugins/postgres/_test_utils.ts";
 import type { WorkerListing } from "../mod.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, hangSignal } from "./_deadline.ts";
 
 const SLOW = "id: slow\nnodes:\n  - { id: wait, type: delay, with: { for: 60s } }\n";
 const MARK = "id: mark\nnodes:\n  - { id: n, type: transform, with: { value: 1 } }\n";
@@ -148,7 +148,7 @@ async function workersTest(storeYaml: string): Promise<void> {
       await documented<WorkerListing[]>(
         "GET",
         "/api/workers",
-        await fetch(new URL("/api/workers", url)),
+        await fetch(new URL("/api/workers", url), { signal: hangSignal() }),
       );
     const byId = (workers: WorkerListing[]) => new Map(workers.map((w) => [w.id, w]));
     await eventually("the three workers are listed live, a and b with their runs", async () => {
@@ -214,7 +214,7 @@ async function workersTest(storeYaml: string): Promise<void> {
     const staleTable = await cli("workers");
     assert.match(staleTable.stdout, new RegExp(`^b +stale +\\S+ +${b.child.pid} `, "m"));
     // And Prometheus sees them: two live, one stale.
-    const metrics = await (await fetch(new URL("/metrics", url))).text();
+    const metrics = await (await fetch(new URL("/metrics", url), { signal: hangSignal() })).text();
     assert.match(metrics, /^flowstate_workers\{status="live"\} 2$/m);
     assert.match(metrics, /^flowstate_workers\{status="stale"\} 1$/m);
 
