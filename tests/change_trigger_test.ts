@@ -20,7 +20,7 @@ import {
 import type { Store } from "../src/store/types.ts";
 import { spawnDaemon, streamLines } from "./fixtures/daemon_process.ts";
 import { cliArgv, withCliProject } from "./_cli_sandbox.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, within } from "./_deadline.ts";
 
 const FLOW = `
 id: on-order
@@ -343,7 +343,7 @@ async function startWith(dir: string, position?: TriggerPosition, watched = "dat
       if (event.type === "error") started.reject(event.error);
     },
   });
-  await started.promise;
+  await within(started.promise, "the started event");
   const position_ = async () =>
     (await (await rt.store("main")).get<TriggerPosition>(triggerPositionKey("on-order", watched)))
       ?.value;

@@ -22,7 +22,7 @@ import { newRunId } from "../records.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler.ts";
 // Not exported (yet): what `flowstate serve` runs.
 import { serve } from "../src/serve/server.ts";
-import { hangSignal } from "./_deadline.ts";
+import { hangSignal, within } from "./_deadline.ts";
 
 const T3 = Date.UTC(2026, 0, 1, 3);
 const COUNT_FLOW = [
@@ -150,7 +150,7 @@ Deno.test("await using stops a worker and a scheduler, then closes the runtime, 
       });
       await scheduler.start();
       await rt.enqueue("./hi.flow.yaml");
-      await ended.promise;
+      await within(ended.promise, "the ended event");
     }
     assert.deepEqual(seen, ["scheduler stopped", "worker stopped"]);
     await assert.rejects(runtime!.store(), StoreClosedError);

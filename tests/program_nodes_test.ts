@@ -25,6 +25,7 @@ import type { JsonValue } from "../mod.ts";
 import { Scheduler } from "../scheduler.ts";
 import { z } from "zod";
 import { withSandbox } from "./_cli_sandbox.ts";
+import { within } from "./_deadline.ts";
 
 const nameSchema = z.strictObject({ name: z.string() });
 
@@ -146,7 +147,7 @@ Deno.test("a program's node type runs in a definition, in sub-flows, and in runs
     const { runId } = await rt.enqueue("./greet.flow.yaml", { input: { who: "Eve" } });
     const done = Promise.withResolvers<void>();
     const worker = startWorker(rt, { onEvent: (e) => e.type === "end" && done.resolve() });
-    await done.promise;
+    await within(done.promise, "the done event");
     await worker.stop();
     const ended = await (await rt.records()).getRun(runId);
     assert.equal(ended?.status, "succeeded", JSON.stringify(ended?.error));

@@ -20,6 +20,7 @@ import {
   REDIS_URL,
   removeTestKeys,
 } from "../packages/redis/_test_utils.ts";
+import { within } from "./_deadline.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -855,7 +856,7 @@ Deno.test({
         if (e.type === "end") ended.resolve(e.status);
       },
     });
-    await started.promise;
+    await within(started.promise, "the started event");
     // Let its first poll pass (it finds nothing), then enqueue from another runtime.
     await (await workerRt.records()).listRunSummaries();
     await new Promise((r) => setTimeout(r, 200));

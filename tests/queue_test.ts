@@ -16,6 +16,7 @@ import {
   type WorkerEvent,
 } from "../mod.ts";
 import { Records, type RunRecord } from "../records.ts";
+import { within } from "./_deadline.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -587,7 +588,7 @@ nodes:
   const bBeat = Date.now() + 60_000;
   assert.ok(await b.heartbeatClaim(retaken!, bBeat));
   // A's next heartbeat finds the claim gone: its attempt stops, its end is refused.
-  await ended.promise;
+  await within(ended.promise, "the ended event");
   const end = events.find((e) => e.type === "end");
   assert.equal(end?.type === "end" && end.attempt, 1);
   assert.match(end?.type === "end" ? end.error ?? "" : "", /recorded as lost/);

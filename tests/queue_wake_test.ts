@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type Runtime, startWorker, type Timers } from "../mod.ts";
 import { type FakeClock, fakeClock } from "../testing.ts";
+import { within } from "./_deadline.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 const HOUR = 3_600_000;
@@ -89,7 +90,7 @@ async function withWorkerOnFakeTime(
       },
     });
     try {
-      await started.promise;
+      await within(started.promise, "the started event");
       await fn({ rt, clock, timers, ended: (id) => endOf(id).promise });
     } finally {
       await worker.stop();

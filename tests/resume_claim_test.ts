@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
 import { defineNode, openRuntime, ResumeRefusedError } from "../mod.ts";
 import { documented, eventually, withServed } from "./_serve.ts";
+import { within } from "./_deadline.ts";
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") || undefined;
 
@@ -185,7 +186,7 @@ Deno.test("resumeRun: a second resume while the first one's run is running is re
 
   let first: string | undefined;
   const resuming = rt.resumeRun(failed.id, { flow: flow("app.hold"), onStart: (id) => first = id });
-  await waiting.promise;
+  await within(waiting.promise, "the waiting event");
   for (const again of [false, true]) {
     const refused = await rt.resumeRun(failed.id, { flow: flow("app.hold"), again })
       .catch((e) => e);

@@ -17,6 +17,7 @@ import {
   type RunRecord,
 } from "../mod.ts";
 import { documented, eventually, withServed } from "./_serve.ts";
+import { within } from "./_deadline.ts";
 
 /** A trusted node that appends a line to `file` (its side effect) and returns the lines so far. */
 const APPEND = `export default {
@@ -456,7 +457,7 @@ Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes
       started.resolve();
     },
   });
-  await started.promise;
+  await within(started.promise, "the started event");
   const running = await rt.resumeRun(runId!, { from: "w" }).catch((e) => e);
   assert.ok(running instanceof ResumeRefusedError);
   assert.equal(running.reason, "running");

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime, type RuntimeEvent, StoreClosedError } from "../mod.ts";
+import { within } from "./_deadline.ts";
 
 const SLOW = {
   id: "slow",
@@ -28,7 +29,7 @@ Deno.test("Runtime.close() cancels the runs in progress and records their ends b
     const run = rt.runFlow(SLOW, { onStart: (id) => started.resolve(id) });
     let settled = "pending";
     run.then((r) => settled = r.status, (err) => settled = String(err));
-    const runId = await started.promise;
+    const runId = await within(started.promise, "the started event");
     await rt.close();
     assert.equal(settled, "cancelled", "close() resolved before the run's end was recorded");
     await watching;
@@ -57,7 +58,7 @@ Deno.test("leaving await using cancels a run still going: its promise resolves c
     const started = Promise.withResolvers<void>();
     const run = rt.runFlow(SLOW, { onStart: () => started.resolve() });
     run.then((r) => settled = r.status, (err) => settled = String(err));
-    await started.promise;
+    await within(started.promise, "the started event");
   }
   assert.equal(settled, "cancelled", "the block was left before the run's end was recorded");
 });

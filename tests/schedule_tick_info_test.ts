@@ -14,6 +14,7 @@ import { openRuntime, runJob, type RunRecord } from "../mod.ts";
 import { Scheduler, type SchedulerEvent } from "../scheduler.ts";
 import { fakeClock } from "../src/testing/clock.ts";
 import { manualTimers } from "../src/testing/timers.ts";
+import { within } from "./_deadline.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).href;
 
@@ -91,7 +92,7 @@ async function runSchedules(dir: string, until: number, ticks: number): Promise<
   });
   await scheduler.start();
   await timers.advanceTo(until);
-  await all.promise;
+  await within(all.promise, "the all event");
   const stopping = scheduler.stop({ graceMs: 0 });
   await timers.advance(0);
   await stopping;

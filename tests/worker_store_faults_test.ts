@@ -29,6 +29,7 @@ import {
   type WorkerEvent,
 } from "../mod.ts";
 import { Records } from "../records.ts";
+import { within } from "./_deadline.ts";
 
 Deno.test("a worker tells a run's stored status when its end was recorded but some of its events were not", async () => {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-events-lost-" });
@@ -66,7 +67,7 @@ Deno.test("a worker tells a run's stored status when its end was recorded but so
     const worker = startWorker(rt, {
       onEvent: (e) => e.type === "end" && ended.resolve(e),
     });
-    const end = await ended.promise;
+    const end = await within(ended.promise, "the ended event");
     await worker.stop();
     assert.ok(appends > 0, "no batch of events was appended before the end");
     const stored = await records.getRun(runId);
@@ -143,7 +144,7 @@ Deno.test("a worker puts back in the queue a run whose start its store did not a
         else if (e.requeued === undefined) succeeded.reject(new Error(`ended ${e.status}`));
       },
     });
-    await succeeded.promise;
+    await within(succeeded.promise, "the succeeded event");
     await worker.stop();
     assert.deepEqual(ends.map((e) => [e.attempt, e.status, e.requeued]), [
       [1, "cancelled", "released"],
@@ -174,7 +175,7 @@ Deno.test("a worker records a run's own end when its store fails past the record
     onEnd(() => void (Records.prototype.finishClaimedRun = finishClaimedRun));
     const ended = Promise.withResolvers<Extract<WorkerEvent, { type: "end" }>>();
     const worker = startWorker(rt, { onEvent: (e) => e.type === "end" && ended.resolve(e) });
-    const end = await ended.promise;
+    const end = await within(ended.promise, "the ended event");
     await worker.stop();
     assert.equal(end.status, "succeeded");
     assert.deepEqual(statuses, Array(6).fill("succeeded"), "no fallback recorded it failed");

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { withActor } from "../../mod.ts";
 import { CHROMIUM, lastRun, withPage } from "./_inspector.ts";
+import { within } from "../_deadline.ts";
 
 const ignore = CHROMIUM === undefined;
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
@@ -188,7 +189,7 @@ nodes:
       const started = Promise.withResolvers<string>();
       // In the server's process: its node events reach the page as they happen.
       const ended = inspector.runtime.runFlow(file, { onStart: (id) => started.resolve(id) });
-      const id = await started.promise;
+      const id = await within(started.promise, "the started event");
       await page.goto(new URL(`#/runs/${id}`, inspector.url).href);
       await page.locator("#live.on").waitFor();
       await page.locator(".changes-panel .changes-empty").filter({
@@ -231,7 +232,7 @@ nodes:
       );
       const started = Promise.withResolvers<string>();
       const ended = inspector.runtime.runFlow(file, { onStart: (id) => started.resolve(id) });
-      const id = await started.promise;
+      const id = await within(started.promise, "the started event");
       // 250 changes made in the run's name while it runs (as its node would through state).
       const store = await inspector.runtime.store("default");
       const op = store.atomic();
