@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import type { RunRecord } from "../../src/records/types.ts";
-import { CHROMIUM, type Inspector, withPage } from "./_inspector.ts";
+import { CHROMIUM, type Inspector, type Watch, withPage } from "./_inspector.ts";
 
 /** fetch → parse → enrich → report, and audit beside them (it needs fetch only). */
 const PIPELINE = `id: pipeline
@@ -42,11 +42,32 @@ nodes:
     with: { value: "report #\${{ nodes.enrich.output }}" }
 `;
 
-/** A run of the pipeline that succeeded. */
-async function succeeded(inspector: Inspector): Promise<RunRecord> {
-  const run = await inspector.runtime.runFlow(join(inspector.dir, "flows", "pipeline.flow.yaml"));
-  assert.equal(run.status, "succeeded");
-  return run;
+/**
+ * A browser test on an inspector (with `token`, when given) whose pipeline ran once and
+ * succeeded: `fn` gets the page, the inspector, what went wrong in the page, and that run.
+ */
+function pipelineTest(
+  name: string,
+  fn: (page: Page, inspector: Inspector, watch: Watch, first: RunRecord) => Promise<void>,
+  token?: string,
+): void {
+  Deno.test({
+    name,
+    ignore: CHROMIUM === undefined,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      await withPage(
+        { seed: false, flows: { "pipeline.flow.yaml": PIPELINE }, ...(token ? { token } : {}) },
+        async (page, inspector, watch) => {
+          const file = join(inspector.dir, "flows", "pipeline.flow.yaml");
+          const first = await inspector.runtime.runFlow(file);
+          assert.equal(first.status, "succeeded");
+          await fn(page, inspector, watch, first);
+        },
+      );
+    },
+  });
 }
 
 /** Confirms the re-run from `node` of run `first` and checks the new run, its page and record. */
@@ -91,127 +112,100 @@ async function confirmAndCheck(
   assert.equal(await page.locator(".run-facts a.resumes-link").textContent(), first.id);
 }
 
-Deno.test({
-  name: "inspector: Re-run from here in a node's row re-runs it and what needs it, the rest reused",
-  ignore: CHROMIUM === undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await withPage(
-      { seed: false, flows: { "pipeline.flow.yaml": PIPELINE } },
-      async (page, inspector, { errors }) => {
-        const first = await succeeded(inspector);
-        await page.goto(new URL(`#/runs/${first.id}`, inspector.url).href);
-        await page.locator(".run-title .badge.status-succeeded").waitFor();
-        // A run that succeeded: nothing to resume from its failure.
-        assert.equal(await page.getByRole("button", { name: "Resume from failure" }).count(), 0);
-        await page.locator('.node-row[data-node="enrich"] button.node-summary').click();
-        const rerun = page.locator('.node-row[data-node="enrich"] button.rerun-from');
-        await rerun.click();
-        // Cancel closes the confirmation and starts nothing.
-        await page.locator('.node-row[data-node="enrich"] button.rerun-cancel').click();
-        await page.locator(".rerun-confirm").waitFor({ state: "detached" });
-        await rerun.click();
-        await confirmAndCheck(page, inspector, first, "enrich");
+pipelineTest(
+  "inspector: Re-run from here in a node's row re-runs it and what needs it, the rest reused",
+  async (page, inspector, { errors }, first) => {
+    await page.goto(new URL(`#/runs/${first.id}`, inspector.url).href);
+    await page.locator(".run-title .badge.status-succeeded").waitFor();
+    // A run that succeeded: nothing to resume from its failure.
+    assert.equal(await page.getByRole("button", { name: "Resume from failure" }).count(), 0);
+    await page.locator('.node-row[data-node="enrich"] button.node-summary').click();
+    const rerun = page.locator('.node-row[data-node="enrich"] button.rerun-from');
+    await rerun.click();
+    // Cancel closes the confirmation and starts nothing.
+    await page.locator('.node-row[data-node="enrich"] button.rerun-cancel').click();
+    await page.locator(".rerun-confirm").waitFor({ state: "detached" });
+    await rerun.click();
+    await confirmAndCheck(page, inspector, first, "enrich");
 
-        // The run re-run from is resumed now: its page says by which run, and offers no re-run.
-        await page.goto(new URL(`#/runs/${first.id}`, inspector.url).href);
-        await page.locator(".run-title a.resumed-by").waitFor();
-        await page.locator('.node-row[data-node="enrich"] button.node-summary').click();
-        await page.locator('.node-row[data-node="enrich"] .rerun-note').waitFor();
-        assert.equal(await page.locator("button.rerun-from").count(), 0);
-        assert.deepEqual(errors, []);
-      },
-    );
+    // The run re-run from is resumed now: its page says by which run, and offers no re-run.
+    await page.goto(new URL(`#/runs/${first.id}`, inspector.url).href);
+    await page.locator(".run-title a.resumed-by").waitFor();
+    await page.locator('.node-row[data-node="enrich"] button.node-summary').click();
+    await page.locator('.node-row[data-node="enrich"] .rerun-note').waitFor();
+    assert.equal(await page.locator("button.rerun-from").count(), 0);
+    assert.deepEqual(errors, []);
   },
-});
+);
 
-Deno.test({
-  name:
-    "inspector: a node's box in the graph leads to Re-run from here (keyboard too, with a token)",
-  ignore: CHROMIUM === undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const token = "rerun-test-token-0123456789abcdef";
-    await withPage(
-      { seed: false, token, flows: { "pipeline.flow.yaml": PIPELINE } },
-      async (page, inspector, { errors }) => {
-        const first = await succeeded(inspector);
-        await page.goto(new URL(`#token=${token}`, inspector.url).href);
-        await page.waitForURL((url) => !url.href.includes(token));
-        await page.goto(new URL(`#/runs/${first.id}`, inspector.url).href);
-        await page.locator('.view-toggle button[data-view="graph"]').click();
-        const box = page.locator('.run-graph .graph-node[data-node="enrich"]');
-        await box.focus();
-        await page.keyboard.press("Enter");
-        // The box opened its row, the focus on its re-run button: Enter asks, then confirms.
-        const rerun = page.locator('.node-row[data-node="enrich"] button.rerun-from');
-        await page.locator('.node-row[data-node="enrich"] button.rerun-from:focus').waitFor();
-        assert.equal(await rerun.getAttribute("aria-expanded"), "false");
-        await page.keyboard.press("Enter");
-        await page.locator("button.rerun-confirm-go:focus").waitFor();
-        await confirmAndCheck(page, inspector, first, "enrich");
-        assert.deepEqual(errors, []);
-      },
-    );
+const token = "rerun-test-token-0123456789abcdef";
+pipelineTest(
+  "inspector: a node's box in the graph leads to Re-run from here (keyboard too, with a token)",
+  async (page, inspector, { errors }, first) => {
+    await page.goto(new URL(`#token=${token}`, inspector.url).href);
+    await page.waitForURL((url) => !url.href.includes(token));
+    await page.goto(new URL(`#/runs/${first.id}`, inspector.url).href);
+    await page.locator('.view-toggle button[data-view="graph"]').click();
+    const box = page.locator('.run-graph .graph-node[data-node="enrich"]');
+    await box.focus();
+    await page.keyboard.press("Enter");
+    // The box opened its row, the focus on its re-run button: Enter asks, then confirms.
+    const rerun = page.locator('.node-row[data-node="enrich"] button.rerun-from');
+    await page.locator('.node-row[data-node="enrich"] button.rerun-from:focus').waitFor();
+    assert.equal(await rerun.getAttribute("aria-expanded"), "false");
+    await page.keyboard.press("Enter");
+    await page.locator("button.rerun-confirm-go:focus").waitFor();
+    await confirmAndCheck(page, inspector, first, "enrich");
+    assert.deepEqual(errors, []);
   },
-});
+  token,
+);
 
-Deno.test({
-  name: "inspector: the server's refusal of a re-run shows in the page; no re-run where refused",
-  ignore: CHROMIUM === undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    await withPage(
-      { seed: false, flows: { "pipeline.flow.yaml": PIPELINE } },
-      async (page, inspector, watch) => {
-        const first = await succeeded(inspector);
-        await page.goto(new URL(`#/runs/${first.id}`, inspector.url).href);
-        await page.locator('.node-row[data-node="parse"] button.node-summary').click();
-        await page.locator('.node-row[data-node="parse"] button.rerun-from').click();
-        const go = page.getByRole("button", { name: "Re-run from parse" });
-        await go.waitFor();
-        // Meanwhile another client resumes the run: the server refuses this one (409).
-        const other = await inspector.runtime.resumeRun(first.id, { from: "report" });
-        await go.click();
-        const alert = page.locator('.node-row[data-node="parse"] .rerun-error[role="alert"]');
-        await alert.waitFor();
-        assert.match(
-          (await alert.textContent()) ?? "",
-          new RegExp(`already resumed by run ${other.id}`),
-        );
-        assert.ok(page.url().endsWith(first.id), "stayed on the run's page");
-        assert.equal(await go.isEnabled(), true, "the button can be pressed again");
-        watch.errors = watch.errors.filter((e) => !/status of 409/.test(e));
-        assert.deepEqual(watch.errors, []);
-
-        // A running run offers none: one that waits for a signal, its first node done.
-        let resolveId!: (id: string) => void;
-        const started = new Promise<string>((r) => resolveId = r);
-        const controller = new AbortController();
-        const running = inspector.runtime.runFlow({
-          id: "waits",
-          nodes: [
-            { id: "before", type: "transform", with: { value: 1 } },
-            { id: "hold", type: "wait", needs: ["before"], with: { signal: "go" } },
-          ],
-        }, {
-          signal: controller.signal,
-          onEvent: (e, run) => {
-            if (e.type === "node.log" && e.node === "hold") resolveId(run.id);
-          },
-        });
-        const waitsId = await started;
-        await page.goto(new URL(`#/runs/${waitsId}`, inspector.url).href);
-        await page.locator('.node-row[data-node="before"][data-status="succeeded"]').waitFor();
-        await page.locator('.node-row[data-node="before"] button.node-summary').click();
-        await page.locator('.node-row[data-node="before"] .node-detail').waitFor();
-        assert.equal(await page.locator("button.rerun-from").count(), 0);
-        controller.abort();
-        await running.catch(() => {});
-      },
+pipelineTest(
+  "inspector: the server's refusal of a re-run shows in the page; no re-run where refused",
+  async (page, inspector, watch, first) => {
+    await page.goto(new URL(`#/runs/${first.id}`, inspector.url).href);
+    await page.locator('.node-row[data-node="parse"] button.node-summary').click();
+    await page.locator('.node-row[data-node="parse"] button.rerun-from').click();
+    const go = page.getByRole("button", { name: "Re-run from parse" });
+    await go.waitFor();
+    // Meanwhile another client resumes the run: the server refuses this one (409).
+    const other = await inspector.runtime.resumeRun(first.id, { from: "report" });
+    await go.click();
+    const alert = page.locator('.node-row[data-node="parse"] .rerun-error[role="alert"]');
+    await alert.waitFor();
+    assert.match(
+      (await alert.textContent()) ?? "",
+      new RegExp(`already resumed by run ${other.id}`),
     );
+    assert.ok(page.url().endsWith(first.id), "stayed on the run's page");
+    assert.equal(await go.isEnabled(), true, "the button can be pressed again");
+    watch.errors = watch.errors.filter((e) => !/status of 409/.test(e));
+    assert.deepEqual(watch.errors, []);
+
+    // A running run offers none: one that waits for a signal, its first node done.
+    let resolveId!: (id: string) => void;
+    const started = new Promise<string>((r) => resolveId = r);
+    const controller = new AbortController();
+    const running = inspector.runtime.runFlow({
+      id: "waits",
+      nodes: [
+        { id: "before", type: "transform", with: { value: 1 } },
+        { id: "hold", type: "wait", needs: ["before"], with: { signal: "go" } },
+      ],
+    }, {
+      signal: controller.signal,
+      onEvent: (e, run) => {
+        if (e.type === "node.log" && e.node === "hold") resolveId(run.id);
+      },
+    });
+    const waitsId = await started;
+    await page.goto(new URL(`#/runs/${waitsId}`, inspector.url).href);
+    await page.locator('.node-row[data-node="before"][data-status="succeeded"]').waitFor();
+    await page.locator('.node-row[data-node="before"] button.node-summary').click();
+    await page.locator('.node-row[data-node="before"] .node-detail').waitFor();
+    assert.equal(await page.locator("button.rerun-from").count(), 0);
+    controller.abort();
+    await running.catch(() => {});
   },
-});
+);
