@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type ConfigObject, openRuntime, type Runtime } from "../mod.ts";
 import { type FlowstateServer, serve, type ServeOptions } from "../src/serve/server.ts";
 import { apiRoutes } from "../src/serve/api.ts";
-import { HANG_LIMIT_MS, hangSignal, waitUntil } from "./_deadline.ts";
+import { hangSignal, waitUntil } from "./_deadline.ts";
 
 /** Flow files every served test directory holds. */
 export const FLOWS: Record<string, string> = {
@@ -116,7 +116,7 @@ export async function documented<T = unknown>(
 
 /**
  * Wait until `check` resolves true, polling every 50 ms; fails naming `what`
- * after {@linkcode HANG_LIMIT_MS} (a check that itself hangs included).
+ * after the hang limit of tests/_deadline.ts (a check that itself hangs included).
  */
 export async function eventually(
   what: string,
