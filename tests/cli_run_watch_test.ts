@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { Watched } from "./_watched.ts";
+import { outputOf } from "./_deadline.ts";
 
 const MOD = JSON.stringify(new URL("../mod.ts", import.meta.url).href);
 
@@ -296,8 +297,8 @@ Deno.test("cli: run --watch refuses a bad FLOWSTATE_WATCH or FLOWSTATE_WATCH_POL
         [{ FLOWSTATE_WATCH_POLL_MS: "10" }, /FLOWSTATE_WATCH_POLL_MS="10" is not a period/],
       ] as const
     ) {
-      const out = await cliCommand(dir, ["run", "--watch", "flow.yaml"], { env }).output();
-      const stderr = new TextDecoder().decode(out.stderr);
+      const out = await outputOf(cliCommand(dir, ["run", "--watch", "flow.yaml"], { env }));
+      const stderr = out.stderr;
       assert.equal(out.code, 2, stderr);
       assert.match(stderr, problem);
       assert.doesNotMatch(stderr, /\[say\] never/);

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../mod.ts";
 import { cliCommand } from "./_cli_sandbox.ts";
+import { type Output, outputOf } from "./_deadline.ts";
 
 const PROCESSES = 4;
 const RUNS_EACH = 3;
@@ -21,8 +22,8 @@ nodes:
     with: { scope: flow, key: count }
 `;
 
-function cli(dir: string, ...args: string[]): Promise<Deno.CommandOutput> {
-  return cliCommand(dir, args).output();
+function cli(dir: string, ...args: string[]): Promise<Output> {
+  return outputOf(cliCommand(dir, args));
 }
 
 Deno.test("jsonfile under contention: 4 processes x 3 counter runs; exit codes, run records and the counter agree", async () => {
@@ -41,23 +42,22 @@ Deno.test("jsonfile under contention: 4 processes x 3 counter runs; exit codes, 
       }
       assert.equal((await atomic.commit()).ok, true);
     }
-    const decoder = new TextDecoder();
     const codes: number[] = [];
     const failures: string[] = [];
     await Promise.all(Array.from({ length: PROCESSES }, async () => {
       for (let i = 0; i < RUNS_EACH; i++) {
         const out = await cli(dir, "run", "counter.flow.yaml");
         codes.push(out.code);
-        if (out.code !== 0) failures.push(decoder.decode(out.stderr));
-        else assert.equal(decoder.decode(out.stderr).includes("migrate store"), false);
+        if (out.code !== 0) failures.push(out.stderr);
+        else assert.equal(out.stderr.includes("migrate store"), false);
       }
     }));
     const runs = await cli(dir, "runs", "ls", "--flow", "counter", "--limit", "100", "--json");
-    assert.equal(runs.code, 0, decoder.decode(runs.stderr));
-    const records = JSON.parse(decoder.decode(runs.stdout)) as { status: string }[];
+    assert.equal(runs.code, 0, runs.stderr);
+    const records = JSON.parse(runs.stdout) as { status: string }[];
     const count = await cli(dir, "state", "get", "--flow", "counter", "count");
-    assert.equal(count.code, 0, decoder.decode(count.stderr));
-    const counter = Number(decoder.decode(count.stdout).trim());
+    assert.equal(count.code, 0, count.stderr);
+    const counter = Number(count.stdout.trim());
 
     const exitedOk = codes.filter((c) => c === 0).length;
     const succeeded = records.filter((r) => r.status === "succeeded").length;

@@ -11,7 +11,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { streamLines } from "./fixtures/daemon_process.ts";
 import { initProject } from "../src/cli/init.ts";
 import { taskCommand, taskFlags } from "./_task_flags.ts";
-import { exitOf } from "./_deadline.ts";
+import { exitOf, outputOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -20,9 +20,8 @@ function flowstateCommand(dir: string, ...args: string[]): Deno.Command {
 }
 
 async function flowstate(dir: string, ...args: string[]) {
-  const out = await flowstateCommand(dir, ...args).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+  const { code, stdout, stderr } = await outputOf(flowstateCommand(dir, ...args));
+  return { code, stdout, stderr };
 }
 
 Deno.test("the flowstate task's flags grant no --allow-run, write only .flowstate and sys only hostname", () => {
