@@ -57,7 +57,10 @@ for (const backend of BACKENDS) {
       try {
         await Deno.mkdir(join(dir, "flows"));
         await Deno.writeTextFile(join(dir, "flows", "approval.flow.yaml"), FLOW);
-        await Deno.writeTextFile(join(dir, "flowstate.yaml"), `${backend.stores()}flows: [./flows]\n`);
+        await Deno.writeTextFile(
+          join(dir, "flowstate.yaml"),
+          `${backend.stores()}flows: [./flows]\n`,
+        );
         const run = (...args: string[]) => runCli(dir, args, { env: { HOLD: hold } });
         const enqueued = await run("enqueue", "approval");
         assert.equal(enqueued.code, 0, enqueued.stderr);
