@@ -140,7 +140,9 @@ export const api = {
       body: data === undefined ? {} : { data },
     }),
   /** A new run resuming run `id` from where it failed: `{ runId }`. */
-  resumeRun: (id) => request("POST", `/api/runs/${enc(id)}/resume`, { body: {} }),
+  /** Resume run `id`; `from` given: run that node and every node that needs it again. */
+  resumeRun: (id, from) =>
+    request("POST", `/api/runs/${enc(id)}/resume`, { body: from === undefined ? {} : { from } }),
   metrics: (flow) => request("GET", `/api/metrics${query({ flow })}`),
   jobs: () => request("GET", "/api/jobs"),
   schedules: () => request("GET", "/api/schedules"),

@@ -471,6 +471,50 @@ function queueAttempts(run) {
 /** The ends of a run that may start the config's `runs.onFailure` flow about it. */
 const MAY_FIRE_ON_FAILURE = new Set(["failed", "timed-out", "cancelled"]);
 
+/**
+ * What re-running a run from node `from` does (`POST /api/runs/{id}/resume` with `from`), as
+ * src/resume.ts's `reusableNodes` decides it: `definition` is the run's flow version (`{ nodes:
+ * [{ id, needs?, when? }] }`), `outcomes` the run's recorded node outcomes. Returns `{ rerun,
+ * after, reused }`: the nodes run again (`from` first, then in the flow's order), those of them
+ * that need `from` (directly or through others), and the nodes that keep their recorded
+ * outputs. The server also runs again a node whose definition or code changed since the run:
+ * only it can tell.
+ */
+export function rerunPlan(definition, outcomes, from) {
+  const specs = new Map(definition.nodes.map((n) => [n.id, n]));
+  const reusable = new Map();
+  const reuses = (id, path) => {
+    if (reusable.has(id)) return reusable.get(id);
+    const spec = specs.get(id);
+    if (spec === undefined || path.has(id)) return false;
+    path.add(id);
+    const o = Object.hasOwn(outcomes, id) ? outcomes[id] : undefined;
+    const ok = id !== from && o?.status === "succeeded" && Object.hasOwn(o, "output") &&
+      o.output !== undefined && o.masked !== true && o.mocked !== true &&
+      spec.when !== "on_failure" && spec.when !== "always" &&
+      (spec.needs ?? []).every((need) => reuses(need, path));
+    path.delete(id);
+    reusable.set(id, ok);
+    return ok;
+  };
+  const downstream = new Set([from]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const spec of definition.nodes) {
+      if (downstream.has(spec.id) || !(spec.needs ?? []).some((n) => downstream.has(n))) continue;
+      downstream.add(spec.id);
+      grew = true;
+    }
+  }
+  const ids = definition.nodes.map((n) => n.id);
+  const rerun = [from, ...ids.filter((id) => id !== from && !reuses(id, new Set()))];
+  return {
+    rerun,
+    after: rerun.filter((id) => id !== from && downstream.has(id)),
+    reused: ids.filter((id) => reuses(id, new Set())),
+  };
+}
+
 export async function renderRun(container, id, ctx) {
   // Listen before fetching: events that arrive meanwhile are applied after.
   let onEvent = null;
@@ -588,6 +632,46 @@ export async function renderRun(container, id, ctx) {
       : formatDuration(run.durationMs);
   let headerDuration = null;
 
+  /**
+   * Whether the server would resume this run (with `from`, it may have succeeded): what
+   * src/resume.ts's assertResumable and claimResume refuse is not offered. Not a job's run, a
+   * sub-run, a running or queued one, one a test's mocks stood in for, an archived one, or one a
+   * run resumes already (resume that one; `by`: that run, or null).
+   */
+  const resumeAllowed = (by = resumedBy) =>
+    !run.flowId.startsWith("job:") && !run.parentRunId && archive === null &&
+    by === null && run.status !== "running" && run.status !== "queued" &&
+    !Object.values(run.nodes ?? {}).some((n) => n?.mocked === true);
+
+  /**
+   * Resumes this run (`from`: runs that node and those that need it again) and goes to the new
+   * run's page; `button` is disabled meanwhile. A refusal goes to `onError`, else to a toast.
+   */
+  async function startResume(button, from, onError) {
+    button.disabled = true;
+    try {
+      const started = await api.resumeRun(run.id, from);
+      ctx.toast(
+        "ok",
+        from === undefined ? "Resumed as " : `Re-running from ${from} as `,
+        h("a", { href: ctx.routeHash(["runs", started.runId]) }, started.runId),
+      );
+      ctx.navigate(ctx.routeHash(["runs", started.runId]));
+    } catch (e) {
+      button.disabled = false;
+      if (onError) onError(e.message);
+      else ctx.toast("error", `Could not resume: ${e.message}`);
+    }
+  }
+
+  /** The run's flow version (`GET /api/runs/{id}/definition`), fetched once (again after a failure). */
+  let versionLoad = null;
+  const runVersion = () =>
+    versionLoad ??= api.runDefinition(run.id).catch((e) => {
+      versionLoad = null;
+      throw e;
+    });
+
   function renderHeader() {
     const actions = h("div.actions");
     actions.appendChild(h("button.primary", {
@@ -612,8 +696,8 @@ export async function renderRun(container, id, ctx) {
     // A run that did not succeed (an abandoned one is recorded failed): resumed from where it
     // failed, the nodes that succeeded not run again. An archived run's outputs are not there.
     const resumable = ["failed", "cancelled", "timed-out"].includes(run.status) &&
-      !run.flowId.startsWith("job:") && !run.parentRunId && archive === null;
-    if (resumable && resumedBy !== null) {
+      resumeAllowed();
+    if (resumedBy !== null && !run.flowId.startsWith("job:") && !run.parentRunId) {
       // Resumed already: resuming it again is refused (the run that resumes it has the newer outputs).
       actions.appendChild(h("a.resumed-by", {
         href: ctx.routeHash(["runs", resumedBy]),
@@ -626,21 +710,7 @@ export async function renderRun(container, id, ctx) {
         text: "Resume from failure",
         title: "Start a new run with this run's inputs that reuses the outputs of the nodes " +
           "that succeeded and runs the rest",
-        onclick: async (event) => {
-          event.target.disabled = true;
-          try {
-            const started = await api.resumeRun(run.id);
-            ctx.toast(
-              "ok",
-              "Resumed as ",
-              h("a", { href: ctx.routeHash(["runs", started.runId]) }, started.runId),
-            );
-            ctx.navigate(ctx.routeHash(["runs", started.runId]));
-          } catch (e) {
-            event.target.disabled = false;
-            ctx.toast("error", `Could not resume: ${e.message}`);
-          }
-        },
+        onclick: (event) => startResume(event.target),
       }));
     }
     if (run.status === "running" || run.status === "queued") {
@@ -808,16 +878,18 @@ export async function renderRun(container, id, ctx) {
     if (graphLoading || graph !== null) return;
     graphLoading = true;
     replace(graphEl, h("p.muted", { text: "Loading…" }));
-    api.runDefinition(run.id).then((version) => {
+    runVersion().then((version) => {
       if (closed) return;
       graph = graphView(version.graph, {
         statuses: {},
-        // A box opens its node's row in the timeline.
+        // A box opens its node's row in the timeline, its re-run button focused when it has one.
         onSelect: (nodeId) => {
           view = "timeline";
           expanded.add(nodeId);
           renderTimeline();
-          shown.get(nodeId)?.row.scrollIntoView({ block: "center" });
+          const row = shown.get(nodeId)?.row;
+          row?.scrollIntoView({ block: "center" });
+          row?.querySelector("button.rerun-from")?.focus();
         },
       });
       for (const node of nodeTimeline(run, events, runNodeIds)) {
@@ -987,7 +1059,10 @@ export async function renderRun(container, id, ctx) {
       loadGraph();
       if (graph !== null) { for (const node of nodes) graph.setStatus(node.id, nodeStatus(node)); }
       graphNote.textContent = "Each box: the node, its type and its status (click it for its " +
-        "row in the timeline). Arrows: needs; dashed: into a when: on_failure / always node; " +
+        (resumeAllowed()
+          ? "row in the timeline, where you can re-run from it). "
+          : "row in the timeline). ") +
+        "Arrows: needs; dashed: into a when: on_failure / always node; " +
         "dotted: it waits for the end of the rest of the run.";
     }
     replace(
@@ -1043,11 +1118,112 @@ export async function renderRun(container, id, ctx) {
     }
   }
 
+  /** The node whose "Re-run from here" asks for a confirmation, and what the page says then. */
+  let rerunAsk = null;
+
+  /**
+   * A node's "Re-run from here" (a resume from it, when the server would take one), its
+   * confirmation (what runs again, what keeps its output) and the server's refusal.
+   */
+  function rerunControl(node) {
+    if (resumedBy !== null && resumeAllowed(null)) {
+      return h(
+        "p.muted.rerun-note",
+        {},
+        "Run ",
+        h("a.mono", { href: ctx.routeHash(["runs", resumedBy]), text: resumedBy }),
+        " resumes this one: re-run from a node on its page.",
+      );
+    }
+    if (!resumeAllowed()) return null;
+    const ask = rerunAsk?.node === node.id ? rerunAsk : null;
+    /** Redraws the node's row as `next` says, the focus on what it asks next. */
+    const redraw = (next) => {
+      rerunAsk = next;
+      updateNode(node.id);
+      const row = shown.get(node.id)?.row;
+      (row?.querySelector("button.rerun-confirm-go") ?? row?.querySelector("button.rerun-from"))
+        ?.focus();
+    };
+    const open = h("button.rerun-from", {
+      type: "button",
+      text: "Re-run from here",
+      title: `Start a new run with this run's inputs that runs ${node.id} and every node ` +
+        "that needs it again; the others keep their recorded outputs",
+      "aria-expanded": String(ask !== null),
+      disabled: ask?.loading === true,
+      onclick: async () => {
+        if (ask !== null) return redraw(null);
+        redraw({ node: node.id, loading: true });
+        try {
+          const version = await runVersion();
+          if (rerunAsk?.node !== node.id) return;
+          if (!version.definition.nodes.some((n) => n.id === node.id)) {
+            return redraw({
+              node: node.id,
+              error: `${node.id} is not a node of the flow version this run ran: ` +
+                "it cannot be re-run from",
+            });
+          }
+          redraw({ node: node.id, plan: rerunPlan(version.definition, run.nodes ?? {}, node.id) });
+        } catch (e) {
+          if (rerunAsk?.node === node.id) {
+            redraw({ node: node.id, error: `Could not read the run's flow version: ${e.message}` });
+          }
+        }
+      },
+    });
+    const error = h("p.notice.notice-error.rerun-error", {
+      role: "alert",
+      text: ask?.error ?? "",
+      hidden: ask?.error === undefined,
+    });
+    const plan = ask?.plan;
+    const count = (n, what) => `${n} ${what}${n === 1 ? "" : "s"}`;
+    const others = plan ? plan.rerun.length - 1 - plan.after.length : 0;
+    const confirm = plan
+      ? h(
+        "div.rerun-confirm",
+        { role: "group", "aria-label": `Re-run from ${node.id}` },
+        h(
+          "p",
+          {},
+          "A new run with this run's inputs runs ",
+          h("strong.mono", { text: node.id }),
+          ` and the ${count(plan.after.length, "node")} after it again` +
+            (others > 0 ? `, and ${count(others, "other")} that did not succeed here` : "") +
+            `; the ${count(plan.reused.length, "other")} keep their recorded outputs ` +
+            "(marked reused). A node whose definition or code changed since runs again too.",
+        ),
+        h(
+          "div.actions",
+          {},
+          h("button.primary.rerun-confirm-go", {
+            type: "button",
+            text: `Re-run from ${node.id}`,
+            onclick: (event) =>
+              startResume(event.target, node.id, (message) => {
+                error.textContent = message;
+                error.hidden = false;
+              }),
+          }),
+          h("button.rerun-cancel", {
+            type: "button",
+            text: "Cancel",
+            onclick: () => redraw(null),
+          }),
+        ),
+      )
+      : null;
+    return h("div.rerun", {}, open, confirm, error);
+  }
+
   function nodeDetail(node) {
     const outcome = run.nodes?.[node.id];
     return h(
       "div.node-detail",
       {},
+      rerunControl(node),
       h(
         "div.node-facts",
         {},
