@@ -293,6 +293,12 @@ interface InternalRunOptions extends RunFlowOptions {
    * signals sent to them (the root run's id is the one a user sees).
    */
   ancestorRunIds?: readonly string[];
+  /**
+   * A sub-run's place in its root run: the calling nodes' places, each with a
+   * `/` (`review/` for the sub-run of node `review`): the receiver its `wait`
+   * nodes take signals as (see `Records.takeSignal`).
+   */
+  placeInRoot?: string;
 }
 
 const MAX_DEPTH = 16;
@@ -788,8 +794,13 @@ async function runInTree(
         }),
         // A signal for this run's `wait` nodes (`Records.sendSignal`, from any process): sent
         // to this run or to one of its ancestors (a sub-run's, to the root run), oldest first.
-        async takeSignal(name: string) {
-          const signal = await records.takeSignal([runId, ...options.ancestorRunIds ?? []], name);
+        // The signal is the node's once taken: its next attempt in this run tree gets it again.
+        async takeSignal(name: string, place: string) {
+          const signal = await records.takeSignal(
+            [runId, ...options.ancestorRunIds ?? []],
+            name,
+            { receiver: `${options.placeInRoot ?? ""}${place}` },
+          );
           return signal === null ? null : { data: signal.data };
         },
         onEvent(unmasked) {
@@ -801,7 +812,7 @@ async function runInTree(
           const onEvent = options.onEvent;
           if (onEvent !== undefined) callBack(tree, () => onEvent(event, runInfo));
         },
-        async runFlow(sub, input, { signal, onStart, node }) {
+        async runFlow(sub, input, { signal, onStart, node, place }) {
           if (tree.subRuns >= tree.maxSubRuns) {
             const name = typeof sub === "string" ? sub : String(sub.id ?? "(inline)");
             throw new RangeError(
@@ -832,6 +843,7 @@ async function runInTree(
                 inputFromStrings: false,
                 parentRunId: runId,
                 ancestorRunIds: [runId, ...options.ancestorRunIds ?? []],
+                placeInRoot: `${options.placeInRoot ?? ""}${place}/`,
                 depth: depth + 1,
                 mocks: mocks?.nested.get(node.spec.id),
                 onFailureOf: undefined,

@@ -212,12 +212,21 @@ export interface ExecuteOptions {
   /**
    * Runs a sub-flow: `signal` is the calling node's; `onStart` is told the
    * sub-run's id once it is recorded; `node` is the node that asks (what it
-   * may start depends on where it runs: see `sub_flows.ts`).
+   * may start depends on where it runs: see `sub_flows.ts`); `place` names
+   * the call within the run: the node's id, its `forEach` item (`id[2]`) and,
+   * from the attempt's second sub-flow on, their count (`id#2`), the same in
+   * each attempt of the node (what a `wait` node of the sub-run is known by,
+   * see `takeSignal`).
    */
   runFlow?: (
     flow: string | Record<string, unknown>,
     input: Record<string, unknown> | undefined,
-    call: { signal: AbortSignal; onStart(runId: string): void; node: PreparedNode },
+    call: {
+      signal: AbortSignal;
+      onStart(runId: string): void;
+      node: PreparedNode;
+      place: string;
+    },
   ) => Promise<RunRecord>;
   /**
    * How long (ms) a node attempt that timed out or was cancelled may take to
@@ -231,8 +240,12 @@ export interface ExecuteOptions {
   concurrency?: number;
   /** Enqueues a run of another flow (the `queue` node type); absent where there is no queue. */
   enqueue?: NodeContext<unknown>["enqueue"];
-  /** Takes a signal sent to the run (the `wait` node type); absent where runs are not recorded. */
-  takeSignal?: NodeContext<unknown>["takeSignal"];
+  /**
+   * Takes a signal sent to the run (the `wait` node type) for node `place` (its id, and
+   * `[item]` in a `forEach` node): each attempt of one node gets the signal the first
+   * took (see `Records.takeSignal`). Absent where runs are not recorded.
+   */
+  takeSignal?: (name: string, place: string) => Promise<{ data: JsonValue } | null>;
   /** Parent run, for sub-flows. */
   parentRunId?: string;
   /** The schedule's tick that started the run (templates read `run.scheduledAt`, `run.schedule`). */
@@ -481,6 +494,8 @@ class Attempt extends AttemptFence {
   #wake: (() => void) | undefined;
   /** Sub-runs started and not yet ended. */
   subRuns: Set<string> | undefined;
+  /** How many sub-flows it has asked for (see {@linkcode ExecuteOptions.runFlow}'s `place`). */
+  subFlowCalls = 0;
   /** The promise its node's `run` returned, if it returned one. */
   work: PromiseLike<unknown> | undefined;
   /** Its timeout's timer, while it runs (only a node with a timeout has one). */
@@ -705,10 +720,12 @@ class AttemptContext implements NodeContext<unknown> {
       a.guard(() => {
         let subRun: string | undefined;
         const onStart = (runId: string) => (a.subRuns ??= new Set()).add(subRun = runId);
+        const calls = ++a.subFlowCalls;
         const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
           signal: a.signal(),
           onStart,
           node: a.node,
+          place: calls === 1 ? place(a) : `${place(a)}#${calls}`,
         });
         const done = () => subRun !== undefined && a.subRuns!.delete(subRun);
         run.then(done, done);
@@ -746,8 +763,14 @@ class QueueAttemptContext extends AttemptContext {
     const a = this.#attempt;
     const take = a.host.options.takeSignal;
     if (take === undefined) return undefined;
-    return this.#takeSignal ??= (name) => a.guard(() => take(name));
+    return this.#takeSignal ??= (name) => a.guard(() => take(name, place(a)));
   }
+}
+
+/** Attempt `a`'s node's place in its run: its id, and `[item]` in a `forEach` node. */
+function place(a: Attempt): string {
+  const id = a.node.spec.id;
+  return a.item === undefined ? id : `${id}[${a.item}]`;
 }
 
 /** `event` with the item it is about, in a node with `forEach:` (the event itself, changed). */

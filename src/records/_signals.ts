@@ -8,6 +8,15 @@
  * (`finishRun`) and its deletion clear every signal it had not taken, in the
  * same commit, so no signal outlives its run.
  *
+ * A signal a `wait` node takes becomes that node's for the rest of the run:
+ * `P, "signals", rootRunId, "@received", receiver` (the node's place in the
+ * root run), written in the commit that deletes the pending one; a later
+ * attempt of the node (a retry after a timeout or a failure after the take,
+ * a queued run's next attempt after its worker died) gets it back at once
+ * instead of waiting for a signal that is gone. It is cleared with the run's
+ * other signal keys. A resumed run is a new run: its `wait` nodes that had
+ * not succeeded wait for a signal sent to it.
+ *
  * @module
  */
 import type { Entry, JsonValue } from "../store/types.ts";
@@ -204,16 +213,36 @@ export async function waitingInTree(
  * else takes it), or `null` when there is none. Given several runs (a
  * sub-run's `wait` node: its own id, then its parent's, up to the root run's),
  * the oldest signal `name` sent to any of them, by the time it was sent.
+ *
+ * With a `receiver` (the taking node's place in the root run, the last of
+ * `runIds`: see {@linkcode receivedKey}), the signal taken is recorded as that
+ * node's in the same commit that deletes it, and a later call for the same
+ * receiver and name resolves that same signal at once: an attempt that took a
+ * signal but did not succeed (it timed out or was cancelled while the take
+ * was in flight, its worker died) does not lose it, the node's next attempt
+ * gets it. The record goes with the root run's other signal keys (its end,
+ * its deletion).
  */
 export async function takeSignal(
   ctx: RecordsContext,
   runIds: string | readonly string[],
   name: string,
+  receiver?: string,
 ): Promise<StoredSignal | null> {
   const { store, layout } = ctx;
   const ids = typeof runIds === "string" ? [runIds] : runIds;
   const what = `Cannot take signal ${JSON.stringify(name)} of run ${ids[0]}`;
+  const mine = receiver === undefined ? undefined : receivedKey(ctx, ids.at(-1)!, receiver);
   return await withRetry(ctx.retry, what, async () => {
+    let received: Entry<ReceivedSignal> | null = null;
+    if (mine !== undefined) {
+      received = await store.get<ReceivedSignal>(mine);
+      // Taken by an earlier attempt of the same node: its signal still.
+      if (received !== null && received.value.name === name) {
+        const { seq: _seq, ...signal } = received.value;
+        return signal;
+      }
+    }
     let oldest: Entry<StoredSignal> | undefined;
     for (const id of ids) {
       const [first] = await store.list<StoredSignal>({
@@ -229,11 +258,36 @@ export async function takeSignal(
       }
     }
     if (oldest === undefined) return null;
-    const result = await store.atomic().check(oldest.key, oldest.version).delete(oldest.key)
-      .commit();
+    const op = store.atomic().check(oldest.key, oldest.version).delete(oldest.key);
+    if (mine !== undefined) {
+      // In the same commit: the signal leaves the pending ones only as this node's.
+      const record: ReceivedSignal = { ...oldest.value, seq: String(oldest.key.at(-1)) };
+      op.check(mine, received?.version ?? null).set(mine, record as unknown as JsonValue);
+    }
+    const result = await op.commit();
     return result.ok ? oldest.value : RETRY;
   });
 }
+
+/** A signal a node took, as recorded for its later attempts (see {@linkcode takeSignal}). */
+interface ReceivedSignal extends StoredSignal {
+  /** Its key's last part when it was pending (when and in what order it was sent). */
+  seq: string;
+}
+
+/**
+ * The key of the signal node `receiver` of root run `rootId` took:
+ * `P, "signals", rootId, "@received", receiver`, under the run's signals (so
+ * cleared with them) and apart from the pending ones (`@` is in no signal
+ * name). `receiver` is the node's id, after its place in the run's tree for a
+ * sub-run's node (see `run_flow.ts`).
+ */
+function receivedKey(ctx: RecordsContext, rootId: string, receiver: string) {
+  return ctx.layout.signal(rootId, RECEIVED, receiver);
+}
+
+/** The part of the signal keys of a run that holds the ones its nodes took. */
+const RECEIVED = "@received";
 
 /** A `wait` node of a run that waits for a signal now (see {@linkcode waitingNodes}). */
 export interface WaitingNode {

@@ -20,6 +20,7 @@
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
  * | `P, "signals", runId, name, seq` | {@linkcode StoredSignal}: a signal sent to a queued or running run, not taken yet by its `wait` node (cleared with the run's end and with the run; see below) |
+ * | `P, "signals", runId, "@received", receiver` | {@linkcode StoredSignal} and its `seq`: the signal node `receiver` (its place in root run `runId`) took, given again to its later attempts (cleared with the run's other signals) |
  * | `P, "resumed", runId` | {@linkcode ResumeMarker}: a resume claimed this run (written if absent, once, before the resuming run starts; deleted with the run) |
  * | `P, "on-failure", runId` | {@linkcode OnFailureMarker}: the config's `runs.onFailure` flow was started about this run (written if absent, once, before it starts; deleted with the run) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
@@ -97,8 +98,10 @@
  * `sendSignal()` writes `P, "signals", runId, name, seq` beside a `queued` or
  * `running` run (checking its record in the same commit); the run's `wait`
  * node for that name takes the oldest one (`takeSignal()`, deleting it), now
- * or when it comes to wait, looking every second while it waits. The run's
- * end and its deletion clear the signals it did not take (see `_signals.ts`).
+ * or when it comes to wait, looking every second while it waits. In the same
+ * commit the signal is recorded as that node's (`"@received"`): a later
+ * attempt of the node in the same run gets it again instead of waiting. The
+ * run's end and its deletion clear its signals, taken or not (see `_signals.ts`).
  *
  * ## The queue
  *
@@ -1142,9 +1145,39 @@ export class Records {
    * Given a list of runs (what a sub-run's `wait` node takes: its own id, its
    * parent's, up to the root run's), the oldest signal `name` sent to any of
    * them. See {@linkcode Records.sendSignal}.
+   *
+   * With `options.receiver` (the taking node's place in the root run, the
+   * last run of the list: its id, or `flowNode/node` in a sub-run), the
+   * signal taken is that node's for the rest of the run, recorded in the
+   * commit that takes it: a later call for the same receiver and name
+   * resolves that same signal again at once (a retry of an attempt that took
+   * it and did not succeed), and takes no other.
+   *
+   * @example
+   * ```ts
+   * import { openStore } from "@flowstate/core";
+   * import { Records, RunRecorder } from "@flowstate/core/records";
+   * import assert from "node:assert/strict";
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const clock = { now: () => Date.now() };
+   * const run = await RunRecorder.start(records, clock, { flowId: "f", flowVersion: "job", inputs: {} });
+   * await records.sendSignal(run.id, "approve", { by: "ada" });
+   * await records.sendSignal(run.id, "approve", { by: "bob" });
+   * const mine = { receiver: "approve-node" };
+   * assert.deepEqual((await records.takeSignal(run.id, "approve", mine))?.data, { by: "ada" });
+   * // Its next attempt gets the same signal; the second one stays for another node.
+   * assert.deepEqual((await records.takeSignal(run.id, "approve", mine))?.data, { by: "ada" });
+   * assert.deepEqual((await records.takeSignal(run.id, "approve"))?.data, { by: "bob" });
+   * await run.finish({ status: "succeeded", outputs: null, nodes: {}, error: null });
+   * ```
    */
-  takeSignal(runId: string | readonly string[], name: string): Promise<StoredSignal | null> {
-    return takeSignal(this.#ctx, runId, name);
+  takeSignal(
+    runId: string | readonly string[],
+    name: string,
+    options: { receiver?: string } = {},
+  ): Promise<StoredSignal | null> {
+    return takeSignal(this.#ctx, runId, name, options.receiver);
   }
 
   /**
