@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cliCommand, runCli } from "./_cli_sandbox.ts";
 import { streamLines, within } from "./fixtures/daemon_process.ts";
+import { exitOf } from "./_deadline.ts";
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") || undefined;
 const WAIT_FOR_FILE = fileURLToPath(new URL("./fixtures/nodes/wait_for_file.ts", import.meta.url));
@@ -92,7 +93,7 @@ for (const backend of BACKENDS) {
           await new Promise((r) => setTimeout(r, 100));
         }
         a.kill("SIGKILL");
-        await a.status;
+        await exitOf(a);
         await a.stdout.cancel();
         await a.stderr.cancel();
         await Deno.writeTextFile(hold, ""); // the next attempt's hold ends at once
@@ -102,7 +103,7 @@ for (const backend of BACKENDS) {
         const lines = streamLines(b.stdout);
         const ended = JSON.parse(await within(lines.next(/"type":"end"/), "the run's end"));
         b.kill("SIGTERM");
-        assert.equal((await b.status).code, 0);
+        assert.equal((await exitOf(b, () => lines.lines.join("\n"))).code, 0);
         await lines.done;
         await b.stderr.cancel();
         assert.equal(ended.runId, id);
