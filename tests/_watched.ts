@@ -4,13 +4,10 @@
  *
  * @module
  */
+import { HANG_LIMIT_MS } from "./_deadline.ts";
 
-/**
- * How long {@linkcode Watched.until} waits for its line before it fails with
- * what the child printed: far beyond any wait that is not a hang (a line
- * missing is a bug to see, not a test to leave running until CI's limit).
- */
-const UNTIL_LIMIT_MS = 120_000;
+/** How long {@linkcode Watched.until} and {@linkcode Watched.code} wait before failing (a hang guard). */
+const UNTIL_LIMIT_MS = HANG_LIMIT_MS;
 
 /** A child process whose output is collected as it comes, to wait for a line in it. */
 export class Watched implements AsyncDisposable {

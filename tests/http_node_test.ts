@@ -1,4 +1,4 @@
-// The built-in http node through the CLI, against a real server in this process: requests and
+// The built-in http node through the CLI (and mod.ts for a node timeout), against a real server in this process: requests and
 // responses, failures that retry: retries, limits, the hosts its permissions: net allow (a
 // redirect elsewhere, a literal url at validate, a templated one at run), a node timeout
 // aborting a request in flight, and secrets kept out of everything a run records.
@@ -6,6 +6,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
 import { killQuietly, outputOf, within } from "./_deadline.ts";
+import { openRuntime, type Timers } from "../mod.ts";
+
+/** A node `timeout:` of 7m in ms: no other sleep of these runs asks for it. */
+const NODE_TIMEOUT_MS = 420_000;
 
 const CONFIG = "home: home\nstores:\n  main: { plugin: sqlite, path: home/main.db }\n";
 
@@ -347,18 +351,48 @@ Deno.test("http node: a templated url is checked against permissions: net when t
 });
 
 Deno.test("http node: a node timeout aborts the request in flight", async () => {
-  await withServerProject(async (run, dir, server) => {
-    const { code, record } = await runLocal(
-      run,
-      dir,
-      `    timeout: 300ms\n    with: { url: "${server.base}/hang" }`,
-    );
-    assert.equal(code, 1);
+  // Through mod.ts with the node's timeout as a sleep the test fires once the request has
+  // reached the server: a real timeout (300ms) could fire before the request is even sent on
+  // a loaded machine, and then no request would ever arrive.
+  const server = testServer();
+  const rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  try {
+    const fired = Promise.withResolvers<() => void>();
+    const timers: Timers = {
+      sleep(ms, signal) {
+        return new Promise<void>((resolve, reject) => {
+          if (signal?.aborted) return reject(signal.reason);
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          signal?.addEventListener("abort", () => {
+            clearTimeout(timer);
+            reject(signal.reason);
+          }, { once: true });
+          // The node's timeout (7m) fires when the test says; every other sleep is real.
+          if (ms === NODE_TIMEOUT_MS) fired.resolve(resolve);
+          else timer = setTimeout(resolve, ms);
+        });
+      },
+    };
+    const running = rt.runFlow({
+      id: "call",
+      nodes: [{
+        id: "call",
+        type: "http",
+        timeout: "7m",
+        permissions: { net: ["127.0.0.1"] },
+        with: { url: `${server.base}/hang` },
+      }],
+    }, { timers });
+    await within(server.hanging, "the request to reach the server");
+    (await within(fired.promise, "the node's timeout timer"))();
+    const record = await within(running, "the run's end");
     assert.equal(record.status, "failed");
     assert.equal(record.nodes.call.status, "timed-out");
-    await within(server.hanging, "the request to reach the server");
     await within(server.hangAborted, "the request to be given up"); // the connection was given up
-  });
+  } finally {
+    await rt.close();
+    await server.close();
+  }
 });
 
 Deno.test("http node: secrets in headers, userinfo and query never reach the records, the CLI's output or an archive", async () => {
