@@ -109,8 +109,8 @@ for (const backend of BACKENDS) {
         assert.deepEqual((await records.takeSignal(run.id, "go"))?.data, { n: 3 });
         assert.equal(await records.takeSignal(run.id, "go", { receiver: "c" }), null);
         assert.deepEqual(await signalKeys(store), [
-          ["flowstate", "signals", run.id, "@received", "approve"],
-          ["flowstate", "signals", run.id, "@received", "b"],
+          ["flowstate", "signals", run.id, "@received", "approve", "go"],
+          ["flowstate", "signals", run.id, "@received", "b", "go"],
         ]);
 
         // A sub-run's node: taken from the sub-run or the root, recorded under the root; the

@@ -242,8 +242,9 @@ export interface ExecuteOptions {
   enqueue?: NodeContext<unknown>["enqueue"];
   /**
    * Takes a signal sent to the run (the `wait` node type) for node `place` (its id, and
-   * `[item]` in a `forEach` node): each attempt of one node gets the signal the first
-   * took (see `Records.takeSignal`). Absent where runs are not recorded.
+   * `[item]` in a `forEach` node; `+n` for an attempt's (n+1)th signal of that name):
+   * each attempt of one node gets the signals the first took, in the same order (see
+   * `Records.takeSignal`). Absent where runs are not recorded.
    */
   takeSignal?: (name: string, place: string) => Promise<{ data: JsonValue } | null>;
   /** Parent run, for sub-flows. */
@@ -744,6 +745,10 @@ class QueueAttemptContext extends AttemptContext {
   readonly #attempt: Attempt;
   #enqueue: NodeContext<unknown>["enqueue"];
   #takeSignal: NodeContext<unknown>["takeSignal"];
+  /** How many signals of each name the attempt took (see `#take`). */
+  #taken: Map<string, number> | undefined;
+  /** The attempt's last take, settled: the next begins after it. */
+  #lastTake: Promise<unknown> | undefined;
 
   constructor(a: Attempt, input: unknown) {
     super(a, input);
@@ -763,7 +768,28 @@ class QueueAttemptContext extends AttemptContext {
     const a = this.#attempt;
     const take = a.host.options.takeSignal;
     if (take === undefined) return undefined;
-    return this.#takeSignal ??= (name) => a.guard(() => take(name, place(a)));
+    return this.#takeSignal ??= (name) => a.guard(() => this.#take(take, name));
+  }
+
+  /**
+   * The attempt's takes, one at a time: its (n+1)th signal `name` is taken as
+   * node place `+n` (the first as the place itself), so each take of a node that
+   * takes several gets its own signal, and the node's next attempt the same ones
+   * in the same order (see `Records.takeSignal`).
+   */
+  #take(
+    take: NonNullable<ExecuteOptions["takeSignal"]>,
+    name: string,
+  ): Promise<{ data: JsonValue } | null> {
+    const taking = (this.#lastTake ?? Promise.resolve()).then(async () => {
+      const taken = (this.#taken ??= new Map()).get(name) ?? 0;
+      const at = place(this.#attempt);
+      const signal = await take(name, taken === 0 ? at : `${at}+${taken}`);
+      if (signal !== null) this.#taken.set(name, taken + 1);
+      return signal;
+    });
+    this.#lastTake = taking.catch(() => {});
+    return taking;
   }
 }
 

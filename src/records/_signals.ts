@@ -9,8 +9,8 @@
  * same commit, so no signal outlives its run.
  *
  * A signal a `wait` node takes becomes that node's for the rest of the run:
- * `P, "signals", rootRunId, "@received", receiver` (the node's place in the
- * root run), written in the commit that deletes the pending one; a later
+ * `P, "signals", rootRunId, "@received", receiver, name` (the node's place in
+ * the root run, and which of the attempt's takes of `name` it is), written in the commit that deletes the pending one; a later
  * attempt of the node (a retry after a timeout or a failure after the take,
  * a queued run's next attempt after its worker died) gets it back at once
  * instead of waiting for a signal that is gone. It is cleared with the run's
@@ -232,7 +232,7 @@ export async function takeSignal(
   const { store, layout } = ctx;
   const ids = typeof runIds === "string" ? [runIds] : runIds;
   const what = `Cannot take signal ${JSON.stringify(name)} of run ${ids[0]}`;
-  const mine = receiver === undefined ? undefined : receivedKey(ctx, ids.at(-1)!, receiver);
+  const mine = receiver === undefined ? undefined : receivedKey(ctx, ids.at(-1)!, receiver, name);
   return await withRetry(ctx.retry, what, async () => {
     let received: Entry<ReceivedSignal> | null = null;
     if (mine !== undefined) {
@@ -276,14 +276,16 @@ interface ReceivedSignal extends StoredSignal {
 }
 
 /**
- * The key of the signal node `receiver` of root run `rootId` took:
- * `P, "signals", rootId, "@received", receiver`, under the run's signals (so
- * cleared with them) and apart from the pending ones (`@` is in no signal
- * name). `receiver` is the node's id, after its place in the run's tree for a
- * sub-run's node (see `run_flow.ts`).
+ * The key of the signal `name` node `receiver` of root run `rootId` took:
+ * `P, "signals", rootId, "@received", receiver, name`, under the run's
+ * signals (so cleared with them) and apart from the pending ones (`@` is in
+ * no signal name). `receiver` is the node's id, after its place in the run's
+ * tree for a sub-run's node (see `run_flow.ts`), and with `+n` for the
+ * (n+1)th signal `name` one attempt takes (see `executor.ts`). One key per
+ * name: a node taking two names keeps both.
  */
-function receivedKey(ctx: RecordsContext, rootId: string, receiver: string) {
-  return ctx.layout.signal(rootId, RECEIVED, receiver);
+function receivedKey(ctx: RecordsContext, rootId: string, receiver: string, name: string) {
+  return [...ctx.layout.signal(rootId, RECEIVED, receiver), name];
 }
 
 /** The part of the signal keys of a run that holds the ones its nodes took. */

@@ -20,7 +20,7 @@
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
  * | `P, "signals", runId, name, seq` | {@linkcode StoredSignal}: a signal sent to a queued or running run, not taken yet by its `wait` node (cleared with the run's end and with the run; see below) |
- * | `P, "signals", runId, "@received", receiver` | {@linkcode StoredSignal} and its `seq`: the signal node `receiver` (its place in root run `runId`) took, given again to its later attempts (cleared with the run's other signals) |
+ * | `P, "signals", runId, "@received", receiver, name` | {@linkcode StoredSignal} and its `seq`: the signal `name` node `receiver` (its place in root run `runId`, `+n` for an attempt's (n+1)th take of `name`) took, given again to its later attempts (cleared with the run's other signals) |
  * | `P, "resumed", runId` | {@linkcode ResumeMarker}: a resume claimed this run (written if absent, once, before the resuming run starts; deleted with the run) |
  * | `P, "on-failure", runId` | {@linkcode OnFailureMarker}: the config's `runs.onFailure` flow was started about this run (written if absent, once, before it starts; deleted with the run) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
