@@ -22,6 +22,7 @@ import {
   openRuntime,
   type RunEvent,
   type Runtime,
+  type Timers,
 } from "../mod.ts";
 import { MAX_FOR_EACH_ITEMS } from "../src/flow/executor.ts";
 import { withSandbox } from "./_cli_sandbox.ts";
@@ -297,15 +298,36 @@ Deno.test("retry applies to each item's attempts", async () => {
 Deno.test("timeout applies to each item's attempt: the item that takes too long times the node out", async () => {
   const gates = new Gates();
   await withRuntime(gates, async (rt) => {
-    const running = rt.runFlow(gateFlow([0, 1, 2], { timeout: "200ms" }));
+    // The timeout (7m) is a sleep the test fires, for the item it chooses: a real 200 ms one
+    // could fire for item 0 before the test released it, on a loaded machine.
+    const sleeps: (() => void)[] = [];
+    const sleepAsked = Promise.withResolvers<void>();
+    const timers: Timers = {
+      sleep(ms, signal) {
+        return new Promise<void>((resolve, reject) => {
+          if (signal?.aborted) return reject(signal.reason);
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          signal?.addEventListener("abort", () => {
+            clearTimeout(timer);
+            reject(signal.reason);
+          }, { once: true });
+          if (ms !== 420_000) timer = setTimeout(resolve, ms);
+          else if (sleeps.push(resolve) === 2) sleepAsked.resolve();
+        });
+      },
+    };
+    const running = rt.runFlow(gateFlow([0, 1, 2], { timeout: "7m" }), { timers });
     await gates.started(0);
     gates.release(0);
-    // Item 1 is never released.
+    // Item 1 is never released: its attempt's timeout (the second one asked for) fires.
+    await gates.started(1);
+    await sleepAsked.promise;
+    sleeps[1]();
     const run = await running;
     assert.equal(run.status, "failed");
     assert.deepEqual(gates.aborted, [1]);
     assert.equal(run.nodes.each.status, "timed-out");
-    assert.equal(run.nodes.each.error, "item 1: timed out after 200 ms");
+    assert.equal(run.nodes.each.error, "item 1: timed out after 420000 ms");
     assert.deepEqual(run.nodes.each.items, { count: 3, succeeded: 1, failed: 1, failedIndex: 1 });
     assert.ok(!gates.log.includes("start 2"));
   });
