@@ -22,10 +22,10 @@ import {
   openRuntime,
   type RunEvent,
   type Runtime,
-  type Timers,
 } from "../mod.ts";
 import { MAX_FOR_EACH_ITEMS } from "../src/flow/executor.ts";
 import { withSandbox } from "./_cli_sandbox.ts";
+import { firedTimers } from "./_fired_timers.ts";
 
 /** A promise with its resolve. */
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
@@ -300,29 +300,13 @@ Deno.test("timeout applies to each item's attempt: the item that takes too long 
   await withRuntime(gates, async (rt) => {
     // The timeout (7m) is a sleep the test fires, for the item it chooses: a real 200 ms one
     // could fire for item 0 before the test released it, on a loaded machine.
-    const sleeps: (() => void)[] = [];
-    const sleepAsked = Promise.withResolvers<void>();
-    const timers: Timers = {
-      sleep(ms, signal) {
-        return new Promise<void>((resolve, reject) => {
-          if (signal?.aborted) return reject(signal.reason);
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          signal?.addEventListener("abort", () => {
-            clearTimeout(timer);
-            reject(signal.reason);
-          }, { once: true });
-          if (ms !== 420_000) timer = setTimeout(resolve, ms);
-          else if (sleeps.push(resolve) === 2) sleepAsked.resolve();
-        });
-      },
-    };
+    const { timers, nth } = firedTimers();
     const running = rt.runFlow(gateFlow([0, 1, 2], { timeout: "7m" }), { timers });
     await gates.started(0);
     gates.release(0);
     // Item 1 is never released: its attempt's timeout (the second one asked for) fires.
     await gates.started(1);
-    await sleepAsked.promise;
-    sleeps[1]();
+    (await nth(1))();
     const run = await running;
     assert.equal(run.status, "failed");
     assert.deepEqual(gates.aborted, [1]);

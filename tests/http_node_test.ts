@@ -6,10 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cliCommand, cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
 import { killQuietly, outputOf, within } from "./_deadline.ts";
-import { openRuntime, type Timers } from "../mod.ts";
-
-/** A node `timeout:` of 7m in ms: no other sleep of these runs asks for it. */
-const NODE_TIMEOUT_MS = 420_000;
+import { openRuntime } from "../mod.ts";
+import { firedTimers } from "./_fired_timers.ts";
 
 const CONFIG = "home: home\nstores:\n  main: { plugin: sqlite, path: home/main.db }\n";
 
@@ -357,22 +355,7 @@ Deno.test("http node: a node timeout aborts the request in flight", async () => 
   const server = testServer();
   const rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
   try {
-    const fired = Promise.withResolvers<() => void>();
-    const timers: Timers = {
-      sleep(ms, signal) {
-        return new Promise<void>((resolve, reject) => {
-          if (signal?.aborted) return reject(signal.reason);
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          signal?.addEventListener("abort", () => {
-            clearTimeout(timer);
-            reject(signal.reason);
-          }, { once: true });
-          // The node's timeout (7m) fires when the test says; every other sleep is real.
-          if (ms === NODE_TIMEOUT_MS) fired.resolve(resolve);
-          else timer = setTimeout(resolve, ms);
-        });
-      },
-    };
+    const { timers, nth } = firedTimers();
     const running = rt.runFlow({
       id: "call",
       nodes: [{
@@ -384,7 +367,7 @@ Deno.test("http node: a node timeout aborts the request in flight", async () => 
       }],
     }, { timers });
     await within(server.hanging, "the request to reach the server");
-    (await within(fired.promise, "the node's timeout timer"))();
+    (await within(nth(0), "the node's timeout timer"))();
     const record = await within(running, "the run's end");
     assert.equal(record.status, "failed");
     assert.equal(record.nodes.call.status, "timed-out");
