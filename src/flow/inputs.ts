@@ -167,7 +167,8 @@ export function coerceInputs(
  */
 function inputsSizeProblem(inputs: Record<string, JsonValue>): string | undefined {
   const texts = Object.entries(inputs).map(([name, value]) => [name, JSON.stringify(value)]);
-  if (texts.reduce((n, [, text]) => n + text.length * 3, 0) <= MAX_INPUTS_BYTES) return undefined;
+  const atMost = texts.reduce((n, [name, text]) => n + (name.length + text.length) * 3 + 4, 1);
+  if (atMost <= MAX_INPUTS_BYTES) return undefined;
   const sizes = texts.map(([name, text]) => ({ name, size: utf8Length(text) }));
   // With the names, quotes, colons and commas of the object around them.
   const total = sizes.reduce((n, { name, size }) => n + utf8Length(name) + size + 4, 1);
