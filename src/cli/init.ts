@@ -421,6 +421,14 @@ export async function initCommand(
   dir: string | undefined,
   options: { json?: boolean },
 ): Promise<number> {
+  if (dir !== undefined && dir.trim() === "") {
+    // `init "$NAME"` with NAME unset: the working directory is not what was meant.
+    throw new UsageError(
+      `init was given an empty folder name (${
+        JSON.stringify(dir)
+      }): name the project's folder (init my-flows), or leave it out for the working directory`,
+    );
+  }
   const result = await initProject(dir ?? ".");
   const exitCode = result.failed.length > 0 ? 1 : 0;
   if (options.json) {
