@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { withSandbox } from "./_cli_sandbox.ts";
+import { cliArgv, type Result, withSandbox } from "./_cli_sandbox.ts";
+import { outputOf } from "./_deadline.ts";
 
 const CONFIG = "stores:\n  main: { plugin: memory }\n  shared: { plugin: memory }\n";
 
@@ -615,4 +616,70 @@ Deno.test("validate: a folder stands for its *.flow.yaml files, and no argument 
     assert.equal(empty.code, 2, empty.stderr);
     assert.match(empty.stderr, /empty is a folder with no \*\.flow\.yaml file/);
   });
+});
+
+/** setpriv, which lets root drop the capabilities that bypass file modes. */
+const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+/** Root without setpriv reads every file: a read the file system refuses cannot be arranged. */
+const CANNOT_BE_REFUSED = Deno.uid() === 0 && SETPRIV === undefined;
+
+/**
+ * `flowstate <args>` in `dir` as a process the file system may refuse a read:
+ * root keeps its files but loses the capabilities that bypass their modes.
+ */
+async function runUnprivileged(dir: string, args: string[]): Promise<Result> {
+  let command = cliArgv(args);
+  if (Deno.uid() === 0) {
+    const caps = "-dac_override,-dac_read_search";
+    command = [SETPRIV!, `--inh-caps=${caps}`, `--bounding-set=${caps}`, ...command];
+  }
+  const child = new Deno.Command(command[0], {
+    args: command.slice(1),
+    cwd: dir,
+    env: { FLOWSTATE_HOME: join(dir, "home"), NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const { code, stdout, stderr } = await outputOf(child);
+  return { code, stdout, stderr };
+}
+
+Deno.test({
+  name:
+    "a flow file the file system will not let the process read: what, where and how to fix, and validate goes on with the other files",
+  ignore: CANNOT_BE_REFUSED,
+  fn: async () => {
+    await withSandbox(async ({ dir, home }) => {
+      await Deno.mkdir(join(dir, "flows"));
+      const flow = (id: string) =>
+        `id: ${id}\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n`;
+      await Deno.writeTextFile(join(dir, "flows", "a.flow.yaml"), flow("a"));
+      await Deno.writeTextFile(join(dir, "flows", "b.flow.yaml"), flow("b"));
+      await Deno.writeTextFile(join(dir, "flows", "c.flow.yaml"), flow("c"));
+      await Deno.chmod(join(dir, "flows", "b.flow.yaml"), 0o000);
+      const message = `Cannot load flow: the file system denies this process reading ${
+        join(dir, "flows", "b.flow.yaml")
+      }; make it readable by the user Flowstate runs as (chmod a+r, or chown), or run as one who may read it`;
+      const run = await runUnprivileged(dir, ["run", "flows/b.flow.yaml"]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(run.stderr.trim(), `error: flows/b.flow.yaml: ${message}`);
+      const validate = await runUnprivileged(dir, ["validate", "flows"]);
+      assert.equal(validate.code, 2, validate.stderr);
+      assert.equal(
+        validate.stderr.trim(),
+        `error: flows/b.flow.yaml: ${message}`,
+      );
+      assert.match(validate.stdout, /^ok .*a\.flow\.yaml$/m);
+      assert.match(validate.stdout, /^ok .*c\.flow\.yaml$/m, "the file after it is checked too");
+      await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+      await Deno.chmod(join(dir, "flows", "b.flow.yaml"), 0o644);
+    });
+  },
 });

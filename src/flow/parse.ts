@@ -488,6 +488,19 @@ export async function loadFlowFile(
         { cause: error },
       );
     }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      // The file system's no (its mode or owner), not Deno's: --allow-read is not the fix.
+      throw new FlowValidationError(
+        [{
+          message: `Cannot load flow: the file system denies this process reading ${
+            resolve(path)
+          }; make it readable by the user Flowstate runs as (chmod a+r, or chown), or run as one who may read it`,
+          path: [],
+        }],
+        shown,
+        { cause: error },
+      );
+    }
     throw error;
   }
   const read = readFlow(text, { ...parseOptions, file: shown });
