@@ -683,3 +683,42 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "a node module the file system will not let the process read: what, where and how to fix, in a Worker or trusted",
+  ignore: CANNOT_BE_REFUSED,
+  fn: async () => {
+    await withSandbox(async ({ dir, home }) => {
+      await Deno.mkdir(join(dir, "nodes"));
+      for (const name of ["sandboxed", "trusted"]) {
+        await Deno.writeTextFile(join(dir, "nodes", `${name}.ts`), "export default 1;\n");
+        await Deno.chmod(join(dir, "nodes", `${name}.ts`), 0o000);
+      }
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        "stores:\n  main: { plugin: memory }\nnodes:\n  trusted: [./nodes/trusted.ts]\n",
+      );
+      await Deno.writeTextFile(
+        join(dir, "m.flow.yaml"),
+        "id: m\nnodes:\n  - id: a\n    type: ./nodes/sandboxed.ts\n  - id: b\n    type: ./nodes/trusted.ts\n",
+      );
+      const denied = (name: string) =>
+        `cannot load node module ./nodes/${name}.ts: the file system denies this process reading ${
+          join(dir, "nodes", `${name}.ts`)
+        }; make it readable by the user Flowstate runs as (chmod a+r, or chown), or run as one who may read it`;
+      for (const command of ["validate", "run"]) {
+        const result = await runUnprivileged(dir, [command, "m.flow.yaml"]);
+        assert.equal(result.code, 2, result.stderr);
+        assert.deepEqual(lines(result.stderr), [
+          `error: m.flow.yaml:4:11: nodes[0].type: ${denied("sandboxed")}`,
+          `error: m.flow.yaml:6:11: nodes[1].type: ${denied("trusted")}`,
+        ]);
+      }
+      await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+      for (const name of ["sandboxed", "trusted"]) {
+        await Deno.chmod(join(dir, "nodes", `${name}.ts`), 0o644);
+      }
+    });
+  },
+});

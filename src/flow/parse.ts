@@ -13,6 +13,7 @@
 import { CST, isMap, Parser } from "yaml";
 import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { deniedReading } from "../_fs.ts";
 import { MAX_YAML_DEPTH, readYamlFile, YamlSource } from "../yaml_source.ts";
 import { isRecord } from "./_values.ts";
 import type { NodeType } from "./node.ts";
@@ -492,9 +493,7 @@ export async function loadFlowFile(
       // The file system's no (its mode or owner), not Deno's: --allow-read is not the fix.
       throw new FlowValidationError(
         [{
-          message: `Cannot load flow: the file system denies this process reading ${
-            resolve(path)
-          }; make it readable by the user Flowstate runs as (chmod a+r, or chown), or run as one who may read it`,
+          message: `Cannot load flow: ${deniedReading(resolve(path))}`,
           path: [],
         }],
         shown,
