@@ -722,3 +722,27 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "a config file the file system will not let the process read: the path and how to fix",
+  ignore: CANNOT_BE_REFUSED,
+  fn: async () => {
+    await withSandbox(async ({ dir, home }) => {
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        "stores:\n  main: { plugin: memory }\n",
+      );
+      await Deno.chmod(join(dir, "flowstate.yaml"), 0o000);
+      const result = await runUnprivileged(dir, ["runs", "ls"]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr.trim(),
+        `error: Cannot read config file flowstate.yaml: the file system denies this process reading ${
+          join(dir, "flowstate.yaml")
+        }; make it readable by the user Flowstate runs as (chmod a+r, or chown), or run as one who may read it`,
+      );
+      await assert.rejects(Deno.stat(home), Deno.errors.NotFound, "nothing was written");
+      await Deno.chmod(join(dir, "flowstate.yaml"), 0o644);
+    });
+  },
+});
