@@ -2,7 +2,8 @@
  * Files the file system will not let the process read (their mode or owner,
  * not Deno's --allow-read): a flow file, a node module, the config and a
  * store's file each give what, where and how to fix through the CLI, with the
- * exit code of their kind, and nothing stored is lost. As root the CLI runs
+ * exit code of their kind, and nothing stored is lost; init into a folder it
+ * may not write says so once. As root the CLI runs
  * without the capabilities that bypass file modes (setpriv).
  */
 import assert from "node:assert/strict";
@@ -176,6 +177,28 @@ Deno.test({
         const get = await run("state", "get", "kept");
         assert.equal(get.stdout.trim(), "1");
       }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "init into a folder the file system will not let the process write: one error, how to fix, exit 1",
+  ignore: CANNOT_BE_REFUSED,
+  fn: async () => {
+    await withSandbox(async ({ dir }) => {
+      await Deno.mkdir(join(dir, "locked"));
+      await Deno.chmod(join(dir, "locked"), 0o555);
+      const result = await runUnprivileged(dir, ["init", "locked/proj"]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.deepEqual(lines(result.stderr).length, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /^error: cannot write the project into locked\/proj, nothing was written: .*[Pp]ermission denied.*; give init a folder this process may write\n$/,
+      );
+      assert.equal(result.stdout, "");
+      await Deno.chmod(join(dir, "locked"), 0o755);
+      assert.deepEqual([...Deno.readDirSync(join(dir, "locked"))], []);
     });
   },
 });

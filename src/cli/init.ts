@@ -436,6 +436,15 @@ export async function initCommand(
     return exitCode;
   }
   const shownDir = relative(Deno.cwd(), result.dir) || ".";
+  if (result.written.length === 0 && result.kept.length === 0 && result.failed.length > 0) {
+    // Every file failed, most likely for one reason (a read-only folder): say it once.
+    console.error(
+      `error: cannot write the project into ${shownDir}, nothing was written: ${
+        result.failed[0].error
+      }; give init a folder this process may write`,
+    );
+    return exitCode;
+  }
   const lines: string[] = [];
   if (result.written.length > 0) {
     lines.push(`Created in ${shownDir}:`, ...result.written.map((p) => `  ${p}`));
