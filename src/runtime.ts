@@ -341,8 +341,6 @@ export interface Runtime extends AsyncDisposable {
    * const preview = await rt.previewResume(failed.id, { flow: flow(false) });
    * assert.deepEqual(preview.nodes.map((n) => n.reused), [true, false]);
    * assert.equal(preview.nodes[1].message, `failed in run ${failed.id}`);
-   * const store = await rt.store();
-   * assert.equal((await store.get(["charges"]))?.value, 1); // nothing ran: charged once
    * ```
    */
   previewResume(runId: string, options?: PreviewResumeOptions): Promise<ResumePreview>;
