@@ -60,6 +60,42 @@ export function isSecretName(name: string): boolean {
 }
 
 /**
+ * Whether a response header named `name` carries a credential: `set-cookie`, and a name
+ * {@linkcode isSecretName} says carries a secret (`x-auth-token`, `x-api-key`), except the
+ * challenges (`www-authenticate`, `proxy-authenticate`) and the CORS headers
+ * (`access-control-*`), which name credentials without holding any.
+ */
+export function isCredentialResponseHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  if (lower === "set-cookie" || lower === "set-cookie2") return true;
+  if (/^(www|proxy)-authenticate$|^access-control-/.test(lower)) return false;
+  return isSecretName(lower);
+}
+
+/**
+ * The secrets of a credential response header's value, to mask: the value, and for
+ * `set-cookie` each cookie's `name=value` and value (the worker joins several cookies with
+ * `, `), for another header the credential after a scheme (`Bearer abc` → `abc`). Those shorter
+ * than `min` are left out.
+ */
+export function responseCredentials(name: string, value: string, min: number): string[] {
+  const found = new Set<string>([value]);
+  if (/^set-cookie2?$/i.test(name)) {
+    // A cookie starts after ", " where a `name=` follows (an Expires date holds ", " too).
+    for (const cookie of value.split(/, (?=[^;,=\s]+=)/)) {
+      const pair = cookie.split(";")[0].trim();
+      found.add(pair);
+      const eq = pair.indexOf("=");
+      if (eq >= 0) found.add(pair.slice(eq + 1).trim());
+    }
+  } else {
+    const space = value.trim().indexOf(" ");
+    if (space > 0) found.add(value.trim().slice(space + 1).trim());
+  }
+  return [...found].filter((v) => v.length >= min);
+}
+
+/**
  * Why `text` is not a URL the node can call, or `undefined`. The message
  * quotes it without its userinfo.
  */
