@@ -117,7 +117,9 @@ export function maskProblem(value: unknown): RangeError | TypeError | undefined 
   }
   if (value.length > MASK_MAX_LENGTH) {
     return new RangeError(
-      `ctx.mask(): the value is ${value.length.toLocaleString("en-US")} characters long, over ${MASK_MAX_LENGTH.toLocaleString("en-US")}: mask the secret itself, not a text holding it`,
+      `ctx.mask(): the value is ${value.length.toLocaleString("en-US")} characters long, over ${
+        MASK_MAX_LENGTH.toLocaleString("en-US")
+      }: mask the secret itself, not a text holding it`,
     );
   }
   return undefined;

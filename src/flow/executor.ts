@@ -1741,7 +1741,9 @@ class Execution implements AttemptHost {
       ok: false,
       error: placedMessage(
         this.#flow,
-        first.index === undefined ? ["nodes", a.index, "mask"] : ["nodes", a.index, "mask", first.index],
+        first.index === undefined
+          ? ["nodes", a.index, "mask"]
+          : ["nodes", a.index, "mask", first.index],
         `${where} is ${first.length} character(s) long${more}, under ${SECRET_MIN_LENGTH}: too short to be masked in the records (masking it would hide those characters wherever they appear, and give it away), so the attempt fails rather than record it; mask only secrets, each of ${SECRET_MIN_LENGTH} characters or more`,
       ),
       timedOut: false,

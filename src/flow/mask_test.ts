@@ -107,7 +107,9 @@ Deno.test("ctx.mask's argument checks, and the Worker's mask message", () => {
 });
 
 /** A trusted (in-process) custom node: masks `value` with ctx.mask, then logs and returns it. */
-const TRUSTED_NODE = `import { defineNode } from ${JSON.stringify(new URL("../../mod.ts", import.meta.url).href)};
+const TRUSTED_NODE = `import { defineNode } from ${
+  JSON.stringify(new URL("../../mod.ts", import.meta.url).href)
+};
 export default defineNode({
   optionsSchema: { "~standard": { version: 1, vendor: "t", validate: (value) => ({ value }) } },
   run(ctx, { value }) {
