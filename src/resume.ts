@@ -221,7 +221,7 @@ export function resumeDecisions(
     if (outcome.status !== "succeeded") {
       return {
         reason: "status",
-        message: outcome.status === "skipped"
+        message: outcome.status === "skipped" && spec.if !== undefined
           ? `skipped ${inRun}: its if: is evaluated again`
           : `${outcome.status} ${inRun}`,
         ...status,
@@ -248,7 +248,7 @@ export function resumeDecisions(
     if (spec.when === "on_failure" || spec.when === "always") {
       return {
         reason: "handler",
-        message: `a when: ${spec.when} node is not reused: it runs when its needs end`,
+        message: `when: ${spec.when}: a handler is never reused, it runs again once its needs end`,
         ...status,
       };
     }

@@ -34,8 +34,8 @@ import type { SignalOutcome } from "./records/_signals.ts";
 import { abandonedRun, DEFAULT_ABANDONED_MS } from "./records/heartbeat.ts";
 import {
   type FlowHost,
-  type PreviewResumeOptions,
   previewResumeFlow,
+  type PreviewResumeOptions,
   resumeFlow,
   type ResumeRunOptions,
   runFlow,
