@@ -12,6 +12,10 @@
  * its userinfo, and secret query values show as `[redacted]`; any text that
  * leaves the node (an error, its output) has every such value replaced.
  *
+ * A response's headers that carry credentials (`set-cookie`, and names such
+ * as those: see {@linkcode isCredentialResponseHeader}) become run secrets
+ * (`ctx.mask`): the nodes after it get them, the records show `***`.
+ *
  * @module
  */
 

@@ -11,7 +11,8 @@
  *
  * Secrets never leave the node: an error's message and the output have the
  * request's secret values replaced, and URLs show no userinfo (see
- * `_http.ts`).
+ * `_http.ts`). The response's credential headers (`set-cookie`…) are made
+ * run secrets with `ctx.mask`: recorded as `***`, passed on as they came.
  *
  * @module
  */
