@@ -49,6 +49,7 @@ function tokenServer(failApi = 0): { port: number; seen: Seen[]; close(): Promis
       headers.append("set-cookie", `sid=${COOKIE}; Path=/; HttpOnly`);
       headers.append("set-cookie", "lang=en; Path=/");
       headers.set("www-authenticate", 'Bearer realm="api"');
+      headers.set("x-session", "ab1"); // a credential too short to mask
       return new Response(
         JSON.stringify({
           access_token: TOKEN,
@@ -191,6 +192,7 @@ Deno.test("cli: a token an http node obtains (mask:) reaches the next nodes and 
       });
       assert.equal(token.output.headers["set-cookie"], "***");
       assert.equal(token.output.headers["www-authenticate"], 'Bearer realm="api"');
+      assert.equal(token.output.headers["x-session"], "[redacted]");
 
       const shown = await sandbox.run("runs", "show", record.id, "--json");
       assert.equal(shown.code, 0, shown.stderr);
