@@ -114,6 +114,25 @@ export function assertSameFlow(def: FlowDefinition, run: RunRecord): void {
  * or `always`), `definition` (its definition changed since), `code` (a
  * file it runs was modified since the run started), `needs` (a node it
  * needs runs again).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ResumeReason } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = {
+ *   id: "steps",
+ *   nodes: [
+ *     { id: "a", type: "log", with: { message: "a" } },
+ *     { id: "b", type: "log", needs: ["a"], with: { message: "b" } },
+ *   ],
+ * };
+ * const run = await rt.runFlow(flow);
+ * const reasons: ResumeReason[] = (await rt.previewResume(run.id, { flow, from: "a" })).nodes
+ *   .map((n) => n.reason);
+ * assert.deepEqual(reasons, ["from", "needs"]);
+ * ```
  */
 export type ResumeReason =
   | "succeeded"
@@ -128,7 +147,28 @@ export type ResumeReason =
   | "code"
   | "needs";
 
-/** What a resume does with one node of the flow, and why (`Runtime.previewResume`). */
+/**
+ * What a resume does with one node of the flow, and why (`Runtime.previewResume`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ResumeDecision } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = {
+ *   id: "pair",
+ *   nodes: [
+ *     { id: "a", type: "log", with: { message: "a" } },
+ *     { id: "b", type: "fail", needs: ["a"], with: { message: "down" } },
+ *   ],
+ * };
+ * const failed = await rt.runFlow(flow);
+ * const [a, b]: ResumeDecision[] = (await rt.previewResume(failed.id, { flow })).nodes;
+ * assert.equal(a.reused, true);
+ * assert.equal(b.message, `failed in run ${failed.id}`);
+ * ```
+ */
 export interface ResumeDecision {
   /** The node's id. */
   node: string;
