@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "./_path.ts";
 import { uniqueRandomHex } from "./_random.ts";
 
 /** Fsync a directory so a rename inside it survives power loss. */
