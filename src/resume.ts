@@ -63,6 +63,13 @@ export function assertResumable(run: RunRecord, from: string | undefined): void 
       "a test's mocks stood in for some of its nodes, so its outputs are not real; run the flow again",
     );
   }
+  if (run.inputsMasked === true) {
+    refuse(
+      "masked",
+      "a secret's value in its inputs was recorded as ***, so its record does not hold the " +
+        "inputs it ran with; run the flow again, giving its inputs",
+    );
+  }
   if (run.status === "succeeded" && from === undefined) {
     refuse(
       "succeeded",

@@ -388,6 +388,41 @@ Deno.test("resumeRun: a node whose recorded output was masked for a secret runs 
   assert.equal(resumed.nodes.use.output, true, "the real value, not ***, reached use");
 });
 
+Deno.test("resumeRun: a run whose inputs held a secret's value (recorded ***) is refused, reason masked, nothing written", async () => {
+  await using rt = await openRuntime({ config: memory });
+  const env = { TOKEN: "s3cret-token-value" };
+  const flow = (fail: boolean) => ({
+    id: "secret_input",
+    secrets: ["TOKEN"],
+    inputs: { url: { type: "string" }, n: { type: "number" } },
+    nodes: [
+      { id: "a", type: "transform", with: { value: 1 } },
+      {
+        id: "use",
+        type: fail ? "fail" : "transform",
+        needs: ["a"],
+        with: fail ? { message: "down" } : { value: "${{ inputs.url }}" },
+      },
+    ],
+  });
+  const url = "https://u:s3cret-token-value@h/";
+  const failed = await rt.runFlow(flow(true), { env, input: { url, n: 1 } });
+  assert.deepEqual(failed.inputs, { url: "https://u:***@h/", n: 1 });
+  assert.equal(failed.inputsMasked, true);
+  const err = await rt.resumeRun(failed.id, { flow: flow(false), env }).catch((e) => e);
+  assert.ok(err instanceof ResumeRefusedError, String(err));
+  assert.equal(err.reason, "masked");
+  assert.match(err.message, /secret's value in its inputs was recorded as \*\*\*/);
+  const records = await rt.records();
+  assert.equal(await records.resumeMarker(failed.id), null, "no claim written");
+  assert.equal((await records.listRuns({ flowId: "secret_input" })).runs.length, 1, "no run");
+  // Inputs without a secret's value: resumed as before.
+  const plain = await rt.runFlow(flow(true), { env, input: { url: "https://h/", n: 2 } });
+  assert.equal(plain.inputsMasked, undefined);
+  const resumed = await rt.resumeRun(plain.id, { flow: flow(false), env });
+  assert.equal(resumed.nodes.use.output, "https://h/");
+});
+
 Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes are evaluated again; a mocked run and a running one are refused", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);

@@ -668,6 +668,13 @@ export interface RunRecord {
    */
   resumeOf?: string;
   /**
+   * Present when a secret's value in the run's inputs was masked (`***`):
+   * `inputs` is not what the run ran with, so the run cannot be resumed
+   * (`ResumeRefusedError` reason `"masked"`). A queued run's inputs are kept
+   * as enqueued (its next attempt runs with them), never masked.
+   */
+  inputsMasked?: true;
+  /**
    * When the process running it last said it is alive (ms since the epoch):
    * written at the start and every few seconds while the run is `running`
    * (see `HEARTBEAT_MS` in `recorder.ts`). Absent in records written by

@@ -635,13 +635,14 @@ export async function renderRun(container, id, ctx) {
   /**
    * Whether the server would resume this run (with `from`, it may have succeeded): what
    * src/resume.ts's assertResumable and claimResume refuse is not offered. Not a job's run, a
-   * sub-run, a running or queued one, one a test's mocks stood in for, an archived one, or one a
+   * sub-run, a running or queued one, one a test's mocks stood in for, one whose inputs were
+   * recorded masked (a secret's value in them), an archived one, or one a
    * run resumes already (resume that one; `by`: that run, or null).
    */
   const resumeAllowed = (by = resumedBy) =>
     !run.flowId.startsWith("job:") && !run.parentRunId && archive === null &&
     by === null && run.status !== "running" && run.status !== "queued" &&
-    !Object.values(run.nodes ?? {}).some((n) => n?.mocked === true);
+    run.inputsMasked !== true && !Object.values(run.nodes ?? {}).some((n) => n?.mocked === true);
 
   /**
    * Resumes this run (`from`: runs that node and those that need it again) and goes to the new
