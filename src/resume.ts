@@ -11,7 +11,9 @@
  * ran and in the flow now; no local file it runs (its module and the files
  * that imports, its sub-flow's files) was modified after the run started; it
  * is not the `from` node; and every node it needs is reused too (so that a
- * node run again runs again everything after it).
+ * node run again runs again everything after it), or was skipped by its `if:`
+ * (its definition the same, its own needs reused: evaluated again, it is
+ * skipped again).
  *
  * A run is resumed once: {@linkcode claimResume} writes its resume mark with
  * the records store's compare-and-set before anything else is written, and a
@@ -145,18 +147,23 @@ export function reusableNodes(
     if (spec === undefined || path.has(id)) return false;
     path.add(id);
     const outcome = Object.hasOwn(run.nodes, id) ? run.nodes[id] : undefined;
-    let ok = id !== from && outcome !== undefined && outcome.status === "succeeded" &&
+    const kept = id !== from && spec.when !== "on_failure" && spec.when !== "always" &&
+      unchanged(spec);
+    let ok = kept && outcome !== undefined && outcome.status === "succeeded" &&
       Object.hasOwn(outcome, "output") && outcome.output !== undefined &&
-      outcome.masked !== true && outcome.mocked !== true &&
-      spec.when !== "on_failure" && spec.when !== "always" && unchanged(spec) &&
-      !codeChanged(spec);
+      outcome.masked !== true && outcome.mocked !== true && !codeChanged(spec);
+    // Skipped by its `if:` (its needs reused, so it is skipped again): no output to reuse, but
+    // the nodes after it that succeeded are reused, not run (and charged) again.
+    const skipped = !ok && kept && spec.if !== undefined && outcome?.status === "skipped" &&
+      outcome.attempts === 0;
+    ok ||= skipped;
     for (const need of spec.needs ?? []) {
       if (!ok) break;
       ok = decide(need, path);
     }
     path.delete(id);
     decided.set(id, ok);
-    if (ok) {
+    if (ok && !skipped) {
       const node: ReusedNode = {
         from: run.id,
         attempts: outcome!.attempts,

@@ -423,6 +423,44 @@ Deno.test("resumeRun: a run whose inputs held a secret's value (recorded ***) is
   assert.equal(resumed.nodes.use.output, "https://h/");
 });
 
+Deno.test("resumeRun: a node that succeeded after a node its if: skipped is reused, not run (charged) again", async () => {
+  await using rt = await openRuntime({ config: memory });
+  const flow = (fail: boolean) => ({
+    id: "skipping",
+    inputs: { express: { type: "boolean", default: false } },
+    nodes: [
+      { id: "order", type: "transform", with: { value: 1 } },
+      {
+        id: "express",
+        type: "transform",
+        needs: ["order"],
+        if: "${{ inputs.express }}",
+        with: { value: "fast" },
+      },
+      { id: "charge", type: "state.increment", needs: ["express"], with: { key: "charged" } },
+      {
+        id: "mail",
+        type: fail ? "fail" : "transform",
+        needs: ["charge"],
+        with: fail ? { message: "smtp down" } : { value: "sent" },
+      },
+    ],
+  });
+  const failed = await rt.runFlow(flow(true));
+  assert.equal(failed.nodes.express.status, "skipped");
+  assert.equal(failed.nodes.charge.output, 1);
+  const resumed = await rt.resumeRun(failed.id, { flow: flow(false) });
+  assert.equal(resumed.status, "succeeded");
+  assert.equal(resumed.nodes.express.status, "skipped", "its if: evaluated again");
+  assert.equal(resumed.nodes.charge.reused, failed.id);
+  assert.equal(resumed.nodes.charge.output, 1, "charged once");
+  assert.equal(resumed.nodes.mail.output, "sent");
+  // From the skipped node: it and the nodes after it run again.
+  const again = await rt.resumeRun(resumed.id, { flow: flow(false), from: "express" });
+  assert.equal(again.nodes.charge.reused, undefined);
+  assert.equal(again.nodes.charge.output, 2);
+});
+
 Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes are evaluated again; a mocked run and a running one are refused", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);

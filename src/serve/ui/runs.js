@@ -474,7 +474,7 @@ const MAY_FIRE_ON_FAILURE = new Set(["failed", "timed-out", "cancelled"]);
 /**
  * What re-running a run from node `from` does (`POST /api/runs/{id}/resume` with `from`), as
  * src/resume.ts's `reusableNodes` decides it: `definition` is the run's flow version (`{ nodes:
- * [{ id, needs?, when? }] }`), `outcomes` the run's recorded node outcomes. Returns `{ rerun,
+ * [{ id, needs?, when?, if? }] }`), `outcomes` the run's recorded node outcomes. Returns `{ rerun,
  * after, reused }`: the nodes run again (`from` first, then in the flow's order), those of them
  * that need `from` (directly or through others), and the nodes that keep their recorded
  * outputs. The server also runs again a node whose definition or code changed since the run:
@@ -483,18 +483,23 @@ const MAY_FIRE_ON_FAILURE = new Set(["failed", "timed-out", "cancelled"]);
 export function rerunPlan(definition, outcomes, from) {
   const specs = new Map(definition.nodes.map((n) => [n.id, n]));
   const reusable = new Map();
+  // Skipped by its `if:`, its needs reused: skipped again, and the nodes after it reused.
+  const skippedAgain = new Set();
   const reuses = (id, path) => {
     if (reusable.has(id)) return reusable.get(id);
     const spec = specs.get(id);
     if (spec === undefined || path.has(id)) return false;
     path.add(id);
     const o = Object.hasOwn(outcomes, id) ? outcomes[id] : undefined;
-    const ok = id !== from && o?.status === "succeeded" && Object.hasOwn(o, "output") &&
-      o.output !== undefined && o.masked !== true && o.mocked !== true &&
-      spec.when !== "on_failure" && spec.when !== "always" &&
-      (spec.needs ?? []).every((need) => reuses(need, path));
+    const kept = id !== from && spec.when !== "on_failure" && spec.when !== "always";
+    const succeeded = kept && o?.status === "succeeded" && Object.hasOwn(o, "output") &&
+      o.output !== undefined && o.masked !== true && o.mocked !== true;
+    const skipped = !succeeded && kept && spec.if !== undefined && o?.status === "skipped" &&
+      o.attempts === 0;
+    const ok = (succeeded || skipped) && (spec.needs ?? []).every((need) => reuses(need, path));
     path.delete(id);
     reusable.set(id, ok);
+    if (ok && skipped) skippedAgain.add(id);
     return ok;
   };
   const downstream = new Set([from]);
@@ -507,11 +512,12 @@ export function rerunPlan(definition, outcomes, from) {
     }
   }
   const ids = definition.nodes.map((n) => n.id);
-  const rerun = [from, ...ids.filter((id) => id !== from && !reuses(id, new Set()))];
+  const keeps = (id) => reuses(id, new Set()) && !skippedAgain.has(id);
+  const rerun = [from, ...ids.filter((id) => id !== from && !keeps(id))];
   return {
     rerun,
     after: rerun.filter((id) => id !== from && downstream.has(id)),
-    reused: ids.filter((id) => reuses(id, new Set())),
+    reused: ids.filter(keeps),
   };
 }
 

@@ -460,6 +460,8 @@ Deno.test("rerunPlan: reuses exactly the nodes src/resume.ts's reusableNodes reu
     masked: fc.boolean(),
     mocked: fc.boolean(),
     when: fc.constantFrom(undefined, "on_success", "on_failure", "always"),
+    if: fc.boolean(),
+    attempts: fc.constantFrom(0, 1),
     needs: fc.array(fc.nat(7), { maxLength: 3 }),
   });
   fc.assert(fc.property(fc.array(node, { minLength: 1, maxLength: 8 }), fc.nat(7), (spec, f) => {
@@ -468,6 +470,7 @@ Deno.test("rerunPlan: reuses exactly the nodes src/resume.ts's reusableNodes reu
       id: `n${i}`,
       type: "t",
       ...(n.when === undefined ? {} : { when: n.when }),
+      ...(n.if ? { if: "${{ inputs.go }}" } : {}),
       needs: [...new Set(n.needs.filter((j) => j < i).map((j) => `n${j}`))],
     }));
     const outcomes: Record<string, Record<string, unknown>> = {};
@@ -475,7 +478,7 @@ Deno.test("rerunPlan: reuses exactly the nodes src/resume.ts's reusableNodes reu
       if (n.status === undefined) return;
       outcomes[`n${i}`] = {
         status: n.status,
-        attempts: 1,
+        attempts: n.attempts,
         ...(n.output === undefined ? {} : { output: n.output }),
         ...(n.masked ? { masked: true } : {}),
         ...(n.mocked ? { mocked: true } : {}),
