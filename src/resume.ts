@@ -59,7 +59,7 @@ export function assertResumable(run: RunRecord, from: string | undefined): void 
       `it is still ${run.status}; wait for its end (or cancel it: flowstate runs cancel ${run.id})`,
     );
   }
-  if (Object.values(run.nodes ?? {}).some((n) => n?.mocked === true)) {
+  if (run.mocked === true || Object.values(run.nodes ?? {}).some((n) => n?.mocked === true)) {
     refuse(
       "mocked",
       "a test's mocks stood in for some of its nodes, so its outputs are not real; run the flow again",

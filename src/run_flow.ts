@@ -702,6 +702,8 @@ async function runInTree(
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
       ...(options.onFailureOf === undefined ? {} : { onFailureOf: options.onFailureOf }),
       ...(resume === undefined ? {} : { resumeOf: resume.run.id }),
+      // A test's mocks (its own nodes', or its sub-flows' nodes'): its outputs are not real.
+      ...(mocks === undefined ? {} : { mocked: true as const }),
       ...(options.scheduled === undefined
         ? {}
         : { scheduledAt: options.scheduled.at, schedule: options.scheduled.schedule }),

@@ -461,6 +461,50 @@ Deno.test("resumeRun: a node that succeeded after a node its if: skipped is reus
   assert.equal(again.nodes.charge.output, 2);
 });
 
+Deno.test("resumeRun: a run whose sub-flow's node a mock stood in for is refused (mocked): its record says mocked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-resume-" });
+  try {
+    await Deno.writeTextFile(
+      join(dir, "price.flow.yaml"),
+      `id: price
+nodes:
+  - { id: quote, type: transform, with: { value: 100 } }
+outputs:
+  price: "\${{ nodes.quote.output }}"
+`,
+    );
+    const outer = (fail: boolean) =>
+      `id: checkout
+nodes:
+  - { id: call, type: flow, with: { flow: ./price.flow.yaml } }
+  - id: pay
+    needs: [call]
+    type: ${fail ? "fail" : "transform"}
+    with: ${fail ? "{ message: down }" : `{ value: "\${{ nodes.call.output.price }}" }`}
+`;
+    const file = join(dir, "checkout.flow.yaml");
+    await Deno.writeTextFile(file, outer(true));
+    await using rt = await openRuntime({ cwd: dir, config: memory });
+    const tested = await rt.runFlow(file, { mocks: { "call/quote": 1 } });
+    assert.deepEqual(tested.nodes.call.output, { price: 1 });
+    assert.equal(tested.mocked, true, "its sub-run's quote was the mock's");
+    await Deno.writeTextFile(file, outer(false));
+    const err = await rt.resumeRun(tested.id, { flow: file }).catch((e) => e);
+    assert.ok(err instanceof ResumeRefusedError, String(err));
+    assert.equal(err.reason, "mocked");
+    // Without mocks: not marked, resumed with the real price.
+    await Deno.writeTextFile(file, outer(true));
+    const real = await rt.runFlow(file);
+    assert.equal(real.mocked, undefined);
+    await Deno.writeTextFile(file, outer(false));
+    const resumed = await rt.resumeRun(real.id, { flow: file });
+    assert.equal(resumed.nodes.call.reused, real.id);
+    assert.equal(resumed.nodes.pay.output, 100);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes are evaluated again; a mocked run and a running one are refused", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);
