@@ -684,8 +684,12 @@ export async function renderRun(container, id, ctx) {
     actions.appendChild(h("button.primary", {
       type: "button",
       text: "Re-run with the same inputs",
-      title: "Start a new run of this flow with this run's inputs",
-      disabled: run.flowId.startsWith("job:"),
+      // Inputs recorded masked (a secret's value in them) are not the ones the run had.
+      title: run.inputsMasked === true
+        ? "This run's inputs held a secret's value, recorded as ***: start a run with its inputs " +
+          "from the flow's page"
+        : "Start a new run of this flow with this run's inputs",
+      disabled: run.flowId.startsWith("job:") || run.inputsMasked === true,
       onclick: async () => {
         try {
           const started = await api.startRun(run.flowId, run.inputs);
