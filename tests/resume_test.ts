@@ -376,6 +376,13 @@ Deno.test("resumeRun: a node that succeeded after a node its if: skipped is reus
   const failed = await rt.runFlow(flow(true));
   assert.equal(failed.nodes.express.status, "skipped");
   assert.equal(failed.nodes.charge.output, 1);
+  const preview = await rt.previewResume(failed.id, { flow: flow(false) });
+  assert.deepEqual(preview.nodes.map((n) => [n.node, n.reused, n.reason]), [
+    ["order", true, "succeeded"],
+    ["express", false, "status"],
+    ["charge", true, "succeeded"],
+    ["mail", false, "status"],
+  ]);
   const resumed = await rt.resumeRun(failed.id, { flow: flow(false) });
   assert.equal(resumed.status, "succeeded");
   assert.equal(resumed.nodes.express.status, "skipped", "its if: evaluated again");
