@@ -598,7 +598,8 @@ export async function renderRun(container, id, ctx) {
   const resumeAllowed = (by = resumedBy) =>
     !run.flowId.startsWith("job:") && !run.parentRunId && archive === null &&
     by === null && run.status !== "running" && run.status !== "queued" &&
-    run.inputsMasked !== true && run.mocked !== true && !Object.values(run.nodes ?? {}).some((n) => n?.mocked === true);
+    run.inputsMasked !== true && run.mocked !== true &&
+    !Object.values(run.nodes ?? {}).some((n) => n?.mocked === true);
 
   /**
    * Resumes this run (`from`: runs that node and those that need it again) and goes to the new
