@@ -846,6 +846,8 @@ export class NotFoundError extends FlowstateError {
  * - `"job"`: it is a job's run (a job has no nodes to reuse);
  * - `"sub-run"`: it is a sub-run of another run (resume that run instead);
  * - `"mocked"`: a test's mocks stood in for some of its nodes;
+ * - `"masked"`: a secret's value in its inputs was recorded masked (`***`),
+ *   so the inputs it ran with are not recorded;
  * - `"from"`: the `from` node is no node of the flow;
  * - `"flow"`: the flow given is not the run's (another id);
  * - `"resumed"`: another resume of the run started (or starts) a run that
@@ -865,6 +867,7 @@ export type ResumeRefusal =
   | "job"
   | "sub-run"
   | "mocked"
+  | "masked"
   | "from"
   | "flow"
   | "resumed";

@@ -11,7 +11,9 @@
  * ran and in the flow now; no local file it runs (its module and the files
  * that imports, its sub-flow's files) was modified after the run started; it
  * is not the `from` node; and every node it needs is reused too (so that a
- * node run again runs again everything after it).
+ * node run again runs again everything after it), or was skipped by its `if:`
+ * (its definition the same, its own needs reused: evaluated again, it is
+ * skipped again).
  *
  * A run is resumed once: {@linkcode claimResume} writes its resume mark with
  * the records store's compare-and-set before anything else is written, and a
@@ -59,10 +61,17 @@ export function assertResumable(run: RunRecord, from: string | undefined): void 
       `it is still ${run.status}; wait for its end (or cancel it: flowstate runs cancel ${run.id})`,
     );
   }
-  if (Object.values(run.nodes ?? {}).some((n) => n?.mocked === true)) {
+  if (run.mocked === true || Object.values(run.nodes ?? {}).some((n) => n?.mocked === true)) {
     refuse(
       "mocked",
       "a test's mocks stood in for some of its nodes, so its outputs are not real; run the flow again",
+    );
+  }
+  if (run.inputsMasked === true) {
+    refuse(
+      "masked",
+      "a secret's value in its inputs was recorded as ***, so its record does not hold the " +
+        "inputs it ran with; run the flow again, giving its inputs",
     );
   }
   if (run.status === "succeeded" && from === undefined) {
@@ -245,6 +254,8 @@ export function resumeDecisions(
   const specs = new Map(def.nodes.map((n) => [n.id, n]));
   const old = new Map((before?.nodes ?? []).map((n) => [n.id, n]));
   const decided = new Map<string, ResumeDecision>();
+  /** Whether the nodes after a node may be reused as far as it goes (see `passes` below). */
+  const through = new Map<string, boolean>();
   const unchanged = (spec: NodeSpec): boolean => {
     if (sameVersion) return true;
     const was = old.get(spec.id);
@@ -323,8 +334,19 @@ export function resumeDecisions(
     path.add(id);
     let decision: ResumeDecision;
     const why = own(spec);
-    if (why !== undefined) decision = { node: id, reused: false, ...why };
-    else {
+    // Whether a node needing it may be reused: it is, or its if: skips it again (below).
+    let passes = why === undefined;
+    if (why !== undefined) {
+      decision = { node: id, reused: false, ...why };
+      // Skipped by its if: with its definition the same and its needs reused, it is evaluated
+      // again on the same values and skipped again: the nodes after it that succeeded are
+      // reused, not run (a charge made) again.
+      const outcome = run.nodes[id];
+      passes = why.reason === "status" && outcome.status === "skipped" && outcome.attempts === 0 &&
+        spec.if !== undefined && id !== from && spec.when !== "on_failure" &&
+        spec.when !== "always" && unchanged(spec) &&
+        (spec.needs ?? []).every((need) => (decide(need, path), through.get(need) === true));
+    } else {
       decision = {
         node: id,
         reused: true,
@@ -333,7 +355,9 @@ export function resumeDecisions(
         status: "succeeded",
       };
       for (const need of spec.needs ?? []) {
-        if (decide(need, path)?.reused === true) continue;
+        decide(need, path);
+        if (through.get(need) === true) continue;
+        passes = false;
         decision = {
           node: id,
           reused: false,
@@ -347,6 +371,7 @@ export function resumeDecisions(
     }
     path.delete(id);
     decided.set(id, decision);
+    through.set(id, passes);
     return decision;
   };
   return def.nodes.map((spec) =>

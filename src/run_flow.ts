@@ -769,10 +769,19 @@ async function runInTree(
     const start = {
       flowId: def.id,
       flowVersion: hash,
-      inputs: masker.mask(inputs) as Record<string, JsonValue>,
+      // A queued run's next attempt (after a failure, a dead worker, a retry by hand) runs with
+      // its record's inputs: they stay as enqueued (stored in the clear from the start), not
+      // `***`. Any other run's are masked, and its record says so (a resume cannot use them).
+      ...(claimed !== undefined
+        ? { inputs: inputs as Record<string, JsonValue> }
+        : masker.contains(inputs)
+        ? { inputs: masker.mask(inputs) as Record<string, JsonValue>, inputsMasked: true as const }
+        : { inputs: inputs as Record<string, JsonValue> }),
       ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
       ...(options.onFailureOf === undefined ? {} : { onFailureOf: options.onFailureOf }),
       ...(resume === undefined ? {} : { resumeOf: resume.run.id }),
+      // A test's mocks (its own nodes', or its sub-flows' nodes'): its outputs are not real.
+      ...(mocks === undefined ? {} : { mocked: true as const }),
       ...(options.scheduled === undefined
         ? {}
         : { scheduledAt: options.scheduled.at, schedule: options.scheduled.schedule }),

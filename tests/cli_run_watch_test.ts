@@ -196,6 +196,20 @@ Deno.test("cli: run --watch cancels a run in progress on a change, and SIGTERM l
   });
 });
 
+Deno.test("cli: run --watch sees an edit of a node module made during the first run (it cancels that run and runs again)", async () => {
+  await withProject({ "flow.yaml": hanging(1), "hang.ts": HANG }, async (dir) => {
+    await using child = watch(dir, "flow.yaml");
+    // The first run loaded hang.ts and hangs in it: an edit now is one the run did not see.
+    await child.until(/^\[hang\] started 1$/m, "stderr");
+    await replace(join(dir, "hang.ts"), HANG.replace('"started "', '"edited "'));
+    await child.until(/^\[hang\] edited 1$/m, "stderr");
+    assert.match(child.stderr, /^watch: hang\.ts changed, running again/m);
+    assert.match(child.stdout, /^status: +cancelled$/m);
+    child.kill("SIGTERM");
+    assert.equal(await child.code(), 143, child.stderr);
+  });
+});
+
 Deno.test("cli: run --watch --json prints one record per run; --inputs - is refused", async () => {
   await withProject({ "flow.yaml": flow("json one"), "in.json": "{}" }, async (dir) => {
     await using child = watch(dir, "flow.yaml", "--json", "--inputs", "in.json");

@@ -649,3 +649,42 @@ Deno.test("queue: a run whose worker stops answering 3 times is recorded failed;
   assert.equal(await records.claimRun({ worker: "next", leaseMs: 10_000 }), null);
   await Deno.remove(dir, { recursive: true });
 });
+
+const SECRET_INPUT = `id: secret_input
+secrets: [QUEUE_TEST_TOKEN]
+inputs:
+  url: { type: string }
+nodes:
+  - id: count
+    type: state.increment
+    with: { scope: global, key: "tries-\${{ run.id }}" }
+  - id: check
+    needs: [count]
+    type: transform
+    with: { value: "\${{ inputs.url == 'https://u:' + secrets.QUEUE_TEST_TOKEN + '@h/' }}" }
+  - id: first
+    needs: [check]
+    if: "\${{ nodes.count.output < 2 }}"
+    type: fail
+    with: { message: "not yet" }
+`;
+
+Deno.test("queue: a run's next attempt gets its inputs as enqueued, not *** where they hold a secret's value", async () => {
+  const dir = await project({ "secret_input.flow.yaml": SECRET_INPUT });
+  Deno.env.set("QUEUE_TEST_TOKEN", "s3cret-queue-token");
+  try {
+    await using rt = await open(dir);
+    const url = "https://u:s3cret-queue-token@h/";
+    const { runId } = await rt.enqueue("secret_input", { input: { url }, maxAttempts: 2 });
+    const worker = startWorker(rt, { pollMs: 10 });
+    const done = await statusIs(rt, runId, "succeeded");
+    await worker.stop();
+    assert.deepEqual(done.queue?.attempts.map((a) => a.outcome), ["failed", "succeeded"]);
+    assert.equal(done.nodes.check.output, true, "the second attempt read the real url");
+    assert.deepEqual(done.inputs, { url }, "kept as enqueued, for a retry by hand too");
+    assert.equal(done.inputsMasked, undefined);
+  } finally {
+    Deno.env.delete("QUEUE_TEST_TOKEN");
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -316,6 +316,130 @@ Deno.test("resumeRun: a node whose recorded output was masked for a secret runs 
   assert.equal(resumed.nodes.use.output, true, "the real value, not ***, reached use");
 });
 
+Deno.test("resumeRun: a run whose inputs held a secret's value (recorded ***) is refused, reason masked, nothing written", async () => {
+  await using rt = await openRuntime({ config: memory });
+  const env = { TOKEN: "s3cret-token-value" };
+  const flow = (fail: boolean) => ({
+    id: "secret_input",
+    secrets: ["TOKEN"],
+    inputs: { url: { type: "string" }, n: { type: "number" } },
+    nodes: [
+      { id: "a", type: "transform", with: { value: 1 } },
+      {
+        id: "use",
+        type: fail ? "fail" : "transform",
+        needs: ["a"],
+        with: fail ? { message: "down" } : { value: "${{ inputs.url }}" },
+      },
+    ],
+  });
+  const url = "https://u:s3cret-token-value@h/";
+  const failed = await rt.runFlow(flow(true), { env, input: { url, n: 1 } });
+  assert.deepEqual(failed.inputs, { url: "https://u:***@h/", n: 1 });
+  assert.equal(failed.inputsMasked, true);
+  const err = await rt.resumeRun(failed.id, { flow: flow(false), env }).catch((e) => e);
+  assert.ok(err instanceof ResumeRefusedError, String(err));
+  assert.equal(err.reason, "masked");
+  assert.match(err.message, /secret's value in its inputs was recorded as \*\*\*/);
+  const records = await rt.records();
+  assert.equal(await records.resumeMarker(failed.id), null, "no claim written");
+  assert.equal((await records.listRuns({ flowId: "secret_input" })).runs.length, 1, "no run");
+  // Inputs without a secret's value: resumed as before.
+  const plain = await rt.runFlow(flow(true), { env, input: { url: "https://h/", n: 2 } });
+  assert.equal(plain.inputsMasked, undefined);
+  const resumed = await rt.resumeRun(plain.id, { flow: flow(false), env });
+  assert.equal(resumed.nodes.use.output, "https://h/");
+});
+
+Deno.test("resumeRun: a node that succeeded after a node its if: skipped is reused, not run (charged) again", async () => {
+  await using rt = await openRuntime({ config: memory });
+  const flow = (fail: boolean) => ({
+    id: "skipping",
+    inputs: { express: { type: "boolean", default: false } },
+    nodes: [
+      { id: "order", type: "transform", with: { value: 1 } },
+      {
+        id: "express",
+        type: "transform",
+        needs: ["order"],
+        if: "${{ inputs.express }}",
+        with: { value: "fast" },
+      },
+      { id: "charge", type: "state.increment", needs: ["express"], with: { key: "charged" } },
+      {
+        id: "mail",
+        type: fail ? "fail" : "transform",
+        needs: ["charge"],
+        with: fail ? { message: "smtp down" } : { value: "sent" },
+      },
+    ],
+  });
+  const failed = await rt.runFlow(flow(true));
+  assert.equal(failed.nodes.express.status, "skipped");
+  assert.equal(failed.nodes.charge.output, 1);
+  const preview = await rt.previewResume(failed.id, { flow: flow(false) });
+  assert.deepEqual(preview.nodes.map((n) => [n.node, n.reused, n.reason]), [
+    ["order", true, "succeeded"],
+    ["express", false, "status"],
+    ["charge", true, "succeeded"],
+    ["mail", false, "status"],
+  ]);
+  const resumed = await rt.resumeRun(failed.id, { flow: flow(false) });
+  assert.equal(resumed.status, "succeeded");
+  assert.equal(resumed.nodes.express.status, "skipped", "its if: evaluated again");
+  assert.equal(resumed.nodes.charge.reused, failed.id);
+  assert.equal(resumed.nodes.charge.output, 1, "charged once");
+  assert.equal(resumed.nodes.mail.output, "sent");
+  // From the skipped node: it and the nodes after it run again.
+  const again = await rt.resumeRun(resumed.id, { flow: flow(false), from: "express" });
+  assert.equal(again.nodes.charge.reused, undefined);
+  assert.equal(again.nodes.charge.output, 2);
+});
+
+Deno.test("resumeRun: a run whose sub-flow's node a mock stood in for is refused (mocked): its record says mocked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-resume-" });
+  try {
+    await Deno.writeTextFile(
+      join(dir, "price.flow.yaml"),
+      `id: price
+nodes:
+  - { id: quote, type: transform, with: { value: 100 } }
+outputs:
+  price: "\${{ nodes.quote.output }}"
+`,
+    );
+    const outer = (fail: boolean) =>
+      `id: checkout
+nodes:
+  - { id: call, type: flow, with: { flow: ./price.flow.yaml } }
+  - id: pay
+    needs: [call]
+    type: ${fail ? "fail" : "transform"}
+    with: ${fail ? "{ message: down }" : `{ value: "\${{ nodes.call.output.price }}" }`}
+`;
+    const file = join(dir, "checkout.flow.yaml");
+    await Deno.writeTextFile(file, outer(true));
+    await using rt = await openRuntime({ cwd: dir, config: memory });
+    const tested = await rt.runFlow(file, { mocks: { "call/quote": 1 } });
+    assert.deepEqual(tested.nodes.call.output, { price: 1 });
+    assert.equal(tested.mocked, true, "its sub-run's quote was the mock's");
+    await Deno.writeTextFile(file, outer(false));
+    const err = await rt.resumeRun(tested.id, { flow: file }).catch((e) => e);
+    assert.ok(err instanceof ResumeRefusedError, String(err));
+    assert.equal(err.reason, "mocked");
+    // Without mocks: not marked, resumed with the real price.
+    await Deno.writeTextFile(file, outer(true));
+    const real = await rt.runFlow(file);
+    assert.equal(real.mocked, undefined);
+    await Deno.writeTextFile(file, outer(false));
+    const resumed = await rt.resumeRun(real.id, { flow: file });
+    assert.equal(resumed.nodes.call.reused, real.id);
+    assert.equal(resumed.nodes.pay.output, 100);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("resumeRun: when: always and on_failure nodes run again; skipped nodes are evaluated again; a mocked run and a running one are refused", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);

@@ -162,7 +162,13 @@ export async function runWatchCommand(
     let parsed: { flow: ParsedFlow; configFile: string | null } | undefined;
     const run = runCommand(file, options, global, {
       signal: cancel.signal,
-      onParsed: (flow, configFile) => parsed = { flow, configFile },
+      onParsed: (flow, configFile) => {
+        parsed = { flow, configFile };
+        // Watched before its modules and sub-flows load: an edit of one of them during this run
+        // (the first run's included, or one an edit just added) is a change, not the status the
+        // watch starts from.
+        watcher.watch(usedBy(given, parsed, cwd));
+      },
     }).catch((err) => report(err, global.debug === true));
     const first = await Promise.race([run.then(() => "ended" as const), watcher.next()]);
     if (first !== "ended") {
@@ -176,13 +182,8 @@ export async function runWatchCommand(
     stop.signal.removeEventListener("abort", onStop);
     if (stop.signal.aborted) break;
     // Found anew from this run's flow; one that did not parse keeps the last run's files.
-    if (parsed !== undefined) {
-      used = new Set([
-        ...given,
-        ...(parsed.configFile === null ? [] : [parsed.configFile]),
-        ...filesOf(parsed.flow, cwd),
-      ]);
-    } else used = new Set([...used, ...given]);
+    if (parsed !== undefined) used = usedBy(given, parsed, cwd);
+    else used = new Set([...used, ...given]);
     watcher.watch(used);
     say(`watch: waiting for changes to ${used.size} file${used.size === 1 ? "" : "s"}`);
     const next = await Promise.race([watcher.next(), stopped]);
@@ -202,6 +203,19 @@ function say(line: string): void {
 function shown(path: string, cwd: string): string {
   const rel = relative(cwd, path);
   return rel !== "" && !rel.startsWith("..") ? rel : path;
+}
+
+/** The files watched for a run of `parsed`: those `given`, its config file and {@linkcode filesOf} it. */
+function usedBy(
+  given: readonly string[],
+  parsed: { flow: ParsedFlow; configFile: string | null },
+  cwd: string,
+): Set<string> {
+  return new Set([
+    ...given,
+    ...(parsed.configFile === null ? [] : [parsed.configFile]),
+    ...filesOf(parsed.flow, cwd),
+  ]);
 }
 
 /**

@@ -370,6 +370,10 @@ export interface RunStart {
   onFailureOf?: string;
   /** The run this run resumes (see `RunRecord.resumeOf`). */
   resumeOf?: string;
+  /** Whether `inputs` had a secret's value masked (see `RunRecord.inputsMasked`). */
+  inputsMasked?: true;
+  /** Whether a test's mocks stood in for nodes of the run (see `RunRecord.mocked`). */
+  mocked?: true;
   /** The tick's time, for a run a schedule started (see `RunRecord.scheduledAt`). */
   scheduledAt?: number;
   /** The schedule's id, for a run a schedule started (see `RunRecord.schedule`). */
@@ -803,6 +807,8 @@ export class RunRecorder {
     if (this.#start.parentRunId !== undefined) record.parentRunId = this.#start.parentRunId;
     if (this.#start.onFailureOf !== undefined) record.onFailureOf = this.#start.onFailureOf;
     if (this.#start.resumeOf !== undefined) record.resumeOf = this.#start.resumeOf;
+    if (this.#start.inputsMasked === true) record.inputsMasked = true;
+    if (this.#start.mocked === true) record.mocked = true;
     if (this.#start.scheduledAt !== undefined) record.scheduledAt = this.#start.scheduledAt;
     if (this.#start.schedule !== undefined) record.schedule = this.#start.schedule;
     if (this.#start.queue !== undefined) record.queue = this.#start.queue;

@@ -668,6 +668,20 @@ export interface RunRecord {
    */
   resumeOf?: string;
   /**
+   * Present when a secret's value in the run's inputs was masked (`***`):
+   * `inputs` is not what the run ran with, so the run cannot be resumed
+   * (`ResumeRefusedError` reason `"masked"`). A queued run's inputs are kept
+   * as enqueued (its next attempt runs with them), never masked.
+   */
+  inputsMasked?: true;
+  /**
+   * Present on a run made with a test's mocks (`RunFlowOptions.mocks`), of
+   * its own nodes or of its sub-flows' (`"node/child"`): its outputs are not
+   * real, so it cannot be resumed (`ResumeRefusedError` reason `"mocked"`).
+   * Each mocked node's outcome says `mocked: true` in the run it is in.
+   */
+  mocked?: true;
+  /**
    * When the process running it last said it is alive (ms since the epoch):
    * written at the start and every few seconds while the run is `running`
    * (see `HEARTBEAT_MS` in `recorder.ts`). Absent in records written by

@@ -199,6 +199,14 @@ export const RunRecordSchema = RunSummarySchema.extend({
   onFailureOf: z.string().optional().describe(
     "on a run of the config's `runs.onFailure` flow: the id of the run it reports on",
   ),
+  mocked: z.literal(true).optional().describe(
+    "present on a run made with a test's mocks (of its nodes or its sub-flows' nodes): its " +
+      "outputs are not real, and it cannot be resumed",
+  ),
+  inputsMasked: z.literal(true).optional().describe(
+    "present when a secret's value in `inputs` was masked (`***`): they are not what the run " +
+      "ran with, and the run cannot be resumed",
+  ),
   queue: z.looseObject({
     runAt: z.number().describe("it does not start before this time (ms since the epoch)"),
     priority: z.number(),

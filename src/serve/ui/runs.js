@@ -591,12 +591,14 @@ export async function renderRun(container, id, ctx) {
   /**
    * Whether the server would resume this run (with `from`, it may have succeeded): what
    * src/resume.ts's assertResumable and claimResume refuse is not offered. Not a job's run, a
-   * sub-run, a running or queued one, one a test's mocks stood in for, an archived one, or one a
+   * sub-run, a running or queued one, one a test's mocks stood in for (in it or its sub-runs),
+   * one whose inputs were recorded masked (a secret's value in them), an archived one, or one a
    * run resumes already (resume that one; `by`: that run, or null).
    */
   const resumeAllowed = (by = resumedBy) =>
     !run.flowId.startsWith("job:") && (!run.parentRunId || run.queue) && archive === null &&
     by === null && run.status !== "running" && run.status !== "queued" &&
+    run.inputsMasked !== true && run.mocked !== true &&
     !Object.values(run.nodes ?? {}).some((n) => n?.mocked === true);
 
   /**
@@ -633,8 +635,12 @@ export async function renderRun(container, id, ctx) {
     actions.appendChild(h("button.primary", {
       type: "button",
       text: "Re-run with the same inputs",
-      title: "Start a new run of this flow with this run's inputs",
-      disabled: run.flowId.startsWith("job:"),
+      // Inputs recorded masked (a secret's value in them) are not the ones the run had.
+      title: run.inputsMasked === true
+        ? "This run's inputs held a secret's value, recorded as ***: start a run with its inputs " +
+          "from the flow's page"
+        : "Start a new run of this flow with this run's inputs",
+      disabled: run.flowId.startsWith("job:") || run.inputsMasked === true,
       onclick: async () => {
         try {
           const started = await api.startRun(run.flowId, run.inputs);
