@@ -39,12 +39,15 @@ export {
 } from "./src/records/flow_version.ts";
 export {
   type ListRunsOptions,
+  FOR_EACH_PROGRESS_MS,
+  MAX_FAILED_ITEMS,
   MAX_STATE_ACCESS,
   type NodeAttemptEvent,
   type NodeEndEvent,
   type NodeItems,
   type NodeLogEvent,
   type NodeOutcome,
+  type NodeProgressEvent,
   type NodeStartEvent,
   type NodeStatus,
   type QueueAttempt,

@@ -22,16 +22,18 @@ import {
   truthy,
 } from "./template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./types.ts";
-import type {
-  NodeAttemptEvent,
-  NodeItems,
-  NodeLogEvent,
-  NodeStatus,
-  RunEvent,
-  RunEventInit,
-  RunRecord,
-  RunStatus,
-  ScheduledTick,
+import {
+  FOR_EACH_PROGRESS_MS,
+  MAX_FAILED_ITEMS,
+  type NodeAttemptEvent,
+  type NodeItems,
+  type NodeLogEvent,
+  type NodeStatus,
+  type RunEvent,
+  type RunEventInit,
+  type RunRecord,
+  type RunStatus,
+  type ScheduledTick,
 } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
 import { type AttemptOverError, messageOf } from "../errors.ts";
@@ -338,6 +340,76 @@ class AttemptTimeout extends Error {
   constructor(ms: number) {
     super(`timed out after ${ms} ms`);
     this.name = "TimeoutError";
+  }
+}
+
+/**
+ * A running `forEach` node's `node.progress` events: one once an item ended,
+ * at most every {@linkcode FOR_EACH_PROGRESS_MS} and never sooner than that
+ * after the node started (a node that ends within it records none). The last
+ * counts wait for a timer when an item ends too soon after the last event;
+ * `stop` (the node ended: `node.end` says it all) drops them.
+ */
+class ItemsProgress {
+  #succeeded = 0;
+  #failed = 0;
+  /** Items started and not ended. */
+  running = 0;
+  readonly #failedItems: number[] = [];
+  /** Whether an item ended since the last event. */
+  #dirty = false;
+  /** When the next event may be recorded (by the run's clock). */
+  #nextAt: number;
+  /** The timer waiting for `#nextAt`, while one does. */
+  #timer: AbortController | null = null;
+
+  constructor(
+    readonly host: { readonly timers: Timers; readonly clock: Clock; emit(e: RunEventInit): void },
+    readonly node: string,
+    readonly count: number,
+  ) {
+    this.#nextAt = host.clock.now() + FOR_EACH_PROGRESS_MS;
+  }
+
+  /** Item `k` ended so. */
+  ended(k: number, status: NodeStatus): void {
+    this.running--;
+    if (status === "succeeded") this.#succeeded++;
+    else if (status === "failed" || status === "timed-out") {
+      this.#failed++;
+      if (this.#failedItems.length < MAX_FAILED_ITEMS) this.#failedItems.push(k);
+    } else return; // stopped: the node ends now
+    this.#dirty = true;
+    if (this.#timer !== null) return;
+    const wait = this.#nextAt - this.host.clock.now();
+    if (wait <= 0) return this.#record();
+    const timer = this.#timer = new AbortController();
+    this.host.timers.sleep(wait, timer.signal).then(() => {
+      this.#timer = null;
+      this.#record();
+    }, () => {});
+  }
+
+  /** The node ended: nothing more is recorded. */
+  stop(): void {
+    this.#dirty = false;
+    this.#timer?.abort();
+    this.#timer = null;
+  }
+
+  #record(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    this.host.emit({
+      type: "node.progress",
+      node: this.node,
+      count: this.count,
+      succeeded: this.#succeeded,
+      failed: this.#failed,
+      running: this.running,
+      ...(this.#failedItems.length === 0 ? {} : { failedItems: [...this.#failedItems] }),
+    });
+    this.#nextAt = this.host.clock.now() + FOR_EACH_PROGRESS_MS;
   }
 }
 
@@ -1460,6 +1532,11 @@ class Execution implements AttemptHost {
     else runSignal.addEventListener("abort", onRunAbort, { once: true });
     const flowLimit = this.#o.concurrency ?? this.#flow.definition.concurrency ?? 16;
     const limit = Math.max(1, Math.min(node.forEach!.concurrency, flowLimit));
+    const progress = new ItemsProgress(
+      { timers: this.timers, clock: this.#o.clock, emit: (e) => this.emit(e) },
+      id,
+      count,
+    );
     await new Promise<void>((resolve) => {
       let next = 0;
       let running = 0;
@@ -1467,6 +1544,7 @@ class Execution implements AttemptHost {
         while (!stop.signal.aborted && running < limit && next < count) {
           const k = next++;
           running++;
+          progress.running++;
           const scope: TemplateScope = { ...this.#scope, item: list[k], index: k };
           this.#runNode(i, stop.signal, { index: k, scope, results }).then(done);
         }
@@ -1476,6 +1554,7 @@ class Execution implements AttemptHost {
         running--;
         const result = results[k];
         const failed = result.status === "failed" || result.status === "timed-out";
+        progress.ended(k, result.status);
         if (failed && !keepGoing && !stop.signal.aborted) {
           const reason = new ItemFailed(k);
           stop.abort(reason);
@@ -1485,6 +1564,7 @@ class Execution implements AttemptHost {
       };
       pump();
     });
+    progress.stop();
     runSignal.removeEventListener("abort", onRunAbort);
     return this.#end(i, started, this.#itemsResult(node, results, runSignal), this.#itemsBytes);
   }
