@@ -288,6 +288,8 @@ export function progressText(
       }`,
     );
   }
-  if (Number.isSafeInteger(running) && running > 0) parts.push(`${counted.format(running)} running`);
+  if (Number.isSafeInteger(running) && running > 0) {
+    parts.push(`${counted.format(running)} running`);
+  }
   return parts.join(", ");
 }
