@@ -379,6 +379,7 @@ function nodeClass(node, status) {
 function setThird(el, node, status, progress = null) {
   el.textContent = clip(
     (progress === null ? [status, ...nodeMarks(node)] : [
+      status,
       `${progress.done.toLocaleString("en-US")}/${progress.count.toLocaleString("en-US")}`,
       progress.failed > 0 ? `${progress.failed.toLocaleString("en-US")} failed` : null,
     ]).filter(Boolean).join(" · "),
@@ -407,13 +408,13 @@ function setBar(box, progress) {
       svg("rect", {
         class: "graph-progress-track",
         x: x + 6,
-        y: y + height - 7,
-        height: 3,
+        y: y + height - 5,
+        height: 2,
         width: width - 12,
-        rx: 1.5,
+        rx: 1,
       }),
-      svg("rect", { class: "graph-progress-ok", x: x + 6, y: y + height - 7, height: 3, rx: 1.5 }),
-      svg("rect", { class: "graph-progress-failed", y: y + height - 7, height: 3 }),
+      svg("rect", { class: "graph-progress-ok", x: x + 6, y: y + height - 5, height: 2, rx: 1 }),
+      svg("rect", { class: "graph-progress-failed", y: y + height - 5, height: 2 }),
     );
     box.g.appendChild(box.bar);
   }

@@ -392,10 +392,6 @@ export function nodeTimeline(run, events, nodeIds, whens) {
     if (typeof outcome.reused === "string") node.reused = outcome.reused;
     if (outcome.items && typeof outcome.items === "object") node.items = outcome.items;
   }
-  for (const [id, when] of whens ?? []) {
-    const node = nodes.get(id);
-    if (node && !node.when && when !== "on_success") node.when = when;
-  }
   const order = new Map();
   const ended = run && run.status !== "running" && run.status !== "queued";
   for (const id of nodeIds ?? []) {
@@ -403,6 +399,10 @@ export function nodeTimeline(run, events, nodeIds, whens) {
     order.set(id, order.size);
     const node = get(id);
     if (ended && node.status === null && node.startedAt === null) node.status = "not-run";
+  }
+  for (const [id, when] of whens ?? []) {
+    const node = nodes.get(id);
+    if (node && !node.when && when !== "on_success") node.when = when;
   }
   const place = (id) => order.get(id) ?? Infinity;
   return [...nodes.values()].sort((a, b) =>
