@@ -379,6 +379,7 @@ class ItemsProgress {
       this.#failed++;
       if (this.#failedItems.length < MAX_FAILED_ITEMS) this.#failedItems.push(k);
     } else return; // stopped: the node ends now
+    if (this.#succeeded + this.#failed === this.count) return this.stop(); // so does it now
     this.#dirty = true;
     if (this.#timer !== null) return;
     const wait = this.#nextAt - this.host.clock.now();
@@ -1554,13 +1555,15 @@ class Execution implements AttemptHost {
         running--;
         const result = results[k];
         const failed = result.status === "failed" || result.status === "timed-out";
-        progress.ended(k, result.status);
         if (failed && !keepGoing && !stop.signal.aborted) {
           const reason = new ItemFailed(k);
           stop.abort(reason);
           for (const a of [...this.#live]) if (a.index === i) a.stop(reason);
         }
         pump();
+        // After pump: `running` counts the items that started in its place.
+        if (stop.signal.aborted) progress.stop(); // the node ends now: its end says it all
+        else progress.ended(k, result.status);
       };
       pump();
     });
