@@ -330,7 +330,7 @@ function printOutcome(run: RunRecord): void {
  * The `node.progress` events of `events` worth a line: the last of each
  * node, unless that node's `node.end` follows it.
  */
-function lastProgress(events: RunEvent[]): Set<RunEvent> {
+export function lastProgress(events: RunEvent[]): Set<RunEvent> {
   const last = new Map<string, RunEvent>();
   for (const event of events) {
     if (event.type === "node.progress") last.set(event.node, event);
