@@ -2,7 +2,8 @@
  * A `forEach` node's run path before and after (the running node's
  * `node.progress` events): this checkout's runtime and another checkout's
  * (`BEFORE=<path>`, default `/work/main`) run the same flows, interleaved (the
- * order alternates per round), each on its own SQLite store; prints medians
+ * order alternates per round), each on its own SQLite store (`STORE=memory`:
+ * a memory store); prints medians
  * per item of wall and CPU time (user + system of this process), the ratios
  * after/before, and the events each run recorded (count and JSON bytes).
  *
@@ -41,8 +42,13 @@ const flows = {
   },
 };
 const dir = await Deno.makeTempDir({ prefix: "flowstate-foreach-ab-" });
+const memory = Deno.env.get("STORE") === "memory";
 const configOf = (name: string) => ({
-  stores: { main: { plugin: "sqlite" as const, path: join(dir, `${name}.db`) } },
+  stores: {
+    main: memory
+      ? { plugin: "memory" as const }
+      : { plugin: "sqlite" as const, path: join(dir, `${name}.db`) },
+  },
 });
 const runtimes = {
   before: await openBefore({ config: configOf("before") }),
@@ -50,7 +56,9 @@ const runtimes = {
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 console.log(`before: ${before}; load average ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
-console.log(`(${rounds} interleaved rounds, SQLite, medians per item)\n`);
+console.log(
+  `(${rounds} interleaved rounds, ${memory ? "memory" : "SQLite"}, medians per item)\n`,
+);
 console.log(
   "| flow | before wall | after wall | before CPU | after CPU | after/before (wall, CPU) | events before → after (progress) | event bytes before → after |",
 );
