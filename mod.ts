@@ -185,7 +185,8 @@ export {
 } from "./src/queue/worker.ts";
 export { listWorkers, type WorkerListing } from "./src/queue/workers.ts";
 export type { WorkerClaim, WorkerInfo, WorkerStatus } from "./src/records/workers.ts";
-export type { ResumeRunOptions, RunFlowOptions } from "./src/run_flow.ts";
+export type { PreviewResumeOptions, ResumeRunOptions, RunFlowOptions } from "./src/run_flow.ts";
+export type { ResumeDecision, ResumePreview, ResumeReason } from "./src/resume.ts";
 export type { NodeMock, NodeMockCall, NodeMocks } from "./src/flow/mocks.ts";
 export type {
   EventsDroppedEvent,

@@ -25,7 +25,7 @@ import type { ReusedNode } from "./flow/executor.ts";
 import type { FlowDefinition, NodeSpec } from "./flow/types.ts";
 import { canonicalJson } from "./records/flow_version.ts";
 import type { Records } from "./records/records.ts";
-import type { RunRecord } from "./records/types.ts";
+import type { NodeStatus, RunRecord } from "./records/types.ts";
 
 /**
  * Why `run` cannot be resumed (with `from`, or without), thrown as a
@@ -105,13 +105,257 @@ export function assertSameFlow(def: FlowDefinition, run: RunRecord): void {
 }
 
 /**
- * The nodes of `def` (the flow now) that a run resuming `run` takes as
- * recorded, by id (see the module's documentation). `before` is the
+ * Why a node of a resume is reused or runs again (see {@linkcode ResumeDecision}):
+ * `succeeded` (reused: it succeeded and nothing since changes what it did);
+ * the rest run again: `from` (the node the resume starts from), `not-run`
+ * (it did not run), `status` (it ended otherwise than succeeded), `output`
+ * (its output was not recorded whole), `masked` (its output held a secret),
+ * `mocked` (a mock stood in for it), `handler` (its `when:` is `on_failure`
+ * or `always`), `definition` (its definition changed since), `code` (a
+ * file it runs was modified since the run started), `needs` (a node it
+ * needs runs again).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ResumeReason } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = {
+ *   id: "steps",
+ *   nodes: [
+ *     { id: "a", type: "log", with: { message: "a" } },
+ *     { id: "b", type: "log", needs: ["a"], with: { message: "b" } },
+ *   ],
+ * };
+ * const run = await rt.runFlow(flow);
+ * const reasons: ResumeReason[] = (await rt.previewResume(run.id, { flow, from: "a" })).nodes
+ *   .map((n) => n.reason);
+ * assert.deepEqual(reasons, ["from", "needs"]);
+ * ```
+ */
+export type ResumeReason =
+  | "succeeded"
+  | "from"
+  | "not-run"
+  | "status"
+  | "output"
+  | "masked"
+  | "mocked"
+  | "handler"
+  | "definition"
+  | "code"
+  | "needs";
+
+/**
+ * What a resume does with one node of the flow, and why (`Runtime.previewResume`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ResumeDecision } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = {
+ *   id: "pair",
+ *   nodes: [
+ *     { id: "a", type: "log", with: { message: "a" } },
+ *     { id: "b", type: "fail", needs: ["a"], with: { message: "down" } },
+ *   ],
+ * };
+ * const failed = await rt.runFlow(flow);
+ * const [a, b]: ResumeDecision[] = (await rt.previewResume(failed.id, { flow })).nodes;
+ * assert.equal(a.reused, true);
+ * assert.equal(b.message, `failed in run ${failed.id}`);
+ * ```
+ */
+export interface ResumeDecision {
+  /** The node's id. */
+  node: string;
+  /** `true`: taken as recorded in the run resumed; `false`: runs again. */
+  reused: boolean;
+  /** Why (see {@linkcode ResumeReason}). */
+  reason: ResumeReason;
+  /** The reason, said for a person (`"failed in run …"`, `"needs load, which runs again"`). */
+  message: string;
+  /** Its status in the run resumed, when it ran there. */
+  status?: NodeStatus;
+  /** With reason `needs`: the node it needs that runs again. */
+  need?: string;
+}
+
+/**
+ * What a resume of a run would do, found without running or writing anything
+ * (`Runtime.previewResume`, `flowstate runs resume --dry-run`,
+ * `GET /api/runs/{id}/resume`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type ResumePreview } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = {
+ *   id: "pay",
+ *   nodes: [
+ *     { id: "charge", type: "state.increment", with: { key: "charges" } },
+ *     { id: "mail", type: "fail", needs: ["charge"], with: { message: "smtp down" } },
+ *   ],
+ * };
+ * const failed = await rt.runFlow(flow);
+ * const preview: ResumePreview = await rt.previewResume(failed.id, { flow });
+ * assert.deepEqual(preview.nodes.map((n) => [n.node, n.reused, n.reason]), [
+ *   ["charge", true, "succeeded"],
+ *   ["mail", false, "status"],
+ * ]);
+ * ```
+ */
+export interface ResumePreview {
+  /** The run a resume would resume. */
+  runId: string;
+  /** Its flow's id. */
+  flowId: string;
+  /** The node it would run again from, when given. */
+  from?: string;
+  /** Whether the flow now is the very version the run ran (else nodes are compared one by one). */
+  sameVersion: boolean;
+  /** Each node of the flow now, in its order: reused or run again, and why. */
+  nodes: ResumeDecision[];
+}
+
+/**
+ * What a run resuming `run` does with each node of `def` (the flow now), in
+ * the flow's order (see the module's documentation). `before` is the
  * definition `run` ran (its flow version), `null` when no longer kept (then
  * only a flow of the same version reuses nodes); `sameVersion` says whether
  * `def` is that version. `codeChanged` says whether what a node runs beyond
  * its definition (its module and the files it imports, its sub-flow's files)
  * changed since the run: such a node runs again.
+ */
+export function resumeDecisions(
+  run: RunRecord,
+  def: FlowDefinition,
+  before: FlowDefinition | null,
+  sameVersion: boolean,
+  from: string | undefined,
+  codeChanged: (spec: NodeSpec) => boolean = () => false,
+): ResumeDecision[] {
+  const specs = new Map(def.nodes.map((n) => [n.id, n]));
+  const old = new Map((before?.nodes ?? []).map((n) => [n.id, n]));
+  const decided = new Map<string, ResumeDecision>();
+  const unchanged = (spec: NodeSpec): boolean => {
+    if (sameVersion) return true;
+    const was = old.get(spec.id);
+    return was !== undefined && canonicalJson(was) === canonicalJson(spec);
+  };
+  const inRun = `in run ${run.id}`;
+  /** Why `spec` cannot be reused on its own, or `undefined` when it can. */
+  const own = (spec: NodeSpec): Omit<ResumeDecision, "node" | "reused"> | undefined => {
+    const id = spec.id;
+    const outcome = Object.hasOwn(run.nodes, id) ? run.nodes[id] : undefined;
+    const status = outcome === undefined ? {} : { status: outcome.status };
+    if (id === from) {
+      return { reason: "from", message: "the node the resume starts from", ...status };
+    }
+    if (outcome === undefined) return { reason: "not-run", message: `did not run ${inRun}` };
+    if (outcome.status !== "succeeded") {
+      return {
+        reason: "status",
+        message: outcome.status === "skipped" && spec.if !== undefined
+          ? `skipped ${inRun}: its if: is evaluated again`
+          : `${outcome.status} ${inRun}`,
+        ...status,
+      };
+    }
+    if (!Object.hasOwn(outcome, "output") || outcome.output === undefined) {
+      return {
+        reason: "output",
+        message: `its output was not recorded whole ${inRun} (too large to keep, or lost ` +
+          "with the run's end)",
+        ...status,
+      };
+    }
+    if (outcome.masked === true) {
+      return {
+        reason: "masked",
+        message: `its output held a secret and was recorded masked ${inRun}`,
+        ...status,
+      };
+    }
+    if (outcome.mocked === true) {
+      return { reason: "mocked", message: `a mock stood in for it ${inRun}`, ...status };
+    }
+    if (spec.when === "on_failure" || spec.when === "always") {
+      return {
+        reason: "handler",
+        message: `when: ${spec.when}: a handler is never reused, it runs again once its needs end`,
+        ...status,
+      };
+    }
+    if (!unchanged(spec)) {
+      return {
+        reason: "definition",
+        message: before === null
+          ? `the flow changed since run ${run.id}, and the version that run ran is no longer ` +
+            "kept to compare its nodes with"
+          : `its definition changed since run ${run.id}`,
+        ...status,
+      };
+    }
+    if (codeChanged(spec)) {
+      return {
+        reason: "code",
+        message: `a file it runs (its module, a file that imports, its sub-flow's files) was ` +
+          `modified after run ${run.id} started`,
+        ...status,
+      };
+    }
+    return undefined;
+  };
+  const decide = (id: string, path: Set<string>): ResumeDecision | undefined => {
+    const known = decided.get(id);
+    if (known !== undefined) return known;
+    const spec = specs.get(id);
+    // A cycle cannot pass the flow's checks; guarded all the same.
+    if (spec === undefined || path.has(id)) return undefined;
+    path.add(id);
+    let decision: ResumeDecision;
+    const why = own(spec);
+    if (why !== undefined) decision = { node: id, reused: false, ...why };
+    else {
+      decision = {
+        node: id,
+        reused: true,
+        reason: "succeeded",
+        message: `succeeded ${inRun}: its recorded output is taken`,
+        status: "succeeded",
+      };
+      for (const need of spec.needs ?? []) {
+        if (decide(need, path)?.reused === true) continue;
+        decision = {
+          node: id,
+          reused: false,
+          reason: "needs",
+          message: `needs ${need}, which runs again`,
+          status: "succeeded",
+          need,
+        };
+        break;
+      }
+    }
+    path.delete(id);
+    decided.set(id, decision);
+    return decision;
+  };
+  return def.nodes.map((spec) =>
+    decide(spec.id, new Set()) ??
+      { node: spec.id, reused: false, reason: "not-run", message: `did not run ${inRun}` }
+  );
+}
+
+/**
+ * The nodes of `def` that a run resuming `run` takes as recorded, by id:
+ * those {@linkcode resumeDecisions} reuses, with their recorded outcomes.
  */
 export function reusableNodes(
   run: RunRecord,
@@ -121,46 +365,14 @@ export function reusableNodes(
   from: string | undefined,
   codeChanged: (spec: NodeSpec) => boolean = () => false,
 ): Map<string, ReusedNode> {
-  const specs = new Map(def.nodes.map((n) => [n.id, n]));
-  const old = new Map((before?.nodes ?? []).map((n) => [n.id, n]));
-  const decided = new Map<string, boolean>();
   const reused = new Map<string, ReusedNode>();
-  const unchanged = (spec: NodeSpec): boolean => {
-    if (sameVersion) return true;
-    const was = old.get(spec.id);
-    return was !== undefined && canonicalJson(was) === canonicalJson(spec);
-  };
-  const decide = (id: string, path: Set<string>): boolean => {
-    const known = decided.get(id);
-    if (known !== undefined) return known;
-    const spec = specs.get(id);
-    // A cycle cannot pass the flow's checks; guarded all the same.
-    if (spec === undefined || path.has(id)) return false;
-    path.add(id);
-    const outcome = Object.hasOwn(run.nodes, id) ? run.nodes[id] : undefined;
-    let ok = id !== from && outcome !== undefined && outcome.status === "succeeded" &&
-      Object.hasOwn(outcome, "output") && outcome.output !== undefined &&
-      outcome.masked !== true && outcome.mocked !== true &&
-      spec.when !== "on_failure" && spec.when !== "always" && unchanged(spec) &&
-      !codeChanged(spec);
-    for (const need of spec.needs ?? []) {
-      if (!ok) break;
-      ok = decide(need, path);
-    }
-    path.delete(id);
-    decided.set(id, ok);
-    if (ok) {
-      const node: ReusedNode = {
-        from: run.id,
-        attempts: outcome!.attempts,
-        output: outcome!.output!,
-      };
-      if (outcome!.items !== undefined) node.items = outcome!.items;
-      reused.set(id, node);
-    }
-    return ok;
-  };
-  for (const spec of def.nodes) decide(spec.id, new Set());
+  for (const d of resumeDecisions(run, def, before, sameVersion, from, codeChanged)) {
+    if (!d.reused) continue;
+    const outcome = run.nodes[d.node]!;
+    const node: ReusedNode = { from: run.id, attempts: outcome.attempts, output: outcome.output! };
+    if (outcome.items !== undefined) node.items = outcome.items;
+    reused.set(d.node, node);
+  }
   return reused;
 }
 
@@ -184,21 +396,45 @@ export async function claimResume(
       if (version !== null) return version;
       continue; // Another resume's mark landed first: read it.
     }
-    const by = found.marker.runId;
-    const resuming = by === undefined ? null : await records.getRun(by);
-    const live = resuming !== null &&
-      (resuming.status === "queued" || resuming.status === "running");
-    if (again && !live) {
-      const version = await records.claimResume(run.id, { at: now }, found.version);
-      if (version !== null) return version;
-      continue;
-    }
-    throw new ResumeRefusedError(resumedMessage(run.id, by, resuming), {
-      reason: "resumed",
-      runId: run.id,
-      ...(by === undefined ? {} : { resumedBy: by }),
-    });
+    await refuseUnlessTakeable(records, run, found.marker.runId, again);
+    const version = await records.claimResume(run.id, { at: now }, found.version);
+    if (version !== null) return version;
   }
+}
+
+/**
+ * The {@linkcode ResumeRefusedError} {@linkcode claimResume} would throw for
+ * `run`, found by reading only (a preview of a resume writes nothing).
+ */
+export async function assertNotResumed(
+  records: Records,
+  run: RunRecord,
+  again: boolean,
+): Promise<void> {
+  const found = await records.resumeMarker(run.id);
+  if (found !== null) await refuseUnlessTakeable(records, run, found.marker.runId, again);
+}
+
+/**
+ * Refused (reason `"resumed"`) when `run`'s resume mark, held by run `by`,
+ * cannot be taken over: always without `again`, and with it while `by` is
+ * queued or running.
+ */
+async function refuseUnlessTakeable(
+  records: Records,
+  run: RunRecord,
+  by: string | undefined,
+  again: boolean,
+): Promise<void> {
+  const resuming = by === undefined ? null : await records.getRun(by);
+  const live = resuming !== null &&
+    (resuming.status === "queued" || resuming.status === "running");
+  if (again && !live) return;
+  throw new ResumeRefusedError(resumedMessage(run.id, by, resuming), {
+    reason: "resumed",
+    runId: run.id,
+    ...(by === undefined ? {} : { resumedBy: by }),
+  });
 }
 
 /** Why a resume of `runId` is refused when run `by` (`resuming`, its record) resumes it. */

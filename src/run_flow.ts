@@ -27,7 +27,7 @@ import { readEnvValues } from "./flow/reach.ts";
 import { FlowValidationError } from "./errors.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
-import { knownFlowHash } from "./records/flow_version.ts";
+import { hashFlowDefinition, knownFlowHash } from "./records/flow_version.ts";
 import { FlowVersionGoneError } from "./records/_versions.ts";
 import type { FlowDefinition } from "./flow/types.ts";
 import type { RunEvent, RunRecord, ScheduledTick } from "./records/types.ts";
@@ -36,7 +36,13 @@ import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 import { readSecrets, SecretMasker } from "./flow/secrets.ts";
-import { assertFromNode, assertSameFlow, reusableNodes } from "./resume.ts";
+import {
+  assertFromNode,
+  assertSameFlow,
+  type ResumeDecision,
+  resumeDecisions,
+  reusableNodes,
+} from "./resume.ts";
 import type { MockLevel, NodeMocks } from "./flow/mocks.ts";
 
 /** What running a flow needs from the runtime. */
@@ -272,6 +278,35 @@ export interface ResumeRunOptions extends
   again?: boolean;
 }
 
+/**
+ * Options of `Runtime.previewResume`: those of {@linkcode ResumeRunOptions}
+ * that decide what a resume would do (the node to run again from, the flow,
+ * whether an earlier resume may be resumed again).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime, type PreviewResumeOptions } from "@flowstate/core";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const flow = {
+ *   id: "two",
+ *   nodes: [
+ *     { id: "a", type: "state.increment", with: { key: "a" } },
+ *     { id: "b", type: "log", needs: ["a"], with: { message: "${{ nodes.a.output }}" } },
+ *   ],
+ * };
+ * const run = await rt.runFlow(flow);
+ * const options: PreviewResumeOptions = { flow, from: "a" };
+ * const preview = await rt.previewResume(run.id, options);
+ * assert.deepEqual(preview.nodes.map((n) => n.message), [
+ *   "the node the resume starts from",
+ *   "needs a, which runs again",
+ * ]);
+ * ```
+ */
+export type PreviewResumeOptions = Pick<ResumeRunOptions, "from" | "flow" | "again">;
+
 /** What a run resuming another needs (see `resume.ts`). */
 export interface ResumePlan {
   /** The record of the run resumed. */
@@ -477,6 +512,56 @@ export function resumeFlow(
   );
 }
 
+/** How a run of `host` loads its flow, its custom nodes checked in `pool`'s Workers. */
+function hostLoadOptions(host: FlowHost, pool: SandboxPool, signal: AbortSignal | undefined) {
+  return {
+    pool,
+    cwd: host.cwd,
+    ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
+    ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
+    ...(host.nodeTypes === undefined ? {} : { nodeTypes: host.nodeTypes }),
+    ...(signal === undefined ? {} : { signal }),
+  };
+}
+
+/**
+ * What {@linkcode resumeFlow} would do with each node of `flow` for `plan`
+ * (reuse it or run it again, and why), found as it finds it, without running
+ * or writing anything. Refused as it is refused: another flow, a `plan.from`
+ * naming no node.
+ */
+export async function previewResumeFlow(
+  host: FlowHost,
+  flow: FlowSource,
+  plan: ResumePlan,
+): Promise<{ sameVersion: boolean; nodes: ResumeDecision[] }> {
+  const pool = host.sandboxes ?? new SandboxPool();
+  try {
+    using _held = pool.hold();
+    const loadOptions = hostLoadOptions(host, pool, undefined);
+    const { prepared } = host.flows === undefined
+      ? await loadFlowIn(flow, loadOptions)
+      : await host.flows.load(flow, loadOptions);
+    const def = prepared.definition;
+    assertSameFlow(def, plan.run);
+    assertFromNode(def, plan.from, plan.run.id);
+    const sameVersion = (knownFlowHash(def) ?? await hashFlowDefinition(def)) ===
+      plan.run.flowVersion;
+    const { nodeFilesChangedSince } = await import("./flow/_node_files.ts");
+    const nodes = resumeDecisions(
+      plan.run,
+      def,
+      plan.before,
+      sameVersion,
+      plan.from,
+      (spec) => nodeFilesChangedSince(spec, prepared.baseDir, plan.run.startedAt),
+    );
+    return { sameVersion, nodes };
+  } finally {
+    if (host.sandboxes === undefined) pool.close();
+  }
+}
+
 /** A run a worker claimed from the queue, for {@linkcode runClaimed}. */
 export interface ClaimedRun {
   /** The run's record as claimed (`running`, with `queue.claim`). */
@@ -561,15 +646,8 @@ async function runInTree(
   const mocks = mocking?.mockLevel(options.mocks);
   // Held from the check to the end of the run: the Worker that checked a module runs it.
   using _held = host.sandboxes.hold();
-  const loadOptions = {
-    pool: host.sandboxes,
-    cwd: host.cwd,
-    ...(host.trustedNodes === undefined ? {} : { trusted: host.trustedNodes }),
-    ...(host.trustedBaseDir === undefined ? {} : { trustedBaseDir: host.trustedBaseDir }),
-    ...(host.nodeTypes === undefined ? {} : { nodeTypes: host.nodeTypes }),
-    // A run cancelled while it waits for a turn to check its custom nodes gives up waiting.
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-  };
+  // A run cancelled while it waits for a turn to check its custom nodes gives up waiting.
+  const loadOptions = hostLoadOptions(host, host.sandboxes, options.signal);
   const ceiling = rule.ceiling;
   if (ceiling !== undefined || mocks !== undefined) {
     // Checked on the parsed flow, before any of its modules is loaded.

@@ -34,12 +34,20 @@ import type { SignalOutcome } from "./records/_signals.ts";
 import { abandonedRun, DEFAULT_ABANDONED_MS } from "./records/heartbeat.ts";
 import {
   type FlowHost,
+  previewResumeFlow,
+  type PreviewResumeOptions,
   resumeFlow,
   type ResumeRunOptions,
   runFlow,
   type RunFlowOptions,
 } from "./run_flow.ts";
-import { assertResumable, claimResume, foundRun } from "./resume.ts";
+import {
+  assertNotResumed,
+  assertResumable,
+  claimResume,
+  foundRun,
+  type ResumePreview,
+} from "./resume.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
 import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
@@ -311,6 +319,32 @@ export interface Runtime extends AsyncDisposable {
    */
   resumeRun(runId: string, options?: ResumeRunOptions): Promise<RunRecord>;
   /**
+   * What `resumeRun(runId, options)` would do, without running or writing
+   * anything: each node of the flow now, reused (taken as recorded) or run
+   * again, and why (see {@linkcode ResumeDecision}). Refused exactly as
+   * `resumeRun` would refuse (the same errors), including a run already
+   * resumed by another run unless `again`.
+   *
+   * @example
+   * ```ts
+   * import { openRuntime } from "@flowstate/core";
+   * import assert from "node:assert/strict";
+   * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+   * const flow = (fail: boolean) => ({
+   *   id: "pay",
+   *   nodes: [
+   *     { id: "charge", type: "state.increment", with: { key: "charges" } },
+   *     { id: "mail", type: fail ? "fail" : "log", needs: ["charge"], with: { message: "sent" } },
+   *   ],
+   * });
+   * const failed = await rt.runFlow(flow(true));
+   * const preview = await rt.previewResume(failed.id, { flow: flow(false) });
+   * assert.deepEqual(preview.nodes.map((n) => n.reused), [true, false]);
+   * assert.equal(preview.nodes[1].message, `failed in run ${failed.id}`);
+   * ```
+   */
+  previewResume(runId: string, options?: PreviewResumeOptions): Promise<ResumePreview>;
+  /**
    * Put a run of `flow` in the queue and return its id at once: the run is
    * recorded `queued` and a worker (`flowstate worker`, `flowstate daemon`,
    * or {@linkcode startWorker}) runs it when it is due. `flow` is a flow id
@@ -573,6 +607,10 @@ const RUN_FLOW_OPTIONS: readonly string[] = fieldNames<RunFlowOptions>()(
 const RESUME_RUN_OPTIONS: readonly string[] = fieldNames<ResumeRunOptions>()(
   ["from", "flow", "again", "signal", "timers", "onEvent", "concurrency", "env", "abortGrace"],
   ["maxSubRuns", "defaultTimeout", "onStart"],
+);
+
+const PREVIEW_RESUME_OPTIONS: readonly string[] = fieldNames<PreviewResumeOptions>()(
+  ["from", "flow", "again"],
 );
 
 function checkInternalRunOptions(options: RunFlowOptions): void {
@@ -1019,18 +1057,7 @@ class FlowstateRuntime implements Runtime {
   resumeRun(runId: string, options: ResumeRunOptions = {}): Promise<RunRecord> {
     try {
       assertKnownFields(options, RESUME_RUN_OPTIONS, `Cannot resume run ${runId}`, "option");
-      if (typeof runId !== "string" || !isRunId(runId)) {
-        throw new NotFoundError(
-          `Cannot resume run ${JSON.stringify(runId)}: not a run id (${RUN_ID_HINT})`,
-          { kind: "run", id: String(runId) },
-        );
-      }
-      if (options.from !== undefined && (typeof options.from !== "string" || options.from === "")) {
-        throw new TypeError(`Cannot resume run ${runId}: option from must be a node id`);
-      }
-      if (this.#closing !== undefined) {
-        throw new StoreClosedError(`Cannot resume run ${runId}: the runtime is closed`);
-      }
+      this.#checkResume(runId, options.from);
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();
@@ -1068,6 +1095,46 @@ class FlowstateRuntime implements Runtime {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  async previewResume(runId: string, options: PreviewResumeOptions = {}): Promise<ResumePreview> {
+    assertKnownFields(options, PREVIEW_RESUME_OPTIONS, `Cannot resume run ${runId}`, "option");
+    const from = this.#checkResume(runId, options.from);
+    const records = await this.records();
+    const run = foundRun(await records.getRun(runId), runId);
+    assertResumable(run, from);
+    const flow = options.flow ?? await this.#flowOfRun(run);
+    const version = await records.getVersion(run.flowId, run.flowVersion);
+    await assertNotResumed(records, run, options.again === true);
+    const { sameVersion, nodes } = await previewResumeFlow(this.flowHost(), flow, {
+      run,
+      before: version?.definition ?? null,
+      ...(from === undefined ? {} : { from }),
+    });
+    return {
+      runId: run.id,
+      flowId: run.flowId,
+      ...(from === undefined ? {} : { from }),
+      sameVersion,
+      nodes,
+    };
+  }
+
+  /** `runId` and `from` checked as a resume takes them (`from` returned). */
+  #checkResume(runId: string, from: unknown): string | undefined {
+    if (typeof runId !== "string" || !isRunId(runId)) {
+      throw new NotFoundError(
+        `Cannot resume run ${JSON.stringify(runId)}: not a run id (${RUN_ID_HINT})`,
+        { kind: "run", id: String(runId) },
+      );
+    }
+    if (from !== undefined && (typeof from !== "string" || from === "")) {
+      throw new TypeError(`Cannot resume run ${runId}: option from must be a node id`);
+    }
+    if (this.#closing !== undefined) {
+      throw new StoreClosedError(`Cannot resume run ${runId}: the runtime is closed`);
+    }
+    return from;
   }
 
   /**

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore, type Store } from "../mod.ts";
 import { Records, type RunRecord } from "../records.ts";
+import { FakeClock, newRun } from "../src/records/_test_utils.ts";
 import { dropSchemaTest, PG_URL } from "../plugins/postgres/_test_utils.ts";
 import redis from "../packages/redis/mod.ts";
 import {
@@ -45,21 +46,10 @@ let cases = 0;
 
 /** A running run (a sub-run of `parent` if given), started in `records`. */
 async function started(records: Records, parent?: string): Promise<RunRecord> {
-  const startedAt = Date.now();
+  const clock = new FakeClock();
+  clock.t = Date.now();
   const run: RunRecord = {
-    id: `${startedAt.toString(36).padStart(9, "0")}${
-      crypto.randomUUID().replaceAll("-", "").slice(0, 11)
-    }`,
-    flowId: parent === undefined ? "f" : "g",
-    flowVersion: "job",
-    status: "running",
-    inputs: {},
-    outputs: null,
-    startedAt,
-    endedAt: null,
-    durationMs: null,
-    nodes: {},
-    error: null,
+    ...newRun(clock, parent === undefined ? "f" : "g", "job"),
     ...(parent === undefined ? {} : { parentRunId: parent }),
   };
   await records.startRun(run);

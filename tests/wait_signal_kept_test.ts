@@ -13,55 +13,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  openRuntime,
-  openStore,
-  type RunEvent,
-  type Runtime,
-  type Store,
-  type Timers,
-} from "../mod.ts";
+import { openRuntime, openStore, type RunEvent, type Runtime, type Store } from "../mod.ts";
+import { firedTimers } from "./_fired_timers.ts";
 
-/** The node's `timeout:` in ms (7m): no other timer of these runs asks for it. */
-const NODE_TIMEOUT_MS = 420_000;
 /** A hang guard for each step (not a timing assertion). */
 const STEP_MS = 60_000;
-
-/** Timers whose {@linkcode NODE_TIMEOUT_MS} sleeps fire only when the test says; the rest are real. */
-function nodeTimeouts(): { timers: Timers; armed: () => Promise<() => void> } {
-  const waiting: ((fire: () => void) => void)[] = [];
-  const fired: (() => void)[] = [];
-  const timers: Timers = {
-    sleep(ms, signal) {
-      return new Promise((resolve, reject) => {
-        if (signal?.aborted) return reject(signal.reason);
-        const abort = () => {
-          clearTimeout(timer);
-          reject(signal!.reason);
-        };
-        signal?.addEventListener("abort", abort, { once: true });
-        const done = () => {
-          signal?.removeEventListener("abort", abort);
-          resolve();
-        };
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        if (ms === NODE_TIMEOUT_MS) {
-          const next = waiting.shift();
-          if (next === undefined) fired.push(done);
-          else next(done);
-        } else {
-          timer = setTimeout(done, Math.min(ms, 2_147_483_647));
-        }
-      });
-    },
-  };
-  // The oldest node-timeout sleep not handed out yet (waits for one).
-  const armed = () =>
-    fired.length > 0
-      ? Promise.resolve(fired.shift()!)
-      : new Promise<() => void>((resolve) => waiting.push(resolve));
-  return { timers, armed };
-}
 
 /**
  * Hold the first commit of a store of `store`'s class that takes a pending
@@ -171,7 +127,7 @@ async function takenThenTimedOut(
   const probe = await openStore({ plugin: "memory" });
   const hold = holdFirstTake(probe);
   try {
-    const { timers, armed } = nodeTimeouts();
+    const { timers, nth } = firedTimers();
     const w = onWaiting(node);
     const running = rt.runFlow(flow, { timers, onStart: w.onStart, onEvent: w.onEvent });
     const id = await within(w.waiting, "the wait node's waiting line");
@@ -179,7 +135,7 @@ async function takenThenTimedOut(
     await within(hold.taken, "the take of the signal");
     await afterTake(rt, id);
     // The attempt's timeout fires while its take is in flight; the take then ends.
-    (await within(armed(), "the node's timeout timer"))();
+    (await within(nth(0), "the node's timeout timer"))();
     await new Promise((r) => setTimeout(r, 0)); // the timer's reactions run first (task order)
     hold.release();
     const run = await within(running, "the run's end");

@@ -411,7 +411,15 @@ export function buildProgram(setExitCode: (code: number) => void) {
       "resume the run although an earlier resume of it ended (by default refused: resume that " +
         "run instead, it holds the newer outputs)",
     )
-    .option("--json", "print the new run's record as one JSON document (no logs)")
+    .option(
+      "--dry-run",
+      "print what the resume would do: each node reused or run again, and why; run and write " +
+        "nothing (refused as the resume would be)",
+    )
+    .option(
+      "--json",
+      "print the new run's record as one JSON document (no logs); with --dry-run, the preview",
+    )
     .addHelpText(
       "after",
       "\nA node is reused (not run again) when it succeeded, its output was recorded whole and\n" +

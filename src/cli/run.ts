@@ -31,6 +31,7 @@ import { join, resolve } from "../_path.ts";
 import { type LoadedFlow, loadFlowIn } from "../flow/load.ts";
 import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntimeWith, type Runtime, sandboxPoolOf, setRunSource } from "../runtime.ts";
+import type { ResumePreview } from "../resume.ts";
 import { loadConfigCached } from "../config_disk_cache.ts";
 import {
   formatDuration,
@@ -218,20 +219,24 @@ export interface ResumeOptions {
   flow?: string;
   /** `--again`: resume although an earlier resume of the run ended. */
   again?: boolean;
-  /** `--json`: print the run record. */
+  /** `--json`: print the run record (with `--dry-run`, the preview). */
   json?: boolean;
   /** `--quiet`: do not print node logs. */
   quiet?: boolean;
+  /** `--dry-run`: print what the resume would reuse and run again; run and write nothing. */
+  dryRun?: boolean;
 }
 
 /**
- * `runs resume <run-id> [--from <node>] [--flow <file>] [--again] [--json] [--quiet]`:
+ * `runs resume <run-id> [--from <node>] [--flow <file>] [--again] [--dry-run] [--json] [--quiet]`:
  * a new run of the run's flow, with its inputs, reusing the outputs of the
  * nodes that succeeded (see `Runtime.resumeRun`); printed and ended as
  * `flowstate run` (same exit codes). Refused with exit 1 (an unknown,
  * archived, running, queued, succeeded without --from, mocked, job, sub-run, or
  * already resumed by another run without --again)
  * or 2 (--from naming no node, a --flow of another flow), nothing written.
+ * With `--dry-run`, prints what the resume would reuse and run again (exit
+ * 0), refused alike, and runs and writes nothing.
  */
 export async function resumeCommand(
   runId: string,
@@ -244,31 +249,66 @@ export async function resumeCommand(
   );
   setRunSource(runtime, "cli");
   const flow = options.flow === undefined ? undefined : resolve(Deno.cwd(), options.flow);
+  const asked = {
+    ...(options.from === undefined ? {} : { from: options.from }),
+    ...(flow === undefined ? {} : { flow }),
+    ...(options.again === true ? { again: true } : {}),
+  };
+  if (options.dryRun === true) {
+    const preview = await runtime.previewResume(runId, asked)
+      .catch((err) => resumeRefusal(err, runId, runtime));
+    if (options.json) console.log(JSON.stringify(preview));
+    else printResumePreview(preview);
+    return 0;
+  }
   return await runInline(runtime, options, async (signal, onEvent) => {
     try {
-      return await runtime.resumeRun(runId, {
-        signal,
-        onEvent,
-        ...(options.from === undefined ? {} : { from: options.from }),
-        ...(flow === undefined ? {} : { flow }),
-        ...(options.again === true ? { again: true } : {}),
-      });
+      return await runtime.resumeRun(runId, { signal, onEvent, ...asked });
     } catch (err) {
-      if (err instanceof ResumeRefusedError) {
-        throw err.reason === "from" || err.reason === "flow" ? new UsageError(err.message) : err;
-      }
-      if (!(err instanceof NotFoundError) || err.kind !== "run" || !isRunId(runId)) throw err;
-      // Not in the records store: an archived run's outputs are not there to reuse.
-      const { findArchivedRun } = await import("./archive.ts");
-      const archived = await findArchivedRun(runId, runtime.home);
-      if (archived === null) throw err;
-      throw new NotFoundError(
-        `Cannot resume run ${runId}: it is archived (in ${archived.archive}), and a resumed ` +
-          "run reuses outputs from the records store only; run the flow again instead",
-        { kind: "run", id: runId },
-      );
+      return await resumeRefusal(err, runId, runtime);
     }
   });
+}
+
+/**
+ * `err` of a resume (or its preview) as the CLI says it: a `--from` naming no
+ * node or a `--flow` of another flow is a usage error (exit 2); a run not in
+ * the records store but archived says so.
+ */
+async function resumeRefusal(err: unknown, runId: string, runtime: Runtime): Promise<never> {
+  if (err instanceof ResumeRefusedError) {
+    throw err.reason === "from" || err.reason === "flow" ? new UsageError(err.message) : err;
+  }
+  if (!(err instanceof NotFoundError) || err.kind !== "run" || !isRunId(runId)) throw err;
+  // Not in the records store: an archived run's outputs are not there to reuse.
+  const { findArchivedRun } = await import("./archive.ts");
+  const archived = await findArchivedRun(runId, runtime.home);
+  if (archived === null) throw err;
+  throw new NotFoundError(
+    `Cannot resume run ${runId}: it is archived (in ${archived.archive}), and a resumed ` +
+      "run reuses outputs from the records store only; run the flow again instead",
+    { kind: "run", id: runId },
+  );
+}
+
+/** `runs resume --dry-run`: a line per node, reused or run again and why, then the counts. */
+function printResumePreview(preview: ResumePreview): void {
+  const from = preview.from === undefined ? "" : ` from node ${printable(preview.from)}`;
+  console.log(`Resuming run ${preview.runId} (flow "${printable(preview.flowId)}")${from} would:`);
+  const width = Math.max(...preview.nodes.map((n) => printable(n.node).length));
+  for (const n of preview.nodes) {
+    console.log(
+      `  ${n.reused ? "reuse" : "run  "}  ${printable(n.node).padEnd(width)}  ${
+        printable(n.message)
+      }`,
+    );
+  }
+  const reused = preview.nodes.filter((n) => n.reused).length;
+  const again = preview.nodes.length - reused;
+  console.log(
+    `${reused} ${reused === 1 ? "node" : "nodes"} reused, ${again} run again. ` +
+      "Nothing was run or written (--dry-run).",
+  );
 }
 
 /**

@@ -91,3 +91,36 @@ export function sleepProblem(ms: unknown): RangeError | TypeError | undefined {
   if (Number.isNaN(ms) || ms < 0) return new RangeError(`ctx.sleep(${ms}): ${hint}`);
   return undefined;
 }
+
+/** The longest value `ctx.mask()` takes (characters): as long as a secret file may be. */
+export const MASK_MAX_LENGTH = 64 * 1024;
+
+/**
+ * Why `value` is no value for `ctx.mask()`, or `undefined` for a string it
+ * masks (or `""`: nothing to hide). Under 4 characters (the flow's
+ * `SECRET_MIN_LENGTH`, not imported here: the Worker loads this module) is
+ * too short: masking it would hide those characters wherever they appear in
+ * the records, and give the value away.
+ */
+export function maskProblem(value: unknown): RangeError | TypeError | undefined {
+  if (typeof value !== "string") {
+    return new TypeError(
+      `ctx.mask(): expected the secret as a string, got ${
+        value === null ? "null" : typeof value
+      }; pass String(value) for a number`,
+    );
+  }
+  if (value !== "" && value.length < 4) {
+    return new RangeError(
+      `ctx.mask(): the value is ${value.length} character(s) long, under 4: too short to be masked in the records (masking it would hide those characters wherever they appear, and give it away)`,
+    );
+  }
+  if (value.length > MASK_MAX_LENGTH) {
+    return new RangeError(
+      `ctx.mask(): the value is ${value.length.toLocaleString("en-US")} characters long, over ${
+        MASK_MAX_LENGTH.toLocaleString("en-US")
+      }: mask the secret itself, not a text holding it`,
+    );
+  }
+  return undefined;
+}

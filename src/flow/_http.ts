@@ -12,6 +12,10 @@
  * its userinfo, and secret query values show as `[redacted]`; any text that
  * leaves the node (an error, its output) has every such value replaced.
  *
+ * A response's headers that carry credentials (`set-cookie`, and names such
+ * as those: see {@linkcode isCredentialResponseHeader}) become run secrets
+ * (`ctx.mask`): the nodes after it get them, the records show `***`.
+ *
  * @module
  */
 
@@ -57,6 +61,42 @@ const SECRET_NAME = /auth|token|secret|key|passw|pwd|session|cookie|signature|cr
 /** Whether a header or query parameter named `name` carries a secret. */
 export function isSecretName(name: string): boolean {
   return SECRET_NAME.test(name);
+}
+
+/**
+ * Whether a response header named `name` carries a credential: `set-cookie`, and a name
+ * {@linkcode isSecretName} says carries a secret (`x-auth-token`, `x-api-key`), except the
+ * challenges (`www-authenticate`, `proxy-authenticate`) and the CORS headers
+ * (`access-control-*`), which name credentials without holding any.
+ */
+export function isCredentialResponseHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  if (lower === "set-cookie" || lower === "set-cookie2") return true;
+  if (/^(www|proxy)-authenticate$|^access-control-/.test(lower)) return false;
+  return isSecretName(lower);
+}
+
+/**
+ * The secrets of a credential response header's value, to mask: the value, and for
+ * `set-cookie` each cookie's `name=value` and value (the worker joins several cookies with
+ * `, `), for another header the credential after a scheme (`Bearer abc` → `abc`). Those shorter
+ * than `min` are left out.
+ */
+export function responseCredentials(name: string, value: string, min: number): string[] {
+  const found = new Set<string>([value]);
+  if (/^set-cookie2?$/i.test(name)) {
+    // A cookie starts after ", " where a `name=` follows (an Expires date holds ", " too).
+    for (const cookie of value.split(/, (?=[^;,=\s]+=)/)) {
+      const pair = cookie.split(";")[0].trim();
+      found.add(pair);
+      const eq = pair.indexOf("=");
+      if (eq >= 0) found.add(pair.slice(eq + 1).trim());
+    }
+  } else {
+    const space = value.trim().indexOf(" ");
+    if (space > 0) found.add(value.trim().slice(space + 1).trim());
+  }
+  return [...found].filter((v) => v.length >= min);
 }
 
 /**

@@ -11,6 +11,7 @@
  * | `loadError` | `error: { name, message }`: it did not                   |
  * | `done`      | `id`, and `value` or `error: { name, message, issues? }` |
  * | `log`       | `run`, `message` (string, cut: see `logLine`), `level`   |
+ * | `mask`      | `run`, `value` (string): `ctx.mask(value)`               |
  * | `call`      | `id`, `run`, `method` (string), `args` (array), `scope`? |
  * | `heap`      | `heapUsed` (bytes): the answer to the host's `ping`      |
  * | `stray`     | `quote`: the node posted on its Worker's own channel     |
@@ -19,7 +20,7 @@
  * @module
  */
 import { parseJson } from "../_json.ts";
-import { LOG_LINE_BYTES } from "./_context_args.ts";
+import { LOG_LINE_BYTES, MASK_MAX_LENGTH } from "./_context_args.ts";
 
 /** An error as it crosses the Worker boundary. */
 export interface ErrorShape {
@@ -35,6 +36,7 @@ export type WorkerMessage =
   | { op: "loadError"; error: ErrorShape }
   | { op: "done"; id: number; value?: unknown; error?: ErrorShape }
   | { op: "log"; run: number; message: string; level: string }
+  | { op: "mask"; run: number; value: string }
   | { op: "call"; id: number; run: number; scope?: string; method: string; args: { v?: unknown }[] }
   | { op: "heap"; heapUsed: number }
   | { op: "stray"; quote: string }
@@ -112,6 +114,10 @@ export function readWorkerMessage(data: unknown): WorkerMessage | { problem: str
         // most) before it sends it: a longer one did not come from it.
         return isId(msg.run) && typeof msg.message === "string" &&
           msg.message.length <= LOG_LINE_BYTES && typeof msg.level === "string";
+      case "mask":
+        // ctx.mask in the Worker refuses a longer value: a longer one did not come from it.
+        return isId(msg.run) && typeof msg.value === "string" &&
+          msg.value.length <= MASK_MAX_LENGTH;
       case "call":
         return isId(msg.id) && isId(msg.run) && typeof msg.method === "string" &&
           isArgs(msg.args) && (msg.scope === undefined || typeof msg.scope === "string");

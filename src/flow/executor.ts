@@ -12,7 +12,16 @@ import { MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts"
 import type { JsonValue } from "../store/types.ts";
 import { type Clock, realTimers, systemClock, type Timers } from "../clock.ts";
 import type { LogLevel, NodeContext, NodeType } from "./node.ts";
-import { errorMessage, LOG_LINE_BYTES, logLevel, logLine, sleepProblem } from "./_context_args.ts";
+import {
+  errorMessage,
+  LOG_LINE_BYTES,
+  logLevel,
+  logLine,
+  maskProblem,
+  sleepProblem,
+} from "./_context_args.ts";
+import { maskedValues } from "./_mask_paths.ts";
+import { SECRET_MIN_LENGTH } from "./secrets.ts";
 import {
   type CompiledTemplate,
   type CompiledValue,
@@ -715,6 +724,7 @@ class AttemptContext implements NodeContext<unknown> {
   #global: StateView | undefined;
   #log: NodeContext<unknown>["log"] | undefined;
   #sleep: NodeContext<unknown>["sleep"] | undefined;
+  #mask: NodeContext<unknown>["mask"] | undefined;
   #runFlow: NodeContext<unknown>["runFlow"] | undefined;
   input: unknown;
   inputs: Readonly<Record<string, JsonValue>>;
@@ -775,6 +785,17 @@ class AttemptContext implements NodeContext<unknown> {
         { type: "node.log", node: a.node.spec.id, message: text, level: checked },
         a.item,
       ));
+    };
+  }
+
+  /** Make a value a secret of the run: masked from now on in everything it records. */
+  get mask(): NodeContext<unknown>["mask"] {
+    const a = this.#a;
+    return this.#mask ??= (value: string) => {
+      a.check();
+      const problem = maskProblem(value);
+      if (problem !== undefined) throw problem;
+      if (value !== "") a.host.options.masker?.add([value]);
     };
   }
 
@@ -1761,6 +1782,7 @@ class Execution implements AttemptHost {
           bytes = text.length;
         }
         outcome = { ok: true, output: output as JsonValue, bytes };
+        if (a.node.spec.mask !== undefined) outcome = this.#maskOutput(a, outcome);
       } catch (err) {
         outcome = { ok: false, error: errorMessage(messageOf(err)), timedOut: false };
       }
@@ -1772,6 +1794,43 @@ class Execution implements AttemptHost {
     a.end();
     if (a.settled && !a.busy) return outcome;
     return this.#untilStopped(a, a.work, outcome);
+  }
+
+  /**
+   * The values the node's `mask:` finds in the output of attempt `a` are the run's secrets from
+   * now on (its `node.end` event, its output as recorded, everything later). A path that is not
+   * in the output logs a warning; a value too short to mask fails the attempt (its output, which
+   * would be recorded in the clear, is not kept).
+   */
+  #maskOutput(a: Attempt, outcome: AttemptSuccess): AttemptOutcome {
+    const paths = a.node.spec.mask!;
+    const found = maskedValues(paths, outcome.output);
+    this.options.masker?.add(found.values);
+    const id = a.node.spec.id;
+    for (const path of found.missing) {
+      this.emit(withItem<Omit<NodeLogEvent, "at">>({
+        type: "node.log",
+        node: id,
+        level: "warn",
+        message:
+          `mask: ${path} is not in the node's output, so nothing was masked for it (a typo, or a response without it?)`,
+      }, a.item));
+    }
+    if (found.short.length === 0) return outcome;
+    const [first] = found.short;
+    const where = first.path === "" ? "the output" : `${first.path} of the output`;
+    const more = found.short.length > 1 ? ` (and ${found.short.length - 1} more)` : "";
+    return {
+      ok: false,
+      error: placedMessage(
+        this.#flow,
+        first.index === undefined
+          ? ["nodes", a.index, "mask"]
+          : ["nodes", a.index, "mask", first.index],
+        `${where} is ${first.length} character(s) long${more}, under ${SECRET_MIN_LENGTH}: too short to be masked in the records (masking it would hide those characters wherever they appear, and give it away), so the attempt fails rather than record it; mask only secrets, each of ${SECRET_MIN_LENGTH} characters or more`,
+      ),
+      timedOut: false,
+    };
   }
 
   /** Wait for attempt `a` to stop (and its sub-runs to record their end), within the grace period. */

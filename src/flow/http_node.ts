@@ -11,13 +11,24 @@
  *
  * Secrets never leave the node: an error's message and the output have the
  * request's secret values replaced, and URLs show no userinfo (see
- * `_http.ts`).
+ * `_http.ts`). The response's credential headers (`set-cookie`…) are made
+ * run secrets with `ctx.mask`: recorded as `***`, passed on as they came.
  *
  * @module
  */
-import type { NodeType } from "./node.ts";
+import type { NodeContext, NodeType } from "./node.ts";
 import { builtinNodes, httpOptionsSchema } from "./nodes.ts";
-import { type HttpOptions, requestUrl, scrub, scrubValue, secretValues } from "./_http.ts";
+import {
+  type HttpOptions,
+  isCredentialResponseHeader,
+  REDACTED,
+  requestUrl,
+  responseCredentials,
+  scrub,
+  scrubValue,
+  secretValues,
+} from "./_http.ts";
+import { SECRET_MIN_LENGTH } from "./secrets.ts";
 import { type ResolvedPermissions, sandboxedNodeType, type SandboxPool } from "./sandbox.ts";
 
 /** The module the `http` node's Worker runs. */
@@ -43,14 +54,37 @@ export function httpNodeType(
     async run(ctx, input) {
       const options = input as HttpOptions;
       const secrets = secretValues(requestUrl(options.url, options.query), options.headers);
+      let result: unknown;
       try {
-        return scrubValue(await sandboxed.run(ctx, input), secrets);
+        result = scrubValue(await sandboxed.run(ctx, input), secrets);
       } catch (err) {
         const e = err as Error;
         throw Object.assign(new Error(scrub(String(e?.message ?? e), secrets)), {
           name: e?.name ?? "Error",
         });
       }
+      return maskCredentials(ctx, result);
     },
   };
+}
+
+/**
+ * `result` (the Worker's `{ status, headers, body }`) with its credential response headers
+ * (`set-cookie`, `x-auth-token`…: see `isCredentialResponseHeader`) made run secrets through
+ * `ctx.mask`: the nodes after it get them, the records show `***`. A value too short to mask
+ * (under `SECRET_MIN_LENGTH`) is `[redacted]` in the output itself.
+ */
+function maskCredentials(ctx: NodeContext<unknown>, result: unknown): unknown {
+  const headers = (result as { headers?: unknown } | null)?.headers;
+  if (typeof headers !== "object" || headers === null) return result;
+  let changed: Record<string, unknown> | undefined;
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== "string" || value === "" || !isCredentialResponseHeader(name)) continue;
+    if (value.length < SECRET_MIN_LENGTH) {
+      (changed ??= { ...headers })[name] = REDACTED;
+      continue;
+    }
+    for (const secret of responseCredentials(name, value, SECRET_MIN_LENGTH)) ctx.mask(secret);
+  }
+  return changed === undefined ? result : { ...(result as object), headers: changed };
 }

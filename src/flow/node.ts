@@ -88,6 +88,17 @@ export interface NodeContext<I = unknown> {
    */
   sleep(ms: number): Promise<void>;
   /**
+   * Make `value` a secret of the run, as a flow's `secrets:` are (GitHub
+   * Actions' `core.setSecret`): from this call on, it is replaced by `***` in
+   * everything the run and its sub-runs record or show (this node's log lines
+   * and output too, and what template functions derive from it), while nodes
+   * get it as it is. Call it as soon as the node has the value, before it logs
+   * it. `""` is ignored; a value of 1 to 3 characters is a `RangeError`
+   * (masking it would hide those characters everywhere); not a string is a
+   * `TypeError`.
+   */
+  mask(value: string): void;
+  /**
    * Run another flow as a sub-flow of this run (a path relative to this
    * flow's file, or a definition). From a sandboxed node: a flow file in this
    * flow's folder or under the config's `flows:` only, and every node of the

@@ -511,6 +511,13 @@ export class SandboxWorker {
         // Its attempt is over, or the level is unknown (the Worker's ctx.log refuses that, so
         // only a message the node posted itself): nothing to throw to, the line is dropped.
       }
+    } else if (msg.op === "mask") {
+      try {
+        this.#contexts.get(msg.run)?.mask(msg.value);
+      } catch {
+        // Its attempt is over, or the value is too short (the Worker's ctx.mask refuses that,
+        // so only a message the node posted itself): nothing to throw to, it is not masked.
+      }
     } else if (msg.op === "crash") {
       // As Deno would have reported it to the Worker's onerror (which it also prints raw on
       // the runner's stderr: the node's message, its secrets unmasked, not a log line).

@@ -8,7 +8,7 @@
  */
 
 import { realTimers } from "../clock.ts";
-import { errorMessage, logLevel, logLine, sleepProblem } from "./_context_args.ts";
+import { errorMessage, logLevel, logLine, maskProblem, sleepProblem } from "./_context_args.ts";
 import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
 import { parseJson } from "../_json.ts";
@@ -350,6 +350,13 @@ export async function serve(load: () => Promise<{ default?: unknown }>): Promise
           // Cut here (as the runner would): a huge line never crosses to the runner.
           log: (message: string, level?: string) =>
             send({ op: "log", run, message: logLine(message), level: logLevel(level) }),
+          // Checked here, as in-process; the runner masks the value from the message on (the
+          // node's later log lines and its output come after it, in order).
+          mask: (value: string) => {
+            const problem = maskProblem(value);
+            if (problem !== undefined) throw problem;
+            if (value !== "") send({ op: "mask", run, value });
+          },
           // The runner's own timers, checked as in-process (and no Node setTimeout, which would
           // print a TimeoutOverflowWarning to stderr and fire at once for Infinity).
           sleep: (ms: number) => {

@@ -16,6 +16,7 @@ import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from 
 import type { FlowDefinition, InputType, NodeWhen } from "./types.ts";
 import { cronProblem } from "../cron.ts";
 import { RATE_PATTERN, rateProblem } from "../rate.ts";
+import { MASK_PATH_HINT, parseMaskPath } from "./_mask_paths.ts";
 
 export {
   BUILTIN_NODE_TYPE_EXAMPLES,
@@ -143,6 +144,36 @@ const forEachSchema = z.union([
     "Run the node once per element of a list: a template (`${{ nodes.list.output }}`), a literal list, or `{ items, concurrency }`. Templates of the node read the element as `item` and its position as `index`; the node's output is the list of the items' outputs, in order.",
 });
 
+const maskSchema = (z.unknown().superRefine((value, ctx) => {
+  if (value === true) return;
+  const expected =
+    `expected a list of paths into the node's output (${MASK_PATH_HINT}), or true for the whole output`;
+  if (typeof value === "string" && Array.isArray(parseMaskPath(value))) {
+    ctx.addIssue({
+      code: "custom",
+      message: `${expected}, got a string: write it as a list, mask: [${value}]`,
+    });
+    return;
+  }
+  if (!Array.isArray(value)) {
+    ctx.addIssue({ code: "custom", message: `${expected}, got ${describeValue(value)}` });
+    return;
+  }
+  if (value.length === 0) {
+    ctx.addIssue({ code: "custom", message: `${expected}, got an empty list` });
+  }
+  value.forEach((path, i) => {
+    const problem = typeof path === "string"
+      ? (parseMaskPath(path) as { problem?: string }).problem
+      : `expected ${MASK_PATH_HINT}, got ${describeValue(path)}`;
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem, path: [i] });
+  });
+}) as unknown as z.ZodType<true | string[]>).meta({
+  description:
+    "Parts of the node's output that are secrets the run obtained (a token): paths into the output such as `body.access_token`, `headers.set-cookie`, `items[0]`, or `true` for the whole output. From the end of the attempt that returned them, their values are `***` in everything the run records or shows; later nodes get the real values.",
+  anyOf: [{ const: true }, { type: "array", items: { type: "string" }, minItems: 1 }],
+});
+
 /** The values of a node's `when:` (see `NodeWhen`). */
 const NODE_WHEN: [NodeWhen, ...NodeWhen[]] = ["on_success", "on_failure", "always"];
 
@@ -176,6 +207,7 @@ const nodeSchema = z.strictObject({
       "When the node runs: `on_success` (default: while the run has not failed), `on_failure` (only when a node it needs, directly or indirectly, failed the run; without `needs`, when any node of the run failed, at its end) or `always` (once its needs ended, whatever their outcome). After the run's timeout they still run, within `runs.abortGrace`; not after a cancel. Its templates may read `run.failed` (`[{ node, error }]`) and `nodes.<id>.error`.",
   }),
   forEach: forEachSchema.optional(),
+  mask: maskSchema.optional(),
   permissions: permissionsSchema.optional(),
 }).meta({ description: "One node of the flow." });
 

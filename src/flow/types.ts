@@ -202,6 +202,14 @@ export interface NodeSpec {
    * its position as `index`; its output is the list of the items' outputs, in order.
    */
   forEach?: string | JsonValue[] | ForEachSpec;
+  /**
+   * The parts of the node's output that are secrets the run obtained (a token an `http` node
+   * got): paths into the output (`body.access_token`, `headers.set-cookie`, `items[0]`), or
+   * `true` for the whole output. From the end of the attempt that returned them, their values
+   * are masked as `***` in everything the run records or shows, as `secrets:` are; the nodes
+   * after it get the real values. With `forEach`, each item's output.
+   */
+  mask?: true | string[];
   /** Free text. */
   description?: string;
   /**

@@ -480,6 +480,33 @@ function startError(err: unknown, what: string): never {
   throw err;
 }
 
+/**
+ * `err` of a resume of run `id` (or of its preview) as an HTTP error: a
+ * refusal is 409 (400 for a `from` naming no node), a run not found 404, or
+ * 409 when it is archived (its outputs are not in the records store).
+ */
+async function resumeRefused(server: ServerState, id: string, err: unknown): Promise<never> {
+  if (err instanceof ResumeRefusedError) {
+    throw err.reason === "from" || err.reason === "flow"
+      ? badRequest(err.message)
+      : new HttpError("conflict", err.message);
+  }
+  if (err instanceof NotFoundError) {
+    const archived = err.kind === "run" ? await archivedRun(server.runtime, id) : null;
+    if (archived === null) throw notFound(err.message);
+    throw new HttpError(
+      "conflict",
+      `Cannot resume run ${id}: it is archived (in ${archived.archive}), and a ` +
+        `resumed run reuses outputs from the records store only; start a new run of flow ` +
+        `"${archived.run.flowId}" instead`,
+    );
+  }
+  if (err instanceof TypeError && /node outcomes cannot be read/.test(err.message)) {
+    throw unreadableRun(id, err);
+  }
+  startError(err, `a resume of run ${id}`);
+}
+
 /** Where a page of archived runs goes on from: its `cursor`, `<startedAt>.<run id>`. */
 function archivedCursorOf(cursor: string): { startedAt: number; id: string } {
   const match = /^(\d{1,16})\.([0-9a-z]+)$/.exec(cursor);
@@ -1630,27 +1657,56 @@ export const apiRoutes: readonly ApiRoute[] = [
           false,
         );
       } catch (err) {
-        if (err instanceof ResumeRefusedError) {
-          throw err.reason === "from" || err.reason === "flow"
-            ? badRequest(err.message)
-            : new HttpError("conflict", err.message);
-        }
-        if (err instanceof NotFoundError) {
-          const archived = err.kind === "run" ? await archivedRun(server.runtime, params.id) : null;
-          if (archived === null) throw notFound(err.message);
-          throw new HttpError(
-            "conflict",
-            `Cannot resume run ${params.id}: it is archived (in ${archived.archive}), and a ` +
-              `resumed run reuses outputs from the records store only; start a new run of flow ` +
-              `"${archived.run.flowId}" instead`,
-          );
-        }
-        if (err instanceof TypeError && /node outcomes cannot be read/.test(err.message)) {
-          throw unreadableRun(params.id, err);
-        }
-        startError(err, `a resume of run ${params.id}`);
+        return await resumeRefused(server, params.id, err);
       }
       return json({ runId: started.runId }, 202, { location: `/api/runs/${started.runId}` });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/runs/{id}/resume",
+    tag: "runs",
+    summary: "What `POST /api/runs/{id}/resume` would do, without running or writing anything: " +
+      "each node of the flow, reused (its recorded output taken) or run again, and why",
+    query: [
+      {
+        name: "from",
+        description: "the node to run again from (as the body's `from`)",
+        type: "string",
+      },
+      {
+        name: "again",
+        description: "as the body's `again`: true to preview resuming a run whose resume ended",
+        type: "boolean",
+      },
+    ],
+    responses: {
+      200: { description: "The nodes, in the flow's order", schema: S.ResumePreviewSchema },
+      409: {
+        description: "The run cannot be resumed (the refusal `POST` would answer)",
+        schema: S.ErrorBody,
+      },
+      ...errors(400, 401, 404, 500, 503),
+    },
+    async handler(ctx) {
+      const { server, params, url } = ctx;
+      checkRunId(params.id);
+      const from = url.searchParams.get("from");
+      if (from === "") throw badRequest("Invalid query parameter from=: expected a node id");
+      const again = url.searchParams.get("again") ?? "false";
+      if (again !== "true" && again !== "false") {
+        throw badRequest(`Invalid query parameter again=${again}: expected true or false`);
+      }
+      try {
+        return json(
+          await server.runtime.previewResume(params.id, {
+            ...(from === null ? {} : { from }),
+            ...(again === "true" ? { again: true } : {}),
+          }),
+        );
+      } catch (err) {
+        return await resumeRefused(server, params.id, err);
+      }
     },
   },
   {

@@ -371,6 +371,35 @@ export const ResumeRunBody = z.strictObject({
   ),
 });
 
+/** The answer of `GET /api/runs/{id}/resume` (see `ResumePreview`). */
+export const ResumePreviewSchema = z.object({
+  runId: z.string(),
+  flowId: z.string(),
+  from: z.string().optional(),
+  sameVersion: z.boolean().describe("the flow now is the very version the run ran"),
+  nodes: z.array(z.object({
+    node: z.string(),
+    reused: z.boolean().describe("true: its recorded output is taken; false: it runs again"),
+    reason: z.enum([
+      "succeeded",
+      "from",
+      "not-run",
+      "status",
+      "output",
+      "masked",
+      "mocked",
+      "handler",
+      "definition",
+      "code",
+      "needs",
+    ]),
+    message: z.string().describe("the reason, said for a person"),
+    status: z.enum(["succeeded", "failed", "skipped", "cancelled", "timed-out"]).optional()
+      .describe("its status in the run resumed, if it ran"),
+    need: z.string().optional().describe("with reason needs: the node it needs that runs again"),
+  })),
+});
+
 /** The answer to a cancel. */
 export const CancelSchema = z.object({ runId: z.string(), status: RunStatusSchema });
 

@@ -81,9 +81,13 @@ async function confirmAndCheck(
   await confirm.waitFor();
   assert.equal(
     (await confirm.locator("p").textContent())?.replace(/\s+/g, " "),
-    "A new run with this run's inputs runs enrich and the 1 node after it again; " +
-      "the 3 others keep their recorded outputs (marked reused). " +
-      "A node whose definition or code changed since runs again too.",
+    "A new run with this run's inputs runs enrich and 1 other node again; " +
+      "3 nodes keep their recorded outputs (marked reused).",
+  );
+  // Why, as the server decides it (GET /api/runs/{id}/resume?from=…).
+  assert.deepEqual(
+    await confirm.locator(".rerun-why li").allTextContents(),
+    ["report: needs enrich, which runs again"],
   );
   await confirm.getByRole("button", { name: `Re-run from ${node}` }).click();
   await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.endsWith(first.id));

@@ -141,6 +141,8 @@ export const api = {
     }),
   /** A new run resuming run `id` from where it failed: `{ runId }`. */
   /** Resume run `id`; `from` given: run that node and every node that needs it again. */
+  /** What a resume from node `from` would do: `{ nodes: [{ node, reused, reason, message }] }`. */
+  resumePreview: (id, from) => request("GET", `/api/runs/${enc(id)}/resume${query({ from })}`),
   resumeRun: (id, from) =>
     request("POST", `/api/runs/${enc(id)}/resume`, { body: from === undefined ? {} : { from } }),
   metrics: (flow) => request("GET", `/api/metrics${query({ flow })}`),

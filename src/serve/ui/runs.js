@@ -548,50 +548,6 @@ function queueAttempts(run) {
 /** The ends of a run that may start the config's `runs.onFailure` flow about it. */
 const MAY_FIRE_ON_FAILURE = new Set(["failed", "timed-out", "cancelled"]);
 
-/**
- * What re-running a run from node `from` does (`POST /api/runs/{id}/resume` with `from`), as
- * src/resume.ts's `reusableNodes` decides it: `definition` is the run's flow version (`{ nodes:
- * [{ id, needs?, when? }] }`), `outcomes` the run's recorded node outcomes. Returns `{ rerun,
- * after, reused }`: the nodes run again (`from` first, then in the flow's order), those of them
- * that need `from` (directly or through others), and the nodes that keep their recorded
- * outputs. The server also runs again a node whose definition or code changed since the run:
- * only it can tell.
- */
-export function rerunPlan(definition, outcomes, from) {
-  const specs = new Map(definition.nodes.map((n) => [n.id, n]));
-  const reusable = new Map();
-  const reuses = (id, path) => {
-    if (reusable.has(id)) return reusable.get(id);
-    const spec = specs.get(id);
-    if (spec === undefined || path.has(id)) return false;
-    path.add(id);
-    const o = Object.hasOwn(outcomes, id) ? outcomes[id] : undefined;
-    const ok = id !== from && o?.status === "succeeded" && Object.hasOwn(o, "output") &&
-      o.output !== undefined && o.masked !== true && o.mocked !== true &&
-      spec.when !== "on_failure" && spec.when !== "always" &&
-      (spec.needs ?? []).every((need) => reuses(need, path));
-    path.delete(id);
-    reusable.set(id, ok);
-    return ok;
-  };
-  const downstream = new Set([from]);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const spec of definition.nodes) {
-      if (downstream.has(spec.id) || !(spec.needs ?? []).some((n) => downstream.has(n))) continue;
-      downstream.add(spec.id);
-      grew = true;
-    }
-  }
-  const ids = definition.nodes.map((n) => n.id);
-  const rerun = [from, ...ids.filter((id) => id !== from && !reuses(id, new Set()))];
-  return {
-    rerun,
-    after: rerun.filter((id) => id !== from && downstream.has(id)),
-    reused: ids.filter((id) => reuses(id, new Set())),
-  };
-}
-
 export async function renderRun(container, id, ctx) {
   // Listen before fetching: events that arrive meanwhile are applied after.
   let onEvent = null;
@@ -1239,20 +1195,11 @@ export async function renderRun(container, id, ctx) {
         if (ask !== null) return redraw(null);
         redraw({ node: node.id, loading: true });
         try {
-          const version = await runVersion();
-          if (rerunAsk?.node !== node.id) return;
-          if (!version.definition.nodes.some((n) => n.id === node.id)) {
-            return redraw({
-              node: node.id,
-              error: `${node.id} is not a node of the flow version this run ran: ` +
-                "it cannot be re-run from",
-            });
-          }
-          redraw({ node: node.id, plan: rerunPlan(version.definition, run.nodes ?? {}, node.id) });
+          // The server says what the resume would do (GET /api/runs/{id}/resume?from=…).
+          const preview = await api.resumePreview(run.id, node.id);
+          if (rerunAsk?.node === node.id) redraw({ node: node.id, preview });
         } catch (e) {
-          if (rerunAsk?.node === node.id) {
-            redraw({ node: node.id, error: `Could not read the run's flow version: ${e.message}` });
-          }
+          if (rerunAsk?.node === node.id) redraw({ node: node.id, error: e.message });
         }
       },
     });
@@ -1261,10 +1208,11 @@ export async function renderRun(container, id, ctx) {
       text: ask?.error ?? "",
       hidden: ask?.error === undefined,
     });
-    const plan = ask?.plan;
+    const preview = ask?.preview;
     const count = (n, what) => `${n} ${what}${n === 1 ? "" : "s"}`;
-    const others = plan ? plan.rerun.length - 1 - plan.after.length : 0;
-    const confirm = plan
+    const again = preview ? preview.nodes.filter((n) => !n.reused && n.node !== node.id) : [];
+    const kept = preview ? preview.nodes.filter((n) => n.reused).length : 0;
+    const confirm = preview
       ? h(
         "div.rerun-confirm",
         { role: "group", "aria-label": `Re-run from ${node.id}` },
@@ -1273,10 +1221,23 @@ export async function renderRun(container, id, ctx) {
           {},
           "A new run with this run's inputs runs ",
           h("strong.mono", { text: node.id }),
-          ` and the ${count(plan.after.length, "node")} after it again` +
-            (others > 0 ? `, and ${count(others, "other")} that did not succeed here` : "") +
-            `; the ${count(plan.reused.length, "other")} keep their recorded outputs ` +
-            "(marked reused). A node whose definition or code changed since runs again too.",
+          again.length === 0 ? " again" : ` and ${count(again.length, "other node")} again`,
+          kept === 0
+            ? "; no node keeps its recorded output."
+            : `; ${count(kept, "node")} ${kept === 1 ? "keeps its" : "keep their"} recorded ` +
+              "outputs (marked reused).",
+        ),
+        again.length === 0 ? null : h(
+          "details.rerun-why",
+          { open: again.length <= 8 },
+          h("summary", { text: "Why they run again" }),
+          h(
+            "ul",
+            {},
+            ...again.map((n) =>
+              h("li", {}, h("span.mono", { text: n.node }), ": ", h("span", { text: n.message }))
+            ),
+          ),
         ),
         h(
           "div.actions",

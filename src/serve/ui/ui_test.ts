@@ -9,13 +9,9 @@ import {
   itemsText,
   nodeTimeline,
   progressText,
-  rerunPlan,
   runsPageOf,
   runsPageParams,
 } from "./runs.js";
-import { reusableNodes } from "../../resume.ts";
-import type { FlowDefinition } from "../../flow/types.ts";
-import type { RunRecord } from "../../records/types.ts";
 import { changesByNode, compactJson, unfedWrites } from "./changes.js";
 import { levelOf, parsePrefix } from "./state.js";
 import { formatTime } from "./dom.js";
@@ -425,78 +421,6 @@ Deno.test("nodeTimeline: a mocked node says so, from its events or from the reco
   const live = nodeTimeline({ status: "running", nodes: {} }, events.slice(0, 1), ["notify"]);
   assert.equal((live[0] as { mocked?: boolean }).mocked, true);
 });
-
-Deno.test("rerunPlan: what a re-run from a node runs again, as the server's resume decides", () => {
-  const definition = {
-    id: "pipeline",
-    nodes: [
-      { id: "fetch", type: "t" },
-      { id: "parse", type: "t", needs: ["fetch"] },
-      { id: "audit", type: "t", needs: ["fetch"] },
-      { id: "enrich", type: "t", needs: ["parse"] },
-      { id: "report", type: "t", needs: ["enrich", "audit"] },
-      { id: "tidy", type: "t", needs: ["report"], when: "always" },
-    ],
-  };
-  const ok = (output: unknown) => ({ status: "succeeded", attempts: 1, output });
-  const outcomes = {
-    fetch: ok(1),
-    parse: ok(2),
-    audit: { status: "failed", attempts: 1, error: { message: "x" } },
-    enrich: ok(3),
-    report: { status: "skipped", attempts: 0 },
-    tidy: ok(null),
-  };
-  assert.deepEqual(rerunPlan(definition, outcomes, "parse"), {
-    rerun: ["parse", "audit", "enrich", "report", "tidy"],
-    after: ["enrich", "report", "tidy"],
-    reused: ["fetch"],
-  });
-});
-
-Deno.test("rerunPlan: reuses exactly the nodes src/resume.ts's reusableNodes reuses", () => {
-  const status = fc.constantFrom("succeeded", "failed", "skipped", "cancelled", undefined);
-  const node = fc.record({
-    status,
-    output: fc.constantFrom(undefined, 0, "out"),
-    masked: fc.boolean(),
-    mocked: fc.boolean(),
-    when: fc.constantFrom(undefined, "on_success", "on_failure", "always"),
-    needs: fc.array(fc.nat(7), { maxLength: 3 }),
-  });
-  fc.assert(fc.property(fc.array(node, { minLength: 1, maxLength: 8 }), fc.nat(7), (spec, f) => {
-    // Node i needs only nodes before it: a valid flow has no cycle.
-    const nodes = spec.map((n, i) => ({
-      id: `n${i}`,
-      type: "t",
-      ...(n.when === undefined ? {} : { when: n.when }),
-      needs: [...new Set(n.needs.filter((j) => j < i).map((j) => `n${j}`))],
-    }));
-    const outcomes: Record<string, Record<string, unknown>> = {};
-    spec.forEach((n, i) => {
-      if (n.status === undefined) return;
-      outcomes[`n${i}`] = {
-        status: n.status,
-        attempts: 1,
-        ...(n.output === undefined ? {} : { output: n.output }),
-        ...(n.masked ? { masked: true } : {}),
-        ...(n.mocked ? { mocked: true } : {}),
-      };
-    });
-    const from = `n${f % nodes.length}`;
-    const def = { id: "f", nodes } as unknown as FlowDefinition;
-    const run = { id: "r", nodes: outcomes } as unknown as RunRecord;
-    const server = [...reusableNodes(run, def, def, true, from).keys()].sort();
-    const plan = rerunPlan(def, outcomes, from);
-    assert.deepEqual([...plan.reused].sort(), server);
-    assert.deepEqual(
-      [...plan.rerun].sort(),
-      nodes.map((n) => n.id).filter((id) => !server.includes(id)).sort(),
-    );
-    assert.equal(plan.rerun[0], from);
-  }));
-});
-
 Deno.test("nodeTimeline: a running forEach node's progress comes from its last node.progress, and goes with its end", () => {
   const start = { at: 1, type: "node.start", node: "each", items: 1000 };
   const progress = (at: number, succeeded: number, failed: number, failedItems?: number[]) => ({
