@@ -38,8 +38,8 @@ export {
   hashFlowDefinition,
 } from "./src/records/flow_version.ts";
 export {
-  type ListRunsOptions,
   FOR_EACH_PROGRESS_MS,
+  type ListRunsOptions,
   MAX_FAILED_ITEMS,
   MAX_STATE_ACCESS,
   type NodeAttemptEvent,
