@@ -189,3 +189,23 @@ async function linkOrCopy(from: string, to: string): Promise<void> {
     copy.close();
   }
 }
+
+/**
+ * What to say of a file the file system will not let this process read (its
+ * mode or owner: a `Deno.errors.PermissionDenied`, not Deno's own
+ * `--allow-read`, which is not the fix): the path, and how to fix it.
+ */
+export function deniedReading(path: string): string {
+  return `the file system denies this process reading ${path}; make it readable by the user ` +
+    `Flowstate runs as (chmod a+r, or chown), or run as one who may read it`;
+}
+
+/** Whether the file system refuses this process reading the file at `path` (a path or URL). */
+export async function readDenied(path: string | URL): Promise<boolean> {
+  try {
+    (await Deno.open(path, { read: true })).close();
+    return false;
+  } catch (err) {
+    return err instanceof Deno.errors.PermissionDenied;
+  }
+}

@@ -39,6 +39,7 @@
  *
  * @module
  */
+import { deniedReading } from "./_fs.ts";
 import { EnvFileError, envOrFile } from "./_env_file.ts";
 import { dirname, isAbsolute, join, relative, resolve } from "./_path.ts";
 import { ConfigError, type Problem } from "./errors.ts";
@@ -421,6 +422,8 @@ export async function loadConfigWith(
       ? "the file does not exist"
       : err instanceof Deno.errors.IsADirectory
       ? "it is a directory"
+      : err instanceof Deno.errors.PermissionDenied
+      ? deniedReading(file)
       : (err as Error).message;
     throw new ConfigError(
       `Cannot read config file ${displayPath(file, cwd)}: ${reason}`,

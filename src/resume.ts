@@ -44,7 +44,9 @@ export function assertResumable(run: RunRecord, from: string | undefined): void 
       `it is a run of job "${run.flowId.slice(4)}", which has no nodes to reuse; run the job again`,
     );
   }
-  if (run.parentRunId !== undefined) {
+  // A run a `queue` node enqueued has a parent too, but nothing waits for it: it is resumed as
+  // any queued run is.
+  if (run.parentRunId !== undefined && run.queue === undefined) {
     refuse(
       "sub-run",
       `it is a sub-run of run ${run.parentRunId}, whose flow node waits for its outputs; ` +

@@ -107,6 +107,23 @@ Deno.test("init given a file (or a path through one) refuses it (exit 2) and wri
   });
 });
 
+Deno.test("init given an empty folder name (an unset shell variable) refuses it (exit 2) and writes nothing", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    for (const target of ["", " "]) {
+      const result = await run("init", target);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr.trim(),
+        `error: init was given an empty folder name (${
+          JSON.stringify(target)
+        }): name the project's folder (init my-flows), or leave it out for the working directory`,
+      );
+      assert.equal(result.stdout, "");
+    }
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "nothing written in the working directory");
+  });
+});
+
 Deno.test("a damaged sqlite file says to run flowstate stores repair, as jsonfile's does, and that command sets it aside", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(

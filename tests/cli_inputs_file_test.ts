@@ -181,6 +181,29 @@ Deno.test("cli --inputs: bad documents and bad values exit 2 and record no run",
   });
 });
 
+Deno.test("cli --inputs: inputs too large for a run's record exit 2, name the input and record nothing", async () => {
+  await withSandbox(async (sandbox) => {
+    const { dir, run } = sandbox;
+    await setUp(dir);
+    // 17 MB of JSON: over what a run's record (at most 16 MiB) can keep.
+    await Deno.writeTextFile(
+      join(dir, "big.json"),
+      JSON.stringify({ by: 1, extra: "x".repeat(17_000_000) }),
+    );
+    for (const command of [["run", "add.flow.yaml"], ["enqueue", "add"]]) {
+      const result = await run(...command, "--inputs", "big.json");
+      assert.equal(result.code, 2, `${command[0]}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        /inputs: the inputs are 17,000,\d{3} bytes as JSON \(extra: 17,000,002\), over the 15,728,640 bytes \(15 MiB\) a run's inputs may take.*pass large data by reference/,
+        command[0],
+      );
+      assert.doesNotMatch(result.stderr, /Cannot commit/);
+    }
+    assert.equal(await runCount(sandbox), 0, "no run was recorded");
+  });
+});
+
 // `script` (util-linux) gives the CLI a terminal as its stdin.
 const SCRIPT = ["/usr/bin/script", "/bin/script"].find((path) => {
   try {

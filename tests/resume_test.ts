@@ -16,9 +16,10 @@ import {
   openRuntime,
   ResumeRefusedError,
   type RunRecord,
+  startWorker,
 } from "../mod.ts";
 import { documented, eventually, withServed } from "./_serve.ts";
-import { within } from "./_deadline.ts";
+import { waitUntil, within } from "./_deadline.ts";
 
 Deno.test("runs resume: the failed node and what comes after it run, the nodes before are not run again and their outputs reach the rest", async () => {
   await project(async (run, dir) => {
@@ -520,4 +521,46 @@ Deno.test("POST /api/runs/{id}/resume: 202 with the new run's id; the new run re
     );
     assert.equal((await records.getRun(again))?.nodes.charge.reused, runId);
   });
+});
+
+Deno.test("a run a queue node enqueued is resumed like any queued run (nothing waits for it: it is not a sub-run)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const child = (failing: boolean) =>
+      `id: child\nnodes:\n  - { id: a, type: state.increment, with: { key: n } }\n` +
+      (failing
+        ? "  - { id: b, type: fail, needs: [a], with: { message: the API is down } }\n"
+        : "  - { id: b, type: transform, needs: [a], with: { value: fixed } }\n");
+    await Deno.writeTextFile(join(dir, "child.flow.yaml"), child(true));
+    await Deno.writeTextFile(
+      join(dir, "parent.flow.yaml"),
+      "id: parent\nnodes:\n  - { id: later, type: queue, with: { flow: child } }\n",
+    );
+    await using rt = await openRuntime({
+      config: { stores: { main: { plugin: "memory" } }, flows: [dir] },
+      home: dir,
+    });
+    const parent = await rt.runFlow(join(dir, "parent.flow.yaml"));
+    assert.equal(parent.status, "succeeded", "the queue node does not wait for the run");
+    const childId = (parent.nodes.later.output as { runId: string }).runId;
+    const records = await rt.records();
+    {
+      await using _worker = startWorker(rt, { concurrency: 1 });
+      await waitUntil(
+        "the enqueued run failed",
+        async () => (await records.getRun(childId))?.status === "failed",
+      );
+    }
+    const failed = (await records.getRun(childId))!;
+    assert.equal(failed.parentRunId, parent.id);
+    await Deno.writeTextFile(join(dir, "child.flow.yaml"), child(false));
+    const resumed = await rt.resumeRun(childId);
+    assert.equal(resumed.status, "succeeded", JSON.stringify(resumed.error));
+    assert.equal(resumed.resumeOf, childId);
+    assert.equal(resumed.nodes.a.reused, childId, "a is not run again");
+    assert.equal(resumed.nodes.b.output, "fixed");
+    assert.equal((await (await rt.store("main")).get(["flow", "child", "n"]))?.value, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

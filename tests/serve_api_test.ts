@@ -581,6 +581,16 @@ Deno.test("serve: a body field the route does not know (a typo) is refused with 
         'Invalid body of PUT /api/stores/main/entry: expiresIn: unknown field (did you mean "expireIn"?); the fields are value, expireIn',
     });
     assert.equal(await (await runtime.store("main")).get(["app", "k"]), null, "nothing written");
+    // "valu" for "value": the field it lacks is named as missing, in words.
+    const missing = await send("PUT", "/api/stores/main/entry?key=app&key=k", { valu: 1 }, {
+      "if-none-match": "*",
+    });
+    assert.deepEqual(missing, {
+      status: 400,
+      message:
+        'Invalid body of PUT /api/stores/main/entry: value: missing required field; valu: unknown field (did you mean "value"?); the fields are value, expireIn',
+    });
+    assert.equal(await (await runtime.store("main")).get(["app", "k"]), null, "nothing written");
 
     const job = await send("POST", "/api/jobs/gc/runs", { option: { orphans: true } });
     assert.equal(job.status, 400);

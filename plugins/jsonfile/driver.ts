@@ -42,6 +42,7 @@ import {
 import { StoreLock } from "./lock.ts";
 import { io } from "./_io.ts";
 import { explainFsError, notWritableReason } from "../../src/store/fs_errors.ts";
+import { deniedReading } from "../../src/_fs.ts";
 import type { NormalizedQuery } from "../../src/store/query.ts";
 import type { PreparedIndexes, PrepareIndexesRequest } from "../../src/store/driver.ts";
 import type { QueryPlan } from "../../src/store/types.ts";
@@ -480,6 +481,9 @@ export class JsonFileDriver implements StoreDriver {
     try {
       file = await Deno.open(this.#path, { read: true });
     } catch (err) {
+      if (err instanceof Deno.errors.PermissionDenied) {
+        throw new Error(deniedReading(this.#path), { cause: err });
+      }
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       this.#install(emptyState(), null, undefined);
       return undefined;

@@ -9,6 +9,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { dirname, join, resolve } from "../../src/_path.ts";
 import { StoreClosedError, StoreCorruptError, StoreReadOnlyError } from "../../src/errors.ts";
 import { explainFsError, notWritableReason } from "../../src/store/fs_errors.ts";
+import { deniedReading } from "../../src/_fs.ts";
 import type {
   ClearRange,
   CommitRequest,
@@ -613,7 +614,10 @@ export class SqliteDriver implements StoreDriver {
       if (reason === undefined) throw err;
       readOnly = { path: dirname(path), reason, cause: err };
     }
-    const kind = await probeFile(path);
+    const kind = await probeFile(path).catch((err) => {
+      if (!(err instanceof Deno.errors.PermissionDenied)) throw err;
+      throw new Error(`${what}: ${deniedReading(path)}`, { cause: err });
+    });
     if (kind === "other") {
       throw new StoreCorruptError(
         `${what}: ${path} is not a SQLite database (its first bytes are not "SQLite format 3"); ` +

@@ -421,6 +421,14 @@ export async function initCommand(
   dir: string | undefined,
   options: { json?: boolean },
 ): Promise<number> {
+  if (dir !== undefined && dir.trim() === "") {
+    // `init "$NAME"` with NAME unset: the working directory is not what was meant.
+    throw new UsageError(
+      `init was given an empty folder name (${
+        JSON.stringify(dir)
+      }): name the project's folder (init my-flows), or leave it out for the working directory`,
+    );
+  }
   const result = await initProject(dir ?? ".");
   const exitCode = result.failed.length > 0 ? 1 : 0;
   if (options.json) {
@@ -428,6 +436,15 @@ export async function initCommand(
     return exitCode;
   }
   const shownDir = relative(Deno.cwd(), result.dir) || ".";
+  if (result.written.length === 0 && result.kept.length === 0 && result.failed.length > 0) {
+    // Every file failed, most likely for one reason (a read-only folder): say it once.
+    console.error(
+      `error: cannot write the project into ${shownDir}, nothing was written: ${
+        result.failed[0].error
+      }; give init a folder this process may write`,
+    );
+    return exitCode;
+  }
   const lines: string[] = [];
   if (result.written.length > 0) {
     lines.push(`Created in ${shownDir}:`, ...result.written.map((p) => `  ${p}`));

@@ -12,6 +12,14 @@ import { deepEqual, isRecord } from "./_values.ts";
 import { describeValue, inputTypeProblem, jsonProblem } from "./_shapes.ts";
 import type { FlowDefinition, InputType } from "./types.ts";
 import { parseJson } from "../_json.ts";
+import { MAX_VALUE_BYTES, utf8Length } from "../store/values.ts";
+
+/**
+ * The most a run's inputs may take, in bytes of their JSON text: they are
+ * kept in the run's record, one store value of at most
+ * {@linkcode MAX_VALUE_BYTES}, with room left for the rest of the record.
+ */
+const MAX_INPUTS_BYTES = MAX_VALUE_BYTES - 1024 * 1024;
 
 /**
  * Options for {@linkcode coerceInputs}.
@@ -145,8 +153,33 @@ export function coerceInputs(
     }
     result[name] = parseJson(JSON.stringify(value));
   }
+  if (problems.length === 0) {
+    const tooLarge = inputsSizeProblem(result);
+    if (tooLarge !== undefined) problems.push({ message: tooLarge, path: ["inputs"] });
+  }
   if (problems.length > 0) throw new FlowValidationError(problems, options.file);
   return result;
+}
+
+/**
+ * Why `inputs` are too large to be kept in a run's record (naming the
+ * largest), or `undefined` when they fit.
+ */
+function inputsSizeProblem(inputs: Record<string, JsonValue>): string | undefined {
+  const texts = Object.entries(inputs).map(([name, value]) => [name, JSON.stringify(value)]);
+  const atMost = texts.reduce((n, [name, text]) => n + (name.length + text.length) * 3 + 4, 1);
+  if (atMost <= MAX_INPUTS_BYTES) return undefined;
+  const sizes = texts.map(([name, text]) => ({ name, size: utf8Length(text) }));
+  // With the names, quotes, colons and commas of the object around them.
+  const total = sizes.reduce((n, { name, size }) => n + utf8Length(name) + size + 4, 1);
+  if (total <= MAX_INPUTS_BYTES) return undefined;
+  const largest = sizes.reduce((a, b) => (b.size > a.size ? b : a));
+  const bytes = (n: number) => n.toLocaleString("en-US");
+  return `the inputs are ${bytes(total)} bytes as JSON (${largest.name}: ${
+    bytes(largest.size)
+  }), over the ${bytes(MAX_INPUTS_BYTES)} bytes (15 MiB) a run's inputs may take, ` +
+    `as they are kept in its record; pass large data by reference instead ` +
+    `(a file path or URL the flow reads, or a state key)`;
 }
 
 /** A decimal number as text: sign, digits with a point, exponent (`42`, `-2.5`, `.5`, `1e3`). */

@@ -168,3 +168,25 @@ Deno.test("coerceInputs: a number input from a string takes decimal forms only",
     }, text);
   }
 });
+
+Deno.test("coerceInputs() refuses inputs over 15 MiB of JSON (UTF-8), naming the largest", () => {
+  const flow: FlowDefinition = {
+    id: "big",
+    inputs: { s: { type: "string" }, n: { type: "number", default: 1 } },
+    nodes: [{ id: "a", type: "log" }],
+  };
+  const limit = 15 * 1024 * 1024;
+  // {"s":"…","n":1}: 14 bytes around the text.
+  const fits = "x".repeat(limit - 14);
+  assert.equal(JSON.stringify(coerceInputs(flow, { s: fits })).length, limit);
+  assert.throws(() => coerceInputs(flow, { s: fits + "x" }), {
+    name: "FlowValidationError",
+    message: "inputs: the inputs are 15,728,641 bytes as JSON (s: 15,728,629), over the " +
+      "15,728,640 bytes (15 MiB) a run's inputs may take, as they are kept in its record; pass " +
+      "large data by reference instead (a file path or URL the flow reads, or a state key)",
+  });
+  // Counted in UTF-8 bytes, not characters: "é" is two.
+  const wide = "é".repeat((limit - 14) / 2);
+  assert.equal(coerceInputs(flow, { s: wide }).s, wide);
+  assert.throws(() => coerceInputs(flow, { s: wide + "é" }), /inputs are 15,728,642 bytes/);
+});

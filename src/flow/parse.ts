@@ -13,6 +13,7 @@
 import { CST, isMap, Parser } from "yaml";
 import { FlowValidationError, formatPath, type Problem, type ProblemPath } from "../errors.ts";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { deniedReading } from "../_fs.ts";
 import { MAX_YAML_DEPTH, readYamlFile, YamlSource } from "../yaml_source.ts";
 import { isRecord } from "./_values.ts";
 import type { NodeType } from "./node.ts";
@@ -484,6 +485,17 @@ export async function loadFlowFile(
     ) {
       throw new FlowValidationError(
         [{ message: "Cannot load flow: this is a directory, not a flow file", path: [] }],
+        shown,
+        { cause: error },
+      );
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      // The file system's no (its mode or owner), not Deno's: --allow-read is not the fix.
+      throw new FlowValidationError(
+        [{
+          message: `Cannot load flow: ${deniedReading(resolve(path))}`,
+          path: [],
+        }],
         shown,
         { cause: error },
       );

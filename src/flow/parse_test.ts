@@ -329,3 +329,26 @@ Deno.test("parseFlow() names what a schedule may be when it is neither a string 
   assert.equal(refused.length, 1);
   assert.match(refused[0], /^flow\.yaml:2:11: schedule: expected a cron expression .* got 5$/);
 });
+
+Deno.test("parseFlow(): a template where a duration must be written says templates are not evaluated there", () => {
+  const text = [
+    "id: t",
+    'timeout: "${{ inputs.d }}"',
+    "inputs: { d: { default: 1s } }",
+    "nodes:",
+    "  - id: a",
+    "    type: log",
+    '    timeout: "${{ inputs.d }}"',
+    '    retry: { attempts: 2, delay: "${{ inputs.d }}" }',
+    "    with: { message: hi }",
+    "",
+  ].join("\n");
+  const because = "a template is not evaluated here (only in with, if, forEach and outputs); " +
+    "write the duration itself";
+  const got = '"${{ inputs.d }}"';
+  assert.deepEqual(problems(text, { nodeTypes: NODE_TYPES }), [
+    `flow.yaml:2:10: timeout: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got ${got}: ${because}`,
+    `flow.yaml:7:14: nodes[0].timeout: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got ${got}: ${because}`,
+    `flow.yaml:8:34: nodes[0].retry.delay: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got ${got}: ${because}`,
+  ]);
+});

@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { dirname, isAbsolute, resolve } from "../_path.ts";
+import { dirname, fromFileUrl, isAbsolute, resolve } from "../_path.ts";
 import { importDefault, importFailure, mappingHint, moduleUrl } from "../loader.ts";
 import { didYouMean } from "../_suggest.ts";
+import { deniedReading, readDenied } from "../_fs.ts";
 import { formatDurationExactly, parseDuration } from "../duration.ts";
 import type { PreparedFlow, PreparedNode } from "./executor.ts";
 import { isNodeType, type NodeType } from "./node.ts";
@@ -234,6 +235,9 @@ export async function prepareFlow(
         } else if (url.startsWith("file:") && !await exists(url)) {
           // Checked here: a Worker failing to load its module also prints to stderr.
           problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
+        } else if (url.startsWith("file:") && await readDenied(new URL(url))) {
+          // Deno's own error would say only "Import '…' failed".
+          problem(["nodes", i, "type"], moduleDenied(spec.type, url));
         } else {
           const key = `${url}\n${JSON.stringify(permissions)}`;
           let sandbox = sandboxes.get(key);
@@ -310,6 +314,8 @@ export async function prepareFlow(
         }
       } else if (url !== undefined && url.startsWith("file:") && !await exists(url)) {
         problem(["nodes", i, "type"], await moduleNotFound(spec.type, url, baseDir));
+      } else if (url !== undefined && url.startsWith("file:") && await readDenied(new URL(url))) {
+        problem(["nodes", i, "type"], moduleDenied(spec.type, url));
       } else if (url !== undefined) {
         try {
           const exported = await importDefault(url);
@@ -693,6 +699,11 @@ async function moduleNotFound(type: string, url: string, baseDir: string): Promi
       ? ""
       : `; module paths are relative to the flow file's folder ${baseDir}`
   }${meant === undefined ? "" : ` (did you mean ${meant}?)`}`;
+}
+
+/** A node module file the file system will not let this process read. */
+function moduleDenied(type: string, url: string): string {
+  return `cannot load node module ${type}: ${deniedReading(fromFileUrl(url))}`;
 }
 
 async function exists(url: string): Promise<boolean> {

@@ -47,7 +47,14 @@ function duration(options: { positive: boolean; description: string }): z.ZodTyp
     .superRefine((value, ctx) => {
       const problem = durationProblem(value);
       if (problem !== undefined) {
-        ctx.addIssue({ code: "custom", message: problem.message });
+        const template = typeof value === "string" && value.includes("${{");
+        ctx.addIssue({
+          code: "custom",
+          message: template
+            ? `${problem.message}: a template is not evaluated here (only in with, if, ` +
+              `forEach and outputs); write the duration itself`
+            : problem.message,
+        });
       } else if (options.positive && parseDuration(value, "duration") === 0) {
         ctx.addIssue({
           code: "custom",

@@ -255,6 +255,17 @@ function notFound(message: string): HttpError {
   return new HttpError("not_found", message);
 }
 
+/** The value at `path` inside a parsed JSON body (`undefined` when absent). */
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  for (const part of path) {
+    if (typeof value !== "object" || value === null || !Object.hasOwn(value, part)) {
+      return undefined;
+    }
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return value;
+}
+
 /** Parse and check a JSON body against `schema`. */
 async function body<T>(ctx: Ctx, schema: z.ZodType<T>, what: string): Promise<T> {
   const raw = (await readJson(ctx.request, ctx.server.maxBodyBytes)) ?? {};
@@ -263,6 +274,10 @@ async function body<T>(ctx: Ctx, schema: z.ZodType<T>, what: string): Promise<T>
     const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
     const problems = parsed.error.issues.flatMap((i) => {
       const at = (...more: PropertyKey[]) => [...i.path, ...more].join(".") || "(body)";
+      if (i.code === "invalid_type" && i.path.length > 0 && valueAt(raw, i.path) === undefined) {
+        // zod's words for it are "expected nonoptional, received undefined".
+        return [`${at()}: missing required field`];
+      }
       if (i.code !== "unrecognized_keys") return [`${at()}: ${i.message}`];
       return i.keys.map((key) =>
         `${at(key)}: unknown field${didYouMean(key, known)}; the fields are ${known.join(", ")}`

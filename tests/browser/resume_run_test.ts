@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CHROMIUM, withPage } from "./_inspector.ts";
+import { waitUntil } from "../_deadline.ts";
 
 const BILLING = (failing: boolean) =>
   `id: billing
@@ -74,6 +75,46 @@ Deno.test({
       assert.equal(await page.getByRole("button", { name: "Resume from failure" }).count(), 0);
       await resumedBy.click();
       await page.locator(`.view-title:has-text("${id}")`).waitFor();
+      assert.deepEqual(errors, []);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "inspector: a failed run a queue node enqueued has Resume from failure (nothing waits for it: it is not a sub-run)",
+  ignore: CHROMIUM === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage({
+      seed: false,
+      flows: {
+        "billing.flow.yaml": BILLING(true),
+        "nightly.flow.yaml":
+          "id: nightly\nnodes:\n  - { id: bill, type: queue, with: { flow: billing } }\n",
+      },
+    }, async (page, inspector, { errors }) => {
+      const nightly = await inspector.runtime.runFlow(
+        join(inspector.dir, "flows", "nightly.flow.yaml"),
+      );
+      assert.equal(nightly.status, "succeeded");
+      const childId = (nightly.nodes.bill.output as { runId: string }).runId;
+      const records = await inspector.runtime.records();
+      await waitUntil(
+        "the server's worker ran the enqueued run",
+        async () => (await records.getRun(childId))?.status === "failed",
+      );
+      await Deno.writeTextFile(join(inspector.dir, "flows", "billing.flow.yaml"), BILLING(false));
+
+      await page.goto(new URL(`#/runs/${childId}`, inspector.url).href);
+      await page.getByRole("button", { name: "Resume from failure" }).click();
+      await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.endsWith(childId));
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      const id = new URL(page.url()).hash.slice("#/runs/".length);
+      const resumed = await records.getRun(id);
+      assert.equal(resumed?.resumeOf, childId);
+      assert.equal(resumed?.nodes.charge.reused, childId, "charged once");
       assert.deepEqual(errors, []);
     });
   },

@@ -672,7 +672,7 @@ export async function renderRun(container, id, ctx) {
    * run resumes already (resume that one; `by`: that run, or null).
    */
   const resumeAllowed = (by = resumedBy) =>
-    !run.flowId.startsWith("job:") && !run.parentRunId && archive === null &&
+    !run.flowId.startsWith("job:") && (!run.parentRunId || run.queue) && archive === null &&
     by === null && run.status !== "running" && run.status !== "queued" &&
     !Object.values(run.nodes ?? {}).some((n) => n?.mocked === true);
 
@@ -730,7 +730,7 @@ export async function renderRun(container, id, ctx) {
     // failed, the nodes that succeeded not run again. An archived run's outputs are not there.
     const resumable = ["failed", "cancelled", "timed-out"].includes(run.status) &&
       resumeAllowed();
-    if (resumedBy !== null && !run.flowId.startsWith("job:") && !run.parentRunId) {
+    if (resumedBy !== null && !run.flowId.startsWith("job:") && (!run.parentRunId || run.queue)) {
       // Resumed already: resuming it again is refused (the run that resumes it has the newer outputs).
       actions.appendChild(h("a.resumed-by", {
         href: ctx.routeHash(["runs", resumedBy]),
