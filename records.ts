@@ -38,13 +38,16 @@ export {
   hashFlowDefinition,
 } from "./src/records/flow_version.ts";
 export {
+  FOR_EACH_PROGRESS_MS,
   type ListRunsOptions,
+  MAX_FAILED_ITEMS,
   MAX_STATE_ACCESS,
   type NodeAttemptEvent,
   type NodeEndEvent,
   type NodeItems,
   type NodeLogEvent,
   type NodeOutcome,
+  type NodeProgressEvent,
   type NodeStartEvent,
   type NodeStatus,
   type QueueAttempt,

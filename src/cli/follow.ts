@@ -12,7 +12,9 @@
  * as soon as something does.
  *
  * Output (`follow`): the run as `runs show` prints it, then one line per new
- * event (`+1.2s  node: log: hi`), notes about its queue (waiting for a
+ * event (`+1.2s  node: log: hi`; a running `forEach` node's progress,
+ * `+3s  notify: 312 of 1,000 items done (31%), 2 failed (items 4, 17)`, at
+ * most once a poll and a second per node, never once the node ended), notes about its queue (waiting for a
  * worker, a slot or a rate window; an attempt lost and queued again) on
  * stderr, then the outcome. `wait`: only the notes and the outcome. With
  * `json`: one JSON object a line on stdout (see {@linkcode followRun}).
@@ -255,7 +257,13 @@ export async function followRun(
             (next.queue?.attempts.length ?? 0) !== attemptsSeen ||
             next.queue?.waiting !== run.queue?.waiting;
           run = next;
-          more.events.forEach((event, i) => printEvent(event, count + i));
+          const shown = json ? undefined : lastProgress(more.events);
+          more.events.forEach((event, i) => {
+            // A forEach node's progress: its latest line per poll (at most one a second).
+            if (shown === undefined || event.type !== "node.progress" || shown.has(event)) {
+              printEvent(event, count + i);
+            }
+          });
           count = more.count;
           sayAttempts();
           if (ended(run)) return null;
@@ -316,6 +324,19 @@ function printOutcome(run: RunRecord): void {
   }
   if (run.outputs !== null) lines.push(`outputs:  ${printable(JSON.stringify(run.outputs))}`);
   console.log(lines.join("\n"));
+}
+
+/**
+ * The `node.progress` events of `events` worth a line: the last of each
+ * node, unless that node's `node.end` follows it.
+ */
+export function lastProgress(events: RunEvent[]): Set<RunEvent> {
+  const last = new Map<string, RunEvent>();
+  for (const event of events) {
+    if (event.type === "node.progress") last.set(event.node, event);
+    else if (event.type === "node.end") last.delete(event.node);
+  }
+  return new Set(last.values());
 }
 
 /** One event as a live line: `node: log: hi`, `run started`, or nothing. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { didYouMean } from "../_suggest.ts";
-import type { NodeItems, QueueInfo, RunStatus } from "../records/types.ts";
+import type { NodeItems, NodeProgressEvent, QueueInfo, RunStatus } from "../records/types.ts";
 
 /**
  * Thrown by {@linkcode writeStdout} when whoever read stdout went away
@@ -252,4 +252,44 @@ export function itemsText(items: NodeItems | undefined): string | undefined {
   const rest = count - succeeded - failed;
   if (rest > 0) parts.push(`${rest} stopped or not started`);
   return `${total}: ${parts.join(", ")}`;
+}
+
+/** How a number is written to people: `1,000`. */
+const counted = new Intl.NumberFormat("en-US");
+
+/**
+ * A running `forEach` node's progress: `312 of 1,000 items done (31%), 2
+ * failed (items 4, 17), 4 running`. `undefined` for an event whose counts are
+ * not the shape this version writes.
+ */
+export function progressText(
+  event: Pick<NodeProgressEvent, "count" | "succeeded" | "failed" | "running" | "failedItems">,
+): string | undefined {
+  const { count, succeeded, failed, running, failedItems } = event;
+  if (![count, succeeded, failed].every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    return undefined;
+  }
+  const done = succeeded + failed;
+  const percent = count === 0 ? 100 : Math.floor((done / count) * 100);
+  const parts = [
+    `${counted.format(done)} of ${counted.format(count)} ${
+      count === 1 ? "item" : "items"
+    } done (${percent}%)`,
+  ];
+  if (failed > 0) {
+    const named = Array.isArray(failedItems) ? failedItems.filter(Number.isSafeInteger) : [];
+    parts.push(
+      `${counted.format(failed)} failed${
+        named.length === 0
+          ? ""
+          : ` (${named.length === 1 ? "item" : "items"} ${named.join(", ")}${
+            failed > named.length ? ", …" : ""
+          })`
+      }`,
+    );
+  }
+  if (Number.isSafeInteger(running) && running > 0) {
+    parts.push(`${counted.format(running)} running`);
+  }
+  return parts.join(", ");
 }

@@ -33,7 +33,14 @@ import type { RunEvent, RunRecord } from "../records/types.ts";
 import { openRuntimeWith, type Runtime, sandboxPoolOf, setRunSource } from "../runtime.ts";
 import type { ResumePreview } from "../resume.ts";
 import { loadConfigCached } from "../config_disk_cache.ts";
-import { formatDuration, itemsText, printable, runErrorText, shortHash } from "./format.ts";
+import {
+  formatDuration,
+  itemsText,
+  printable,
+  progressText,
+  runErrorText,
+  shortHash,
+} from "./format.ts";
 import { readInputsDocument, UsageError } from "./input.ts";
 import { projectElsewhereWarning, withTaskCwdHint } from "./paths.ts";
 import {
@@ -433,6 +440,12 @@ function progressPrinter(): (event: RunEvent, run: { id: string; flowId: string 
         for (const line of String(event.message ?? "").split("\n")) {
           console.error(`${label} ${level}${printable(line)}`);
         }
+        break;
+      }
+      case "node.progress": {
+        // A running forEach node's counts (recorded at most once a second).
+        const text = progressText(event);
+        if (text !== undefined) console.error(`${label} ${text}`);
         break;
       }
       case "node.attempt":

@@ -11,6 +11,7 @@ import {
   formatTime,
   itemsText,
   printable,
+  progressText,
   queueAttemptText,
   runErrorText,
   shortHash,
@@ -175,7 +176,12 @@ export function printRun(
     // A resumed run's node taken as the run it resumes recorded it.
     const reused = result?.reused === undefined ? "" : ` (reused from run ${result.reused})`;
     lines.push(`  ${id}: ${head}${took}${when}${mocked}${reused}`);
+    // A forEach node's progress: only where it stands now, while it runs (its end says it all).
+    const progress = end === undefined
+      ? nodeEvents.findLast((e) => e.type === "node.progress")
+      : undefined;
     for (const event of nodeEvents) {
+      if (event.type === "node.progress" && event !== progress) continue;
       const line = describeEvent(event);
       const offset = `+${formatDuration(event.at - run.startedAt)}`.padEnd(offsetWidth);
       if (line !== undefined) lines.push(`    ${offset}  ${line}`);
@@ -228,6 +234,8 @@ export function describeEvent(event: RunEvent): string | undefined {
       return `${typeof event.item === "number" ? `item ${event.item} ` : ""}${
         event.level && event.level !== "info" ? `${event.level}: ` : "log: "
       }${printable(event.message ?? "")}`;
+    case "node.progress":
+      return progressText(event);
     case "node.end":
       return `${event.status}${
         event.status === "failed" || event.status === "timed-out"

@@ -31,16 +31,18 @@ import {
   truthy,
 } from "./template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./types.ts";
-import type {
-  NodeAttemptEvent,
-  NodeItems,
-  NodeLogEvent,
-  NodeStatus,
-  RunEvent,
-  RunEventInit,
-  RunRecord,
-  RunStatus,
-  ScheduledTick,
+import {
+  FOR_EACH_PROGRESS_MS,
+  MAX_FAILED_ITEMS,
+  type NodeAttemptEvent,
+  type NodeItems,
+  type NodeLogEvent,
+  type NodeStatus,
+  type RunEvent,
+  type RunEventInit,
+  type RunRecord,
+  type RunStatus,
+  type ScheduledTick,
 } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
 import { type AttemptOverError, messageOf } from "../errors.ts";
@@ -347,6 +349,77 @@ class AttemptTimeout extends Error {
   constructor(ms: number) {
     super(`timed out after ${ms} ms`);
     this.name = "TimeoutError";
+  }
+}
+
+/**
+ * A running `forEach` node's `node.progress` events: one once an item ended,
+ * at most every {@linkcode FOR_EACH_PROGRESS_MS} and never sooner than that
+ * after the node started (a node that ends within it records none). The last
+ * counts wait for a timer when an item ends too soon after the last event;
+ * `stop` (the node ended: `node.end` says it all) drops them.
+ */
+class ItemsProgress {
+  #succeeded = 0;
+  #failed = 0;
+  /** Items started and not ended. */
+  running = 0;
+  readonly #failedItems: number[] = [];
+  /** Whether an item ended since the last event. */
+  #dirty = false;
+  /** When the next event may be recorded (by the run's clock). */
+  #nextAt: number;
+  /** The timer waiting for `#nextAt`, while one does. */
+  #timer: AbortController | null = null;
+
+  constructor(
+    readonly host: { readonly timers: Timers; readonly clock: Clock; emit(e: RunEventInit): void },
+    readonly node: string,
+    readonly count: number,
+  ) {
+    this.#nextAt = host.clock.now() + FOR_EACH_PROGRESS_MS;
+  }
+
+  /** Item `k` ended so. */
+  ended(k: number, status: NodeStatus): void {
+    this.running--;
+    if (status === "succeeded") this.#succeeded++;
+    else if (status === "failed" || status === "timed-out") {
+      this.#failed++;
+      if (this.#failedItems.length < MAX_FAILED_ITEMS) this.#failedItems.push(k);
+    } else return; // stopped: the node ends now
+    if (this.#succeeded + this.#failed === this.count) return this.stop(); // so does it now
+    this.#dirty = true;
+    if (this.#timer !== null) return;
+    const wait = this.#nextAt - this.host.clock.now();
+    if (wait <= 0) return this.#record();
+    const timer = this.#timer = new AbortController();
+    this.host.timers.sleep(wait, timer.signal).then(() => {
+      this.#timer = null;
+      this.#record();
+    }, () => {});
+  }
+
+  /** The node ended: nothing more is recorded. */
+  stop(): void {
+    this.#dirty = false;
+    this.#timer?.abort();
+    this.#timer = null;
+  }
+
+  #record(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    this.host.emit({
+      type: "node.progress",
+      node: this.node,
+      count: this.count,
+      succeeded: this.#succeeded,
+      failed: this.#failed,
+      running: this.running,
+      ...(this.#failedItems.length === 0 ? {} : { failedItems: [...this.#failedItems] }),
+    });
+    this.#nextAt = this.host.clock.now() + FOR_EACH_PROGRESS_MS;
   }
 }
 
@@ -1481,6 +1554,11 @@ class Execution implements AttemptHost {
     else runSignal.addEventListener("abort", onRunAbort, { once: true });
     const flowLimit = this.#o.concurrency ?? this.#flow.definition.concurrency ?? 16;
     const limit = Math.max(1, Math.min(node.forEach!.concurrency, flowLimit));
+    const progress = new ItemsProgress(
+      { timers: this.timers, clock: this.#o.clock, emit: (e) => this.emit(e) },
+      id,
+      count,
+    );
     await new Promise<void>((resolve) => {
       let next = 0;
       let running = 0;
@@ -1488,6 +1566,7 @@ class Execution implements AttemptHost {
         while (!stop.signal.aborted && running < limit && next < count) {
           const k = next++;
           running++;
+          progress.running++;
           const scope: TemplateScope = { ...this.#scope, item: list[k], index: k };
           this.#runNode(i, stop.signal, { index: k, scope, results }).then(done);
         }
@@ -1503,9 +1582,13 @@ class Execution implements AttemptHost {
           for (const a of [...this.#live]) if (a.index === i) a.stop(reason);
         }
         pump();
+        // After pump: `running` counts the items that started in its place.
+        if (stop.signal.aborted) progress.stop(); // the node ends now: its end says it all
+        else progress.ended(k, result.status);
       };
       pump();
     });
+    progress.stop();
     runSignal.removeEventListener("abort", onRunAbort);
     return this.#end(i, started, this.#itemsResult(node, results, runSignal), this.#itemsBytes);
   }

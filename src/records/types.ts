@@ -473,6 +473,76 @@ export interface NodeLogEvent {
 }
 
 /**
+ * How a running `forEach` node's items stand: recorded at most once every
+ * {@linkcode FOR_EACH_PROGRESS_MS} while the node runs (and only when an item
+ * ended since the last one), never for a node that ends within that time. The
+ * node's `node.end` carries the final `items`; these events only show a
+ * running node's progress (`runs show --follow`, the inspector).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { NodeProgressEvent, RunEvent } from "@flowstate/core/records";
+ *
+ * const events: RunEvent[] = [
+ *   { at: 0, type: "node.start", node: "notify", items: 1000 },
+ *   { at: 1000, type: "node.progress", node: "notify", count: 1000, succeeded: 310, failed: 2, running: 4, failedItems: [4, 17] },
+ * ];
+ * const last = events.findLast((e): e is NodeProgressEvent => e.type === "node.progress");
+ * assert.equal(`${last!.succeeded + last!.failed} of ${last!.count} done`, "312 of 1000 done");
+ * ```
+ */
+export interface NodeProgressEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What happened. */
+  type: "node.progress";
+  /** The node (one with `forEach:`). */
+  node: string;
+  /** How many items its list holds. */
+  count: number;
+  /** Items that succeeded so far. */
+  succeeded: number;
+  /** Items that failed or timed out so far (after their retries). */
+  failed: number;
+  /** Items running now. */
+  running: number;
+  /**
+   * The indexes of the items that failed, in the order they failed: the first
+   * {@linkcode MAX_FAILED_ITEMS} (absent when none failed).
+   */
+  failedItems?: number[];
+}
+
+/**
+ * How often a running `forEach` node records a {@linkcode NodeProgressEvent}
+ * at most (ms), and how long it runs before the first.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FOR_EACH_PROGRESS_MS } from "@flowstate/core/records";
+ *
+ * // a 10,000-item node running 100 s records at most 100 progress events
+ * assert.equal(100_000 / FOR_EACH_PROGRESS_MS, 100);
+ * ```
+ */
+export const FOR_EACH_PROGRESS_MS = 1_000;
+
+/**
+ * The most failed items a {@linkcode NodeProgressEvent} names (`failedItems`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_FAILED_ITEMS } from "@flowstate/core/records";
+ *
+ * assert.equal(MAX_FAILED_ITEMS, 20);
+ * ```
+ */
+export const MAX_FAILED_ITEMS = 20;
+
+/**
  * One event of a run, told apart by `type`.
  *
  * @example
@@ -493,7 +563,8 @@ export type RunEvent =
   | NodeStartEvent
   | NodeAttemptEvent
   | NodeEndEvent
-  | NodeLogEvent;
+  | NodeLogEvent
+  | NodeProgressEvent;
 
 /**
  * A {@linkcode RunEvent} without its time (the time is added when it is emitted).

@@ -227,7 +227,9 @@ export const RunRecordSchema = RunSummarySchema.extend({
 
 /**
  * One recorded event of a run (node events may carry `reads`/`writes` key lists; those of a
- * node with forEach carry `items` on `node.start` and `node.end`, and `item` on the others).
+ * node with forEach carry `items` on `node.start` and `node.end`, and `item` on the others; such
+ * a node running records `node.progress`, `{ count, succeeded, failed, running, failedItems? }`,
+ * at most once a second).
  */
 export const RunEventSchema = z.looseObject({ at: z.number(), type: z.string() });
 

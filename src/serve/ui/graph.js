@@ -310,7 +310,7 @@ export function graphView(graph, { statuses, onSelect } = {}) {
         onSelect(box.id);
       });
     }
-    boxes.set(box.id, { g, title, third, node });
+    boxes.set(box.id, { g, title, third, node, rect: box, bar: null, progress: "" });
     setThird(third, node, status);
     return g;
   });
@@ -347,14 +347,20 @@ export function graphView(graph, { statuses, onSelect } = {}) {
   return {
     el,
     layout,
-    setStatus(id, status) {
+    setStatus(id, status, progress = null) {
       const box = boxes.get(id);
-      if (!box || box.g.getAttribute("data-status") === status) return;
+      if (!box) return;
+      const said = progress === null ? "" : `${progress.done}/${progress.count}/${progress.failed}`;
+      if (box.g.getAttribute("data-status") === status && (box.progress ?? "") === said) return;
+      box.progress = said;
       box.g.setAttribute("class", nodeClass(box.node, status));
       box.g.setAttribute("data-status", status);
-      box.title.textContent = nodeTitle(box.node, status);
-      box.g.setAttribute("aria-label", nodeTitle(box.node, status).replace(/\n/g, ", "));
-      setThird(box.third, box.node, status);
+      const title = nodeTitle(box.node, status) +
+        (progress === null ? "" : `\n${eachText(progress)}`);
+      box.title.textContent = title;
+      box.g.setAttribute("aria-label", title.replace(/\n/g, ", "));
+      setThird(box.third, box.node, status, progress);
+      setBar(box, progress);
     },
   };
 }
@@ -370,6 +376,52 @@ function nodeClass(node, status) {
 }
 
 /** The third line: the status (in a run) then the marks. */
-function setThird(el, node, status) {
-  el.textContent = clip([status, ...nodeMarks(node)].filter(Boolean).join(" · "));
+function setThird(el, node, status, progress = null) {
+  el.textContent = clip(
+    (progress === null ? [status, ...nodeMarks(node)] : [
+      status,
+      `${progress.done.toLocaleString("en-US")}/${progress.count.toLocaleString("en-US")}`,
+      progress.failed > 0 ? `${progress.failed.toLocaleString("en-US")} failed` : null,
+    ]).filter(Boolean).join(" · "),
+  );
+}
+
+/** A running forEach node's progress in a box's tooltip: `312 of 1000 items done, 2 failed`. */
+function eachText(p) {
+  return `${p.done} of ${p.count} ${p.count === 1 ? "item" : "items"} done${
+    p.failed > 0 ? `, ${p.failed} failed` : ""
+  }`;
+}
+
+/** A running forEach node's bar along its box's foot (gone once it ended). */
+function setBar(box, progress) {
+  if (progress === null) {
+    box.bar?.remove();
+    box.bar = null;
+    return;
+  }
+  const { x, y, width, height } = box.rect;
+  if (!box.bar) {
+    box.bar = svg(
+      "g",
+      { class: "graph-progress" },
+      svg("rect", {
+        class: "graph-progress-track",
+        x: x + 6,
+        y: y + height - 5,
+        height: 2,
+        width: width - 12,
+        rx: 1,
+      }),
+      svg("rect", { class: "graph-progress-ok", x: x + 6, y: y + height - 5, height: 2, rx: 1 }),
+      svg("rect", { class: "graph-progress-failed", y: y + height - 5, height: 2 }),
+    );
+    box.g.appendChild(box.bar);
+  }
+  const span = width - 12;
+  const part = (n) => (progress.count === 0 ? 1 : Math.min(1, n / progress.count)) * span;
+  const [, ok, failed] = box.bar.children;
+  ok.setAttribute("width", String(part(progress.succeeded)));
+  failed.setAttribute("x", String(x + 6 + part(progress.succeeded)));
+  failed.setAttribute("width", String(part(progress.failed)));
 }

@@ -260,8 +260,10 @@ const byName = new Intl.Collator(undefined, { numeric: true });
  * those not started in the flow's order), every node has a row: one that has not
  * started is `pending` while the run runs and `not-run` once it ended (when its record
  * says nothing of it); rows that have not started follow the started ones, in that order.
+ * With `whens` (node id → `on_failure`/`always`, from the run's flow definition), a node
+ * shows its `when:` before the run's record has it (while the run runs).
  */
-export function nodeTimeline(run, events, nodeIds) {
+export function nodeTimeline(run, events, nodeIds, whens) {
   const nodes = new Map();
   const get = (id) => {
     let node = nodes.get(id);
@@ -280,6 +282,9 @@ export function nodeTimeline(run, events, nodeIds) {
         writes: [],
         // A node with forEach: its items' outcome ({ count, succeeded, failed, failedIndex? }).
         items: null,
+        // A running forEach node's last `node.progress`: { count, succeeded, failed, running,
+        // failedItems? }.
+        progress: null,
       };
       nodes.set(id, node);
     }
@@ -353,6 +358,17 @@ export function nodeTimeline(run, events, nodeIds) {
           node.startedAt = event.at - event.durationMs;
         }
         break;
+      case "node.progress":
+        if (typeof event.count === "number") {
+          node.progress = {
+            count: event.count,
+            succeeded: event.succeeded ?? 0,
+            failed: event.failed ?? 0,
+            running: event.running ?? 0,
+            failedItems: Array.isArray(event.failedItems) ? event.failedItems : [],
+          };
+        }
+        break;
       case "node.log":
         node.logs.push({
           at: event.at,
@@ -384,6 +400,10 @@ export function nodeTimeline(run, events, nodeIds) {
     const node = get(id);
     if (ended && node.status === null && node.startedAt === null) node.status = "not-run";
   }
+  for (const [id, when] of whens ?? []) {
+    const node = nodes.get(id);
+    if (node && !node.when && when !== "on_success") node.when = when;
+  }
   const place = (id) => order.get(id) ?? Infinity;
   return [...nodes.values()].sort((a, b) =>
     (a.startedAt ?? Infinity) - (b.startedAt ?? Infinity) ||
@@ -409,6 +429,63 @@ export function itemsText(items) {
     );
   }
   return parts.join(", ");
+}
+
+/**
+ * A running forEach node's progress, from its last `node.progress` (or, before
+ * the first, its start's count): `{ count, done, succeeded, failed, running,
+ * failedItems }`; null for a node that is not a running forEach node.
+ */
+export function itemsProgress(node) {
+  if (node?.status !== "running") return null;
+  const p = node.progress ??
+    (node.items && typeof node.items.count === "number"
+      ? { count: node.items.count, succeeded: 0, failed: 0, running: 0, failedItems: [] }
+      : null);
+  if (p === null) return null;
+  return { ...p, done: p.succeeded + p.failed };
+}
+
+const counted = new Intl.NumberFormat("en-US");
+
+/**
+ * A running forEach node's progress as words: `312 of 1,000 items done, 2 failed (items
+ * 4, 17)` (`…` after the items named when more failed).
+ */
+export function progressText(p) {
+  const noun = p.count === 1 ? "item" : "items";
+  let text = `${counted.format(p.done)} of ${counted.format(p.count)} ${noun} done`;
+  if (p.failed > 0) {
+    const named = p.failedItems.length === 0
+      ? ""
+      : ` (${p.failedItems.length === 1 ? "item" : "items"} ${p.failedItems.join(", ")}${
+        p.failed > p.failedItems.length ? ", …" : ""
+      })`;
+    text += `, ${counted.format(p.failed)} failed${named}`;
+  }
+  return text;
+}
+
+/** A running forEach node's bar: done (failed in red) out of its items, with its words. */
+function progressBar(p) {
+  const pct = (n) => `${p.count === 0 ? 100 : Math.min(100, (n / p.count) * 100)}%`;
+  return h(
+    "div.items-progress",
+    {
+      role: "progressbar",
+      "aria-valuemin": "0",
+      "aria-valuemax": String(p.count),
+      "aria-valuenow": String(p.done),
+      "aria-valuetext": progressText(p),
+    },
+    h(
+      "span.items-progress-track",
+      {},
+      h("span.items-progress-ok", { style: `width: ${pct(p.succeeded)}` }),
+      h("span.items-progress-failed", { style: `width: ${pct(p.failed)}` }),
+    ),
+    h("span.items-progress-text", { text: progressText(p) }),
+  );
 }
 
 export const TIMELINE_CAP = 500;
@@ -832,10 +909,14 @@ export async function renderRun(container, id, ctx) {
   let view = "timeline";
   /** The graph view (`graphView`), once the run's definition came. */
   let graph = null;
+  /** The nodes' `when:` (other than on_success) from the run's definition, once it came. */
+  let whens = null;
   let graphLoading = false;
   const graphEl = h("div.graph-scroll.run-graph");
   const graphNote = h("p.graph-legend.muted");
   const nodeStatus = (node) => node.status ?? "pending";
+  /** A graph box's status, with a running forEach node's progress. */
+  const setGraphStatus = (node) => graph.setStatus(node.id, nodeStatus(node), itemsProgress(node));
   function loadGraph() {
     if (graphLoading || graph !== null) return;
     graphLoading = true;
@@ -854,9 +935,7 @@ export async function renderRun(container, id, ctx) {
           row?.querySelector("button.rerun-from")?.focus();
         },
       });
-      for (const node of nodeTimeline(run, events, runNodeIds)) {
-        graph.setStatus(node.id, nodeStatus(node));
-      }
+      for (const node of nodeTimeline(run, events, runNodeIds, whens)) setGraphStatus(node);
       replace(graphEl, graph.el);
     }).catch((e) => {
       graphLoading = false;
@@ -887,9 +966,12 @@ export async function renderRun(container, id, ctx) {
   /** One node's row as the run's events tell it now. */
   function nodeNow(nodeId) {
     const only = { ...run, nodes: { [nodeId]: run.nodes?.[nodeId] ?? {} } };
-    return nodeTimeline(only, eventsByNode.get(nodeId) ?? [], listed.has(nodeId) ? [nodeId] : [])[
-      0
-    ];
+    return nodeTimeline(
+      only,
+      eventsByNode.get(nodeId) ?? [],
+      listed.has(nodeId) ? [nodeId] : [],
+      whens,
+    )[0];
   }
 
   function timelineSpan() {
@@ -958,13 +1040,14 @@ export async function renderRun(container, id, ctx) {
         statusBadge(node.status ?? "pending"),
         h("span.node-attempts", {
           text: [
-            itemsText(node.items),
+            itemsProgress(node) === null ? itemsText(node.items) : "",
             node.attempt > 1 ? `${node.attempt} attempts` : node.attempt === 1 ? "1 attempt" : "",
           ].filter(Boolean).join(", "),
         }),
         duration,
         h("span.gantt", {}, bar),
       ),
+      itemsProgress(node) === null ? null : progressBar(itemsProgress(node)),
       node.error ? h("div.node-error", { text: node.error }) : null,
       open ? nodeDetail(node) : null,
     );
@@ -994,7 +1077,7 @@ export async function renderRun(container, id, ctx) {
   }
 
   function renderTimeline() {
-    const nodes = nodeTimeline(run, events, runNodeIds);
+    const nodes = nodeTimeline(run, events, runNodeIds, whens);
     shown.clear();
     known.clear();
     first.clear();
@@ -1019,7 +1102,7 @@ export async function renderRun(container, id, ctx) {
     const graphShown = view === "graph";
     if (graphShown) {
       loadGraph();
-      if (graph !== null) { for (const node of nodes) graph.setStatus(node.id, nodeStatus(node)); }
+      if (graph !== null) { for (const node of nodes) setGraphStatus(node); }
       graphNote.textContent = "Each box: the node, its type and its status (click it for its " +
         (resumeAllowed()
           ? "row in the timeline, where you can re-run from it). "
@@ -1045,7 +1128,7 @@ export async function renderRun(container, id, ctx) {
   /** Redraws one node's row from its events (adds it, when it is new and would show). */
   function updateNode(nodeId) {
     const node = nodeNow(nodeId);
-    if (graph !== null) graph.setStatus(nodeId, nodeStatus(node));
+    if (graph !== null) setGraphStatus(node);
     const isNew = !known.has(nodeId);
     noteNode(node);
     if (isNew && first.size < TIMELINE_CAP) first.add(nodeId);
@@ -1407,6 +1490,22 @@ export async function renderRun(container, id, ctx) {
     renderEventLog();
   }
   renderAll();
+  // A running run's record says no node's `when:` yet: its flow definition does.
+  if (run.status === "running" || run.status === "queued") {
+    runVersion().then((version) => {
+      const defined = new Map();
+      for (const spec of version?.definition?.nodes ?? []) {
+        if (
+          typeof spec?.id === "string" && (spec.when === "on_failure" || spec.when === "always")
+        ) {
+          defined.set(spec.id, spec.when);
+        }
+      }
+      if (closed || defined.size === 0) return;
+      whens = defined;
+      renderTimeline();
+    }, () => {}); // no definition (an old record): the tags come with the run's end
+  }
   changes.load();
 
   // The other pages of nodes, one after the other, each drawn as it comes.

@@ -3,7 +3,15 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { diffLines, diffStats, hunks, MAX_CELLS, splitLines } from "./diff.js";
-import { accessKey, itemsText, nodeTimeline, runsPageOf, runsPageParams } from "./runs.js";
+import {
+  accessKey,
+  itemsProgress,
+  itemsText,
+  nodeTimeline,
+  progressText,
+  runsPageOf,
+  runsPageParams,
+} from "./runs.js";
 import { changesByNode, compactJson, unfedWrites } from "./changes.js";
 import { levelOf, parsePrefix } from "./state.js";
 import { formatTime } from "./dom.js";
@@ -412,4 +420,87 @@ Deno.test("nodeTimeline: a mocked node says so, from its events or from the reco
   // Live, before the record's end: the event alone marks it.
   const live = nodeTimeline({ status: "running", nodes: {} }, events.slice(0, 1), ["notify"]);
   assert.equal((live[0] as { mocked?: boolean }).mocked, true);
+});
+Deno.test("nodeTimeline: a running forEach node's progress comes from its last node.progress, and goes with its end", () => {
+  const start = { at: 1, type: "node.start", node: "each", items: 1000 };
+  const progress = (at: number, succeeded: number, failed: number, failedItems?: number[]) => ({
+    at,
+    type: "node.progress",
+    node: "each",
+    count: 1000,
+    succeeded,
+    failed,
+    running: 4,
+    ...(failedItems ? { failedItems } : {}),
+  });
+  const running = { status: "running", nodes: {} };
+  // Before the first progress event: nothing done yet, out of the start's count.
+  const [fresh] = nodeTimeline(running, [start]);
+  assert.deepEqual(itemsProgress(fresh), {
+    count: 1000,
+    succeeded: 0,
+    failed: 0,
+    running: 0,
+    failedItems: [],
+    done: 0,
+  });
+  assert.equal(progressText(itemsProgress(fresh)), "0 of 1,000 items done");
+  const [node] = nodeTimeline(running, [
+    start,
+    progress(1001, 100, 0),
+    progress(2001, 310, 2, [4, 17]),
+  ]);
+  const p = itemsProgress(node);
+  assert.equal(p.done, 312);
+  assert.equal(progressText(p), "312 of 1,000 items done, 2 failed (items 4, 17)");
+  // More failed than named: the list says so.
+  assert.equal(
+    progressText({ ...p, failed: 30, done: 340 }),
+    "340 of 1,000 items done, 30 failed (items 4, 17, …)",
+  );
+  assert.equal(
+    progressText({ ...p, failed: 1, failedItems: [4], done: 311 }),
+    "311 of 1,000 items done, 1 failed (item 4)",
+  );
+  // Ended: its items say how it went; no progress.
+  const end = {
+    at: 3001,
+    type: "node.end",
+    node: "each",
+    status: "succeeded",
+    attempt: 1000,
+    durationMs: 3000,
+    items: { count: 1000, succeeded: 1000, failed: 0 },
+  };
+  const [ended] = nodeTimeline(running, [start, progress(1001, 100, 0), end]);
+  assert.equal(itemsProgress(ended), null);
+  assert.equal(itemsText(ended.items), "1000 items");
+  // A node without forEach has no progress.
+  const [plain] = nodeTimeline(running, [{ at: 1, type: "node.start", node: "a" }]);
+  assert.equal(itemsProgress(plain), null);
+});
+
+Deno.test("nodeTimeline: a running run's nodes show their when: from the definition before the record has it", () => {
+  const whens = new Map([["alert", "on_failure"], ["unlock", "always"]]);
+  const run = { status: "running", nodes: {} };
+  const nodes = nodeTimeline(run, [{ at: 1, type: "node.start", node: "work" }], [
+    "work",
+    "alert",
+    "unlock",
+  ], whens);
+  assert.deepEqual(nodes.map((n) => [n.id, n.when ?? null]), [
+    ["work", null],
+    ["alert", "on_failure"],
+    ["unlock", "always"],
+  ]);
+  // The record's own when: (once ended) is kept.
+  const ended = nodeTimeline(
+    {
+      status: "failed",
+      nodes: { alert: { status: "succeeded", attempts: 1, when: "on_failure" } },
+    },
+    [],
+    ["alert"],
+  );
+  assert.equal(ended[0].when, "on_failure");
 });
