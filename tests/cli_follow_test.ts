@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { cliCommand, cliOk, type ProjectCli, runCli } from "./_cli_sandbox.ts";
 import { gatedFlow } from "./_gated_flow.ts";
 import { Watched } from "./_watched.ts";
+import { waitUntil } from "./_deadline.ts";
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") || undefined;
 
@@ -310,32 +311,91 @@ Deno.test("cli follow: enqueue --wait --key follows the existing run", async () 
   });
 });
 
+/**
+ * Stop `stalled` (SIGSTOP) until its claim on run `id` lapsed (its last
+ * heartbeat is more than its lease ago), then resume it: a worker starved
+ * past its lease on a loaded machine, made certain.
+ */
+async function stallPastLease(p: Project, stalled: Watched, id: string): Promise<void> {
+  stalled.kill("SIGSTOP");
+  try {
+    const { heartbeatAt, queue } = JSON.parse(await cliOk(p.run, "runs", "show", id, "--json")).run;
+    const lapsesAt = (heartbeatAt ?? queue.claim.at) + queue.claim.leaseMs;
+    await waitUntil("the stalled worker's lease to lapse", () => Date.now() > lapsesAt);
+  } finally {
+    stalled.kill("SIGCONT");
+  }
+}
+
+/**
+ * Run `id` (held in its first gate by worker `dying`, `--lease 1s`) is taken back and run to
+ * its end by worker `taker` (its lease the default 30 s: never lost here) once `dying` is
+ * killed; `follower` (`runs show --follow`) says each lost attempt and follows the run to
+ * its end. Every attempt before the last was `dying`'s, and lost: `dying` itself may have
+ * lost its 1 s claim while starved (a loaded machine) before it was killed, taken the run
+ * back and claimed it again. Resolves how many attempts were lost.
+ */
+async function takenBackAndFollowed(
+  p: Project,
+  id: string,
+  follower: Watched,
+  g: ReturnType<Project["gates"]>,
+  beforeKill: (dying: Watched) => Promise<void> = async () => {},
+): Promise<number> {
+  {
+    await using dying = worker(p, "--lease", "1s", "--worker-id", "dying");
+    await follower.until(/first: log: waiting for /);
+    await beforeKill(dying);
+    dying.kill("SIGKILL"); // its lease lapses; another worker takes the run back
+    await dying.code();
+  }
+  // Its lease is long: a starved taker must not lose its own claim (a third attempt).
+  await using taker = worker(p, "--worker-id", "taker");
+  await taker.until(/"type":"claim"/);
+  await open(g.first);
+  await open(g.second);
+  assert.equal(await follower.code(), 0, follower.stderr);
+  assert.match(follower.stdout, new RegExp(`Run ${id} \\(gated\\) succeeded`));
+  const run = JSON.parse(await cliOk(p.run, "runs", "show", id, "--json")).run;
+  const attempts: { attempt: number; worker: string; outcome: string }[] = run.queue.attempts;
+  const lost = attempts.length - 1;
+  assert.ok(lost >= 1, JSON.stringify(attempts));
+  assert.deepEqual(attempts.map((a) => [a.worker, a.outcome]), [
+    ...Array.from({ length: lost }, () => ["dying", "lost"]),
+    ["taker", "succeeded"],
+  ]);
+  // Each lost attempt said, in order, each followed into the next.
+  const said = [
+    ...follower.stderr.matchAll(
+      /^attempt (\d+) was lost on worker dying .*; the run is queued again: following its next attempt$/gm,
+    ),
+  ].map((m) => Number(m[1]));
+  assert.deepEqual(said, attempts.slice(0, lost).map((a) => a.attempt), follower.stderr);
+  taker.kill("SIGTERM");
+  assert.equal(await taker.code(), 0);
+  return lost;
+}
+
 Deno.test("cli follow: an attempt lost with its worker is followed into the next attempt", async () => {
   await withProject("", async (p) => {
     const g = p.gates("l");
     const id = (await cliOk(p.run, "enqueue", "gated", ...g.inputs)).trim();
     await using follower = p.spawn("runs", "show", id, "--follow");
-    {
-      await using dying = worker(p, "--lease", "1s");
-      await follower.until(/first: log: waiting for /);
-      dying.kill("SIGKILL"); // its lease lapses; another worker takes the run back
-      await dying.code();
-    }
-    await using w = worker(p, "--lease", "1s");
-    await follower.until(
-      /attempt 1 was lost on worker .*; the run is queued again: following its next attempt/,
-      "stderr",
-    );
-    await open(g.first);
-    await open(g.second);
-    assert.equal(await follower.code(), 0, follower.stderr);
-    assert.match(follower.stdout, new RegExp(`Run ${id} \\(gated\\) succeeded`));
-    const run = JSON.parse(await cliOk(p.run, "runs", "show", id, "--json")).run;
-    assert.deepEqual(run.queue.attempts.map((a: { outcome: string }) => a.outcome), [
-      "lost",
-      "succeeded",
-    ]);
-    w.kill("SIGTERM");
-    await w.code();
+    await takenBackAndFollowed(p, id, follower, g);
+  });
+});
+
+Deno.test("cli follow: a worker starved past its lease loses its attempt too; each lost attempt is said and followed into the next", async () => {
+  await withProject("", async (p) => {
+    const g = p.gates("t");
+    const id = (await cliOk(p.run, "enqueue", "gated", ...g.inputs)).trim();
+    await using follower = p.spawn("runs", "show", id, "--follow");
+    const lost = await takenBackAndFollowed(p, id, follower, g, async (dying) => {
+      // Starved past its 1 s lease: resumed, it stops its attempt (lost), takes the run back
+      // and claims it again (attempt 2), which its kill loses in turn.
+      await stallPastLease(p, dying, id);
+      await dying.until(/"type":"claim"[^\n]*"attempt":2/);
+    });
+    assert.equal(lost, 2);
   });
 });
