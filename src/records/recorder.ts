@@ -572,6 +572,9 @@ export class RunRecorder {
    * instead of going on with nobody to record it. So does a claimed run's
    * beat that finds the claim gone (a paused process whose lease lapsed: the
    * run may be running again under another worker, and must not run twice).
+   * Once the attempt is lost (that, or its worker saw its lease run out), no
+   * more beats: renewing a claim this process gave up would keep every other
+   * worker from taking the run back for as long as the attempt takes to stop.
    */
   async #beat(ms: number, endedElsewhere?: () => void): Promise<void> {
     const stop = this.#stopBeating.signal;
@@ -581,6 +584,7 @@ export class RunRecorder {
       } catch {
         return; // Stopped.
       }
+      if (this.#lost) return;
       try {
         const claim = this.#claim;
         if (claim !== undefined) {

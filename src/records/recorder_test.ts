@@ -333,6 +333,44 @@ Deno.test("RunRecorder.adopt with `lost`: once the worker finds the claim gone, 
   assert.equal((await records.getRun(runId))?.status, "running", "nothing was recorded");
 });
 
+Deno.test("RunRecorder.adopt with `lost`: no heartbeat renews the claim once lost, so any worker takes the run back a lease later, while the attempt is still stopping", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  let beats = 0;
+  const heartbeatClaim = records.heartbeatClaim.bind(records);
+  Reflect.set(records, "heartbeatClaim", (...args: Parameters<typeof heartbeatClaim>) => {
+    beats++;
+    return heartbeatClaim(...args);
+  });
+  const lost = new AbortController();
+  const { runId, recorder } = await claimedRecorder(records, clock, {
+    timers,
+    heartbeatMs: 250,
+    lost: lost.signal,
+  });
+  await timers.advance(250);
+  assert.equal(beats, 1, "the claim is renewed while the attempt holds it");
+  const lastBeat = (await records.getRun(runId))?.heartbeatAt;
+  assert.equal(lastBeat, clock.now());
+  // Its worker saw its lease run out (a starved process): the attempt is lost, and stopping
+  // (a node that ignores its signal keeps it from ending for a while).
+  lost.abort();
+  for (let waited = 0; waited <= 60_000; waited += 250) await timers.advance(250);
+  assert.equal(beats, 1, "no heartbeat once lost");
+  assert.equal((await records.getRun(runId))?.heartbeatAt, lastBeat);
+  // A lease (60 s) after its last heartbeat, another worker takes the run back.
+  const b = new Records(store, { clock });
+  assert.deepEqual(await b.reclaimLost(), [runId]);
+  assert.equal((await b.claimRun({ worker: "B", leaseMs: 60_000 }))?.id, runId);
+  await assert.rejects(
+    () => recorder.finish({ ...END, status: "cancelled" }),
+    (err: Error) => err.name === "RunNotOwnedError",
+  );
+  assert.equal(timers.pending, 0, "no timer left");
+});
+
 Deno.test("a claimed run whose record was deleted meanwhile (restore --force) says its record is gone, not that another worker took it", async () => {
   await using store = await openStore({ plugin: "memory" });
   const clock = fakeClock(Date.UTC(2026, 0, 1));
