@@ -328,12 +328,21 @@ async function stallPastLease(p: Project, stalled: Watched, id: string): Promise
 }
 
 /**
- * Run `id` (held in its first gate by worker `dying`, `--lease 1s`) is taken back and run to
- * its end by worker `taker` (its lease the default 30 s: never lost here) once `dying` is
- * killed; `follower` (`runs show --follow`) says each lost attempt and follows the run to
- * its end. Every attempt before the last was `dying`'s, and lost: `dying` itself may have
- * lost its 1 s claim while starved (a loaded machine) before it was killed, taken the run
- * back and claimed it again. Resolves how many attempts were lost.
+ * The lease of the worker killed under a run: short, so that another worker takes the run
+ * back soon after the kill, yet a few heartbeats (one every quarter of it) long. At 1 s, a
+ * live worker starved on a loaded machine (load 8 and more on 2 cores) lost its claim now
+ * and then, took the run back and claimed it again, sometimes three times: the run then
+ * ended failed (lost too often, `MAX_LOST_ATTEMPTS`).
+ */
+const DYING_LEASE = "3s";
+
+/**
+ * Run `id` (held in its first gate by worker `dying`, lease {@linkcode DYING_LEASE}) is taken
+ * back and run to its end by worker `taker` (its lease the default 30 s: not lost here) once
+ * `dying` is killed; `follower` (`runs show --follow`) says each lost attempt and follows the
+ * run to its end. Every attempt before the last was `dying`'s, and lost: `dying` itself may
+ * have lost its claim while starved before it was killed, taken the run back and claimed it
+ * again (which `stallPastLease` makes certain). Resolves how many attempts were lost.
  */
 async function takenBackAndFollowed(
   p: Project,
@@ -343,7 +352,7 @@ async function takenBackAndFollowed(
   beforeKill: (dying: Watched) => Promise<void> = async () => {},
 ): Promise<number> {
   {
-    await using dying = worker(p, "--lease", "1s", "--worker-id", "dying");
+    await using dying = worker(p, "--lease", DYING_LEASE, "--worker-id", "dying");
     await follower.until(/first: log: waiting for /);
     await beforeKill(dying);
     dying.kill("SIGKILL"); // its lease lapses; another worker takes the run back
@@ -391,8 +400,8 @@ Deno.test("cli follow: a worker starved past its lease loses its attempt too; ea
     const id = (await cliOk(p.run, "enqueue", "gated", ...g.inputs)).trim();
     await using follower = p.spawn("runs", "show", id, "--follow");
     const lost = await takenBackAndFollowed(p, id, follower, g, async (dying) => {
-      // Starved past its 1 s lease: resumed, it stops its attempt (lost), takes the run back
-      // and claims it again (attempt 2), which its kill loses in turn.
+      // Starved past its lease: resumed, it stops its attempt (lost), takes the run back and
+      // claims it again (attempt 2), which its kill loses in turn.
       await stallPastLease(p, dying, id);
       await dying.until(/"type":"claim"[^\n]*"attempt":2/);
     });
