@@ -509,7 +509,11 @@ class QueueWorker implements Worker {
   readonly id: string;
   readonly #rt: Runtime;
   readonly #s: Settings;
-  readonly #inFlight = new Map<string, InFlight>();
+  /**
+   * The attempts in flight, one entry each (not one per run: a worker may take back a run whose
+   * lease it let lapse, a starved process, and claim it again while the lapsed attempt stops).
+   */
+  readonly #inFlight = new Set<InFlight>();
   #stopping = false;
   /** Aborted at stop: ends a wait for the records store. */
   readonly #halt = new AbortController();
@@ -1033,6 +1037,7 @@ class QueueWorker implements Worker {
         }
       }
     })();
+    const flight: InFlight = { run, cancel, done: Promise.resolve() };
     const done = (async () => {
       let status: RunStatus = "failed";
       let error: string | undefined;
@@ -1122,7 +1127,7 @@ class QueueWorker implements Worker {
         untrack();
         beating.abort("the attempt ended"); // not the default reason: a DOMException per run
         await beat;
-        this.#inFlight.delete(run.id);
+        this.#inFlight.delete(flight);
         this.#claimsChanged = true;
         this.#s.onEvent({
           type: "end",
@@ -1137,7 +1142,8 @@ class QueueWorker implements Worker {
         this.#wakeUp(); // a slot is free
       }
     })();
-    this.#inFlight.set(run.id, { run, cancel, done });
+    flight.done = done;
+    this.#inFlight.add(flight);
     this.#claimsChanged = true;
   }
 
