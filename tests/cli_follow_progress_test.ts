@@ -65,8 +65,12 @@ const progressLines = (text: string) => text.split("\n").filter((l) => /items do
 
 Deno.test("cli follow: a running forEach node's progress prints as its items end, plain, never after the node's end", async () => {
   await withProject(async (p) => {
-    await using worker = p.spawn("worker", "--json", "--poll", "50ms");
+    // The follower first, the worker once it follows: the run's events then print live
+    // (`notify: item 0 attempt 1`). A worker already polling may claim and start the run before
+    // a slow follower's first read, which prints them in the run's timeline instead.
     await using follower = p.spawn("enqueue", "each", "--follow");
+    await follower.until(/is queued, waiting for a worker to claim it/, "stderr");
+    await using worker = p.spawn("worker", "--json", "--poll", "50ms");
     await follower.until(/notify: item 0 attempt 1/);
     await p.release(0, "go");
     await follower.until(/^\+\S+ +notify: 1 of 4 items done \(25%\), 1 running$/m);

@@ -156,19 +156,14 @@ for (const backend of BACKENDS) {
         await follower.until(/"message":"waiting for [^"]*x-1"/);
         const { runId } = JSON.parse(follower.stdout.split("\n")[0]);
         const cancel = await cliOk(p.run, "runs", "cancel", runId);
-        assert.match(cancel, /Cancel requested for run \w+ \(gated\): it stops within a second/);
-        // A hang guard only (documented: about a second, plus runs.abortGrace at most).
-        let guard: ReturnType<typeof setTimeout> | undefined;
-        const code = await Promise.race([
-          follower.code(),
-          new Promise<never>((_, reject) =>
-            guard = setTimeout(
-              () => reject(new Error(`run ${runId} still running after 60 s`)),
-              60_000,
-            )
-          ),
-        ]).finally(() => clearTimeout(guard));
-        assert.equal(code, 1, follower.stderr);
+        // A worker starved on a loaded machine may not have written a heartbeat for two
+        // intervals (10 s): the request then says so, and still that a live worker stops it.
+        assert.match(
+          cancel,
+          /^Cancel requested for run \w+ \(gated\)(: it stops within a second|, but the worker running it has not answered since .*: if it is alive, the run stops within a second; .*)$/m,
+        );
+        // (documented: about a second, plus runs.abortGrace at most; code() has a hang guard)
+        assert.equal(await follower.code(), 1, follower.stderr);
         const last = JSON.parse(follower.stdout.trimEnd().split("\n").at(-1)!);
         assert.equal(last.run.status, "cancelled");
         // The worker goes on: the next run succeeds.
@@ -267,8 +262,12 @@ Deno.test("cli follow: SIGTERM stops following, not the run; --timeout stops wai
           `Follow it again with: flowstate runs show ${id} --follow`,
       ),
     );
-    await using w = worker(p);
+    // The follower first, the worker once it follows: its gate's log line then prints live
+    // (`first: log: …`). A worker started first may reach the gate before a slow follower's first
+    // read, which prints that line in the run's timeline instead (`first:` on a line of its own).
     await using follower = p.spawn("runs", "show", id, "--follow");
+    await follower.until(/is queued, waiting for a worker to claim it/, "stderr");
+    await using w = worker(p);
     await follower.until(/first: log: waiting for /);
     follower.kill("SIGTERM");
     assert.equal(await follower.code(), 143, follower.stderr);
