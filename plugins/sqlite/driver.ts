@@ -94,7 +94,7 @@ function feedRow(row: FeedRow | Record<string, unknown>): FeedRow {
 
 /** Above this many entries under its prefix, building an index reports progress. */
 const BUILD_NOTICE_ENTRIES = 10_000;
-import { checkSchema, probeFile, setUp } from "./schema.ts";
+import { checkSchema, createFile, lostContentError, probeFile, setUp } from "./schema.ts";
 import { parseJson } from "../../src/_json.ts";
 
 /**
@@ -625,9 +625,12 @@ export class SqliteDriver implements StoreDriver {
         { path },
       );
     }
+    if (kind === "empty" || kind === "zeros") throw lostContentError(path, kind, what, storeName);
     if (readOnly === undefined && kind !== "absent") readOnly = await fileNotWritable(path);
     if (readOnly === undefined) {
       try {
+        // A new file is made complete beside the path, then linked into place: never empty there.
+        if (kind === "absent") await createFile(path, what, busyTimeout);
         return await SqliteDriver.#openWritable(path, storeName, what, {
           busyTimeout,
           durability,
@@ -651,7 +654,7 @@ export class SqliteDriver implements StoreDriver {
         if (readOnly === undefined) throw err;
       }
     }
-    if (kind === "absent" || kind === "empty") {
+    if (kind === "absent") {
       throw new StoreReadOnlyError(
         `${what}: ${path} does not exist yet, and ${readOnly.path} ${readOnly.reason}, so it ` +
           `cannot be created. ${
