@@ -253,6 +253,7 @@ async function signalExpectation(
 ): Promise<SignalExpectation> {
   const names = new Set<string>();
   const byPath: string[] = [];
+  const inline = new Set<string>();
   const visit = (definition: unknown): void => {
     const nodes = (definition as { nodes?: unknown } | undefined)?.nodes;
     if (!Array.isArray(nodes)) return;
@@ -266,26 +267,29 @@ async function signalExpectation(
       if (type !== "flow") continue;
       const flow = options?.flow;
       // A sub-flow written in the flow is read; one named by a file is its sub-run's.
-      if (typeof flow === "object" && flow !== null) visit(flow);
-      else byPath.push(`${typeof flow === "string" ? flow : "a computed flow"} (node ${String(id)})`);
+      if (typeof flow === "object" && flow !== null) {
+        inline.add(String((flow as { id?: unknown }).id));
+        visit(flow);
+      } else byPath.push(`${typeof flow === "string" ? flow : "a computed flow"} (node ${String(id)})`);
     }
   };
   visit(await definitionOf(ctx, run));
   // The sub-runs running now (and theirs): their flows as they run.
   const tree = [...(running.get(runId) ?? [])];
-  let subRuns = 0;
+  let fromFiles = 0;
   for (let i = 0; i < tree.length; i++) {
     const entry = await ctx.store.get<StoredRun>(ctx.layout.run(tree[i]));
     if (entry === null || entry.value.queue !== undefined) continue;
-    subRuns++;
+    // A sub-run of a flow not written inline is that of a flow node naming a file.
+    if (!inline.has(entry.value.flowId)) fromFiles++;
     visit(await definitionOf(ctx, entry.value));
     tree.push(...(running.get(tree[i]) ?? []));
   }
   return {
     expected: names.has(name),
     waitSignals: [...names].sort(),
-    // Each running sub-run reads one of them: those are known.
-    unread: byPath.slice(subRuns),
+    // Each running sub-run of a file reads one of them: those are known.
+    unread: byPath.slice(fromFiles),
   };
 }
 
