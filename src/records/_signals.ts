@@ -173,7 +173,12 @@ export async function sendSignal(
       .set(layout.signal(runId, name, seq), signal as unknown as JsonValue)
       .commit();
     return result.ok
-      ? { kind: "stored", run, waiting: [], expectation: { expected: true, waitSignals: [], unread: [] } }
+      ? {
+        kind: "stored",
+        run,
+        waiting: [],
+        expectation: { expected: true, waitSignals: [], unread: [] },
+      }
       : RETRY;
   });
   if (outcome.kind === "stored") {
@@ -270,7 +275,10 @@ async function signalExpectation(
       if (typeof flow === "object" && flow !== null) {
         inline.add(String((flow as { id?: unknown }).id));
         visit(flow);
-      } else byPath.push(`${typeof flow === "string" ? flow : "a computed flow"} (node ${String(id)})`);
+      } else {
+        const named = typeof flow === "string" ? flow : "a computed flow";
+        byPath.push(`${named} (node ${String(id)})`);
+      }
     }
   };
   visit(await definitionOf(ctx, run));
