@@ -8,7 +8,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { withSandbox } from "./_cli_sandbox.ts";
+import { Watched } from "./_watched.ts";
 import { openStore, StoreCorruptError } from "../mod.ts";
+
+const MOD = new URL("../mod.ts", import.meta.url).href;
 
 const LOST: [string, Uint8Array][] = [
   ["empty", new Uint8Array(0)],
@@ -109,4 +112,36 @@ Deno.test("openStore() creates a new sqlite store file complete, with nothing le
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a process killed (SIGKILL) while creating a sqlite store leaves no file at its path: the next open creates it", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    const path = join(home, "state.db");
+    // Held at the moment the complete new file is to be linked into place, then killed.
+    const script = `
+      Deno.link = () => { console.log("linking"); return new Promise(() => {}); };
+      const { openStore } = await import(${JSON.stringify(MOD)});
+      await openStore({ plugin: "sqlite", path: ${JSON.stringify(path)} }, { name: "default" });
+    `;
+    await using child = new Watched(
+      new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--no-check", script],
+        cwd: dir,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
+    await child.until(/linking/);
+    child.kill("SIGKILL");
+    await child.code();
+    await assert.rejects(Deno.lstat(path), Deno.errors.NotFound);
+    const left = await Array.fromAsync(Deno.readDir(home), (e) => e.name);
+    assert.ok(left.some((name) => /^\.state\.db\.tmp-\d+-[0-9a-f]{8}$/.test(name)), String(left));
+    const set = await run("state", "set", "a", "1");
+    assert.equal(set.code, 0, set.stderr);
+    const get = await run("state", "get", "a");
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(get.stdout, /1/);
+  });
 });
