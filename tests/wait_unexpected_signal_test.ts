@@ -42,7 +42,7 @@ Deno.test("runs signal (CLI): a name no wait node waits for is kept, with a warn
 
     const typo = await runCli(dir, ["runs", "signal", id, "aprove"]);
     assert.equal(typo.code, 0, typo.stderr);
-    assert.match(typo.stdout, /^Sent signal aprove to run /);
+    assert.equal(typo.stdout.trim(), `Sent signal aprove to run ${id} (deploy): kept for the run`);
     assert.equal(
       typo.stderr.trim(),
       'warning: no wait node of flow deploy waits for "aprove"; its wait nodes wait for: ' +

@@ -99,10 +99,13 @@ export async function signalCommand(
             waiting[0]
           } waits for it and goes on within a second`,
         );
-      } else {
+      } else if (expected) {
         console.log(
           `Sent signal ${name} to run ${id} (${run.flowId}): no node waits for it now; it is kept for the run, and its wait node takes it when it waits (it is dropped if the run ends first)`,
         );
+      } else {
+        // The warning below says why no wait node will take it.
+        console.log(`Sent signal ${name} to run ${id} (${run.flowId}): kept for the run`);
       }
       if (warning !== undefined && !options.json) {
         printWarning({ code: "SIGNAL_NOT_WAITED_FOR", message: warning });
