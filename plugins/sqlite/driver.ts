@@ -551,7 +551,10 @@ export class SqliteDriver implements StoreDriver {
    * Open (creating if needed) the database at `path`: WAL mode, the chosen
    * durability, and the Flowstate schema. Throws a {@linkcode StoreCorruptError}
    * (leaving the file untouched) when the file is not a SQLite database, is a
-   * SQLite database that is not a Flowstate store, or has a newer schema version.
+   * SQLite database that is not a Flowstate store, or has a newer schema version,
+   * and when it lost its content (0 bytes, or NUL bytes where the header goes):
+   * a new file is made complete beside `path` and linked into place, so an
+   * empty one there is never a store being created.
    */
   static async open(path: string, options: SqliteDriverOptions = {}): Promise<SqliteDriver> {
     const driver = await SqliteDriver.#open(path, options);
