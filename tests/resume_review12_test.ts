@@ -1,0 +1,56 @@
+/**
+ * Review 12: resume and its preview against what a resume then does.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { openRuntime } from "../mod.ts";
+
+const memory = { stores: { main: { plugin: "memory" as const } } };
+
+Deno.test("resumeRun: a node after an if:-skipped node whose if: reads env. is run again when the resume runs that node", async () => {
+  await using rt = await openRuntime({ config: memory });
+  const flow = (fail: boolean) => ({
+    id: "skipping-env",
+    env: ["R12_EXPRESS"],
+    nodes: [
+      { id: "order", type: "transform", with: { value: 1 } },
+      {
+        id: "express",
+        type: "transform",
+        needs: ["order"],
+        if: '${{ env.R12_EXPRESS == "yes" }}',
+        with: { value: "fast" },
+      },
+      {
+        id: "label",
+        type: "transform",
+        needs: ["express"],
+        with: { value: "${{ nodes.express.output }}" },
+      },
+      {
+        id: "mail",
+        type: fail ? "fail" : "transform",
+        needs: ["label"],
+        with: fail ? { message: "smtp down" } : { value: "sent" },
+      },
+    ],
+  });
+  Deno.env.set("R12_EXPRESS", "no");
+  try {
+    const failed = await rt.runFlow(flow(true));
+    assert.equal(failed.nodes.express.status, "skipped");
+    Deno.env.set("R12_EXPRESS", "yes");
+    const preview = await rt.previewResume(failed.id, { flow: flow(false) });
+    const resumed = await rt.resumeRun(failed.id, { flow: flow(false) });
+    assert.equal(resumed.nodes.express.status, "succeeded", "its if: is true now");
+    assert.equal(resumed.nodes.express.output, "fast");
+    // label reads express's output: reused, it would keep the output of a run where express was skipped.
+    assert.equal(resumed.nodes.label.output, "fast");
+    assert.equal(resumed.nodes.label.reused, undefined);
+    const label = preview.nodes.find((n) => n.node === "label")!;
+    assert.equal(label.reused, false, "the preview says label runs again");
+  } finally {
+    Deno.env.delete("R12_EXPRESS");
+  }
+});
