@@ -54,3 +54,31 @@ Deno.test("resumeRun: a node after an if:-skipped node whose if: reads env. is r
     Deno.env.delete("R12_EXPRESS");
   }
 });
+
+Deno.test("previewResume: refused as the resume is when the flow now needs an input the run did not have", async () => {
+  await using rt = await openRuntime({ config: memory });
+  const flow = (later: boolean) => ({
+    id: "grown",
+    ...(later ? { inputs: { who: { type: "string" } }, env: ["R12_UNSET_REGION"] } : {}),
+    nodes: [
+      { id: "a", type: "transform", with: { value: 1 } },
+      later
+        ? { id: "b", type: "transform", needs: ["a"], with: { value: "${{ inputs.who }}" } }
+        : { id: "b", type: "fail", needs: ["a"], with: { message: "down" } },
+    ],
+  });
+  const failed = await rt.runFlow(flow(false));
+  assert.equal(failed.status, "failed");
+  const resumed = await rt.resumeRun(failed.id, { flow: flow(true) }).then(
+    () => undefined,
+    (err: Error) => err,
+  );
+  assert.ok(resumed instanceof Error, "the resume is refused");
+  const previewed = await rt.previewResume(failed.id, { flow: flow(true) }).then(
+    () => undefined,
+    (err: Error) => err,
+  );
+  assert.ok(previewed instanceof Error, "the preview is refused as the resume is");
+  assert.equal(previewed.constructor, resumed.constructor);
+  assert.equal(previewed.message, resumed.message);
+});
