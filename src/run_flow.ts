@@ -977,11 +977,18 @@ async function runInTree(
         if (node.output !== undefined && masker.contains(node.output)) node.masked = true;
       }
     }
+    // A value the run made a secret since it started (`mask:`, `ctx.mask`) may be one of its
+    // inputs: they are recorded masked at its end, and say so (a resume cannot use them). Not
+    // a claimed run's: its next attempt runs with its record's inputs (see `start`).
+    const maskedInputs = claimed === undefined && !masker.empty && masker.contains(inputs)
+      ? masker.mask(inputs) as Record<string, JsonValue>
+      : undefined;
     let record: RunRecord;
     try {
-      record = await recorder.finish(
-        masker.mask({ ...outcome, endedAt: outcome.endedAt ?? undefined }),
-      );
+      record = await recorder.finish({
+        ...masker.mask({ ...outcome, endedAt: outcome.endedAt ?? undefined }),
+        ...(maskedInputs === undefined ? {} : { maskedInputs }),
+      });
     } catch (err) {
       unrecorded(bus, runId, def.id, host.clock.now(), masker.mask(err));
       throw err;
