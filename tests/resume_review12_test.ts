@@ -4,6 +4,8 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withCliProject } from "./_cli_sandbox.ts";
 import { openRuntime } from "../mod.ts";
 
 const memory = { stores: { main: { plugin: "memory" as const } } };
@@ -81,4 +83,31 @@ Deno.test("previewResume: refused as the resume is when the flow now needs an in
   assert.ok(previewed instanceof Error, "the preview is refused as the resume is");
   assert.equal(previewed.constructor, resumed.constructor);
   assert.equal(previewed.message, resumed.message);
+});
+
+Deno.test("runs resume --dry-run: exits 2 with the resume's own error when the run's inputs no longer fit the flow", async () => {
+  await withCliProject("flows: [./flows]\n", async (run, dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    const file = join(dir, "flows", "grown.flow.yaml");
+    await Deno.writeTextFile(
+      file,
+      "id: grown\nnodes:\n  - { id: a, type: transform, with: { value: 1 } }\n" +
+        "  - { id: b, type: fail, needs: [a], with: { message: down } }\n",
+    );
+    const first = await run("run", "flows/grown.flow.yaml", "--json");
+    assert.equal(first.code, 1, first.stderr);
+    const id = JSON.parse(first.stdout).id;
+    await Deno.writeTextFile(
+      file,
+      "id: grown\ninputs:\n  who: { type: string }\nnodes:\n" +
+        "  - { id: a, type: transform, with: { value: 1 } }\n" +
+        '  - { id: b, type: transform, needs: [a], with: { value: "${{ inputs.who }}" } }\n',
+    );
+    const dry = await run("runs", "resume", id, "--dry-run");
+    const resumed = await run("runs", "resume", id);
+    assert.equal(resumed.code, 2, resumed.stderr);
+    assert.match(resumed.stderr, /inputs\.who: required/);
+    assert.equal(dry.code, 2, dry.stdout);
+    assert.equal(dry.stderr, resumed.stderr);
+  });
 });
