@@ -171,7 +171,7 @@ export {
   type RuntimeOptions,
 } from "./src/runtime.ts";
 export { type EnqueueOptions, type EnqueueResult } from "./src/queue/enqueue.ts";
-export type { SignalOutcome } from "./src/records/_signals.ts";
+export type { SignalExpectation, SignalOutcome } from "./src/records/_signals.ts";
 export type { FailedRunInput, RunSource } from "./src/on_failure.ts";
 export {
   DEFAULT_LEASE_MS,

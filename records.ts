@@ -21,6 +21,7 @@ export {
   Records,
   type RecordsOptions,
   type ResumeMarker,
+  type SignalExpectation,
   type SignalOutcome,
   type StoredSignal,
 } from "./src/records/records.ts";

@@ -398,6 +398,8 @@ for (const backend of BACKENDS) {
           flowId: "deploy",
           signal: "approve",
           waiting: ["approve"],
+          expected: true,
+          waitSignals: ["approve"],
         });
         assert.equal(await runner.code(), 0, runner.stderr);
         assert.match(runner.stderr, /\[after\] approved by ada/);

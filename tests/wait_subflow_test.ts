@@ -192,6 +192,9 @@ Deno.test("wait in a sub-flow (CLI): runs show of the root run says the sub-run'
       flowId: "parent",
       signal: "approve",
       waiting: ["approve"],
+      // The sub-run (of a file) runs: its wait node counts.
+      expected: true,
+      waitSignals: ["approve"],
     });
     assert.equal(await runner.code(), 0, runner.stderr);
     assert.equal(await follower.code(), 0, follower.stderr);

@@ -254,6 +254,18 @@ function describeJsonError(err: unknown, text: string): string {
 
 /** Parse a store document, or say why it is not one. */
 export function parseDocument(bytes: Uint8Array): State | Corruption {
+  // A store file is always written whole (temp file, then rename): an empty one, or one of NUL
+  // bytes (what a crash leaves on some file systems), lost its content.
+  if (bytes.length === 0) {
+    return { reason: "is empty (0 bytes): a store file that lost its content", cause: undefined };
+  }
+  if (bytes.every((byte) => byte === 0)) {
+    return {
+      reason: `holds only NUL bytes (${bytes.length}; what a crash leaves on some file systems): ` +
+        "a store file that lost its content",
+      cause: undefined,
+    };
+  }
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

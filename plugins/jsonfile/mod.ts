@@ -59,8 +59,9 @@
  *   file, and the file is re-read only when it was replaced.
  * - Expired entries are hidden by the core and stay in the file until
  *   `purgeExpired()` deletes them; `compact()` rewrites the file.
- * - A file that is not valid JSON, or has an unknown format or version, is
- *   never overwritten. With `onCorrupt: "refuse"` (the default) it is left
+ * - A file that is not valid JSON (an empty one, or one of NUL bytes, is a
+ *   store that lost its content: the file is always written whole), or has an
+ *   unknown format or version, is never overwritten. With `onCorrupt: "refuse"` (the default) it is left
  *   where it is and every open refuses it with a `StoreCorruptError`, until a
  *   person acts (`flowstate stores repair <store>` moves it aside as
  *   `<path>.corrupt-<timestamp>`); with `onCorrupt: "start-empty"` a damaged

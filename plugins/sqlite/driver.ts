@@ -94,7 +94,7 @@ function feedRow(row: FeedRow | Record<string, unknown>): FeedRow {
 
 /** Above this many entries under its prefix, building an index reports progress. */
 const BUILD_NOTICE_ENTRIES = 10_000;
-import { checkSchema, probeFile, setUp } from "./schema.ts";
+import { checkSchema, createFile, lostContentError, probeFile, setUp } from "./schema.ts";
 import { parseJson } from "../../src/_json.ts";
 
 /**
@@ -551,7 +551,10 @@ export class SqliteDriver implements StoreDriver {
    * Open (creating if needed) the database at `path`: WAL mode, the chosen
    * durability, and the Flowstate schema. Throws a {@linkcode StoreCorruptError}
    * (leaving the file untouched) when the file is not a SQLite database, is a
-   * SQLite database that is not a Flowstate store, or has a newer schema version.
+   * SQLite database that is not a Flowstate store, or has a newer schema version,
+   * and when it lost its content (0 bytes, or NUL bytes where the header goes):
+   * a new file is made complete beside `path` and linked into place, so an
+   * empty one there is never a store being created.
    */
   static async open(path: string, options: SqliteDriverOptions = {}): Promise<SqliteDriver> {
     const driver = await SqliteDriver.#open(path, options);
@@ -625,9 +628,12 @@ export class SqliteDriver implements StoreDriver {
         { path },
       );
     }
+    if (kind === "empty" || kind === "zeros") throw lostContentError(path, kind, what, storeName);
     if (readOnly === undefined && kind !== "absent") readOnly = await fileNotWritable(path);
     if (readOnly === undefined) {
       try {
+        // A new file is made complete beside the path, then linked into place: never empty there.
+        if (kind === "absent") await createFile(path, what, busyTimeout);
         return await SqliteDriver.#openWritable(path, storeName, what, {
           busyTimeout,
           durability,
@@ -651,7 +657,7 @@ export class SqliteDriver implements StoreDriver {
         if (readOnly === undefined) throw err;
       }
     }
-    if (kind === "absent" || kind === "empty") {
+    if (kind === "absent") {
       throw new StoreReadOnlyError(
         `${what}: ${path} does not exist yet, and ${readOnly.path} ${readOnly.reason}, so it ` +
           `cannot be created. ${

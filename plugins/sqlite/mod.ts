@@ -18,6 +18,13 @@
  *   `StoreReadOnlyError` naming the place. Where SQLite cannot create the
  *   WAL's `-shm` file there, it reads a snapshot copy made in a temp
  *   directory (removed on close), commits still in the `-wal` included.
+ * - A new store file is made complete (the schema written, the WAL folded in)
+ *   in a temp file beside its path, then hard-linked into place: the path
+ *   never holds an empty or half set-up file, whatever kills the process. So a
+ *   file there that is empty (0 bytes), or NUL bytes where SQLite's header
+ *   goes, is a store that lost its content: every open refuses it
+ *   (`StoreCorruptError`, reason `"damaged"`) and leaves it untouched, never
+ *   uses it as a new store; `flowstate stores repair` sets it aside.
  * - Keys are stored as memcmp-ordered bytes (see `encodeKey`), so prefix and
  *   range scans are index range scans. Queries are translated to SQL with
  *   `json_type`/`json_extract`/`json_each` when that can be done with the exact

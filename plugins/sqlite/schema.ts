@@ -4,8 +4,10 @@
  *
  * @module
  */
-import type { DatabaseSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
 import { StoreCorruptError } from "../../src/errors.ts";
+import { syncDir, tempPathFor } from "../../src/_fs.ts";
+import { dirname } from "../../src/_path.ts";
 import { isBusy } from "./errors.ts";
 
 /** The schema version of a new file. */
@@ -51,8 +53,15 @@ CREATE INDEX flowstate_entries_expires_at ON flowstate_entries (expires_at)
   WHERE expires_at IS NOT NULL;
 `;
 
-/** What the first bytes of `path` say it is. */
-export async function probeFile(path: string): Promise<"absent" | "empty" | "sqlite" | "other"> {
+/**
+ * What the first bytes of `path` say it is: `"absent"`, `"empty"` (0 bytes),
+ * `"zeros"` (its first bytes, where SQLite's header goes, are all NUL: what a
+ * crash leaves on some file systems), `"sqlite"` (SQLite's header) or
+ * `"other"`.
+ */
+export async function probeFile(
+  path: string,
+): Promise<"absent" | "empty" | "zeros" | "sqlite" | "other"> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -69,10 +78,81 @@ export async function probeFile(path: string): Promise<"absent" | "empty" | "sql
       got += n;
     }
     if (got === 0) return "empty";
+    if (header.subarray(0, got).every((byte) => byte === 0)) return "zeros";
     const text = String.fromCharCode(...header.subarray(0, got));
     return text === SQLITE_MAGIC ? "sqlite" : "other";
   } finally {
     file.close();
+  }
+}
+
+/**
+ * The error for a store file that lost its content: 0 bytes, or NUL bytes
+ * where SQLite's header goes. Flowstate never leaves a store file so (see
+ * {@linkcode createFile}), so such a file is a store whose data is gone, not
+ * one being created: it is refused and left untouched, never used as a new
+ * store (new writes on top would hide the loss).
+ */
+export function lostContentError(
+  path: string,
+  kind: "empty" | "zeros",
+  what: string,
+  storeName: string,
+): StoreCorruptError {
+  const found = kind === "empty"
+    ? "is empty (0 bytes)"
+    : `holds only NUL bytes where SQLite's header should be (what a crash leaves on some file ` +
+      `systems)`;
+  return new StoreCorruptError(
+    `${what}: ${path} ${found}: a store file that lost its content (Flowstate never leaves one ` +
+      `so), not a new store; the file was left untouched. Restore a backup into the store ` +
+      `(\`flowstate stores repair ${storeName}\` sets the file aside, then \`flowstate restore ` +
+      `--store ${storeName} <file>\`), or remove ${path} to start an empty store`,
+    { path },
+  );
+}
+
+/**
+ * Create a new store file at `path`, complete: the database and its schema
+ * are written to a temp file beside it (`.<name>.tmp-<pid>-<hex>`, which gc
+ * removes if a crash leaves it), which is then hard-linked into place. So
+ * `path` never exists empty or half set up, whatever kills the process, and
+ * an empty file there is a store that lost its content. Resolves `false`
+ * (and creates nothing) where the file system has no hard links: the caller
+ * then creates the file in place, as SQLite does. If another process created
+ * `path` meanwhile, its file is kept and this one discarded.
+ */
+export async function createFile(
+  path: string,
+  what: string,
+  busyTimeout: number,
+): Promise<boolean> {
+  const temp = tempPathFor(path);
+  try {
+    const db = new DatabaseSync(temp);
+    try {
+      db.exec(`PRAGMA busy_timeout = ${busyTimeout}`);
+      db.exec("PRAGMA synchronous = FULL");
+      await setUp(db, path, what, busyTimeout);
+    } finally {
+      // The last connection's close checkpoints the WAL into the file (fsynced) and removes it.
+      db.close();
+    }
+    try {
+      await Deno.link(temp, path);
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) return true;
+      if (err instanceof Deno.errors.NotSupported || err instanceof Deno.errors.PermissionDenied) {
+        return false;
+      }
+      throw err;
+    }
+    await syncDir(dirname(path));
+    return true;
+  } finally {
+    for (const suffix of ["", "-wal", "-shm", "-journal"]) {
+      await Deno.remove(temp + suffix).catch(() => {});
+    }
   }
 }
 

@@ -4,17 +4,26 @@
  *
  * @module
  */
-import { type GlobalOptions, openForReading, printError, unlessMissing } from "./common.ts";
+import {
+  type GlobalOptions,
+  openForReading,
+  printError,
+  printWarning,
+  unlessMissing,
+} from "./common.ts";
 import { jsonProblem, UsageError } from "./input.ts";
 import { isRunId } from "../records/run_id.ts";
-import { signalData, signalNameProblem } from "../records/_signals.ts";
+import { signalData, signalNameProblem, unexpectedSignalWarning } from "../records/_signals.ts";
 import { parseJson } from "../_json.ts";
 
 /** The options of `runs signal`. */
 export interface SignalCommandOptions {
   /** The signal's data, as JSON text (default: none, `null`). */
   data?: string;
-  /** Print `{ runId, flowId, signal, waiting }` instead of a sentence. */
+  /**
+   * Print `{ runId, flowId, signal, waiting, expected, waitSignals, warning? }` instead of a
+   * sentence (`warning` when no `wait` node of the run's flow waits for the name).
+   */
   json?: boolean;
 }
 
@@ -72,12 +81,17 @@ export async function signalCommand(
     case "stored": {
       const run = outcome.run;
       const waiting = outcome.waiting;
+      const { expected, waitSignals } = outcome.expectation;
+      const warning = unexpectedSignalWarning(name, run.flowId, outcome.expectation);
       if (options.json) {
         console.log(JSON.stringify({
           runId: id,
           flowId: run.flowId,
           signal: name,
           waiting,
+          expected,
+          waitSignals,
+          ...(warning === undefined ? {} : { warning }),
         }));
       } else if (waiting.length > 0) {
         console.log(
@@ -85,10 +99,16 @@ export async function signalCommand(
             waiting[0]
           } waits for it and goes on within a second`,
         );
-      } else {
+      } else if (expected) {
         console.log(
           `Sent signal ${name} to run ${id} (${run.flowId}): no node waits for it now; it is kept for the run, and its wait node takes it when it waits (it is dropped if the run ends first)`,
         );
+      } else {
+        // The warning below says why no wait node will take it.
+        console.log(`Sent signal ${name} to run ${id} (${run.flowId}): kept for the run`);
+      }
+      if (warning !== undefined && !options.json) {
+        printWarning({ code: "SIGNAL_NOT_WAITED_FOR", message: warning });
       }
       return 0;
     }

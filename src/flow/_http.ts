@@ -76,9 +76,13 @@ export function isCredentialResponseHeader(name: string): boolean {
   return isSecretName(lower);
 }
 
+/** The length from which a cookie's value is masked alone too (a session id; not `true`). */
+const COOKIE_VALUE_MIN = 8;
+
 /**
  * The secrets of a credential response header's value, to mask: the value, and for
- * `set-cookie` each cookie's `name=value` and value (the worker joins several cookies with
+ * `set-cookie` each cookie's `name=value`, and its value alone when it has
+ * {@linkcode COOKIE_VALUE_MIN} characters or more (the worker joins several cookies with
  * `, `), for another header the credential after a scheme (`Bearer abc` → `abc`). Those shorter
  * than `min` are left out.
  */
@@ -89,8 +93,11 @@ export function responseCredentials(name: string, value: string, min: number): s
     for (const cookie of value.split(/, (?=[^;,=\s]+=)/)) {
       const pair = cookie.split(";")[0].trim();
       found.add(pair);
+      // The value alone only when it can be a credential: a flag (`consent=true`) or a locale
+      // (`lang=en-US`) masked alone would turn every such word of the run's records into ***.
       const eq = pair.indexOf("=");
-      if (eq >= 0) found.add(pair.slice(eq + 1).trim());
+      const alone = eq >= 0 ? pair.slice(eq + 1).trim() : "";
+      if (alone.length >= COOKIE_VALUE_MIN) found.add(alone);
     }
   } else {
     const space = value.trim().indexOf(" ");

@@ -84,6 +84,12 @@ Deno.test("http: which response headers carry credentials, and their secrets", (
       "lang=en",
     ],
   );
+  // A flag or a locale is not masked alone (every "true" of the run would be ***), its pair is.
+  assert.deepEqual(responseCredentials("set-cookie", "consent=true, lang=en-US; Path=/", 4), [
+    "consent=true, lang=en-US; Path=/",
+    "consent=true",
+    "lang=en-US",
+  ]);
   assert.deepEqual(responseCredentials("x-auth-token", "Bearer abc123", 4), [
     "Bearer abc123",
     "abc123",

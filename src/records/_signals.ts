@@ -33,6 +33,7 @@ import { listRunSummaries } from "./_listing.ts";
 import type { RunEvent, RunRecord } from "./types.ts";
 import { waitingLine } from "../flow/_signal_name.ts";
 import { getVersion } from "./_versions.ts";
+import { didYouMean } from "../_suggest.ts";
 
 import { SIGNAL_NAME } from "../flow/_signal_name.ts";
 export { SIGNAL_NAME };
@@ -77,7 +78,16 @@ export type SignalOutcome =
    * `waiting`: the nodes that were waiting for it, as the run's events recorded so far say
    * (a node that began to wait less than a second ago may not be in it yet).
    */
-  | { kind: "stored"; run: RunRecord; waiting: string[] }
+  | {
+    kind: "stored";
+    run: RunRecord;
+    waiting: string[];
+    /**
+     * What the run's flow says of the name (see {@linkcode SignalExpectation}):
+     * whether one of its `wait` nodes waits for it, and which names they wait for.
+     */
+    expectation: SignalExpectation;
+  }
   /** The run had ended: nothing written. */
   | { kind: "ended"; run: RunRecord }
   /** No run with that id. */
@@ -162,24 +172,54 @@ export async function sendSignal(
       .check(layout.run(runId), entry.version)
       .set(layout.signal(runId, name, seq), signal as unknown as JsonValue)
       .commit();
-    return result.ok ? { kind: "stored", run, waiting: [] } : RETRY;
+    return result.ok
+      ? {
+        kind: "stored",
+        run,
+        waiting: [],
+        expectation: { expected: true, waitSignals: [], unread: [] },
+      }
+      : RETRY;
   });
-  if (outcome.kind === "stored" && outcome.run.status === "running") {
-    outcome.waiting = (await waitingInTree(ctx, runId)).filter((w) => w.signal === name)
-      .map((w) => w.node);
+  if (outcome.kind === "stored") {
+    const running = outcome.run.status === "running" ? await runningChildren(ctx) : new Map();
+    if (outcome.run.status === "running") {
+      outcome.waiting = (await waitingInTree(ctx, runId, running)).filter((w) => w.signal === name)
+        .map((w) => w.node);
+    }
+    outcome.expectation = await signalExpectation(ctx, runId, outcome.run, name, running);
   }
   return outcome;
 }
 
 /**
- * The `wait` nodes waiting now in run `runId` and in its running sub-runs
- * (their waits take the signals sent to their ancestors too), each with the
- * run it is in: the run's own first.
+ * What a run's flow says of a signal name, as far as it is known without
+ * running anything: the names its `wait` nodes wait for, those of its sub-flows
+ * written in it, and those of its sub-runs running now (their flows as they
+ * ran). A custom node may take any name (`ctx.takeSignal`), so a name no
+ * `wait` node waits for is kept all the same: this only says so.
+ *
+ * @example
+ * ```ts
+ * import type { SignalExpectation } from "@flowstate/core/records";
+ * const expectation: SignalExpectation = { expected: false, waitSignals: ["approve"], unread: [] };
+ * console.log(expectation.expected ? "waited for" : `its wait nodes wait for ${expectation.waitSignals}`);
+ * ```
  */
-export async function waitingInTree(
-  ctx: RecordsContext,
-  runId: string,
-): Promise<(WaitingNode & { runId: string })[]> {
+export interface SignalExpectation {
+  /** Whether a `wait` node of the run's flow (or of a sub-flow known) waits for the name. */
+  expected: boolean;
+  /** The names the `wait` nodes known wait for, sorted, each once. */
+  waitSignals: string[];
+  /**
+   * The sub-flows whose `wait` nodes are not known (a `flow` node naming a file, or computing
+   * its flow, whose sub-run is not running now), as `<flow> (node <id>)`.
+   */
+  unread: string[];
+}
+
+/** The running sub-runs of every running run, by parent (a `queue` node's runs are their own). */
+async function runningChildren(ctx: RecordsContext): Promise<Map<string, string[]>> {
   const children = new Map<string, string[]>();
   let cursor: string | undefined;
   do {
@@ -192,6 +232,109 @@ export async function waitingInTree(
     }
     cursor = page.cursor;
   } while (cursor !== undefined);
+  return children;
+}
+
+/** The definition of the flow version `run` ran, or `undefined` (a job's run, a version gone). */
+async function definitionOf(
+  ctx: RecordsContext,
+  run: Pick<RunRecord, "flowId" | "flowVersion">,
+): Promise<unknown> {
+  try {
+    return (await getVersion(ctx, run.flowId, run.flowVersion))?.definition;
+  } catch (err) {
+    if (err instanceof TypeError) return undefined; // not a flow id (a job's "job:…")
+    throw err;
+  }
+}
+
+/** See {@linkcode SignalExpectation}. */
+async function signalExpectation(
+  ctx: RecordsContext,
+  runId: string,
+  run: RunRecord,
+  name: string,
+  running: ReadonlyMap<string, string[]>,
+): Promise<SignalExpectation> {
+  const names = new Set<string>();
+  const byPath: string[] = [];
+  const inline = new Set<string>();
+  const visit = (definition: unknown): void => {
+    const nodes = (definition as { nodes?: unknown } | undefined)?.nodes;
+    if (!Array.isArray(nodes)) return;
+    for (const node of nodes) {
+      const { id, type, with: options } = (node ?? {}) as {
+        id?: unknown;
+        type?: unknown;
+        with?: { signal?: unknown; flow?: unknown };
+      };
+      if (type === "wait" && typeof options?.signal === "string") names.add(options.signal);
+      if (type !== "flow") continue;
+      const flow = options?.flow;
+      // A sub-flow written in the flow is read; one named by a file is its sub-run's.
+      if (typeof flow === "object" && flow !== null) {
+        inline.add(String((flow as { id?: unknown }).id));
+        visit(flow);
+      } else {
+        const named = typeof flow === "string" ? flow : "a computed flow";
+        byPath.push(`${named} (node ${String(id)})`);
+      }
+    }
+  };
+  visit(await definitionOf(ctx, run));
+  // The sub-runs running now (and theirs): their flows as they run.
+  const tree = [...(running.get(runId) ?? [])];
+  let fromFiles = 0;
+  for (let i = 0; i < tree.length; i++) {
+    const entry = await ctx.store.get<StoredRun>(ctx.layout.run(tree[i]));
+    if (entry === null || entry.value.queue !== undefined) continue;
+    // A sub-run of a flow not written inline is that of a flow node naming a file.
+    if (!inline.has(entry.value.flowId)) fromFiles++;
+    visit(await definitionOf(ctx, entry.value));
+    tree.push(...(running.get(tree[i]) ?? []));
+  }
+  return {
+    expected: names.has(name),
+    waitSignals: [...names].sort(),
+    // Each running sub-run of a file reads one of them: those are known.
+    unread: byPath.slice(fromFiles),
+  };
+}
+
+/**
+ * The warning to give when a signal was kept for a run whose flow has no
+ * `wait` node waiting for its name (a typo, most often), or `undefined`.
+ */
+export function unexpectedSignalWarning(
+  name: string,
+  flowId: string,
+  expectation: SignalExpectation,
+): string | undefined {
+  if (expectation.expected) return undefined;
+  const { waitSignals, unread } = expectation;
+  return `no wait node of flow ${flowId} waits for ${JSON.stringify(name)}; ${
+    waitSignals.length === 0
+      ? "it has no wait node"
+      : `its wait nodes wait for: ${waitSignals.join(", ")}${didYouMean(name, waitSignals)}`
+  }${
+    unread.length === 0
+      ? ""
+      : ` (not counted: the wait nodes of ${unread.join(", ")}, not running now)`
+  }. The signal is kept for the run all the same (a custom node may take it with ` +
+    "ctx.takeSignal) and is dropped when the run ends";
+}
+
+/**
+ * The `wait` nodes waiting now in run `runId` and in its running sub-runs
+ * (their waits take the signals sent to their ancestors too), each with the
+ * run it is in: the run's own first.
+ */
+export async function waitingInTree(
+  ctx: RecordsContext,
+  runId: string,
+  running?: ReadonlyMap<string, string[]>,
+): Promise<(WaitingNode & { runId: string })[]> {
+  const children = running ?? await runningChildren(ctx);
   const waiting: (WaitingNode & { runId: string })[] = [];
   const tree = [runId];
   for (let i = 0; i < tree.length; i++) {

@@ -247,7 +247,7 @@ export function recordsWithArchive(records: Records, archive: RecordsArchive): R
 export type { DurationHistogram, FlowMetrics } from "./metrics.ts";
 
 export type { OnFailureMarker, ResumeMarker } from "./types.ts";
-export type { SignalOutcome, StoredSignal } from "./_signals.ts";
+export type { SignalExpectation, SignalOutcome, StoredSignal } from "./_signals.ts";
 
 /** What is told of runs these records end for a process found gone (see {@linkcode tellEndsFound}). */
 const endsFound = new WeakMap<Records, (record: RunRecord) => Promise<void>>();

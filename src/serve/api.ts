@@ -40,7 +40,7 @@ import { scheduleEntries } from "../flow/_schedule_entries.ts";
 import { scheduleListing, type ScheduleSource } from "../scheduler/listing.ts";
 import { rawFlowData, twoFilesOneId } from "../flow_files.ts";
 import { cancelAnyRun } from "../queue/cancel.ts";
-import { signalNameProblem } from "../records/_signals.ts";
+import { signalNameProblem, unexpectedSignalWarning } from "../records/_signals.ts";
 import { listWorkers } from "../queue/workers.ts";
 import type { Worker } from "../queue/worker.ts";
 import { loadFlowFile } from "../flow/parse.ts";
@@ -1767,11 +1767,15 @@ export const apiRoutes: readonly ApiRoute[] = [
           `Cannot send signal ${params.name} to run ${params.id}: it already ended (${done.run.status})`,
         );
       }
+      const warning = unexpectedSignalWarning(params.name, done.run.flowId, done.expectation);
       return json({
         runId: params.id,
         flowId: done.run.flowId,
         signal: params.name,
         waiting: done.waiting,
+        expected: done.expectation.expected,
+        waitSignals: done.expectation.waitSignals,
+        ...(warning === undefined ? {} : { warning }),
       }, 202);
     },
   },

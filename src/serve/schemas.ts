@@ -428,6 +428,15 @@ export const SignalSentSchema = z.object({
     .describe(
       "the nodes waiting for this signal when it was sent, as recorded so far (empty: it is kept for the run until a node waits)",
     ),
+  expected: z.boolean().describe(
+    "whether a wait node of the run's flow (or of a sub-flow written in it, or of a sub-run running now) waits for this name; false is most often a typo: the signal is kept all the same, since a custom node may take any name",
+  ),
+  waitSignals: z.array(z.string()).describe(
+    "the names the wait nodes of the run's flow (as far as known) wait for, sorted",
+  ),
+  warning: z.string().optional().describe(
+    "when expected is false: which names the flow's wait nodes wait for, and a close one",
+  ),
 });
 
 /** A flow's metrics (`records.listMetrics`). */
