@@ -38,6 +38,7 @@ export {
   hashFlowDefinition,
 } from "./src/records/flow_version.ts";
 export {
+  enqueuedByRun,
   FOR_EACH_PROGRESS_MS,
   type ListRunsOptions,
   MAX_FAILED_ITEMS,
@@ -61,6 +62,7 @@ export {
   type RunRecord,
   runShapeProblem,
   type RunStartEvent,
+  runStartTime,
   type RunStatus,
   type RunSummary,
   type StateAccess,
