@@ -12,8 +12,8 @@
  * that imports, its sub-flow's files) was modified after the run started; it
  * is not the `from` node; and every node it needs is reused too (so that a
  * node run again runs again everything after it), or was skipped by its `if:`
- * (its definition the same, its own needs reused: evaluated again, it is
- * skipped again).
+ * (its definition the same, its own needs reused, its `if:` reading only
+ * inputs and reused nodes: evaluated again, it is skipped again).
  *
  * A run is resumed once: {@linkcode claimResume} writes its resume mark with
  * the records store's compare-and-set before anything else is written, and a
@@ -24,6 +24,7 @@
 import { didYouMean } from "./_suggest.ts";
 import { NotFoundError, ResumeRefusedError } from "./errors.ts";
 import type { ReusedNode } from "./flow/executor.ts";
+import { compileTemplate, type TemplateRefs } from "./flow/template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./flow/types.ts";
 import { canonicalJson } from "./records/flow_version.ts";
 import type { Records } from "./records/records.ts";
@@ -342,10 +343,11 @@ export function resumeDecisions(
       // again on the same values and skipped again: the nodes after it that succeeded are
       // reused, not run (a charge made) again.
       const outcome = run.nodes[id];
+      const passing = (need: string) => (decide(need, path), through.get(need) === true);
       passes = why.reason === "status" && outcome.status === "skipped" && outcome.attempts === 0 &&
         spec.if !== undefined && id !== from && spec.when !== "on_failure" &&
-        spec.when !== "always" && unchanged(spec) &&
-        (spec.needs ?? []).every((need) => (decide(need, path), through.get(need) === true));
+        spec.when !== "always" && unchanged(spec) && (spec.needs ?? []).every(passing) &&
+        ifReadsOnly(spec.if, passing);
     } else {
       decision = {
         node: id,
@@ -378,6 +380,24 @@ export function resumeDecisions(
     decide(spec.id, new Set()) ??
       { node: spec.id, reused: false, reason: "not-run", message: `did not run ${inRun}` }
   );
+}
+
+/**
+ * Whether the `if:` text `when` reads nothing but the run's inputs and the
+ * nodes `passing` says are reused (or skipped again): evaluated again in a
+ * resume, it gives the same answer. One that reads `env.`, `secrets.`,
+ * `run.` or calls `now()` may not (the environment changed, the resume is
+ * another run), nor one that does not compile.
+ */
+function ifReadsOnly(when: string, passing: (node: string) => boolean): boolean {
+  let refs: TemplateRefs;
+  try {
+    refs = compileTemplate(when).refs;
+  } catch {
+    return false;
+  }
+  return refs.env.size === 0 && refs.secrets.size === 0 && refs.run.size === 0 &&
+    !/\bnow\s*\(/.test(when) && [...refs.nodes].every(passing);
 }
 
 /**

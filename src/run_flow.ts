@@ -528,7 +528,8 @@ function hostLoadOptions(host: FlowHost, pool: SandboxPool, signal: AbortSignal 
  * What {@linkcode resumeFlow} would do with each node of `flow` for `plan`
  * (reuse it or run it again, and why), found as it finds it, without running
  * or writing anything. Refused as it is refused: another flow, a `plan.from`
- * naming no node.
+ * naming no node, the run's inputs not fitting the flow now, a variable or
+ * secret it lists unset.
  */
 export async function previewResumeFlow(
   host: FlowHost,
@@ -539,12 +540,15 @@ export async function previewResumeFlow(
   try {
     using _held = pool.hold();
     const loadOptions = hostLoadOptions(host, pool, undefined);
-    const { prepared } = host.flows === undefined
+    const { parsed, prepared } = host.flows === undefined
       ? await loadFlowIn(flow, loadOptions)
       : await host.flows.load(flow, loadOptions);
     const def = prepared.definition;
     assertSameFlow(def, plan.run);
     assertFromNode(def, plan.from, plan.run.id);
+    // The run's inputs fit the flow now, its variables and secrets are set: else refused as
+    // the resume is.
+    runValues(parsed, def, { input: plan.run.inputs, inputFromStrings: false });
     const sameVersion = (knownFlowHash(def) ?? await hashFlowDefinition(def)) ===
       plan.run.flowVersion;
     const { nodeFilesChangedSince } = await import("./flow/_node_files.ts");
@@ -560,6 +564,35 @@ export async function previewResumeFlow(
   } finally {
     if (host.sandboxes === undefined) pool.close();
   }
+}
+
+/**
+ * A run's inputs (coerced to the flow's), and the variables and secrets the
+ * flow lists, read; thrown when one is missing or wrong, as a run (and a
+ * resume, and its preview) is refused before it starts.
+ */
+function runValues(
+  parsed: ParsedFlow,
+  def: FlowDefinition,
+  options: Pick<InternalRunOptions, "input" | "inputFromStrings" | "env">,
+) {
+  const inputs = coerceInputs(def, options.input ?? {}, {
+    fromStrings: options.inputFromStrings,
+    locate: parsed.locate,
+    file: parsed.file,
+  });
+  // Only the names the flow lists are read, so a flow without `env:` needs no --allow-env.
+  // NAME unset, NAME_FILE set: NAME is the content of that file (Docker and Kubernetes secrets).
+  const read = readEnvValues(
+    def,
+    options.env ? (name) => options.env![name] : (name) => Deno.env.get(name),
+    parsed.locate,
+  );
+  const unset = read.problems;
+  const secrets = readSecrets(def, options.env, parsed.locate);
+  unset.push(...secrets.problems);
+  if (unset.length > 0) throw new FlowValidationError(unset, parsed.file);
+  return { inputs, env: read.values, secrets };
 }
 
 /** A run a worker claimed from the queue, for {@linkcode runClaimed}. */
@@ -708,23 +741,7 @@ async function runInTree(
       throw err;
     }
   }
-  const inputs = coerceInputs(def, options.input ?? {}, {
-    fromStrings: options.inputFromStrings,
-    locate: parsed.locate,
-    file: parsed.file,
-  });
-  // Only the names the flow lists are read, so a flow without `env:` needs no --allow-env.
-  // NAME unset, NAME_FILE set: NAME is the content of that file (Docker and Kubernetes secrets).
-  const read = readEnvValues(
-    def,
-    options.env ? (name) => options.env![name] : (name) => Deno.env.get(name),
-    parsed.locate,
-  );
-  const env = read.values;
-  const unset = read.problems;
-  const secrets = readSecrets(def, options.env, parsed.locate);
-  unset.push(...secrets.problems);
-  if (unset.length > 0) throw new FlowValidationError(unset, parsed.file);
+  const { inputs, env, secrets } = runValues(parsed, def, options);
   // Every value this run records, emits or returns goes through it; nodes get the real values.
   const masker = tree.masker ??= new SecretMasker();
   masker.add(Object.values(secrets.values));
@@ -960,11 +977,18 @@ async function runInTree(
         if (node.output !== undefined && masker.contains(node.output)) node.masked = true;
       }
     }
+    // A value the run made a secret since it started (`mask:`, `ctx.mask`) may be one of its
+    // inputs: they are recorded masked at its end, and say so (a resume cannot use them). Not
+    // a claimed run's: its next attempt runs with its record's inputs (see `start`).
+    const maskedInputs = claimed === undefined && !masker.empty && masker.contains(inputs)
+      ? masker.mask(inputs) as Record<string, JsonValue>
+      : undefined;
     let record: RunRecord;
     try {
-      record = await recorder.finish(
-        masker.mask({ ...outcome, endedAt: outcome.endedAt ?? undefined }),
-      );
+      record = await recorder.finish({
+        ...masker.mask({ ...outcome, endedAt: outcome.endedAt ?? undefined }),
+        ...(maskedInputs === undefined ? {} : { maskedInputs }),
+      });
     } catch (err) {
       unrecorded(bus, runId, def.id, host.clock.now(), masker.mask(err));
       throw err;

@@ -796,7 +796,7 @@ export class RunRecorder {
       flowId: this.#start.flowId,
       flowVersion: this.#start.flowVersion,
       status: end.status,
-      inputs: this.#start.inputs,
+      inputs: end.maskedInputs ?? this.#start.inputs,
       outputs: end.outputs,
       startedAt: this.startedAt,
       endedAt,
@@ -807,7 +807,9 @@ export class RunRecorder {
     if (this.#start.parentRunId !== undefined) record.parentRunId = this.#start.parentRunId;
     if (this.#start.onFailureOf !== undefined) record.onFailureOf = this.#start.onFailureOf;
     if (this.#start.resumeOf !== undefined) record.resumeOf = this.#start.resumeOf;
-    if (this.#start.inputsMasked === true) record.inputsMasked = true;
+    if (this.#start.inputsMasked === true || end.maskedInputs !== undefined) {
+      record.inputsMasked = true;
+    }
     if (this.#start.mocked === true) record.mocked = true;
     if (this.#start.scheduledAt !== undefined) record.scheduledAt = this.#start.scheduledAt;
     if (this.#start.schedule !== undefined) record.schedule = this.#start.schedule;
@@ -914,6 +916,7 @@ export class RunRecorder {
           message: `the run's record could not be stored with its outputs (${err.message}); ` +
             `it is recorded without them: return smaller outputs and keep large data in state`,
         },
+        ...(end.maskedInputs === undefined ? {} : { maskedInputs: end.maskedInputs }),
       }, endedAt);
       const events = last.filter((e) => e.type !== "node.log");
       this.#ending = { record, events };
@@ -1000,4 +1003,10 @@ export interface RunEnd {
   error: RunRecord["error"];
   /** When it ended (default: now, by the recorder's clock). */
   endedAt?: number;
+  /**
+   * The inputs masked at the end, when a value the run made a secret after it
+   * started (a node's `mask:`, `ctx.mask`) is in them: recorded instead of
+   * the start's, with `inputsMasked`.
+   */
+  maskedInputs?: Record<string, JsonValue>;
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { openRuntime, type Runtime } from "../../src/runtime.ts";
 import { type FlowstateServer, serve, type ServeOptions } from "../../src/serve/server.ts";
@@ -175,6 +176,35 @@ outputs:
 `;
 
 /** A running server over a temporary home. */
+const WAIT_FOR_FILE = fileURLToPath(
+  new URL("../fixtures/nodes/wait_for_file.ts", import.meta.url),
+);
+
+/** Flow `each`: 4 items, each waiting for `release-<index>` in `dir`; then a `when: always` node. */
+export function eachFlow(dir: string): string {
+  return `id: each
+inputs:
+  dir: { type: string }
+nodes:
+  - { id: list, type: transform, with: { value: [ada, bob, cy, dee] } }
+  - id: notify
+    type: ${WAIT_FOR_FILE}
+    needs: [list]
+    forEach: "\${{ nodes.list.output }}"
+    continueOnError: true
+    permissions: { read: [${JSON.stringify(dir)}] }
+    with: { path: "\${{ inputs.dir }}/release-\${{ index }}" }
+  - { id: cleanup, type: log, needs: [notify], when: always, with: { message: done } }
+`;
+}
+
+/** Ends item `k` of {@linkcode eachFlow} ("go" or "fail"), written whole before the item can see it. */
+export async function releaseItem(dir: string, k: number, text: "go" | "fail"): Promise<void> {
+  const tmp = join(dir, `tmp-${k}`);
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, join(dir, `release-${k}`));
+}
+
 export interface Inspector {
   /** The temporary directory (config, flows, home). */
   dir: string;

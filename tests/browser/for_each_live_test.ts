@@ -14,39 +14,17 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { CHROMIUM, launchChromium, startInspector } from "./_inspector.ts";
+import { CHROMIUM, eachFlow, launchChromium, releaseItem, startInspector } from "./_inspector.ts";
 
 const ignore = CHROMIUM === undefined;
 const SCREENSHOT = Deno.env.get("FLOWSTATE_FOREACH_SCREENSHOT");
-const WAIT_FOR_FILE = fileURLToPath(
-  new URL("../fixtures/nodes/wait_for_file.ts", import.meta.url),
-);
 
 async function shot(page: Page, name: string): Promise<void> {
   if (!SCREENSHOT) return;
   await page.mouse.move(0, 0);
   await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, `-${name}.png`) });
-}
-
-/** Flow `each`: 4 items, each waiting for `release-<index>` in `dir`; then a `when: always` node. */
-function eachFlow(dir: string): string {
-  return `id: each
-inputs:
-  dir: { type: string }
-nodes:
-  - { id: list, type: transform, with: { value: [ada, bob, cy, dee] } }
-  - id: notify
-    type: ${WAIT_FOR_FILE}
-    needs: [list]
-    forEach: "\${{ nodes.list.output }}"
-    continueOnError: true
-    permissions: { read: [${JSON.stringify(dir)}] }
-    with: { path: "\${{ inputs.dir }}/release-\${{ index }}" }
-  - { id: cleanup, type: log, needs: [notify], when: always, with: { message: done } }
-`;
 }
 
 Deno.test({
@@ -63,12 +41,7 @@ Deno.test({
         join(inspector.dir, "flows", "each.flow.yaml"),
         eachFlow(inspector.dir),
       );
-      /** Ends item `k` ("go" or "fail"), written whole before the item can see it. */
-      const release = async (k: number, text: "go" | "fail") => {
-        const tmp = join(inspector.dir, `tmp-${k}`);
-        await Deno.writeTextFile(tmp, text);
-        await Deno.rename(tmp, join(inspector.dir, `release-${k}`));
-      };
+      const release = (k: number, text: "go" | "fail") => releaseItem(inspector.dir, k, text);
       const started = await fetch(new URL("/api/flows/each/runs", inspector.url), {
         method: "POST",
         headers: { authorization: "Bearer test-client", "content-type": "application/json" },
@@ -103,6 +76,12 @@ Deno.test({
       await release(1, "fail");
       await words.filter({ hasText: /^2 of 4 items done, 1 failed \(item 1\)$/ }).waitFor();
       assert.equal(await bar.getAttribute("aria-valuenow"), "2");
+      // Its attempts so far: one failed; the others say started, not ok (one may still be going).
+      await row.locator("button.node-summary").click();
+      const attempts = row.locator(".attempts li");
+      await attempts.first().waitFor();
+      assert.equal(await attempts.first().textContent(), "item 0 #1 started");
+      assert.match((await attempts.nth(1).textContent()) ?? "", /^item 1 #1 told to fail by /);
       await shot(page, "timeline");
 
       // The graph shows it too, on the node's box.

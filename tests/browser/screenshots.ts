@@ -11,13 +11,20 @@
  * open, the runs list, a run's timeline, its state changes and its graph with
  * each node's status, a flow (whole: metrics, graph, the diff of two versions),
  * the graph of a flow with `when:`, `if:`, `forEach` and a sub-flow (`nightly`
- * of `GRAPH_FLOWS`), and the jobs page whole (its queue workers below).
+ * of `GRAPH_FLOWS`), a run in progress (a `forEach` node counting its
+ * items), and the jobs page whole (its queue workers below).
  *
  * @module
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { GRAPH_FLOWS, launchChromium, startInspector } from "./_inspector.ts";
+import {
+  eachFlow,
+  GRAPH_FLOWS,
+  launchChromium,
+  releaseItem,
+  startInspector,
+} from "./_inspector.ts";
 
 const out = Deno.args[0] ?? fileURLToPath(new URL("../../docs/", import.meta.url));
 await Deno.mkdir(out, { recursive: true });
@@ -114,6 +121,23 @@ try {
   await page.goto(new URL("#/flows", inspector.url).href);
   await page.locator(".flows-table tbody tr[data-flow]").first().waitFor();
   await shot("flows");
+
+  // A run in progress: a forEach node part-way through its items (one failed), a when: node to come.
+  const eachFile = join(inspector.dir, "flows", "each.flow.yaml");
+  await Deno.writeTextFile(eachFile, eachFlow(inspector.dir));
+  const each = await inspector.runtime.enqueue(eachFile, { input: { dir: inspector.dir } });
+  await page.goto(new URL(`#/runs/${each.runId}`, inspector.url).href);
+  const progress = page.locator('.node-row[data-node="notify"] .items-progress-text');
+  await progress.filter({ hasText: /^0 of 4 items done$/ }).waitFor();
+  await releaseItem(inspector.dir, 0, "go");
+  await releaseItem(inspector.dir, 1, "fail");
+  await progress.filter({ hasText: /^2 of 4 items done, 1 failed \(item 1\)$/ }).waitFor();
+  await page.locator('.node-row[data-node="notify"] button.node-summary').click();
+  await page.mouse.move(0, 0);
+  await shot("run-foreach");
+  await releaseItem(inspector.dir, 2, "go");
+  await releaseItem(inspector.dir, 3, "go");
+  await page.locator('.node-row[data-node="cleanup"][data-status="succeeded"]').waitFor();
 
   // Jobs, and below them the queue workers (the server's own): the whole page.
   await page.goto(new URL("#/jobs", inspector.url).href);

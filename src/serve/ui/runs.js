@@ -1315,7 +1315,12 @@ export async function renderRun(container, id, ctx) {
                 a.item === null || a.item === undefined
                   ? `#${a.attempt} `
                   : `item ${a.item} #${a.attempt} `,
-                a.error ? h("span.error-text", { text: a.error }) : "ok",
+                // Without an error: ok once the node ended; while it runs, it may still be going.
+                a.error
+                  ? h("span.error-text", { text: a.error })
+                  : node.status === "running"
+                  ? h("span.muted", { text: "started" })
+                  : "ok",
               )
             ),
           ),
