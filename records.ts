@@ -39,6 +39,7 @@ export {
   hashFlowDefinition,
 } from "./src/records/flow_version.ts";
 export {
+  enqueuedByRun,
   FOR_EACH_PROGRESS_MS,
   type ListRunsOptions,
   MAX_FAILED_ITEMS,
@@ -62,6 +63,7 @@ export {
   type RunRecord,
   runShapeProblem,
   type RunStartEvent,
+  runStartTime,
   type RunStatus,
   type RunSummary,
   type StateAccess,

@@ -393,6 +393,54 @@ Deno.test("cli queue: enqueue <id> that two flow files declare is refused naming
   });
 });
 
+Deno.test("cli queue: runs ls and flows ls show a queued run's real start (its attempt's claim, as runs show), and label a run a queue node enqueued (enqueued), a sub-flow's (sub-flow)", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir);
+    await Deno.writeTextFile(
+      join(dir, "flows", "caller.flow.yaml"),
+      `id: caller
+nodes:
+  - { id: q, type: queue, with: { flow: mark, input: { n: 7 } } }
+  - id: sub
+    type: flow
+    with: { flow: { id: inner, nodes: [{ id: a, type: log, with: { message: hi } }] } }
+`,
+    );
+    const called = await run("run", "flows/caller.flow.yaml", "--json");
+    assert.equal(called.code, 0, called.stderr);
+    assert.equal(await workUntil(dir, home, 1), 0);
+    const all = JSON.parse((await run("runs", "ls", "--json")).stdout);
+    const mark = all.find((r: { flowId: string }) => r.flowId === "mark");
+    const inner = all.find((r: { flowId: string }) => r.flowId === "inner");
+    const shown = JSON.parse((await run("runs", "show", mark.id, "--json")).stdout).run;
+    const claimedAt = shown.queue.attempts[0].startedAt;
+    // The JSON says when it was enqueued (its startedAt, its id's time) and when it started.
+    assert.equal(mark.enqueuedAt, shown.queue.enqueuedAt);
+    assert.equal(mark.startedAt, shown.startedAt);
+    assert.equal(mark.claimedAt, claimedAt);
+    assert.equal(inner.enqueuedAt, undefined);
+    // From the flow's index (its summaries as stored) as from the list of all runs.
+    const byFlow = JSON.parse((await run("runs", "ls", "--flow", "mark", "--json")).stdout);
+    assert.deepEqual(byFlow, [mark]);
+    const started = (await run("runs", "show", mark.id)).stdout.match(/^started: +(.+)$/m)![1];
+    const table = (await run("runs", "ls")).stdout;
+    assert.match(
+      table,
+      new RegExp(`^${mark.id} +mark \\(enqueued\\) +succeeded +${started} `, "m"),
+    );
+    assert.match(table, new RegExp(`^${inner.id} +inner \\(sub-flow\\) +succeeded `, "m"));
+    const flowTable = (await run("runs", "ls", "--flow", "mark")).stdout;
+    assert.match(
+      flowTable,
+      new RegExp(`^${mark.id} +mark \\(enqueued\\) +succeeded +${started} `, "m"),
+    );
+    const flows = (await run("flows", "ls")).stdout;
+    assert.match(flows, new RegExp(`^mark +\\w+ +1 +${started} +succeeded`, "m"), flows);
+    const flowsJson = JSON.parse((await run("flows", "ls", "--json")).stdout);
+    assert.equal(flowsJson.find((f: { id: string }) => f.id === "mark").lastRunAt, claimedAt);
+  });
+});
+
 Deno.test("cli queue: a run enqueued past the last time a Date holds shows as such (runs show, ls, its timezone)", async () => {
   await withSandbox(async ({ dir, run }) => {
     await setUp(dir);

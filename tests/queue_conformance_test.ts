@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore, type Store } from "../mod.ts";
-import { Records, type RunRecord } from "../records.ts";
+import { enqueuedByRun, newRunId, Records, type RunRecord, runStartTime } from "../records.ts";
 import { PG_URL, withAdmin } from "../plugins/postgres/_test_utils.ts";
 import { MAX_LOST_ATTEMPTS } from "../src/records/_queue.ts";
 import redis from "../packages/redis/mod.ts";
@@ -370,6 +370,60 @@ for (const backend of BACKENDS) {
       assert.equal(third?.queue?.attempt, 3);
       assert.ok(await finish(records, third!, "succeeded"));
       assert.equal((await records.getRun(runId))?.status, "succeeded");
+    }));
+
+  test("run summaries (every listing: all runs, by flow, by status) carry enqueuedAt and the current or last attempt's claim time, and mark a run another run enqueued", () =>
+    withQueue(backend, 1, async ([records], clock) => {
+      /** The run's summary as each listing gives it: they must agree. */
+      const summaries = async (id: string, status: RunRecord["status"]) => {
+        const pages = await Promise.all([
+          records.listRunSummaries({}),
+          records.listRunSummaries({ flowId: "f" }),
+          records.listRunSummaries({ status }),
+          records.listRunSummaries({ flowId: "f", status }),
+        ]);
+        const found = pages.map((p) => p.runs.find((r) => r.id === id));
+        for (const f of found) assert.deepEqual(f, found[0]);
+        return found[0]!;
+      };
+      const parent = newRunId(T0 - 1);
+      const { runId } = await records.enqueueRun(
+        init(1, {
+          runAt: T0 + 600_000,
+          parentRunId: parent,
+          maxAttempts: 2,
+          backoff: { delay: 1_000, factor: 1 },
+        }),
+      );
+      const queued = await summaries(runId, "queued");
+      assert.equal(queued.startedAt, T0);
+      assert.equal(queued.enqueuedAt, T0);
+      assert.equal(queued.claimedAt, undefined, "not claimed yet");
+      assert.equal(runStartTime(queued), undefined);
+      assert.equal(enqueuedByRun(queued), true, "a queue node's run, not a sub-flow's");
+      clock.t = T0 + 600_000;
+      const first = await records.claimRun({ worker: "w", leaseMs: 30_000 });
+      assert.equal((await summaries(runId, "running")).claimedAt, T0 + 600_000);
+      clock.t += 500;
+      assert.ok(await finish(records, first!, "failed"));
+      // Waiting for its second attempt: its last attempt's start.
+      assert.equal((await summaries(runId, "queued")).claimedAt, T0 + 600_000);
+      clock.t += 5_000;
+      const second = await records.claimRun({ worker: "w", leaseMs: 30_000 });
+      clock.t += 250;
+      assert.ok(await finish(records, second!, "succeeded"));
+      const done = await summaries(runId, "succeeded");
+      assert.equal(done.startedAt, T0, "still its id's time");
+      assert.equal(done.claimedAt, T0 + 605_500, "the last attempt's");
+      assert.equal(runStartTime(done), T0 + 605_500);
+      assert.equal(done.durationMs, 250, "the last attempt's");
+      // A run enqueued without a parent, cancelled before it started: it never did.
+      const { runId: other } = await records.enqueueRun(init(2));
+      await records.cancelQueuedRun(other);
+      const cancelled = await summaries(other, "cancelled");
+      assert.equal(cancelled.enqueuedAt, clock.t);
+      assert.equal(runStartTime(cancelled), undefined);
+      assert.equal(enqueuedByRun(cancelled), false);
     }));
 
   test("a lapsed claim is taken back (attempt lost) and its old holder cannot finish it", () =>

@@ -20,7 +20,7 @@ import {
   readArchivedRun,
 } from "../../jobs/archive.ts";
 import { openRuntime } from "../runtime.ts";
-import { formatDuration, formatTime, printTable } from "./format.ts";
+import { formatDuration, printTable, runFlowCell, runStartedCell } from "./format.ts";
 import { type GlobalOptions, printWarning } from "./common.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 import { isRunId } from "../records/run_id.ts";
@@ -56,9 +56,9 @@ export async function listArchivedRuns(
       ["ID", "FLOW", "STATUS", "STARTED", "DURATION", "ARCHIVE"],
       runs.map((r) => [
         r.id,
-        r.parentRunId === undefined ? r.flowId : `${r.flowId} (sub-flow)`,
+        runFlowCell(r),
         r.status,
-        formatTime(r.startedAt, runtime.config.timezone),
+        runStartedCell(r, runtime.config.timezone),
         formatDuration(r.durationMs),
         r.archive,
       ]),

@@ -7,7 +7,9 @@
  * - `flows ls`: `[{ "id", "head", "versions", "prunedVersions", "lastRunAt", "lastStatus",
  *   "description", "lastRunArchive" }]` in id order (`head` is the full hash; `versions` counts
  *   every version created, `prunedVersions` those the retention job deleted; `lastRunAt` ms
- *   since the epoch or `null`: the newest run's, recorded or archived; `lastRunArchive` the
+ *   since the epoch or `null`: when the newest run, recorded or archived, started (a run that
+ *   went through the queue: its last attempt's claim, its enqueue time while it has not
+ *   started, `lastStatus` "queued"); `lastRunArchive` the
  *   archive file under `<home>/archive/` when that run is one the archive job moved there,
  *   else `null`), and `"archived": true` on a flow known only from the archive (the records
  *   store holds nothing of it: `head` is the version its newest archived run ran, `versions`
@@ -546,7 +548,8 @@ export async function listFlows(
         f.prunedVersions > 0
           ? `${f.versions - f.prunedVersions} (${f.prunedVersions} pruned)`
           : String(f.versions),
-        formatTime(f.lastRunAt, runtime.config.timezone),
+        // A queued run has not started: lastRunAt is when it was enqueued.
+        f.lastStatus === "queued" ? "-" : formatTime(f.lastRunAt, runtime.config.timezone),
         f.lastStatus === null ? "-" : `${f.lastStatus}${f.lastRunArchive ? " (archived)" : ""}`,
       ]),
     );

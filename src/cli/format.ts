@@ -5,7 +5,15 @@
  * @module
  */
 import { didYouMean } from "../_suggest.ts";
-import type { NodeItems, NodeProgressEvent, QueueInfo, RunStatus } from "../records/types.ts";
+import {
+  enqueuedByRun,
+  type NodeItems,
+  type NodeProgressEvent,
+  type QueueInfo,
+  runStartTime,
+  type RunStatus,
+  type RunSummary,
+} from "../records/types.ts";
 
 /**
  * Thrown by {@linkcode writeStdout} when whoever read stdout went away
@@ -138,6 +146,52 @@ export function lastRunText(
   return `${last.status} ${formatTime(last.startedAt, timezone)}${
     last.archived ? " (archived)" : ""
   }`;
+}
+
+/**
+ * A run's FLOW cell in the run tables: its flow id, with `(sub-flow)` for a
+ * `flow` node's run and `(enqueued)` for a run a `queue` node enqueued.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runFlowCell } from "./format.ts";
+ *
+ * const run = {
+ *   id: "0mjuw3ms0abcdefghijk", flowId: "work", flowVersion: "abc", status: "succeeded" as const,
+ *   startedAt: 1, endedAt: 3, durationMs: 2, error: null, parentRunId: "0mjuw3ms0abcdefghijj",
+ * };
+ * assert.equal(runFlowCell(run), "work (sub-flow)");
+ * assert.equal(runFlowCell({ ...run, enqueuedAt: 1, claimedAt: 2 }), "work (enqueued)");
+ * ```
+ */
+export function runFlowCell(run: RunSummary): string {
+  if (run.parentRunId === undefined) return run.flowId;
+  return `${run.flowId} ${enqueuedByRun(run) ? "(enqueued)" : "(sub-flow)"}`;
+}
+
+/**
+ * A run's STARTED cell in the run tables: when it really started (a queued
+ * run's current or last attempt's claim, not its enqueue time), or `-` for
+ * a queued run (its next attempt has not started) and a run that never did.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runStartedCell } from "./format.ts";
+ *
+ * const enqueued = Date.UTC(2026, 11, 4, 21, 0, 0);
+ * const run = {
+ *   id: "0mjuw3ms0abcdefghijk", flowId: "work", flowVersion: "abc", status: "succeeded" as const,
+ *   startedAt: enqueued, endedAt: enqueued + 600_500, durationMs: 500, error: null,
+ *   enqueuedAt: enqueued, claimedAt: enqueued + 600_000,
+ * };
+ * assert.equal(runStartedCell(run), "2026-12-04 21:10:00 UTC");
+ * assert.equal(runStartedCell({ ...run, status: "queued" }), "-");
+ * ```
+ */
+export function runStartedCell(run: RunSummary, timezone = "UTC"): string {
+  return run.status === "queued" ? "-" : formatTime(runStartTime(run), timezone);
 }
 
 /** The first 12 hex digits of a version hash (`-` for `null`). */

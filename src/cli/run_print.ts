@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { RunEvent, RunRecord, StateAccess } from "../records/types.ts";
+import { type RunEvent, type RunRecord, runStartTime, type StateAccess } from "../records/types.ts";
 import type { OnFailureMarker } from "../records/records.ts";
 import {
   formatDuration,
@@ -114,7 +114,7 @@ export function printRun(
   // A queued run started when its (last) attempt was claimed, not when it was enqueued (its
   // id's time, `startedAt`): its duration is that attempt's.
   const q = run.queue;
-  const started = q === undefined ? run.startedAt : q.claim?.at ?? q.attempts.at(-1)?.startedAt;
+  const started = runStartTime(run);
   lines.push(`started:  ${started === undefined ? "not yet" : formatTime(started, tz)}`);
   if (q !== undefined && q.enqueuedAt !== started) {
     lines.push(`enqueued: ${formatTime(q.enqueuedAt, tz)}`);

@@ -3,7 +3,11 @@
  *
  * `--json` output (one JSON document on stdout, stable):
  * - `runs ls`: `[{ "id", "flowId", "flowVersion", "status", "startedAt", "endedAt",
- *   "durationMs", "error", "parentRunId"? }]`, newest first (times in ms since the epoch)
+ *   "durationMs", "error", "parentRunId"?, "resumeOf"?, "enqueuedAt"?, "claimedAt"? }]`, newest
+ *   first (times in ms since the epoch; `startedAt` is the id's time: for a run that went
+ *   through the queue, marked by `enqueuedAt`, when it was enqueued, and `claimedAt` when its
+ *   current or last attempt started; a `parentRunId` with `enqueuedAt` is a run a `queue` node
+ *   enqueued, one without is a sub-flow's run)
  * - `runs show <id>`: `{ "run": <RunRecord>, "events": [{ "at", "type", "node"?, "attempt"?,
  *   "status"?, "durationMs"?, "outputBytes"?, "error"?, "message"?, "level"? }] }`, or `null`
  *   (exit 1) for a run that is not found, as every lookup of the CLI does; an archived run
@@ -38,6 +42,8 @@ import {
   formatTime,
   printable,
   printTable,
+  runFlowCell,
+  runStartedCell,
   shortHash,
   unknownFlowMessage,
 } from "./format.ts";
@@ -141,14 +147,14 @@ export async function listRuns(
       ["ID", "FLOW", "STATUS", "STARTED", "DURATION"],
       runs.map((r) => [
         r.id,
-        r.parentRunId === undefined ? r.flowId : `${r.flowId} (sub-flow)`,
+        runFlowCell(r),
         gone.has(r.id)
           ? "running?"
           : waiting.has(r.id)
           ? `queued (${waiting.get(r.id)})`
           : r.status,
-        // A queued run has not started: its startedAt is the time it was enqueued (its id's).
-        r.status === "queued" ? "-" : formatTime(r.startedAt, runtime.config.timezone),
+        // A queued run's startedAt is when it was enqueued (its id's time), not when it started.
+        runStartedCell(r, runtime.config.timezone),
         formatDuration(r.durationMs),
       ]),
     );

@@ -13,6 +13,7 @@ import type { WarningHandler } from "../log.ts";
 import type { StoreCorruptError } from "../errors.ts";
 import type { ArchiveReader } from "./_archive_read.ts";
 import type { FlowSummary, FlowVersion } from "./flow_version.ts";
+import { lastRunAt } from "./_versions.ts";
 
 /** What a runtime's records read of the archive: its reader, and where warnings go. */
 export interface RecordsArchive {
@@ -47,7 +48,7 @@ export async function withArchivedFlows(
     const old = archived.get(f.id)?.newest;
     archived.delete(f.id);
     return old !== undefined && (f.lastRunAt === null || old.startedAt > f.lastRunAt)
-      ? { ...f, lastRunAt: old.startedAt, lastStatus: old.status, lastRunArchive: old.archive }
+      ? { ...f, lastRunAt: lastRunAt(old), lastStatus: old.status, lastRunArchive: old.archive }
       : f;
   });
   for (const [id, { newest, versions }] of archived) {
@@ -56,7 +57,7 @@ export async function withArchivedFlows(
       head: newest.flowVersion,
       versions: versions.size,
       prunedVersions: 0,
-      lastRunAt: newest.startedAt,
+      lastRunAt: lastRunAt(newest),
       lastStatus: newest.status,
       description: null,
       archived: true,

@@ -17,7 +17,7 @@ import {
   hashFlowDefinition,
   knownFlowHash,
 } from "./flow_version.ts";
-import type { RunSummary } from "./types.ts";
+import { runStartTime, type RunSummary } from "./types.ts";
 
 /** The value under `P, "heads", flowId`: the current version and what `listFlows` shows. */
 export interface HeadRecord {
@@ -248,6 +248,14 @@ export async function listVersions(ctx: RecordsContext, flowId: string): Promise
   return versions.sort((a, b) => b.seq - a.seq);
 }
 
+/**
+ * A flow's `lastRunAt` from its newest run: when it really started (see
+ * `runStartTime`), or, when it has not, its `startedAt` (a queued run's enqueue time).
+ */
+export function lastRunAt(run: RunSummary): number {
+  return runStartTime(run) ?? run.startedAt;
+}
+
 /** `Records.listFlows()`: every flow with a head, in id order, with its newest run. */
 export async function listFlows(ctx: RecordsContext): Promise<FlowSummary[]> {
   const { store, layout } = ctx;
@@ -270,7 +278,8 @@ export async function listFlows(ctx: RecordsContext): Promise<FlowSummary[]> {
       head: value.hash,
       versions: value.versions,
       prunedVersions: value.pruned ?? 0,
-      lastRunAt: latest?.startedAt ?? null,
+      // When it really started (a queued run's last attempt's claim), else when it was enqueued.
+      lastRunAt: latest === null ? null : lastRunAt(latest),
       lastStatus: latest?.status ?? null,
       description: value.description,
     };

@@ -72,7 +72,11 @@ export interface FlowSummary {
   versions: number;
   /** How many of them the retention job deleted (unused versions older than its `maxAge`). */
   prunedVersions: number;
-  /** Start time of the newest run (any status), or `null`. */
+  /**
+   * When the newest run (any status) started, or `null`: for a run that went
+   * through the queue, when its last attempt was claimed (when it was
+   * enqueued, if it has not started).
+   */
   lastRunAt: number | null;
   /** Status of the newest run (`running` while it runs), or `null`. */
   lastStatus: RunStatus | null;

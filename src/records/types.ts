@@ -790,18 +790,38 @@ export interface RunSummary {
   flowVersion: string;
   /** Current or final status. */
   status: RunStatus;
-  /** Start time (ms since the epoch). */
+  /**
+   * Its id's time (ms since the epoch): when it started, or, for a run that
+   * went through the queue, when it was enqueued (its start is `claimedAt`;
+   * {@linkcode runStartTime} gives either).
+   */
   startedAt: number;
   /** End time, or `null` while running. */
   endedAt: number | null;
-  /** Duration, or `null` while running. */
+  /** Duration (a queued run's: its last attempt's), or `null` while running. */
   durationMs: number | null;
   /** The error that failed the run, or `null`. */
   error: { node?: string; message: string } | null;
-  /** Parent run, for sub-flows. */
+  /**
+   * Parent run: for a sub-flow (a `flow` node's run, which its parent waits
+   * for), or for a run a `queue` node enqueued (it has `enqueuedAt` too, and
+   * nothing waits for it).
+   */
   parentRunId?: string;
   /** The run it resumes, for a run started by `Runtime.resumeRun`. */
   resumeOf?: string;
+  /**
+   * Present on a run that went through the queue (`RunRecord.queue`): when
+   * it was enqueued (ms since the epoch). Absent in summaries that earlier
+   * versions wrote: they read as before (see {@linkcode runStartTime}).
+   */
+  enqueuedAt?: number;
+  /**
+   * For a run that went through the queue: when its current or last attempt
+   * was claimed (ms since the epoch), that is when it really started; absent
+   * until its first claim (and for a run cancelled before one).
+   */
+  claimedAt?: number;
 }
 
 /**
@@ -903,7 +923,72 @@ export function summarizeRun(run: RunRecord): RunSummary {
   };
   if (run.parentRunId !== undefined) summary.parentRunId = run.parentRunId;
   if (run.resumeOf !== undefined) summary.resumeOf = run.resumeOf;
+  const q = run.queue;
+  if (q !== undefined) {
+    summary.enqueuedAt = q.enqueuedAt;
+    const claimedAt = q.claim?.at ?? q.attempts.at(-1)?.startedAt;
+    if (claimedAt !== undefined) summary.claimedAt = claimedAt;
+  }
   return summary;
+}
+
+/**
+ * When a run really started (ms since the epoch), or `undefined` when it has
+ * not: a run that went through the queue started when its current or last
+ * attempt was claimed (the attempt its status and `durationMs` are of),
+ * never when it was enqueued (its `startedAt`, its id's time); any other run
+ * at its `startedAt`. Takes a {@linkcode RunRecord} or a
+ * {@linkcode RunSummary}; a summary written before summaries had
+ * `enqueuedAt` gives its `startedAt`, as listings showed it then.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, Records, runStartTime } from "@flowstate/core/records";
+ *
+ * await using store = await openStore({ plugin: "memory" });
+ * const records = new Records(store);
+ * const { runId } = await records.enqueueRun({
+ *   flowId: "mail", flowVersion: "v1", inputs: {}, flowPath: "/app/mail.flow.yaml",
+ * });
+ * const [queued] = (await records.listRunSummaries()).runs;
+ * assert.equal(runStartTime(queued), undefined); // not claimed yet
+ * const claimed = await records.claimRun({ worker: "w1", leaseMs: 30_000 });
+ * const [running] = (await records.listRunSummaries()).runs;
+ * assert.equal(running.id, runId);
+ * assert.equal(runStartTime(running), claimed?.queue?.claim?.at);
+ * ```
+ */
+export function runStartTime(run: RunSummary | RunRecord): number | undefined {
+  const q = (run as RunRecord).queue;
+  if (q !== undefined) return q.claim?.at ?? q.attempts.at(-1)?.startedAt;
+  const summary = run as RunSummary;
+  return summary.enqueuedAt === undefined ? run.startedAt : summary.claimedAt;
+}
+
+/**
+ * Whether a run was enqueued by another run (a `queue` node's, or
+ * `Runtime.enqueue` with `parentRunId`): it has a parent but, unlike a
+ * sub-flow's run, nothing waits for it. Listings label it `(enqueued)`
+ * where a sub-flow's run says `(sub-flow)`. A summary written before
+ * summaries had `enqueuedAt` reads as a sub-flow's, as listings showed it then.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { enqueuedByRun, type RunSummary } from "@flowstate/core/records";
+ *
+ * const base: RunSummary = {
+ *   id: "0mjuw3ms0abcdefghijk", flowId: "work", flowVersion: "abc", status: "succeeded",
+ *   startedAt: 1, endedAt: 3, durationMs: 2, error: null, parentRunId: "0mjuw3ms0abcdefghijj",
+ * };
+ * assert.equal(enqueuedByRun(base), false); // a sub-flow's run
+ * assert.equal(enqueuedByRun({ ...base, enqueuedAt: 1, claimedAt: 1 }), true);
+ * ```
+ */
+export function enqueuedByRun(run: RunSummary | RunRecord): boolean {
+  return run.parentRunId !== undefined &&
+    ((run as RunRecord).queue !== undefined || (run as RunSummary).enqueuedAt !== undefined);
 }
 
 const STATUSES: readonly string[] = [

@@ -156,6 +156,15 @@ export const RunSummarySchema = z.looseObject({
   parentRunId: z.string().optional(),
   resumeOf: z.string().optional()
     .describe("a run started by resuming another (POST /api/runs/{id}/resume): that run's id"),
+  enqueuedAt: z.number().optional().describe(
+    "present on a run that went through the queue: when it was enqueued (its startedAt, its " +
+      "id's time); with parentRunId, a queue node of that run enqueued it (not a sub-flow: " +
+      "nothing waits for it). Absent in summaries written by earlier versions",
+  ),
+  claimedAt: z.number().optional().describe(
+    "for a run that went through the queue: when its current or last attempt was claimed, " +
+      "that is when it really started (durationMs is that attempt's); absent before its first claim",
+  ),
   archived: z.literal(true).optional()
     .describe("present on an archived run: the archive job moved it out of the records store"),
   archive: z.string().optional()
@@ -170,7 +179,7 @@ const ArchivedMark = {
 };
 
 /** A full run record. */
-export const RunRecordSchema = RunSummarySchema.extend({
+export const RunRecordSchema = RunSummarySchema.omit({ enqueuedAt: true, claimedAt: true }).extend({
   inputs: z.record(z.string(), z.unknown()),
   outputs: z.record(z.string(), z.unknown()).nullable(),
   nodes: z.record(

@@ -21,7 +21,8 @@ import {
   XSS_VALUE,
 } from "./_inspector.ts";
 import { Records } from "../../records.ts";
-import { outputOf } from "../_deadline.ts";
+import { outputOf, waitUntil } from "../_deadline.ts";
+import { formatTime } from "../../src/serve/ui/dom.js";
 
 const ignore = CHROMIUM === undefined;
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
@@ -942,6 +943,49 @@ Deno.test({
       assert.equal(await mark.textContent(), " (sub-flow)");
       assert.equal(await mark.getAttribute("title"), `a sub-flow of run ${parent.id}`);
       assert.equal(await page.locator(`tr[data-run="${parent.id}"] a.sub-run`).count(), 0);
+      await mark.click();
+      await page.waitForURL(new RegExp(`#/runs/${parent.id}$`));
+      assert.deepEqual(unexpectedErrors(watch), []);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "inspector: the runs list marks a run a queue node enqueued (enqueued), not (sub-flow), and shows when its attempt started, not when it was enqueued",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage(async (page, inspector, watch) => {
+      const greet = join(inspector.dir, "flows", "greet.flow.yaml");
+      const parent = await inspector.runtime.runFlow(greet);
+      // Due seconds after it is enqueued (`delay` counts from before the flow loads, the record's
+      // time from after): its start (the server's worker claims it) and its enqueue time never
+      // read the same.
+      const { runId } = await inspector.runtime.enqueue(greet, {
+        parentRunId: parent.id,
+        delay: "3s",
+      });
+      const records = await inspector.runtime.records();
+      await waitUntil(
+        "the server's worker ran the enqueued run",
+        async () => (await records.getRun(runId))?.status === "succeeded",
+      );
+      const run = (await records.getRun(runId))!;
+      const claimedAt = run.queue!.attempts[0].startedAt;
+      assert.ok(claimedAt - run.startedAt >= 1000, JSON.stringify(run.queue));
+      await page.goto(new URL("#/runs", inspector.url).href);
+      const row = page.locator(`tr[data-run="${runId}"]`);
+      const mark = row.locator("a.enqueued-by");
+      await mark.waitFor();
+      assert.equal(await mark.textContent(), " (enqueued)");
+      assert.equal(
+        await mark.getAttribute("title"),
+        `enqueued by run ${parent.id} (a queue node): nothing waits for it`,
+      );
+      assert.equal(await row.locator("a.sub-run").count(), 0);
+      assert.equal(await row.locator("td.started").getAttribute("title"), formatTime(claimedAt));
       await mark.click();
       await page.waitForURL(new RegExp(`#/runs/${parent.id}$`));
       assert.deepEqual(unexpectedErrors(watch), []);

@@ -105,6 +105,17 @@ export function formatTime(ms) {
   }:${pad(d.getSeconds())}`;
 }
 
+/**
+ * When a run (a summary from `GET /api/runs`) really started, or `null`: a run that went
+ * through the queue (it has `enqueuedAt`) when its current or last attempt was claimed
+ * (`claimedAt`), none while it is queued; any other run at its `startedAt` (as
+ * `runStartTime` in src/records/types.ts, and `flowstate runs ls`).
+ */
+export function runStart(run) {
+  if (run.enqueuedAt === undefined) return run.startedAt;
+  return run.status === "queued" ? null : run.claimedAt ?? null;
+}
+
 /** A time of day with milliseconds, `HH:MM:SS.mmm` (for events within a run). */
 export function formatClock(ms) {
   if (ms === null || ms === undefined) return "—";

@@ -14,6 +14,7 @@ import {
   h,
   relativeTime,
   replace,
+  runStart,
   statusBadge,
 } from "./dom.js";
 
@@ -52,8 +53,8 @@ export async function renderFlows(container, ctx) {
                 " ",
                 h("a", {
                   href: ctx.routeHash(["runs", f.lastRun.id]),
-                  text: relativeTime(f.lastRun.startedAt),
-                  title: formatTime(f.lastRun.startedAt),
+                  text: relativeTime(runStart(f.lastRun)) || "not started",
+                  title: formatTime(runStart(f.lastRun)),
                 }),
               )
               : h("span.muted", { text: "never run" }),

@@ -12,6 +12,7 @@ import {
   prettyJson,
   relativeTime,
   replace,
+  runStart,
   statusBadge,
 } from "./dom.js";
 import { runChangesPanel } from "./changes.js";
@@ -212,16 +213,27 @@ export async function renderRuns(container, route, ctx) {
           href: run.flowId.startsWith("job:") ? "#/jobs" : ctx.routeHash(["flows", run.flowId]),
           text: run.flowId,
         }),
-        // A sub-run says so (as `runs ls` does), and leads to the run that started it.
+        // A sub-run says so (as `runs ls` does), and leads to the run that started it; so does
+        // a run a queue node enqueued (it has enqueuedAt), which is no sub-run: nothing waits for it.
         run.parentRunId
-          ? h("a.muted.sub-run", {
-            href: ctx.routeHash(["runs", run.parentRunId]),
-            title: `a sub-flow of run ${run.parentRunId}`,
-            text: " (sub-flow)",
-          })
+          ? run.enqueuedAt === undefined
+            ? h("a.muted.sub-run", {
+              href: ctx.routeHash(["runs", run.parentRunId]),
+              title: `a sub-flow of run ${run.parentRunId}`,
+              text: " (sub-flow)",
+            })
+            : h("a.muted.enqueued-by", {
+              href: ctx.routeHash(["runs", run.parentRunId]),
+              title: `enqueued by run ${run.parentRunId} (a queue node): nothing waits for it`,
+              text: " (enqueued)",
+            })
           : null,
       ),
-      h("td", { title: formatTime(run.startedAt), text: relativeTime(run.startedAt) }),
+      // When it really started: a queued run's attempt's claim, not its enqueue time.
+      h("td.started", {
+        title: formatTime(runStart(run)),
+        text: relativeTime(runStart(run)) || "—",
+      }),
       h("td.num", { text: formatDuration(run.durationMs) }),
       h("td.error-cell", {
         text: run.error ? `${run.error.node ? run.error.node + ": " : ""}${run.error.message}` : "",

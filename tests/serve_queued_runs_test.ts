@@ -1,0 +1,52 @@
+/**
+ * `GET /api/runs` and `GET /api/flows` on runs that went through the queue:
+ * a summary says when the run was enqueued (`enqueuedAt`, its `startedAt`)
+ * and when its attempt was claimed (`claimedAt`: when it really started),
+ * so a run another run enqueued (`parentRunId` with `enqueuedAt`) is told
+ * apart from a sub-flow's run (`parentRunId` alone).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withServed } from "./_serve.ts";
+
+Deno.test("GET /api/runs and /api/flows: a queued run's summary has enqueuedAt and its attempt's claimedAt (its real start)", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, runtime, request }) => {
+    const parent = await runtime.runFlow(join(dir, "flows", "hello.flow.yaml"));
+    const { runId } = await runtime.enqueue("hello", { parentRunId: parent.id });
+    const records = await runtime.records();
+    const list = async (query: string) => {
+      const res = await request(`/api/runs${query}`);
+      assert.equal(res.status, 200);
+      const { runs } = await res.json();
+      return runs.find((r: { id: string }) => r.id === runId);
+    };
+    const queued = await list("");
+    assert.equal(queued.status, "queued");
+    assert.equal(queued.parentRunId, parent.id);
+    assert.equal(queued.enqueuedAt, queued.startedAt);
+    assert.equal(queued.claimedAt, undefined);
+
+    const [claimed] = await records.claimRuns({ worker: "w1", leaseMs: 30_000 }, 1);
+    assert.equal(claimed.id, runId);
+    assert.ok(
+      await records.finishClaimedRun({ ...claimed, status: "succeeded", outputs: {} }),
+    );
+    const claimedAt = claimed.queue!.claim!.at;
+    for (const query of ["", "?flow=hello", "?status=succeeded", "?flow=hello&status=succeeded"]) {
+      const done = await list(query);
+      assert.equal(done.claimedAt, claimedAt, query);
+      assert.equal(done.enqueuedAt, queued.startedAt, query);
+      assert.equal(done.startedAt, queued.startedAt, `${query}: still its id's time`);
+    }
+    // The parent, run directly, has neither.
+    const direct = (await (await request("/api/runs?flow=hello")).json()).runs
+      .find((r: { id: string }) => r.id === parent.id);
+    assert.equal(direct.enqueuedAt, undefined);
+    assert.equal(direct.claimedAt, undefined);
+    // The flow's last run is the queued one: its summary says when it started.
+    const flows = await (await request("/api/flows")).json();
+    const hello = flows.find((f: { id: string }) => f.id === "hello");
+    assert.equal(hello.lastRun.id, runId);
+    assert.equal(hello.lastRun.claimedAt, claimedAt);
+  }, { worker: false });
+});
