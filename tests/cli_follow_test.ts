@@ -360,6 +360,16 @@ async function takenBackAndFollowed(
   // Its lease is long: a starved taker must not lose its own claim (a third attempt).
   await using taker = worker(p, "--worker-id", "taker");
   await taker.until(/"type":"claim"/);
+  const { attempt } = JSON.parse(taker.stdout.split("\n").find((l) => l.includes('"claim"'))!);
+  // Said before the gates open: a follower whose next poll finds the run already ended (taken
+  // back, claimed and run within one poll interval) says only its outcome.
+  await follower.until(
+    new RegExp(
+      `^attempt ${attempt - 1} was lost on worker dying .*: following its next attempt$`,
+      "m",
+    ),
+    "stderr",
+  );
   await open(g.first);
   await open(g.second);
   assert.equal(await follower.code(), 0, follower.stderr);
