@@ -36,13 +36,8 @@ import { outsideRunActor } from "./store/actor.ts";
 import { type EventBus, unrecorded } from "./runtime_events.ts";
 import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
 import { readSecrets, SecretMasker } from "./flow/secrets.ts";
-import {
-  assertFromNode,
-  assertSameFlow,
-  type ResumeDecision,
-  resumeDecisions,
-  reusableNodes,
-} from "./resume.ts";
+// resume.ts is loaded when a run resumes another (a cold run that does not pays nothing for it).
+import type { ResumeDecision } from "./resume.ts";
 import type { MockLevel, NodeMocks } from "./flow/mocks.ts";
 
 /** What running a flow needs from the runtime. */
@@ -544,6 +539,7 @@ export async function previewResumeFlow(
       ? await loadFlowIn(flow, loadOptions)
       : await host.flows.load(flow, loadOptions);
     const def = prepared.definition;
+    const { assertFromNode, assertSameFlow, resumeDecisions } = await import("./resume.ts");
     assertSameFlow(def, plan.run);
     assertFromNode(def, plan.from, plan.run.id);
     // The run's inputs fit the flow now, its variables and secrets are set: else refused as
@@ -723,9 +719,10 @@ async function runInTree(
   const { parsed, prepared } = loaded;
   const def = prepared.definition;
   const resume = options.resume;
+  const resuming = resume === undefined ? undefined : await import("./resume.ts");
   if (resume !== undefined) {
-    assertSameFlow(def, resume.run);
-    assertFromNode(def, resume.from, resume.run.id);
+    resuming!.assertSameFlow(def, resume.run);
+    resuming!.assertFromNode(def, resume.from, resume.run.id);
   }
   if (mocks !== undefined && mocks.nested.size > 0) {
     try {
@@ -767,7 +764,7 @@ async function runInTree(
     // A node whose module (or a file it imports, or its sub-flow's files) was edited since the
     // run started runs again: the fix a resume is usually for may be there.
     const { nodeFilesChangedSince } = await import("./flow/_node_files.ts");
-    reused = reusableNodes(
+    reused = resuming!.reusableNodes(
       resume.run,
       def,
       resume.before,

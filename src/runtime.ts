@@ -41,13 +41,8 @@ import {
   runFlow,
   type RunFlowOptions,
 } from "./run_flow.ts";
-import {
-  assertNotResumed,
-  assertResumable,
-  claimResume,
-  foundRun,
-  type ResumePreview,
-} from "./resume.ts";
+// resume.ts is loaded by resumeRun and previewResume only (not on a cold run's path).
+import type { ResumePreview } from "./resume.ts";
 import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
 import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
@@ -1061,6 +1056,7 @@ class FlowstateRuntime implements Runtime {
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();
+        const { assertResumable, claimResume, foundRun } = await import("./resume.ts");
         const run = foundRun(await records.getRun(runId), runId);
         assertResumable(run, from);
         const flow = given ?? await this.#flowOfRun(run);
@@ -1101,6 +1097,7 @@ class FlowstateRuntime implements Runtime {
     assertKnownFields(options, PREVIEW_RESUME_OPTIONS, `Cannot resume run ${runId}`, "option");
     const from = this.#checkResume(runId, options.from);
     const records = await this.records();
+    const { assertNotResumed, assertResumable, foundRun } = await import("./resume.ts");
     const run = foundRun(await records.getRun(runId), runId);
     assertResumable(run, from);
     const flow = options.flow ?? await this.#flowOfRun(run);
