@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openRuntime, runJob } from "@flowstate/core";
+import { openRuntime, openStore, runJob } from "@flowstate/core";
 import { cliCommand, cliOk, runCli, withCliProject } from "./_cli_sandbox.ts";
 import { streamLines, within } from "./fixtures/daemon_process.ts";
 import { exitOf } from "./_deadline.ts";
@@ -122,8 +122,10 @@ Deno.test("cli: -c from another folder: the home, default store files and jobs.b
 Deno.test("cli: the first run after the upgrade whose home moved says where the old one is, and how to keep it", async () => {
   await withProjectElsewhere(CONFIG, async ({ project, elsewhere, file }) => {
     // What 0.5 left when run from here: its home in the working directory.
+    // (A store, not an empty file: an empty store file is one that lost its content, refused.)
     await Deno.mkdir(join(elsewhere, ".flowstate"));
-    await Deno.writeTextFile(join(elsewhere, ".flowstate", "main.db"), "");
+    await (await openStore({ plugin: "sqlite", path: join(elsewhere, ".flowstate", "main.db") }))
+      .close();
     const first = await runFrom(elsewhere, file, "state", "set", "k", '"v"');
     assert.equal(first.code, 0, first.stderr);
     assert.equal(
