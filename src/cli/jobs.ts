@@ -124,7 +124,7 @@ export async function describeJobs(
   // No records store yet (a read-only runtime): no job has run.
   const records = await unlessMissing(() => runtime.records());
   const now = runtime.clock.now();
-  const findLast = await lastRunFinder(runtime, records, onWarning);
+  const findLast = await lastRunFinder(runtime, records, onWarning, { started: true });
   const builtins = builtinJobNames();
   const out: JobListing[] = [];
   for (const name of jobNames(runtime)) {

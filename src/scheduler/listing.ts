@@ -145,7 +145,7 @@ export async function scheduleListing(
   const byFlowId = new Map(
     source.problems.filter((p) => p.flowId !== null).map((p) => [`flow:${p.flowId}`, p]),
   );
-  const findLast = await lastRunFinder(runtime, records, onWarning);
+  const findLast = await lastRunFinder(runtime, records, onWarning, { started: true });
   const lastRun = async (flowId: string | null) =>
     flowId === null ? null : lastRunBrief(await findLast(flowId));
   const broken = (problem: FlowFileProblem) => ({

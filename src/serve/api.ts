@@ -1825,7 +1825,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const records = await runtime.records();
       const now = runtime.clock.now();
       const names = [...new Set([...builtinJobNames(), ...Object.keys(config.jobs)])];
-      const findLast = await lastRunFinder(runtime, records);
+      const findLast = await lastRunFinder(runtime, records, undefined, { started: true });
       const out: z.infer<typeof S.JobInfoSchema>[] = [];
       for (const name of names) {
         const settings = config.jobs[name];

@@ -1,0 +1,75 @@
+/**
+ * The LAST RUN of `schedules ls` (and `--json`'s `lastRun`) tells the truth
+ * about a flow whose runs go through the queue: a run still waiting in the
+ * queue has not run (the one that did is shown, not hidden behind it), and
+ * a queued run that a worker ran started when the worker claimed it, not
+ * when it was enqueued.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { exitOf, hangGuard } from "./_deadline.ts";
+
+const TICK = 'id: tick\nschedule: "0 * * * *"\nnodes:\n' +
+  "  - { id: say, type: log, with: { message: tick } }\n";
+
+type Last = { id: string; status: string; startedAt: number } | null;
+
+/** Run a worker until it ended one run (its --json lines), then SIGTERM it. */
+async function workOne(dir: string, home: string): Promise<void> {
+  const child = cliCommand(dir, ["worker", "--json", "--poll", "50ms"], { home }).spawn();
+  let ended = false;
+  let rest = "";
+  using _hang = hangGuard(child, () => `no end line seen; then: ${rest}`);
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  while (!ended) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    rest += value;
+    const lines = rest.split("\n");
+    rest = lines.pop()!;
+    ended = lines.some((line) => JSON.parse(line).type === "end");
+  }
+  child.kill("SIGTERM");
+  while (!(await reader.read()).done) { /* drain */ }
+  await child.stderr.cancel();
+  assert.equal((await exitOf(child)).code, 0);
+  assert.ok(ended, "the worker ran the run");
+}
+
+Deno.test("schedules ls: LAST RUN is the run that started last: not one waiting in the queue, and a queued run's start is its claim", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(join(dir, "flows", "tick.flow.yaml"), TICK);
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), "flows: [./flows]\n");
+    const lastOf = async (): Promise<Last> => {
+      const listed = await run("schedules", "ls", "--json");
+      assert.equal(listed.code, 0, listed.stderr);
+      return JSON.parse(listed.stdout).find((r: { id: string }) => r.id === "flow:tick").lastRun;
+    };
+    const ran = await run("run", "flows/tick.flow.yaml", "--json");
+    assert.equal(ran.code, 0, ran.stderr);
+    const direct = JSON.parse(ran.stdout);
+
+    // Queued for later: it has not run; the run that did stays the last one.
+    const later = await run("enqueue", "tick", "--delay", "1h");
+    assert.equal(later.code, 0, later.stderr);
+    assert.equal((await lastOf())?.id, direct.id);
+    assert.equal((await lastOf())?.status, "succeeded");
+    const table = await run("schedules", "ls");
+    assert.match(table.stdout, /^flow:tick .* succeeded \d{4}-\d\d-\d\d [\d:]+ UTC\s*$/m);
+
+    // Queued now and run by a worker: the last run, started when the worker claimed it.
+    const now = await run("enqueue", "tick");
+    assert.equal(now.code, 0, now.stderr);
+    const queuedId = now.stdout.trim();
+    await workOne(dir, home);
+    const runs = JSON.parse((await run("runs", "ls", "--flow", "tick", "--json")).stdout);
+    const worked = runs.find((r: { id: string }) => r.id === queuedId);
+    assert.equal(worked.status, "succeeded");
+    assert.ok(worked.claimedAt > worked.enqueuedAt, JSON.stringify(worked));
+    const last = await lastOf();
+    assert.equal(last?.id, queuedId);
+    assert.equal(last?.startedAt, worked.claimedAt, "its start, not its enqueue");
+  });
+});
