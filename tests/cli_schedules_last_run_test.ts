@@ -1,13 +1,15 @@
 /**
- * The LAST RUN of `schedules ls` (and `--json`'s `lastRun`) tells the truth
- * about a flow whose runs go through the queue: a run still waiting in the
- * queue has not run (the one that did is shown, not hidden behind it), and
- * a queued run that a worker ran started when the worker claimed it, not
- * when it was enqueued.
+ * The LAST RUN of `schedules ls` and `jobs ls` (and `--json`'s `lastRun`)
+ * tells the truth: a run still waiting in the queue has not run (the one
+ * that did is shown, not hidden behind it); a queued run that a worker ran
+ * started when the worker claimed it, not when it was enqueued; a run
+ * recorded running whose process is gone reads `running?`, as in `runs ls`.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { openRuntime } from "../mod.ts";
+import { newRunId } from "../records.ts";
+import { cliCommand, cliOk, withCliProject, withSandbox } from "./_cli_sandbox.ts";
 import { exitOf, hangGuard } from "./_deadline.ts";
 
 const TICK = 'id: tick\nschedule: "0 * * * *"\nnodes:\n' +
@@ -71,5 +73,50 @@ Deno.test("schedules ls: LAST RUN is the run that started last: not one waiting 
     const last = await lastOf();
     assert.equal(last?.id, queuedId);
     assert.equal(last?.startedAt, worked.claimedAt, "its start, not its enqueue");
+  });
+});
+
+Deno.test("jobs ls and schedules ls: a last run recorded running whose process is gone (no heartbeat) reads running?, as in runs ls", async () => {
+  const config = "home: home\nflows: [./flows]\njobs:\n  gc: { schedule: '0 4 * * *' }\n" +
+    "stores:\n  main: { plugin: sqlite, path: data/main.db }\n";
+  await withCliProject(config, async (run, dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(join(dir, "flows", "tick.flow.yaml"), TICK);
+    // What a process killed (kill -9) in the middle of a run leaves: the run recorded running,
+    // its last heartbeat two minutes old.
+    const at = Date.now() - 120_000;
+    {
+      await using rt = await openRuntime({ cwd: dir, config: join(dir, "flowstate.yaml") });
+      const records = await rt.records();
+      for (const flowId of ["job:gc", "tick"]) {
+        await records.startRun({
+          id: newRunId(at),
+          flowId,
+          flowVersion: "v1",
+          status: "running",
+          inputs: {},
+          outputs: null,
+          error: null,
+          startedAt: at,
+          endedAt: null,
+          durationMs: null,
+          nodes: {},
+          heartbeatAt: at,
+        });
+      }
+    }
+    assert.match(await cliOk(run, "runs", "ls"), /^\w+ +tick +running\? /m);
+    for (const [args, row] of [[["jobs", "ls"], "gc"], [["schedules", "ls"], "flow:tick"]]) {
+      const listed = await run(...args);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, new RegExp(`^${row} .* running\\? \\d{4}-`, "m"), listed.stdout);
+      assert.match(
+        listed.stderr,
+        /^running\?: recorded running, but its process has written no heartbeat/m,
+      );
+    }
+    // The JSON keeps the status as recorded.
+    const jobs = JSON.parse(await cliOk(run, "jobs", "ls", "--json"));
+    assert.equal(jobs.find((j: { name: string }) => j.name === "gc").lastRun.status, "running");
   });
 });
