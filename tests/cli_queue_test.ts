@@ -123,6 +123,11 @@ Deno.test("cli queue: bad input, unknown flows and bad options exit 2 and write 
     const priority = await run("enqueue", "mark", "--priority", "high");
     assert.equal(priority.code, 2);
     assert.match(priority.stderr, /--priority "high"/);
+    // A --key over the dedupe key's limit is a bad option too, said without a stack-trace hint.
+    const long = await run("enqueue", "mark", "--key", "k".repeat(3000));
+    assert.equal(long.code, 2, long.stderr);
+    assert.match(long.stderr, /^error: .*key is 3,000 bytes .*use a hash of a longer one$/m);
+    assert.doesNotMatch(long.stderr, /--debug/);
     const none = JSON.parse((await run("runs", "ls", "--json")).stdout);
     assert.deepEqual(none, []);
   });

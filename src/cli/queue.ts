@@ -164,6 +164,11 @@ export async function enqueueCommand(
     }
     // The flow's queue.by template fails on these inputs: bad input (exit 2), nothing queued.
     if (err instanceof TemplateError) throw new UsageError(err.message, { cause: err });
+    // The options were checked above; what is left is a value out of range (a --key over the
+    // dedupe key's limit): bad input too, as POST /api/flows/{flow}/runs answers it 400.
+    if (err instanceof RangeError || err instanceof TypeError) {
+      throw new UsageError(err.message, { cause: err });
+    }
     throw err;
   }
   if (options.json) console.log(JSON.stringify(result));
