@@ -55,15 +55,16 @@ export function newerRun(
  * that was cancelled before one did) has not run, and a run enqueued earlier
  * than another may start after it. Reads the flow's runs newest first, page
  * after page until one holds a run that started (past a backlog of queued
- * runs); the start of a run is taken from the first such page and the ones
- * before it, so a run enqueued long before it started (a delay over a page
- * of newer runs) may be missed.
+ * runs; the first page is short, as a listing reads one a flow): the latest
+ * start among the pages read wins, so a run enqueued long before it started
+ * (behind a page of newer runs) may be missed.
  */
 async function lastStartedRun(records: Records, flowId: string): Promise<RunSummary | undefined> {
   let best: RunSummary | undefined;
   let cursor: string | undefined;
   do {
-    const page = await records.listRunSummaries({ flowId, limit: STARTED_PAGE, cursor });
+    const limit = cursor === undefined ? FIRST_PAGE : STARTED_PAGE;
+    const page = await records.listRunSummaries({ flowId, limit, cursor });
     for (const run of page.runs) {
       const at = runStartTime(run);
       if (at === undefined) continue;
@@ -75,7 +76,8 @@ async function lastStartedRun(records: Records, flowId: string): Promise<RunSumm
   return best;
 }
 
-/** How many runs {@linkcode lastStartedRun} reads a page. */
+/** How many runs {@linkcode lastStartedRun} reads first, then a page after that. */
+const FIRST_PAGE = 10;
 const STARTED_PAGE = 100;
 
 /**
