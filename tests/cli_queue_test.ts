@@ -180,6 +180,50 @@ Deno.test("cli queue: runs retry of a run started directly counts its first atte
   });
 });
 
+Deno.test("cli queue: runs retry of a job's run, or of a direct run whose flow is not under flows:, says what to do instead (no impossible 'pass a path')", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    // A backup into a folder that cannot be made (a file is in its way) fails.
+    await Deno.writeTextFile(join(dir, "blocker"), "");
+    const failedJob = await run(
+      "jobs",
+      "run",
+      "backup",
+      "--quiet",
+      "--option",
+      `out=${join(dir, "blocker", "x")}`,
+    );
+    assert.equal(failedJob.code, 1, failedJob.stderr);
+    const [job] = JSON.parse((await run("runs", "ls", "--flow", "job:backup", "--json")).stdout);
+    assert.equal(job.status, "failed");
+    const retryJob = await run("runs", "retry", job.id);
+    assert.equal(retryJob.code, 1);
+    assert.match(
+      retryJob.stderr,
+      /^error: Cannot retry run \w+: it is a run of the job "backup", and jobs do not go through the queue: run it again with flowstate jobs run backup$/m,
+    );
+    await Deno.mkdir(join(dir, "elsewhere"));
+    await Deno.writeTextFile(
+      join(dir, "elsewhere", "other.flow.yaml"),
+      "id: other\nnodes: [{ id: f, type: fail, with: { message: no } }]\n",
+    );
+    assert.equal((await run("run", "elsewhere/other.flow.yaml")).code, 1);
+    const [other] = JSON.parse((await run("runs", "ls", "--flow", "other", "--json")).stdout);
+    const retryOther = await run("runs", "retry", other.id);
+    assert.equal(retryOther.code, 1);
+    assert.match(
+      retryOther.stderr,
+      /no file there has flow id "other": add the file's folder to flows: in .*flowstate\.yaml, or run it again with flowstate run <file>$/m,
+    );
+    assert.doesNotMatch(retryOther.stderr, /pass a path/);
+    // Nothing was queued.
+    assert.deepEqual(
+      JSON.parse((await run("runs", "ls", "--status", "queued", "--json")).stdout),
+      [],
+    );
+  });
+});
+
 Deno.test("cli queue: validate reports a bad queue: field at its file:line:column", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(

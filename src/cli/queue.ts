@@ -592,11 +592,28 @@ export async function retryCommand(
   }
   let flowPath: string | undefined;
   if (run.queue === undefined) {
+    // A job's run (flow "job:<name>") has no flow file: a job runs with jobs run, never queued.
+    const job = run.flowId.startsWith("job:") ? run.flowId.slice("job:".length) : undefined;
+    if (job !== undefined) {
+      printError(
+        `Cannot retry run ${runId}: it is a run of the job "${printable(job)}", and jobs do ` +
+          `not go through the queue: run it again with flowstate jobs run ${printable(job)}`,
+      );
+      return 1;
+    }
     try {
       flowPath = await findFlowFile(runtime.config, run.flowId, Deno.cwd());
     } catch (err) {
+      if (!(err instanceof NotFoundError)) {
+        printError(`Cannot retry run ${runId}: ${(err as Error).message}`);
+        return 1;
+      }
+      // Its record keeps no file (it was started directly): only the config's flows: can say.
       printError(
-        `Cannot retry run ${runId}: it was not enqueued, and ${(err as Error).message}`,
+        `Cannot retry run ${runId}: it was started directly (not enqueued), so a worker ` +
+          `needs its flow's file among the config's flows:, and no file there has flow id ` +
+          `"${printable(run.flowId)}": add the file's folder to flows: in ` +
+          `${runtime.config.file ?? "flowstate.yaml"}, or run it again with flowstate run <file>`,
       );
       return 1;
     }
