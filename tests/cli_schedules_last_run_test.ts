@@ -9,35 +9,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openRuntime } from "../mod.ts";
 import { newRunId } from "../records.ts";
-import { cliCommand, cliOk, withCliProject, withSandbox } from "./_cli_sandbox.ts";
-import { exitOf, hangGuard } from "./_deadline.ts";
+import { cliOk, withCliProject, withSandbox, workOneRun } from "./_cli_sandbox.ts";
 
 const TICK = 'id: tick\nschedule: "0 * * * *"\nnodes:\n' +
   "  - { id: say, type: log, with: { message: tick } }\n";
 
 type Last = { id: string; status: string; startedAt: number } | null;
-
-/** Run a worker until it ended one run (its --json lines), then SIGTERM it. */
-async function workOne(dir: string, home: string): Promise<void> {
-  const child = cliCommand(dir, ["worker", "--json", "--poll", "50ms"], { home }).spawn();
-  let ended = false;
-  let rest = "";
-  using _hang = hangGuard(child, () => `no end line seen; then: ${rest}`);
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  while (!ended) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    rest += value;
-    const lines = rest.split("\n");
-    rest = lines.pop()!;
-    ended = lines.some((line) => JSON.parse(line).type === "end");
-  }
-  child.kill("SIGTERM");
-  while (!(await reader.read()).done) { /* drain */ }
-  await child.stderr.cancel();
-  assert.equal((await exitOf(child)).code, 0);
-  assert.ok(ended, "the worker ran the run");
-}
 
 Deno.test("schedules ls: LAST RUN is the run that started last: not one waiting in the queue, and a queued run's start is its claim", async () => {
   await withSandbox(async ({ dir, home, run }) => {
@@ -65,7 +42,7 @@ Deno.test("schedules ls: LAST RUN is the run that started last: not one waiting 
     const now = await run("enqueue", "tick");
     assert.equal(now.code, 0, now.stderr);
     const queuedId = now.stdout.trim();
-    await workOne(dir, home);
+    await workOneRun(dir, home);
     const runs = JSON.parse((await run("runs", "ls", "--flow", "tick", "--json")).stdout);
     const worked = runs.find((r: { id: string }) => r.id === queuedId);
     assert.equal(worked.status, "succeeded");

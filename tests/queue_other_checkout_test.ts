@@ -9,33 +9,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, runCli } from "./_cli_sandbox.ts";
-import { exitOf, hangGuard } from "./_deadline.ts";
+import { runCli, workOneRun } from "./_cli_sandbox.ts";
 
 const flow = (from: string) =>
   `id: hello\nnodes: [{ id: a, type: state.set, with: { scope: global, key: ran, value: ${from} } }]\n`;
-
-/** Run a worker in `dir` until it ended one run (its --json lines), then SIGTERM it. */
-async function workOne(dir: string): Promise<void> {
-  const child = cliCommand(dir, ["worker", "--json", "--poll", "50ms"]).spawn();
-  let ended = false;
-  let rest = "";
-  using _hang = hangGuard(child, () => `no end line seen; then: ${rest}`);
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  while (!ended) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    rest += value;
-    const lines = rest.split("\n");
-    rest = lines.pop()!;
-    ended = lines.some((line) => JSON.parse(line).type === "end");
-  }
-  child.kill("SIGTERM");
-  while (!(await reader.read()).done) { /* drain */ }
-  await child.stderr.cancel();
-  assert.equal((await exitOf(child)).code, 0);
-  assert.ok(ended, "the worker ran the run");
-}
 
 Deno.test("queue: a worker of another checkout (another path) runs a run enqueued from a checkout whose file it does not have, with its own file of that flow", async () => {
   const root = await Deno.makeTempDir({ prefix: "flowstate-checkouts-" });
@@ -55,7 +32,7 @@ Deno.test("queue: a worker of another checkout (another path) runs a run enqueue
     const runId = enqueued.stdout.trim();
     // Checkout a is not on the worker's machine.
     await Deno.remove(a, { recursive: true });
-    await workOne(b);
+    await workOneRun(b);
     const shown = await runCli(b, ["runs", "show", runId, "--json"]);
     assert.equal(shown.code, 0, shown.stderr);
     const { run } = JSON.parse(shown.stdout);
