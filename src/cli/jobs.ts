@@ -11,8 +11,8 @@
  * `--json` output (one JSON document on stdout, stable):
  * - `jobs ls`: `[{ "name", "description", "builtin", "module", "enabled", "scheduled",
  *   "schedule", "timezone", "lastRun": { "id", "status", "startedAt", "durationMs" } | null
- *   (with `"archived": true` and its `"archive"` file when the newest run is one the archive
- *   job moved to `<home>/archive/`),
+ *   (the run that started last, `startedAt` its start; with `"archived": true` and its
+ *   `"archive"` file when it is one the archive job moved to `<home>/archive/`),
  *   "nextRun": number | null, "error": string | null, "paths": { "<option>": path } }]`
  *   (`module` is `null` for a built-in; times are ms since the epoch; `schedule` is `null` for a
  *   job without one; `paths`: the config's options naming files, absolute)
@@ -74,8 +74,8 @@ export interface JobListing {
   /** The schedule's time zone. */
   timezone: string;
   /**
-   * The newest run, or `null`: recorded, or one the archive job moved to
-   * `<home>/archive/` when that is newer (then marked `archived`).
+   * The run that started last, or `null`: recorded, or one the archive job
+   * moved to `<home>/archive/` when that is newer (then marked `archived`).
    */
   lastRun: LastRunBrief | null;
   /** The next tick (ms since the epoch) if scheduled, else `null`. */

@@ -5,7 +5,9 @@
  * `--json` prints one array (stable), in the daemon's order (jobs, then
  * flows): `[{ "id": "job:<name>" | "flow:<id>" | "flow:<id>#<entry>", "kind": "job" | "flow",
  * "cron", "timezone", "nextRun": number | null, "lastRun": { "id", "status",
- * "startedAt", "durationMs" } | null }]`, a flow's rows also with `"flow"`,
+ * "startedAt", "durationMs" } | null }]` (the run that started last: a run
+ * still waiting in the queue is not one; `startedAt` is its start, a queued
+ * run's claim), a flow's rows also with `"flow"`,
  * `"entry"` (its `schedule:` entry's `id`, or `null`) and `"inputs"` (what each
  * run of it gets; a flow with several entries: each row's last run is its own
  * latest tick's) (times in ms since the epoch; a last run

@@ -55,9 +55,10 @@ export interface ScheduleListing {
   /** The next tick (ms since the epoch), or `null` if it never ticks again. */
   nextRun: number | null;
   /**
-   * The newest run, or `null`: recorded, or one the archive job moved to
-   * `<home>/archive/` when that is newer (then `archived: true`, with its
-   * `archive` file).
+   * The run that started last, or `null` (a run still waiting in the queue
+   * has not: `startedAt` is a run's start, a queued run's claim): recorded,
+   * or one the archive job moved to `<home>/archive/` when that is newer
+   * (then `archived: true`, with its `archive` file).
    */
   lastRun: {
     id: string;
