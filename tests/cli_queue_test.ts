@@ -224,6 +224,21 @@ Deno.test("cli queue: runs retry of a job's run, or of a direct run whose flow i
   });
 });
 
+Deno.test("cli queue: daemon --no-queue --concurrency is refused (exit 2, nothing started), not accepted for a worker it does not start", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir);
+    const both = await run("daemon", "--no-queue", "--concurrency", "8");
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(
+      both.stderr,
+      /^error: --concurrency is how many queued runs .*--no-queue starts no worker: drop one of them$/m,
+    );
+    assert.equal(both.stdout, "");
+    // Nothing was opened or created.
+    assert.equal(await Deno.stat(home).then(() => true, () => false), false);
+  });
+});
+
 Deno.test("cli queue: validate reports a bad queue: field at its file:line:column", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(

@@ -157,6 +157,13 @@ export async function daemonCommand(
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  // --concurrency sizes the daemon's queue worker: with --no-queue there is none to size.
+  if (options.queue === false && options.concurrency !== undefined) {
+    throw new UsageError(
+      "--concurrency is how many queued runs the daemon's worker runs at once, and --no-queue " +
+        "starts no worker: drop one of them",
+    );
+  }
   const quiet = options.quiet ?? false;
   const { waitForStoreMs } = waitForStoreSetting(options.waitForStore);
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
