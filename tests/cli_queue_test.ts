@@ -128,6 +128,10 @@ Deno.test("cli queue: bad input, unknown flows and bad options exit 2 and write 
     assert.equal(long.code, 2, long.stderr);
     assert.match(long.stderr, /^error: .*key is 3,000 bytes .*use a hash of a longer one$/m);
     assert.doesNotMatch(long.stderr, /--debug/);
+    // An --at before the epoch: said in the option's terms.
+    const early = await run("enqueue", "mark", "--at", "1960-01-01T00:00:00Z");
+    assert.equal(early.code, 2, early.stderr);
+    assert.match(early.stderr, /^error: Invalid --at "1960-01-01T00:00:00Z": it is before 1970/m);
     const none = JSON.parse((await run("runs", "ls", "--json")).stdout);
     assert.deepEqual(none, []);
   });

@@ -114,6 +114,13 @@ export async function enqueueCommand(
           `(without an offset, a time in the config's timezone)`,
       );
     }
+    // A run's time is ms since the epoch: none before it. A past time (after it) runs at once.
+    if (time < 0) {
+      throw new UsageError(
+        `Invalid --at "${options.at}": it is before 1970-01-01T00:00:00Z, the earliest time a ` +
+          "run can be queued for; a time in the past runs at once: give one after that",
+      );
+    }
     return time;
   };
   at(undefined); // bad input is refused before anything opens
