@@ -345,10 +345,45 @@ function entryJson(entry: Entry): z.infer<typeof S.EntrySchema> {
   };
 }
 
-/** The version in an `If-Match` header: `"v"`, `W/"v"` or a bare `v`. */
-function versionOf(header: string): string {
-  const text = header.trim().replace(/^W\//, "");
-  return text.startsWith('"') && text.endsWith('"') && text.length >= 2 ? text.slice(1, -1) : text;
+const ETAG_QUOTED = /^[\x21\x23-\x7e\x80-\xff]+$/;
+const ETAG_BARE = /^[\x21\x23-\x2b\x2d-\x7e\x80-\xff]+$/;
+
+/**
+ * The version an `If-Match` header names: `"v"`, `W/"v"` or a bare `v`; `null` for `*` (any
+ * version: the entry exists). Anything else (empty, unterminated quotes, a list of versions,
+ * spaces) is a 400 saying what to send: it can never match, and a 409 would send the client
+ * round a read-and-retry loop that never ends.
+ */
+function versionOf(header: string, what: string): string | null {
+  const text = header.trim();
+  if (text === "*") return null;
+  const tag = text.replace(/^W\//, "");
+  const quoted = tag.startsWith('"') && tag.endsWith('"') && tag.length >= 2;
+  const version = quoted ? tag.slice(1, -1) : tag;
+  // An entity tag's characters (RFC 9110 etagc): no quote, space or control character; bare, no
+  // comma either (a list of versions, which a compare-and-set of one entry cannot take).
+  if (version === "" || !(quoted ? ETAG_QUOTED : ETAG_BARE).test(version)) {
+    throw badRequest(
+      `${what}: the If-Match header ${
+        JSON.stringify(header)
+      } is not one version; send If-Match: "<version>" with the version GET …/entry answered (its ETag), or If-Match: * to require only that the entry exists`,
+    );
+  }
+  return version;
+}
+
+/**
+ * The `ifVersion` of a compare-and-set write for `If-Match` `version` (from {@linkcode versionOf}):
+ * `*` (`null`) is the entry's current version, `undefined` when there is none (the write
+ * conflicts).
+ */
+async function matchedVersion(
+  store: Store,
+  key: Key,
+  version: string | null,
+): Promise<string | undefined> {
+  if (version !== null) return version;
+  return (await store.get(key))?.version;
 }
 
 async function conflict(store: Store, key: Key, what: string): Promise<HttpError> {
@@ -938,7 +973,11 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "Set an entry with compare-and-set (If-Match, or If-None-Match: * to create only)",
     query: [KEY_QUERY],
     headers: [
-      { name: "If-Match", description: 'the entry\'s current version, quoted: "<version>"' },
+      {
+        name: "If-Match",
+        description:
+          'the entry\'s current version, quoted: "<version>" (one version; * for any: the entry exists)',
+      },
       { name: "If-None-Match", description: "* to create the entry only if it does not exist" },
     ],
     body: S.PutEntryBody,
@@ -953,21 +992,28 @@ export const apiRoutes: readonly ApiRoute[] = [
     async handler(ctx) {
       const store = await storeOf(ctx);
       const key = keyParam(ctx.url, "key", false);
+      const what = `Cannot set ${JSON.stringify(key)}`;
       const ifMatch = ctx.request.headers.get("if-match");
       const ifNoneMatch = ctx.request.headers.get("if-none-match");
-      if (ifMatch === null && ifNoneMatch?.trim() !== "*") {
+      if (ifMatch !== null && ifNoneMatch !== null) {
+        throw badRequest(
+          `${what}: send If-Match (to replace a version) or If-None-Match: * (to create), not both`,
+        );
+      }
+      const wanted = ifMatch === null ? undefined : versionOf(ifMatch, what);
+      if (wanted === undefined && ifNoneMatch?.trim() !== "*") {
         throw new HttpError(
           "precondition_required",
-          `Cannot set ${
-            JSON.stringify(key)
-          }: the API only writes with compare-and-set; send If-Match: "<version>" (from GET …/entry) or If-None-Match: * to create`,
+          `${what}: the API only writes with compare-and-set; send If-Match: "<version>" (from GET …/entry) or If-None-Match: * to create`,
         );
       }
       const input = await body(ctx, S.PutEntryBody, `PUT /api/stores/${ctx.params.store}/entry`);
       if (input.value === undefined) {
         throw badRequest('Invalid body: value is missing ({ "value": … })');
       }
-      const ifVersion = ifMatch === null ? null : versionOf(ifMatch);
+      // No If-Match: If-None-Match: *, create only (ifVersion null).
+      const ifVersion = wanted === undefined ? null : await matchedVersion(store, key, wanted);
+      if (ifVersion === undefined) throw await conflict(store, key, what);
       let result;
       try {
         result = await store.set(key, input.value, {
@@ -978,7 +1024,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         if (err instanceof TypeError || err instanceof RangeError) throw badRequest(messageOf(err));
         throw err;
       }
-      if (!result.ok) throw await conflict(store, key, `Cannot set ${JSON.stringify(key)}`);
+      if (!result.ok) throw await conflict(store, key, what);
       const now = ctx.server.runtime.clock.now();
       return json(
         {
@@ -998,7 +1044,10 @@ export const apiRoutes: readonly ApiRoute[] = [
     tag: "state",
     summary: "Delete an entry with compare-and-set (If-Match)",
     query: [KEY_QUERY],
-    headers: [{ name: "If-Match", description: "the entry's current version, quoted" }],
+    headers: [{
+      name: "If-Match",
+      description: 'the entry\'s current version, quoted: "<version>" (* for any: it exists)',
+    }],
     responses: {
       204: { description: "Deleted" },
       409: {
@@ -1019,8 +1068,10 @@ export const apiRoutes: readonly ApiRoute[] = [
           }: the API only deletes with compare-and-set; send If-Match: "<version>" (from GET …/entry)`,
         );
       }
-      const deleted = await store.delete(key, { ifVersion: versionOf(ifMatch) });
-      if (!deleted) throw await conflict(store, key, `Cannot delete ${JSON.stringify(key)}`);
+      const what = `Cannot delete ${JSON.stringify(key)}`;
+      const ifVersion = await matchedVersion(store, key, versionOf(ifMatch, what));
+      const deleted = ifVersion !== undefined && await store.delete(key, { ifVersion });
+      if (!deleted) throw await conflict(store, key, what);
       return new Response(null, { status: 204 });
     },
   },
