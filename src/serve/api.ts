@@ -1406,10 +1406,8 @@ export const apiRoutes: readonly ApiRoute[] = [
       const until = timeParam(url, "until");
       const cursor = url.searchParams.get("cursor") || undefined;
       const limit = intParam(url, "limit", 50, 1, 1000);
-      const archived = url.searchParams.get("archived") || "false";
-      if (archived !== "true" && archived !== "false") {
-        throw badRequest(`Invalid query parameter archived=${archived}: expected true or false`);
-      }
+      // A boolean parameter is true or false (the server checks it before the handler).
+      const archived = url.searchParams.get("archived") ?? "false";
       if (archived === "true") {
         const after = cursor === undefined ? undefined : archivedCursorOf(cursor);
         const runs = await archiveReaderOf(server.runtime).list({
@@ -1760,9 +1758,6 @@ export const apiRoutes: readonly ApiRoute[] = [
       const from = url.searchParams.get("from");
       if (from === "") throw badRequest("Invalid query parameter from=: expected a node id");
       const again = url.searchParams.get("again") ?? "false";
-      if (again !== "true" && again !== "false") {
-        throw badRequest(`Invalid query parameter again=${again}: expected true or false`);
-      }
       try {
         return json(
           await server.runtime.previewResume(params.id, {

@@ -161,3 +161,28 @@ export function unknownQueryParam<S>(
   }
   return undefined;
 }
+
+/**
+ * Why the value of boolean query parameter `name` is not one, or `undefined`: only `true` and
+ * `false` are, since a script's `?wait=1` or `?wait` would otherwise be read as false in silence.
+ */
+export function booleanQueryProblem(name: string, value: string): string | undefined {
+  return value === "true" || value === "false"
+    ? undefined
+    : `Invalid query parameter ${name}=${value}: expected true or false`;
+}
+
+/**
+ * Why a value in `url`'s query does not suit `route`'s parameter of that name, or `undefined`:
+ * a boolean parameter's must be `true` or `false` ({@linkcode booleanQueryProblem}).
+ */
+export function badQueryValue<S>(route: Route<S>, url: URL): string | undefined {
+  for (const param of route.query ?? []) {
+    if (param.type !== "boolean") continue;
+    for (const value of url.searchParams.getAll(param.name)) {
+      const problem = booleanQueryProblem(param.name, value);
+      if (problem !== undefined) return problem;
+    }
+  }
+  return undefined;
+}

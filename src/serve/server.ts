@@ -18,7 +18,7 @@ import { messageOf } from "../errors.ts";
 import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
 import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
 import { errorResponse, HttpError, storeUnavailable } from "./http.ts";
-import { Router, unknownQueryParam } from "./router.ts";
+import { badQueryValue, Router, unknownQueryParam } from "./router.ts";
 import { handleWebhook } from "./webhooks.ts";
 import { startWorker, type Worker, type WorkerOptions } from "../queue/worker.ts";
 
@@ -327,7 +327,8 @@ export async function serve(
       );
     }
     await checkRequest(request, { token, port }, { open: match.route.open ?? false });
-    const unknown = unknownQueryParam(match.route, url, apiRoutes);
+    const unknown = unknownQueryParam(match.route, url, apiRoutes) ??
+      badQueryValue(match.route, url);
     if (unknown !== undefined) throw new HttpError("bad_request", unknown);
     return await match.route.handler({ request, url, params: match.params, server: state });
   };

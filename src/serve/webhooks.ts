@@ -16,6 +16,7 @@ import { rawFlowData } from "../flow_files.ts";
 import { sameToken } from "./auth.ts";
 import { errorResponse, HttpError, json, readBytes, storeUnavailable } from "./http.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
+import { booleanQueryProblem } from "./router.ts";
 import { parseJson } from "../_json.ts";
 import { EnvFileError, envOrFile, fileVariableOf } from "../_env_file.ts";
 
@@ -315,7 +316,10 @@ export async function handleWebhook(
       throw err;
     }
     const input = inputsOf(route.trigger, request, body);
-    const wait = new URL(request.url).searchParams.get("wait") === "true";
+    const waitParam = new URL(request.url).searchParams.get("wait");
+    const waitProblem = waitParam === null ? undefined : booleanQueryProblem("wait", waitParam);
+    if (waitProblem !== undefined) throw new HttpError("bad_request", waitProblem);
+    const wait = waitParam === "true";
     const key = httpDedupeKey(route.flowId, request, undefined);
     const signals = [request.signal, ...(options.signal ? [options.signal] : [])];
     const answer = await enqueueOverHttp(
