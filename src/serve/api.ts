@@ -910,8 +910,15 @@ export const apiRoutes: readonly ApiRoute[] = [
           );
         }
       }
+      // The first key after every key whose next part is `part`. Past the empty part at the root,
+      // "\u0001": "\u0000…" begins the internal keys there, which a list never shows and refuses
+      // to start from (a key [""] made the whole tree a 500).
+      const past = (part: string): Key => [
+        ...prefix,
+        part === "" && prefix.length === 0 ? "\u0001" : `${part}\0`,
+      ];
       const children: { part: string; hasChildren: boolean; isEntry: boolean }[] = [];
-      let start: Key | undefined = after === undefined ? undefined : [...prefix, `${after}\0`];
+      let start: Key | undefined = after === undefined ? undefined : past(after);
       let more = false;
       for (;;) {
         let first: Key | undefined;
@@ -930,7 +937,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           }
         }
         children.push({ part, hasChildren, isEntry });
-        start = [...prefix, `${part}\0`];
+        start = past(part);
       }
       const last = children.at(-1)?.part;
       return json(
