@@ -1002,7 +1002,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const what = `Cannot set ${JSON.stringify(key)}`;
       const ifMatch = ctx.request.headers.get("if-match");
       const ifNoneMatch = ctx.request.headers.get("if-none-match");
-      if (ifMatch !== null && ifNoneMatch !== null) {
+      if (ifMatch !== null && ifNoneMatch?.trim() === "*") {
         throw badRequest(
           `${what}: send If-Match (to replace a version) or If-None-Match: * (to create), not both`,
         );
