@@ -113,6 +113,14 @@ export async function startServer(
         `Cannot serve on ${hostname}:${port ?? 8377}: ${(err as Error).message}`,
       );
     }
+    // A name that does not resolve (a typo, an address out of range: 999.1.1.1) is a plain Error.
+    if (err instanceof Error && /lookup address/i.test(err.message)) {
+      throw new UsageError(
+        `Cannot serve on ${hostname}:${
+          port ?? 8377
+        }: ${err.message}; give --host (or serve.host in the config) an address of this machine, like 127.0.0.1 or 0.0.0.0, or a name that resolves to one`,
+      );
+    }
     throw err;
   }
   if (jsonLogs()) {
