@@ -56,3 +56,22 @@ Deno.test("POST /api/jobs/{name}/runs with bad options: 400, the job named once"
     assert.equal(body.error.message.match(/job "gc"/g)?.length, 1, body.error.message);
   });
 });
+
+Deno.test("serve: a method a route does not take is a 405 whose Allow header and message name those it takes", async () => {
+  await withServed(SQLITE, async ({ request }) => {
+    for (
+      const [method, path, allow] of [
+        ["DELETE", "/api/runs", "GET, HEAD"],
+        ["PATCH", "/api/stores/main/entry?key=a", "GET, HEAD, PUT, DELETE"],
+        ["GET", "/api/session", "POST"],
+      ]
+    ) {
+      const res = await request(path, { method });
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.headers.get("allow"), allow, `${method} ${path}`);
+      const body = await res.json();
+      assert.equal(body.error.code, "bad_request");
+      assert.match(body.error.message, new RegExp(`does not take ${method}: it takes ${allow}`));
+    }
+  });
+});

@@ -131,6 +131,19 @@ export class Router<S> {
     }
     return pathKnown ? "method" : null;
   }
+
+  /** The methods `path` takes (`HEAD` beside `GET`), for the `Allow` header of a 405. */
+  allowed(path: string): string[] {
+    const methods = new Set<string>();
+    for (const { route } of this.#routes) {
+      const found = this.match(route.method, path);
+      if (found !== null && found !== "method" && found.route === route) {
+        methods.add(route.method);
+        if (route.method === "GET") methods.add("HEAD");
+      }
+    }
+    return [...methods];
+  }
 }
 
 /**

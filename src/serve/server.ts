@@ -325,12 +325,18 @@ export async function serve(
     const match = router.match(request.method, path);
     if (match === null) throw new HttpError("not_found", `No route ${path}: see /api/openapi.json`);
     if (match === "method") {
-      throw new HttpError(
-        "bad_request",
-        `${path} does not take ${request.method}: see /api/openapi.json`,
-        {},
-        405,
+      // The methods it takes, in the message and (as HTTP requires of a 405) in Allow.
+      const allow = router.allowed(path).join(", ");
+      const response = errorResponse(
+        new HttpError(
+          "bad_request",
+          `${path} does not take ${request.method}: it takes ${allow} (see /api/openapi.json)`,
+          {},
+          405,
+        ),
       );
+      response.headers.set("allow", allow);
+      return response;
     }
     await checkRequest(request, { token, port }, { open: match.route.open ?? false });
     const unknown = unknownQueryParam(match.route, url, apiRoutes) ??
