@@ -75,3 +75,24 @@ Deno.test("serve: a method a route does not take is a 405 whose Allow header and
     }
   });
 });
+
+Deno.test("serve: an unknown field inside a body's object names that object's fields; a missing one is said missing", async () => {
+  await withServed(SQLITE, async ({ request }) => {
+    const res = await request("/api/flows/hello/runs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ backoff: { dealy: "1s" } }),
+    });
+    assert.equal(res.status, 400);
+    const body = await documented<{ error: { message: string } }>(
+      "POST",
+      "/api/flows/{flow}/runs",
+      res,
+    );
+    assert.equal(
+      body.error.message,
+      "Invalid body of POST /api/flows/hello/runs: backoff.delay: missing required field; " +
+        'backoff.dealy: unknown field (did you mean "delay"?); the fields are delay, factor, max',
+    );
+  });
+});

@@ -18,6 +18,7 @@ import {
   ResumeRefusedError,
 } from "../errors.ts";
 import { didYouMean } from "../_suggest.ts";
+import { fieldsAt } from "../_zod_fields.ts";
 import { flowCacheOf, type Runtime } from "../runtime.ts";
 import type { ResolvedConfig } from "../config.ts";
 import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
@@ -271,14 +272,18 @@ async function body<T>(ctx: Ctx, schema: z.ZodType<T>, what: string): Promise<T>
   const raw = (await readJson(ctx.request, ctx.server.maxBodyBytes)) ?? {};
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
     const problems = parsed.error.issues.flatMap((i) => {
       const at = (...more: PropertyKey[]) => [...i.path, ...more].join(".") || "(body)";
-      if (i.code === "invalid_type" && i.path.length > 0 && valueAt(raw, i.path) === undefined) {
-        // zod's words for it are "expected nonoptional, received undefined".
+      if (
+        (i.code === "invalid_type" || i.code === "invalid_union") && i.path.length > 0 &&
+        valueAt(raw, i.path) === undefined
+      ) {
+        // zod's words for it are "expected nonoptional, received undefined" ("Invalid input").
         return [`${at()}: missing required field`];
       }
       if (i.code !== "unrecognized_keys") return [`${at()}: ${i.message}`];
+      // The fields of the object the unknown one is in (backoff's, not the body's).
+      const known = fieldsAt(schema, i.path);
       return i.keys.map((key) =>
         `${at(key)}: unknown field${didYouMean(key, known)}; the fields are ${known.join(", ")}`
       );
