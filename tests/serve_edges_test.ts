@@ -96,3 +96,33 @@ Deno.test("serve: an unknown field inside a body's object names that object's fi
     );
   });
 });
+
+Deno.test("serve: a query parameter on a route that takes none is a 400; /health and /metrics take any", async () => {
+  await withServed(SQLITE, async ({ request }) => {
+    for (
+      const [method, pattern, path] of [
+        ["GET", "/api/flows/{flow}/versions", "/api/flows/hello/versions?limit=1"],
+        ["GET", "/api/stores", "/api/stores?store=main"],
+        ["POST", "/api/runs/{id}/cancel", "/api/runs/0mxdnsxmsoeb0cho4hon/cancel?wait=true"],
+      ]
+    ) {
+      const res = await request(
+        path,
+        method === "POST"
+          ? { method, headers: { "content-type": "application/json" }, body: "{}" }
+          : {},
+      );
+      assert.equal(res.status, 400, path);
+      const body = await documented<{ error: { message: string } }>(method, pattern, res);
+      assert.match(
+        body.error.message,
+        new RegExp(`^Unknown query parameter "\\w+" for ${method} \\S+: it takes none$`),
+      );
+    }
+    for (const path of ["/health?probe=1", "/metrics?name[]=x"]) {
+      const res = await request(path);
+      assert.equal(res.status, 200, path);
+      await res.body?.cancel();
+    }
+  });
+});

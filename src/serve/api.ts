@@ -618,6 +618,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   {
     method: "GET",
     path: "/health",
+    anyQuery: true,
     tag: "server",
     summary:
       "Whether the stores answer, the queue worker works (and the daemon ticks); needs no token",
@@ -667,6 +668,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   {
     method: "GET",
     path: "/metrics",
+    anyQuery: true,
     tag: "server",
     summary: "Prometheus metrics (text format 0.0.4)",
     responses: {
@@ -684,7 +686,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     path: "/api/openapi.json",
     tag: "server",
     summary: "This document",
-    responses: { 200: { description: "The OpenAPI 3.1 document" }, ...errors(401) },
+    responses: { 200: { description: "The OpenAPI 3.1 document" }, ...errors(400, 401) },
     handler() {
       return json(openApiDocument(apiRoutes));
     },
@@ -720,7 +722,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "The configured stores: plugin, location (no password), entries, size",
     responses: {
       200: { description: "The stores, in config order", schema: S.StoreInfoSchema.array() },
-      ...errors(401),
+      ...errors(400, 401),
     },
     async handler({ server }) {
       const out: z.infer<typeof S.StoreInfoSchema>[] = [];
@@ -1102,7 +1104,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "`archived`",
         schema: S.FlowInfoSchema.array(),
       },
-      ...errors(401, 503),
+      ...errors(400, 401, 503),
     },
     async handler({ server }) {
       const records = await server.runtime.records();
@@ -1156,7 +1158,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       "retention job deleted there",
     responses: {
       200: { description: "The versions", schema: S.VersionSchema.array() },
-      ...errors(401, 404, 503),
+      ...errors(400, 401, 404, 503),
     },
     async handler({ server, params }) {
       const records = await server.runtime.records();
@@ -1875,7 +1877,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "`archived`, with its `archive` file)",
         schema: S.JobInfoSchema.array(),
       },
-      ...errors(401, 503),
+      ...errors(400, 401, 503),
     },
     async handler({ server }) {
       const runtime = server.runtime;
@@ -1979,7 +1981,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "The workers, in id order. `status` is `stale` once the last heartbeat is older than `staleAfterMs` (three heartbeat intervals): the worker was killed, is paused or cannot reach the store. `claims` are the runs it held at its last heartbeat. A clean stop removes a worker; the gc job deletes stale ones",
         schema: S.WorkerInfoSchema.array(),
       },
-      ...errors(401, 503),
+      ...errors(400, 401, 503),
     },
     async handler({ server }) {
       return json(await listWorkers(server.runtime));

@@ -66,8 +66,13 @@ export interface Route<S> {
   tag: string;
   /** No token needed (`GET /health`, `POST /api/session`). */
   open?: boolean;
-  /** Its query parameters. */
+  /** Its query parameters (none: a request with one is a 400, unless `anyQuery`). */
   query?: QueryParam[];
+  /**
+   * It takes any query parameter and reads none (`GET /health`, `GET /metrics`: a probe or a
+   * scraper may add its own).
+   */
+  anyQuery?: boolean;
   /** Request headers it reads. */
   headers?: HeaderParam[];
   /** The shape of its JSON request body. */
@@ -149,16 +154,17 @@ export class Router<S> {
 /**
  * Why `url`'s query does not suit `route`: the first parameter it does not take (with the
  * closest it does, all of them, and a sibling route that takes it), or `undefined` when every
- * one is known. A route without query parameters takes any (it reads none). A misspelt or
- * misplaced parameter would otherwise be ignored: `entries?key=a` listed the whole store.
+ * one is known. A route without query parameters takes none (but one marked `anyQuery`). A
+ * misspelt or misplaced parameter would otherwise be ignored: `entries?key=a` listed the whole
+ * store, `versions?limit=1` answered every version.
  */
 export function unknownQueryParam<S>(
   route: Route<S>,
   url: URL,
   routes: readonly Route<S>[],
 ): string | undefined {
+  if (route.anyQuery) return undefined;
   const known = (route.query ?? []).map((q) => q.name);
-  if (known.length === 0) return undefined;
   for (const name of new Set(url.searchParams.keys())) {
     if (known.includes(name)) continue;
     const parent = route.path.slice(0, route.path.lastIndexOf("/") + 1);
@@ -168,7 +174,7 @@ export function unknownQueryParam<S>(
     );
     return `Unknown query parameter ${JSON.stringify(name)} for ${route.method} ${route.path}${
       didYouMean(name, known)
-    }: it takes ${known.join(", ")}${
+    }: it takes ${known.length === 0 ? "none" : known.join(", ")}${
       sibling === undefined ? "" : ` (${sibling.method} ${sibling.path} takes ${name})`
     }`;
   }
