@@ -126,3 +126,21 @@ Deno.test("serve: a query parameter on a route that takes none is a 400; /health
     }
   });
 });
+
+Deno.test("serve: a query parameter that takes one value, given twice, is a 400; a repeatable one takes many", async () => {
+  await withServed(SQLITE, async ({ request }) => {
+    const res = await request("/api/runs?status=running&status=failed");
+    assert.equal(res.status, 400);
+    const body = await documented<{ error: { message: string } }>("GET", "/api/runs", res);
+    assert.equal(
+      body.error.message,
+      "Query parameter status is given 2 times (status=running&status=failed) for GET /api/runs, which takes one: give it once",
+    );
+    const events = await request("/api/events?flow=a&flow=b&run=0mxdnsxmsoeb0cho4hon");
+    assert.equal(events.status, 200);
+    await events.body?.cancel();
+    const keys = await request("/api/stores/main/entry?key=a&key=b");
+    assert.equal(keys.status, 404);
+    await keys.body?.cancel();
+  });
+});

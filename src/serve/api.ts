@@ -2040,8 +2040,18 @@ export const apiRoutes: readonly ApiRoute[] = [
     tag: "events",
     summary: "Server-Sent Events: run.started, node, run.ended, state.changed, job.progress",
     query: [
-      { name: "flow", description: "only events of this flow (repeatable)", type: "string" },
-      { name: "run", description: "only events of this run (repeatable)", type: "string" },
+      {
+        name: "flow",
+        description: "only events of this flow (repeatable)",
+        type: "string",
+        repeated: true,
+      },
+      {
+        name: "run",
+        description: "only events of this run (repeatable)",
+        type: "string",
+        repeated: true,
+      },
       {
         name: "lastEventId",
         description: "as the Last-Event-ID header, for clients that cannot set it",

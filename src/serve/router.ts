@@ -193,12 +193,20 @@ export function booleanQueryProblem(name: string, value: string): string | undef
 
 /**
  * Why a value in `url`'s query does not suit `route`'s parameter of that name, or `undefined`:
- * a boolean parameter's must be `true` or `false` ({@linkcode booleanQueryProblem}).
+ * one not `repeated` is given once (else all but the first would be dropped in silence:
+ * `status=running&status=failed` listed the running runs only), a boolean parameter's must be
+ * `true` or `false` ({@linkcode booleanQueryProblem}).
  */
 export function badQueryValue<S>(route: Route<S>, url: URL): string | undefined {
   for (const param of route.query ?? []) {
+    const values = url.searchParams.getAll(param.name);
+    if (!param.repeated && values.length > 1) {
+      return `Query parameter ${param.name} is given ${values.length} times (${
+        values.map((v) => `${param.name}=${v}`).join("&")
+      }) for ${route.method} ${route.path}, which takes one: give it once`;
+    }
     if (param.type !== "boolean") continue;
-    for (const value of url.searchParams.getAll(param.name)) {
+    for (const value of values) {
       const problem = booleanQueryProblem(param.name, value);
       if (problem !== undefined) return problem;
     }
