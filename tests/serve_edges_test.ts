@@ -144,3 +144,33 @@ Deno.test("serve: a query parameter that takes one value, given twice, is a 400;
     await keys.body?.cancel();
   });
 });
+
+Deno.test("serve: a JSON body that is not UTF-8 is a 400 naming the byte, nothing stored (it was stored with U+FFFD in its place)", async () => {
+  await withServed(SQLITE, async ({ runtime, request }) => {
+    const latin1 = new Uint8Array([...new TextEncoder().encode('{"value":"caf'), 0xe9, 0x22, 0x7d]);
+    const res = await request("/api/stores/main/entry?key=latin", {
+      method: "PUT",
+      headers: { "content-type": "application/json; charset=latin1", "if-none-match": "*" },
+      body: latin1,
+    });
+    assert.equal(res.status, 400);
+    const body = await documented<{ error: { message: string } }>(
+      "PUT",
+      "/api/stores/{store}/entry",
+      res,
+    );
+    assert.match(
+      body.error.message,
+      /^Cannot read the request body: it is not UTF-8 \(byte 14 is 0xe9\); JSON is UTF-8/,
+    );
+    assert.equal(await (await runtime.store("main")).get(["latin"]), null);
+    // UTF-8 is taken as it is.
+    const utf8 = await request("/api/stores/main/entry?key=latin", {
+      method: "PUT",
+      headers: { "content-type": "application/json", "if-none-match": "*" },
+      body: JSON.stringify({ value: "café" }),
+    });
+    assert.equal(utf8.status, 200);
+    assert.equal((await utf8.json()).value, "café");
+  });
+});
