@@ -93,7 +93,12 @@ Deno.test("CLI: state query on a newly declared plaintext path says to run rekey
   const config = (plaintext: string) =>
     `stores:\n  default: { plugin: sqlite, path: state.db, encrypt: { key: "${KEY}", plaintext: [${plaintext}] } }\n`;
   await withCliProject(config("status"), async (run, dir) => {
-    for (const [key, value] of [["o/1", '{"status":"open","c":"ada"}'], ["o/2", '{"status":"paid","c":"bob"}']]) {
+    for (
+      const [key, value] of [["o/1", '{"status":"open","c":"ada"}'], [
+        "o/2",
+        '{"status":"paid","c":"bob"}',
+      ]]
+    ) {
       const set = await run("state", "set", key, value);
       assert.equal(set.code, 0, set.stderr);
     }
