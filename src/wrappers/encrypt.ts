@@ -38,12 +38,7 @@ import {
 import { ForwardingBase } from "./_forwarding.ts";
 import { OpenedCache } from "./_opened_cache.ts";
 import { SIZE_UNITS } from "../_size_units.ts";
-import {
-  ConfigError,
-  DecryptionError,
-  StoreClosedError,
-  StoreReadOnlyError,
-} from "../errors.ts";
+import { ConfigError, DecryptionError, StoreClosedError, StoreReadOnlyError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey, encodeKeyInto } from "../store/keys.ts";
 import { jsonEqual, parsePath } from "../store/query.ts";
 import { listIterator } from "../store/list_iterator.ts";
