@@ -38,7 +38,7 @@ import {
 import { ForwardingBase } from "./_forwarding.ts";
 import { OpenedCache } from "./_opened_cache.ts";
 import { SIZE_UNITS } from "../_size_units.ts";
-import { ConfigError, DecryptionError, StoreClosedError, StoreReadOnlyError } from "../errors.ts";
+import { ConfigError, DecryptionError, StoreClosedError } from "../errors.ts";
 import { assertKey, assertKeySize, encodeCursor, encodeKey, encodeKeyInto } from "../store/keys.ts";
 import { jsonEqual, parsePath } from "../store/query.ts";
 import { listIterator } from "../store/list_iterator.ts";
@@ -917,8 +917,9 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     }
     try {
       await this.#recordPlaintext();
-    } catch (err) {
-      if (!(err instanceof StoreReadOnlyError)) throw err; // read-only: only reads, nothing to record
+    } catch {
+      // Best effort: a store this process may only read (a read-only file system, a role without
+      // write rights) still opens; its values are unchanged, and the next writer records them.
     }
   }
 
