@@ -409,7 +409,12 @@ export async function backupStore(
         createdAt,
       };
       if (options.origin !== undefined) header.origin = options.origin;
-      if (encryption !== undefined) header.encrypted = { keyIds: [...encryption.keyIds] };
+      if (encryption !== undefined) {
+        header.encrypted = {
+          keyIds: [...encryption.keyIds],
+          plaintext: encryption.carriedPlaintext().map((p) => [...p]),
+        };
+      }
       if (mark !== undefined) {
         header.feedSeq = mark.seq;
         header.feedAt = mark.at;

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore, type StoreSpec } from "../mod.ts";
-import { rekeyStore } from "../jobs.ts";
+import { backupStore, rekeyStore, restoreBackup } from "../jobs.ts";
 import { withCliProject } from "./_cli_sandbox.ts";
 
 const KEY = "33".repeat(32);
@@ -116,4 +116,35 @@ Deno.test("CLI: state query on a newly declared plaintext path says to run rekey
     assert.equal(after.code, 0, after.stderr);
     assert.equal(after.stdout.trim(), 'o/1\t{"status":"open","c":"ada"}');
   });
+});
+
+Deno.test("a backup restored into an encrypted store that declares more plaintext paths: queries on them wait for rekey", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-plaintext-restore-" });
+  try {
+    const file = join(dir, "main.fsbackup");
+    {
+      await using source = await openStore(spec(join(dir, "a.db"), ["status"], "sqlite"), {
+        name: "main",
+      });
+      await source.set(["o", "1"], { status: "open", customer: { id: "c1" } });
+      await backupStore(source, file);
+    }
+    await using target = await openStore(
+      spec(join(dir, "b.db"), ["status", "customer.id"], "sqlite"),
+      { name: "copy" },
+    );
+    await restoreBackup(target, file);
+    const byCustomer = {
+      prefix: ["o"],
+      where: [{ path: "customer.id", op: "eq" as const, value: "c1" }],
+    };
+    await assert.rejects(
+      () => target.query(byCustomer),
+      /"customer\.id"\) was declared plaintext .*\(they carry status\).*rekey/,
+    );
+    await rekeyStore(target);
+    assert.deepEqual((await target.query(byCustomer)).map((e) => e.key), [["o", "1"]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

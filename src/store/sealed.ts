@@ -48,9 +48,17 @@ export interface EncryptionHandle {
   /**
    * Record in the store that its values carry the plaintext fields the
    * declared paths give now (rekey, once every entry holds them): queries on
-   * paths declared since the last record are allowed from then on.
+   * paths declared since the last record are allowed from then on. With
+   * `paths`, that they carry those (a restore of values another store
+   * sealed): queries on declared paths they do not cover are refused until
+   * rekey.
    */
-  settlePlaintext(): Promise<void>;
+  settlePlaintext(paths?: readonly (readonly string[])[]): Promise<void>;
+  /**
+   * The plaintext paths the store's values carry, as far as it knows: the
+   * declared ones, or the recorded ones while they differ (until rekey).
+   */
+  carriedPlaintext(): readonly (readonly string[])[];
 }
 
 /** The encryption handle of `store` (through forwarding wrappers), or `undefined` if it is not encrypted. */

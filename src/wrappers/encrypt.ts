@@ -852,7 +852,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       },
       open: (key: Key, stored: JsonValue) => this.#open<JsonValue>(key, stored),
       openChange: async (change: Change) => await this.#openChange(change),
-      settlePlaintext: () => this.#recordPlaintext(),
+      settlePlaintext: (paths?: readonly (readonly string[])[]) => this.#recordPlaintext(paths),
+      carriedPlaintext: () => this.#recorded ?? this.#plaintext,
     });
   }
 
@@ -923,8 +924,13 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     }
   }
 
-  /** Record that the store's values carry the declared plaintext paths (at open, and by rekey). */
-  async #recordPlaintext(): Promise<void> {
+  /**
+   * Record that the store's values carry `paths` (default: the declared
+   * plaintext paths; at open, and by rekey).
+   */
+  async #recordPlaintext(
+    paths: readonly (readonly string[])[] = this.#plaintext,
+  ): Promise<void> {
     const access = internalAccess(this.#store);
     if (access === undefined) return;
     const now = access.clock.now();
@@ -933,13 +939,13 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       mutations: [{
         type: "set",
         key: PLAINTEXT_KEY,
-        value: JSON.stringify({ paths: this.#plaintext }),
+        value: JSON.stringify({ paths }),
         expiresAt: null,
       }],
       version: newVersion(now),
       now,
     });
-    this.#recorded = null;
+    this.#recorded = samePaths(paths, this.#plaintext) ? null : paths;
   }
 
   /**
