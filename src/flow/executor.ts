@@ -296,6 +296,8 @@ export interface ReusedNode {
   output: JsonValue;
   /** A `forEach` node's items, as recorded. */
   items?: NodeItems;
+  /** The sub-runs it started, as recorded (see `NodeOutcome.subRuns`). */
+  subRuns?: (string | null)[];
 }
 
 /**
@@ -1365,6 +1367,7 @@ class Execution implements AttemptHost {
         };
         if (reused.items !== undefined) result.items = reused.items;
         result.reused = reused.from;
+        if (reused.subRuns !== undefined) result.subRuns = reused.subRuns;
         return this.#end(i, started, result);
       }
       if (node.if) {
@@ -1478,7 +1481,10 @@ class Execution implements AttemptHost {
           i,
           started,
           each,
-          withSubRuns({ status: timedOut ? "timed-out" : "failed", attempts: attempt, error }, subRuns),
+          withSubRuns(
+            { status: timedOut ? "timed-out" : "failed", attempts: attempt, error },
+            subRuns,
+          ),
         );
       }
       this.emit(withItem<Omit<NodeAttemptEvent, "at">>(
