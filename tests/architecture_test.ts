@@ -263,10 +263,16 @@ Deno.test("a cold `flowstate run` loads no Node built-in but node:sqlite (Node c
   assert.deepEqual(nodeImports.filter((i) => !i.endsWith(" imports node:sqlite")), []);
 });
 
-Deno.test("a cold `flowstate run` loads the modules of runs.onFailure, mocks, exec nodes and resuming only when used", async () => {
-  // Each is a dynamic import at its point of use (runtime.ts, run_flow.ts, prepare.ts): a run
-  // that does not use the feature does not parse it (BENCHMARKS.md, cold start).
+Deno.test("a cold `flowstate run` loads the modules of features it does not use only when used", async () => {
+  // Each is a dynamic import at its point of use: a run that does not use the feature does not
+  // parse it (BENCHMARKS.md, cold start).
   const { modules } = await runPath();
-  const lazy = ["src/on_failure.ts", "src/flow/mocks.ts", "src/flow/exec_node.ts", "src/resume.ts"];
+  const lazy = [
+    "src/on_failure.ts", // runs.onFailure (runtime.ts)
+    "src/flow/mocks.ts", // a run given mocks (run_flow.ts)
+    "src/flow/exec_node.ts", // a flow with a `type: exec` node (prepare.ts)
+    "src/resume.ts", // resuming a run, or previewing a resume (run_flow.ts, runtime.ts)
+    "src/records/_signals.ts", // sending, taking or listing signals (records.ts)
+  ];
   assert.deepEqual(lazy.filter((m) => modules.has(m)), []);
 });

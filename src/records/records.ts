@@ -212,13 +212,11 @@ import type { PruneOptions, PruneResult } from "./prune.ts";
 let queueImport: Promise<typeof import("./_queue.ts")> | undefined;
 const queueModule = () => queueImport ??= import("./_queue.ts");
 import { assertRunId } from "./run_id.ts";
-import {
-  sendSignal,
-  type SignalOutcome,
-  type StoredSignal,
-  takeSignal,
-  waitingInTree,
-} from "./_signals.ts";
+// Signals' code (sending, taking, what a `wait` node expects) is imported on first use, like the
+// queue's: a run without a `wait` node sends and takes none.
+import type { SignalOutcome, StoredSignal } from "./_signals.ts";
+let signalsImport: Promise<typeof import("./_signals.ts")> | undefined;
+const signalsModule = () => signalsImport ??= import("./_signals.ts");
 import type {
   ListRunsOptions,
   OnFailureMarker,
@@ -1136,7 +1134,7 @@ export class Records {
    * ```
    */
   sendSignal(runId: string, name: string, data?: unknown): Promise<SignalOutcome> {
-    return sendSignal(this.#ctx, runId, name, data);
+    return signalsModule().then((m) => m.sendSignal(this.#ctx, runId, name, data));
   }
 
   /**
@@ -1177,7 +1175,7 @@ export class Records {
     name: string,
     options: { receiver?: string } = {},
   ): Promise<StoredSignal | null> {
-    return takeSignal(this.#ctx, runId, name, options.receiver);
+    return signalsModule().then((m) => m.takeSignal(this.#ctx, runId, name, options.receiver));
   }
 
   /**
@@ -1202,7 +1200,7 @@ export class Records {
   waitingNodes(
     runId: string,
   ): Promise<{ runId: string; node: string; signal: string; message?: string; since: number }[]> {
-    return waitingInTree(this.#ctx, runId);
+    return signalsModule().then((m) => m.waitingInTree(this.#ctx, runId));
   }
 
   /** One run's record, or `null`. */
