@@ -20,7 +20,9 @@ import {
   maskProblem,
   sleepProblem,
 } from "./_context_args.ts";
-import { maskedValues } from "./_mask_paths.ts";
+// _mask_paths.ts is loaded by the first run of a flow with a node with `mask:` (see `run`):
+// a run without one does not parse it.
+let maskPaths: typeof import("./_mask_paths.ts") | undefined;
 import { SECRET_MIN_LENGTH } from "./secrets.ts";
 import {
   type CompiledTemplate,
@@ -489,6 +491,8 @@ interface FlowFacts {
   readonly templates: boolean;
   /** What the nodes' `when:` asks, when some node has one other than `on_success`. */
   readonly when: WhenPlan | undefined;
+  /** Whether some node has `mask:`. */
+  readonly masks: boolean;
 }
 
 /** The {@linkcode FlowFacts} of each prepared flow. */
@@ -514,6 +518,7 @@ function flowFacts(flow: PreparedFlow): FlowFacts {
           (node.forEach !== undefined && !node.forEach.items.isStatic)
         ),
       when: whenPlan(flow.nodes),
+      masks: flow.nodes.some((node) => node.spec.mask !== undefined),
     };
     factsByFlow.set(flow, facts);
   }
@@ -1016,6 +1021,9 @@ class Execution implements AttemptHost {
 
   async run(): Promise<RunRecord> {
     const flow = this.#flow;
+    if (maskPaths === undefined && flowFacts(flow).masks) {
+      maskPaths = await import("./_mask_paths.ts");
+    }
     const startedAt = this.#o.clock.now();
     const signal = this.#controller.signal;
     signal.addEventListener("abort", () => {
@@ -1804,7 +1812,7 @@ class Execution implements AttemptHost {
    */
   #maskOutput(a: Attempt, outcome: AttemptSuccess): AttemptOutcome {
     const paths = a.node.spec.mask!;
-    const found = maskedValues(paths, outcome.output);
+    const found = maskPaths!.maskedValues(paths, outcome.output); // loaded by `run`
     this.options.masker?.add(found.values);
     const id = a.node.spec.id;
     for (const path of found.missing) {
