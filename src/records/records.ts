@@ -188,13 +188,10 @@ import {
 } from "./_runs.ts";
 import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
 import { sweepDedupeKeys } from "./_dedupe.ts";
-import {
-  putWorker,
-  removeWorker,
-  sweepWorkers,
-  workerEntries,
-  type WorkerInfo,
-} from "./workers.ts";
+// The worker registry's code is imported on first use, like the queue's: a plain run has no worker.
+import type { WorkerInfo } from "./workers.ts";
+let workersImport: Promise<typeof import("./workers.ts")> | undefined;
+const workersModule = () => workersImport ??= import("./workers.ts");
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
 import { type RecordsArchive, withArchivedFlows, withArchivedVersions } from "./_archived.ts";
@@ -892,7 +889,7 @@ export class Records {
    * ```
    */
   putWorker(info: WorkerInfo): Promise<string> {
-    return putWorker(this.#ctx, info);
+    return workersModule().then((m) => m.putWorker(this.#ctx, info));
   }
 
   /**
@@ -910,6 +907,7 @@ export class Records {
    * ```
    */
   async listWorkers(): Promise<WorkerInfo[]> {
+    const { workerEntries } = await workersModule();
     return (await workerEntries(this.#ctx)).map((entry) => entry.value);
   }
 
@@ -935,7 +933,7 @@ export class Records {
    * ```
    */
   removeWorker(id: string, options: { ifVersion?: string } = {}): Promise<boolean> {
-    return removeWorker(this.#ctx, id, options.ifVersion);
+    return workersModule().then((m) => m.removeWorker(this.#ctx, id, options.ifVersion));
   }
 
   /**
@@ -964,7 +962,7 @@ export class Records {
   sweepWorkers(
     options: { olderThanMs: number; now?: number; dryRun?: boolean },
   ): Promise<string[]> {
-    return sweepWorkers(this.#ctx, options);
+    return workersModule().then((m) => m.sweepWorkers(this.#ctx, options));
   }
 
   /**
