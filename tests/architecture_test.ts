@@ -273,6 +273,7 @@ Deno.test("a cold `flowstate run` loads the modules of features it does not use 
     "src/flow/exec_node.ts", // a flow with a `type: exec` node (prepare.ts)
     "src/resume.ts", // resuming a run, or previewing a resume (run_flow.ts, runtime.ts)
     "src/records/_signals.ts", // sending, taking or listing signals (records.ts)
+    "src/queue/enqueue.ts", // enqueueing a run (runtime.ts)
     "src/records/workers.ts", // the queue workers' registry (records.ts)
     "src/flow/_mask_paths.ts", // a flow with a node with `mask:` (executor.ts)
     "src/flow/sandbox_worker.ts", // a sandboxed node's Worker: loaded there, not by the host
