@@ -271,6 +271,7 @@ Deno.test("a cold `flowstate run` loads the modules of features it does not use 
     "src/on_failure.ts", // runs.onFailure (runtime.ts)
     "src/flow/mocks.ts", // a run given mocks (run_flow.ts)
     "src/flow/exec_node.ts", // a flow with a `type: exec` node (prepare.ts)
+    "src/flow/http_node.ts", // a flow with a `type: http` node (prepare.ts)
     "src/resume.ts", // resuming a run, or previewing a resume (run_flow.ts, runtime.ts)
     "src/records/_signals.ts", // sending, taking or listing signals (records.ts)
     "src/queue/enqueue.ts", // enqueueing a run (runtime.ts)
