@@ -23,7 +23,7 @@ import {
 import type { FlowCache } from "./flow_cache.ts";
 import type { ProgramNodeTypes } from "./flow/program_nodes.ts";
 import { coerceInputs } from "./flow/inputs.ts";
-import { readEnvValues } from "./flow/reach.ts";
+import { readEnvValues } from "./flow/_env_values.ts";
 import { FlowValidationError } from "./errors.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
