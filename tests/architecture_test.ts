@@ -278,6 +278,7 @@ Deno.test("a cold `flowstate run` loads the modules of features it does not use 
     "src/records/workers.ts", // the queue workers' registry (records.ts)
     "src/flow/_mask_paths.ts", // a flow with a node with `mask:` (executor.ts)
     "src/flow/_for_each.ts", // a flow with a `forEach` node (executor.ts)
+    "src/flow/_when.ts", // a flow with a `when:` other than on_success (executor.ts)
     "src/flow/sub_flows.ts", // starting a sub-run, and the sub-run (run_flow.ts)
     "src/flow/reach.ts", // what validate reports a node can reach (a run reads _env_values.ts)
     "src/flow/sandbox_worker.ts", // a sandboxed node's Worker: loaded there, not by the host

@@ -23,8 +23,10 @@ import {
 // _mask_paths.ts is loaded by the first run of a flow with a node with `mask:` (see `run`):
 // a run without one does not parse it.
 let maskPaths: typeof import("./_mask_paths.ts") | undefined;
-// _for_each.ts likewise, by the first run of a flow with a `forEach` node.
+// _for_each.ts likewise, by the first run of a flow with a `forEach` node, and _when.ts by the
+// first run of a flow with a `when:` other than `on_success`.
 let forEachCode: typeof import("./_for_each.ts") | undefined;
+let whenCode: typeof import("./_when.ts") | undefined;
 import { SECRET_MIN_LENGTH } from "./secrets.ts";
 import {
   type CompiledTemplate,
@@ -35,16 +37,16 @@ import {
   truthy,
 } from "./template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./types.ts";
-import {
-  type NodeAttemptEvent,
-  type NodeItems,
-  type NodeLogEvent,
-  type NodeStatus,
-  type RunEvent,
-  type RunEventInit,
-  type RunRecord,
-  type RunStatus,
-  type ScheduledTick,
+import type {
+  NodeAttemptEvent,
+  NodeItems,
+  NodeLogEvent,
+  NodeStatus,
+  RunEvent,
+  RunEventInit,
+  RunRecord,
+  RunStatus,
+  ScheduledTick,
 } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
 import { type AttemptOverError, messageOf } from "../errors.ts";
@@ -55,7 +57,7 @@ import type { SchemaResult } from "../plugin.ts";
 import { copyContainers } from "./template/values.ts";
 import { builtinNodes } from "./nodes.ts";
 import { parseJson } from "../_json.ts";
-import { type WhenPlan, whenPlan, WhenRun } from "./_when.ts";
+import type { WhenPlan, WhenRun } from "./_when.ts";
 import { describeValue } from "./_shapes.ts";
 import type { NodeMock, NodeMockCall } from "./mocks.ts";
 import { placedError, placedMessage, placedOptionsError } from "./_eval_place.ts";
@@ -410,8 +412,10 @@ interface FlowFacts {
    * nothing).
    */
   readonly templates: boolean;
-  /** What the nodes' `when:` asks, when some node has one other than `on_success`. */
-  readonly when: WhenPlan | undefined;
+  /** Whether some node has a `when:` other than `on_success`. */
+  readonly whens: boolean;
+  /** What the nodes' `when:` asks, when {@linkcode whens} (worked out by the flow's first run). */
+  when: WhenPlan | undefined;
   /** Whether some node has `mask:`. */
   readonly masks: boolean;
   /** Whether some node has `forEach:`. */
@@ -440,7 +444,8 @@ function flowFacts(flow: PreparedFlow): FlowFacts {
           node.if !== undefined || !node.with.isStatic ||
           (node.forEach !== undefined && !node.forEach.items.isStatic)
         ),
-      when: whenPlan(flow.nodes),
+      whens: flow.nodes.some((node) => (node.spec.when ?? "on_success") !== "on_success"),
+      when: undefined,
       masks: flow.nodes.some((node) => node.spec.mask !== undefined),
       items: flow.nodes.some((node) => node.forEach !== undefined),
     };
@@ -888,7 +893,7 @@ class Execution implements AttemptHost {
   #failure: { node?: string; message: string } | null = null;
   #stopping = false;
   /** The run's `when:` bookkeeping, when a node of the flow has one (see `_when.ts`). */
-  readonly #when: WhenRun | undefined;
+  #when: WhenRun | undefined;
   /**
    * Set once the run timed out with `when:` nodes still to decide: they may run until this
    * timer (of the abort grace) ends. `#controller` is then the grace's own.
@@ -934,10 +939,6 @@ class Execution implements AttemptHost {
         schedule: options.scheduled?.schedule ?? null,
       },
     };
-    if (facts.when !== undefined) {
-      this.#when = new WhenRun(facts.when, flow.nodes);
-      this.#scope.run!.failed = [];
-    }
   }
 
   emit(event: RunEventInit): void {
@@ -950,6 +951,11 @@ class Execution implements AttemptHost {
     const facts = this.#flowFacts;
     if (maskPaths === undefined && facts.masks) maskPaths = await import("./_mask_paths.ts");
     if (forEachCode === undefined && facts.items) forEachCode = await import("./_for_each.ts");
+    if (facts.whens) {
+      const { WhenRun, whenPlan } = whenCode ??= await import("./_when.ts");
+      this.#when = new WhenRun(facts.when ??= whenPlan(flow.nodes)!, flow.nodes);
+      this.#scope.run!.failed = [];
+    }
     const startedAt = this.#o.clock.now();
     const signal = this.#controller.signal;
     signal.addEventListener("abort", () => {
