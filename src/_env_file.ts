@@ -133,7 +133,9 @@ function readValueFile(name: string, fileVariable: string, path: string): string
   }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    // A byte order mark (Notepad's "UTF-8 with BOM") is never part of a
+    // value: kept, it would make a password that fails with no visible cause.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     throw fail("the file is not UTF-8 text");
   }

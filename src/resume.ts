@@ -28,7 +28,8 @@ import { compileTemplate, type TemplateRefs } from "./flow/template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./flow/types.ts";
 import { canonicalJson } from "./records/flow_version.ts";
 import type { Records } from "./records/records.ts";
-import type { NodeStatus, RunRecord } from "./records/types.ts";
+import type { NodeStatus, ResumeMarker, RunRecord } from "./records/types.ts";
+import type { Clock, Timers } from "./clock.ts";
 
 /**
  * Why `run` cannot be resumed (with `from`, or without), thrown as a
@@ -424,11 +425,33 @@ export function reusableNodes(
 }
 
 /**
+ * How long a resume's claim lasts before its run starts (ms): the resume
+ * renews it every {@linkcode RESUME_RENEW_MS} while it starts its run, so a
+ * claim past its `until` is one whose resume was stopped (killed, its machine
+ * gone), and `again` may take it over; a claim within it is never taken over.
+ */
+export const RESUME_CLAIM_MS = 30_000;
+
+/** How often a starting resume renews its claim (ms): a third of its length. */
+export const RESUME_RENEW_MS = 10_000;
+
+/** The process a claim names (its host when this process may read it, and its pid). */
+function claimant(): { host?: string; pid: number } {
+  try {
+    return { host: Deno.hostname(), pid: Deno.pid };
+  } catch {
+    return { pid: Deno.pid }; // Without --allow-sys.
+  }
+}
+
+/**
  * Claim `run` for this resume (see `Records.claimResume`): the version of the
  * mark written, or a {@linkcode ResumeRefusedError} (reason `"resumed"`) when
  * another resume has it. With `again`, a mark whose resuming run ended (or
- * never started, or is gone) is taken over, with the same compare-and-set:
- * of two resumes `again` at once, one goes on.
+ * whose resume was stopped before its run started, or is gone) is taken
+ * over, with the same compare-and-set: of two resumes `again` at once, one
+ * goes on. The claim lasts {@linkcode RESUME_CLAIM_MS} from `now` unless
+ * {@linkcode holdResumeClaim} renews it.
  */
 export async function claimResume(
   records: Records,
@@ -436,60 +459,143 @@ export async function claimResume(
   again: boolean,
   now: number,
 ): Promise<string> {
+  const marker = { at: now, until: now + RESUME_CLAIM_MS, ...claimant() };
   for (;;) {
     const found = await records.resumeMarker(run.id);
     if (found === null) {
-      const version = await records.claimResume(run.id, { at: now });
+      const version = await records.claimResume(run.id, marker);
       if (version !== null) return version;
       continue; // Another resume's mark landed first: read it.
     }
-    await refuseUnlessTakeable(records, run, found.marker.runId, again);
-    const version = await records.claimResume(run.id, { at: now }, found.version);
+    await refuseUnlessTakeable(records, run, found.marker, again, now);
+    const version = await records.claimResume(run.id, marker, found.version);
     if (version !== null) return version;
   }
 }
 
+/** A claim a starting resume holds (see {@linkcode holdResumeClaim}). */
+export interface HeldClaim {
+  /** Aborts when the claim was lost (taken over once lapsed): the resume must not start its run. */
+  readonly lost: AbortSignal;
+  /** Stop renewing, once any renewal under way has landed: the claim's version then. */
+  release(): Promise<string>;
+}
+
+/**
+ * Keep the claim of `runId` (version `version`) from lapsing while its
+ * resume starts its run: renewed every {@linkcode RESUME_RENEW_MS} of
+ * `timers` to `clock.now()` + {@linkcode RESUME_CLAIM_MS}. A renewal that
+ * finds the mark changed (a process stalled past its claim, which another
+ * resume took over `again`) aborts `lost`; one the store fails is tried again
+ * at the next turn (the claim lasts three of them).
+ */
+export function holdResumeClaim(
+  records: Records,
+  runId: string,
+  version: string,
+  host: { timers: Timers; clock: Clock },
+): HeldClaim {
+  const stop = new AbortController();
+  const lost = new AbortController();
+  let current = version;
+  const renewing = (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        await host.timers.sleep(RESUME_RENEW_MS, stop.signal);
+      } catch {
+        return; // released
+      }
+      let next: string | null;
+      try {
+        next = await records.renewResume(runId, current, host.clock.now() + RESUME_CLAIM_MS);
+      } catch {
+        continue; // The store failed: the claim still has two turns.
+      }
+      if (next === null) {
+        lost.abort(
+          new ResumeRefusedError(
+            `Cannot resume run ${runId}: this resume was stalled past its claim ` +
+              `(${
+                RESUME_CLAIM_MS / 1000
+              } s) and another resume took the run over; its run was not started`,
+            { reason: "resumed", runId },
+          ),
+        );
+        return;
+      }
+      current = next;
+    }
+  })();
+  return {
+    lost: lost.signal,
+    release: async () => {
+      stop.abort();
+      await renewing;
+      return current;
+    },
+  };
+}
+
 /**
  * The {@linkcode ResumeRefusedError} {@linkcode claimResume} would throw for
- * `run`, found by reading only (a preview of a resume writes nothing).
+ * `run` at `now`, found by reading only (a preview of a resume writes nothing).
  */
 export async function assertNotResumed(
   records: Records,
   run: RunRecord,
   again: boolean,
+  now: number,
 ): Promise<void> {
   const found = await records.resumeMarker(run.id);
-  if (found !== null) await refuseUnlessTakeable(records, run, found.marker.runId, again);
+  if (found !== null) await refuseUnlessTakeable(records, run, found.marker, again, now);
 }
 
 /**
- * Refused (reason `"resumed"`) when `run`'s resume mark, held by run `by`,
- * cannot be taken over: always without `again`, and with it while `by` is
- * queued or running.
+ * Refused (reason `"resumed"`) when `run`'s resume mark cannot be taken
+ * over: always without `again`; with it while the run it names is queued or
+ * running, or, before its run started, while its claim has not lapsed.
  */
 async function refuseUnlessTakeable(
   records: Records,
   run: RunRecord,
-  by: string | undefined,
+  marker: ResumeMarker,
   again: boolean,
+  now: number,
 ): Promise<void> {
+  const by = marker.runId;
   const resuming = by === undefined ? null : await records.getRun(by);
-  const live = resuming !== null &&
-    (resuming.status === "queued" || resuming.status === "running");
+  const live = by === undefined
+    ? marker.until !== undefined && marker.until > now
+    : resuming !== null && (resuming.status === "queued" || resuming.status === "running");
   if (again && !live) return;
-  throw new ResumeRefusedError(resumedMessage(run.id, by, resuming), {
+  throw new ResumeRefusedError(resumedMessage(run.id, marker, resuming, now), {
     reason: "resumed",
     runId: run.id,
     ...(by === undefined ? {} : { resumedBy: by }),
   });
 }
 
-/** Why a resume of `runId` is refused when run `by` (`resuming`, its record) resumes it. */
-function resumedMessage(runId: string, by: string | undefined, resuming: RunRecord | null): string {
+/** Why a resume of `runId` is refused when the resume that marked it (`resuming`, its run) holds it. */
+function resumedMessage(
+  runId: string,
+  marker: ResumeMarker,
+  resuming: RunRecord | null,
+  now: number,
+): string {
   const head = `Cannot resume run ${runId}`;
+  const by = marker.runId;
   if (by === undefined) {
-    return `${head}: another resume of it is starting its run; wait for that run ` +
-      `(flowstate runs ls), or, if that resume was stopped before its run started, give --again`;
+    const who = marker.pid === undefined
+      ? ""
+      : ` (process ${marker.pid}${marker.host === undefined ? "" : ` on ${marker.host}`})`;
+    const claimed = `claimed at ${new Date(marker.at).toISOString()}`;
+    if (marker.until !== undefined && marker.until > now) {
+      return `${head}: another resume of it is starting its run${who}, ${claimed}; wait for ` +
+        `that run (flowstate runs ls); if that resume was stopped, its claim lapses at ` +
+        `${new Date(marker.until).toISOString()} and --again may then take the run over`;
+    }
+    return `${head}: another resume of it${who}, ${claimed}, was stopped before its run ` +
+      `started; give --again to resume it`;
   }
   if (resuming === null) {
     return `${head}: it was resumed by run ${by}, which is no longer in the records store; ` +

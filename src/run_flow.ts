@@ -309,6 +309,8 @@ export interface ResumePlan {
   before: FlowDefinition | null;
   /** The node to run again from, if given. */
   from?: string;
+  /** Aborted when the resume's claim was lost while its flow loaded: its run does not start. */
+  lost?: AbortSignal;
 }
 
 /** {@linkcode RunFlowOptions} with what only the runtime sets. */
@@ -753,6 +755,8 @@ async function runInTree(
   if (claimed !== undefined && (claimed.lost?.aborted || tree.guard?.refusal() !== undefined)) {
     throw new RunNotOwnedError(claimed.record.id);
   }
+  // The same for a resume whose claim on the run it resumes was taken over.
+  if (resume?.lost?.aborted) throw resume.lost.reason;
   const recordsStore = await untilAborted(
     host.recordsStore(),
     options.signal,

@@ -59,7 +59,7 @@ import type {
 } from "./on_failure.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { assertRunId, isRunId, RUN_ID_HINT } from "./records/run_id.ts";
-import { systemClock } from "./clock.ts";
+import { realTimers, systemClock } from "./clock.ts";
 import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
 import { notifyingStore } from "./wrappers/_notify.ts";
 import type { Warning, WarningHandler } from "./log.ts";
@@ -1058,36 +1058,51 @@ class FlowstateRuntime implements Runtime {
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();
-        const { assertResumable, claimResume, foundRun } = await import("./resume.ts");
+        const { assertResumable, claimResume, foundRun, holdResumeClaim } = await import(
+          "./resume.ts"
+        );
         const run = foundRun(await records.getRun(runId), runId);
         assertResumable(run, from);
         const flow = given ?? await this.#flowOfRun(run);
         const version = await records.getVersion(run.flowId, run.flowVersion);
         // The first write: one resume of a run goes on, any other is refused.
         const claim = await claimResume(records, run, again === true, this.clock.now());
+        // Renewed until the run starts: a claim that lapses is one whose resume was stopped.
+        const held = holdResumeClaim(records, run.id, claim, {
+          timers: rest.timers ?? realTimers,
+          clock: this.clock,
+        });
         let marked: Promise<void> | undefined;
         try {
           return await resumeFlow(
             this.flowHost(),
             flow,
-            { run, before: version?.definition ?? null, ...(from === undefined ? {} : { from }) },
+            {
+              run,
+              before: version?.definition ?? null,
+              ...(from === undefined ? {} : { from }),
+              lost: held.lost,
+            },
             {
               ...this.runDefaults(),
               ...definedOnly(rest),
               signal,
               onStart: (id) => {
-                marked = records.markResumeRun(run.id, claim, id);
+                marked = held.release().then((at) => records.markResumeRun(run.id, at, id));
                 onStart?.(id);
               },
             },
           );
         } catch (err) {
           // Refused once its flow loaded (another flow, an unknown --from): no run holds the claim.
-          if (marked === undefined) await records.releaseResume(run.id, claim);
+          if (marked === undefined && !held.lost.aborted) {
+            await records.releaseResume(run.id, await held.release());
+          }
           throw err;
         } finally {
           // Not written (the store failed): the mark stays, without the run's id.
           await marked?.catch(() => {});
+          await held.release();
         }
       });
     } catch (err) {
@@ -1104,7 +1119,7 @@ class FlowstateRuntime implements Runtime {
     assertResumable(run, from);
     const flow = options.flow ?? await this.#flowOfRun(run);
     const version = await records.getVersion(run.flowId, run.flowVersion);
-    await assertNotResumed(records, run, options.again === true);
+    await assertNotResumed(records, run, options.again === true, this.clock.now());
     const { sameVersion, nodes } = await previewResumeFlow(this.flowHost(), flow, {
       run,
       before: version?.definition ?? null,

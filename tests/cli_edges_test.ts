@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { cliCommand, withSandbox } from "./_cli_sandbox.ts";
+import { outputOf } from "./_deadline.ts";
 import { FlowValidationError, openRuntime } from "../mod.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -105,6 +107,46 @@ Deno.test("init given a file (or a path through one) refuses it (exit 2) and wri
     assert.equal(await Deno.readTextFile(join(dir, "notes.txt")), "mine\n");
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["notes.txt"]);
   });
+});
+
+Deno.test({
+  name:
+    "init into a place no folder can be made (/proc): the path as given and why in words, not the system call (exit 1)",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await withSandbox(async ({ dir, run }) => {
+      // The CLI's usual permissions: Deno itself refuses /proc without --allow-all.
+      const result = await run("init", "/proc/flowstate-init");
+      assert.equal(result.code, 1, result.stderr);
+      assert.equal(
+        result.stderr.trim(),
+        "error: cannot write the project into /proc/flowstate-init, nothing was written: this process may not write there; Deno allows it with --allow-all; give init a folder this process may write",
+      );
+      assert.equal(result.stdout, "");
+      // With every permission, the file system refuses.
+      const all = await outputOf(
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            fileURLToPath(new URL("../cli.ts", import.meta.url)),
+            "init",
+            "/proc/flowstate-init",
+          ],
+          cwd: dir,
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+          env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+        }),
+      );
+      assert.equal(all.code, 1);
+      assert.equal(
+        all.stderr.trim(),
+        "error: cannot write the project into /proc/flowstate-init, nothing was written: the file system does not let a folder be made there; give init a folder this process may write",
+      );
+    });
+  },
 });
 
 Deno.test("init given an empty folder name (an unset shell variable) refuses it (exit 2) and writes nothing", async () => {

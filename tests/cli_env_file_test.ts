@@ -134,6 +134,16 @@ Deno.test("cli: an env: variable read from NAME_FILE (CRLF ending) counts as set
   });
 });
 
+Deno.test("cli: a NAME_FILE written with a byte order mark (Notepad's UTF-8 with BOM) gives the value without it", async () => {
+  await withSandbox(async (sandbox) => {
+    await write(sandbox, "flow.yaml", ENV_FLOW);
+    const file = await write(sandbox, "region.txt", "\uFEFFeu-west\r\n");
+    const result = await sandbox.runWith({ REGION_FILE: file }, "run", "flow.yaml", "--json");
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout).outputs, { region: "eu-west" });
+  });
+});
+
 Deno.test("cli: NAME and NAME_FILE both set is an error naming both (exit 2, nothing run)", async () => {
   await withSandbox(async (sandbox) => {
     await write(sandbox, "flow.yaml", SECRET_FLOW);

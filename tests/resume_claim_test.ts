@@ -13,6 +13,8 @@ import { cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
 import { defineNode, openRuntime, ResumeRefusedError } from "../mod.ts";
 import { documented, eventually, withServed } from "./_serve.ts";
 import { within } from "./_deadline.ts";
+import { firedTimers } from "./_fired_timers.ts";
+import { RESUME_CLAIM_MS, RESUME_RENEW_MS } from "../src/resume.ts";
 
 const PG_URL = Deno.env.get("FLOWSTATE_TEST_POSTGRES_URL") || undefined;
 
@@ -281,4 +283,111 @@ Deno.test("POST /api/runs/{id}/resume: two calls at once start one run, the othe
     );
     assert.equal((await records.getRun(other))?.nodes.charge.reused, failed.id);
   });
+});
+
+Deno.test("resumeRun: a resume starting its run renews its claim, which again never takes over; once lapsed (a stalled resume) again takes it, and the stalled one starts no run", async () => {
+  const t0 = Date.parse("2026-12-07T12:00:00.000Z");
+  let t = t0;
+  const renewals = firedTimers(RESUME_RENEW_MS);
+  // The resumed node's options are checked before its run starts: the first
+  // resume is held there, between its claim and its run.
+  let hold = true;
+  const preparing = Promise.withResolvers<void>();
+  const gate = Promise.withResolvers<void>();
+  await using rt = await openRuntime({
+    config: memory,
+    clock: { now: () => t },
+    nodeTypes: {
+      "app.prep": defineNode({
+        optionsSchema: {
+          "~standard": {
+            version: 1,
+            vendor: "t",
+            validate: async (v) => {
+              if (hold) {
+                hold = false;
+                preparing.resolve();
+                await gate.promise;
+              }
+              return { value: v };
+            },
+          },
+        },
+        run: () => "ok",
+      }),
+    },
+  });
+  const flow = (type: string) => ({
+    id: "prep",
+    nodes: [{ id: "a", type: "transform", with: { value: 1 } }, {
+      id: "b",
+      type,
+      needs: ["a"],
+      with: type === "fail" ? { message: "down" } : {},
+    }],
+  });
+  const failed = await rt.runFlow(flow("fail"));
+  const records = await rt.records();
+  const runsBefore = (await records.listRuns({ flowId: "prep" })).runs.length;
+
+  let started: string | undefined;
+  const stalled = rt.resumeRun(failed.id, {
+    flow: flow("app.prep"),
+    timers: renewals.timers,
+    onStart: (id) => started = id,
+  }).catch((e) => e);
+  await within(preparing.promise, "the first resume held before its run");
+  const claimed = await records.resumeMarker(failed.id);
+  assert.equal(claimed?.marker.runId, undefined);
+  assert.equal(claimed?.marker.until, t0 + RESUME_CLAIM_MS);
+  assert.equal(claimed?.marker.pid, Deno.pid);
+
+  // Renewed at t0 + 25 s: it lasts until t0 + 55 s.
+  t = t0 + 25_000;
+  (await within(renewals.nth(0), "the first renewal"))();
+  await eventually(
+    "the claim renewed",
+    async () => (await records.resumeMarker(failed.id))?.marker.until === t + RESUME_CLAIM_MS,
+  );
+  t = t0 + 40_000; // past the first claim's end, within the renewed one
+  for (const again of [false, true]) {
+    const refused = await rt.resumeRun(failed.id, { flow: flow("app.prep"), again }).catch((e) =>
+      e
+    );
+    assert.ok(refused instanceof ResumeRefusedError, String(refused));
+    assert.equal(refused.reason, "resumed");
+    assert.equal(
+      refused.message,
+      `Cannot resume run ${failed.id}: another resume of it is starting its run (process ${Deno.pid} on ${Deno.hostname()}), ` +
+        `claimed at 2026-12-07T12:00:00.000Z; wait for that run (flowstate runs ls); if that resume was stopped, ` +
+        `its claim lapses at 2026-12-07T12:00:55.000Z and --again may then take the run over`,
+    );
+  }
+
+  // The first resume stalls past its claim: refused without again, taken over with it.
+  t = t0 + 90_000;
+  const lapsed = await rt.resumeRun(failed.id, { flow: flow("app.prep") }).catch((e) => e);
+  assert.ok(lapsed instanceof ResumeRefusedError, String(lapsed));
+  assert.equal(
+    lapsed.message,
+    `Cannot resume run ${failed.id}: another resume of it (process ${Deno.pid} on ${Deno.hostname()}), ` +
+      `claimed at 2026-12-07T12:00:00.000Z, was stopped before its run started; give --again to resume it`,
+  );
+  const took = await rt.resumeRun(failed.id, { flow: flow("app.prep"), again: true });
+  assert.equal(took.status, "succeeded");
+  assert.equal((await records.resumeMarker(failed.id))?.marker.runId, took.id);
+
+  // The stalled resume's next renewal finds its claim gone: it starts no run.
+  (await within(renewals.nth(1), "the second renewal"))();
+  gate.resolve();
+  const outcome = await within(stalled, "the stalled resume");
+  assert.ok(outcome instanceof ResumeRefusedError, String(outcome));
+  assert.match(outcome.message, /was stalled past its claim .* its run was not started/);
+  assert.equal(started, undefined);
+  assert.equal(
+    (await records.listRuns({ flowId: "prep" })).runs.length,
+    runsBefore + 1,
+    "the takeover's run only",
+  );
+  assert.equal((await records.resumeMarker(failed.id))?.marker.runId, took.id);
 });

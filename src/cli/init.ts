@@ -283,14 +283,14 @@ export async function initProject(dir: string): Promise<InitResult> {
       result.written.push(path);
     } catch (err) {
       if (err instanceof Deno.errors.AlreadyExists) result.kept.push(path);
-      else result.failed.push({ path, error: messageOf(err) });
+      else result.failed.push({ path, error: writeProblem(err) });
     }
   }
   if (result.kept.includes("deno.json")) {
     try {
       await mergeKeptDenoJson(join(result.dir, "deno.json"), result);
     } catch (err) {
-      result.failed.push({ path: "deno.json", error: messageOf(err) });
+      result.failed.push({ path: "deno.json", error: writeProblem(err) });
     }
   }
   return result;
@@ -394,6 +394,31 @@ async function mergeKeptDenoJson(file: string, result: InitResult): Promise<void
 }
 
 /**
+ * What a failed write says in words, without the system call and path Deno's
+ * message ends with (`(os error 2): mkdir '/proc/x'`): the path is said by
+ * the line it goes on.
+ */
+function writeProblem(err: unknown): string {
+  const code = (err as { code?: unknown })?.code;
+  if (code === "EPERM") return "the file system does not allow it (operation not permitted)";
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return "permission denied (the folder's owner or mode: chmod u+w, or run as a user who may write it)";
+  }
+  if (err instanceof Error && err.name === "NotCapable") {
+    // Deno names the flag: --allow-write, or --allow-all for /proc, /dev and /sys.
+    const flag = err.message.match(/run again with the (--[\w-]+) flag/)?.[1] ?? "--allow-write";
+    return `this process may not write there; Deno allows it with ${flag}`;
+  }
+  // mkdir in a folder that lists only what it makes itself (/proc, /sys).
+  if (err instanceof Deno.errors.NotFound) {
+    return "the file system does not let a folder be made there";
+  }
+  if (code === "EROFS") return "the file system is read-only";
+  if (code === "ENOSPC") return "the disk is full";
+  return messageOf(err).replace(/ \(os error \d+\)(: \w+ '.*')?$/, "");
+}
+
+/**
  * Throw a {@linkcode UsageError} when `dir` (or the nearest part of its path
  * that exists) is a file: nothing could be written in it.
  */
@@ -435,7 +460,9 @@ export async function initCommand(
     console.log(JSON.stringify(result, null, 2));
     return exitCode;
   }
-  const shownDir = relative(Deno.cwd(), result.dir) || ".";
+  // As given when it leaves the working directory (`../../proc/x` names nothing a person typed).
+  const near = relative(Deno.cwd(), result.dir) || ".";
+  const shownDir = near.startsWith("..") && dir !== undefined ? dir : near;
   if (result.written.length === 0 && result.kept.length === 0 && result.failed.length > 0) {
     // Every file failed, most likely for one reason (a read-only folder): say it once.
     console.error(

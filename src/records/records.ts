@@ -1072,6 +1072,23 @@ export class Records {
   }
 
   /**
+   * Renew the claim of `runId` held with version `version` until `until`
+   * (see {@linkcode ResumeMarker.until}): the new version, or `null` when the
+   * mark is no longer that one (another resume took it over, or it is gone).
+   */
+  async renewResume(runId: string, version: string, until: number): Promise<string | null> {
+    const key = this.#ctx.layout.resumed(runId);
+    const entry = await this.#ctx.store.get<ResumeMarker>(key);
+    if (entry === null || entry.version !== version) return null;
+    const result = await this.#ctx.store.set(
+      key,
+      { ...entry.value, until } as unknown as JsonValue,
+      { ifVersion: version },
+    );
+    return result.ok ? result.version : null;
+  }
+
+  /**
    * Add the resuming run's id to the resume mark of `runId` claimed with
    * version `version` (see {@linkcode Records.claimResume}).
    */
@@ -1080,7 +1097,9 @@ export class Records {
     await withRetry(this.#ctx.retry, "Cannot record the resuming run", async () => {
       const entry = await this.#ctx.store.get<ResumeMarker>(key);
       if (entry === null || entry.version !== version) return undefined;
-      const next = { ...entry.value, runId: resumingRunId };
+      // The run holds it now: whether it is live is the run's status, not a lapse.
+      const { until: _until, ...claimed } = entry.value;
+      const next = { ...claimed, runId: resumingRunId };
       const result = await this.#ctx.store.set(key, next as unknown as JsonValue, {
         ifVersion: entry.version,
       });

@@ -1053,6 +1053,16 @@ export interface ResumeMarker {
   at: number;
   /** The run resuming it, once started. */
   runId?: string;
+  /**
+   * Until its run starts, when the claim lapses (ms since the epoch): the
+   * resume renews it while it starts its run, so a claim past it is one whose
+   * resume was stopped. Absent in marks written before 0.8.
+   */
+  until?: number;
+  /** The process that claimed it, said in a refusal: its host's name. */
+  host?: string;
+  /** The process that claimed it: its pid. */
+  pid?: number;
 }
 
 /**
