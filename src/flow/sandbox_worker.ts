@@ -24,7 +24,6 @@ interface Pending {
   reject(error: Error): void;
 }
 
-
 const scope = globalThis as unknown as {
   postMessage(message: unknown): void;
   onmessage: ((event: MessageEvent) => void) | null;
