@@ -28,7 +28,7 @@ import { compileTemplate, type TemplateRefs } from "./flow/template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./flow/types.ts";
 import { canonicalJson } from "./records/flow_version.ts";
 import type { Records } from "./records/records.ts";
-import type { NodeStatus, ResumeMarker, RunRecord } from "./records/types.ts";
+import type { NodeOutcome, NodeStatus, ResumeMarker, RunRecord } from "./records/types.ts";
 import type { Clock, Timers } from "./clock.ts";
 
 /**
@@ -83,6 +83,57 @@ export function assertResumable(run: RunRecord, from: string | undefined): void 
         "again, name it with --from <node> (the API's body: { from })",
     );
   }
+}
+
+/** The statuses of a node (and a sub-run) whose sub-runs a resume resumes. */
+const ENDED_UNDONE: ReadonlySet<string> = new Set(["failed", "timed-out", "cancelled"]);
+
+/**
+ * The sub-runs of `spec`'s outcome a resume may resume (see
+ * {@linkcode subRunPlan}): those of a node that ended undone, has no
+ * `forEach:` (its items have their own) and is not the `from` node (named to
+ * run again whole).
+ */
+function resumedSubRuns(spec: NodeSpec, outcome: NodeOutcome, from: string | undefined): string[] {
+  if (spec.forEach !== undefined || spec.id === from || !ENDED_UNDONE.has(outcome.status)) return [];
+  return (outcome.subRuns ?? []).filter((id): id is string => typeof id === "string");
+}
+
+/**
+ * The resume plan of the sub-run node `spec` of a run resuming `plan.run`
+ * starts at its `call`-th call of a sub-flow: the sub-run of that call in
+ * `plan.run`, resumed (its nodes that succeeded reused), when the node ended
+ * undone there and that sub-run did too and may be resumed (not a test's, its
+ * inputs not masked); else `undefined`, a new sub-run. The sub-run checks, once
+ * its flow is loaded, that it is the same flow with the same inputs
+ * ({@linkcode sameSubRun}).
+ */
+export async function subRunPlan(
+  records: Records,
+  plan: { run: RunRecord; from?: string },
+  spec: NodeSpec,
+  call: number,
+): Promise<{ run: RunRecord; before: FlowDefinition | null; sub: true } | undefined> {
+  const nodes = plan.run.nodes;
+  const outcome = Object.hasOwn(nodes, spec.id) ? nodes[spec.id] : undefined;
+  if (outcome === undefined || !resumedSubRuns(spec, outcome, plan.from).length) return undefined;
+  const id = outcome.subRuns?.[call - 1];
+  if (typeof id !== "string") return undefined;
+  const sub = await records.getRun(id);
+  if (
+    sub === null || sub.parentRunId !== plan.run.id || !ENDED_UNDONE.has(sub.status) ||
+    sub.mocked === true || sub.inputsMasked === true
+  ) return undefined;
+  const version = await records.getVersion(sub.flowId, sub.flowVersion);
+  return { run: sub, before: version?.definition ?? null, sub: true };
+}
+
+/**
+ * Whether a sub-run of flow `def` with `inputs` is sub-run `run` again (the
+ * same flow, the same inputs), which it then resumes.
+ */
+export function sameSubRun(run: RunRecord, def: FlowDefinition, inputs: unknown): boolean {
+  return def.id === run.flowId && canonicalJson(inputs) === canonicalJson(run.inputs);
 }
 
 /** The run `runId` of `records`, or a {@linkcode NotFoundError}. */
@@ -195,6 +246,13 @@ export interface ResumeDecision {
   status?: NodeStatus;
   /** With reason `needs`: the node it needs that runs again. */
   need?: string;
+  /**
+   * For a node that failed (timed out, was cancelled) running sub-flows: its
+   * sub-runs there, which the resume resumes rather than start anew, each
+   * when the node calls the same sub-flow with the same inputs again (see
+   * `NodeOutcome.subRuns`).
+   */
+  subRuns?: string[];
 }
 
 /**
@@ -274,12 +332,22 @@ export function resumeDecisions(
     }
     if (outcome === undefined) return { reason: "not-run", message: `did not run ${inRun}` };
     if (outcome.status !== "succeeded") {
+      const subRuns = resumedSubRuns(spec, outcome, from);
       return {
         reason: "status",
         message: outcome.status === "skipped" && spec.if !== undefined
           ? `skipped ${inRun}: its if: is evaluated again`
-          : `${outcome.status} ${inRun}`,
+          : `${outcome.status} ${inRun}${
+            subRuns.length === 0
+              ? ""
+              : `; ${subRuns.length === 1 ? "its sub-run" : "its sub-runs"} ${
+                subRuns.join(", ")
+              } ${
+                subRuns.length === 1 ? "is" : "are"
+              } resumed (the nodes that succeeded there are reused) if called with the same inputs`
+          }`,
         ...status,
+        ...(subRuns.length === 0 ? {} : { subRuns }),
       };
     }
     if (!Object.hasOwn(outcome, "output") || outcome.output === undefined) {

@@ -311,6 +311,12 @@ export interface ResumePlan {
   from?: string;
   /** Aborted when the resume's claim was lost while its flow loaded: its run does not start. */
   lost?: AbortSignal;
+  /**
+   * Set for a sub-run resuming the sub-run of the same call in the run the
+   * root resumes (see `NodeOutcome.subRuns`): taken only when the sub-flow is
+   * the same flow and gets the same inputs, else the sub-run starts anew.
+   */
+  sub?: true;
 }
 
 /** {@linkcode RunFlowOptions} with what only the runtime sets. */
@@ -725,9 +731,9 @@ async function runInTree(
   }
   const { parsed, prepared } = loaded;
   const def = prepared.definition;
-  const resume = options.resume;
+  let resume = options.resume;
   const resuming = resume === undefined ? undefined : await import("./resume.ts");
-  if (resume !== undefined) {
+  if (resume !== undefined && resume.sub !== true) {
     resuming!.assertSameFlow(def, resume.run);
     resuming!.assertFromNode(def, resume.from, resume.run.id);
   }
@@ -746,6 +752,9 @@ async function runInTree(
     }
   }
   const { inputs, env, secrets } = runValues(parsed, def, options);
+  // A sub-run resumes its earlier one only when it is that one again: the same flow, the same
+  // inputs (a node before it that ran again may have given it others).
+  if (resume?.sub === true && !resuming!.sameSubRun(resume.run, def, inputs)) resume = undefined;
   // Every value this run records, emits or returns goes through it; nodes get the real values.
   const masker = tree.masker ??= new SecretMasker();
   masker.add(Object.values(secrets.values));
@@ -922,7 +931,7 @@ async function runInTree(
           const onEvent = options.onEvent;
           if (onEvent !== undefined) callBack(tree, () => onEvent(event, runInfo));
         },
-        async runFlow(sub, input, { signal, onStart, node, place }) {
+        async runFlow(sub, input, { signal, onStart, node, place, call }) {
           if (tree.subRuns >= tree.maxSubRuns) {
             const name = typeof sub === "string" ? sub : String(sub.id ?? "(inline)");
             throw new RangeError(
@@ -943,6 +952,10 @@ async function runInTree(
           // The sub-run's records are its own writes, not the parent node's (its nodes' state
           // writes name the sub-run and its nodes, as any run's do). A definition's relative
           // paths (its nodes' `type:`, its sub-flows) are relative to the calling flow's folder.
+          // A resumed run's node that failed resumes its sub-run rather than start it anew.
+          const subPlan = resume === undefined
+            ? undefined
+            : await resuming!.subRunPlan(records, resume, node.spec, call);
           return await outsideRunActor(() =>
             runInTree(
               { ...host, cwd: prepared.baseDir },
@@ -958,7 +971,7 @@ async function runInTree(
                 depth: depth + 1,
                 mocks: mocks?.nested.get(node.spec.id),
                 onFailureOf: undefined,
-                resume: undefined,
+                resume: subPlan,
                 scheduled: undefined,
               },
               tree,

@@ -192,6 +192,11 @@ export function printRun(
       const writes = describeAccess(end.writes, end.writesTruncated);
       if (writes !== undefined) lines.push(`    writes: ${writes}`);
     }
+    // The runs of its sub-flows (runs show <id> shows each).
+    const subRuns = (result?.subRuns ?? []).filter((r): r is string => typeof r === "string");
+    if (subRuns.length > 0) {
+      lines.push(`    ${subRuns.length === 1 ? "sub-run" : "sub-runs"}: ${subRuns.join(", ")}`);
+    }
     if (result?.output !== undefined) {
       let output = JSON.stringify(result.output);
       if (output.length > 100) output = `${output.slice(0, 99)}…`;

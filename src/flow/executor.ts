@@ -241,6 +241,8 @@ export interface ExecuteOptions {
       onStart(runId: string): void;
       node: PreparedNode;
       place: string;
+      /** Which of the attempt's calls of `ctx.runFlow` this is, from 1. */
+      call: number;
     },
   ) => Promise<RunRecord>;
   /**
@@ -327,6 +329,12 @@ interface AttemptFailure {
 
 type AttemptOutcome = AttemptSuccess | AttemptFailure;
 
+/** `result`, with `subRuns` when there are any (see `NodeOutcome.subRuns`). */
+function withSubRuns(result: NodeResult, subRuns: (string | null)[] | undefined): NodeResult {
+  if (subRuns !== undefined && subRuns.length > 0) result.subRuns = subRuns;
+  return result;
+}
+
 interface NodeResult {
   status: NodeStatus;
   attempts: number;
@@ -337,6 +345,8 @@ interface NodeResult {
   mocked?: true;
   /** Not run: the outcome of this run's (see `ExecuteOptions.reused`). */
   reused?: string;
+  /** The sub-runs its last attempt started (see `NodeOutcome.subRuns`). */
+  subRuns?: (string | null)[];
 }
 
 /** One item of a node with `forEach:` while it runs (see `Execution.#runItems`). */
@@ -511,6 +521,8 @@ class Attempt extends AttemptFence {
   #wake: (() => void) | undefined;
   /** Sub-runs started and not yet ended. */
   subRuns: Set<string> | undefined;
+  /** Every sub-run it started, in the order of its calls (see `NodeOutcome.subRuns`). */
+  subRunIds: string[] | undefined;
   /** How many sub-flows it has asked for (see {@linkcode ExecuteOptions.runFlow}'s `place`). */
   subFlowCalls = 0;
   /** The promise its node's `run` returned, if it returned one. */
@@ -749,13 +761,19 @@ class AttemptContext implements NodeContext<unknown> {
     return this.#runFlow ??= (sub, subInput) =>
       a.guard(() => {
         let subRun: string | undefined;
-        const onStart = (runId: string) => (a.subRuns ??= new Set()).add(subRun = runId);
         const calls = ++a.subFlowCalls;
+        const onStart = (runId: string) => {
+          (a.subRuns ??= new Set()).add(subRun = runId);
+          // By call: a run resuming this one finds the sub-run of each call (a later call's
+          // sub-run may start first).
+          (a.subRunIds ??= [])[calls - 1] = runId;
+        };
         const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
           signal: a.signal(),
           onStart,
           node: a.node,
           place: calls === 1 ? place(a) : `${place(a)}#${calls}`,
+          call: calls,
         });
         const done = () => subRun !== undefined && a.subRuns!.delete(subRun);
         run.then(done, done);
@@ -1316,6 +1334,7 @@ class Execution implements AttemptHost {
     const { attempts, delay, backoff, maxDelay } = node.retry;
     let lastError = "";
     let timedOut = false;
+    let subRuns: (string | null)[] | undefined;
     const guard = this.#o.guard;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       // A run its guard refuses (its claim lapsed while the process was paused) starts no
@@ -1355,6 +1374,11 @@ class Execution implements AttemptHost {
         await begun.decision();
         const decided = this.#decided(begun);
         outcome = decided instanceof Promise ? await decided : decided;
+        // A node's (not an item's): its outcome names the sub-runs of its last attempt.
+        // A call whose sub-run did not start (refused) is null in its place.
+        if (each === undefined && begun.subRunIds !== undefined) {
+          subRuns = Array.from(begun.subRunIds, (id) => id ?? null);
+        }
       } else {
         // Awaited even when it is no promise: the nodes started with this one begin before its
         // end, as they always did (the order of a run's events does not change).
@@ -1365,7 +1389,7 @@ class Execution implements AttemptHost {
           i,
           started,
           each,
-          { status: "succeeded", attempts: attempt, output: outcome.output },
+          withSubRuns({ status: "succeeded", attempts: attempt, output: outcome.output }, subRuns),
           outcome.bytes,
         );
       }
@@ -1376,7 +1400,12 @@ class Execution implements AttemptHost {
       }
       if (runSignal.aborted) {
         const error = outcome.stuck ? `${outcome.error}; ${outcome.stuck}` : outcome.error;
-        return this.#ended(i, started, each, { status: "cancelled", attempts: attempt, error });
+        return this.#ended(
+          i,
+          started,
+          each,
+          withSubRuns({ status: "cancelled", attempts: attempt, error }, subRuns),
+        );
       }
       lastError = outcome.error;
       timedOut = outcome.timedOut;
@@ -1385,11 +1414,12 @@ class Execution implements AttemptHost {
         const error = `${lastError}; ${outcome.stuck}${
           attempt < attempts ? "; no retry was started while it may still run" : ""
         }`;
-        return this.#ended(i, started, each, {
-          status: timedOut ? "timed-out" : "failed",
-          attempts: attempt,
-          error,
-        });
+        return this.#ended(
+          i,
+          started,
+          each,
+          withSubRuns({ status: timedOut ? "timed-out" : "failed", attempts: attempt, error }, subRuns),
+        );
       }
       this.emit(withItem<Omit<NodeAttemptEvent, "at">>(
         { type: "node.attempt", node: id, attempt, error: lastError },
@@ -1402,19 +1432,24 @@ class Execution implements AttemptHost {
         try {
           await this.timers.sleep(wait, runSignal);
         } catch {
-          return this.#ended(i, started, each, {
-            status: "cancelled",
-            attempts: attempt,
-            error: lastError,
-          });
+          return this.#ended(
+            i,
+            started,
+            each,
+            withSubRuns({ status: "cancelled", attempts: attempt, error: lastError }, subRuns),
+          );
         }
       }
     }
-    return this.#ended(i, started, each, {
-      status: timedOut ? "timed-out" : "failed",
-      attempts,
-      error: lastError,
-    });
+    return this.#ended(
+      i,
+      started,
+      each,
+      withSubRuns(
+        { status: timedOut ? "timed-out" : "failed", attempts, error: lastError },
+        subRuns,
+      ),
+    );
   }
 
   /** Node `i` (or its item `each`) ended with `result`: `#end` for a node, else kept in `each`. */

@@ -632,6 +632,14 @@ export interface NodeOutcome {
    * secret's value in it was masked (`***`). A resumed run runs such a node again.
    */
   masked?: true;
+  /**
+   * For a node that ran sub-flows (a `flow` node, or a custom node calling
+   * `ctx.runFlow`), not one with `forEach:`: the sub-runs its last attempt
+   * started, one a call in the order of its calls (`null` for a call whose
+   * sub-run did not start). A run resuming this one resumes the sub-run of a
+   * node that failed, rather than starting it anew (see `Runtime.resumeRun`).
+   */
+  subRuns?: (string | null)[];
 }
 
 /**

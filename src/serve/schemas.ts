@@ -189,6 +189,9 @@ export const RunRecordSchema = RunSummarySchema.omit({ enqueuedAt: true, claimed
       reused: z.string().optional().describe(
         "a node a resumed run did not run: the id of the run whose recorded output it reuses",
       ),
+      subRuns: z.array(z.string().nullable()).optional().describe(
+        "a node that ran sub-flows (not one with forEach): the sub-runs its last attempt started, one a call (null: its sub-run did not start)",
+      ),
       items: z.looseObject({
         count: z.number(),
         succeeded: z.number(),
@@ -414,6 +417,9 @@ export const ResumePreviewSchema = z.object({
     status: z.enum(["succeeded", "failed", "skipped", "cancelled", "timed-out"]).optional()
       .describe("its status in the run resumed, if it ran"),
     need: z.string().optional().describe("with reason needs: the node it needs that runs again"),
+    subRuns: z.array(z.string()).optional().describe(
+      "a node that failed running sub-flows: its sub-runs, which the resume resumes (their nodes that succeeded reused) when called with the same inputs",
+    ),
   })),
 });
 

@@ -119,3 +119,52 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "inspector: a flow node's row links its sub-run; resuming a run whose sub-flow failed resumes the sub-run (its charge reused)",
+  ignore: CHROMIUM === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage({
+      seed: false,
+      flows: {
+        "billing.flow.yaml": BILLING(true),
+        "order.flow.yaml":
+          "id: order\nnodes:\n  - { id: bill, type: flow, with: { flow: ./billing.flow.yaml } }\n",
+      },
+    }, async (page, inspector, { errors }) => {
+      const file = join(inspector.dir, "flows", "order.flow.yaml");
+      const failed = await inspector.runtime.runFlow(file);
+      assert.equal(failed.status, "failed");
+      const [sub] = failed.nodes.bill.subRuns!;
+      await Deno.writeTextFile(join(inspector.dir, "flows", "billing.flow.yaml"), BILLING(false));
+
+      await page.goto(new URL(`#/runs/${failed.id}`, inspector.url).href);
+      const subLink = page.locator('.node-row[data-node="bill"] .node-sub-runs a');
+      await subLink.waitFor();
+      assert.equal(await subLink.textContent(), sub);
+      await page.getByRole("button", { name: "Resume from failure" }).click();
+      await page.waitForURL((url) =>
+        url.hash.startsWith("#/runs/") && !url.hash.endsWith(failed.id)
+      );
+      await page.locator(".run-title .badge.status-succeeded").waitFor();
+      const id = new URL(page.url()).hash.slice("#/runs/".length);
+      const records = await inspector.runtime.records();
+      const resumed = (await records.getRun(id))!;
+      const [again] = resumed.nodes.bill.subRuns!;
+      // The new sub-run's page, through the row's link: its charge is the first one's.
+      const againLink = page.locator('.node-row[data-node="bill"] .node-sub-runs a');
+      await againLink.waitFor();
+      assert.equal(await againLink.textContent(), again);
+      await againLink.click();
+      await page.locator(`.view-title:has-text("${again}")`).waitFor();
+      const reused = page.locator('.node-row[data-node="charge"] .node-reused');
+      await reused.waitFor();
+      assert.equal(await reused.textContent(), ` reused from ${sub}`);
+      assert.equal((await records.getRun(again!))?.nodes.mail.output, "mailed #1", "charged once");
+      assert.deepEqual(errors, []);
+    });
+  },
+});

@@ -403,6 +403,9 @@ export function nodeTimeline(run, events, nodeIds, whens) {
     if (outcome.mocked === true) node.mocked = true;
     if (typeof outcome.reused === "string") node.reused = outcome.reused;
     if (outcome.items && typeof outcome.items === "object") node.items = outcome.items;
+    if (Array.isArray(outcome.subRuns)) {
+      node.subRuns = outcome.subRuns.filter((id) => typeof id === "string");
+    }
   }
   const order = new Map();
   const ended = run && run.status !== "running" && run.status !== "queued";
@@ -1061,6 +1064,18 @@ export async function renderRun(container, id, ctx) {
       ),
       itemsProgress(node) === null ? null : progressBar(itemsProgress(node)),
       node.error ? h("div.node-error", { text: node.error }) : null,
+      // The runs of its sub-flows (a link each: the button above toggles the node's detail).
+      node.subRuns?.length
+        ? h(
+          "div.node-sub-runs.muted",
+          {},
+          node.subRuns.length === 1 ? "sub-run " : "sub-runs ",
+          node.subRuns.map((id, i) => [
+            i === 0 ? null : ", ",
+            h("a.mono", { href: ctx.routeHash(["runs", id]), text: id, title: "its sub-flow's run" }),
+          ]),
+        )
+        : null,
       open ? nodeDetail(node) : null,
     );
     const entry = { node, row, bar, duration };
