@@ -95,7 +95,9 @@ const ENDED_UNDONE: ReadonlySet<string> = new Set(["failed", "timed-out", "cance
  * run again whole).
  */
 function resumedSubRuns(spec: NodeSpec, outcome: NodeOutcome, from: string | undefined): string[] {
-  if (spec.forEach !== undefined || spec.id === from || !ENDED_UNDONE.has(outcome.status)) return [];
+  if (spec.forEach !== undefined || spec.id === from || !ENDED_UNDONE.has(outcome.status)) {
+    return [];
+  }
   return (outcome.subRuns ?? []).filter((id): id is string => typeof id === "string");
 }
 
@@ -340,9 +342,7 @@ export function resumeDecisions(
           : `${outcome.status} ${inRun}${
             subRuns.length === 0
               ? ""
-              : `; ${subRuns.length === 1 ? "its sub-run" : "its sub-runs"} ${
-                subRuns.join(", ")
-              } ${
+              : `; ${subRuns.length === 1 ? "its sub-run" : "its sub-runs"} ${subRuns.join(", ")} ${
                 subRuns.length === 1 ? "is" : "are"
               } resumed (the nodes that succeeded there are reused) if called with the same inputs`
           }`,

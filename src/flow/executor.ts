@@ -1418,7 +1418,10 @@ class Execution implements AttemptHost {
           i,
           started,
           each,
-          withSubRuns({ status: timedOut ? "timed-out" : "failed", attempts: attempt, error }, subRuns),
+          withSubRuns(
+            { status: timedOut ? "timed-out" : "failed", attempts: attempt, error },
+            subRuns,
+          ),
         );
       }
       this.emit(withItem<Omit<NodeAttemptEvent, "at">>(

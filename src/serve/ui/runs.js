@@ -1072,7 +1072,11 @@ export async function renderRun(container, id, ctx) {
           node.subRuns.length === 1 ? "sub-run " : "sub-runs ",
           node.subRuns.map((id, i) => [
             i === 0 ? null : ", ",
-            h("a.mono", { href: ctx.routeHash(["runs", id]), text: id, title: "its sub-flow's run" }),
+            h("a.mono", {
+              href: ctx.routeHash(["runs", id]),
+              text: id,
+              title: "its sub-flow's run",
+            }),
           ]),
         )
         : null,
