@@ -12,7 +12,7 @@
  * @module
  */
 import type { Records } from "../src/records/records.ts";
-import type { RunSummary } from "../src/records/types.ts";
+import { runStartTime, type RunSummary } from "../src/records/types.ts";
 import type { Runtime } from "../src/runtime.ts";
 import type { WarningHandler } from "../src/log.ts";
 import { type ArchivedRunSummary, archiveReaderOf } from "../src/records/_archive_read.ts";
@@ -21,6 +21,15 @@ export { archiveReaderOf };
 
 /** A last run: a run summary, with `archived` and `archive` when it is read from the archive. */
 export type LastRun = RunSummary & { archived?: true; archive?: string };
+
+/**
+ * When a listed run started: its current or last attempt's claim for a run
+ * that went through the queue (see `runStartTime`), else its `startedAt`
+ * (a queued run's enqueue time, when it has not started).
+ */
+function startOf(run: RunSummary): number {
+  return runStartTime(run) ?? run.startedAt;
+}
 
 /**
  * The newer of a flow's newest recorded run and its newest archived run
@@ -34,11 +43,42 @@ export function newerRun(
   if (archived === undefined) return recorded;
   if (
     recorded !== undefined &&
-    (recorded.startedAt > archived.startedAt ||
-      (recorded.startedAt === archived.startedAt && recorded.id >= archived.id))
+    (startOf(recorded) > startOf(archived) ||
+      (startOf(recorded) === startOf(archived) && recorded.id >= archived.id))
   ) return recorded;
   return { ...archived, archived: true };
 }
+
+/**
+ * The run of `flowId` that started last (by its real start, then id), or
+ * `undefined` when none has: a queued run that no worker claimed yet (or
+ * that was cancelled before one did) has not run, and a run enqueued earlier
+ * than another may start after it. Reads the flow's runs newest first, page
+ * after page until one holds a run that started (past a backlog of queued
+ * runs; the first page is short, as a listing reads one a flow): the latest
+ * start among the pages read wins, so a run enqueued long before it started
+ * (behind a page of newer runs) may be missed.
+ */
+async function lastStartedRun(records: Records, flowId: string): Promise<RunSummary | undefined> {
+  let best: RunSummary | undefined;
+  let cursor: string | undefined;
+  do {
+    const limit = cursor === undefined ? FIRST_PAGE : STARTED_PAGE;
+    const page = await records.listRunSummaries({ flowId, limit, cursor });
+    for (const run of page.runs) {
+      const at = runStartTime(run);
+      if (at === undefined) continue;
+      const bestAt = best === undefined ? -Infinity : startOf(best);
+      if (at > bestAt || (at === bestAt && run.id > best!.id)) best = run;
+    }
+    cursor = page.cursor;
+  } while (best === undefined && cursor !== undefined);
+  return best;
+}
+
+/** How many runs {@linkcode lastStartedRun} reads first, then a page after that. */
+const FIRST_PAGE = 10;
+const STARTED_PAGE = 100;
 
 /**
  * The newest archived run of each flow and job, from `runtime`'s archive
@@ -65,16 +105,23 @@ export async function archivedLastRuns(
  * `records` is `null` when the records store does not exist yet. A flow (a
  * job's: `job:<name>`) that never ran gives `undefined`. A damaged archive
  * file does not fail the listing: see {@linkcode archivedLastRuns}.
+ *
+ * With `started: true` (the job and schedule listings' LAST RUN), the run
+ * that started last (see {@linkcode lastStartedRun}): a run still waiting in
+ * the queue is not a last run, and does not hide the one that ran.
  */
 export async function lastRunFinder(
   runtime: Runtime,
   records: Records | null,
   onDamaged?: WarningHandler,
+  options: { started?: boolean } = {},
 ): Promise<(flowId: string) => Promise<LastRun | undefined>> {
   const archived = await archivedLastRuns(runtime, onDamaged);
   return async (flowId) => {
     const recorded = records === null
       ? undefined
+      : options.started
+      ? await lastStartedRun(records, flowId)
       : (await records.listRunSummaries({ flowId, limit: 1 })).runs[0];
     return newerRun(recorded, archived.get(flowId));
   };
@@ -86,7 +133,11 @@ export interface LastRunBrief {
   id: string;
   /** Its status. */
   status: RunSummary["status"];
-  /** Its start time (ms since the epoch). */
+  /**
+   * When it started (ms since the epoch): for a run that went through the
+   * queue, when its current or last attempt was claimed, not when it was
+   * enqueued.
+   */
   startedAt: number;
   /** Its duration (ms), or `null` while it runs. */
   durationMs: number | null;
@@ -106,7 +157,7 @@ export function lastRunBrief(last: LastRun | undefined): LastRunBrief | null {
   return {
     id: last.id,
     status: last.status,
-    startedAt: last.startedAt,
+    startedAt: startOf(last),
     durationMs: last.durationMs,
     ...(last.archived ? { archived: true as const, archive: last.archive } : {}),
   };

@@ -487,6 +487,7 @@ export function reusableNodes(
     const outcome = run.nodes[d.node]!;
     const node: ReusedNode = { from: run.id, attempts: outcome.attempts, output: outcome.output! };
     if (outcome.items !== undefined) node.items = outcome.items;
+    if (outcome.subRuns !== undefined) node.subRuns = outcome.subRuns;
     reused.set(d.node, node);
   }
   return reused;

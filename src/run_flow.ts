@@ -602,6 +602,11 @@ function runValues(
 export interface ClaimedRun {
   /** The run's record as claimed (`running`, with `queue.claim`). */
   record: RunRecord;
+  /**
+   * The flow file to run, when not the one its record names (`queue.flowPath`, the file as
+   * the enqueuing process found it): see the worker's `flowFileHere`.
+   */
+  flowPath?: string;
   /** How often its heartbeat (which extends the claim's lease) is written, in ms. */
   heartbeatMs: number;
   /** Whether a cancelled end means "give the run back to the queue" (the worker is stopping). */
@@ -629,7 +634,7 @@ export function runClaimed(
 ): Promise<RunRecord> {
   const maxSubRuns = options.maxSubRuns ?? DEFAULT_MAX_SUB_RUNS;
   const { onStart, ...rest } = options;
-  const path = claimed.record.queue?.flowPath;
+  const path = claimed.flowPath ?? claimed.record.queue?.flowPath;
   if (path === undefined) {
     return Promise.reject(new TypeError(`Cannot run ${claimed.record.id}: it has no queue info`));
   }

@@ -976,6 +976,11 @@ class FlowstateRuntime implements Runtime {
   }
 
   /** What running a flow needs (internal: the queue's workers run claimed runs with it). */
+  /** The file of a flow among the config's `flows:`, by id (internal: see `flowHostOf`). */
+  findFlowFile(flowId: string): Promise<string> {
+    return findFlowFile(this.config, flowId, this.#cwd);
+  }
+
   flowHost(): FlowHost {
     return {
       resolver: {
@@ -1364,11 +1369,21 @@ export function flowCacheOf(runtime: Runtime): FlowCache | undefined {
  */
 export function flowHostOf(
   runtime: Runtime,
-): { host: FlowHost; defaults: RunFlowOptions; enqueued: EventTarget } {
+): {
+  host: FlowHost;
+  defaults: RunFlowOptions;
+  enqueued: EventTarget;
+  findFlow: (flowId: string) => Promise<string>;
+} {
   if (!(runtime instanceof FlowstateRuntime)) {
     throw new TypeError("Cannot work the queue: the runtime must come from openRuntime()");
   }
-  return { host: runtime.flowHost(), defaults: runtime.runDefaults(), enqueued: runtime.enqueued };
+  return {
+    host: runtime.flowHost(),
+    defaults: runtime.runDefaults(),
+    enqueued: runtime.enqueued,
+    findFlow: (flowId) => runtime.findFlowFile(flowId),
+  };
 }
 
 /** How a message names `flow`: its path, or its id. */

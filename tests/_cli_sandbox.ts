@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { outputOf } from "./_deadline.ts";
+import { exitOf, hangGuard, outputOf } from "./_deadline.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CLI = join(ROOT, "cli.ts");
@@ -177,4 +177,30 @@ export async function cliDump(
     value: unknown;
   }[];
   return entries.map(({ key, value }) => ({ key, value }));
+}
+
+/**
+ * Run `flowstate worker --json` in `dir` (FLOWSTATE_HOME `home`, default
+ * `<dir>/home`) until it ended one run (an `end` line), then SIGTERM it;
+ * asserts it ran one and exited 0.
+ */
+export async function workOneRun(dir: string, home?: string): Promise<void> {
+  const child = cliCommand(dir, ["worker", "--json", "--poll", "50ms"], { home }).spawn();
+  let ended = false;
+  let rest = "";
+  using _hang = hangGuard(child, () => `no end line seen; then: ${rest}`);
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  while (!ended) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    rest += value;
+    const lines = rest.split("\n");
+    rest = lines.pop()!;
+    ended = lines.some((line) => JSON.parse(line).type === "end");
+  }
+  child.kill("SIGTERM");
+  while (!(await reader.read()).done) { /* drain */ }
+  await child.stderr.cancel();
+  assert.equal((await exitOf(child)).code, 0);
+  assert.ok(ended, "the worker ran the run");
 }

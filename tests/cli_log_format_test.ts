@@ -344,6 +344,34 @@ Deno.test("cli --log-format json: a daemon's start, a scheduled flow's node logs
   });
 });
 
+Deno.test('cli --log-format json: a daemon\'s stop (scheduler.stop, "Stopped") is its last line, after its worker released the queued run it held', async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.writeTextFile(
+      join(sandbox.dir, "slow.flow.yaml"),
+      "id: slow\nnodes:\n  - { id: hello, type: log, with: { message: started } }\n" +
+        "  - { id: wait, type: delay, needs: [hello], with: { for: 60s } }\n",
+    );
+    await Deno.writeTextFile(
+      join(sandbox.dir, "flowstate.yaml"),
+      "jobs:\n  retention: { enabled: false }\n  gc: { enabled: false }\n",
+    );
+    const enqueued = await sandbox.run("enqueue", "slow.flow.yaml");
+    assert.equal(enqueued.code, 0, enqueued.stderr);
+    const runId = enqueued.stdout.trim();
+    const { code, lines } = await untilThenTerm(
+      sandbox.dir,
+      ["daemon", "--log-format", "json", "--grace", "1s"],
+      (line) => line.event === "node.log" && line.runId === runId,
+    );
+    assert.equal(code, 0);
+    const released = lines.findIndex((l) => l.event === "run.end" && l.runId === runId);
+    assert.ok(released !== -1, JSON.stringify(lines));
+    assert.equal(lines.at(-1)!.event, "scheduler.stop", JSON.stringify(lines.slice(released)));
+    const shown = JSON.parse((await sandbox.run("runs", "show", runId, "--json")).stdout);
+    assert.equal(shown.run.status, "queued");
+  });
+});
+
 Deno.test("cli --log-format json: a tick of a schedule entry names the flow's id as flow, and the entry", async () => {
   await withSandbox(async (sandbox) => {
     await Deno.writeTextFile(

@@ -123,6 +123,15 @@ Deno.test("cli queue: bad input, unknown flows and bad options exit 2 and write 
     const priority = await run("enqueue", "mark", "--priority", "high");
     assert.equal(priority.code, 2);
     assert.match(priority.stderr, /--priority "high"/);
+    // A --key over the dedupe key's limit is a bad option too, said without a stack-trace hint.
+    const long = await run("enqueue", "mark", "--key", "k".repeat(3000));
+    assert.equal(long.code, 2, long.stderr);
+    assert.match(long.stderr, /^error: .*key is 3,000 bytes .*use a hash of a longer one$/m);
+    assert.doesNotMatch(long.stderr, /--debug/);
+    // An --at before the epoch: said in the option's terms.
+    const early = await run("enqueue", "mark", "--at", "1960-01-01T00:00:00Z");
+    assert.equal(early.code, 2, early.stderr);
+    assert.match(early.stderr, /^error: Invalid --at "1960-01-01T00:00:00Z": it is before 1970/m);
     const none = JSON.parse((await run("runs", "ls", "--json")).stdout);
     assert.deepEqual(none, []);
   });
@@ -172,6 +181,65 @@ Deno.test("cli queue: runs retry of a run started directly counts its first atte
     assert.match(shown.stdout, /attempt 2 of 2/);
     assert.match(shown.stdout, /attempt 1: failed on a direct run \(not queued\)/);
     assert.match(shown.stdout, /attempt 2: failed on /);
+  });
+});
+
+Deno.test("cli queue: runs retry of a job's run, or of a direct run whose flow is not under flows:, says what to do instead (no impossible 'pass a path')", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await setUp(dir);
+    // A backup into a folder that cannot be made (a file is in its way) fails.
+    await Deno.writeTextFile(join(dir, "blocker"), "");
+    const failedJob = await run(
+      "jobs",
+      "run",
+      "backup",
+      "--quiet",
+      "--option",
+      `out=${join(dir, "blocker", "x")}`,
+    );
+    assert.equal(failedJob.code, 1, failedJob.stderr);
+    const [job] = JSON.parse((await run("runs", "ls", "--flow", "job:backup", "--json")).stdout);
+    assert.equal(job.status, "failed");
+    const retryJob = await run("runs", "retry", job.id);
+    assert.equal(retryJob.code, 1);
+    assert.match(
+      retryJob.stderr,
+      /^error: Cannot retry run \w+: it is a run of the job "backup", and jobs do not go through the queue: run it again with flowstate jobs run backup$/m,
+    );
+    await Deno.mkdir(join(dir, "elsewhere"));
+    await Deno.writeTextFile(
+      join(dir, "elsewhere", "other.flow.yaml"),
+      "id: other\nnodes: [{ id: f, type: fail, with: { message: no } }]\n",
+    );
+    assert.equal((await run("run", "elsewhere/other.flow.yaml")).code, 1);
+    const [other] = JSON.parse((await run("runs", "ls", "--flow", "other", "--json")).stdout);
+    const retryOther = await run("runs", "retry", other.id);
+    assert.equal(retryOther.code, 1);
+    assert.match(
+      retryOther.stderr,
+      /no file there has flow id "other": add the file's folder to flows: in .*flowstate\.yaml, or run it again with flowstate run <file>$/m,
+    );
+    assert.doesNotMatch(retryOther.stderr, /pass a path/);
+    // Nothing was queued.
+    assert.deepEqual(
+      JSON.parse((await run("runs", "ls", "--status", "queued", "--json")).stdout),
+      [],
+    );
+  });
+});
+
+Deno.test("cli queue: daemon --no-queue --concurrency is refused (exit 2, nothing started), not accepted for a worker it does not start", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await setUp(dir);
+    const both = await run("daemon", "--no-queue", "--concurrency", "8");
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(
+      both.stderr,
+      /^error: --concurrency is how many queued runs .*--no-queue starts no worker: drop one of them$/m,
+    );
+    assert.equal(both.stdout, "");
+    // Nothing was opened or created.
+    assert.equal(await Deno.stat(home).then(() => true, () => false), false);
   });
 });
 

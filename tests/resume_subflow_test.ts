@@ -208,3 +208,23 @@ nodes:
     assert.equal(again.run.nodes.fetch.reused, sub);
   });
 });
+
+Deno.test("resumeRun: a flow node that succeeded is reused with the sub-run it started (its outcome still names it)", async () => {
+  await using rt = await openRuntime({ config: memory });
+  const greet = { id: "greet", nodes: [{ id: "hi", type: "transform", with: { value: "hi" } }] };
+  const flow = (failing: boolean) => ({
+    id: "twice",
+    nodes: [
+      { id: "call", type: "flow", with: { flow: greet } },
+      failing
+        ? { id: "after", type: "fail", needs: ["call"], with: { message: "down" } }
+        : { id: "after", type: "transform", needs: ["call"], with: { value: 1 } },
+    ],
+  });
+  const failed = await rt.runFlow(flow(true));
+  const [sub] = failed.nodes.call.subRuns!;
+  const resumed = await rt.resumeRun(failed.id, { flow: flow(false) });
+  assert.equal(resumed.status, "succeeded");
+  assert.equal(resumed.nodes.call.reused, failed.id);
+  assert.deepEqual(resumed.nodes.call.subRuns, [sub]);
+});

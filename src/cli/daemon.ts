@@ -157,6 +157,13 @@ export async function daemonCommand(
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  // --concurrency sizes the daemon's queue worker: with --no-queue there is none to size.
+  if (options.queue === false && options.concurrency !== undefined) {
+    throw new UsageError(
+      "--concurrency is how many queued runs the daemon's worker runs at once, and --no-queue " +
+        "starts no worker: drop one of them",
+    );
+  }
   const quiet = options.quiet ?? false;
   const { waitForStoreMs } = waitForStoreSetting(options.waitForStore);
   await using runtime = await openRuntime({ config: global.config, onWarning: printWarning });
@@ -262,6 +269,9 @@ export async function daemonCommand(
     const status: SchedulerStatus = { ticking: false, lastTickAt: null, lagSeconds: null };
     const configFile = runtime.config.file;
     let triggers: ChangeTriggers | undefined = undefined;
+    // The scheduler's stop ("Stopped") is said once the whole daemon stopped: its queue worker
+    // and change triggers may still be finishing or releasing runs when the scheduler is done.
+    let stopped: SchedulerEvent | undefined;
     const scheduler = new Scheduler(runtime, {
       // The change triggers follow the flow files as the schedules do (read at the same looks).
       onFlowFiles: (flows) => triggers?.update(flows),
@@ -275,7 +285,8 @@ export async function daemonCommand(
           status.lastTickAt = now;
           status.lagSeconds = Math.max(0, now - event.tick) / 1000;
         }
-        print(event);
+        if (event.type === "stop") stopped = event;
+        else print(event);
       },
     });
     await scheduler.start();
@@ -289,6 +300,7 @@ export async function daemonCommand(
       onEvent: (event) => printTrigger(event, options.json ?? false, quiet, clock),
     }).catch(async (err) => {
       await scheduler.stop({ graceMs: 0 });
+      if (stopped !== undefined) print(stopped);
       throw err;
     });
     // The queue too: one line per queued run that ends (JSON: `queue.end`, `queue.lost`,
@@ -340,6 +352,7 @@ export async function daemonCommand(
       worker?.stop({ graceMs }),
       triggers!.stop({ graceMs }),
     ]);
+    if (stopped !== undefined) print(stopped);
     status.ticking = false;
     return 0;
   } finally {

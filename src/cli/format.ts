@@ -14,6 +14,18 @@ import {
   type RunStatus,
   type RunSummary,
 } from "../records/types.ts";
+import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
+
+/**
+ * What the tables' `running?` means (a run recorded running whose process
+ * is gone): said once after `runs ls`, `jobs ls` and `schedules ls` that
+ * show one.
+ */
+export const RUNNING_GONE_NOTE =
+  `running?: recorded running, but its process has written no heartbeat for over ${
+    MIN_ABANDONED_MS / 1000
+  } s: it is gone (killed, or its end could not be recorded). \`flowstate jobs run gc\` ` +
+  "records such runs failed (abandoned); the daemon runs gc daily";
 
 /**
  * Thrown by {@linkcode writeStdout} when whoever read stdout went away
@@ -123,6 +135,8 @@ export function formatTime(ms: number | null | undefined, timezone = "UTC"): str
 /**
  * A last run in a listing's LAST RUN column: its status and start time,
  * `(archived)` when the archive job moved it to `<home>/archive/`; `-` for none.
+ * A run in `gone` (by id: recorded running, its process gone) reads
+ * `running?`, as in `runs ls` (see {@linkcode RUNNING_GONE_NOTE}).
  *
  * @example
  * ```ts
@@ -136,16 +150,18 @@ export function formatTime(ms: number | null | undefined, timezone = "UTC"): str
  *   "succeeded 2026-12-04 21:15:03 UTC (archived)",
  * );
  * assert.equal(lastRunText(null), "-");
+ * const killed = { id: "0mjuw3ms0abcdefghijk", status: "running", startedAt };
+ * assert.equal(lastRunText(killed, "UTC", new Set([killed.id])), "running? 2026-12-04 21:15:03 UTC");
  * ```
  */
 export function lastRunText(
-  last: { status: string; startedAt: number; archived?: true } | null,
+  last: { id?: string; status: string; startedAt: number; archived?: true } | null,
   timezone = "UTC",
+  gone: ReadonlySet<string> = new Set(),
 ): string {
   if (last === null) return "-";
-  return `${last.status} ${formatTime(last.startedAt, timezone)}${
-    last.archived ? " (archived)" : ""
-  }`;
+  const status = last.id !== undefined && gone.has(last.id) ? "running?" : last.status;
+  return `${status} ${formatTime(last.startedAt, timezone)}${last.archived ? " (archived)" : ""}`;
 }
 
 /**

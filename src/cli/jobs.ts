@@ -11,8 +11,8 @@
  * `--json` output (one JSON document on stdout, stable):
  * - `jobs ls`: `[{ "name", "description", "builtin", "module", "enabled", "scheduled",
  *   "schedule", "timezone", "lastRun": { "id", "status", "startedAt", "durationMs" } | null
- *   (with `"archived": true` and its `"archive"` file when the newest run is one the archive
- *   job moved to `<home>/archive/`),
+ *   (the run that started last, `startedAt` its start; with `"archived": true` and its
+ *   `"archive"` file when it is one the archive job moved to `<home>/archive/`),
  *   "nextRun": number | null, "error": string | null, "paths": { "<option>": path } }]`
  *   (`module` is `null` for a built-in; times are ms since the epoch; `schedule` is `null` for a
  *   job without one; `paths`: the config's options naming files, absolute)
@@ -30,7 +30,14 @@ import type { Job } from "../jobs/job.ts";
 import { openRuntime, type Runtime, setRunSource } from "../runtime.ts";
 import { nextTick } from "../cron.ts";
 import { loadConfiguredJob, locateJobOptionsError } from "../scheduler/from_config.ts";
-import { formatDuration, formatTime, lastRunText, printTable } from "./format.ts";
+import {
+  formatDuration,
+  formatTime,
+  lastRunText,
+  printTable,
+  RUNNING_GONE_NOTE,
+} from "./format.ts";
+import { abandonedRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { type LastRunBrief, lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
 import { UsageError } from "./input.ts";
 import {
@@ -67,8 +74,8 @@ export interface JobListing {
   /** The schedule's time zone. */
   timezone: string;
   /**
-   * The newest run, or `null`: recorded, or one the archive job moved to
-   * `<home>/archive/` when that is newer (then marked `archived`).
+   * The run that started last, or `null`: recorded, or one the archive job
+   * moved to `<home>/archive/` when that is newer (then marked `archived`).
    */
   lastRun: LastRunBrief | null;
   /** The next tick (ms since the epoch) if scheduled, else `null`. */
@@ -124,7 +131,7 @@ export async function describeJobs(
   // No records store yet (a read-only runtime): no job has run.
   const records = await unlessMissing(() => runtime.records());
   const now = runtime.clock.now();
-  const findLast = await lastRunFinder(runtime, records, onWarning);
+  const findLast = await lastRunFinder(runtime, records, onWarning, { started: true });
   const builtins = builtinJobNames();
   const out: JobListing[] = [];
   for (const name of jobNames(runtime)) {
@@ -161,6 +168,29 @@ export async function describeJobs(
   return out;
 }
 
+/**
+ * The ids of the last runs listed that are recorded running but whose
+ * process is gone (no heartbeat for over `MIN_ABANDONED_MS`): the tables
+ * show them `running?`, as `runs ls` does, and say what it means once
+ * (`RUNNING_GONE_NOTE`). A run held by a queue worker's claim is its lease's
+ * business, never this.
+ */
+export async function goneLastRuns(
+  runtime: Runtime,
+  lastRuns: readonly ({ id: string; status: string; archived?: true } | null)[],
+): Promise<Set<string>> {
+  const gone = new Set<string>();
+  const running = lastRuns.filter((last) => last?.status === "running" && !last.archived);
+  if (running.length === 0) return gone;
+  const records = await runtime.records();
+  const now = runtime.clock.now();
+  for (const last of running) {
+    const run = await records.getRun(last!.id);
+    if (run !== null && abandonedRun(run, now, MIN_ABANDONED_MS) !== null) gone.add(run.id);
+  }
+  return gone;
+}
+
 /** `jobs ls [--json]`: exit 1 when a job cannot be loaded (it is listed with its error). */
 export async function jobsList(
   options: { json?: boolean },
@@ -172,6 +202,7 @@ export async function jobsList(
   if (options.json) {
     console.log(JSON.stringify(jobs));
   } else {
+    const gone = await goneLastRuns(runtime, jobs.map((j) => j.lastRun));
     printTable(
       ["NAME", "SCHEDULE", "TIMEZONE", "ENABLED", "LAST RUN", "NEXT RUN", "DESCRIPTION"],
       jobs.map((j) => [
@@ -179,11 +210,12 @@ export async function jobsList(
         j.schedule === null ? "-" : j.scheduled ? j.schedule : `(${j.schedule})`,
         j.scheduled ? j.timezone : "-",
         j.enabled ? "yes" : "no",
-        lastRunText(j.lastRun, tz),
+        lastRunText(j.lastRun, tz, gone),
         formatTime(j.nextRun, tz),
         j.description ?? "(cannot be loaded)",
       ]),
     );
+    if (gone.size > 0) console.error(RUNNING_GONE_NOTE);
     if (jobs.some((j) => j.schedule !== null && !j.scheduled)) {
       console.log(
         '\nA schedule in parentheses is not in effect: the daemon runs a job on it once the job is under "jobs:" ' +

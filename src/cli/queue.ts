@@ -114,6 +114,13 @@ export async function enqueueCommand(
           `(without an offset, a time in the config's timezone)`,
       );
     }
+    // A run's time is ms since the epoch: none before it. A past time (after it) runs at once.
+    if (time < 0) {
+      throw new UsageError(
+        `Invalid --at "${options.at}": it is before 1970-01-01T00:00:00Z, the earliest time a ` +
+          "run can be queued for; a time in the past runs at once: give one after that",
+      );
+    }
     return time;
   };
   at(undefined); // bad input is refused before anything opens
@@ -164,6 +171,11 @@ export async function enqueueCommand(
     }
     // The flow's queue.by template fails on these inputs: bad input (exit 2), nothing queued.
     if (err instanceof TemplateError) throw new UsageError(err.message, { cause: err });
+    // The options were checked above; what is left is a value out of range (a --key over the
+    // dedupe key's limit): bad input too, as POST /api/flows/{flow}/runs answers it 400.
+    if (err instanceof RangeError || err instanceof TypeError) {
+      throw new UsageError(err.message, { cause: err });
+    }
     throw err;
   }
   if (options.json) console.log(JSON.stringify(result));
@@ -587,11 +599,28 @@ export async function retryCommand(
   }
   let flowPath: string | undefined;
   if (run.queue === undefined) {
+    // A job's run (flow "job:<name>") has no flow file: a job runs with jobs run, never queued.
+    const job = run.flowId.startsWith("job:") ? run.flowId.slice("job:".length) : undefined;
+    if (job !== undefined) {
+      printError(
+        `Cannot retry run ${runId}: it is a run of the job "${printable(job)}", and jobs do ` +
+          `not go through the queue: run it again with flowstate jobs run ${printable(job)}`,
+      );
+      return 1;
+    }
     try {
       flowPath = await findFlowFile(runtime.config, run.flowId, Deno.cwd());
     } catch (err) {
+      if (!(err instanceof NotFoundError)) {
+        printError(`Cannot retry run ${runId}: ${(err as Error).message}`);
+        return 1;
+      }
+      // Its record keeps no file (it was started directly): only the config's flows: can say.
       printError(
-        `Cannot retry run ${runId}: it was not enqueued, and ${(err as Error).message}`,
+        `Cannot retry run ${runId}: it was started directly (not enqueued), so a worker ` +
+          `needs its flow's file among the config's flows:, and no file there has flow id ` +
+          `"${printable(run.flowId)}": add the file's folder to flows: in ` +
+          `${runtime.config.file ?? "flowstate.yaml"}, or run it again with flowstate run <file>`,
       );
       return 1;
     }

@@ -43,6 +43,7 @@ import {
   printable,
   printTable,
   runFlowCell,
+  RUNNING_GONE_NOTE,
   runStartedCell,
   shortHash,
   unknownFlowMessage,
@@ -159,12 +160,7 @@ export async function listRuns(
       ]),
     );
     if (gone.size > 0) {
-      console.error(
-        `running?: recorded running, but its process has written no heartbeat for over ${
-          MIN_ABANDONED_MS / 1000
-        } s: it is gone (killed, or its end could not be recorded). \`flowstate jobs run gc\` ` +
-          "records such runs failed (abandoned); the daemon runs gc daily",
-      );
+      console.error(RUNNING_GONE_NOTE);
     }
     const why = new Set(waiting.values());
     if (why.has("slot")) {

@@ -5,7 +5,9 @@
  * `--json` prints one array (stable), in the daemon's order (jobs, then
  * flows): `[{ "id": "job:<name>" | "flow:<id>" | "flow:<id>#<entry>", "kind": "job" | "flow",
  * "cron", "timezone", "nextRun": number | null, "lastRun": { "id", "status",
- * "startedAt", "durationMs" } | null }]`, a flow's rows also with `"flow"`,
+ * "startedAt", "durationMs" } | null }]` (the run that started last: a run
+ * still waiting in the queue is not one; `startedAt` is its start, a queued
+ * run's claim), a flow's rows also with `"flow"`,
  * `"entry"` (its `schedule:` entry's `id`, or `null`) and `"inputs"` (what each
  * run of it gets; a flow with several entries: each row's last run is its own
  * latest tick's) (times in ms since the epoch; a last run
@@ -29,9 +31,9 @@
 import { type FlowFileProblem, type JobProblem, loadSchedules } from "../scheduler/from_config.ts";
 import { type ScheduleListing, scheduleListing } from "../scheduler/listing.ts";
 import { lookalikeFlowWarnings } from "../flow_files.ts";
-import { formatTime, lastRunText, printable, printTable } from "./format.ts";
+import { formatTime, lastRunText, printable, printTable, RUNNING_GONE_NOTE } from "./format.ts";
 import { type GlobalOptions, openForReading, printWarning, unlessMissing } from "./common.ts";
-import { pathLines, PATHS_HEADING } from "./jobs.ts";
+import { goneLastRuns, pathLines, PATHS_HEADING } from "./jobs.ts";
 
 export type { ScheduleListing } from "../scheduler/listing.ts";
 
@@ -99,6 +101,7 @@ export async function listSchedules(
     const tz = runtime.config.timezone;
     // The inputs a flow's schedule gives its runs, when one gives any.
     const inputs = listed.some((r) => Object.keys(r.inputs ?? {}).length > 0);
+    const gone = await goneLastRuns(runtime, listed.map((r) => r.lastRun));
     printTable(
       ["ID", "SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST RUN", ...(inputs ? ["INPUTS"] : [])],
       listed.map((r) => [
@@ -106,10 +109,11 @@ export async function listSchedules(
         r.cron!,
         r.timezone,
         formatTime(r.nextRun, tz),
-        lastRunText(r.lastRun, tz),
+        lastRunText(r.lastRun, tz, gone),
         ...(inputs ? [inputsText(r.inputs)] : []),
       ]),
     );
+    if (gone.size > 0) console.error(RUNNING_GONE_NOTE);
   }
   const paths = pathLines(
     runtime.config,

@@ -300,6 +300,8 @@ export interface ReusedNode {
   output: JsonValue;
   /** A `forEach` node's items, as recorded. */
   items?: NodeItems;
+  /** The sub-runs it started, as recorded (see `NodeOutcome.subRuns`). */
+  subRuns?: (string | null)[];
 }
 
 /**
@@ -1305,6 +1307,7 @@ class Execution implements AttemptHost {
         };
         if (reused.items !== undefined) result.items = reused.items;
         result.reused = reused.from;
+        if (reused.subRuns !== undefined) result.subRuns = reused.subRuns;
         return this.#end(i, started, result);
       }
       if (node.if) {

@@ -163,7 +163,10 @@ export async function enqueueFlow(
   if (options.runAt !== undefined) {
     runAt = options.runAt instanceof Date ? options.runAt.getTime() : options.runAt;
     if (typeof runAt !== "number" || !Number.isFinite(runAt) || runAt < 0) {
-      throw new TypeError(`${what}: runAt must be a Date or ms since the epoch`);
+      throw new TypeError(
+        `${what}: runAt must be a Date or ms since the epoch, not before 1970-01-01T00:00:00Z ` +
+          `(got ${options.runAt instanceof Date ? "an invalid or earlier Date" : String(runAt)})`,
+      );
     }
   } else if (options.delay !== undefined) {
     runAt = now + parseDuration(options.delay, "delay");

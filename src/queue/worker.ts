@@ -975,7 +975,7 @@ class QueueWorker implements Worker {
     const attempt = run.queue?.attempt ?? 1;
     this.#s.onEvent({ type: "claim", runId: run.id, flowId: run.flowId, attempt });
     const started = performance.now();
-    const { host, defaults } = flowHostOf(this.#rt);
+    const { host, defaults, findFlow } = flowHostOf(this.#rt);
     // The claim's lease is kept alive from the claim to the end of the attempt, including
     // while the flow loads and while the end is committed (the run's own heartbeat
     // covers only the time between). A beat that finds the claim gone (this process paused
@@ -1046,8 +1046,10 @@ class QueueWorker implements Worker {
       /** The run's recorder took over (its flow loaded, its start recorded). */
       let recorderStarted = false;
       try {
+        const here = await flowFileHere(run, findFlow);
         const record = await runClaimed(host, {
           record: run,
+          ...(here === undefined ? {} : { flowPath: here }),
           heartbeatMs: this.#s.heartbeatMs,
           released: () => this.#releasing,
           lost: lost.signal,
@@ -1276,4 +1278,29 @@ async function lostEvent(records: Records, runIds: string[]): Promise<WorkerEven
     }
   }
   return ended.length === 0 ? { type: "lost", runIds } : { type: "lost", runIds, ended };
+}
+
+/**
+ * The file to run a claimed run's flow from when the file its record names
+ * (`queue.flowPath`: absolute, as the enqueuing process found it) is not on
+ * this machine: the file among this worker's `flows:` with the run's flow id.
+ * A run enqueued on another machine whose checkout is elsewhere (`enqueue`
+ * anywhere, workers anywhere, one store), or before a deploy into a new
+ * release folder that removed the old one, runs the worker's file of that
+ * flow. `undefined`: run the recorded file (it is there, it cannot be looked
+ * at, or no file of the config's has that id: loading it says what is wrong).
+ */
+async function flowFileHere(
+  run: RunRecord,
+  findFlow: (flowId: string) => Promise<string>,
+): Promise<string | undefined> {
+  const recorded = run.queue?.flowPath;
+  if (recorded === undefined || recorded === "") return undefined;
+  try {
+    await Deno.stat(recorded);
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) return undefined;
+  }
+  return await findFlow(run.flowId).catch(() => undefined);
 }

@@ -55,9 +55,10 @@ export interface ScheduleListing {
   /** The next tick (ms since the epoch), or `null` if it never ticks again. */
   nextRun: number | null;
   /**
-   * The newest run, or `null`: recorded, or one the archive job moved to
-   * `<home>/archive/` when that is newer (then `archived: true`, with its
-   * `archive` file).
+   * The run that started last, or `null` (a run still waiting in the queue
+   * has not: `startedAt` is a run's start, a queued run's claim): recorded,
+   * or one the archive job moved to `<home>/archive/` when that is newer
+   * (then `archived: true`, with its `archive` file).
    */
   lastRun: {
     id: string;
@@ -145,7 +146,7 @@ export async function scheduleListing(
   const byFlowId = new Map(
     source.problems.filter((p) => p.flowId !== null).map((p) => [`flow:${p.flowId}`, p]),
   );
-  const findLast = await lastRunFinder(runtime, records, onWarning);
+  const findLast = await lastRunFinder(runtime, records, onWarning, { started: true });
   const lastRun = async (flowId: string | null) =>
     flowId === null ? null : lastRunBrief(await findLast(flowId));
   const broken = (problem: FlowFileProblem) => ({

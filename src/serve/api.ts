@@ -1813,7 +1813,8 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "The jobs, built in and configured, with schedule, next and last run",
     responses: {
       200: {
-        description: "The jobs; `last` is the newest run, recorded or archived (marked " +
+        description: "The jobs; `last` is the run that started last (a run still waiting in " +
+          "the queue is not one; `startedAt` is its start), recorded or archived (marked " +
           "`archived`, with its `archive` file)",
         schema: S.JobInfoSchema.array(),
       },
@@ -1825,7 +1826,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const records = await runtime.records();
       const now = runtime.clock.now();
       const names = [...new Set([...builtinJobNames(), ...Object.keys(config.jobs)])];
-      const findLast = await lastRunFinder(runtime, records);
+      const findLast = await lastRunFinder(runtime, records, undefined, { started: true });
       const out: z.infer<typeof S.JobInfoSchema>[] = [];
       for (const name of names) {
         const settings = config.jobs[name];
