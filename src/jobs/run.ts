@@ -21,6 +21,7 @@ import { describeValue } from "../flow/_shapes.ts";
 import { validateOptions } from "../plugin.ts";
 import { checkScheduledOption, notifyRunEnded, type Runtime } from "../runtime.ts";
 import type { JsonValue } from "../store/types.ts";
+import { serializeValue } from "../store/values.ts";
 import { RunRecorder } from "../records/recorder.ts";
 import type { RunRecord, ScheduledTick } from "../records/types.ts";
 import { isJob, type Job, type JobContext, type JobResult } from "./job.ts";
@@ -441,7 +442,11 @@ export async function runJob<const J extends JobRef>(
     for (const note of moved) ctx.log(note, "warn");
     // Every store write the job makes is recorded in change feeds as the job's.
     const result = await withActor({ job: job.name }, () => job.run(ctx, resolved));
-    outputs = parseJson(JSON.stringify(result ?? {}));
+    // Recorded as the run's outputs: JSON, as a node's output is, never what JSON.stringify
+    // would quietly make of it (a Map as {}, NaN as null) or a bare "cannot serialize a BigInt".
+    outputs = parseJson(
+      serializeValue(result ?? {}, `job "${job.name}" returned a value that is not JSON`),
+    );
     // A job that returns after its signal aborted stopped early, unless it says it did not
     // (`cancelled: false`: the signal came after its last step, and its work is whole).
     if (controller.signal.aborted && (outputs as { cancelled?: unknown }).cancelled !== false) {
