@@ -20,6 +20,7 @@ export default {
     const arg = input.arg;
     switch (a) {
       case "read": return await Deno.readTextFile(arg);
+      case "importText": return (await import(arg, { with: { type: "text" } })).default;
       case "env": return Deno.env.get(arg) ?? "(unset)";
       case "envAll": return Object.keys(Deno.env.toObject()).sort().join(",");
       case "run": return new TextDecoder().decode((await new Deno.Command("id").output()).stdout);
@@ -216,6 +217,33 @@ Deno.test("a read hint names the file as the flow file resolves it, so adding it
     assert.equal(hint[1], '{ read: ["../data/in.txt"] }');
     const allowed = await run(flow(hint[1]));
     assert.equal(allowed.output, "inside", JSON.stringify(allowed));
+  });
+});
+
+Deno.test("a node's import() of a file outside its read: says so, with the line to add, not Deno's advice to the runner", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    await Deno.writeTextFile(join(sandbox.dir, "nodes", "hostile.ts"), HOSTILE);
+    const outside = await Deno.makeTempDir({ prefix: "flowstate-outside-" });
+    try {
+      const file = join(outside, "words.txt");
+      await Deno.writeTextFile(file, "outside");
+      // A computed specifier: only the node's read: paths, as for Deno.readTextFile.
+      const flow = (permissions?: string) =>
+        `id: t\nnodes:\n${node("imp", "importText", `file://${file}`, permissions)}`;
+      const refused = (await runFlow(sandbox, flow())).nodes.imp;
+      assert.equal(refused.status, "failed");
+      assert.doesNotMatch(refused.error ?? "", /run again with the --allow-read flag/);
+      const hint =
+        /\(permission denied: the node may only do what its permissions: in the flow declare; hint: add to the node in its flow file: permissions: (\{ read: \[.*\] \})\)$/
+          .exec(refused.error ?? "");
+      assert.ok(hint, refused.error);
+      assert.equal(hint[1], `{ read: [${JSON.stringify(file)}] }`);
+      const allowed = (await runFlow(sandbox, flow(hint[1]))).nodes.imp;
+      assert.equal(allowed.output, "outside", JSON.stringify(allowed));
+    } finally {
+      await Deno.remove(outside, { recursive: true });
+    }
   });
 });
 

@@ -739,11 +739,11 @@ const STATE_METHODS = new Set([
 ]);
 
 function nodeError(error: ErrorShape, baseDir?: string): Error {
-  // A refused dynamic import() of a remote module is a TypeError saying the same.
+  // A refused dynamic import() is a TypeError saying the same: of a remote module (import
+  // access), or of a local file outside the node's read: paths (read access).
   const refused = error.name === "NotCapable" || error.name === "PermissionDenied" ||
-    /^Requires import access to "[^"]*", run again with the --allow-import flag/.test(
-      error.message,
-    );
+    /^Requires (?:import|read) access to "[^"]*", run again with the --allow-(?:import|read) flag/
+      .test(error.message);
   const message = refused
     ? `${
       error.message.replace(/, run again with the --allow-\S+ flag/, "")
