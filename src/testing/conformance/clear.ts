@@ -122,11 +122,20 @@ export function defineClearCases(define: DefineCase): void {
 
   define("clear() with bounds counts only live entries and removes expired ones", async (c) => {
     const store = await c.open();
+    const start = c.clock.now();
     await store.atomic().set(["t", "1"], 1).set(["t", "2"], 2, { expireIn: 5 }).set(["t", "3"], 3)
       .commit();
     c.clock.advance(5);
     same(await store.clear(["t"], { start: ["t", "2"] }), 1, "t/2 expired, t/3 live");
     same(await listKeys(store), [["t", "1"]], "keys after clear()");
+    // Back in time, the expired entry stays gone: clear() deleted it, not just hid it.
+    c.clock.set(start);
+    same(
+      await listKeys(store),
+      [["t", "1"]],
+      "keys after clear(), seen from before t/2 expired (clear() must delete expired entries too)",
+    );
+    c.clock.set(start + 5);
     const again = await store.set(["t", "2"], 2, { ifVersion: null });
     check(again.ok, "the expired, cleared key is absent");
   });
@@ -227,7 +236,13 @@ export function defineClearCases(define: DefineCase): void {
       .set(["d", "2"], 5, { expireIn: 10 })
       .commit();
     same(await store.purgeExpired(), 0, "purgeExpired() before anything expired");
-    c.clock.advance(10);
+    c.clock.advance(9);
+    same(
+      await store.purgeExpired(),
+      0,
+      "purgeExpired() 1 ms before three entries expire (an entry is live while expiresAt > now)",
+    );
+    c.clock.advance(1);
     same(await store.purgeExpired(), 3, "purgeExpired() after three entries expired");
     same(await store.purgeExpired(), 0, "purgeExpired() again");
     // Back in time, a purged entry stays gone (it was deleted, not just hidden).

@@ -68,3 +68,35 @@ Deno.test("the multiProcess case fails a store whose second process does not see
   );
   assert.match(out, /FAILED \| 0 passed \(\d+ steps\) \| 2 failed \(4 steps\)/);
 });
+
+Deno.test("the suite fails a plugin whose clear keeps expired entries, whose purge deletes a live one, or whose commit is not atomic, saying why", async () => {
+  const suite = new URL("../testdata/lax_plugins_suite.ts", import.meta.url).pathname;
+  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "--allow-read", "--allow-env", "--allow-run", suite],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(stdout);
+  assert.equal(code, 1, out);
+  const failed = out.split("\n").filter((line) => / \.\.\. FAILED/.test(line))
+    .map((line) => line.trim().replace(/ \.\.\. FAILED.*$/, ""));
+  assert.deepEqual(failed.sort(), [
+    "20 concurrent compare-and-set increments end at exactly 20",
+    "clear keeps expired: Store conformance",
+    "clear() with bounds counts only live entries and removes expired ones",
+    "commit not atomic: Store conformance",
+    "concurrent set(ifVersion: null): exactly one writer wins",
+    "purge too early: Store conformance",
+    "purgeExpired() deletes expired entries, returns how many, keeps live ones",
+  ], out);
+  assert.match(out, /clear\(\) must delete expired entries too/);
+  assert.match(out, /an entry is live while expiresAt > now/);
+  assert.match(out, /all 20 compare-and-sets succeeded, so \d+ wrote over a version that had/);
+  assert.equal(
+    out.split("The driver's commit() must evaluate its checks and apply its writes with no other")
+      .length - 1,
+    2,
+    out,
+  );
+});
