@@ -3,7 +3,7 @@
 // a string) or cannot write (a bigint) fails the run, naming the job and where the value is.
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineJob, type JobResult, openRuntime, runJob } from "../mod.ts";
+import { defineJob, type JobContext, type JobResult, openRuntime, runJob } from "../mod.ts";
 
 const config = { stores: { main: { plugin: "memory" } } };
 
@@ -43,4 +43,54 @@ Deno.test("runJob(): a JSON result, and no result, are recorded as they are", as
   const none = await runJob(rt, returning(undefined), { progress: "quiet", onLog: () => {} });
   assert.equal(none.status, "succeeded", none.error?.message);
   assert.deepEqual(none.outputs, {});
+});
+
+Deno.test("runJob(): a progress count that is not a finite number fails the run, naming the call", async () => {
+  await using rt = await openRuntime({ config });
+  const cases: [(p: JobContext["progress"]) => void, RegExp][] = [
+    [
+      (p) => (p.start("items", 3), p.advance(NaN)),
+      /^progress\.advance\(n\): n must be a finite number, got NaN$/,
+    ],
+    [
+      (p) => (p.start("items", 3), p.advance("2" as never)),
+      /^progress\.advance\(n\): n must be a number, got /,
+    ],
+    [
+      (p) => p.start("items", -1),
+      /^progress\.start\(label, total\): total must be a finite number >= 0, got -1$/,
+    ],
+    [
+      (p) => (p.start("items"), p.update(Infinity)),
+      /^progress\.update\(done\): done must be a finite number >= 0, got Infinity$/,
+    ],
+  ];
+  for (const [use, message] of cases) {
+    const job = defineJob({
+      name: "counts",
+      description: "reports progress",
+      optionsSchema: z.strictObject({}),
+      run: (ctx) => (use(ctx.progress), {}),
+    });
+    const run = await runJob(rt, job, { progress: "quiet", onLog: () => {} });
+    assert.equal(run.status, "failed", String(use));
+    assert.match(run.error!.message, message);
+  }
+  // Whole counts, with and without a total, work as before.
+  const fine = defineJob({
+    name: "fine",
+    description: "reports progress",
+    optionsSchema: z.strictObject({}),
+    run: (ctx) => {
+      ctx.progress.start("items", 2);
+      ctx.progress.advance();
+      ctx.progress.update(2);
+      ctx.progress.start("more");
+      ctx.progress.advance(0.5);
+      ctx.progress.finish();
+      return { done: ctx.progress.state.done };
+    },
+  });
+  const run = await runJob(rt, fine, { progress: "quiet", onLog: () => {} });
+  assert.equal(run.status, "succeeded", run.error?.message);
 });

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { describeValue } from "../flow/_shapes.ts";
 
 /**
  * Reports progress of one job.
@@ -124,6 +125,23 @@ function stderrWriter(): (text: string) => void {
 }
 
 /**
+ * `value` if it is a finite number (at least 0 with `nonNegative`); else a
+ * TypeError (not a number) or RangeError naming the call: a job's `NaN` or
+ * `"3"` would otherwise show as `NaN` or `03` for the rest of its phase.
+ */
+function count(value: unknown, call: string, nonNegative: boolean): number {
+  if (typeof value !== "number") {
+    throw new TypeError(`${call} must be a number, got ${describeValue(value)}`);
+  }
+  if (!Number.isFinite(value) || (nonNegative && value < 0)) {
+    throw new RangeError(
+      `${call} must be a finite number${nonNegative ? " >= 0" : ""}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
  * Make a progress reporter: a redrawn bar on a terminal, a plain line at most
  * every `plainInterval` ms otherwise, nothing in `quiet` mode.
  *
@@ -190,8 +208,15 @@ export function createProgress(options: ProgressOptions = {}): Progress {
   return {
     state,
     start(label, total) {
+      if (typeof label !== "string") {
+        throw new TypeError(
+          `progress.start(label, total): label must be a string, got ${describeValue(label)}`,
+        );
+      }
       state.label = label;
-      state.total = total;
+      state.total = total === undefined
+        ? undefined
+        : count(total, "progress.start(label, total): total", true);
       state.done = 0;
       started = now();
       lastDraw = 0;
@@ -199,11 +224,11 @@ export function createProgress(options: ProgressOptions = {}): Progress {
       draw(true);
     },
     advance(n = 1) {
-      state.done += n;
+      state.done += count(n, "progress.advance(n): n", false);
       draw();
     },
     update(done) {
-      state.done = done;
+      state.done = count(done, "progress.update(done): done", true);
       draw();
     },
     finish(message) {
