@@ -555,3 +555,34 @@ Deno.test("flowstate stores shows a plugin module's own name, not its path", asy
     assert.doesNotMatch(listed.stdout, /plugins\/mine\.ts/);
   });
 });
+
+Deno.test("a plugin's own warning (context.warn) is printed with the store it is about", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const memory = new URL("../plugins/memory/mod.ts", import.meta.url).href;
+    await Deno.mkdir(join(dir, "plugins"));
+    // As docs/writing-a-plugin.md says: the plugin reports, the core adds the store's name.
+    await Deno.writeTextFile(
+      join(dir, "plugins", "old_server.ts"),
+      `import memory from "${memory}";
+export default {
+  ...memory,
+  name: "old-server",
+  open(options, context) {
+    context.warn?.({ code: "OLD_SERVER", message: "the server is older than 7; upgrade it" });
+    return memory.open(options, context);
+  },
+};
+`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  default: { plugin: memory }\n  cache:\n    plugin: ./plugins/old_server.ts\n",
+    );
+    const result = await run("state", "set", "--store", "cache", "--scope", "global", "k", "1");
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      /^warning: store "cache": the server is older than 7; upgrade it$/m,
+    );
+  });
+});

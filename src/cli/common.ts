@@ -322,7 +322,13 @@ export function noStoreYet(err: StoreMissingError): string {
  * prints, so every runtime the CLI opens passes this as `onWarning`.
  */
 export function printWarning(warning: Warning): void {
-  const message = printable(warning.message);
+  let message = printable(warning.message);
+  // A plugin's own warning (`context.warn`) need not name its store: the core hands the name
+  // beside it, and with several stores the line must say which one.
+  const store = warning.store;
+  if (store !== undefined && !message.includes(`"${store}"`)) {
+    message = `store "${printable(store)}": ${message.replace(/^warning:\s*/, "")}`;
+  }
   console.error(message.startsWith("warning:") ? message : `warning: ${message}`);
 }
 
