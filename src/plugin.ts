@@ -768,7 +768,20 @@ export async function validateOptions<O>(
   raw: unknown,
   action: string,
 ): Promise<O> {
-  const checked = await checkOptions(definition, raw);
+  let checked: Awaited<ReturnType<typeof checkOptions<O>>>;
+  try {
+    checked = await checkOptions(definition, raw);
+  } catch (err) {
+    // A schema reports a bad option as an issue; one that throws (a refinement reading a field
+    // that is not there) is the module's bug, named as such and placed in the config.
+    const message = `${definition.name}'s optionsSchema threw while checking the options: ${
+      messageOf(err)
+    } (a schema must report a bad option as an issue, not throw)`;
+    throw new ConfigError(`${action}: ${message}`, {
+      cause: err,
+      issues: [{ path: [], message }],
+    });
+  }
   if (checked.ok) return checked.value;
   const text = checked.issues.map((issue) =>
     issue.message.startsWith("unknown option ") || issue.path.length === 0

@@ -2,7 +2,7 @@
 // driver are reported at openStore, naming the plugin and what is wrong.
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { openStore } from "../mod.ts";
+import { ConfigError, openStore } from "../mod.ts";
 import { definePlugin, type StoreDriver } from "../plugin.ts";
 import { MemoryDriver } from "../plugins/memory/mod.ts";
 
@@ -230,5 +230,31 @@ Deno.test("a driver whose get() returns undefined for a missing key is told to r
   await assert.rejects(
     () => store.get(["absent"]),
     /The store's driver returned undefined for an entry; return null for an absent key/,
+  );
+});
+
+Deno.test("openStore: an optionsSchema that throws is named as the plugin's, with the store, not a bare error", async () => {
+  const throwing = definePlugin({
+    name: "mine",
+    optionsSchema: {
+      "~standard": {
+        version: 1,
+        vendor: "test",
+        validate: (value: unknown) => ((value as { url: string }).url.length, { value }),
+      },
+    } as never,
+    open: () => plainDriver() as unknown as StoreDriver,
+  });
+  await assert.rejects(
+    () => openStore({ plugin: throwing }, { name: "main" }),
+    (err: Error) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.match(
+        err.message,
+        /^Cannot open store "main" \(plugin "mine"\): mine's optionsSchema threw while checking the options: .*\(a schema must report a bad option as an issue, not throw\)$/,
+      );
+      assert.ok(err.cause instanceof TypeError);
+      return true;
+    },
   );
 });
