@@ -102,13 +102,20 @@ function resumedSubRuns(spec: NodeSpec, outcome: NodeOutcome, from: string | und
 }
 
 /**
+ * The statuses of a sub-run a resume resumes: one that ended undone, and one
+ * that succeeded under a node that failed after it (a custom node throwing
+ * once its `ctx.runFlow` returned): its nodes are all reused, not run again.
+ */
+const SUB_RUN_ENDED: ReadonlySet<string> = new Set([...ENDED_UNDONE, "succeeded"]);
+
+/**
  * The resume plan of the sub-run node `spec` of a run resuming `plan.run`
  * starts at its `call`-th call of a sub-flow: the sub-run of that call in
  * `plan.run`, resumed (its nodes that succeeded reused), when the node ended
- * undone there and that sub-run did too and may be resumed (not a test's, its
- * inputs not masked); else `undefined`, a new sub-run. The sub-run checks, once
- * its flow is loaded, that it is the same flow with the same inputs
- * ({@linkcode sameSubRun}).
+ * undone there and that sub-run ended (undone, or succeeded) and may be
+ * resumed (not a test's, its inputs not masked); else `undefined`, a new
+ * sub-run. The sub-run checks, once its flow is loaded, that it is the same
+ * flow with the same inputs ({@linkcode sameSubRun}).
  */
 export async function subRunPlan(
   records: Records,
@@ -123,7 +130,7 @@ export async function subRunPlan(
   if (typeof id !== "string") return undefined;
   const sub = await records.getRun(id);
   if (
-    sub === null || sub.parentRunId !== plan.run.id || !ENDED_UNDONE.has(sub.status) ||
+    sub === null || sub.parentRunId !== plan.run.id || !SUB_RUN_ENDED.has(sub.status) ||
     sub.mocked === true || sub.inputsMasked === true
   ) return undefined;
   const version = await records.getVersion(sub.flowId, sub.flowVersion);
