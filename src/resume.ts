@@ -113,7 +113,7 @@ const SUB_RUN_ENDED: ReadonlySet<string> = new Set([...ENDED_UNDONE, "succeeded"
  * starts at its `call`-th call of a sub-flow: the sub-run of that call in
  * `plan.run`, resumed (its nodes that succeeded reused), when the node ended
  * undone there and that sub-run ended (undone, or succeeded) and may be
- * resumed (not a test's, its inputs not masked); else `undefined`, a new
+ * resumed (not a test's); else `undefined`, a new
  * sub-run. The sub-run checks, once its flow is loaded, that it is the same
  * flow with the same inputs ({@linkcode sameSubRun}).
  */
@@ -131,7 +131,7 @@ export async function subRunPlan(
   const sub = await records.getRun(id);
   if (
     sub === null || sub.parentRunId !== plan.run.id || !SUB_RUN_ENDED.has(sub.status) ||
-    sub.mocked === true || sub.inputsMasked === true
+    sub.mocked === true
   ) return undefined;
   const version = await records.getVersion(sub.flowId, sub.flowVersion);
   return { run: sub, before: version?.definition ?? null, sub: true };
@@ -139,10 +139,20 @@ export async function subRunPlan(
 
 /**
  * Whether a sub-run of flow `def` with `inputs` is sub-run `run` again (the
- * same flow, the same inputs), which it then resumes.
+ * same flow, the same inputs), which it then resumes. A sub-run whose inputs
+ * were recorded masked (a secret's value passed to it, `***`) is compared
+ * with `inputs` masked the same way (`mask`): the call gives the real values,
+ * which the resumed sub-run runs with.
  */
-export function sameSubRun(run: RunRecord, def: FlowDefinition, inputs: unknown): boolean {
-  return def.id === run.flowId && canonicalJson(inputs) === canonicalJson(run.inputs);
+export function sameSubRun(
+  run: RunRecord,
+  def: FlowDefinition,
+  inputs: unknown,
+  mask: (value: unknown) => unknown,
+): boolean {
+  if (def.id !== run.flowId) return false;
+  const given = run.inputsMasked === true ? mask(inputs) : inputs;
+  return canonicalJson(given) === canonicalJson(run.inputs);
 }
 
 /** The run `runId` of `records`, or a {@linkcode NotFoundError}. */

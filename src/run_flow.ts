@@ -752,12 +752,16 @@ async function runInTree(
     }
   }
   const { inputs, env, secrets } = runValues(parsed, def, options);
-  // A sub-run resumes its earlier one only when it is that one again: the same flow, the same
-  // inputs (a node before it that ran again may have given it others).
-  if (resume?.sub === true && !resuming!.sameSubRun(resume.run, def, inputs)) resume = undefined;
   // Every value this run records, emits or returns goes through it; nodes get the real values.
   const masker = tree.masker ??= new SecretMasker();
   masker.add(Object.values(secrets.values));
+  // A sub-run resumes its earlier one only when it is that one again: the same flow, the same
+  // inputs (a node before it that ran again may have given it others; inputs recorded `***`
+  // are compared masked as they were).
+  if (
+    resume?.sub === true &&
+    !resuming!.sameSubRun(resume.run, def, inputs, (value) => masker.mask(value))
+  ) resume = undefined;
 
   // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
   // taken back, or its lease ran out) does not start: it may be running under another worker.

@@ -264,3 +264,37 @@ Deno.test("resumeRun: a custom node that failed after its ctx.runFlow succeeded 
   assert.equal(again.resumeOf, sub);
   assert.equal(again.nodes.charge.reused, sub);
 });
+
+Deno.test("resumeRun: a sub-run given a secret's value as input (recorded ***) is resumed when called with the same inputs (its charge reused), not started anew", async () => {
+  const { rt, counts, down } = await billingRuntime();
+  await using _rt = rt;
+  const env = { TOKEN: "s3cret-token-value" };
+  const flow = {
+    id: "secret_order",
+    secrets: ["TOKEN"],
+    nodes: [
+      {
+        id: "bill",
+        type: "flow",
+        with: { flow: billing, input: { customer: "ada:${{ secrets.TOKEN }}" } },
+      },
+    ],
+  };
+  const failed = await rt.runFlow(flow, { env });
+  assert.equal(failed.status, "failed");
+  assert.equal(counts.charges, 1);
+  const [sub] = failed.nodes.bill.subRuns!;
+  const records = await rt.records();
+  const subRun = (await records.getRun(sub!))!;
+  assert.deepEqual(subRun.inputs, { customer: "ada:***" });
+  assert.equal(subRun.inputsMasked, true);
+
+  down.value = false;
+  const resumed = await rt.resumeRun(failed.id, { flow, env });
+  assert.equal(resumed.status, "succeeded", resumed.error?.message);
+  assert.equal(counts.charges, 1, "charged once: the sub-run's charge is reused");
+  const again = (await records.getRun(resumed.nodes.bill.subRuns![0]!))!;
+  assert.equal(again.resumeOf, sub);
+  assert.equal(again.nodes.charge.reused, sub);
+  assert.deepEqual(again.inputs, { customer: "ada:***" });
+});
