@@ -563,6 +563,12 @@ export async function claimResume(
 export interface HeldClaim {
   /** Aborts when the claim was lost (taken over once lapsed): the resume must not start its run. */
   readonly lost: AbortSignal;
+  /**
+   * Renew it now, just before the resume starts its run: a process stalled
+   * past its claim (suspended, its machine asleep) may go on before its
+   * renewal's timer fires; `lost` then aborts if another resume took it over.
+   */
+  confirm(): Promise<void>;
   /** Stop renewing, once any renewal under way has landed: the claim's version then. */
   release(): Promise<string>;
 }
@@ -584,39 +590,48 @@ export function holdResumeClaim(
   const stop = new AbortController();
   const lost = new AbortController();
   let current = version;
+  /** One renewal at a time (the timer's and `confirm`'s): each with the version the last wrote. */
+  let last: Promise<void> = Promise.resolve();
+  const renew = () =>
+    last = last.then(async () => {
+      if (lost.signal.aborted) return;
+      let next: string | null;
+      try {
+        next = await records.renewResume(runId, current, host.clock.now() + RESUME_CLAIM_MS);
+      } catch {
+        return; // The store failed: the claim still has two turns.
+      }
+      if (next !== null) {
+        current = next;
+        return;
+      }
+      lost.abort(
+        new ResumeRefusedError(
+          `Cannot resume run ${runId}: this resume was stalled past its claim ` +
+            `(${
+              RESUME_CLAIM_MS / 1000
+            } s) and another resume took the run over; its run was not started`,
+          { reason: "resumed", runId },
+        ),
+      );
+    });
   const renewing = (async () => {
-    while (!stop.signal.aborted) {
+    while (!stop.signal.aborted && !lost.signal.aborted) {
       try {
         await host.timers.sleep(RESUME_RENEW_MS, stop.signal);
       } catch {
         return; // released
       }
-      let next: string | null;
-      try {
-        next = await records.renewResume(runId, current, host.clock.now() + RESUME_CLAIM_MS);
-      } catch {
-        continue; // The store failed: the claim still has two turns.
-      }
-      if (next === null) {
-        lost.abort(
-          new ResumeRefusedError(
-            `Cannot resume run ${runId}: this resume was stalled past its claim ` +
-              `(${
-                RESUME_CLAIM_MS / 1000
-              } s) and another resume took the run over; its run was not started`,
-            { reason: "resumed", runId },
-          ),
-        );
-        return;
-      }
-      current = next;
+      await renew();
     }
   })();
   return {
     lost: lost.signal,
+    confirm: renew,
     release: async () => {
       stop.abort();
       await renewing;
+      await last;
       return current;
     },
   };

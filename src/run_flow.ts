@@ -312,6 +312,8 @@ export interface ResumePlan {
   from?: string;
   /** Aborted when the resume's claim was lost while its flow loaded: its run does not start. */
   lost?: AbortSignal;
+  /** Renews the resume's claim just before its run starts (aborting `lost` if it was taken over). */
+  confirm?: () => Promise<void>;
   /**
    * Set for a sub-run resuming the sub-run of the same call in the run the
    * root resumes (see `NodeOutcome.subRuns`): taken only when the sub-flow is
@@ -794,6 +796,12 @@ async function runInTree(
       resume.from,
       (spec) => nodeFilesChangedSince(spec, prepared.baseDir, resume.run.startedAt),
     );
+  }
+  // Its claim, renewed now: a resume stalled past it (its process suspended) may have gone on
+  // before its renewal's timer fired, while another resume took the run over.
+  if (resume?.confirm !== undefined) {
+    await resume.confirm();
+    if (resume.lost?.aborted) throw resume.lost.reason;
   }
   // Aborted by the caller's signal, or by a cancel request from another process.
   const cancel = new AbortController();
