@@ -83,8 +83,11 @@ export interface BackupHeader {
    * Present when the store is encrypted: its values are written sealed, as
    * stored, and `keyIds` are the key ids the store had (the current one
    * first). A restore needs a target encrypted with one of them.
+   * `plaintext` (written since 0.7) are the plaintext paths the values
+   * carry beside their sealed text: a target declaring others records them,
+   * so that its queries on a path they lack wait for rekey.
    */
-  encrypted?: { keyIds: string[] };
+  encrypted?: { keyIds: string[]; plaintext?: string[][] };
   /**
    * A full backup of a store that keeps a change feed: the feed's last
    * sequence number read before the snapshot started (replaying the feed's

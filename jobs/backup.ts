@@ -45,8 +45,10 @@
  * Versions are not written: they are not portable across backends, and a
  * restore gives every entry a new version (compare-and-set callers re-read).
  * Expired entries are not written. An encrypted store's values are written
- * as stored, sealed (the header says `encrypted: { keyIds }`): a backup
- * file never holds a value in the clear, and restoring it needs the key. The file is written to a temp file,
+ * as stored, sealed (the header says `encrypted: { keyIds, plaintext }`:
+ * the key ids, and the plaintext paths the values carry beside their sealed
+ * text): a backup file never holds a value in the clear, and restoring it
+ * needs the key. The file is written to a temp file,
  * fsynced and renamed, so a crash never leaves a partial backup under the
  * final name.
  *
@@ -409,7 +411,12 @@ export async function backupStore(
         createdAt,
       };
       if (options.origin !== undefined) header.origin = options.origin;
-      if (encryption !== undefined) header.encrypted = { keyIds: [...encryption.keyIds] };
+      if (encryption !== undefined) {
+        header.encrypted = {
+          keyIds: [...encryption.keyIds],
+          plaintext: encryption.carriedPlaintext().map((p) => [...p]),
+        };
+      }
       if (mark !== undefined) {
         header.feedSeq = mark.seq;
         header.feedAt = mark.at;

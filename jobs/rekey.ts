@@ -19,7 +19,9 @@
  * conflicting entry is read again and checked again). Expiry is kept.
  *
  * A value whose plaintext fields are not what the declared `plaintext`
- * paths give now (after changing them) is sealed again too.
+ * paths give now (after changing them) is sealed again too; once every entry
+ * is done, the store records the declared paths, and queries on a path
+ * declared since (refused until then: the values written before lack it) work.
  *
  * It is idempotent: a value already under the current key is skipped, so a
  * job stopped at any point (Ctrl-C, `kill -9`) is finished by running it
@@ -241,6 +243,9 @@ export async function rekeyStore(
     }
     if (page.length < batchSize) break;
   }
+  // Every entry holds the declared plaintext fields now: queries on paths declared since the
+  // last rekey may use them.
+  if (!options.dryRun) await handle.settlePlaintext();
   options.progress?.finish(
     `rekey ${store.name}: ${report.resealed} resealed, ${report.skipped} already under key ${report.keyId}`,
   );

@@ -67,7 +67,7 @@ import {
 } from "./_restore_verify.ts";
 import { systemClock } from "../src/clock.ts";
 import { BackupError, messageOf } from "../src/errors.ts";
-import { encryptionOf } from "../src/store/sealed.ts";
+import { type EncryptionHandle, encryptionOf } from "../src/store/sealed.ts";
 
 export { RESTORE_MARKER_KEY } from "./backup.ts";
 export { type VerifiedBackup, verifyBackup, type VerifyBackupOptions } from "./_restore_verify.ts";
@@ -658,6 +658,8 @@ export async function restoreBackup(
   }
 
   const chain = await planChain(verified, path, what, options);
+  /** The target's encryption, when the backup's values are written sealed as they are. */
+  let sealedBy: EncryptionHandle | undefined;
   const sealedIds = verified.header.encrypted?.keyIds;
   if (Array.isArray(sealedIds)) {
     const encryption = encryptionOf(store);
@@ -685,6 +687,7 @@ export async function restoreBackup(
       );
     }
     store = encryption.sealed; // written as they are: sealed
+    sealedBy = encryption;
   }
   const result: RestoreResult = {
     file,
@@ -994,6 +997,10 @@ export async function restoreBackup(
   const removed = await store.atomic().check(RESTORE_MARKER_KEY, markerVersion)
     .delete(RESTORE_MARKER_KEY).commit();
   if (!removed.ok) throw lost();
+  // The values carry the backed-up store's plaintext fields: a target declaring others refuses
+  // queries on the paths they lack until rekey (a backup from before 0.7 does not say).
+  const carried = verified.header.encrypted?.plaintext;
+  if (sealedBy !== undefined && Array.isArray(carried)) await sealedBy.settlePlaintext(carried);
   progress?.finish();
   result.holds = await store.count();
   return result;

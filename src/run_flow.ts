@@ -14,16 +14,15 @@ import { executeFlow, type PreparedFlow, type ReusedNode, type RunGuard } from "
 import { type FlowSource, isFlowPath, type LoadedFlow, loadFlowIn } from "./flow/load.ts";
 import type { ParsedFlow } from "./flow/parse.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
-import {
-  checkCeiling,
-  SubFlowRefusedError,
-  type SubRunRule,
-  subRunTarget,
-} from "./flow/sub_flows.ts";
+// sub_flows.ts (what a node may start as a sub-run) is loaded by a run that starts a sub-run, and
+// by the sub-run: a run without one does not parse it.
+import type { SubRunRule } from "./flow/sub_flows.ts";
+let subFlowsImport: Promise<typeof import("./flow/sub_flows.ts")> | undefined;
+const subFlowsModule = () => subFlowsImport ??= import("./flow/sub_flows.ts");
 import type { FlowCache } from "./flow_cache.ts";
 import type { ProgramNodeTypes } from "./flow/program_nodes.ts";
 import { coerceInputs } from "./flow/inputs.ts";
-import { readEnvValues } from "./flow/reach.ts";
+import { readEnvValues } from "./flow/_env_values.ts";
 import { FlowValidationError } from "./errors.ts";
 import { claimedRunCommit, RunNotOwnedError, RunRecorder } from "./records/recorder.ts";
 import { Records } from "./records/records.ts";
@@ -688,6 +687,10 @@ async function runInTree(
   // Loaded for a run given mocks (a test's) only, as in runFlow().
   const mocking = options.mocks === undefined ? undefined : await import("./flow/mocks.ts");
   const mocks = mocking?.mockLevel(options.mocks);
+  // A sub-run with a ceiling or started for a sandboxed node or a computed flow: its checks.
+  const subFlows = rule.ceiling === undefined && rule.untrusted === undefined
+    ? undefined
+    : await subFlowsModule();
   // Held from the check to the end of the run: the Worker that checked a module runs it.
   using _held = host.sandboxes.hold();
   // A run cancelled while it waits for a turn to check its custom nodes gives up waiting.
@@ -698,7 +701,9 @@ async function runInTree(
     Object.assign(loadOptions, {
       beforePrepare: (parsed: ParsedFlow, baseDir: string) => {
         if (mocks !== undefined) mocksExist(mocks, parsed.definition);
-        if (ceiling !== undefined) checkCeiling(parsed, ceiling, { ...loadOptions, baseDir });
+        if (ceiling !== undefined) {
+          subFlows!.checkCeiling(parsed, ceiling, { ...loadOptions, baseDir });
+        }
       },
     });
   }
@@ -724,10 +729,10 @@ async function runInTree(
     if (err instanceof TypeError && mocks !== undefined && tree.callbackError?.error === err) {
       throw err;
     }
-    if (rule.untrusted === undefined || err instanceof SubFlowRefusedError) throw err;
+    if (rule.untrusted === undefined || err instanceof subFlows!.SubFlowRefusedError) throw err;
     // Its problems may quote the file (any YAML file of those folders): not for the node's eyes.
     const file = typeof flow === "string" ? flow : "(definition)";
-    throw new SubFlowRefusedError(
+    throw new subFlows!.SubFlowRefusedError(
       `Cannot start sub-flow ${file} for ${rule.untrusted}: it is not a valid flow; its problems are not shown to a sandboxed node or a computed flow: (run flowstate validate ${file} to see them)`,
     );
   }
@@ -954,6 +959,7 @@ async function runInTree(
           }
           tree.subRuns++;
           // What the node may start: see sub_flows.ts.
+          const { subRunTarget } = await subFlowsModule();
           const { target, rule: subRule } = await subRunTarget(node, def.id, sub, {
             baseDir: prepared.baseDir,
             flowRoots: host.flowRoots ?? [],

@@ -43,7 +43,9 @@ import {
 } from "./run_flow.ts";
 // resume.ts is loaded by resumeRun and previewResume only (not on a cold run's path).
 import type { ResumePreview } from "./resume.ts";
-import { enqueueFlow, type EnqueueOptions, type EnqueueResult } from "./queue/enqueue.ts";
+// enqueue.ts is loaded by the first enqueue (a cold `flowstate run` enqueues nothing).
+import type { EnqueueOptions, EnqueueResult } from "./queue/enqueue.ts";
+let enqueueImport: Promise<typeof import("./queue/enqueue.ts")> | undefined;
 import { findFlowFile, rethrowWithFlowIdHint } from "./flow_files.ts";
 import { SandboxPool } from "./flow/sandbox.ts";
 import { FlowCache } from "./flow_cache.ts";
@@ -1199,8 +1201,9 @@ class FlowstateRuntime implements Runtime {
     });
   }
 
-  #enqueue(flow: string, options: EnqueueOptions): Promise<EnqueueResult> {
-    return enqueueFlow(
+  async #enqueue(flow: string, options: EnqueueOptions): Promise<EnqueueResult> {
+    const { enqueueFlow } = await (enqueueImport ??= import("./queue/enqueue.ts"));
+    return await enqueueFlow(
       {
         records: () => this.records(),
         findFlow: (name) => findFlowFile(this.config, name, this.#cwd),

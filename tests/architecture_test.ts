@@ -263,10 +263,26 @@ Deno.test("a cold `flowstate run` loads no Node built-in but node:sqlite (Node c
   assert.deepEqual(nodeImports.filter((i) => !i.endsWith(" imports node:sqlite")), []);
 });
 
-Deno.test("a cold `flowstate run` loads the modules of runs.onFailure, mocks, exec nodes and resuming only when used", async () => {
-  // Each is a dynamic import at its point of use (runtime.ts, run_flow.ts, prepare.ts): a run
-  // that does not use the feature does not parse it (BENCHMARKS.md, cold start).
+Deno.test("a cold `flowstate run` loads the modules of features it does not use only when used", async () => {
+  // Each is a dynamic import at its point of use: a run that does not use the feature does not
+  // parse it (BENCHMARKS.md, cold start).
   const { modules } = await runPath();
-  const lazy = ["src/on_failure.ts", "src/flow/mocks.ts", "src/flow/exec_node.ts", "src/resume.ts"];
+  const lazy = [
+    "src/on_failure.ts", // runs.onFailure (runtime.ts)
+    "src/flow/mocks.ts", // a run given mocks (run_flow.ts)
+    "src/flow/exec_node.ts", // a flow with a `type: exec` node (prepare.ts)
+    "src/flow/http_node.ts", // a flow with a `type: http` node (prepare.ts)
+    "src/resume.ts", // resuming a run, or previewing a resume (run_flow.ts, runtime.ts)
+    "src/records/_signals.ts", // sending, taking or listing signals (records.ts)
+    "src/queue/enqueue.ts", // enqueueing a run (runtime.ts)
+    "src/records/workers.ts", // the queue workers' registry (records.ts)
+    "src/flow/_mask_paths.ts", // a flow with a node with `mask:` (executor.ts)
+    "src/flow/_for_each.ts", // a flow with a `forEach` node (executor.ts)
+    "src/flow/_when.ts", // a flow with a `when:` other than on_success (executor.ts)
+    "src/flow/sub_flows.ts", // starting a sub-run, and the sub-run (run_flow.ts)
+    "src/flow/reach.ts", // what validate reports a node can reach (a run reads _env_values.ts)
+    "src/flow/sandbox_worker.ts", // a sandboxed node's Worker: loaded there, not by the host
+    "src/flow/_sandbox_console.ts", // the same Worker's console
+  ];
   assert.deepEqual(lazy.filter((m) => modules.has(m)), []);
 });

@@ -362,3 +362,12 @@ Deno.test("flowstate serve warns at start about a webhook that cannot work: its 
     );
   });
 });
+
+Deno.test("flowstate serve --host naming no address of this machine is exit 2 saying what --host takes", async () => {
+  await withDir(async (dir) => {
+    const result = await runCli(dir, ["serve", "--host", "999.1.1.1", "--port", "0"]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^error: Cannot serve on 999\.1\.1\.1:0: /m);
+    assert.match(result.stderr, /give --host \(or serve\.host in the config\) an address/);
+  });
+});

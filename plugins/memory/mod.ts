@@ -7,12 +7,25 @@
  *   scratch: { plugin: memory, snapshot: scratch.snapshot.json }
  * ```
  *
+ * A store with a snapshot is one process's at a time: each process keeps the
+ * entries in its own memory and writes them all on close, so two processes
+ * with the same snapshot open would each overwrite the other's writes. The
+ * store holds an OS lock on `<snapshot>.lock` from open to close; another
+ * process opening it waits up to 5 s for it to close, then fails
+ * (`StoreUnavailableError`) naming the process that has it open. Use a
+ * jsonfile or sqlite store for state that several processes share.
+ *
  * @module
  */
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../../src/_fs.ts";
-import { StoreCorruptError, type StoreCorruptReason } from "../../src/errors.ts";
+import {
+  StoreCorruptError,
+  type StoreCorruptReason,
+  StoreUnavailableError,
+} from "../../src/errors.ts";
+import { parseLockHolder, StoreLock } from "../jsonfile/lock.ts";
 import {
   definePlugin,
   type ParsingSchema,
@@ -78,6 +91,8 @@ export const memoryOptions: ParsingSchema<MemoryOptions> = z.strictObject({
 
 const SNAPSHOT_FORMAT = "flowstate.memory-snapshot";
 const SNAPSHOT_VERSION = 1;
+/** How long an open waits for another process to close the same snapshot (ms). */
+const SNAPSHOT_LOCK_WAIT_MS = 5_000;
 
 interface Slot {
   id: string;
@@ -120,24 +135,85 @@ export class MemoryDriver implements StoreDriver {
   #inSorted = new Set<string>();
   #pending: Slot[] = [];
   #snapshot: string | undefined;
+  /** The store's name, for messages. */
+  #name: string;
+  /** The lock on `<snapshot>.lock`, held from {@linkcode restore} to {@linkcode close}. */
+  #lock: StoreLock | undefined;
   /** Declared indexes: for each, the ids of the entries by their field's value (scalars only). */
   #ix = new EqIndexes();
 
   #clock: Clock;
 
-  /** A driver keeping entries in memory; with `snapshot`, restored from and written to that file. */
-  constructor(snapshot?: string, clock: Clock = systemClock) {
+  /**
+   * A driver keeping entries in memory; with `snapshot`, restored from and
+   * written to that file (`storeName` names the store in messages).
+   */
+  constructor(snapshot?: string, clock: Clock = systemClock, storeName = "memory") {
     this.#snapshot = snapshot;
     this.#clock = clock;
+    this.#name = storeName;
     this.location = snapshot ? `memory (snapshot ${snapshot})` : "memory";
   }
 
-  /** Load the snapshot file, if there is one. */
+  /**
+   * Load the snapshot file, if there is one, once this driver holds the
+   * snapshot's lock (until {@linkcode close}): a snapshot is one process's
+   * at a time, since each writes its whole content on close.
+   */
   async restore(): Promise<void> {
     if (!this.#snapshot) return;
+    await this.#lockSnapshot(this.#snapshot);
+    try {
+      await this.#load(this.#snapshot);
+    } catch (err) {
+      this.#unlock();
+      throw err;
+    }
+  }
+
+  async #lockSnapshot(snapshot: string): Promise<void> {
+    // The lock file sits beside the snapshot: its directory is made now, not on the first close.
+    await Deno.mkdir(dirname(snapshot), { recursive: true });
+    const lock = StoreLock.open(`${snapshot}.lock`, this.#name);
+    try {
+      await lock.acquire("open", SNAPSHOT_LOCK_WAIT_MS);
+    } catch (err) {
+      lock.close();
+      if (!(err instanceof Deno.errors.TimedOut)) throw err;
+      let holder;
+      try {
+        holder = parseLockHolder(await Deno.readTextFile(`${snapshot}.lock`));
+      } catch { /* named as "another process" */ }
+      const who = holder === undefined
+        ? "another process"
+        : `process ${holder.pid} on host ${JSON.stringify(holder.hostname ?? "unknown")}${
+          holder.since === undefined ? "" : ` (since ${holder.since})`
+        }`;
+      throw new StoreUnavailableError(
+        `Cannot open store "${this.#name}": its memory snapshot ${snapshot} is open in ${who}, ` +
+          `which did not close it within ${SNAPSHOT_LOCK_WAIT_MS} ms. A memory store is one ` +
+          `process's at a time (each writes its whole snapshot on close, so two would lose each ` +
+          `other's writes): wait for that process to end, or use a jsonfile or sqlite store for ` +
+          `state that several processes share`,
+        { store: this.#name, address: snapshot },
+        { cause: err },
+      );
+    }
+    this.#lock = lock;
+  }
+
+  #unlock(): void {
+    const lock = this.#lock;
+    this.#lock = undefined;
+    if (lock === undefined) return;
+    lock.release();
+    lock.close();
+  }
+
+  async #load(snapshot: string): Promise<void> {
     let text: string;
     try {
-      text = await Deno.readTextFile(this.#snapshot);
+      text = await Deno.readTextFile(snapshot);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return;
       throw err;
@@ -159,7 +235,7 @@ export class MemoryDriver implements StoreDriver {
       // Left in place: every open refuses it until a person sets it aside
       // (`flowstate stores repair`), so a restart never carries on from nothing.
       throw new StoreCorruptError(
-        `Cannot restore memory snapshot ${this.#snapshot}: ${
+        `Cannot restore memory snapshot ${snapshot}: ${
           (err as Error).message
         } (left in place; it is never overwritten). ${
           reason === "newer"
@@ -168,7 +244,7 @@ export class MemoryDriver implements StoreDriver {
             ? `It is not a memory snapshot: point the store's "snapshot" option at a new file`
             : "Fix it, or run `flowstate stores repair` to set it aside and start empty"
         }`,
-        { path: this.#snapshot, movedTo: null, reason },
+        { path: snapshot, movedTo: null, reason },
         { cause: err },
       );
     }
@@ -329,6 +405,15 @@ export class MemoryDriver implements StoreDriver {
 
   async close(): Promise<void> {
     if (!this.#snapshot) return;
+    try {
+      await this.#writeSnapshot(this.#snapshot);
+    } finally {
+      // Released once the snapshot is written (or failed to be): the next process reads it.
+      this.#unlock();
+    }
+  }
+
+  async #writeSnapshot(snapshot: string): Promise<void> {
     const now = this.#clock.now();
     const parts: string[] = [];
     for (const slot of this.#index()) {
@@ -339,9 +424,9 @@ export class MemoryDriver implements StoreDriver {
       );
     }
     // Like the other file stores, create the snapshot's directory on first write.
-    await Deno.mkdir(dirname(this.#snapshot), { recursive: true });
+    await Deno.mkdir(dirname(snapshot), { recursive: true });
     await writeFileAtomic(
-      this.#snapshot,
+      snapshot,
       `{"format":"${SNAPSHOT_FORMAT}","version":${SNAPSHOT_VERSION},"entries":[\n${
         parts.join(",\n")
       }\n]}\n`,
@@ -373,7 +458,7 @@ const memory: Plugin<MemoryOptions> = definePlugin({
     const snapshot = options.snapshot ? resolve(context.baseDir, options.snapshot) : undefined;
     // Without a snapshot the store always "exists" (empty); with one, the file is the store.
     if (snapshot !== undefined) await requireStoreFile(snapshot, context, "snapshot");
-    const driver = new MemoryDriver(snapshot, context.clock);
+    const driver = new MemoryDriver(snapshot, context.clock, context.storeName);
     await driver.restore();
     return driver;
   },

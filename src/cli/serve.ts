@@ -28,6 +28,7 @@ import { checkOnFailure, openRuntime, type Runtime, setRunSource } from "../runt
 import type { ResolvedConfig } from "../config.ts";
 import type { ScheduleSource } from "../scheduler/listing.ts";
 import { type FlowstateServer, serve } from "../serve/server.ts";
+import { tokenProblem } from "../serve/auth.ts";
 import { flowFiles } from "../flow_files.ts";
 import type { SchedulerStatus } from "../serve/api.ts";
 import { type GlobalOptions, interruptible, printWarning } from "./common.ts";
@@ -76,7 +77,17 @@ export async function startServer(
   await flowFiles(runtime.config);
   await warnOfBrokenWebhooks(runtime);
   const config = runtime.config.serve;
-  const token = options.token ?? tokenFromEnv() ?? config.token;
+  const fromEnv = options.token === undefined ? tokenFromEnv() : undefined;
+  const token = options.token ?? fromEnv ?? config.token;
+  const source = options.token !== undefined
+    ? "--token"
+    : fromEnv === undefined
+    ? "serve.token in the config"
+    : Deno.env.get(fileVariableOf(SERVE_TOKEN_ENV))
+    ? `the file ${fileVariableOf(SERVE_TOKEN_ENV)} names`
+    : `$${SERVE_TOKEN_ENV}`;
+  const problem = token === undefined ? undefined : tokenProblem(token, `the token of ${source}`);
+  if (problem !== undefined) throw new UsageError(`Cannot serve: ${problem}`);
   const hostname = options.host ?? config.host ?? "127.0.0.1";
   const port = options.port ?? config.port;
   let server: FlowstateServer;
@@ -100,6 +111,14 @@ export async function startServer(
     ) {
       throw new UsageError(
         `Cannot serve on ${hostname}:${port ?? 8377}: ${(err as Error).message}`,
+      );
+    }
+    // A name that does not resolve (a typo, an address out of range: 999.1.1.1) is a plain Error.
+    if (err instanceof Error && /lookup address/i.test(err.message)) {
+      throw new UsageError(
+        `Cannot serve on ${hostname}:${
+          port ?? 8377
+        }: ${err.message}; give --host (or serve.host in the config) an address of this machine, like 127.0.0.1 or 0.0.0.0, or a name that resolves to one`,
       );
     }
     throw err;

@@ -42,6 +42,12 @@ export type WorkerMessage =
   | { op: "stray"; quote: string }
   | { op: "crash"; message: string };
 
+/**
+ * The host's heap check, answered `{"op":"heap","heapUsed":n}`. Here, not in `sandbox_worker.ts`
+ * (the Worker's side), so that the host (`sandbox.ts`) does not load the Worker's module.
+ */
+export const PING = '{"op":"ping"}';
+
 /** The start of the error a Worker sending a message of no known shape is stopped with. */
 export const NOT_UNDERSTOOD = "the node's Worker sent a message Flowstate does not understand";
 

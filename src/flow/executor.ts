@@ -20,7 +20,13 @@ import {
   maskProblem,
   sleepProblem,
 } from "./_context_args.ts";
-import { maskedValues } from "./_mask_paths.ts";
+// _mask_paths.ts is loaded by the first run of a flow with a node with `mask:` (see `run`):
+// a run without one does not parse it.
+let maskPaths: typeof import("./_mask_paths.ts") | undefined;
+// _for_each.ts likewise, by the first run of a flow with a `forEach` node, and _when.ts by the
+// first run of a flow with a `when:` other than `on_success`.
+let forEachCode: typeof import("./_for_each.ts") | undefined;
+let whenCode: typeof import("./_when.ts") | undefined;
 import { SECRET_MIN_LENGTH } from "./secrets.ts";
 import {
   type CompiledTemplate,
@@ -31,18 +37,16 @@ import {
   truthy,
 } from "./template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./types.ts";
-import {
-  FOR_EACH_PROGRESS_MS,
-  MAX_FAILED_ITEMS,
-  type NodeAttemptEvent,
-  type NodeItems,
-  type NodeLogEvent,
-  type NodeStatus,
-  type RunEvent,
-  type RunEventInit,
-  type RunRecord,
-  type RunStatus,
-  type ScheduledTick,
+import type {
+  NodeAttemptEvent,
+  NodeItems,
+  NodeLogEvent,
+  NodeStatus,
+  RunEvent,
+  RunEventInit,
+  RunRecord,
+  RunStatus,
+  ScheduledTick,
 } from "../records/types.ts";
 import { periodicYield } from "../_yield.ts";
 import { type AttemptOverError, messageOf } from "../errors.ts";
@@ -53,7 +57,7 @@ import type { SchemaResult } from "../plugin.ts";
 import { copyContainers } from "./template/values.ts";
 import { builtinNodes } from "./nodes.ts";
 import { parseJson } from "../_json.ts";
-import { type WhenPlan, whenPlan, WhenRun } from "./_when.ts";
+import type { WhenPlan, WhenRun } from "./_when.ts";
 import { describeValue } from "./_shapes.ts";
 import type { NodeMock, NodeMockCall } from "./mocks.ts";
 import { placedError, placedMessage, placedOptionsError } from "./_eval_place.ts";
@@ -365,85 +369,6 @@ class AttemptTimeout extends Error {
 }
 
 /**
- * A running `forEach` node's `node.progress` events: one once an item ended,
- * at most every {@linkcode FOR_EACH_PROGRESS_MS} and never sooner than that
- * after the node started (a node that ends within it records none). The last
- * counts wait for a timer when an item ends too soon after the last event;
- * `stop` (the node ended: `node.end` says it all) drops them.
- */
-class ItemsProgress {
-  #succeeded = 0;
-  #failed = 0;
-  /** Items started and not ended. */
-  running = 0;
-  readonly #failedItems: number[] = [];
-  /** Whether an item ended since the last event. */
-  #dirty = false;
-  /** When the next event may be recorded (by the run's clock). */
-  #nextAt: number;
-  /** The timer waiting for `#nextAt`, while one does. */
-  #timer: AbortController | null = null;
-
-  constructor(
-    readonly host: { readonly timers: Timers; readonly clock: Clock; emit(e: RunEventInit): void },
-    readonly node: string,
-    readonly count: number,
-  ) {
-    this.#nextAt = host.clock.now() + FOR_EACH_PROGRESS_MS;
-  }
-
-  /** Item `k` ended so. */
-  ended(k: number, status: NodeStatus): void {
-    this.running--;
-    if (status === "succeeded") this.#succeeded++;
-    else if (status === "failed" || status === "timed-out") {
-      this.#failed++;
-      if (this.#failedItems.length < MAX_FAILED_ITEMS) this.#failedItems.push(k);
-    } else return; // stopped: the node ends now
-    if (this.#succeeded + this.#failed === this.count) return this.stop(); // so does it now
-    this.#dirty = true;
-    if (this.#timer !== null) return;
-    const wait = this.#nextAt - this.host.clock.now();
-    if (wait <= 0) return this.#record();
-    const timer = this.#timer = new AbortController();
-    this.host.timers.sleep(wait, timer.signal).then(() => {
-      this.#timer = null;
-      this.#record();
-    }, () => {});
-  }
-
-  /** The node ended: nothing more is recorded. */
-  stop(): void {
-    this.#dirty = false;
-    this.#timer?.abort();
-    this.#timer = null;
-  }
-
-  #record(): void {
-    if (!this.#dirty) return;
-    this.#dirty = false;
-    this.host.emit({
-      type: "node.progress",
-      node: this.node,
-      count: this.count,
-      succeeded: this.#succeeded,
-      failed: this.#failed,
-      running: this.running,
-      ...(this.#failedItems.length === 0 ? {} : { failedItems: [...this.#failedItems] }),
-    });
-    this.#nextAt = this.host.clock.now() + FOR_EACH_PROGRESS_MS;
-  }
-}
-
-/** Why the attempts of a `forEach` node's other items are stopped when one item failed. */
-class ItemFailed extends Error {
-  constructor(item: number) {
-    super(`stopped: item ${item} of the node failed`);
-    this.name = "AbortError";
-  }
-}
-
-/**
  * Built-in node types that run without an actor context (setting one costs
  * every `await` inside it a context switch): those that never touch a store
  * nor emit an event, and the `state.*` ones, which touch stores only through
@@ -499,8 +424,14 @@ interface FlowFacts {
    * nothing).
    */
   readonly templates: boolean;
-  /** What the nodes' `when:` asks, when some node has one other than `on_success`. */
-  readonly when: WhenPlan | undefined;
+  /** Whether some node has a `when:` other than `on_success`. */
+  readonly whens: boolean;
+  /** What the nodes' `when:` asks, when {@linkcode whens} (worked out by the flow's first run). */
+  when: WhenPlan | undefined;
+  /** Whether some node has `mask:`. */
+  readonly masks: boolean;
+  /** Whether some node has `forEach:`. */
+  readonly items: boolean;
 }
 
 /** The {@linkcode FlowFacts} of each prepared flow. */
@@ -525,7 +456,10 @@ function flowFacts(flow: PreparedFlow): FlowFacts {
           node.if !== undefined || !node.with.isStatic ||
           (node.forEach !== undefined && !node.forEach.items.isStatic)
         ),
-      when: whenPlan(flow.nodes),
+      whens: flow.nodes.some((node) => (node.spec.when ?? "on_success") !== "on_success"),
+      when: undefined,
+      masks: flow.nodes.some((node) => node.spec.mask !== undefined),
+      items: flow.nodes.some((node) => node.forEach !== undefined),
     };
     factsByFlow.set(flow, facts);
   }
@@ -689,7 +623,8 @@ class Attempt extends AttemptFence {
     if (this.stopped !== undefined) return;
     this.stopped = { reason };
     this.close(
-      reason instanceof AttemptTimeout || reason instanceof ItemFailed
+      reason instanceof AttemptTimeout ||
+        (forEachCode !== undefined && reason instanceof forEachCode.ItemFailed)
         ? reason.message
         : reason === "timed-out"
         ? "the flow timed out"
@@ -969,6 +904,7 @@ class Execution implements AttemptHost {
   readonly timers: Timers;
   readonly flowId: string;
   readonly facts: NodeFacts[];
+  readonly #flowFacts: FlowFacts;
   #controller = new AbortController();
   #results: (NodeResult | undefined)[];
   #scope: TemplateScope;
@@ -977,7 +913,7 @@ class Execution implements AttemptHost {
   #failure: { node?: string; message: string } | null = null;
   #stopping = false;
   /** The run's `when:` bookkeeping, when a node of the flow has one (see `_when.ts`). */
-  readonly #when: WhenRun | undefined;
+  #when: WhenRun | undefined;
   /**
    * Set once the run timed out with `when:` nodes still to decide: they may run until this
    * timer (of the abort grace) ends. `#controller` is then the grace's own.
@@ -1000,7 +936,7 @@ class Execution implements AttemptHost {
     this.#o = this.options = options;
     this.timers = options.timers ?? realTimers;
     this.flowId = flow.definition.id;
-    const facts = flowFacts(flow);
+    const facts = this.#flowFacts = flowFacts(flow);
     this.facts = facts.nodes;
     this.#templates = facts.templates;
     this.#results = new Array(flow.nodes.length);
@@ -1023,10 +959,6 @@ class Execution implements AttemptHost {
         schedule: options.scheduled?.schedule ?? null,
       },
     };
-    if (facts.when !== undefined) {
-      this.#when = new WhenRun(facts.when, flow.nodes);
-      this.#scope.run!.failed = [];
-    }
   }
 
   emit(event: RunEventInit): void {
@@ -1036,6 +968,14 @@ class Execution implements AttemptHost {
 
   async run(): Promise<RunRecord> {
     const flow = this.#flow;
+    const facts = this.#flowFacts;
+    if (maskPaths === undefined && facts.masks) maskPaths = await import("./_mask_paths.ts");
+    if (forEachCode === undefined && facts.items) forEachCode = await import("./_for_each.ts");
+    if (facts.whens) {
+      const { WhenRun, whenPlan } = whenCode ??= await import("./_when.ts");
+      this.#when = new WhenRun(facts.when ??= whenPlan(flow.nodes)!, flow.nodes);
+      this.#scope.run!.failed = [];
+    }
     const startedAt = this.#o.clock.now();
     const signal = this.#controller.signal;
     signal.addEventListener("abort", () => {
@@ -1595,6 +1535,7 @@ class Execution implements AttemptHost {
     else runSignal.addEventListener("abort", onRunAbort, { once: true });
     const flowLimit = this.#o.concurrency ?? this.#flow.definition.concurrency ?? 16;
     const limit = Math.max(1, Math.min(node.forEach!.concurrency, flowLimit));
+    const { ItemFailed, ItemsProgress, itemsResult } = forEachCode!; // loaded by `run`
     const progress = new ItemsProgress(
       { timers: this.timers, clock: this.#o.clock, emit: (e) => this.emit(e) },
       id,
@@ -1631,58 +1572,8 @@ class Execution implements AttemptHost {
     });
     progress.stop();
     runSignal.removeEventListener("abort", onRunAbort);
-    return this.#end(i, started, this.#itemsResult(node, results, runSignal), this.#itemsBytes);
-  }
-
-  /** The JSON length of the output of the `forEach` node `#itemsResult` made last (or undefined). */
-  #itemsBytes: number | undefined;
-
-  /** How a `forEach` node ended, from its items' `results` (a hole: an item not started). */
-  #itemsResult(node: PreparedNode, results: NodeResult[], runSignal: AbortSignal): NodeResult {
-    const items: NodeItems = { count: results.length, succeeded: 0, failed: 0 };
-    let attempts = 0;
-    let first: NodeResult | undefined;
-    for (let k = 0; k < results.length; k++) {
-      const r = results[k];
-      if (r === undefined) continue;
-      attempts += r.attempts;
-      if (r.status === "succeeded") items.succeeded++;
-      else if (r.status === "failed" || r.status === "timed-out") {
-        items.failed++;
-        if (first === undefined) {
-          first = r;
-          items.failedIndex = k;
-        }
-      }
-    }
-    this.#itemsBytes = undefined;
-    if (runSignal.aborted) {
-      const error = first === undefined ? undefined : `item ${items.failedIndex}: ${first.error}`;
-      return { status: "cancelled", attempts, ...(error === undefined ? {} : { error }), items };
-    }
-    const error = first === undefined
-      ? undefined
-      : `item ${items.failedIndex}: ${first.error}${
-        items.failed > 1
-          ? ` (and ${items.failed - 1} more ${items.failed === 2 ? "item" : "items"} failed)`
-          : ""
-      }`;
-    // Every item ran (or the node goes on after failures): the outputs, in the items' order.
-    if (first === undefined || node.spec.continueOnError) {
-      const output = results.map((r) => r.status === "succeeded" ? r.output ?? null : null);
-      const text = JSON.stringify(output);
-      try {
-        assertOutputSize(text, node.spec.id);
-      } catch (err) {
-        return { status: "failed", attempts, error: (err as Error).message, items };
-      }
-      this.#itemsBytes = text.length;
-      if (first === undefined) {
-        return { status: "succeeded", attempts, output, items };
-      }
-      return { status: first.status, attempts, output, error, items };
-    }
-    return { status: first.status, attempts, error, items };
+    const ended = itemsResult(node.spec, results, runSignal.aborted, assertOutputSize);
+    return this.#end(i, started, ended.result, ended.bytes);
   }
 
   /**
@@ -1845,7 +1736,7 @@ class Execution implements AttemptHost {
    */
   #maskOutput(a: Attempt, outcome: AttemptSuccess): AttemptOutcome {
     const paths = a.node.spec.mask!;
-    const found = maskedValues(paths, outcome.output);
+    const found = maskPaths!.maskedValues(paths, outcome.output); // loaded by `run`
     this.options.masker?.add(found.values);
     const id = a.node.spec.id;
     for (const path of found.missing) {

@@ -24,7 +24,6 @@ import {
   referenceProblems,
   staticOptions,
 } from "./node_options.ts";
-import { httpNodeType } from "./http_node.ts";
 import { netProblem } from "./_http.ts";
 import {
   invalidPermission,
@@ -194,7 +193,8 @@ export async function prepareFlow(
         if (usable) {
           type = mocked
             ? mockedNodeType(type!, httpOptionsSchema(permissions.net))
-            : httpNodeType(permissions, pool, baseDir);
+            // Loaded for a flow with an http node only, as the exec node's module is.
+            : (await import("./http_node.ts")).httpNodeType(permissions, pool, baseDir);
         }
       }
       if (exec) {

@@ -26,13 +26,13 @@ import {
   type ErrorShape,
   NOT_UNDERSTOOD,
   PASS_THROUGH,
+  PING,
   quoteMessage,
   readWorkerMessage,
   type WorkerMessage,
 } from "./_sandbox_messages.ts";
 import type { LogLevel } from "../log.ts";
 import { MAX_VALUE_BYTES } from "../store/values.ts";
-import { PING } from "./sandbox_worker.ts";
 import { OptionsError, type OptionsIssue } from "./_options_error.ts";
 
 /** Deno's permission names a node may declare. */

@@ -12,7 +12,7 @@ import { errorMessage, logLevel, logLine, maskProblem, sleepProblem } from "./_c
 import { serializeValue } from "../store/values.ts";
 import { checkExpireIn } from "../store/write_args.ts";
 import { parseJson } from "../_json.ts";
-import { quoteMessage } from "./_sandbox_messages.ts";
+import { PING, quoteMessage } from "./_sandbox_messages.ts";
 import { routeConsole } from "./_sandbox_console.ts";
 import { OptionsError, optionsIssues } from "./_options_error.ts";
 
@@ -23,9 +23,6 @@ interface Pending {
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
-
-/** The host's heap check (see `_sandbox_messages.ts`), answered `{"op":"heap","heapUsed":n}`. */
-export const PING = '{"op":"ping"}';
 
 const scope = globalThis as unknown as {
   postMessage(message: unknown): void;

@@ -9,6 +9,7 @@
  * @module
  */
 import { z } from "zod";
+import { fieldsAt } from "../_zod_fields.ts";
 import { HTTP_METHODS } from "./_http.ts";
 import type { JsonValue } from "../store/types.ts";
 import type { ParsingSchema } from "../plugin.ts";
@@ -412,51 +413,7 @@ export const flowZodSchema: z.ZodType<FlowDefinition> = flowObjectSchema;
  * did-you-mean suggestions; empty when `path` is not an object in the schema.
  */
 export function knownFields(path: readonly (string | number)[]): string[] {
-  let schema = unwrap(flowObjectSchema);
-  for (const segment of path) {
-    // `schedule`: a string, an object or a list of those.
-    schema = typeof segment === "number" ? arrayOption(schema) : objectOption(schema);
-    const def = schema._zod.def as unknown as Record<string, unknown>;
-    let next: unknown;
-    if (def.type === "object") next = (def.shape as Record<string, unknown>)[String(segment)];
-    else if (def.type === "array") next = def.element;
-    else if (def.type === "record") next = def.valueType;
-    if (next === undefined) return [];
-    schema = unwrap(next as z.ZodType);
-  }
-  const def = objectOption(schema)._zod.def as unknown as Record<string, unknown>;
-  return def.type === "object" ? Object.keys(def.shape as Record<string, unknown>) : [];
-}
-
-/** The object among a union's options (the union itself when it has none, or is no union). */
-function objectOption(schema: z.ZodType): z.ZodType {
-  return unionOption(schema, "object");
-}
-
-/** The array among a union's options (the union itself when it has none, or is no union). */
-function arrayOption(schema: z.ZodType): z.ZodType {
-  return unionOption(schema, "array");
-}
-
-/** The option of type `type` among a union's options (the union itself when it has none, or is no union). */
-function unionOption(schema: z.ZodType, type: "object" | "array"): z.ZodType {
-  const def = schema._zod.def as unknown as Record<string, unknown>;
-  if (def.type !== "union") return schema;
-  const found = (def.options as z.ZodType[]).map(unwrap).find((option) =>
-    (option._zod.def as unknown as Record<string, unknown>).type === type
-  );
-  return found ?? schema;
-}
-
-function unwrap(schema: z.ZodType): z.ZodType {
-  let s = schema;
-  for (;;) {
-    const def = s._zod.def as unknown as Record<string, unknown>;
-    if (def.type === "optional" || def.type === "nullable" || def.type === "default") {
-      s = def.innerType as z.ZodType;
-    } else if (def.type === "pipe") s = def.in as z.ZodType;
-    else return s;
-  }
+  return fieldsAt(flowObjectSchema, path);
 }
 
 /** A value written as a `${{ … }}` template (its value is known only at run time). */

@@ -188,13 +188,10 @@ import {
 } from "./_runs.ts";
 import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
 import { sweepDedupeKeys } from "./_dedupe.ts";
-import {
-  putWorker,
-  removeWorker,
-  sweepWorkers,
-  workerEntries,
-  type WorkerInfo,
-} from "./workers.ts";
+// The worker registry's code is imported on first use, like the queue's: a plain run has no worker.
+import type { WorkerInfo } from "./workers.ts";
+let workersImport: Promise<typeof import("./workers.ts")> | undefined;
+const workersModule = () => workersImport ??= import("./workers.ts");
 import { getHead, getVersion, listFlows, listVersions, saveVersion } from "./_versions.ts";
 import { checkFlowId } from "./_checks.ts";
 import { type RecordsArchive, withArchivedFlows, withArchivedVersions } from "./_archived.ts";
@@ -212,13 +209,11 @@ import type { PruneOptions, PruneResult } from "./prune.ts";
 let queueImport: Promise<typeof import("./_queue.ts")> | undefined;
 const queueModule = () => queueImport ??= import("./_queue.ts");
 import { assertRunId } from "./run_id.ts";
-import {
-  sendSignal,
-  type SignalOutcome,
-  type StoredSignal,
-  takeSignal,
-  waitingInTree,
-} from "./_signals.ts";
+// Signals' code (sending, taking, what a `wait` node expects) is imported on first use, like the
+// queue's: a run without a `wait` node sends and takes none.
+import type { SignalOutcome, StoredSignal } from "./_signals.ts";
+let signalsImport: Promise<typeof import("./_signals.ts")> | undefined;
+const signalsModule = () => signalsImport ??= import("./_signals.ts");
 import type {
   ListRunsOptions,
   OnFailureMarker,
@@ -894,7 +889,7 @@ export class Records {
    * ```
    */
   putWorker(info: WorkerInfo): Promise<string> {
-    return putWorker(this.#ctx, info);
+    return workersModule().then((m) => m.putWorker(this.#ctx, info));
   }
 
   /**
@@ -912,6 +907,7 @@ export class Records {
    * ```
    */
   async listWorkers(): Promise<WorkerInfo[]> {
+    const { workerEntries } = await workersModule();
     return (await workerEntries(this.#ctx)).map((entry) => entry.value);
   }
 
@@ -937,7 +933,7 @@ export class Records {
    * ```
    */
   removeWorker(id: string, options: { ifVersion?: string } = {}): Promise<boolean> {
-    return removeWorker(this.#ctx, id, options.ifVersion);
+    return workersModule().then((m) => m.removeWorker(this.#ctx, id, options.ifVersion));
   }
 
   /**
@@ -966,7 +962,7 @@ export class Records {
   sweepWorkers(
     options: { olderThanMs: number; now?: number; dryRun?: boolean },
   ): Promise<string[]> {
-    return sweepWorkers(this.#ctx, options);
+    return workersModule().then((m) => m.sweepWorkers(this.#ctx, options));
   }
 
   /**
@@ -1155,7 +1151,7 @@ export class Records {
    * ```
    */
   sendSignal(runId: string, name: string, data?: unknown): Promise<SignalOutcome> {
-    return sendSignal(this.#ctx, runId, name, data);
+    return signalsModule().then((m) => m.sendSignal(this.#ctx, runId, name, data));
   }
 
   /**
@@ -1196,7 +1192,7 @@ export class Records {
     name: string,
     options: { receiver?: string } = {},
   ): Promise<StoredSignal | null> {
-    return takeSignal(this.#ctx, runId, name, options.receiver);
+    return signalsModule().then((m) => m.takeSignal(this.#ctx, runId, name, options.receiver));
   }
 
   /**
@@ -1221,7 +1217,7 @@ export class Records {
   waitingNodes(
     runId: string,
   ): Promise<{ runId: string; node: string; signal: string; message?: string; since: number }[]> {
-    return waitingInTree(this.#ctx, runId);
+    return signalsModule().then((m) => m.waitingInTree(this.#ctx, runId));
   }
 
   /** One run's record, or `null`. */

@@ -1003,6 +1003,8 @@ async function deliver(
           `the trigger); going on from change ${firstSeq}`,
       ),
     });
+    // As said: from the oldest change kept (watching from the stored position would refuse it).
+    since = firstSeq - 1;
   }
   ctx.emit({
     type: "trigger.start",

@@ -18,6 +18,7 @@ import {
   ResumeRefusedError,
 } from "../errors.ts";
 import { didYouMean } from "../_suggest.ts";
+import { fieldsAt } from "../_zod_fields.ts";
 import { flowCacheOf, type Runtime } from "../runtime.ts";
 import type { ResolvedConfig } from "../config.ts";
 import type { Change, Entry, JsonValue, Key, Store } from "../store/types.ts";
@@ -271,14 +272,18 @@ async function body<T>(ctx: Ctx, schema: z.ZodType<T>, what: string): Promise<T>
   const raw = (await readJson(ctx.request, ctx.server.maxBodyBytes)) ?? {};
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
     const problems = parsed.error.issues.flatMap((i) => {
       const at = (...more: PropertyKey[]) => [...i.path, ...more].join(".") || "(body)";
-      if (i.code === "invalid_type" && i.path.length > 0 && valueAt(raw, i.path) === undefined) {
-        // zod's words for it are "expected nonoptional, received undefined".
+      if (
+        (i.code === "invalid_type" || i.code === "invalid_union") && i.path.length > 0 &&
+        valueAt(raw, i.path) === undefined
+      ) {
+        // zod's words for it are "expected nonoptional, received undefined" ("Invalid input").
         return [`${at()}: missing required field`];
       }
       if (i.code !== "unrecognized_keys") return [`${at()}: ${i.message}`];
+      // The fields of the object the unknown one is in (backoff's, not the body's).
+      const known = fieldsAt(schema, i.path);
       return i.keys.map((key) =>
         `${at(key)}: unknown field${didYouMean(key, known)}; the fields are ${known.join(", ")}`
       );
@@ -345,10 +350,45 @@ function entryJson(entry: Entry): z.infer<typeof S.EntrySchema> {
   };
 }
 
-/** The version in an `If-Match` header: `"v"`, `W/"v"` or a bare `v`. */
-function versionOf(header: string): string {
-  const text = header.trim().replace(/^W\//, "");
-  return text.startsWith('"') && text.endsWith('"') && text.length >= 2 ? text.slice(1, -1) : text;
+const ETAG_QUOTED = /^[\x21\x23-\x7e\x80-\xff]+$/;
+const ETAG_BARE = /^[\x21\x23-\x2b\x2d-\x7e\x80-\xff]+$/;
+
+/**
+ * The version an `If-Match` header names: `"v"`, `W/"v"` or a bare `v`; `null` for `*` (any
+ * version: the entry exists). Anything else (empty, unterminated quotes, a list of versions,
+ * spaces) is a 400 saying what to send: it can never match, and a 409 would send the client
+ * round a read-and-retry loop that never ends.
+ */
+function versionOf(header: string, what: string): string | null {
+  const text = header.trim();
+  if (text === "*") return null;
+  const tag = text.replace(/^W\//, "");
+  const quoted = tag.startsWith('"') && tag.endsWith('"') && tag.length >= 2;
+  const version = quoted ? tag.slice(1, -1) : tag;
+  // An entity tag's characters (RFC 9110 etagc): no quote, space or control character; bare, no
+  // comma either (a list of versions, which a compare-and-set of one entry cannot take).
+  if (version === "" || !(quoted ? ETAG_QUOTED : ETAG_BARE).test(version)) {
+    throw badRequest(
+      `${what}: the If-Match header ${
+        JSON.stringify(header)
+      } is not one version; send If-Match: "<version>" with the version GET …/entry answered (its ETag), or If-Match: * to require only that the entry exists`,
+    );
+  }
+  return version;
+}
+
+/**
+ * The `ifVersion` of a compare-and-set write for `If-Match` `version` (from {@linkcode versionOf}):
+ * `*` (`null`) is the entry's current version, `undefined` when there is none (the write
+ * conflicts).
+ */
+async function matchedVersion(
+  store: Store,
+  key: Key,
+  version: string | null,
+): Promise<string | undefined> {
+  if (version !== null) return version;
+  return (await store.get(key))?.version;
 }
 
 async function conflict(store: Store, key: Key, what: string): Promise<HttpError> {
@@ -578,6 +618,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   {
     method: "GET",
     path: "/health",
+    anyQuery: true,
     tag: "server",
     summary:
       "Whether the stores answer, the queue worker works (and the daemon ticks); needs no token",
@@ -627,6 +668,7 @@ export const apiRoutes: readonly ApiRoute[] = [
   {
     method: "GET",
     path: "/metrics",
+    anyQuery: true,
     tag: "server",
     summary: "Prometheus metrics (text format 0.0.4)",
     responses: {
@@ -644,7 +686,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     path: "/api/openapi.json",
     tag: "server",
     summary: "This document",
-    responses: { 200: { description: "The OpenAPI 3.1 document" }, ...errors(401) },
+    responses: { 200: { description: "The OpenAPI 3.1 document" }, ...errors(400, 401) },
     handler() {
       return json(openApiDocument(apiRoutes));
     },
@@ -680,7 +722,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "The configured stores: plugin, location (no password), entries, size",
     responses: {
       200: { description: "The stores, in config order", schema: S.StoreInfoSchema.array() },
-      ...errors(401),
+      ...errors(400, 401),
     },
     async handler({ server }) {
       const out: z.infer<typeof S.StoreInfoSchema>[] = [];
@@ -875,8 +917,15 @@ export const apiRoutes: readonly ApiRoute[] = [
           );
         }
       }
+      // The first key after every key whose next part is `part`. Past the empty part at the root,
+      // "\u0001": "\u0000…" begins the internal keys there, which a list never shows and refuses
+      // to start from (a key [""] made the whole tree a 500).
+      const past = (part: string): Key => [
+        ...prefix,
+        part === "" && prefix.length === 0 ? "\u0001" : `${part}\0`,
+      ];
       const children: { part: string; hasChildren: boolean; isEntry: boolean }[] = [];
-      let start: Key | undefined = after === undefined ? undefined : [...prefix, `${after}\0`];
+      let start: Key | undefined = after === undefined ? undefined : past(after);
       let more = false;
       for (;;) {
         let first: Key | undefined;
@@ -895,7 +944,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           }
         }
         children.push({ part, hasChildren, isEntry });
-        start = [...prefix, `${part}\0`];
+        start = past(part);
       }
       const last = children.at(-1)?.part;
       return json(
@@ -938,7 +987,11 @@ export const apiRoutes: readonly ApiRoute[] = [
     summary: "Set an entry with compare-and-set (If-Match, or If-None-Match: * to create only)",
     query: [KEY_QUERY],
     headers: [
-      { name: "If-Match", description: 'the entry\'s current version, quoted: "<version>"' },
+      {
+        name: "If-Match",
+        description:
+          'the entry\'s current version, quoted: "<version>" (one version; * for any: the entry exists)',
+      },
       { name: "If-None-Match", description: "* to create the entry only if it does not exist" },
     ],
     body: S.PutEntryBody,
@@ -953,21 +1006,28 @@ export const apiRoutes: readonly ApiRoute[] = [
     async handler(ctx) {
       const store = await storeOf(ctx);
       const key = keyParam(ctx.url, "key", false);
+      const what = `Cannot set ${JSON.stringify(key)}`;
       const ifMatch = ctx.request.headers.get("if-match");
       const ifNoneMatch = ctx.request.headers.get("if-none-match");
-      if (ifMatch === null && ifNoneMatch?.trim() !== "*") {
+      if (ifMatch !== null && ifNoneMatch?.trim() === "*") {
+        throw badRequest(
+          `${what}: send If-Match (to replace a version) or If-None-Match: * (to create), not both`,
+        );
+      }
+      const wanted = ifMatch === null ? undefined : versionOf(ifMatch, what);
+      if (wanted === undefined && ifNoneMatch?.trim() !== "*") {
         throw new HttpError(
           "precondition_required",
-          `Cannot set ${
-            JSON.stringify(key)
-          }: the API only writes with compare-and-set; send If-Match: "<version>" (from GET …/entry) or If-None-Match: * to create`,
+          `${what}: the API only writes with compare-and-set; send If-Match: "<version>" (from GET …/entry) or If-None-Match: * to create`,
         );
       }
       const input = await body(ctx, S.PutEntryBody, `PUT /api/stores/${ctx.params.store}/entry`);
       if (input.value === undefined) {
         throw badRequest('Invalid body: value is missing ({ "value": … })');
       }
-      const ifVersion = ifMatch === null ? null : versionOf(ifMatch);
+      // No If-Match: If-None-Match: *, create only (ifVersion null).
+      const ifVersion = wanted === undefined ? null : await matchedVersion(store, key, wanted);
+      if (ifVersion === undefined) throw await conflict(store, key, what);
       let result;
       try {
         result = await store.set(key, input.value, {
@@ -978,7 +1038,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         if (err instanceof TypeError || err instanceof RangeError) throw badRequest(messageOf(err));
         throw err;
       }
-      if (!result.ok) throw await conflict(store, key, `Cannot set ${JSON.stringify(key)}`);
+      if (!result.ok) throw await conflict(store, key, what);
       const now = ctx.server.runtime.clock.now();
       return json(
         {
@@ -998,7 +1058,10 @@ export const apiRoutes: readonly ApiRoute[] = [
     tag: "state",
     summary: "Delete an entry with compare-and-set (If-Match)",
     query: [KEY_QUERY],
-    headers: [{ name: "If-Match", description: "the entry's current version, quoted" }],
+    headers: [{
+      name: "If-Match",
+      description: 'the entry\'s current version, quoted: "<version>" (* for any: it exists)',
+    }],
     responses: {
       204: { description: "Deleted" },
       409: {
@@ -1019,8 +1082,10 @@ export const apiRoutes: readonly ApiRoute[] = [
           }: the API only deletes with compare-and-set; send If-Match: "<version>" (from GET …/entry)`,
         );
       }
-      const deleted = await store.delete(key, { ifVersion: versionOf(ifMatch) });
-      if (!deleted) throw await conflict(store, key, `Cannot delete ${JSON.stringify(key)}`);
+      const what = `Cannot delete ${JSON.stringify(key)}`;
+      const ifVersion = await matchedVersion(store, key, versionOf(ifMatch, what));
+      const deleted = ifVersion !== undefined && await store.delete(key, { ifVersion });
+      if (!deleted) throw await conflict(store, key, what);
       return new Response(null, { status: 204 });
     },
   },
@@ -1039,7 +1104,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "`archived`",
         schema: S.FlowInfoSchema.array(),
       },
-      ...errors(401, 503),
+      ...errors(400, 401, 503),
     },
     async handler({ server }) {
       const records = await server.runtime.records();
@@ -1093,7 +1158,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       "retention job deleted there",
     responses: {
       200: { description: "The versions", schema: S.VersionSchema.array() },
-      ...errors(401, 404, 503),
+      ...errors(400, 401, 404, 503),
     },
     async handler({ server, params }) {
       const records = await server.runtime.records();
@@ -1355,10 +1420,8 @@ export const apiRoutes: readonly ApiRoute[] = [
       const until = timeParam(url, "until");
       const cursor = url.searchParams.get("cursor") || undefined;
       const limit = intParam(url, "limit", 50, 1, 1000);
-      const archived = url.searchParams.get("archived") || "false";
-      if (archived !== "true" && archived !== "false") {
-        throw badRequest(`Invalid query parameter archived=${archived}: expected true or false`);
-      }
+      // A boolean parameter is true or false (the server checks it before the handler).
+      const archived = url.searchParams.get("archived") ?? "false";
       if (archived === "true") {
         const after = cursor === undefined ? undefined : archivedCursorOf(cursor);
         const runs = await archiveReaderOf(server.runtime).list({
@@ -1709,9 +1772,6 @@ export const apiRoutes: readonly ApiRoute[] = [
       const from = url.searchParams.get("from");
       if (from === "") throw badRequest("Invalid query parameter from=: expected a node id");
       const again = url.searchParams.get("again") ?? "false";
-      if (again !== "true" && again !== "false") {
-        throw badRequest(`Invalid query parameter again=${again}: expected true or false`);
-      }
       try {
         return json(
           await server.runtime.previewResume(params.id, {
@@ -1818,7 +1878,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "`archived`, with its `archive` file)",
         schema: S.JobInfoSchema.array(),
       },
-      ...errors(401, 503),
+      ...errors(400, 401, 503),
     },
     async handler({ server }) {
       const runtime = server.runtime;
@@ -1922,7 +1982,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           "The workers, in id order. `status` is `stale` once the last heartbeat is older than `staleAfterMs` (three heartbeat intervals): the worker was killed, is paused or cannot reach the store. `claims` are the runs it held at its last heartbeat. A clean stop removes a worker; the gc job deletes stale ones",
         schema: S.WorkerInfoSchema.array(),
       },
-      ...errors(401, 503),
+      ...errors(400, 401, 503),
     },
     async handler({ server }) {
       return json(await listWorkers(server.runtime));
@@ -1981,8 +2041,18 @@ export const apiRoutes: readonly ApiRoute[] = [
     tag: "events",
     summary: "Server-Sent Events: run.started, node, run.ended, state.changed, job.progress",
     query: [
-      { name: "flow", description: "only events of this flow (repeatable)", type: "string" },
-      { name: "run", description: "only events of this run (repeatable)", type: "string" },
+      {
+        name: "flow",
+        description: "only events of this flow (repeatable)",
+        type: "string",
+        repeated: true,
+      },
+      {
+        name: "run",
+        description: "only events of this run (repeatable)",
+        type: "string",
+        repeated: true,
+      },
       {
         name: "lastEventId",
         description: "as the Last-Event-ID header, for clients that cannot set it",

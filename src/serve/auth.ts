@@ -35,6 +35,22 @@ export function generateToken(): string {
 
 const encoder = new TextEncoder();
 
+/**
+ * Why `token` (`what`, in the message) cannot be this server's token, or `undefined`: a client must be able to send it as
+ * `Authorization: Bearer <token>` (no space, control character or non-ASCII) and the page keep it
+ * in its cookie (no `"`, `,`, `;` or `\`). A token holding one could never be sent whole: every
+ * request would be a 401 that says the token is wrong (a token file's extra blank line, a quoted
+ * value pasted with its quotes).
+ */
+export function tokenProblem(token: string, what = "the token"): string | undefined {
+  const bad = /[^\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]/.exec(token);
+  if (bad === null) return undefined;
+  const at = bad.index;
+  return `${what} holds ${JSON.stringify(bad[0])} (at character ${
+    at + 1
+  } of ${token.length}), which a client cannot send in "Authorization: Bearer <token>" or the page keep in its cookie; use letters, digits and -._~+/= (as openssl rand -base64 32 prints)`;
+}
+
 /** Whether `given` equals `expected`, in time that depends on neither's content. */
 export async function sameToken(given: string, expected: string): Promise<boolean> {
   // Comparing digests hides the length of the expected token as well.

@@ -131,14 +131,56 @@ export async function readJson(
   }
   const bytes = await readBytes(request, maxBytes, timeoutMs);
   if (bytes.length === 0) return undefined;
+  let text: string;
   try {
-    return parseJson(new TextDecoder().decode(bytes));
+    // Fatal: a byte that is not UTF-8 would otherwise become U+FFFD, stored in its place.
+    text = UTF8.decode(bytes);
+  } catch {
+    const at = firstBadByte(bytes);
+    throw new HttpError(
+      "bad_request",
+      `Cannot read the request body: it is not UTF-8 (byte ${at + 1} is 0x${
+        bytes[at].toString(16).padStart(2, "0")
+      }); JSON is UTF-8: convert the text (iconv -f latin1 -t utf-8) or escape the character (\\u00e9)`,
+    );
+  }
+  try {
+    return parseJson(text);
   } catch (err) {
     throw new HttpError(
       "bad_request",
       `Cannot read the request body: it is not valid JSON (${(err as Error).message})`,
     );
   }
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The index of the first byte of `bytes` that is not UTF-8: the lead byte of the sequence that
+ * breaks (`é` in Latin-1, 0xe9, breaks at the byte after it).
+ */
+function firstBadByte(bytes: Uint8Array): number {
+  let lo = 0;
+  let hi = bytes.length;
+  // The longest prefix that decodes (cut at a character boundary) ends before it.
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  const at = Math.min(lo, bytes.length - 1);
+  // The character before it, if it is cut short by it, is where it breaks.
+  let lead = at - 1;
+  while (lead >= 0 && at - lead < 4 && (bytes[lead] & 0xc0) === 0x80) lead--;
+  if (lead < 0) return at;
+  const b = bytes[lead];
+  const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+  return length > at - lead ? lead : at;
 }
 
 function tooLarge(maxBytes: number): HttpError {

@@ -66,8 +66,13 @@ export interface Route<S> {
   tag: string;
   /** No token needed (`GET /health`, `POST /api/session`). */
   open?: boolean;
-  /** Its query parameters. */
+  /** Its query parameters (none: a request with one is a 400, unless `anyQuery`). */
   query?: QueryParam[];
+  /**
+   * It takes any query parameter and reads none (`GET /health`, `GET /metrics`: a probe or a
+   * scraper may add its own).
+   */
+  anyQuery?: boolean;
   /** Request headers it reads. */
   headers?: HeaderParam[];
   /** The shape of its JSON request body. */
@@ -131,21 +136,35 @@ export class Router<S> {
     }
     return pathKnown ? "method" : null;
   }
+
+  /** The methods `path` takes (`HEAD` beside `GET`), for the `Allow` header of a 405. */
+  allowed(path: string): string[] {
+    const methods = new Set<string>();
+    for (const { route } of this.#routes) {
+      const found = this.match(route.method, path);
+      if (found !== null && found !== "method" && found.route === route) {
+        methods.add(route.method);
+        if (route.method === "GET") methods.add("HEAD");
+      }
+    }
+    return [...methods];
+  }
 }
 
 /**
  * Why `url`'s query does not suit `route`: the first parameter it does not take (with the
  * closest it does, all of them, and a sibling route that takes it), or `undefined` when every
- * one is known. A route without query parameters takes any (it reads none). A misspelt or
- * misplaced parameter would otherwise be ignored: `entries?key=a` listed the whole store.
+ * one is known. A route without query parameters takes none (but one marked `anyQuery`). A
+ * misspelt or misplaced parameter would otherwise be ignored: `entries?key=a` listed the whole
+ * store, `versions?limit=1` answered every version.
  */
 export function unknownQueryParam<S>(
   route: Route<S>,
   url: URL,
   routes: readonly Route<S>[],
 ): string | undefined {
+  if (route.anyQuery) return undefined;
   const known = (route.query ?? []).map((q) => q.name);
-  if (known.length === 0) return undefined;
   for (const name of new Set(url.searchParams.keys())) {
     if (known.includes(name)) continue;
     const parent = route.path.slice(0, route.path.lastIndexOf("/") + 1);
@@ -155,9 +174,42 @@ export function unknownQueryParam<S>(
     );
     return `Unknown query parameter ${JSON.stringify(name)} for ${route.method} ${route.path}${
       didYouMean(name, known)
-    }: it takes ${known.join(", ")}${
+    }: it takes ${known.length === 0 ? "none" : known.join(", ")}${
       sibling === undefined ? "" : ` (${sibling.method} ${sibling.path} takes ${name})`
     }`;
+  }
+  return undefined;
+}
+
+/**
+ * Why the value of boolean query parameter `name` is not one, or `undefined`: only `true` and
+ * `false` are, since a script's `?wait=1` or `?wait` would otherwise be read as false in silence.
+ */
+export function booleanQueryProblem(name: string, value: string): string | undefined {
+  return value === "true" || value === "false"
+    ? undefined
+    : `Invalid query parameter ${name}=${value}: expected true or false`;
+}
+
+/**
+ * Why a value in `url`'s query does not suit `route`'s parameter of that name, or `undefined`:
+ * one not `repeated` is given once (else all but the first would be dropped in silence:
+ * `status=running&status=failed` listed the running runs only), a boolean parameter's must be
+ * `true` or `false` ({@linkcode booleanQueryProblem}).
+ */
+export function badQueryValue<S>(route: Route<S>, url: URL): string | undefined {
+  for (const param of route.query ?? []) {
+    const values = url.searchParams.getAll(param.name);
+    if (!param.repeated && values.length > 1) {
+      return `Query parameter ${param.name} is given ${values.length} times (${
+        values.map((v) => `${param.name}=${v}`).join("&")
+      }) for ${route.method} ${route.path}, which takes one: give it once`;
+    }
+    if (param.type !== "boolean") continue;
+    for (const value of values) {
+      const problem = booleanQueryProblem(param.name, value);
+      if (problem !== undefined) return problem;
+    }
   }
   return undefined;
 }

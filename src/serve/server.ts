@@ -16,9 +16,9 @@ import type { ResolvedConfig } from "../config.ts";
 import type { ScheduleSource } from "../scheduler/listing.ts";
 import { messageOf } from "../errors.ts";
 import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
-import { checkRequest, generateToken, isLoopbackHost } from "./auth.ts";
+import { checkRequest, generateToken, isLoopbackHost, tokenProblem } from "./auth.ts";
 import { errorResponse, HttpError, storeUnavailable } from "./http.ts";
-import { Router, unknownQueryParam } from "./router.ts";
+import { badQueryValue, Router, unknownQueryParam } from "./router.ts";
 import { handleWebhook } from "./webhooks.ts";
 import { startWorker, type Worker, type WorkerOptions } from "../queue/worker.ts";
 
@@ -43,7 +43,11 @@ export interface ServeOptions {
   port?: number;
   /** The address to bind (default `127.0.0.1`; any other requires a token). */
   hostname?: string;
-  /** The token requests must carry; generated when the host is not 127.0.0.1 and none is given. */
+  /**
+   * The token requests must carry; generated when the host is not 127.0.0.1 and none is given.
+   * Printable ASCII but space, `"`, `,`, `;` and `\` (what a client can send as a bearer token
+   * and the page keep in its cookie): another is refused with a `RangeError`.
+   */
   token?: string;
   /** Shuts the server down when aborted. */
   signal?: AbortSignal;
@@ -253,6 +257,8 @@ export async function serve(
   const hostname = options.hostname ?? "127.0.0.1";
   let token = options.token === "" ? undefined : options.token;
   let tokenGenerated = false;
+  const problem = token === undefined ? undefined : tokenProblem(token);
+  if (problem !== undefined) throw new RangeError(`Cannot serve: ${problem}`);
   if (token === undefined && !isLoopbackHost(hostname)) {
     token = generateToken();
     tokenGenerated = true;
@@ -319,15 +325,22 @@ export async function serve(
     const match = router.match(request.method, path);
     if (match === null) throw new HttpError("not_found", `No route ${path}: see /api/openapi.json`);
     if (match === "method") {
-      throw new HttpError(
-        "bad_request",
-        `${path} does not take ${request.method}: see /api/openapi.json`,
-        {},
-        405,
+      // The methods it takes, in the message and (as HTTP requires of a 405) in Allow.
+      const allow = router.allowed(path).join(", ");
+      const response = errorResponse(
+        new HttpError(
+          "bad_request",
+          `${path} does not take ${request.method}: it takes ${allow} (see /api/openapi.json)`,
+          {},
+          405,
+        ),
       );
+      response.headers.set("allow", allow);
+      return response;
     }
     await checkRequest(request, { token, port }, { open: match.route.open ?? false });
-    const unknown = unknownQueryParam(match.route, url, apiRoutes);
+    const unknown = unknownQueryParam(match.route, url, apiRoutes) ??
+      badQueryValue(match.route, url);
     if (unknown !== undefined) throw new HttpError("bad_request", unknown);
     return await match.route.handler({ request, url, params: match.params, server: state });
   };

@@ -9,13 +9,14 @@
 import { relative } from "node:path";
 import { ConfigError, messageOf } from "../errors.ts";
 import { FlowValidationError, loadFlowFile } from "../flow/parse.ts";
-import type { HttpTrigger } from "../flow/types.ts";
+import type { HttpTrigger, InputType } from "../flow/types.ts";
 import type { Runtime } from "../runtime.ts";
 import { flowFiles } from "../scheduler/from_config.ts";
 import { rawFlowData } from "../flow_files.ts";
 import { sameToken } from "./auth.ts";
 import { errorResponse, HttpError, json, readBytes, storeUnavailable } from "./http.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
+import { booleanQueryProblem } from "./router.ts";
 import { parseJson } from "../_json.ts";
 import { EnvFileError, envOrFile, fileVariableOf } from "../_env_file.ts";
 
@@ -65,6 +66,8 @@ export interface WebhookRoute {
   trigger: HttpTrigger;
   /** Why the flow cannot run: its file is invalid (its YAML still declares this path). */
   problem?: string;
+  /** The declared type of each input the flow declares. */
+  inputTypes?: Record<string, InputType>;
 }
 
 interface Cached {
@@ -73,6 +76,7 @@ interface Cached {
   trigger: HttpTrigger | undefined;
   flowId: string;
   problem?: string;
+  inputTypes?: Record<string, InputType>;
 }
 
 const caches = new WeakMap<Runtime, Map<string, Cached>>();
@@ -104,6 +108,12 @@ export async function webhookRoutes(runtime: Runtime): Promise<Map<string, Webho
           size: info.size,
           trigger: parsed.definition.trigger?.http,
           flowId: parsed.definition.id,
+          inputTypes: Object.fromEntries(
+            Object.entries(parsed.definition.inputs ?? {}).map(([name, spec]) => [
+              name,
+              spec.type ?? "any",
+            ]),
+          ),
         };
       } catch (err) {
         if (!(err instanceof FlowValidationError)) throw err;
@@ -138,6 +148,7 @@ export async function webhookRoutes(runtime: Runtime): Promise<Map<string, Webho
       file,
       trigger: entry.trigger,
       ...(entry.problem === undefined ? {} : { problem: entry.problem }),
+      ...(entry.inputTypes === undefined ? {} : { inputTypes: entry.inputTypes }),
     });
   }
   return routes;
@@ -172,39 +183,56 @@ async function hmacHex(secret: string, body: Uint8Array): Promise<string> {
   return [...mac].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The body as a value: JSON, form fields, or text. */
-function parseBody(request: Request, raw: Uint8Array): unknown {
-  if (raw.length === 0) return null;
+/**
+ * The body as a value: JSON, form fields, or text; `text` when its values are text (form fields,
+ * a text body), which an input of another type reads as the command line's `--input` does.
+ */
+function parseBody(request: Request, raw: Uint8Array): { value: unknown; text: boolean } {
+  if (raw.length === 0) return { value: null, text: false };
   const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   const text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
   if (type === "application/json" || type.endsWith("+json")) {
     try {
-      return parseJson(text);
+      return { value: parseJson(text), text: false };
     } catch (err) {
       throw new HttpError("bad_request", `the body is not valid JSON: ${messageOf(err)}`);
     }
   }
   if (type === "application/x-www-form-urlencoded") {
-    return Object.fromEntries(new URLSearchParams(text));
+    return { value: Object.fromEntries(new URLSearchParams(text)), text: true };
   }
-  return text;
+  return { value: text, text: true };
 }
 
-/** The inputs a request gives through `trigger.inputs` (or its JSON object body). */
+/** Input types whose values, given as text, are parsed (`"5"` → 5, `"true"` → true, JSON). */
+const PARSED_FROM_TEXT: ReadonlySet<InputType> = new Set(["number", "boolean", "object", "array"]);
+
+/**
+ * The inputs a request gives through `trigger.inputs` (or its JSON object body), and the names
+ * of those given as text (a header, a query parameter, a form field, a text body) that an input
+ * of type number, boolean, object or array reads as `flowstate run --input` does: a form or a
+ * query string can give only text, so `count: query.count` of a number input could never be given.
+ */
 function inputsOf(
-  trigger: HttpTrigger,
+  route: WebhookRoute,
   request: Request,
-  body: unknown,
-): Record<string, unknown> {
+  body: { value: unknown; text: boolean },
+): { input: Record<string, unknown>; fromStrings: string[] } {
+  const { trigger } = route;
+  const textual = new Set<string>();
+  const parsedFromText = () =>
+    [...textual].filter((name) => PARSED_FROM_TEXT.has(route.inputTypes?.[name] ?? "any"));
   if (trigger.inputs === undefined) {
-    if (body === null) return {};
-    if (typeof body !== "object" || Array.isArray(body)) {
+    if (body.value === null) return { input: {}, fromStrings: [] };
+    if (typeof body.value !== "object" || Array.isArray(body.value)) {
       throw new HttpError(
         "bad_request",
         `the body is not a JSON object of inputs; the flow can map it with trigger.http.inputs (e.g. payload: body)`,
       );
     }
-    return body as Record<string, unknown>;
+    const input = body.value as Record<string, unknown>;
+    if (body.text) { for (const name of Object.keys(input)) textual.add(name); }
+    return { input, fromStrings: parsedFromText() };
   }
   const query = new URL(request.url).searchParams;
   const inputs: Record<string, unknown> = {};
@@ -214,7 +242,8 @@ function inputsOf(
     if (root === "headers") value = request.headers.get(path.join(".")) ?? undefined;
     else if (root === "query") value = query.get(path.join(".")) ?? undefined;
     else {
-      value = body;
+      if (body.text) textual.add(name);
+      value = body.value;
       for (const part of path) {
         if (value === null || typeof value !== "object") {
           value = undefined;
@@ -224,8 +253,9 @@ function inputsOf(
       }
     }
     if (value !== undefined) inputs[name] = value;
+    if (root === "headers" || root === "query") textual.add(name);
   }
-  return inputs;
+  return { input: inputs, fromStrings: parsedFromText() };
 }
 
 /**
@@ -305,7 +335,7 @@ export async function handleWebhook(
         );
       }
     }
-    let body: unknown;
+    let body: { value: unknown; text: boolean };
     try {
       body = parseBody(request, raw);
     } catch (err) {
@@ -314,14 +344,17 @@ export async function handleWebhook(
       }
       throw err;
     }
-    const input = inputsOf(route.trigger, request, body);
-    const wait = new URL(request.url).searchParams.get("wait") === "true";
+    const { input, fromStrings } = inputsOf(route, request, body);
+    const waitParam = new URL(request.url).searchParams.get("wait");
+    const waitProblem = waitParam === null ? undefined : booleanQueryProblem("wait", waitParam);
+    if (waitProblem !== undefined) throw new HttpError("bad_request", waitProblem);
+    const wait = waitParam === "true";
     const key = httpDedupeKey(route.flowId, request, undefined);
     const signals = [request.signal, ...(options.signal ? [options.signal] : [])];
     const answer = await enqueueOverHttp(
       runtime,
       route.file,
-      { input, ...(key === undefined ? {} : { key }) },
+      { input, inputFromStrings: fromStrings, ...(key === undefined ? {} : { key }) },
       wait ? { signal: AbortSignal.any(signals) } : undefined,
     );
     if (answer.record) return json({ run: answer.record });

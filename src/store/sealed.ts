@@ -45,6 +45,20 @@ export interface EncryptionHandle {
    * throws a `DecryptionError` naming the change and the key id.
    */
   openChange(change: Change): Promise<Change>;
+  /**
+   * Record in the store that its values carry the plaintext fields the
+   * declared paths give now (rekey, once every entry holds them): queries on
+   * paths declared since the last record are allowed from then on. With
+   * `paths`, that they carry those (a restore of values another store
+   * sealed): queries on declared paths they do not cover are refused until
+   * rekey.
+   */
+  settlePlaintext(paths?: readonly (readonly string[])[]): Promise<void>;
+  /**
+   * The plaintext paths the store's values carry, as far as it knows: the
+   * declared ones, or the recorded ones while they differ (until rekey).
+   */
+  carriedPlaintext(): readonly (readonly string[])[];
 }
 
 /** The encryption handle of `store` (through forwarding wrappers), or `undefined` if it is not encrypted. */
@@ -77,6 +91,13 @@ export interface SealedPathDetail {
   readonly plaintext: readonly (readonly string[])[];
   /** For a search: the plaintext fields it could name instead (may be empty). */
   readonly usable?: readonly (readonly string[])[];
+  /**
+   * Set when `path` is declared plaintext, but only since values were
+   * written: they carry only these plaintext paths (the ones the store
+   * recorded), so the backend would not find them by it until the rekey job
+   * has run.
+   */
+  readonly recorded?: readonly (readonly string[])[];
 }
 
 /**
@@ -117,6 +138,16 @@ function sealedPathMessage(
   const declare = (p: readonly string[]) =>
     `encrypt: { plaintext: [${[...d.plaintext.map(name), name(p)].join(", ")}] }`;
   const item = d.index === undefined ? "" : cli?.typed ?? `${d.option}[${d.index}]`;
+  if (d.recorded !== undefined) {
+    const on = d.index === undefined
+      ? `the store's search field ${showPath(d.path ?? [])}`
+      : `${item} (${showPath(d.path ?? [])})`;
+    return `${d.what}: ${on} was declared plaintext in encrypted store "${d.store}" after ` +
+      `values were written without it (they carry ${
+        d.recorded.length === 0 ? "no plaintext field" : d.recorded.map(name).join(", ")
+      }), so the store cannot find them by it yet; run the rekey job ` +
+      `(flowstate jobs run rekey) to store it beside every value, then try again`;
+  }
   if (d.option !== "fields") {
     return `${d.what}: ${item} is on ${showPath(d.path ?? [])}, which is sealed in encrypted ` +
       `store "${d.store}" (queries cannot read sealed values); declare it plaintext ` +

@@ -839,6 +839,15 @@ class CoreStore implements Store {
           if (head.seq !== lastHead) {
             lastHead = head.seq;
             for await (const change of readChanges<T>(driver, { since, limit: 1000 })) {
+              // Sequence numbers have no gaps: a missing one was trimmed (changes.keep) while
+              // this watch was behind. Said, as at the start, rather than passed over.
+              if (change.seq !== since + 1) {
+                throw new RangeError(
+                  `${what}: changes #${since + 1} to #${change.seq - 1} were trimmed by the ` +
+                    `feed's retention (changes.keep) before this watch read them; resume from ` +
+                    `#${change.seq - 1} to go on without them, or keep the feed longer`,
+                );
+              }
               since = change.seq;
               if (wanted.some((p) => p.length === 0 || hasPrefix(change.key, p))) {
                 yield change;

@@ -19,6 +19,13 @@
  * entry's encoded key, so a value copied to another key (or another key id)
  * does not open. Entry keys, versions and expiry times stay in the clear.
  *
+ * The store records (in its internal key space) the plaintext paths its
+ * values carry. After the declaration changes, a query, an explain or a
+ * search on a path newly declared is refused until the rekey job has stored
+ * it beside every value (values written earlier lack it: the backend would
+ * silently not find them); a store that holds no entries takes the new
+ * declaration at once.
+ *
  * @module
  */
 import {
@@ -42,7 +49,8 @@ import {
   type SealedPathDetail,
   SealedPathError,
 } from "../store/sealed.ts";
-import { internalAccess } from "../store/internal_keys.ts";
+import { internalAccess, internalKey } from "../store/internal_keys.ts";
+import { newVersion } from "../store/store.ts";
 import { type StoredReader, type StoredReads, storedReads } from "../store/stored_read.ts";
 import type { RawEntry } from "../store/driver.ts";
 import type {
@@ -516,6 +524,38 @@ async function openLarge(
   );
 }
 
+/** A path a query or search reads through the backend, and the option that named it. */
+interface QueryPath {
+  path: readonly string[];
+  option: "where" | "orderBy" | "fields";
+  index?: number;
+}
+
+/** Where a store records the plaintext paths its values carry: `{ "paths": [[...], ...] }`. */
+const PLAINTEXT_KEY: Key = internalKey("encrypt", "plaintext");
+
+/** The paths of a plaintext record, or `null` when it is not one this version reads. */
+function parsePlaintextRecord(text: string): string[][] | null {
+  try {
+    const paths = (JSON.parse(text) as { paths?: unknown })?.paths;
+    if (
+      Array.isArray(paths) &&
+      paths.every((p) => Array.isArray(p) && p.every((s) => typeof s === "string"))
+    ) {
+      return paths as string[][];
+    }
+  } catch { /* not ours */ }
+  return null;
+}
+
+/** Whether two lists of paths cover the same fields (in any order). */
+function samePaths(
+  a: readonly (readonly string[])[],
+  b: readonly (readonly string[])[],
+): boolean {
+  return a.every((p) => covered(b, p)) && b.every((p) => covered(a, p));
+}
+
 /** Whether `path` is covered by a declared plaintext path (equal to one, or under one). */
 function covered(plaintext: readonly (readonly string[])[], path: readonly string[]): boolean {
   return plaintext.some((p) => p.length <= path.length && p.every((s, i) => s === path[i]));
@@ -746,6 +786,7 @@ export async function encrypted(store: Store, options: EncryptOptions): Promise<
   }
   const wrapper = new EncryptingStore(store, keys, parsed.plaintext, parsed.cacheBytes);
   await wrapper.checkKeys();
+  await wrapper.checkPlaintext();
   return wrapper;
 }
 
@@ -754,6 +795,13 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
   readonly #keys: SealingKey[];
   readonly #byId: Map<string, SealingKey>;
   readonly #plaintext: readonly (readonly string[])[];
+  /**
+   * The plaintext paths the store records its values carry, when they are not
+   * the declared ones (the declaration changed and rekey has not run since):
+   * a query on a declared path they do not cover is refused. `null`: the
+   * values carry the declared paths (or the store cannot tell).
+   */
+  #recorded: readonly (readonly string[])[] | null = null;
   readonly #handle: EncryptionHandle;
   readonly #opened: OpenedCache;
   /** The store's reads as stored, when it has them and the cache is on. */
@@ -804,6 +852,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       },
       open: (key: Key, stored: JsonValue) => this.#open<JsonValue>(key, stored),
       openChange: async (change: Change) => await this.#openChange(change),
+      settlePlaintext: (paths?: readonly (readonly string[])[]) => this.#recordPlaintext(paths),
+      carriedPlaintext: () => this.#recorded ?? this.#plaintext,
     });
   }
 
@@ -843,6 +893,92 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       // must not make the whole store unopenable).
       return;
     }
+  }
+
+  /**
+   * At open: read the plaintext paths the store records its values carry.
+   * None recorded (a new store, or one from before they were recorded): the
+   * declared ones are recorded. Others than the declared ones: a store that
+   * holds no entries records the declared ones; else queries on the paths
+   * declared since are refused until rekey (see {@linkcode #checkRecorded}).
+   */
+  async checkPlaintext(): Promise<void> {
+    const access = internalAccess(this.#store);
+    if (access === undefined) return; // not a store openStore() made: it cannot tell
+    const raw = await access.driver.get(PLAINTEXT_KEY, access.clock.now());
+    if (raw !== null) {
+      const recorded = parsePlaintextRecord(raw.value);
+      if (recorded !== null && samePaths(recorded, this.#plaintext)) return;
+      const empty = (await Array.fromAsync(this.#store.list({ limit: 1 }))).length === 0;
+      if (!empty) {
+        // A record this version cannot read is taken as no path: every query waits for rekey.
+        this.#recorded = recorded ?? [];
+        return;
+      }
+    }
+    try {
+      await this.#recordPlaintext();
+    } catch {
+      // Best effort: a store this process may only read (a read-only file system, a role without
+      // write rights) still opens; its values are unchanged, and the next writer records them.
+    }
+  }
+
+  /**
+   * Record that the store's values carry `paths` (default: the declared
+   * plaintext paths; at open, and by rekey).
+   */
+  async #recordPlaintext(
+    paths: readonly (readonly string[])[] = this.#plaintext,
+  ): Promise<void> {
+    const access = internalAccess(this.#store);
+    if (access === undefined) return;
+    const now = access.clock.now();
+    await access.driver.commit({
+      checks: [],
+      mutations: [{
+        type: "set",
+        key: PLAINTEXT_KEY,
+        value: JSON.stringify({ paths }),
+        expiresAt: null,
+      }],
+      version: newVersion(now),
+      now,
+    });
+    this.#recorded = samePaths(paths, this.#plaintext) ? null : paths;
+  }
+
+  /**
+   * Refuse reading `path` through the backend (a query, a search) when the
+   * plaintext paths changed and the values written before do not carry it:
+   * the backend would not find them. The record is read again first: rekey
+   * may have run in another process since this store opened.
+   */
+  async #checkRecorded(paths: readonly QueryPath[], what: string): Promise<void> {
+    if (this.#recorded === null) return;
+    const missing = () => paths.find((p) => !covered(this.#recorded ?? [], p.path));
+    if (missing() === undefined) return;
+    const access = internalAccess(this.#store);
+    const raw = access === undefined
+      ? null
+      : await access.driver.get(PLAINTEXT_KEY, access.clock.now());
+    const recorded = raw === null ? null : parsePlaintextRecord(raw.value);
+    if (recorded !== null && samePaths(recorded, this.#plaintext)) {
+      this.#recorded = null;
+      return;
+    }
+    if (recorded !== null) this.#recorded = recorded;
+    const refused = missing();
+    if (refused === undefined) return;
+    throw new SealedPathError({
+      what,
+      store: this.name,
+      option: refused.option,
+      ...(refused.index === undefined ? {} : { index: refused.index }),
+      path: refused.path,
+      plaintext: this.#plaintext,
+      recorded: this.#recorded!,
+    });
   }
 
   #keyIdOfStored(stored: unknown): string | null {
@@ -1192,9 +1328,10 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     return this.#store.count(prefix, bounds);
   }
 
-  /** Refuse a query whose paths are not all declared plaintext. */
-  #checkQuery(query: Query | undefined, what: string): void {
-    if (typeof query !== "object" || query === null) return; // the store's own error
+  /** Refuse a query whose paths are not all declared plaintext; returns its paths. */
+  #checkQuery(query: Query | undefined, what: string): QueryPath[] {
+    const checked: QueryPath[] = [];
+    if (typeof query !== "object" || query === null) return checked; // the store's own error
     const paths: { path: unknown; option: "where" | "orderBy"; index: number }[] = [];
     (Array.isArray(query.where) ? query.where : []).forEach((c, index) =>
       paths.push({ path: c?.path, option: "where", index })
@@ -1224,22 +1361,22 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
           plaintext: this.#plaintext,
         });
       }
+      checked.push({ path: segments, option, index });
     }
+    return checked;
   }
 
   async query<T = JsonValue>(query?: Query): Promise<Entry<T>[]> {
-    this.#checkQuery(query, "Cannot query");
+    const paths = this.#checkQuery(query, "Cannot query");
+    await this.#checkRecorded(paths, "Cannot query");
     const entries = await this.#store.query<T>(query);
     return await openEach(entries, (e) => this.#openEntry(e));
   }
 
-  explain(query?: Query): Promise<QueryPlan> {
-    try {
-      this.#checkQuery(query, "Cannot explain");
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.#store.explain(query);
+  async explain(query?: Query): Promise<QueryPlan> {
+    const paths = this.#checkQuery(query, "Cannot explain");
+    await this.#checkRecorded(paths, "Cannot explain");
+    return await this.#store.explain(query);
   }
 
   /**
@@ -1281,6 +1418,23 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     const refused = this.#sealedSearchField(options?.fields);
     if (refused !== undefined) {
       throw new SealedPathError({ what, store: this.name, plaintext: this.#plaintext, ...refused });
+    }
+    if (this.#recorded !== null) {
+      // The fields it reads: those given, else the store's declared search fields.
+      const given = options?.fields;
+      const read: QueryPath[] = [];
+      if (Array.isArray(given)) {
+        for (const [index, field] of given.entries()) {
+          try {
+            read.push({ path: parsePath(field as string, what), option: "fields", index });
+          } catch { /* malformed: the store's own error */ }
+        }
+      } else {
+        for (const path of internalAccess(this.#store)?.search?.fields ?? []) {
+          read.push({ path, option: "fields" });
+        }
+      }
+      await this.#checkRecorded(read, what);
     }
     const hits = await this.#store.search<T>(text, options);
     return await openEach(

@@ -678,7 +678,11 @@ Deno.test("encrypt: a backup of an encrypted store stays sealed; restore needs a
   assert.ok(!text.includes(MARKER), "the backup holds a value in the clear");
   assert.ok(text.includes(SEALED_FIELD));
   const header = JSON.parse(text.split("\n")[0]);
-  assert.deepEqual(header.encrypted, { keyIds: [(source as { keyId?: string }).keyId] });
+  // The key ids, and the plaintext paths the values carry beside their sealed text.
+  assert.deepEqual(header.encrypted, {
+    keyIds: [(source as { keyId?: string }).keyId],
+    plaintext: [["status"]],
+  });
 
   // into a plain store: refused, nothing written
   await using plain = await openStore({ plugin: "memory" }, { name: "plain" });

@@ -71,3 +71,63 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "inspector: Send a signal by name says the CLI's warning when no wait node waits for it, then which node goes on",
+  ignore: CHROMIUM === undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPage({ seed: false }, async (page, inspector, { errors }) => {
+      let resolveId!: (id: string) => void;
+      const started = new Promise<string>((r) => resolveId = r);
+      const running = inspector.runtime.runFlow({
+        id: "deploy",
+        nodes: [
+          { id: "approve", type: "wait", with: { signal: "approve" } },
+          // Waits on after approve: the run, and so its panel, outlive the answer.
+          { id: "ship", type: "wait", needs: ["approve"], with: { signal: "ship" } },
+        ],
+      }, {
+        onEvent: (e, run) => {
+          if (e.type === "node.log" && e.node === "approve") resolveId(run.id);
+        },
+      });
+      const id = await started;
+      await page.goto(new URL(`#/runs/${id}`, inspector.url).href);
+      await page.locator('.waiting-signal[data-node="approve"]').waitFor();
+      const panel = page.locator(".send-signal");
+      await panel.locator("summary").click();
+      const send = panel.getByRole("button", { name: "Send signal" });
+      // No name: said, nothing sent.
+      await send.click();
+      await panel.locator(".form-error", { hasText: "Give the signal's name" }).waitFor();
+      // A typo: kept for the run, and the warning `runs signal` gives.
+      await panel.getByLabel("signal name").fill("aprove");
+      await send.click();
+      const warning = panel.locator(".signal-said.signal-warning");
+      await warning.waitFor();
+      const text = (await warning.textContent()) ?? "";
+      assert.match(text, /^Warning: no wait node of flow deploy waits for "aprove"/);
+      assert.match(text, /its wait nodes wait for: approve, ship \(did you mean "approve"\?\)/);
+      assert.match(text, /kept for the run all the same/);
+      assert.equal(await panel.locator(".form-error").textContent(), "");
+      // The right name: the waiting node goes on, and the page says which.
+      await panel.getByLabel("signal name").fill("approve");
+      await panel.getByLabel("data of the signal, as JSON").fill('{"by":"ada"}');
+      await send.click();
+      await panel.locator(".signal-said", { hasText: "Sent: node approve goes on within a second" })
+        .waitFor();
+      assert.equal(await warning.count(), 0);
+      await page.locator('.waiting-signal[data-node="ship"]').waitFor();
+      await inspector.runtime.signalRun(id, "ship", null);
+      const run = await running;
+      assert.equal(run.status, "succeeded");
+      assert.deepEqual(run.nodes.approve.output, { by: "ada" });
+      // Ended: nothing more to send.
+      await panel.waitFor({ state: "detached" });
+      assert.deepEqual(errors, []);
+    });
+  },
+});

@@ -5,13 +5,16 @@
 // (see ../../_parse_json.js; the server serves it as /_parse_json.js).
 import { parseJson } from "../../_parse_json.js";
 
-/** An error answer of the API: `status`, `code`, `message`, and the parsed `body`. */
+/**
+ * An error answer of the API: `status`, `code`, `message`, and the parsed `body`; `status` 0
+ * (`code` "unreachable") when the server did not answer at all.
+ */
 export class ApiError extends Error {
   constructor(status, body, fallback) {
     const error = body && typeof body === "object" ? body.error : undefined;
     super(error?.message ?? fallback ?? `HTTP ${status}`);
     this.status = status;
-    this.code = error?.code ?? "http_" + status;
+    this.code = error?.code ?? (status === 0 ? "unreachable" : "http_" + status);
     this.body = body;
   }
 }
@@ -51,7 +54,18 @@ export async function request(method, path, options = {}) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(options.body);
   }
-  const response = await fetch(path, init);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (e) {
+    // No answer at all: the server stopped or restarts, or the network is down.
+    throw new ApiError(
+      0,
+      null,
+      `Cannot reach the Flowstate server (${e?.message ?? e}): it stopped, or the network is ` +
+        "down; start it again (flowstate serve)",
+    );
+  }
   if (response.status === 401 && unauthorizedHandler && !options.noPrompt) {
     await unauthorizedHandler();
     return request(method, path, { ...options, noPrompt: true });

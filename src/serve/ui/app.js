@@ -249,7 +249,14 @@ async function render() {
   } catch (e) {
     if (token !== renderCount) return;
     for (const off of subscriptions) off();
-    cleanup = null;
+    // A server that did not answer: the page loads again as soon as the live feed reconnects.
+    const unreachable = e instanceof ApiError && e.status === 0;
+    const off = unreachable
+      ? live.subscribe((type, data) => {
+        if (type === "connection" && data.connected && token === renderCount) render();
+      })
+      : null;
+    cleanup = off;
     replace(
       container,
       h(
@@ -257,6 +264,10 @@ async function render() {
         { role: "alert" },
         h("h2", { text: "Could not load this page" }),
         h("p", { text: e?.message ?? String(e) }),
+        unreachable
+          ? h("p.muted", { text: "This page loads again as soon as the server answers." })
+          : null,
+        h("div.actions", {}, h("button", { type: "button", text: "Try again", onclick: render })),
       ),
     );
   } finally {

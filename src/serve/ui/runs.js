@@ -1448,52 +1448,124 @@ export async function renderRun(container, id, ctx) {
   let waitingShown = "";
 
   /**
+   * A JSON data box, a "Send signal" button and, once sent, what the server said of it (as
+   * `flowstate runs signal` says it): which node goes on, that no node waits for it now (it is
+   * kept for the run), or its warning when no `wait` node of the run's flow waits for the name (a
+   * typo, most often). `nameOf()` is the name, or undefined after saying why there is none in
+   * `problem`; `once`: the button stays disabled after a signal went (a waiting node's panel).
+   */
+  function signalForm(nameOf, once) {
+    const area = h("textarea.mono.signal-data", {
+      rows: 2,
+      spellcheck: false,
+      placeholder: "optional data, as JSON",
+    });
+    const problem = h("p.form-error", { role: "alert" });
+    const said = h("p.signal-said", { role: "status" });
+    const send = h("button.primary", {
+      type: "button",
+      text: "Send signal",
+      onclick: async () => {
+        problem.textContent = "";
+        said.textContent = "";
+        said.classList.remove("signal-warning");
+        const signal = nameOf(problem);
+        if (signal === undefined) return;
+        let data;
+        if (area.value.trim() !== "") {
+          try {
+            data = parseJson(area.value);
+          } catch (e) {
+            problem.textContent = `The data is not valid JSON: ${e.message}`;
+            return;
+          }
+        }
+        send.disabled = true;
+        let answer;
+        try {
+          answer = await api.signalRun(run.id, signal, data);
+        } catch (e) {
+          send.disabled = false;
+          problem.textContent = `Could not send the signal: ${e.message}`;
+          return;
+        }
+        ctx.toast("ok", `Sent signal ${signal} to ${run.id}`);
+        const nodes = answer?.waiting ?? [];
+        if (answer?.warning) {
+          said.classList.add("signal-warning");
+          said.textContent = `Warning: ${answer.warning}`;
+        } else if (nodes.length === 0) {
+          said.textContent = `No node waits for signal ${signal} now: it is kept for the run, ` +
+            "and its wait node takes it when it waits (it is dropped if the run ends first)";
+        }
+        if (once && nodes.length > 0) send.textContent = "Sent: the run goes on within a second";
+        else {
+          send.disabled = false;
+          if (nodes.length > 0) said.textContent = `Sent: node ${nodes[0]} goes on within a second`;
+        }
+      },
+    });
+    return { area, problem, said, send };
+  }
+
+  /**
+   * "Send a signal" by name, to a queued or running run: sent early, a signal is kept until its
+   * node waits; a custom node may take any name (`ctx.takeSignal`). Made once: what is typed stays.
+   */
+  let anySignal = null;
+  function anySignalPanel() {
+    if (anySignal !== null) return anySignal;
+    const name = h("input.mono.signal-name", {
+      type: "text",
+      placeholder: "approve",
+      autocomplete: "off",
+      spellcheck: false,
+      "aria-label": "signal name",
+    });
+    const form = signalForm((problem) => {
+      const text = name.value.trim();
+      if (text === "") {
+        problem.textContent = "Give the signal's name (the one its wait node waits for)";
+        return undefined;
+      }
+      return text;
+    }, false);
+    form.area.setAttribute("aria-label", "data of the signal, as JSON");
+    anySignal = h(
+      "details.panel.send-signal",
+      {},
+      h("summary", { text: "Send a signal" }),
+      h("p.muted", {
+        text: "A signal sent before its wait node waits is kept for the run until it does.",
+      }),
+      h("label.block", {}, "Name ", name),
+      form.area,
+      form.problem,
+      form.said,
+      h("div.actions", {}, form.send),
+    );
+    return anySignal;
+  }
+
+  /**
    * A panel a node waiting for a signal: its signal, its message, and "Send signal" (to this
-   * run, also for a node of a sub-run: its wait takes the signals sent to its ancestors).
+   * run, also for a node of a sub-run: its wait takes the signals sent to its ancestors); and,
+   * while the run is queued or running, "Send a signal" by name.
    */
   function renderWaiting() {
+    const live = run.status === "running" || run.status === "queued";
     const now = run.status === "running"
       ? waiting.map((w) => [w.runId === run.id ? w.node : `${w.runId} ${w.node}`, w])
         .sort(([a], [b]) => a < b ? -1 : 1)
       : [];
-    const key = JSON.stringify(now);
+    const key = JSON.stringify([live, now]);
     if (key === waitingShown) return;
     waitingShown = key;
     replace(
       waitingEl,
       now.map(([, { runId, node: nodeId, signal, message }]) => {
-        const area = h("textarea.mono.signal-data", {
-          rows: 2,
-          spellcheck: false,
-          placeholder: "optional data, as JSON",
-          "aria-label": `data of signal ${signal}, as JSON`,
-        });
-        const problem = h("p.form-error", { role: "alert" });
-        const send = h("button.primary", {
-          type: "button",
-          text: "Send signal",
-          onclick: async () => {
-            problem.textContent = "";
-            let data;
-            if (area.value.trim() !== "") {
-              try {
-                data = parseJson(area.value);
-              } catch (e) {
-                problem.textContent = `The data is not valid JSON: ${e.message}`;
-                return;
-              }
-            }
-            send.disabled = true;
-            try {
-              await api.signalRun(run.id, signal, data);
-              ctx.toast("ok", `Sent signal ${signal} to ${run.id}`);
-              send.textContent = "Sent: the run goes on within a second";
-            } catch (e) {
-              send.disabled = false;
-              problem.textContent = `Could not send the signal: ${e.message}`;
-            }
-          },
-        });
+        const form = signalForm(() => signal, true);
+        form.area.setAttribute("aria-label", `data of signal ${signal}, as JSON`);
         return h(
           "div.panel.waiting-signal",
           { dataset: runId === run.id ? { node: nodeId } : { node: nodeId, run: runId } },
@@ -1510,11 +1582,13 @@ export async function renderRun(container, id, ctx) {
             h("code", { text: signal }),
           ),
           message ? h("p.waiting-message", { text: message }) : null,
-          area,
-          problem,
-          h("div.actions", {}, send),
+          form.area,
+          form.problem,
+          form.said,
+          h("div.actions", {}, form.send),
         );
       }),
+      live ? anySignalPanel() : null,
     );
   }
 
