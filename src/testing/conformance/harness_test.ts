@@ -29,6 +29,20 @@ testStore(
   },
 );
 
+/** Run the suite file `name` of testdata/ in a child `deno test`, which must fail: its output. */
+async function failingSuite(name: string): Promise<string> {
+  const suite = new URL(`../testdata/${name}`, import.meta.url).pathname;
+  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "--allow-read", "--allow-env", "--allow-run", suite],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(stdout);
+  assert.equal(code, 1, out);
+  return out;
+}
+
 Deno.test("testStore rejects a cleanup that is not a function and a multiProcess without spec", () => {
   const open = () => openStore({ plugin: "memory" });
   assert.throws(
@@ -42,15 +56,7 @@ Deno.test("testStore rejects a cleanup that is not a function and a multiProcess
 });
 
 Deno.test("the multiProcess case fails a store whose second process does not see the first's writes", async () => {
-  const suite = new URL("../testdata/false_claim_suite.ts", import.meta.url).pathname;
-  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["test", "--allow-read", "--allow-env", "--allow-run", suite],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const out = new TextDecoder().decode(stdout);
-  assert.equal(code, 1, out);
+  const out = await failingSuite("false_claim_suite.ts");
   const step = "multiProcess: two processes writing with compare-and-set lose no update";
   // That case fails, in both suites, and says why.
   assert.match(out, /with spec: Store conformance \.\.\. FAILED/);
@@ -70,15 +76,7 @@ Deno.test("the multiProcess case fails a store whose second process does not see
 });
 
 Deno.test("the suite fails a plugin whose clear keeps expired entries, whose purge deletes a live one, or whose commit is not atomic, saying why", async () => {
-  const suite = new URL("../testdata/lax_plugins_suite.ts", import.meta.url).pathname;
-  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["test", "--allow-read", "--allow-env", "--allow-run", suite],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const out = new TextDecoder().decode(stdout);
-  assert.equal(code, 1, out);
+  const out = await failingSuite("lax_plugins_suite.ts");
   const failed = out.split("\n").filter((line) => / \.\.\. FAILED/.test(line))
     .map((line) => line.trim().replace(/ \.\.\. FAILED.*$/, ""));
   assert.deepEqual(failed.sort(), [
