@@ -247,6 +247,35 @@ Deno.test("a node's import() of a file outside its read: says so, with the line 
   });
 });
 
+Deno.test("a node module whose optionsSchema throws on the flow's options is told so at its with:, not 'cannot load'", async () => {
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    // A refinement that reads a field the options may leave out.
+    await Deno.writeTextFile(
+      join(sandbox.dir, "nodes", "strict.ts"),
+      `export default {
+  kind: "flowstate.node",
+  optionsSchema: { "~standard": { version: 1, vendor: "test", validate: (value) => (value.url.length, { value }) } },
+  run: () => "ran",
+};
+`,
+    );
+    await Deno.writeTextFile(
+      join(sandbox.dir, "t.flow.yaml"),
+      "id: t\nnodes:\n  - id: a\n    type: ./nodes/strict.ts\n    with: { other: 1 }\n",
+    );
+    for (const command of ["run", "validate"]) {
+      const result = await sandbox.run(command, "t.flow.yaml");
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(
+        result.stderr,
+        /t\.flow\.yaml:5:11: nodes\[0\]\.with: \.\/nodes\/strict\.ts's optionsSchema threw while checking the options: .*\(a schema must report a bad option as an issue, not throw\)/,
+      );
+      assert.doesNotMatch(result.stderr, /cannot load node module/);
+    }
+  });
+});
+
 Deno.test("validate lists what each node asks for, and checks permissions: with file:line:column", async () => {
   await withSandbox(async (sandbox) => {
     await Deno.mkdir(join(sandbox.dir, "nodes"));

@@ -288,17 +288,25 @@ export async function prepareFlow(
                   : spec.with ?? {};
                 // A custom schema given a template where it expects a value may throw: then the
                 // run checks the evaluated options.
+                // A schema that throws on the literal options is the module's bug, not a load
+                // failure: said as such, at the node's `with`.
+                let threw: Error | undefined;
                 const issues = await inTime(
                   worker,
                   () =>
-                    compiledWith.isStatic
-                      ? worker.validate(values)
-                      // Unless the Worker stopped (its time was up, or the check was cancelled).
-                      : worker.validate(values).catch((err) => {
-                        if (worker.dead) throw err;
-                        return null;
-                      }),
+                    // Unless the Worker stopped (its time was up, or the check was cancelled).
+                    worker.validate(values).catch((err) => {
+                      if (worker.dead) throw err;
+                      if (compiledWith.isStatic) threw = err;
+                      return null;
+                    }),
                 );
+                if (threw !== undefined) {
+                  problem(
+                    ["nodes", i, "with"],
+                    `${spec.type}'s optionsSchema threw while checking the options: ${threw.message} (a schema must report a bad option as an issue, not throw)`,
+                  );
+                }
                 for (const p of issueProblems(issues ?? [], values, spec.type)) {
                   problem(["nodes", i, ...p.path], p.message, p.at);
                 }
