@@ -27,6 +27,7 @@ import { plainRun } from "./plain_run.ts";
 import { logFormatSetting, startLogs } from "./log_format.ts";
 import { report } from "./report.ts";
 import { suggest } from "../_suggest.ts";
+import { fromFileUrl } from "../_path.ts";
 
 /**
  * The command definitions, imported by a specifier Deno cannot read before it
@@ -37,6 +38,30 @@ import { suggest } from "../_suggest.ts";
  * so `deno check cli.ts` and `deno publish` check it as before.
  */
 const PROGRAM = new URL("./program.ts", import.meta.url).href;
+
+/**
+ * `program.ts`, by {@link PROGRAM}. Such an import is permission-checked (a
+ * literal one was not): from a local copy, the CLI needs read access to its
+ * own modules, which `--allow-read=flowstate.yaml,flows` alone does not give;
+ * that refusal is said as what to grant.
+ */
+async function importProgram(): Promise<typeof import("./program.ts")> {
+  try {
+    return await import(PROGRAM);
+  } catch (err) {
+    // Deno refuses it as a TypeError ("Requires read access to …"), not as NotCapable.
+    const refused = /^Requires read access to /.test((err as Error)?.message);
+    if (!refused || !PROGRAM.startsWith("file:")) throw err;
+    const dir = fromFileUrl(new URL("../../", PROGRAM)).replace(/[\\/]+$/, "");
+    throw new Error(
+      `Flowstate could not load its command definitions (${
+        fromFileUrl(PROGRAM)
+      }): it reads its own modules from ${dir}, and was started without read access to them; ` +
+        `add --allow-read=${dir} (or --allow-read) to the command or task that runs flowstate`,
+      { cause: err },
+    );
+  }
+}
 
 /**
  * Run the CLI with `args` (without the program name) and resolve the exit
@@ -72,7 +97,7 @@ export async function main(args: readonly string[]): Promise<number> {
       return await runCommand(run.file, run.options, run.globals);
     }
     dashValueCheck(args);
-    const { buildProgram }: typeof import("./program.ts") = await import(PROGRAM);
+    const { buildProgram } = await importProgram();
     const program = buildProgram(setExitCode);
     const unknown = asking ? unknownCommand(program, args) : undefined;
     if (unknown !== undefined) {
