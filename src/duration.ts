@@ -30,6 +30,9 @@ export const DURATION_PATTERN = "^\\s*(?:(?:\\d+(?:\\.\\d+)?|\\.\\d+)(?:ms|s|m|h
 export const DURATION_HINT =
   'a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds';
 
+/** What a duration given on the command line looks like (always text: it needs a unit). */
+const FLAG_HINT = 'a duration like "500ms", "2s", "1.5m", "1h", "1d"';
+
 /**
  * Why `value` is not a duration (a sentence fragment such as
  * `expected a duration like …, got "5x"`), or `undefined` when it is one.
@@ -75,14 +78,16 @@ export function durationProblem(
  */
 export function parseDuration(value: Duration, where: string): number {
   try {
-    return parseDurationValue(value);
+    // A command-line flag (`--lease`) is always text: a number of milliseconds is no option there.
+    return parseDurationValue(value, where.startsWith("-"));
   } catch (error) {
     const message = `Cannot use ${where} as a duration: ${(error as Error).message}`;
     throw error instanceof TypeError ? new TypeError(message) : new RangeError(message);
   }
 }
 
-function parseDurationValue(value: unknown): number {
+function parseDurationValue(value: unknown, flag = false): number {
+  const hint = flag ? FLAG_HINT : DURATION_HINT;
   if (typeof value === "number") {
     if (!Number.isFinite(value) || value < 0) {
       throw new RangeError(`expected ${DURATION_HINT}, got ${value}`);
@@ -90,12 +95,14 @@ function parseDurationValue(value: unknown): number {
     return value;
   }
   if (typeof value !== "string") {
-    throw new TypeError(`expected ${DURATION_HINT}, got ${describeKind(value)}`);
+    throw new TypeError(`expected ${hint}, got ${describeKind(value)}`);
   }
   const text = value.trim();
   if (/^-?\d+(?:\.\d+)?$/.test(text)) {
     throw new RangeError(
-      `expected ${DURATION_HINT}, got ${JSON.stringify(value)} (add a unit, e.g. "${text}ms")`,
+      `expected ${hint}, got ${JSON.stringify(value)} (add a unit, e.g. "${text}ms"${
+        flag ? "" : ", or write a number of milliseconds without quotes"
+      })`,
     );
   }
   let total = 0;
@@ -105,13 +112,13 @@ function parseDurationValue(value: unknown): number {
     PART.lastIndex = at;
     const match = PART.exec(text);
     if (match === null) {
-      throw new RangeError(`expected ${DURATION_HINT}, got ${JSON.stringify(value)}`);
+      throw new RangeError(`expected ${hint}, got ${JSON.stringify(value)}`);
     }
     total += Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
     at = PART.lastIndex;
   }
   if (text.length === 0 || !Number.isFinite(total)) {
-    throw new RangeError(`expected ${DURATION_HINT}, got ${JSON.stringify(value)}`);
+    throw new RangeError(`expected ${hint}, got ${JSON.stringify(value)}`);
   }
   return total;
 }

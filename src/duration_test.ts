@@ -26,7 +26,7 @@ Deno.test("parseDuration() rejects a string without a unit, suggesting one", () 
   assert.throws(() => parseDuration("10", "timeout"), {
     name: "RangeError",
     message:
-      'Cannot use timeout as a duration: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "10" (add a unit, e.g. "10ms")',
+      'Cannot use timeout as a duration: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "10" (add a unit, e.g. "10ms", or write a number of milliseconds without quotes)',
   });
 });
 
@@ -76,4 +76,16 @@ Deno.test("DURATION_PATTERN accepts what parseDuration accepts", () => {
     assert.ok(!pattern.test(bad), bad);
     assert.throws(() => parseDuration(bad, "t"), RangeError);
   }
+});
+
+Deno.test("parseDuration: a command-line flag's duration needs a unit, and its message offers no bare number", () => {
+  assert.throws(
+    () => parseDuration("500", "--lease"),
+    {
+      name: "RangeError",
+      message:
+        'Cannot use --lease as a duration: expected a duration like "500ms", "2s", "1.5m", "1h", "1d", got "500" (add a unit, e.g. "500ms")',
+    },
+  );
+  assert.equal(parseDuration("500ms", "--lease"), 500);
 });

@@ -102,13 +102,20 @@ function resumedSubRuns(spec: NodeSpec, outcome: NodeOutcome, from: string | und
 }
 
 /**
+ * The statuses of a sub-run a resume resumes: one that ended undone, and one
+ * that succeeded under a node that failed after it (a custom node throwing
+ * once its `ctx.runFlow` returned): its nodes are all reused, not run again.
+ */
+const SUB_RUN_ENDED: ReadonlySet<string> = new Set([...ENDED_UNDONE, "succeeded"]);
+
+/**
  * The resume plan of the sub-run node `spec` of a run resuming `plan.run`
  * starts at its `call`-th call of a sub-flow: the sub-run of that call in
  * `plan.run`, resumed (its nodes that succeeded reused), when the node ended
- * undone there and that sub-run did too and may be resumed (not a test's, its
- * inputs not masked); else `undefined`, a new sub-run. The sub-run checks, once
- * its flow is loaded, that it is the same flow with the same inputs
- * ({@linkcode sameSubRun}).
+ * undone there and that sub-run ended (undone, or succeeded) and may be
+ * resumed (not a test's); else `undefined`, a new
+ * sub-run. The sub-run checks, once its flow is loaded, that it is the same
+ * flow with the same inputs ({@linkcode sameSubRun}).
  */
 export async function subRunPlan(
   records: Records,
@@ -123,8 +130,8 @@ export async function subRunPlan(
   if (typeof id !== "string") return undefined;
   const sub = await records.getRun(id);
   if (
-    sub === null || sub.parentRunId !== plan.run.id || !ENDED_UNDONE.has(sub.status) ||
-    sub.mocked === true || sub.inputsMasked === true
+    sub === null || sub.parentRunId !== plan.run.id || !SUB_RUN_ENDED.has(sub.status) ||
+    sub.mocked === true
   ) return undefined;
   const version = await records.getVersion(sub.flowId, sub.flowVersion);
   return { run: sub, before: version?.definition ?? null, sub: true };
@@ -132,10 +139,20 @@ export async function subRunPlan(
 
 /**
  * Whether a sub-run of flow `def` with `inputs` is sub-run `run` again (the
- * same flow, the same inputs), which it then resumes.
+ * same flow, the same inputs), which it then resumes. A sub-run whose inputs
+ * were recorded masked (a secret's value passed to it, `***`) is compared
+ * with `inputs` masked the same way (`mask`): the call gives the real values,
+ * which the resumed sub-run runs with.
  */
-export function sameSubRun(run: RunRecord, def: FlowDefinition, inputs: unknown): boolean {
-  return def.id === run.flowId && canonicalJson(inputs) === canonicalJson(run.inputs);
+export function sameSubRun(
+  run: RunRecord,
+  def: FlowDefinition,
+  inputs: unknown,
+  mask: (value: unknown) => unknown,
+): boolean {
+  if (def.id !== run.flowId) return false;
+  const given = run.inputsMasked === true ? mask(inputs) : inputs;
+  return canonicalJson(given) === canonicalJson(run.inputs);
 }
 
 /** The run `runId` of `records`, or a {@linkcode NotFoundError}. */
@@ -546,6 +563,12 @@ export async function claimResume(
 export interface HeldClaim {
   /** Aborts when the claim was lost (taken over once lapsed): the resume must not start its run. */
   readonly lost: AbortSignal;
+  /**
+   * Renew it now, just before the resume starts its run: a process stalled
+   * past its claim (suspended, its machine asleep) may go on before its
+   * renewal's timer fires; `lost` then aborts if another resume took it over.
+   */
+  confirm(): Promise<void>;
   /** Stop renewing, once any renewal under way has landed: the claim's version then. */
   release(): Promise<string>;
 }
@@ -567,39 +590,48 @@ export function holdResumeClaim(
   const stop = new AbortController();
   const lost = new AbortController();
   let current = version;
+  /** One renewal at a time (the timer's and `confirm`'s): each with the version the last wrote. */
+  let last: Promise<void> = Promise.resolve();
+  const renew = () =>
+    last = last.then(async () => {
+      if (lost.signal.aborted) return;
+      let next: string | null;
+      try {
+        next = await records.renewResume(runId, current, host.clock.now() + RESUME_CLAIM_MS);
+      } catch {
+        return; // The store failed: the claim still has two turns.
+      }
+      if (next !== null) {
+        current = next;
+        return;
+      }
+      lost.abort(
+        new ResumeRefusedError(
+          `Cannot resume run ${runId}: this resume was stalled past its claim ` +
+            `(${
+              RESUME_CLAIM_MS / 1000
+            } s) and another resume took the run over; its run was not started`,
+          { reason: "resumed", runId },
+        ),
+      );
+    });
   const renewing = (async () => {
-    while (!stop.signal.aborted) {
+    while (!stop.signal.aborted && !lost.signal.aborted) {
       try {
         await host.timers.sleep(RESUME_RENEW_MS, stop.signal);
       } catch {
         return; // released
       }
-      let next: string | null;
-      try {
-        next = await records.renewResume(runId, current, host.clock.now() + RESUME_CLAIM_MS);
-      } catch {
-        continue; // The store failed: the claim still has two turns.
-      }
-      if (next === null) {
-        lost.abort(
-          new ResumeRefusedError(
-            `Cannot resume run ${runId}: this resume was stalled past its claim ` +
-              `(${
-                RESUME_CLAIM_MS / 1000
-              } s) and another resume took the run over; its run was not started`,
-            { reason: "resumed", runId },
-          ),
-        );
-        return;
-      }
-      current = next;
+      await renew();
     }
   })();
   return {
     lost: lost.signal,
+    confirm: renew,
     release: async () => {
       stop.abort();
       await renewing;
+      await last;
       return current;
     },
   };

@@ -311,6 +311,8 @@ export interface ResumePlan {
   from?: string;
   /** Aborted when the resume's claim was lost while its flow loaded: its run does not start. */
   lost?: AbortSignal;
+  /** Renews the resume's claim just before its run starts (aborting `lost` if it was taken over). */
+  confirm?: () => Promise<void>;
   /**
    * Set for a sub-run resuming the sub-run of the same call in the run the
    * root resumes (see `NodeOutcome.subRuns`): taken only when the sub-flow is
@@ -757,12 +759,16 @@ async function runInTree(
     }
   }
   const { inputs, env, secrets } = runValues(parsed, def, options);
-  // A sub-run resumes its earlier one only when it is that one again: the same flow, the same
-  // inputs (a node before it that ran again may have given it others).
-  if (resume?.sub === true && !resuming!.sameSubRun(resume.run, def, inputs)) resume = undefined;
   // Every value this run records, emits or returns goes through it; nodes get the real values.
   const masker = tree.masker ??= new SecretMasker();
   masker.add(Object.values(secrets.values));
+  // A sub-run resumes its earlier one only when it is that one again: the same flow, the same
+  // inputs (a node before it that ran again may have given it others; inputs recorded `***`
+  // are compared masked as they were).
+  if (
+    resume?.sub === true &&
+    !resuming!.sameSubRun(resume.run, def, inputs, (value) => masker.mask(value))
+  ) resume = undefined;
 
   // A claimed run whose claim was lost while its flow loaded (the worker's heartbeat found it
   // taken back, or its lease ran out) does not start: it may be running under another worker.
@@ -795,6 +801,12 @@ async function runInTree(
       resume.from,
       (spec) => nodeFilesChangedSince(spec, prepared.baseDir, resume.run.startedAt),
     );
+  }
+  // Its claim, renewed now: a resume stalled past it (its process suspended) may have gone on
+  // before its renewal's timer fired, while another resume took the run over.
+  if (resume?.confirm !== undefined) {
+    await resume.confirm();
+    if (resume.lost?.aborted) throw resume.lost.reason;
   }
   // Aborted by the caller's signal, or by a cancel request from another process.
   const cancel = new AbortController();

@@ -1087,6 +1087,7 @@ class FlowstateRuntime implements Runtime {
               before: version?.definition ?? null,
               ...(from === undefined ? {} : { from }),
               lost: held.lost,
+              confirm: held.confirm,
             },
             {
               ...this.runDefaults(),

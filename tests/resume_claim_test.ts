@@ -391,3 +391,71 @@ Deno.test("resumeRun: a resume starting its run renews its claim, which again ne
   );
   assert.equal((await records.resumeMarker(failed.id))?.marker.runId, took.id);
 });
+
+Deno.test("resumeRun: a resume stalled past its claim, taken over meanwhile, starts no run even when it goes on before its next renewal", async () => {
+  const t0 = Date.parse("2026-12-07T12:00:00.000Z");
+  let t = t0;
+  const renewals = firedTimers(RESUME_RENEW_MS);
+  let hold = true;
+  const preparing = Promise.withResolvers<void>();
+  const gate = Promise.withResolvers<void>();
+  await using rt = await openRuntime({
+    config: memory,
+    clock: { now: () => t },
+    nodeTypes: {
+      "app.prep": defineNode({
+        optionsSchema: {
+          "~standard": {
+            version: 1,
+            vendor: "t",
+            validate: async (v) => {
+              if (hold) {
+                hold = false;
+                preparing.resolve();
+                await gate.promise;
+              }
+              return { value: v };
+            },
+          },
+        },
+        run: () => "ok",
+      }),
+    },
+  });
+  const flow = (type: string) => ({
+    id: "stall",
+    nodes: [{ id: "a", type: "transform", with: { value: 1 } }, {
+      id: "b",
+      type,
+      needs: ["a"],
+      with: type === "fail" ? { message: "down" } : {},
+    }],
+  });
+  const failed = await rt.runFlow(flow("fail"));
+  const records = await rt.records();
+  let started: string | undefined;
+  const stalled = rt.resumeRun(failed.id, {
+    flow: flow("app.prep"),
+    timers: renewals.timers,
+    onStart: (id) => started = id,
+  }).catch((e) => e);
+  await within(preparing.promise, "the first resume held before its run");
+
+  // Its process stalls (suspended, a machine asleep) past its claim: another resume takes over.
+  t = t0 + RESUME_CLAIM_MS + 1;
+  const took = await rt.resumeRun(failed.id, { flow: flow("app.prep"), again: true });
+  assert.equal(took.status, "succeeded");
+
+  // It wakes up and goes on loading before its renewal timer fires: still no run of its own.
+  gate.resolve();
+  const outcome = await within(stalled, "the stalled resume");
+  assert.ok(outcome instanceof ResumeRefusedError, String(outcome));
+  assert.match(outcome.message, /was stalled past its claim .* its run was not started/);
+  assert.equal(started, undefined);
+  assert.equal(
+    (await records.listRuns({ flowId: "stall" })).runs.length,
+    2,
+    "the failed run and the takeover's run only",
+  );
+  assert.equal((await records.resumeMarker(failed.id))?.marker.runId, took.id);
+});

@@ -228,3 +228,73 @@ Deno.test("resumeRun: a flow node that succeeded is reused with the sub-run it s
   assert.equal(resumed.nodes.call.reused, failed.id);
   assert.deepEqual(resumed.nodes.call.subRuns, [sub]);
 });
+
+Deno.test("resumeRun: a custom node that failed after its ctx.runFlow succeeded resumes that sub-run (its charge reused, as the preview says), not a new one", async () => {
+  const counts = { charges: 0 };
+  const broken = { value: true };
+  await using rt = await openRuntime({
+    config: memory,
+    nodeTypes: {
+      "app.charge": defineNode({ optionsSchema: anyOptions, run: () => ++counts.charges }),
+      "app.mail": defineNode({ optionsSchema: anyOptions, run: () => "mailed" }),
+      // Bills, then fails on its own (a receipt it cannot write, a bug fixed since).
+      "app.checkout": defineNode({
+        optionsSchema: anyOptions,
+        run: async (ctx) => {
+          const billed = await ctx.runFlow(billing, { customer: "ada" });
+          if (broken.value) throw new Error(`receipt failed after the sub-run ${billed.status}`);
+          return billed.status;
+        },
+      }),
+    },
+  });
+  const flow = { id: "checkout", nodes: [{ id: "pay", type: "app.checkout", with: {} }] };
+  const failed = await rt.runFlow(flow);
+  assert.equal(failed.status, "failed");
+  assert.equal(counts.charges, 1);
+  const [sub] = failed.nodes.pay.subRuns!;
+  const preview = await rt.previewResume(failed.id, { flow });
+  assert.deepEqual(preview.nodes.find((n) => n.node === "pay")!.subRuns, [sub]);
+
+  broken.value = false;
+  const resumed = await rt.resumeRun(failed.id, { flow });
+  assert.equal(resumed.status, "succeeded", resumed.error?.message);
+  assert.equal(counts.charges, 1, "charged once: the sub-run's charge is reused");
+  const again = (await (await rt.records()).getRun(resumed.nodes.pay.subRuns![0]!))!;
+  assert.equal(again.resumeOf, sub);
+  assert.equal(again.nodes.charge.reused, sub);
+});
+
+Deno.test("resumeRun: a sub-run given a secret's value as input (recorded ***) is resumed when called with the same inputs (its charge reused), not started anew", async () => {
+  const { rt, counts, down } = await billingRuntime();
+  await using _rt = rt;
+  const env = { TOKEN: "s3cret-token-value" };
+  const flow = {
+    id: "secret_order",
+    secrets: ["TOKEN"],
+    nodes: [
+      {
+        id: "bill",
+        type: "flow",
+        with: { flow: billing, input: { customer: "ada:${{ secrets.TOKEN }}" } },
+      },
+    ],
+  };
+  const failed = await rt.runFlow(flow, { env });
+  assert.equal(failed.status, "failed");
+  assert.equal(counts.charges, 1);
+  const [sub] = failed.nodes.bill.subRuns!;
+  const records = await rt.records();
+  const subRun = (await records.getRun(sub!))!;
+  assert.deepEqual(subRun.inputs, { customer: "ada:***" });
+  assert.equal(subRun.inputsMasked, true);
+
+  down.value = false;
+  const resumed = await rt.resumeRun(failed.id, { flow, env });
+  assert.equal(resumed.status, "succeeded", resumed.error?.message);
+  assert.equal(counts.charges, 1, "charged once: the sub-run's charge is reused");
+  const again = (await records.getRun(resumed.nodes.bill.subRuns![0]!))!;
+  assert.equal(again.resumeOf, sub);
+  assert.equal(again.nodes.charge.reused, sub);
+  assert.deepEqual(again.inputs, { customer: "ada:***" });
+});

@@ -172,6 +172,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .addOption(scopeOption())
     .option("--flow <id>", flowHelp)
     .option("--node <id>", nodeHelp)
+    .option("--force", "write a key under flowstate/ in the records store (Flowstate's own)")
     .option("--json", "print { key, version }")
     .action(async (key, value, options, command) => {
       const { stateSet } = await import("./state.ts");
@@ -199,6 +200,7 @@ export function buildProgram(setExitCode: (code: number) => void) {
     .addOption(scopeOption())
     .option("--flow <id>", flowHelp)
     .option("--node <id>", nodeHelp)
+    .option("--force", "delete a key under flowstate/ in the records store (Flowstate's own)")
     .option("--json", "print { key, deleted }")
     .action(async (key, options, command) => {
       const { stateRemove } = await import("./state.ts");

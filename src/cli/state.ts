@@ -55,6 +55,8 @@ export interface Place {
   label: string;
   /** The config's timezone: times are shown, and read without an offset, in it. */
   timezone: string;
+  /** Whether the store holds Flowstate's records (the config's `records:`), under `flowstate/`. */
+  records: boolean;
 }
 
 /** The scope the options name (`--flow` alone implies `flow`), or `undefined`. */
@@ -116,6 +118,7 @@ export async function withStore(
       prefix: [],
       label: `store "${store.name}"`,
       timezone: runtime.config.timezone,
+      records: store.name === runtime.config.records,
     });
   }
   const owner = scoped.scope === "global"
@@ -128,6 +131,7 @@ export async function withStore(
     prefix: scoped.prefix,
     label: `${scoped.scope} scope${owner} (store "${store.name}")`,
     timezone: runtime.config.timezone,
+    records: false, // a scope's keys are under its prefix, never the records'
   });
 }
 
@@ -162,12 +166,13 @@ export function stateGet(
 export function stateSet(
   keyText: string,
   valueText: string,
-  options: StateOptions & { expireIn?: number },
+  options: StateOptions & { expireIn?: number; force?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
   const key = parseKey(keyText);
   const value = parseJsonValue(valueText, key);
-  return withStore(global, options, async ({ store, prefix, label }) => {
+  return withStore(global, options, async ({ store, prefix, label, records }) => {
+    if (records && options.force !== true) refuseRecordsWrite(key, store.name, "set");
     const result = await store.set([...prefix, ...key], value, { expireIn: options.expireIn });
     if (!result.ok) {
       printError(`Cannot set ${formatKey(key)} in ${label}: the write conflicted`);
@@ -263,14 +268,30 @@ async function withoutRecords(
   })();
 }
 
+/**
+ * A {@linkcode UsageError} for `state set`/`state rm` of a key under
+ * `flowstate/` in the records store: Flowstate's own records, which a value
+ * written by hand breaks (a run that cannot be shown, a worker's lease lost).
+ */
+function refuseRecordsWrite(key: Key, storeName: string, command: "set" | "rm"): void {
+  if (key[0] !== RECORDS_ROOT) return;
+  throw new UsageError(
+    `${formatKey(key)} in store "${storeName}" is one of Flowstate's records (runs, flow ` +
+      `versions, metrics, leases under ${RECORDS_ROOT}/), written by Flowstate only: a value ` +
+      `written by hand breaks what it belongs to. Change them with the runs, flows and gc ` +
+      `commands; to ${command === "set" ? "write" : "delete"} it anyway, add --force`,
+  );
+}
+
 /** `state rm <key>`. */
 export function stateRemove(
   keyText: string,
-  options: StateOptions,
+  options: StateOptions & { force?: boolean },
   global: GlobalOptions,
 ): Promise<number> {
   const key = parseKey(keyText);
-  return withStore(global, options, async ({ store, prefix, label }) => {
+  return withStore(global, options, async ({ store, prefix, label, records }) => {
+    if (records && options.force !== true) refuseRecordsWrite(key, store.name, "rm");
     const full = [...prefix, ...key];
     const existed = (await store.get(full)) !== null;
     if (existed) await store.delete(full);

@@ -192,7 +192,7 @@ Deno.test("parseFlow() reports bad durations", () => {
       'flow.yaml:6:14: nodes[0].timeout: must be longer than 0, got "0s"',
       'flow.yaml:7:34: nodes[0].retry.delay: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "10x"',
       'flow.yaml:7:49: nodes[0].retry.maxDelay: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got -5',
-      'flow.yaml:8:10: timeout: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "10" (add a unit, e.g. "10ms")',
+      'flow.yaml:8:10: timeout: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "10" (add a unit, e.g. "10ms", or write a number of milliseconds without quotes)',
     ],
   );
   assert.deepEqual(problems(flow("timeout: [1s]\n")), [

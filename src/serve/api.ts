@@ -331,6 +331,22 @@ function keyParam(url: URL, name: string, allowEmpty: boolean): Key {
   return key;
 }
 
+/**
+ * A 403 for a write under `["flowstate"]` in the records store: Flowstate's
+ * own records (runs, flow versions, metrics, leases), which a value written
+ * by hand breaks (a run that cannot be shown, a worker's lease lost).
+ */
+function refuseRecordsWrite(ctx: Ctx, storeName: string, key: Key, what: string): void {
+  if (key[0] !== "flowstate" || storeName !== ctx.server.runtime.config.records) return;
+  throw new HttpError(
+    "forbidden",
+    `${what}: keys under ["flowstate"] in store "${storeName}" are Flowstate's records (runs, ` +
+      "flow versions, metrics, leases), written by Flowstate only: a value written by hand " +
+      "breaks what it belongs to. Change them through the runs and flows routes (or, knowing " +
+      "what it does, flowstate state set|rm … --force)",
+  );
+}
+
 async function storeOf(ctx: Ctx): Promise<Store> {
   const name = ctx.params.store;
   if (!ctx.server.runtime.storeNames.includes(name)) {
@@ -1007,6 +1023,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const store = await storeOf(ctx);
       const key = keyParam(ctx.url, "key", false);
       const what = `Cannot set ${JSON.stringify(key)}`;
+      refuseRecordsWrite(ctx, store.name, key, what);
       const ifMatch = ctx.request.headers.get("if-match");
       const ifNoneMatch = ctx.request.headers.get("if-none-match");
       if (ifMatch !== null && ifNoneMatch?.trim() === "*") {
@@ -1083,6 +1100,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         );
       }
       const what = `Cannot delete ${JSON.stringify(key)}`;
+      refuseRecordsWrite(ctx, store.name, key, what);
       const ifVersion = await matchedVersion(store, key, versionOf(ifMatch, what));
       const deleted = ifVersion !== undefined && await store.delete(key, { ifVersion });
       if (!deleted) throw await conflict(store, key, what);
