@@ -370,8 +370,11 @@ export function resumeDecisions(
     if (!Object.hasOwn(outcome, "output") || outcome.output === undefined) {
       return {
         reason: "output",
-        message: `its output was not recorded whole ${inRun} (too large to keep, or lost ` +
-          "with the run's end)",
+        message: run.error?.message.startsWith("abandoned:")
+          ? `succeeded ${inRun}, whose process was lost before it recorded its outputs ` +
+            "(abandoned): it runs again, and its side effects happen again"
+          : `its output was not recorded whole ${inRun} (too large to keep, or lost ` +
+            "with the run's end)",
         ...status,
       };
     }

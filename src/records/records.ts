@@ -216,6 +216,7 @@ let signalsImport: Promise<typeof import("./_signals.ts")> | undefined;
 const signalsModule = () => signalsImport ??= import("./_signals.ts");
 import type {
   ListRunsOptions,
+  NodeOutcome,
   OnFailureMarker,
   QueueInfo,
   ResumeMarker,
@@ -246,6 +247,25 @@ export type { SignalExpectation, SignalOutcome, StoredSignal } from "./_signals.
 
 /** What is told of runs these records end for a process found gone (see {@linkcode tellEndsFound}). */
 const endsFound = new WeakMap<Records, (record: RunRecord) => Promise<void>>();
+
+/**
+ * The outcomes the `node.end` events of a run give (status, attempts, error,
+ * items; never an output, which only a run's end records): for a run that
+ * ended without recording its end (abandoned).
+ */
+function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"] {
+  const nodes: RunRecord["nodes"] = {};
+  for (const e of events) {
+    if (e.type !== "node.end") continue;
+    const outcome: NodeOutcome = { status: e.status, attempts: e.attempt };
+    if (e.error !== undefined) outcome.error = e.error;
+    if (e.items !== undefined) outcome.items = e.items;
+    if (e.mocked === true) outcome.mocked = true;
+    if (e.reused !== undefined) outcome.reused = e.reused;
+    nodes[e.node] = outcome;
+  }
+  return nodes;
+}
 
 /**
  * Have `records` tell `tell` (and wait for it) of every run it records ended
@@ -569,14 +589,19 @@ export class Records {
     // It ended when its process was last heard from, not when someone noticed: its last heartbeat
     // or its last recorded event, whichever is later (a process killed before its first beat
     // still recorded its nodes' events). A record of an older version, without heartbeats: now.
+    const events = await this.getEvents(runId);
     const lastEventAt = why.by === "heartbeat"
-      ? (await this.getEvents(runId)).reduce((latest, e) => Math.max(latest, e.at), 0)
+      ? events.reduce((latest, e) => Math.max(latest, e.at), 0)
       : 0;
     const endedAt = why.by === "heartbeat"
       ? Math.min(now, Math.max(run.startedAt, why.lastSeenAt, lastEventAt))
       : now;
     const record: RunRecord = {
       ...run,
+      // Its record holds its nodes' outcomes only from its end: what their events said is kept
+      // (a node that succeeded did, its side effects happened), without the outputs only the end
+      // records (so a resume runs it again, and says why).
+      nodes: { ...outcomesOfEvents(events), ...run.nodes },
       status: "failed",
       endedAt,
       durationMs: Math.max(0, endedAt - run.startedAt),
