@@ -200,3 +200,56 @@ Deno.test("a backup out of the task's --allow-write fails naming the flag to add
     await Deno.remove(outside, { recursive: true });
   }
 });
+
+Deno.test("a command started without read access to the CLI's own modules says what to grant (a plain run needs none)", async () => {
+  // main.ts imports the command definitions by a computed specifier (so a cold start does not
+  // read them), which Deno permission-checks: read narrowed to the project refuses it.
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-flags-" });
+  const root = ROOT.replace(/\/$/, "");
+  const withRead = (read: string, ...args: string[]) => {
+    const flags = taskFlags().map((f) => f === "--allow-read" ? `--allow-read=${read}` : f);
+    return outputOf(
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--quiet",
+          "--config",
+          join(ROOT, "deno.json"),
+          ...flags,
+          join(ROOT, "cli.ts"),
+          ...args,
+        ],
+        cwd: dir,
+        env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
+  };
+  try {
+    await Deno.writeTextFile(
+      join(dir, "one.flow.yaml"),
+      "id: one\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    const run = await withRead(dir, "run", "one.flow.yaml", "--json");
+    assert.equal(run.code, 0, run.stderr);
+    const refused = await withRead(dir, "flows", "ls");
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.ok(
+      refused.stderr.includes(
+        `error: Flowstate could not load its command definitions (${
+          join(root, "src", "cli", "program.ts")
+        }): ` +
+          `it reads its own modules from ${root}, and was started without read access to them; ` +
+          `add --allow-read=${root} (or --allow-read) to the command or task that runs flowstate`,
+      ),
+      refused.stderr,
+    );
+    const granted = await withRead(`${dir},${root}`, "flows", "ls");
+    assert.equal(granted.code, 0, granted.stderr);
+    assert.match(granted.stdout, /\bone\b/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -2,8 +2,9 @@
  * The `flowstate` command line: argument parsing and error → exit-code
  * mapping. The command definitions (`program.ts`, commander) are loaded for
  * every command line but a plain `flowstate run <flow>`, which a small parser
- * of its own reads (`plain_run.ts`); command bodies live in sibling modules and
- * are imported only when their command runs.
+ * of its own reads (`plain_run.ts`), and which are imported by a specifier Deno
+ * does not read at start (so a plain run does not parse them); command bodies
+ * live in sibling modules and are imported only when their command runs.
  *
  * Exit codes: 0 ok, 1 failure (including "not found", and a run that failed,
  * was cancelled or timed out), 2 usage or input error (bad arguments, invalid
@@ -26,6 +27,41 @@ import { plainRun } from "./plain_run.ts";
 import { logFormatSetting, startLogs } from "./log_format.ts";
 import { report } from "./report.ts";
 import { suggest } from "../_suggest.ts";
+import { fromFileUrl } from "../_path.ts";
+
+/**
+ * The command definitions, imported by a specifier Deno cannot read before it
+ * runs: Deno reads and parses, at every start, each module a literal
+ * `import("…")` reaches, imported or not, and `program.ts` reaches every
+ * command (~70 modules a plain `flowstate run` never loads; BENCHMARKS.md, cold
+ * start). Its types still come from the `typeof import()` where it is loaded,
+ * so `deno check cli.ts` and `deno publish` check it as before.
+ */
+const PROGRAM = new URL("./program.ts", import.meta.url).href;
+
+/**
+ * `program.ts`, by {@link PROGRAM}. Such an import is permission-checked (a
+ * literal one was not): from a local copy, the CLI needs read access to its
+ * own modules, which `--allow-read=flowstate.yaml,flows` alone does not give;
+ * that refusal is said as what to grant.
+ */
+async function importProgram(): Promise<typeof import("./program.ts")> {
+  try {
+    return await import(PROGRAM);
+  } catch (err) {
+    // Deno refuses it as a TypeError ("Requires read access to …"), not as NotCapable.
+    const refused = /^Requires read access to /.test((err as Error)?.message);
+    if (!refused || !PROGRAM.startsWith("file:")) throw err;
+    const dir = fromFileUrl(new URL("../../", PROGRAM)).replace(/[\\/]+$/, "");
+    throw new Error(
+      `Flowstate could not load its command definitions (${
+        fromFileUrl(PROGRAM)
+      }): it reads its own modules from ${dir}, and was started without read access to them; ` +
+        `add --allow-read=${dir} (or --allow-read) to the command or task that runs flowstate`,
+      { cause: err },
+    );
+  }
+}
 
 /**
  * Run the CLI with `args` (without the program name) and resolve the exit
@@ -61,7 +97,7 @@ export async function main(args: readonly string[]): Promise<number> {
       return await runCommand(run.file, run.options, run.globals);
     }
     dashValueCheck(args);
-    const { buildProgram } = await import("./program.ts");
+    const { buildProgram } = await importProgram();
     const program = buildProgram(setExitCode);
     const unknown = asking ? unknownCommand(program, args) : undefined;
     if (unknown !== undefined) {
