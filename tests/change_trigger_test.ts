@@ -436,7 +436,7 @@ Deno.test({
         );
         assert.match(
           await err.next(/^warning: /),
-          /^warning: change trigger of flow "on-order": its position \(change 548\) is one of store "data", and the flow now watches store "other"; delivering the changes of store "other" from its oldest kept: changes 1 to 3 \(every change its feed holds\)\. To skip them instead: stop the daemon, run flowstate state set --store main flowstate\/triggers\/on-order\/store\/other\/position '\{"seq":3,"store":"other"\}' and start it again$/,
+          /^warning: change trigger of flow "on-order": its position \(change 548\) is one of store "data", and the flow now watches store "other"; delivering the changes of store "other" from its oldest kept: changes 1 to 3 \(every change its feed holds\)\. To skip them instead: stop the daemon, run flowstate state set --store main flowstate\/triggers\/on-order\/store\/other\/position '\{"seq":3,"store":"other"\}' --force and start it again$/,
         );
         for (const seq of [1, 2, 3]) {
           await out.next(

@@ -971,7 +971,7 @@ async function deliver(
       ? "it holds no change yet"
       : `changes ${firstSeq} to ${lastSeq} (every change its feed holds). To skip them ` +
         `instead: stop the daemon, run flowstate state set --store ${shellWord(records.name)} ` +
-        `${shellWord(keyText)} ${shellQuote(skip)} and start it again`;
+        `${shellWord(keyText)} ${shellQuote(skip)} --force and start it again`;
     const version = stored?.version ?? null;
     const reset = await lease.commit((op) =>
       op.check(positionKey, version).set(positionKey, position)
