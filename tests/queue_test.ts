@@ -692,6 +692,12 @@ Deno.test("queue: a run recorded failed after its third lost attempt keeps what 
   const failed = await run(rt, runId);
   assert.equal(failed.status, "failed");
   assert.deepEqual(failed.nodes, { w: { status: "succeeded", attempts: 1 } });
+  // A resume says why its node runs again: its worker was lost before the run's end.
+  const preview = await rt.previewResume(runId);
+  assert.match(
+    preview.nodes.find((n) => n.node === "w")?.message ?? "",
+    /^succeeded in run \S+, whose process was lost before it recorded its outputs \(its worker lost\): it runs again/,
+  );
   await Deno.remove(dir, { recursive: true });
 });
 
