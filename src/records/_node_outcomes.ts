@@ -297,13 +297,24 @@ export function decodeNodes(stored: unknown, what: string): RunRecord["nodes"] {
 }
 
 /**
- * The outcomes the `node.end` events of a run give (status, attempts, error,
- * items; never an output, which only a run's end records): for a run that
- * ended without recording its end (abandoned, or its queued attempt lost).
+ * The outcomes the events of a run give (status, attempts, error, items;
+ * never an output, which only a run's end records): for a run that ended
+ * without recording its end (abandoned, or its queued attempt lost). A node
+ * that started and did not end was stopped: `cancelled`, its attempts
+ * counted, as `RunRecorder.interruptAll` records it.
  */
 export function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"] {
   const nodes: RunRecord["nodes"] = {};
   for (const e of events) {
+    if (e.type === "node.start") {
+      setOwn(nodes, e.node, { status: "cancelled", attempts: 0 });
+      continue;
+    }
+    // An item's attempts are not its node's (they are counted in its `items`).
+    if (e.type === "node.attempt" && e.error === undefined && e.item === undefined) {
+      setOwn(nodes, e.node, { status: "cancelled", attempts: e.attempt });
+      continue;
+    }
     if (e.type !== "node.end") continue;
     const outcome: NodeOutcome = { status: e.status, attempts: e.attempt };
     if (e.error !== undefined) outcome.error = e.error;
