@@ -341,6 +341,13 @@ export function resumeDecisions(
     return was !== undefined && canonicalJson(was) === canonicalJson(spec);
   };
   const inRun = `in run ${run.id}`;
+  // Its end was recorded for a process found gone (abandoned), or for its queued attempt's lost
+  // worker: its nodes' outcomes come from their events, without their outputs.
+  const lostEnd = run.error?.message.startsWith("abandoned:") === true
+    ? "abandoned"
+    : run.queue?.attempts.at(-1)?.outcome === "lost"
+    ? "its worker lost"
+    : undefined;
   /** Why `spec` cannot be reused on its own, or `undefined` when it can. */
   const own = (spec: NodeSpec): Omit<ResumeDecision, "node" | "reused"> | undefined => {
     const id = spec.id;
@@ -370,9 +377,9 @@ export function resumeDecisions(
     if (!Object.hasOwn(outcome, "output") || outcome.output === undefined) {
       return {
         reason: "output",
-        message: run.error?.message.startsWith("abandoned:")
+        message: lostEnd !== undefined
           ? `succeeded ${inRun}, whose process was lost before it recorded its outputs ` +
-            "(abandoned): it runs again, and its side effects happen again"
+            `(${lostEnd}): it runs again, and its side effects happen again`
           : `its output was not recorded whole ${inRun} (too large to keep, or lost ` +
             "with the run's end)",
         ...status,

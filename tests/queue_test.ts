@@ -650,6 +650,57 @@ Deno.test("queue: a run whose worker stops answering 3 times is recorded failed;
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("queue: a run recorded failed after its third lost attempt keeps what its nodes' events said, as an abandoned run does", async () => {
+  const dir = await project({ "mark.flow.yaml": MARK });
+  const clock = new TestClock();
+  await using rt = await open(dir, clock);
+  const records = await rt.records();
+  const { runId } = await rt.enqueue("mark", { maxAttempts: 2 });
+  // A first attempt fails at its node: queued again, with that attempt's outcomes.
+  const first = await records.claimRun({ worker: "first", leaseMs: 10_000 });
+  const failedNode = { status: "failed" as const, attempts: 1, error: "boom" };
+  assert.ok(
+    await records.finishClaimedRun({
+      ...first!,
+      status: "failed",
+      nodes: { w: failedNode },
+      error: { message: "boom", node: "w" },
+    }, [{ at: clock.t, type: "node.end", node: "w", ...failedNode, attempt: 1, durationMs: 0 }]),
+  );
+  assert.deepEqual((await run(rt, runId)).nodes, { w: failedNode });
+  for (let i = 0; i < 3; i++) {
+    const claimed = await records.claimRun({ worker: `crashed-${i}`, leaseMs: 10_000 });
+    assert.equal(claimed?.id, runId);
+    if (i === 2) {
+      // The last attempt's node ended (its write happened) before its worker was lost.
+      await records.appendEvents(runId, [
+        { at: clock.t, type: "run.start" },
+        { at: clock.t, type: "node.start", node: "w" },
+        {
+          at: clock.t,
+          type: "node.end",
+          node: "w",
+          status: "succeeded",
+          attempt: 1,
+          durationMs: 0,
+        },
+      ]);
+    }
+    clock.t += 11_000;
+    assert.deepEqual(await records.reclaimLost(), [runId]);
+  }
+  const failed = await run(rt, runId);
+  assert.equal(failed.status, "failed");
+  assert.deepEqual(failed.nodes, { w: { status: "succeeded", attempts: 1 } });
+  // A resume says why its node runs again: its worker was lost before the run's end.
+  const preview = await rt.previewResume(runId);
+  assert.match(
+    preview.nodes.find((n) => n.node === "w")?.message ?? "",
+    /^succeeded in run \S+, whose process was lost before it recorded its outputs \(its worker lost\): it runs again/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
 const SECRET_INPUT = `id: secret_input
 secrets: [QUEUE_TEST_TOKEN]
 inputs:

@@ -48,6 +48,13 @@ Deno.test("cli: state set and state rm refuse a key of Flowstate's records (exit
       assert.equal(other.code, 0, other.stderr);
       const scoped = await run("state", "set", "flowstate", "2", "--flow", "counter");
       assert.equal(scoped.code, 0, scoped.stderr);
+      // The key flowstate itself is not a record (they are under it): `state ls` lists it as
+      // the user's, and it is written and deleted as any other.
+      const root = await run("state", "set", "flowstate", "3");
+      assert.equal(root.code, 0, root.stderr);
+      assert.equal((await run("state", "get", "flowstate")).stdout.trim(), "3");
+      const rootRm = await run("state", "rm", "flowstate");
+      assert.equal(rootRm.code, 0, rootRm.stderr);
 
       // --force: the user said so.
       const forced = await run("state", "rm", key, "--force");
@@ -90,5 +97,13 @@ Deno.test("PUT and DELETE /api/stores/{store}/entry of a key of Flowstate's reco
     });
     assert.equal(mine.status, 200);
     await mine.body?.cancel();
+    // So is the key ["flowstate"] itself: the records are under it.
+    const root = await request("/api/stores/main/entry?key=flowstate", {
+      method: "PUT",
+      headers: { "content-type": "application/json", "if-none-match": "*" },
+      body: JSON.stringify({ value: 2 }),
+    });
+    assert.equal(root.status, 200);
+    await root.body?.cancel();
   });
 });

@@ -27,14 +27,14 @@ Deno.test("an abandoned run (kill -9) keeps its nodes' outcomes from their event
     let runId: string | undefined;
     try {
       await using rt = await openRuntime({ cwd: dir, home });
-      await waitUntil("node a's end recorded", async () => {
+      await waitUntil("node a's end and b's attempt recorded", async () => {
         const records = await rt.records().catch(() => undefined);
         const runs = await records?.listRuns({ flowId: "k" }).catch(() => undefined);
         runId = runs?.runs[0]?.id;
         if (runId === undefined) return false;
-        return (await records!.getEvents(runId)).some((e) =>
-          e.type === "node.end" && e.node === "a"
-        );
+        const events = await records!.getEvents(runId);
+        return events.some((e) => e.type === "node.end" && e.node === "a") &&
+          events.some((e) => e.type === "node.attempt" && e.node === "b");
       });
     } finally {
       killQuietly(child);
@@ -50,9 +50,13 @@ Deno.test("an abandoned run (kill -9) keeps its nodes' outcomes from their event
       });
       assert.equal(marked?.status, "failed");
       assert.deepEqual(marked?.nodes.a, { status: "succeeded", attempts: 1 });
+      // b was running when its process died: stopped (as a run interrupted by SIGTERM records
+      // it), not "did not run".
+      assert.deepEqual(marked?.nodes.b, { status: "cancelled", attempts: 1 });
     }
     const shown = await cliOk(run, "runs", "show", runId!);
     assert.match(shown, /^ {2}a: succeeded, 1 attempt/m);
+    assert.match(shown, /^ {2}b: cancelled, 1 attempt/m);
     const plan = await cliOk(run, "runs", "resume", runId!, "--dry-run", "--flow", "k.flow.yaml");
     assert.match(
       plan,

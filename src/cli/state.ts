@@ -274,7 +274,8 @@ async function withoutRecords(
  * written by hand breaks (a run that cannot be shown, a worker's lease lost).
  */
 function refuseRecordsWrite(key: Key, storeName: string, command: "set" | "rm"): void {
-  if (key[0] !== RECORDS_ROOT) return;
+  // The key ["flowstate"] itself is a user's (`state ls` lists it): the records are under it.
+  if (key.length < 2 || key[0] !== RECORDS_ROOT) return;
   throw new UsageError(
     `${formatKey(key)} in store "${storeName}" is one of Flowstate's records (runs, flow ` +
       `versions, metrics, leases under ${RECORDS_ROOT}/), written by Flowstate only: a value ` +

@@ -18,7 +18,7 @@
  * @module
  */
 import { setOwn } from "../_json.ts";
-import type { NodeOutcome, NodeStatus, RunRecord } from "./types.ts";
+import type { NodeOutcome, NodeStatus, RunEvent, RunRecord } from "./types.ts";
 
 /** The position of each id, shared by every run given the same array of ids. */
 const indexes = new WeakMap<readonly string[], ReadonlyMap<string, number>>();
@@ -293,5 +293,35 @@ export function decodeNodes(stored: unknown, what: string): RunRecord["nodes"] {
     setOwn(nodes, id, outcome);
   }
   if (o !== outputs.length || e !== errors.length) throw bad("damaged");
+  return nodes;
+}
+
+/**
+ * The outcomes the events of a run give (status, attempts, error, items;
+ * never an output, which only a run's end records): for a run that ended
+ * without recording its end (abandoned, or its queued attempt lost). A node
+ * that started and did not end was stopped: `cancelled`, its attempts
+ * counted, as `RunRecorder.interruptAll` records it.
+ */
+export function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"] {
+  const nodes: RunRecord["nodes"] = {};
+  for (const e of events) {
+    if (e.type === "node.start") {
+      setOwn(nodes, e.node, { status: "cancelled", attempts: 0 });
+      continue;
+    }
+    // An item's attempts are not its node's (they are counted in its `items`).
+    if (e.type === "node.attempt" && e.error === undefined && e.item === undefined) {
+      setOwn(nodes, e.node, { status: "cancelled", attempts: e.attempt });
+      continue;
+    }
+    if (e.type !== "node.end") continue;
+    const outcome: NodeOutcome = { status: e.status, attempts: e.attempt };
+    if (e.error !== undefined) outcome.error = e.error;
+    if (e.items !== undefined) outcome.items = e.items;
+    if (e.mocked === true) outcome.mocked = true;
+    if (e.reused !== undefined) outcome.reused = e.reused;
+    setOwn(nodes, e.node, outcome);
+  }
   return nodes;
 }

@@ -22,7 +22,8 @@ import {
   withoutEvents,
   withRetry,
 } from "./_context.ts";
-import { type EventTails, finishRun } from "./_runs.ts";
+import { type EventTails, finishRun, getEvents } from "./_runs.ts";
+import { outcomesOfEvents } from "./_node_outcomes.ts";
 import { EVENTS_FIELD } from "./layout.ts";
 import { writeChunk } from "./_event_chunks.ts";
 import { knownEntries } from "./_known.ts";
@@ -1239,8 +1240,11 @@ export async function reclaimLost(
     if (cancel !== null || lostCount >= MAX_LOST_ATTEMPTS) {
       // Cancelled while its worker ran it, then that worker was lost: the cancel stands (the
       // request would be dropped by a requeue, and the run run again).
+      // Its end is not recorded: what its nodes' events said is kept, as for an abandoned run
+      // (a node that succeeded did, its side effects happened), without the outputs.
       const final: RunRecord = {
         ...run,
+        nodes: { ...run.nodes, ...outcomesOfEvents(await getEvents(ctx, run.id)) },
         status: cancel !== null ? "cancelled" : "failed",
         endedAt: lostAt,
         // Its duration is its last attempt's, as for any claimed run's end.

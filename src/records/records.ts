@@ -187,6 +187,7 @@ import {
   startRun,
 } from "./_runs.ts";
 import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
+import { outcomesOfEvents } from "./_node_outcomes.ts";
 import { sweepDedupeKeys } from "./_dedupe.ts";
 // The worker registry's code is imported on first use, like the queue's: a plain run has no worker.
 import type { WorkerInfo } from "./workers.ts";
@@ -216,7 +217,6 @@ let signalsImport: Promise<typeof import("./_signals.ts")> | undefined;
 const signalsModule = () => signalsImport ??= import("./_signals.ts");
 import type {
   ListRunsOptions,
-  NodeOutcome,
   OnFailureMarker,
   QueueInfo,
   ResumeMarker,
@@ -247,25 +247,6 @@ export type { SignalExpectation, SignalOutcome, StoredSignal } from "./_signals.
 
 /** What is told of runs these records end for a process found gone (see {@linkcode tellEndsFound}). */
 const endsFound = new WeakMap<Records, (record: RunRecord) => Promise<void>>();
-
-/**
- * The outcomes the `node.end` events of a run give (status, attempts, error,
- * items; never an output, which only a run's end records): for a run that
- * ended without recording its end (abandoned).
- */
-function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"] {
-  const nodes: RunRecord["nodes"] = {};
-  for (const e of events) {
-    if (e.type !== "node.end") continue;
-    const outcome: NodeOutcome = { status: e.status, attempts: e.attempt };
-    if (e.error !== undefined) outcome.error = e.error;
-    if (e.items !== undefined) outcome.items = e.items;
-    if (e.mocked === true) outcome.mocked = true;
-    if (e.reused !== undefined) outcome.reused = e.reused;
-    nodes[e.node] = outcome;
-  }
-  return nodes;
-}
 
 /**
  * Have `records` tell `tell` (and wait for it) of every run it records ended
@@ -601,7 +582,7 @@ export class Records {
       // Its record holds its nodes' outcomes only from its end: what their events said is kept
       // (a node that succeeded did, its side effects happened), without the outputs only the end
       // records (so a resume runs it again, and says why).
-      nodes: { ...outcomesOfEvents(events), ...run.nodes },
+      nodes: { ...run.nodes, ...outcomesOfEvents(events) },
       status: "failed",
       endedAt,
       durationMs: Math.max(0, endedAt - run.startedAt),

@@ -337,7 +337,10 @@ function keyParam(url: URL, name: string, allowEmpty: boolean): Key {
  * by hand breaks (a run that cannot be shown, a worker's lease lost).
  */
 function refuseRecordsWrite(ctx: Ctx, storeName: string, key: Key, what: string): void {
-  if (key[0] !== "flowstate" || storeName !== ctx.server.runtime.config.records) return;
+  // The key ["flowstate"] itself is a user's (`state ls` lists it): the records are under it.
+  if (key.length < 2 || key[0] !== "flowstate" || storeName !== ctx.server.runtime.config.records) {
+    return;
+  }
   throw new HttpError(
     "forbidden",
     `${what}: keys under ["flowstate"] in store "${storeName}" are Flowstate's records (runs, ` +
