@@ -14,6 +14,8 @@
  * of backoff, the same in both). Both modes print what a terminal would see:
  * the text summary, or one JSON line per event.
  */
+import { loadAverage, medianSpread, timeDeno } from "./_cpu.ts";
+
 const rounds = Number(Deno.args[0] ?? 15);
 const flows = Deno.args.length > 1
   ? Deno.args.slice(1)
@@ -29,33 +31,9 @@ function runTask(checkout: string): string[] {
   return task.slice("deno ".length).split(" ");
 }
 
-/** Wall and CPU time (ms) of one `deno <args>` in `cwd`; throws on a failure. */
-async function time(cwd: string, args: string[]): Promise<{ wall: number; cpu: number }> {
-  const start = performance.now();
-  const out = await new Deno.Command("/bin/bash", {
-    args: ["-c", '"$@"; s=$?; times >&2; exit $s', "bash", Deno.execPath(), ...args],
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const wall = performance.now() - start;
-  const stderr = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`deno ${args.join(" ")} failed in ${cwd}:\n${stderr}`);
-  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(stderr);
-  if (!m) throw new Error(`no times in: ${stderr}`);
-  return { wall, cpu: ((+m[1] + +m[3]) * 60 + +m[2] + +m[4]) * 1000 };
-}
-
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-};
-const fmt = (xs: number[], digits = 1) =>
-  `${quantile(xs, 0.5).toFixed(digits)} (${quantile(xs, 0.25).toFixed(digits)}–${
-    quantile(xs, 0.75).toFixed(digits)
-  })`;
-const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+const time = timeDeno;
+const fmt = medianSpread;
+const load = loadAverage;
 
 console.log(`before: ${before}; after: ${after}; ${rounds} rounds; load average ${load()}`);
 for (const flow of flows) {

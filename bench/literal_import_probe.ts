@@ -12,6 +12,8 @@
  *
  *   deno run -A bench/literal_import_probe.ts [rounds=15]
  */
+import { loadAverage, medianSpread, timeDeno } from "./_cpu.ts";
+
 const rounds = Number(Deno.args[0] ?? 15);
 const program = new URL("../src/cli/program.ts", import.meta.url).href;
 const dir = await Deno.makeTempDir({ prefix: "literal-import-probe-" });
@@ -34,33 +36,10 @@ const cases: Record<string, string[]> = {
 };
 const flags = ["run", "--v8-flags=--no-lazy", "--allow-read", `--allow-write=${dir}`];
 
-/** Wall and CPU time (ms) of one cold `deno run`; throws on a failure. */
-async function time(args: string[]): Promise<{ wall: number; cpu: number }> {
-  const start = performance.now();
-  const out = await new Deno.Command("/bin/bash", {
-    args: ["-c", '"$@"; s=$?; times >&2; exit $s', "bash", Deno.execPath(), ...flags, ...args],
-    cwd: dir,
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const wall = performance.now() - start;
-  const stderr = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`deno ${args.join(" ")} failed:\n${stderr}`);
-  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(stderr);
-  if (!m) throw new Error(`no times in: ${stderr}`);
-  return { wall, cpu: ((+m[1] + +m[3]) * 60 + +m[2] + +m[4]) * 1000 };
-}
-
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-};
-const fmt = (xs: number[], digits = 1) =>
-  `${quantile(xs, 0.5).toFixed(digits)} (${quantile(xs, 0.25).toFixed(digits)}–${
-    quantile(xs, 0.75).toFixed(digits)
-  })`;
-const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+/** Wall and CPU time (ms) of one cold `deno run` of a probe script; throws on a failure. */
+const time = (args: string[]) => timeDeno(dir, [...flags, ...args]);
+const fmt = medianSpread;
+const load = loadAverage;
 
 console.log(`${rounds} rounds; load average ${load()}`);
 const names = Object.keys(cases);

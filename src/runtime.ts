@@ -975,12 +975,12 @@ class FlowstateRuntime implements Runtime {
     clearTimeout(timer);
   }
 
-  /** What running a flow needs (internal: the queue's workers run claimed runs with it). */
   /** The file of a flow among the config's `flows:`, by id (internal: see `flowHostOf`). */
   findFlowFile(flowId: string): Promise<string> {
     return findFlowFile(this.config, flowId, this.#cwd);
   }
 
+  /** What running a flow needs (internal: the queue's workers run claimed runs with it). */
   flowHost(): FlowHost {
     return {
       resolver: {
