@@ -254,3 +254,81 @@ nodes:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an abandoned run (kill -9) whose flow node's sub-flow was running keeps that sub-run (node.subrun): its resume resumes it, and the charge made inside is not made again", async () => {
+  await withCliProject("", async (run, dir) => {
+    await Deno.writeTextFile(
+      join(dir, "child.flow.yaml"),
+      `id: c
+nodes:
+  - { id: charge, type: state.increment, with: { key: n } }
+  - { id: slow, type: delay, needs: [charge], with: { for: 10m } }
+`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "p.flow.yaml"),
+      `id: p
+nodes:
+  - { id: call, type: flow, with: { flow: ./child.flow.yaml } }
+`,
+    );
+    const home = join(dir, "home");
+    const child = cliCommand(dir, ["run", "p.flow.yaml"], { home, stdout: "null" }).spawn();
+    let parentId: string | undefined;
+    let subId: string | undefined;
+    try {
+      await using rt = await openRuntime({ cwd: dir, home });
+      await waitUntil(
+        "the sub-run's slow node started, and the sub-run recorded in p's events",
+        async () => {
+          const records = await rt.records().catch(() => undefined);
+          parentId = (await records?.listRuns({ flowId: "p" }).catch(() => undefined))?.runs[0]?.id;
+          subId = (await records?.listRuns({ flowId: "c" }).catch(() => undefined))?.runs[0]?.id;
+          if (parentId === undefined || subId === undefined) return false;
+          const sub = await records!.getEvents(subId);
+          const parent = await records!.getEvents(parentId);
+          return sub.some((e) => e.type === "node.attempt" && e.node === "slow") &&
+            parent.some((e) => e.type === "node.subrun" && e.run === subId);
+        },
+      );
+    } finally {
+      killQuietly(child);
+      await child.status;
+      await child.stderr.cancel();
+    }
+    {
+      await using rt = await openRuntime({ cwd: dir, home });
+      const records = await rt.records();
+      const later = { afterMs: 20_000, now: Date.now() + 120_000 };
+      const parent = await records.abandonRun(parentId!, later);
+      assert.deepEqual(parent?.nodes.call, {
+        status: "cancelled",
+        attempts: 1,
+        subRuns: [subId!],
+      });
+      const sub = await records.abandonRun(subId!, later);
+      assert.deepEqual(sub?.nodes.charge, { status: "succeeded", attempts: 1, output: 1 });
+    }
+    const shown = await cliOk(run, "runs", "show", parentId!);
+    assert.match(shown, new RegExp(`started sub-run ${subId}`));
+    assert.match(shown, new RegExp(`sub-run: ${subId}`));
+    const plan = await cliOk(
+      run,
+      "runs",
+      "resume",
+      parentId!,
+      "--dry-run",
+      "--flow",
+      "p.flow.yaml",
+    );
+    assert.match(plan, new RegExp(`its sub-run ${subId} is resumed`));
+    await Deno.writeTextFile(
+      join(dir, "child.flow.yaml"),
+      (await Deno.readTextFile(join(dir, "child.flow.yaml"))).replace("for: 10m", "for: 1ms"),
+    );
+    const resumed = await cliOk(run, "runs", "resume", parentId!, "--flow", "p.flow.yaml");
+    assert.match(resumed, /status: +succeeded/);
+    // The charge inside the sub-flow happened once: its sub-run was resumed, its charge reused.
+    assert.match(await cliOk(run, "state", "get", "n", "--flow", "c"), /^1$/m);
+  });
+});

@@ -41,6 +41,7 @@ import type {
   NodeAttemptEvent,
   NodeItems,
   NodeLogEvent,
+  NodeSubRunEvent,
   NodeStatus,
   RunEvent,
   RunEventInit,
@@ -774,6 +775,12 @@ class AttemptContext implements NodeContext<unknown> {
           // By call: a run resuming this one finds the sub-run of each call (a later call's
           // sub-run may start first).
           (a.subRunIds ??= [])[calls - 1] = runId;
+          // Recorded now too, not only at the node's end: a run whose process dies while the
+          // sub-run runs keeps it (see `NodeSubRunEvent`).
+          a.host.emit(withItem<Omit<NodeSubRunEvent, "at">>(
+            { type: "node.subrun", node: a.node.spec.id, run: runId, call: calls },
+            a.item,
+          ));
         };
         const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
           signal: a.signal(),

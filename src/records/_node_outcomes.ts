@@ -49,6 +49,8 @@ export class NodeOutcomes {
   #outputs: (JsonValue | undefined)[] | undefined;
   /** The ids of the nodes whose output was given masked (`NodeOutcome.masked`). */
   #masked: Set<string> | undefined;
+  /** The sub-runs of the nodes' current attempts, in an outcome's `subRuns` (see `subRun`). */
+  #subRuns: Map<string, NodeOutcome> | undefined;
   /** The nodes in the order of their first event: a position, or an id not among `ids`. */
   readonly #order: (number | string)[] = [];
   readonly #others = new Map<string, NodeOutcome>();
@@ -104,6 +106,23 @@ export class NodeOutcomes {
     else if (this.#outputs !== undefined) this.#outputs[i] = undefined;
   }
 
+  /**
+   * Node `id`'s current attempt started sub-run `run` for call `call` (from
+   * 1): its outcome lists it in `subRuns` until its next attempt starts
+   * (`newAttempt`).
+   */
+  subRun(id: string, call: number, run: string): void {
+    if (!Number.isSafeInteger(call) || call < 1) return;
+    const outcome = (this.#subRuns ??= new Map()).get(id) ?? { status: "cancelled", attempts: 0 };
+    addSubRun(outcome, call, run);
+    this.#subRuns.set(id, outcome);
+  }
+
+  /** Node `id` starts an attempt: the sub-runs of the one before are not its outcome's. */
+  newAttempt(id: string): void {
+    this.#subRuns?.delete(id);
+  }
+
   /** Node `id` is mocked (`NodeOutcome.mocked`): its outcome says so. */
   mocked(id: string): void {
     (this.#mocked ??= new Set()).add(id);
@@ -118,6 +137,11 @@ export class NodeOutcomes {
     const nodes = this.#record(outputs);
     if (this.#mocked !== undefined) {
       for (const id of this.#mocked) if (Object.hasOwn(nodes, id)) nodes[id].mocked = true;
+    }
+    if (this.#subRuns !== undefined) {
+      for (const [id, { subRuns }] of this.#subRuns) {
+        if (Object.hasOwn(nodes, id) && subRuns !== undefined) nodes[id].subRuns = subRuns;
+      }
     }
     if (outputs && this.#masked !== undefined) {
       for (const id of this.#masked) {
@@ -361,6 +385,17 @@ export function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"
       setOwn(nodes, e.node, { status: "cancelled", attempts: e.attempt });
       continue;
     }
+    if (e.type === "node.subrun") {
+      // A sub-run its attempt started (an item's are not its node's: a `forEach` node's
+      // sub-runs are never resumed).
+      const outcome = e.item === undefined && Object.hasOwn(nodes, e.node)
+        ? nodes[e.node]
+        : undefined;
+      if (outcome !== undefined && Number.isSafeInteger(e.call) && e.call >= 1) {
+        addSubRun(outcome, e.call, e.run);
+      }
+      continue;
+    }
     if (e.type !== "node.end") continue;
     const outcome: NodeOutcome = { status: e.status, attempts: e.attempt };
     const { output, outputMasked } = e as NodeEndWithOutput;
@@ -370,7 +405,17 @@ export function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"
     if (e.mocked === true) outcome.mocked = true;
     if (e.reused !== undefined) outcome.reused = e.reused;
     if (output !== undefined && outputMasked === true) outcome.masked = true;
+    // Its sub-runs, from the `node.subrun` events of its last attempt (its end carries none).
+    const before = Object.hasOwn(nodes, e.node) ? nodes[e.node].subRuns : undefined;
+    if (before !== undefined && e.items === undefined) outcome.subRuns = before;
     setOwn(nodes, e.node, outcome);
   }
   return nodes;
+}
+
+/** Sub-run `run` of call `call` (from 1) of `outcome`'s node: `null` for the calls before without one. */
+function addSubRun(outcome: NodeOutcome, call: number, run: string): void {
+  const subRuns = outcome.subRuns ??= [];
+  while (subRuns.length < call - 1) subRuns.push(null);
+  subRuns[call - 1] = run;
 }

@@ -884,7 +884,13 @@ export class RunRecorder {
         if (event.mocked === true) this.#nodes.mocked(event.node);
         break;
       case "node.attempt":
-        if (event.error === undefined) this.#nodes.set(event.node, "cancelled", event.attempt);
+        if (event.error === undefined) {
+          this.#nodes.set(event.node, "cancelled", event.attempt);
+          if (event.item === undefined) this.#nodes.newAttempt(event.node);
+        }
+        break;
+      case "node.subrun":
+        if (event.item === undefined) this.#nodes.subRun(event.node, event.call, event.run);
         break;
       case "node.end":
         this.#nodes.set(event.node, event.status, event.attempt, event.error, output, masked);
