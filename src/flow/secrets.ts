@@ -5,7 +5,8 @@
  * real values in memory.
  *
  * What is masked: each value as it is, JSON-escaped (once and twice: a value
- * inside a serialized object, inside another one) and URL-encoded, anywhere in
+ * inside a serialized object, inside another one) and URL-encoded (as
+ * `encodeURIComponent` and as a form or a query string encode it), anywhere in
  * a string (object keys too), and what template functions derived from them
  * (`base64(…)`, `sha256(…)`, a `slice` that cuts one: they {@linkcode SecretMasker.add}
  * it, see `TemplateScope.masker`). Forms derived elsewhere (by a node's code, a
@@ -94,14 +95,20 @@ export class SecretMasker {
       : new RegExp(short.map(escapeRegExp).join("|"), "g");
   }
 
-  /** `value` as it is, JSON-escaped (once and twice) and URL-encoded. */
+  /**
+   * `value` as it is, JSON-escaped (once and twice) and URL-encoded: as
+   * `encodeURIComponent` does and as a form or a URL's `searchParams` does
+   * (a space as `+`, `!'()~` as `%21`…: the `http` node's `query:`).
+   */
   #addForms(value: string): void {
     const escaped = JSON.stringify(value).slice(1, -1);
     for (const form of [value, escaped, JSON.stringify(escaped).slice(1, -1)]) {
       this.#forms.add(form);
     }
     // A lone surrogate (half of a character a slice cut) has no URL-encoded form.
-    if (value.isWellFormed()) this.#forms.add(encodeURIComponent(value));
+    if (!value.isWellFormed()) return;
+    this.#forms.add(encodeURIComponent(value));
+    this.#forms.add(new URLSearchParams([["", value]]).toString().slice(1));
   }
 
   /**
