@@ -1,8 +1,9 @@
 /**
- * A secret in the form a URL's query or an HTML form encodes it
+ * Secrets in forms the records showed: a secret in the form a URL's query or an HTML form encodes it
  * (`application/x-www-form-urlencoded`: a space as `+`, `!'()~` as `%21`…),
  * which is not `encodeURIComponent`'s: the `http` node appends its `query:`
- * that way, and its error quotes the URL.
+ * that way, and its error quotes the URL; and a cut of a secret V8 quotes
+ * when `fromJson()` cannot parse it.
  *
  * @module
  */
@@ -42,5 +43,42 @@ nodes:
     const shown = await sandbox.runWith({ TOKEN }, "runs", "show", record.id, "--json");
     assert.equal(shown.code, 0, shown.stderr);
     assert.ok(!shown.stdout.includes(FORM), shown.stdout);
+  });
+});
+
+Deno.test("cli: fromJson() of a secret that is not JSON does not quote a cut of it in its error", async () => {
+  // V8's message quotes 10 characters around the unexpected token: here the key's first ones.
+  const KEY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC";
+  const CRED = `{"client_email":"svc@example.iam","private_key": ${KEY}}`;
+  const LONG = "abcdefghijklmnopqrstuvwxyz0123456789";
+  await withSandbox(async (sandbox) => {
+    await Deno.writeTextFile(
+      join(sandbox.dir, "json.flow.yaml"),
+      `id: json
+secrets: [CRED, LONG]
+nodes:
+  - id: cred
+    type: transform
+    continueOnError: true
+    with: { value: "\${{ fromJson(secrets.CRED) }}" }
+  - id: long
+    type: transform
+    continueOnError: true
+    with: { value: "\${{ fromJson(secrets.LONG) }}" }
+`,
+    );
+    const result = await sandbox.runWith({ CRED, LONG }, "run", "json.flow.yaml", "--json");
+    assert.equal(result.code, 0, result.stderr);
+    const nodes = JSON.parse(result.stdout).nodes;
+    for (const id of ["cred", "long"]) {
+      assert.match(
+        nodes[id].error,
+        /fromJson\(\) got text that is not JSON: Unexpected token in JSON \(not quoted: the text holds a secret\)$/,
+      );
+    }
+    for (const piece of [KEY.slice(0, 6), LONG.slice(0, 6)]) {
+      assert.ok(!result.stdout.includes(piece), `run --json holds ${piece}:\n${result.stdout}`);
+      assert.ok(!result.stderr.includes(piece), `stderr holds ${piece}:\n${result.stderr}`);
+    }
   });
 });
