@@ -3,7 +3,8 @@
  * (`application/x-www-form-urlencoded`: a space as `+`, `!'()~` as `%21`…),
  * which is not `encodeURIComponent`'s: the `http` node appends its `query:`
  * that way, and its error quotes the URL; and a cut of a secret V8 quotes
- * when `fromJson()` cannot parse it.
+ * when `fromJson()` cannot parse it; a log line or error cut to its size in
+ * the middle of a secret (` … (cut: N bytes…)`).
  *
  * @module
  */
@@ -79,6 +80,62 @@ nodes:
     for (const piece of [KEY.slice(0, 6), LONG.slice(0, 6)]) {
       assert.ok(!result.stdout.includes(piece), `run --json holds ${piece}:\n${result.stdout}`);
       assert.ok(!result.stderr.includes(piece), `stderr holds ${piece}:\n${result.stderr}`);
+    }
+  });
+});
+
+Deno.test("cli: a log line or error cut to its size in the middle of a secret shows none of it", async () => {
+  // 600 characters, no 12 of them found twice: any piece of it is seen.
+  const LONG = Array.from({ length: 300 }, (_, i) => "QWERTYUIOPLKJHGF"[i % 16] + (i % 10)).join(
+    "",
+  );
+  await withSandbox(async (sandbox) => {
+    await Deno.mkdir(join(sandbox.dir, "nodes"));
+    // The secret starts 16,100 characters in: a line is cut to 16 KiB with its note, in it.
+    await Deno.writeTextFile(
+      join(sandbox.dir, "nodes", "long.ts"),
+      `export default {
+  optionsSchema: { "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } },
+  run(ctx, { s }) {
+    ctx.log("a".repeat(16100) + s);
+    console.log("b".repeat(16100) + s);
+    throw new Error("c".repeat(16100) + s);
+  },
+};
+`,
+    );
+    await Deno.writeTextFile(
+      join(sandbox.dir, "cut.flow.yaml"),
+      `id: cut
+secrets: [LONG]
+nodes:
+  - id: long
+    type: ./nodes/long.ts
+    with: { s: "\${{ secrets.LONG }}" }
+`,
+    );
+    const result = await sandbox.runWith(
+      { LONG },
+      "run",
+      "cut.flow.yaml",
+      "--json",
+      "--log-format",
+      "json",
+    );
+    assert.equal(result.code, 1, result.stderr);
+    const record = JSON.parse(result.stdout);
+    assert.match(record.nodes.long.error, /c\*\*\* … \(cut: /);
+    const shown = await sandbox.runWith({ LONG }, "runs", "show", record.id, "--json");
+    assert.equal(shown.code, 0, shown.stderr);
+    // The log lines, masked where they were cut.
+    assert.match(shown.stdout, /a\*\*\* … \(cut: /);
+    assert.match(shown.stdout, /b\*\*\* … \(cut: /);
+    const texts = { "run --json": result.stdout, "log lines": result.stderr, shown: shown.stdout };
+    for (const [where, text] of Object.entries(texts)) {
+      for (let i = 0; i + 12 <= LONG.length; i += 8) {
+        const piece = LONG.slice(i, i + 12);
+        assert.ok(!text.includes(piece), `${where} holds ${piece} (at ${i} of the secret)`);
+      }
     }
   });
 });

@@ -114,7 +114,7 @@ export class SecretMasker {
   /**
    * `text` with every secret value replaced by {@linkcode SECRET_MASK}, and
    * the start of one cut by a message that quotes text up to a length (the
-   * last {@linkcode SECRET_MIN_LENGTH} or more characters before `…` or `...`
+   * last {@linkcode SECRET_MIN_LENGTH} or more characters before `…` or `...`, or a space and one,
    * that begin a secret value) too.
    */
   maskText(text: string): string {
@@ -127,9 +127,13 @@ export class SecretMasker {
     return masked.includes("…") || masked.includes("...") ? this.#maskCuts(masked) : masked;
   }
 
-  /** `text` with the start of a secret value cut by `…` or `...` masked. */
+  /**
+   * `text` with the start of a secret value cut by `…` or `...` masked, also
+   * with a space before the mark (a log line or error cut to its size ends
+   * `… (cut: N bytes, …)`).
+   */
   #maskCuts(text: string): string {
-    const marks = [...text.matchAll(/…|\.\.\./g)].map((m) => m.index);
+    const marks = [...text.matchAll(/ ?(?:…|\.\.\.)/g)].map((m) => m.index);
     let out = text;
     for (const at of marks.reverse()) {
       let longest = 0;
