@@ -4,7 +4,7 @@
  * which is not `encodeURIComponent`'s: the `http` node appends its `query:`
  * that way, and its error quotes the URL; and a cut of a secret V8 quotes
  * when `fromJson()` cannot parse it; a log line or error cut to its size in
- * the middle of a secret (` … (cut: N bytes…)`).
+ * the middle of a secret (` … (cut: N bytes…)`, `"... 590 more characters`).
  *
  * @module
  */
@@ -99,6 +99,8 @@ Deno.test("cli: a log line or error cut to its size in the middle of a secret sh
   run(ctx, { s }) {
     ctx.log("a".repeat(16100) + s);
     console.log("b".repeat(16100) + s);
+    // Deno's console cuts a string in an object at 10,000 characters: '"... 590 more characters'.
+    console.log({ s: "d".repeat(9990) + s });
     throw new Error("c".repeat(16100) + s);
   },
 };
@@ -130,6 +132,7 @@ nodes:
     // The log lines, masked where they were cut.
     assert.match(shown.stdout, /a\*\*\* … \(cut: /);
     assert.match(shown.stdout, /b\*\*\* … \(cut: /);
+    assert.match(shown.stdout, /d\*\*\*\\"\.\.\. 590 more characters/);
     const texts = { "run --json": result.stdout, "log lines": result.stderr, shown: shown.stdout };
     for (const [where, text] of Object.entries(texts)) {
       for (let i = 0; i + 12 <= LONG.length; i += 8) {

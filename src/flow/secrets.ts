@@ -114,8 +114,8 @@ export class SecretMasker {
   /**
    * `text` with every secret value replaced by {@linkcode SECRET_MASK}, and
    * the start of one cut by a message that quotes text up to a length (the
-   * last {@linkcode SECRET_MIN_LENGTH} or more characters before `…` or `...`, or a space and one,
-   * that begin a secret value) too.
+   * last {@linkcode SECRET_MIN_LENGTH} or more characters before `…` or `...`, or a space or
+   * a quote and one, that begin a secret value) too.
    */
   maskText(text: string): string {
     if (this.empty || text.length < SECRET_MIN_LENGTH) return text;
@@ -130,10 +130,11 @@ export class SecretMasker {
   /**
    * `text` with the start of a secret value cut by `…` or `...` masked, also
    * with a space before the mark (a log line or error cut to its size ends
-   * `… (cut: N bytes, …)`).
+   * `… (cut: N bytes, …)`) or a quote, JSON-escaped or not (`console.log` of
+   * an object cuts a string in it at 10,000 characters: `"... 8 more characters`).
    */
   #maskCuts(text: string): string {
-    const marks = [...text.matchAll(/ ?(?:…|\.\.\.)/g)].map((m) => m.index);
+    const marks = [...text.matchAll(/(?: |\\?["'`])?(?:…|\.\.\.)/g)].map((m) => m.index);
     let out = text;
     for (const at of marks.reverse()) {
       let longest = 0;
