@@ -43,6 +43,8 @@ function testServer() {
         return new Response("x".repeat(5000));
       case "/away":
         return Response.redirect(`http://localhost:${server.addr.port}/elsewhere`, 302);
+      case "/url":
+        return Response.json({ url: req.url });
       case "/echo-fail":
         return new Response(JSON.stringify(await echo()), { status: 500 });
       case "/hang":
@@ -536,4 +538,23 @@ Deno.test("http node: flowstate runs cancel aborts the request in flight", async
     assert.equal(record.nodes.call.status, "cancelled");
     await within(server.hangAborted, "the request to be given up"); // the connection was given up
   });
+});
+
+Deno.test("http node: a secret query value the server echoes form-encoded (a space as +, ! as %21) is [redacted] in its output", async () => {
+  const apiKey = "k3y with space!";
+  await withServerProject(async (run, dir, server) => {
+    const { code, record } = await runJson(
+      run,
+      dir,
+      flowOf(
+        `    permissions: { net: ["127.0.0.1"] }\n    with:\n      url: ${server.base}/url\n      query: { api_key: "\${{ env.API_KEY }}" }`,
+        "env: [API_KEY]\n",
+      ),
+    );
+    assert.equal(code, 0, JSON.stringify(record));
+    // The server got it, and answered its URL as the request sent it.
+    assert.equal(server.hits.get("/url"), 1);
+    assert.equal(record.nodes.call.output.body.url, `${server.base}/url?api_key=[redacted]`);
+    assert.ok(!JSON.stringify(record).includes("k3y+with+space%21"), JSON.stringify(record));
+  }, { API_KEY: apiKey });
 });
