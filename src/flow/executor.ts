@@ -222,8 +222,13 @@ export interface ExecuteOptions {
    * (`base64(secrets.X)`), so that the caller masks that too (see `TemplateScope.masker`).
    */
   masker?: SecretTracker;
-  /** Receives every event as it happens. */
-  onEvent?: (event: RunEvent) => void;
+  /**
+   * Receives every event as it happens; a `node.end` of a node that returned
+   * an output comes with that output (the event does not hold it: the caller
+   * may keep it, as `runFlow` keeps it for a run whose process dies before
+   * its end is recorded). The output is the run's own: not to be changed.
+   */
+  onEvent?: (event: RunEvent, output?: JsonValue) => void;
   /**
    * Runs a sub-flow: `signal` is the calling node's; `onStart` is told the
    * sub-run's id once it is recorded; `node` is the node that asks (what it
@@ -1261,7 +1266,7 @@ class Execution implements AttemptHost {
     if (result.items !== undefined) event.items = result.items;
     if (mocked) event.mocked = true;
     if (result.reused !== undefined) event.reused = result.reused;
-    on(event);
+    on(event, result.output);
     return i;
   }
 

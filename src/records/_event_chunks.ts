@@ -27,7 +27,7 @@
  *
  * @module
  */
-import type { Key } from "../store/types.ts";
+import type { JsonValue, Key } from "../store/types.ts";
 import { checkValue } from "../store/values.ts";
 import type { RunEvent, StateAccess } from "./types.ts";
 
@@ -390,10 +390,29 @@ export function writeChunk(
   first: number,
   events: readonly RunEvent[],
   what: string,
+  kept?: { outputs: Record<string, JsonValue>; maskedOutputs?: readonly string[] },
 ): EventChunk | CompactChunk {
-  return format === 1
+  const chunk: (EventChunk | CompactChunk) & KeptFields = format === 1
     ? { first, events: events as RunEvent[] } satisfies EventChunk
     : encodeChunk(first, events, what);
+  if (kept !== undefined) {
+    chunk.outputs = kept.outputs;
+    if (kept.maskedOutputs !== undefined && kept.maskedOutputs.length > 0) {
+      chunk.maskedOutputs = [...kept.maskedOutputs];
+    }
+  }
+  return chunk;
+}
+
+/**
+ * What a chunk of either form may hold beside its events: the outputs of the
+ * nodes whose `node.end` it holds, by node id, and the ids of those masked
+ * (see `Records.appendEvents`). Readers of either form that do not know them
+ * (Flowstate 0.7 and before) pass them by.
+ */
+interface KeptFields {
+  outputs?: Record<string, JsonValue>;
+  maskedOutputs?: string[];
 }
 
 /** How a chunk is named in the errors of {@linkcode decodeChunk} and {@linkcode chunkSize}. */

@@ -2,8 +2,9 @@
  * The outcome of every node seen so far in a run's events, as a recorder
  * keeps it for an end recorded by `RunRecorder.interruptAll`: `node.start`
  * makes it `cancelled` with no attempt, a `node.attempt` without an error
- * counts the attempt (still `cancelled`), a `node.end` sets it; nodes come
- * in the order their first event came.
+ * counts the attempt (still `cancelled`), a `node.end` sets it, with the
+ * node's output when it came with one; nodes come in the order their first
+ * event came.
  *
  * When the run's node ids are known in advance (a flow's), outcomes are kept
  * by position in arrays, through an index of the ids shared by every run of
@@ -18,6 +19,7 @@
  * @module
  */
 import { setOwn } from "../_json.ts";
+import type { JsonValue } from "../store/types.ts";
 import type { NodeOutcome, NodeStatus, RunEvent, RunRecord } from "./types.ts";
 
 /** The position of each id, shared by every run given the same array of ids. */
@@ -43,6 +45,10 @@ export class NodeOutcomes {
   readonly #status: (NodeStatus | undefined)[];
   readonly #attempts: number[];
   readonly #errors: (string | undefined)[];
+  /** By position: the outputs given (made on the first). */
+  #outputs: (JsonValue | undefined)[] | undefined;
+  /** The ids of the nodes whose output was given masked (`NodeOutcome.masked`). */
+  #masked: Set<string> | undefined;
   /** The nodes in the order of their first event: a position, or an id not among `ids`. */
   readonly #order: (number | string)[] = [];
   readonly #others = new Map<string, NodeOutcome>();
@@ -61,8 +67,21 @@ export class NodeOutcomes {
     this.#errors = new Array(ids.length);
   }
 
-  /** Node `id` is `status` after `attempts` attempts (with `error`, when it failed). */
-  set(id: string, status: NodeStatus, attempts: number, error?: string): void {
+  /**
+   * Node `id` is `status` after `attempts` attempts (with `error`, when it
+   * failed; with `output`, when it returned one, `masked` when a secret's
+   * value in it was masked).
+   */
+  set(
+    id: string,
+    status: NodeStatus,
+    attempts: number,
+    error?: string,
+    output?: JsonValue,
+    masked?: boolean,
+  ): void {
+    if (masked === true) (this.#masked ??= new Set()).add(id);
+    else this.#masked?.delete(id);
     let i: number | undefined;
     if (id === this.#lastId) i = this.#lastAt;
     else if ((i = this.#index.get(id)) !== undefined) {
@@ -72,6 +91,7 @@ export class NodeOutcomes {
     if (i === undefined) {
       if (!this.#others.has(id)) this.#order.push(id);
       const outcome: NodeOutcome = { status, attempts };
+      if (output !== undefined) outcome.output = output;
       if (error !== undefined) outcome.error = error;
       this.#others.set(id, outcome);
       return;
@@ -80,6 +100,8 @@ export class NodeOutcomes {
     this.#status[i] = status;
     this.#attempts[i] = attempts;
     this.#errors[i] = error;
+    if (output !== undefined) (this.#outputs ??= new Array(this.#ids.length))[i] = output;
+    else if (this.#outputs !== undefined) this.#outputs[i] = undefined;
   }
 
   /** Node `id` is mocked (`NodeOutcome.mocked`): its outcome says so. */
@@ -87,23 +109,36 @@ export class NodeOutcomes {
     (this.#mocked ??= new Set()).add(id);
   }
 
-  /** The outcomes, by node id, in the order of their first event (objects of their own). */
-  record(): RunRecord["nodes"] {
-    const nodes = this.#record();
+  /**
+   * The outcomes, by node id, in the order of their first event (objects of
+   * their own; the outputs are the ones given), without the outputs when
+   * `outputs` is `false`.
+   */
+  record(outputs = true): RunRecord["nodes"] {
+    const nodes = this.#record(outputs);
     if (this.#mocked !== undefined) {
       for (const id of this.#mocked) if (Object.hasOwn(nodes, id)) nodes[id].mocked = true;
+    }
+    if (outputs && this.#masked !== undefined) {
+      for (const id of this.#masked) {
+        if (Object.hasOwn(nodes, id) && nodes[id].output !== undefined) nodes[id].masked = true;
+      }
     }
     return nodes;
   }
 
-  #record(): RunRecord["nodes"] {
+  #record(outputs: boolean): RunRecord["nodes"] {
     const nodes: RunRecord["nodes"] = {};
     for (const at of this.#order) {
       if (typeof at === "string") {
-        nodes[at] = { ...this.#others.get(at)! };
+        const outcome = { ...this.#others.get(at)! };
+        if (!outputs) delete outcome.output;
+        nodes[at] = outcome;
         continue;
       }
       const outcome: NodeOutcome = { status: this.#status[at]!, attempts: this.#attempts[at] };
+      const output = outputs ? this.#outputs?.[at] : undefined;
+      if (output !== undefined) outcome.output = output;
       const error = this.#errors[at];
       if (error !== undefined) outcome.error = error;
       nodes[this.#ids[at]] = outcome;
@@ -297,11 +332,22 @@ export function decodeNodes(stored: unknown, what: string): RunRecord["nodes"] {
 }
 
 /**
- * The outcomes the events of a run give (status, attempts, error, items;
- * never an output, which only a run's end records): for a run that ended
- * without recording its end (abandoned, or its queued attempt lost). A node
- * that started and did not end was stopped: `cancelled`, its attempts
- * counted, as `RunRecorder.interruptAll` records it.
+ * A `node.end` event as `getEventsWithOutputs` (`_runs.ts`) reads it back:
+ * with the output its recorder kept beside it in the same chunk (see
+ * `Records.appendEvents`), and whether that output was masked.
+ */
+export type NodeEndWithOutput = Extract<RunEvent, { type: "node.end" }> & {
+  output?: JsonValue;
+  outputMasked?: true;
+};
+
+/**
+ * The outcomes the events of a run give (status, attempts, error, items, and
+ * the outputs kept beside their `node.end` events: see
+ * {@linkcode NodeEndWithOutput}): for a run that ended without recording its
+ * end (abandoned, or its queued attempt lost). A node that started and did
+ * not end was stopped: `cancelled`, its attempts counted, as
+ * `RunRecorder.interruptAll` records it.
  */
 export function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"] {
   const nodes: RunRecord["nodes"] = {};
@@ -317,10 +363,13 @@ export function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"
     }
     if (e.type !== "node.end") continue;
     const outcome: NodeOutcome = { status: e.status, attempts: e.attempt };
+    const { output, outputMasked } = e as NodeEndWithOutput;
+    if (output !== undefined) outcome.output = output;
     if (e.error !== undefined) outcome.error = e.error;
     if (e.items !== undefined) outcome.items = e.items;
     if (e.mocked === true) outcome.mocked = true;
     if (e.reused !== undefined) outcome.reused = e.reused;
+    if (output !== undefined && outputMasked === true) outcome.masked = true;
     setOwn(nodes, e.node, outcome);
   }
   return nodes;
