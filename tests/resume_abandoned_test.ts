@@ -109,8 +109,9 @@ Deno.test("records: outputs kept beside a chunk's events are recorded by abandon
     durationMs: 0,
   });
   await records.appendEvents(run.id, [end("a"), end("b"), end("c", "failed")], {
-    outputs: { a: { ok: true }, b: "***", c: 3 },
-    maskedOutputs: ["b"],
+    nodes: ["a", "b", "c"],
+    outputs: [{ ok: true }, "***", 3],
+    masked: ["b"],
   });
   // d's output was not kept (the batch with it was never written): it has none.
   await records.appendEvents(run.id, [end("d")]);
@@ -140,13 +141,14 @@ Deno.test("records: a chunk whose kept outputs are too large or too deep for the
     durationMs: 0,
   };
   await records.appendEvents(run.id, [event], {
-    outputs: { big: "x".repeat(MAX_VALUE_BYTES + 1) },
+    nodes: ["big"],
+    outputs: ["x".repeat(MAX_VALUE_BYTES + 1)],
   });
   // As deep as a node's output may be (255 levels), which nests too deep beside the events.
   let deep: JsonValue = 1;
   for (let i = 0; i < 255; i++) deep = [deep];
   const deepEnd = { ...event, node: "deep" };
-  await records.appendEvents(run.id, [deepEnd], { outputs: { deep } });
+  await records.appendEvents(run.id, [deepEnd], { nodes: ["deep"], outputs: [deep] });
   assert.deepEqual(await records.getEvents(run.id), [event, deepEnd]);
   const marked = await records.abandonRun(run.id, { afterMs: 1, now: Date.now() + 60_000 });
   assert.deepEqual(marked?.nodes.big, { status: "succeeded", attempts: 1 });

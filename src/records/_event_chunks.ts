@@ -390,28 +390,32 @@ export function writeChunk(
   first: number,
   events: readonly RunEvent[],
   what: string,
-  kept?: { outputs: Record<string, JsonValue>; maskedOutputs?: readonly string[] },
+  kept?: { nodes: string[]; outputs: JsonValue[]; masked?: string[] },
 ): EventChunk | CompactChunk {
   const chunk: (EventChunk | CompactChunk) & KeptFields = format === 1
     ? { first, events: events as RunEvent[] } satisfies EventChunk
     : encodeChunk(first, events, what);
-  if (kept !== undefined) {
+  if (kept !== undefined && kept.nodes.length > 0) {
+    chunk.outputNodes = kept.nodes;
     chunk.outputs = kept.outputs;
-    if (kept.maskedOutputs !== undefined && kept.maskedOutputs.length > 0) {
-      chunk.maskedOutputs = [...kept.maskedOutputs];
-    }
+    if (kept.masked !== undefined && kept.masked.length > 0) chunk.maskedOutputs = kept.masked;
   }
   return chunk;
 }
 
 /**
- * What a chunk of either form may hold beside its events: the outputs of the
- * nodes whose `node.end` it holds, by node id, and the ids of those masked
- * (see `Records.appendEvents`). Readers of either form that do not know them
- * (Flowstate 0.7 and before) pass them by.
+ * What a chunk of either form may hold beside its events (see
+ * `Records.appendEvents`): the outputs of nodes whose `node.end` it holds
+ * (`outputs[i]` is node `outputNodes[i]`'s: two lists, whose JSON text V8
+ * makes on its fast path), and the ids of those masked. Readers that do not
+ * know them (Flowstate 0.7 and before) pass them by.
  */
-interface KeptFields {
-  outputs?: Record<string, JsonValue>;
+export interface KeptFields {
+  /** The nodes whose outputs are kept, in the order of `outputs`. */
+  outputNodes?: string[];
+  /** Their outputs. */
+  outputs?: JsonValue[];
+  /** The ids among `outputNodes` whose output was masked. */
   maskedOutputs?: string[];
 }
 

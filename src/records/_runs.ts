@@ -19,7 +19,13 @@ import {
   withRetry,
 } from "./_context.ts";
 import { type EndedLate, EVENTS_FIELD, LATE_END_MS } from "./layout.ts";
-import { chunkSize, chunkWhere, decodeChunk, writeChunk } from "./_event_chunks.ts";
+import {
+  chunkSize,
+  chunkWhere,
+  decodeChunk,
+  type KeptFields,
+  writeChunk,
+} from "./_event_chunks.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
 import type { NodeEndWithOutput } from "./_node_outcomes.ts";
@@ -422,22 +428,19 @@ export async function getEvents(ctx: RecordsContext, runId: string): Promise<Run
   return (await inlineEventsOf(ctx, runId)) ?? chunked;
 }
 
-/** The outputs `Records.appendEvents` keeps beside a chunk's events. */
-export type KeptOutputs = {
-  outputs: Record<string, JsonValue>;
-  maskedOutputs?: readonly string[];
-};
+/** The outputs `Records.appendEvents` keeps beside a chunk's events (see `KeptFields`). */
+export type KeptOutputs = { nodes: string[]; outputs: JsonValue[]; masked?: string[] };
 
 function checkKeptOutputs(kept: KeptOutputs, what: string): void {
-  const { outputs, maskedOutputs } = kept as Partial<KeptOutputs>;
-  if (typeof outputs !== "object" || outputs === null || Array.isArray(outputs)) {
-    throw new TypeError(`${what}: kept.outputs must be an object of outputs by node id`);
+  const { nodes, outputs, masked } = kept as Partial<KeptOutputs>;
+  const ids = (list: unknown) => Array.isArray(list) && list.every((id) => typeof id === "string");
+  if (!ids(nodes) || !Array.isArray(outputs) || outputs.length !== nodes!.length) {
+    throw new TypeError(
+      `${what}: kept must be { nodes, outputs }: a list of node ids and a list of as many outputs`,
+    );
   }
-  if (
-    maskedOutputs !== undefined &&
-    (!Array.isArray(maskedOutputs) || maskedOutputs.some((id) => typeof id !== "string"))
-  ) {
-    throw new TypeError(`${what}: kept.maskedOutputs must be a list of node ids`);
+  if (masked !== undefined && !ids(masked)) {
+    throw new TypeError(`${what}: kept.masked must be a list of node ids`);
   }
 }
 
@@ -456,26 +459,45 @@ export async function getEventsWithOutputs(
   const events: RunEvent[] = [];
   for await (const e of ctx.store.list({ prefix: ctx.layout.events(runId) })) {
     const chunk = decodeChunk(e.value, chunkWhere(runId, e.key));
-    const { outputs, maskedOutputs } = e.value as Partial<KeptOutputs>;
-    const kept = typeof outputs === "object" && outputs !== null && !Array.isArray(outputs)
-      ? outputs
-      : undefined;
+    const kept = keptOutputsOf(e.value);
     for (const event of chunk.events) {
-      if (
-        kept === undefined || event.type !== "node.end" || event.status !== "succeeded" ||
-        !Object.hasOwn(kept, event.node)
-      ) {
+      const output = kept === undefined || event.type !== "node.end" ||
+          event.status !== "succeeded"
+        ? undefined
+        : kept.get(event.node);
+      if (output === undefined) {
         events.push(event);
         continue;
       }
-      const withOutput: NodeEndWithOutput = { ...event, output: kept[event.node] };
-      if (Array.isArray(maskedOutputs) && maskedOutputs.includes(event.node)) {
-        withOutput.outputMasked = true;
-      }
+      const withOutput = { ...event, output: output.output } as NodeEndWithOutput;
+      if (output.masked) withOutput.outputMasked = true;
       events.push(withOutput);
     }
   }
   return (await inlineEventsOf(ctx, runId)) ?? events;
+}
+
+/**
+ * The outputs a stored chunk keeps beside its events, by node id, or
+ * `undefined` when it keeps none (or they are damaged: they are only a help
+ * for a run whose process died, never a reason to refuse its events).
+ */
+function keptOutputsOf(
+  chunk: unknown,
+): Map<string, { output: JsonValue; masked: boolean }> | undefined {
+  const { outputNodes: nodes, outputs, maskedOutputs } = chunk as KeptFields;
+  if (!Array.isArray(nodes) || !Array.isArray(outputs) || nodes.length !== outputs.length) {
+    return undefined;
+  }
+  const masked = new Set(Array.isArray(maskedOutputs) ? maskedOutputs : []);
+  const kept = new Map<string, { output: JsonValue; masked: boolean }>();
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i];
+    if (typeof node === "string" && outputs[i] !== undefined) {
+      kept.set(node, { output: outputs[i], masked: masked.has(node) });
+    }
+  }
+  return kept;
 }
 
 /** Every event of a run's chunks, one chunk after the other. */

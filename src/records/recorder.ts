@@ -433,10 +433,12 @@ export class RunRecorder {
   readonly #clock: Clock;
   readonly #start: RunStart;
   #buffer: RunEvent[] = [];
-  /** The outputs kept beside `#buffer`'s `node.end` events, by node id (made on the first). */
-  #outputs: Record<string, JsonValue> | undefined;
-  /** The ids among `#outputs` whose output was masked. */
-  #maskedOutputs: string[] | undefined;
+  /**
+   * The outputs kept beside `#buffer`'s `node.end` events and their nodes,
+   * in two lists (made on the first): JSON text of arrays is made on V8's
+   * fast path, that of an object keyed by node id (a dictionary) is not.
+   */
+  #outputs: { nodes: string[]; outputs: JsonValue[]; masked?: string[] } | undefined;
   /** The bytes of `#outputs`' JSON texts. */
   #outputBytes = 0;
   #lastFlush: number;
@@ -912,15 +914,15 @@ export class RunRecorder {
     if (bytes === undefined) bytes = JSON.stringify(output).length;
     if (bytes > KEPT_OUTPUT_BYTES || this.#outputBytes + bytes > KEPT_BATCH_OUTPUT_BYTES) return;
     this.#outputBytes += bytes;
-    // Ids are any text (`__proto__` too): an object without a prototype holds them all as keys.
-    (this.#outputs ??= Object.create(null) as Record<string, JsonValue>)[node] = output;
-    if (masked === true) (this.#maskedOutputs ??= []).push(node);
+    const kept = this.#outputs ??= { nodes: [], outputs: [] };
+    kept.nodes.push(node);
+    kept.outputs.push(output);
+    if (masked === true) (kept.masked ??= []).push(node);
   }
 
   /** Forget the outputs kept beside the buffer (its events are gone, or go with the end). */
   #dropOutputs(): void {
     this.#outputs = undefined;
-    this.#maskedOutputs = undefined;
     this.#outputBytes = 0;
   }
 
@@ -928,11 +930,7 @@ export class RunRecorder {
     if (this.#buffer.length === 0 || this.#lost) return;
     const batch = this.#buffer;
     this.#buffer = [];
-    const outputs = this.#outputs === undefined
-      ? undefined
-      : this.#maskedOutputs === undefined
-      ? { outputs: this.#outputs }
-      : { outputs: this.#outputs, maskedOutputs: this.#maskedOutputs };
+    const outputs = this.#outputs;
     this.#dropOutputs();
     this.#lastFlush = this.#clock.now();
     this.#flushing = this.#flushing

@@ -502,17 +502,18 @@ export class Records {
    * Append events to a run, in one atomic commit per call. Calls for one run
    * should not overlap if their relative order matters. The run's existence
    * is not checked (events of a run that was never started are removed by
-   * `deleteRun`). `kept.outputs` are the outputs of nodes whose `node.end`
-   * is among `events` (by node id; `kept.maskedOutputs` the ids of those
-   * recorded masked), stored beside them: a run whose process dies before it
-   * records its end keeps them (`abandonRun` records them in its nodes'
-   * outcomes, and a resume reuses them). `getEvents` does not return them. A
-   * chunk with them that is too large for the store is stored without them.
+   * `deleteRun`). `kept` holds the outputs of nodes whose `node.end` is
+   * among `events` (`kept.outputs[i]` is node `kept.nodes[i]`'s; `kept.masked`
+   * lists those recorded masked), stored beside them: a run whose process
+   * dies before it records its end keeps them (`abandonRun` records them in
+   * its nodes' outcomes, and a resume reuses them). `getEvents` does not
+   * return them. A chunk with them that is too large (or too deep) for the
+   * store is stored without them.
    */
   appendEvents(
     runId: string,
     events: RunEvent[],
-    kept?: { outputs: Record<string, JsonValue>; maskedOutputs?: readonly string[] },
+    kept?: { nodes: string[]; outputs: JsonValue[]; masked?: string[] },
   ): Promise<void> {
     return appendEvents(this.#ctx, this.#eventTails, runId, events, kept);
   }
