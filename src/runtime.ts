@@ -624,6 +624,66 @@ function checkInternalRunOptions(options: RunFlowOptions): void {
 }
 
 /**
+ * The options of `runFlow` and `resumeRun` a program gives, checked before
+ * anything runs: a `concurrency` of `NaN` skipped every node of a run that
+ * then "succeeded", a `defaultTimeout` of `-1` or `"1s"` timed the run out at
+ * once, saying the config's `runs.timeout` did, and a `signal` that is no
+ * `AbortSignal` failed inside `AbortSignal.any`.
+ */
+function checkRunOptions(options: RunFlowOptions, what: string): void {
+  const got = (value: unknown) => {
+    if (typeof value === "function") return "a function";
+    if (typeof value === "number") return String(value);
+    return JSON.stringify(value) ?? String(value);
+  };
+  const { concurrency, defaultTimeout, abortGrace, signal, onEvent, onStart, env } = options;
+  if (concurrency !== undefined && !(Number.isSafeInteger(concurrency) && concurrency >= 1)) {
+    throw new RangeError(
+      `${what}: option concurrency must be a whole number of at least 1 (got ${got(concurrency)})`,
+    );
+  }
+  if (
+    defaultTimeout !== undefined &&
+    !(typeof defaultTimeout === "number" && Number.isFinite(defaultTimeout) && defaultTimeout > 0)
+  ) {
+    throw new RangeError(
+      `${what}: option defaultTimeout must be a number of milliseconds greater than 0 (got ${
+        got(defaultTimeout)
+      }); leave it out for the config's runs.timeout`,
+    );
+  }
+  if (
+    abortGrace !== undefined &&
+    !(typeof abortGrace === "number" && Number.isFinite(abortGrace) && abortGrace >= 0)
+  ) {
+    throw new RangeError(
+      `${what}: option abortGrace must be a number of milliseconds of at least 0 (got ${
+        got(abortGrace)
+      }); leave it out for the config's runs.abortGrace`,
+    );
+  }
+  if (signal != null && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`${what}: option signal must be an AbortSignal (got ${got(signal)})`);
+  }
+  for (const [name, value] of [["onEvent", onEvent], ["onStart", onStart]] as const) {
+    if (value != null && typeof value !== "function") {
+      throw new TypeError(`${what}: option ${name} must be a function (got ${got(value)})`);
+    }
+  }
+  if (
+    env !== undefined &&
+    (typeof env !== "object" || env === null || Array.isArray(env) ||
+      Object.values(env).some((v) => v !== undefined && typeof v !== "string"))
+  ) {
+    throw new TypeError(
+      `${what}: option env must be an object of strings by name, as Deno.env.toObject() returns (got ${
+        got(env)
+      })`,
+    );
+  }
+}
+
+/**
  * Throw a `TypeError` (`what: option scheduled must be …`) unless
  * `scheduled` is left out or a {@linkcode ScheduledTick}: the check
  * `runFlow` and `runJob` make of their option `scheduled`.
@@ -1025,6 +1085,7 @@ class FlowstateRuntime implements Runtime {
       if (options != null) {
         assertKnownFields(options, RUN_FLOW_OPTIONS, "Cannot run flow", "option");
         checkInternalRunOptions(options);
+        checkRunOptions(options, "Cannot run flow");
       }
       if (this.#closing !== undefined) {
         throw new StoreClosedError(`Cannot run flow ${flowLabel(flow)}: the runtime is closed`);
@@ -1060,6 +1121,7 @@ class FlowstateRuntime implements Runtime {
     try {
       assertKnownFields(options, RESUME_RUN_OPTIONS, `Cannot resume run ${runId}`, "option");
       this.#checkResume(runId, options.from);
+      checkRunOptions(options, `Cannot resume run ${runId}`);
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();

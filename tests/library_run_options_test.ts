@@ -1,0 +1,78 @@
+// The options a program gives runFlow and resumeRun, checked before anything runs: a concurrency
+// of NaN used to skip every node of a run recorded "succeeded", a defaultTimeout of -1 or "1s"
+// timed the run out at once blaming the config's runs.timeout, and a signal that is no
+// AbortSignal failed inside AbortSignal.any.
+import assert from "node:assert/strict";
+import { openRuntime, type RunFlowOptions } from "../mod.ts";
+
+const flow = {
+  id: "two",
+  nodes: [
+    { id: "a", type: "transform", with: { value: 1 } },
+    { id: "b", type: "transform", needs: ["a"], with: { value: 2 } },
+  ],
+};
+
+const bad: [string, Record<string, unknown>, RegExp][] = [
+  [
+    "concurrency NaN",
+    { concurrency: NaN },
+    /option concurrency must be a whole number of at least 1 \(got NaN\)/,
+  ],
+  ["concurrency 0", { concurrency: 0 }, /option concurrency must be .* \(got 0\)/],
+  ["concurrency 1.5", { concurrency: 1.5 }, /option concurrency must be .* \(got 1\.5\)/],
+  [
+    "defaultTimeout -1",
+    { defaultTimeout: -1 },
+    /option defaultTimeout must be a number of milliseconds greater than 0 \(got -1\)/,
+  ],
+  [
+    'defaultTimeout "1s"',
+    { defaultTimeout: "1s" },
+    /option defaultTimeout must be .* \(got "1s"\)/,
+  ],
+  [
+    "abortGrace NaN",
+    { abortGrace: NaN },
+    /option abortGrace must be a number of milliseconds of at least 0 \(got NaN\)/,
+  ],
+  ["signal {}", { signal: {} }, /option signal must be an AbortSignal \(got \{\}\)/],
+  ["onEvent 5", { onEvent: 5 }, /option onEvent must be a function \(got 5\)/],
+  ['onStart "x"', { onStart: "x" }, /option onStart must be a function \(got "x"\)/],
+  ["env 5", { env: 5 }, /option env must be an object of strings by name/],
+  ["env with a number", { env: { HOME: 1 } }, /option env must be an object of strings by name/],
+];
+
+for (const [name, options, message] of bad) {
+  Deno.test(`runFlow and resumeRun refuse ${name}, before anything is written`, async () => {
+    await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+    const records = await rt.records();
+    const err = await rt.runFlow(flow, options as RunFlowOptions).then(
+      (run) => assert.fail(`ran: ${run.status} ${JSON.stringify(run.nodes)}`),
+      (e) => e,
+    );
+    assert.match(err.message, /^Cannot run flow: /);
+    assert.match(err.message, message);
+    assert.ok(err instanceof TypeError || err instanceof RangeError, String(err));
+    assert.equal((await records.listRuns()).runs.length, 0);
+
+    const failed = await rt.runFlow({ id: "f", nodes: [{ id: "x", type: "fail" }] });
+    await assert.rejects(rt.resumeRun(failed.id, options as RunFlowOptions), message);
+    assert.equal((await records.listRuns()).runs.length, 1);
+  });
+}
+
+Deno.test("runFlow takes the good values of the checked options", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const run = await rt.runFlow(flow, {
+    concurrency: 1,
+    defaultTimeout: 60_000,
+    abortGrace: 0,
+    signal: new AbortController().signal,
+    onEvent: () => {},
+    onStart: () => {},
+    env: { HOME: "/home/ada", GONE: undefined },
+  });
+  assert.equal(run.status, "succeeded");
+  assert.deepEqual([run.nodes.a.output, run.nodes.b.output], [1, 2]);
+});
