@@ -488,9 +488,22 @@ export interface Runtime extends AsyncDisposable {
 export async function openRuntime<const C extends ConfigObject>(
   options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
 ): Promise<Runtime> {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(
+      `Cannot open runtime: expected an object of options, such as { config: "flowstate.yaml" }, got ${
+        options === null ? "null" : Array.isArray(options) ? "an array" : typeof options
+      }`,
+    );
+  }
   // A misspelt option (`confg`) would be ignored without a word: named instead, here and below.
-  if (typeof options === "object" && options !== null) {
-    assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
+  assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
+  const { env, clock } = options;
+  checkEnvOption(env, "Cannot open runtime");
+  if (clock !== undefined && typeof (clock as Partial<Clock> | null)?.now !== "function") {
+    throw new TypeError(
+      "Cannot open runtime: option clock must be an object with a now() method (ms since the epoch), " +
+        "such as fakeClock() of @flowstate/core/testing",
+    );
   }
   return await openRuntimeWith(options, loadConfig);
 }
@@ -670,17 +683,25 @@ function checkRunOptions(options: RunFlowOptions, what: string): void {
       throw new TypeError(`${what}: option ${name} must be a function (got ${got(value)})`);
     }
   }
-  if (
-    env !== undefined &&
-    (typeof env !== "object" || env === null || Array.isArray(env) ||
-      Object.values(env).some((v) => v !== undefined && typeof v !== "string"))
-  ) {
-    throw new TypeError(
-      `${what}: option env must be an object of strings by name, as Deno.env.toObject() returns (got ${
-        got(env)
-      })`,
-    );
-  }
+  checkEnvOption(env, what);
+}
+
+/**
+ * Throw a `TypeError` (`what: option env must be …`) unless `env` is left
+ * out or an object of strings (or `undefined`) by name.
+ */
+function checkEnvOption(env: unknown, what: string): void {
+  if (env === undefined) return;
+  const bad = typeof env !== "object" || env === null || Array.isArray(env)
+    ? [JSON.stringify(env) ?? String(env)]
+    : Object.entries(env).filter(([, v]) => v !== undefined && typeof v !== "string")
+      .map(([name, v]) => `${name}: ${JSON.stringify(v) ?? String(v)}`);
+  if (bad.length === 0) return;
+  throw new TypeError(
+    `${what}: option env must be an object of strings by name, as Deno.env.toObject() returns (got ${
+      bad[0]
+    })`,
+  );
 }
 
 /**

@@ -76,3 +76,48 @@ Deno.test("runFlow takes the good values of the checked options", async () => {
   assert.equal(run.status, "succeeded");
   assert.deepEqual([run.nodes.a.output, run.nodes.b.output], [1, 2]);
 });
+
+// openRuntime's own options: null failed reading a property of null, an env of numbers failed
+// later with "The path must be a string" (FLOWSTATE_HOME) or was ignored, a clock without now()
+// failed when the first store opened.
+const badOpen: [string, unknown, RegExp][] = [
+  ["null", null, /^Cannot open runtime: expected an object of options, .* got null$/],
+  [
+    "env 5",
+    { env: 5 },
+    /^Cannot open runtime: option env must be an object of strings .*\(got 5\)$/,
+  ],
+  [
+    "env FLOWSTATE_HOME: 5",
+    { env: { FLOWSTATE_HOME: 5 } },
+    /^Cannot open runtime: option env must be .*\(got FLOWSTATE_HOME: 5\)$/,
+  ],
+  [
+    "clock {}",
+    { clock: {} },
+    /^Cannot open runtime: option clock must be an object with a now\(\) method/,
+  ],
+];
+
+for (const [name, options, message] of badOpen) {
+  Deno.test(`openRuntime refuses ${name}`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const opened = openRuntime(
+        options === null ? null as never : {
+          cwd: dir,
+          config: { stores: { main: { plugin: "memory" } } },
+          ...options as object,
+        },
+      );
+      const err = await opened.then(
+        async (rt) => (await rt.close(), assert.fail("opened")),
+        (e) => e,
+      );
+      assert.ok(err instanceof TypeError, String(err));
+      assert.match(err.message, message);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
