@@ -62,7 +62,7 @@ import { assertRunId, isRunId, RUN_ID_HINT } from "./records/run_id.ts";
 import { realTimers, systemClock } from "./clock.ts";
 import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
 import { notifyingStore } from "./wrappers/_notify.ts";
-import type { Warning, WarningHandler } from "./log.ts";
+import { warnGuarded, type Warning, type WarningHandler } from "./log.ts";
 import {
   attachEventBus,
   EventBus,
@@ -537,7 +537,7 @@ export async function openRuntimeWith(
     );
   }
   const moved = options.onWarning && await homeMovedWarning(config);
-  if (moved) options.onWarning!(moved);
+  if (moved) warnGuarded(options.onWarning, moved);
   // Stores open on first use, inside nodes: the actor's context must exist before.
   if (Object.values(config.stores).some((spec) => spec.changes !== undefined)) {
     await loadActorStorage();
@@ -840,10 +840,8 @@ class FlowstateRuntime implements Runtime {
           trustedBaseDir: this.config.baseDir,
           ...(this.nodeTypes === undefined ? {} : { nodeTypes: this.nodeTypes }),
         }),
-      warn: (message) => {
-        if (this.#onWarning === undefined) console.warn(`warning: ${message}`);
-        else this.#onWarning({ code: "ON_FAILURE", message });
-      },
+      // The library never prints: told to the program's handler, dropped without one.
+      warn: (message) => warnGuarded(this.#onWarning, { code: "ON_FAILURE", message }),
       source: () => this.runSource,
     });
   }
