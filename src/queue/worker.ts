@@ -143,8 +143,13 @@ export type WorkerEvent =
     attempt: number;
     status: RunStatus;
     durationMs: number;
-    /** The run went back to the queue: `retry` after a failure, `released` at stop. */
-    requeued?: "retry" | "released";
+    /**
+     * The run went back to the queue: `retry` after a failure, `released` at stop, `lost`: this
+     * attempt's claim lapsed (its heartbeats or its end could not be recorded within its lease),
+     * so its end was not recorded and another worker takes the run back (`status` then says
+     * nothing of the run, which goes on elsewhere).
+     */
+    requeued?: "retry" | "released" | "lost";
     error?: string;
   }
   /**
@@ -1041,7 +1046,7 @@ class QueueWorker implements Worker {
     const done = (async () => {
       let status: RunStatus = "failed";
       let error: string | undefined;
-      let requeued: "retry" | "released" | undefined;
+      let requeued: "retry" | "released" | "lost" | undefined;
       let eventsLost: string | undefined;
       /** The run's recorder took over (its flow loaded, its start recorded). */
       let recorderStarted = false;
@@ -1085,6 +1090,7 @@ class QueueWorker implements Worker {
           // that may have succeeded failed. Its claim lapses; a worker takes it back and runs it
           // again (at least once), its attempt recorded lost.
           error = err.message;
+          requeued = "lost";
         } else if (err instanceof StoreUnavailableError && !recorderStarted) {
           // The run did not start (its store did not answer: an outage, a connection limit):
           // nothing of it ran, so it goes back to the queue, not counted, due a little later,
