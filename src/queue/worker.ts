@@ -44,7 +44,7 @@ import { storeRetryDelay, unavailableReason, untilReachable } from "./store_wait
 import { flowHostOf, notifyRunEnded, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
-import { type WorkerInfo, workerStatus } from "../records/workers.ts";
+import { staleAfterMs, type WorkerInfo, workerStatus } from "../records/workers.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import {
@@ -551,6 +551,13 @@ class QueueWorker implements Worker {
   /** The registry entry: when this worker started, its entry's version, when it last wrote it. */
   readonly #startedAt: number;
   #entryVersion: string | undefined;
+  /**
+   * An entry of this id that another process wrote and that was live when this worker started:
+   * its heartbeat then, and when it turns stale unless that process writes again. Watched at
+   * each heartbeat until it writes again (told: two live workers share the id) or turns stale
+   * (it was gone: a killed worker restarted with its id by a service manager).
+   */
+  #sameId: { heartbeatAt: number; staleAt: number } | undefined;
   #lastBeat = 0;
   /** The claims changed since the entry was last written. */
   #claimsChanged = false;
@@ -646,6 +653,7 @@ class QueueWorker implements Worker {
   async #beat(records: Records): Promise<void> {
     this.#lastBeat = Date.now();
     this.#claimsChanged = false;
+    if (this.#sameId !== undefined) await this.#checkIdWrittenElsewhere(records);
     const info: WorkerInfo = {
       id: this.id,
       host: hostName(),
@@ -681,24 +689,52 @@ class QueueWorker implements Worker {
   }
 
   /**
-   * Tell (an `error` event) when a live worker of another process already has this id: their
-   * entries would overwrite each other and their claims name the same worker.
+   * Note a live entry of this id written by another process: the next heartbeats tell (an
+   * `error` event) whether that process still writes it (see `#checkIdWrittenElsewhere`).
    */
   async #checkIdInUse(records: Records): Promise<void> {
     try {
       const now = this.#rt.clock.now();
       const other = (await records.listWorkers()).find((w) => w.id === this.id);
       if (
-        other !== undefined && (other.pid !== Deno.pid || other.host !== hostName()) &&
-        workerStatus(other, now) === "live"
+        other !== undefined && !this.#isOwnEntry(other) && workerStatus(other, now) === "live"
       ) {
+        this.#sameId = {
+          heartbeatAt: other.heartbeatAt,
+          staleAt: other.heartbeatAt + staleAfterMs(other),
+        };
+      }
+    } catch {
+      // The registry is for people: a failed read must not keep the worker from working.
+    }
+  }
+
+  #isOwnEntry(info: WorkerInfo): boolean {
+    return info.pid === Deno.pid && info.host === hostName();
+  }
+
+  /**
+   * Tell (an `error` event) when the live entry of this id found at start was written again by
+   * its process: two live workers have the id, their entries overwrite each other and their
+   * claims name the same worker. An entry that stays as it was (a killed process, this worker
+   * its restart with the same id) turns stale and is not told.
+   */
+  async #checkIdWrittenElsewhere(records: Records): Promise<void> {
+    const watched = this.#sameId!;
+    try {
+      const other = (await records.listWorkers()).find((w) => w.id === this.id);
+      if (
+        other !== undefined && !this.#isOwnEntry(other) &&
+        other.heartbeatAt > watched.heartbeatAt
+      ) {
+        this.#sameId = undefined;
         this.#s.onEvent({
           type: "error",
           message:
             `another live worker has the id "${this.id}" (pid ${other.pid} on ${other.host}): ` +
             `give each worker its own id (--worker-id, WorkerOptions.workerId)`,
         });
-      }
+      } else if (this.#rt.clock.now() > watched.staleAt) this.#sameId = undefined;
     } catch {
       // The registry is for people: a failed read must not keep the worker from working.
     }
