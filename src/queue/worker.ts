@@ -1221,7 +1221,10 @@ class QueueWorker implements Worker {
         const until = records === undefined ? deadline : Math.min(deadline, this.#nextBeatAt());
         await Promise.race([
           all,
-          new Promise<void>((resolve) => timer = setTimeout(resolve, until - Date.now())),
+          // A registry write that took longer than its interval leaves `until` behind: no wait.
+          new Promise<void>((resolve) =>
+            timer = setTimeout(resolve, Math.max(0, until - Date.now()))
+          ),
         ]);
         clearTimeout(timer);
         if (!ended && records !== undefined) await this.#beatIfDue(records);
