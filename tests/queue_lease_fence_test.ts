@@ -301,8 +301,10 @@ Deno.test("worker: an attempt whose heartbeats keep failing stops writing once i
     down.on = true;
     const lost = await first.ended;
     assert.match(String(lost.error), /claim lapsed/);
-    // Its end says the attempt was lost (the run goes on elsewhere), not that the run failed.
+    // Its end says the attempt was lost (the run goes on elsewhere), not that the run failed,
+    // nor that another worker has it: none does yet (B starts below).
     assert.equal(lost.requeued, "lost");
+    assert.doesNotMatch(String(lost.error), /another worker/);
     await first.worker.stop();
     // B takes the run back once its lease lapsed, and runs it.
     const second = ends(b, 400);

@@ -68,9 +68,9 @@ Deno.test("workerPrinter: an attempt whose claim lapsed says it was lost, not th
     durationMs: 19_150,
     requeued: "lost",
     error:
-      "Cannot record the end of run 0mxduly1yzpofkn2ense: its claim lapsed and the queue gave it to another worker (this attempt is recorded as lost)",
+      "Cannot record the end of run 0mxduly1yzpofkn2ense: its claim lapsed (no heartbeat recorded within its lease); a worker takes the run back and runs it again (this attempt is recorded as lost)",
   }]);
   assert.deepEqual(out, [
-    "0mxduly1yzpofkn2ense slow lost after 19.15s (attempt 1): Cannot record the end of run 0mxduly1yzpofkn2ense: its claim lapsed and the queue gave it to another worker (this attempt is recorded as lost)",
+    "0mxduly1yzpofkn2ense slow lost after 19.15s (attempt 1): Cannot record the end of run 0mxduly1yzpofkn2ense: its claim lapsed (no heartbeat recorded within its lease); a worker takes the run back and runs it again (this attempt is recorded as lost)",
   ]);
 });
