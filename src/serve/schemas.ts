@@ -129,6 +129,10 @@ export const StoreInfoSchema = z.object({
   sizeBytes: z.number().nullable(),
   ok: z.boolean(),
   error: z.string().optional(),
+  records: z.boolean().describe(
+    "whether it is the records store: the keys under flowstate (runs, flow versions, metrics, " +
+      "leases) are Flowstate's, and writing them by hand is refused (403)",
+  ),
 });
 
 /** A run's status. */
@@ -241,7 +245,7 @@ export const RunRecordSchema = RunSummarySchema.omit({ enqueuedAt: true, claimed
  * One recorded event of a run (node events may carry `reads`/`writes` key lists; those of a
  * node with forEach carry `items` on `node.start` and `node.end`, and `item` on the others; such
  * a node running records `node.progress`, `{ count, succeeded, failed, running, failedItems? }`,
- * at most once a second).
+ * at most once a second; a node that starts a sub-run records `node.subrun`, `{ run, call }`).
  */
 export const RunEventSchema = z.looseObject({ at: z.number(), type: z.string() });
 
