@@ -581,6 +581,9 @@ class Archiver {
     hash: string,
     archiving: boolean,
   ): Promise<void> {
+    // A job's runs (`"job"`) and a broken flow file's ticks (`"unloadable"`, the scheduler's
+    // UNLOADABLE_VERSION) ran no saved flow version: none is missing.
+    if (hash === "job" || hash === "unloadable") return;
     const key = versionKey(flowId, hash);
     if (work.versionKeys.has(key)) return;
     const missing = work.missing.get(key);
