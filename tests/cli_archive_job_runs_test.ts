@@ -1,7 +1,7 @@
 /**
  * `flowstate jobs run archive` over job runs: a job has no flow version (its
  * runs record `"job"`), so archiving one is not a run "archived without its
- * flow version", neither in the result nor as a warning.
+ * flow version", neither in the result nor as a warning, nor when shown back.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -24,5 +24,12 @@ Deno.test("archiving job runs counts no missing flow version and warns of none",
     assert.equal(outputs.versionsArchived, 1, JSON.stringify(outputs));
     assert.equal(outputs.versionsMissing, 0, JSON.stringify(outputs));
     assert.doesNotMatch(archived.stderr, /without their flow version/);
+    // Shown back, an archived job run has no definition line (as a live one), not "not in the
+    // archive (archived before archives kept flow versions…)".
+    const runs = JSON.parse(await cliOk(run, "runs", "ls", "--archived", "--json"));
+    const gc = (runs.runs ?? runs).find((r: { flowId: string }) => r.flowId === "job:gc");
+    const shown = await cliOk(run, "runs", "show", gc.id);
+    assert.match(shown, /^archived: runs-/m);
+    assert.doesNotMatch(shown, /definition/);
   });
 });
