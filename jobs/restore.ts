@@ -495,9 +495,16 @@ async function planChain(
         );
       }
     }
+    // A sequence number the feed has not reached is a point in the future: refused, as a time is.
+    if (at !== undefined && "seq" in at && at.seq > info.lastSeq) {
+      throw new BackupError(
+        `${what}: change ${at.seq} has not been made yet: the feed of ${name} ends at change ` +
+          `${info.lastSeq}; give a point up to it, or leave --at out for the latest state`,
+      );
+    }
     // The last change at or before the point: found by a binary search on the
     // commit times (they follow sequence numbers), without reading the feed through.
-    const upper = at !== undefined && "seq" in at ? Math.min(at.seq, info.lastSeq) : info.lastSeq;
+    const upper = at !== undefined && "seq" in at ? at.seq : info.lastSeq;
     let cutoff = upper;
     if (at !== undefined && "time" in at && upper > position.seq) {
       const timeOf = async (seq: number) => {
