@@ -124,6 +124,9 @@ export const defaults = {
   batchSize: 500,
 } satisfies Partial<RestoreOptions>;
 
+/** About how many bytes of backup lines one batch commits at most, whatever `batchSize` says. */
+const BATCH_BYTES = 32 * 1024 * 1024;
+
 const restoreOptions = z.strictObject({
   file: z.string().min(1),
   store: z.string().min(1),
@@ -851,6 +854,8 @@ export async function restoreBackup(
 
   let batch: (Item | null)[] = [];
   let consumed = 0;
+  /** The size of the batch's items as backup lines (0 for changes read from a live feed). */
+  let batchBytes = 0;
   /** Where each key is in the batch: a later change of it replaces the earlier one. */
   const inBatch = new Map<string, number>();
   let done = marker.done;
@@ -907,6 +912,7 @@ export async function restoreBackup(
     done = next;
     batch = [];
     consumed = 0;
+    batchBytes = 0;
     inBatch.clear();
     progress?.update(done);
   };
@@ -915,7 +921,7 @@ export async function restoreBackup(
   const replaying = chain.sources.some((source) => source.apply > 0);
   let index = 0;
   /** Take the next item (past those an interrupted restore did). */
-  const take = async (item: Item) => {
+  const take = async (item: Item, _index?: number, bytes = 0) => {
     if (index++ < skip) return;
     if (item.op !== undefined) result.changes++;
     // One write per key in a batch (a change may follow the snapshot's entry in the same batch).
@@ -927,7 +933,10 @@ export async function restoreBackup(
     }
     batch.push(item);
     consumed++;
-    if (consumed >= batchSize) {
+    batchBytes += bytes;
+    // Big values make smaller batches: memory stays bounded (a commit of 500 values of 10 MB
+    // would hold 5 GB); resuming counts items, not batches.
+    if (consumed >= batchSize || batchBytes >= BATCH_BYTES) {
       await writeBatch();
       if (signal?.aborted) throw cancelled(what);
     }
@@ -947,10 +956,10 @@ export async function restoreBackup(
       let left = source.apply;
       if (left === 0) continue;
       if (source.file !== undefined) {
-        const read = await readBackup(source.file, what, {}, async (item) => {
+        const read = await readBackup(source.file, what, {}, async (item, i, bytes) => {
           if (left > 0) {
             left--;
-            await take(item);
+            await take(item, i, bytes);
           }
         });
         if (read.sha256 !== chain.sha256s.get(source.file)) throw changed();

@@ -506,3 +506,31 @@ Deno.test("backup and restore keep escaped object keys as written, despite V8's 
     }
   });
 });
+
+Deno.test("restoreBackup() commits big values a few at a time: a batch holds about 32 MiB, not batchSize entries", async () => {
+  const { backupStore } = await import("./backup.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "blobs.fsbackup");
+    const mib = "x".repeat(1024 * 1024);
+    {
+      await using source = await openStore({ plugin: "memory" }, { name: "blobs" });
+      for (let i = 0; i < 80; i++) await source.set(["blob", String(i).padStart(3, "0")], mib);
+      await backupStore(source, file);
+    }
+    // The values of 1 MiB each commit sets.
+    const commits: number[] = [];
+    await using target = withHooks(await openStore({ plugin: "memory" }, { name: "copy" }), {
+      beforeCommit(mutations) {
+        commits.push(mutations.filter((m) => m.type === "set" && m.key[0] === "blob").length);
+      },
+    });
+    const result = await restoreBackup(target, file, { batchSize: 500 });
+    assert.equal(result.restored, 80);
+    assert.equal(await target.count(), 80);
+    const big = commits.filter((n) => n > 0);
+    assert.ok(big.length >= 3 && big.every((n) => n <= 32), `commits: ${commits.join(", ")}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
