@@ -1069,8 +1069,20 @@ export async function backupStores(
   const runId = options.runId;
   // A dry run's increment: the chain it would join (the backups pruning must keep).
   const pendingBase = new Map<string, string>();
+  // With several stores, one that cannot be backed up (its file damaged, its server down)
+  // does not keep the others from being backed up: the job fails at the end, naming it.
+  const failed: { store: string; error: unknown }[] = [];
   for (const name of names) {
     if (options.signal?.aborted) throw cancelled(what);
+    try {
+      await backupOne(name);
+    } catch (err) {
+      if (names.length === 1 || options.signal?.aborted) throw err;
+      failed.push({ store: name, error: err });
+      options.log?.(`${what} store "${name}": ${messageOf(err)}`, "warn");
+    }
+  }
+  async function backupOne(name: string): Promise<void> {
     const store = await runtime.store(name);
     if (single && await exists(out)) {
       const isDir = (await Deno.stat(out).catch(() => null))?.isDirectory;
@@ -1124,7 +1136,7 @@ export async function backupStores(
         toSeq: lastSeq,
       });
       result.entries += entries;
-      continue;
+      return;
     }
     if (options.dryRun) {
       const entries = await store.count();
@@ -1140,7 +1152,7 @@ export async function backupStores(
         attempts: 0,
       });
       result.entries += entries;
-      continue;
+      return;
     }
     const storeOptions: BackupStoreOptions = {
       consistency: options.consistency,
@@ -1177,7 +1189,8 @@ export async function backupStores(
     const pruneDir = single ? dirname(out) : dir;
     try {
       result.pruned = await pruneBackups(pruneDir, {
-        stores: names,
+        // A store not backed up now keeps its backups: its newest is the last sound one.
+        stores: names.filter((name) => !failed.some((f) => f.store === name)),
         keep: options.keep,
         keepFor: options.keepFor,
         protect: options.dryRun ? [] : result.files.map((f) => f.file),
@@ -1221,6 +1234,19 @@ export async function backupStores(
       `not in the backup: ${n.path} (${n.files} files, ${
         formatBytes(n.bytes)
       }): ${n.what}; ${n.advice}`,
+    );
+  }
+  if (failed.length > 0) {
+    const written = result.files.map((f) => `${f.store} → ${f.file}`).join(", ");
+    throw new BackupError(
+      `${what} ${
+        failed.map((f) => `store "${f.store}"`).join(", ")
+      } (${failed.length} of ${names.length}): ${
+        failed.map((f) => messageOf(f.error)).join("; ")
+      }; ${
+        written === "" ? "no other store was backed up" : `the others were backed up: ${written}`
+      }`,
+      { cause: failed[0].error },
     );
   }
   return result;
