@@ -6,7 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliOk, withCliProject } from "./_cli_sandbox.ts";
+import { cliOk, type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
+
+/** `migrate store --from main --to other --force` is refused, and main still holds item/a. */
+async function refusedAndKept(run: ProjectCli): Promise<void> {
+  const moved = await run("migrate", "store", "--from", "main", "--to", "other", "--force");
+  assert.equal(moved.code, 2, moved.stdout + moved.stderr);
+  assert.match(moved.stderr, /Cannot move store "main" to "other": both are the same \w+ store/);
+  assert.equal(await cliOk(run, "state", "get", "--store", "main", "item/a"), "1\n");
+}
 
 for (const plugin of ["sqlite", "jsonfile"] as const) {
   Deno.test(`migrate store --force between two names of one ${plugin} file (a symlink) is refused, the source kept`, async () => {
@@ -20,13 +28,7 @@ stores:
       await cliOk(run, "state", "set", "--store", "main", "item/a", "1");
       await cliOk(run, "state", "set", "--store", "main", "item/b", "2");
       await Deno.symlink(`main.${ext}`, join(dir, `data/link.${ext}`));
-      const moved = await run("migrate", "store", "--from", "main", "--to", "other", "--force");
-      assert.equal(moved.code, 2, moved.stdout + moved.stderr);
-      assert.match(
-        moved.stderr,
-        /Cannot move store "main" to "other": both are the same \w+ store/,
-      );
-      assert.equal(await cliOk(run, "state", "get", "--store", "main", "item/a"), "1\n");
+      await refusedAndKept(run);
       assert.equal(await cliOk(run, "state", "get", "--store", "main", "item/b"), "2\n");
       // Nothing of the check is left behind in it.
       const left = await cliOk(run, "state", "ls", "flowstate", "--store", "main", "--json");
@@ -53,13 +55,7 @@ stores:
     await withCliProject(config, async (run) => {
       try {
         await cliOk(run, "state", "set", "--store", "main", "item/a", "1");
-        const moved = await run("migrate", "store", "--from", "main", "--to", "other", "--force");
-        assert.equal(moved.code, 2, moved.stdout + moved.stderr);
-        assert.match(
-          moved.stderr,
-          /Cannot move store "main" to "other": both are the same \w+ store/,
-        );
-        assert.equal(await cliOk(run, "state", "get", "--store", "main", "item/a"), "1\n");
+        await refusedAndKept(run);
       } finally {
         const { default: postgres } = await import("postgres");
         const sql = postgres(PG!, { onnotice: () => {} });
