@@ -18,7 +18,8 @@
  *   restore's own run record is kept).
  * - **Crash-safe.** A marker entry ({@linkcode RESTORE_MARKER_KEY}) is written
  *   before the first entry and deleted after the last; each batch (an atomic
- *   commit of `batchSize` entries) also records in the marker how far it got.
+ *   commit of `batchSize` entries, fewer when they hold more than about 32 MiB)
+ *   also records in the marker how far it got.
  *   If the process dies, the marker stays: a backup of the store is refused,
  *   and running the same restore again resumes after the last committed batch
  *   (`force` starts over instead). Restoring a different file over an
@@ -99,7 +100,7 @@ export interface RestoreOptions {
   store: string;
   /** Delete everything in the target first if it is not empty (or holds another unfinished restore). */
   force: boolean;
-  /** Entries per atomic commit. */
+  /** Entries per atomic commit (at most: a commit holds about 32 MiB of them at most). */
   batchSize: number;
   /** Incremental backups to apply after `file`, in the order they were taken. */
   increments?: string[];
@@ -201,7 +202,7 @@ export interface RestoreMarker {
 export interface RestoreBackupOptions {
   /** Clear a non-empty target (or one holding another unfinished restore) first. */
   force?: boolean;
-  /** Entries per atomic commit (default 500). */
+  /** Entries per atomic commit (default 500; fewer when they hold more than about 32 MiB). */
   batchSize?: number;
   /** Stops between batches (the marker stays; a rerun resumes). */
   signal?: AbortSignal;
