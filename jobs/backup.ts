@@ -1010,7 +1010,10 @@ async function archiveNotCovered(runtime: Runtime, stores: string[]): Promise<No
 /**
  * Back up the runtime's store `options.store` (default: the global scope's)
  * or, with `all`, each configured store in turn, one file each, under
- * `<home>/backups/` (or `out`). An existing file is never overwritten.
+ * `<home>/backups/` (or `out`). An existing file is never overwritten. With
+ * several stores, one that cannot be backed up does not stop the others: it
+ * rejects once every other store is backed up (and pruned), naming the stores
+ * that failed and the files written.
  *
  * @example
  * ```ts
