@@ -331,7 +331,16 @@ class Archiver {
   async run(cutoff: number): Promise<ArchiveTotals> {
     const ctx = this.#ctx;
     if (!ctx.dryRun) {
-      await Deno.mkdir(this.#dir, { recursive: true });
+      await Deno.mkdir(this.#dir, { recursive: true }).catch(async (err) => {
+        if ((await Deno.stat(this.#dir).catch(() => null))?.isFile) {
+          throw new Error(
+            `Cannot archive runs: ${this.#dir} is a file, not a directory: move it aside (the ` +
+              `archive job keeps its files in that directory)`,
+            { cause: err },
+          );
+        }
+        throw err;
+      });
       await removeStaleTemps(this.#dir);
     }
     const other: ArchivePeriod = this.#options.period === "month" ? "day" : "month";

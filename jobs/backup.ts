@@ -1087,6 +1087,12 @@ export async function backupStores(
   }
   async function backupOne(name: string): Promise<void> {
     const store = await runtime.store(name);
+    if (!single && (await Deno.stat(dir).catch(() => null))?.isFile) {
+      throw new BackupError(
+        `${what} store "${name}": ${dir} is a file, not a directory: move it aside, or write ` +
+          `elsewhere with --out (out:)`,
+      );
+    }
     if (single && await exists(out)) {
       const isDir = (await Deno.stat(out).catch(() => null))?.isDirectory;
       throw new BackupError(
