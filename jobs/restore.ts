@@ -763,9 +763,11 @@ export async function restoreBackup(
 
   let markerVersion: string;
   let marker: RestoreMarker;
+  // Not a partial restore of this one's to finish: the store is the other restore's now.
   const lost = () =>
-    new Error(
-      `${what}: the restore marker changed under it (another restore into this store?); stopped`,
+    new BackupError(
+      `${what}: the restore marker changed under it: another restore into this store took it ` +
+        `over; this one stopped (see how that one ended: flowstate runs ls --flow job:restore)`,
     );
   /** Whether this restore deleted (some of) the store's earlier content. */
   let wiped = false;

@@ -508,7 +508,6 @@ Deno.test("backup and restore keep escaped object keys as written, despite V8's 
 });
 
 Deno.test("restoreBackup() commits big values a few at a time: a batch holds about 32 MiB, not batchSize entries", async () => {
-  const { backupStore } = await import("./backup.ts");
   const dir = await Deno.makeTempDir();
   try {
     const file = join(dir, "blobs.fsbackup");
@@ -530,6 +529,38 @@ Deno.test("restoreBackup() commits big values a few at a time: a batch holds abo
     assert.equal(await target.count(), 80);
     const big = commits.filter((n) => n > 0);
     assert.ok(big.length >= 3 && big.every((n) => n <= 32), `commits: ${commits.join(", ")}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a restore whose store another restore took over and finished says so, not 'run the same restore again'", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "src.fsbackup");
+    {
+      await using source = await openStore({ plugin: "memory" }, { name: "src" });
+      for (let i = 0; i < 50; i++) await source.set(["k", String(i).padStart(2, "0")], i);
+      await backupStore(source, file);
+    }
+    await using target = await openStore({ plugin: "memory" }, { name: "copy" });
+    // The first restore's second batch: meanwhile another process restores the same file into
+    // the store (it resumes the first's marker and finishes).
+    let commits = 0;
+    const first = withHooks(target, {
+      async beforeCommit() {
+        if (++commits === 3) await restoreBackup(target, file, { batchSize: 10 });
+      },
+    });
+    const err = await restoreBackup(first, file, { batchSize: 10 }).then(() => null, (e) => e);
+    assert.ok(err instanceof Error, "the first restore stopped");
+    assert.match(
+      err.message,
+      /the restore marker changed under it: another restore into this store took it over; this one stopped \(see how that one ended: flowstate runs ls --flow job:restore\)$/,
+    );
+    assert.doesNotMatch(err.message, /run the same restore again/);
+    assert.equal(await target.count(), 50);
+    assert.equal(await target.get(RESTORE_MARKER_KEY), null);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
