@@ -276,6 +276,13 @@ export function workerPrinter(
           ? `${event.runId} ${event.flowId} stopped after ${
             formatDuration(event.durationMs)
           } (attempt ${event.attempt}): released to the queue (not finished within the grace period)`
+          // Its end was not recorded: the run goes on in another attempt, it did not fail.
+          : event.requeued === "lost"
+          ? `${event.runId} ${event.flowId} lost after ${
+            formatDuration(event.durationMs)
+          } (attempt ${event.attempt}): ${
+            printable((event.error ?? "its claim lapsed").split("\n")[0])
+          }`
           : `${event.runId} ${event.flowId} ${event.status} ${
             formatDuration(event.durationMs)
           } (attempt ${event.attempt})${
