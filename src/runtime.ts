@@ -59,7 +59,7 @@ import type {
 } from "./on_failure.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { assertRunId, isRunId, RUN_ID_HINT } from "./records/run_id.ts";
-import { realTimers, systemClock } from "./clock.ts";
+import { realTimers, systemClock, type Timers } from "./clock.ts";
 import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
 import { notifyingStore } from "./wrappers/_notify.ts";
 import { warnGuarded, type Warning, type WarningHandler } from "./log.ts";
@@ -673,6 +673,13 @@ function checkRunOptions(options: RunFlowOptions, what: string): void {
       `${what}: option abortGrace must be a number of milliseconds of at least 0 (got ${
         got(abortGrace)
       }); leave it out for the config's runs.abortGrace`,
+    );
+  }
+  const { timers } = options;
+  if (timers !== undefined && typeof (timers as Partial<Timers> | null)?.sleep !== "function") {
+    throw new TypeError(
+      `${what}: option timers must be an object with a sleep(ms, signal) method, such as ` +
+        `manualTimers() of @flowstate/core/testing (got ${got(timers)})`,
     );
   }
   if (signal != null && !(signal instanceof AbortSignal)) {

@@ -37,6 +37,11 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
     /option abortGrace must be a number of milliseconds of at least 0 \(got NaN\)/,
   ],
   ["signal {}", { signal: {} }, /option signal must be an AbortSignal \(got \{\}\)/],
+  [
+    "timers {}",
+    { timers: {} },
+    /option timers must be an object with a sleep\(ms, signal\) method/,
+  ],
   ["onEvent 5", { onEvent: 5 }, /option onEvent must be a function \(got 5\)/],
   ['onStart "x"', { onStart: "x" }, /option onStart must be a function \(got "x"\)/],
   ["env 5", { env: 5 }, /option env must be an object of strings by name/],
