@@ -319,7 +319,7 @@ Deno.test("parseConfigText() gives file:line:column for malformed YAML", () => {
     errorOf("stores:\n  main:\n    plugin: memory\n   x: [\n"),
     [
       "flowstate.yaml:4:4: invalid YAML: `x:` is indented 3 spaces; the keys beside it use 4: indent it like them",
-      "flowstate.yaml:5:1: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+      "flowstate.yaml:4:7: invalid YAML: this [ opens a list that no ] closes: add the ] (a list that goes on over more lines needs them indented deeper than the key it belongs to)",
     ].join("\n"),
   );
 });

@@ -258,9 +258,11 @@ export class YamlSource {
       ...this.position(error.pos[0]),
       error,
     });
-    this.syntaxErrors = explained(
-      unclosedStrings(this.doc.errors.map(problem), tokens, (o) => this.position(o)),
-      text,
+    const at = (offset: number) => this.position(offset);
+    this.syntaxErrors = unclosedCollections(
+      explained(unclosedStrings(this.doc.errors.map(problem), tokens, at), text),
+      tokens,
+      at,
     );
     this.syntaxWarnings = this.doc.warnings.map(problem);
   }
@@ -666,29 +668,91 @@ function unclosedStrings(
   });
 }
 
-/** The quoted scalars among yaml's tokens, in document order (iteratively, as `tooDeep`). */
-function* quotedScalars(
-  tokens: readonly CST.Token[],
-): Generator<{ offset: number; source: string }> {
+/** Every node among yaml's tokens, in document order (iteratively, as `tooDeep`). */
+function* cstNodes(tokens: readonly CST.Token[]): Generator<CstNode> {
   const stack: unknown[] = [...tokens].reverse();
   while (stack.length > 0) {
     const token = stack.pop();
     if (typeof token !== "object" || token === null) continue;
-    const t = token as {
-      type?: string;
-      offset?: number;
-      source?: string;
-      value?: unknown;
-      items?: { key?: unknown; value?: unknown }[];
-    };
-    if (t.type === "double-quoted-scalar" || t.type === "single-quoted-scalar") {
-      yield { offset: t.offset ?? 0, source: t.source ?? "" };
-      continue;
-    }
+    const t = token as CstNode;
+    yield t;
     const children: unknown[] = t.value === undefined ? [] : [t.value];
     for (const item of t.items ?? []) children.push(item.key, item.value);
     for (let i = children.length - 1; i >= 0; i--) {
       if (children[i] != null) stack.push(children[i]);
+    }
+  }
+}
+
+/** What {@linkcode cstNodes} reads of a token. */
+interface CstNode {
+  type?: string;
+  offset?: number;
+  source?: string;
+  value?: unknown;
+  items?: { key?: unknown; value?: unknown }[];
+  start?: { source?: string };
+  end?: { source?: string }[];
+}
+
+/**
+ * yaml reports a `[` or `{` that is never closed at the end of the text, or at the first line
+ * indented no deeper than its key ("Flow sequence in block collection must be sufficiently
+ * indented and end with a ]"): report it where it opens instead, with the fix; and a `]` or `}`
+ * that closes nothing ("Unexpected flow-seq-end token") with the fix.
+ */
+function unclosedCollections(
+  problems: YamlSyntaxProblem[],
+  tokens: readonly CST.Token[],
+  position: (offset: number) => SourcePosition,
+): YamlSyntaxProblem[] {
+  const pattern =
+    /^Flow (sequence|map) in block collection must be sufficiently indented and end with a [\]}]$/;
+  const extra = /^Unexpected flow-(seq|map)-end token in YAML stream: "[\]}]"$/;
+  problems = problems.map((p) => {
+    const kind = extra.exec(p.message)?.[1];
+    if (kind === undefined) return p;
+    const [open, close] = kind === "seq" ? ["[", "]"] : ["{", "}"];
+    return {
+      ...p,
+      message: `this ${close} closes no ${open}: remove it, or add the ${open} it closes`,
+    };
+  });
+  if (!problems.some((p) => pattern.test(p.message))) return problems;
+  const unclosed = [...cstNodes(tokens)].filter((t) => {
+    if (t.type !== "flow-collection") return false;
+    const close = t.start?.source === "[" ? "]" : "}";
+    return !(t.end ?? []).some((end) => end.source === close);
+  });
+  const reported = new Set<number>();
+  return problems.flatMap((p) => {
+    const kind = pattern.exec(p.message)?.[1];
+    if (kind === undefined) return [p];
+    const open = kind === "sequence" ? "[" : "{";
+    const at = unclosed.findLast((t) =>
+      t.start?.source === open && (t.offset ?? 0) < p.error.pos[0]
+    )?.offset;
+    if (at === undefined) return [p];
+    if (reported.has(at)) return [];
+    reported.add(at);
+    const [what, close] = open === "[" ? ["list", "]"] : ["mapping", "}"];
+    return [{
+      ...p,
+      ...position(at),
+      message:
+        `this ${open} opens a ${what} that no ${close} closes: add the ${close} (a ${what} ` +
+        `that goes on over more lines needs them indented deeper than the key it belongs to)`,
+    }];
+  });
+}
+
+/** The quoted scalars among yaml's tokens, in document order. */
+function* quotedScalars(
+  tokens: readonly CST.Token[],
+): Generator<{ offset: number; source: string }> {
+  for (const t of cstNodes(tokens)) {
+    if (t.type === "double-quoted-scalar" || t.type === "single-quoted-scalar") {
+      yield { offset: t.offset ?? 0, source: t.source ?? "" };
     }
   }
 }

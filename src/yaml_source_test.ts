@@ -57,7 +57,7 @@ Deno.test("YamlSource.locate() places an empty value at its key, or where it wou
 
 Deno.test("YamlSource.syntaxErrors give yaml's message without its position, and the position", () => {
   for (const prettyErrors of [false, true]) {
-    const source = new YamlSource("a: [1\nb: 2\n", { prettyErrors });
+    const source = new YamlSource("a: !!int [1]\nb: [2]]\n", { prettyErrors });
     assert.equal(source.syntaxErrors.length > 0, true);
     const [first] = source.syntaxErrors;
     assert.equal(first.message.includes(" at line "), false);
@@ -69,6 +69,26 @@ Deno.test("YamlSource.syntaxErrors give yaml's message without its position, and
     );
   }
   assert.deepEqual(new YamlSource("a: 1\n").syntaxErrors, []);
+});
+
+Deno.test("YamlSource.syntaxErrors: an unclosed [ or { is reported where it opens; a ] or } too many where it is", () => {
+  const errors = (text: string) =>
+    new YamlSource(text).syntaxErrors.map((e) => `${e.line}:${e.column}: ${e.message}`);
+  const unclosed = (open: string, close: string, what: string) =>
+    `this ${open} opens a ${what} that no ${close} closes: add the ${close} (a ${what} that goes ` +
+    "on over more lines needs them indented deeper than the key it belongs to)";
+  assert.deepEqual(errors("id: a\nnodes:\n  - id: x\n    with: {message: hi\n"), [
+    `4:11: ${unclosed("{", "}", "mapping")}`,
+  ]);
+  assert.deepEqual(errors("a: [1, 2\nb: 3\n"), [`1:4: ${unclosed("[", "]", "list")}`]);
+  // Closed, but on a line indented no deeper than its key.
+  assert.deepEqual(errors("a:\n  b: [1,\n2]\n")[0], `2:6: ${unclosed("[", "]", "list")}`);
+  assert.deepEqual(errors("a: [1]]\n"), [
+    "1:7: this ] closes no [: remove it, or add the [ it closes",
+  ]);
+  assert.deepEqual(errors("a: {b: 1}}\n"), [
+    "1:10: this } closes no {: remove it, or add the { it closes",
+  ]);
 });
 
 Deno.test("YamlSource.syntaxErrors: an unclosed quote is reported where its string opens, alone (not at the end of the text)", () => {

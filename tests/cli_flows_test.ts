@@ -223,8 +223,8 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         name: "malformed YAML",
         yaml: "id: bad\nnodes:\n  - id: a\n    type: log\n    with: { message: [unclosed\n",
         errors: [
-          "malformed-yaml.flow.yaml:6:1: Flow sequence in block collection must be sufficiently indented and end with a ]",
-          "malformed-yaml.flow.yaml:6:1: Flow map in block collection must be sufficiently indented and end with a }",
+          "malformed-yaml.flow.yaml:5:22: this [ opens a list that no ] closes: add the ] (a list that goes on over more lines needs them indented deeper than the key it belongs to)",
+          "malformed-yaml.flow.yaml:5:11: this { opens a mapping that no } closes: add the } (a mapping that goes on over more lines needs them indented deeper than the key it belongs to)",
         ],
       },
       {

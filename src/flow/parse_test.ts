@@ -62,9 +62,9 @@ nodes:
   assert.deepEqual(aliased.locate(["nodes", 1, "retry", "attempts"]), { line: 5, column: 27 });
 });
 
-Deno.test("parseFlow() reports malformed YAML at yaml's own position", () => {
+Deno.test("parseFlow() reports malformed YAML where it goes wrong", () => {
   assert.deepEqual(problems("id: demo\nnodes: [1,\n"), [
-    "flow.yaml:3:1: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    "flow.yaml:2:8: this [ opens a list that no ] closes: add the ] (a list that goes on over more lines needs them indented deeper than the key it belongs to)",
   ]);
   assert.deepEqual(problems("id: demo\n---\nid: other\n"), [
     "flow.yaml:2:1: a second YAML document starts here (`---`); a flow file holds one: remove the `---` and what follows, or put the other flow in a file of its own",
