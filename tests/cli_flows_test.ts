@@ -243,6 +243,14 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         ],
       },
       {
+        name: "if without a template",
+        yaml:
+          'id: bad\nnodes:\n  - id: a\n    type: log\n    if: "false"\n    with: { message: hi }\n',
+        errors: [
+          'if-without-a-template.flow.yaml:5:9: nodes[0].if: expected a template like "${{ inputs.enabled }}", got the text "false", which is always true: write if: "${{ false }}"',
+        ],
+      },
+      {
         name: "needs cycle",
         yaml: "id: bad\nnodes:\n  - { id: a, type: log, needs: [b], with: { message: a } }\n" +
           "  - { id: b, type: log, needs: [a], with: { message: b } }\n",

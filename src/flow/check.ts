@@ -489,7 +489,15 @@ export class Checker {
       const loops = forEach !== undefined;
       const noLoop = (name: string) =>
         `${subject} reads ${name}, which is set only in a node with forEach; add forEach: "\${{ … }}" (the list to run the node for) to the node`;
-      if (typeof node.raw.if === "string") {
+      if (typeof node.raw.if === "string" && !node.raw.if.includes("${{")) {
+        // A text is always truthy, "false" and "no" too: the node would always run.
+        this.add(
+          ["nodes", node.index, "if"],
+          `expected a template like "\${{ inputs.enabled }}", got the text ${
+            JSON.stringify(node.raw.if)
+          }, which is always true: write if: "\${{ ${node.raw.if} }}"`,
+        );
+      } else if (typeof node.raw.if === "string") {
         const path = ["nodes", node.index, "if"];
         const refs = this.#compile(node.raw.if, path);
         checkRefs(refs, path);
