@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { ConfigError, StoreMissingError } from "./errors.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import type { Clock } from "./store/types.ts";
@@ -209,7 +210,8 @@ export interface PluginDefinition<O> {
 
 /**
  * For a plugin that keeps a store in a file: when `path` is a directory, a
- * FIFO, a device, a socket or a loop of symbolic links, throw a
+ * FIFO, a device, a socket or a loop of symbolic links, or a folder on its way
+ * is a file, throw a
  * {@linkcode ConfigError} about `option`
  * (the option that named it, default `"path"`); when `context.mustExist` is set and `path` does not
  * exist, throw {@linkcode StoreMissingError} (before anything is created).
@@ -240,6 +242,17 @@ export async function requireStoreFile(
         `links: point "${option}" at a file`;
       throw new ConfigError(message, { issues: [{ path: [option], message }] });
     }
+    if (err instanceof Deno.errors.NotADirectory) {
+      // A folder on the way is a file: mkdir would say only "File exists".
+      let file = dirname(path);
+      while (!(await isFile(file)) && dirname(file) !== file) file = dirname(file);
+      const message = `Cannot open store "${context.storeName}": ` + (
+        await isFile(file)
+          ? `${file} is a file, not a folder, so it cannot hold ${path}`
+          : `${path}: ${err.message}`
+      ) + `: point "${option}" elsewhere, or move the file away`;
+      throw new ConfigError(message, { issues: [{ path: [option], message }] });
+    }
     if (!context.mustExist) return; // the plugin's open meets (and words) whatever this is
     if (!(err instanceof Deno.errors.NotFound)) throw err;
     throw new StoreMissingError(
@@ -258,6 +271,15 @@ export async function requireStoreFile(
     const message = `Cannot open store "${context.storeName}": ${path} is ${kind}, not a store ` +
       `file: point "${option}" at a regular file`;
     throw new ConfigError(message, { issues: [{ path: [option], message }] });
+  }
+}
+
+/** Whether `path` is a regular file (false when it is anything else, or cannot be read). */
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
   }
 }
 

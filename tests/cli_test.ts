@@ -460,6 +460,32 @@ Deno.test("a store file option that names a directory exits 2 at its place, sayi
   });
 });
 
+Deno.test("a store file option under a file, not a folder, exits 2 at its place, naming the file (was a bare 'File exists')", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "notes"), "a file\n");
+    for (
+      const [spec, option] of [
+        ["{ plugin: sqlite, path: notes/state.db }", "path"],
+        ["{ plugin: jsonfile, path: notes/deeper/state.json }", "path"],
+        ["{ plugin: memory, snapshot: notes/snap.json }", "snapshot"],
+      ]
+    ) {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main: ${spec}\n`);
+      for (const args of [["state", "set", "k", "1"], ["state", "ls"]]) {
+        const result = await run(...args);
+        assert.equal(result.code, 2, `${spec} ${args}: ${result.stderr}`);
+        assert.match(
+          result.stderr,
+          new RegExp(
+            `^error: flowstate\\.yaml:2:\\d+: stores\\.main\\.${option}: Cannot open store "main": \\S*notes is a file, not a folder, so it cannot hold \\S+: point "${option}" elsewhere, or move the file away\n$`,
+          ),
+        );
+      }
+    }
+    assert.equal(await Deno.readTextFile(join(dir, "notes")), "a file\n", "the file is untouched");
+  });
+});
+
 Deno.test("a home that is a file, not a directory, exits 2 saying so (was a bare 'File exists' / 'Not a directory')", async () => {
   await withSandbox(async ({ dir, runWith }) => {
     const file = join(dir, "home-file");
