@@ -54,6 +54,26 @@ Deno.test("flowstate with an unknown command exits 2 with one readable error", a
   });
 });
 
+Deno.test("a usage error of a subcommand names that subcommand's help, whose options it lists", async () => {
+  await withSandbox(async ({ run }) => {
+    for (
+      const [args, help] of [
+        [["runs", "lss"], "flowstate runs --help"],
+        [["runs", "show", "x", "--jsn"], "flowstate runs show --help"],
+        [["state", "get"], "flowstate state get --help"],
+        [["run"], "flowstate run --help"],
+        [["rn"], "flowstate --help"],
+      ] as const
+    ) {
+      const result = await run(...args);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, new RegExp(`\\n\\(run ${help} for usage\\)\\n$`), args.join(" "));
+    }
+    const listed = await run("runs", "show", "--help");
+    assert.match(listed.stdout, /--json/, "the help named lists the option the user mistyped");
+  });
+});
+
 Deno.test("flowstate without a command prints usage and exits 2", async () => {
   await withSandbox(async ({ run }) => {
     const result = await run();
