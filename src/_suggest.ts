@@ -1,3 +1,5 @@
+import { describeValue } from "./flow/_shapes.ts";
+
 /** Levenshtein distance, for "did you mean" suggestions. */
 export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
@@ -38,7 +40,8 @@ export function didYouMean(word: string, candidates: Iterable<string>): string {
 /**
  * Throw a `TypeError` naming the first own field of `value` not in `known`
  * (with the closest known one, and all of them): a misspelt option or hook
- * would otherwise be ignored without a word.
+ * would otherwise be ignored without a word. A `value` that is no object (a
+ * string, a list) is refused too: its characters or items are no fields.
  */
 export function assertKnownFields(
   value: object,
@@ -46,6 +49,12 @@ export function assertKnownFields(
   what: string,
   noun: string,
 ): void {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const example = `{ ${known[0]}: … }`;
+    throw new TypeError(
+      `${what}: expected an object of ${noun}s like ${example}, got ${describeValue(value)}`,
+    );
+  }
   for (const name of Object.keys(value)) {
     if (known.includes(name)) continue;
     throw new TypeError(

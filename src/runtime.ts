@@ -489,9 +489,15 @@ export async function openRuntime<const C extends ConfigObject>(
   options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
 ): Promise<Runtime> {
   // A misspelt option (`confg`) would be ignored without a word: named instead, here and below.
-  if (typeof options === "object" && options !== null) {
-    assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
+  if (typeof options === "string") {
+    // openRuntime("other.yaml") would open ./flowstate.yaml, not other.yaml.
+    throw new TypeError(
+      `Cannot open runtime: expected an object of options, got the config path ${
+        JSON.stringify(options)
+      }: write openRuntime({ config: ${JSON.stringify(options)} })`,
+    );
   }
+  assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
   return await openRuntimeWith(options, loadConfig);
 }
 

@@ -340,3 +340,38 @@ Deno.test("openStore, openRuntime, runFlow, enqueue and runJob refuse a misspelt
     assert.equal((await rt.enqueue(flow, { maxAttempts: 2 })).existing, false);
   });
 });
+
+Deno.test("openRuntime refuses a config path (or anything) given in place of its options object, and runFlow YAML text in place of a path", async () => {
+  // openRuntime("other.yaml") opened ./flowstate.yaml (or none), not other.yaml, without a word.
+  await assert.rejects(
+    () => openRuntime("other.yaml" as never),
+    /^TypeError: Cannot open runtime: expected an object of options, got the config path "other\.yaml": write openRuntime\(\{ config: "other\.yaml" \}\)$/,
+  );
+  for (const [options, got] of [[null, "null"], [["x"], "a list"]] as const) {
+    await assert.rejects(
+      () => openRuntime(options as never),
+      new RegExp(
+        `^TypeError: Cannot open runtime: expected an object of options like \\{ actor: … \\}, got ${got}$`,
+      ),
+    );
+  }
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const text = "id: x\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n";
+  await assert.rejects(
+    () => rt.runFlow(text),
+    (error: Error) => {
+      assert.equal(error.name, "FlowValidationError");
+      assert.equal((error as { code?: string }).code, "FLOW_INVALID");
+      assert.equal(
+        error.message,
+        "Cannot load flow: a flow given as a string is the path of its file, and this one holds " +
+          'a line break (is it the flow\'s YAML text?): pass the path, or parseFlow(text) from "@flowstate/core/flow"',
+      );
+      return true;
+    },
+  );
+  await assert.rejects(
+    () => rt.runFlow("a.flow.yaml", "x" as never),
+    /^TypeError: Cannot run flow: expected an object of options like \{ input: … \}, got "x"$/,
+  );
+});

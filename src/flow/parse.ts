@@ -465,6 +465,14 @@ export async function loadFlowFile(
   // reported here, with every other problem of the file.
   parseOptions.nodeTypes ??= BUILTIN_NODE_NAMES;
   const shown = displayPath ?? path;
+  if (path.includes("\n")) {
+    throw new FlowValidationError([{
+      message: "Cannot load flow: a flow given as a string is the path of its file, and this " +
+        "one holds a line break (is it the flow's YAML text?): pass the path, or " +
+        'parseFlow(text) from "@flowstate/core/flow"',
+      path: [],
+    }]);
+  }
   let text: string;
   try {
     const read = await readYamlFile(path);
