@@ -259,11 +259,8 @@ export class YamlSource {
       error,
     });
     const at = (offset: number) => this.position(offset);
-    this.syntaxErrors = unclosedCollections(
-      explained(unclosedStrings(this.doc.errors.map(problem), tokens, at), text),
-      tokens,
-      at,
-    );
+    const strings = quotesInside(unclosedStrings(this.doc.errors.map(problem), tokens, at), tokens);
+    this.syntaxErrors = unclosedCollections(explained(strings, text), tokens, at);
     this.syntaxWarnings = this.doc.warnings.map(problem);
   }
 
@@ -742,6 +739,38 @@ function unclosedCollections(
       message:
         `this ${open} opens a ${what} that no ${close} closes: add the ${close} (a ${what} ` +
         `that goes on over more lines needs them indented deeper than the key it belongs to)`,
+    }];
+  });
+}
+
+/**
+ * A quote inside a quoted string (`"say "hi""`, `'it's'`, `"${{ inputs.s == "a" }}"`) ends it
+ * early, and yaml reports the text right after it as "Unexpected scalar at node end": say so,
+ * with how to write the quote, and drop the errors after it on that line (they follow from it).
+ */
+function quotesInside(
+  problems: YamlSyntaxProblem[],
+  tokens: readonly CST.Token[],
+): YamlSyntaxProblem[] {
+  const unexpected = problems.filter((p) => p.message === "Unexpected scalar at node end");
+  if (unexpected.length === 0) return problems;
+  const endings = new Map<number, string>();
+  for (const { offset, source } of quotedScalars(tokens)) {
+    endings.set(offset + source.length, source.charAt(0));
+  }
+  const lines = new Set<number>();
+  return problems.flatMap((p) => {
+    if (lines.has(p.line)) return [];
+    const quote = unexpected.includes(p) ? endings.get(p.error.pos[0]) : undefined;
+    if (quote === undefined) return [p];
+    lines.add(p.line);
+    const fix = quote === '"'
+      ? "write it as \\\" (or quote the whole value with ' instead)"
+      : "write it twice, as '' (or quote the whole value with \" instead)";
+    return [{
+      ...p,
+      message: `the ${quote} before this ends the quoted string, so YAML cannot read what ` +
+        `follows: to put a ${quote} inside the string, ${fix}`,
     }];
   });
 }

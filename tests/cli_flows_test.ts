@@ -243,6 +243,15 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         ],
       },
       {
+        name: "quote inside a string",
+        yaml: 'id: bad\nnodes:\n  - id: a\n    type: log\n    if: "${{ run.id == "x" }}"\n' +
+          "    with: { message: 'it's' }\n",
+        errors: [
+          `quote-inside-a-string.flow.yaml:5:25: the " before this ends the quoted string, so YAML cannot read what follows: to put a " inside the string, write it as \\" (or quote the whole value with ' instead)`,
+          `quote-inside-a-string.flow.yaml:6:26: the ' before this ends the quoted string, so YAML cannot read what follows: to put a ' inside the string, write it twice, as '' (or quote the whole value with " instead)`,
+        ],
+      },
+      {
         name: "if without a template",
         yaml:
           'id: bad\nnodes:\n  - id: a\n    type: log\n    if: "false"\n    with: { message: hi }\n',
