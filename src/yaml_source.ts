@@ -854,9 +854,35 @@ function explained(problems: YamlSyntaxProblem[], text: string): YamlSyntaxProbl
           column: indent(lines[next]) + 1,
         });
       } else out.push(p);
-    } else out.push(p);
+    } else {
+      const colon = p.error.code === "MULTILINE_IMPLICIT_KEY" ||
+          /^Implicit map keys need to be followed by map values/.test(p.message)
+        ? missingColon(line.slice(p.column - 1))
+        : undefined;
+      if (colon !== undefined) explainedLines.add(p.line);
+      out.push(colon === undefined ? p : { ...p, message: colon });
+    }
   }
   return out;
+}
+
+/**
+ * What is wrong with a line yaml could not read as `key: value` (`type log`, `type:log`,
+ * `nodes`), and its fix; `undefined` for another kind of line.
+ */
+function missingColon(text: string): string | undefined {
+  const rest = text.trimEnd().replace(/^-\s+/, "");
+  const glued = /^([\w.-]+):(\S.*)$/.exec(rest);
+  if (glued !== null && !glued[2].startsWith(":")) {
+    return `\`${rest}\` has no space after its colon, so YAML reads it as one word: ` +
+      `write \`${glued[1]}: ${glued[2]}\``;
+  }
+  const spaced = /^([\w.-]+)\s+([^:#]*)$/.exec(rest);
+  if (spaced !== null) {
+    return `\`${rest}\` has no colon after its key: write \`${spaced[1]}: ${spaced[2]}\``;
+  }
+  if (/^[\w.-]+$/.test(rest)) return `\`${rest}\` has no colon after it: write \`${rest}:\``;
+  return undefined;
 }
 
 /** Whether yaml's error is one it reports for a line indented unlike the lines beside it. */

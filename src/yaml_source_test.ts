@@ -91,6 +91,33 @@ Deno.test("YamlSource.syntaxErrors: an unclosed [ or { is reported where it open
   ]);
 });
 
+Deno.test("YamlSource.syntaxErrors: a key without its colon, or without a space after it, is named with the line to write", () => {
+  const errors = (text: string) =>
+    new YamlSource(text).syntaxErrors.map((e) => `${e.line}:${e.column}: ${e.message}`);
+  assert.deepEqual(errors("id a\nnodes: []\n"), [
+    "1:1: `id a` has no colon after its key: write `id: a`",
+  ]);
+  assert.deepEqual(errors("id: a\nnodes:\n  - id x\n    type: log\n"), [
+    "3:5: `id x` has no colon after its key: write `id: x`",
+  ]);
+  assert.deepEqual(errors("id: a\nnodes\n  - id: x\n"), [
+    "2:1: `nodes` has no colon after it: write `nodes:`",
+  ]);
+  assert.deepEqual(errors("id: a\nnodes:\n  - id: x\n    type:log\n    with: {}\n"), [
+    "4:5: `type:log` has no space after its colon, so YAML reads it as one word: write `type: log`",
+  ]);
+});
+
+Deno.test("YamlSource.syntaxErrors: a quote inside a quoted string says so, alone on its line", () => {
+  const errors = (text: string) =>
+    new YamlSource(text).syntaxErrors.map((e) => `${e.line}:${e.column}: ${e.message}`);
+  assert.deepEqual(errors('a: {message: "${{ inputs.s == "a" }}"}\n'), [
+    `1:32: the " before this ends the quoted string, so YAML cannot read what follows: to put a " inside the string, write it as \\" (or quote the whole value with ' instead)`,
+  ]);
+  // Text after a closed string, with a space between, is another slip: yaml's words stay.
+  assert.deepEqual(errors('a:\n  message: "x" y\n'), ["2:16: Unexpected scalar at node end"]);
+});
+
 Deno.test("YamlSource.syntaxErrors: an unclosed quote is reported where its string opens, alone (not at the end of the text)", () => {
   const cases: [string, string, [number, number]][] = [
     // In a flow mapping: yaml also reported "Flow map … must be sufficiently indented" at the end.

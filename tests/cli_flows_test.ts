@@ -243,6 +243,20 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         ],
       },
       {
+        name: "missing colon",
+        yaml: "id: bad\nnodes:\n  - id: a\n    type log\n    with: { message: hi }\n",
+        errors: [
+          "missing-colon.flow.yaml:4:5: `type log` has no colon after its key: write `type: log`",
+        ],
+      },
+      {
+        name: "no space after a colon",
+        yaml: "id: bad\nnodes:\n  - id: a\n    type:log\n",
+        errors: [
+          "no-space-after-a-colon.flow.yaml:4:5: `type:log` has no space after its colon, so YAML reads it as one word: write `type: log`",
+        ],
+      },
+      {
         name: "quote inside a string",
         yaml: 'id: bad\nnodes:\n  - id: a\n    type: log\n    if: "${{ run.id == "x" }}"\n' +
           "    with: { message: 'it's' }\n",
