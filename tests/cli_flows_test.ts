@@ -243,6 +243,26 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         ],
       },
       {
+        name: "other tools field names",
+        yaml: "id: bad\nsteps:\n  - name: a\n    uses: log\n    depends_on: [b]\n    retries: 3\n",
+        errors: [
+          'other-tools-field-names.flow.yaml:1:1: missing required field "nodes"',
+          'other-tools-field-names.flow.yaml:2:1: steps: unknown field (did you mean "nodes"?)',
+        ],
+      },
+      {
+        name: "other tools node field names",
+        yaml: "id: bad\nnodes:\n  - name: a\n    uses: log\n    depends_on: [b]\n    retries: 3\n",
+        errors: [
+          'other-tools-node-field-names.flow.yaml:3:5: nodes[0]: missing required field "id"',
+          'other-tools-node-field-names.flow.yaml:3:5: nodes[0]: missing required field "type"',
+          'other-tools-node-field-names.flow.yaml:3:5: nodes[0].name: unknown field (did you mean "id"?)',
+          'other-tools-node-field-names.flow.yaml:4:5: nodes[0].uses: unknown field (did you mean "type"?)',
+          'other-tools-node-field-names.flow.yaml:5:5: nodes[0].depends_on: unknown field (did you mean "needs"?)',
+          'other-tools-node-field-names.flow.yaml:6:5: nodes[0].retries: unknown field (did you mean "retry"?)',
+        ],
+      },
+      {
         name: "missing colon",
         yaml: "id: bad\nnodes:\n  - id: a\n    type log\n    with: { message: hi }\n",
         errors: [

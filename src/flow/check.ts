@@ -146,7 +146,7 @@ export class Checker {
       switch (issue.code) {
         case "unrecognized_keys":
           for (const key of issue.keys) {
-            this.add([...path, key], `unknown field${didYouMean(key, knownFields(path))}`, "key");
+            this.add([...path, key], `unknown field${fieldHint(key, path)}`, "key");
           }
           break;
         case "invalid_type": {
@@ -776,4 +776,46 @@ function unknownTypeMessage(type: string, known: ReadonlySet<string>): string {
       ? ` (a node type a program defines with openRuntime({ nodeTypes }) is known only to that program's runtime)`
       : ""
   }`;
+}
+
+/**
+ * The names other workflow tools give a flow's and a node's fields (GitHub Actions' `steps`,
+ * `uses`, `depends_on`…), and Flowstate's for them: a newcomer's first guesses.
+ */
+const FIELD_SYNONYMS: Record<"flow" | "node", Record<string, string>> = {
+  flow: { name: "id", steps: "nodes", jobs: "nodes", tasks: "nodes", input: "inputs" },
+  node: {
+    name: "id",
+    uses: "type",
+    run: "type",
+    depends_on: "needs",
+    dependsOn: "needs",
+    depends: "needs",
+    after: "needs",
+    requires: "needs",
+    retries: "retry",
+    condition: "if",
+    args: "with",
+    params: "with",
+    options: "with",
+    inputs: "with",
+    input: "with",
+  },
+};
+
+/** ` (did you mean "x"?)` for an unknown field at `path`: a near spelling, or Flowstate's name. */
+function fieldHint(key: string, path: readonly (string | number)[]): string {
+  const near = didYouMean(key, knownFields(path));
+  if (near !== "") return near;
+  const level = path.length === 0
+    ? "flow"
+    : path.length === 2 && path[0] === "nodes" && typeof path[1] === "number"
+    ? "node"
+    : undefined;
+  const name = level === undefined
+    ? undefined
+    : Object.hasOwn(FIELD_SYNONYMS[level], key)
+    ? FIELD_SYNONYMS[level][key]
+    : undefined;
+  return name === undefined ? "" : ` (did you mean "${name}"?)`;
 }
