@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname } from "./_path.ts";
 import { ConfigError, StoreMissingError } from "./errors.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import type { Clock } from "./store/types.ts";
