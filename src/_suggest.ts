@@ -1,5 +1,3 @@
-import { describeValue } from "./flow/_shapes.ts";
-
 /** Levenshtein distance, for "did you mean" suggestions. */
 export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
@@ -52,7 +50,7 @@ export function assertKnownFields(
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     const example = `{ ${known[0]}: … }`;
     throw new TypeError(
-      `${what}: expected an object of ${noun}s like ${example}, got ${describeValue(value)}`,
+      `${what}: expected an object of ${noun}s like ${example}, got ${notAnObject(value)}`,
     );
   }
   for (const name of Object.keys(value)) {
@@ -77,4 +75,12 @@ export function fieldNames<T>(): <const N extends keyof T>(
       : [`missing: ${Exclude<keyof T, N> & string}`])
 ) => readonly string[] {
   return (...lines) => lines.flat() as string[];
+}
+
+/** A value that is no object, as a message shows it (layer 0: no flow helpers here). */
+function notAnObject(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value !== "string") return String(value);
+  return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
 }
