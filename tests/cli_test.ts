@@ -506,6 +506,49 @@ Deno.test("a store file option under a file, not a folder, exits 2 at its place,
   });
 });
 
+Deno.test("a store path with ~ or $HOME (which no shell expands here) exits 2 at the option, saying what to write, and creates no folder named ~", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    for (
+      const [spec, option, written, name] of [
+        ["{ plugin: sqlite, path: ~/state.db }", "path", "~", "HOME"],
+        ['{ plugin: jsonfile, path: "$HOME/state.json" }', "path", "$HOME", "HOME"],
+        [
+          '{ plugin: memory, snapshot: "data/$DATA_DIR/snap.json" }',
+          "snapshot",
+          "$DATA_DIR",
+          "DATA_DIR",
+        ],
+      ]
+    ) {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main: ${spec}\n`);
+      const result = await run("state", "set", "k", "1");
+      assert.equal(result.code, 2, `${spec}: ${result.stderr}`);
+      assert.equal(
+        result.stderr.replace(/^(error: flowstate\.yaml:2:)\d+:/, "$1C:").replaceAll(dir, "DIR"),
+        `error: flowstate.yaml:2:C: stores.main.${option}: Cannot open store "main": ` +
+          `${option} holds "${written}", which nothing expands here (no shell reads the config): ` +
+          `write \${env.${name}} for the value of that environment variable\n`,
+      );
+    }
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+        n === "~" || n.startsWith("$") || n === "data"
+      ),
+      [],
+      "no folder named ~ or $HOME was made",
+    );
+    // A folder that really is named ~ is used as it is.
+    await Deno.mkdir(join(dir, "~"));
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: sqlite, path: ~/state.db }\n",
+    );
+    const real = await run("state", "set", "k", "1");
+    assert.equal(real.code, 0, real.stderr);
+    assert.ok((await Deno.stat(join(dir, "~", "state.db"))).isFile);
+  });
+});
+
 Deno.test("a home that is a file, not a directory, exits 2 saying so (was a bare 'File exists' / 'Not a directory')", async () => {
   await withSandbox(async ({ dir, runWith }) => {
     const file = join(dir, "home-file");
