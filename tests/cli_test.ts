@@ -530,12 +530,27 @@ Deno.test("a store path with ~ or $HOME (which no shell expands here) exits 2 at
           `write \${env.${name}} for the value of that environment variable\n`,
       );
     }
+    for (
+      const [home, written, name] of [["~/fs", "~", "HOME"], [
+        "$XDG_DATA_HOME/fs",
+        "$XDG_DATA_HOME",
+        "XDG_DATA_HOME",
+      ]]
+    ) {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `home: "${home}"\n`);
+      const result = await run("state", "set", "k", "1");
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr,
+        `error: flowstate.yaml:1:1: home: holds "${written}", which nothing expands here (no shell reads the config): write \${env.${name}} for the value of that environment variable\n`,
+      );
+    }
     assert.deepEqual(
       [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
         n === "~" || n.startsWith("$") || n === "data"
       ),
       [],
-      "no folder named ~ or $HOME was made",
+      "no folder named ~ or $HOME was made (by a store or the home)",
     );
     // A folder that really is named ~ is used as it is.
     await Deno.mkdir(join(dir, "~"));
