@@ -415,6 +415,14 @@ export async function loadConfigWith(
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     if (err instanceof Deno.errors.NotFound && given === undefined) {
+      // A flowstate.yml was meant as the config: the default store would be used without a word.
+      if (await Deno.stat(resolve(cwd, "flowstate.yml")).then((s) => s.isFile, () => false)) {
+        throw new ConfigError(
+          "Cannot load config: there is a flowstate.yml here, and the config file is named " +
+            "flowstate.yaml: rename it, or name it with --config flowstate.yml ($FLOWSTATE_CONFIG, " +
+            'or openRuntime({ config: "flowstate.yml" }) in a program)',
+        );
+      }
       // No config file: the defaults, which need no schema (zod is not loaded).
       return resolveConfig({}, { file: null, baseDir: cwd, cwd, home: options.home, env });
     }

@@ -74,6 +74,30 @@ Deno.test("a usage error of a subcommand names that subcommand's help, whose opt
   });
 });
 
+Deno.test("a flowstate.yml (not .yaml) beside no flowstate.yaml exits 2 saying to rename or name it, instead of using the default store", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yml"), "stores:\n  main: { plugin: memory }\n");
+    for (const args of [["stores"], ["state", "set", "k", "1"]]) {
+      const result = await run(...args);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr,
+        "error: Cannot load config: there is a flowstate.yml here, and the config file is " +
+          "named flowstate.yaml: rename it, or name it with --config flowstate.yml " +
+          '($FLOWSTATE_CONFIG, or openRuntime({ config: "flowstate.yml" }) in a program)\n',
+      );
+    }
+    assert.equal(
+      await Deno.stat(join(home, "state.db")).catch(() => null),
+      null,
+      "no default store",
+    );
+    const named = await run("--config", "flowstate.yml", "stores");
+    assert.equal(named.code, 0, named.stderr);
+    assert.match(named.stdout, /^main\s+memory/m);
+  });
+});
+
 Deno.test("flowstate without a command prints usage and exits 2", async () => {
   await withSandbox(async ({ run }) => {
     const result = await run();
