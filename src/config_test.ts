@@ -478,7 +478,7 @@ Deno.test("parseConfigText() accepts one flows path as a string", () => {
 Deno.test("parseConfigText() rejects an invalid cron expression, naming the job and field", () => {
   assert.equal(
     errorOf('jobs:\n  retention:\n    schedule: "61 3 * * *"\n'),
-    'flowstate.yaml:3:5: jobs.retention.schedule: invalid cron expression "61 3 * * *": minute value 61 is out of range',
+    'flowstate.yaml:3:5: jobs.retention.schedule: invalid cron expression "61 3 * * *": the minute field "61" is out of range (0-59)',
   );
   assert.equal(
     errorOf('jobs:\n  gc: { schedule: "* * *" }\n'),
