@@ -626,3 +626,23 @@ Deno.test("validate: a folder stands for its *.flow.yaml files, and no argument 
     assert.match(empty.stderr, /empty is a folder with no \*\.flow\.yaml file/);
   });
 });
+
+Deno.test("validate warns of ${inputs.x} and {{ inputs.x }}, templates written the way other tools write theirs (plain text here)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "look.flow.yaml"),
+      "id: look\ninputs:\n  name: { type: string, default: x }\nnodes:\n  - id: a\n    type: log\n" +
+        '    with: { message: "${inputs.name}, {{ inputs.name }}, ${{ inputs.name }}, $${{ inputs.name }}, ${HOME}" }\n' +
+        'outputs:\n  o: "{{nodes.a.output}}"\n',
+    );
+    const result = await run("validate", "look.flow.yaml");
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'warning: look.flow.yaml: node a: with.message holds "${inputs.name}", which is plain text, not a template: write ${{ inputs.name }}',
+      'warning: look.flow.yaml: node a: with.message holds "{{ inputs.name }}", which is plain text, not a template: write ${{ inputs.name }}',
+      'warning: look.flow.yaml: outputs.o holds "{{nodes.a.output}}", which is plain text, not a template: write ${{ nodes.a.output }}',
+    ]);
+    const json = JSON.parse((await run("validate", "--json", "look.flow.yaml")).stdout);
+    assert.equal(json[0].warnings.length, 3);
+  });
+});
