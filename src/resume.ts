@@ -5,7 +5,8 @@
  *
  * A node is reused only when its recorded outcome is complete and faithful
  * and would be the same now: it succeeded in the run resumed, with its output
- * recorded (not dropped for size, not lost with an abandoned run's end), not
+ * recorded (not dropped for size; for a run whose process died, kept with its
+ * events: see `recorder.ts`), not
  * masked (`NodeOutcome.masked`), not a mock's; its `when:` is neither
  * `on_failure` nor `always`; its definition is the same in the version the run
  * ran and in the flow now; no local file it runs (its module and the files
@@ -378,8 +379,10 @@ export function resumeDecisions(
       return {
         reason: "output",
         message: lostEnd !== undefined
-          ? `succeeded ${inRun}, whose process was lost before it recorded its outputs ` +
-            `(${lostEnd}): it runs again, and its side effects happen again`
+          ? `succeeded ${inRun}, whose process was lost before it recorded its end ` +
+            `(${lostEnd}), and its output was not kept with its events (it ended in the ` +
+            `last fraction of a second, or its output was over 256 KiB): it runs again, and ` +
+            `its side effects happen again`
           : `its output was not recorded whole ${inRun} (too large to keep, or lost ` +
             "with the run's end)",
         ...status,

@@ -939,9 +939,13 @@ async function runInTree(
           );
           return signal === null ? null : { data: signal.data };
         },
-        onEvent(unmasked) {
+        onEvent(unmasked, output) {
           const event = masker.mask(unmasked);
-          recorder.event(event);
+          // A node's output is kept beside its end event (see recorder.ts), masked as its end
+          // would record it: a run whose process dies before its end keeps it.
+          if (output === undefined) recorder.event(event);
+          else if (masker.empty || !masker.contains(output)) recorder.event(event, output);
+          else recorder.event(event, masker.mask(output) as JsonValue, true);
           if (bus?.listening && event.type.startsWith("node.")) {
             bus.emit({ type: "node", at: event.at, runId, flowId: def.id, event });
           }

@@ -241,6 +241,10 @@ export function describeEvent(event: RunEvent): string | undefined {
       }${printable(event.message ?? "")}`;
     case "node.progress":
       return progressText(event);
+    case "node.subrun":
+      return `${typeof event.item === "number" ? `item ${event.item} ` : ""}started sub-run ${
+        printable(String(event.run))
+      }`;
     case "node.end":
       return `${event.status}${
         event.status === "failed" || event.status === "timed-out"

@@ -41,6 +41,7 @@ import type {
   NodeAttemptEvent,
   NodeItems,
   NodeLogEvent,
+  NodeSubRunEvent,
   NodeStatus,
   RunEvent,
   RunEventInit,
@@ -222,8 +223,13 @@ export interface ExecuteOptions {
    * (`base64(secrets.X)`), so that the caller masks that too (see `TemplateScope.masker`).
    */
   masker?: SecretTracker;
-  /** Receives every event as it happens. */
-  onEvent?: (event: RunEvent) => void;
+  /**
+   * Receives every event as it happens; a `node.end` of a node that returned
+   * an output comes with that output (the event does not hold it: the caller
+   * may keep it, as `runFlow` keeps it for a run whose process dies before
+   * its end is recorded). The output is the run's own: not to be changed.
+   */
+  onEvent?: (event: RunEvent, output?: JsonValue) => void;
   /**
    * Runs a sub-flow: `signal` is the calling node's; `onStart` is told the
    * sub-run's id once it is recorded; `node` is the node that asks (what it
@@ -769,6 +775,12 @@ class AttemptContext implements NodeContext<unknown> {
           // By call: a run resuming this one finds the sub-run of each call (a later call's
           // sub-run may start first).
           (a.subRunIds ??= [])[calls - 1] = runId;
+          // Recorded now too, not only at the node's end: a run whose process dies while the
+          // sub-run runs keeps it (see `NodeSubRunEvent`).
+          a.host.emit(withItem<Omit<NodeSubRunEvent, "at">>(
+            { type: "node.subrun", node: a.node.spec.id, run: runId, call: calls },
+            a.item,
+          ));
         };
         const run = (a.host.options.runFlow ?? noRunFlow)(sub, subInput, {
           signal: a.signal(),
@@ -1261,7 +1273,7 @@ class Execution implements AttemptHost {
     if (result.items !== undefined) event.items = result.items;
     if (mocked) event.mocked = true;
     if (result.reused !== undefined) event.reused = result.reused;
-    on(event);
+    on(event, result.output);
     return i;
   }
 

@@ -27,7 +27,7 @@
  *
  * @module
  */
-import type { Key } from "../store/types.ts";
+import type { JsonValue, Key } from "../store/types.ts";
 import { checkValue } from "../store/values.ts";
 import type { RunEvent, StateAccess } from "./types.ts";
 
@@ -390,10 +390,33 @@ export function writeChunk(
   first: number,
   events: readonly RunEvent[],
   what: string,
+  kept?: { nodes: string[]; outputs: JsonValue[]; masked?: string[] },
 ): EventChunk | CompactChunk {
-  return format === 1
+  const chunk: (EventChunk | CompactChunk) & KeptFields = format === 1
     ? { first, events: events as RunEvent[] } satisfies EventChunk
     : encodeChunk(first, events, what);
+  if (kept !== undefined && kept.nodes.length > 0) {
+    chunk.outputNodes = kept.nodes;
+    chunk.outputs = kept.outputs;
+    if (kept.masked !== undefined && kept.masked.length > 0) chunk.maskedOutputs = kept.masked;
+  }
+  return chunk;
+}
+
+/**
+ * What a chunk of either form may hold beside its events (see
+ * `Records.appendEvents`): the outputs of nodes whose `node.end` it holds
+ * (`outputs[i]` is node `outputNodes[i]`'s: two lists, whose JSON text V8
+ * makes on its fast path), and the ids of those masked. Readers that do not
+ * know them (Flowstate 0.7 and before) pass them by.
+ */
+export interface KeptFields {
+  /** The nodes whose outputs are kept, in the order of `outputs`. */
+  outputNodes?: string[];
+  /** Their outputs. */
+  outputs?: JsonValue[];
+  /** The ids among `outputNodes` whose output was masked. */
+  maskedOutputs?: string[];
 }
 
 /** How a chunk is named in the errors of {@linkcode decodeChunk} and {@linkcode chunkSize}. */

@@ -2,8 +2,9 @@
  * The outcome of every node seen so far in a run's events, as a recorder
  * keeps it for an end recorded by `RunRecorder.interruptAll`: `node.start`
  * makes it `cancelled` with no attempt, a `node.attempt` without an error
- * counts the attempt (still `cancelled`), a `node.end` sets it; nodes come
- * in the order their first event came.
+ * counts the attempt (still `cancelled`), a `node.end` sets it, with the
+ * node's output when it came with one; nodes come in the order their first
+ * event came.
  *
  * When the run's node ids are known in advance (a flow's), outcomes are kept
  * by position in arrays, through an index of the ids shared by every run of
@@ -18,6 +19,7 @@
  * @module
  */
 import { setOwn } from "../_json.ts";
+import type { JsonValue } from "../store/types.ts";
 import type { NodeOutcome, NodeStatus, RunEvent, RunRecord } from "./types.ts";
 
 /** The position of each id, shared by every run given the same array of ids. */
@@ -43,6 +45,12 @@ export class NodeOutcomes {
   readonly #status: (NodeStatus | undefined)[];
   readonly #attempts: number[];
   readonly #errors: (string | undefined)[];
+  /** By position: the outputs given (made on the first). */
+  #outputs: (JsonValue | undefined)[] | undefined;
+  /** The ids of the nodes whose output was given masked (`NodeOutcome.masked`). */
+  #masked: Set<string> | undefined;
+  /** The sub-runs of the nodes' current attempts, in an outcome's `subRuns` (see `subRun`). */
+  #subRuns: Map<string, NodeOutcome> | undefined;
   /** The nodes in the order of their first event: a position, or an id not among `ids`. */
   readonly #order: (number | string)[] = [];
   readonly #others = new Map<string, NodeOutcome>();
@@ -61,8 +69,21 @@ export class NodeOutcomes {
     this.#errors = new Array(ids.length);
   }
 
-  /** Node `id` is `status` after `attempts` attempts (with `error`, when it failed). */
-  set(id: string, status: NodeStatus, attempts: number, error?: string): void {
+  /**
+   * Node `id` is `status` after `attempts` attempts (with `error`, when it
+   * failed; with `output`, when it returned one, `masked` when a secret's
+   * value in it was masked).
+   */
+  set(
+    id: string,
+    status: NodeStatus,
+    attempts: number,
+    error?: string,
+    output?: JsonValue,
+    masked?: boolean,
+  ): void {
+    if (masked === true) (this.#masked ??= new Set()).add(id);
+    else this.#masked?.delete(id);
     let i: number | undefined;
     if (id === this.#lastId) i = this.#lastAt;
     else if ((i = this.#index.get(id)) !== undefined) {
@@ -72,6 +93,7 @@ export class NodeOutcomes {
     if (i === undefined) {
       if (!this.#others.has(id)) this.#order.push(id);
       const outcome: NodeOutcome = { status, attempts };
+      if (output !== undefined) outcome.output = output;
       if (error !== undefined) outcome.error = error;
       this.#others.set(id, outcome);
       return;
@@ -80,6 +102,25 @@ export class NodeOutcomes {
     this.#status[i] = status;
     this.#attempts[i] = attempts;
     this.#errors[i] = error;
+    if (output !== undefined) (this.#outputs ??= new Array(this.#ids.length))[i] = output;
+    else if (this.#outputs !== undefined) this.#outputs[i] = undefined;
+  }
+
+  /**
+   * Node `id`'s current attempt started sub-run `run` for call `call` (from
+   * 1): its outcome lists it in `subRuns` until its next attempt starts
+   * (`newAttempt`).
+   */
+  subRun(id: string, call: number, run: string): void {
+    if (!Number.isSafeInteger(call) || call < 1) return;
+    const outcome = (this.#subRuns ??= new Map()).get(id) ?? { status: "cancelled", attempts: 0 };
+    addSubRun(outcome, call, run);
+    this.#subRuns.set(id, outcome);
+  }
+
+  /** Node `id` starts an attempt: the sub-runs of the one before are not its outcome's. */
+  newAttempt(id: string): void {
+    this.#subRuns?.delete(id);
   }
 
   /** Node `id` is mocked (`NodeOutcome.mocked`): its outcome says so. */
@@ -87,23 +128,41 @@ export class NodeOutcomes {
     (this.#mocked ??= new Set()).add(id);
   }
 
-  /** The outcomes, by node id, in the order of their first event (objects of their own). */
-  record(): RunRecord["nodes"] {
-    const nodes = this.#record();
+  /**
+   * The outcomes, by node id, in the order of their first event (objects of
+   * their own; the outputs are the ones given), without the outputs when
+   * `outputs` is `false`.
+   */
+  record(outputs = true): RunRecord["nodes"] {
+    const nodes = this.#record(outputs);
     if (this.#mocked !== undefined) {
       for (const id of this.#mocked) if (Object.hasOwn(nodes, id)) nodes[id].mocked = true;
+    }
+    if (this.#subRuns !== undefined) {
+      for (const [id, { subRuns }] of this.#subRuns) {
+        if (Object.hasOwn(nodes, id) && subRuns !== undefined) nodes[id].subRuns = subRuns;
+      }
+    }
+    if (outputs && this.#masked !== undefined) {
+      for (const id of this.#masked) {
+        if (Object.hasOwn(nodes, id) && nodes[id].output !== undefined) nodes[id].masked = true;
+      }
     }
     return nodes;
   }
 
-  #record(): RunRecord["nodes"] {
+  #record(outputs: boolean): RunRecord["nodes"] {
     const nodes: RunRecord["nodes"] = {};
     for (const at of this.#order) {
       if (typeof at === "string") {
-        nodes[at] = { ...this.#others.get(at)! };
+        const outcome = { ...this.#others.get(at)! };
+        if (!outputs) delete outcome.output;
+        nodes[at] = outcome;
         continue;
       }
       const outcome: NodeOutcome = { status: this.#status[at]!, attempts: this.#attempts[at] };
+      const output = outputs ? this.#outputs?.[at] : undefined;
+      if (output !== undefined) outcome.output = output;
       const error = this.#errors[at];
       if (error !== undefined) outcome.error = error;
       nodes[this.#ids[at]] = outcome;
@@ -297,11 +356,22 @@ export function decodeNodes(stored: unknown, what: string): RunRecord["nodes"] {
 }
 
 /**
- * The outcomes the events of a run give (status, attempts, error, items;
- * never an output, which only a run's end records): for a run that ended
- * without recording its end (abandoned, or its queued attempt lost). A node
- * that started and did not end was stopped: `cancelled`, its attempts
- * counted, as `RunRecorder.interruptAll` records it.
+ * A `node.end` event as `getEventsWithOutputs` (`_runs.ts`) reads it back:
+ * with the output its recorder kept beside it in the same chunk (see
+ * `Records.appendEvents`), and whether that output was masked.
+ */
+export type NodeEndWithOutput = Extract<RunEvent, { type: "node.end" }> & {
+  output?: JsonValue;
+  outputMasked?: true;
+};
+
+/**
+ * The outcomes the events of a run give (status, attempts, error, items, and
+ * the outputs kept beside their `node.end` events: see
+ * {@linkcode NodeEndWithOutput}): for a run that ended without recording its
+ * end (abandoned, or its queued attempt lost). A node that started and did
+ * not end was stopped: `cancelled`, its attempts counted, as
+ * `RunRecorder.interruptAll` records it.
  */
 export function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"] {
   const nodes: RunRecord["nodes"] = {};
@@ -315,13 +385,37 @@ export function outcomesOfEvents(events: readonly RunEvent[]): RunRecord["nodes"
       setOwn(nodes, e.node, { status: "cancelled", attempts: e.attempt });
       continue;
     }
+    if (e.type === "node.subrun") {
+      // A sub-run its attempt started (an item's are not its node's: a `forEach` node's
+      // sub-runs are never resumed).
+      const outcome = e.item === undefined && Object.hasOwn(nodes, e.node)
+        ? nodes[e.node]
+        : undefined;
+      if (outcome !== undefined && Number.isSafeInteger(e.call) && e.call >= 1) {
+        addSubRun(outcome, e.call, e.run);
+      }
+      continue;
+    }
     if (e.type !== "node.end") continue;
     const outcome: NodeOutcome = { status: e.status, attempts: e.attempt };
+    const { output, outputMasked } = e as NodeEndWithOutput;
+    if (output !== undefined) outcome.output = output;
     if (e.error !== undefined) outcome.error = e.error;
     if (e.items !== undefined) outcome.items = e.items;
     if (e.mocked === true) outcome.mocked = true;
     if (e.reused !== undefined) outcome.reused = e.reused;
+    if (output !== undefined && outputMasked === true) outcome.masked = true;
+    // Its sub-runs, from the `node.subrun` events of its last attempt (its end carries none).
+    const before = Object.hasOwn(nodes, e.node) ? nodes[e.node].subRuns : undefined;
+    if (before !== undefined && e.items === undefined) outcome.subRuns = before;
     setOwn(nodes, e.node, outcome);
   }
   return nodes;
+}
+
+/** Sub-run `run` of call `call` (from 1) of `outcome`'s node: `null` for the calls before without one. */
+function addSubRun(outcome: NodeOutcome, call: number, run: string): void {
+  const subRuns = outcome.subRuns ??= [];
+  while (subRuns.length < call - 1) subRuns.push(null);
+  subRuns[call - 1] = run;
 }

@@ -22,7 +22,7 @@ import {
   withoutEvents,
   withRetry,
 } from "./_context.ts";
-import { type EventTails, finishRun, getEvents } from "./_runs.ts";
+import { type EventTails, finishRun, getEventsWithOutputs } from "./_runs.ts";
 import { outcomesOfEvents } from "./_node_outcomes.ts";
 import { EVENTS_FIELD } from "./layout.ts";
 import { writeChunk } from "./_event_chunks.ts";
@@ -1257,10 +1257,10 @@ export async function reclaimLost(
       // Cancelled while its worker ran it, then that worker was lost: the cancel stands (the
       // request would be dropped by a requeue, and the run run again).
       // Its end is not recorded: what its nodes' events said is kept, as for an abandoned run
-      // (a node that succeeded did, its side effects happened), without the outputs.
+      // (a node that succeeded did, its side effects happened), with the outputs kept beside them.
       const final: RunRecord = {
         ...run,
-        nodes: { ...run.nodes, ...outcomesOfEvents(await getEvents(ctx, run.id)) },
+        nodes: { ...run.nodes, ...outcomesOfEvents(await getEventsWithOutputs(ctx, run.id)) },
         status: cancel !== null ? "cancelled" : "failed",
         endedAt: lostAt,
         // Its duration is its last attempt's, as for any claimed run's end.

@@ -7,7 +7,7 @@
  * @module
  */
 import { ConflictError } from "../errors.ts";
-import type { AtomicOperation, Entry, Key } from "../store/types.ts";
+import type { AtomicOperation, Entry, JsonValue, Key } from "../store/types.ts";
 import { compareKeys } from "../store/keys.ts";
 import { checkEvents, checkRun, checkTime } from "./_checks.ts";
 import {
@@ -19,9 +19,16 @@ import {
   withRetry,
 } from "./_context.ts";
 import { type EndedLate, EVENTS_FIELD, LATE_END_MS } from "./layout.ts";
-import { chunkSize, chunkWhere, decodeChunk, writeChunk } from "./_event_chunks.ts";
+import {
+  chunkSize,
+  chunkWhere,
+  decodeChunk,
+  type KeptFields,
+  writeChunk,
+} from "./_event_chunks.ts";
 import { addRunToMetrics, emptyMetrics, type FlowMetrics } from "./metrics.ts";
 import { metricShards, shardKey } from "./_metric_shards.ts";
+import type { NodeEndWithOutput } from "./_node_outcomes.ts";
 import { knownEntries } from "./_known.ts";
 import { type DedupeEntry, dedupeKey, releaseDedupeKey } from "./_dedupe.ts";
 import { FlowVersionGoneError, guardVersion, versionGone } from "./_versions.ts";
@@ -128,16 +135,30 @@ export async function appendEvents(
   tails: EventTails,
   runId: string,
   events: RunEvent[],
+  kept?: KeptOutputs,
 ): Promise<void> {
   const what = `Cannot append events to run ${JSON.stringify(runId)}`;
   assertRunId(runId, what);
   checkEvents(events, what);
   if (events.length === 0) return;
+  if (kept !== undefined) checkKeptOutputs(kept, what);
   await withRetry(ctx.retry, what, async () => {
     const tail = await tails.read(ctx, runId);
     const key = ctx.layout.chunk(runId, tail.chunk);
-    const chunk = writeChunk(ctx.eventFormat, tail.next, events, what);
-    const result = await ctx.store.atomic().check(key, null).set(key, chunk).commit();
+    const chunk = writeChunk(ctx.eventFormat, tail.next, events, what, kept);
+    let result;
+    try {
+      result = await ctx.store.atomic().check(key, null).set(key, chunk).commit();
+    } catch (err) {
+      // The outputs kept beside the events make the chunk too large (a RangeError) or too deep
+      // (a TypeError: the events themselves were checked) for the store: the events are what
+      // must be stored, without them.
+      if (kept === undefined || !(err instanceof RangeError || err instanceof TypeError)) {
+        throw err;
+      }
+      const bare = writeChunk(ctx.eventFormat, tail.next, events, what);
+      result = await ctx.store.atomic().check(key, null).set(key, bare).commit();
+    }
     if (!result.ok) {
       tails.forget(runId);
       return RETRY;
@@ -405,6 +426,78 @@ export async function getEvents(ctx: RecordsContext, runId: string): Promise<Run
   assertRunId(runId, "Cannot get run events");
   const chunked = await chunkEvents(ctx, runId);
   return (await inlineEventsOf(ctx, runId)) ?? chunked;
+}
+
+/** The outputs `Records.appendEvents` keeps beside a chunk's events (see `KeptFields`). */
+export type KeptOutputs = { nodes: string[]; outputs: JsonValue[]; masked?: string[] };
+
+function checkKeptOutputs(kept: KeptOutputs, what: string): void {
+  const { nodes, outputs, masked } = kept as Partial<KeptOutputs>;
+  const ids = (list: unknown) => Array.isArray(list) && list.every((id) => typeof id === "string");
+  if (!ids(nodes) || !Array.isArray(outputs) || outputs.length !== nodes!.length) {
+    throw new TypeError(
+      `${what}: kept must be { nodes, outputs }: a list of node ids and a list of as many outputs`,
+    );
+  }
+  if (masked !== undefined && !ids(masked)) {
+    throw new TypeError(`${what}: kept.masked must be a list of node ids`);
+  }
+}
+
+/**
+ * A run's events as `getEvents` reads them, except that each `node.end` of
+ * a node that succeeded and whose output was kept beside it in the same
+ * chunk (`Records.appendEvents`) is a copy holding that output (see
+ * {@linkcode NodeEndWithOutput}): what `abandonRun` and a lost queued
+ * attempt record of a run whose process died before its end.
+ */
+export async function getEventsWithOutputs(
+  ctx: RecordsContext,
+  runId: string,
+): Promise<RunEvent[]> {
+  assertRunId(runId, "Cannot get run events");
+  const events: RunEvent[] = [];
+  for await (const e of ctx.store.list({ prefix: ctx.layout.events(runId) })) {
+    const chunk = decodeChunk(e.value, chunkWhere(runId, e.key));
+    const kept = keptOutputsOf(e.value);
+    for (const event of chunk.events) {
+      const output = kept === undefined || event.type !== "node.end" ||
+          event.status !== "succeeded"
+        ? undefined
+        : kept.get(event.node);
+      if (output === undefined) {
+        events.push(event);
+        continue;
+      }
+      const withOutput = { ...event, output: output.output } as NodeEndWithOutput;
+      if (output.masked) withOutput.outputMasked = true;
+      events.push(withOutput);
+    }
+  }
+  return (await inlineEventsOf(ctx, runId)) ?? events;
+}
+
+/**
+ * The outputs a stored chunk keeps beside its events, by node id, or
+ * `undefined` when it keeps none (or they are damaged: they are only a help
+ * for a run whose process died, never a reason to refuse its events).
+ */
+function keptOutputsOf(
+  chunk: unknown,
+): Map<string, { output: JsonValue; masked: boolean }> | undefined {
+  const { outputNodes: nodes, outputs, maskedOutputs } = chunk as KeptFields;
+  if (!Array.isArray(nodes) || !Array.isArray(outputs) || nodes.length !== outputs.length) {
+    return undefined;
+  }
+  const masked = new Set(Array.isArray(maskedOutputs) ? maskedOutputs : []);
+  const kept = new Map<string, { output: JsonValue; masked: boolean }>();
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i];
+    if (typeof node === "string" && outputs[i] !== undefined) {
+      kept.set(node, { output: outputs[i], masked: masked.has(node) });
+    }
+  }
+  return kept;
 }
 
 /** Every event of a run's chunks, one chunk after the other. */

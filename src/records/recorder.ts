@@ -9,6 +9,16 @@
  * a fraction of a second); {@linkcode RunRecorder.finish} writes the last
  * batch with the final status in one commit (see `Records.finishRun`).
  *
+ * A node's output is recorded in the run's end; an event batch keeps beside
+ * it the outputs of the nodes whose `node.end` it holds too (each of at most
+ * {@linkcode KEPT_OUTPUT_BYTES}, a batch's together at most
+ * {@linkcode KEPT_BATCH_OUTPUT_BYTES}), so that a run whose process dies
+ * before its end (kill -9, a lost machine) keeps the outputs of the nodes
+ * that ended: recorded when the run is found abandoned, reused by a run
+ * resuming it (see `resume.ts`). A run that finishes inlines its events and
+ * drops those chunks (see `Records.finishRun`); a longer run's chunks keep
+ * them until its events are deleted.
+ *
  * While the run lives, the recorder writes its heartbeat (`heartbeatAt`)
  * every {@linkcode HEARTBEAT_MS} (see `heartbeat.ts`), so that a run whose
  * process died is told from a long live one. The final commit is retried
@@ -60,6 +70,16 @@ export const EVENT_BATCH_SIZE = 200;
  * ```
  */
 export const EVENT_BATCH_MS = 200;
+
+/**
+ * The largest output (bytes of its JSON text, as `NodeEndEvent.outputBytes`)
+ * an event batch keeps beside a node's `node.end` (see the module's
+ * documentation): a larger one is recorded only in the run's end, and is
+ * lost with a process that dies first.
+ */
+const KEPT_OUTPUT_BYTES = 256 * 1024;
+/** The outputs one event batch keeps at most, together (bytes of their JSON text). */
+const KEPT_BATCH_OUTPUT_BYTES = 2 * 1024 * 1024;
 
 /**
  * Waits before each retry of a run's final commit, in ms: five tries in all,
@@ -413,6 +433,14 @@ export class RunRecorder {
   readonly #clock: Clock;
   readonly #start: RunStart;
   #buffer: RunEvent[] = [];
+  /**
+   * The outputs kept beside `#buffer`'s `node.end` events and their nodes,
+   * in two lists (made on the first): JSON text of arrays is made on V8's
+   * fast path, that of an object keyed by node id (a dictionary) is not.
+   */
+  #outputs: { nodes: string[]; outputs: JsonValue[]; masked?: string[] } | undefined;
+  /** The bytes of `#outputs`' JSON texts. */
+  #outputBytes = 0;
   #lastFlush: number;
   #flushing: Promise<void> = Promise.resolve();
   #flushError: unknown;
@@ -615,6 +643,7 @@ export class RunRecorder {
     if (this.#lost) return;
     this.#lost = true;
     this.#buffer = [];
+    this.#dropOutputs();
     // Not this process's run any more: `interruptAll` has no end to record for it.
     inFlight.delete(this.#tracked);
     stopRun?.();
@@ -751,10 +780,12 @@ export class RunRecorder {
         // `finish` made its end before it took the last events (it waits for writes in flight).
         ending = { record: ending.record, events: this.#buffer };
       }
+      let withoutOutputs: { record: RunRecord; events: RunEvent[] } | undefined;
       if (ending === undefined) {
         const nodes = this.#nodes.record();
         const events = this.#buffer;
         this.#buffer = [];
+        this.#dropOutputs();
         events.push({ at: endedAt, type: "run.end" });
         ending = {
           record: this.#record(
@@ -763,10 +794,26 @@ export class RunRecorder {
           ),
           events,
         };
+        // The outputs of the nodes that ended may make the record larger (or deeper) than a
+        // store takes: it is then recorded without them, as `finish` does.
+        withoutOutputs = {
+          record: { ...ending.record, nodes: this.#nodes.record(false) },
+          events: events.filter((e) => e.type !== "node.log"),
+        };
         how = { interrupted: true, requeueAfterMs };
       }
       try {
-        if ((await this.#commit(ending.record, ending.events, how)) !== false) return true;
+        let committed: boolean | void;
+        try {
+          committed = await this.#commit(ending.record, ending.events, how);
+        } catch (err) {
+          // Too large (a RangeError) or too deep (a TypeError) with the outputs.
+          if (!(err instanceof RangeError || err instanceof TypeError) || !withoutOutputs) {
+            throw err;
+          }
+          committed = await this.#commit(withoutOutputs.record, withoutOutputs.events, how);
+        }
+        if (committed !== false) return true;
         // Refused: `finish` recorded the end first, or the claim is another worker's now.
         return await this.#storedOutcome();
       } catch {
@@ -821,8 +868,13 @@ export class RunRecorder {
     return record;
   }
 
-  /** Buffer one event; append the buffer when it is full or old enough. */
-  event(event: RunEvent): void {
+  /**
+   * Buffer one event; append the buffer when it is full or old enough. A
+   * `node.end` may come with the node's `output` (`masked` when a secret's
+   * value in it was masked): the recorder keeps it beside the event (see the
+   * module's documentation). It must not change afterwards.
+   */
+  event(event: RunEvent, output?: JsonValue, masked?: boolean): void {
     // The run is another attempt's now: its events are not mixed with this one's.
     if (this.#lost) return;
     this.#buffer.push(event);
@@ -832,10 +884,17 @@ export class RunRecorder {
         if (event.mocked === true) this.#nodes.mocked(event.node);
         break;
       case "node.attempt":
-        if (event.error === undefined) this.#nodes.set(event.node, "cancelled", event.attempt);
+        if (event.error === undefined) {
+          this.#nodes.set(event.node, "cancelled", event.attempt);
+          if (event.item === undefined) this.#nodes.newAttempt(event.node);
+        }
+        break;
+      case "node.subrun":
+        if (event.item === undefined) this.#nodes.subRun(event.node, event.call, event.run);
         break;
       case "node.end":
-        this.#nodes.set(event.node, event.status, event.attempt, event.error);
+        this.#nodes.set(event.node, event.status, event.attempt, event.error, output, masked);
+        if (output !== undefined) this.#keepOutput(event.node, output, event.outputBytes, masked);
         break;
     }
     if (this.#buffer.length >= EVENT_BATCH_SIZE || event.at - this.#lastFlush >= EVENT_BATCH_MS) {
@@ -856,13 +915,32 @@ export class RunRecorder {
     }
   }
 
+  /** Keep `output` beside the buffer's `node.end` of `node`, when it fits (see the module's documentation). */
+  #keepOutput(node: string, output: JsonValue, bytes: number | undefined, masked?: boolean): void {
+    if (bytes === undefined) bytes = JSON.stringify(output).length;
+    if (bytes > KEPT_OUTPUT_BYTES || this.#outputBytes + bytes > KEPT_BATCH_OUTPUT_BYTES) return;
+    this.#outputBytes += bytes;
+    const kept = this.#outputs ??= { nodes: [], outputs: [] };
+    kept.nodes.push(node);
+    kept.outputs.push(output);
+    if (masked === true) (kept.masked ??= []).push(node);
+  }
+
+  /** Forget the outputs kept beside the buffer (its events are gone, or go with the end). */
+  #dropOutputs(): void {
+    this.#outputs = undefined;
+    this.#outputBytes = 0;
+  }
+
   #flush(): void {
     if (this.#buffer.length === 0 || this.#lost) return;
     const batch = this.#buffer;
     this.#buffer = [];
+    const outputs = this.#outputs;
+    this.#dropOutputs();
     this.#lastFlush = this.#clock.now();
     this.#flushing = this.#flushing
-      .then(() => this.#records.appendEvents(this.id, batch))
+      .then(() => this.#records.appendEvents(this.id, batch, outputs))
       .catch((err) => {
         this.#flushError ??= err;
       });
@@ -899,6 +977,7 @@ export class RunRecorder {
     if (this.#lost) throw new RunNotOwnedError(this.id);
     const last = this.#buffer;
     this.#buffer = [];
+    this.#dropOutputs(); // the end records every output
     let record = this.#record(end, endedAt);
     this.#ending = { record, events: last };
     try {

@@ -182,6 +182,7 @@ import {
   finishRun,
   getEvents,
   getEventsFrom,
+  getEventsWithOutputs,
   getRun,
   heartbeat,
   startRun,
@@ -501,10 +502,20 @@ export class Records {
    * Append events to a run, in one atomic commit per call. Calls for one run
    * should not overlap if their relative order matters. The run's existence
    * is not checked (events of a run that was never started are removed by
-   * `deleteRun`).
+   * `deleteRun`). `kept` holds the outputs of nodes whose `node.end` is
+   * among `events` (`kept.outputs[i]` is node `kept.nodes[i]`'s; `kept.masked`
+   * lists those recorded masked), stored beside them: a run whose process
+   * dies before it records its end keeps them (`abandonRun` records them in
+   * its nodes' outcomes, and a resume reuses them). `getEvents` does not
+   * return them. A chunk with them that is too large (or too deep) for the
+   * store is stored without them.
    */
-  appendEvents(runId: string, events: RunEvent[]): Promise<void> {
-    return appendEvents(this.#ctx, this.#eventTails, runId, events);
+  appendEvents(
+    runId: string,
+    events: RunEvent[],
+    kept?: { nodes: string[]; outputs: JsonValue[]; masked?: string[] },
+  ): Promise<void> {
+    return appendEvents(this.#ctx, this.#eventTails, runId, events, kept);
   }
 
   /**
@@ -570,7 +581,7 @@ export class Records {
     // It ended when its process was last heard from, not when someone noticed: its last heartbeat
     // or its last recorded event, whichever is later (a process killed before its first beat
     // still recorded its nodes' events). A record of an older version, without heartbeats: now.
-    const events = await this.getEvents(runId);
+    const events = await getEventsWithOutputs(this.#ctx, runId);
     const lastEventAt = why.by === "heartbeat"
       ? events.reduce((latest, e) => Math.max(latest, e.at), 0)
       : 0;
@@ -580,8 +591,9 @@ export class Records {
     const record: RunRecord = {
       ...run,
       // Its record holds its nodes' outcomes only from its end: what their events said is kept
-      // (a node that succeeded did, its side effects happened), without the outputs only the end
-      // records (so a resume runs it again, and says why).
+      // (a node that succeeded did, its side effects happened), with the outputs kept beside
+      // them (a resume reuses those; a node whose output was not kept runs again, and it says
+      // why).
       nodes: { ...run.nodes, ...outcomesOfEvents(events) },
       status: "failed",
       endedAt,

@@ -473,6 +473,48 @@ export interface NodeLogEvent {
 }
 
 /**
+ * A node started a sub-run (a `flow` node, or a custom node calling
+ * `ctx.runFlow`), once the sub-run is recorded: `call` is the call's number
+ * within the node's attempt (1 for its first `runFlow`). The node's outcome
+ * lists its last attempt's sub-runs when it ends (`NodeOutcome.subRuns`);
+ * these events say so while it runs, and for a run whose process died before
+ * the node ended: recorded abandoned, it keeps them, so that a resume resumes
+ * those sub-runs rather than start them anew.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openRuntime } from "@flowstate/core";
+ * import type { NodeSubRunEvent, RunEvent } from "@flowstate/core/records";
+ *
+ * await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+ * const child = { id: "child", nodes: [{ id: "one", type: "transform", with: { value: 1 } }] };
+ * const seen: RunEvent[] = [];
+ * const run = await rt.runFlow({
+ *   id: "parent",
+ *   nodes: [{ id: "call", type: "flow", with: { flow: child } }],
+ * }, { onEvent: (event) => seen.push(event) });
+ * const started = seen.find((e): e is NodeSubRunEvent => e.type === "node.subrun");
+ * assert.equal(started?.node, "call");
+ * assert.deepEqual(run.nodes.call.subRuns, [started?.run]);
+ * ```
+ */
+export interface NodeSubRunEvent {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** What happened. */
+  type: "node.subrun";
+  /** The node. */
+  node: string;
+  /** The sub-run's id. */
+  run: string;
+  /** The call's number within the attempt (1 for the attempt's first sub-flow). */
+  call: number;
+  /** For a node with `forEach:`: the index of the item whose attempt started it. */
+  item?: number;
+}
+
+/**
  * How a running `forEach` node's items stand: recorded at most once every
  * {@linkcode FOR_EACH_PROGRESS_MS} while the node runs (and only when an item
  * ended since the last one), never for a node that ends within that time. The
@@ -564,7 +606,8 @@ export type RunEvent =
   | NodeAttemptEvent
   | NodeEndEvent
   | NodeLogEvent
-  | NodeProgressEvent;
+  | NodeProgressEvent
+  | NodeSubRunEvent;
 
 /**
  * A {@linkcode RunEvent} without its time (the time is added when it is emitted).

@@ -241,7 +241,7 @@ export const RunRecordSchema = RunSummarySchema.omit({ enqueuedAt: true, claimed
  * One recorded event of a run (node events may carry `reads`/`writes` key lists; those of a
  * node with forEach carry `items` on `node.start` and `node.end`, and `item` on the others; such
  * a node running records `node.progress`, `{ count, succeeded, failed, running, failedItems? }`,
- * at most once a second).
+ * at most once a second; a node that starts a sub-run records `node.subrun`, `{ run, call }`).
  */
 export const RunEventSchema = z.looseObject({ at: z.number(), type: z.string() });
 

@@ -381,6 +381,14 @@ export function nodeTimeline(run, events, nodeIds, whens) {
           };
         }
         break;
+      case "node.subrun":
+        // A sub-run the node started (its item's, for a forEach node, are not listed): linked
+        // while the node runs, before its outcome lists them.
+        if (typeof event.run === "string" && typeof event.item !== "number") {
+          node.subRuns ??= [];
+          if (!node.subRuns.includes(event.run)) node.subRuns.push(event.run);
+        }
+        break;
       case "node.log":
         node.logs.push({
           at: event.at,
