@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { withSandbox } from "./_cli_sandbox.ts";
+import { type Result, withSandbox } from "./_cli_sandbox.ts";
 
 const DENO_JSON = fileURLToPath(new URL("../deno.json", import.meta.url));
 
@@ -477,29 +477,47 @@ Deno.test("flowstate state set with JSON nested thousands deep exits 2 with a cl
   });
 });
 
+/**
+ * Each store spec, as store "main", makes `state set` and `state ls` exit 2 with one error at
+ * the option: `expected(option)` is the regular expression of what follows `Cannot open store
+ * "main": `.
+ */
+async function assertStoresRefused(
+  { dir, run }: { dir: string; run: (...args: string[]) => Promise<Result> },
+  cases: readonly (readonly [spec: string, option: string])[],
+  expected: (option: string) => string,
+): Promise<void> {
+  for (const [spec, option] of cases) {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main: ${spec}\n`);
+    for (const args of [["state", "set", "k", "1"], ["state", "ls"]]) {
+      const result = await run(...args);
+      assert.equal(result.code, 2, `${spec} ${args}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^error: flowstate\\.yaml:2:\\d+: stores\\.main\\.${option}: Cannot open store "main": ${
+            expected(option)
+          }`,
+        ),
+      );
+      assertNoStackTrace(result.stderr);
+    }
+  }
+}
+
 Deno.test("a store file option that names a directory exits 2 at its place, saying so (sqlite, jsonfile, memory snapshot)", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.mkdir(join(dir, "data"));
-    for (
-      const [spec, option] of [
+    await assertStoresRefused(
+      { dir, run },
+      [
         ["{ plugin: sqlite, path: data }", "path"],
         ["{ plugin: jsonfile, path: data }", "path"],
         ["{ plugin: memory, snapshot: data }", "snapshot"],
-      ]
-    ) {
-      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main: ${spec}\n`);
-      for (const args of [["state", "set", "k", "1"], ["state", "ls"]]) {
-        const result = await run(...args);
-        assert.equal(result.code, 2, `${spec} ${args}: ${result.stderr}`);
-        assert.match(
-          result.stderr,
-          new RegExp(
-            `^error: flowstate\\.yaml:2:\\d+: stores\\.main\\.${option}: Cannot open store "main": \\S*data is a directory, not a store file: point "${option}" at a file \\(one inside it, say\\)`,
-          ),
-        );
-        assertNoStackTrace(result.stderr);
-      }
-    }
+      ],
+      (option) =>
+        `\\S*data is a directory, not a store file: point "${option}" at a file \\(one inside it, say\\)`,
+    );
     assert.deepEqual([...Deno.readDirSync(join(dir, "data"))], [], "nothing was created in it");
   });
 });
@@ -507,25 +525,16 @@ Deno.test("a store file option that names a directory exits 2 at its place, sayi
 Deno.test("a store file option under a file, not a folder, exits 2 at its place, naming the file (was a bare 'File exists')", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.writeTextFile(join(dir, "notes"), "a file\n");
-    for (
-      const [spec, option] of [
+    await assertStoresRefused(
+      { dir, run },
+      [
         ["{ plugin: sqlite, path: notes/state.db }", "path"],
         ["{ plugin: jsonfile, path: notes/deeper/state.json }", "path"],
         ["{ plugin: memory, snapshot: notes/snap.json }", "snapshot"],
-      ]
-    ) {
-      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main: ${spec}\n`);
-      for (const args of [["state", "set", "k", "1"], ["state", "ls"]]) {
-        const result = await run(...args);
-        assert.equal(result.code, 2, `${spec} ${args}: ${result.stderr}`);
-        assert.match(
-          result.stderr,
-          new RegExp(
-            `^error: flowstate\\.yaml:2:\\d+: stores\\.main\\.${option}: Cannot open store "main": \\S*notes is a file, not a folder, so it cannot hold \\S+: point "${option}" elsewhere, or move the file away\n$`,
-          ),
-        );
-      }
-    }
+      ],
+      (option) =>
+        `\\S*notes is a file, not a folder, so it cannot hold \\S+: point "${option}" elsewhere, or move the file away\n$`,
+    );
     assert.equal(await Deno.readTextFile(join(dir, "notes")), "a file\n", "the file is untouched");
   });
 });
