@@ -375,3 +375,37 @@ Deno.test("openRuntime refuses a config path (or anything) given in place of its
     /^TypeError: Cannot run flow: expected an object of options like \{ input: … \}, got "x"$/,
   );
 });
+
+Deno.test("runFlow refuses an option of the wrong kind before the run starts (nothing recorded), naming it and what it must be", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const flow = { id: "x", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] };
+  for (
+    const [options, message] of [
+      [{ signal: "x" }, 'option signal must be an AbortSignal (got "x")'],
+      [{ onEvent: 5 }, "option onEvent must be a function (got 5)"],
+      [{ onStart: {} }, "option onStart must be a function (got {})"],
+      [{ concurrency: 0 }, "option concurrency must be a whole number of 1 or more (got 0)"],
+      [{ concurrency: 1.5 }, "option concurrency must be a whole number of 1 or more (got 1.5)"],
+      [
+        { abortGrace: -1 },
+        "option abortGrace must be a number of milliseconds, 0 or more (got -1)",
+      ],
+      [
+        { defaultTimeout: "1m" },
+        'option defaultTimeout must be a number of milliseconds, 0 or more (got "1m")',
+      ],
+      [{ maxSubRuns: Number.NaN }, "option maxSubRuns must be a whole number, 0 or more (got NaN)"],
+    ] as const
+  ) {
+    await assert.rejects(
+      () => rt.runFlow(flow, options as never),
+      (error: Error) => {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.equal(error.message, `Cannot run flow: ${message}`);
+        return true;
+      },
+    );
+  }
+  const { runs } = await (await rt.records()).listRuns({ limit: 10 });
+  assert.deepEqual(runs, [], "nothing ran");
+});
