@@ -263,6 +263,15 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         ],
       },
       {
+        name: "inputs written short",
+        yaml: "id: bad\ninputs:\n  name: string\n  n: { type: number, required: true }\n" +
+          "nodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+        errors: [
+          'inputs-written-short.flow.yaml:3:9: inputs.name: expected a mapping, got "string": declare it as name: { type: string } (add default: … to make it optional)',
+          "inputs-written-short.flow.yaml:4:22: inputs.n.required: unknown field (an input without a default is required, one with a default is optional: leave required out)",
+        ],
+      },
+      {
         name: "missing colon",
         yaml: "id: bad\nnodes:\n  - id: a\n    type log\n    with: { message: hi }\n",
         errors: [

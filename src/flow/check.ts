@@ -156,7 +156,12 @@ export class Checker {
               `expected { env: NAME }, the name of the environment variable holding the secret (never the secret itself)${got}`,
             );
           } else {
-            this.add(path, `expected ${EXPECTED[issue.expected] ?? issue.expected}${got}`);
+            this.add(
+              path,
+              `expected ${EXPECTED[issue.expected] ?? issue.expected}${got}${
+                inputShapeHint(path, value)
+              }`,
+            );
           }
           break;
         }
@@ -803,10 +808,30 @@ const FIELD_SYNONYMS: Record<"flow" | "node", Record<string, string>> = {
   },
 };
 
+/**
+ * How to write an input declared the way it reads (`name: string`, `inputs: [name]`), after
+ * "expected a mapping, got …"; `""` for any other value.
+ */
+function inputShapeHint(path: readonly (string | number)[], value: unknown): string {
+  if (path.length === 2 && path[0] === "inputs" && typeof value === "string") {
+    const type = (INPUT_TYPES as readonly string[]).includes(value) ? value : "string";
+    return `: declare it as ${path[1]}: { type: ${type} } (add default: … to make it optional)`;
+  }
+  if (path.length === 1 && path[0] === "inputs" && Array.isArray(value)) {
+    const name = typeof value[0] === "string" ? value[0] : "name";
+    return `: declare each input by name, like ${name}: { type: string }`;
+  }
+  return "";
+}
+
 /** ` (did you mean "x"?)` for an unknown field at `path`: a near spelling, or Flowstate's name. */
 function fieldHint(key: string, path: readonly (string | number)[]): string {
   const near = didYouMean(key, knownFields(path));
   if (near !== "") return near;
+  if (key === "required" && path.length === 2 && path[0] === "inputs") {
+    return " (an input without a default is required, one with a default is optional: " +
+      "leave required out)";
+  }
   const level = path.length === 0
     ? "flow"
     : path.length === 2 && path[0] === "nodes" && typeof path[1] === "number"
