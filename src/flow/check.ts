@@ -190,7 +190,7 @@ export class Checker {
           this.add(path, Array.isArray(value) ? issue.message : `${issue.message}${got}`);
           break;
         default:
-          this.add(path, `${issue.message}${got}`);
+          this.add(path, `${issue.message}${got}${idHint(path, value)}`);
       }
     }
   }
@@ -807,6 +807,16 @@ const FIELD_SYNONYMS: Record<"flow" | "node", Record<string, string>> = {
     input: "with",
   },
 };
+
+/** For a flow or node id of characters ids do not take (`My Flow`), the id to write instead. */
+function idHint(path: readonly (string | number)[], value: unknown): string {
+  const flow = path.length === 1 && path[0] === "id";
+  const node = path.length === 3 && path[0] === "nodes" && path[2] === "id";
+  if ((!flow && !node) || typeof value !== "string") return "";
+  const id = (flow ? value.toLowerCase() : value).replace(/[^A-Za-z0-9_-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+  return id === "" ? "" : `; write it as ${JSON.stringify(id)}`;
+}
 
 /**
  * How to write an input declared the way it reads (`name: string`, `inputs: [name]`), after

@@ -152,7 +152,7 @@ colour: blue
     { nodeTypes: NODE_TYPES },
   );
   assert.deepEqual(lines, [
-    'flow.yaml:1:5: id: expected a flow id of lowercase letters, digits, "_" and "-", got "Demo"',
+    'flow.yaml:1:5: id: expected a flow id of lowercase letters, digits, "_" and "-", got "Demo"; write it as "demo"',
     'flow.yaml:4:11: nodes[0].type: unknown node type "lgo" (did you mean "log"?); use a built-in (state.increment, log, delay) or a module path like ./nodes/thing.ts',
     'flow.yaml:6:14: nodes[0].timeout: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "soon"',
     "flow.yaml:9:13: nodes[1].needs[0]: dependency cycle: a -> b -> a",
