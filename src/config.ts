@@ -557,6 +557,14 @@ export function parseConfigTextWith(
       }, not ${schema.describeValue(raw)}`,
     );
   }
+  const fields = raw as Record<string, unknown>;
+  if ("nodes" in fields && "id" in fields && !("stores" in fields)) {
+    // A flow given as the config (--config flows/x.flow.yaml): its every field is "unknown".
+    throw new ConfigError(
+      `${source.where([], "key")}: this is a flow (it has id: and nodes:), not a config: ` +
+        "run it with flowstate run <file>; --config names a flowstate.yaml (stores:, flows:, …)",
+    );
+  }
   const env = options.env ?? ((name: string) => readEnv(name, undefined));
   const problems = new ConfigProblems(source);
   const substituted = substituteEnv(raw, [], env, source, problems);

@@ -272,6 +272,13 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         ],
       },
       {
+        name: "the config given as a flow",
+        yaml: "# flowstate.yaml\nstores:\n  main: { plugin: memory }\nflows: flows/\n",
+        errors: [
+          "the-config-given-as-a-flow.flow.yaml:2:1: this is a Flowstate config (it has stores:), not a flow: run a flow file, one with id: and nodes: (flowstate init writes flows/hello.flow.yaml)",
+        ],
+      },
+      {
         name: "missing colon",
         yaml: "id: bad\nnodes:\n  - id: a\n    type log\n    with: { message: hi }\n",
         errors: [

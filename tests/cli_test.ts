@@ -98,6 +98,22 @@ Deno.test("a flowstate.yml (not .yaml) beside no flowstate.yaml exits 2 saying t
   });
 });
 
+Deno.test("a flow given as --config says it is a flow, once, instead of an error for each of its fields", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "hello.flow.yaml"),
+      'id: hello\nnodes:\n  - { id: a, type: log, with: { message: "${{ run.id }}" } }\n',
+    );
+    const result = await run("--config", "hello.flow.yaml", "stores");
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(
+      result.stderr,
+      "error: hello.flow.yaml:1:1: this is a flow (it has id: and nodes:), not a config: run it " +
+        "with flowstate run <file>; --config names a flowstate.yaml (stores:, flows:, …)\n",
+    );
+  });
+});
+
 Deno.test("flowstate without a command prints usage and exits 2", async () => {
   await withSandbox(async ({ run }) => {
     const result = await run();

@@ -323,6 +323,15 @@ function readFlow(text: string, options: ParseFlowOptions): FlowRead {
       [],
       `expected a mapping (id, nodes, …) at the top level, got ${describeValue(data)}`,
     );
+  } else if (
+    !("id" in (data as object)) && !("nodes" in (data as object)) && "stores" in (data as object)
+  ) {
+    // The config given as a flow (run flowstate.yaml): its every field is "unknown".
+    checker.add(
+      [],
+      "this is a Flowstate config (it has stores:), not a flow: run a flow file, one with id: " +
+        "and nodes: (flowstate init writes flows/hello.flow.yaml)",
+    );
   } else {
     checker.check(data, options.nodeTypes);
     return { source, checker, data: data as Record<string, unknown> };
