@@ -52,6 +52,7 @@ export {
   type NodeProgressEvent,
   type NodeStartEvent,
   type NodeStatus,
+  type NodeSubRunEvent,
   type QueueAttempt,
   type QueueAttemptOutcome,
   type QueueBackoff,

@@ -43,6 +43,14 @@ function testServer() {
         return new Response("x".repeat(5000));
       case "/away":
         return Response.redirect(`http://localhost:${server.addr.port}/elsewhere`, 302);
+      case "/url":
+        return Response.json({ url: req.url });
+      case "/away-keyed":
+        return Response.redirect(`http://localhost:${server.addr.port}/headers`, 302);
+      case "/near-keyed":
+        return Response.redirect(`${url.origin}/headers`, 302);
+      case "/headers":
+        return Response.json(Object.fromEntries(req.headers));
       case "/echo-fail":
         return new Response(JSON.stringify(await echo()), { status: 500 });
       case "/hang":
@@ -536,4 +544,56 @@ Deno.test("http node: flowstate runs cancel aborts the request in flight", async
     assert.equal(record.nodes.call.status, "cancelled");
     await within(server.hangAborted, "the request to be given up"); // the connection was given up
   });
+});
+
+Deno.test("http node: a secret query value the server echoes form-encoded (a space as +, ! as %21) is [redacted] in its output", async () => {
+  const apiKey = "k3y with space!";
+  await withServerProject(async (run, dir, server) => {
+    const { code, record } = await runJson(
+      run,
+      dir,
+      flowOf(
+        `    permissions: { net: ["127.0.0.1"] }\n    with:\n      url: ${server.base}/url\n      query: { api_key: "\${{ env.API_KEY }}" }`,
+        "env: [API_KEY]\n",
+      ),
+    );
+    assert.equal(code, 0, JSON.stringify(record));
+    // The server got it, and answered its URL as the request sent it.
+    assert.equal(server.hits.get("/url"), 1);
+    assert.equal(record.nodes.call.output.body.url, `${server.base}/url?api_key=[redacted]`);
+    assert.ok(!JSON.stringify(record).includes("k3y+with+space%21"), JSON.stringify(record));
+  }, { API_KEY: apiKey });
+});
+
+Deno.test("http node: a redirect to another origin drops every credential header (X-Api-Key too); one to the same origin keeps them", async () => {
+  await withServerProject(async (run, dir, server) => {
+    const headers =
+      `headers: { X-Api-Key: "\${{ env.API_KEY }}", Private-Token: "\${{ env.API_KEY }}", X-Trace: t-1 }`;
+    const { code, record } = await runJson(
+      run,
+      dir,
+      `id: call
+env: [API_KEY]
+nodes:
+  - id: away
+    type: http
+    permissions: { net: ["127.0.0.1", "localhost"] }
+    with: { url: "${server.base}/away-keyed", ${headers} }
+  - id: near
+    type: http
+    permissions: { net: ["127.0.0.1"] }
+    with: { url: "${server.base}/near-keyed", ${headers} }
+`,
+    );
+    assert.equal(code, 0, JSON.stringify(record));
+    assert.equal(server.hits.get("/headers"), 2);
+    // localhost is another origin than 127.0.0.1: only the header that carries no credential goes.
+    const away = record.nodes.away.output.body;
+    assert.equal(away["x-api-key"], undefined, JSON.stringify(away));
+    assert.equal(away["private-token"], undefined, JSON.stringify(away));
+    assert.equal(away["x-trace"], "t-1");
+    const near = record.nodes.near.output.body;
+    assert.equal(near["x-api-key"], "[redacted]", JSON.stringify(near));
+    assert.equal(near["private-token"], "[redacted]", JSON.stringify(near));
+  }, { API_KEY: "k-5c1d9e0f7a2b" });
 });

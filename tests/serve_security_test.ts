@@ -293,3 +293,46 @@ Deno.test("serve: a store that does not answer is 503 on /health, and no passwor
     assert.ok(!metrics.includes("s3cret-pw"));
   });
 });
+
+Deno.test("serve without a token: a webhook without secret: answers only a loopback Host (a rebound page cannot run it); one with a secret, or a server with a token, answers any", async () => {
+  const hook = (id: string, secret = "") =>
+    `id: ${id}\ntrigger: { http: { path: /hooks/${id}${secret} } }\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n`;
+  const post = (port: number, path: string, host: string) =>
+    rawRequest(
+      port,
+      `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+    );
+  await withServed(memory, async ({ dir, server, runtime }) => {
+    await Deno.writeTextFile(`${dir}/flows/open.flow.yaml`, hook("open"));
+    await Deno.writeTextFile(
+      `${dir}/flows/signed.flow.yaml`,
+      hook("signed", ", secret: { env: SERVE_SECURITY_HOOK_SECRET }"),
+    );
+    const evil = await post(server.port, "/hooks/open?wait=true", "evil.example:8377");
+    assert.match(evil, /^HTTP\/1\.1 403/);
+    assert.match(
+      evil,
+      /the webhook \/hooks\/open has no secret: and this server has no token, so it answers only requests addressed to a loopback name \(the Host header \\"evil\.example:8377\\" is not one\); give the webhook a secret:/,
+    );
+    const records = await runtime.records();
+    assert.deepEqual((await records.listRuns({ flowId: "open" })).runs, [], "nothing was queued");
+    const local = await post(server.port, "/hooks/open", `127.0.0.1:${server.port}`);
+    assert.match(local, /^HTTP\/1\.1 202/);
+    // A signed webhook is authenticated by its signature, whatever its Host.
+    Deno.env.set("SERVE_SECURITY_HOOK_SECRET", "s3cret-s3cret");
+    try {
+      const signed = await post(server.port, "/hooks/signed", "evil.example:8377");
+      assert.match(signed, /^HTTP\/1\.1 401/);
+      assert.match(signed, /needs a signature/);
+    } finally {
+      Deno.env.delete("SERVE_SECURITY_HOOK_SECRET");
+    }
+  });
+  // With a token, a webhook without secret: is open to whoever reaches it, by any name (a proxy
+  // in front may keep the sender's Host), as documented.
+  await withServed(memory, async ({ dir, server }) => {
+    await Deno.writeTextFile(`${dir}/flows/open.flow.yaml`, hook("open"));
+    const proxied = await post(server.port, "/hooks/open", "flows.example.com");
+    assert.match(proxied, /^HTTP\/1\.1 202/);
+  }, { token: TOKEN });
+});

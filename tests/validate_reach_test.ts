@@ -2,7 +2,8 @@
  * `flowstate validate` says what a node reaches beyond its `permissions:`
  * (the sandbox review's findings 8, 9, 11 and 1d): the runner's environment
  * variables that reach a custom node through its `with:`, a `write:` that
- * covers a flow file, the config, a trusted module or the home, a flow id
+ * covers a flow file, the config, a trusted module, the home, the project's
+ * deno.json or deno.lock, or a store plugin's or job's module, a flow id
  * declared by two files under `flows:` (also said by the daemon), and which
  * nodes may start sub-flows.
  */
@@ -172,6 +173,46 @@ nodes:
     const json = await run("validate", "--json", "flows/w.flow.yaml");
     const [parsed] = JSON.parse(json.stdout) as ValidateResult[];
     assert.equal(parsed.warnings.length, 4);
+  });
+});
+
+Deno.test("validate warns when a node's write: covers the project's deno.json or deno.lock, a store plugin's or a job's module", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    // Each runs in the runner, or decides what does (the import map, the tasks' flags).
+    await project(
+      dir,
+      "flows: [./flows]\nstores:\n  main: { plugin: ./plugins/store.ts }\njobs:\n  report: { module: ./jobs/report.ts }\n",
+    );
+    await Deno.writeTextFile(join(dir, "deno.json"), "{}\n");
+    await Deno.mkdir(join(dir, "plugins"));
+    await Deno.mkdir(join(dir, "jobs"));
+    await Deno.writeTextFile(join(dir, "plugins", "store.ts"), "export default {};\n");
+    await Deno.writeTextFile(join(dir, "jobs", "report.ts"), "export default {};\n");
+    await Deno.writeTextFile(
+      join(dir, "flows", "w.flow.yaml"),
+      `id: w
+nodes:
+  - { id: denojson, type: ../nodes/echo.ts, permissions: { write: [../deno.json] } }
+  - { id: lock, type: ../nodes/echo.ts, permissions: { write: [../deno.lock] } }
+  - { id: plugins, type: ../nodes/echo.ts, permissions: { write: [../plugins] } }
+  - { id: jobs, type: ../nodes/echo.ts, permissions: { write: [../jobs/report.ts] } }
+  - { id: fine, type: ../nodes/echo.ts, permissions: { write: [../nodes/out.txt] } }
+`,
+    );
+    const result = await run("validate", "flows/w.flow.yaml");
+    assert.equal(result.code, 0, result.stderr);
+    const warnings = result.stderr.trim().split("\n").filter((l) => l.startsWith("warning: "));
+    const of = (id: string) => warnings.find((w) => w.includes(`: node ${id} (`)) ?? "";
+    assert.match(
+      of("denojson"),
+      /the project's deno\.json \(its imports and tasks decide the runner's code and flags\) \S+deno\.json:/,
+    );
+    assert.match(of("lock"), /the project's deno\.lock \S+deno\.lock:/);
+    assert.match(of("plugins"), /the plugin module of store main \S+store\.ts:/);
+    assert.match(of("jobs"), /the module of job report \S+report\.ts:/);
+    assert.match(of("jobs"), /can give itself, or another node, any permission the runner has/);
+    assert.equal(of("fine"), "", result.stderr);
+    assert.equal(warnings.length, 4, result.stderr);
   });
 });
 

@@ -43,8 +43,8 @@ import {
   unsetEnvHere,
   writeOverlaps,
 } from "../flow/reach.ts";
-import { fromFileUrl, join, resolve } from "../_path.ts";
-import { moduleUrl } from "../loader.ts";
+import { basename, dirname, fromFileUrl, join, resolve } from "../_path.ts";
+import { moduleUrl, projectConfigFile } from "../loader.ts";
 import type { ResolvedConfig } from "../config.ts";
 import { flowFiles, flowIdsByFile, sharedIdWarning } from "../flow_files.ts";
 import { builtinNodes } from "../flow/nodes.ts";
@@ -406,8 +406,10 @@ function describeRuns(node: ValidateNode): string {
 
 /**
  * The files and folders whose content decides what nodes may do: the config
- * file, Flowstate's home, trusted node modules, and the `flows:` entries and
- * files (with their ids).
+ * file, Flowstate's home, trusted node modules, the project's `deno.json`
+ * and `deno.lock` (its imports and tasks decide the runner's own code and
+ * flags), the modules of the config's store plugins and jobs (they run in the
+ * runner), and the `flows:` entries and files (with their ids).
  */
 async function guardedPaths(
   config: ResolvedConfig,
@@ -417,11 +419,40 @@ async function guardedPaths(
     paths.push({ path: config.file, folder: false, what: "the config file" });
   }
   paths.push({ path: config.home, folder: true, what: "Flowstate's home" });
-  for (const name of config.nodes.trusted) {
+  const modulePath = (name: string) => {
     const url = moduleUrl(name, config.baseDir);
-    if (url?.startsWith("file:")) {
-      paths.push({ path: fromFileUrl(url), folder: false, what: "the trusted node module" });
+    return url?.startsWith("file:") ? fromFileUrl(url) : undefined;
+  };
+  for (const name of config.nodes.trusted) {
+    const path = modulePath(name);
+    if (path !== undefined) paths.push({ path, folder: false, what: "the trusted node module" });
+  }
+  // The deno.json Deno applies to the runner (the config's project, the working directory's):
+  // one that does not exist yet too, since a node that may create it decides as much.
+  const projects = new Set([config.baseDir, Deno.cwd()].map(projectConfigFile));
+  for (const file of projects) {
+    paths.push({
+      path: file,
+      folder: false,
+      what: `the project's ${
+        basename(file)
+      } (its imports and tasks decide the runner's code and flags)`,
+    });
+    paths.push({
+      path: join(dirname(file), "deno.lock"),
+      folder: false,
+      what: "the project's deno.lock",
+    });
+  }
+  for (const [store, spec] of Object.entries(config.stores)) {
+    const path = typeof spec.plugin === "string" ? modulePath(spec.plugin) : undefined;
+    if (path !== undefined) {
+      paths.push({ path, folder: false, what: `the plugin module of store ${store}` });
     }
+  }
+  for (const [job, spec] of Object.entries(config.jobs)) {
+    const path = spec.module === undefined ? undefined : modulePath(spec.module);
+    if (path !== undefined) paths.push({ path, folder: false, what: `the module of job ${job}` });
   }
   for (const entry of config.flows) {
     const folder = await Deno.stat(entry).then((s) => s.isDirectory, () => false);

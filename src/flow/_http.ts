@@ -183,15 +183,21 @@ const MIN_SECRET_LENGTH = 4;
  * The secret values of a request to `url` with `headers` (see the module
  * doc): each header value, and its credential after the scheme
  * (`Bearer abc` → `abc`), the userinfo's parts, and secret query values,
- * also percent-encoded. Longest first.
+ * also percent-encoded (as `encodeURIComponent` and a query string encode
+ * them). Longest first.
  */
 export function secretValues(url: URL, headers: Record<string, string>): string[] {
   const found = new Set<string>();
   const add = (value: string) => {
     for (const v of [value, value.trim()]) {
       if (v.length >= MIN_SECRET_LENGTH) found.add(v);
-      const encoded = encodeURIComponent(v);
-      if (encoded !== v && encoded.length >= MIN_SECRET_LENGTH) found.add(encoded);
+      // As encodeURIComponent encodes it, and as a query string does (the request's own query:
+      // a space as +, ! as %21), which a server may echo.
+      for (
+        const encoded of [encodeURIComponent(v), new URLSearchParams([["", v]]).toString().slice(1)]
+      ) {
+        if (encoded !== v && encoded.length >= MIN_SECRET_LENGTH) found.add(encoded);
+      }
     }
   };
   for (const [name, value] of Object.entries(headers)) {

@@ -16,6 +16,7 @@ import {
   basicCredentials,
   displayUrl,
   type HttpOptions,
+  isSecretName,
   MAX_REDIRECTS,
   requestUrl,
   scrub,
@@ -36,13 +37,13 @@ export interface HttpResult {
 /** How much of an unexpected response's body its error quotes (characters). */
 const QUOTED_BODY = 300;
 
-/** Headers that must not follow a redirect to another origin (as browsers drop them). */
+/**
+ * The headers that may follow a redirect to another origin: not those that carry credentials
+ * (`Authorization`, `Cookie`, as browsers drop them, and every header the records redact:
+ * `X-Api-Key`, `Private-Token`…), which would reach another host, or go over plain HTTP.
+ */
 function withoutCredentials(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(headers).filter(([name]) =>
-      !["authorization", "cookie", "proxy-authorization"].includes(name.toLowerCase())
-    ),
-  );
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !isSecretName(name)));
 }
 
 function isJsonType(contentType: string | null): boolean {

@@ -160,7 +160,8 @@ export interface GuardedPath {
  * One warning for each node whose `write:` permission covers any of `guarded`
  * (or lies inside a guarded folder), naming the node, its `write:` and what
  * it covers. A node that may rewrite a flow file, the config, a trusted
- * module or Flowstate's home may give itself (or another node) any
+ * module, a store plugin's or a job's module, the project's `deno.json` or
+ * `deno.lock`, or Flowstate's home may give itself (or another node) any
  * permission the runner has on a later run.
  */
 export function writeOverlaps(prepared: PreparedFlow, guarded: readonly GuardedPath[]): string[] {

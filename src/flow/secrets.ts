@@ -5,7 +5,8 @@
  * real values in memory.
  *
  * What is masked: each value as it is, JSON-escaped (once and twice: a value
- * inside a serialized object, inside another one) and URL-encoded, anywhere in
+ * inside a serialized object, inside another one) and URL-encoded (as
+ * `encodeURIComponent` and as a form or a query string encode it), anywhere in
  * a string (object keys too), and what template functions derived from them
  * (`base64(…)`, `sha256(…)`, a `slice` that cuts one: they {@linkcode SecretMasker.add}
  * it, see `TemplateScope.masker`). Forms derived elsewhere (by a node's code, a
@@ -94,21 +95,27 @@ export class SecretMasker {
       : new RegExp(short.map(escapeRegExp).join("|"), "g");
   }
 
-  /** `value` as it is, JSON-escaped (once and twice) and URL-encoded. */
+  /**
+   * `value` as it is, JSON-escaped (once and twice) and URL-encoded: as
+   * `encodeURIComponent` does and as a form or a URL's `searchParams` does
+   * (a space as `+`, `!'()~` as `%21`…: the `http` node's `query:`).
+   */
   #addForms(value: string): void {
     const escaped = JSON.stringify(value).slice(1, -1);
     for (const form of [value, escaped, JSON.stringify(escaped).slice(1, -1)]) {
       this.#forms.add(form);
     }
     // A lone surrogate (half of a character a slice cut) has no URL-encoded form.
-    if (value.isWellFormed()) this.#forms.add(encodeURIComponent(value));
+    if (!value.isWellFormed()) return;
+    this.#forms.add(encodeURIComponent(value));
+    this.#forms.add(new URLSearchParams([["", value]]).toString().slice(1));
   }
 
   /**
    * `text` with every secret value replaced by {@linkcode SECRET_MASK}, and
    * the start of one cut by a message that quotes text up to a length (the
-   * last {@linkcode SECRET_MIN_LENGTH} or more characters before `…` or `...`
-   * that begin a secret value) too.
+   * last {@linkcode SECRET_MIN_LENGTH} or more characters before `…` or `...`, or a space or
+   * a quote and one, that begin a secret value) too.
    */
   maskText(text: string): string {
     if (this.empty || text.length < SECRET_MIN_LENGTH) return text;
@@ -120,9 +127,14 @@ export class SecretMasker {
     return masked.includes("…") || masked.includes("...") ? this.#maskCuts(masked) : masked;
   }
 
-  /** `text` with the start of a secret value cut by `…` or `...` masked. */
+  /**
+   * `text` with the start of a secret value cut by `…` or `...` masked, also
+   * with a space before the mark (a log line or error cut to its size ends
+   * `… (cut: N bytes, …)`) or a quote, JSON-escaped or not (`console.log` of
+   * an object cuts a string in it at 10,000 characters: `"... 8 more characters`).
+   */
   #maskCuts(text: string): string {
-    const marks = [...text.matchAll(/…|\.\.\./g)].map((m) => m.index);
+    const marks = [...text.matchAll(/(?: |\\?["'`])?(?:…|\.\.\.)/g)].map((m) => m.index);
     let out = text;
     for (const at of marks.reverse()) {
       let longest = 0;

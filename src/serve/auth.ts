@@ -93,6 +93,20 @@ export function isLoopbackHost(hostname: string): boolean {
   return hostname === "127.0.0.1" || hostname === "localhost";
 }
 
+/** The `Host` a request was addressed to. */
+export function hostOf(request: Request): string {
+  return request.headers.get("host") ?? new URL(request.url).host;
+}
+
+/**
+ * Whether `request` was addressed to a loopback name (its `Host`): what a
+ * server without a token requires, since a web page that rebinds its own
+ * domain name to 127.0.0.1 sends its own name.
+ */
+export function addressedToLoopback(request: Request): boolean {
+  return LOOPBACK_NAMES.has(hostOf(request).replace(/:\d+$/, "").toLowerCase());
+}
+
 /** The rules of one server. */
 export interface AuthRules {
   /** The token, or `undefined` when none is required. */
@@ -112,15 +126,12 @@ export async function checkRequest(
   route: { open: boolean },
 ): Promise<void> {
   const url = new URL(request.url);
-  const host = request.headers.get("host") ?? url.host;
-  if (rules.token === undefined) {
-    const name = host.replace(/:\d+$/, "").toLowerCase();
-    if (!LOOPBACK_NAMES.has(name)) {
-      throw new HttpError(
-        "forbidden",
-        `Refused: the Host header "${host}" is not a loopback address; this server has no token and answers only http://127.0.0.1:${rules.port}/ (serve with a token to reach it by another name)`,
-      );
-    }
+  const host = hostOf(request);
+  if (rules.token === undefined && !addressedToLoopback(request)) {
+    throw new HttpError(
+      "forbidden",
+      `Refused: the Host header "${host}" is not a loopback address; this server has no token and answers only http://127.0.0.1:${rules.port}/ (serve with a token to reach it by another name)`,
+    );
   }
   const bearer = bearerOf(request);
   if (rules.token !== undefined && !route.open) {

@@ -298,7 +298,10 @@ export async function serve(
           405,
         );
       }
-      return await handleWebhook(runtime, request, path, { signal: stopping.signal });
+      return await handleWebhook(runtime, request, path, {
+        signal: stopping.signal,
+        tokenless: token === undefined,
+      });
     }
     if (
       (request.method === "GET" || request.method === "HEAD") &&

@@ -13,7 +13,7 @@ import type { HttpTrigger, InputType } from "../flow/types.ts";
 import type { Runtime } from "../runtime.ts";
 import { flowFiles } from "../scheduler/from_config.ts";
 import { rawFlowData } from "../flow_files.ts";
-import { sameToken } from "./auth.ts";
+import { addressedToLoopback, hostOf, sameToken } from "./auth.ts";
 import { errorResponse, HttpError, json, readBytes, storeUnavailable } from "./http.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 import { booleanQueryProblem } from "./router.ts";
@@ -164,6 +164,8 @@ function error(status: number, message: string, headers?: Record<string, string>
     ? "not_found"
     : status === 401
     ? "unauthorized"
+    : status === 403
+    ? "forbidden"
     : status >= 500
     ? "internal"
     : "bad_request";
@@ -273,6 +275,11 @@ export async function handleWebhook(
     bodyTimeoutMs?: number;
     /** Aborted when the server stops: a waiting request (`?wait=true`) stops waiting. */
     signal?: AbortSignal;
+    /**
+     * The server has no token: a webhook without `secret:` then answers only
+     * requests addressed to a loopback name (see `auth.ts`).
+     */
+    tokenless?: boolean;
   } = {},
 ): Promise<Response> {
   let routes: Map<string, WebhookRoute>;
@@ -296,6 +303,19 @@ export async function handleWebhook(
       }), which declares the webhook ${path}, is invalid: ${route.problem}; fix it (flowstate validate ${
         shown(route.file)
       })`,
+    );
+  }
+  if (
+    options.tokenless === true && route.trigger.secret === undefined &&
+    !addressedToLoopback(request)
+  ) {
+    // A page that rebinds its own name to 127.0.0.1 would run it (and, with ?wait=true, read
+    // its run's outputs): the rule the rest of a server without a token follows.
+    return error(
+      403,
+      `Refused: the webhook ${path} has no secret: and this server has no token, so it answers only requests addressed to a loopback name (the Host header "${
+        hostOf(request)
+      }" is not one); give the webhook a secret: (its senders sign the body) or serve with a token`,
     );
   }
   if (request.method !== route.method) {

@@ -268,7 +268,14 @@ function compileUnchecked(ast: Call, args: readonly Evaluator[], segment: Segmen
         try {
           parsed = parseJson(value);
         } catch (e) {
-          return fail(`got text that is not JSON: ${(e as Error).message}`, e);
+          // V8 quotes up to 10 characters of the text where it found an unexpected token
+          // (`Unexpected token 'M', ..."e_key": MIIEvQIBAD"... is not valid JSON`): a cut of a
+          // secret, which no masking finds. Not quoted when the text holds one.
+          let message = (e as Error).message;
+          if (/ is not valid JSON$/.test(message) && (scope.masker?.find(value).length ?? 0) > 0) {
+            message = "Unexpected token in JSON (not quoted: the text holds a secret)";
+          }
+          return fail(`got text that is not JSON: ${message}`, e);
         }
         if (!isFiniteJson(parsed)) {
           const huge = value.match(/-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g)?.find((n) =>
