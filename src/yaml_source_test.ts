@@ -71,9 +71,12 @@ Deno.test("YamlSource.syntaxErrors give yaml's message without its position, and
   assert.deepEqual(new YamlSource("a: 1\n").syntaxErrors, []);
 });
 
+/** The syntax errors of `text`, as `line:column: message`. */
+function errors(text: string): string[] {
+  return new YamlSource(text).syntaxErrors.map((e) => `${e.line}:${e.column}: ${e.message}`);
+}
+
 Deno.test("YamlSource.syntaxErrors: an unclosed [ or { is reported where it opens; a ] or } too many where it is", () => {
-  const errors = (text: string) =>
-    new YamlSource(text).syntaxErrors.map((e) => `${e.line}:${e.column}: ${e.message}`);
   const unclosed = (open: string, close: string, what: string) =>
     `this ${open} opens a ${what} that no ${close} closes: add the ${close} (a ${what} that goes ` +
     "on over more lines needs them indented deeper than the key it belongs to)";
@@ -92,8 +95,6 @@ Deno.test("YamlSource.syntaxErrors: an unclosed [ or { is reported where it open
 });
 
 Deno.test("YamlSource.syntaxErrors: a key without its colon, or without a space after it, is named with the line to write", () => {
-  const errors = (text: string) =>
-    new YamlSource(text).syntaxErrors.map((e) => `${e.line}:${e.column}: ${e.message}`);
   assert.deepEqual(errors("id a\nnodes: []\n"), [
     "1:1: `id a` has no colon after its key: write `id: a`",
   ]);
@@ -109,8 +110,6 @@ Deno.test("YamlSource.syntaxErrors: a key without its colon, or without a space 
 });
 
 Deno.test("YamlSource.syntaxErrors: a quote inside a quoted string says so, alone on its line", () => {
-  const errors = (text: string) =>
-    new YamlSource(text).syntaxErrors.map((e) => `${e.line}:${e.column}: ${e.message}`);
   assert.deepEqual(errors('a: {message: "${{ inputs.s == "a" }}"}\n'), [
     `1:32: the " before this ends the quoted string, so YAML cannot read what follows: to put a " inside the string, write it as \\" (or quote the whole value with ' instead)`,
   ]);
