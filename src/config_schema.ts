@@ -541,6 +541,10 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? "a store name"
         : last === "home"
         ? "a directory path"
+        : path.length === 1 && last === "records"
+        ? `the name of the store that keeps the records, like "records: ${
+          isPlainStoreRef(input) ?? "default"
+        }"`
         : path.length === 1 && last === "flows"
         ? "a list of flow files or directories"
         : path.length === 2 && path[0] === "flows"
@@ -629,6 +633,13 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
     default:
       return { path, message: issue.message };
   }
+}
+
+/** The store a mapping written for `records:` names (`{ store: main }`), if it names one. */
+function isPlainStoreRef(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const named = Object.values(value).find((v) => typeof v === "string");
+  return typeof named === "string" && /^[\w-]+$/.test(named) ? named : undefined;
 }
 
 /** A value as the user wrote it, for messages: `the string "x"`, `a list`, `nothing`. */

@@ -114,6 +114,21 @@ Deno.test("a flow given as --config says it is a flow, once, instead of an error
   });
 });
 
+Deno.test("records: written as a mapping says it takes a store's name, with the one it named", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: memory }\nrecords: { store: main }\n",
+    );
+    const result = await run("stores");
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(
+      result.stderr,
+      'error: flowstate.yaml:3:1: records: expected the name of the store that keeps the records, like "records: main", got a mapping\n',
+    );
+  });
+});
+
 Deno.test("flowstate without a command prints usage and exits 2", async () => {
   await withSandbox(async ({ run }) => {
     const result = await run();
