@@ -29,6 +29,10 @@ Deno.test({
       await open(["flowstate", "runs", runId]);
       await page.locator(".value-panel .records-note").filter({ hasText: "Flowstate's own record" })
         .waitFor();
+      assert.equal(
+        await page.locator(".value-panel .records-note a").getAttribute("href"),
+        `#/runs/${runId}`,
+      );
       assert.equal(await page.locator(".value-panel button", { hasText: "Edit" }).count(), 0);
       assert.equal(await page.locator(".value-panel button", { hasText: "Delete" }).count(), 0);
       await page.locator(".value-panel button", { hasText: "Reload" }).waitFor();

@@ -556,10 +556,20 @@ class ValuePanel {
       notice ?? null,
       this.meta(entry),
       record
-        ? h("p.muted.records-note", {
-          text: "Flowstate's own record (runs, flow versions, metrics, leases): written by " +
-            "Flowstate only, never by hand. Change runs and flows on their pages.",
-        })
+        ? h(
+          "p.muted.records-note",
+          {},
+          "Flowstate's own record (runs, flow versions, metrics, leases): written by Flowstate " +
+            "only, never by hand. Change runs and flows on their pages",
+          // A run's record: its page.
+          this.key.length === 3 && this.key[1] === "runs"
+            ? [
+              ": ",
+              h("a", { href: `#/runs/${encodeURIComponent(this.key[2])}`, text: "this run" }),
+            ]
+            : null,
+          ".",
+        )
         : null,
       actions,
       valueBlock(entry.value, "value-view"),
