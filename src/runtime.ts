@@ -489,9 +489,15 @@ export async function openRuntime<const C extends ConfigObject>(
   options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
 ): Promise<Runtime> {
   // A misspelt option (`confg`) would be ignored without a word: named instead, here and below.
-  if (typeof options === "object" && options !== null) {
-    assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
+  if (typeof options === "string") {
+    // openRuntime("other.yaml") would open ./flowstate.yaml, not other.yaml.
+    throw new TypeError(
+      `Cannot open runtime: expected an object of options, got the config path ${
+        JSON.stringify(options)
+      }: write openRuntime({ config: ${JSON.stringify(options)} })`,
+    );
   }
+  assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
   return await openRuntimeWith(options, loadConfig);
 }
 
@@ -610,7 +616,45 @@ const PREVIEW_RESUME_OPTIONS: readonly string[] = fieldNames<PreviewResumeOption
   ["from", "flow", "again"],
 );
 
+/**
+ * Throw a `TypeError` naming the first option of `options` of the wrong kind (a `signal` that is
+ * no `AbortSignal`, a callback that is no function, a count or a time that is no number in
+ * range): found here, before anything is recorded, rather than deep inside the run.
+ */
+function checkRunOptionKinds(options: Partial<RunFlowOptions>, what: string): void {
+  const shown = (value: unknown) =>
+    typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value);
+  const refuse = (name: string, kind: string, value: unknown) => {
+    throw new TypeError(`${what}: option ${name} must be ${kind} (got ${shown(value)})`);
+  };
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    refuse("signal", "an AbortSignal", options.signal);
+  }
+  for (const name of ["onEvent", "onStart"] as const) {
+    const value = options[name];
+    if (value !== undefined && typeof value !== "function") refuse(name, "a function", value);
+  }
+  const count = (value: unknown, min: number) =>
+    value === undefined || (Number.isSafeInteger(value) && (value as number) >= min);
+  if (!count(options.concurrency, 1)) {
+    refuse("concurrency", "a whole number of 1 or more", options.concurrency);
+  }
+  if (!count(options.maxSubRuns, 0)) {
+    refuse("maxSubRuns", "a whole number, 0 or more", options.maxSubRuns);
+  }
+  for (const name of ["abortGrace", "defaultTimeout"] as const) {
+    const value: unknown = options[name];
+    if (
+      value !== undefined &&
+      !(typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER)
+    ) {
+      refuse(name, "a number of milliseconds, 0 or more", value);
+    }
+  }
+}
+
 function checkInternalRunOptions(options: RunFlowOptions): void {
+  checkRunOptionKinds(options, "Cannot run flow");
   const { depth, parentRunId } = options;
   if (depth !== undefined && !(Number.isSafeInteger(depth) && depth >= 0)) {
     throw new TypeError(
@@ -1059,6 +1103,7 @@ class FlowstateRuntime implements Runtime {
   resumeRun(runId: string, options: ResumeRunOptions = {}): Promise<RunRecord> {
     try {
       assertKnownFields(options, RESUME_RUN_OPTIONS, `Cannot resume run ${runId}`, "option");
+      checkRunOptionKinds(options, `Cannot resume run ${runId}`);
       this.#checkResume(runId, options.from);
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
