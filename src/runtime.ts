@@ -488,14 +488,15 @@ export interface Runtime extends AsyncDisposable {
 export async function openRuntime<const C extends ConfigObject>(
   options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
 ): Promise<Runtime> {
-  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+  // A misspelt option (`confg`) would be ignored without a word: named instead, here and below.
+  if (typeof options === "string") {
+    // openRuntime("other.yaml") would open ./flowstate.yaml, not other.yaml.
     throw new TypeError(
-      `Cannot open runtime: expected an object of options, such as { config: "flowstate.yaml" }, got ${
-        options === null ? "null" : Array.isArray(options) ? "an array" : typeof options
-      }`,
+      `Cannot open runtime: expected an object of options, got the config path ${
+        JSON.stringify(options)
+      }: write openRuntime({ config: ${JSON.stringify(options)} })`,
     );
   }
-  // A misspelt option (`confg`) would be ignored without a word: named instead, here and below.
   assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
   const { env, clock } = options;
   checkEnvOption(env, "Cannot open runtime");
@@ -623,7 +624,50 @@ const PREVIEW_RESUME_OPTIONS: readonly string[] = fieldNames<PreviewResumeOption
   ["from", "flow", "again"],
 );
 
+/**
+ * Throw a `TypeError` naming the first option of `options` of the wrong kind (a `signal` that is
+ * no `AbortSignal`, a callback that is no function, a count or a time that is no number in
+ * range): found here, before anything is recorded, rather than deep inside the run.
+ */
+function checkRunOptionKinds(options: Partial<RunFlowOptions>, what: string): void {
+  const shown = (value: unknown) =>
+    typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value);
+  const refuse = (name: string, kind: string, value: unknown) => {
+    throw new TypeError(`${what}: option ${name} must be ${kind} (got ${shown(value)})`);
+  };
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    refuse("signal", "an AbortSignal", options.signal);
+  }
+  for (const name of ["onEvent", "onStart"] as const) {
+    const value = options[name];
+    if (value !== undefined && typeof value !== "function") refuse(name, "a function", value);
+  }
+  const count = (value: unknown, min: number) =>
+    value === undefined || (Number.isSafeInteger(value) && (value as number) >= min);
+  if (!count(options.concurrency, 1)) {
+    refuse("concurrency", "a whole number of 1 or more", options.concurrency);
+  }
+  if (!count(options.maxSubRuns, 0)) {
+    refuse("maxSubRuns", "a whole number, 0 or more", options.maxSubRuns);
+  }
+  const timers: unknown = options.timers;
+  if (timers !== undefined && typeof (timers as Partial<Timers> | null)?.sleep !== "function") {
+    refuse("timers", "an object with a sleep(ms, signal) method, such as manualTimers()", timers);
+  }
+  checkEnvOption(options.env, what);
+  for (const name of ["abortGrace", "defaultTimeout"] as const) {
+    const value: unknown = options[name];
+    if (
+      value !== undefined &&
+      !(typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER)
+    ) {
+      refuse(name, "a number of milliseconds, 0 or more", value);
+    }
+  }
+}
+
 function checkInternalRunOptions(options: RunFlowOptions): void {
+  checkRunOptionKinds(options, "Cannot run flow");
   const { depth, parentRunId } = options;
   if (depth !== undefined && !(Number.isSafeInteger(depth) && depth >= 0)) {
     throw new TypeError(
@@ -634,63 +678,6 @@ function checkInternalRunOptions(options: RunFlowOptions): void {
   }
   if (parentRunId !== undefined) assertRunId(parentRunId, "Cannot run flow: option parentRunId");
   checkScheduledOption(options.scheduled, "Cannot run flow");
-}
-
-/**
- * The options of `runFlow` and `resumeRun` a program gives, checked before
- * anything runs: a `concurrency` of `NaN` skipped every node of a run that
- * then "succeeded", a `defaultTimeout` of `-1` or `"1s"` timed the run out at
- * once, saying the config's `runs.timeout` did, and a `signal` that is no
- * `AbortSignal` failed inside `AbortSignal.any`.
- */
-function checkRunOptions(options: RunFlowOptions, what: string): void {
-  const got = (value: unknown) => {
-    if (typeof value === "function") return "a function";
-    if (typeof value === "number") return String(value);
-    return JSON.stringify(value) ?? String(value);
-  };
-  const { concurrency, defaultTimeout, abortGrace, signal, onEvent, onStart, env } = options;
-  if (concurrency !== undefined && !(Number.isSafeInteger(concurrency) && concurrency >= 1)) {
-    throw new RangeError(
-      `${what}: option concurrency must be a whole number of at least 1 (got ${got(concurrency)})`,
-    );
-  }
-  if (
-    defaultTimeout !== undefined &&
-    !(typeof defaultTimeout === "number" && Number.isFinite(defaultTimeout) && defaultTimeout > 0)
-  ) {
-    throw new RangeError(
-      `${what}: option defaultTimeout must be a number of milliseconds greater than 0 (got ${
-        got(defaultTimeout)
-      }); leave it out for the config's runs.timeout`,
-    );
-  }
-  if (
-    abortGrace !== undefined &&
-    !(typeof abortGrace === "number" && Number.isFinite(abortGrace) && abortGrace >= 0)
-  ) {
-    throw new RangeError(
-      `${what}: option abortGrace must be a number of milliseconds of at least 0 (got ${
-        got(abortGrace)
-      }); leave it out for the config's runs.abortGrace`,
-    );
-  }
-  const { timers } = options;
-  if (timers !== undefined && typeof (timers as Partial<Timers> | null)?.sleep !== "function") {
-    throw new TypeError(
-      `${what}: option timers must be an object with a sleep(ms, signal) method, such as ` +
-        `manualTimers() of @flowstate/core/testing (got ${got(timers)})`,
-    );
-  }
-  if (signal != null && !(signal instanceof AbortSignal)) {
-    throw new TypeError(`${what}: option signal must be an AbortSignal (got ${got(signal)})`);
-  }
-  for (const [name, value] of [["onEvent", onEvent], ["onStart", onStart]] as const) {
-    if (value != null && typeof value !== "function") {
-      throw new TypeError(`${what}: option ${name} must be a function (got ${got(value)})`);
-    }
-  }
-  checkEnvOption(env, what);
 }
 
 /**
@@ -1111,7 +1098,6 @@ class FlowstateRuntime implements Runtime {
       if (options != null) {
         assertKnownFields(options, RUN_FLOW_OPTIONS, "Cannot run flow", "option");
         checkInternalRunOptions(options);
-        checkRunOptions(options, "Cannot run flow");
       }
       if (this.#closing !== undefined) {
         throw new StoreClosedError(`Cannot run flow ${flowLabel(flow)}: the runtime is closed`);
@@ -1146,8 +1132,8 @@ class FlowstateRuntime implements Runtime {
   resumeRun(runId: string, options: ResumeRunOptions = {}): Promise<RunRecord> {
     try {
       assertKnownFields(options, RESUME_RUN_OPTIONS, `Cannot resume run ${runId}`, "option");
+      checkRunOptionKinds(options, `Cannot resume run ${runId}`);
       this.#checkResume(runId, options.from);
-      checkRunOptions(options, `Cannot resume run ${runId}`);
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();
