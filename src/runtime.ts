@@ -655,14 +655,20 @@ function checkRunOptionKinds(options: Partial<RunFlowOptions>, what: string): vo
     refuse("timers", "an object with a sleep(ms, signal) method, such as manualTimers()", timers);
   }
   checkEnvOption(options.env, what);
-  for (const name of ["abortGrace", "defaultTimeout"] as const) {
-    const value: unknown = options[name];
-    if (
-      value !== undefined &&
-      !(typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER)
-    ) {
-      refuse(name, "a number of milliseconds, 0 or more", value);
-    }
+  const grace: unknown = options.abortGrace;
+  if (
+    grace !== undefined &&
+    !(typeof grace === "number" && grace >= 0 && grace <= Number.MAX_SAFE_INTEGER)
+  ) {
+    refuse("abortGrace", "a number of milliseconds, 0 or more", grace);
+  }
+  // A run's limit of 0 would time it out at once (the config's `runs.timeout` refuses 0 too).
+  const limit: unknown = options.defaultTimeout;
+  if (
+    limit !== undefined &&
+    !(typeof limit === "number" && limit > 0 && limit <= Number.MAX_SAFE_INTEGER)
+  ) {
+    refuse("defaultTimeout", "a number of milliseconds above 0", limit);
   }
 }
 
