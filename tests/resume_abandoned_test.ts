@@ -25,28 +25,50 @@ nodes:
   - { id: b, type: delay, needs: [a], with: { for: 10m } }
 `;
 
+/**
+ * Run `flowstate run <flow>` in the project `dir` (its home `home`) and kill
+ * it with SIGKILL once `ready` (asked of the project's records, again and
+ * again; a records store still being created answers `false`) says so.
+ */
+async function runKilledOnce(
+  dir: string,
+  home: string,
+  flow: string,
+  what: string,
+  ready: (records: Records) => Promise<boolean>,
+): Promise<void> {
+  const child = cliCommand(dir, ["run", flow], { home, stdout: "null" }).spawn();
+  try {
+    await using rt = await openRuntime({ cwd: dir, home });
+    await waitUntil(what, async () => {
+      const records = await rt.records().catch(() => undefined);
+      return records !== undefined && await ready(records).catch(() => false);
+    });
+  } finally {
+    killQuietly(child);
+    await child.status;
+    await child.stderr.cancel();
+  }
+}
+
 Deno.test("an abandoned run (kill -9) keeps its nodes' outcomes and outputs from their events; its resume reuses the node that succeeded (its side effect does not happen twice)", async () => {
   await withCliProject("", async (run, dir) => {
     await Deno.writeTextFile(join(dir, "k.flow.yaml"), FLOW);
     const home = join(dir, "home"); // where the project's CLI runs keep it (withCliProject)
-    const child = cliCommand(dir, ["run", "k.flow.yaml"], { home, stdout: "null" }).spawn();
     let runId: string | undefined;
-    try {
-      await using rt = await openRuntime({ cwd: dir, home });
-      await waitUntil("node a's end and b's attempt recorded", async () => {
-        const records = await rt.records().catch(() => undefined);
-        const runs = await records?.listRuns({ flowId: "k" }).catch(() => undefined);
-        runId = runs?.runs[0]?.id;
+    await runKilledOnce(
+      dir,
+      home,
+      "k.flow.yaml",
+      "node a's end and b's attempt recorded",
+      async (records) => {
+        runId = (await records.listRuns({ flowId: "k" })).runs[0]?.id;
         if (runId === undefined) return false;
-        const events = await records!.getEvents(runId);
+        const events = await records.getEvents(runId);
         return events.some((e) => e.type === "node.end" && e.node === "a") &&
           events.some((e) => e.type === "node.attempt" && e.node === "b");
-      });
-    } finally {
-      killQuietly(child);
-      await child.status;
-      await child.stderr.cancel();
-    }
+      },
+    );
     {
       await using rt = await openRuntime({ cwd: dir, home });
       const records = await rt.records();
@@ -273,29 +295,23 @@ nodes:
 `,
     );
     const home = join(dir, "home");
-    const child = cliCommand(dir, ["run", "p.flow.yaml"], { home, stdout: "null" }).spawn();
     let parentId: string | undefined;
     let subId: string | undefined;
-    try {
-      await using rt = await openRuntime({ cwd: dir, home });
-      await waitUntil(
-        "the sub-run's slow node started, and the sub-run recorded in p's events",
-        async () => {
-          const records = await rt.records().catch(() => undefined);
-          parentId = (await records?.listRuns({ flowId: "p" }).catch(() => undefined))?.runs[0]?.id;
-          subId = (await records?.listRuns({ flowId: "c" }).catch(() => undefined))?.runs[0]?.id;
-          if (parentId === undefined || subId === undefined) return false;
-          const sub = await records!.getEvents(subId);
-          const parent = await records!.getEvents(parentId);
-          return sub.some((e) => e.type === "node.attempt" && e.node === "slow") &&
-            parent.some((e) => e.type === "node.subrun" && e.run === subId);
-        },
-      );
-    } finally {
-      killQuietly(child);
-      await child.status;
-      await child.stderr.cancel();
-    }
+    await runKilledOnce(
+      dir,
+      home,
+      "p.flow.yaml",
+      "the sub-run's slow node started, and the sub-run recorded in p's events",
+      async (records) => {
+        parentId = (await records.listRuns({ flowId: "p" })).runs[0]?.id;
+        subId = (await records.listRuns({ flowId: "c" })).runs[0]?.id;
+        if (parentId === undefined || subId === undefined) return false;
+        const sub = await records.getEvents(subId);
+        const parent = await records.getEvents(parentId);
+        return sub.some((e) => e.type === "node.attempt" && e.node === "slow") &&
+          parent.some((e) => e.type === "node.subrun" && e.run === subId);
+      },
+    );
     {
       await using rt = await openRuntime({ cwd: dir, home });
       const records = await rt.records();
