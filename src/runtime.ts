@@ -59,10 +59,10 @@ import type {
 } from "./on_failure.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { assertRunId, isRunId, RUN_ID_HINT } from "./records/run_id.ts";
-import { realTimers, systemClock } from "./clock.ts";
+import { realTimers, systemClock, type Timers } from "./clock.ts";
 import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
 import { notifyingStore } from "./wrappers/_notify.ts";
-import type { Warning, WarningHandler } from "./log.ts";
+import { warnGuarded, type Warning, type WarningHandler } from "./log.ts";
 import {
   attachEventBus,
   EventBus,
@@ -498,6 +498,14 @@ export async function openRuntime<const C extends ConfigObject>(
     );
   }
   assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
+  const { env, clock } = options;
+  checkEnvOption(env, "Cannot open runtime");
+  if (clock !== undefined && typeof (clock as Partial<Clock> | null)?.now !== "function") {
+    throw new TypeError(
+      "Cannot open runtime: option clock must be an object with a now() method (ms since the epoch), " +
+        "such as fakeClock() of @flowstate/core/testing",
+    );
+  }
   return await openRuntimeWith(options, loadConfig);
 }
 
@@ -530,7 +538,7 @@ export async function openRuntimeWith(
     );
   }
   const moved = options.onWarning && await homeMovedWarning(config);
-  if (moved) options.onWarning!(moved);
+  if (moved) warnGuarded(options.onWarning, moved);
   // Stores open on first use, inside nodes: the actor's context must exist before.
   if (Object.values(config.stores).some((spec) => spec.changes !== undefined)) {
     await loadActorStorage();
@@ -643,14 +651,25 @@ function checkRunOptionKinds(options: Partial<RunFlowOptions>, what: string): vo
   if (!count(options.maxSubRuns, 0)) {
     refuse("maxSubRuns", "a whole number, 0 or more", options.maxSubRuns);
   }
-  for (const name of ["abortGrace", "defaultTimeout"] as const) {
-    const value: unknown = options[name];
-    if (
-      value !== undefined &&
-      !(typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER)
-    ) {
-      refuse(name, "a number of milliseconds, 0 or more", value);
-    }
+  const timers: unknown = options.timers;
+  if (timers !== undefined && typeof (timers as Partial<Timers> | null)?.sleep !== "function") {
+    refuse("timers", "an object with a sleep(ms, signal) method, such as manualTimers()", timers);
+  }
+  checkEnvOption(options.env, what);
+  const grace: unknown = options.abortGrace;
+  if (
+    grace !== undefined &&
+    !(typeof grace === "number" && grace >= 0 && grace <= Number.MAX_SAFE_INTEGER)
+  ) {
+    refuse("abortGrace", "a number of milliseconds, 0 or more", grace);
+  }
+  // A run's limit of 0 would time it out at once (the config's `runs.timeout` refuses 0 too).
+  const limit: unknown = options.defaultTimeout;
+  if (
+    limit !== undefined &&
+    !(typeof limit === "number" && limit > 0 && limit <= Number.MAX_SAFE_INTEGER)
+  ) {
+    refuse("defaultTimeout", "a number of milliseconds above 0", limit);
   }
 }
 
@@ -666,6 +685,24 @@ function checkInternalRunOptions(options: RunFlowOptions): void {
   }
   if (parentRunId !== undefined) assertRunId(parentRunId, "Cannot run flow: option parentRunId");
   checkScheduledOption(options.scheduled, "Cannot run flow");
+}
+
+/**
+ * Throw a `TypeError` (`what: option env must be …`) unless `env` is left
+ * out or an object of strings (or `undefined`) by name.
+ */
+function checkEnvOption(env: unknown, what: string): void {
+  if (env === undefined) return;
+  const bad = typeof env !== "object" || env === null || Array.isArray(env)
+    ? [JSON.stringify(env) ?? String(env)]
+    : Object.entries(env).filter(([, v]) => v !== undefined && typeof v !== "string")
+      .map(([name, v]) => `${name}: ${JSON.stringify(v) ?? String(v)}`);
+  if (bad.length === 0) return;
+  throw new TypeError(
+    `${what}: option env must be an object of strings by name, as Deno.env.toObject() returns (got ${
+      bad[0]
+    })`,
+  );
 }
 
 /**
@@ -804,10 +841,8 @@ class FlowstateRuntime implements Runtime {
           trustedBaseDir: this.config.baseDir,
           ...(this.nodeTypes === undefined ? {} : { nodeTypes: this.nodeTypes }),
         }),
-      warn: (message) => {
-        if (this.#onWarning === undefined) console.warn(`warning: ${message}`);
-        else this.#onWarning({ code: "ON_FAILURE", message });
-      },
+      // The library never prints: told to the program's handler, dropped without one.
+      warn: (message) => warnGuarded(this.#onWarning, { code: "ON_FAILURE", message }),
       source: () => this.runSource,
     });
   }

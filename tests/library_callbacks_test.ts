@@ -398,7 +398,12 @@ Deno.test("runFlow refuses an option of the wrong kind before the run starts (no
       ],
       [
         { defaultTimeout: "1m" },
-        'option defaultTimeout must be a number of milliseconds, 0 or more (got "1m")',
+        'option defaultTimeout must be a number of milliseconds above 0 (got "1m")',
+      ],
+      // 0 would time the run out at once, blaming the config's runs.timeout (which refuses 0).
+      [
+        { defaultTimeout: 0 },
+        "option defaultTimeout must be a number of milliseconds above 0 (got 0)",
       ],
       [{ maxSubRuns: Number.NaN }, "option maxSubRuns must be a whole number, 0 or more (got NaN)"],
     ] as const

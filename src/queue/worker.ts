@@ -39,7 +39,12 @@
  */
 import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { callGuarded } from "../_callback.ts";
-import { messageOf, StoreUnavailableError, transientUnavailable } from "../errors.ts";
+import {
+  messageOf,
+  StoreClosedError,
+  StoreUnavailableError,
+  transientUnavailable,
+} from "../errors.ts";
 import { storeRetryDelay, unavailableReason, untilReachable } from "./store_wait.ts";
 import { flowHostOf, notifyRunEnded, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
@@ -181,6 +186,8 @@ export type WorkerEvent =
    * Something failed. `fatal`: the worker cannot work at all (its records
    * store did not open: an error that waiting does not fix, or still
    * unreachable after `waitForStoreMs`) and has stopped claiming; `stop()` it.
+   * Also when its runtime is closed under it (stop a worker first): it
+   * stops claiming, and stops (a `stop` event follows) without `stop()`.
    */
   | { type: "error"; message: string; fatal?: true }
   | { type: "stopping"; running: number; graceMs: number }
@@ -340,7 +347,8 @@ export interface Worker extends AsyncDisposable {
   readonly status: WorkerState;
   /**
    * Why its records store cannot be reached (while `waiting-for-store`), or
-   * why it stopped before it could work (a fatal error); else `undefined`.
+   * why it stopped on a fatal error (it could not start, or its runtime was
+   * closed under it); else `undefined`.
    */
   readonly error: string | undefined;
   /**
@@ -679,6 +687,7 @@ class QueueWorker implements Worker {
       this.#beatFailing = false;
     } catch (err) {
       // A store that cannot be reached: the poll loop says so (`waiting`), once per attempt.
+      if (this.#closedUnder(err)) return;
       if (this.#beatFailing || transientUnavailable(err) !== undefined) return;
       this.#beatFailing = true;
       this.#s.onEvent({
@@ -932,6 +941,7 @@ class QueueWorker implements Worker {
             this.#error = undefined;
           }
         } catch (err) {
+          if (this.#closedUnder(err)) break;
           const unavailable = transientUnavailable(err);
           if (unavailable === undefined) {
             this.#s.onEvent({ type: "error", message: messageOf(err) });
@@ -1245,11 +1255,32 @@ class QueueWorker implements Worker {
     this.#s.onEvent({ type: "stop", released: this.#released });
   }
 
+  /**
+   * Whether `err` says its records store was closed under it (its runtime closed before the
+   * worker stopped): then no later poll or write can work, and the worker stops, told once
+   * (a fatal `error`), as one that cannot start does.
+   */
+  #closedUnder(err: unknown): boolean {
+    if (!(err instanceof StoreClosedError)) return false;
+    if (this.#fatal) return true;
+    this.#fatal = true;
+    this.#error = messageOf(err);
+    this.#s.onEvent({
+      type: "error",
+      message: `the worker stops: ${messageOf(err)} (stop a worker before closing its runtime)`,
+      fatal: true,
+    });
+    this.#records = undefined; // nothing more can be written there
+    void this.stop().catch(() => {});
+    return true;
+  }
+
   /** `Records.compactMetrics()`; a failure is reported, never fatal (readers merge shards). */
   async #compactMetrics(records: Records): Promise<void> {
     try {
       await records.compactMetrics();
     } catch (err) {
+      if (this.#closedUnder(err)) return;
       this.#s.onEvent({ type: "error", message: `cannot compact metrics: ${messageOf(err)}` });
     }
   }
