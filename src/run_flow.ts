@@ -127,7 +127,7 @@ export interface RunFlowOptions {
    * recorded, and is ignored (never an unhandled rejection) if it comes later.
    */
   onEvent?: (event: RunEvent, run: { id: string; flowId: string }) => void;
-  /** Maximum nodes running at once (overrides the flow's `concurrency`). */
+  /** Maximum nodes running at once (overrides the flow's `concurrency`); `Infinity` for no limit. */
   concurrency?: number;
   /** Environment (default: the process's), filtered to the names the flow lists under `env:`. */
   env?: Record<string, string | undefined>;

@@ -644,8 +644,9 @@ function checkRunOptionKinds(options: Partial<RunFlowOptions>, what: string): vo
   }
   const count = (value: unknown, min: number) =>
     value === undefined || (Number.isSafeInteger(value) && (value as number) >= min);
-  if (!count(options.concurrency, 1)) {
-    refuse("concurrency", "a whole number of 1 or more", options.concurrency);
+  // Infinity: no limit (a program's way to say so; the executor has always taken it).
+  if (!count(options.concurrency, 1) && options.concurrency !== Infinity) {
+    refuse("concurrency", "a whole number of 1 or more, or Infinity", options.concurrency);
   }
   if (!count(options.maxSubRuns, 0)) {
     refuse("maxSubRuns", "a whole number, 0 or more", options.maxSubRuns);

@@ -310,6 +310,20 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         ],
       },
       {
+        name: "if empty or a lookalike",
+        yaml: "id: bad\nnodes:\n" +
+          '  - { id: a, type: log, if: "", with: { message: a } }\n' +
+          '  - { id: b, type: log, if: "${inputs.on}", with: { message: b } }\n' +
+          '  - { id: c, type: log, if: "{{ inputs.on }}", with: { message: c } }\n' +
+          '  - { id: d, type: log, if: " ", with: { message: d } }\n',
+        errors: [
+          `if-empty-or-a-lookalike.flow.yaml:3:29: nodes[0].if: expected a template like "\${{ inputs.enabled }}", got an empty text, which is always false (the node would always be skipped): write a template, or leave if: out`,
+          `if-empty-or-a-lookalike.flow.yaml:4:29: nodes[1].if: expected a template like "\${{ inputs.enabled }}", got the text "\${inputs.on}", which is always true: write if: "\${{ inputs.on }}"`,
+          `if-empty-or-a-lookalike.flow.yaml:5:29: nodes[2].if: expected a template like "\${{ inputs.enabled }}", got the text "{{ inputs.on }}", which is always true: write if: "\${{ inputs.on }}"`,
+          `if-empty-or-a-lookalike.flow.yaml:6:29: nodes[3].if: expected a template like "\${{ inputs.enabled }}", got the text " ", which is always true: write a template, or leave if: out`,
+        ],
+      },
+      {
         name: "needs cycle",
         yaml: "id: bad\nnodes:\n  - { id: a, type: log, needs: [b], with: { message: a } }\n" +
           "  - { id: b, type: log, needs: [a], with: { message: b } }\n",

@@ -646,3 +646,19 @@ Deno.test("validate warns of ${inputs.x} and {{ inputs.x }}, templates written t
     assert.equal(json[0].warnings.length, 3);
   });
 });
+
+Deno.test("validate leaves a shell's ${item} in an exec node's args alone; ${inputs.x} there is still warned of", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "sh.flow.yaml"),
+      "id: sh\ninputs:\n  name: { type: string, default: x }\nnodes:\n  - id: a\n    type: exec\n" +
+        "    permissions: { run: [sh] }\n    with:\n      command: sh\n" +
+        '      args: ["-c", "for item in a b; do echo ${item} ${run}; done; echo ${inputs.name}"]\n',
+    );
+    const result = await run("validate", "sh.flow.yaml");
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'warning: sh.flow.yaml: node a: with.args[1] holds "${inputs.name}", which is plain text, not a template: write ${{ inputs.name }}',
+    ]);
+  });
+});

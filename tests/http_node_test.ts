@@ -565,10 +565,10 @@ Deno.test("http node: a secret query value the server echoes form-encoded (a spa
   }, { API_KEY: apiKey });
 });
 
-Deno.test("http node: a redirect to another origin drops every credential header (X-Api-Key too); one to the same origin keeps them", async () => {
+Deno.test("http node: a redirect to another origin drops every credential header (X-Api-Key too), not Idempotency-Key; one to the same origin keeps them", async () => {
   await withServerProject(async (run, dir, server) => {
     const headers =
-      `headers: { X-Api-Key: "\${{ env.API_KEY }}", Private-Token: "\${{ env.API_KEY }}", X-Trace: t-1 }`;
+      `headers: { X-Api-Key: "\${{ env.API_KEY }}", Private-Token: "\${{ env.API_KEY }}", X-Trace: t-1, Idempotency-Key: order-77 }`;
     const { code, record } = await runJson(
       run,
       dir,
@@ -592,6 +592,9 @@ nodes:
     assert.equal(away["x-api-key"], undefined, JSON.stringify(away));
     assert.equal(away["private-token"], undefined, JSON.stringify(away));
     assert.equal(away["x-trace"], "t-1");
+    // An idempotency key is no credential: a retried POST must still carry it (its value is
+    // masked in the record, as any header named like a key).
+    assert.equal(away["idempotency-key"], "[redacted]", JSON.stringify(away));
     const near = record.nodes.near.output.body;
     assert.equal(near["x-api-key"], "[redacted]", JSON.stringify(near));
     assert.equal(near["private-token"], "[redacted]", JSON.stringify(near));

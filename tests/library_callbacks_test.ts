@@ -384,8 +384,14 @@ Deno.test("runFlow refuses an option of the wrong kind before the run starts (no
       [{ signal: "x" }, 'option signal must be an AbortSignal (got "x")'],
       [{ onEvent: 5 }, "option onEvent must be a function (got 5)"],
       [{ onStart: {} }, "option onStart must be a function (got {})"],
-      [{ concurrency: 0 }, "option concurrency must be a whole number of 1 or more (got 0)"],
-      [{ concurrency: 1.5 }, "option concurrency must be a whole number of 1 or more (got 1.5)"],
+      [
+        { concurrency: 0 },
+        "option concurrency must be a whole number of 1 or more, or Infinity (got 0)",
+      ],
+      [
+        { concurrency: 1.5 },
+        "option concurrency must be a whole number of 1 or more, or Infinity (got 1.5)",
+      ],
       [
         { abortGrace: -1 },
         "option abortGrace must be a number of milliseconds, 0 or more (got -1)",
@@ -413,4 +419,17 @@ Deno.test("runFlow refuses an option of the wrong kind before the run starts (no
   }
   const { runs } = await (await rt.records()).listRuns({ limit: 10 });
   assert.deepEqual(runs, [], "nothing ran");
+});
+
+Deno.test("runFlow takes concurrency: Infinity (no limit), as it always has", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const flow = {
+    id: "x",
+    nodes: [
+      { id: "a", type: "log", with: { message: "a" } },
+      { id: "b", type: "log", with: { message: "b" } },
+    ],
+  };
+  const run = await rt.runFlow(flow, { concurrency: Infinity });
+  assert.equal(run.status, "succeeded");
 });

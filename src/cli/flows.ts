@@ -520,9 +520,13 @@ const LOOKALIKE =
  */
 function lookalikeTemplateWarnings(prepared: PreparedFlow): string[] {
   const found: string[] = [];
+  // An exec node's arguments go to a program, often a shell, whose variables are written
+  // `${item}`, `${run}`: a name alone (no dot, which no shell variable holds) is left to it.
+  let shell = false;
   const walk = (value: unknown, where: string) => {
     if (typeof value === "string") {
       for (const match of value.matchAll(LOOKALIKE)) {
+        if (shell && match[1] !== undefined && /^\w+$/.test(match[1])) continue;
         found.push(
           `${where} holds ${JSON.stringify(match[0])}, which is plain text, not a template: ` +
             `write \${{ ${match[1] ?? match[2]} }}`,
@@ -533,7 +537,11 @@ function lookalikeTemplateWarnings(prepared: PreparedFlow): string[] {
       for (const [k, v] of Object.entries(value)) walk(v, `${where}.${k}`);
     }
   };
-  for (const node of prepared.nodes) walk(node.spec.with, `node ${node.spec.id}: with`);
+  for (const node of prepared.nodes) {
+    shell = node.spec.type === "exec";
+    walk(node.spec.with, `node ${node.spec.id}: with`);
+  }
+  shell = false;
   walk(prepared.definition.outputs, "outputs");
   return found;
 }

@@ -495,12 +495,21 @@ export class Checker {
       const noLoop = (name: string) =>
         `${subject} reads ${name}, which is set only in a node with forEach; add forEach: "\${{ … }}" (the list to run the node for) to the node`;
       if (typeof node.raw.if === "string" && !node.raw.if.includes("${{")) {
-        // A text is always truthy, "false" and "no" too: the node would always run.
+        // A text is always truthy, "false" and "no" too: the node would always run; an empty
+        // one always falsy: it would never run.
+        const text = node.raw.if;
+        // What goes inside ${{ }}: the text, or what another tool's template (`${inputs.x}`,
+        // `{{ inputs.x }}`) holds.
+        const inner = (/^\s*\$?\{\{?([^{}]*?)\}?\}\s*$/.exec(text)?.[1] ?? text).trim();
         this.add(
           ["nodes", node.index, "if"],
-          `expected a template like "\${{ inputs.enabled }}", got the text ${
-            JSON.stringify(node.raw.if)
-          }, which is always true: write if: "\${{ ${node.raw.if} }}"`,
+          `expected a template like "\${{ inputs.enabled }}", got ${
+            text === ""
+              ? "an empty text, which is always false (the node would always be skipped)"
+              : `the text ${JSON.stringify(text)}, which is always true`
+          }: ${
+            inner === "" ? "write a template, or leave if: out" : `write if: "\${{ ${inner} }}"`
+          }`,
         );
       } else if (typeof node.raw.if === "string") {
         const path = ["nodes", node.index, "if"];

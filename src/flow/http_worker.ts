@@ -43,8 +43,16 @@ const QUOTED_BODY = 300;
  * `X-Api-Key`, `Private-Token`…), which would reach another host, or go over plain HTTP.
  */
 function withoutCredentials(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !isSecretName(name)));
+  return Object.fromEntries(
+    Object.entries(headers).filter(([name]) => !isSecretName(name) || NOT_CREDENTIALS.test(name)),
+  );
 }
+
+/**
+ * Headers whose name says "key" without holding a credential: an `Idempotency-Key` dropped at a
+ * redirect would let a retried POST take effect twice.
+ */
+const NOT_CREDENTIALS = /^(x-)?idempotency-key$/i;
 
 function isJsonType(contentType: string | null): boolean {
   if (contentType === null) return false;

@@ -50,6 +50,8 @@ export class SecretMasker {
   #pattern: RegExp | undefined;
   /** The longer forms (a regular expression holds none so long), longest first. */
   #long: string[] = [];
+  /** The forms by their first character's code, for {@linkcode SecretMasker.maskText}'s cuts. */
+  #byFirst = new Map<number, string[]>();
 
   /** A masker of `values` (more may be added). */
   constructor(values: Iterable<string> = []) {
@@ -90,6 +92,13 @@ export class SecretMasker {
     const sorted = [...this.#forms].sort((a, b) => b.length - a.length);
     const short = sorted.filter((form) => form.length <= LONG_FORM);
     this.#long = sorted.filter((form) => form.length > LONG_FORM);
+    this.#byFirst.clear();
+    for (const form of sorted) {
+      const first = form.charCodeAt(0);
+      const list = this.#byFirst.get(first);
+      if (list === undefined) this.#byFirst.set(first, [form]);
+      else list.push(form);
+    }
     this.#pattern = short.length === 0
       ? undefined
       : new RegExp(short.map(escapeRegExp).join("|"), "g");
@@ -137,15 +146,16 @@ export class SecretMasker {
     const marks = [...text.matchAll(/(?: |\\?["'`])?(?:…|\.\.\.)/g)].map((m) => m.index);
     let out = text;
     for (const at of marks.reverse()) {
+      // The longest cut start: from the farthest character back, the first that begins a form
+      // (of more characters than the cut) whose start is the text from there to the mark.
       let longest = 0;
-      for (const form of this.#forms) {
-        const first = form.charCodeAt(0);
-        const most = Math.min(form.length - 1, at, MAX_CUT_QUOTE);
-        for (let k = most; k >= SECRET_MIN_LENGTH && k > longest; k--) {
-          if (out.charCodeAt(at - k) === first && out.startsWith(form.slice(0, k), at - k)) {
-            longest = k;
-            break;
-          }
+      for (let k = Math.min(at, MAX_CUT_QUOTE); k >= SECRET_MIN_LENGTH; k--) {
+        const forms = this.#byFirst.get(out.charCodeAt(at - k));
+        if (forms === undefined) continue;
+        const cut = out.slice(at - k, at);
+        if (forms.some((form) => form.length > k && form.startsWith(cut))) {
+          longest = k;
+          break;
         }
       }
       if (longest > 0) out = out.slice(0, at - longest) + SECRET_MASK + out.slice(at);
