@@ -890,6 +890,8 @@ async function runInTree(
   }
   const recorders = tree.recorders ??= { live: new Set(), maskerSize: masker.size };
   recorders.live.add(recorder);
+  // Outputs kept beside its events before a secret is made known are masked when it is.
+  recorder.secretsAdded(masker);
   try {
     return await recordRun(recorder, cancel.signal);
   } finally {

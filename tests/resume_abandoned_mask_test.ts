@@ -11,8 +11,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { waitUntil } from "./_deadline.ts";
+import { firedTimers } from "./_fired_timers.ts";
 import { openRuntime } from "../mod.ts";
-import { openStore, Records, RunRecorder } from "../records.ts";
+import { HEARTBEAT_MS, openStore, Records, RunRecorder } from "../records.ts";
 import { SecretMasker } from "../src/flow/secrets.ts";
 
 /** The token a node obtains: `upper(…)` of a text the flow holds (its source is recorded too). */
@@ -79,6 +80,70 @@ nodes:
   }
 });
 
+Deno.test("a value a node masks (ctx.mask) and then waits, with no event since, is masked in the outputs kept before: a kill -9 while it waits leaves it in no stored value", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      join(dir, "masker.ts"),
+      `import { defineNode } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+export default defineNode({
+  optionsSchema: { "~standard": { version: 1, vendor: "t", validate: (v) => ({ value: v }) } },
+  async run(ctx, options) {
+    ctx.mask(options.token);
+    // Waits for good, logging nothing: no event of the run comes after the mask.
+    await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+    return null;
+  },
+});
+`,
+    );
+    await Deno.writeTextFile(
+      join(dir, "w.flow.yaml"),
+      `id: w
+nodes:
+  - { id: login, type: transform, with: { value: ${OBTAIN} } }
+  - id: hold
+    type: ./masker.ts
+    needs: [login]
+    with: { token: "\${{ nodes.login.output.token }}" }
+`,
+    );
+    await using rt = await openRuntime({
+      cwd: dir,
+      config: { stores: { main: { plugin: "memory" } } },
+    });
+    const records = await rt.records();
+    const store = await rt.store();
+    const stop = new AbortController();
+    let runId: string | undefined;
+    const running = rt.runFlow(join(dir, "w.flow.yaml"), {
+      signal: stop.signal,
+      onStart: (id) => runId = id,
+    }).catch((err) => err);
+    await waitUntil("hold's attempt recorded", async () => {
+      if (runId === undefined) return false;
+      const events = await records.getEvents(runId);
+      return events.some((e) => e.type === "node.attempt" && e.node === "hold");
+    });
+    // Within a heartbeat, with no event: the output kept beside login's end is masked.
+    await waitUntil(
+      "login's kept output masked where it is stored",
+      async () => !(await storedText(store)).includes(TOKEN),
+    );
+    const marked = await records.abandonRun(runId!, { afterMs: 1, now: Date.now() + 120_000 });
+    stop.abort();
+    await running;
+    assert.deepEqual(marked?.nodes.login, {
+      status: "succeeded",
+      attempts: 1,
+      output: { token: "***" },
+      masked: true,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a long run's chunks, kept after its end, hold no output in the clear that its end masked", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -123,7 +188,7 @@ nodes:
   }
 });
 
-Deno.test("recorder: outputs given before secretsAdded that hold one of its secrets are masked in an end recorded by interruptAll and where they are stored", async () => {
+Deno.test("recorder: outputs given before a secret was added to the run's masker are masked in an end recorded by interruptAll and where they are stored, with no event since", async () => {
   await using store = await openStore({ plugin: "memory" });
   const records = new Records(store);
   const clock = { now: () => Date.now() };
@@ -140,6 +205,9 @@ Deno.test("recorder: outputs given before secretsAdded that hold one of its secr
     attempt: 1,
     durationMs: 0,
   });
+  // The run's masker, given as the run starts: no secret yet.
+  const masker = new SecretMasker();
+  recorder.secretsAdded(masker);
   recorder.event({ at: clock.now(), type: "node.start", node: "login" });
   recorder.event(end("login"), { token: TOKEN });
   recorder.event({ at: clock.now(), type: "node.start", node: "other" });
@@ -149,7 +217,9 @@ Deno.test("recorder: outputs given before secretsAdded that hold one of its secr
     "login's end appended",
     async () => (await records.getEvents(recorder.id)).some((e) => e.type === "node.end"),
   );
-  recorder.secretsAdded(new SecretMasker([TOKEN]));
+  // A node masks the token (`ctx.mask`), then the process is told to exit at once before any
+  // other event.
+  masker.add([TOKEN]);
   const { ended } = await RunRecorder.interruptAll("cancelled: exiting at once");
   assert.deepEqual(ended, [recorder.id]);
   const stored = await records.getRun(recorder.id);
@@ -158,4 +228,47 @@ Deno.test("recorder: outputs given before secretsAdded that hold one of its secr
     other: { status: "succeeded", attempts: 1, output: "plain" },
   });
   assert.equal((await storedText(store)).includes(TOKEN), false);
+});
+
+Deno.test("recorder: a secret added to the run's masker while no event comes is masked in the outputs already stored within a heartbeat", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const records = new Records(store);
+  const clock = { now: () => Date.now() };
+  // The heartbeats fire when the test says; the appends of events are on their own timers.
+  const { timers, nth } = firedTimers(HEARTBEAT_MS);
+  const recorder = await RunRecorder.start(records, clock, {
+    flowId: "f",
+    flowVersion: "job",
+    inputs: {},
+  }, { timers });
+  const masker = new SecretMasker();
+  recorder.secretsAdded(masker);
+  recorder.event({ at: clock.now(), type: "node.start", node: "login" });
+  recorder.event({
+    at: clock.now(),
+    type: "node.end",
+    node: "login",
+    status: "succeeded",
+    attempt: 1,
+    durationMs: 0,
+  }, { token: TOKEN });
+  await waitUntil(
+    "login's end appended",
+    async () => (await records.getEvents(recorder.id)).some((e) => e.type === "node.end"),
+  );
+  assert.equal((await storedText(store)).includes(TOKEN), true);
+  masker.add([TOKEN]); // a node's ctx.mask; then nothing for long
+  (await nth(0))();
+  await waitUntil(
+    "login's kept output masked where it is stored",
+    async () => !(await storedText(store)).includes(TOKEN),
+  );
+  const marked = await records.abandonRun(recorder.id, { afterMs: 1, now: Date.now() + 60_000 });
+  assert.deepEqual(marked?.nodes.login, {
+    status: "succeeded",
+    attempts: 1,
+    output: { token: "***" },
+    masked: true,
+  });
+  await recorder.close();
 });

@@ -441,8 +441,9 @@ export class RunRecorder {
   #outputs: { nodes: string[]; outputs: JsonValue[]; masked?: string[] } | undefined;
   /** The bytes of `#outputs`' JSON texts. */
   #outputBytes = 0;
-  /** Given by `secretsAdded`, not yet applied to the outputs given (see `#remask`). */
-  #secretsAdded: KeptOutputsMasker | undefined;
+  /** The run's secret masker (`secretsAdded`), and its size when the outputs were last masked. */
+  #masker: (KeptOutputsMasker & { readonly size: number }) | undefined;
+  #maskedSize = 0;
   #lastFlush: number;
   #flushing: Promise<void> = Promise.resolve();
   #flushError: unknown;
@@ -615,6 +616,8 @@ export class RunRecorder {
         return; // Stopped.
       }
       if (this.#lost) return;
+      // A secret made known while no event came (a node's `ctx.mask`, then a long wait).
+      this.#remask();
       try {
         const claim = this.#claim;
         if (claim !== undefined) {
@@ -910,26 +913,28 @@ export class RunRecorder {
   }
 
   /**
-   * Secrets were made known since some outputs were given to `event` (a
-   * later node's `mask:`, `ctx.mask`, a sub-run's secrets): within
-   * {@linkcode EVENT_BATCH_MS} (and before the end), the outputs given that
-   * hold one are masked with `masker`, as the run's end records them: those
-   * kept beside the events not yet appended, those kept beside the events
-   * appended already (rewritten where they are stored: see
-   * `Records.maskKeptOutputs`), and those an end recorded by `interruptAll`
-   * holds. Otherwise a run whose process dies would record them in the clear.
+   * The run's secret masker (Flowstate's runs give theirs when they start,
+   * and again whenever it grows: it may grow while the run runs, by a later
+   * node's `mask:`, `ctx.mask`, a sub-run's secrets). When it masks more than
+   * when the outputs given to `event` were, within {@linkcode EVENT_BATCH_MS}
+   * (and before any end) those that hold a secret added since are masked as
+   * the run's end records them: the ones kept beside the events not yet
+   * appended, the ones kept beside the events appended already (rewritten
+   * where they are stored: see `Records.maskKeptOutputs`), and those an end
+   * recorded by `interruptAll` holds. Otherwise a run whose process dies would
+   * record them in the clear.
    */
-  secretsAdded(masker: KeptOutputsMasker): void {
+  secretsAdded(masker: KeptOutputsMasker & { readonly size: number }): void {
     if (this.#lost) return;
-    this.#secretsAdded = masker;
-    this.#flushSoon();
+    this.#masker = masker;
+    if (masker.size !== this.#maskedSize) this.#flushSoon();
   }
 
-  /** Mask the outputs given so far that hold a secret `secretsAdded` made known. */
+  /** Mask the outputs given so far that hold a secret added to `#masker` since they were. */
   #remask(): void {
-    const masker = this.#secretsAdded;
-    if (masker === undefined || this.#lost) return;
-    this.#secretsAdded = undefined;
+    const masker = this.#masker;
+    if (masker === undefined || masker.size === this.#maskedSize || this.#lost) return;
+    this.#maskedSize = masker.size;
     const found = new Map<string, JsonValue>();
     for (const [node, output] of this.#nodes.unmaskedOutputs()) {
       if (masker.contains(output)) found.set(node, masker.mask(output));
