@@ -926,6 +926,10 @@ export class RunRecorder {
    */
   secretsAdded(masker: KeptOutputsMasker & { readonly size: number }): void {
     if (this.#lost) return;
+    // Given before any output (as a run starts): those to come are masked with it already.
+    if (this.#masker === undefined && this.#nodes.unmaskedOutputs().next().done === true) {
+      this.#maskedSize = masker.size;
+    }
     this.#masker = masker;
     if (masker.size !== this.#maskedSize) this.#flushSoon();
   }
