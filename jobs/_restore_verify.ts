@@ -168,7 +168,9 @@ export async function readBackup(
   file: string,
   what: string,
   options: VerifyBackupOptions,
-  onEntry: ((entry: EntryLine & Partial<ChangeLine>, index: number) => Promise<void>) | undefined,
+  onEntry:
+    | ((entry: EntryLine & Partial<ChangeLine>, index: number, bytes: number) => Promise<void>)
+    | undefined,
 ): Promise<Omit<VerifiedBackup, "file" | "checksumFile">> {
   const fileHash = newSha256();
   const entryHash = newSha256();
@@ -222,7 +224,7 @@ export async function readBackup(
       lastSeq = change.seq;
       entryHash.update(line);
       entryHash.update("\n");
-      if (onEntry) await onEntry(change as EntryLine & ChangeLine, entries);
+      if (onEntry) await onEntry(change as EntryLine & ChangeLine, entries, line.length);
       entries++;
       if (entries % CHECK_EVERY === 0) {
         progress?.update(entries);
@@ -242,7 +244,7 @@ export async function readBackup(
     previous = entry.key;
     entryHash.update(line);
     entryHash.update("\n");
-    if (onEntry) await onEntry(entry, entries);
+    if (onEntry) await onEntry(entry, entries, line.length);
     entries++;
     if (entries % CHECK_EVERY === 0) {
       progress?.update(entries);

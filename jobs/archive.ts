@@ -331,7 +331,16 @@ class Archiver {
   async run(cutoff: number): Promise<ArchiveTotals> {
     const ctx = this.#ctx;
     if (!ctx.dryRun) {
-      await Deno.mkdir(this.#dir, { recursive: true });
+      await Deno.mkdir(this.#dir, { recursive: true }).catch(async (err) => {
+        if ((await Deno.stat(this.#dir).catch(() => null))?.isFile) {
+          throw new Error(
+            `Cannot archive runs: ${this.#dir} is a file, not a directory: move it aside (the ` +
+              `archive job keeps its files in that directory)`,
+            { cause: err },
+          );
+        }
+        throw err;
+      });
       await removeStaleTemps(this.#dir);
     }
     const other: ArchivePeriod = this.#options.period === "month" ? "day" : "month";
@@ -581,6 +590,9 @@ class Archiver {
     hash: string,
     archiving: boolean,
   ): Promise<void> {
+    // A job's runs (`"job"`) and a broken flow file's ticks (`"unloadable"`, the scheduler's
+    // UNLOADABLE_VERSION) ran no saved flow version: none is missing.
+    if (hash === "job" || hash === "unloadable") return;
     const key = versionKey(flowId, hash);
     if (work.versionKeys.has(key)) return;
     const missing = work.missing.get(key);

@@ -124,6 +124,7 @@ import {
 import { systemClock } from "../src/clock.ts";
 import { BackupError } from "../src/errors.ts";
 import { encryptionOf } from "../src/store/sealed.ts";
+import { keysEqual } from "../src/store/keys.ts";
 import { changeTime } from "../src/store/store.ts";
 import { verifyBackup } from "./_restore_verify.ts";
 import {
@@ -339,6 +340,56 @@ export interface BackupStoreOptions {
 
 const LIST_BATCH = 1000;
 const CHECK_EVERY = 1000;
+/** About how many bytes of entries (as backup lines) one page of the listing holds. */
+const LIST_BYTES = 32 * 1024 * 1024;
+/** The first page's size, before the entries' size is known (16 values of 16 MiB at most). */
+const FIRST_PAGE = 16;
+
+/** The entries read so far and their size as backup lines: it sizes the next pages. */
+interface ListStats {
+  entries: number;
+  bytes: number;
+}
+
+/**
+ * Every entry of `store` in key order, in pages that hold about
+ * {@linkcode LIST_BYTES} (at most {@linkcode LIST_BATCH} entries), sized by
+ * the entries of the page before as `stats` counts them (the caller keeps it
+ * up to date; a listing that counts nothing uses the average so far): a store
+ * of 10 MB values is read 3 at a time, not 1,000 (gigabytes in memory at once).
+ */
+async function* listBounded(store: Store, stats: ListStats): AsyncGenerator<Entry> {
+  let cursor: string | { start: Key } | undefined;
+  // The last page's entries (or, on the check pass, the first pass's), for the next page's size.
+  let seen = { ...stats };
+  for (;;) {
+    const entries = stats.entries - seen.entries;
+    const average = entries > 0
+      ? (stats.bytes - seen.bytes) / entries
+      : stats.entries > 0
+      ? stats.bytes / stats.entries
+      : undefined;
+    const size = average === undefined
+      ? FIRST_PAGE
+      : Math.max(1, Math.min(LIST_BATCH, Math.floor(LIST_BYTES / Math.max(1, average))));
+    seen = { ...stats };
+    // After the last key: by the listing's cursor, or (a store that gives none) from that key on.
+    const from = cursor === undefined ? {} : typeof cursor === "string" ? { cursor } : cursor;
+    // From a key on, that key comes again first: one more, so that a page still moves on.
+    const limit = "start" in from ? size + 1 : size;
+    const page = store.list({ batchSize: limit, limit, ...from });
+    let n = 0;
+    let last: Key | undefined;
+    for await (const entry of page) {
+      n++;
+      if (last === undefined && "start" in from && keysEqual(entry.key, from.start)) continue;
+      last = entry.key;
+      yield entry;
+    }
+    if (n < limit || last === undefined) return;
+    cursor = typeof page.cursor === "string" && page.cursor !== "" ? page.cursor : { start: last };
+  }
+}
 
 function versionLine(entry: Entry): string {
   return `${JSON.stringify(entry.key)}\t${entry.version}\t${entry.expiresAt}\n`;
@@ -394,6 +445,7 @@ export async function backupStore(
   });
   const total = store.capabilities.count ? await store.count() : undefined;
   const feed = (await store.feedInfo()).enabled;
+  const stats: ListStats = { entries: 0, bytes: 0 };
   for (let attempt = 1;; attempt++) {
     if (signal?.aborted) throw cancelled(what);
     // Read before the snapshot starts: replaying the changes after it is exact.
@@ -429,7 +481,7 @@ export async function backupStore(
       // job's own run record), so a finished backup shows 100 %, not 7/11.
       let read = 0;
       progress?.start(`backup ${store.name}`, total);
-      for await (const entry of store.list({ batchSize: LIST_BATCH })) {
+      for await (const entry of listBounded(store, stats)) {
         read++;
         if (exclude?.(entry.key)) continue;
         const line = JSON.stringify({
@@ -437,6 +489,8 @@ export async function backupStore(
           value: entry.value,
           expiresAt: entry.expiresAt,
         });
+        stats.entries++;
+        stats.bytes += line.length;
         entryHash.update(line);
         entryHash.update("\n");
         versions.update(versionLine(entry));
@@ -462,7 +516,7 @@ export async function backupStore(
         progress?.start(`check ${store.name} did not change`, entries);
         const again = newSha256();
         let n = 0;
-        for await (const entry of store.list({ batchSize: LIST_BATCH })) {
+        for await (const entry of listBounded(store, stats)) {
           if (exclude?.(entry.key)) continue;
           again.update(versionLine(entry));
           if (++n % CHECK_EVERY === 0) {
@@ -956,7 +1010,10 @@ async function archiveNotCovered(runtime: Runtime, stores: string[]): Promise<No
 /**
  * Back up the runtime's store `options.store` (default: the global scope's)
  * or, with `all`, each configured store in turn, one file each, under
- * `<home>/backups/` (or `out`). An existing file is never overwritten.
+ * `<home>/backups/` (or `out`). An existing file is never overwritten. With
+ * several stores, one that cannot be backed up does not stop the others: it
+ * rejects once every other store is backed up (and pruned), naming the stores
+ * that failed and the files written.
  *
  * @example
  * ```ts
@@ -1015,9 +1072,27 @@ export async function backupStores(
   const runId = options.runId;
   // A dry run's increment: the chain it would join (the backups pruning must keep).
   const pendingBase = new Map<string, string>();
+  // With several stores, one that cannot be backed up (its file damaged, its server down)
+  // does not keep the others from being backed up: the job fails at the end, naming it.
+  const failed: { store: string; error: unknown }[] = [];
   for (const name of names) {
     if (options.signal?.aborted) throw cancelled(what);
+    try {
+      await backupOne(name);
+    } catch (err) {
+      if (names.length === 1 || options.signal?.aborted) throw err;
+      failed.push({ store: name, error: err });
+      options.log?.(`${what} store "${name}": ${messageOf(err)}`, "warn");
+    }
+  }
+  async function backupOne(name: string): Promise<void> {
     const store = await runtime.store(name);
+    if (!single && (await Deno.stat(dir).catch(() => null))?.isFile) {
+      throw new BackupError(
+        `${what} store "${name}": ${dir} is a file, not a directory: move it aside, or write ` +
+          `elsewhere with --out (out:)`,
+      );
+    }
     if (single && await exists(out)) {
       const isDir = (await Deno.stat(out).catch(() => null))?.isDirectory;
       throw new BackupError(
@@ -1070,7 +1145,7 @@ export async function backupStores(
         toSeq: lastSeq,
       });
       result.entries += entries;
-      continue;
+      return;
     }
     if (options.dryRun) {
       const entries = await store.count();
@@ -1086,7 +1161,7 @@ export async function backupStores(
         attempts: 0,
       });
       result.entries += entries;
-      continue;
+      return;
     }
     const storeOptions: BackupStoreOptions = {
       consistency: options.consistency,
@@ -1123,7 +1198,8 @@ export async function backupStores(
     const pruneDir = single ? dirname(out) : dir;
     try {
       result.pruned = await pruneBackups(pruneDir, {
-        stores: names,
+        // A store not backed up now keeps its backups: its newest is the last sound one.
+        stores: names.filter((name) => !failed.some((f) => f.store === name)),
         keep: options.keep,
         keepFor: options.keepFor,
         protect: options.dryRun ? [] : result.files.map((f) => f.file),
@@ -1167,6 +1243,19 @@ export async function backupStores(
       `not in the backup: ${n.path} (${n.files} files, ${
         formatBytes(n.bytes)
       }): ${n.what}; ${n.advice}`,
+    );
+  }
+  if (failed.length > 0) {
+    const written = result.files.map((f) => `${f.store} → ${f.file}`).join(", ");
+    throw new BackupError(
+      `${what} ${
+        failed.map((f) => `store "${f.store}"`).join(", ")
+      } (${failed.length} of ${names.length}): ${
+        failed.map((f) => messageOf(f.error)).join("; ")
+      }; ${
+        written === "" ? "no other store was backed up" : `the others were backed up: ${written}`
+      }`,
+      { cause: failed[0].error },
     );
   }
   return result;

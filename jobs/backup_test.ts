@@ -19,7 +19,7 @@ import {
   withEnv,
 } from "./_test_utils.ts";
 import { type BackupInfo, backupStore, RESTORE_MARKER_KEY } from "./backup.ts";
-import { verifyBackup } from "./restore.ts";
+import { restoreBackup, verifyBackup } from "./restore.ts";
 
 Deno.test("backup of a sqlite store restores identically into jsonfile, memory and sqlite stores", async () => {
   await withEnv(async (env) => {
@@ -84,13 +84,17 @@ Deno.test("a backup file is a gzip'd header, entries in key order and a trailer,
   });
 });
 
-/** `store` whose `list()` calls `onList(callNumber)` first. */
+/** `store` whose `list()` calls `onList(passNumber)` first when a pass starts (not at its next pages). */
 function listSpy(store: Store, onList: (call: number) => Promise<void> | void): Store {
   let calls = 0;
   return new Proxy(store, {
     get(target, prop) {
       if (prop === "list") {
         return (options: Parameters<Store["list"]>[0]) => {
+          // A pass over the store starts at its first key (its next pages go on from a key).
+          if (options?.start !== undefined || options?.cursor !== undefined) {
+            return target.list(options);
+          }
           const call = ++calls;
           const inner = target.list(options);
           const gate = Promise.resolve(onList(call));
@@ -276,6 +280,40 @@ Deno.test("backupCommand() and restoreCommand() write, refuse and force with the
         await content(await rt.store("default"), (key) => key[0] === "flowstate"),
       );
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("backupStore() reads big values a few at a time: each page of the listing holds about 32 MiB, not 1,000 entries", async () => {
+  const { openStore } = await import("../src/plugin.ts");
+  await using inner = await openStore({ plugin: "memory" }, { name: "blobs" });
+  const mib = "x".repeat(1024 * 1024);
+  for (let i = 0; i < 80; i++) await inner.set(["blob", String(i).padStart(3, "0")], mib);
+  // The store as backupStore sees it, with each listing's page size noted.
+  const pages: number[] = [];
+  const store = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === "list") {
+        return (options: { batchSize?: number; limit?: number } = {}) => {
+          pages.push(Math.min(options.batchSize ?? Infinity, options.limit ?? Infinity));
+          return target.list(options);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as Store;
+  const dir = await Deno.makeTempDir();
+  try {
+    const info = await backupStore(store, join(dir, "blobs.fsbackup"));
+    assert.equal(info.entries, 80);
+    // Of 1 MiB lines: at most 32 a page (the first, before any size is known, 16).
+    assert.ok(pages.length > 0 && pages.every((n) => n <= 32), `pages: ${pages.join(", ")}`);
+    await using restored = await openStore({ plugin: "memory" }, { name: "copy" });
+    await restoreBackup(restored, join(dir, "blobs.fsbackup"));
+    assert.equal(await restored.count(), 80);
+    assert.equal((await restored.get(["blob", "079"]))?.value, mib);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -78,6 +78,20 @@ import { verify } from "./_move_verify.ts";
 export { EXPIRY_TOLERANCE_MS } from "./_move_verify.ts";
 export type { MoveCheckpoint } from "./_move_copy.ts";
 
+/**
+ * Whether a key written through `target` reads back through `source`: the two
+ * handles open one store. The key expires within a minute should a kill leave it.
+ */
+async function seenThrough(target: Store, source: Store): Promise<boolean> {
+  const probe: Key = ["flowstate", "migrate-store-probe", crypto.randomUUID()];
+  await target.set(probe, true, { expireIn: 60_000 });
+  try {
+    return (await source.get(probe)) !== null;
+  } finally {
+    await target.delete(probe);
+  }
+}
+
 /** Checkpoints live under this prefix in the target: `[...CHECKPOINT_PREFIX, sourceName]`. */
 export const CHECKPOINT_PREFIX: Key = Object.freeze(["flowstate", "migrate-store"]);
 
@@ -240,6 +254,16 @@ export async function moveStore(
     throw new MigrationError(
       `${what}: "${source.name}" is encrypted and "${target.name}" is not, so its values would ` +
         `be written in the clear; add encrypt: { key } to "${target.name}" (its own key, or the same)`,
+    );
+  }
+  // Two names can spell one store apart (a symlinked or hard-linked path, `localhost` for
+  // `127.0.0.1`, a URL with other parameters): a key written through the target and seen through
+  // the source proves it, before anything else is written (`force` would clear the source).
+  if (!options.dryRun && await seenThrough(target, source)) {
+    throw new RangeError(
+      `${what}: both are the same ${source.plugin} store (a key written to "${target.name}" ` +
+        `reads back from "${source.name}": ${target.location} and ${source.location} are one); ` +
+        `move into another store`,
     );
   }
   const clock = options.clock ?? systemClock;

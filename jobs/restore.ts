@@ -18,7 +18,8 @@
  *   restore's own run record is kept).
  * - **Crash-safe.** A marker entry ({@linkcode RESTORE_MARKER_KEY}) is written
  *   before the first entry and deleted after the last; each batch (an atomic
- *   commit of `batchSize` entries) also records in the marker how far it got.
+ *   commit of `batchSize` entries, fewer when they hold more than about 32 MiB)
+ *   also records in the marker how far it got.
  *   If the process dies, the marker stays: a backup of the store is refused,
  *   and running the same restore again resumes after the last committed batch
  *   (`force` starts over instead). Restoring a different file over an
@@ -99,7 +100,7 @@ export interface RestoreOptions {
   store: string;
   /** Delete everything in the target first if it is not empty (or holds another unfinished restore). */
   force: boolean;
-  /** Entries per atomic commit. */
+  /** Entries per atomic commit (at most: a commit holds about 32 MiB of them at most). */
   batchSize: number;
   /** Incremental backups to apply after `file`, in the order they were taken. */
   increments?: string[];
@@ -123,6 +124,9 @@ export const defaults = {
   force: false,
   batchSize: 500,
 } satisfies Partial<RestoreOptions>;
+
+/** About how many bytes of backup lines one batch commits at most, whatever `batchSize` says. */
+const BATCH_BYTES = 32 * 1024 * 1024;
 
 const restoreOptions = z.strictObject({
   file: z.string().min(1),
@@ -198,7 +202,7 @@ export interface RestoreMarker {
 export interface RestoreBackupOptions {
   /** Clear a non-empty target (or one holding another unfinished restore) first. */
   force?: boolean;
-  /** Entries per atomic commit (default 500). */
+  /** Entries per atomic commit (default 500; fewer when they hold more than about 32 MiB). */
   batchSize?: number;
   /** Stops between batches (the marker stays; a rerun resumes). */
   signal?: AbortSignal;
@@ -495,9 +499,16 @@ async function planChain(
         );
       }
     }
+    // A sequence number the feed has not reached is a point in the future: refused, as a time is.
+    if (at !== undefined && "seq" in at && at.seq > info.lastSeq) {
+      throw new BackupError(
+        `${what}: change ${at.seq} has not been made yet: the feed of ${name} ends at change ` +
+          `${info.lastSeq}; give a point up to it, or leave --at out for the latest state`,
+      );
+    }
     // The last change at or before the point: found by a binary search on the
     // commit times (they follow sequence numbers), without reading the feed through.
-    const upper = at !== undefined && "seq" in at ? Math.min(at.seq, info.lastSeq) : info.lastSeq;
+    const upper = at !== undefined && "seq" in at ? at.seq : info.lastSeq;
     let cutoff = upper;
     if (at !== undefined && "time" in at && upper > position.seq) {
       const timeOf = async (seq: number) => {
@@ -752,9 +763,11 @@ export async function restoreBackup(
 
   let markerVersion: string;
   let marker: RestoreMarker;
+  // Not a partial restore of this one's to finish: the store is the other restore's now.
   const lost = () =>
-    new Error(
-      `${what}: the restore marker changed under it (another restore into this store?); stopped`,
+    new BackupError(
+      `${what}: the restore marker changed under it: another restore into this store took it ` +
+        `over; this one stopped (see how that one ended: flowstate runs ls --flow job:restore)`,
     );
   /** Whether this restore deleted (some of) the store's earlier content. */
   let wiped = false;
@@ -844,6 +857,8 @@ export async function restoreBackup(
 
   let batch: (Item | null)[] = [];
   let consumed = 0;
+  /** The size of the batch's items as backup lines (0 for changes read from a live feed). */
+  let batchBytes = 0;
   /** Where each key is in the batch: a later change of it replaces the earlier one. */
   const inBatch = new Map<string, number>();
   let done = marker.done;
@@ -900,6 +915,7 @@ export async function restoreBackup(
     done = next;
     batch = [];
     consumed = 0;
+    batchBytes = 0;
     inBatch.clear();
     progress?.update(done);
   };
@@ -908,7 +924,7 @@ export async function restoreBackup(
   const replaying = chain.sources.some((source) => source.apply > 0);
   let index = 0;
   /** Take the next item (past those an interrupted restore did). */
-  const take = async (item: Item) => {
+  const take = async (item: Item, _index?: number, bytes = 0) => {
     if (index++ < skip) return;
     if (item.op !== undefined) result.changes++;
     // One write per key in a batch (a change may follow the snapshot's entry in the same batch).
@@ -920,7 +936,10 @@ export async function restoreBackup(
     }
     batch.push(item);
     consumed++;
-    if (consumed >= batchSize) {
+    batchBytes += bytes;
+    // Big values make smaller batches: memory stays bounded (a commit of 500 values of 10 MB
+    // would hold 5 GB); resuming counts items, not batches.
+    if (consumed >= batchSize || batchBytes >= BATCH_BYTES) {
       await writeBatch();
       if (signal?.aborted) throw cancelled(what);
     }
@@ -940,10 +959,10 @@ export async function restoreBackup(
       let left = source.apply;
       if (left === 0) continue;
       if (source.file !== undefined) {
-        const read = await readBackup(source.file, what, {}, async (item) => {
+        const read = await readBackup(source.file, what, {}, async (item, i, bytes) => {
           if (left > 0) {
             left--;
-            await take(item);
+            await take(item, i, bytes);
           }
         });
         if (read.sha256 !== chain.sha256s.get(source.file)) throw changed();

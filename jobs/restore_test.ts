@@ -506,3 +506,62 @@ Deno.test("backup and restore keep escaped object keys as written, despite V8's 
     }
   });
 });
+
+Deno.test("restoreBackup() commits big values a few at a time: a batch holds about 32 MiB, not batchSize entries", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "blobs.fsbackup");
+    const mib = "x".repeat(1024 * 1024);
+    {
+      await using source = await openStore({ plugin: "memory" }, { name: "blobs" });
+      for (let i = 0; i < 80; i++) await source.set(["blob", String(i).padStart(3, "0")], mib);
+      await backupStore(source, file);
+    }
+    // The values of 1 MiB each commit sets.
+    const commits: number[] = [];
+    await using target = withHooks(await openStore({ plugin: "memory" }, { name: "copy" }), {
+      beforeCommit(mutations) {
+        commits.push(mutations.filter((m) => m.type === "set" && m.key[0] === "blob").length);
+      },
+    });
+    const result = await restoreBackup(target, file, { batchSize: 500 });
+    assert.equal(result.restored, 80);
+    assert.equal(await target.count(), 80);
+    const big = commits.filter((n) => n > 0);
+    assert.ok(big.length >= 3 && big.every((n) => n <= 32), `commits: ${commits.join(", ")}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a restore whose store another restore took over and finished says so, not 'run the same restore again'", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "src.fsbackup");
+    {
+      await using source = await openStore({ plugin: "memory" }, { name: "src" });
+      for (let i = 0; i < 50; i++) await source.set(["k", String(i).padStart(2, "0")], i);
+      await backupStore(source, file);
+    }
+    await using target = await openStore({ plugin: "memory" }, { name: "copy" });
+    // The first restore's second batch: meanwhile another process restores the same file into
+    // the store (it resumes the first's marker and finishes).
+    let commits = 0;
+    const first = withHooks(target, {
+      async beforeCommit() {
+        if (++commits === 3) await restoreBackup(target, file, { batchSize: 10 });
+      },
+    });
+    const err = await restoreBackup(first, file, { batchSize: 10 }).then(() => null, (e) => e);
+    assert.ok(err instanceof Error, "the first restore stopped");
+    assert.match(
+      err.message,
+      /the restore marker changed under it: another restore into this store took it over; this one stopped \(see how that one ended: flowstate runs ls --flow job:restore\)$/,
+    );
+    assert.doesNotMatch(err.message, /run the same restore again/);
+    assert.equal(await target.count(), 50);
+    assert.equal(await target.get(RESTORE_MARKER_KEY), null);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

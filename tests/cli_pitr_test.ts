@@ -195,3 +195,27 @@ Deno.test("backup --since a damaged backup says the increment could not be taken
     }
   });
 });
+
+Deno.test("restore --at-seq past the end of the live store's feed is refused, as a time in the future is, writing nothing", async () => {
+  await withProject(async (run) => {
+    await ok(run, "state", "set", "--store", "data", "a", "1"); // change 1
+    await ok(run, "backup", "--store", "data", "--out", "full.fsbackup");
+    await ok(run, "state", "set", "--store", "data", "a", "2"); // change 2, only in the feed
+    for (const point of [["--at-seq", "99"], ["--at", "#3"]]) {
+      const past = await run("restore", "full.fsbackup", ...point, "--into", "pit");
+      assert.equal(past.code, 1, past.stdout + past.stderr);
+      assert.match(
+        past.stderr,
+        new RegExp(
+          `change ${
+            point[1].replace("#", "")
+          } has not been made yet: the feed of store "data" ends at change 2; give a point up to it, or leave --at out for the latest state`,
+        ),
+      );
+      assert.deepEqual(await dump(run, "pit"), [], "nothing was restored");
+    }
+    // The feed's last change itself is a point in time like any other.
+    await ok(run, "restore", "full.fsbackup", "--at-seq", "2", "--into", "pit");
+    assert.equal(await ok(run, "state", "get", "--store", "pit", "a"), "2\n");
+  });
+});

@@ -156,3 +156,20 @@ Deno.test("memory driver: a few keys added among many go to their places, and a 
   assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => id(2 * i)));
   await driver.close();
 });
+
+Deno.test("memory plugin: a snapshot that cannot be written on close names the store, the file and what is lost", async () => {
+  const sub = join(dir, "unwritable");
+  const snapshot = join(sub, "snap.json");
+  const store = await openStore({ plugin: memory, snapshot }, { name: "scratch" });
+  await store.set(["a"], 1);
+  // The snapshot's folder turns into a file: the write fails as on a full or broken disk.
+  await Deno.remove(sub, { recursive: true });
+  await Deno.writeTextFile(sub, "not a folder");
+  const err = await store.close().then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof Error, "close rejects");
+  assert.match(
+    err.message,
+    /^Cannot write the snapshot of store "scratch" to .*unwritable[/\\]snap\.json: .*; the changes made to "scratch" since this process opened it are lost \(the snapshot file holds what it held before\)$/,
+  );
+  await Deno.remove(sub);
+});

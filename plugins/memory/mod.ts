@@ -47,6 +47,7 @@ import { EqIndexes } from "../_shared/eq_indexes.ts";
 import type { Clock, Key } from "../../src/store/types.ts";
 import { systemClock } from "../../src/clock.ts";
 import { parseJson } from "../../src/_json.ts";
+import { explainFsError } from "../../src/store/fs_errors.ts";
 
 /**
  * Validated options of the memory plugin.
@@ -407,6 +408,15 @@ export class MemoryDriver implements StoreDriver {
     if (!this.#snapshot) return;
     try {
       await this.#writeSnapshot(this.#snapshot);
+    } catch (err) {
+      // Written by temp file and rename: a failed write leaves the last snapshot whole.
+      throw new Error(
+        `Cannot write the snapshot of store "${this.#name}" to ${this.#snapshot}: ${
+          explainFsError(err)
+        }; the changes made to "${this.#name}" since this process opened it are lost (the ` +
+          `snapshot file holds what it held before)`,
+        { cause: err },
+      );
     } finally {
       // Released once the snapshot is written (or failed to be): the next process reads it.
       this.#unlock();

@@ -306,7 +306,10 @@ export async function showRun(
       } else {
         printRun(archived.run, archived.events, runtime.config.timezone, archived.onFailure);
         console.log(`archived: ${archived.archive}`);
-        console.log(archivedVersionLine(archived.version, runId, runtime.config.timezone));
+        // A job's run has no definition to point to (as when it is still recorded).
+        if (!archived.run.flowId.startsWith("job:")) {
+          console.log(archivedVersionLine(archived.version, runId, runtime.config.timezone));
+        }
       }
       return 0;
     }

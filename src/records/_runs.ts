@@ -280,10 +280,17 @@ export async function finishRun(
       if (stored.value.status === record.status && stored.value.endedAt === record.endedAt) {
         return true;
       }
+      // Recorded abandoned by gc while this process still ran it (stopped, suspended, starved
+      // past gc's abandonedAfter): said, so the refusal is not a riddle.
+      const error = stored.value.error?.message;
+      const why = error?.startsWith("abandoned:")
+        ? `: gc recorded it ${error.replace(/ \(its process was killed.*\)$/, "")}; a process ` +
+          `stopped or stalled that long is taken for dead`
+        : "";
       throw new ConflictError(
         `${what} as "${record.status}": it already finished as "${stored.value.status}" at ${
           new Date(stored.value.endedAt ?? 0).toISOString()
-        }`,
+        }${why}`,
       );
     }
     const tail = await tails.read(ctx, run.id);

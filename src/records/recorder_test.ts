@@ -119,6 +119,28 @@ Deno.test("RunRecorder does not retry when the run was finished by someone else"
   await assert.rejects(() => recorder.finish(END), /already finished as "cancelled"/);
 });
 
+Deno.test("a run recorded abandoned while its process was stalled (SIGSTOP, starved) says so when that process ends it", async () => {
+  await using store = await openStore({ plugin: "memory" });
+  const clock = fakeClock(Date.UTC(2026, 0, 1));
+  const timers = manualTimers(clock);
+  const records = new Records(store, { clock });
+  const recorder = await RunRecorder.start(records, clock, START, { timers });
+  // The process is stopped: no beat is written (the timers do not fire), and gc, in another
+  // process, records the run abandoned once the threshold passed.
+  clock.set(recorder.startedAt + MIN_ABANDONED_MS + 1);
+  assert.equal(
+    (await records.abandonRun(recorder.id, { afterMs: MIN_ABANDONED_MS }))?.status,
+    "failed",
+  );
+  const err = await recorder.finish(END).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof Error, "the end is refused");
+  assert.match(
+    err.message,
+    /already finished as "failed" at .*: gc recorded it abandoned: no heartbeat for more than 20s since .*; a process stopped or stalled that long is taken for dead/,
+  );
+  await recorder.close();
+});
+
 Deno.test("RunRecorder sees a cancel request within CANCEL_POLL_MS, once, and the marker ends with the run", async () => {
   await using store = await openStore({ plugin: "memory" });
   const clock = fakeClock(Date.UTC(2026, 0, 1));

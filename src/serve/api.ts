@@ -757,6 +757,7 @@ export const apiRoutes: readonly ApiRoute[] = [
             entries: await countOf(server, name, store),
             sizeBytes: await fileSize(store.location),
             ok: true,
+            records: name === server.runtime.config.records,
           });
         } catch (err) {
           out.push({
@@ -767,6 +768,7 @@ export const apiRoutes: readonly ApiRoute[] = [
             sizeBytes: null,
             ok: false,
             error: redactText(messageOf(err)),
+            records: name === server.runtime.config.records,
           });
         }
       }

@@ -69,7 +69,12 @@ export function json(value: unknown, status = 200, headers: HeadersInit = {}): R
 
 /** A location or message with any URL's password and secret parameters removed. */
 export function redactText(text: string): string {
-  return text.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => redactUrl(url));
+  // A quote may be in a password (`postgres://app:it's@db/x`): the URL runs on past it, and a
+  // quote closing a quoted URL (`'postgres://…'`) is given back after its redacted form.
+  return text.replace(/[a-z][a-z0-9+.-]*:\/\/[^\s"<>]+/gi, (found) => {
+    const url = found.replace(/['`]+$/, "");
+    return redactUrl(url) + found.slice(url.length);
+  });
 }
 
 /** What a client is told to wait before it tries again a request a store could not serve, in s. */

@@ -129,6 +129,10 @@ export const StoreInfoSchema = z.object({
   sizeBytes: z.number().nullable(),
   ok: z.boolean(),
   error: z.string().optional(),
+  records: z.boolean().describe(
+    "whether it is the records store: the keys under flowstate (runs, flow versions, metrics, " +
+      "leases) are Flowstate's, and writing them by hand is refused (403)",
+  ),
 });
 
 /** A run's status. */

@@ -115,6 +115,7 @@ export async function renderState(container, route, ctx) {
     onDeleted: (store, k) => tree?.markDeleted(store, k),
     onSelect: (store, k) => ctx.replaceRoute(["state"], { store, key: JSON.stringify(k) }),
   });
+  valuePanel.recordsStore = stores.find((s) => s.records === true)?.name ?? null;
   let tree = null;
 
   function renderStores() {
@@ -184,6 +185,10 @@ export async function renderState(container, route, ctx) {
       if (!storesEl.isConnected) return;
       stores = full;
       renderStores();
+      // Which store holds Flowstate's records is known now: an entry of it shown meanwhile
+      // loses its Edit and Delete.
+      valuePanel.recordsStore = full.find((s) => s.records === true)?.name ?? null;
+      valuePanel.recordsKnown();
     }, (e) => ctx.toast("error", `Could not read the stores' sizes: ${e.message}`));
   }
 
@@ -441,6 +446,19 @@ class ValuePanel {
     this.entry = null;
     this.editing = false;
     this.serial = 0;
+    /** The records store's name, once known (`/api/stores`). */
+    this.recordsStore = null;
+  }
+
+  /** Whether the entry shown is one of Flowstate's records (written by Flowstate only). */
+  isRecord() {
+    return this.store !== null && this.store === this.recordsStore &&
+      Array.isArray(this.key) && this.key.length >= 2 && this.key[0] === "flowstate";
+  }
+
+  /** The records store became known: an entry of it shown, not being edited, is drawn again. */
+  recordsKnown() {
+    if (this.entry && !this.editing && this.isRecord()) this.renderEntry();
   }
 
   clear() {
@@ -512,11 +530,16 @@ class ValuePanel {
 
   renderEntry(notice) {
     const entry = this.entry;
+    // Flowstate's own records (a run, a flow version, a lease): a value written by hand breaks
+    // what it belongs to, and the server refuses it.
+    const record = this.isRecord();
     const actions = h(
       "div.actions",
       {},
-      h("button.primary", { type: "button", text: "Edit", onclick: () => this.edit() }),
-      h("button.danger", {
+      record
+        ? null
+        : h("button.primary", { type: "button", text: "Edit", onclick: () => this.edit() }),
+      record ? null : h("button.danger", {
         type: "button",
         text: "Delete",
         onclick: () => this.confirmDelete(actions),
@@ -532,6 +555,22 @@ class ValuePanel {
       this.head(),
       notice ?? null,
       this.meta(entry),
+      record
+        ? h(
+          "p.muted.records-note",
+          {},
+          "Flowstate's own record (runs, flow versions, metrics, leases): written by Flowstate " +
+            "only, never by hand. Change runs and flows on their pages",
+          // A run's record: its page.
+          this.key.length === 3 && this.key[1] === "runs"
+            ? [
+              ": ",
+              h("a", { href: `#/runs/${encodeURIComponent(this.key[2])}`, text: "this run" }),
+            ]
+            : null,
+          ".",
+        )
+        : null,
       actions,
       valueBlock(entry.value, "value-view"),
     );
