@@ -27,6 +27,53 @@ async function storedText(store: { list(s: { prefix: [] }): AsyncIterable<{ valu
   return texts.join("\n");
 }
 
+/** A custom node module's text: `defineNode` of any options with `run` (its source). */
+function nodeModule(run: string): string {
+  return `import { defineNode } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+export default defineNode({
+  optionsSchema: { "~standard": { version: 1, vendor: "t", validate: (v) => ({ value: v }) } },
+  ${run}
+});
+`;
+}
+
+/**
+ * Start `flow` (a file of `dir`) on a memory store, and wait until one of its
+ * recorded events is `until`'s: then its process "dies" (what is stored is
+ * what a kill -9 leaves). `abandon()` records it abandoned, then stops it.
+ */
+async function runUntilDeath(
+  dir: string,
+  flow: string,
+  until: { type: "node.start" | "node.attempt"; node: string },
+) {
+  const rt = await openRuntime({ cwd: dir, config: { stores: { main: { plugin: "memory" } } } });
+  const records = await rt.records();
+  const stop = new AbortController();
+  let runId: string | undefined;
+  const running = rt.runFlow(join(dir, flow), {
+    signal: stop.signal,
+    onStart: (id) => runId = id,
+  }).catch((err) => err);
+  await waitUntil(`${until.type} of ${until.node} recorded`, async () => {
+    if (runId === undefined) return false;
+    const events = await records.getEvents(runId);
+    return events.some((e) => e.type === until.type && "node" in e && e.node === until.node);
+  });
+  return {
+    rt,
+    records,
+    runId: runId!,
+    async abandon() {
+      const marked = await records.abandonRun(runId!, { afterMs: 1, now: Date.now() + 120_000 });
+      stop.abort();
+      await running;
+      return marked;
+    },
+    [Symbol.asyncDispose]: () => rt[Symbol.asyncDispose](),
+  };
+}
+
 Deno.test("a value a later node masks, kept before in an earlier node's output, is masked in the run recorded abandoned and in the stored chunks; its resume runs that node again", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -43,35 +90,18 @@ nodes:
   - { id: wait, type: delay, needs: [keep], with: { for: 10m } }
 `,
     );
-    await using rt = await openRuntime({
-      cwd: dir,
-      config: { stores: { main: { plugin: "memory" } } },
-    });
-    const records = await rt.records();
-    const stop = new AbortController();
-    let runId: string | undefined;
-    const running = rt.runFlow(join(dir, "m.flow.yaml"), {
-      signal: stop.signal,
-      onStart: (id) => runId = id,
-    }).catch((err) => err);
-    await waitUntil("the wait node's start recorded", async () => {
-      if (runId === undefined) return false;
-      const events = await records.getEvents(runId);
-      return events.some((e) => e.type === "node.start" && e.node === "wait");
-    });
-    // The process "dies" here: what is stored is what a kill -9 leaves.
+    await using run = await runUntilDeath(dir, "m.flow.yaml", { type: "node.start", node: "wait" });
+    const { rt, records, runId } = run;
     assert.equal((await storedText(await rt.store())).includes(TOKEN), false);
-    const marked = await records.abandonRun(runId!, { afterMs: 1, now: Date.now() + 120_000 });
-    stop.abort();
-    await running;
+    const marked = await run.abandon();
     assert.deepEqual(marked?.nodes.login, {
       status: "succeeded",
       attempts: 1,
       output: { token: "***" },
       masked: true,
     });
-    assert.equal(JSON.stringify(await records.getRun(runId!)).includes(TOKEN), false);
-    const preview = await rt.previewResume(runId!, { flow: join(dir, "m.flow.yaml") });
+    assert.equal(JSON.stringify(await records.getRun(runId)).includes(TOKEN), false);
+    const preview = await rt.previewResume(runId, { flow: join(dir, "m.flow.yaml") });
     const login = preview.nodes.find((n) => n.node === "login");
     assert.equal(login?.reused, false);
     assert.match(login?.message ?? "", /held a secret and was recorded masked/);
@@ -85,17 +115,12 @@ Deno.test("a value a node masks (ctx.mask) and then waits, with no event since, 
   try {
     await Deno.writeTextFile(
       join(dir, "masker.ts"),
-      `import { defineNode } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
-export default defineNode({
-  optionsSchema: { "~standard": { version: 1, vendor: "t", validate: (v) => ({ value: v }) } },
-  async run(ctx, options) {
+      nodeModule(`async run(ctx, options) {
     ctx.mask(options.token);
     // Waits for good, logging nothing: no event of the run comes after the mask.
     await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
     return null;
-  },
-});
-`,
+  },`),
     );
     await Deno.writeTextFile(
       join(dir, "w.flow.yaml"),
@@ -108,31 +133,17 @@ nodes:
     with: { token: "\${{ nodes.login.output.token }}" }
 `,
     );
-    await using rt = await openRuntime({
-      cwd: dir,
-      config: { stores: { main: { plugin: "memory" } } },
+    await using run = await runUntilDeath(dir, "w.flow.yaml", {
+      type: "node.attempt",
+      node: "hold",
     });
-    const records = await rt.records();
-    const store = await rt.store();
-    const stop = new AbortController();
-    let runId: string | undefined;
-    const running = rt.runFlow(join(dir, "w.flow.yaml"), {
-      signal: stop.signal,
-      onStart: (id) => runId = id,
-    }).catch((err) => err);
-    await waitUntil("hold's attempt recorded", async () => {
-      if (runId === undefined) return false;
-      const events = await records.getEvents(runId);
-      return events.some((e) => e.type === "node.attempt" && e.node === "hold");
-    });
+    const store = await run.rt.store();
     // Within a heartbeat, with no event: the output kept beside login's end is masked.
     await waitUntil(
       "login's kept output masked where it is stored",
       async () => !(await storedText(store)).includes(TOKEN),
     );
-    const marked = await records.abandonRun(runId!, { afterMs: 1, now: Date.now() + 120_000 });
-    stop.abort();
-    await running;
+    const marked = await run.abandon();
     assert.deepEqual(marked?.nodes.login, {
       status: "succeeded",
       attempts: 1,
@@ -150,15 +161,10 @@ Deno.test("a long run's chunks, kept after its end, hold no output in the clear 
     // Over 1,000 events: the run's end keeps its chunks rather than inline its events.
     await Deno.writeTextFile(
       join(dir, "chatty.ts"),
-      `import { defineNode } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
-export default defineNode({
-  optionsSchema: { "~standard": { version: 1, vendor: "t", validate: (v) => ({ value: v }) } },
-  run(ctx) {
+      nodeModule(`run(ctx) {
     for (let i = 0; i < 1100; i++) ctx.log("line " + i);
     return 1100;
-  },
-});
-`,
+  },`),
     );
     await Deno.writeTextFile(
       join(dir, "long.flow.yaml"),
