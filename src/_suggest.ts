@@ -38,7 +38,8 @@ export function didYouMean(word: string, candidates: Iterable<string>): string {
 /**
  * Throw a `TypeError` naming the first own field of `value` not in `known`
  * (with the closest known one, and all of them): a misspelt option or hook
- * would otherwise be ignored without a word.
+ * would otherwise be ignored without a word. A `value` that is no object (a
+ * string, a list) is refused too: its characters or items are no fields.
  */
 export function assertKnownFields(
   value: object,
@@ -46,6 +47,12 @@ export function assertKnownFields(
   what: string,
   noun: string,
 ): void {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const example = `{ ${known[0]}: … }`;
+    throw new TypeError(
+      `${what}: expected an object of ${noun}s like ${example}, got ${notAnObject(value)}`,
+    );
+  }
   for (const name of Object.keys(value)) {
     if (known.includes(name)) continue;
     throw new TypeError(
@@ -68,4 +75,12 @@ export function fieldNames<T>(): <const N extends keyof T>(
       : [`missing: ${Exclude<keyof T, N> & string}`])
 ) => readonly string[] {
   return (...lines) => lines.flat() as string[];
+}
+
+/** A value that is no object, as a message shows it (layer 0: no flow helpers here). */
+function notAnObject(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value !== "string") return String(value);
+  return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
 }

@@ -160,8 +160,18 @@ export async function readYamlFile(
 
 /** Where the first byte is that makes `bytes` not UTF-8, and what it is. */
 function utf8Problem(bytes: Uint8Array): YamlFileProblem {
+  // Notepad's "Unicode" is UTF-16: say so, rather than point at the byte order mark's 0xFF.
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    return {
+      message: "the file is UTF-16 text (it starts with a UTF-16 byte order mark), not UTF-8: " +
+        "save it as UTF-8",
+      line: 1,
+      column: 1,
+    };
+  }
   const bad = firstInvalidUtf8(bytes);
-  const lineStart = bytes.lastIndexOf(0x0a, bad - 1) + 1;
+  // (lastIndexOf with a negative start would search from the end: a bad first byte is on line 1)
+  const lineStart = bad === 0 ? 0 : bytes.lastIndexOf(0x0a, bad - 1) + 1;
   let line = 1;
   for (let i = 0; i < lineStart; i++) if (bytes[i] === 0x0a) line++;
   const before = new TextDecoder().decode(bytes.subarray(lineStart, bad));

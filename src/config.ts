@@ -415,6 +415,14 @@ export async function loadConfigWith(
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     if (err instanceof Deno.errors.NotFound && given === undefined) {
+      // A flowstate.yml was meant as the config: the default store would be used without a word.
+      if (await Deno.stat(resolve(cwd, "flowstate.yml")).then((s) => s.isFile, () => false)) {
+        throw new ConfigError(
+          "Cannot load config: there is a flowstate.yml here, and the config file is named " +
+            "flowstate.yaml: rename it, or name it with --config flowstate.yml ($FLOWSTATE_CONFIG, " +
+            'or openRuntime({ config: "flowstate.yml" }) in a program)',
+        );
+      }
       // No config file: the defaults, which need no schema (zod is not loaded).
       return resolveConfig({}, { file: null, baseDir: cwd, cwd, home: options.home, env });
     }
@@ -547,6 +555,14 @@ export function parseConfigTextWith(
       `${source.where([], "key")}: the config must be a mapping with fields ${
         schema.TOP_LEVEL_FIELDS.join(", ")
       }, not ${schema.describeValue(raw)}`,
+    );
+  }
+  const fields = raw as Record<string, unknown>;
+  if ("nodes" in fields && "id" in fields && !("stores" in fields)) {
+    // A flow given as the config (--config flows/x.flow.yaml): its every field is "unknown".
+    throw new ConfigError(
+      `${source.where([], "key")}: this is a flow (it has id: and nodes:), not a config: ` +
+        "run it with flowstate run <file>; --config names a flowstate.yaml (stores:, flows:, …)",
     );
   }
   const env = options.env ?? ((name: string) => readEnv(name, undefined));

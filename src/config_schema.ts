@@ -388,7 +388,17 @@ export const configSchema: z.ZodType<ConfigObject> = z.strictObject({
     flow: z.string().min(1).optional(),
     node: z.string().min(1).optional(),
   }).optional(),
-  home: z.string().min(1).optional(),
+  home: z.string().min(1).superRefine((home, ctx) => {
+    // `home: ~/flowstate` made a folder named `~` in the config's folder.
+    const part = /^~(?=[\\/]|$)|(?<=^|[\\/])\$[A-Za-z_]\w*(?=[\\/]|$)/.exec(home)?.[0];
+    if (part === undefined) return;
+    const name = part === "~" ? "HOME" : part.slice(1);
+    ctx.addIssue({
+      code: "custom",
+      message: `holds "${part}", which nothing expands here (no shell reads the config): ` +
+        `write \${env.${name}} for the value of that environment variable`,
+    });
+  }).optional(),
   records: z.string().min(1).optional(),
   flows: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
   timezone: z.string().min(1).optional(),
@@ -531,6 +541,10 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
         ? "a store name"
         : last === "home"
         ? "a directory path"
+        : path.length === 1 && last === "records"
+        ? `the name of the store that keeps the records, like "records: ${
+          isPlainStoreRef(input) ?? "default"
+        }"`
         : path.length === 1 && last === "flows"
         ? "a list of flow files or directories"
         : path.length === 2 && path[0] === "flows"
@@ -619,6 +633,13 @@ export function explainIssue(issue: z.core.$ZodIssue): { path: Path; message: st
     default:
       return { path, message: issue.message };
   }
+}
+
+/** The store a mapping written for `records:` names (`{ store: main }`), if it names one. */
+function isPlainStoreRef(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const named = Object.values(value).find((v) => typeof v === "string");
+  return typeof named === "string" && /^[\w-]+$/.test(named) ? named : undefined;
 }
 
 /** A value as the user wrote it, for messages: `the string "x"`, `a list`, `nothing`. */

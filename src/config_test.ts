@@ -319,7 +319,7 @@ Deno.test("parseConfigText() gives file:line:column for malformed YAML", () => {
     errorOf("stores:\n  main:\n    plugin: memory\n   x: [\n"),
     [
       "flowstate.yaml:4:4: invalid YAML: `x:` is indented 3 spaces; the keys beside it use 4: indent it like them",
-      "flowstate.yaml:5:1: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+      "flowstate.yaml:4:7: invalid YAML: this [ opens a list that no ] closes: add the ] (a list that goes on over more lines needs them indented deeper than the key it belongs to)",
     ].join("\n"),
   );
 });
@@ -478,7 +478,7 @@ Deno.test("parseConfigText() accepts one flows path as a string", () => {
 Deno.test("parseConfigText() rejects an invalid cron expression, naming the job and field", () => {
   assert.equal(
     errorOf('jobs:\n  retention:\n    schedule: "61 3 * * *"\n'),
-    'flowstate.yaml:3:5: jobs.retention.schedule: invalid cron expression "61 3 * * *": minute value 61 is out of range',
+    'flowstate.yaml:3:5: jobs.retention.schedule: invalid cron expression "61 3 * * *": the minute field "61" is out of range (0-59)',
   );
   assert.equal(
     errorOf('jobs:\n  gc: { schedule: "* * *" }\n'),

@@ -102,7 +102,7 @@ export function cronProblem(
   try {
     cron = compile(text, timezone);
   } catch (err) {
-    return `invalid cron expression ${shown}: ${explainCronError(err)}`;
+    return `invalid cron expression ${shown}: ${explainCronError(err, text)}`;
   }
   // Four years and a day covers every leap-day pattern.
   if (cron.nextRun(new Date(Date.UTC(2000, 0, 1))) === null) {
@@ -111,10 +111,36 @@ export function cronProblem(
   return undefined;
 }
 
-function explainCronError(err: unknown): string {
+/** Each field's range, in croner's order (seconds first). */
+const FIELD_RANGES = ["0-59", "0-59", "0-23", "1-31", "1-12", "0-7, Sunday is 0 or 7"];
+/** croner's names of the fields, in its order. */
+const CRONER_FIELDS = ["second", "minute", "hour", "day", "month", "dayofweek"];
+
+function explainCronError(err: unknown, text: string): string {
   const raw = (err instanceof Error ? err.message : String(err)).replace(/^CronPattern:\s*/, "");
+  // The fields as written, in croner's order (a 5-field expression has no seconds).
+  const written = text.split(/\s+/);
+  if (written.length === 5) written.unshift("");
+  const field = (index: number) =>
+    `the ${FIELD_NAMES[index]} field ${JSON.stringify(written[index])}`;
   const invalid = /^Invalid value for (\w+): (.+)$/i.exec(raw);
+  const index = invalid ? CRONER_FIELDS.indexOf(invalid[1].toLowerCase()) : -1;
+  // croner counts days and months from 0 inside: its value is not the one written.
+  if (index >= 0) return `${field(index)} is out of range (${FIELD_RANGES[index]})`;
   if (invalid) return `${invalid[1]} value ${invalid[2]} is out of range`;
+  if (/illegal stepping: 0/.test(raw)) {
+    const at = written.findIndex((f) => /\/0+(,|$)/.test(f));
+    if (at >= 0) return `${field(at)} steps by 0, which never moves on: step by 1 or more`;
+  }
+  const backwards = /^From value is larger than to value: '(.+)'$/.exec(raw);
+  if (backwards) {
+    const at = written.findIndex((f) => f.split(",").some((part) => part.startsWith(backwards[1])));
+    if (at >= 0) {
+      return `${field(at)} has a range from high to low (${
+        backwards[1]
+      }): write the lower bound first`;
+    }
+  }
   const entry = /configuration entry (\d+) \((.*)\) contains illegal characters/.exec(raw);
   if (entry) {
     // croner numbers the fields from 0 with seconds first (a 5-field expression gets second 0).

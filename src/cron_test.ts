@@ -133,7 +133,7 @@ Deno.test("cronProblem() explains what is wrong with an expression", () => {
   );
   assert.equal(
     cronProblem("61 * * * *"),
-    'invalid cron expression "61 * * * *": minute value 61 is out of range',
+    'invalid cron expression "61 * * * *": the minute field "61" is out of range (0-59)',
   );
   assert.equal(
     cronProblem("0 x * * *"),
@@ -144,6 +144,22 @@ Deno.test("cronProblem() explains what is wrong with an expression", () => {
     'unknown cron nickname "@dayly" (did you mean "@daily"?); the nicknames are @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly',
   );
   assert.equal(cronProblem("0 0 30 2 *"), 'cron expression "0 0 30 2 *" never matches a date');
+  for (
+    const [expression, why] of [
+      ["0 0 32 * *", 'the day of month field "32" is out of range (1-31)'],
+      ["0 0 0 * *", 'the day of month field "0" is out of range (1-31)'],
+      ["0 0 * 13 *", 'the month field "13" is out of range (1-12)'],
+      ["0 0 * * 8", 'the day of week field "8" is out of range (0-7, Sunday is 0 or 7)'],
+      ["60 0 0 * * *", 'the second field "60" is out of range (0-59)'],
+      ["0 */0 * * *", 'the hour field "*/0" steps by 0, which never moves on: step by 1 or more'],
+      [
+        "5-1 * * * *",
+        'the minute field "5-1" has a range from high to low (5-1): write the lower bound first',
+      ],
+    ]
+  ) {
+    assert.equal(cronProblem(expression), `invalid cron expression "${expression}": ${why}`);
+  }
   assert.match(cronProblem("")!, /^expected a cron expression/);
   assert.match(cronProblem(5)!, /^expected a cron expression .* got number 5$/);
 });
@@ -152,7 +168,7 @@ Deno.test("validateCron() and nextTick() throw a RangeError for a bad expression
   assert.throws(() => validateCron("61 * * * *"), {
     name: "RangeError",
     message:
-      'Cannot use cron expression "61 * * * *": invalid cron expression "61 * * * *": minute value 61 is out of range',
+      'Cannot use cron expression "61 * * * *": invalid cron expression "61 * * * *": the minute field "61" is out of range (0-59)',
   });
   assert.throws(() => nextTick("* * *", 0), RangeError);
   assert.throws(

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { callGuarded } from "./_callback.ts";
 
 /**
  * How important a log line is.
@@ -83,3 +84,12 @@ export type WarningCode =
  * ```
  */
 export type WarningHandler = (warning: Warning) => void;
+
+/**
+ * Hand `warning` to `handler` (a caller's `onWarning`), if any: what it
+ * throws, or an `async` one's rejection, is ignored, so that a bug in it
+ * cannot fail (or report as failed) what it warns about. Internal.
+ */
+export function warnGuarded(handler: WarningHandler | undefined, warning: Warning): void {
+  if (handler !== undefined) callGuarded(() => handler(warning), () => {});
+}

@@ -30,7 +30,7 @@ import type { IndexBuildEvent, PreparedIndexes, StoreDriver } from "./store/driv
 // The encryption wrapper is imported only for a store with `encrypt` (not on a plain run's way).
 import type { EncryptOptions, ParsedEncryptOptions } from "./wrappers/encrypt.ts";
 import { systemClock } from "./clock.ts";
-import type { WarningHandler } from "./log.ts";
+import { warnGuarded, type WarningHandler } from "./log.ts";
 import type { MemoryOptions } from "../plugins/memory/mod.ts";
 import type { JsonFileOptions } from "../plugins/jsonfile/mod.ts";
 import type { SqliteOptions } from "../plugins/sqlite/mod.ts";
@@ -520,7 +520,7 @@ export async function openStore<const S extends StoreSpec>(
       ...(options.signal ? { signal: options.signal } : {}),
       // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
       ...(onWarning
-        ? { warn: ({ code, message }) => onWarning({ code, message, store: name }) }
+        ? { warn: ({ code, message }) => warnGuarded(onWarning, { code, message, store: name }) }
         : {}),
     }));
   await checkDriver(driver, `Cannot open store "${name}": plugin "${plugin.name}"'s open()`);
@@ -537,7 +537,8 @@ export async function openStore<const S extends StoreSpec>(
       prepared = await driver.prepareIndexes({
         indexes,
         search,
-        progress: (message) => onWarning?.({ code: "INDEX_BUILD", message, store: name }),
+        progress: (message) =>
+          warnGuarded(onWarning, { code: "INDEX_BUILD", message, store: name }),
         ...(onIndexBuild ? { onBuild: (event) => onIndexBuild({ ...event, store: name }) } : {}),
       });
     } catch (err) {
@@ -560,7 +561,7 @@ export async function openStore<const S extends StoreSpec>(
     await prepareCoreIndexes(
       store,
       rawIndexes !== undefined,
-      (message) => onWarning?.({ code: "INDEX_BUILD", message, store: name }),
+      (message) => warnGuarded(onWarning, { code: "INDEX_BUILD", message, store: name }),
       undefined,
       onIndexBuild ? (event) => onIndexBuild({ ...event, store: name }) : undefined,
     );

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { dirname } from "./_path.ts";
 import { ConfigError, StoreMissingError } from "./errors.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import type { Clock } from "./store/types.ts";
@@ -209,7 +210,8 @@ export interface PluginDefinition<O> {
 
 /**
  * For a plugin that keeps a store in a file: when `path` is a directory, a
- * FIFO, a device, a socket or a loop of symbolic links, throw a
+ * FIFO, a device, a socket or a loop of symbolic links, or a folder on its way
+ * is a file, or it holds a `~` or `$NAME` part (which no shell expands here), throw a
  * {@linkcode ConfigError} about `option`
  * (the option that named it, default `"path"`); when `context.mustExist` is set and `path` does not
  * exist, throw {@linkcode StoreMissingError} (before anything is created).
@@ -231,6 +233,16 @@ export async function requireStoreFile(
   context: Pick<PluginContext, "storeName" | "mustExist">,
   option = "path",
 ): Promise<void> {
+  // `~/state.db` or `$HOME/state.db` would make a folder named `~` or `$HOME` (one that is
+  // there already is a real folder of that name).
+  const unexpanded = await unexpandedPart(path);
+  if (unexpanded !== undefined) {
+    const name = unexpanded === "~" ? "HOME" : unexpanded.slice(1);
+    const message = `Cannot open store "${context.storeName}": ${option} holds ` +
+      `"${unexpanded}", which nothing expands here (no shell reads the config): write ` +
+      `\${env.${name}} for the value of that environment variable`;
+    throw new ConfigError(message, { issues: [{ path: [option], message }] });
+  }
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -238,6 +250,17 @@ export async function requireStoreFile(
     if (err instanceof Deno.errors.FilesystemLoop) {
       const message = `Cannot open store "${context.storeName}": ${path} is a loop of symbolic ` +
         `links: point "${option}" at a file`;
+      throw new ConfigError(message, { issues: [{ path: [option], message }] });
+    }
+    if (err instanceof Deno.errors.NotADirectory) {
+      // A folder on the way is a file: mkdir would say only "File exists".
+      let file = dirname(path);
+      while (!(await isFile(file)) && dirname(file) !== file) file = dirname(file);
+      const message = `Cannot open store "${context.storeName}": ` + (
+        await isFile(file)
+          ? `${file} is a file, not a folder, so it cannot hold ${path}`
+          : `${path}: ${err.message}`
+      ) + `: point "${option}" elsewhere, or move the file away`;
       throw new ConfigError(message, { issues: [{ path: [option], message }] });
     }
     if (!context.mustExist) return; // the plugin's open meets (and words) whatever this is
@@ -258,6 +281,29 @@ export async function requireStoreFile(
     const message = `Cannot open store "${context.storeName}": ${path} is ${kind}, not a store ` +
       `file: point "${option}" at a regular file`;
     throw new ConfigError(message, { issues: [{ path: [option], message }] });
+  }
+}
+
+/** The first `~` or `$NAME` part of `path` that does not exist (yet), if any. */
+async function unexpandedPart(path: string): Promise<string | undefined> {
+  const parts = path.split(/[\\/]/);
+  for (let i = 0; i < parts.length; i++) {
+    if (!/^(~|\$[A-Za-z_]\w*)$/.test(parts[i])) continue;
+    try {
+      await Deno.stat(parts.slice(0, i + 1).join("/") || "/");
+    } catch {
+      return parts[i];
+    }
+  }
+  return undefined;
+}
+
+/** Whether `path` is a regular file (false when it is anything else, or cannot be read). */
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
   }
 }
 

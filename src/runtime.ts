@@ -59,10 +59,10 @@ import type {
 } from "./on_failure.ts";
 import { INTERRUPT_TIMEOUT_MS } from "./records/recorder.ts";
 import { assertRunId, isRunId, RUN_ID_HINT } from "./records/run_id.ts";
-import { realTimers, systemClock } from "./clock.ts";
+import { realTimers, systemClock, type Timers } from "./clock.ts";
 import { type ScopeName, SCOPES, type StateChange, type StateChangeSink } from "./state/scopes.ts";
 import { notifyingStore } from "./wrappers/_notify.ts";
-import type { Warning, WarningHandler } from "./log.ts";
+import { warnGuarded, type Warning, type WarningHandler } from "./log.ts";
 import {
   attachEventBus,
   EventBus,
@@ -489,8 +489,22 @@ export async function openRuntime<const C extends ConfigObject>(
   options: RuntimeOptions & { config?: string | (C & CheckedConfig<C>) } = {},
 ): Promise<Runtime> {
   // A misspelt option (`confg`) would be ignored without a word: named instead, here and below.
-  if (typeof options === "object" && options !== null) {
-    assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
+  if (typeof options === "string") {
+    // openRuntime("other.yaml") would open ./flowstate.yaml, not other.yaml.
+    throw new TypeError(
+      `Cannot open runtime: expected an object of options, got the config path ${
+        JSON.stringify(options)
+      }: write openRuntime({ config: ${JSON.stringify(options)} })`,
+    );
+  }
+  assertKnownFields(options, RUNTIME_OPTIONS, "Cannot open runtime", "option");
+  const { env, clock } = options;
+  checkEnvOption(env, "Cannot open runtime");
+  if (clock !== undefined && typeof (clock as Partial<Clock> | null)?.now !== "function") {
+    throw new TypeError(
+      "Cannot open runtime: option clock must be an object with a now() method (ms since the epoch), " +
+        "such as fakeClock() of @flowstate/core/testing",
+    );
   }
   return await openRuntimeWith(options, loadConfig);
 }
@@ -524,7 +538,7 @@ export async function openRuntimeWith(
     );
   }
   const moved = options.onWarning && await homeMovedWarning(config);
-  if (moved) options.onWarning!(moved);
+  if (moved) warnGuarded(options.onWarning, moved);
   // Stores open on first use, inside nodes: the actor's context must exist before.
   if (Object.values(config.stores).some((spec) => spec.changes !== undefined)) {
     await loadActorStorage();
@@ -610,7 +624,56 @@ const PREVIEW_RESUME_OPTIONS: readonly string[] = fieldNames<PreviewResumeOption
   ["from", "flow", "again"],
 );
 
+/**
+ * Throw a `TypeError` naming the first option of `options` of the wrong kind (a `signal` that is
+ * no `AbortSignal`, a callback that is no function, a count or a time that is no number in
+ * range): found here, before anything is recorded, rather than deep inside the run.
+ */
+function checkRunOptionKinds(options: Partial<RunFlowOptions>, what: string): void {
+  const shown = (value: unknown) =>
+    typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value);
+  const refuse = (name: string, kind: string, value: unknown) => {
+    throw new TypeError(`${what}: option ${name} must be ${kind} (got ${shown(value)})`);
+  };
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    refuse("signal", "an AbortSignal", options.signal);
+  }
+  for (const name of ["onEvent", "onStart"] as const) {
+    const value = options[name];
+    if (value !== undefined && typeof value !== "function") refuse(name, "a function", value);
+  }
+  const count = (value: unknown, min: number) =>
+    value === undefined || (Number.isSafeInteger(value) && (value as number) >= min);
+  if (!count(options.concurrency, 1)) {
+    refuse("concurrency", "a whole number of 1 or more", options.concurrency);
+  }
+  if (!count(options.maxSubRuns, 0)) {
+    refuse("maxSubRuns", "a whole number, 0 or more", options.maxSubRuns);
+  }
+  const timers: unknown = options.timers;
+  if (timers !== undefined && typeof (timers as Partial<Timers> | null)?.sleep !== "function") {
+    refuse("timers", "an object with a sleep(ms, signal) method, such as manualTimers()", timers);
+  }
+  checkEnvOption(options.env, what);
+  const grace: unknown = options.abortGrace;
+  if (
+    grace !== undefined &&
+    !(typeof grace === "number" && grace >= 0 && grace <= Number.MAX_SAFE_INTEGER)
+  ) {
+    refuse("abortGrace", "a number of milliseconds, 0 or more", grace);
+  }
+  // A run's limit of 0 would time it out at once (the config's `runs.timeout` refuses 0 too).
+  const limit: unknown = options.defaultTimeout;
+  if (
+    limit !== undefined &&
+    !(typeof limit === "number" && limit > 0 && limit <= Number.MAX_SAFE_INTEGER)
+  ) {
+    refuse("defaultTimeout", "a number of milliseconds above 0", limit);
+  }
+}
+
 function checkInternalRunOptions(options: RunFlowOptions): void {
+  checkRunOptionKinds(options, "Cannot run flow");
   const { depth, parentRunId } = options;
   if (depth !== undefined && !(Number.isSafeInteger(depth) && depth >= 0)) {
     throw new TypeError(
@@ -621,6 +684,24 @@ function checkInternalRunOptions(options: RunFlowOptions): void {
   }
   if (parentRunId !== undefined) assertRunId(parentRunId, "Cannot run flow: option parentRunId");
   checkScheduledOption(options.scheduled, "Cannot run flow");
+}
+
+/**
+ * Throw a `TypeError` (`what: option env must be …`) unless `env` is left
+ * out or an object of strings (or `undefined`) by name.
+ */
+function checkEnvOption(env: unknown, what: string): void {
+  if (env === undefined) return;
+  const bad = typeof env !== "object" || env === null || Array.isArray(env)
+    ? [JSON.stringify(env) ?? String(env)]
+    : Object.entries(env).filter(([, v]) => v !== undefined && typeof v !== "string")
+      .map(([name, v]) => `${name}: ${JSON.stringify(v) ?? String(v)}`);
+  if (bad.length === 0) return;
+  throw new TypeError(
+    `${what}: option env must be an object of strings by name, as Deno.env.toObject() returns (got ${
+      bad[0]
+    })`,
+  );
 }
 
 /**
@@ -759,10 +840,8 @@ class FlowstateRuntime implements Runtime {
           trustedBaseDir: this.config.baseDir,
           ...(this.nodeTypes === undefined ? {} : { nodeTypes: this.nodeTypes }),
         }),
-      warn: (message) => {
-        if (this.#onWarning === undefined) console.warn(`warning: ${message}`);
-        else this.#onWarning({ code: "ON_FAILURE", message });
-      },
+      // The library never prints: told to the program's handler, dropped without one.
+      warn: (message) => warnGuarded(this.#onWarning, { code: "ON_FAILURE", message }),
       source: () => this.runSource,
     });
   }
@@ -1059,6 +1138,7 @@ class FlowstateRuntime implements Runtime {
   resumeRun(runId: string, options: ResumeRunOptions = {}): Promise<RunRecord> {
     try {
       assertKnownFields(options, RESUME_RUN_OPTIONS, `Cannot resume run ${runId}`, "option");
+      checkRunOptionKinds(options, `Cannot resume run ${runId}`);
       this.#checkResume(runId, options.from);
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {

@@ -258,10 +258,9 @@ export class YamlSource {
       ...this.position(error.pos[0]),
       error,
     });
-    this.syntaxErrors = explained(
-      unclosedStrings(this.doc.errors.map(problem), tokens, (o) => this.position(o)),
-      text,
-    );
+    const at = (offset: number) => this.position(offset);
+    const strings = quotesInside(unclosedStrings(this.doc.errors.map(problem), tokens, at), tokens);
+    this.syntaxErrors = unclosedCollections(explained(strings, text), tokens, at);
     this.syntaxWarnings = this.doc.warnings.map(problem);
   }
 
@@ -666,29 +665,123 @@ function unclosedStrings(
   });
 }
 
-/** The quoted scalars among yaml's tokens, in document order (iteratively, as `tooDeep`). */
-function* quotedScalars(
-  tokens: readonly CST.Token[],
-): Generator<{ offset: number; source: string }> {
+/** Every node among yaml's tokens, in document order (iteratively, as `tooDeep`). */
+function* cstNodes(tokens: readonly CST.Token[]): Generator<CstNode> {
   const stack: unknown[] = [...tokens].reverse();
   while (stack.length > 0) {
     const token = stack.pop();
     if (typeof token !== "object" || token === null) continue;
-    const t = token as {
-      type?: string;
-      offset?: number;
-      source?: string;
-      value?: unknown;
-      items?: { key?: unknown; value?: unknown }[];
-    };
-    if (t.type === "double-quoted-scalar" || t.type === "single-quoted-scalar") {
-      yield { offset: t.offset ?? 0, source: t.source ?? "" };
-      continue;
-    }
+    const t = token as CstNode;
+    yield t;
     const children: unknown[] = t.value === undefined ? [] : [t.value];
     for (const item of t.items ?? []) children.push(item.key, item.value);
     for (let i = children.length - 1; i >= 0; i--) {
       if (children[i] != null) stack.push(children[i]);
+    }
+  }
+}
+
+/** What {@linkcode cstNodes} reads of a token. */
+interface CstNode {
+  type?: string;
+  offset?: number;
+  source?: string;
+  value?: unknown;
+  items?: { key?: unknown; value?: unknown }[];
+  start?: { source?: string };
+  end?: { source?: string }[];
+}
+
+/**
+ * yaml reports a `[` or `{` that is never closed at the end of the text, or at the first line
+ * indented no deeper than its key ("Flow sequence in block collection must be sufficiently
+ * indented and end with a ]"): report it where it opens instead, with the fix; and a `]` or `}`
+ * that closes nothing ("Unexpected flow-seq-end token") with the fix.
+ */
+function unclosedCollections(
+  problems: YamlSyntaxProblem[],
+  tokens: readonly CST.Token[],
+  position: (offset: number) => SourcePosition,
+): YamlSyntaxProblem[] {
+  const pattern =
+    /^Flow (sequence|map) in block collection must be sufficiently indented and end with a [\]}]$/;
+  const extra = /^Unexpected flow-(seq|map)-end token in YAML stream: "[\]}]"$/;
+  problems = problems.map((p) => {
+    const kind = extra.exec(p.message)?.[1];
+    if (kind === undefined) return p;
+    const [open, close] = kind === "seq" ? ["[", "]"] : ["{", "}"];
+    return {
+      ...p,
+      message: `this ${close} closes no ${open}: remove it, or add the ${open} it closes`,
+    };
+  });
+  if (!problems.some((p) => pattern.test(p.message))) return problems;
+  const unclosed = [...cstNodes(tokens)].filter((t) => {
+    if (t.type !== "flow-collection") return false;
+    const close = t.start?.source === "[" ? "]" : "}";
+    return !(t.end ?? []).some((end) => end.source === close);
+  });
+  const reported = new Set<number>();
+  return problems.flatMap((p) => {
+    const kind = pattern.exec(p.message)?.[1];
+    if (kind === undefined) return [p];
+    const open = kind === "sequence" ? "[" : "{";
+    const at = unclosed.findLast((t) =>
+      t.start?.source === open && (t.offset ?? 0) < p.error.pos[0]
+    )?.offset;
+    if (at === undefined) return [p];
+    if (reported.has(at)) return [];
+    reported.add(at);
+    const [what, close] = open === "[" ? ["list", "]"] : ["mapping", "}"];
+    return [{
+      ...p,
+      ...position(at),
+      message:
+        `this ${open} opens a ${what} that no ${close} closes: add the ${close} (a ${what} ` +
+        `that goes on over more lines needs them indented deeper than the key it belongs to)`,
+    }];
+  });
+}
+
+/**
+ * A quote inside a quoted string (`"say "hi""`, `'it's'`, `"${{ inputs.s == "a" }}"`) ends it
+ * early, and yaml reports the text right after it as "Unexpected scalar at node end": say so,
+ * with how to write the quote, and drop the errors after it on that line (they follow from it).
+ */
+function quotesInside(
+  problems: YamlSyntaxProblem[],
+  tokens: readonly CST.Token[],
+): YamlSyntaxProblem[] {
+  const unexpected = problems.filter((p) => p.message === "Unexpected scalar at node end");
+  if (unexpected.length === 0) return problems;
+  const endings = new Map<number, string>();
+  for (const { offset, source } of quotedScalars(tokens)) {
+    endings.set(offset + source.length, source.charAt(0));
+  }
+  const lines = new Set<number>();
+  return problems.flatMap((p) => {
+    if (lines.has(p.line)) return [];
+    const quote = unexpected.includes(p) ? endings.get(p.error.pos[0]) : undefined;
+    if (quote === undefined) return [p];
+    lines.add(p.line);
+    const fix = quote === '"'
+      ? "write it as \\\" (or quote the whole value with ' instead)"
+      : "write it twice, as '' (or quote the whole value with \" instead)";
+    return [{
+      ...p,
+      message: `the ${quote} before this ends the quoted string, so YAML cannot read what ` +
+        `follows: to put a ${quote} inside the string, ${fix}`,
+    }];
+  });
+}
+
+/** The quoted scalars among yaml's tokens, in document order. */
+function* quotedScalars(
+  tokens: readonly CST.Token[],
+): Generator<{ offset: number; source: string }> {
+  for (const t of cstNodes(tokens)) {
+    if (t.type === "double-quoted-scalar" || t.type === "single-quoted-scalar") {
+      yield { offset: t.offset ?? 0, source: t.source ?? "" };
     }
   }
 }
@@ -761,9 +854,35 @@ function explained(problems: YamlSyntaxProblem[], text: string): YamlSyntaxProbl
           column: indent(lines[next]) + 1,
         });
       } else out.push(p);
-    } else out.push(p);
+    } else {
+      const colon = p.error.code === "MULTILINE_IMPLICIT_KEY" ||
+          /^Implicit map keys need to be followed by map values/.test(p.message)
+        ? missingColon(line.slice(p.column - 1))
+        : undefined;
+      if (colon !== undefined) explainedLines.add(p.line);
+      out.push(colon === undefined ? p : { ...p, message: colon });
+    }
   }
   return out;
+}
+
+/**
+ * What is wrong with a line yaml could not read as `key: value` (`type log`, `type:log`,
+ * `nodes`), and its fix; `undefined` for another kind of line.
+ */
+function missingColon(text: string): string | undefined {
+  const rest = text.trimEnd().replace(/^-\s+/, "");
+  const glued = /^([\w.-]+):(\S.*)$/.exec(rest);
+  if (glued !== null && !glued[2].startsWith(":")) {
+    return `\`${rest}\` has no space after its colon, so YAML reads it as one word: ` +
+      `write \`${glued[1]}: ${glued[2]}\``;
+  }
+  const spaced = /^([\w.-]+)\s+([^:#]*)$/.exec(rest);
+  if (spaced !== null) {
+    return `\`${rest}\` has no colon after its key: write \`${spaced[1]}: ${spaced[2]}\``;
+  }
+  if (/^[\w.-]+$/.test(rest)) return `\`${rest}\` has no colon after it: write \`${rest}:\``;
+  return undefined;
 }
 
 /** Whether yaml's error is one it reports for a line indented unlike the lines beside it. */

@@ -57,7 +57,7 @@ Deno.test("YamlSource.locate() places an empty value at its key, or where it wou
 
 Deno.test("YamlSource.syntaxErrors give yaml's message without its position, and the position", () => {
   for (const prettyErrors of [false, true]) {
-    const source = new YamlSource("a: [1\nb: 2\n", { prettyErrors });
+    const source = new YamlSource("a: !!int [1]\nb: [2]]\n", { prettyErrors });
     assert.equal(source.syntaxErrors.length > 0, true);
     const [first] = source.syntaxErrors;
     assert.equal(first.message.includes(" at line "), false);
@@ -69,6 +69,52 @@ Deno.test("YamlSource.syntaxErrors give yaml's message without its position, and
     );
   }
   assert.deepEqual(new YamlSource("a: 1\n").syntaxErrors, []);
+});
+
+/** The syntax errors of `text`, as `line:column: message`. */
+function errors(text: string): string[] {
+  return new YamlSource(text).syntaxErrors.map((e) => `${e.line}:${e.column}: ${e.message}`);
+}
+
+Deno.test("YamlSource.syntaxErrors: an unclosed [ or { is reported where it opens; a ] or } too many where it is", () => {
+  const unclosed = (open: string, close: string, what: string) =>
+    `this ${open} opens a ${what} that no ${close} closes: add the ${close} (a ${what} that goes ` +
+    "on over more lines needs them indented deeper than the key it belongs to)";
+  assert.deepEqual(errors("id: a\nnodes:\n  - id: x\n    with: {message: hi\n"), [
+    `4:11: ${unclosed("{", "}", "mapping")}`,
+  ]);
+  assert.deepEqual(errors("a: [1, 2\nb: 3\n"), [`1:4: ${unclosed("[", "]", "list")}`]);
+  // Closed, but on a line indented no deeper than its key.
+  assert.deepEqual(errors("a:\n  b: [1,\n2]\n")[0], `2:6: ${unclosed("[", "]", "list")}`);
+  assert.deepEqual(errors("a: [1]]\n"), [
+    "1:7: this ] closes no [: remove it, or add the [ it closes",
+  ]);
+  assert.deepEqual(errors("a: {b: 1}}\n"), [
+    "1:10: this } closes no {: remove it, or add the { it closes",
+  ]);
+});
+
+Deno.test("YamlSource.syntaxErrors: a key without its colon, or without a space after it, is named with the line to write", () => {
+  assert.deepEqual(errors("id a\nnodes: []\n"), [
+    "1:1: `id a` has no colon after its key: write `id: a`",
+  ]);
+  assert.deepEqual(errors("id: a\nnodes:\n  - id x\n    type: log\n"), [
+    "3:5: `id x` has no colon after its key: write `id: x`",
+  ]);
+  assert.deepEqual(errors("id: a\nnodes\n  - id: x\n"), [
+    "2:1: `nodes` has no colon after it: write `nodes:`",
+  ]);
+  assert.deepEqual(errors("id: a\nnodes:\n  - id: x\n    type:log\n    with: {}\n"), [
+    "4:5: `type:log` has no space after its colon, so YAML reads it as one word: write `type: log`",
+  ]);
+});
+
+Deno.test("YamlSource.syntaxErrors: a quote inside a quoted string says so, alone on its line", () => {
+  assert.deepEqual(errors('a: {message: "${{ inputs.s == "a" }}"}\n'), [
+    `1:32: the " before this ends the quoted string, so YAML cannot read what follows: to put a " inside the string, write it as \\" (or quote the whole value with ' instead)`,
+  ]);
+  // Text after a closed string, with a space between, is another slip: yaml's words stay.
+  assert.deepEqual(errors('a:\n  message: "x" y\n'), ["2:16: Unexpected scalar at node end"]);
 });
 
 Deno.test("YamlSource.syntaxErrors: an unclosed quote is reported where its string opens, alone (not at the end of the text)", () => {

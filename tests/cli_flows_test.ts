@@ -223,8 +223,8 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         name: "malformed YAML",
         yaml: "id: bad\nnodes:\n  - id: a\n    type: log\n    with: { message: [unclosed\n",
         errors: [
-          "malformed-yaml.flow.yaml:6:1: Flow sequence in block collection must be sufficiently indented and end with a ]",
-          "malformed-yaml.flow.yaml:6:1: Flow map in block collection must be sufficiently indented and end with a }",
+          "malformed-yaml.flow.yaml:5:22: this [ opens a list that no ] closes: add the ] (a list that goes on over more lines needs them indented deeper than the key it belongs to)",
+          "malformed-yaml.flow.yaml:5:11: this { opens a mapping that no } closes: add the } (a mapping that goes on over more lines needs them indented deeper than the key it belongs to)",
         ],
       },
       {
@@ -240,6 +240,73 @@ Deno.test("flowstate run rejects every kind of invalid flow with exit 2, all pro
         yaml: "id: bad\nnodes:\n  - id: a\n    type: lgo\n    with: { message: hi }\n",
         errors: [
           /^unknown-node-type\.flow\.yaml:4:11: nodes\[0\]\.type: unknown node type "lgo" \(did you mean "log"\?\); use a built-in \(state\.get, .*\) or a module path like \.\/nodes\/thing\.ts$/,
+        ],
+      },
+      {
+        name: "other tools field names",
+        yaml: "id: bad\nsteps:\n  - name: a\n    uses: log\n    depends_on: [b]\n    retries: 3\n",
+        errors: [
+          'other-tools-field-names.flow.yaml:1:1: missing required field "nodes"',
+          'other-tools-field-names.flow.yaml:2:1: steps: unknown field (did you mean "nodes"?)',
+        ],
+      },
+      {
+        name: "other tools node field names",
+        yaml: "id: bad\nnodes:\n  - name: a\n    uses: log\n    depends_on: [b]\n    retries: 3\n",
+        errors: [
+          'other-tools-node-field-names.flow.yaml:3:5: nodes[0]: missing required field "id"',
+          'other-tools-node-field-names.flow.yaml:3:5: nodes[0]: missing required field "type"',
+          'other-tools-node-field-names.flow.yaml:3:5: nodes[0].name: unknown field (did you mean "id"?)',
+          'other-tools-node-field-names.flow.yaml:4:5: nodes[0].uses: unknown field (did you mean "type"?)',
+          'other-tools-node-field-names.flow.yaml:5:5: nodes[0].depends_on: unknown field (did you mean "needs"?)',
+          'other-tools-node-field-names.flow.yaml:6:5: nodes[0].retries: unknown field (did you mean "retry"?)',
+        ],
+      },
+      {
+        name: "inputs written short",
+        yaml: "id: bad\ninputs:\n  name: string\n  n: { type: number, required: true }\n" +
+          "nodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+        errors: [
+          'inputs-written-short.flow.yaml:3:9: inputs.name: expected a mapping, got "string": declare it as name: { type: string } (add default: … to make it optional)',
+          "inputs-written-short.flow.yaml:4:22: inputs.n.required: unknown field (an input without a default is required, one with a default is optional: leave required out)",
+        ],
+      },
+      {
+        name: "the config given as a flow",
+        yaml: "# flowstate.yaml\nstores:\n  main: { plugin: memory }\nflows: flows/\n",
+        errors: [
+          "the-config-given-as-a-flow.flow.yaml:2:1: this is a Flowstate config (it has stores:), not a flow: run a flow file, one with id: and nodes: (flowstate init writes flows/hello.flow.yaml)",
+        ],
+      },
+      {
+        name: "missing colon",
+        yaml: "id: bad\nnodes:\n  - id: a\n    type log\n    with: { message: hi }\n",
+        errors: [
+          "missing-colon.flow.yaml:4:5: `type log` has no colon after its key: write `type: log`",
+        ],
+      },
+      {
+        name: "no space after a colon",
+        yaml: "id: bad\nnodes:\n  - id: a\n    type:log\n",
+        errors: [
+          "no-space-after-a-colon.flow.yaml:4:5: `type:log` has no space after its colon, so YAML reads it as one word: write `type: log`",
+        ],
+      },
+      {
+        name: "quote inside a string",
+        yaml: 'id: bad\nnodes:\n  - id: a\n    type: log\n    if: "${{ run.id == "x" }}"\n' +
+          "    with: { message: 'it's' }\n",
+        errors: [
+          `quote-inside-a-string.flow.yaml:5:25: the " before this ends the quoted string, so YAML cannot read what follows: to put a " inside the string, write it as \\" (or quote the whole value with ' instead)`,
+          `quote-inside-a-string.flow.yaml:6:26: the ' before this ends the quoted string, so YAML cannot read what follows: to put a ' inside the string, write it twice, as '' (or quote the whole value with " instead)`,
+        ],
+      },
+      {
+        name: "if without a template",
+        yaml:
+          'id: bad\nnodes:\n  - id: a\n    type: log\n    if: "false"\n    with: { message: hi }\n',
+        errors: [
+          'if-without-a-template.flow.yaml:5:9: nodes[0].if: expected a template like "${{ inputs.enabled }}", got the text "false", which is always true: write if: "${{ false }}"',
         ],
       },
       {

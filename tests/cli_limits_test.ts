@@ -122,6 +122,38 @@ Deno.test("validate: invalid UTF-8 in a flow is an error at the first bad byte",
   });
 });
 
+Deno.test("validate: a flow saved as UTF-16 says so at 1:1, not at its last line", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    const text = "id: u\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n";
+    for (
+      const [name, bom, le] of [["le", [0xff, 0xfe], true], ["be", [0xfe, 0xff], false]] as const
+    ) {
+      const units = [...text].flatMap((c) => {
+        const code = c.charCodeAt(0);
+        return le ? [code & 0xff, code >> 8] : [code >> 8, code & 0xff];
+      });
+      await Deno.writeFile(join(dir, `${name}.flow.yaml`), new Uint8Array([...bom, ...units]));
+      const result = await run("validate", `${name}.flow.yaml`);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^error: ${name}\\.flow\\.yaml:1:1: the file is UTF-16 text \\(it starts with a UTF-16 ` +
+            `byte order mark\\), not UTF-8: save it as UTF-8\n$`,
+        ),
+      );
+    }
+    // A bad first byte without a byte order mark is at 1:1 too.
+    await Deno.writeFile(join(dir, "first.flow.yaml"), new Uint8Array([0xc0, 0x0a, 0x0a, 0x61]));
+    const first = await run("validate", "first.flow.yaml");
+    assert.equal(first.code, 2, first.stderr);
+    assert.match(
+      first.stderr,
+      /^error: first\.flow\.yaml:1:1: the file is not UTF-8 text: byte 0xC0 at offset 0 /,
+    );
+  });
+});
+
 Deno.test("invalid UTF-8 in the config is an error at the first bad byte", async () => {
   await withSandbox(async ({ dir, run }) => {
     const bytes = new Uint8Array([

@@ -220,6 +220,19 @@ Deno.test("cli queue: runs retry of a job's run, or of a direct run whose flow i
       /no file there has flow id "other": add the file's folder to flows: in .*flowstate\.yaml, or run it again with flowstate run <file>$/m,
     );
     assert.doesNotMatch(retryOther.stderr, /pass a path/);
+    // A run that succeeded cannot be retried at all: said first, whatever its flow file.
+    await Deno.writeTextFile(
+      join(dir, "elsewhere", "fine.flow.yaml"),
+      "id: fine\nnodes: [{ id: l, type: log, with: { message: ok } }]\n",
+    );
+    assert.equal((await run("run", "elsewhere/fine.flow.yaml")).code, 0);
+    const [fine] = JSON.parse((await run("runs", "ls", "--flow", "fine", "--json")).stdout);
+    const retryFine = await run("runs", "retry", fine.id);
+    assert.equal(retryFine.code, 1);
+    assert.equal(
+      retryFine.stderr,
+      `error: Cannot retry run "${fine.id}": it succeeded; only a failed, cancelled or timed-out run can be retried\n`,
+    );
     // Nothing was queued.
     assert.deepEqual(
       JSON.parse((await run("runs", "ls", "--status", "queued", "--json")).stdout),

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { withSandbox } from "./_cli_sandbox.ts";
+import { type Result, withSandbox } from "./_cli_sandbox.ts";
 
 const DENO_JSON = fileURLToPath(new URL("../deno.json", import.meta.url));
 
@@ -51,6 +51,81 @@ Deno.test("flowstate with an unknown command exits 2 with one readable error", a
       assert.equal(help.stdout, "");
     }
     assert.equal((await run("state", "--help")).code, 0);
+  });
+});
+
+Deno.test("a usage error of a subcommand names that subcommand's help, whose options it lists", async () => {
+  await withSandbox(async ({ run }) => {
+    for (
+      const [args, help] of [
+        [["runs", "lss"], "flowstate runs --help"],
+        [["runs", "show", "x", "--jsn"], "flowstate runs show --help"],
+        [["state", "get"], "flowstate state get --help"],
+        [["run"], "flowstate run --help"],
+        [["rn"], "flowstate --help"],
+      ] as const
+    ) {
+      const result = await run(...args);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, new RegExp(`\\n\\(run ${help} for usage\\)\\n$`), args.join(" "));
+    }
+    const listed = await run("runs", "show", "--help");
+    assert.match(listed.stdout, /--json/, "the help named lists the option the user mistyped");
+  });
+});
+
+Deno.test("a flowstate.yml (not .yaml) beside no flowstate.yaml exits 2 saying to rename or name it, instead of using the default store", async () => {
+  await withSandbox(async ({ dir, home, run }) => {
+    await Deno.writeTextFile(join(dir, "flowstate.yml"), "stores:\n  main: { plugin: memory }\n");
+    for (const args of [["stores"], ["state", "set", "k", "1"]]) {
+      const result = await run(...args);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr,
+        "error: Cannot load config: there is a flowstate.yml here, and the config file is " +
+          "named flowstate.yaml: rename it, or name it with --config flowstate.yml " +
+          '($FLOWSTATE_CONFIG, or openRuntime({ config: "flowstate.yml" }) in a program)\n',
+      );
+    }
+    assert.equal(
+      await Deno.stat(join(home, "state.db")).catch(() => null),
+      null,
+      "no default store",
+    );
+    const named = await run("--config", "flowstate.yml", "stores");
+    assert.equal(named.code, 0, named.stderr);
+    assert.match(named.stdout, /^main\s+memory/m);
+  });
+});
+
+Deno.test("a flow given as --config says it is a flow, once, instead of an error for each of its fields", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "hello.flow.yaml"),
+      'id: hello\nnodes:\n  - { id: a, type: log, with: { message: "${{ run.id }}" } }\n',
+    );
+    const result = await run("--config", "hello.flow.yaml", "stores");
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(
+      result.stderr,
+      "error: hello.flow.yaml:1:1: this is a flow (it has id: and nodes:), not a config: run it " +
+        "with flowstate run <file>; --config names a flowstate.yaml (stores:, flows:, …)\n",
+    );
+  });
+});
+
+Deno.test("records: written as a mapping says it takes a store's name, with the one it named", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: memory }\nrecords: { store: main }\n",
+    );
+    const result = await run("stores");
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(
+      result.stderr,
+      'error: flowstate.yaml:3:1: records: expected the name of the store that keeps the records, like "records: main", got a mapping\n',
+    );
   });
 });
 
@@ -433,30 +508,123 @@ Deno.test("flowstate state set with JSON nested thousands deep exits 2 with a cl
   });
 });
 
+/**
+ * Each store spec, as store "main", makes `state set` and `state ls` exit 2 with one error at
+ * the option: `expected(option)` is the regular expression of what follows `Cannot open store
+ * "main": `.
+ */
+async function assertStoresRefused(
+  { dir, run }: { dir: string; run: (...args: string[]) => Promise<Result> },
+  cases: readonly (readonly [spec: string, option: string])[],
+  expected: (option: string) => string,
+): Promise<void> {
+  for (const [spec, option] of cases) {
+    await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main: ${spec}\n`);
+    for (const args of [["state", "set", "k", "1"], ["state", "ls"]]) {
+      const result = await run(...args);
+      assert.equal(result.code, 2, `${spec} ${args}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^error: flowstate\\.yaml:2:\\d+: stores\\.main\\.${option}: Cannot open store "main": ${
+            expected(option)
+          }`,
+        ),
+      );
+      assertNoStackTrace(result.stderr);
+    }
+  }
+}
+
 Deno.test("a store file option that names a directory exits 2 at its place, saying so (sqlite, jsonfile, memory snapshot)", async () => {
   await withSandbox(async ({ dir, run }) => {
     await Deno.mkdir(join(dir, "data"));
-    for (
-      const [spec, option] of [
+    await assertStoresRefused(
+      { dir, run },
+      [
         ["{ plugin: sqlite, path: data }", "path"],
         ["{ plugin: jsonfile, path: data }", "path"],
         ["{ plugin: memory, snapshot: data }", "snapshot"],
+      ],
+      (option) =>
+        `\\S*data is a directory, not a store file: point "${option}" at a file \\(one inside it, say\\)`,
+    );
+    assert.deepEqual([...Deno.readDirSync(join(dir, "data"))], [], "nothing was created in it");
+  });
+});
+
+Deno.test("a store file option under a file, not a folder, exits 2 at its place, naming the file (was a bare 'File exists')", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(join(dir, "notes"), "a file\n");
+    await assertStoresRefused(
+      { dir, run },
+      [
+        ["{ plugin: sqlite, path: notes/state.db }", "path"],
+        ["{ plugin: jsonfile, path: notes/deeper/state.json }", "path"],
+        ["{ plugin: memory, snapshot: notes/snap.json }", "snapshot"],
+      ],
+      (option) =>
+        `\\S*notes is a file, not a folder, so it cannot hold \\S+: point "${option}" elsewhere, or move the file away\n$`,
+    );
+    assert.equal(await Deno.readTextFile(join(dir, "notes")), "a file\n", "the file is untouched");
+  });
+});
+
+Deno.test("a store path with ~ or $HOME (which no shell expands here) exits 2 at the option, saying what to write, and creates no folder named ~", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    for (
+      const [spec, option, written, name] of [
+        ["{ plugin: sqlite, path: ~/state.db }", "path", "~", "HOME"],
+        ['{ plugin: jsonfile, path: "$HOME/state.json" }', "path", "$HOME", "HOME"],
+        [
+          '{ plugin: memory, snapshot: "data/$DATA_DIR/snap.json" }',
+          "snapshot",
+          "$DATA_DIR",
+          "DATA_DIR",
+        ],
       ]
     ) {
       await Deno.writeTextFile(join(dir, "flowstate.yaml"), `stores:\n  main: ${spec}\n`);
-      for (const args of [["state", "set", "k", "1"], ["state", "ls"]]) {
-        const result = await run(...args);
-        assert.equal(result.code, 2, `${spec} ${args}: ${result.stderr}`);
-        assert.match(
-          result.stderr,
-          new RegExp(
-            `^error: flowstate\\.yaml:2:\\d+: stores\\.main\\.${option}: Cannot open store "main": \\S*data is a directory, not a store file: point "${option}" at a file \\(one inside it, say\\)`,
-          ),
-        );
-        assertNoStackTrace(result.stderr);
-      }
+      const result = await run("state", "set", "k", "1");
+      assert.equal(result.code, 2, `${spec}: ${result.stderr}`);
+      assert.equal(
+        result.stderr.replace(/^(error: flowstate\.yaml:2:)\d+:/, "$1C:").replaceAll(dir, "DIR"),
+        `error: flowstate.yaml:2:C: stores.main.${option}: Cannot open store "main": ` +
+          `${option} holds "${written}", which nothing expands here (no shell reads the config): ` +
+          `write \${env.${name}} for the value of that environment variable\n`,
+      );
     }
-    assert.deepEqual([...Deno.readDirSync(join(dir, "data"))], [], "nothing was created in it");
+    for (
+      const [home, written, name] of [["~/fs", "~", "HOME"], [
+        "$XDG_DATA_HOME/fs",
+        "$XDG_DATA_HOME",
+        "XDG_DATA_HOME",
+      ]]
+    ) {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), `home: "${home}"\n`);
+      const result = await run("state", "set", "k", "1");
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr,
+        `error: flowstate.yaml:1:1: home: holds "${written}", which nothing expands here (no shell reads the config): write \${env.${name}} for the value of that environment variable\n`,
+      );
+    }
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+        n === "~" || n.startsWith("$") || n === "data"
+      ),
+      [],
+      "no folder named ~ or $HOME was made (by a store or the home)",
+    );
+    // A folder that really is named ~ is used as it is.
+    await Deno.mkdir(join(dir, "~"));
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      "stores:\n  main: { plugin: sqlite, path: ~/state.db }\n",
+    );
+    const real = await run("state", "set", "k", "1");
+    assert.equal(real.code, 0, real.stderr);
+    assert.ok((await Deno.stat(join(dir, "~", "state.db"))).isFile);
   });
 });
 

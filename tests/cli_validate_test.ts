@@ -143,10 +143,20 @@ Deno.test("a cron field out of range is reported at its place by validate and by
       join(dir, "cron.flow.yaml"),
       'id: cron\nschedule: "61 * * * *"\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n',
     );
+    // croner counts days and months from 0: its "day value 31" was not what was written.
+    await Deno.writeTextFile(
+      join(dir, "day.flow.yaml"),
+      'id: day\nschedule: "0 9 32 13 *"\nnodes:\n  - id: a\n    type: log\n    with: { message: hi }\n',
+    );
+    const day = await run("validate", "day.flow.yaml");
+    assert.equal(day.code, 2, day.stderr);
+    assert.deepEqual(lines(day.stderr), [
+      'error: day.flow.yaml:2:11: schedule: invalid cron expression "0 9 32 13 *": the day of month field "32" is out of range (1-31)',
+    ]);
     const validated = await run("validate", "cron.flow.yaml");
     assert.equal(validated.code, 2, validated.stderr);
     assert.deepEqual(lines(validated.stderr), [
-      'error: cron.flow.yaml:2:11: schedule: invalid cron expression "61 * * * *": minute value 61 is out of range',
+      'error: cron.flow.yaml:2:11: schedule: invalid cron expression "61 * * * *": the minute field "61" is out of range (0-59)',
     ]);
 
     await Deno.writeTextFile(join(dir, "flowstate.yaml"), CONFIG + "flows: [./cron.flow.yaml]\n");
@@ -154,7 +164,7 @@ Deno.test("a cron field out of range is reported at its place by validate and by
     assert.equal(daemon.code, 2, daemon.stderr);
     assert.match(
       daemon.stderr,
-      /cron\.flow\.yaml:2:11: schedule: invalid cron expression "61 \* \* \* \*": minute value 61 is out of range/,
+      /cron\.flow\.yaml:2:11: schedule: invalid cron expression "61 \* \* \* \*": the minute field "61" is out of range \(0-59\)/,
     );
 
     await Deno.writeTextFile(
@@ -165,7 +175,7 @@ Deno.test("a cron field out of range is reported at its place by validate and by
     assert.equal(job.code, 2, job.stderr);
     assert.match(
       job.stderr,
-      /^error: flowstate\.yaml:5:9: jobs\.gc\.schedule: invalid cron expression "0 25 \* \* \*": hour value 25 is out of range/,
+      /^error: flowstate\.yaml:5:9: jobs\.gc\.schedule: invalid cron expression "0 25 \* \* \*": the hour field "25" is out of range \(0-23\)/,
     );
   });
 });
@@ -614,5 +624,25 @@ Deno.test("validate: a folder stands for its *.flow.yaml files, and no argument 
     const empty = await run("validate", "empty");
     assert.equal(empty.code, 2, empty.stderr);
     assert.match(empty.stderr, /empty is a folder with no \*\.flow\.yaml file/);
+  });
+});
+
+Deno.test("validate warns of ${inputs.x} and {{ inputs.x }}, templates written the way other tools write theirs (plain text here)", async () => {
+  await withSandbox(async ({ dir, run }) => {
+    await Deno.writeTextFile(
+      join(dir, "look.flow.yaml"),
+      "id: look\ninputs:\n  name: { type: string, default: x }\nnodes:\n  - id: a\n    type: log\n" +
+        '    with: { message: "${inputs.name}, {{ inputs.name }}, ${{ inputs.name }}, $${{ inputs.name }}, ${HOME}" }\n' +
+        'outputs:\n  o: "{{nodes.a.output}}"\n',
+    );
+    const result = await run("validate", "look.flow.yaml");
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(lines(result.stderr), [
+      'warning: look.flow.yaml: node a: with.message holds "${inputs.name}", which is plain text, not a template: write ${{ inputs.name }}',
+      'warning: look.flow.yaml: node a: with.message holds "{{ inputs.name }}", which is plain text, not a template: write ${{ inputs.name }}',
+      'warning: look.flow.yaml: outputs.o holds "{{nodes.a.output}}", which is plain text, not a template: write ${{ nodes.a.output }}',
+    ]);
+    const json = JSON.parse((await run("validate", "--json", "look.flow.yaml")).stdout);
+    assert.equal(json[0].warnings.length, 3);
   });
 });

@@ -340,3 +340,77 @@ Deno.test("openStore, openRuntime, runFlow, enqueue and runJob refuse a misspelt
     assert.equal((await rt.enqueue(flow, { maxAttempts: 2 })).existing, false);
   });
 });
+
+Deno.test("openRuntime refuses a config path (or anything) given in place of its options object, and runFlow YAML text in place of a path", async () => {
+  // openRuntime("other.yaml") opened ./flowstate.yaml (or none), not other.yaml, without a word.
+  await assert.rejects(
+    () => openRuntime("other.yaml" as never),
+    /^TypeError: Cannot open runtime: expected an object of options, got the config path "other\.yaml": write openRuntime\(\{ config: "other\.yaml" \}\)$/,
+  );
+  for (const [options, got] of [[null, "null"], [["x"], "a list"]] as const) {
+    await assert.rejects(
+      () => openRuntime(options as never),
+      new RegExp(
+        `^TypeError: Cannot open runtime: expected an object of options like \\{ actor: … \\}, got ${got}$`,
+      ),
+    );
+  }
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const text = "id: x\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n";
+  await assert.rejects(
+    () => rt.runFlow(text),
+    (error: Error) => {
+      assert.equal(error.name, "FlowValidationError");
+      assert.equal((error as { code?: string }).code, "FLOW_INVALID");
+      assert.equal(
+        error.message,
+        "Cannot load flow: a flow given as a string is the path of its file, and this one holds " +
+          'a line break (is it the flow\'s YAML text?): pass the path, or parseFlow(text) from "@flowstate/core/flow"',
+      );
+      return true;
+    },
+  );
+  await assert.rejects(
+    () => rt.runFlow("a.flow.yaml", "x" as never),
+    /^TypeError: Cannot run flow: expected an object of options like \{ input: … \}, got "x"$/,
+  );
+});
+
+Deno.test("runFlow refuses an option of the wrong kind before the run starts (nothing recorded), naming it and what it must be", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const flow = { id: "x", nodes: [{ id: "a", type: "log", with: { message: "hi" } }] };
+  for (
+    const [options, message] of [
+      [{ signal: "x" }, 'option signal must be an AbortSignal (got "x")'],
+      [{ onEvent: 5 }, "option onEvent must be a function (got 5)"],
+      [{ onStart: {} }, "option onStart must be a function (got {})"],
+      [{ concurrency: 0 }, "option concurrency must be a whole number of 1 or more (got 0)"],
+      [{ concurrency: 1.5 }, "option concurrency must be a whole number of 1 or more (got 1.5)"],
+      [
+        { abortGrace: -1 },
+        "option abortGrace must be a number of milliseconds, 0 or more (got -1)",
+      ],
+      [
+        { defaultTimeout: "1m" },
+        'option defaultTimeout must be a number of milliseconds above 0 (got "1m")',
+      ],
+      // 0 would time the run out at once, blaming the config's runs.timeout (which refuses 0).
+      [
+        { defaultTimeout: 0 },
+        "option defaultTimeout must be a number of milliseconds above 0 (got 0)",
+      ],
+      [{ maxSubRuns: Number.NaN }, "option maxSubRuns must be a whole number, 0 or more (got NaN)"],
+    ] as const
+  ) {
+    await assert.rejects(
+      () => rt.runFlow(flow, options as never),
+      (error: Error) => {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.equal(error.message, `Cannot run flow: ${message}`);
+        return true;
+      },
+    );
+  }
+  const { runs } = await (await rt.records()).listRuns({ limit: 10 });
+  assert.deepEqual(runs, [], "nothing ran");
+});

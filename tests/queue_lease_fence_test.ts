@@ -198,6 +198,7 @@ async function lapsedAttemptWritesNothing(storeYaml: string, sqliteFile?: string
     a.child.kill("SIGCONT");
     const lost = await a.until("the lost attempt's end", (l) => l.type === "end");
     assert.match(String(lost.error), /claim lapsed/);
+    assert.equal(lost.requeued, "lost");
     await a.stop();
 
     assert.equal(await count("finished"), 1, "the lapsed attempt's write did not land");
@@ -300,6 +301,10 @@ Deno.test("worker: an attempt whose heartbeats keep failing stops writing once i
     down.on = true;
     const lost = await first.ended;
     assert.match(String(lost.error), /claim lapsed/);
+    // Its end says the attempt was lost (the run goes on elsewhere), not that the run failed,
+    // nor that another worker has it: none does yet (B starts below).
+    assert.equal(lost.requeued, "lost");
+    assert.doesNotMatch(String(lost.error), /another worker/);
     await first.worker.stop();
     // B takes the run back once its lease lapsed, and runs it.
     const second = ends(b, 400);

@@ -184,3 +184,45 @@ Deno.test("a worker records a run's own end when its store fails past the record
     assert.deepEqual(run?.queue?.attempts.map((a) => a.outcome), ["succeeded"]);
   });
 });
+
+Deno.test("a stopping worker whose registry writes are slow (a store struggling) waits out its grace without a negative timer", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-slow-beat-" });
+  const { default: process } = await import("node:process");
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on("warning", onWarning);
+  const { putWorker } = Records.prototype;
+  try {
+    await Deno.writeTextFile(
+      join(dir, "slow.flow.yaml"),
+      "id: slow\nnodes:\n  - { id: wait, type: delay, with: { for: 30s } }\n",
+    );
+    await using rt = await openRuntime({
+      cwd: dir,
+      config: { stores: { main: { plugin: "memory" } }, flows: [dir] },
+    });
+    const { runId } = await rt.enqueue("slow");
+    const claimed = Promise.withResolvers<void>();
+    // A 400 ms lease: the registry entry is due every 100 ms.
+    const worker = startWorker(rt, {
+      leaseMs: 400,
+      pollMs: 50,
+      onEvent: (e) => e.type === "claim" && claimed.resolve(),
+    });
+    await within(claimed.promise, "the claim");
+    // Each registry write now takes longer than the interval between two of them.
+    Records.prototype.putWorker = async function (this: Records, ...args) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      return await putWorker.apply(this, args);
+    };
+    await worker.stop({ graceMs: 600 });
+    Records.prototype.putWorker = putWorker;
+    // Released to the queue once its grace ran out.
+    assert.equal((await (await rt.records()).getRun(runId))?.status, "queued");
+    assert.deepEqual(warnings, []);
+  } finally {
+    Records.prototype.putWorker = putWorker;
+    process.off("warning", onWarning);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -32,6 +32,8 @@ interface Background {
   line(match: (line: string) => boolean): Promise<string>;
   /** Everything it printed on stderr, once it exited. */
   stderr: Promise<string>;
+  /** Everything it printed on stdout, once it exited. */
+  stdout: Promise<string>;
 }
 
 function background(dir: string, args: string[]): Background {
@@ -62,6 +64,7 @@ function background(dir: string, args: string[]): Background {
   return {
     child,
     stderr: stdout.then(() => stderr),
+    stdout,
     line(match) {
       const seen = lines.find(match);
       if (seen !== undefined) return Promise.resolve(seen);
@@ -262,3 +265,74 @@ Deno.test({
   fn: () => workersTest(`{ plugin: postgres, url: "${PG_URL}", schema: ${pgSchema} }`),
 });
 dropSchemaTest("workers: the postgres test's schema is dropped", pgSchema);
+
+Deno.test({
+  name:
+    "workers: a worker restarted with the id of its killed process (a service manager's restart) is not told another live worker has it; a second live one is",
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-worker-id-" });
+    const processes: Background[] = [];
+    // A 4 s lease: a heartbeat a second.
+    const start = (id: string) => {
+      const p = background(dir, ["worker", "--json", "--worker-id", id, "--lease", "4s"]);
+      processes.push(p);
+      return p;
+    };
+    const cli = (...args: string[]) => runCli(dir, args, { home: join(dir, "home") });
+    const entry = async (id: string) => {
+      const listed = await cli("workers", "--json");
+      return (JSON.parse(listed.stdout) as WorkerListing[]).find((w) => w.id === id);
+    };
+    /** Its output (stdout, then stderr) once stopped with SIGTERM. */
+    const stopped = async (p: Background) => {
+      p.child.kill("SIGTERM");
+      assert.equal((await exitOf(p.child)).code, 0);
+      return `${await p.stdout}${await p.stderr}`;
+    };
+    try {
+      await Deno.writeTextFile(
+        join(dir, "flowstate.yaml"),
+        "stores:\n  main: { plugin: sqlite, path: ./state.db }\n",
+      );
+      // Killed with SIGKILL: its entry stays, live for three heartbeats.
+      const killed = start("fixed");
+      await eventually(
+        "the first worker is registered",
+        async () => (await entry("fixed"))?.pid === killed.child.pid,
+      );
+      killed.child.kill("SIGKILL");
+      await exitOf(killed.child);
+      // Its restart, at once: it writes its entry a few times (each write looks at the entry).
+      const restarted = start("fixed");
+      let first: number | undefined;
+      await eventually("the restarted worker wrote its entry three times", async () => {
+        const w = await entry("fixed");
+        if (w?.pid !== restarted.child.pid) return false;
+        first ??= w.heartbeatAt;
+        return w.heartbeatAt >= first + 2_000;
+      });
+      const output = await stopped(restarted);
+      assert.match(output, /"type":"start"/);
+      assert.doesNotMatch(output, /another live worker/);
+
+      // Two live workers of one id: the second is told.
+      const one = start("twin");
+      await eventually(
+        "the first twin is registered",
+        async () => (await entry("twin"))?.pid === one.child.pid,
+      );
+      const two = start("twin");
+      const told = JSON.parse(await two.line(event("error")));
+      assert.match(told.message, /another live worker has the id "twin" \(pid \d+ on /);
+      await stopped(two);
+      await stopped(one);
+    } finally {
+      await Promise.all(processes.map(async (p) => {
+        await Promise.resolve().then(() => p.child.kill("SIGKILL")).catch(() => {});
+        await Promise.all([p.child.status, p.stderr]);
+      }));
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

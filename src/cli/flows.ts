@@ -258,6 +258,7 @@ export async function validateFlows(
         ...unsetEnvWarnings(prepared),
         ...literalSecretWarnings(prepared),
         ...execShellWarnings(prepared),
+        ...lookalikeTemplateWarnings(prepared),
       );
       results.push({ file, ok: true, problems: [], nodes, env, warnings });
       if (!options.json) {
@@ -507,6 +508,34 @@ function literalSecretWarnings(prepared: PreparedFlow): string[] {
       } as written in the flow file, which every recorded version of the flow keeps; pass it from the environment instead, like "Bearer \${{ secrets.API_TOKEN }}" with secrets: [API_TOKEN] (masked as *** in the records)`,
     ];
   });
+}
+
+/** `${inputs.x}` or `{{ inputs.x }}`: a template written the way other tools write theirs. */
+const LOOKALIKE =
+  /(?<!\$)\$\{\s*((?:inputs|nodes|env|secrets|run|item)\b[^{}]*?)\s*\}(?!\})|(?<![$\w])\{\{\s*((?:inputs|nodes|env|secrets|run|item)\b[^{}]*?)\s*\}\}/g;
+
+/**
+ * Texts in a node's `with:` or the flow's `outputs:` that look like a template but are not
+ * one (`${inputs.name}`, `{{ nodes.a.output }}`): they are passed on as they are written.
+ */
+function lookalikeTemplateWarnings(prepared: PreparedFlow): string[] {
+  const found: string[] = [];
+  const walk = (value: unknown, where: string) => {
+    if (typeof value === "string") {
+      for (const match of value.matchAll(LOOKALIKE)) {
+        found.push(
+          `${where} holds ${JSON.stringify(match[0])}, which is plain text, not a template: ` +
+            `write \${{ ${match[1] ?? match[2]} }}`,
+        );
+      }
+    } else if (Array.isArray(value)) value.forEach((v, i) => walk(v, `${where}[${i}]`));
+    else if (typeof value === "object" && value !== null) {
+      for (const [k, v] of Object.entries(value)) walk(v, `${where}.${k}`);
+    }
+  };
+  for (const node of prepared.nodes) walk(node.spec.with, `node ${node.spec.id}: with`);
+  walk(prepared.definition.outputs, "outputs");
+  return found;
 }
 
 /** Shells: what their scripts start is not stopped with them unless the runner may run kill. */

@@ -937,6 +937,17 @@ export function buildProgram(setExitCode: (code: number) => void) {
     });
 
   refuseEmptyValues(program);
+  // A usage error names the help of the command it is about (`flowstate runs show --help`
+  // lists runs show's options; the program's help does not).
+  if (!jsonLogs()) {
+    const hint = (command: Command, path: string) => {
+      for (const sub of command.commands as Command[]) {
+        sub.showHelpAfterError(`(run ${path} ${sub.name()} --help for usage)`);
+        hint(sub, `${path} ${sub.name()}`);
+      }
+    };
+    hint(program, "flowstate");
+  }
   return program;
 }
 

@@ -31,6 +31,7 @@ import { ConflictError, NotFoundError } from "../errors.ts";
 import { TemplateError } from "../flow/template/error.ts";
 import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
+import { retryRefusal } from "../records/_queue.ts";
 import { checkOnFailure, openRuntime } from "../runtime.ts";
 import { DEFAULT_LEASE_MS, startWorker, type WorkerEvent } from "../queue/worker.ts";
 import { formatDuration, printable, queueAttemptText } from "./format.ts";
@@ -276,6 +277,13 @@ export function workerPrinter(
           ? `${event.runId} ${event.flowId} stopped after ${
             formatDuration(event.durationMs)
           } (attempt ${event.attempt}): released to the queue (not finished within the grace period)`
+          // Its end was not recorded: the run goes on in another attempt, it did not fail.
+          : event.requeued === "lost"
+          ? `${event.runId} ${event.flowId} lost after ${
+            formatDuration(event.durationMs)
+          } (attempt ${event.attempt}): ${
+            printable((event.error ?? "its claim lapsed").split("\n")[0])
+          }`
           : `${event.runId} ${event.flowId} ${event.status} ${
             formatDuration(event.durationMs)
           } (attempt ${event.attempt})${
@@ -598,6 +606,11 @@ export async function retryCommand(
     );
   }
   let flowPath: string | undefined;
+  if (run.status === "succeeded" || run.status === "queued" || run.status === "running") {
+    // Said before anything about its flow file: no file would make it retriable.
+    printError(retryRefusal(runId, run.status));
+    return 1;
+  }
   if (run.queue === undefined) {
     // A job's run (flow "job:<name>") has no flow file: a job runs with jobs run, never queued.
     const job = run.flowId.startsWith("job:") ? run.flowId.slice("job:".length) : undefined;

@@ -57,3 +57,20 @@ Deno.test("workerPrinter: a failed run queued to retry keeps its error on the li
     "0mxaksmevco708jmfw10 boom failed 10ms (attempt 2): queued again to retry: boom",
   ]);
 });
+
+Deno.test("workerPrinter: an attempt whose claim lapsed says it was lost, not that the run failed", () => {
+  const { out } = printed([{
+    type: "end",
+    runId: "0mxduly1yzpofkn2ense",
+    flowId: "slow",
+    attempt: 1,
+    status: "failed",
+    durationMs: 19_150,
+    requeued: "lost",
+    error:
+      "Cannot record the end of run 0mxduly1yzpofkn2ense: its claim lapsed (no heartbeat recorded within its lease); a worker takes the run back and runs it again (this attempt is recorded as lost)",
+  }]);
+  assert.deepEqual(out, [
+    "0mxduly1yzpofkn2ense slow lost after 19.15s (attempt 1): Cannot record the end of run 0mxduly1yzpofkn2ense: its claim lapsed (no heartbeat recorded within its lease); a worker takes the run back and runs it again (this attempt is recorded as lost)",
+  ]);
+});

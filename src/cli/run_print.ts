@@ -7,6 +7,7 @@
 import { type RunEvent, type RunRecord, runStartTime, type StateAccess } from "../records/types.ts";
 import type { OnFailureMarker } from "../records/records.ts";
 import {
+  claimLapsedAt,
   formatDuration,
   formatTime,
   itemsText,
@@ -37,6 +38,16 @@ function queueWaitText(run: RunRecord): string {
     return printable(`, waiting for a slot (concurrency ${limit.concurrency} reached${partition})`);
   }
   return "";
+}
+
+/** `, its lease lapsed at …` for a running queued run no worker took back yet (else ""). */
+function claimLapsedText(run: RunRecord, tz: string): string {
+  const at = claimLapsedAt(run, Date.now());
+  return at === undefined
+    ? ""
+    : `, its lease lapsed at ${
+      formatTime(at, tz)
+    } (no heartbeat from that worker since): the next worker that polls the queue takes it back and runs it again`;
 }
 
 /**
@@ -130,7 +141,7 @@ export function printRun(
       `queue:    run ${/^\d/.test(runAt) ? "at " : ""}${runAt}, priority ${q.priority}${
         q.key === undefined ? "" : `, key ${printable(q.key)}`
       }, ${queueAttemptText(run.status, q)}${
-        q.claim ? `, claimed by ${printable(q.claim.worker)}` : ""
+        q.claim ? `, claimed by ${printable(q.claim.worker)}${claimLapsedText(run, tz)}` : ""
       }${queueWaitText(run)}`,
     );
     for (const a of q.attempts) {

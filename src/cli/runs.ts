@@ -38,8 +38,10 @@ import type { RunRecord } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
 import type { FlowVersion } from "../records/flow_version.ts";
 import {
+  claimLapsedAt,
   formatDuration,
   formatTime,
+  LEASE_LAPSED_NOTE,
   printable,
   printTable,
   runFlowCell,
@@ -132,6 +134,8 @@ export async function listRuns(
   } else {
     // A run still recorded running whose process stopped beating is not running: say so.
     const gone = new Set<string>();
+    // A queued run whose worker's claim lapsed, not taken back yet (no worker polls): say so.
+    const lapsed = new Set<string>();
     // A queued run a worker found over its flow's limits says which (its record says).
     const waiting = new Map<string, "rate" | "slot">();
     for (const r of runs) {
@@ -141,6 +145,7 @@ export async function listRuns(
       if (r.status === "running" && abandonedRun(run, now, MIN_ABANDONED_MS) !== null) {
         gone.add(r.id);
       }
+      if (r.status === "running" && claimLapsedAt(run, now) !== undefined) lapsed.add(r.id);
       const why = run.status === "queued" ? run.queue?.waiting : undefined;
       if (why !== undefined) waiting.set(r.id, why);
     }
@@ -151,6 +156,8 @@ export async function listRuns(
         runFlowCell(r),
         gone.has(r.id)
           ? "running?"
+          : lapsed.has(r.id)
+          ? "running? (lease lapsed)"
           : waiting.has(r.id)
           ? `queued (${waiting.get(r.id)})`
           : r.status,
@@ -162,6 +169,7 @@ export async function listRuns(
     if (gone.size > 0) {
       console.error(RUNNING_GONE_NOTE);
     }
+    if (lapsed.size > 0) console.error(LEASE_LAPSED_NOTE);
     const why = new Set(waiting.values());
     if (why.has("slot")) {
       console.error(

@@ -146,7 +146,7 @@ export class Checker {
       switch (issue.code) {
         case "unrecognized_keys":
           for (const key of issue.keys) {
-            this.add([...path, key], `unknown field${didYouMean(key, knownFields(path))}`, "key");
+            this.add([...path, key], `unknown field${fieldHint(key, path)}`, "key");
           }
           break;
         case "invalid_type": {
@@ -156,7 +156,12 @@ export class Checker {
               `expected { env: NAME }, the name of the environment variable holding the secret (never the secret itself)${got}`,
             );
           } else {
-            this.add(path, `expected ${EXPECTED[issue.expected] ?? issue.expected}${got}`);
+            this.add(
+              path,
+              `expected ${EXPECTED[issue.expected] ?? issue.expected}${got}${
+                inputShapeHint(path, value)
+              }`,
+            );
           }
           break;
         }
@@ -185,7 +190,7 @@ export class Checker {
           this.add(path, Array.isArray(value) ? issue.message : `${issue.message}${got}`);
           break;
         default:
-          this.add(path, `${issue.message}${got}`);
+          this.add(path, `${issue.message}${got}${idHint(path, value)}`);
       }
     }
   }
@@ -489,7 +494,15 @@ export class Checker {
       const loops = forEach !== undefined;
       const noLoop = (name: string) =>
         `${subject} reads ${name}, which is set only in a node with forEach; add forEach: "\${{ … }}" (the list to run the node for) to the node`;
-      if (typeof node.raw.if === "string") {
+      if (typeof node.raw.if === "string" && !node.raw.if.includes("${{")) {
+        // A text is always truthy, "false" and "no" too: the node would always run.
+        this.add(
+          ["nodes", node.index, "if"],
+          `expected a template like "\${{ inputs.enabled }}", got the text ${
+            JSON.stringify(node.raw.if)
+          }, which is always true: write if: "\${{ ${node.raw.if} }}"`,
+        );
+      } else if (typeof node.raw.if === "string") {
         const path = ["nodes", node.index, "if"];
         const refs = this.#compile(node.raw.if, path);
         checkRefs(refs, path);
@@ -768,4 +781,76 @@ function unknownTypeMessage(type: string, known: ReadonlySet<string>): string {
       ? ` (a node type a program defines with openRuntime({ nodeTypes }) is known only to that program's runtime)`
       : ""
   }`;
+}
+
+/**
+ * The names other workflow tools give a flow's and a node's fields (GitHub Actions' `steps`,
+ * `uses`, `depends_on`…), and Flowstate's for them: a newcomer's first guesses.
+ */
+const FIELD_SYNONYMS: Record<"flow" | "node", Record<string, string>> = {
+  flow: { name: "id", steps: "nodes", jobs: "nodes", tasks: "nodes", input: "inputs" },
+  node: {
+    name: "id",
+    uses: "type",
+    run: "type",
+    depends_on: "needs",
+    dependsOn: "needs",
+    depends: "needs",
+    after: "needs",
+    requires: "needs",
+    retries: "retry",
+    condition: "if",
+    args: "with",
+    params: "with",
+    options: "with",
+    inputs: "with",
+    input: "with",
+  },
+};
+
+/** For a flow or node id of characters ids do not take (`My Flow`), the id to write instead. */
+function idHint(path: readonly (string | number)[], value: unknown): string {
+  const flow = path.length === 1 && path[0] === "id";
+  const node = path.length === 3 && path[0] === "nodes" && path[2] === "id";
+  if ((!flow && !node) || typeof value !== "string") return "";
+  const id = (flow ? value.toLowerCase() : value).replace(/[^A-Za-z0-9_-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+  return id === "" ? "" : `; write it as ${JSON.stringify(id)}`;
+}
+
+/**
+ * How to write an input declared the way it reads (`name: string`, `inputs: [name]`), after
+ * "expected a mapping, got …"; `""` for any other value.
+ */
+function inputShapeHint(path: readonly (string | number)[], value: unknown): string {
+  if (path.length === 2 && path[0] === "inputs" && typeof value === "string") {
+    const type = (INPUT_TYPES as readonly string[]).includes(value) ? value : "string";
+    return `: declare it as ${path[1]}: { type: ${type} } (add default: … to make it optional)`;
+  }
+  if (path.length === 1 && path[0] === "inputs" && Array.isArray(value)) {
+    const name = typeof value[0] === "string" ? value[0] : "name";
+    return `: declare each input by name, like ${name}: { type: string }`;
+  }
+  return "";
+}
+
+/** ` (did you mean "x"?)` for an unknown field at `path`: a near spelling, or Flowstate's name. */
+function fieldHint(key: string, path: readonly (string | number)[]): string {
+  const near = didYouMean(key, knownFields(path));
+  if (near !== "") return near;
+  if (key === "required" && path.length === 2 && path[0] === "inputs") {
+    return " (an input without a default is required, one with a default is optional: " +
+      "leave required out)";
+  }
+  const level = path.length === 0
+    ? "flow"
+    : path.length === 2 && path[0] === "nodes" && typeof path[1] === "number"
+    ? "node"
+    : undefined;
+  const name = level === undefined
+    ? undefined
+    : Object.hasOwn(FIELD_SYNONYMS[level], key)
+    ? FIELD_SYNONYMS[level][key]
+    : undefined;
+  return name === undefined ? "" : ` (did you mean "${name}"?)`;
 }

@@ -99,8 +99,8 @@ nodes:
   - { id: "say hi", type: log }
 `),
     [
-      'flow.yaml:1:5: id: expected a flow id of lowercase letters, digits, "_" and "-", got "My Flow"',
-      'flow.yaml:3:11: nodes[0].id: expected a node id of letters, digits, "_" and "-", got "say hi"',
+      'flow.yaml:1:5: id: expected a flow id of lowercase letters, digits, "_" and "-", got "My Flow"; write it as "my-flow"',
+      'flow.yaml:3:11: nodes[0].id: expected a node id of letters, digits, "_" and "-", got "say hi"; write it as "say-hi"',
     ],
   );
 });

@@ -323,6 +323,15 @@ function readFlow(text: string, options: ParseFlowOptions): FlowRead {
       [],
       `expected a mapping (id, nodes, …) at the top level, got ${describeValue(data)}`,
     );
+  } else if (
+    !("id" in (data as object)) && !("nodes" in (data as object)) && "stores" in (data as object)
+  ) {
+    // The config given as a flow (run flowstate.yaml): its every field is "unknown".
+    checker.add(
+      [],
+      "this is a Flowstate config (it has stores:), not a flow: run a flow file, one with id: " +
+        "and nodes: (flowstate init writes flows/hello.flow.yaml)",
+    );
   } else {
     checker.check(data, options.nodeTypes);
     return { source, checker, data: data as Record<string, unknown> };
@@ -465,6 +474,14 @@ export async function loadFlowFile(
   // reported here, with every other problem of the file.
   parseOptions.nodeTypes ??= BUILTIN_NODE_NAMES;
   const shown = displayPath ?? path;
+  if (path.includes("\n")) {
+    throw new FlowValidationError([{
+      message: "Cannot load flow: a flow given as a string is the path of its file, and this " +
+        "one holds a line break (is it the flow's YAML text?): pass the path, or " +
+        'parseFlow(text) from "@flowstate/core/flow"',
+      path: [],
+    }]);
+  }
   let text: string;
   try {
     const read = await readYamlFile(path);

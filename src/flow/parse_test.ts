@@ -62,9 +62,9 @@ nodes:
   assert.deepEqual(aliased.locate(["nodes", 1, "retry", "attempts"]), { line: 5, column: 27 });
 });
 
-Deno.test("parseFlow() reports malformed YAML at yaml's own position", () => {
+Deno.test("parseFlow() reports malformed YAML where it goes wrong", () => {
   assert.deepEqual(problems("id: demo\nnodes: [1,\n"), [
-    "flow.yaml:3:1: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    "flow.yaml:2:8: this [ opens a list that no ] closes: add the ] (a list that goes on over more lines needs them indented deeper than the key it belongs to)",
   ]);
   assert.deepEqual(problems("id: demo\n---\nid: other\n"), [
     "flow.yaml:2:1: a second YAML document starts here (`---`); a flow file holds one: remove the `---` and what follows, or put the other flow in a file of its own",
@@ -152,7 +152,7 @@ colour: blue
     { nodeTypes: NODE_TYPES },
   );
   assert.deepEqual(lines, [
-    'flow.yaml:1:5: id: expected a flow id of lowercase letters, digits, "_" and "-", got "Demo"',
+    'flow.yaml:1:5: id: expected a flow id of lowercase letters, digits, "_" and "-", got "Demo"; write it as "demo"',
     'flow.yaml:4:11: nodes[0].type: unknown node type "lgo" (did you mean "log"?); use a built-in (state.increment, log, delay) or a module path like ./nodes/thing.ts',
     'flow.yaml:6:14: nodes[0].timeout: expected a duration like "500ms", "2s", "1.5m", "1h", "1d" or a number of milliseconds, got "soon"',
     "flow.yaml:9:13: nodes[1].needs[0]: dependency cycle: a -> b -> a",

@@ -440,6 +440,9 @@ export async function runJob<const J extends JobRef>(
       dryRun: options.dryRun ?? false,
     };
     for (const note of moved) ctx.log(note, "warn");
+    // Cancelled before it started (a signal given aborted): recorded so, the job not run, as
+    // a flow's nodes are not.
+    controller.signal.throwIfAborted();
     // Every store write the job makes is recorded in change feeds as the job's.
     const result = await withActor({ job: job.name }, () => job.run(ctx, resolved));
     // Recorded as the run's outputs: JSON, as a node's output is, never what JSON.stringify

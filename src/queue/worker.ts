@@ -39,12 +39,17 @@
  */
 import { assertKnownFields, fieldNames } from "../_suggest.ts";
 import { callGuarded } from "../_callback.ts";
-import { messageOf, StoreUnavailableError, transientUnavailable } from "../errors.ts";
+import {
+  messageOf,
+  StoreClosedError,
+  StoreUnavailableError,
+  transientUnavailable,
+} from "../errors.ts";
 import { storeRetryDelay, unavailableReason, untilReachable } from "./store_wait.ts";
 import { flowHostOf, notifyRunEnded, type Runtime } from "../runtime.ts";
 import { runClaimed } from "../run_flow.ts";
 import type { Records } from "../records/records.ts";
-import { type WorkerInfo, workerStatus } from "../records/workers.ts";
+import { staleAfterMs, type WorkerInfo, workerStatus } from "../records/workers.ts";
 import type { RunEvent, RunRecord, RunStatus } from "../records/types.ts";
 import { HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import {
@@ -143,8 +148,13 @@ export type WorkerEvent =
     attempt: number;
     status: RunStatus;
     durationMs: number;
-    /** The run went back to the queue: `retry` after a failure, `released` at stop. */
-    requeued?: "retry" | "released";
+    /**
+     * The run went back to the queue: `retry` after a failure, `released` at stop, `lost`: this
+     * attempt's claim lapsed (its heartbeats or its end could not be recorded within its lease),
+     * so its end was not recorded and another worker takes the run back (`status` then says
+     * nothing of the run, which goes on elsewhere).
+     */
+    requeued?: "retry" | "released" | "lost";
     error?: string;
   }
   /**
@@ -176,6 +186,8 @@ export type WorkerEvent =
    * Something failed. `fatal`: the worker cannot work at all (its records
    * store did not open: an error that waiting does not fix, or still
    * unreachable after `waitForStoreMs`) and has stopped claiming; `stop()` it.
+   * Also when its runtime is closed under it (stop a worker first): it
+   * stops claiming, and stops (a `stop` event follows) without `stop()`.
    */
   | { type: "error"; message: string; fatal?: true }
   | { type: "stopping"; running: number; graceMs: number }
@@ -335,7 +347,8 @@ export interface Worker extends AsyncDisposable {
   readonly status: WorkerState;
   /**
    * Why its records store cannot be reached (while `waiting-for-store`), or
-   * why it stopped before it could work (a fatal error); else `undefined`.
+   * why it stopped on a fatal error (it could not start, or its runtime was
+   * closed under it); else `undefined`.
    */
   readonly error: string | undefined;
   /**
@@ -546,6 +559,13 @@ class QueueWorker implements Worker {
   /** The registry entry: when this worker started, its entry's version, when it last wrote it. */
   readonly #startedAt: number;
   #entryVersion: string | undefined;
+  /**
+   * An entry of this id that another process wrote and that was live when this worker started:
+   * its heartbeat then, and when it turns stale unless that process writes again. Watched at
+   * each heartbeat until it writes again (told: two live workers share the id) or turns stale
+   * (it was gone: a killed worker restarted with its id by a service manager).
+   */
+  #sameId: { heartbeatAt: number; staleAt: number } | undefined;
   #lastBeat = 0;
   /** The claims changed since the entry was last written. */
   #claimsChanged = false;
@@ -641,6 +661,7 @@ class QueueWorker implements Worker {
   async #beat(records: Records): Promise<void> {
     this.#lastBeat = Date.now();
     this.#claimsChanged = false;
+    if (this.#sameId !== undefined) await this.#checkIdWrittenElsewhere(records);
     const info: WorkerInfo = {
       id: this.id,
       host: hostName(),
@@ -666,6 +687,7 @@ class QueueWorker implements Worker {
       this.#beatFailing = false;
     } catch (err) {
       // A store that cannot be reached: the poll loop says so (`waiting`), once per attempt.
+      if (this.#closedUnder(err)) return;
       if (this.#beatFailing || transientUnavailable(err) !== undefined) return;
       this.#beatFailing = true;
       this.#s.onEvent({
@@ -676,24 +698,52 @@ class QueueWorker implements Worker {
   }
 
   /**
-   * Tell (an `error` event) when a live worker of another process already has this id: their
-   * entries would overwrite each other and their claims name the same worker.
+   * Note a live entry of this id written by another process: the next heartbeats tell (an
+   * `error` event) whether that process still writes it (see `#checkIdWrittenElsewhere`).
    */
   async #checkIdInUse(records: Records): Promise<void> {
     try {
       const now = this.#rt.clock.now();
       const other = (await records.listWorkers()).find((w) => w.id === this.id);
       if (
-        other !== undefined && (other.pid !== Deno.pid || other.host !== hostName()) &&
-        workerStatus(other, now) === "live"
+        other !== undefined && !this.#isOwnEntry(other) && workerStatus(other, now) === "live"
       ) {
+        this.#sameId = {
+          heartbeatAt: other.heartbeatAt,
+          staleAt: other.heartbeatAt + staleAfterMs(other),
+        };
+      }
+    } catch {
+      // The registry is for people: a failed read must not keep the worker from working.
+    }
+  }
+
+  #isOwnEntry(info: WorkerInfo): boolean {
+    return info.pid === Deno.pid && info.host === hostName();
+  }
+
+  /**
+   * Tell (an `error` event) when the live entry of this id found at start was written again by
+   * its process: two live workers have the id, their entries overwrite each other and their
+   * claims name the same worker. An entry that stays as it was (a killed process, this worker
+   * its restart with the same id) turns stale and is not told.
+   */
+  async #checkIdWrittenElsewhere(records: Records): Promise<void> {
+    const watched = this.#sameId!;
+    try {
+      const other = (await records.listWorkers()).find((w) => w.id === this.id);
+      if (
+        other !== undefined && !this.#isOwnEntry(other) &&
+        other.heartbeatAt > watched.heartbeatAt
+      ) {
+        this.#sameId = undefined;
         this.#s.onEvent({
           type: "error",
           message:
             `another live worker has the id "${this.id}" (pid ${other.pid} on ${other.host}): ` +
             `give each worker its own id (--worker-id, WorkerOptions.workerId)`,
         });
-      }
+      } else if (this.#rt.clock.now() > watched.staleAt) this.#sameId = undefined;
     } catch {
       // The registry is for people: a failed read must not keep the worker from working.
     }
@@ -891,6 +941,7 @@ class QueueWorker implements Worker {
             this.#error = undefined;
           }
         } catch (err) {
+          if (this.#closedUnder(err)) break;
           const unavailable = transientUnavailable(err);
           if (unavailable === undefined) {
             this.#s.onEvent({ type: "error", message: messageOf(err) });
@@ -1041,7 +1092,7 @@ class QueueWorker implements Worker {
     const done = (async () => {
       let status: RunStatus = "failed";
       let error: string | undefined;
-      let requeued: "retry" | "released" | undefined;
+      let requeued: "retry" | "released" | "lost" | undefined;
       let eventsLost: string | undefined;
       /** The run's recorder took over (its flow loaded, its start recorded). */
       let recorderStarted = false;
@@ -1085,6 +1136,7 @@ class QueueWorker implements Worker {
           // that may have succeeded failed. Its claim lapses; a worker takes it back and runs it
           // again (at least once), its attempt recorded lost.
           error = err.message;
+          requeued = "lost";
         } else if (err instanceof StoreUnavailableError && !recorderStarted) {
           // The run did not start (its store did not answer: an outage, a connection limit):
           // nothing of it ran, so it goes back to the queue, not counted, due a little later,
@@ -1179,7 +1231,10 @@ class QueueWorker implements Worker {
         const until = records === undefined ? deadline : Math.min(deadline, this.#nextBeatAt());
         await Promise.race([
           all,
-          new Promise<void>((resolve) => timer = setTimeout(resolve, until - Date.now())),
+          // A registry write that took longer than its interval leaves `until` behind: no wait.
+          new Promise<void>((resolve) =>
+            timer = setTimeout(resolve, Math.max(0, until - Date.now()))
+          ),
         ]);
         clearTimeout(timer);
         if (!ended && records !== undefined) await this.#beatIfDue(records);
@@ -1200,11 +1255,32 @@ class QueueWorker implements Worker {
     this.#s.onEvent({ type: "stop", released: this.#released });
   }
 
+  /**
+   * Whether `err` says its records store was closed under it (its runtime closed before the
+   * worker stopped): then no later poll or write can work, and the worker stops, told once
+   * (a fatal `error`), as one that cannot start does.
+   */
+  #closedUnder(err: unknown): boolean {
+    if (!(err instanceof StoreClosedError)) return false;
+    if (this.#fatal) return true;
+    this.#fatal = true;
+    this.#error = messageOf(err);
+    this.#s.onEvent({
+      type: "error",
+      message: `the worker stops: ${messageOf(err)} (stop a worker before closing its runtime)`,
+      fatal: true,
+    });
+    this.#records = undefined; // nothing more can be written there
+    void this.stop().catch(() => {});
+    return true;
+  }
+
   /** `Records.compactMetrics()`; a failure is reported, never fatal (readers merge shards). */
   async #compactMetrics(records: Records): Promise<void> {
     try {
       await records.compactMetrics();
     } catch (err) {
+      if (this.#closedUnder(err)) return;
       this.#s.onEvent({ type: "error", message: `cannot compact metrics: ${messageOf(err)}` });
     }
   }

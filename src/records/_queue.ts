@@ -992,6 +992,22 @@ async function releaseSlot(
   await unparkOldest(ctx, keys, op, limit, run.flowId);
 }
 
+/**
+ * Why a run of `status` (queued, running or succeeded) cannot be retried.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { retryRefusal } from "./_queue.ts";
+ * assert.match(retryRefusal("r1", "succeeded"), /: it succeeded; only a failed/);
+ * ```
+ */
+export function retryRefusal(runId: string, status: RunRecord["status"]): string {
+  return `Cannot retry run ${JSON.stringify(runId)}: ${
+    status === "succeeded" ? "it succeeded" : `it is ${status}`
+  }; only a failed, cancelled or timed-out run can be retried`;
+}
+
 /** The wait before the next attempt after `failures` failed ones. */
 export function backoffMs(backoff: QueueBackoff | undefined, failures: number): number {
   if (backoff === undefined) return 0;
@@ -1388,9 +1404,7 @@ export async function requeueRun(
     }
     const run = withoutEvents(stored.value);
     if (run.status === "queued" || run.status === "running" || run.status === "succeeded") {
-      throw new ConflictError(
-        `${what}: it is ${run.status}; only a failed, cancelled or timed-out run can be retried`,
-      );
+      throw new ConflictError(retryRefusal(runId, run.status));
     }
     const now = ctx.clock.now();
     // A run started directly (never queued) had one attempt of its own: it is listed as the

@@ -277,7 +277,7 @@ export class RunNotOwnedError extends FlowstateError {
       options.gone
         ? `Cannot record the end of run ${runId}: its record is gone (deleted while it ran: a ` +
           `restore --force into its store, or a person); this attempt's end is not recorded`
-        : `Cannot record the end of run ${runId}: its claim lapsed and the queue gave it to another worker (this attempt is recorded as lost)`,
+        : `Cannot record the end of run ${runId}: its claim lapsed (no heartbeat recorded within its lease); a worker takes the run back and runs it again (this attempt is recorded as lost)`,
     );
     this.name = "RunNotOwnedError";
     this.runId = runId;

@@ -101,7 +101,7 @@ import { fileStamp, isStable } from "../flow_cache.ts";
 import { flowFiles } from "../flow_files.ts";
 import type { FlowScheduleTarget, Schedule } from "./schedule.ts";
 import type { ParsedFlow } from "../flow/parse.ts";
-import { ConfigError, messageOf } from "../errors.ts";
+import { ConfigError, messageOf, StoreClosedError } from "../errors.ts";
 import { uniqueRandomBytes } from "../_random.ts";
 
 export type { AbandonedPolicy, MissedPolicy, OverlapPolicy } from "../config.ts";
@@ -528,7 +528,8 @@ export function defaultRunnerId(): string {
  * timers that a test moves by hand. `start()` loads the schedules from the
  * config (or takes `schedules`), checks them and starts waiting for ticks;
  * `stop({ graceMs })` stops taking ticks and waits for running work, then
- * cancels it. The runtime stays open: close it after `stop()`.
+ * cancels it. The runtime stays open: close it after `stop()` (a scheduler
+ * whose runtime is closed first stops at its next tick, with an `error`).
  *
  * @example
  * ```ts
@@ -1320,6 +1321,20 @@ export class Scheduler implements AsyncDisposable {
     this.#states = kept;
   }
 
+  /**
+   * Whether `error` (a tick's) comes of its runtime closed under it: then no
+   * later tick can run, and the scheduler stops rather than fail each one.
+   */
+  async #runtimeClosed(error: unknown): Promise<boolean> {
+    if (!(error instanceof StoreClosedError) || this.#halt.signal.aborted) return false;
+    try {
+      await this.#runtime.records();
+      return false; // a store of the tick's own was closed, not the runtime
+    } catch (err) {
+      return err instanceof StoreClosedError;
+    }
+  }
+
   /** A tick is due: run it, queue it or skip it per the overlap policy. */
   #fire(state: ScheduleState, tick: number, catchUp: boolean): void {
     const scheduleId = state.schedule.id;
@@ -1332,14 +1347,18 @@ export class Scheduler implements AsyncDisposable {
       }
       return;
     }
-    const running = this.#runTick(state, tick, catchUp).catch((error) => {
+    const running = this.#runTick(state, tick, catchUp).catch(async (error) => {
+      const closed = await this.#runtimeClosed(error);
       this.#emit({
         type: "error",
         scheduleId,
         tick,
-        message: `Cannot run ${scheduleId} at ${tickKey(tick)}: ${messageOf(error)}`,
+        message: `Cannot run ${scheduleId} at ${tickKey(tick)}: ${messageOf(error)}${
+          closed ? "; the scheduler stops (stop a scheduler before closing its runtime)" : ""
+        }`,
         error,
       });
+      if (closed) void this.stop().catch(() => {});
     }).finally(() => {
       this.#running.delete(running);
       state.active = null;

@@ -11,6 +11,7 @@ import type { Clock, Entry, Key, Store } from "../store/types.ts";
 import { type CacheSlot, idOf, isExpired } from "./_lru.ts";
 import { uniqueRandomHex } from "../_random.ts";
 import { parseJson } from "../_json.ts";
+import { callGuarded } from "../_callback.ts";
 
 /** A queued write: a slot (`text: null` for a delete) and the id of its key. */
 export interface PendingWrite extends CacheSlot {
@@ -28,7 +29,7 @@ export interface WriteBehindOptions {
   clock: Clock;
   /** Milliseconds from the first queued write to a timed flush; `0`: no timed flushes. */
   flushInterval: number;
-  /** Told when a timed flush fails (it must not throw). */
+  /** Told when a timed flush fails (what it throws is ignored). */
   onFlushError: ((error: unknown) => void) | undefined;
   /**
    * Called for each write of a batch the store committed, in order, with the
@@ -106,11 +107,9 @@ export class WriteBehindQueue {
       this.#timer = undefined;
       if (this.#stopped) return;
       this.flush().catch((error) => {
-        try {
-          onFlushError?.(error);
-        } finally {
-          this.#schedule();
-        }
+        // A caller's bug (a throw, an async handler's rejection) must not end the process.
+        if (onFlushError !== undefined) callGuarded(() => onFlushError(error), () => {});
+        this.#schedule();
       });
     }, flushInterval);
   }

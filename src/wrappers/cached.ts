@@ -94,7 +94,7 @@ export interface CacheOptions {
    * pending and the timed flush is retried after another `flushInterval`;
    * an explicit `flush()` or `close()` rejects with the error instead.
    * Without it, a failed timed flush is visible only in `stats().pendingWrites`
-   * until a flush succeeds. It must not throw (that would be an unhandled rejection).
+   * until a flush succeeds. What it throws (or an `async` one's rejection) is ignored.
    */
   onFlushError?: (error: unknown) => void;
 }
