@@ -41,6 +41,7 @@ export {
 export {
   enqueuedByRun,
   FOR_EACH_PROGRESS_MS,
+  type KeptOutputsMasker,
   type ListRunsOptions,
   MAX_FAILED_ITEMS,
   MAX_STATE_ACCESS,

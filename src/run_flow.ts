@@ -366,6 +366,20 @@ interface RunTree {
    * too (its inputs may hold them).
    */
   masker?: SecretMasker;
+  /**
+   * The recorders of the tree's runs that are running, and the masker's size they were last
+   * told of: a secret made known in one run (`mask:`, `ctx.mask`) may be in the outputs the
+   * others kept already (see `RunRecorder.secretsAdded`).
+   */
+  recorders?: { live: Set<RunRecorder>; maskerSize: number };
+}
+
+/** Tell the recorders of `tree`'s running runs of the secrets its masker learnt since they were. */
+function tellSecretsAdded(tree: RunTree, masker: SecretMasker): void {
+  const recorders = tree.recorders;
+  if (recorders === undefined || recorders.maskerSize === masker.size) return;
+  recorders.maskerSize = masker.size;
+  for (const recorder of recorders.live) recorder.secretsAdded(masker);
 }
 
 /**
@@ -874,9 +888,14 @@ async function runInTree(
     options.signal?.removeEventListener("abort", onAbort);
     throw err;
   }
+  const recorders = tree.recorders ??= { live: new Set(), maskerSize: masker.size };
+  recorders.live.add(recorder);
+  // Outputs kept beside its events before a secret is made known are masked when it is.
+  recorder.secretsAdded(masker);
   try {
     return await recordRun(recorder, cancel.signal);
   } finally {
+    recorders.live.delete(recorder);
     options.signal?.removeEventListener("abort", onAbort);
   }
 
@@ -940,6 +959,7 @@ async function runInTree(
           return signal === null ? null : { data: signal.data };
         },
         onEvent(unmasked, output) {
+          tellSecretsAdded(tree, masker);
           const event = masker.mask(unmasked);
           // A node's output is kept beside its end event (see recorder.ts), masked as its end
           // would record it: a run whose process dies before its end keeps it.
@@ -1024,6 +1044,9 @@ async function runInTree(
     const maskedInputs = claimed === undefined && !masker.empty && masker.contains(inputs)
       ? masker.mask(inputs) as Record<string, JsonValue>
       : undefined;
+    // A secret made known since the last event: the outputs kept beside the events (a long
+    // run's chunks stay) are masked as the end is.
+    tellSecretsAdded(tree, masker);
     let record: RunRecord;
     try {
       record = await recorder.finish({

@@ -58,6 +58,14 @@ export class SecretMasker {
     this.add(values);
   }
 
+  /**
+   * How many forms of secret values it masks (each value as it is, escaped,
+   * encoded…): it grows when a value it did not mask is added.
+   */
+  get size(): number {
+    return this.#forms.size;
+  }
+
   /** Whether it masks anything. */
   get empty(): boolean {
     return this.#pattern === undefined && this.#long.length === 0;

@@ -123,6 +123,32 @@ export class NodeOutcomes {
     this.#subRuns?.delete(id);
   }
 
+  /**
+   * The outputs given and not masked, as `[id, output]`: those a secret made
+   * known since may be in (see `RunRecorder.secretsAdded`).
+   */
+  *unmaskedOutputs(): Generator<[string, JsonValue]> {
+    for (const [id, outcome] of this.#others) {
+      if (outcome.output !== undefined && !this.#masked?.has(id)) yield [id, outcome.output];
+    }
+    if (this.#outputs === undefined) return;
+    for (let i = 0; i < this.#outputs.length; i++) {
+      const output = this.#outputs[i];
+      if (output !== undefined && !this.#masked?.has(this.#ids[i])) yield [this.#ids[i], output];
+    }
+  }
+
+  /** Node `id`'s output, given before, is `output` masked (a secret was found in it since). */
+  maskOutput(id: string, output: JsonValue): void {
+    const i = this.#index.get(id);
+    if (i === undefined) {
+      const outcome = this.#others.get(id);
+      if (outcome === undefined) return;
+      outcome.output = output;
+    } else if (this.#outputs !== undefined) this.#outputs[i] = output;
+    (this.#masked ??= new Set()).add(id);
+  }
+
   /** Node `id` is mocked (`NodeOutcome.mocked`): its outcome says so. */
   mocked(id: string): void {
     (this.#mocked ??= new Set()).add(id);

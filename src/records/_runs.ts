@@ -33,7 +33,7 @@ import { knownEntries } from "./_known.ts";
 import { type DedupeEntry, dedupeKey, releaseDedupeKey } from "./_dedupe.ts";
 import { FlowVersionGoneError, guardVersion, versionGone } from "./_versions.ts";
 import { assertRunId, runIdTime } from "./run_id.ts";
-import { type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
+import { type KeptOutputsMasker, type RunEvent, type RunRecord, summarizeRun } from "./types.ts";
 
 /** Runs with at most this many events get them inline in their record when they finish. */
 const INLINE_EVENTS_MAX = 1000;
@@ -482,6 +482,53 @@ export async function getEventsWithOutputs(
     }
   }
   return (await inlineEventsOf(ctx, runId)) ?? events;
+}
+
+/**
+ * Mask, where they are stored, the outputs kept beside a run's events that
+ * hold a secret `masker` knows (see `Records.maskKeptOutputs`); the number
+ * masked.
+ */
+export async function maskKeptOutputs(
+  ctx: RecordsContext,
+  runId: string,
+  masker: KeptOutputsMasker,
+): Promise<number> {
+  const what = `Cannot mask the outputs kept beside the events of run ${JSON.stringify(runId)}`;
+  assertRunId(runId, what);
+  let count = 0;
+  for await (const listed of ctx.store.list({ prefix: ctx.layout.events(runId) })) {
+    let entry: Entry<unknown> | null = listed;
+    await withRetry(ctx.retry, what, async () => {
+      if (entry === null) return;
+      const { outputNodes: nodes, outputs, maskedOutputs } = entry.value as KeptFields;
+      if (!Array.isArray(nodes) || !Array.isArray(outputs) || nodes.length !== outputs.length) {
+        return;
+      }
+      const masked = Array.isArray(maskedOutputs) ? [...maskedOutputs] : [];
+      const next = [...outputs];
+      let found = 0;
+      for (let i = 0; i < next.length; i++) {
+        if (next[i] === undefined || !masker.contains(next[i])) continue;
+        next[i] = masker.mask(next[i]);
+        if (!masked.includes(nodes[i])) masked.push(nodes[i]);
+        found++;
+      }
+      if (found === 0) return;
+      const chunk = { ...(entry.value as object), outputs: next, maskedOutputs: masked };
+      const result = await ctx.store.atomic()
+        .check(entry.key, entry.version)
+        .set(entry.key, chunk)
+        .commit();
+      if (!result.ok) {
+        // Rewritten meanwhile, or dropped by the run's end: read again.
+        entry = await ctx.store.get(listed.key);
+        return RETRY;
+      }
+      count += found;
+    });
+  }
+  return count;
 }
 
 /**

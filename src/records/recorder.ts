@@ -42,7 +42,7 @@ import type { Records } from "./records.ts";
 import { HEARTBEAT_MS } from "./heartbeat.ts";
 import { newRunId } from "./run_id.ts";
 import { NodeOutcomes } from "./_node_outcomes.ts";
-import type { QueueInfo, RunEvent, RunRecord } from "./types.ts";
+import type { KeptOutputsMasker, QueueInfo, RunEvent, RunRecord } from "./types.ts";
 
 /**
  * Events appended per batch at most.
@@ -441,6 +441,9 @@ export class RunRecorder {
   #outputs: { nodes: string[]; outputs: JsonValue[]; masked?: string[] } | undefined;
   /** The bytes of `#outputs`' JSON texts. */
   #outputBytes = 0;
+  /** The run's secret masker (`secretsAdded`), and its size when the outputs were last masked. */
+  #masker: (KeptOutputsMasker & { readonly size: number }) | undefined;
+  #maskedSize = 0;
   #lastFlush: number;
   #flushing: Promise<void> = Promise.resolve();
   #flushError: unknown;
@@ -613,6 +616,8 @@ export class RunRecorder {
         return; // Stopped.
       }
       if (this.#lost) return;
+      // A secret made known while no event came (a node's `ctx.mask`, then a long wait).
+      this.#remask();
       try {
         const claim = this.#claim;
         if (claim !== undefined) {
@@ -772,6 +777,7 @@ export class RunRecorder {
         return true; // Never stored: nothing is left running.
       }
       // The events already on their way are stored before the end (the end's come after them).
+      this.#remask();
       await this.#flushing;
       const endedAt = this.#clock.now();
       let ending = this.#ending;
@@ -899,9 +905,67 @@ export class RunRecorder {
     }
     if (this.#buffer.length >= EVENT_BATCH_SIZE || event.at - this.#lastFlush >= EVENT_BATCH_MS) {
       this.#flush();
-    } else if (!this.#flushTimer && !this.#stopBeating.signal.aborted) {
+    } else {
       // No next event may come for long (a node that waits): append within
       // EVENT_BATCH_MS all the same, so readers of the records see it.
+      this.#flushSoon();
+    }
+  }
+
+  /**
+   * The run's secret masker (Flowstate's runs give theirs when they start,
+   * and again whenever it grows: it may grow while the run runs, by a later
+   * node's `mask:`, `ctx.mask`, a sub-run's secrets). When it masks more than
+   * when the outputs given to `event` were, within {@linkcode EVENT_BATCH_MS}
+   * (and before any end) those that hold a secret added since are masked as
+   * the run's end records them: the ones kept beside the events not yet
+   * appended, the ones kept beside the events appended already (rewritten
+   * where they are stored: see `Records.maskKeptOutputs`), and those an end
+   * recorded by `interruptAll` holds. Otherwise a run whose process dies would
+   * record them in the clear.
+   */
+  secretsAdded(masker: KeptOutputsMasker & { readonly size: number }): void {
+    if (this.#lost) return;
+    // Given before any output (as a run starts): those to come are masked with it already.
+    if (this.#masker === undefined && this.#nodes.unmaskedOutputs().next().done === true) {
+      this.#maskedSize = masker.size;
+    }
+    this.#masker = masker;
+    if (masker.size !== this.#maskedSize) this.#flushSoon();
+  }
+
+  /** Mask the outputs given so far that hold a secret added to `#masker` since they were. */
+  #remask(): void {
+    const masker = this.#masker;
+    if (masker === undefined || masker.size === this.#maskedSize || this.#lost) return;
+    this.#maskedSize = masker.size;
+    const found = new Map<string, JsonValue>();
+    for (const [node, output] of this.#nodes.unmaskedOutputs()) {
+      if (masker.contains(output)) found.set(node, masker.mask(output));
+    }
+    if (found.size === 0) return;
+    for (const [node, output] of found) this.#nodes.maskOutput(node, output);
+    const kept = this.#outputs;
+    if (kept !== undefined) {
+      for (let i = 0; i < kept.nodes.length; i++) {
+        const node = kept.nodes[i];
+        if (!found.has(node) || kept.masked?.includes(node)) continue;
+        if (!masker.contains(kept.outputs[i])) continue;
+        kept.outputs[i] = masker.mask(kept.outputs[i]);
+        (kept.masked ??= []).push(node);
+      }
+    }
+    // Those kept beside events appended already, or on their way (this comes after them).
+    this.#flushing = this.#flushing
+      .then(() => this.#records.maskKeptOutputs(this.id, masker))
+      .then(() => {}, (err) => {
+        this.#flushError ??= err;
+      });
+  }
+
+  /** Append the buffer within {@linkcode EVENT_BATCH_MS}, unless a timer to do so is set. */
+  #flushSoon(): void {
+    if (!this.#flushTimer && !this.#stopBeating.signal.aborted) {
       this.#flushTimer = true;
       this.#timers.sleep(EVENT_BATCH_MS, this.#stopBeating.signal).then(
         () => {
@@ -933,6 +997,7 @@ export class RunRecorder {
   }
 
   #flush(): void {
+    this.#remask();
     if (this.#buffer.length === 0 || this.#lost) return;
     const batch = this.#buffer;
     this.#buffer = [];
@@ -973,6 +1038,7 @@ export class RunRecorder {
       const stored = await this.#records.getRun(this.id);
       if (stored !== null && stored.status !== "running") return stored;
     }
+    this.#remask(); // the end is masked: a long run's chunks, kept, are masked too
     await this.#flushing;
     if (this.#lost) throw new RunNotOwnedError(this.id);
     const last = this.#buffer;

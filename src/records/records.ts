@@ -185,6 +185,7 @@ import {
   getEventsWithOutputs,
   getRun,
   heartbeat,
+  maskKeptOutputs,
   startRun,
 } from "./_runs.ts";
 import { abandonedMessage, abandonedRun } from "./heartbeat.ts";
@@ -217,6 +218,7 @@ import type { SignalOutcome, StoredSignal } from "./_signals.ts";
 let signalsImport: Promise<typeof import("./_signals.ts")> | undefined;
 const signalsModule = () => signalsImport ??= import("./_signals.ts");
 import type {
+  KeptOutputsMasker,
   ListRunsOptions,
   OnFailureMarker,
   QueueInfo,
@@ -516,6 +518,49 @@ export class Records {
     kept?: { nodes: string[]; outputs: JsonValue[]; masked?: string[] },
   ): Promise<void> {
     return appendEvents(this.#ctx, this.#eventTails, runId, events, kept);
+  }
+
+  /**
+   * Mask, where they are stored, the outputs kept beside run `runId`'s
+   * events (`appendEvents`) that hold a secret `masker` knows, and flag them
+   * masked (a resume runs their nodes again, as for a run's end): for secrets
+   * a run made known after those outputs were kept (a later node's `mask:`,
+   * `ctx.mask`), so that a run whose process dies, or a long run's kept
+   * chunks, hold them no more in the clear than its end does. Returns how
+   * many it masked. `RunRecorder.secretsAdded` calls it.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { newRunId, openStore, Records } from "@flowstate/core/records";
+   *
+   * await using store = await openStore({ plugin: "memory" });
+   * const records = new Records(store);
+   * const at = Date.now();
+   * const run = {
+   *   id: newRunId(at), flowId: "f", flowVersion: "job", status: "running" as const,
+   *   inputs: {}, outputs: null, error: null, startedAt: at, endedAt: null,
+   *   durationMs: null, nodes: {}, heartbeatAt: at,
+   * };
+   * await records.startRun(run);
+   * const end = { at, type: "node.end" as const, status: "succeeded" as const, attempt: 1, durationMs: 0 };
+   * await records.appendEvents(run.id, [{ ...end, node: "login" }], {
+   *   nodes: ["login"],
+   *   outputs: [{ token: "tok-12345678" }],
+   * });
+   * const masker = {
+   *   contains: (value: unknown) => JSON.stringify(value).includes("tok-12345678"),
+   *   mask: <T>(value: T): T => JSON.parse(JSON.stringify(value).replaceAll("tok-12345678", "***")),
+   * };
+   * assert.equal(await records.maskKeptOutputs(run.id, masker), 1);
+   * const marked = await records.abandonRun(run.id, { afterMs: 1, now: at + 60_000 });
+   * assert.deepEqual(marked?.nodes.login, {
+   *   status: "succeeded", attempts: 1, output: { token: "***" }, masked: true,
+   * });
+   * ```
+   */
+  maskKeptOutputs(runId: string, masker: KeptOutputsMasker): Promise<number> {
+    return maskKeptOutputs(this.#ctx, runId, masker);
   }
 
   /**

@@ -473,6 +473,33 @@ export interface NodeLogEvent {
 }
 
 /**
+ * What masks the outputs kept beside a run's events when secrets are made
+ * known after they were kept (`RunRecorder.secretsAdded`,
+ * `Records.maskKeptOutputs`): whether a value holds a secret's value, and
+ * the value with every one replaced. Flowstate's runs give their run's
+ * secret masker.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { KeptOutputsMasker } from "@flowstate/core/records";
+ *
+ * const secret = "hunter2-hunter2";
+ * const masker: KeptOutputsMasker = {
+ *   contains: (value) => JSON.stringify(value).includes(secret),
+ *   mask: (value) => JSON.parse(JSON.stringify(value).replaceAll(secret, "***")),
+ * };
+ * assert.deepEqual(masker.mask({ token: secret }), { token: "***" });
+ * ```
+ */
+export interface KeptOutputsMasker {
+  /** Whether `value` holds a secret's value. */
+  contains(value: unknown): boolean;
+  /** `value` with every secret's value replaced (a new value: `value` is left as it is). */
+  mask<T>(value: T): T;
+}
+
+/**
  * A node started a sub-run (a `flow` node, or a custom node calling
  * `ctx.runFlow`), once the sub-run is recorded: `call` is the call's number
  * within the node's attempt (1 for its first `runFlow`). The node's outcome
