@@ -698,8 +698,32 @@ Deno.test({
       const { runId: cancelId } = await second.json();
       await page.goto(new URL(`#/runs/${cancelId}`, inspector.url).href);
       await page.locator('.node-row[data-node="wait"][data-status="running"]').waitFor();
+      // Cancelling asks first, saying what stops; "No" keeps it running, nothing sent.
       await page.getByRole("button", { name: "Cancel run" }).click();
+      const confirm = page.getByRole("alertdialog", { name: "Cancel this run?" });
+      assert.match(
+        await confirm.locator(".confirm-text").innerText(),
+        new RegExp(`^Cancel run ${cancelId} of gate\\? Its running node \\(wait\\) stops`),
+      );
+      assert.equal(
+        await page.locator(":focus").textContent(),
+        "No, keep it running",
+        "the safe choice has the focus",
+      );
+      await page.keyboard.press("Enter");
+      await confirm.waitFor({ state: "detached" });
+      assert.equal(
+        await page.locator(":focus").textContent(),
+        "Cancel run",
+        "the focus goes back to the button",
+      );
+      const records = await inspector.runtime.records();
+      assert.equal((await records.getRun(cancelId))?.status, "running");
+      assert.equal(await records.cancelRequested(cancelId), false, "no cancel request recorded");
+      await page.getByRole("button", { name: "Cancel run" }).click();
+      await confirm.getByRole("button", { name: "Yes, cancel the run" }).click();
       await page.locator(".run-title .badge.status-cancelled").waitFor();
+      await confirm.waitFor({ state: "detached" });
       assert.equal(
         (await (await inspector.runtime.records()).getRun(cancelId))?.status,
         "cancelled",
@@ -1136,6 +1160,11 @@ Deno.test({
       assert.match(await page.locator(".run-facts").innerText(), /due .*, priority 3/);
       assert.equal(await page.locator(".queue-attempt").count(), 0);
       await page.getByRole("button", { name: "Cancel run" }).click();
+      assert.match(
+        await page.locator(".cancel-confirm .confirm-text").innerText(),
+        /It has not started: it leaves the queue and never runs\./,
+      );
+      await page.getByRole("button", { name: "Yes, cancel the run" }).click();
       await page.locator(".run-title .badge.status-cancelled").waitFor();
       assert.equal((await (await rt.records()).getRun(other))?.status, "cancelled");
       assert.deepEqual(unexpectedErrors(watch), []);

@@ -730,6 +730,59 @@ export async function renderRun(container, id, ctx) {
       throw e;
     });
 
+  /** "Cancel run" was chosen: its confirmation shows (kept while the header draws again). */
+  let confirmingCancel = false;
+
+  /** What cancelling stops (the nodes running now, or a queued run's start), and the two choices. */
+  function cancelConfirmation() {
+    // The nodes running now, as the timeline shows them (from the run's events).
+    const running = nodeTimeline(run, events).filter((n) => n.status === "running")
+      .map((n) => n.id);
+    const what = run.status === "queued"
+      ? "It has not started: it leaves the queue and never runs."
+      : running.length > 0
+      ? `Its running node${running.length === 1 ? "" : "s"} (${running.join(", ")}) stop${
+        running.length === 1 ? "s" : ""
+      }, the nodes after them do not run.`
+      : "The nodes still to run do not run.";
+    const keep = () => {
+      confirmingCancel = false;
+      renderHeader();
+      header.querySelector("button.cancel-run")?.focus();
+    };
+    return h(
+      "div.cancel-confirm",
+      { role: "alertdialog", "aria-label": "Cancel this run?" },
+      h("p.confirm-text", {
+        text: `Cancel run ${run.id} of ${run.flowId}? ${what} ` +
+          "It is recorded cancelled; this cannot be undone (resume it or run it again).",
+      }),
+      h(
+        "div.actions",
+        {},
+        h("button.danger.cancel-run-go", {
+          type: "button",
+          text: "Yes, cancel the run",
+          onclick: async (event) => {
+            event.target.disabled = true;
+            try {
+              const answer = await api.cancelRun(run.id);
+              confirmingCancel = false;
+              ctx.toast("info", `Cancelling ${run.id} (${answer?.status ?? "requested"})`);
+              renderHeader();
+              // A queued run is cancelled at once (no process of it to send an event): show it.
+              if (run.status === "queued") reload();
+            } catch (e) {
+              event.target.disabled = false;
+              ctx.toast("error", `Could not cancel: ${e.message}`);
+            }
+          },
+        }),
+        h("button.cancel-run-keep", { type: "button", text: "No, keep it running", onclick: keep }),
+      ),
+    );
+  }
+
   function renderHeader() {
     const actions = h("div.actions");
     actions.appendChild(h("button.primary", {
@@ -775,27 +828,23 @@ export async function renderRun(container, id, ctx) {
         onclick: (event) => startResume(event.target),
       }));
     }
-    if (run.status === "running" || run.status === "queued") {
-      actions.appendChild(h("button.danger", {
+    if ((run.status === "running" || run.status === "queued") && !confirmingCancel) {
+      actions.appendChild(h("button.danger.cancel-run", {
         type: "button",
         text: "Cancel run",
-        onclick: async (event) => {
-          event.target.disabled = true;
-          try {
-            const answer = await api.cancelRun(run.id);
-            ctx.toast("info", `Cancelling ${run.id} (${answer?.status ?? "requested"})`);
-            // A queued run is cancelled at once (no process of it to send an event): show it.
-            if (run.status === "queued") reload();
-          } catch (e) {
-            event.target.disabled = false;
-            ctx.toast("error", `Could not cancel: ${e.message}`);
-          }
+        // Asks first (a cancel cannot be undone): the confirmation says what stops.
+        onclick: () => {
+          confirmingCancel = true;
+          renderHeader();
+          header.querySelector("button.cancel-run-keep")?.focus();
         },
       }));
     }
     const fact = (label, ...value) =>
       h("span.fact", {}, h("span.fact-label", { text: label }), h("span.fact-value", {}, value));
     headerDuration = h("span.run-duration", { text: durationText() });
+    // Ended meanwhile (here or anywhere): nothing left to confirm.
+    if (run.status !== "running" && run.status !== "queued") confirmingCancel = false;
     replace(
       header,
       h(
@@ -806,6 +855,7 @@ export async function renderRun(container, id, ctx) {
         archive === null ? null : archivedBadge(archive),
         actions,
       ),
+      confirmingCancel ? cancelConfirmation() : null,
       h(
         "div.run-facts",
         {},
