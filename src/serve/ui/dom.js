@@ -92,7 +92,14 @@ function pad(n, width = 2) {
   return String(n).padStart(width, "0");
 }
 
-/** A time (ms since the epoch) as `YYYY-MM-DD HH:MM:SS` in the browser's zone. */
+/** The browser's zone's short name (`EST`, `GMT+1`, `UTC`) for the formatter below. */
+const zoneNames = new Intl.DateTimeFormat("en-US", { timeZoneName: "short" });
+
+/**
+ * A time (ms since the epoch) as `YYYY-MM-DD HH:MM:SS ZONE` in the browser's zone, the
+ * zone named (`EST`, `GMT+1`, `UTC`): the CLI prints UTC, a schedule has a zone of its own,
+ * and a time without one is read in the wrong zone.
+ */
 export function formatTime(ms) {
   if (ms === null || ms === undefined) return "—";
   const d = new Date(ms);
@@ -100,9 +107,10 @@ export function formatTime(ms) {
   if (Number.isNaN(d.getTime())) {
     return ms > 0 ? "after the year 275760" : "before the year -271821";
   }
+  const zone = zoneNames.formatToParts(d).find((p) => p.type === "timeZoneName")?.value;
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${
     pad(d.getMinutes())
-  }:${pad(d.getSeconds())}`;
+  }:${pad(d.getSeconds())}${zone ? ` ${zone}` : ""}`;
 }
 
 /**
