@@ -147,6 +147,30 @@ export function relativeTime(ms, now = Date.now()) {
   return diff < 0 ? `${text} ago` : `in ${text}`;
 }
 
+/**
+ * The props of an element whose whole text is `relativeTime(ms)` and stays true: the
+ * page's ticker ({@linkcode tickRelativeTimes}) writes it again as time passes, so a
+ * page left open does not say `5 s ago` of a run of last night.
+ * `h("a", { href, ...ago(ms) })`.
+ */
+export function ago(ms) {
+  if (ms === null || ms === undefined) return { text: "" };
+  return { text: relativeTime(ms), dataset: { ago: String(ms) } };
+}
+
+/** `relativeTime(ms)` in a span that stays true (see {@linkcode ago}). */
+export function agoSpan(ms) {
+  return h("span.ago", ago(ms));
+}
+
+/** Writes every text made by {@linkcode ago} under `root` again, by the clock `now`. */
+export function tickRelativeTimes(root = document, now = Date.now()) {
+  for (const el of root.querySelectorAll("[data-ago]")) {
+    const text = relativeTime(Number(el.dataset.ago), now);
+    if (el.textContent !== text) el.textContent = text;
+  }
+}
+
 /** A duration in ms as `12 ms`, `1.4 s`, `2 min 5 s`. */
 export function formatDuration(ms) {
   if (ms === null || ms === undefined) return "—";

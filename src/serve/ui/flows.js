@@ -7,12 +7,12 @@ import { durationChart, outcomeBar } from "./charts.js";
 import { diffLines, diffStats, hunks } from "./diff.js";
 import { graphView } from "./graph.js";
 import {
+  ago,
   archivedBadge,
   formatDuration,
   formatPercent,
   formatTime,
   h,
-  relativeTime,
   replace,
   runStart,
   statusBadge,
@@ -53,7 +53,9 @@ export async function renderFlows(container, ctx) {
                 " ",
                 h("a", {
                   href: ctx.routeHash(["runs", f.lastRun.id]),
-                  text: relativeTime(runStart(f.lastRun)) || "not started",
+                  ...(runStart(f.lastRun) === null
+                    ? { text: "not started" }
+                    : ago(runStart(f.lastRun))),
                   title: formatTime(runStart(f.lastRun)),
                 }),
               )
@@ -71,7 +73,7 @@ export async function renderFlows(container, ctx) {
                 h("span.mono", { text: f.schedule.cron }),
                 " · next ",
                 h("span", {
-                  text: relativeTime(f.schedule.next),
+                  ...ago(f.schedule.next),
                   title: formatTime(f.schedule.next),
                 }),
               )

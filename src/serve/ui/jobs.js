@@ -3,11 +3,12 @@
 
 import { api } from "./api.js";
 import {
+  ago,
+  agoSpan,
   archivedBadge,
   formatDuration,
   formatTime,
   h,
-  relativeTime,
   replace,
   statusBadge,
 } from "./dom.js";
@@ -117,7 +118,7 @@ export async function renderJobs(container, ctx) {
               } · ${w.concurrency} at once`,
             }),
             h("td.nowrap", {
-              text: relativeTime(w.heartbeatAt),
+              ...ago(w.heartbeatAt),
               title: `${formatTime(w.heartbeatAt)} · started ${formatTime(w.startedAt)}`,
             }),
             h(
@@ -173,11 +174,9 @@ export async function renderJobs(container, ctx) {
                 : h("span.muted", { text: "manual" }),
             ),
             h("td.nowrap", {
-              text: job.next
-                ? relativeTime(job.next)
-                : job.schedule && job.enabled
-                ? "not scheduled"
-                : "—",
+              ...(job.next
+                ? ago(job.next)
+                : { text: job.schedule && job.enabled ? "not scheduled" : "—" }),
               title: job.next
                 ? formatTime(job.next)
                 : "Not in the config's jobs: the daemon does not run it (add it under jobs:)",
@@ -244,9 +243,11 @@ export async function renderJobs(container, ctx) {
             h("td", { text: s.kind }),
             h("td.mono", { text: s.cron ?? "-" }),
             h("td", { text: s.timezone }),
-            h("td", {
-              text: s.nextRun ? `${formatTime(s.nextRun)} (${relativeTime(s.nextRun)})` : "never",
-            }),
+            h(
+              "td",
+              {},
+              s.nextRun ? [`${formatTime(s.nextRun)} (`, agoSpan(s.nextRun), ")"] : "never",
+            ),
             h("td", {}, lastRun(s.lastRun, ctx)),
           )
         ),
@@ -301,7 +302,7 @@ function lastRun(last, ctx) {
     " ",
     h("a", {
       href: ctx.routeHash(["runs", last.id]),
-      text: relativeTime(last.startedAt),
+      ...ago(last.startedAt),
       title: `${formatTime(last.startedAt)} · ${formatDuration(last.durationMs)}`,
     }),
   );

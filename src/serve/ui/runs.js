@@ -3,6 +3,8 @@
 
 import { api, ApiError } from "./api.js";
 import {
+  ago,
+  agoSpan,
   archivedBadge,
   formatClock,
   formatDuration,
@@ -232,7 +234,7 @@ export async function renderRuns(container, route, ctx) {
       // When it really started: a queued run's attempt's claim, not its enqueue time.
       h("td.started", {
         title: formatTime(runStart(run)),
-        text: relativeTime(runStart(run)) || "—",
+        ...(runStart(run) === null ? { text: "—" } : ago(runStart(run))),
       }),
       h("td.num", { text: formatDuration(run.durationMs) }),
       h("td.error-cell", {
@@ -879,7 +881,7 @@ export async function renderRun(container, id, ctx) {
         ),
         fact(
           run.queue ? "enqueued" : "started",
-          `${formatTime(run.startedAt)} (${relativeTime(run.startedAt)})`,
+          [`${formatTime(run.startedAt)} (`, agoSpan(run.startedAt), ")"],
         ),
         fact("duration", headerDuration),
         run.queue

@@ -5,13 +5,13 @@
 import { api, ApiError } from "./api.js";
 import { parseJson } from "../../_parse_json.js";
 import {
+  agoSpan,
   formatBytes,
   formatCount,
   formatTime,
   h,
   keyText,
   prettyJson,
-  relativeTime,
   replace,
 } from "./dom.js";
 
@@ -520,11 +520,13 @@ class ValuePanel {
       h("dt", { text: "version" }),
       h("dd.mono.version", { text: entry.version }),
       h("dt", { text: "expires" }),
-      h("dd.expiry", {
-        text: entry.expiresAt === null
+      h(
+        "dd.expiry",
+        {},
+        entry.expiresAt === null
           ? "never"
-          : `${formatTime(entry.expiresAt)} (${relativeTime(entry.expiresAt)})`,
-      }),
+          : [`${formatTime(entry.expiresAt)} (`, agoSpan(entry.expiresAt), ")"],
+      ),
     );
   }
 
