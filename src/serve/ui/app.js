@@ -189,7 +189,7 @@ const views = {
   state: (el, route, ctx) => renderState(el, route, ctx),
   stores: (el, route, ctx) => renderState(el, route, ctx),
   runs: (el, route, ctx) =>
-    route.parts.length > 1 ? renderRun(el, route.parts[1], ctx) : renderRuns(el, route, ctx),
+    route.parts.length > 1 ? renderRun(el, route.parts[1], ctx, route) : renderRuns(el, route, ctx),
   flows: (el, route, ctx) =>
     route.parts.length > 1 ? renderFlow(el, route.parts[1], route, ctx) : renderFlows(el, ctx),
   jobs: (el, _route, ctx) => renderJobs(el, ctx),

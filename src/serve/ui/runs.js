@@ -89,6 +89,29 @@ export function runsPageParams(filters, cursor, stack) {
   };
 }
 
+/**
+ * The runs list's route last shown in this tab (its filters and page), kept across a
+ * reload in the tab's sessionStorage: a run's "← Runs" leads back there, not to the
+ * unfiltered first page.
+ */
+const RUNS_LIST_KEY = "flowstate.runsList";
+function runsListHash() {
+  try {
+    const hash = sessionStorage.getItem(RUNS_LIST_KEY);
+    if (hash !== null && hash.startsWith("#/runs")) return hash;
+  } catch {
+    // storage refused (a privacy setting): the first page
+  }
+  return "#/runs";
+}
+function keepRunsListHash(hash) {
+  try {
+    sessionStorage.setItem(RUNS_LIST_KEY, hash);
+  } catch {
+    // storage refused: "← Runs" leads to the first page
+  }
+}
+
 export async function renderRuns(container, route, ctx) {
   const flow = route.params.get("flow") ?? "";
   const status = route.params.get("status") ?? "";
@@ -96,6 +119,9 @@ export async function renderRuns(container, route, ctx) {
   const archived = route.params.get("archived") === "true" ? "true" : undefined;
   // Cursors of the pages before this one, to go back ("newer"): kept in the URL.
   const { cursor, stack } = runsPageOf(route.params);
+  keepRunsListHash(
+    ctx.routeHash(["runs"], runsPageParams({ flow, status, archived }, cursor, stack)),
+  );
   let nextCursor = undefined;
   const goTo = (pageCursor, pageStack) =>
     ctx.navigate(
@@ -573,7 +599,12 @@ function queueAttempts(run) {
 /** The ends of a run that may start the config's `runs.onFailure` flow about it. */
 const MAY_FIRE_ON_FAILURE = new Set(["failed", "timed-out", "cancelled"]);
 
-export async function renderRun(container, id, ctx) {
+/**
+ * A run's page. Its route keeps what the page shows (`#/runs/ID?open=a,b&view=graph`): the
+ * nodes whose rows are open and the Graph view, so that a reload, back and forward, and a
+ * shared link show the same.
+ */
+export async function renderRun(container, id, ctx, route) {
   // Listen before fetching: events that arrive meanwhile are applied after.
   let onEvent = null;
   const early = [];
@@ -589,7 +620,7 @@ export async function renderRun(container, id, ctx) {
     if (e instanceof ApiError && e.status === 404) {
       replace(
         container,
-        h("p", {}, h("a", { href: "#/runs", text: "← Runs" })),
+        h("p", {}, h("a.back-to-runs", { href: runsListHash(), text: "← Runs" })),
         h("div.panel", {}, h("p", { text: `No run with id ${id}.` })),
       );
       return;
@@ -651,7 +682,8 @@ export async function renderRun(container, id, ctx) {
    */
   const announced = new Map();
   for (const event of data.events ?? []) addEvent(event);
-  const expanded = new Set();
+  // The nodes whose rows are open, and the view: from the route, kept in it (keepRoute).
+  const expanded = new Set((route?.params.get("open") ?? "").split(",").filter((n) => n !== ""));
   const header = h("div.run-header");
   const timeline = h("div.panel.timeline-panel");
   const waitingEl = h("div.waiting-signals");
@@ -667,7 +699,7 @@ export async function renderRun(container, id, ctx) {
   );
   replace(
     container,
-    h("p.crumbs", {}, h("a", { href: "#/runs", text: "← Runs" })),
+    h("p.crumbs", {}, h("a.back-to-runs", { href: runsListHash(), text: "← Runs" })),
     header,
     waitingEl,
     timeline,
@@ -981,7 +1013,13 @@ export async function renderRun(container, id, ctx) {
   let moreEl = null;
   // The graph beside the timeline (one panel, a toggle): loaded on its first showing, drawn
   // once; a node's box takes its status as the node's row is redrawn.
-  let view = "timeline";
+  let view = route?.params.get("view") === "graph" ? "graph" : "timeline";
+  /** Writes the open rows and the view into the URL (no new history entry, no render). */
+  const keepRoute = () =>
+    ctx.replaceRoute(["runs", id], {
+      open: [...expanded].join(","),
+      view: view === "graph" ? "graph" : undefined,
+    });
   /** The graph view (`graphView`), once the run's definition came. */
   let graph = null;
   /** The nodes' `when:` (other than on_success) from the run's definition, once it came. */
@@ -1004,6 +1042,7 @@ export async function renderRun(container, id, ctx) {
         onSelect: (nodeId) => {
           view = "timeline";
           expanded.add(nodeId);
+          keepRoute();
           renderTimeline();
           const row = shown.get(nodeId)?.row;
           row?.scrollIntoView({ block: "center" });
@@ -1027,6 +1066,7 @@ export async function renderRun(container, id, ctx) {
         onclick: () => {
           if (view === name) return;
           view = name;
+          keepRoute();
           renderTimeline();
         },
       });
@@ -1088,6 +1128,7 @@ export async function renderRun(container, id, ctx) {
           onclick: () => {
             if (expanded.has(node.id)) expanded.delete(node.id);
             else expanded.add(node.id);
+            keepRoute();
             updateNode(node.id);
           },
         },
@@ -1660,6 +1701,10 @@ export async function renderRun(container, id, ctx) {
     renderEventLog();
   }
   renderAll();
+  // A link (or a reload) naming an open node: its row is shown.
+  if (expanded.size > 0 && view === "timeline") {
+    shown.get([...expanded][0])?.row.scrollIntoView({ block: "center" });
+  }
   // A running run's record says no node's `when:` yet: its flow definition does.
   if (run.status === "running" || run.status === "queued") {
     runVersion().then((version) => {
