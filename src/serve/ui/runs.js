@@ -410,11 +410,15 @@ export function nodeTimeline(run, events, nodeIds, whens) {
         }
         break;
       case "node.subrun":
-        // A sub-run the node started (its item's, for a forEach node, are not listed): linked
-        // while the node runs, before its outcome lists them.
+        // A sub-run the node started: linked while the node runs, before its outcome lists
+        // them. A forEach node's item's goes with the item's attempt (one per attempt), linked
+        // in its Attempts, not beside the node (there may be thousands).
         if (typeof event.run === "string" && typeof event.item !== "number") {
           node.subRuns ??= [];
           if (!node.subRuns.includes(event.run)) node.subRuns.push(event.run);
+        } else if (typeof event.run === "string") {
+          const a = node.attempts.findLast((x) => x.item === event.item);
+          if (a) a.run = event.run;
         }
         break;
       case "node.log":
@@ -1420,7 +1424,8 @@ export async function renderRun(container, id, ctx, route) {
           )
           : null,
       ),
-      node.attempts.some((a) => a.error)
+      // Shown when one failed, or when each item ran a sub-flow (its run linked here).
+      node.attempts.some((a) => a.error || a.run)
         ? h(
           "div.attempts",
           {},
@@ -1428,13 +1433,24 @@ export async function renderRun(container, id, ctx, route) {
           h(
             "ol",
             {},
-            node.attempts.map((a) =>
+            // A forEach node's in item order (they start in any order when run concurrently).
+            [...node.attempts].sort((a, b) => (a.item ?? 0) - (b.item ?? 0)).map((a) =>
               h(
                 "li",
-                {},
+                { dataset: a.item === null || a.item === undefined ? {} : { item: a.item } },
                 a.item === null || a.item === undefined
                   ? `#${a.attempt} `
                   : `item ${a.item} #${a.attempt} `,
+                a.run
+                  ? [
+                    h("a.mono.item-run", {
+                      href: ctx.routeHash(["runs", a.run]),
+                      text: a.run,
+                      title: `the sub-flow's run of item ${a.item}, attempt ${a.attempt}`,
+                    }),
+                    " ",
+                  ]
+                  : null,
                 // Without an error: ok once the node ended; while it runs, it may still be going.
                 a.error
                   ? h("span.error-text", { text: a.error })
