@@ -76,6 +76,15 @@ export async function renderJobs(container, ctx) {
   }
 
   function drawWorkers(workers) {
+    // Which worker holds each run now, at which attempt (the newest claim of it listed).
+    const heldBy = new Map();
+    for (const w of workers) {
+      for (const c of w.claims) {
+        if ((heldBy.get(c.runId)?.attempt ?? 0) < c.attempt) {
+          heldBy.set(c.runId, { worker: w.id, attempt: c.attempt });
+        }
+      }
+    }
     replace(
       workersBody,
       workers.length === 0
@@ -90,7 +99,7 @@ export async function renderJobs(container, ctx) {
         : workers.map((w) =>
           h(
             "tr",
-            { dataset: { worker: w.id } },
+            { dataset: { worker: w.id, status: w.status } },
             h("td.mono", { text: w.id }),
             h(
               "td",
@@ -124,14 +133,27 @@ export async function renderJobs(container, ctx) {
             h(
               "td",
               {},
-              w.claims.length === 0 ? h("span.muted", { text: "idle" }) : w.claims.map((c) =>
-                h(
-                  "div.worker-claim",
-                  {},
+              w.claims.length === 0 ? h("span.muted", { text: "idle" }) : w.claims.map((c) => {
+                // A stale worker's claims are those of its last heartbeat: one another worker
+                // took since (its lease lapsed) is not this worker's any more, and says so.
+                const now = w.status === "stale" ? heldBy.get(c.runId) : undefined;
+                const moved = now !== undefined && now.worker !== w.id && now.attempt > c.attempt;
+                return h(
+                  `div.worker-claim${moved ? ".claim-moved" : ""}`,
+                  {
+                    title: w.status === "stale"
+                      ? `held at its last heartbeat (attempt ${c.attempt})`
+                      : `attempt ${c.attempt}, claimed ${formatTime(c.claimedAt)}`,
+                  },
                   h("a.mono", { href: ctx.routeHash(["runs", c.runId]), text: c.runId }),
                   h("span.muted", { text: ` ${c.flowId}` }),
-                )
-              ),
+                  moved
+                    ? h("span.muted.claim-now", {
+                      text: ` · lost; attempt ${now.attempt} on ${now.worker}`,
+                    })
+                    : null,
+                );
+              }),
             ),
           )
         ),
