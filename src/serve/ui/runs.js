@@ -600,6 +600,17 @@ function queueAttempts(run) {
   );
 }
 
+/**
+ * How long a running run's process has written no heartbeat, in ms, once that is longer than
+ * gc's `abandonedAfter` default (DEFAULT_ABANDONED_MS in src/records/heartbeat.ts: a minute,
+ * twelve missed beats); else null. A live process writes one every 5 s (HEARTBEAT_MS).
+ */
+export function silentFor(run, now = Date.now()) {
+  if (run?.status !== "running" || typeof run.heartbeatAt !== "number") return null;
+  const silent = now - run.heartbeatAt;
+  return silent > 60_000 ? silent : null;
+}
+
 /** The ends of a run that may start the config's `runs.onFailure` flow about it. */
 const MAY_FIRE_ON_FAILURE = new Set(["failed", "timed-out", "cancelled"]);
 
@@ -725,6 +736,22 @@ export async function renderRun(container, id, ctx, route) {
       ? `running for ${formatDuration(Date.now() - run.startedAt)}`
       : formatDuration(run.durationMs);
   let headerDuration = null;
+  /** Says so when a running run's process has written no heartbeat for a while (see silentFor). */
+  const silentNote = h("div.silent-run-slot");
+  function updateSilent() {
+    const silent = silentFor(run);
+    if (silent === null) {
+      if (silentNote.firstChild) replace(silentNote);
+      return;
+    }
+    const text = `No heartbeat for ${formatDuration(silent)}: the process running this run ` +
+      "writes one every 5 s, so it has most likely died (killed, or its machine is down). " +
+      "It reads running until the gc job (Run now on the Jobs page) or a daemon records it " +
+      "abandoned (failed); then it can be resumed.";
+    const note = silentNote.firstChild;
+    if (note) note.textContent = text;
+    else replace(silentNote, h("div.notice.notice-conflict.silent-run", { role: "status", text }));
+  }
 
   /**
    * Whether the server would resume this run (with `from`, it may have succeeded): what
@@ -976,7 +1003,9 @@ export async function renderRun(container, id, ctx, route) {
         )
         : null,
       queueAttempts(run),
+      silentNote,
     );
+    updateSilent();
   }
 
   /** "onFailure: alert ran as run <link>" (or who started it, when its run is not recorded). */
@@ -1292,6 +1321,7 @@ export async function renderRun(container, id, ctx, route) {
   /** The 1 s tick of a running run: bars, running durations, the header's "running for". */
   function tick() {
     if (headerDuration) headerDuration.textContent = durationText();
+    updateSilent();
     const span = timelineSpan();
     for (const entry of shown.values()) {
       placeBar(entry, span);
