@@ -304,11 +304,52 @@ Deno.test({
       await page.getByRole("button", { name: "Discard mine, show current" }).click();
       await page.locator(".value-panel pre.value-view").filter({ hasText: "Changed again." })
         .waitFor();
-      // Then a delete with nothing in between: done.
+      // Then a delete with nothing in between: done. A listener of the page's own sees the
+      // feed's events (the page's delete comes back through it).
+      await page.evaluate(() => {
+        const g = globalThis as unknown as {
+          seen: string[];
+          EventSource: new (url: string) => {
+            addEventListener(t: string, f: (e: { data: string }) => void): void;
+          };
+        };
+        g.seen = [];
+        new g.EventSource("/api/events").addEventListener("state.changed", (e) => {
+          const data = JSON.parse(e.data);
+          g.seen.push(`${data.op} ${data.key.join("/")}`);
+        });
+      });
       await page.getByRole("button", { name: "Delete", exact: true }).click();
+      const deletedVersion = (await store.get(key))?.version;
       await page.getByRole("button", { name: "Yes, delete" }).click();
       await page.locator(".value-panel .notice-ok").filter({ hasText: "Deleted" }).waitFor();
       assert.equal(await store.get(key), null);
+      // The feed's echo of that delete (and of a later write, so the page had the first) is
+      // not taken for someone else's change: no "deleted while you edit it".
+      const other = await api(inspector, "PUT", "/api/stores/default/entry?key=global&key=other", {
+        body: { value: 1 },
+        headers: { "if-none-match": "*" },
+      });
+      assert.ok(other.ok, await other.text());
+      await page.waitForFunction(() =>
+        (globalThis as unknown as { seen: string[] }).seen.includes("set global/other")
+      );
+      assert.ok(
+        await page.evaluate(() =>
+          (globalThis as unknown as { seen: string[] }).seen.includes("delete global/motd")
+        ),
+      );
+      assert.equal(await page.locator(".value-panel .notice-changed").count(), 0);
+      // What was deleted stays shown, and can be put back (create only).
+      assert.equal(
+        await page.locator(".value-panel .notice-ok").innerText(),
+        `Deleted (it was version ${deletedVersion}). The value it held:`,
+      );
+      assert.equal(await page.locator("pre.value-deleted").textContent(), '"Changed again."');
+      await page.getByRole("button", { name: "Restore it" }).click();
+      await page.locator(".value-panel pre.value-view").filter({ hasText: "Changed again." })
+        .waitFor();
+      assert.equal((await store.get(key))?.value, "Changed again.");
       // The 409 answers are logged by the browser as failed resources; nothing else.
       assert.deepEqual(unexpectedErrors(watch, [/409/]), []);
     });
