@@ -966,6 +966,23 @@ Deno.test({
       await page.goto(new URL("#/jobs", inspector.url).href);
       const gc = page.locator('.jobs-table tr[data-job="gc"]');
       await gc.getByRole("button", { name: "Run now" }).click();
+      // It asks first, saying what the job does; Cancel runs nothing.
+      const ask = gc.getByRole("group", { name: "Run gc now?" });
+      assert.match(
+        await ask.locator(".confirm-text").innerText(),
+        /^Run gc now\? Removes expired entries/,
+      );
+      assert.equal(await page.locator(":focus").textContent(), "Cancel");
+      const gcRuns = async () =>
+        (await (await inspector.runtime.records()).listRunSummaries({ flowId: "job:gc" })).runs
+          .length;
+      const before = await gcRuns();
+      await page.keyboard.press("Enter");
+      await ask.waitFor({ state: "detached" });
+      assert.equal(await page.locator(":focus").textContent(), "Run now");
+      assert.equal(await gcRuns(), before, "nothing ran");
+      await gc.getByRole("button", { name: "Run now" }).click();
+      await ask.getByRole("button", { name: "Run gc" }).click();
       const link = page.locator(".toast a");
       await link.waitFor();
       const runId = await link.textContent();

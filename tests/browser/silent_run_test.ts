@@ -12,8 +12,7 @@ import { CHROMIUM, withPage } from "./_inspector.ts";
 import { exitOf } from "../_deadline.ts";
 
 Deno.test({
-  name:
-    "inspector: a running run whose process stopped its heartbeat (killed) says so on its page",
+  name: "inspector: a running run whose process stopped its heartbeat (killed) says so on its page",
   ignore: CHROMIUM === undefined,
   sanitizeResources: false,
   sanitizeOps: false,

@@ -160,7 +160,12 @@ export async function renderJobs(container, ctx) {
     );
   }
 
+  /** The jobs whose "Run now" asks for a confirmation (kept while the table draws again). */
+  const confirming = new Set();
+  let shownJobs = [];
+
   function drawJobs(jobs) {
+    shownJobs = jobs;
     replace(
       jobsBody,
       jobs.length === 0
@@ -207,28 +212,68 @@ export async function renderJobs(container, ctx) {
             h(
               "td.actions-cell",
               {},
-              h("button", {
+              confirming.has(job.name) ? runConfirmation(job) : h("button.run-job", {
                 type: "button",
                 text: "Run now",
-                onclick: async (event) => {
-                  event.target.disabled = true;
-                  try {
-                    const started = await api.runJob(job.name);
-                    ctx.toast(
-                      "ok",
-                      `Started ${job.name}: `,
-                      h("a", { href: ctx.routeHash(["runs", started.runId]), text: started.runId }),
-                    );
-                  } catch (e) {
-                    ctx.toast("error", `Could not run ${job.name}: ${e.message}`);
-                  } finally {
-                    event.target.disabled = false;
-                  }
+                // Asks first: a job deletes, moves or rewrites data (retention, migrate, restore…).
+                onclick: () => {
+                  confirming.add(job.name);
+                  drawJobs(shownJobs);
+                  jobRow(job.name)?.querySelector("button.run-job-keep")?.focus();
                 },
               }),
             ),
           )
         ),
+    );
+  }
+
+  const jobRow = (name) => jobsBody.querySelector(`tr[data-job="${CSS.escape(name)}"]`);
+
+  /** "Run gc now? It removes expired entries…": the job's description, and the two choices. */
+  function runConfirmation(job) {
+    const close = (focus) => {
+      confirming.delete(job.name);
+      drawJobs(shownJobs);
+      jobRow(job.name)?.querySelector(focus)?.focus();
+    };
+    return h(
+      "div.run-confirm",
+      { role: "group", "aria-label": `Run ${job.name} now?` },
+      h("p.confirm-text", {
+        text: `Run ${job.name} now?` +
+          (job.description
+            ? ` ${job.description[0].toUpperCase()}${job.description.slice(1)}.`
+            : ""),
+      }),
+      h(
+        "div.actions",
+        {},
+        h("button.danger.run-job-go", {
+          type: "button",
+          text: `Run ${job.name}`,
+          onclick: async (event) => {
+            event.target.disabled = true;
+            try {
+              const started = await api.runJob(job.name);
+              ctx.toast(
+                "ok",
+                `Started ${job.name}: `,
+                h("a", { href: ctx.routeHash(["runs", started.runId]), text: started.runId }),
+              );
+              close("button.run-job");
+            } catch (e) {
+              event.target.disabled = false;
+              ctx.toast("error", `Could not run ${job.name}: ${e.message}`);
+            }
+          },
+        }),
+        h("button.run-job-keep", {
+          type: "button",
+          text: "Cancel",
+          onclick: () => close("button.run-job"),
+        }),
+      ),
     );
   }
 

@@ -658,9 +658,7 @@ class ValuePanel {
       this.head(),
       h("p.notice.notice-ok", {
         role: "status",
-        text: gone
-          ? `Deleted (it was version ${version}). The value it held:`
-          : "Deleted.",
+        text: gone ? `Deleted (it was version ${version}). The value it held:` : "Deleted.",
       }),
       gone ? valueBlock(gone.value, "value-deleted") : null,
       gone ? h("div.actions", {}, restore) : null,
