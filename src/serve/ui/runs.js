@@ -746,8 +746,8 @@ export async function renderRun(container, id, ctx, route) {
     }
     const text = `No heartbeat for ${formatDuration(silent)}: the process running this run ` +
       "writes one every 5 s, so it has most likely died (killed, or its machine is down). " +
-      "It reads running until the gc job (Run now on the Jobs page) or a daemon records it " +
-      "abandoned (failed); then it can be resumed.";
+      "It reads running until Cancel run, the gc job (Run now on the Jobs page) or a daemon " +
+      "records it abandoned (failed); then it can be resumed.";
     const note = silentNote.firstChild;
     if (note) note.textContent = text;
     else replace(silentNote, h("div.notice.notice-conflict.silent-run", { role: "status", text }));
