@@ -342,7 +342,15 @@ export function nodeTimeline(run, events, nodeIds, whens) {
       node[field].push(item);
     }
   };
+  // A run that went back to the queue (released by a stopping worker, lost, retried) starts
+  // again: its nodes run again from the start. What an earlier attempt did is in the queue's
+  // attempts and the event log; the timeline is the current attempt's.
+  let starts = 0;
   for (const event of events) {
+    if (event?.type === "run.start" && ++starts > 1) {
+      nodes.clear();
+      seen.clear();
+    }
     if (!event || typeof event.node !== "string") continue;
     const node = get(event.node);
     addKeys(node, "reads", event.reads);
@@ -432,7 +440,14 @@ export function nodeTimeline(run, events, nodeIds, whens) {
     }
   }
   // Nodes in the record that left no events (skipped before starting, or an old record).
+  // While a run that started again runs, its record's outcomes are the ended attempt's
+  // (kept for a queued run to show) until each node ends again: the events tell this one.
+  const againRunning = starts > 1 && run?.status === "running";
   for (const [id, outcome] of Object.entries(run?.nodes ?? {})) {
+    if (againRunning) {
+      if (outcome?.when && nodes.has(id)) nodes.get(id).when = outcome.when;
+      continue;
+    }
     const node = get(id);
     if (node.status === null || node.status === "running") {
       if (run.status !== "running" || outcome.status) node.status = outcome.status ?? node.status;
