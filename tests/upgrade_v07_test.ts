@@ -1,0 +1,62 @@
+/**
+ * Upgrading in place from Flowstate 0.7.0: this version reads the stores 0.7
+ * wrote (`tests/fixtures/v0.7/`, made with the 0.7.0 release, see its README)
+ * as they are, through the CLI.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { cliOk, type ProjectCli, runCli } from "./_cli_sandbox.ts";
+
+const FIXTURES = fileURLToPath(new URL("./fixtures/v0.7/", import.meta.url));
+
+/** A copy of fixture project `name` in a temp directory (removed after `fn`). */
+async function withFixture(
+  name: string,
+  fn: (run: ProjectCli, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "flowstate-v07-" });
+  try {
+    await copyDir(join(FIXTURES, name), dir);
+    await fn((...args) => runCli(dir, args), dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  for await (const e of Deno.readDir(from)) {
+    if (e.isDirectory) {
+      await Deno.mkdir(join(to, e.name));
+      await copyDir(join(from, e.name), join(to, e.name));
+    } else await Deno.copyFile(join(from, e.name), join(to, e.name));
+  }
+}
+
+/** The run 0.7 recorded abandoned in `abandoned/` (see the fixtures' README). */
+const ABANDONED = "0mxdz6owimgbdjtz13jb";
+
+Deno.test("a run 0.7 recorded abandoned: a resume says its nodes that succeeded did, and run again", async () => {
+  await withFixture("abandoned", async (run) => {
+    // 0.7 recorded its end with no node outcome: its events say what ran.
+    const shown = await cliOk(run, "runs", "show", ABANDONED);
+    assert.match(shown, /status: +failed/);
+    assert.match(shown, /abandoned: no heartbeat/);
+    const preview = JSON.parse(
+      await cliOk(run, "runs", "resume", ABANDONED, "--dry-run", "--json"),
+    ) as { nodes: { node: string; reused: boolean; reason: string; message: string }[] };
+    const by = new Map(preview.nodes.map((n) => [n.node, n]));
+    // The charge was made (its state.increment wrote 1): not "did not run", but why it runs again.
+    for (const node of ["charge", "receipt"]) {
+      const d = by.get(node)!;
+      assert.equal(d.reused, false, node);
+      assert.equal(d.reason, "output", `${node}: ${d.message}`);
+      assert.match(d.message, /succeeded in run .*abandoned.*its side effects happen again/);
+    }
+    assert.equal(by.get("settle")!.reason, "status");
+    assert.equal(by.get("done")!.reason, "not-run");
+    assert.equal((await cliOk(run, "state", "get", "flow/charge/charges")).trim(), "1");
+  });
+});
