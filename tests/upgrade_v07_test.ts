@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cliOk, type ProjectCli, runCli } from "./_cli_sandbox.ts";
+import { cliOk, type ProjectCli, runCli, workOneRun } from "./_cli_sandbox.ts";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/v0.7/", import.meta.url));
 
@@ -58,5 +58,28 @@ Deno.test("a run 0.7 recorded abandoned: a resume says its nodes that succeeded 
     assert.equal(by.get("settle")!.reason, "status");
     assert.equal(by.get("done")!.reason, "not-run");
     assert.equal((await cliOk(run, "state", "get", "flow/charge/charges")).trim(), "1");
+  });
+});
+
+/** The run of `signal_taken/` (see the fixtures' README). */
+const APPROVED = "0mxdzd3trus3h52v5as1";
+
+Deno.test("a run whose end 0.7 recorded after its wait node took a signal: its retry waits for a new one", async () => {
+  await withFixture("signal_taken", async (run, dir) => {
+    // The same flow, with a wait that gives up soon (rather than wait for ever for a new signal).
+    const flow = join(dir, "flows", "approve.flow.yaml");
+    const text = await Deno.readTextFile(flow);
+    await Deno.writeTextFile(
+      flow,
+      text.replace("with: { signal: approve }", "with: { signal: approve, timeout: 1s }")
+        .replace("for: 20s", "for: 0s"),
+    );
+    assert.match(await cliOk(run, "runs", "retry", APPROVED), /queued again/);
+    await workOneRun(dir);
+    const shown = await cliOk(run, "runs", "show", APPROVED);
+    // Before: the approval of its first attempt was given again, and it paid without one.
+    assert.match(shown, /status: +failed/);
+    assert.match(shown, /no signal "approve" within 1s/);
+    assert.equal((await run("state", "get", "flow/approve/paid")).code, 1);
   });
 });

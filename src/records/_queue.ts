@@ -1449,6 +1449,11 @@ export async function requeueRun(
     const op = ctx.store.atomic().check(runKey, stored.version).set(runKey, requeued);
     moveIndexes(ctx, op, run, requeued);
     addDueEntry(keys, op, requeued, now);
+    // The retry waits for new signals: its end cleared the run's, taken or not, unless Flowstate
+    // 0.7 or before recorded that end (a 0.7 gc or worker of a mixed fleet, or after a rollback),
+    // which leaves them: a signal its `wait` node took would be given again, an approval
+    // approving the retry.
+    op.clear(ctx.layout.signal(runId));
     if (previous.key !== undefined) {
       // The key is this run's again, unless another run took it meanwhile.
       const held = await ctx.store.get<{ runId: string }>(keys.dedupe(previous.key));
