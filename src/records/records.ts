@@ -898,7 +898,9 @@ export class Records {
    * one more attempt on the same id (its earlier attempts and events stay).
    * A run that was not enqueued needs `options.flowPath`, its flow file.
    * Rejects with a `NotFoundError` when there is no such run, and with a
-   * `ConflictError` when it is queued, running or succeeded.
+   * `ConflictError` when it is queued, running or succeeded, or when its
+   * inputs held a secret's value (`inputsMasked`: they are recorded `***`,
+   * which the retry would run with).
    */
   async requeueRun(runId: string, options: { flowPath?: string } = {}): Promise<RunRecord> {
     return await (await queueModule()).requeueRun(this.#ctx, this.#eventTails, runId, options);
