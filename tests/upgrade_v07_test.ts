@@ -83,3 +83,27 @@ Deno.test("a run whose end 0.7 recorded after its wait node took a signal: its r
     assert.equal((await run("state", "get", "flow/approve/paid")).code, 1);
   });
 });
+
+Deno.test("a 0.7 backup of an encrypted store restored into one declaring more plaintext: queries wait for rekey", async () => {
+  await withFixture("encrypted_backup", async (run, dir) => {
+    await Deno.writeTextFile(
+      join(dir, "flowstate.yaml"),
+      `stores:
+  default:
+    plugin: sqlite
+    path: s.db
+    encrypt: { key: "${"33".repeat(32)}", plaintext: [status, customer.id] }
+`,
+    );
+    const restored = await run("restore", "enc07.fsbackup", "--store", "default");
+    assert.equal(restored.code, 0, restored.stderr);
+    // Before: exit 0 and no entry, the values sealed by 0.7 lacking customer.id beside them.
+    const refused = await run("state", "query", "--where", "customer.id=c1");
+    assert.equal(refused.code, 2, refused.stdout);
+    assert.match(refused.stderr, /customer\.id.*run the rekey job \(flowstate jobs run rekey\)/);
+    assert.match(restored.stderr, /made by Flowstate 0\.7 or before .* run the rekey job/);
+    await cliOk(run, "jobs", "run", "rekey");
+    const found = await cliOk(run, "state", "query", "--where", "customer.id=c1");
+    assert.deepEqual(found.trim().split("\n").map((l) => l.split("\t")[0]), ["o/1", "o/2"]);
+  });
+});
