@@ -923,7 +923,8 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
           ...this.#plaintext.filter((p) => covered(carried, p)),
         ];
         const kept = [...new Map(both.map((p) => [JSON.stringify(p), p])).values()];
-        if (!samePaths(kept, carried)) {
+        // A record this version cannot read (a newer one's) is left as it is.
+        if (recorded !== null && !samePaths(kept, carried)) {
           try {
             await this.#recordPlaintext(kept);
           } catch {
