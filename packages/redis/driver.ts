@@ -16,12 +16,14 @@ import {
   StoreCorruptError,
   type StoreDriver,
   StoreMissingError,
+  StoreUnavailableError,
 } from "@flowstate/core/plugin";
 import type { Key } from "@flowstate/core";
 import { after, lexRange, member } from "./bounds.ts";
 import {
   connect,
   type Connection,
+  hostPort,
   isRedisUrl,
   PREFIX,
   PREFIX_RULE,
@@ -32,7 +34,7 @@ import {
   storeKeys,
   unavailable,
 } from "./connect.ts";
-import { CLEAR, COMMIT, COUNT, LIST, OPEN, PURGE } from "./scripts.ts";
+import { CLEAR, COMMIT, COUNT, GET, LIST, OPEN, PURGE } from "./scripts.ts";
 
 /** The `format` a store's meta hash holds. */
 export const FORMAT = "flowstate.redis";
@@ -46,6 +48,8 @@ export const LAYOUT_VERSION = 1;
  * pages are as large as the script allows.
  */
 const MAX_PAGE = 1000;
+/** The most keys one `getMany` round trip asks for (the GET script unpacks them). */
+const MAX_GET = 1000;
 
 /**
  * Options for {@linkcode RedisDriver.open}.
@@ -85,14 +89,17 @@ interface Scripts {
   flowstateClear(...args: (string | Buffer | number)[]): Promise<number>;
   flowstatePurge(...args: (string | Buffer | number)[]): Promise<number>;
   flowstateOpen(...args: (string | Buffer | number)[]): Promise<string[]>;
+  flowstateGet(...args: (string | Buffer | number)[]): Promise<(string | null)[]>;
 }
 
 function defineScripts(redis: Redis): Redis & Scripts {
-  redis.defineCommand("flowstateCommit", { numberOfKeys: 3, lua: COMMIT });
-  redis.defineCommand("flowstateList", { numberOfKeys: 2, lua: LIST });
-  redis.defineCommand("flowstateCount", { numberOfKeys: 2, lua: COUNT });
-  redis.defineCommand("flowstateClear", { numberOfKeys: 3, lua: CLEAR });
-  redis.defineCommand("flowstatePurge", { numberOfKeys: 3, lua: PURGE });
+  // Every script but OPEN takes the meta hash as its last key (see ALIVE in scripts.ts).
+  redis.defineCommand("flowstateCommit", { numberOfKeys: 4, lua: COMMIT });
+  redis.defineCommand("flowstateList", { numberOfKeys: 3, lua: LIST });
+  redis.defineCommand("flowstateCount", { numberOfKeys: 3, lua: COUNT });
+  redis.defineCommand("flowstateClear", { numberOfKeys: 4, lua: CLEAR });
+  redis.defineCommand("flowstatePurge", { numberOfKeys: 4, lua: PURGE });
+  redis.defineCommand("flowstateGet", { numberOfKeys: 2, lua: GET });
   redis.defineCommand("flowstateOpen", { numberOfKeys: 4, lua: OPEN });
   return redis as Redis & Scripts;
 }
@@ -207,12 +214,49 @@ export class RedisDriver implements StoreDriver {
     const connection = await connect(url, { storeName, connectTimeout, warn: options.warn });
     const driver = new RedisDriver(connection, url, prefix, storeName);
     try {
+      await driver.#checkEviction(options.warn);
       await driver.#setUp(options.mustExist === true);
     } catch (err) {
       connection.redis.disconnect();
       throw err;
     }
     return driver;
+  }
+
+  /**
+   * Refuse a server whose `maxmemory-policy` may evict any key (`allkeys-*`): it would drop the
+   * store's keys, and with them its entries, answering every command as if nothing happened.
+   * `noeviction` and the `volatile-*` policies never evict them (they have no TTL). A user not
+   * allowed `INFO` gets the warning `REDIS_EVICTION_UNCHECKED` instead.
+   */
+  async #checkEviction(
+    warn: ((warning: { code: string; message: string }) => void) | undefined,
+  ): Promise<void> {
+    const what = `Cannot open store "${this.#storeName}"`;
+    const address = hostPort(new URL(this.#url));
+    let info: string;
+    try {
+      info = await this.#call(what, () => this.#redis.info("memory"));
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw err;
+      warn?.({
+        code: "REDIS_EVICTION_UNCHECKED",
+        message: `Store "${this.#storeName}": could not check the maxmemory-policy of Redis at ` +
+          `${address} (INFO memory: ${(err as Error)?.message ?? String(err)}); with an allkeys-* ` +
+          `policy the server may evict the store's keys and lose its entries without an error. ` +
+          `Allow the user INFO (+info), or make sure the policy is noeviction`,
+      });
+      return;
+    }
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+    if (policy === undefined || !policy.startsWith("allkeys-")) return;
+    throw new StoreUnavailableError(
+      `${what}: Redis at ${address} has maxmemory-policy ${policy}, so it may evict the store's ` +
+        `keys and lose its entries without an error; set maxmemory-policy to noeviction (or a ` +
+        `volatile-* policy: the store's keys have no TTL) in redis.conf or with CONFIG SET, or ` +
+        `use another Redis server`,
+      { store: this.#storeName, address, transient: false },
+    );
   }
 
   async #setUp(mustExist: boolean): Promise<void> {
@@ -257,6 +301,16 @@ export class RedisDriver implements StoreDriver {
     try {
       return await run();
     } catch (err) {
+      if (err instanceof Error && /^(ERR )?FLOWSTATE_GONE$/.test(err.message)) {
+        throw new StoreCorruptError(
+          `${what}: the store is gone from Redis at ${hostPort(new URL(this.#url))} (its key ` +
+            `${JSON.stringify(this.#keys.meta)} is missing): the server lost its data (restarted ` +
+            `without persistence, FLUSHDB or FLUSHALL, or keys evicted). Nothing was done; reopen ` +
+            `the store to start it empty, and turn on persistence (appendonly yes) so a restart ` +
+            `keeps it`,
+          { path: this.location, reason: "damaged" },
+        );
+      }
       if (!isConnectionError(err)) throw err;
       const last = this.#lastError();
       const cause = (err as Error).name === "MaxRetriesPerRequestError" && last !== undefined
@@ -270,21 +324,24 @@ export class RedisDriver implements StoreDriver {
 
   /** One entry or `null` (an expired one too: the core filters it). */
   async get(key: Key): Promise<RawEntry | null> {
-    const record = await this.#call(
-      `Cannot get from store "${this.#storeName}"`,
-      () => this.#redis.hget(this.#keys.entries, member(key)),
-    );
-    return record === null ? null : parseEntry(key, record);
+    return (await this.getMany([key]))[0];
   }
 
-  /** Several entries in one `HMGET`, in the order of `keys`. */
+  /** Several entries, a script run (`HMGET`) per 1,000 keys, in the order of `keys`. */
   async getMany(keys: readonly Key[]): Promise<(RawEntry | null)[]> {
-    if (keys.length === 0) return [];
-    const records = await this.#call(
-      `Cannot get from store "${this.#storeName}"`,
-      () => this.#redis.hmget(this.#keys.entries, ...keys.map(member)),
-    );
-    return records.map((r, i) => r === null ? null : parseEntry(keys[i], r));
+    const out: (RawEntry | null)[] = [];
+    for (let from = 0; from < keys.length; from += MAX_GET) {
+      const part = keys.slice(from, from + MAX_GET);
+      const records = await this.#call(
+        `Cannot get from store "${this.#storeName}"`,
+        () => this.#redis.flowstateGet(this.#keys.entries, this.#keys.meta, ...part.map(member)),
+      );
+      for (let i = 0; i < part.length; i++) {
+        const r = records[i];
+        out.push(r === null ? null : parseEntry(part[i], r));
+      }
+    }
+    return out;
   }
 
   /**
@@ -307,7 +364,7 @@ export class RedisDriver implements StoreDriver {
       const size = Math.min(pageSize, remaining);
       page = await this.#call(
         what,
-        () => redis.flowstateListBuffer(k.keys, k.entries, min, max, reverse, size),
+        () => redis.flowstateListBuffer(k.keys, k.entries, k.meta, min, max, reverse, size),
       );
       at = 0;
       more = page.length === 2 * size;
@@ -345,6 +402,7 @@ export class RedisDriver implements StoreDriver {
       k.keys,
       k.entries,
       k.expiry,
+      k.meta,
       numberArg(request.now),
       request.version,
       request.checks.length,
@@ -376,7 +434,14 @@ export class RedisDriver implements StoreDriver {
     return this.#call(
       `Cannot count store "${this.#storeName}"`,
       () =>
-        this.#redis.flowstateCount(this.#keys.keys, this.#keys.expiry, min, max, numberArg(now)),
+        this.#redis.flowstateCount(
+          this.#keys.keys,
+          this.#keys.expiry,
+          this.#keys.meta,
+          min,
+          max,
+          numberArg(now),
+        ),
     );
   }
 
@@ -386,7 +451,7 @@ export class RedisDriver implements StoreDriver {
     const k = this.#keys;
     return this.#call(
       `Cannot clear store "${this.#storeName}"`,
-      () => this.#redis.flowstateClear(k.keys, k.entries, k.expiry, min, max, numberArg(now)),
+      () => this.#redis.flowstateClear(k.keys, k.entries, k.expiry, k.meta, min, max, numberArg(now)),
     );
   }
 
@@ -395,7 +460,7 @@ export class RedisDriver implements StoreDriver {
     const k = this.#keys;
     return this.#call(
       `Cannot purge store "${this.#storeName}"`,
-      () => this.#redis.flowstatePurge(k.keys, k.entries, k.expiry, numberArg(now)),
+      () => this.#redis.flowstatePurge(k.keys, k.entries, k.expiry, k.meta, numberArg(now)),
     );
   }
 

@@ -15,8 +15,18 @@
  * @module
  */
 
+/**
+ * The first lines of every script but OPEN: its last key is the store's meta hash, and a store
+ * whose meta hash is gone (the server restarted without persistence, FLUSHDB, evicted keys) is
+ * an error reply `FLOWSTATE_GONE`, before anything is read or written: the driver says the store
+ * was lost instead of answering from, or writing a part of, an emptied store.
+ */
+const ALIVE = `
+if redis.call("EXISTS", KEYS[#KEYS]) == 0 then return redis.error_reply("FLOWSTATE_GONE") end
+`;
+
 /** Helpers every script shares: parsing an entry, byte-wise compare, live counts, range deletes. */
-const PRELUDE = `
+const PRELUDE = `${ALIVE}
 local function parts(rec)
   local a = string.find(rec, "\\n", 1, true)
   local b = string.find(rec, "\\n", a + 1, true)
@@ -93,7 +103,7 @@ end
 `;
 
 /**
- * KEYS: keys, entries, expiry. ARGV: now, version, number of checks, then per
+ * KEYS: keys, entries, expiry, meta. ARGV: now, version, number of checks, then per
  * check the encoded key and `""` (must be absent or expired) or `"=" +
  * version`, then the mutations: `s key expiresAt value`, `d key`, `c min max`.
  * Returns the indexes of the failed checks; none means it was applied.
@@ -140,10 +150,10 @@ return conflicts
 `;
 
 /**
- * KEYS: keys, entries. ARGV: min, max, `"1"` for descending order, count.
+ * KEYS: keys, entries, meta. ARGV: min, max, `"1"` for descending order, count.
  * Returns up to count `[encodedKey, entry]` pairs, flattened.
  */
-export const LIST = `
+export const LIST = `${ALIVE}
 local ms
 if ARGV[3] == "1" then
   ms = redis.call("ZREVRANGEBYLEX", KEYS[1], ARGV[2], ARGV[1], "LIMIT", 0, ARGV[4])
@@ -160,13 +170,13 @@ end
 return out
 `;
 
-/** KEYS: keys, expiry. ARGV: min, max, now. Returns how many live entries the range holds. */
+/** KEYS: keys, expiry, meta. ARGV: min, max, now. Returns how many live entries the range holds. */
 export const COUNT = `${PRELUDE}
 return liveIn(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 `;
 
 /**
- * KEYS: keys, entries, expiry. ARGV: min, max, now. Deletes every entry in the
+ * KEYS: keys, entries, expiry, meta. ARGV: min, max, now. Deletes every entry in the
  * range, expired ones too; returns how many were live.
  */
 export const CLEAR = `${PRELUDE}
@@ -175,8 +185,8 @@ deleteRange(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 return live
 `;
 
-/** KEYS: keys, entries, expiry. ARGV: now. Deletes every entry expired at now; returns how many. */
-export const PURGE = `
+/** KEYS: keys, entries, expiry, meta. ARGV: now. Deletes every entry expired at now; returns how many. */
+export const PURGE = `${ALIVE}
 local z, h, x = KEYS[1], KEYS[2], KEYS[3]
 local n = 0
 while true do
@@ -188,6 +198,11 @@ while true do
   n = n + #ms
 end
 return n
+`;
+
+/** KEYS: entries, meta. ARGV: encoded keys. Returns their entries (`HMGET`). */
+export const GET = `${ALIVE}
+return redis.call("HMGET", KEYS[1], unpack(ARGV))
 `;
 
 /**
