@@ -106,7 +106,8 @@ end
  * KEYS: keys, entries, expiry, meta. ARGV: now, version, number of checks, then per
  * check the encoded key and `""` (must be absent or expired) or `"=" +
  * version`, then the mutations: `s key expiresAt value`, `d key`, `c min max`.
- * Returns the indexes of the failed checks; none means it was applied.
+ * Returns the indexes of the failed checks; none means it was applied (now, or by an earlier
+ * run of the same commit: see the first lines).
  */
 export const COMMIT = `${PRELUDE}
 local z, h, x = KEYS[1], KEYS[2], KEYS[3]
@@ -114,6 +115,17 @@ local now = tonumber(ARGV[1])
 local version = ARGV[2]
 local i = 4
 local conflicts = {}
+-- A commit sent again (ioredis resends the commands whose answers a lost connection took) that
+-- the server already ran: its first set's key holds this commit's version, which is unique to
+-- it. It is reported applied, as it was, instead of as a conflict with itself.
+local first = 4 + 2 * tonumber(ARGV[3])
+while first <= #ARGV and ARGV[first] ~= "s" do
+  first = first + (ARGV[first] == "d" and 2 or 3)
+end
+if first <= #ARGV then
+  local rec = redis.call("HGET", h, ARGV[first + 1])
+  if rec and string.sub(rec, 1, #version + 1) == version .. "\\n" then return conflicts end
+end
 for c = 1, tonumber(ARGV[3]) do
   local want = ARGV[i + 1]
   local current = ""

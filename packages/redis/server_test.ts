@@ -96,3 +96,91 @@ ownServerTest(
     assert.deepEqual(await server.admin.keys("*"), []);
   },
 );
+
+/**
+ * A TCP proxy to `url` that can lose the next reply: `loseNextReply()` makes it drop the next
+ * bytes the server sends and close that connection, as a network that fails after the server
+ * ran a command and before its answer arrived.
+ */
+function replyLosingProxy(url: string) {
+  const target = new URL(url);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const pending: Promise<unknown>[] = [];
+  let lose = false;
+  let lost = 0;
+  const closeQuietly = (c: Deno.Conn) => {
+    conns.delete(c);
+    try {
+      c.close();
+    } catch {
+      // Closed already.
+    }
+  };
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
+      conns.add(client);
+      conns.add(server);
+      pending.push(
+        client.readable.pipeTo(server.writable).catch(() => {}).finally(() => closeQuietly(server)),
+        (async () => {
+          const buf = new Uint8Array(64 * 1024);
+          for (;;) {
+            const n = await server.read(buf).catch(() => null);
+            if (n === null) break;
+            if (lose) {
+              lose = false;
+              lost++;
+              break;
+            }
+            let at = 0;
+            while (at < n) at += await client.write(buf.subarray(at, n));
+          }
+        })().catch(() => {}).finally(() => {
+          closeQuietly(client);
+          closeQuietly(server);
+        }),
+      );
+    }
+  })().catch(() => {});
+  return {
+    url: `redis://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    loseNextReply() {
+      lose = true;
+    },
+    lost: () => lost,
+    async close() {
+      listener.close();
+      for (const c of [...conns]) closeQuietly(c);
+      await accepting;
+      await Promise.all(pending);
+    },
+  };
+}
+
+ownServerTest(
+  "a commit whose answer was lost is sent again on reconnection and reported as applied, not as a conflict",
+  [],
+  async (server) => {
+    const proxy = replyLosingProxy(server.url);
+    try {
+      await using store = await openStore(
+        { plugin: redis, url: proxy.url, prefix: "app:" },
+        { name: "jobs" },
+      );
+      assert.ok((await store.set(["counter"], 1)).ok);
+      const read = await store.get<number>(["counter"]);
+      proxy.loseNextReply();
+      // The server runs the commit; its answer is lost with the connection; the client
+      // reconnects and sends the commit again, whose check no longer holds (the first run
+      // changed the version). Reporting a conflict would make a compare-and-set loop add again.
+      const result = await store.atomic().check(read!.key, read!.version).set(["counter"], read!.value + 1).commit();
+      assert.equal(proxy.lost(), 1, "the answer was lost");
+      assert.ok(result.ok, "the commit was applied once: not a conflict");
+      assert.equal((await store.get<number>(["counter"]))?.value, 2);
+    } finally {
+      await proxy.close();
+    }
+  },
+);
