@@ -107,7 +107,11 @@ export function ownServerTest(
 ): void {
   ownServerChecked ??= hasRedisServer();
   if (!ownServerChecked) {
-    Deno.test({ name: `${name} (ignored: needs redis-server on PATH)`, ignore: true, fn: () => {} });
+    Deno.test({
+      name: `${name} (ignored: needs redis-server on PATH)`,
+      ignore: true,
+      fn: () => {},
+    });
     return;
   }
   Deno.test(name, async () => {
@@ -118,8 +122,19 @@ export function ownServerTest(
     let child: Deno.ChildProcess | undefined;
     const start = async () => {
       child = new Deno.Command("redis-server", {
-        args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-          "--dir", dir, ...args],
+        args: [
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--dir",
+          dir,
+          ...args,
+        ],
         stdout: "null",
         stderr: "null",
       }).spawn();

@@ -242,7 +242,9 @@ export class RedisDriver implements StoreDriver {
       warn?.({
         code: "REDIS_EVICTION_UNCHECKED",
         message: `Store "${this.#storeName}": could not check the maxmemory-policy of Redis at ` +
-          `${address} (INFO memory: ${(err as Error)?.message ?? String(err)}); with an allkeys-* ` +
+          `${address} (INFO memory: ${
+            (err as Error)?.message ?? String(err)
+          }); with an allkeys-* ` +
           `policy the server may evict the store's keys and lose its entries without an error. ` +
           `Allow the user INFO (+info), or make sure the policy is noeviction`,
       });
@@ -309,6 +311,22 @@ export class RedisDriver implements StoreDriver {
             `the store to start it empty, and turn on persistence (appendonly yes) so a restart ` +
             `keeps it`,
           { path: this.location, reason: "damaged" },
+        );
+      }
+      if (err instanceof Error && /^NOPERM\b/.test(err.message)) {
+        // An ACL user without a command the store runs (inside its scripts too) or without its
+        // keys: say which user and what to grant, not only Redis's words.
+        const url = new URL(this.#url);
+        const user = decodeURIComponent(url.username) || "default";
+        const prefix = this.#keys.meta.slice(0, -"meta".length);
+        throw new StoreUnavailableError(
+          `${what}: Redis at ${hostPort(url)} refused user ${
+            JSON.stringify(user)
+          }: ${err.message}; ` +
+            `the store needs its keys and the commands it runs, inside its Lua scripts too: ` +
+            `ACL SETUSER ${user} ~${prefix}* +@read +@write +@scripting +@connection +info`,
+          { store: this.#storeName, address: hostPort(url), transient: false },
+          { cause: err },
         );
       }
       if (!isConnectionError(err)) throw err;
@@ -451,7 +469,8 @@ export class RedisDriver implements StoreDriver {
     const k = this.#keys;
     return this.#call(
       `Cannot clear store "${this.#storeName}"`,
-      () => this.#redis.flowstateClear(k.keys, k.entries, k.expiry, k.meta, min, max, numberArg(now)),
+      () =>
+        this.#redis.flowstateClear(k.keys, k.entries, k.expiry, k.meta, min, max, numberArg(now)),
     );
   }
 

@@ -78,14 +78,14 @@ local function liveIn(z, x, min, max, now)
       from = "(" .. ms[#ms]
     end
   else
-    local offset = 0
-    while true do
-      local ms = redis.call("ZRANGEBYSCORE", x, "-inf", now, "LIMIT", offset, 500)
-      if #ms == 0 then break end
+    -- the expired keys are the first ones of the expiry set by rank: walked by rank, each page
+    -- costs its size (a LIMIT offset would walk the offset again for every page: 10 s of a
+    -- blocked server for 400,000 expired entries)
+    for offset = 0, expired - 1, 500 do
+      local ms = redis.call("ZRANGE", x, offset, math.min(offset + 499, expired - 1))
       for _, m in ipairs(ms) do
         if inRange(m, min, max) then dead = dead + 1 end
       end
-      offset = offset + #ms
     end
   end
   return total - dead

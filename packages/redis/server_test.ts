@@ -175,12 +175,93 @@ ownServerTest(
       // The server runs the commit; its answer is lost with the connection; the client
       // reconnects and sends the commit again, whose check no longer holds (the first run
       // changed the version). Reporting a conflict would make a compare-and-set loop add again.
-      const result = await store.atomic().check(read!.key, read!.version).set(["counter"], read!.value + 1).commit();
+      const result = await store.atomic().check(read!.key, read!.version).set(
+        ["counter"],
+        read!.value + 1,
+      ).commit();
       assert.equal(proxy.lost(), 1, "the answer was lost");
       assert.ok(result.ok, "the commit was applied once: not a conflict");
       assert.equal((await store.get<number>(["counter"]))?.value, 2);
     } finally {
       await proxy.close();
     }
+  },
+);
+
+ownServerTest(
+  "an ACL user without a command or the store's keys is refused naming the user and what to grant",
+  [],
+  async ({ url, admin }) => {
+    await admin.call("ACL", "SETUSER", "noeval", "on", ">pw", "~*", "+@all", "-eval", "-evalsha");
+    await admin.call("ACL", "SETUSER", "otherkeys", "on", ">pw", "~other:*", "+@all");
+    const grant =
+      "ACL SETUSER (\\w+) ~app:\\* \\+@read \\+@write \\+@scripting \\+@connection \\+info$";
+    for (const [user, why] of [["noeval", "'eval' command"], ["otherkeys", "one of the keys"]]) {
+      const withUser = new URL(url);
+      withUser.username = user;
+      withUser.password = "pw";
+      const err = await openStore({ plugin: redis, url: withUser.href, prefix: "app:" }, {
+        name: "jobs",
+      }).catch((e) => e);
+      assert.ok(err instanceof StoreUnavailableError, `${user}: got ${err}`);
+      assert.equal(err.transient, false);
+      assert.match(
+        err.message,
+        new RegExp(
+          `^Cannot open store "jobs": Redis at 127\\.0\\.0\\.1:\\d+ refused user "${user}": ` +
+            `NOPERM .*${why}.*; the store needs its keys and the commands it runs, inside its Lua ` +
+            `scripts too: ${grant}`,
+        ),
+      );
+      assert.equal(new RegExp(grant).exec(err.message)?.[1], user);
+      assert.ok(!err.message.includes("pw@"), "no password");
+    }
+    // The grant the message gives is enough.
+    await admin.call(
+      "ACL",
+      "SETUSER",
+      "otherkeys",
+      "reset",
+      "on",
+      ">pw",
+      ..."~app:* +@read +@write +@scripting +@connection +info".split(" "),
+    );
+    await using store = await openStore(
+      { plugin: redis, url: url.replace("redis://", "redis://otherkeys:pw@"), prefix: "app:" },
+      { name: "jobs" },
+    );
+    assert.ok((await store.set(["a"], 1, { expireIn: 60_000 })).ok);
+    assert.equal(await store.count(), 1);
+    assert.equal(await store.clear(["b"]), 0);
+    assert.equal(await store.purgeExpired(), 0);
+  },
+);
+
+ownServerTest(
+  "count and clear leave out expired entries past a page of them (walked by rank on the server)",
+  [],
+  async ({ url }) => {
+    let now = 1_000_000;
+    await using store = await openStore(
+      { plugin: redis, url, prefix: "app:" },
+      { name: "jobs", clock: { now: () => now } },
+    );
+    // 1,700 entries, 1,200 of which expire: more than the expired ones, so the script walks the
+    // expired keys (three pages of 500) and tells those in the range from the others.
+    for (let from = 0; from < 1700; from += 100) {
+      const op = store.atomic();
+      for (let i = from; i < from + 100; i++) {
+        const key = [i % 2 === 0 ? "even" : "odd", String(i).padStart(4, "0")];
+        op.set(key, i, i < 1200 ? { expireIn: 1000 } : {});
+      }
+      assert.ok((await op.commit()).ok);
+    }
+    assert.equal(await store.count(), 1700);
+    now += 1000;
+    assert.equal(await store.count(), 500);
+    assert.equal(await store.count(["even"]), 250);
+    assert.equal(await store.count(["odd"]), 250);
+    assert.equal(await store.clear(["odd"]), 250);
+    assert.equal(await store.count(), 250);
   },
 );
