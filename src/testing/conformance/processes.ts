@@ -7,6 +7,7 @@
  * @module
  */
 import { AssertionError } from "node:assert/strict";
+import { dirname, join } from "node:path";
 import { check, same, show } from "./_assert.ts";
 import type { CaseRun, DefineCase } from "./_case.ts";
 import { claimKey, COUNTER_KEY, race, type RaceResult } from "./_race.ts";
@@ -18,6 +19,30 @@ const ROUNDS = 40;
 
 /** The second process: its script, run with `deno run`. */
 const CHILD = new URL("./_child.ts", import.meta.url).href;
+
+/**
+ * `--config <file>` for the second process: the `deno.json` (or `deno.jsonc`)
+ * Deno finds from the working directory up, as it did for the test run, unless
+ * `flags` name a config already. Without it, Deno would take the config beside
+ * the child script, and a child script inside a linked or cached copy of
+ * Flowstate would resolve the plugin's imports with Flowstate's import map,
+ * not the plugin's ("not a dependency and not in import map").
+ */
+function configFlags(flags: readonly string[]): string[] {
+  if (flags.some((f) => /^(--config|-c|--no-config)(=|$)/.test(f))) return [];
+  let dir = Deno.cwd();
+  while (true) {
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      const file = join(dir, name);
+      try {
+        if (Deno.statSync(file).isFile) return ["--config", file];
+      } catch { /* not here */ }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return [];
+    dir = parent;
+  }
+}
 
 /** How a second process opens the case's store, or a failure saying why the case needs it. */
 function secondProcessOf(c: CaseRun, why: string): NonNullable<CaseRun["secondProcess"]> {
@@ -43,6 +68,7 @@ export function defineProcessCases(defineMultiProcess: DefineCase): void {
         args: [
           "run",
           ...second.flags,
+          ...configFlags(second.flags),
           CHILD,
           JSON.stringify({ spec: second.spec, rounds: ROUNDS }),
         ],
