@@ -14,6 +14,25 @@ import { claimKey, COUNTER_KEY, race, type RaceResult } from "./_race.ts";
 import { openStore, type StoreSpec } from "../../plugin.ts";
 import type { Store } from "../../store/types.ts";
 
+/**
+ * How long the second process may take to close its store and end once it
+ * has reported its result: a hang guard (it ends in milliseconds when close()
+ * releases everything), so that a leak fails the case, saying so, instead of
+ * hanging the suite.
+ */
+const EXIT_GRACE_MS = 30_000;
+
+/** Whether `status` settles within `ms` (the timer is cleared either way). */
+async function exitsWithin(status: Promise<Deno.CommandStatus>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([status.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Rounds each process runs: enough for their writes to interleave many times. */
 const ROUNDS = 40;
 
@@ -99,6 +118,22 @@ export function defineProcessCases(defineMultiProcess: DefineCase): void {
         const [mine, reply] = await Promise.all([race(store, "first", ROUNDS), lines.next()]);
         if (reply.done) await failed("the second process reported no result");
         const theirs = JSON.parse(reply.value as string) as RaceResult;
+        let closed = false;
+        const closing = lines.next().then((line) => closed = !line.done && line.value === "closed");
+        if (!(await exitsWithin(child.status, EXIT_GRACE_MS))) {
+          throw new AssertionError({
+            message: closed
+              ? `the second process closed its store (store.close() resolved) but did not exit ` +
+                `within ${EXIT_GRACE_MS / 1000} s: the driver's close() must release every ` +
+                "connection, socket, pool and timer it holds (a client pool that is not ended " +
+                "keeps the process alive, and a program that closes the store never ends)"
+              : `the second process's store.close() did not resolve within ${
+                EXIT_GRACE_MS / 1000
+              } s after its writes: the driver's close() must finish (end its connections, ` +
+                "let pending commits settle) and resolve",
+          });
+        }
+        await closing;
         if (!(await child.status).success) await failed("after reporting its result");
 
         same(
