@@ -1144,10 +1144,10 @@ class FlowstateRuntime implements Runtime {
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();
-        const { assertResumable, claimResume, foundRun, holdResumeClaim } = await import(
+        const { assertResumable, claimResume, holdResumeClaim, runToResume } = await import(
           "./resume.ts"
         );
-        const run = foundRun(await records.getRun(runId), runId);
+        const run = await runToResume(records, runId);
         assertResumable(run, from);
         const flow = given ?? await this.#flowOfRun(run);
         const version = await records.getVersion(run.flowId, run.flowVersion);
@@ -1201,8 +1201,8 @@ class FlowstateRuntime implements Runtime {
     assertKnownFields(options, PREVIEW_RESUME_OPTIONS, `Cannot resume run ${runId}`, "option");
     const from = this.#checkResume(runId, options.from);
     const records = await this.records();
-    const { assertNotResumed, assertResumable, foundRun } = await import("./resume.ts");
-    const run = foundRun(await records.getRun(runId), runId);
+    const { assertNotResumed, assertResumable, runToResume } = await import("./resume.ts");
+    const run = await runToResume(records, runId);
     assertResumable(run, from);
     const flow = options.flow ?? await this.#flowOfRun(run);
     const version = await records.getVersion(run.flowId, run.flowVersion);
