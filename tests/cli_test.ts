@@ -54,6 +54,47 @@ Deno.test("flowstate with an unknown command exits 2 with one readable error", a
   });
 });
 
+Deno.test("an unknown subcommand of any group exits 2 with a suggestion, --help or not", async () => {
+  await withSandbox(async ({ run }) => {
+    for (
+      const [group, typo, near] of [
+        [["runs"], "lss", "ls"],
+        [["state"], "gett", "get"],
+        [["flows"], "versins", "versions"],
+        [["jobs"], "lss", "ls"],
+        [["schedules"], "lss", "ls"],
+        [["workers"], "lss", "ls"], // a group with a default subcommand
+        [["migrate"], "dat", "data"],
+        [["migrate", "data"], "sttus", "status"],
+      ] as const
+    ) {
+      const expected = `error: unknown command '${typo}'\n(Did you mean ${near}?)\n` +
+        `(run flowstate ${group.join(" ")} --help for usage)\n`;
+      for (
+        const args of [
+          [...group, typo],
+          [...group, typo, "--help"],
+          [...group, typo, "--json", "-h"],
+          ["-c", "flowstate.yaml", ...group, typo, "--help"],
+          ["help", ...group, typo],
+          [...group, "help", typo],
+        ]
+      ) {
+        const result = await run(...args);
+        assert.equal(result.code, 2, args.join(" "));
+        assert.equal(result.stderr, expected, args.join(" "));
+        assert.equal(result.stdout, "", args.join(" "));
+      }
+    }
+    // Known subcommands (and a command's arguments) still get their help.
+    for (const args of [["runs", "ls", "--help"], ["help", "runs"], ["run", "lss", "--help"]]) {
+      const result = await run(...args);
+      assert.equal(result.code, 0, args.join(" "));
+      assert.match(result.stdout, /^Usage: flowstate /, args.join(" "));
+    }
+  });
+});
+
 Deno.test("a usage error of a subcommand names that subcommand's help, whose options it lists", async () => {
   await withSandbox(async ({ run }) => {
     for (
