@@ -44,6 +44,7 @@ import { EnvFileError, envOrFile } from "./_env_file.ts";
 import { dirname, isAbsolute, join, relative, resolve } from "./_path.ts";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
+import { withWritten } from "./_written.ts";
 import { durationProblem, formatDurationExactly, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
 import { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
@@ -463,17 +464,19 @@ export function resolveCheckedConfig(
   checked: ConfigObject,
   context: ConfigFileContext & {
     locate: (path: Path) => { line: number; column: number } | undefined;
+    /** The config as written (`checked` before `${env.…}` substitution). */
+    written: unknown;
   },
   parseEncrypt: ConfigSchemaModule["parseEncryptOptions"] | undefined,
 ): ResolvedConfig {
-  const { file, cwd, home, env, locate } = context;
+  const { file, cwd, home, env, locate, written } = context;
   const shown = displayPath(file, cwd);
   // As YamlSource.where: the start of the text when nothing is written at the path.
   const where = (path: Path): string => {
     const { line, column } = locate(path) ?? { line: 1, column: 1 };
     return `${shown}:${line}:${column}`;
   };
-  return resolveConfig(checked, { file, baseDir: dirname(file), cwd, home, env, where }, {
+  return resolveConfig(checked, { file, baseDir: dirname(file), cwd, home, env, where, written }, {
     checked: { parseEncryptOptions: parseEncrypt },
   });
 }
@@ -575,6 +578,7 @@ export function parseConfigTextWith(
     home: options.home,
     env,
     source,
+    written: raw,
   }, {
     schema,
     problems,
@@ -583,6 +587,11 @@ export function parseConfigTextWith(
 }
 
 const JOB_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+
+/** A leading `~` or a `$NAME` part of a path as written (which a shell would expand), if any. */
+function unexpandedShellPart(path: string): string | undefined {
+  return /^~(?=[\\/]|$)|(?<=^|[\\/])\$[A-Za-z_]\w*(?=[\\/]|$)/.exec(path)?.[0];
+}
 
 interface ResolveContext {
   file: string | null;
@@ -593,6 +602,11 @@ interface ResolveContext {
   source?: YamlSource;
   /** Where a path is written, when there is no `source` (a cache hit). */
   where?: (path: Path) => string;
+  /**
+   * A config file's data as written, before `${env.…}` substitution: the checks meant for what
+   * the user wrote (`home: $HOME/x`) read it. Absent for a config given as an object.
+   */
+  written?: unknown;
 }
 
 /**
@@ -659,6 +673,20 @@ function resolveConfig(
     config = parsed.data!;
   }
 
+  // `home: ~/flowstate` made a folder named `~` in the config's folder. What a file says is
+  // checked as written: a value from `${env.DIR}` is a folder's real name, `$` or not.
+  const writtenHome = ctx.written === undefined
+    ? config.home
+    : (ctx.written as { home?: unknown } | null)?.home;
+  const shellPart = typeof writtenHome === "string" ? unexpandedShellPart(writtenHome) : undefined;
+  if (shellPart !== undefined) {
+    fail(
+      ["home"],
+      `holds "${shellPart}", which nothing expands here (no shell reads the config): ` +
+        `write \${env.${shellPart === "~" ? "HOME" : shellPart.slice(1)}} for the value of that ` +
+        "environment variable",
+    );
+  }
   let home: string;
   let formerHome: string | undefined;
   if (ctx.home !== undefined) {
@@ -714,7 +742,9 @@ function resolveConfig(
         }
       }
       unitlessFeedKeep(spec, ["stores", name, "changes", "keep"], where, fail);
-      stores[name] = Object.freeze({ ...spec });
+      // The options as written go along, for the plugin's checks of what the user wrote.
+      const written = (ctx.written as { stores?: Record<string, unknown> } | undefined)?.stores;
+      stores[name] = Object.freeze(withWritten({ ...spec }, written?.[name]));
     }
   }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { withWritten, writtenOf } from "./_written.ts";
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
 import { dirname, isAbsolute, relative, resolve } from "./_path.ts";
 import {
@@ -955,7 +956,7 @@ class FlowstateRuntime implements Runtime {
       this.#onIndexBuild?.(event);
     };
     try {
-      return await openStore({ ...spec }, {
+      return await openStore(withWritten({ ...spec }, writtenOf(spec)), {
         name,
         home: this.home,
         baseDir: this.config.baseDir,

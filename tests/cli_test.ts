@@ -611,6 +611,42 @@ Deno.test("a store file option under a file, not a folder, exits 2 at its place,
   });
 });
 
+Deno.test("a home or store path from ${env.DIR} whose value holds a $ part is used as it is: the check is of what the file says", async () => {
+  await withSandbox(async ({ dir, runWith }) => {
+    const env = { DIR: join(dir, "$data", "a$b") }; // neither folder exists yet
+    for (
+      const [config, file] of [
+        ["home: ${env.DIR}/home\n", "home/state.db"],
+        ['stores:\n  main: { plugin: sqlite, path: "${env.DIR}/s.db" }\n', "s.db"],
+        ['stores:\n  main: { plugin: jsonfile, path: "${env.DIR}/s.json" }\n', "s.json"],
+        ['stores:\n  main: { plugin: memory, snapshot: "${env.DIR}/m.json" }\n', "m.json"],
+      ]
+    ) {
+      await Deno.remove(join(dir, "$data"), { recursive: true }).catch(() => {});
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), config);
+      // Twice: the second read of the config comes from its disk cache.
+      for (const time of ["first", "second"]) {
+        const result = await runWith(env, "state", "set", "k", "1");
+        assert.equal(result.code, 0, `${config} (${time}): ${result.stderr}`);
+      }
+      assert.ok((await Deno.stat(join(env.DIR, file))).isFile, config);
+    }
+    // What the file itself says is still refused, whatever the environment holds.
+    await Deno.remove(join(dir, "$data"), { recursive: true });
+    for (
+      const config of [
+        "home: $data/h\n",
+        'stores:\n  main: { plugin: sqlite, path: "$data/s.db" }\n',
+      ]
+    ) {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), config);
+      const result = await runWith({ data: "x" }, "state", "set", "k", "1");
+      assert.equal(result.code, 2, config);
+      assert.match(result.stderr, /holds "\$data", which nothing expands here/, config);
+    }
+  });
+});
+
 Deno.test("a store path with ~ or $HOME (which no shell expands here) exits 2 at the option, saying what to write, and creates no folder named ~", async () => {
   await withSandbox(async ({ dir, run }) => {
     for (
