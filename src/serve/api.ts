@@ -48,7 +48,7 @@ import { loadFlowFile } from "../flow/parse.ts";
 import { flowGraph } from "../flow/graph.ts";
 import type { FlowDefinition } from "../flow/types.ts";
 import { TemplateError } from "../flow/template/error.ts";
-import { HttpError, json, readJson, redactText } from "./http.ts";
+import { HttpError, json, readJson, redactText, RUNTIME_CLOSED, runtimeClosed } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
 import type { Route, RouteContext } from "./router.ts";
 import * as S from "./schemas.ts";
@@ -621,7 +621,7 @@ const ERROR_TEXT: Record<number, string> = {
   500:
     "The server cannot give what is stored: for a run, its record is there but this version cannot read it (damaged, or written by a newer Flowstate); the message says how to see the raw entry",
   503:
-    "A store the request needs cannot be reached (its server is down or starting): code store_unavailable, the store's name in `store`; try again after Retry-After seconds. (Or the server is stopping: code internal.)",
+    "A store the request needs cannot be reached (its server is down or starting): code store_unavailable, the store's name in `store`; try again after Retry-After seconds. Or the runtime the server serves was closed: code runtime_closed (it serves nothing more). (Or the server is stopping: code internal.)",
 };
 
 const KEY_QUERY = {
@@ -657,6 +657,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const stores: Record<string, { ok: true; plugin: string } | { ok: false; error: string }> =
         {};
       let ok = true;
+      let closed = false;
       for (const name of server.runtime.storeNames) {
         try {
           const store = await server.runtime.store(name);
@@ -664,6 +665,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           stores[name] = { ok: true, plugin: store.plugin };
         } catch (err) {
           ok = false;
+          closed ||= runtimeClosed(err) !== undefined;
           stores[name] = { ok: false, error: redactText(messageOf(err)) };
         }
       }
@@ -678,6 +680,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       }
       return json({
         status: ok ? "ok" : "unavailable",
+        ...(closed ? { error: RUNTIME_CLOSED } : {}),
         stores,
         ...(worker === undefined ? {} : { worker }),
         ...(status ? { daemon: { ticking: status.ticking, lastTickAt: status.lastTickAt } } : {}),

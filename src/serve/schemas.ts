@@ -15,7 +15,8 @@ export const ErrorBody = z.object({
 
 /**
  * A 503: `store_unavailable` names the store that cannot be reached in
- * `store`; a request that came as the server stops is an `internal` one.
+ * `store`; `runtime_closed` says the runtime the server serves was closed; a
+ * request that came as the server stops is an `internal` one.
  */
 export const StoreUnavailableBody = ErrorBody.extend({ store: z.string().optional() });
 
@@ -539,6 +540,8 @@ export const WorkerInfoSchema = z.object({
 /** `GET /health`. */
 export const HealthSchema = z.object({
   status: z.enum(["ok", "unavailable"]),
+  /** Set when the runtime the server serves was closed (every store then says so too). */
+  error: z.string().optional(),
   stores: z.record(
     z.string(),
     z.union([
