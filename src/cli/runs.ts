@@ -38,7 +38,6 @@ import type { RunRecord } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
 import type { FlowVersion } from "../records/flow_version.ts";
 import {
-  claimLapsedAt,
   formatDuration,
   formatTime,
   LEASE_LAPSED_NOTE,
@@ -67,7 +66,12 @@ import { isRunId } from "../records/run_id.ts";
 import { CANCEL_ABANDONED_AFTER, cancelAnyRun } from "../queue/cancel.ts";
 import { printRun } from "./run_print.ts";
 import { runShapeProblem } from "../records/types.ts";
-import { abandonedRun, HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
+import {
+  abandonedRun,
+  claimLapsedAt,
+  HEARTBEAT_MS,
+  MIN_ABANDONED_MS,
+} from "../records/heartbeat.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 
 const PAGE = 1000;

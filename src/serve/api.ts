@@ -60,6 +60,7 @@ import { decodeCursor, runChangesPage, SCAN_BUDGET } from "./run_changes.ts";
 import { archivedMark, archivedRun, archiveReaderOf } from "./archived.ts";
 import { archivedCannot, type ArchivedRun } from "../records/_archive_read.ts";
 import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
+import { claimLapsedAt } from "../records/heartbeat.ts";
 
 export type { SchedulerStatus } from "./metrics.ts";
 
@@ -1476,11 +1477,15 @@ export const apiRoutes: readonly ApiRoute[] = [
           ...(cursor ? { cursor } : {}),
           limit,
         });
-        return json(
-          page.cursor === undefined
-            ? { runs: page.runs }
-            : { runs: page.runs, cursor: page.cursor },
-        );
+        // A running queued run whose worker's claim lapsed says when (its record says).
+        const now = Date.now();
+        const runs = await Promise.all(page.runs.map(async (summary) => {
+          if (summary.status !== "running") return summary;
+          const run = await records.getRun(summary.id).catch(() => null);
+          const lapsedAt = run === null ? undefined : claimLapsedAt(run, now);
+          return lapsedAt === undefined ? summary : { ...summary, leaseLapsedAt: lapsedAt };
+        }));
+        return json(page.cursor === undefined ? { runs } : { runs, cursor: page.cursor });
       } catch (err) {
         if (err instanceof TypeError || err instanceof RangeError) throw badRequest(messageOf(err));
         throw err;
@@ -1528,6 +1533,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...await onFailureMark(server, params.id, archived),
         ...await resumedByMark(server, params.id, archived),
         ...await waitingMark(server, run, archived),
+        ...leaseLapsedMark(run, archived),
         ...archivedMark(archived),
       });
     },
@@ -1580,6 +1586,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...await onFailureMark(server, params.id, archived),
         ...await resumedByMark(server, params.id, archived),
         ...await waitingMark(server, run, archived),
+        ...leaseLapsedMark(run, archived),
         ...archivedMark(archived),
       });
     },
@@ -2162,6 +2169,15 @@ async function waitingMark(
 ): Promise<{ waiting?: Awaited<ReturnType<Records["waitingNodes"]>> }> {
   if (archived !== null || run.status !== "running") return {};
   return { waiting: await (await server.runtime.records()).waitingNodes(run.id) };
+}
+
+/**
+ * `leaseLapsedAt` of a queued run recorded running whose worker's claim lapsed (the worker
+ * is gone; the next worker that polls takes the run back): when it lapsed.
+ */
+function leaseLapsedMark(run: RunRecord, archived: ArchivedRun | null): { leaseLapsedAt?: number } {
+  const at = archived === null ? claimLapsedAt(run, Date.now()) : undefined;
+  return at === undefined ? {} : { leaseLapsedAt: at };
 }
 
 /** A 500 for a run that is recorded but whose record this version cannot read. */
