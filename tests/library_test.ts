@@ -12,6 +12,7 @@ import {
   ConfigError,
   ConflictError,
   FlowstateError,
+  loadConfig,
   NotFoundError,
   openRuntime,
   type Runtime,
@@ -250,4 +251,40 @@ Deno.test("signal: aborting stops a worker and a scheduler (a SIGTERM handler's 
       err instanceof TypeError &&
       /unknown option "startProblem" \(did you mean "startProblems"\?\)/.test(err.message),
   );
+});
+
+Deno.test("openRuntime and loadConfig refuse a cwd that does not exist or is a file, naming it; nothing is created there", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const missing = join(dir, "typo", "project");
+    const file = join(dir, "notes.txt");
+    await Deno.writeTextFile(file, "a file\n");
+    for (const config of [undefined, { stores: { main: { plugin: "memory" as const } } }]) {
+      await assert.rejects(
+        () => openRuntime({ cwd: missing, ...(config ? { config } : {}) }),
+        (err) =>
+          err instanceof ConfigError &&
+          err.message ===
+            `Cannot load config: the working directory ${
+              JSON.stringify(missing)
+            } (option cwd) does not exist: create it, or pass the path of an existing directory`,
+      );
+      await assert.rejects(
+        () => openRuntime({ cwd: file, ...(config ? { config } : {}) }),
+        (err) =>
+          err instanceof ConfigError &&
+          err.message ===
+            `Cannot load config: the working directory ${
+              JSON.stringify(file)
+            } (option cwd) is a file, not a directory: pass the directory that holds it`,
+      );
+    }
+    await assert.rejects(() => loadConfig({ cwd: missing }), /\(option cwd\) does not exist/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["notes.txt"]);
+    // An existing directory, relative or not, opens as before.
+    await using rt = await openRuntime({ cwd: dir, home: join(dir, "home") });
+    assert.equal(rt.config.baseDir, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
