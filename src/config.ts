@@ -223,7 +223,11 @@ export interface ResolvedConfig {
    * config file's folder (`cwd` for an object or no file).
    */
   readonly baseDir: string;
-  /** Flowstate's home directory (absolute). */
+  /**
+   * Flowstate's home directory (absolute). From `$FLOWSTATE_HOME`, it is read
+   * when first asked for (a `ConfigError` saying what to grant when the
+   * variable cannot be read).
+   */
   readonly home: string;
   /** Store specs by name, in the order they were written. */
   readonly stores: Readonly<Record<string, Readonly<StoreSpec>>>;
@@ -713,24 +717,30 @@ function resolveConfig(
         "environment variable",
     );
   }
-  let home: string;
-  let formerHome: string | undefined;
-  if (ctx.home !== undefined) {
-    home = resolve(ctx.cwd, ctx.home);
-  } else if (config.home !== undefined) {
-    home = resolve(ctx.baseDir, config.home);
-  } else {
+  // The home, and the one Flowstate up to 0.5 used (`formerHome`), when it differs.
+  let homes: { home: string; formerHome?: string } | undefined;
+  const homesOf = (): { home: string; formerHome?: string } => {
+    if (ctx.home !== undefined) return { home: resolve(ctx.cwd, ctx.home) };
+    if (config.home !== undefined) return { home: resolve(ctx.baseDir, config.home) };
     const fromEnv = ctx.env("FLOWSTATE_HOME");
     // Beside the config file, wherever the command runs (the working directory up to 0.5).
-    home = fromEnv ? resolve(ctx.cwd, fromEnv) : defaultHome(ctx.baseDir);
-    if (!fromEnv && ctx.file !== null && ctx.baseDir !== ctx.cwd) {
-      formerHome = join(ctx.cwd, ".flowstate");
-    }
-  }
+    return {
+      home: fromEnv ? resolve(ctx.cwd, fromEnv) : defaultHome(ctx.baseDir),
+      ...(!fromEnv && ctx.file !== null && ctx.baseDir !== ctx.cwd
+        ? { formerHome: join(ctx.cwd, ".flowstate") }
+        : {}),
+    };
+  };
+  // $FLOWSTATE_HOME is read when the home is first asked for: a program whose stores need no
+  // home (memory ones, files of their own) runs without --allow-env=FLOWSTATE_HOME.
+  const homeNow = () => (homes ??= homesOf());
 
   const stores: Record<string, StoreSpec> = {};
   if (config.stores === undefined) {
-    stores[DEFAULT_STORE_NAME] = Object.freeze({ plugin: "sqlite", path: join(home, "state.db") });
+    stores[DEFAULT_STORE_NAME] = Object.freeze({
+      plugin: "sqlite",
+      path: join(homeNow().home, "state.db"),
+    });
   } else {
     const names = Object.keys(config.stores);
     if (names.length === 0) {
@@ -943,7 +953,9 @@ function resolveConfig(
   const resolved: ResolvedConfig = Object.freeze({
     file: ctx.file,
     baseDir: ctx.baseDir,
-    home,
+    get home() {
+      return homeNow().home;
+    },
     stores: Object.freeze(stores),
     scopes: Object.freeze(scopes),
     records: config.records ?? scopes.flow,
@@ -960,7 +972,7 @@ function resolveConfig(
     serve: Object.freeze({ ...(config.serve ?? {}) }),
     where,
   });
-  if (formerHome !== undefined) formerHomes.set(resolved, formerHome);
+  formerHomes.set(resolved, () => homeNow().formerHome);
   return resolved;
 }
 
@@ -984,7 +996,7 @@ export function defaultHome(baseDir: string): string {
 }
 
 /** The home Flowstate 0.5 gave a config read from another folder (see `formerHomeOf`). */
-const formerHomes = new WeakMap<ResolvedConfig, string>();
+const formerHomes = new WeakMap<ResolvedConfig, () => string | undefined>();
 
 /**
  * The home Flowstate up to 0.5 used for `config` (`<cwd>/.flowstate`), when
@@ -993,7 +1005,7 @@ const formerHomes = new WeakMap<ResolvedConfig, string>();
  * the runtime warns when that folder holds files the new home lacks.
  */
 export function formerHomeOf(config: ResolvedConfig): string | undefined {
-  return formerHomes.get(config);
+  return formerHomes.get(config)?.();
 }
 
 /** A size as MiB: a positive number, or `<n>MiB|MB|GiB|GB` (MB and GB taken as MiB and GiB). */

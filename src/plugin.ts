@@ -504,7 +504,8 @@ export async function openStore<const S extends StoreSpec>(
     rawOptions,
     `Cannot open store "${name}" (plugin "${plugin.name}")`,
   );
-  let home = options.home;
+  // Read when the plugin asks for it (a caller may give it as a getter, itself lazy).
+  let home: string | undefined;
   const onWarning = options.onWarning;
   const onIndexBuild = options.onIndexBuild;
   // A config file's options as written go along: requireStoreFile checks those for `$HOME`.
@@ -519,7 +520,7 @@ export async function openStore<const S extends StoreSpec>(
           clock: options.clock ?? systemClock,
           // Read $FLOWSTATE_HOME only when a plugin needs the home (a memory store does not).
           get home() {
-            return home ??= defaultHome();
+            return home ??= options.home ?? defaultHome();
           },
           baseDir,
           mustExist: options.mustExist ?? false,

@@ -531,14 +531,16 @@ export async function openRuntimeWith(
     env: options.env,
   });
   // Everything Flowstate keeps beside the stores goes under its home: a file there is a mistake.
-  const home = await Deno.stat(config.home).catch(() => null);
+  // A home from $FLOWSTATE_HOME this process may not read is checked (and said) when needed.
+  const homePath = homeIfKnown(config);
+  const home = homePath === undefined ? null : await Deno.stat(homePath).catch(() => null);
   if (home !== null && !home.isDirectory) {
     throw new ConfigError(
       `Flowstate's home ${config.home} is a file, not a directory: point $FLOWSTATE_HOME ` +
         `(or home: in the config) at a directory`,
     );
   }
-  const moved = options.onWarning && await homeMovedWarning(config);
+  const moved = options.onWarning && homePath !== undefined && await homeMovedWarning(config);
   if (moved) warnGuarded(options.onWarning, moved);
   // Stores open on first use, inside nodes: the actor's context must exist before.
   if (Object.values(config.stores).some((spec) => spec.changes !== undefined)) {
@@ -553,6 +555,19 @@ export async function openRuntimeWith(
     options.onIndexBuild,
     nodeTypes,
   );
+}
+
+/**
+ * `config.home`, or `undefined` when it comes from `$FLOWSTATE_HOME` and this process may not
+ * read that variable (a program that needs no home need not grant it).
+ */
+function homeIfKnown(config: ResolvedConfig): string | undefined {
+  try {
+    return config.home;
+  } catch (err) {
+    if (err instanceof ConfigError) return undefined;
+    throw err;
+  }
 }
 
 /**
@@ -757,7 +772,6 @@ export function takeIndexesBuiltByOpen(runtime: object, name: string): IndexBuil
 
 class FlowstateRuntime implements Runtime {
   readonly config: ResolvedConfig;
-  readonly home: string;
   readonly clock: Clock;
   readonly storeNames: readonly string[];
   #opening = new Map<string, Promise<Store>>();
@@ -807,7 +821,6 @@ class FlowstateRuntime implements Runtime {
     this.#onIndexBuild = onIndexBuild;
     this.#createStores = createStores;
     this.config = config;
-    this.home = config.home;
     this.clock = clock;
     this.storeNames = Object.freeze(Object.keys(config.stores));
     this.sandboxes = new SandboxPool({
@@ -815,7 +828,7 @@ class FlowstateRuntime implements Runtime {
       memoryLimitMiB: config.nodes.memoryLimitMiB,
       checkTimeoutMs: config.nodes.checkTimeoutMs,
       projectDir: config.baseDir,
-      protect: protectedPaths(config),
+      protect: () => protectedPaths(config),
     });
     attachEventBus(this, this.#events);
     openBuilds.set(this, this.#builtByOpen);
@@ -926,6 +939,11 @@ class FlowstateRuntime implements Runtime {
     return this.#store(this.config.scopes[scope]);
   }
 
+  /** The config's home, read when first asked for (see {@linkcode ResolvedConfig.home}). */
+  get home(): string {
+    return this.config.home;
+  }
+
   isOpen(name: string): boolean {
     return this.#opening.has(name);
   }
@@ -956,9 +974,13 @@ class FlowstateRuntime implements Runtime {
       this.#onIndexBuild?.(event);
     };
     try {
+      const runtime = this;
       return await openStore(withWritten({ ...spec }, writtenOf(spec)), {
         name,
-        home: this.home,
+        // Read when the store needs it (a memory store does not).
+        get home() {
+          return runtime.home;
+        },
         baseDir: this.config.baseDir,
         clock: this.clock,
         mustExist: !this.#createStores,

@@ -288,3 +288,52 @@ Deno.test("openRuntime and loadConfig refuse a cwd that does not exist or is a f
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a program with only memory stores runs without --allow-env=FLOWSTATE_HOME; one that needs the home is told what to grant", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const mod = new URL("../mod.ts", import.meta.url).href;
+    const script = join(dir, "program.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { openRuntime } from ${JSON.stringify(mod)};
+const config = Deno.args[0] === "memory" ? { stores: { main: { plugin: "memory" } } } : undefined;
+await using rt = await openRuntime(config ? { config } : {});
+const store = await rt.store();
+await store.set(["k"], 1);
+const run = await rt.runFlow({ id: "f", nodes: [{ id: "a", type: "transform", with: { value: 1 } }] });
+console.log(run.status, (await store.get(["k"]))?.value);
+`,
+    );
+    const run = async (which: string) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-prompt",
+          `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+          "--allow-read",
+          "--allow-write",
+          script,
+          which,
+        ],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+    };
+    const memory = await run("memory");
+    assert.equal(memory.code, 0, memory.stderr);
+    assert.equal(memory.stdout, "succeeded 1\n");
+    // The default store is in the home: the home is needed, and the error says what to grant.
+    const sqlite = await run("default");
+    assert.notEqual(sqlite.code, 0);
+    assert.match(
+      sqlite.stderr,
+      /Cannot read environment variable FLOWSTATE_HOME: this process has no permission to read it; grant it with --allow-env=FLOWSTATE_HOME/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -9,11 +9,11 @@ import {
   formatTime,
   h,
   keyText,
+  leaseLapsedBadge,
   prettyJson,
   relativeTime,
   replace,
   runStart,
-  leaseLapsedBadge,
   statusBadge,
 } from "./dom.js";
 import { runChangesPanel } from "./changes.js";
