@@ -637,7 +637,7 @@ const RESUME_RUN_OPTIONS: readonly string[] = fieldNames<ResumeRunOptions>()(
 );
 
 const PREVIEW_RESUME_OPTIONS: readonly string[] = fieldNames<PreviewResumeOptions>()(
-  ["from", "flow", "again"],
+  ["from", "flow", "again", "env"],
 );
 
 /**
@@ -1222,6 +1222,7 @@ class FlowstateRuntime implements Runtime {
 
   async previewResume(runId: string, options: PreviewResumeOptions = {}): Promise<ResumePreview> {
     assertKnownFields(options, PREVIEW_RESUME_OPTIONS, `Cannot resume run ${runId}`, "option");
+    checkEnvOption(options.env, `Cannot resume run ${runId}`);
     const from = this.#checkResume(runId, options.from);
     const records = await this.records();
     const { assertNotResumed, assertResumable, foundRun } = await import("./resume.ts");
@@ -1234,7 +1235,7 @@ class FlowstateRuntime implements Runtime {
       run,
       before: version?.definition ?? null,
       ...(from === undefined ? {} : { from }),
-    });
+    }, options.env);
     return {
       runId: run.id,
       flowId: run.flowId,
