@@ -394,7 +394,6 @@ export async function loadConfigWith(
   loadText?: ConfigTextLoader,
 ): Promise<ResolvedConfig> {
   const cwd = resolve(options.cwd ?? Deno.cwd());
-  if (options.cwd !== undefined) await checkCwd(options.cwd, cwd);
   const env = (name: string): string | undefined => readEnv(name, options.env);
   const given = options.config;
   if (given !== undefined && typeof given !== "string") {
@@ -484,31 +483,6 @@ export function resolveCheckedConfig(
   return resolveConfig(checked, { file, baseDir: dirname(file), cwd, home, env, where, written }, {
     checked: { parseEncryptOptions: parseEncrypt },
   });
-}
-
-/**
- * Refuse a `cwd` option that names no directory: relative paths (the config file, the home,
- * the stores') would resolve against it, and a store would create it.
- */
-async function checkCwd(given: string, cwd: string): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(cwd);
-  } catch (err) {
-    // Not readable: what reads under it says so (a config object may need nothing there).
-    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) return;
-    throw new ConfigError(
-      `Cannot load config: the working directory ${JSON.stringify(given)} (option cwd) does ` +
-        "not exist: create it, or pass the path of an existing directory",
-      { cause: err },
-    );
-  }
-  if (!info.isDirectory) {
-    throw new ConfigError(
-      `Cannot load config: the working directory ${JSON.stringify(given)} (option cwd) is a ` +
-        "file, not a directory: pass the directory that holds it",
-    );
-  }
 }
 
 /** The config schema's module (zod and the schema), loaded only when there is a config to check. */

@@ -524,6 +524,7 @@ export async function openRuntimeWith(
     ? undefined
     : programNodeTypes(options.nodeTypes);
   setProcessActor(options.actor);
+  if (options.cwd !== undefined) await checkCwd(options.cwd);
   const config = await load({
     config: options.config,
     cwd: options.cwd,
@@ -555,6 +556,32 @@ export async function openRuntimeWith(
     options.onIndexBuild,
     nodeTypes,
   );
+}
+
+/**
+ * Refuse a `cwd` option that names no directory: relative paths (the config file, the home,
+ * the stores') would resolve against it, and a store would create it.
+ */
+async function checkCwd(given: string): Promise<void> {
+  const cwd = resolve(given);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(cwd);
+  } catch (err) {
+    // Not readable: what reads under it says so (a config object may need nothing there).
+    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) return;
+    throw new ConfigError(
+      `Cannot open runtime: the working directory ${JSON.stringify(given)} (option cwd) does ` +
+        "not exist: create it, or pass the path of an existing directory",
+      { cause: err },
+    );
+  }
+  if (!info.isDirectory) {
+    throw new ConfigError(
+      `Cannot open runtime: the working directory ${JSON.stringify(given)} (option cwd) is a ` +
+        "file, not a directory: pass the directory that holds it",
+    );
+  }
 }
 
 /**

@@ -12,7 +12,6 @@ import {
   ConfigError,
   ConflictError,
   FlowstateError,
-  loadConfig,
   NotFoundError,
   openRuntime,
   type Runtime,
@@ -253,7 +252,7 @@ Deno.test("signal: aborting stops a worker and a scheduler (a SIGTERM handler's 
   );
 });
 
-Deno.test("openRuntime and loadConfig refuse a cwd that does not exist or is a file, naming it; nothing is created there", async () => {
+Deno.test("openRuntime refuses a cwd that does not exist or is a file, naming it; nothing is created there", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const missing = join(dir, "typo", "project");
@@ -265,7 +264,7 @@ Deno.test("openRuntime and loadConfig refuse a cwd that does not exist or is a f
         (err) =>
           err instanceof ConfigError &&
           err.message ===
-            `Cannot load config: the working directory ${
+            `Cannot open runtime: the working directory ${
               JSON.stringify(missing)
             } (option cwd) does not exist: create it, or pass the path of an existing directory`,
       );
@@ -274,12 +273,11 @@ Deno.test("openRuntime and loadConfig refuse a cwd that does not exist or is a f
         (err) =>
           err instanceof ConfigError &&
           err.message ===
-            `Cannot load config: the working directory ${
+            `Cannot open runtime: the working directory ${
               JSON.stringify(file)
             } (option cwd) is a file, not a directory: pass the directory that holds it`,
       );
     }
-    await assert.rejects(() => loadConfig({ cwd: missing }), /\(option cwd\) does not exist/);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["notes.txt"]);
     // An existing directory, relative or not, opens as before.
     await using rt = await openRuntime({ cwd: dir, home: join(dir, "home") });
