@@ -86,6 +86,10 @@ Deno.test("an unknown subcommand of any group exits 2 with a suggestion, --help 
         assert.equal(result.stdout, "", args.join(" "));
       }
     }
+    // An option the group does not take is commander's error, as before (not "unknown command").
+    const option = await run("state", "--store", "default", "ls");
+    assert.equal(option.code, 2);
+    assert.match(option.stderr, /^error: unknown option '--store'\n/);
     // Known subcommands (and a command's arguments) still get their help.
     for (const args of [["runs", "ls", "--help"], ["help", "runs"], ["run", "lss", "--help"]]) {
       const result = await run(...args);

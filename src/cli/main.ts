@@ -123,14 +123,21 @@ function unknownCommand(program: CommandShape, args: readonly string[]): string 
   let command = program;
   let path = "flowstate";
   const takesValue = new Set<string | undefined>();
+  const known = new Set<string | undefined>(["--help", "-h", "--version", "-V"]);
   const learnOptions = (c: CommandShape) => {
-    for (const o of c.options) if (o.required || o.optional) takesValue.add(o.short).add(o.long);
+    for (const o of c.options) {
+      known.add(o.short).add(o.long);
+      if (o.required || o.optional) takesValue.add(o.short).add(o.long);
+    }
   };
   learnOptions(command);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") return undefined;
     if (arg.startsWith("-")) {
+      // An option this command does not take (`state --store x ls`): commander says so.
+      const name = arg.split("=")[0];
+      if (!known.has(name)) return undefined;
       if (takesValue.has(arg)) i++;
       continue;
     }
