@@ -1001,12 +1001,12 @@ class FlowstateRuntime implements Runtime {
       this.#onIndexBuild?.(event);
     };
     try {
-      const runtime = this;
+      const home = () => this.home;
       return await openStore(withWritten({ ...spec }, writtenOf(spec)), {
         name,
         // Read when the store needs it (a memory store does not).
         get home() {
-          return runtime.home;
+          return home();
         },
         baseDir: this.config.baseDir,
         clock: this.clock,
