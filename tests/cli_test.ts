@@ -86,6 +86,10 @@ Deno.test("an unknown subcommand of any group exits 2 with a suggestion, --help 
         assert.equal(result.stdout, "", args.join(" "));
       }
     }
+    // As a JSON log line: the same words, without the help hint (as commander's own errors).
+    const logged = await run("--log-format", "json", "runs", "lss", "--help");
+    assert.equal(logged.code, 2);
+    assert.equal(JSON.parse(logged.stderr).msg, "unknown command 'lss'\n(Did you mean ls?)");
     // An option the group does not take is commander's error, as before (not "unknown command").
     const option = await run("state", "--store", "default", "ls");
     assert.equal(option.code, 2);

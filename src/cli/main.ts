@@ -24,7 +24,7 @@ import { EXIT_USAGE, signalRepeatMs } from "./common.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { plainRun } from "./plain_run.ts";
-import { logFormatSetting, startLogs } from "./log_format.ts";
+import { jsonLogs, logFormatSetting, startLogs } from "./log_format.ts";
 import { report } from "./report.ts";
 import { suggest } from "../_suggest.ts";
 import { fromFileUrl } from "../_path.ts";
@@ -176,8 +176,9 @@ interface CommandShape {
 /** Commander's words for an unknown command (as it says them without `--help`). */
 function unknownCommandMessage(arg: string, names: string[], path: string): string {
   const near = suggest(arg, names);
-  return `unknown command '${arg}'${near === undefined ? "" : `\n(Did you mean ${near}?)`}\n` +
-    `(run ${path} --help for usage)`;
+  // A JSON log line has no help hint (commander shows none then either).
+  return `unknown command '${arg}'${near === undefined ? "" : `\n(Did you mean ${near}?)`}` +
+    (jsonLogs() ? "" : `\n(run ${path} --help for usage)`);
 }
 
 /** Options whose values may start with "-" (`--order-by -createdAt`: descending). */
