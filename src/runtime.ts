@@ -1194,10 +1194,10 @@ class FlowstateRuntime implements Runtime {
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();
-        const { assertResumable, claimResume, foundRun, holdResumeClaim } = await import(
+        const { assertResumable, claimResume, holdResumeClaim, runToResume } = await import(
           "./resume.ts"
         );
-        const run = foundRun(await records.getRun(runId), runId);
+        const run = await runToResume(records, runId);
         assertResumable(run, from);
         const flow = given ?? await this.#flowOfRun(run);
         const version = await records.getVersion(run.flowId, run.flowVersion);
@@ -1252,8 +1252,8 @@ class FlowstateRuntime implements Runtime {
     checkEnvOption(options.env, `Cannot resume run ${runId}`);
     const from = this.#checkResume(runId, options.from);
     const records = await this.records();
-    const { assertNotResumed, assertResumable, foundRun } = await import("./resume.ts");
-    const run = foundRun(await records.getRun(runId), runId);
+    const { assertNotResumed, assertResumable, runToResume } = await import("./resume.ts");
+    const run = await runToResume(records, runId);
     assertResumable(run, from);
     const flow = options.flow ?? await this.#flowOfRun(run);
     const version = await records.getVersion(run.flowId, run.flowVersion);
