@@ -31,6 +31,7 @@ import type { IndexBuildEvent, PreparedIndexes, StoreDriver } from "./store/driv
 // The encryption wrapper is imported only for a store with `encrypt` (not on a plain run's way).
 import type { EncryptOptions, ParsedEncryptOptions } from "./wrappers/encrypt.ts";
 import { systemClock } from "./clock.ts";
+import { withWritten, writtenOf } from "./_written.ts";
 import { warnGuarded, type WarningHandler } from "./log.ts";
 import type { MemoryOptions } from "../plugins/memory/mod.ts";
 import type { JsonFileOptions } from "../plugins/jsonfile/mod.ts";
@@ -49,7 +50,7 @@ export {
   type SchemaIssue,
   type SchemaResult,
 } from "./plugin_define.ts";
-import type { OptionsSchema, Plugin } from "./plugin_define.ts";
+import type { OptionsSchema, Plugin, PluginContext } from "./plugin_define.ts";
 
 /** The built-in plugins, by name, as module specifiers relative to this file. */
 const BUILTIN_PLUGINS: Record<string, string> = {
@@ -553,26 +554,38 @@ export async function openStore<const S extends StoreSpec>(
     rawOptions,
     `Cannot open store "${name}" (plugin "${plugin.name}")`,
   );
-  let home = options.home;
+  // Read when the plugin asks for it (a caller may give it as a getter, itself lazy).
+  let home: string | undefined;
   const onWarning = options.onWarning;
   const onIndexBuild = options.onIndexBuild;
-  const driver = await openDriver(plugin, name, baseDir, () =>
-    plugin.open(validated, {
-      storeName: name,
-      clock: options.clock ?? systemClock,
-      // Read $FLOWSTATE_HOME only when a plugin needs the home (a memory store does not).
-      get home() {
-        return home ??= defaultHome();
-      },
-      baseDir,
-      mustExist: options.mustExist ?? false,
-      ...(options.verify ? { verify: true } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
-      ...(onWarning
-        ? { warn: ({ code, message }) => warnGuarded(onWarning, { code, message, store: name }) }
-        : {}),
-    }));
+  // A config file's options as written go along: requireStoreFile checks those for `$HOME`.
+  const driver = await openDriver(
+    plugin,
+    name,
+    baseDir,
+    () =>
+      plugin.open(
+        validated,
+        withWritten<PluginContext>({
+          storeName: name,
+          clock: options.clock ?? systemClock,
+          // Read $FLOWSTATE_HOME only when a plugin needs the home (a memory store does not).
+          get home() {
+            return home ??= options.home ?? defaultHome();
+          },
+          baseDir,
+          mustExist: options.mustExist ?? false,
+          ...(options.verify ? { verify: true } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+          // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
+          ...(onWarning
+            ? {
+              warn: ({ code, message }) => warnGuarded(onWarning, { code, message, store: name }),
+            }
+            : {}),
+        }, writtenOf(spec)),
+      ),
+  );
   await checkDriver(driver, `Cannot open store "${name}": plugin "${plugin.name}"'s open()`);
   let prepared: PreparedIndexes | undefined;
   const native = driver.capabilities ?? {};

@@ -10,7 +10,6 @@ import {
   type NodeItems,
   type NodeProgressEvent,
   type QueueInfo,
-  type RunRecord,
   runStartTime,
   type RunStatus,
   type RunSummary,
@@ -36,33 +35,6 @@ export const LEASE_LAPSED_NOTE =
   "running? (lease lapsed): a queued run whose worker wrote no heartbeat within its claim's " +
   "lease: that worker is gone (killed, stopped while its store was down, or cut off from it); " +
   "the next worker that polls the queue takes the run back and runs it again";
-
-/**
- * When the claim of a queued run recorded running lapsed (its last heartbeat, or its claim,
- * plus its lease), if it did by `now`; `undefined` for any other run. No worker took it back
- * yet: one that polls does.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { claimLapsedAt } from "./format.ts";
- * import type { RunRecord } from "../records/types.ts";
- *
- * const run = {
- *   status: "running",
- *   heartbeatAt: 1_000,
- *   queue: { claim: { worker: "w1", at: 0, leaseMs: 4_000 } },
- * } as unknown as RunRecord;
- * assert.equal(claimLapsedAt(run, 4_000), undefined);
- * assert.equal(claimLapsedAt(run, 6_000), 5_000);
- * ```
- */
-export function claimLapsedAt(run: RunRecord, now: number): number | undefined {
-  const claim = run.queue?.claim;
-  if (run.status !== "running" || claim === undefined) return undefined;
-  const lapsedAt = (run.heartbeatAt ?? claim.at) + claim.leaseMs;
-  return now > lapsedAt ? lapsedAt : undefined;
-}
 
 /**
  * Thrown by {@linkcode writeStdout} when whoever read stdout went away

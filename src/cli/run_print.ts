@@ -7,7 +7,6 @@
 import { type RunEvent, type RunRecord, runStartTime, type StateAccess } from "../records/types.ts";
 import type { OnFailureMarker } from "../records/records.ts";
 import {
-  claimLapsedAt,
   formatDuration,
   formatTime,
   itemsText,
@@ -18,7 +17,7 @@ import {
   shortHash,
 } from "./format.ts";
 import { formatRate } from "../rate.ts";
-import { abandonedRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
+import { abandonedRun, claimLapsedAt, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 
 /**
  * Why a queued run is not starting, as `runs show` ends its queue line:

@@ -38,7 +38,6 @@ import type { RunRecord } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
 import type { FlowVersion } from "../records/flow_version.ts";
 import {
-  claimLapsedAt,
   formatDuration,
   formatTime,
   LEASE_LAPSED_NOTE,
@@ -48,8 +47,8 @@ import {
   RUNNING_GONE_NOTE,
   runStartedCell,
   shortHash,
-  unknownFlowMessage,
 } from "./format.ts";
+import { unknownFlow } from "./known_flows.ts";
 import {
   EXIT_FAILURE,
   type GlobalOptions,
@@ -61,16 +60,18 @@ import {
 import type { Runtime } from "../runtime.ts";
 import { archiveReaderOf } from "../records/_archive_read.ts";
 import type { Records } from "../records/records.ts";
-import { ConfigError, messageOf } from "../errors.ts";
+import { messageOf } from "../errors.ts";
 import { UsageError } from "./input.ts";
-import { declaredFlowIds } from "../flow_files.ts";
-import { knownJobNames } from "../jobs/builtin.ts";
-import { didYouMean } from "../_suggest.ts";
 import { isRunId } from "../records/run_id.ts";
 import { CANCEL_ABANDONED_AFTER, cancelAnyRun } from "../queue/cancel.ts";
 import { printRun } from "./run_print.ts";
 import { runShapeProblem } from "../records/types.ts";
-import { abandonedRun, HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
+import {
+  abandonedRun,
+  claimLapsedAt,
+  HEARTBEAT_MS,
+  MIN_ABANDONED_MS,
+} from "../records/heartbeat.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 
 const PAGE = 1000;
@@ -210,46 +211,6 @@ async function archivedRunsHint(runtime: Runtime, flowId: string | undefined): P
     `${JSON.stringify(flowId)} has archived runs (the newest in ${last.archive}, under ` +
       `${runtime.home}/archive): flowstate runs ls --archived --flow ${flowId}`,
   );
-}
-
-/**
- * Why `flowId` is no flow at all (no run of it, recorded flow or flow file
- * declares it; for `job:<name>`, no run of it and no built-in or configured
- * job has that name), or `null` if something knows it. `records` is `null`
- * when the records store does not exist yet.
- */
-async function unknownFlow(
-  runtime: Runtime,
-  records: Records | null,
-  flowId: string,
-): Promise<string | null> {
-  if (records !== null && (await records.listRunSummaries({ flowId, limit: 1 })).runs.length > 0) {
-    return null;
-  }
-  // The records' flows include those known only from the archive; with no records store, the archive's.
-  const recorded = records === null
-    ? [...(await archiveReaderOf(runtime).lastRuns(() => {})).keys()]
-    : (await records.listFlows()).map((f) => f.id);
-  // A job's runs have the flow id job:<name>, which no flow file declares: judged by job name.
-  if (flowId.startsWith("job:")) {
-    const names = knownJobNames(runtime.config.jobs);
-    if (names.includes(flowId.slice("job:".length))) return null;
-    const jobs = [...new Set([...names.map((n) => `job:${n}`), ...recorded])]
-      .filter((id) => id.startsWith("job:"));
-    if (jobs.includes(flowId)) return null;
-    return `Job "${flowId.slice("job:".length)}" has no recorded runs${
-      didYouMean(flowId, jobs)
-    }: no built-in or configured job has that name; give --flow job:<name> with one of ${
-      jobs.join(", ")
-    }`;
-  }
-  // A config whose flows: cannot be read is reported by the commands that run flows.
-  const declared = await declaredFlowIds(runtime.config).catch((err) => {
-    if (err instanceof ConfigError) return [];
-    throw err;
-  });
-  const known = [...new Set([...recorded, ...declared])].sort();
-  return known.includes(flowId) ? null : unknownFlowMessage(flowId, "runs", known, "declared");
 }
 
 /**

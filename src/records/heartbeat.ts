@@ -170,3 +170,30 @@ export function abandonedMessage(why: Abandonment): string {
     } (its process was killed, crashed or could not record its end)`
     : `abandoned: still recorded as running more than ${seconds} after it started, with no heartbeat (written by an older version; its process was killed or crashed)`;
 }
+
+/**
+ * When the claim of a queued run recorded running lapsed (its last heartbeat, or its claim,
+ * plus its lease), if it did by `now`; `undefined` for any other run. No worker took it back
+ * yet: one that polls does.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { claimLapsedAt } from "./heartbeat.ts";
+ * import type { RunRecord } from "../records/types.ts";
+ *
+ * const run = {
+ *   status: "running",
+ *   heartbeatAt: 1_000,
+ *   queue: { claim: { worker: "w1", at: 0, leaseMs: 4_000 } },
+ * } as unknown as RunRecord;
+ * assert.equal(claimLapsedAt(run, 4_000), undefined);
+ * assert.equal(claimLapsedAt(run, 6_000), 5_000);
+ * ```
+ */
+export function claimLapsedAt(run: RunRecord, now: number): number | undefined {
+  const claim = run.queue?.claim;
+  if (run.status !== "running" || claim === undefined) return undefined;
+  const lapsedAt = (run.heartbeatAt ?? claim.at) + claim.leaseMs;
+  return now > lapsedAt ? lapsedAt : undefined;
+}
