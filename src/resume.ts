@@ -28,6 +28,7 @@ import type { ReusedNode } from "./flow/executor.ts";
 import { compileTemplate, type TemplateRefs } from "./flow/template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./flow/types.ts";
 import { canonicalJson } from "./records/flow_version.ts";
+import { DEFAULT_ABANDONED_MS, judgeRun } from "./records/heartbeat.ts";
 import type { Records } from "./records/records.ts";
 import type { NodeOutcome, NodeStatus, ResumeMarker, RunRecord } from "./records/types.ts";
 import type { Clock, Timers } from "./clock.ts";
@@ -154,6 +155,24 @@ export function sameSubRun(
   if (def.id !== run.flowId) return false;
   const given = run.inputsMasked === true ? mask(inputs) : inputs;
   return canonicalJson(given) === canonicalJson(run.inputs);
+}
+
+/**
+ * `run`, or, when it is recorded `running` but its process is verifiably
+ * dead on this machine (see `judgeRun`), its record once recorded abandoned
+ * (as gc, `runs cancel` and signals do): it resumes at once, with no wait
+ * for its heartbeat to age.
+ */
+export async function endedIfOwnerDead(
+  records: Records,
+  run: RunRecord,
+  now: number,
+): Promise<RunRecord> {
+  if (run.status !== "running") return run;
+  const judged = judgeRun(run, now, DEFAULT_ABANDONED_MS);
+  if (judged.state !== "abandoned" || judged.why.by !== "process") return run;
+  return await records.abandonRun(run.id, { afterMs: DEFAULT_ABANDONED_MS, now }) ??
+    foundRun(await records.getRun(run.id), run.id);
 }
 
 /** The run `runId` of `records`, or a {@linkcode NotFoundError}. */

@@ -1144,10 +1144,13 @@ class FlowstateRuntime implements Runtime {
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();
-        const { assertResumable, claimResume, foundRun, holdResumeClaim } = await import(
-          "./resume.ts"
+        const { assertResumable, claimResume, endedIfOwnerDead, foundRun, holdResumeClaim } =
+          await import("./resume.ts");
+        const run = await endedIfOwnerDead(
+          records,
+          foundRun(await records.getRun(runId), runId),
+          this.clock.now(),
         );
-        const run = foundRun(await records.getRun(runId), runId);
         assertResumable(run, from);
         const flow = given ?? await this.#flowOfRun(run);
         const version = await records.getVersion(run.flowId, run.flowVersion);
@@ -1201,8 +1204,14 @@ class FlowstateRuntime implements Runtime {
     assertKnownFields(options, PREVIEW_RESUME_OPTIONS, `Cannot resume run ${runId}`, "option");
     const from = this.#checkResume(runId, options.from);
     const records = await this.records();
-    const { assertNotResumed, assertResumable, foundRun } = await import("./resume.ts");
-    const run = foundRun(await records.getRun(runId), runId);
+    const { assertNotResumed, assertResumable, endedIfOwnerDead, foundRun } = await import(
+      "./resume.ts"
+    );
+    const run = await endedIfOwnerDead(
+      records,
+      foundRun(await records.getRun(runId), runId),
+      this.clock.now(),
+    );
     assertResumable(run, from);
     const flow = options.flow ?? await this.#flowOfRun(run);
     const version = await records.getVersion(run.flowId, run.flowVersion);

@@ -627,10 +627,10 @@ export class Records {
     // or its last recorded event, whichever is later (a process killed before its first beat
     // still recorded its nodes' events). A record of an older version, without heartbeats: now.
     const events = await getEventsWithOutputs(this.#ctx, runId);
-    const lastEventAt = why.by === "heartbeat"
-      ? events.reduce((latest, e) => Math.max(latest, e.at), 0)
-      : 0;
-    const endedAt = why.by === "heartbeat"
+    const lastEventAt = why.by === "age"
+      ? 0
+      : events.reduce((latest, e) => Math.max(latest, e.at), 0);
+    const endedAt = why.by !== "age"
       ? Math.min(now, Math.max(run.startedAt, why.lastSeenAt, lastEventAt))
       : now;
     const record: RunRecord = {

@@ -1,0 +1,320 @@
+/**
+ * The process that owns a run (`RunRecord.owner`), and whether it is alive.
+ *
+ * A run recorded by a process (not one claimed from the queue: those have
+ * leases) carries the identity of that process, written with its `running`
+ * record. On Linux that identity is unique on the machine: the host name
+ * (of the process's UTS namespace), the kernel's boot id (new at every
+ * boot, `/proc/sys/kernel/random/boot_id`), the pid namespace
+ * (`readlink /proc/self/ns/pid`: two containers on one kernel may share a
+ * host name and a pid, never a namespace), the pid, and the process's start
+ * time (field 22 of `/proc/<pid>/stat`, in clock ticks since boot: a reused
+ * pid has another). Where any of it cannot be read (another OS, no read
+ * permission on `/proc`, a `/proc` of another pid namespace or mounted with
+ * `hidepid`), the owner is recorded with what could be read and is
+ * *unverifiable*: such a run is judged by its heartbeat only, as before.
+ *
+ * {@linkcode ownerLiveness} tells, from the process reading a record:
+ * `dead` (same host, boot and pid namespace, and no such pid, a zombie, or
+ * a pid with another start time), `alive` (the same process is running),
+ * `here` (it is this very process), or `unknown` (anything else: another
+ * machine, boot or container, an unverifiable owner, no owner at all).
+ * `/proc` is read through a {@linkcode ProcReader}: the default one asks
+ * `Deno.permissions.querySync` first (never prompts) and keeps what it read
+ * of a pid for a second, so a listing of a thousand runs of a few processes
+ * reads each process once.
+ *
+ * @module
+ */
+
+/**
+ * The process that recorded a run, as {@linkcode currentOwner} read it at
+ * the run's start. Only `pid` is always there; an owner without `host`,
+ * `boot`, `pidNs` or `startTicks` is unverifiable (its run is judged by its
+ * heartbeat alone).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ownerLiveness, type RunOwner } from "@flowstate/core/records";
+ *
+ * const owner: RunOwner = { pid: 42 }; // read where /proc could not be read
+ * assert.equal(ownerLiveness(owner).state, "unknown");
+ * ```
+ */
+export interface RunOwner {
+  /** The process id (in its pid namespace). */
+  pid: number;
+  /** The host name of its UTS namespace. */
+  host?: string;
+  /** The kernel's boot id (`/proc/sys/kernel/random/boot_id`). */
+  boot?: string;
+  /** Its pid namespace (`readlink /proc/self/ns/pid`, e.g. `pid:[4026531836]`). */
+  pidNs?: string;
+  /** Its start time: field 22 of `/proc/<pid>/stat` (clock ticks since boot). */
+  startTicks?: number;
+}
+
+/**
+ * How {@linkcode currentOwner} and {@linkcode ownerLiveness} read `/proc`:
+ * `readText` gives a file's text, `null` when it does not exist (a pid's
+ * files: no such process), `""` when it exists but cannot be read;
+ * `readLink` a link's target, or `null`. Tests inject one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ownerLiveness, type ProcReader } from "@flowstate/core/records";
+ *
+ * const files: Record<string, string> = {
+ *   "/proc/sys/kernel/hostname": "box\n",
+ *   "/proc/sys/kernel/random/boot_id": "b1\n",
+ *   "/proc/self/stat": "7 (deno) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0",
+ *   "/proc/self/mountinfo": "22 27 0:21 / /proc rw - proc proc rw\n",
+ * };
+ * const reader: ProcReader = {
+ *   pid: 7,
+ *   readText: (path) => files[path] ?? null,
+ *   readLink: (path) => path === "/proc/self/ns/pid" ? "pid:[1]" : null,
+ * };
+ * const owner = { pid: 9, host: "box", boot: "b1", pidNs: "pid:[1]", startTicks: 5 };
+ * assert.equal(ownerLiveness(owner, reader).state, "dead"); // no /proc/9/stat
+ * ```
+ */
+export interface ProcReader {
+  /** The pid of the process reading (`Deno.pid`). */
+  readonly pid: number;
+  /** The text of a file under `/proc`: `null` if there is none, `""` if it cannot be read. */
+  readText(path: string): string | null;
+  /** The target of a symbolic link under `/proc`, or `null`. */
+  readLink(path: string): string | null;
+}
+
+/**
+ * What {@linkcode ownerLiveness} found of a run's owner: `dead`, `alive`,
+ * `here` (this very process), or `unknown` (not verifiable from here: the
+ * heartbeat decides); `why` says it in words.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type OwnerLiveness, ownerLiveness } from "@flowstate/core/records";
+ *
+ * const found: OwnerLiveness = ownerLiveness(undefined);
+ * assert.deepEqual(found, { state: "unknown", why: "no owner recorded" });
+ * ```
+ */
+export interface OwnerLiveness {
+  /** The verdict. */
+  state: "dead" | "alive" | "here" | "unknown";
+  /** Why, in a few words (`"no process 1234"`, `"pid 1234 is another process now"`, …). */
+  why: string;
+}
+
+/** How long the default reader keeps what it read of a pid, in ms. */
+const PID_CACHE_MS = 1_000;
+
+/** The part of a `stat` line after the command name (which may hold spaces and parentheses). */
+function statFields(stat: string): string[] | null {
+  const close = stat.lastIndexOf(")");
+  if (close < 0) return null;
+  return stat.slice(close + 1).trim().split(/\s+/);
+}
+
+/** The pid, state and start time of a `/proc/<pid>/stat` line, or `null` if it is not one. */
+function parseStat(stat: string): { pid: number; state: string; startTicks: number } | null {
+  const fields = statFields(stat);
+  const pid = Number.parseInt(stat, 10);
+  // Field 3 (state) is fields[0]; field 22 (starttime) is fields[19].
+  if (fields === null || fields.length < 20 || !Number.isSafeInteger(pid)) return null;
+  const startTicks = Number(fields[19]);
+  if (!Number.isSafeInteger(startTicks)) return null;
+  return { pid, state: fields[0], startTicks };
+}
+
+/** Whether the `/proc` mount hides other processes (`hidepid`, `subset=pid`): absence proves nothing. */
+function procHidesPids(mountinfo: string): boolean {
+  for (const line of mountinfo.split("\n")) {
+    const parts = line.split(" ");
+    if (parts[4] !== "/proc") continue;
+    const options = line.slice(line.indexOf(" - ") + 3);
+    if (/hidepid=(?!0\b|off\b)/.test(options) || /subset=pid/.test(options)) return true;
+  }
+  return false;
+}
+
+/** Read `path`: `null` when it does not exist, `""` when it cannot be read. */
+function readTextOrNull(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    return err instanceof Deno.errors.NotFound ? null : "";
+  }
+}
+
+let procReadable: boolean | undefined;
+
+/** Whether this process may read `/proc` (asked once, never prompting). */
+function mayReadProc(): boolean {
+  if (procReadable === undefined) {
+    try {
+      procReadable = Deno.build.os === "linux" &&
+        Deno.permissions.querySync({ name: "read", path: "/proc" }).state === "granted";
+    } catch {
+      procReadable = false;
+    }
+  }
+  return procReadable;
+}
+
+const pidCache = new Map<string, { at: number; text: string | null }>();
+
+/**
+ * The default reader: nothing where `/proc` may not be read; a pid's files
+ * kept for {@linkcode PID_CACHE_MS}.
+ */
+const defaultReader: ProcReader = {
+  pid: Deno.pid,
+  readText(path) {
+    if (!mayReadProc()) return null;
+    if (!/^\/proc\/\d+\//.test(path)) return readTextOrNull(path);
+    const now = performance.now();
+    const kept = pidCache.get(path);
+    if (kept !== undefined && now - kept.at < PID_CACHE_MS) return kept.text;
+    const text = readTextOrNull(path);
+    if (pidCache.size > 10_000) pidCache.clear();
+    pidCache.set(path, { at: now, text });
+    return text;
+  },
+  readLink(path) {
+    if (!mayReadProc()) return null;
+    try {
+      return Deno.readLinkSync(path);
+    } catch {
+      return null;
+    }
+  },
+};
+
+let current: RunOwner | undefined;
+
+/**
+ * This process, as a run it starts records it (see {@linkcode RunOwner}):
+ * read once with the default reader, each time with another.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { currentOwner } from "@flowstate/core/records";
+ *
+ * const me = currentOwner();
+ * assert.equal(me.pid, Deno.pid);
+ * ```
+ */
+export function currentOwner(reader: ProcReader = defaultReader): RunOwner {
+  if (reader === defaultReader && current !== undefined) return current;
+  const owner = readOwner(reader);
+  if (reader === defaultReader) current = owner;
+  return owner;
+}
+
+function readOwner(reader: ProcReader): RunOwner {
+  const owner: RunOwner = { pid: reader.pid };
+  const host = reader.readText("/proc/sys/kernel/hostname")?.trim() || hostnameIfAllowed();
+  if (host) owner.host = host;
+  const self = reader.readText("/proc/self/stat");
+  const stat = self === null ? null : parseStat(self);
+  const mounts = reader.readText("/proc/self/mountinfo");
+  // A /proc of another pid namespace (its `self` is not our pid), or one that hides processes:
+  // nothing read from it tells whether a pid lives.
+  if (stat === null || stat.pid !== reader.pid || mounts === null || procHidesPids(mounts)) {
+    return owner;
+  }
+  const boot = reader.readText("/proc/sys/kernel/random/boot_id")?.trim();
+  const pidNs = reader.readLink("/proc/self/ns/pid");
+  if (!boot || !pidNs) return owner;
+  return { ...owner, boot, pidNs, startTicks: stat.startTicks };
+}
+
+function hostnameIfAllowed(): string | undefined {
+  try {
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state !== "granted") {
+      return undefined;
+    }
+    return Deno.hostname();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `owner` has all it takes to be verified. */
+function verifiable(owner: RunOwner): owner is Required<RunOwner> {
+  return typeof owner.pid === "number" && typeof owner.host === "string" &&
+    typeof owner.boot === "string" && typeof owner.pidNs === "string" &&
+    typeof owner.startTicks === "number";
+}
+
+/**
+ * Whether the process `owner` (a run's, see {@linkcode RunOwner}) is alive,
+ * as seen from this process (see the module documentation). Never throws:
+ * a malformed owner is `unknown`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { currentOwner, ownerLiveness } from "@flowstate/core/records";
+ *
+ * const me = currentOwner();
+ * // Where /proc can be read (Linux, --allow-read): this very process.
+ * if (me.startTicks !== undefined) assert.equal(ownerLiveness(me).state, "here");
+ * assert.equal(ownerLiveness({ ...me, host: "elsewhere" }).state, "unknown");
+ * ```
+ */
+export function ownerLiveness(
+  owner: RunOwner | undefined,
+  reader: ProcReader = defaultReader,
+): OwnerLiveness {
+  if (typeof owner !== "object" || owner === null) {
+    return { state: "unknown", why: "no owner recorded" };
+  }
+  if (!verifiable(owner)) return { state: "unknown", why: "its owner could not be verified" };
+  const me = currentOwner(reader);
+  if (!verifiable(me)) return { state: "unknown", why: "this process cannot read /proc" };
+  if (owner.host !== me.host || owner.boot !== me.boot || owner.pidNs !== me.pidNs) {
+    return { state: "unknown", why: `its process ${owner.pid} is on another host or boot` };
+  }
+  if (owner.pid === me.pid && owner.startTicks === me.startTicks) {
+    return { state: "here", why: "this process" };
+  }
+  const text = reader.readText(`/proc/${owner.pid}/stat`);
+  if (text === null) return { state: "dead", why: `its process ${owner.pid} is gone` };
+  // Unreadable (not absent): nothing is known.
+  const stat = parseStat(text);
+  if (stat === null) return { state: "unknown", why: `cannot read process ${owner.pid}` };
+  if (stat.startTicks !== owner.startTicks) {
+    return { state: "dead", why: `its process ${owner.pid} is gone (the pid is another's now)` };
+  }
+  // A zombie (or a process being reaped) runs nothing any more.
+  if (stat.state === "Z" || stat.state === "X" || stat.state === "x") {
+    return { state: "dead", why: `its process ${owner.pid} has exited` };
+  }
+  return { state: "alive", why: `its process ${owner.pid} is alive on this host` };
+}
+
+/** Whether run `id` is being run by this process (set by `recorder.ts`). */
+let inFlightHere: (id: string) => boolean = () => false;
+
+/**
+ * Tell {@linkcode ownerLiveness}'s callers which runs this process is
+ * running: a run whose owner is this very process is alive only while its
+ * recorder is (a run given up without its end, `RunRecorder.close`, is not).
+ * Internal: `recorder.ts` calls it once.
+ */
+export function setRunsInFlightHere(isInFlight: (id: string) => boolean): void {
+  inFlightHere = isInFlight;
+}
+
+/** Whether run `id` is in flight in this process (see {@linkcode setRunsInFlightHere}). */
+export function runInFlightHere(id: string): boolean {
+  return inFlightHere(id);
+}
