@@ -32,6 +32,7 @@ import type { NodeType } from "./flow/node.ts";
 import { type ProgramNodeTypes, programNodeTypes } from "./flow/program_nodes.ts";
 import type { SignalOutcome } from "./records/_signals.ts";
 import { abandonedRun, DEFAULT_ABANDONED_MS } from "./records/heartbeat.ts";
+import { useOwnerLockDir } from "./records/owner.ts";
 import {
   type FlowHost,
   previewResumeFlow,
@@ -807,6 +808,8 @@ class FlowstateRuntime implements Runtime {
     this.#createStores = createStores;
     this.config = config;
     this.home = config.home;
+    // Where this process's owner lock goes, should it record a run (see `records/owner.ts`).
+    useOwnerLockDir(config.home);
     this.clock = clock;
     this.storeNames = Object.freeze(Object.keys(config.stores));
     this.sandboxes = new SandboxPool({

@@ -3,26 +3,34 @@
  *
  * A run recorded by a process (not one claimed from the queue: those have
  * leases) carries the identity of that process, written with its `running`
- * record. On Linux that identity is unique on the machine: the host name
- * (of the process's UTS namespace), the kernel's boot id (new at every
- * boot, `/proc/sys/kernel/random/boot_id`), the pid namespace
- * (`readlink /proc/self/ns/pid`: two containers on one kernel may share a
- * host name and a pid, never a namespace), the pid, and the process's start
- * time (field 22 of `/proc/<pid>/stat`, in clock ticks since boot: a reused
- * pid has another). Where any of it cannot be read (another OS, no read
- * permission on `/proc`, a `/proc` of another pid namespace or mounted with
- * `hidepid`), the owner is recorded with what could be read and is
+ * record: its host name and pid, and what proves it alive or dead from
+ * another process of the same machine, two ways:
+ *
+ * - its *owner lock*: a file under `<home>/owners/` that the process holds
+ *   an exclusive OS lock on (`flock`) from its first run to its end; the
+ *   kernel releases it when the process dies, however it dies (`kill -9`, a
+ *   crash, a reboot, a container stopped), and never while it lives
+ *   (stopped, stalled, in a debugger). A reader that can take the lock
+ *   knows the owner is dead; one that cannot, that it lives. This needs no
+ *   permission the commands lack (`--allow-write=.flowstate` covers the
+ *   home), and works across pid namespaces of one kernel.
+ * - where Deno may read `/proc` (only with `--allow-all`): the kernel's
+ *   boot id, the pid namespace and the process's start time (field 22 of
+ *   `/proc/<pid>/stat`): no such pid, a zombie, or a pid with another start
+ *   time (reused) is dead.
+ *
+ * Where neither can be had (no home to write to, another OS, narrower
+ * permissions), the owner is recorded with what could be read and is
  * *unverifiable*: such a run is judged by its heartbeat only, as before.
  *
  * {@linkcode ownerLiveness} tells, from the process reading a record:
- * `dead` (same host, boot and pid namespace, and no such pid, a zombie, or
- * a pid with another start time), `alive` (the same process is running),
+ * `dead` (same host, and its lock free, or no such process), `alive`,
  * `here` (it is this very process), or `unknown` (anything else: another
- * machine, boot or container, an unverifiable owner, no owner at all).
- * `/proc` is read through a {@linkcode ProcReader}: the default one asks
- * `Deno.permissions.querySync` first (never prompts) and keeps what it read
- * of a pid for a second, so a listing of a thousand runs of a few processes
- * reads each process once.
+ * host, a lock file that is not there, an unverifiable owner, no owner at
+ * all). `/proc` is read through a {@linkcode ProcReader}: the default one
+ * asks `Deno.permissions.querySync` first (never prompts) and keeps what it
+ * read of a pid for a second, so a listing of a thousand runs of a few
+ * processes reads each process once.
  *
  * @module
  */
@@ -30,8 +38,8 @@
 /**
  * The process that recorded a run, as {@linkcode currentOwner} read it at
  * the run's start. Only `pid` is always there; an owner without `host`,
- * `boot`, `pidNs` or `startTicks` is unverifiable (its run is judged by its
- * heartbeat alone).
+ * or with neither `lock` nor all of `boot`, `pidNs` and `startTicks`, is
+ * unverifiable (its run is judged by its heartbeat alone).
  *
  * @example
  * ```ts
@@ -47,6 +55,8 @@ export interface RunOwner {
   pid: number;
   /** The host name of its UTS namespace. */
   host?: string;
+  /** Its owner lock: the absolute path of the file it holds locked while it lives. */
+  lock?: string;
   /** The kernel's boot id (`/proc/sys/kernel/random/boot_id`). */
   boot?: string;
   /** Its pid namespace (`readlink /proc/self/ns/pid`, e.g. `pid:[4026531836]`). */
@@ -198,9 +208,70 @@ const defaultReader: ProcReader = {
 
 let current: RunOwner | undefined;
 
+/** The directory this process's owner lock goes in (`<home>/owners`), once a runtime named one. */
+let lockDir: string | undefined;
+/** This process's owner lock, once taken: its path, and the open file that holds the lock. */
+let held: { path: string; file: Deno.FsFile } | undefined;
+/** Taking it failed (no permission, a read-only disk): not tried again. */
+let lockFailed = false;
+
+/**
+ * Name the directory where this process takes its owner lock
+ * (`<home>/owners/`): the first runtime opened names its home; later ones
+ * change nothing. Internal: called by `openRuntime`.
+ */
+export function useOwnerLockDir(home: string): void {
+  lockDir ??= home.replace(/[/\\]+$/, "") + "/owners";
+}
+
+function hasPermission(desc: Deno.PermissionDescriptor): boolean {
+  try {
+    return Deno.permissions.querySync(desc).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * This process's owner lock, taken at the first call (when a runtime named
+ * a directory and it may be written): its path, or `undefined`.
+ */
+function ownerLock(host: string | undefined): string | undefined {
+  if (held !== undefined) return held.path;
+  if (lockDir === undefined || lockFailed) return undefined;
+  const dir = lockDir;
+  if (!hasPermission({ name: "write", path: dir }) || !hasPermission({ name: "read", path: dir })) {
+    lockFailed = true;
+    return undefined;
+  }
+  let file: Deno.FsFile | undefined;
+  try {
+    Deno.mkdirSync(dir, { recursive: true });
+    const random = crypto.getRandomValues(new Uint32Array(2)).join("");
+    const name = `${(host ?? "host").replace(/[^A-Za-z0-9.-]/g, "_")}.${Deno.pid}.${random}.lock`;
+    const path = Deno.realPathSync(dir) + "/" + name;
+    file = Deno.openSync(path, { read: true, write: true, createNew: true });
+    if (!file.tryLockSync(true)) throw new Error("locked");
+    held = { path, file };
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // Gone already, or not ours to delete: a lock file left behind is free, so read as dead.
+      }
+    });
+    return path;
+  } catch {
+    file?.close();
+    lockFailed = true;
+    return undefined;
+  }
+}
+
 /**
  * This process, as a run it starts records it (see {@linkcode RunOwner}):
- * read once with the default reader, each time with another.
+ * read once with the default reader, each time with another. The owner
+ * lock is taken here, at the first run's start.
  *
  * @example
  * ```ts
@@ -212,15 +283,15 @@ let current: RunOwner | undefined;
  * ```
  */
 export function currentOwner(reader: ProcReader = defaultReader): RunOwner {
-  if (reader === defaultReader && current !== undefined) return current;
-  const owner = readOwner(reader);
-  if (reader === defaultReader) current = owner;
-  return owner;
+  if (reader !== defaultReader) return readOwner(reader);
+  current ??= readOwner(reader);
+  const lock = ownerLock(current.host);
+  return lock === undefined ? current : { ...current, lock };
 }
 
 function readOwner(reader: ProcReader): RunOwner {
   const owner: RunOwner = { pid: reader.pid };
-  const host = reader.readText("/proc/sys/kernel/hostname")?.trim() || hostnameIfAllowed();
+  const host = hostnameIfAllowed() ?? reader.readText("/proc/sys/kernel/hostname")?.trim();
   if (host) owner.host = host;
   const self = reader.readText("/proc/self/stat");
   const stat = self === null ? null : parseStat(self);
@@ -237,18 +308,16 @@ function readOwner(reader: ProcReader): RunOwner {
 }
 
 function hostnameIfAllowed(): string | undefined {
+  if (!hasPermission({ name: "sys", kind: "hostname" })) return undefined;
   try {
-    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state !== "granted") {
-      return undefined;
-    }
     return Deno.hostname();
   } catch {
     return undefined;
   }
 }
 
-/** Whether `owner` has all it takes to be verified. */
-function verifiable(owner: RunOwner): owner is Required<RunOwner> {
+/** Whether `owner` and `me` have all it takes to be compared through `/proc`. */
+function procVerifiable(owner: RunOwner): owner is RunOwner & Required<Omit<RunOwner, "lock">> {
   return typeof owner.pid === "number" && typeof owner.host === "string" &&
     typeof owner.boot === "string" && typeof owner.pidNs === "string" &&
     typeof owner.startTicks === "number";
@@ -265,24 +334,40 @@ function verifiable(owner: RunOwner): owner is Required<RunOwner> {
  * import { currentOwner, ownerLiveness } from "@flowstate/core/records";
  *
  * const me = currentOwner();
- * // Where /proc can be read (Linux, --allow-read): this very process.
- * if (me.startTicks !== undefined) assert.equal(ownerLiveness(me).state, "here");
  * assert.equal(ownerLiveness({ ...me, host: "elsewhere" }).state, "unknown");
+ * assert.equal(ownerLiveness({ pid: me.pid }).state, "unknown"); // nothing to verify it by
  * ```
  */
 export function ownerLiveness(
   owner: RunOwner | undefined,
   reader: ProcReader = defaultReader,
 ): OwnerLiveness {
-  if (typeof owner !== "object" || owner === null) {
+  if (typeof owner !== "object" || owner === null || typeof owner.pid !== "number") {
     return { state: "unknown", why: "no owner recorded" };
   }
-  if (!verifiable(owner)) return { state: "unknown", why: "its owner could not be verified" };
-  const me = currentOwner(reader);
-  if (!verifiable(me)) return { state: "unknown", why: "this process cannot read /proc" };
-  if (owner.host !== me.host || owner.boot !== me.boot || owner.pidNs !== me.pidNs) {
-    return { state: "unknown", why: `its process ${owner.pid} is on another host or boot` };
+  if (typeof owner.host !== "string") {
+    return { state: "unknown", why: "its owner could not be verified" };
   }
+  const me = currentOwner(reader);
+  if (owner.host !== me.host) {
+    return { state: "unknown", why: `its process ${owner.pid} is on another host` };
+  }
+  // Same host name, same kernel boot, same pid namespace: the pid is one of ours.
+  if (
+    procVerifiable(owner) && procVerifiable(me) && owner.boot === me.boot &&
+    owner.pidNs === me.pidNs
+  ) return byProc(owner, me, reader);
+  const lock = owner.lock;
+  if (typeof lock === "string") return byLock(owner.pid, lock, me);
+  return { state: "unknown", why: "its owner could not be verified" };
+}
+
+/** `ownerLiveness` by `/proc`, for an owner and a reader that both could read it. */
+function byProc(
+  owner: Required<Omit<RunOwner, "lock">>,
+  me: Required<Omit<RunOwner, "lock">>,
+  reader: ProcReader,
+): OwnerLiveness {
   if (owner.pid === me.pid && owner.startTicks === me.startTicks) {
     return { state: "here", why: "this process" };
   }
@@ -299,6 +384,30 @@ export function ownerLiveness(
     return { state: "dead", why: `its process ${owner.pid} has exited` };
   }
   return { state: "alive", why: `its process ${owner.pid} is alive on this host` };
+}
+
+/** `ownerLiveness` by the owner's lock file: free, its process is dead; held, alive. */
+function byLock(pid: number, lock: string, me: RunOwner): OwnerLiveness {
+  if (lock === me.lock) return { state: "here", why: "this process" };
+  if (!hasPermission({ name: "read", path: lock })) {
+    return { state: "unknown", why: "its owner lock may not be read" };
+  }
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(lock, { read: true });
+  } catch {
+    // Not there: another machine's path, or deleted; nothing is known.
+    return { state: "unknown", why: `its process ${pid}'s owner lock is not here` };
+  }
+  try {
+    return file.tryLockSync(true)
+      ? { state: "dead", why: `its process ${pid} is gone` }
+      : { state: "alive", why: `its process ${pid} is alive on this host` };
+  } catch {
+    return { state: "unknown", why: `cannot lock its process ${pid}'s owner lock` };
+  } finally {
+    file.close(); // releases the lock, if taken
+  }
 }
 
 /** Whether run `id` is being run by this process (set by `recorder.ts`). */
