@@ -211,7 +211,7 @@ export function judgeRun(
   const lastSeenAt = hasBeat ? beat : run.startedAt;
   const owner = run.owner === undefined
     ? { state: "unknown" as const, why: "" }
-    : ownerLiveness(run.owner, reader);
+    : ownerLiveness(run.owner, reader, run.id);
   if (owner.state === "dead") {
     return {
       state: "abandoned",

@@ -326,7 +326,8 @@ function procVerifiable(owner: RunOwner): owner is RunOwner & Required<Omit<RunO
 /**
  * Whether the process `owner` (a run's, see {@linkcode RunOwner}) is alive,
  * as seen from this process (see the module documentation). Never throws:
- * a malformed owner is `unknown`.
+ * a malformed owner is `unknown`. With `runId`, an owner alive that gave
+ * that run up (see `RunRecorder.close`) is `unknown`: its heartbeat decides.
  *
  * @example
  * ```ts
@@ -341,6 +342,7 @@ function procVerifiable(owner: RunOwner): owner is RunOwner & Required<Omit<RunO
 export function ownerLiveness(
   owner: RunOwner | undefined,
   reader: ProcReader = defaultReader,
+  runId?: string,
 ): OwnerLiveness {
   if (typeof owner !== "object" || owner === null || typeof owner.pid !== "number") {
     return { state: "unknown", why: "no owner recorded" };
@@ -358,7 +360,12 @@ export function ownerLiveness(
     owner.pidNs === me.pidNs
   ) return byProc(owner, me, reader);
   const lock = owner.lock;
-  if (typeof lock === "string") return byLock(owner.pid, lock, me);
+  if (typeof lock === "string") {
+    const found = byLock(owner.pid, lock, me);
+    return found.state === "alive" && runId !== undefined && givenUp(lock, runId)
+      ? { state: "unknown", why: `its process ${owner.pid} gave it up` }
+      : found;
+  }
   return { state: "unknown", why: "its owner could not be verified" };
 }
 
@@ -407,6 +414,32 @@ function byLock(pid: number, lock: string, me: RunOwner): OwnerLiveness {
     return { state: "unknown", why: `cannot lock its process ${pid}'s owner lock` };
   } finally {
     file.close(); // releases the lock, if taken
+  }
+}
+
+/**
+ * Say, in this process's owner lock, that it gave up run `id` without
+ * recording its end (`RunRecorder.close`): it lives on, but runs it no
+ * more, so a reader does not take the run for a live one. Internal.
+ */
+export function runGivenUp(id: string): void {
+  if (held === undefined) return;
+  try {
+    held.file.seekSync(0, Deno.SeekMode.End);
+    const line = new TextEncoder().encode(`${id}\n`);
+    let written = 0;
+    while (written < line.length) written += held.file.writeSync(line.subarray(written));
+  } catch {
+    // Not said: the run reads as alive while this process lives, as a stalled one.
+  }
+}
+
+/** Whether the owner lock at `path` (held by a live process) says it gave up run `id`. */
+function givenUp(path: string, id: string): boolean {
+  try {
+    return Deno.readTextFileSync(path).split("\n").includes(id);
+  } catch {
+    return false;
   }
 }
 

@@ -40,7 +40,7 @@ import { FlowstateError, messageOf } from "../errors.ts";
 import type { JsonValue } from "../store/types.ts";
 import type { Records } from "./records.ts";
 import { HEARTBEAT_MS } from "./heartbeat.ts";
-import { currentOwner, setRunsInFlightHere } from "./owner.ts";
+import { currentOwner, runGivenUp, setRunsInFlightHere } from "./owner.ts";
 import { newRunId } from "./run_id.ts";
 import { NodeOutcomes } from "./_node_outcomes.ts";
 import type { KeptOutputsMasker, QueueInfo, RunEvent, RunRecord } from "./types.ts";
@@ -689,7 +689,8 @@ export class RunRecorder {
    * a run is given up without `finish`.
    */
   async close(): Promise<void> {
-    inFlight.delete(this.#tracked);
+    // Given up while this process lives on: readers judge it by its heartbeat, not by this process.
+    if (inFlight.delete(this.#tracked)) runGivenUp(this.id);
     await this.#stopWatching();
   }
 
@@ -1028,6 +1029,10 @@ export class RunRecorder {
   async finish(end: RunEnd): Promise<RunRecord> {
     try {
       return await this.#finish(end);
+    } catch (err) {
+      // Its end may not be recorded: readers judge it by its heartbeat, not by this process.
+      runGivenUp(this.id);
+      throw err;
     } finally {
       inFlight.delete(this.#tracked);
     }
