@@ -291,7 +291,7 @@ export function currentOwner(reader: ProcReader = defaultReader): RunOwner {
 
 function readOwner(reader: ProcReader): RunOwner {
   const owner: RunOwner = { pid: reader.pid };
-  const host = hostnameIfAllowed() ?? reader.readText("/proc/sys/kernel/hostname")?.trim();
+  const host = reader.readText("/proc/sys/kernel/hostname")?.trim() || hostnameIfAllowed();
   if (host) owner.host = host;
   const self = reader.readText("/proc/self/stat");
   const stat = self === null ? null : parseStat(self);
