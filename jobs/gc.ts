@@ -31,6 +31,9 @@
  *    holder of its lock: it is locked without waiting, so a lock held by a
  *    live process is never touched, whatever its file says; a file gc cannot
  *    read as a Flowstate lock, or one from another host, is left alone.
+ *    And the owner locks of processes that recorded runs
+ *    (`<home>/owners/*.lock`, see `src/records/owner.ts`) that are free: a
+ *    live process holds its own for its whole life.
  *    A process is "gone" when its pid does not exist (`kill(pid, 0)`), and,
  *    where Deno may read /proc (`--allow-all` on Linux), also when it is a
  *    zombie or started after the file was last written (a reused pid).
@@ -74,7 +77,7 @@
  *
  * @module
  */
-import { basename, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import process from "node:process";
 import { z } from "zod";
 import { durationProblem, formatDurationExactly, parseDuration } from "../src/duration.ts";
@@ -440,14 +443,24 @@ async function removeTemp(path: string, pid: number, mtime: number, dryRun: bool
  * run) by the plugin's own protocol (`removeLockFile` in
  * plugins/jsonfile/lock.ts: opened, locked without waiting, still the file at
  * `path`), when its first line says it was last taken on this host by a
- * process that is gone.
+ * process that is gone. An owner lock (`<home>/owners/*.lock`, see
+ * `src/records/owner.ts`) says nothing in its first line: one that can be
+ * locked is free, so its process is gone (a live one holds it for its whole
+ * life).
  */
-function removeLock(path: string, mtime: number, host: string | null, dryRun: boolean) {
+function removeLock(
+  path: string,
+  mtime: number,
+  host: string | null,
+  dryRun: boolean,
+  ownerLock: boolean,
+) {
   return removeLockFile(path, {
     dryRun,
     when: async (holder) =>
+      ownerLock ||
       holder !== undefined && holder.pid > 0 && host !== null && holder.hostname === host &&
-      await writerGone(holder.pid, mtime),
+        await writerGone(holder.pid, mtime),
   });
 }
 
@@ -567,6 +580,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
       ctx.progress.start(dryRun ? "gc (dry run): files checked" : "gc: files checked");
       const host = hostName();
       const now = ctx.clock.now();
+      const ownersDir = join(ctx.home, "owners");
       let checked = 0;
       for await (const path of walkFiles(ctx.home, signal)) {
         ctx.progress.update(++checked);
@@ -582,7 +596,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
         if (now - mtime <= tempMaxAge) continue;
         const removed = temp
           ? await removeTemp(path, temp.pid, mtime, dryRun)
-          : await removeLock(path, mtime, host, dryRun);
+          : await removeLock(path, mtime, host, dryRun, dirname(path) === ownersDir);
         if (!removed) continue;
         result.tempFilesRemoved++;
         const shown = relative(ctx.home, path);

@@ -10,7 +10,7 @@
  *   (SIGCONT), the run succeeds.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openRuntime } from "../mod.ts";
 import { runJob } from "../jobs.ts";
@@ -94,6 +94,22 @@ Deno.test("kill -9 of flowstate run: at once, runs ls lists its run abandoned an
     assert.equal(old.status, "failed");
     assert.match(old.error.message, /^abandoned: its process \d+ is gone/);
     assert.equal(typeof old.owner?.lock, "string", "the record names its owner's lock");
+
+    // The killed process's owner lock is left (free); the resume's own went with its clean exit.
+    const owners = join(dir, ".flowstate", "owners");
+    const left = () => Array.from(Deno.readDirSync(owners), (e) => e.name);
+    assert.deepEqual(left(), [basename(old.owner.lock)]);
+    // gc removes it (a day later: past tempMaxAge); this process's own, held, stays.
+    await using rt = await openRuntime({
+      config: join(dir, "flowstate.yaml"),
+      clock: fakeClock(Date.now() + 86_400_000),
+    });
+    const gc = await runJob(rt, "gc", { options: { abandonedAfter: null } });
+    assert.equal(gc.status, "succeeded", JSON.stringify(gc.error));
+    assert.deepEqual(gc.outputs?.tempFiles, [join("owners", basename(old.owner.lock))]);
+    for (const name of left()) {
+      assert.match(name, new RegExp(`\\.${Deno.pid}\\.\\d+\\.lock$`), "only this process's");
+    }
   });
 });
 
