@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openRuntime } from "../mod.ts";
+import { openStore } from "../records.ts";
 import { runJob } from "../jobs.ts";
 import { fakeClock } from "../testing.ts";
 import { exitOf, hangGuard, outputOf } from "./_deadline.ts";
@@ -45,6 +46,15 @@ async function withProject(fn: (dir: string, release: string) => Promise<void>):
 
 function cli(dir: string, ...args: string[]) {
   return outputOf(taskCommand(dir, CLI, args));
+}
+
+/** Make run `id`'s heartbeat a minute old in `dir`'s store (its process stopped meanwhile). */
+async function staleHeartbeat(dir: string, id: string): Promise<void> {
+  await using store = await openStore({ plugin: "sqlite", path: join(dir, ".flowstate/main.db") });
+  const key = ["flowstate", "runs", id];
+  const record = await store.get<Record<string, unknown>>(key);
+  assert.equal(record?.value.status, "running");
+  await store.set(key, { ...record!.value, heartbeatAt: Date.now() - 60_000 });
 }
 
 /** Start `flowstate run wait` and resolve once its wait node waits: the child and its run's id. */
@@ -154,5 +164,41 @@ Deno.test("a flowstate run stopped (SIGSTOP) past gc's threshold is left running
     assert.equal(code, 0, await stdout);
     const shown = await cli(dir, "runs", "show", runId, "--json");
     assert.equal(JSON.parse(shown.stdout).run.status, "succeeded");
+  });
+});
+
+Deno.test("a stopped flowstate run with a minute-old heartbeat: runs ls and runs show say stalled, runs cancel says its process is alive; continued, it ends cancelled", async () => {
+  await withProject(async (dir) => {
+    const { child, runId, rest } = await startWaiting(dir);
+    using _hang = hangGuard(child);
+    const stdout = new Response(child.stdout).text();
+    child.kill("SIGSTOP");
+    try {
+      await staleHeartbeat(dir, runId);
+      const listed = await cli(dir, "runs", "ls");
+      const row = listed.stdout.split("\n").find((line) => line.startsWith(runId));
+      assert.match(row ?? "", /running \(stalled\?\)/, listed.stdout);
+      assert.match(listed.stderr, /its process is alive on this host/);
+      const shown = await cli(dir, "runs", "show", runId);
+      assert.match(
+        shown.stdout,
+        new RegExp(
+          `status: {3}running \\(stalled\\? .* its process ${child.pid} is alive on this host`,
+        ),
+      );
+      const cancel = await cli(dir, "runs", "cancel", runId);
+      assert.equal(cancel.code, 0, cancel.stderr);
+      assert.match(
+        cancel.stdout,
+        new RegExp(`its process ${child.pid} is alive on this host but has not answered since`),
+      );
+    } finally {
+      child.kill("SIGCONT");
+    }
+    await exitOf(child);
+    await rest;
+    await stdout;
+    const shown = await cli(dir, "runs", "show", runId, "--json");
+    assert.equal(JSON.parse(shown.stdout).run.status, "cancelled");
   });
 });

@@ -462,6 +462,17 @@ export async function cancelRun(id: string, global: GlobalOptions): Promise<numb
       }
       // Two heartbeats missed: its process may be gone, and then nobody acts on the request yet.
       const tz = runtime.config.timezone;
+      const judged = judgeRun(done.run, now, MIN_ABANDONED_MS);
+      if (judged.state === "stalled") {
+        console.log(
+          `Cancel requested for run ${id} (${done.run.flowId}): its process ${judged.pid} is ` +
+            `alive on this host but has not answered since ${
+              formatTime(done.lastSeenAt, tz)
+            } (stopped, stalled or in a debugger?): the run stops as soon as it goes on; it is ` +
+            "never recorded abandoned while that process lives",
+        );
+        return 0;
+      }
       const claim = done.run.queue?.claim;
       const then = claim === undefined
         ? `run this command again after ${
