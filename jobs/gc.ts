@@ -84,7 +84,6 @@ import { durationProblem, formatDurationExactly, parseDuration } from "../src/du
 import type { Duration } from "../src/flow/types.ts";
 import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";
-import type { RunRecord } from "../src/records/types.ts";
 import { judgeRun, MIN_ABANDONED_MS } from "../src/records/heartbeat.ts";
 import type { Store } from "../src/store/types.ts";
 import { trimChanges } from "../src/store/store.ts";
