@@ -6,7 +6,8 @@
  * record: its host name and pid, and what proves it alive or dead from
  * another process of the same machine, two ways:
  *
- * - its *owner lock*: a file under `<home>/owners/` that the process holds
+ * - its *owner lock*: a file under `<home>/owners/` (when the home exists:
+ *   it is not created for it) that the process holds
  *   an exclusive OS lock on (`flock`) from its first run to its end; the
  *   kernel releases it when the process dies, however it dies (`kill -9`, a
  *   crash, a reboot, a container stopped), and never while it lives
@@ -208,20 +209,21 @@ const defaultReader: ProcReader = {
 
 let current: RunOwner | undefined;
 
-/** The directory this process's owner lock goes in (`<home>/owners`), once a runtime named one. */
-let lockDir: string | undefined;
+/** The home this process's owner lock goes in (under `owners/`), once a runtime named one. */
+let lockHome: string | undefined;
 /** This process's owner lock, once taken: its path, and the open file that holds the lock. */
 let held: { path: string; file: Deno.FsFile } | undefined;
 /** Taking it failed (no permission, a read-only disk): not tried again. */
 let lockFailed = false;
 
 /**
- * Name the directory where this process takes its owner lock
- * (`<home>/owners/`): the first runtime opened names its home; later ones
- * change nothing. Internal: called by `openRuntime`.
+ * Name the home where this process takes its owner lock (in `owners/`,
+ * once the home exists: it is never created for it): the first runtime
+ * opened names its home; later ones change nothing. Internal: called by
+ * `openRuntime`.
  */
 export function useOwnerLockDir(home: string): void {
-  lockDir ??= home.replace(/[/\\]+$/, "") + "/owners";
+  lockHome ??= home.replace(/[/\\]+$/, "");
 }
 
 function hasPermission(desc: Deno.PermissionDescriptor): boolean {
@@ -238,10 +240,18 @@ function hasPermission(desc: Deno.PermissionDescriptor): boolean {
  */
 function ownerLock(host: string | undefined): string | undefined {
   if (held !== undefined) return held.path;
-  if (lockDir === undefined || lockFailed) return undefined;
-  const dir = lockDir;
+  if (lockHome === undefined || lockFailed) return undefined;
+  const home = lockHome;
+  const dir = `${home}/owners`;
   if (!hasPermission({ name: "write", path: dir }) || !hasPermission({ name: "read", path: dir })) {
     lockFailed = true;
+    return undefined;
+  }
+  // Never the home itself: a runtime whose stores keep no file there (memory, postgres) leaves
+  // no home behind. Looked at again at the next run's start: a store may create it meanwhile.
+  try {
+    if (!Deno.statSync(home).isDirectory) return undefined;
+  } catch {
     return undefined;
   }
   let file: Deno.FsFile | undefined;
