@@ -406,6 +406,25 @@ function byProc(
 /** `ownerLiveness` by the owner's lock file: free, its process is dead; held, alive. */
 function byLock(pid: number, lock: string, me: RunOwner): OwnerLiveness {
   if (lock === me.lock) return { state: "here", why: "this process" };
+  // A free lock stays free (its process is gone for good); a held one is looked at again after
+  // a second. A listing of a thousand runs of a few processes locks each file once.
+  const now = performance.now();
+  const kept = lockCache.get(lock);
+  if (kept !== undefined && (kept.found.state === "dead" || now - kept.at < PID_CACHE_MS)) {
+    return kept.found;
+  }
+  const found = probeLock(pid, lock);
+  if (found.state !== "unknown") {
+    if (lockCache.size > 10_000) lockCache.clear();
+    lockCache.set(lock, { at: now, found });
+  }
+  return found;
+}
+
+const lockCache = new Map<string, { at: number; found: OwnerLiveness }>();
+
+/** Take the lock `lock` without waiting, and release it at once: free, its process is dead. */
+function probeLock(pid: number, lock: string): OwnerLiveness {
   if (!hasPermission({ name: "read", path: lock })) {
     return { state: "unknown", why: "its owner lock may not be read" };
   }
