@@ -215,6 +215,18 @@ let lockHome: string | undefined;
 let held: { path: string; file: Deno.FsFile } | undefined;
 /** Taking it failed (no permission, a read-only disk): not tried again. */
 let lockFailed = false;
+/** The home may be created for the lock (the CLI's own process: Flowstate owns its home). */
+let mayCreateHome = false;
+
+/**
+ * Let this process create its home for its owner lock (the CLI does; a
+ * library's runtime never creates a home for it). The lock, its `owners/`
+ * folder and a home made for it alone are removed at a clean exit.
+ * Internal.
+ */
+export function mayCreateHomeForOwnerLock(): void {
+  mayCreateHome = true;
+}
 
 /**
  * Name the home where this process takes its owner lock (in `owners/`,
@@ -247,34 +259,51 @@ function ownerLock(host: string | undefined): string | undefined {
     lockFailed = true;
     return undefined;
   }
-  // Never the home itself: a runtime whose stores keep no file there (memory, postgres) leaves
-  // no home behind. Looked at again at the next run's start: a store may create it meanwhile.
+  // A library's runtime never creates its home for it: a runtime whose stores keep no file there
+  // (memory, postgres) leaves no home behind. Looked at again at the next run's start: a store
+  // may create it meanwhile.
+  let madeHome = false;
   try {
     if (!Deno.statSync(home).isDirectory) return undefined;
   } catch {
-    return undefined;
+    if (!mayCreateHome) return undefined;
+    madeHome = true;
   }
-  let file: Deno.FsFile | undefined;
-  try {
-    Deno.mkdirSync(dir, { recursive: true });
-    const random = crypto.getRandomValues(new Uint32Array(2)).join("");
-    const name = `${(host ?? "host").replace(/[^A-Za-z0-9.-]/g, "_")}.${Deno.pid}.${random}.lock`;
-    const path = Deno.realPathSync(dir) + "/" + name;
-    file = Deno.openSync(path, { read: true, write: true, createNew: true });
-    if (!file.tryLockSync(true)) throw new Error("locked");
-    held = { path, file };
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(path);
-      } catch {
-        // Gone already, or not ours to delete: a lock file left behind is free, so read as dead.
-      }
-    });
-    return path;
-  } catch {
-    file?.close();
-    lockFailed = true;
-    return undefined;
+  const random = crypto.getRandomValues(new Uint32Array(2)).join("");
+  const name = `${(host ?? "host").replace(/[^A-Za-z0-9.-]/g, "_")}.${Deno.pid}.${random}.lock`;
+  // Tried again when another process's clean exit removed the empty folder meanwhile.
+  for (let tries = 0; tries < 3; tries++) {
+    let file: Deno.FsFile | undefined;
+    try {
+      Deno.mkdirSync(dir, { recursive: true });
+      const path = Deno.realPathSync(dir) + "/" + name;
+      file = Deno.openSync(path, { read: true, write: true, createNew: true });
+      if (!file.tryLockSync(true)) throw new Error("locked");
+      held = { path, file };
+      globalThis.addEventListener(
+        "unload",
+        () => removeOwnerLock(path, dir, madeHome ? home : null),
+      );
+      return path;
+    } catch (err) {
+      file?.close();
+      if (err instanceof Deno.errors.NotFound) continue;
+      break;
+    }
+  }
+  lockFailed = true;
+  return undefined;
+}
+
+/** At a clean exit: this process's lock, then its folder and a home made for it, if empty. */
+function removeOwnerLock(path: string, dir: string, home: string | null): void {
+  for (const gone of [path, dir, home]) {
+    if (gone === null) continue;
+    try {
+      Deno.removeSync(gone); // a folder only when empty: others' locks keep it
+    } catch {
+      return; // gone already, or not empty: a lock file left behind is free, so read as dead
+    }
   }
 }
 
