@@ -593,7 +593,9 @@ export class Records {
    * Record a run as `failed` ("abandoned: …") if, at `now` (default: the
    * clock's), it is still `running` with a heartbeat older than `afterMs`
    * (see `abandonedRun()` in `heartbeat.ts`: at least four missed beats; a
-   * run without heartbeat by its age, at least a day). Checked again in the
+   * run without heartbeat by its age, at least a day), or, whatever its
+   * heartbeat, when its process is verifiably gone from this machine (never
+   * while it is verifiably alive: see `judgeRun()`). Checked again in the
    * commit, so a run that beats or finishes meanwhile is left alone.
    * Resolves the record as written, or `null` when the run was not abandoned.
    *
