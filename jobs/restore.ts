@@ -1017,9 +1017,21 @@ export async function restoreBackup(
     .delete(RESTORE_MARKER_KEY).commit();
   if (!removed.ok) throw lost();
   // The values carry the backed-up store's plaintext fields: a target declaring others refuses
-  // queries on the paths they lack until rekey (a backup from before 0.7 does not say).
+  // queries on the paths they lack until rekey. A backup made by Flowstate 0.7 or before does not
+  // say which they carry: none is taken for carried (a query on a path they lack would silently
+  // miss them), so queries wait for rekey, which stores the declared ones beside every value.
   const carried = verified.header.encrypted?.plaintext;
-  if (sealedBy !== undefined && Array.isArray(carried)) await sealedBy.settlePlaintext(carried);
+  if (sealedBy !== undefined) {
+    if (!Array.isArray(carried) && sealedBy.carriedPlaintext().length > 0) {
+      log?.(
+        `the backup was made by Flowstate 0.7 or before and does not say which plaintext fields ` +
+          `its sealed values carry: queries and searches on the store's plaintext paths are ` +
+          `refused until you run the rekey job (flowstate jobs run rekey)`,
+        "warn",
+      );
+    }
+    await sealedBy.settlePlaintext(Array.isArray(carried) ? carried : []);
+  }
   progress?.finish();
   result.holds = await store.count();
   return result;

@@ -29,6 +29,7 @@ import { compileTemplate, type TemplateRefs } from "./flow/template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./flow/types.ts";
 import { canonicalJson } from "./records/flow_version.ts";
 import { DEFAULT_ABANDONED_MS, judgeRun } from "./records/heartbeat.ts";
+import { outcomesOfEvents } from "./records/_node_outcomes.ts";
 import type { Records } from "./records/records.ts";
 import type { NodeOutcome, NodeStatus, ResumeMarker, RunRecord } from "./records/types.ts";
 import type { Clock, Timers } from "./clock.ts";
@@ -182,6 +183,50 @@ export function foundRun(run: RunRecord | null, runId: string): RunRecord {
     `Cannot resume run ${runId}: no such run (list runs with: flowstate runs ls)`,
     { kind: "run", id: runId },
   );
+}
+
+/**
+ * Why the end of `run` was recorded by another process than the one that ran
+ * it: `"abandoned"` (its process found gone by gc, a daemon or a worker), `"its
+ * worker lost"` (its queued attempt's worker lost for the last time), or
+ * `undefined` (it recorded its own end). Such an end holds its nodes'
+ * outcomes from their events, without the outputs they did not keep.
+ */
+function lostEndOf(run: RunRecord): "abandoned" | "its worker lost" | undefined {
+  return run.error?.message.startsWith("abandoned:") === true
+    ? "abandoned"
+    : run.queue?.attempts.at(-1)?.outcome === "lost"
+    ? "its worker lost"
+    : undefined;
+}
+
+/**
+ * The run `runId` of `records` as a resume reads it (a
+ * {@linkcode NotFoundError} when there is none). A run whose end another
+ * process recorded (see {@linkcode lostEndOf}) gets, for the nodes its record
+ * has no outcome for, the outcomes their events give: Flowstate 0.7 and
+ * before recorded such an end with the outcomes the run had when it started
+ * (none), so the nodes that succeeded before its process died, their side
+ * effects made, would be said not to have run. A run recorded `running`
+ * whose process is gone from this machine is recorded abandoned first
+ * ({@linkcode endedIfOwnerDead}).
+ *
+ * @example
+ * ```ts ignore
+ * const run = await runToResume(records, runId, Date.now());
+ * ```
+ */
+export async function runToResume(
+  records: Records,
+  runId: string,
+  now: number,
+): Promise<RunRecord> {
+  const run = await endedIfOwnerDead(records, foundRun(await records.getRun(runId), runId), now);
+  if (lostEndOf(run) === undefined) return run;
+  const nodes = run.nodes ?? {};
+  const fromEvents = outcomesOfEvents(await records.getEvents(run.id));
+  if (Object.keys(fromEvents).every((id) => Object.hasOwn(nodes, id))) return run;
+  return { ...run, nodes: { ...fromEvents, ...nodes } };
 }
 
 /** A {@linkcode ResumeRefusedError} when `from` names no node of `def`. */
@@ -361,13 +406,7 @@ export function resumeDecisions(
     return was !== undefined && canonicalJson(was) === canonicalJson(spec);
   };
   const inRun = `in run ${run.id}`;
-  // Its end was recorded for a process found gone (abandoned), or for its queued attempt's lost
-  // worker: its nodes' outcomes come from their events, without their outputs.
-  const lostEnd = run.error?.message.startsWith("abandoned:") === true
-    ? "abandoned"
-    : run.queue?.attempts.at(-1)?.outcome === "lost"
-    ? "its worker lost"
-    : undefined;
+  const lostEnd = lostEndOf(run);
   /** Why `spec` cannot be reused on its own, or `undefined` when it can. */
   const own = (spec: NodeSpec): Omit<ResumeDecision, "node" | "reused"> | undefined => {
     const id = spec.id;
@@ -400,8 +439,9 @@ export function resumeDecisions(
         message: lostEnd !== undefined
           ? `succeeded ${inRun}, whose process was lost before it recorded its end ` +
             `(${lostEnd}), and its output was not kept with its events (it ended in the ` +
-            `last fraction of a second, or its output was over 256 KiB): it runs again, and ` +
-            `its side effects happen again`
+            `last fraction of a second, its output was over 256 KiB, or Flowstate 0.7 or ` +
+            `before ran the run or recorded its end: it keeps none): it runs again, and its ` +
+            `side effects happen again`
           : `its output was not recorded whole ${inRun} (too large to keep, or lost ` +
             "with the run's end)",
         ...status,

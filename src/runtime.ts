@@ -1147,13 +1147,10 @@ class FlowstateRuntime implements Runtime {
       const { from, flow: given, again, onStart, ...rest } = options;
       return this.#tracked(options.signal, async (signal) => {
         const records = await this.records();
-        const { assertResumable, claimResume, endedIfOwnerDead, foundRun, holdResumeClaim } =
-          await import("./resume.ts");
-        const run = await endedIfOwnerDead(
-          records,
-          foundRun(await records.getRun(runId), runId),
-          this.clock.now(),
+        const { assertResumable, claimResume, holdResumeClaim, runToResume } = await import(
+          "./resume.ts"
         );
+        const run = await runToResume(records, runId, this.clock.now());
         assertResumable(run, from);
         const flow = given ?? await this.#flowOfRun(run);
         const version = await records.getVersion(run.flowId, run.flowVersion);
@@ -1207,14 +1204,8 @@ class FlowstateRuntime implements Runtime {
     assertKnownFields(options, PREVIEW_RESUME_OPTIONS, `Cannot resume run ${runId}`, "option");
     const from = this.#checkResume(runId, options.from);
     const records = await this.records();
-    const { assertNotResumed, assertResumable, endedIfOwnerDead, foundRun } = await import(
-      "./resume.ts"
-    );
-    const run = await endedIfOwnerDead(
-      records,
-      foundRun(await records.getRun(runId), runId),
-      this.clock.now(),
-    );
+    const { assertNotResumed, assertResumable, runToResume } = await import("./resume.ts");
+    const run = await runToResume(records, runId, this.clock.now());
     assertResumable(run, from);
     const flow = options.flow ?? await this.#flowOfRun(run);
     const version = await records.getVersion(run.flowId, run.flowVersion);

@@ -148,3 +148,37 @@ Deno.test("a backup restored into an encrypted store that declares more plaintex
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+for (const plugin of ["sqlite", "jsonfile"] as const) {
+  Deno.test(`${plugin}: a path dropped from plaintext, then declared again, is refused until rekey: the values written meanwhile lack it`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate-plaintext-narrow-" });
+    try {
+      const path = join(dir, plugin === "sqlite" ? "s.db" : "s.json");
+      const open = (plaintext: string[]) =>
+        openStore(spec(path, plaintext, plugin), { name: "main" });
+      {
+        await using wide = await open(["status", "customer.id"]);
+        await wide.set(["o", "1"], { status: "open", customer: { id: "c1" } });
+      }
+      {
+        // A deploy rolled back to a config without customer.id: its writes carry status alone.
+        await using narrow = await open(["status"]);
+        await narrow.set(["o", "2"], { status: "open", customer: { id: "c1" } });
+      }
+      await using again = await open(["status", "customer.id"]);
+      const byCustomer = {
+        prefix: ["o"],
+        where: [{ path: "customer.id", op: "eq" as const, value: "c1" }],
+      };
+      // Before: the record still said customer.id, and the query found o/1 alone.
+      await assert.rejects(
+        () => again.query(byCustomer),
+        /declared plaintext in encrypted store "main" after values were written without it \(they carry status\).*rekey/,
+      );
+      assert.equal((await rekeyStore(again)).resealed, 1);
+      assert.deepEqual((await again.query(byCustomer)).map((e) => e.key), [["o", "1"], ["o", "2"]]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

@@ -696,7 +696,7 @@ Deno.test("queue: a run recorded failed after its third lost attempt keeps what 
   const preview = await rt.previewResume(runId);
   assert.match(
     preview.nodes.find((n) => n.node === "w")?.message ?? "",
-    /^succeeded in run \S+, whose process was lost before it recorded its end \(its worker lost\), and its output was not kept with its events \(it ended in the last fraction of a second, or its output was over 256 KiB\): it runs again/,
+    /^succeeded in run \S+, whose process was lost before it recorded its end \(its worker lost\), and its output was not kept with its events \(it ended in the last fraction of a second, its output was over 256 KiB, or Flowstate 0\.7 or before ran the run or recorded its end: it keeps none\): it runs again/,
   );
   await Deno.remove(dir, { recursive: true });
 });

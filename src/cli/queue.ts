@@ -31,7 +31,7 @@ import { ConflictError, NotFoundError } from "../errors.ts";
 import { TemplateError } from "../flow/template/error.ts";
 import { findFlowFile, isFlowPath } from "../flow_files.ts";
 import { isRunId } from "../records/run_id.ts";
-import { retryRefusal } from "../records/_queue.ts";
+import { maskedInputsRefusal, retryRefusal } from "../records/_queue.ts";
 import { checkOnFailure, openRuntime } from "../runtime.ts";
 import { DEFAULT_LEASE_MS, startWorker, type WorkerEvent } from "../queue/worker.ts";
 import { formatDuration, printable, queueAttemptText } from "./format.ts";
@@ -609,6 +609,10 @@ export async function retryCommand(
   if (run.status === "succeeded" || run.status === "queued" || run.status === "running") {
     // Said before anything about its flow file: no file would make it retriable.
     printError(retryRefusal(runId, run.status));
+    return 1;
+  }
+  if (run.inputsMasked === true) {
+    printError(maskedInputsRefusal(runId));
     return 1;
   }
   if (run.queue === undefined) {

@@ -1008,6 +1008,24 @@ export function retryRefusal(runId: string, status: RunRecord["status"]): string
   }; only a failed, cancelled or timed-out run can be retried`;
 }
 
+/**
+ * Why run `runId`, whose inputs held a secret's value, cannot be retried: its
+ * record keeps them masked (`***`, `RunRecord.inputsMasked`), and a retry runs
+ * with its record's inputs. `runs resume` refuses it the same way.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maskedInputsRefusal } from "./_queue.ts";
+ * assert.match(maskedInputsRefusal("r1"), /recorded masked/);
+ * ```
+ */
+export function maskedInputsRefusal(runId: string): string {
+  return `Cannot retry run ${JSON.stringify(runId)}: its inputs held a secret's value and were ` +
+    `recorded masked (***), so a retry would run with *** in their place; run the flow again ` +
+    `with its inputs (flowstate run <flow> --input …, or flowstate enqueue)`;
+}
+
 /** The wait before the next attempt after `failures` failed ones. */
 export function backoffMs(backoff: QueueBackoff | undefined, failures: number): number {
   if (backoff === undefined) return 0;
@@ -1406,6 +1424,7 @@ export async function requeueRun(
     if (run.status === "queued" || run.status === "running" || run.status === "succeeded") {
       throw new ConflictError(retryRefusal(runId, run.status));
     }
+    if (run.inputsMasked === true) throw new ConflictError(maskedInputsRefusal(runId));
     const now = ctx.clock.now();
     // A run started directly (never queued) had one attempt of its own: it is listed as the
     // first, so the next is attempt 2 of 2 (not "2 of 1").
@@ -1449,6 +1468,11 @@ export async function requeueRun(
     const op = ctx.store.atomic().check(runKey, stored.version).set(runKey, requeued);
     moveIndexes(ctx, op, run, requeued);
     addDueEntry(keys, op, requeued, now);
+    // The retry waits for new signals: its end cleared the run's, taken or not, unless Flowstate
+    // 0.7 or before recorded that end (a 0.7 gc or worker of a mixed fleet, or after a rollback),
+    // which leaves them: a signal its `wait` node took would be given again, an approval
+    // approving the retry.
+    op.clear(ctx.layout.signal(runId));
     if (previous.key !== undefined) {
       // The key is this run's again, unless another run took it meanwhile.
       const held = await ctx.store.get<{ runId: string }>(keys.dedupe(previous.key));

@@ -15,13 +15,13 @@
  * | `P, "runs-by-status", status, runId` | {@linkcode RunSummary}, for every status but `succeeded` |
  * | `P, "runs-by-flow-status", flowId, status, runId` | the same, per flow |
  * | `P, "runs-ended-late", runId` | `{ flowId, status, endedAt }`: a run that ended over a minute after its id's time (a queued run, a long one): what retention ages it by |
- * | `P, "events", runId, chunk` | `{ first, format: 2, … }`: one `appendEvents()` call, compact (see below) |
+ * | `P, "events", runId, chunk` | `{ first, format: 2, … }`: one `appendEvents()` call, compact (see below); with `outputNodes`, `outputs` and `maskedOutputs` beside its events when outputs were kept with them (Flowstate 0.7 and before write none and pass them by: a chunk read or rewritten by 0.7 keeps its events) |
  * | `P, "metrics", flowId, version` | {@linkcode FlowMetrics}; `version` is a hash, `"*"` (all runs) or `"*pruned"` (the runs of the versions retention deleted) |
  * | `P, "metrics-shards", flowId, version, shard` | {@linkcode FlowMetrics} of runs not folded into the above yet |
  * | `P, "cancel", runId` | `{ requestedAt }`: a request to cancel a running run (see below) |
  * | `P, "signals", runId, name, seq` | {@linkcode StoredSignal}: a signal sent to a queued or running run, not taken yet by its `wait` node (cleared with the run's end and with the run; see below) |
  * | `P, "signals", runId, "@received", receiver, name` | {@linkcode StoredSignal} and its `seq`: the signal `name` node `receiver` (its place in root run `runId`, `+n` for an attempt's (n+1)th take of `name`) took, given again to its later attempts (cleared with the run's other signals) |
- * | `P, "resumed", runId` | {@linkcode ResumeMarker}: a resume claimed this run (written if absent, once, before the resuming run starts; deleted with the run) |
+ * | `P, "resumed", runId` | {@linkcode ResumeMarker}: a resume claimed this run (written if absent, once, before the resuming run starts; deleted with the run, except by Flowstate 0.7 and before, which do not know it: their retention and archive leave it, and nothing reads it then) |
  * | `P, "on-failure", runId` | {@linkcode OnFailureMarker}: the config's `runs.onFailure` flow was started about this run (written if absent, once, before it starts; deleted with the run) |
  * | `P, "queue", "ready", priority, runAt, runId` | `{ id, flowId }`: a queued run that is due |
  * | `P, "queue", "delayed", runAt, priority, runId` | the same, for a run not due yet |
@@ -900,7 +900,9 @@ export class Records {
    * one more attempt on the same id (its earlier attempts and events stay).
    * A run that was not enqueued needs `options.flowPath`, its flow file.
    * Rejects with a `NotFoundError` when there is no such run, and with a
-   * `ConflictError` when it is queued, running or succeeded.
+   * `ConflictError` when it is queued, running or succeeded, or when its
+   * inputs held a secret's value (`inputsMasked`: they are recorded `***`,
+   * which the retry would run with).
    */
   async requeueRun(runId: string, options: { flowPath?: string } = {}): Promise<RunRecord> {
     return await (await queueModule()).requeueRun(this.#ctx, this.#eventTails, runId, options);

@@ -900,7 +900,9 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
    * None recorded (a new store, or one from before they were recorded): the
    * declared ones are recorded. Others than the declared ones: a store that
    * holds no entries records the declared ones; else queries on the paths
-   * declared since are refused until rekey (see {@linkcode #checkRecorded}).
+   * declared since are refused until rekey (see {@linkcode #checkRecorded}),
+   * and the record keeps only the paths both the recorded and the declared
+   * ones cover: the values written from now on carry no other.
    */
   async checkPlaintext(): Promise<void> {
     const access = internalAccess(this.#store);
@@ -912,7 +914,24 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
       const empty = (await Array.fromAsync(this.#store.list({ limit: 1 }))).length === 0;
       if (!empty) {
         // A record this version cannot read is taken as no path: every query waits for rekey.
-        this.#recorded = recorded ?? [];
+        const carried = recorded ?? [];
+        // The values written from now on carry only the declared paths: the record keeps the
+        // paths both cover, so a path declared before, dropped now and declared again is not
+        // taken as carried by the values written meanwhile (a query would silently miss them).
+        const both = [
+          ...carried.filter((p) => covered(this.#plaintext, p)),
+          ...this.#plaintext.filter((p) => covered(carried, p)),
+        ];
+        const kept = [...new Map(both.map((p) => [JSON.stringify(p), p])).values()];
+        // A record this version cannot read (a newer one's) is left as it is.
+        if (recorded !== null && !samePaths(kept, carried)) {
+          try {
+            await this.#recordPlaintext(kept);
+          } catch {
+            // Best effort (see below): this process may only read, and writes nothing then.
+          }
+        }
+        this.#recorded = kept;
         return;
       }
     }
