@@ -33,6 +33,7 @@ import type { NodeType } from "./flow/node.ts";
 import { type ProgramNodeTypes, programNodeTypes } from "./flow/program_nodes.ts";
 import type { SignalOutcome } from "./records/_signals.ts";
 import { abandonedRun, DEFAULT_ABANDONED_MS } from "./records/heartbeat.ts";
+import { useOwnerLockDir } from "./records/owner.ts";
 import {
   type FlowHost,
   previewResumeFlow,
@@ -848,6 +849,9 @@ class FlowstateRuntime implements Runtime {
     this.#onIndexBuild = onIndexBuild;
     this.#createStores = createStores;
     this.config = config;
+    // Where this process's owner lock goes, should it record a run (see `records/owner.ts`);
+    // the home is read then, not now.
+    useOwnerLockDir(() => config.home);
     this.clock = clock;
     this.storeNames = Object.freeze(Object.keys(config.stores));
     this.sandboxes = new SandboxPool({
@@ -1197,7 +1201,7 @@ class FlowstateRuntime implements Runtime {
         const { assertResumable, claimResume, holdResumeClaim, runToResume } = await import(
           "./resume.ts"
         );
-        const run = await runToResume(records, runId);
+        const run = await runToResume(records, runId, this.clock.now());
         assertResumable(run, from);
         const flow = given ?? await this.#flowOfRun(run);
         const version = await records.getVersion(run.flowId, run.flowVersion);
@@ -1253,7 +1257,7 @@ class FlowstateRuntime implements Runtime {
     const from = this.#checkResume(runId, options.from);
     const records = await this.records();
     const { assertNotResumed, assertResumable, runToResume } = await import("./resume.ts");
-    const run = await runToResume(records, runId);
+    const run = await runToResume(records, runId, this.clock.now());
     assertResumable(run, from);
     const flow = options.flow ?? await this.#flowOfRun(run);
     const version = await records.getVersion(run.flowId, run.flowVersion);

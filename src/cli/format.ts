@@ -28,6 +28,24 @@ export const RUNNING_GONE_NOTE =
   "records such runs failed (abandoned); the daemon runs gc daily";
 
 /**
+ * What `runs ls`'s `abandoned` means (a run recorded running whose process
+ * is verifiably dead on this machine): said once after a table that shows one.
+ */
+export const PROCESS_GONE_NOTE =
+  "abandoned: recorded running, but its process is gone from this machine (killed or crashed): " +
+  "`flowstate runs resume <id>` resumes it now; `flowstate jobs run gc` records it failed";
+
+/**
+ * What `runs ls`'s `running (stalled?)` means (a run whose process is alive
+ * on this machine but wrote no heartbeat for over `MIN_ABANDONED_MS`).
+ */
+export const STALLED_NOTE =
+  `running (stalled?): no heartbeat for over ${
+    MIN_ABANDONED_MS / 1000
+  } s, but its process is alive on this host (stopped, stalled, in a debugger): it is never ` +
+  "recorded abandoned while it lives; `flowstate runs cancel <id>` to end it";
+
+/**
  * What the tables' `running? (lease lapsed)` means (a queued run recorded running whose
  * worker's claim lapsed, with no worker to take it back yet): said once after `runs ls`.
  */

@@ -28,6 +28,7 @@ import { jsonLogs, logFormatSetting, startLogs } from "./log_format.ts";
 import { report } from "./report.ts";
 import { suggest } from "../_suggest.ts";
 import { fromFileUrl } from "../_path.ts";
+import { mayCreateHomeForOwnerLock } from "../records/owner.ts";
 
 /**
  * The command definitions, imported by a specifier Deno cannot read before it
@@ -69,6 +70,8 @@ async function importProgram(): Promise<typeof import("./program.ts")> {
  * under `--debug`).
  */
 export async function main(args: readonly string[]): Promise<number> {
+  // Flowstate's own program may create its home for the owner lock of the runs it records.
+  mayCreateHomeForOwnerLock();
   let exitCode = 0;
   const setExitCode = (code: number) => (exitCode = code);
   // The log format first: from here on every line on stderr is written in it (a usage error

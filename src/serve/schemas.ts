@@ -238,6 +238,20 @@ export const RunRecordSchema = RunSummarySchema.omit({
     "present when a secret's value in `inputs` was masked (`***`): they are not what the run " +
       "ran with, and the run cannot be resumed",
   ),
+  owner: z.looseObject({
+    pid: z.number().int(),
+    host: z.string().optional(),
+    lock: z.string().optional().describe(
+      "the file its process holds locked while it lives (under the home's owners/)",
+    ),
+    boot: z.string().optional(),
+    pidNs: z.string().optional(),
+    startTicks: z.number().optional(),
+  }).optional().describe(
+    "the process that recorded the run's start (not for a run claimed from the queue): on " +
+      "the same host, a dead one makes the run abandoned at once, a live one is never " +
+      "abandoned for a late heartbeat. Absent in records of versions before 0.8",
+  ),
   queue: z.looseObject({
     runAt: z.number().describe("it does not start before this time (ms since the epoch)"),
     priority: z.number(),
