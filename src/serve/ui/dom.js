@@ -225,6 +225,19 @@ export function archivedBadge(archive) {
   });
 }
 
+/**
+ * The "lease lapsed" badge of a queued run recorded running whose worker's claim lapsed at
+ * `at` (the API's `leaseLapsedAt`): its worker is gone, and a worker that polls takes it back.
+ */
+export function leaseLapsedBadge(at) {
+  return h("span.badge.badge-lapsed", {
+    text: "lease lapsed",
+    title: `Its worker wrote no heartbeat within its claim's lease (lapsed ${formatTime(at)}): ` +
+      "that worker is gone (killed, stopped while its store was down, or cut off from it); the " +
+      "next worker that polls the queue takes the run back and runs it again",
+  });
+}
+
 /** A key (array of strings) as text: parts joined by ` / `, JSON when a part is ambiguous. */
 export function keyText(key) {
   if (key.some((p) => p === "" || p.includes("/") || p.trim() !== p)) return JSON.stringify(key);

@@ -11,6 +11,7 @@ import {
   formatTime,
   h,
   keyText,
+  leaseLapsedBadge,
   prettyJson,
   relativeTime,
   replace,
@@ -232,7 +233,13 @@ export async function renderRuns(container, route, ctx) {
     return h(
       "tr",
       { dataset: { run: run.id, status: run.status, flow: run.flowId } },
-      h("td", {}, statusBadge(run.status), run.archived ? archivedBadge(run.archive) : null),
+      h(
+        "td",
+        {},
+        statusBadge(run.status),
+        run.leaseLapsedAt === undefined ? null : leaseLapsedBadge(run.leaseLapsedAt),
+        run.archived ? archivedBadge(run.archive) : null,
+      ),
       h("td.mono", {}, h("a", { href: ctx.routeHash(["runs", run.id]), text: run.id })),
       h(
         "td",
@@ -665,6 +672,11 @@ export async function renderRun(container, id, ctx, route) {
   let onFailure = data.onFailure ?? null;
   /** The run that resumes this one (`resumedBy`), or null: refreshed with the run. */
   let resumedBy = data.resumedBy ?? null;
+  /**
+   * When the claim of this queued run recorded running lapsed (`leaseLapsedAt`: its worker is
+   * gone), or null: refreshed with the run.
+   */
+  let leaseLapsedAt = data.leaseLapsedAt ?? null;
   /** The archive file of a run the archive job moved out of the records (read-only), or null. */
   const archive = data.archived ? data.archive ?? "the archive" : null;
   /**
@@ -932,6 +944,7 @@ export async function renderRun(container, id, ctx, route) {
         {},
         h("h1.view-title", {}, "Run ", h("span.mono", { text: run.id })),
         statusBadge(run.status),
+        leaseLapsedAt === null ? null : leaseLapsedBadge(leaseLapsedAt),
         archive === null ? null : archivedBadge(archive),
         actions,
       ),
@@ -1866,6 +1879,7 @@ export async function renderRun(container, id, ctx, route) {
       run = fresh.run;
       onFailure = fresh.onFailure ?? null;
       resumedBy = fresh.resumedBy ?? null;
+      leaseLapsedAt = fresh.leaseLapsedAt ?? null;
       waiting = fresh.waiting ?? [];
       for (const w of waiting) announced.delete(`${w.runId} ${w.node}`);
       for (const [key, left] of announced) {
