@@ -37,6 +37,10 @@ ownServerTest(
   },
 );
 
+/** The store "jobs" under the prefix `app:` of the server at `url`. */
+const openApp = (url: string) =>
+  openStore({ plugin: redis, url, prefix: "app:" }, { name: "jobs" });
+
 const GONE = (op: string) =>
   new RegExp(
     `^Cannot ${op} store "jobs": the store is gone from Redis at 127\\.0\\.0\\.1:\\d+ \\(its key ` +
@@ -49,10 +53,7 @@ ownServerTest(
   "a server restarted without persistence: the open store says it is gone instead of writing a part of it",
   [],
   async (server) => {
-    await using store = await openStore(
-      { plugin: redis, url: server.url, prefix: "app:" },
-      { name: "jobs" },
-    );
+    await using store = await openApp(server.url);
     assert.ok((await store.set(["a"], 1)).ok);
     await server.restart();
     for (
@@ -71,10 +72,7 @@ ownServerTest(
     }
     assert.deepEqual(await server.admin.keys("*"), [], "nothing half-written after the loss");
     // Opening it again starts it empty, as a new store.
-    await using again = await openStore(
-      { plugin: redis, url: server.url, prefix: "app:" },
-      { name: "jobs" },
-    );
+    await using again = await openApp(server.url);
     assert.equal(await again.get(["a"]), null);
     assert.ok((await store.set(["b"], 2)).ok, "the first handle works again too");
   },
@@ -84,10 +82,7 @@ ownServerTest(
   "FLUSHDB under an open store: the store says it is gone",
   [],
   async (server) => {
-    await using store = await openStore(
-      { plugin: redis, url: server.url, prefix: "app:" },
-      { name: "jobs" },
-    );
+    await using store = await openApp(server.url);
     assert.ok((await store.set(["a"], 1)).ok);
     await server.admin.flushdb();
     const err = await store.set(["a"], 2).catch((e) => e);
