@@ -185,12 +185,17 @@ export async function connect(
     ]);
   } catch (err) {
     redis.disconnect();
-    throw unavailable(
-      `Cannot open store "${options.storeName}"`,
-      options.storeName,
-      url,
-      last ?? err,
-    );
+    let cause: unknown = last ?? err;
+    const text = cause instanceof Error ? cause.message : String(cause);
+    // A plain server does not answer a TLS handshake: the open only times out (or is reset).
+    if (given.protocol === "rediss:" && !/^connect E/.test(text)) {
+      cause = new Error(
+        `${text} (the URL asks for TLS with rediss://: if the server does not speak TLS, use ` +
+          `redis://)`,
+        { cause },
+      );
+    }
+    throw unavailable(`Cannot open store "${options.storeName}"`, options.storeName, url, cause);
   } finally {
     clearTimeout(timer);
   }

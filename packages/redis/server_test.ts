@@ -260,3 +260,18 @@ ownServerTest(
     assert.equal(await store.count(), 250);
   },
 );
+
+ownServerTest(
+  "rediss:// (TLS) to a server without TLS: the error says the URL asks for TLS",
+  [],
+  async ({ url }) => {
+    const tls = url.replace("redis://", "rediss://");
+    const err = await openStore({ plugin: redis, url: tls, connectTimeout: 1 }, { name: "jobs" })
+      .catch((e) => e);
+    assert.ok(err instanceof StoreUnavailableError, `got ${err}`);
+    assert.match(
+      err.message,
+      /^Cannot open store "jobs": cannot reach Redis at 127\.0\.0\.1:\d+: .* \(the URL asks for TLS with rediss:\/\/: if the server does not speak TLS, use redis:\/\/\)$/,
+    );
+  },
+);
