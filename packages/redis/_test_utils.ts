@@ -88,7 +88,7 @@ function hasRedisServer(): boolean {
 export interface OwnServer {
   /** `redis://127.0.0.1:<port>`. */
   url: string;
-  /** A plain client of it. */
+  /** A plain client of it (logged in with the `--requirepass` of the args, if any). */
   admin: Redis;
   /** Kill it (SIGKILL) and start it again on the same port with the same arguments. */
   restart(): Promise<void>;
@@ -146,7 +146,8 @@ export function ownServerTest(
           const buf = new Uint8Array(16);
           const n = await conn.read(buf);
           conn.close();
-          if (new TextDecoder().decode(buf.subarray(0, n ?? 0)).startsWith("+PONG")) return;
+          // A server with requirepass answers before the login too.
+          if (/^(\+PONG|-NOAUTH)/.test(new TextDecoder().decode(buf.subarray(0, n ?? 0)))) return;
         } catch {
           // Not listening yet.
         }
@@ -166,7 +167,12 @@ export function ownServerTest(
     };
     await start();
     const url = `redis://127.0.0.1:${port}`;
-    const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    const password = args[args.indexOf("--requirepass") + 1];
+    const admin = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      ...(args.includes("--requirepass") ? { password } : {}),
+    });
     admin.on("error", () => {});
     try {
       await admin.connect();

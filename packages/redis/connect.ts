@@ -282,7 +282,11 @@ export function unavailable(
     .replaceAll(url, redactRedisUrl(url));
   const refused = /^(NOAUTH|WRONGPASS|NOPERM|ERR)\b/.test(text);
   const reach = refused ? `Redis at ${address} refused` : `cannot reach Redis at ${address}`;
-  return new StoreUnavailableError(`${action}: ${reach}: ${text}`, {
+  const fix = /^(NOAUTH|WRONGPASS)\b/.test(text)
+    ? `; give the server's user and password in the URL, redis://[user]:password@host:port, ` +
+      `kept in an environment variable (url: "\${env.REDIS_URL}")`
+    : "";
+  return new StoreUnavailableError(`${action}: ${reach}: ${text}${fix}`, {
     store: storeName,
     address,
     // A wrong password or a missing permission stays so; anything else (down, loading its data,

@@ -275,3 +275,27 @@ ownServerTest(
     );
   },
 );
+
+ownServerTest(
+  "a server with requirepass and a URL without (or with a wrong) password: the error says how to give it",
+  ["--requirepass", "s3cret-pw"],
+  async ({ url }) => {
+    for (
+      const [given, code] of [[url, "NOAUTH"], [url.replace("//", "//:wrong-pw@"), "WRONGPASS"]]
+    ) {
+      const err = await openStore({ plugin: redis, url: given, prefix: "app:" }, { name: "jobs" })
+        .catch((e) => e);
+      assert.ok(err instanceof StoreUnavailableError, `got ${err}`);
+      assert.equal(err.transient, false);
+      assert.match(
+        err.message,
+        new RegExp(
+          `^Cannot open store "jobs": Redis at 127\\.0\\.0\\.1:\\d+ refused: ${code} .*; give the ` +
+            `server's user and password in the URL, redis://\\[user\\]:password@host:port, kept in ` +
+            `an environment variable \\(url: "\\$\\{env\\.REDIS_URL\\}"\\)$`,
+        ),
+      );
+      assert.ok(!err.message.includes("wrong-pw"));
+    }
+  },
+);
