@@ -234,19 +234,21 @@ export class RedisDriver implements StoreDriver {
   ): Promise<void> {
     const what = `Cannot open store "${this.#storeName}"`;
     const address = hostPort(new URL(this.#url));
-    let info: string;
-    try {
-      info = await this.#call(what, () => this.#redis.info("memory"));
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) throw err;
+    // Asked directly: #call would make a refused INFO a refused store.
+    let denied: Error | undefined;
+    const info = await this.#call(what, () =>
+      this.#redis.info("memory").catch((err: Error) => {
+        if (!/^NOPERM\b/.test(err?.message ?? "")) throw err;
+        denied = err;
+        return "";
+      }));
+    if (denied !== undefined) {
       warn?.({
         code: "REDIS_EVICTION_UNCHECKED",
         message: `Store "${this.#storeName}": could not check the maxmemory-policy of Redis at ` +
-          `${address} (INFO memory: ${
-            (err as Error)?.message ?? String(err)
-          }); with an allkeys-* ` +
-          `policy the server may evict the store's keys and lose its entries without an error. ` +
-          `Allow the user INFO (+info), or make sure the policy is noeviction`,
+          `${address} (INFO memory: ${denied.message}); with an allkeys-* policy the server may ` +
+          `evict the store's keys and lose its entries without an error. Allow the user INFO ` +
+          `(+info), or make sure the policy is noeviction`,
       });
       return;
     }

@@ -233,6 +233,31 @@ ownServerTest(
 );
 
 ownServerTest(
+  "an ACL user without INFO opens the store with the warning that the eviction policy was not checked",
+  [],
+  async ({ url, admin }) => {
+    await admin.call("ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "+@all", "-info");
+    const warnings: { code: string; message: string }[] = [];
+    const warn = console.warn;
+    console.warn = () => {}; // ioredis says it skips its ready check
+    try {
+      await using store = await openStore(
+        { plugin: redis, url: url.replace("redis://", "redis://noinfo:pw@"), prefix: "app:" },
+        { name: "jobs", onWarning: (w) => warnings.push(w) },
+      );
+      assert.ok((await store.set(["a"], 1)).ok);
+    } finally {
+      console.warn = warn;
+    }
+    assert.deepEqual(warnings.map((w) => w.code), ["REDIS_EVICTION_UNCHECKED"]);
+    assert.match(
+      warnings[0].message,
+      /^Store "jobs": could not check the maxmemory-policy of Redis at 127\.0\.0\.1:\d+ \(INFO memory: NOPERM .*\); .* Allow the user INFO \(\+info\), or make sure the policy is noeviction$/,
+    );
+  },
+);
+
+ownServerTest(
   "count and clear leave out expired entries past a page of them (walked by rank on the server)",
   [],
   async ({ url }) => {
