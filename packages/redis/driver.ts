@@ -34,7 +34,7 @@ import {
   storeKeys,
   unavailable,
 } from "./connect.ts";
-import { CLEAR, COMMIT, COUNT, GET, LIST, OPEN, PURGE } from "./scripts.ts";
+import { CLEAR, COMMIT, COUNT, LIST, OPEN, PURGE } from "./scripts.ts";
 
 /** The `format` a store's meta hash holds. */
 export const FORMAT = "flowstate.redis";
@@ -48,8 +48,6 @@ export const LAYOUT_VERSION = 1;
  * pages are as large as the script allows.
  */
 const MAX_PAGE = 1000;
-/** The most keys one `getMany` round trip asks for (the GET script unpacks them). */
-const MAX_GET = 1000;
 
 /**
  * Options for {@linkcode RedisDriver.open}.
@@ -89,17 +87,16 @@ interface Scripts {
   flowstateClear(...args: (string | Buffer | number)[]): Promise<number>;
   flowstatePurge(...args: (string | Buffer | number)[]): Promise<number>;
   flowstateOpen(...args: (string | Buffer | number)[]): Promise<string[]>;
-  flowstateGet(...args: (string | Buffer | number)[]): Promise<(string | null)[]>;
 }
 
 function defineScripts(redis: Redis): Redis & Scripts {
-  // Every script but OPEN takes the meta hash as its last key (see ALIVE in scripts.ts).
+  // Every script but OPEN takes the meta hash as its last key (see ALIVE in scripts.ts); a get
+  // that finds nothing asks for it (see #exists).
   redis.defineCommand("flowstateCommit", { numberOfKeys: 4, lua: COMMIT });
   redis.defineCommand("flowstateList", { numberOfKeys: 3, lua: LIST });
   redis.defineCommand("flowstateCount", { numberOfKeys: 3, lua: COUNT });
   redis.defineCommand("flowstateClear", { numberOfKeys: 4, lua: CLEAR });
   redis.defineCommand("flowstatePurge", { numberOfKeys: 4, lua: PURGE });
-  redis.defineCommand("flowstateGet", { numberOfKeys: 2, lua: GET });
   redis.defineCommand("flowstateOpen", { numberOfKeys: 4, lua: OPEN });
   return redis as Redis & Scripts;
 }
@@ -306,14 +303,7 @@ export class RedisDriver implements StoreDriver {
       return await run();
     } catch (err) {
       if (err instanceof Error && /^(ERR )?FLOWSTATE_GONE$/.test(err.message)) {
-        throw new StoreCorruptError(
-          `${what}: the store is gone from Redis at ${hostPort(new URL(this.#url))} (its key ` +
-            `${JSON.stringify(this.#keys.meta)} is missing): the server lost its data (restarted ` +
-            `without persistence, FLUSHDB or FLUSHALL, or keys evicted). Nothing was done; reopen ` +
-            `the store to start it empty, and turn on persistence (appendonly yes) so a restart ` +
-            `keeps it`,
-          { path: this.location, reason: "damaged" },
-        );
+        throw this.#gone(what);
       }
       if (err instanceof Error && /^NOPERM\b/.test(err.message)) {
         // An ACL user without a command the store runs (inside its scripts too) or without its
@@ -344,24 +334,44 @@ export class RedisDriver implements StoreDriver {
 
   /** One entry or `null` (an expired one too: the core filters it). */
   async get(key: Key): Promise<RawEntry | null> {
-    return (await this.getMany([key]))[0];
+    const what = `Cannot get from store "${this.#storeName}"`;
+    const record = await this.#call(what, () => this.#redis.hget(this.#keys.entries, member(key)));
+    if (record === null) await this.#exists(what);
+    return record === null ? null : parseEntry(key, record);
   }
 
-  /** Several entries, a script run (`HMGET`) per 1,000 keys, in the order of `keys`. */
+  /** Several entries in one `HMGET`, in the order of `keys`. */
   async getMany(keys: readonly Key[]): Promise<(RawEntry | null)[]> {
-    const out: (RawEntry | null)[] = [];
-    for (let from = 0; from < keys.length; from += MAX_GET) {
-      const part = keys.slice(from, from + MAX_GET);
-      const records = await this.#call(
-        `Cannot get from store "${this.#storeName}"`,
-        () => this.#redis.flowstateGet(this.#keys.entries, this.#keys.meta, ...part.map(member)),
-      );
-      for (let i = 0; i < part.length; i++) {
-        const r = records[i];
-        out.push(r === null ? null : parseEntry(part[i], r));
-      }
-    }
-    return out;
+    if (keys.length === 0) return [];
+    const what = `Cannot get from store "${this.#storeName}"`;
+    const records = await this.#call(
+      what,
+      () => this.#redis.hmget(this.#keys.entries, ...keys.map(member)),
+    );
+    if (records.includes(null)) await this.#exists(what);
+    return records.map((r, i) => r === null ? null : parseEntry(keys[i], r));
+  }
+
+  /**
+   * Throw the store-gone error when the meta hash is missing. Asked after a read that found
+   * nothing (a second round trip on misses only): a store the server lost answers every get
+   * with nothing, and must say so instead (the scripts check it themselves).
+   */
+  async #exists(what: string): Promise<void> {
+    const found = await this.#call(what, () => this.#redis.exists(this.#keys.meta));
+    if (found === 0) throw this.#gone(what);
+  }
+
+  /** The error of a store whose meta hash is gone: the server lost its data. */
+  #gone(what: string): StoreCorruptError {
+    return new StoreCorruptError(
+      `${what}: the store is gone from Redis at ${hostPort(new URL(this.#url))} (its key ` +
+        `${JSON.stringify(this.#keys.meta)} is missing): the server lost its data (restarted ` +
+        `without persistence, FLUSHDB or FLUSHALL, or keys evicted). Nothing was done; reopen ` +
+        `the store to start it empty, and turn on persistence (appendonly yes) so a restart ` +
+        `keeps it`,
+      { path: this.location, reason: "damaged" },
+    );
   }
 
   /**

@@ -212,11 +212,6 @@ end
 return n
 `;
 
-/** KEYS: entries, meta. ARGV: encoded keys. Returns their entries (`HMGET`). */
-export const GET = `${ALIVE}
-return redis.call("HMGET", KEYS[1], unpack(ARGV))
-`;
-
 /**
  * KEYS: meta, keys, entries, expiry. ARGV: `"1"` to create nothing, format,
  * layout version. Checks the keys' types and the layout; creates the meta
