@@ -7,11 +7,17 @@
  * Every computation is pure: the next tick is found from the time it is given,
  * never from the wall clock, so a fake clock drives the scheduler in tests.
  *
- * Daylight saving time follows croner: a job at a fixed time of day
- * (`30 2 * * *`) that falls into a spring-forward gap runs at the first valid
- * time after the gap, and runs once when the time occurs twice in autumn;
- * interval jobs (`0 * * * *`, every 15 minutes…) skip times in the gap and run
- * on both occurrences of a repeated hour.
+ * Daylight saving time, in the schedule's zone (close to Vixie cron's rule):
+ *
+ * - A schedule whose seconds, minute and hour fields have no `*` and no step
+ *   names times of day (`30 2 * * *`, `0 1,13 * * *`, `0,30 1-3 * * *`): each
+ *   of them runs once a day. A time the clocks skip (02:30 on a spring-forward
+ *   night) runs at the first time after the gap (03:00), once even if several
+ *   of the schedule's times fall into the gap; a time the clocks repeat (01:30
+ *   on a fall-back night) runs at its first occurrence only.
+ * - Any other schedule (`0 * * * *`, `@hourly`, every 15 minutes, every two
+ *   hours with a step) follows elapsed time: it runs on both occurrences of a repeated
+ *   time, and not at all at the times the clocks skip.
  *
  * @module
  */
@@ -39,8 +45,11 @@ const validated = new Map<string, Cron>();
 const MAX_VALIDATED = 1000;
 
 function compile(expression: string, timezone: string): Cron {
-  // Without a callback croner starts no timer: the object only computes times.
-  return new Cron(expression, { timezone, mode: "5-or-6-parts" });
+  // Without a callback croner starts no timer: the object only computes times. "no-wildcard":
+  // a list or range of hours is times of day too (croner's default counts only a single value),
+  // so `0 1,13 * * *` runs 01:00 once on a fall-back night and 02:30 of `30 2,14 * * *` runs at
+  // 03:00 on a spring-forward one, as `0 1 * * *` and `30 2 * * *` do.
+  return new Cron(expression, { timezone, mode: "5-or-6-parts", fixedTimeRule: "no-wildcard" });
 }
 
 /** The compiled pattern of a valid expression; throws a RangeError otherwise. */
