@@ -23,7 +23,7 @@
  */
 import { Cron } from "croner";
 import { suggest } from "./_suggest.ts";
-import { DEFAULT_TIMEZONE, describe, timezoneProblem } from "./timezone.ts";
+import { DEFAULT_TIMEZONE, describe, offsetAt, parseIsoTime, timezoneProblem } from "./timezone.ts";
 
 export { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
 
@@ -241,4 +241,69 @@ function assertTime(ms: unknown, name: string): asserts ms is number {
       `Cannot compute a cron tick: ${name} must be a finite number of ms (got ${String(ms)})`,
     );
   }
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The first local day within a year from `from` on which `expression` does
+ * not run at all in `timezone` because the clocks skip every time it would
+ * run that day (`*\/15 2 * * *` in Europe/Paris on a spring-forward night:
+ * 02:00 to 03:00 does not exist, and a schedule with `*` or a step in its
+ * time fields skips the times that do not exist), as a sentence saying what
+ * to write instead; `undefined` when there is none. A schedule of fixed
+ * times (`30 2 * * *`) runs after the gap, so it never has such a day.
+ *
+ * @throws {RangeError} when the expression or zone is invalid.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dstSkipProblem } from "./cron.ts";
+ *
+ * const from = Date.UTC(2026, 0, 1);
+ * assert.match(dstSkipProblem("*\/15 2 * * *", from, "Europe/Paris")!, /2026-03-29/);
+ * assert.equal(dstSkipProblem("30 2 * * *", from, "Europe/Paris"), undefined);
+ * assert.equal(dstSkipProblem("*\/15 2 * * *", from, "UTC"), undefined);
+ * ```
+ */
+export function dstSkipProblem(
+  expression: string,
+  from: number,
+  timezone: string = DEFAULT_TIMEZONE,
+): string | undefined {
+  assertTime(from, "from");
+  checked(expression, timezone);
+  for (let day = from; day < from + 366 * DAY_MS; day += DAY_MS) {
+    const before = offsetAt(day, timezone);
+    const after = offsetAt(day + DAY_MS, timezone);
+    if (after <= before) continue; // No gap: the clocks did not move forward this day.
+    // The instant of the change, to the second.
+    let low = day;
+    let high = day + DAY_MS;
+    while (high - low > 1000) {
+      const mid = low + Math.floor((high - low) / 2000) * 1000;
+      if (offsetAt(mid, timezone) === before) low = mid;
+      else high = mid;
+    }
+    const wallDate = new Date(high + after).toISOString().slice(0, 10);
+    const start = parseIsoTime(wallDate, timezone)!;
+    const next = new Date(Date.parse(`${wallDate}T00:00:00Z`) + DAY_MS).toISOString().slice(0, 10);
+    const end = parseIsoTime(next, timezone)!;
+    // Whether the pattern names a time of that calendar day at all (in a zone without changes).
+    const wallStart = Date.parse(`${wallDate}T00:00:00Z`);
+    const named = nextTick(expression, wallStart - 1, "UTC");
+    if (named === null || named >= wallStart + DAY_MS) continue;
+    const runs = nextTick(expression, start - 1, timezone);
+    if (runs !== null && runs < end) continue;
+    const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+    return `cron expression ${
+      JSON.stringify(expression)
+    } does not run at all on ${wallDate} in ${timezone}: the clocks skip from ${
+      hhmm(high + before)
+    } to ${
+      hhmm(high + after)
+    } that night, and a schedule with * or a step in its second, minute or hour field skips the times that do not exist; list its times without * or a step instead (as "0,30 2 * * *"): a time the clocks skip then runs once just after the gap; or choose times the clocks do not skip`;
+  }
+  return undefined;
 }

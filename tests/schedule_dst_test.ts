@@ -1,0 +1,69 @@
+/**
+ * Schedules across daylight-saving changes, as `flowstate validate` tells
+ * them: a schedule that would not run at all on a spring-forward day is
+ * warned about (with the day, the gap and what to write instead), and a
+ * time zone typo in a flow's `schedule:` names the zone it is near. (How the
+ * ticks fall across the changes: src/cron_test.ts and the scheduler's test.)
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withCliProject } from "./_cli_sandbox.ts";
+
+const CONFIG = "stores:\n  default: { plugin: sqlite, path: state.db }\nflows: [./flows]\n";
+
+function flow(schedule: string[]): string {
+  return [
+    "id: nightly",
+    "schedule:",
+    ...schedule.map((entry) => `  - ${entry}`),
+    "nodes:",
+    "  - { id: x, type: log, with: { message: hi } }",
+    "",
+  ].join("\n");
+}
+
+Deno.test("validate: a schedule the spring-forward gap empties for a whole day is warned about, saying the day and what to write instead", async () => {
+  await withCliProject(CONFIG + "timezone: America/New_York\n", async (run, dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "nightly.flow.yaml"),
+      flow([
+        '{ id: every-quarter, cron: "*/15 2 * * *", timezone: Europe/Paris }',
+        '{ id: listed, cron: "0,15,30,45 2 * * *", timezone: Europe/Paris }',
+        '{ id: fixed, cron: "30 2 * * *", timezone: Europe/Paris }',
+        '{ id: hourly, cron: "0 * * * *", timezone: Europe/Paris }',
+        '{ id: half-hour-gap, cron: "0-20/10 2 * * *", timezone: Australia/Lord_Howe }',
+        '{ id: after-half-hour-gap, cron: "*/10 2 * * *", timezone: Australia/Lord_Howe }',
+        '{ id: utc, cron: "*/15 2 * * *", timezone: UTC }',
+        '{ id: config-zone, cron: "*/5 2 * * *" }',
+      ]),
+    );
+    const result = await run("validate", "flows/nightly.flow.yaml");
+    assert.equal(result.code, 0, result.stderr);
+    const warnings = result.stderr.trim().split("\n");
+    const expected = [
+      /^warning: flows\/nightly\.flow\.yaml: schedule\[0\]: cron expression "\*\/15 2 \* \* \*" does not run at all on \d{4}-03-\d\d in Europe\/Paris: the clocks skip from 02:00 to 03:00 that night, and a schedule with \* or a step in its second, minute or hour field skips the times that do not exist; list its times without \* or a step instead \(as "0,30 2 \* \* \*"\): a time the clocks skip then runs once just after the gap; or choose times the clocks do not skip$/,
+      /^warning: flows\/nightly\.flow\.yaml: schedule\[4\]: cron expression "0-20\/10 2 \* \* \*" does not run at all on \d{4}-10-\d\d in Australia\/Lord_Howe: the clocks skip from 02:00 to 02:30 that night/,
+      // Without its own timezone: the config's.
+      /^warning: flows\/nightly\.flow\.yaml: schedule\[7\]: cron expression "\*\/5 2 \* \* \*" does not run at all on \d{4}-03-\d\d in America\/New_York/,
+    ];
+    assert.equal(warnings.length, expected.length, result.stderr);
+    expected.forEach((pattern, i) => assert.match(warnings[i], pattern));
+  });
+});
+
+Deno.test("validate: a time zone typo in a flow's schedule names the zone it is near, as in flowstate.yaml", async () => {
+  await withCliProject(CONFIG, async (run, dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "nightly.flow.yaml"),
+      flow(['{ cron: "0 2 * * *", timezone: Europe/Pari }']),
+    );
+    const result = await run("validate", "flows/nightly.flow.yaml");
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(
+      result.stderr.trim(),
+      'error: flows/nightly.flow.yaml:3:36: schedule[0].timezone: unknown time zone "Europe/Pari" (did you mean "Europe/Paris"?); use an IANA name like "Europe/Paris", "America/New_York" or "UTC"',
+    );
+  });
+});
