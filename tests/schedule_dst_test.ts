@@ -67,3 +67,36 @@ Deno.test("validate: a time zone typo in a flow's schedule names the zone it is 
     );
   });
 });
+
+Deno.test("schedules ls: a job or flow schedule the spring-forward gap empties for a whole day is a warning line; the listing is unchanged, exit 0", async () => {
+  const config = CONFIG +
+    'timezone: Europe/Paris\njobs:\n  retention: { schedule: "*/10 2 * * *" }\n' +
+    "  gc: { enabled: false }\n";
+  await withCliProject(config, async (run, dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "nightly.flow.yaml"),
+      flow([
+        '{ id: quarter, cron: "*/15 2 * * *", timezone: America/New_York }',
+        '{ id: fixed, cron: "30 2 * * *" }',
+      ]),
+    );
+    const result = await run("schedules", "ls");
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(
+      result.stdout.trim().split("\n").map((line) => line.split(/\s+/)[0]),
+      ["ID", "job:retention", "flow:nightly#quarter", "flow:nightly#fixed"],
+    );
+    // (The first line says that nothing has run yet: no store.)
+    const warnings = result.stderr.trim().split("\n").filter((l) => l.startsWith("warning:"));
+    assert.equal(warnings.length, 2, result.stderr);
+    assert.match(
+      warnings[0],
+      /^warning: job:retention: cron expression "\*\/10 2 \* \* \*" does not run at all on \d{4}-03-\d\d in Europe\/Paris: the clocks skip from 02:00 to 03:00 that night/,
+    );
+    assert.match(
+      warnings[1],
+      /^warning: flow:nightly#quarter: cron expression "\*\/15 2 \* \* \*" does not run at all on \d{4}-03-\d\d in America\/New_York/,
+    );
+  });
+});
