@@ -226,7 +226,10 @@ const cronSchema = z.string().superRefine((value, ctx) => {
 }).meta({ description: "A cron expression (5 or 6 fields) or nickname (`@daily`)." });
 
 /** A schedule's zone: a typo is told with the zone it is near (`did you mean "Europe/Paris"?`). */
-const timezoneSchema = z.string().superRefine((value, ctx) => {
+const timezoneSchema = z.string().min(1, {
+  abort: true,
+  error: 'expected an IANA time zone like "Europe/Paris" or "UTC"',
+}).superRefine((value, ctx) => {
   const problem = timezoneProblem(value);
   if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
 }).meta({ description: "IANA time zone (default: the config's, else UTC)." });
