@@ -78,7 +78,7 @@ import type { RunStatus } from "../records/types.ts";
 import type { LogLevel } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock, Key } from "../store/types.ts";
-import { DEFAULT_TIMEZONE, nextTick, previousTick, validateCron } from "../cron.ts";
+import { DEFAULT_TIMEZONE, dstSkipProblem, nextTick, previousTick, validateCron } from "../cron.ts";
 import {
   type LastTick,
   type LeaseHolder,
@@ -253,7 +253,9 @@ export type SchedulerEvent =
   /**
    * A schedule that will not work as it is (a scheduled flow lists an
    * `env:` variable this process does not have: each tick fails), said at
-   * the start and when the schedule is added or changed.
+   * the start and when the schedule is added or changed; and, at the start,
+   * one that a daylight-saving gap leaves without any tick on some day
+   * within a year (`*\/15 2 * * *` in Europe/Paris).
    */
   | { type: "warning"; scheduleId: string; message: string }
   | { type: "error"; scheduleId?: string; tick?: number; message: string; error: unknown }
@@ -793,6 +795,9 @@ export class Scheduler implements AsyncDisposable {
       }
       // A tick at exactly `now` is a regular tick; missed ones are strictly before.
       state.next = nextTick(cron, now - 1, state.timezone);
+      // A day within a year on which a spring-forward gap leaves it no tick at all.
+      const gap = dstSkipProblem(cron, now, state.timezone);
+      if (gap !== undefined) this.#emit({ type: "warning", scheduleId: id, message: gap });
       const last: LastTick = await this.#leases.baseline(id, now);
       const missed = previousTick(cron, now, state.timezone);
       if (missed === null || missed <= last.tick) continue;

@@ -277,6 +277,27 @@ Deno.test("Scheduler runs each wall-clock time of a twice-daily schedule once ac
   }
 });
 
+Deno.test("Scheduler warns at start of a schedule a spring-forward gap leaves without a tick for a whole day", async () => {
+  await using h = await harness(Date.parse("2026-01-01T00:00:00Z"));
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  await h.scheduler({
+    schedules: [
+      recording("quarters", "*/15 2 * * *", runs, h.clock, { timezone: "Europe/Paris" }),
+      recording("listed", "0,15,30,45 2 * * *", runs, h.clock, { timezone: "Europe/Paris" }),
+      recording("utc", "*/15 2 * * *", runs, h.clock),
+    ],
+  }).start();
+  const warnings = h.events.filter((e) => e.type === "warning") as {
+    scheduleId: string;
+    message: string;
+  }[];
+  assert.deepEqual(warnings.map((w) => w.scheduleId), ["quarters"]);
+  assert.match(
+    warnings[0].message,
+    /^cron expression "\*\/15 2 \* \* \*" does not run at all on 2026-03-29 in Europe\/Paris: the clocks skip from 02:00 to 03:00 that night/,
+  );
+});
+
 // ---------------------------------------------------------------------------
 // Overlap
 
