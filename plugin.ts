@@ -45,6 +45,8 @@ export type { Capabilities, ClaimCompanion, Key, KeyPart, QueryPlan } from "./sr
 export type { NormalizedQuery } from "./src/store/query.ts";
 export {
   assertKey,
+  type ByteBounds,
+  byteBounds,
   compareKeys,
   decodeCursor,
   decodeKey,
@@ -52,6 +54,7 @@ export {
   encodeKey,
   hasPrefix,
   MAX_KEY_BYTES,
+  prefixUpperBound,
 } from "./src/store/keys.ts";
 export {
   definePlugin,

@@ -97,9 +97,18 @@ export {
   type Abandonment,
   DEFAULT_ABANDONED_MS,
   HEARTBEAT_MS,
+  judgeRun,
   LEGACY_ABANDONED_MS,
   MIN_ABANDONED_MS,
+  type RunJudgement,
 } from "./src/records/heartbeat.ts";
+export {
+  currentOwner,
+  type OwnerLiveness,
+  ownerLiveness,
+  type ProcReader,
+  type RunOwner,
+} from "./src/records/owner.ts";
 export type { PruneOptions, PruneProgress, PruneResult } from "./src/records/prune.ts";
 export { type DurationHistogram, type FlowMetrics, quantile } from "./src/records/metrics.ts";
 export { openStore } from "./src/plugin.ts";

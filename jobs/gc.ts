@@ -31,6 +31,9 @@
  *    holder of its lock: it is locked without waiting, so a lock held by a
  *    live process is never touched, whatever its file says; a file gc cannot
  *    read as a Flowstate lock, or one from another host, is left alone.
+ *    And the owner locks of processes that recorded runs
+ *    (`<home>/owners/*.lock`, see `src/records/owner.ts`) that are free: a
+ *    live process holds its own for its whole life.
  *    A process is "gone" when its pid does not exist (`kill(pid, 0)`), and,
  *    where Deno may read /proc (`--allow-all` on Linux), also when it is a
  *    zombie or started after the file was last written (a reused pid).
@@ -42,7 +45,11 @@
  *    touched: values under 20 s (four missed beats) count as 20 s. A run
  *    recorded by a version before heartbeats (no `heartbeatAt`) is judged by
  *    its age instead, and only after a day at least (or `abandonedAfter`,
- *    if longer). See `src/records/heartbeat.ts`. A queued run is never
+ *    if longer). A run whose process is verifiably on this machine is
+ *    judged by that process first: dead, the run is recorded abandoned
+ *    whatever its heartbeat's age; alive (stopped, stalled, in a debugger),
+ *    it is left running, however old its heartbeat, and said
+ *    (`stalledRuns`). See `src/records/heartbeat.ts`. A queued run is never
  *    recorded abandoned: once its worker's lease lapsed, gc puts it back in
  *    the queue (`requeuedRuns`), as any worker would.
  * 5. `dedupeKeys`: the queue's dedupe keys (`enqueue --key`,
@@ -70,15 +77,14 @@
  *
  * @module
  */
-import { basename, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import process from "node:process";
 import { z } from "zod";
-import { durationProblem, parseDuration } from "../src/duration.ts";
+import { durationProblem, formatDurationExactly, parseDuration } from "../src/duration.ts";
 import type { Duration } from "../src/flow/types.ts";
 import { defineJob, type Job, type JobContext } from "../src/jobs/job.ts";
 import type { Records } from "../src/records/records.ts";
-import type { RunRecord } from "../src/records/types.ts";
-import { abandonedRun, MIN_ABANDONED_MS } from "../src/records/heartbeat.ts";
+import { judgeRun, MIN_ABANDONED_MS } from "../src/records/heartbeat.ts";
 import type { Store } from "../src/store/types.ts";
 import { trimChanges } from "../src/store/store.ts";
 import { messageOf } from "../src/errors.ts";
@@ -185,6 +191,8 @@ export type GcResult = {
   tempFiles: string[];
   /** Runs still `running` with no heartbeat for `abandonedAfter`, now recorded as failed (or that a dry run would). */
   abandonedRuns: number;
+  /** Runs with no heartbeat for `abandonedAfter` whose process is alive on this host: left running. */
+  stalledRuns: number;
   /** Queued runs whose worker's lease lapsed, now back in the queue (none in a dry run). */
   requeuedRuns: number;
   /** Dedupe keys of runs that ended or are gone, deleted (or that a dry run would delete). */
@@ -434,14 +442,24 @@ async function removeTemp(path: string, pid: number, mtime: number, dryRun: bool
  * run) by the plugin's own protocol (`removeLockFile` in
  * plugins/jsonfile/lock.ts: opened, locked without waiting, still the file at
  * `path`), when its first line says it was last taken on this host by a
- * process that is gone.
+ * process that is gone. An owner lock (`<home>/owners/*.lock`, see
+ * `src/records/owner.ts`) says nothing in its first line: one that can be
+ * locked is free, so its process is gone (a live one holds it for its whole
+ * life).
  */
-function removeLock(path: string, mtime: number, host: string | null, dryRun: boolean) {
+function removeLock(
+  path: string,
+  mtime: number,
+  host: string | null,
+  dryRun: boolean,
+  ownerLock: boolean,
+) {
   return removeLockFile(path, {
     dryRun,
     when: async (holder) =>
+      ownerLock ||
       holder !== undefined && holder.pid > 0 && host !== null && holder.hostname === host &&
-      await writerGone(holder.pid, mtime),
+        await writerGone(holder.pid, mtime),
   });
 }
 
@@ -487,6 +505,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
     tempFilesRemoved: 0,
     tempFiles: [],
     abandonedRuns: 0,
+    stalledRuns: 0,
     requeuedRuns: 0,
     dedupeKeysRemoved: 0,
     staleWorkersRemoved: 0,
@@ -560,6 +579,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
       ctx.progress.start(dryRun ? "gc (dry run): files checked" : "gc: files checked");
       const host = hostName();
       const now = ctx.clock.now();
+      const ownersDir = join(ctx.home, "owners");
       let checked = 0;
       for await (const path of walkFiles(ctx.home, signal)) {
         ctx.progress.update(++checked);
@@ -575,7 +595,7 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
         if (now - mtime <= tempMaxAge) continue;
         const removed = temp
           ? await removeTemp(path, temp.pid, mtime, dryRun)
-          : await removeLock(path, mtime, host, dryRun);
+          : await removeLock(path, mtime, host, dryRun, dirname(path) === ownersDir);
         if (!removed) continue;
         result.tempFilesRemoved++;
         const shown = relative(ctx.home, path);
@@ -588,9 +608,6 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
     if (options.abandonedAfter !== null && !signal.aborted) {
       const afterMs = parseDuration(options.abandonedAfter, "abandonedAfter");
       const now = ctx.clock.now();
-      // A run's heartbeat is never older than its start: only runs that started
-      // before the (raised) threshold can be abandoned.
-      const cutoff = now - Math.max(afterMs, MIN_ABANDONED_MS);
       if (afterMs < MIN_ABANDONED_MS) {
         ctx.log(
           `abandonedAfter ${
@@ -614,8 +631,8 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
       let cursor: string | undefined;
       do {
         const page = await records.listRunSummaries({
+          // Any age: a run whose process is dead on this machine is abandoned at once.
           status: "running",
-          until: cutoff,
           limit: 1000,
           cursor,
         });
@@ -624,11 +641,22 @@ async function runGc(ctx: JobContext, options: GcOptions): Promise<GcResult> {
       } while (cursor !== undefined && !signal.aborted);
       for (const id of candidates) {
         if (signal.aborted) break;
-        let run: RunRecord | null;
-        if (dryRun) {
-          run = await records.getRun(id);
-          if (run === null || abandonedRun(run, now, afterMs) === null) continue;
-        } else {
+        let run = await records.getRun(id);
+        if (run === null) continue;
+        const judged = judgeRun(run, now, afterMs);
+        if (judged.state === "stalled") {
+          result.stalledRuns++;
+          ctx.log(
+            `run ${id} of ${run.flowId}: no heartbeat for ${
+              formatDurationExactly(Math.round((now - judged.lastSeenAt) / 1000) * 1000)
+            } but its process ${judged.pid} is alive on this host: left running; ` +
+              `\`flowstate runs cancel ${id}\` to end it`,
+            "warn",
+          );
+          continue;
+        }
+        if (judged.state !== "abandoned") continue;
+        if (!dryRun) {
           run = await records.abandonRun(id, { afterMs, now });
           if (run === null) continue;
         }

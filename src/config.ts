@@ -44,6 +44,7 @@ import { EnvFileError, envOrFile } from "./_env_file.ts";
 import { dirname, isAbsolute, join, relative, resolve } from "./_path.ts";
 import { ConfigError, type Problem } from "./errors.ts";
 import { didYouMean } from "./_suggest.ts";
+import { withWritten } from "./_written.ts";
 import { durationProblem, formatDurationExactly, parseDuration } from "./duration.ts";
 import { builtinJobNames } from "./jobs/builtin.ts";
 import { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
@@ -222,7 +223,11 @@ export interface ResolvedConfig {
    * config file's folder (`cwd` for an object or no file).
    */
   readonly baseDir: string;
-  /** Flowstate's home directory (absolute). */
+  /**
+   * Flowstate's home directory (absolute). From `$FLOWSTATE_HOME`, it is read
+   * when first asked for (a `ConfigError` saying what to grant when the
+   * variable cannot be read).
+   */
   readonly home: string;
   /** Store specs by name, in the order they were written. */
   readonly stores: Readonly<Record<string, Readonly<StoreSpec>>>;
@@ -463,17 +468,19 @@ export function resolveCheckedConfig(
   checked: ConfigObject,
   context: ConfigFileContext & {
     locate: (path: Path) => { line: number; column: number } | undefined;
+    /** The config as written (`checked` before `${env.…}` substitution). */
+    written: unknown;
   },
   parseEncrypt: ConfigSchemaModule["parseEncryptOptions"] | undefined,
 ): ResolvedConfig {
-  const { file, cwd, home, env, locate } = context;
+  const { file, cwd, home, env, locate, written } = context;
   const shown = displayPath(file, cwd);
   // As YamlSource.where: the start of the text when nothing is written at the path.
   const where = (path: Path): string => {
     const { line, column } = locate(path) ?? { line: 1, column: 1 };
     return `${shown}:${line}:${column}`;
   };
-  return resolveConfig(checked, { file, baseDir: dirname(file), cwd, home, env, where }, {
+  return resolveConfig(checked, { file, baseDir: dirname(file), cwd, home, env, where, written }, {
     checked: { parseEncryptOptions: parseEncrypt },
   });
 }
@@ -575,6 +582,7 @@ export function parseConfigTextWith(
     home: options.home,
     env,
     source,
+    written: raw,
   }, {
     schema,
     problems,
@@ -583,6 +591,11 @@ export function parseConfigTextWith(
 }
 
 const JOB_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+
+/** A leading `~` or a `$NAME` part of a path as written (which a shell would expand), if any. */
+function unexpandedShellPart(path: string): string | undefined {
+  return /^~(?=[\\/]|$)|(?<=^|[\\/])\$[A-Za-z_]\w*(?=[\\/]|$)/.exec(path)?.[0];
+}
 
 interface ResolveContext {
   file: string | null;
@@ -593,6 +606,11 @@ interface ResolveContext {
   source?: YamlSource;
   /** Where a path is written, when there is no `source` (a cache hit). */
   where?: (path: Path) => string;
+  /**
+   * A config file's data as written, before `${env.…}` substitution: the checks meant for what
+   * the user wrote (`home: $HOME/x`) read it. Absent for a config given as an object.
+   */
+  written?: unknown;
 }
 
 /**
@@ -659,24 +677,44 @@ function resolveConfig(
     config = parsed.data!;
   }
 
-  let home: string;
-  let formerHome: string | undefined;
-  if (ctx.home !== undefined) {
-    home = resolve(ctx.cwd, ctx.home);
-  } else if (config.home !== undefined) {
-    home = resolve(ctx.baseDir, config.home);
-  } else {
+  // `home: ~/flowstate` made a folder named `~` in the config's folder. What a file says is
+  // checked as written: a value from `${env.DIR}` is a folder's real name, `$` or not.
+  const writtenHome = ctx.written === undefined
+    ? config.home
+    : (ctx.written as { home?: unknown } | null)?.home;
+  const shellPart = typeof writtenHome === "string" ? unexpandedShellPart(writtenHome) : undefined;
+  if (shellPart !== undefined) {
+    fail(
+      ["home"],
+      `holds "${shellPart}", which nothing expands here (no shell reads the config): ` +
+        `write \${env.${shellPart === "~" ? "HOME" : shellPart.slice(1)}} for the value of that ` +
+        "environment variable",
+    );
+  }
+  // The home, and the one Flowstate up to 0.5 used (`formerHome`), when it differs.
+  let homes: { home: string; formerHome?: string } | undefined;
+  const homesOf = (): { home: string; formerHome?: string } => {
+    if (ctx.home !== undefined) return { home: resolve(ctx.cwd, ctx.home) };
+    if (config.home !== undefined) return { home: resolve(ctx.baseDir, config.home) };
     const fromEnv = ctx.env("FLOWSTATE_HOME");
     // Beside the config file, wherever the command runs (the working directory up to 0.5).
-    home = fromEnv ? resolve(ctx.cwd, fromEnv) : defaultHome(ctx.baseDir);
-    if (!fromEnv && ctx.file !== null && ctx.baseDir !== ctx.cwd) {
-      formerHome = join(ctx.cwd, ".flowstate");
-    }
-  }
+    return {
+      home: fromEnv ? resolve(ctx.cwd, fromEnv) : defaultHome(ctx.baseDir),
+      ...(!fromEnv && ctx.file !== null && ctx.baseDir !== ctx.cwd
+        ? { formerHome: join(ctx.cwd, ".flowstate") }
+        : {}),
+    };
+  };
+  // $FLOWSTATE_HOME is read when the home is first asked for: a program whose stores need no
+  // home (memory ones, files of their own) runs without --allow-env=FLOWSTATE_HOME.
+  const homeNow = () => (homes ??= homesOf());
 
   const stores: Record<string, StoreSpec> = {};
   if (config.stores === undefined) {
-    stores[DEFAULT_STORE_NAME] = Object.freeze({ plugin: "sqlite", path: join(home, "state.db") });
+    stores[DEFAULT_STORE_NAME] = Object.freeze({
+      plugin: "sqlite",
+      path: join(homeNow().home, "state.db"),
+    });
   } else {
     const names = Object.keys(config.stores);
     if (names.length === 0) {
@@ -714,7 +752,9 @@ function resolveConfig(
         }
       }
       unitlessFeedKeep(spec, ["stores", name, "changes", "keep"], where, fail);
-      stores[name] = Object.freeze({ ...spec });
+      // The options as written go along, for the plugin's checks of what the user wrote.
+      const written = (ctx.written as { stores?: Record<string, unknown> } | undefined)?.stores;
+      stores[name] = Object.freeze(withWritten({ ...spec }, written?.[name]));
     }
   }
 
@@ -887,7 +927,9 @@ function resolveConfig(
   const resolved: ResolvedConfig = Object.freeze({
     file: ctx.file,
     baseDir: ctx.baseDir,
-    home,
+    get home() {
+      return homeNow().home;
+    },
     stores: Object.freeze(stores),
     scopes: Object.freeze(scopes),
     records: config.records ?? scopes.flow,
@@ -904,7 +946,7 @@ function resolveConfig(
     serve: Object.freeze({ ...(config.serve ?? {}) }),
     where,
   });
-  if (formerHome !== undefined) formerHomes.set(resolved, formerHome);
+  formerHomes.set(resolved, () => homeNow().formerHome);
   return resolved;
 }
 
@@ -928,7 +970,7 @@ export function defaultHome(baseDir: string): string {
 }
 
 /** The home Flowstate 0.5 gave a config read from another folder (see `formerHomeOf`). */
-const formerHomes = new WeakMap<ResolvedConfig, string>();
+const formerHomes = new WeakMap<ResolvedConfig, () => string | undefined>();
 
 /**
  * The home Flowstate up to 0.5 used for `config` (`<cwd>/.flowstate`), when
@@ -937,7 +979,7 @@ const formerHomes = new WeakMap<ResolvedConfig, string>();
  * the runtime warns when that folder holds files the new home lacks.
  */
 export function formerHomeOf(config: ResolvedConfig): string | undefined {
-  return formerHomes.get(config);
+  return formerHomes.get(config)?.();
 }
 
 /** A size as MiB: a positive number, or `<n>MiB|MB|GiB|GB` (MB and GB taken as MiB and GiB). */

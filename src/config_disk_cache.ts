@@ -233,6 +233,8 @@ async function fromEntry(
   context: ConfigFileContext,
 ): Promise<ResolvedConfig | undefined> {
   const config = entry.config;
+  // As written (templates unsubstituted): the checks of what the user wrote read it.
+  const written = structuredClone(config);
   for (const path of entry.templated) {
     const rule = templateRule(path);
     const written = getAt(config, path);
@@ -254,7 +256,7 @@ async function fromEntry(
   try {
     return resolveCheckedConfig(
       config,
-      { ...context, locate: locatorOf(entry.positions) },
+      { ...context, locate: locatorOf(entry.positions), written },
       parseEncrypt,
     );
   } catch {

@@ -308,6 +308,18 @@ const UNMAPPED = [
 ];
 
 /**
+ * Whether `err` is Deno's failure to resolve a bare import through any
+ * import map (`Import "x" not a dependency and not in import map from …`),
+ * which {@linkcode importFailure} turns into the line to add to a deno.json.
+ */
+export function isUnmappedImport(err: unknown): boolean {
+  const first = (err instanceof Error ? err.message : String(err)).split("\n")[0]
+    // deno-lint-ignore no-control-regex
+    .replace(/\x1b\[[0-9;]*m/g, "");
+  return UNMAPPED.some((pattern) => pattern.test(first));
+}
+
+/**
  * Why a module could not be imported: its first line, without a trailing
  * period. A bare import that no import map resolves (Deno's `Import "x" not a
  * dependency…`) says what to add to which deno.json: a module of the user's

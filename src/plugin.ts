@@ -7,9 +7,10 @@
 import { realSchema } from "./_lazy_schema.ts";
 import { resolve } from "./_path.ts";
 import {
-  importDefault,
   importFailure,
   importFoundModule,
+  importModule,
+  isUnmappedImport,
   mappingHint,
   moduleUrl,
 } from "./loader.ts";
@@ -30,6 +31,7 @@ import type { IndexBuildEvent, PreparedIndexes, StoreDriver } from "./store/driv
 // The encryption wrapper is imported only for a store with `encrypt` (not on a plain run's way).
 import type { EncryptOptions, ParsedEncryptOptions } from "./wrappers/encrypt.ts";
 import { systemClock } from "./clock.ts";
+import { withWritten, writtenOf } from "./_written.ts";
 import { warnGuarded, type WarningHandler } from "./log.ts";
 import type { MemoryOptions } from "../plugins/memory/mod.ts";
 import type { JsonFileOptions } from "../plugins/jsonfile/mod.ts";
@@ -48,7 +50,7 @@ export {
   type SchemaIssue,
   type SchemaResult,
 } from "./plugin_define.ts";
-import type { OptionsSchema, Plugin } from "./plugin_define.ts";
+import type { OptionsSchema, Plugin, PluginContext } from "./plugin_define.ts";
 
 /** The built-in plugins, by name, as module specifiers relative to this file. */
 const BUILTIN_PLUGINS: Record<string, string> = {
@@ -129,11 +131,11 @@ export async function loadPlugin(
   }
   const forStore = options.storeName ? ` for store "${options.storeName}"` : "";
   const url = resolvePluginSpecifier(specifier, options.baseDir ?? Deno.cwd());
-  let exported: unknown;
+  let namespace: Record<string, unknown>;
   try {
-    exported = Object.hasOwn(IN_GRAPH, specifier)
-      ? (await IN_GRAPH[specifier]()).default
-      : await importDefault(url);
+    namespace = Object.hasOwn(IN_GRAPH, specifier)
+      ? await IN_GRAPH[specifier]()
+      : await importModule(url);
   } catch (err) {
     // A module that was found (a syntax error in it, say) needs no advice about its path.
     const message = `Cannot load plugin "${specifier}"${forStore}: ${importFailure(err)}${
@@ -141,12 +143,51 @@ export async function loadPlugin(
     }`;
     throw new ConfigError(message, { cause: err, issues: [{ path: ["plugin"], message }] });
   }
+  const exported = namespace.default;
   if (!isPlugin(exported)) {
-    const message =
-      `Cannot load plugin "${specifier}"${forStore}: its default export is not a plugin; export default definePlugin({ name, optionsSchema, open })`;
+    const message = `Cannot load plugin "${specifier}"${forStore}: ${notAPlugin(namespace)}`;
     throw new ConfigError(message, { issues: [{ path: ["plugin"], message }] });
   }
   return exported;
+}
+
+/**
+ * Why a module's default export is not a plugin, and how to fix it: no
+ * default export (naming an export that is a plugin, if one is), a bare
+ * function, or an object without a string `name`, an `open` function or a
+ * Standard Schema as `optionsSchema`.
+ */
+function notAPlugin(namespace: Record<string, unknown>): string {
+  const shape = "export default definePlugin({ name, optionsSchema, open }) " +
+    'from "@flowstate/core/plugin"';
+  const exported = namespace.default;
+  if (exported === undefined) {
+    const named = Object.keys(namespace).find((k) => k !== "default" && isPlugin(namespace[k]));
+    return named === undefined
+      ? `the module has no default export; ${shape}`
+      : `the module has no default export, but its export "${named}" is a plugin: add ` +
+        `\`export default ${named};\``;
+  }
+  if (typeof exported === "function") {
+    return `its default export is a function (${
+      exported.name || "anonymous"
+    }), not a plugin object: ${shape}, with the function as open`;
+  }
+  if (typeof exported !== "object" || exported === null) {
+    return `its default export is ${
+      exported === null ? "null" : typeof exported
+    }, not a plugin; ${shape}`;
+  }
+  const v = exported as Record<string, unknown>;
+  const wrong = [
+    typeof v.name === "string" ? undefined : "name (a string)",
+    typeof v.open === "function" ? undefined : "open (a function returning a StoreDriver)",
+    typeof (v.optionsSchema as { "~standard"?: { validate?: unknown } } | undefined)
+        ?.["~standard"]?.validate === "function"
+      ? undefined
+      : "optionsSchema (a Standard Schema such as z.strictObject({…}) from zod)",
+  ].filter((w) => w !== undefined);
+  return `its default export is not a plugin: it lacks ${wrong.join(", ")}; ${shape}`;
 }
 
 /**
@@ -410,6 +451,7 @@ const OPEN_STORE_OPTIONS: readonly string[] = fieldNames<OpenStoreOptions>()(
 async function openDriver(
   plugin: Plugin,
   name: string,
+  baseDir: string,
   open: () => StoreDriver | Promise<StoreDriver>,
 ): Promise<StoreDriver> {
   try {
@@ -418,6 +460,15 @@ async function openDriver(
     const message = messageOf(err);
     if (err instanceof FlowstateError || message.startsWith(`Cannot open store "${name}"`)) {
       throw err;
+    }
+    // A client the plugin imports in open() (as the docs advise) that no import map resolves:
+    // say which deno.json needs which line, as a failing import of the module itself does.
+    if (isUnmappedImport(err)) {
+      throw new StoreOpenError(
+        `Cannot open store "${name}" (plugin "${plugin.name}"): ${importFailure(err, baseDir)}`,
+        { store: name, plugin: plugin.name },
+        { cause: err },
+      );
     }
     throw new StoreOpenError(
       `Cannot open store "${name}" (plugin "${plugin.name}"): ${message}`,
@@ -503,26 +554,38 @@ export async function openStore<const S extends StoreSpec>(
     rawOptions,
     `Cannot open store "${name}" (plugin "${plugin.name}")`,
   );
-  let home = options.home;
+  // Read when the plugin asks for it (a caller may give it as a getter, itself lazy).
+  let home: string | undefined;
   const onWarning = options.onWarning;
   const onIndexBuild = options.onIndexBuild;
-  const driver = await openDriver(plugin, name, () =>
-    plugin.open(validated, {
-      storeName: name,
-      clock: options.clock ?? systemClock,
-      // Read $FLOWSTATE_HOME only when a plugin needs the home (a memory store does not).
-      get home() {
-        return home ??= defaultHome();
-      },
-      baseDir,
-      mustExist: options.mustExist ?? false,
-      ...(options.verify ? { verify: true } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
-      ...(onWarning
-        ? { warn: ({ code, message }) => warnGuarded(onWarning, { code, message, store: name }) }
-        : {}),
-    }));
+  // A config file's options as written go along: requireStoreFile checks those for `$HOME`.
+  const driver = await openDriver(
+    plugin,
+    name,
+    baseDir,
+    () =>
+      plugin.open(
+        validated,
+        withWritten<PluginContext>({
+          storeName: name,
+          clock: options.clock ?? systemClock,
+          // Read $FLOWSTATE_HOME only when a plugin needs the home (a memory store does not).
+          get home() {
+            return home ??= options.home ?? defaultHome();
+          },
+          baseDir,
+          mustExist: options.mustExist ?? false,
+          ...(options.verify ? { verify: true } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+          // Only with a handler, so that a plugin can tell nobody listens (and skip the work).
+          ...(onWarning
+            ? {
+              warn: ({ code, message }) => warnGuarded(onWarning, { code, message, store: name }),
+            }
+            : {}),
+        }, writtenOf(spec)),
+      ),
+  );
   await checkDriver(driver, `Cannot open store "${name}": plugin "${plugin.name}"'s open()`);
   let prepared: PreparedIndexes | undefined;
   const native = driver.capabilities ?? {};

@@ -6,6 +6,7 @@
  * @module
  */
 import { dirname } from "./_path.ts";
+import { writtenOf } from "./_written.ts";
 import { ConfigError, StoreMissingError } from "./errors.ts";
 import type { StoreDriver } from "./store/driver.ts";
 import type { Clock } from "./store/types.ts";
@@ -235,7 +236,10 @@ export async function requireStoreFile(
 ): Promise<void> {
   // `~/state.db` or `$HOME/state.db` would make a folder named `~` or `$HOME` (one that is
   // there already is a real folder of that name).
-  const unexpanded = await unexpandedPart(path);
+  // In a config file, what was written is checked (`${env.DIR}` whose value holds `$x` is no
+  // unexpanded `$x`); from a program, the value given.
+  const written = writtenOf(context)?.[option];
+  const unexpanded = await unexpandedPart(path, typeof written === "string" ? written : path);
   if (unexpanded !== undefined) {
     const name = unexpanded === "~" ? "HOME" : unexpanded.slice(1);
     const message = `Cannot open store "${context.storeName}": ${option} holds ` +
@@ -284,11 +288,16 @@ export async function requireStoreFile(
   }
 }
 
-/** The first `~` or `$NAME` part of `path` that does not exist (yet), if any. */
-async function unexpandedPart(path: string): Promise<string | undefined> {
+/**
+ * The first `~` or `$NAME` part of `path` that does not exist (yet), if any, of those
+ * `written` (the text the path came from) holds.
+ */
+async function unexpandedPart(path: string, written: string): Promise<string | undefined> {
+  const shellParts = new Set(written.split(/[\\/]/).filter((p) => /^(~|\$[A-Za-z_]\w*)$/.test(p)));
+  if (shellParts.size === 0) return undefined;
   const parts = path.split(/[\\/]/);
   for (let i = 0; i < parts.length; i++) {
-    if (!/^(~|\$[A-Za-z_]\w*)$/.test(parts[i])) continue;
+    if (!shellParts.has(parts[i])) continue;
     try {
       await Deno.stat(parts.slice(0, i + 1).join("/") || "/");
     } catch {

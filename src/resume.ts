@@ -28,6 +28,7 @@ import type { ReusedNode } from "./flow/executor.ts";
 import { compileTemplate, type TemplateRefs } from "./flow/template/mod.ts";
 import type { FlowDefinition, NodeSpec } from "./flow/types.ts";
 import { canonicalJson } from "./records/flow_version.ts";
+import { DEFAULT_ABANDONED_MS, judgeRun } from "./records/heartbeat.ts";
 import { outcomesOfEvents } from "./records/_node_outcomes.ts";
 import type { Records } from "./records/records.ts";
 import type { NodeOutcome, NodeStatus, ResumeMarker, RunRecord } from "./records/types.ts";
@@ -157,6 +158,24 @@ export function sameSubRun(
   return canonicalJson(given) === canonicalJson(run.inputs);
 }
 
+/**
+ * `run`, or, when it is recorded `running` but its process is verifiably
+ * dead on this machine (see `judgeRun`), its record once recorded abandoned
+ * (as gc, `runs cancel` and signals do): it resumes at once, with no wait
+ * for its heartbeat to age.
+ */
+export async function endedIfOwnerDead(
+  records: Records,
+  run: RunRecord,
+  now: number,
+): Promise<RunRecord> {
+  if (run.status !== "running") return run;
+  const judged = judgeRun(run, now, DEFAULT_ABANDONED_MS);
+  if (judged.state !== "abandoned" || judged.why.by !== "process") return run;
+  return await records.abandonRun(run.id, { afterMs: DEFAULT_ABANDONED_MS, now }) ??
+    foundRun(await records.getRun(run.id), run.id);
+}
+
 /** The run `runId` of `records`, or a {@linkcode NotFoundError}. */
 export function foundRun(run: RunRecord | null, runId: string): RunRecord {
   if (run !== null) return run;
@@ -188,15 +207,21 @@ function lostEndOf(run: RunRecord): "abandoned" | "its worker lost" | undefined 
  * has no outcome for, the outcomes their events give: Flowstate 0.7 and
  * before recorded such an end with the outcomes the run had when it started
  * (none), so the nodes that succeeded before its process died, their side
- * effects made, would be said not to have run.
+ * effects made, would be said not to have run. A run recorded `running`
+ * whose process is gone from this machine is recorded abandoned first
+ * ({@linkcode endedIfOwnerDead}).
  *
  * @example
  * ```ts ignore
- * const run = await runToResume(records, runId);
+ * const run = await runToResume(records, runId, Date.now());
  * ```
  */
-export async function runToResume(records: Records, runId: string): Promise<RunRecord> {
-  const run = foundRun(await records.getRun(runId), runId);
+export async function runToResume(
+  records: Records,
+  runId: string,
+  now: number,
+): Promise<RunRecord> {
+  const run = await endedIfOwnerDead(records, foundRun(await records.getRun(runId), runId), now);
   if (lostEndOf(run) === undefined) return run;
   const nodes = run.nodes ?? {};
   const fromEvents = outcomesOfEvents(await records.getEvents(run.id));

@@ -275,7 +275,8 @@ export interface ResumeRunOptions extends
 /**
  * Options of `Runtime.previewResume`: those of {@linkcode ResumeRunOptions}
  * that decide what a resume would do (the node to run again from, the flow,
- * whether an earlier resume may be resumed again).
+ * whether an earlier resume may be resumed again, the environment its `env:`
+ * and secrets are read from, as the resume would).
  *
  * @example
  * ```ts
@@ -299,7 +300,7 @@ export interface ResumeRunOptions extends
  * ]);
  * ```
  */
-export type PreviewResumeOptions = Pick<ResumeRunOptions, "from" | "flow" | "again">;
+export type PreviewResumeOptions = Pick<ResumeRunOptions, "from" | "flow" | "again" | "env">;
 
 /** What a run resuming another needs (see `resume.ts`). */
 export interface ResumePlan {
@@ -553,6 +554,7 @@ export async function previewResumeFlow(
   host: FlowHost,
   flow: FlowSource,
   plan: ResumePlan,
+  env?: RunFlowOptions["env"],
 ): Promise<{ sameVersion: boolean; nodes: ResumeDecision[] }> {
   const pool = host.sandboxes ?? new SandboxPool();
   try {
@@ -567,7 +569,7 @@ export async function previewResumeFlow(
     assertFromNode(def, plan.from, plan.run.id);
     // The run's inputs fit the flow now, its variables and secrets are set: else refused as
     // the resume is.
-    runValues(parsed, def, { input: plan.run.inputs, inputFromStrings: false });
+    runValues(parsed, def, { input: plan.run.inputs, inputFromStrings: false, env });
     const sameVersion = (knownFlowHash(def) ?? await hashFlowDefinition(def)) ===
       plan.run.flowVersion;
     const { nodeFilesChangedSince } = await import("./flow/_node_files.ts");

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { withWritten, writtenOf } from "./_written.ts";
 import { loadActorStorage, setProcessActor } from "./store/actor.ts";
 import { dirname, isAbsolute, relative, resolve } from "./_path.ts";
 import {
@@ -32,6 +33,7 @@ import type { NodeType } from "./flow/node.ts";
 import { type ProgramNodeTypes, programNodeTypes } from "./flow/program_nodes.ts";
 import type { SignalOutcome } from "./records/_signals.ts";
 import { abandonedRun, DEFAULT_ABANDONED_MS } from "./records/heartbeat.ts";
+import { useOwnerLockDir } from "./records/owner.ts";
 import {
   type FlowHost,
   previewResumeFlow,
@@ -523,6 +525,7 @@ export async function openRuntimeWith(
     ? undefined
     : programNodeTypes(options.nodeTypes);
   setProcessActor(options.actor);
+  if (options.cwd !== undefined) await checkCwd(options.cwd);
   const config = await load({
     config: options.config,
     cwd: options.cwd,
@@ -530,14 +533,16 @@ export async function openRuntimeWith(
     env: options.env,
   });
   // Everything Flowstate keeps beside the stores goes under its home: a file there is a mistake.
-  const home = await Deno.stat(config.home).catch(() => null);
+  // A home from $FLOWSTATE_HOME this process may not read is checked (and said) when needed.
+  const homePath = homeIfKnown(config);
+  const home = homePath === undefined ? null : await Deno.stat(homePath).catch(() => null);
   if (home !== null && !home.isDirectory) {
     throw new ConfigError(
       `Flowstate's home ${config.home} is a file, not a directory: point $FLOWSTATE_HOME ` +
         `(or home: in the config) at a directory`,
     );
   }
-  const moved = options.onWarning && await homeMovedWarning(config);
+  const moved = options.onWarning && homePath !== undefined && await homeMovedWarning(config);
   if (moved) warnGuarded(options.onWarning, moved);
   // Stores open on first use, inside nodes: the actor's context must exist before.
   if (Object.values(config.stores).some((spec) => spec.changes !== undefined)) {
@@ -552,6 +557,45 @@ export async function openRuntimeWith(
     options.onIndexBuild,
     nodeTypes,
   );
+}
+
+/**
+ * Refuse a `cwd` option that names no directory: relative paths (the config file, the home,
+ * the stores') would resolve against it, and a store would create it.
+ */
+async function checkCwd(given: string): Promise<void> {
+  const cwd = resolve(given);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(cwd);
+  } catch (err) {
+    // Not readable: what reads under it says so (a config object may need nothing there).
+    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) return;
+    throw new ConfigError(
+      `Cannot open runtime: the working directory ${JSON.stringify(given)} (option cwd) does ` +
+        "not exist: create it, or pass the path of an existing directory",
+      { cause: err },
+    );
+  }
+  if (!info.isDirectory) {
+    throw new ConfigError(
+      `Cannot open runtime: the working directory ${JSON.stringify(given)} (option cwd) is a ` +
+        "file, not a directory: pass the directory that holds it",
+    );
+  }
+}
+
+/**
+ * `config.home`, or `undefined` when it comes from `$FLOWSTATE_HOME` and this process may not
+ * read that variable (a program that needs no home need not grant it).
+ */
+function homeIfKnown(config: ResolvedConfig): string | undefined {
+  try {
+    return config.home;
+  } catch (err) {
+    if (err instanceof ConfigError) return undefined;
+    throw err;
+  }
 }
 
 /**
@@ -621,7 +665,7 @@ const RESUME_RUN_OPTIONS: readonly string[] = fieldNames<ResumeRunOptions>()(
 );
 
 const PREVIEW_RESUME_OPTIONS: readonly string[] = fieldNames<PreviewResumeOptions>()(
-  ["from", "flow", "again"],
+  ["from", "flow", "again", "env"],
 );
 
 /**
@@ -756,7 +800,6 @@ export function takeIndexesBuiltByOpen(runtime: object, name: string): IndexBuil
 
 class FlowstateRuntime implements Runtime {
   readonly config: ResolvedConfig;
-  readonly home: string;
   readonly clock: Clock;
   readonly storeNames: readonly string[];
   #opening = new Map<string, Promise<Store>>();
@@ -806,7 +849,9 @@ class FlowstateRuntime implements Runtime {
     this.#onIndexBuild = onIndexBuild;
     this.#createStores = createStores;
     this.config = config;
-    this.home = config.home;
+    // Where this process's owner lock goes, should it record a run (see `records/owner.ts`);
+    // the home is read then, not now.
+    useOwnerLockDir(() => config.home);
     this.clock = clock;
     this.storeNames = Object.freeze(Object.keys(config.stores));
     this.sandboxes = new SandboxPool({
@@ -814,7 +859,7 @@ class FlowstateRuntime implements Runtime {
       memoryLimitMiB: config.nodes.memoryLimitMiB,
       checkTimeoutMs: config.nodes.checkTimeoutMs,
       projectDir: config.baseDir,
-      protect: protectedPaths(config),
+      protect: () => protectedPaths(config),
     });
     attachEventBus(this, this.#events);
     openBuilds.set(this, this.#builtByOpen);
@@ -925,6 +970,11 @@ class FlowstateRuntime implements Runtime {
     return this.#store(this.config.scopes[scope]);
   }
 
+  /** The config's home, read when first asked for (see {@linkcode ResolvedConfig.home}). */
+  get home(): string {
+    return this.config.home;
+  }
+
   isOpen(name: string): boolean {
     return this.#opening.has(name);
   }
@@ -955,9 +1005,13 @@ class FlowstateRuntime implements Runtime {
       this.#onIndexBuild?.(event);
     };
     try {
-      return await openStore({ ...spec }, {
+      const home = () => this.home;
+      return await openStore(withWritten({ ...spec }, writtenOf(spec)), {
         name,
-        home: this.home,
+        // Read when the store needs it (a memory store does not).
+        get home() {
+          return home();
+        },
         baseDir: this.config.baseDir,
         clock: this.clock,
         mustExist: !this.#createStores,
@@ -1147,7 +1201,7 @@ class FlowstateRuntime implements Runtime {
         const { assertResumable, claimResume, holdResumeClaim, runToResume } = await import(
           "./resume.ts"
         );
-        const run = await runToResume(records, runId);
+        const run = await runToResume(records, runId, this.clock.now());
         assertResumable(run, from);
         const flow = given ?? await this.#flowOfRun(run);
         const version = await records.getVersion(run.flowId, run.flowVersion);
@@ -1199,10 +1253,11 @@ class FlowstateRuntime implements Runtime {
 
   async previewResume(runId: string, options: PreviewResumeOptions = {}): Promise<ResumePreview> {
     assertKnownFields(options, PREVIEW_RESUME_OPTIONS, `Cannot resume run ${runId}`, "option");
+    checkEnvOption(options.env, `Cannot resume run ${runId}`);
     const from = this.#checkResume(runId, options.from);
     const records = await this.records();
     const { assertNotResumed, assertResumable, runToResume } = await import("./resume.ts");
-    const run = await runToResume(records, runId);
+    const run = await runToResume(records, runId, this.clock.now());
     assertResumable(run, from);
     const flow = options.flow ?? await this.#flowOfRun(run);
     const version = await records.getVersion(run.flowId, run.flowVersion);
@@ -1211,7 +1266,7 @@ class FlowstateRuntime implements Runtime {
       run,
       before: version?.definition ?? null,
       ...(from === undefined ? {} : { from }),
-    });
+    }, options.env);
     return {
       runId: run.id,
       flowId: run.flowId,

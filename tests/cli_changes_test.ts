@@ -222,3 +222,58 @@ Deno.test("output piped into a reader that stops early (| head) ends quietly wit
     }
   });
 });
+
+Deno.test("state and change commands given --flow with a typo say so with a suggestion; a known flow with nothing is no error", async () => {
+  const config = `${CONFIG}flows: flows/\n`;
+  await withCliProject(config, async (run, dir) => {
+    await Deno.mkdir(join(dir, "flows"));
+    await Deno.writeTextFile(
+      join(dir, "flows", "counter.flow.yaml"),
+      "id: counter\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    // A flow known only from its records (a file outside flows:, run once).
+    await Deno.writeTextFile(
+      join(dir, "other.flow.yaml"),
+      "id: elsewhere\nnodes:\n  - { id: a, type: log, with: { message: hi } }\n",
+    );
+    await ok(run, "run", "other.flow.yaml");
+    const typo = (flow: string, near: string) =>
+      new RegExp(`^error: .*Flow "${flow}" has no recorded state \\(did you mean "${near}"\\?\\)`);
+    for (
+      const args of [
+        ["state", "ls", "--flow", "countr"],
+        ["state", "ls", "--flow", "countr", "--json"],
+        ["state", "get", "k", "--flow", "countr"],
+        ["state", "get", "k", "--flow", "countr", "--at", "#1"],
+        ["state", "history", "k", "--flow", "countr"],
+        ["changes", "--flow", "countr"],
+      ]
+    ) {
+      const result = await run(...args);
+      assert.equal(result.code, 1, `${args.join(" ")}: ${result.stderr}`);
+      assert.match(result.stderr, typo("countr", "counter"), args.join(" "));
+      assert.match(result.stderr, /the known flows are counter, elsewhere/, args.join(" "));
+    }
+    assert.match(
+      (await run("state", "ls", "--flow", "elsewher")).stderr,
+      typo("elsewher", "elsewhere"),
+    );
+    // Known flows with no state: an empty listing, exit 0 (a flow file's, a recorded one's).
+    for (const flow of ["counter", "elsewhere"]) {
+      const empty = await run("state", "ls", "--flow", flow);
+      assert.equal(empty.code, 0, empty.stderr);
+      assert.equal(empty.stderr, `No entries in flow scope of "${flow}" (store "main")\n`);
+      assert.equal((await run("changes", "--flow", flow)).code, 0);
+      assert.equal((await run("state", "history", "k", "--flow", flow)).code, 0);
+    }
+    const missing = await run("state", "get", "k", "--flow", "counter");
+    assert.equal(missing.code, 1);
+    assert.equal(
+      missing.stderr,
+      `error: Key k not found in flow scope of "counter" (store "main")\n`,
+    );
+    // A listing with entries is no typo, whatever the files say.
+    await ok(run, "state", "set", "k", "1", "--flow", "nofile");
+    assert.equal((await run("state", "ls", "--flow", "nofile")).code, 0);
+  });
+});

@@ -134,21 +134,27 @@ Deno.test("runs ls and runs show tell a run whose process was killed (no heartbe
     await child.stdout.cancel();
     const id = /\(run ([0-9a-z]+)\)/.exec(seen)![1];
 
+    // Its process is known dead on this machine: abandoned at once, whatever its heartbeat.
     const fresh = await run("runs", "ls");
     assert.equal(fresh.code, 0, fresh.stderr);
-    assert.match(fresh.stdout, new RegExp(`${id}  slow  running `), "a fresh heartbeat: running");
-    assert.doesNotMatch(fresh.stderr, /running\?/);
+    assert.match(fresh.stdout, new RegExp(`${id}  slow  abandoned `), "its process is gone");
+    assert.match(fresh.stderr, /its process is gone from this machine/);
 
-    // Its last heartbeat, a minute ago (as it is a minute after the kill).
-    {
+    // A record without its owner (an older version's): a fresh heartbeat reads running.
+    const stored = async (change: Record<string, unknown>) => {
       await using store = await openStore({ plugin: "sqlite", path: join(dir, "state.db") });
       const record = await store.get<Record<string, unknown>>(["flowstate", "runs", id]);
       assert.equal(record?.value.status, "running");
-      await store.set(["flowstate", "runs", id], {
-        ...record!.value,
-        heartbeatAt: Date.now() - 60_000,
-      });
-    }
+      const { owner: _owner, ...value } = record!.value;
+      await store.set(["flowstate", "runs", id], { ...value, ...change });
+    };
+    await stored({});
+    const beating = await run("runs", "ls");
+    assert.match(beating.stdout, new RegExp(`${id}  slow  running `), "a fresh heartbeat: running");
+    assert.doesNotMatch(beating.stderr, /running\?/);
+
+    // Its last heartbeat, a minute ago (as it is a minute after the kill).
+    await stored({ heartbeatAt: Date.now() - 60_000 });
     const stale = await run("runs", "ls");
     assert.equal(stale.code, 0, stale.stderr);
     assert.match(stale.stdout, new RegExp(`${id}  slow  running\\? `));

@@ -54,6 +54,55 @@ Deno.test("flowstate with an unknown command exits 2 with one readable error", a
   });
 });
 
+Deno.test("an unknown subcommand of any group exits 2 with a suggestion, --help or not", async () => {
+  await withSandbox(async ({ run }) => {
+    for (
+      const [group, typo, near] of [
+        [["runs"], "lss", "ls"],
+        [["state"], "gett", "get"],
+        [["flows"], "versins", "versions"],
+        [["jobs"], "lss", "ls"],
+        [["schedules"], "lss", "ls"],
+        [["workers"], "lss", "ls"], // a group with a default subcommand
+        [["migrate"], "dat", "data"],
+        [["migrate", "data"], "sttus", "status"],
+      ] as const
+    ) {
+      const expected = `error: unknown command '${typo}'\n(Did you mean ${near}?)\n` +
+        `(run flowstate ${group.join(" ")} --help for usage)\n`;
+      for (
+        const args of [
+          [...group, typo],
+          [...group, typo, "--help"],
+          [...group, typo, "--json", "-h"],
+          ["-c", "flowstate.yaml", ...group, typo, "--help"],
+          ["help", ...group, typo],
+          [...group, "help", typo],
+        ]
+      ) {
+        const result = await run(...args);
+        assert.equal(result.code, 2, args.join(" "));
+        assert.equal(result.stderr, expected, args.join(" "));
+        assert.equal(result.stdout, "", args.join(" "));
+      }
+    }
+    // As a JSON log line: the same words, without the help hint (as commander's own errors).
+    const logged = await run("--log-format", "json", "runs", "lss", "--help");
+    assert.equal(logged.code, 2);
+    assert.equal(JSON.parse(logged.stderr).msg, "unknown command 'lss'\n(Did you mean ls?)");
+    // An option the group does not take is commander's error, as before (not "unknown command").
+    const option = await run("state", "--store", "default", "ls");
+    assert.equal(option.code, 2);
+    assert.match(option.stderr, /^error: unknown option '--store'\n/);
+    // Known subcommands (and a command's arguments) still get their help.
+    for (const args of [["runs", "ls", "--help"], ["help", "runs"], ["run", "lss", "--help"]]) {
+      const result = await run(...args);
+      assert.equal(result.code, 0, args.join(" "));
+      assert.match(result.stdout, /^Usage: flowstate /, args.join(" "));
+    }
+  });
+});
+
 Deno.test("a usage error of a subcommand names that subcommand's help, whose options it lists", async () => {
   await withSandbox(async ({ run }) => {
     for (
@@ -567,6 +616,42 @@ Deno.test("a store file option under a file, not a folder, exits 2 at its place,
         `\\S*notes is a file, not a folder, so it cannot hold \\S+: point "${option}" elsewhere, or move the file away\n$`,
     );
     assert.equal(await Deno.readTextFile(join(dir, "notes")), "a file\n", "the file is untouched");
+  });
+});
+
+Deno.test("a home or store path from ${env.DIR} whose value holds a $ part is used as it is: the check is of what the file says", async () => {
+  await withSandbox(async ({ dir, runWith }) => {
+    const env = { DIR: join(dir, "$data", "a$b") }; // neither folder exists yet
+    for (
+      const [config, file] of [
+        ["home: ${env.DIR}/home\n", "home/state.db"],
+        ['stores:\n  main: { plugin: sqlite, path: "${env.DIR}/s.db" }\n', "s.db"],
+        ['stores:\n  main: { plugin: jsonfile, path: "${env.DIR}/s.json" }\n', "s.json"],
+        ['stores:\n  main: { plugin: memory, snapshot: "${env.DIR}/m.json" }\n', "m.json"],
+      ]
+    ) {
+      await Deno.remove(join(dir, "$data"), { recursive: true }).catch(() => {});
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), config);
+      // Twice: the second read of the config comes from its disk cache.
+      for (const time of ["first", "second"]) {
+        const result = await runWith(env, "state", "set", "k", "1");
+        assert.equal(result.code, 0, `${config} (${time}): ${result.stderr}`);
+      }
+      assert.ok((await Deno.stat(join(env.DIR, file))).isFile, config);
+    }
+    // What the file itself says is still refused, whatever the environment holds.
+    await Deno.remove(join(dir, "$data"), { recursive: true });
+    for (
+      const config of [
+        "home: $data/h\n",
+        'stores:\n  main: { plugin: sqlite, path: "$data/s.db" }\n',
+      ]
+    ) {
+      await Deno.writeTextFile(join(dir, "flowstate.yaml"), config);
+      const result = await runWith({ data: "x" }, "state", "set", "k", "1");
+      assert.equal(result.code, 2, config);
+      assert.match(result.stderr, /holds "\$data", which nothing expands here/, config);
+    }
   });
 });
 

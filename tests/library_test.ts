@@ -251,3 +251,87 @@ Deno.test("signal: aborting stops a worker and a scheduler (a SIGTERM handler's 
       /unknown option "startProblem" \(did you mean "startProblems"\?\)/.test(err.message),
   );
 });
+
+Deno.test("openRuntime refuses a cwd that does not exist or is a file, naming it; nothing is created there", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const missing = join(dir, "typo", "project");
+    const file = join(dir, "notes.txt");
+    await Deno.writeTextFile(file, "a file\n");
+    for (const config of [undefined, { stores: { main: { plugin: "memory" as const } } }]) {
+      await assert.rejects(
+        () => openRuntime({ cwd: missing, ...(config ? { config } : {}) }),
+        (err) =>
+          err instanceof ConfigError &&
+          err.message ===
+            `Cannot open runtime: the working directory ${
+              JSON.stringify(missing)
+            } (option cwd) does not exist: create it, or pass the path of an existing directory`,
+      );
+      await assert.rejects(
+        () => openRuntime({ cwd: file, ...(config ? { config } : {}) }),
+        (err) =>
+          err instanceof ConfigError &&
+          err.message ===
+            `Cannot open runtime: the working directory ${
+              JSON.stringify(file)
+            } (option cwd) is a file, not a directory: pass the directory that holds it`,
+      );
+    }
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["notes.txt"]);
+    // An existing directory, relative or not, opens as before.
+    await using rt = await openRuntime({ cwd: dir, home: join(dir, "home") });
+    assert.equal(rt.config.baseDir, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a program with only memory stores runs without --allow-env=FLOWSTATE_HOME; one that needs the home is told what to grant", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const mod = new URL("../mod.ts", import.meta.url).href;
+    const script = join(dir, "program.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { openRuntime } from ${JSON.stringify(mod)};
+const config = Deno.args[0] === "memory" ? { stores: { main: { plugin: "memory" } } } : undefined;
+await using rt = await openRuntime(config ? { config } : {});
+const store = await rt.store();
+await store.set(["k"], 1);
+const run = await rt.runFlow({ id: "f", nodes: [{ id: "a", type: "transform", with: { value: 1 } }] });
+console.log(run.status, (await store.get(["k"]))?.value);
+`,
+    );
+    const run = async (which: string) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-prompt",
+          `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+          "--allow-read",
+          "--allow-write",
+          script,
+          which,
+        ],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+    };
+    const memory = await run("memory");
+    assert.equal(memory.code, 0, memory.stderr);
+    assert.equal(memory.stdout, "succeeded 1\n");
+    // The default store is in the home: the home is needed, and the error says what to grant.
+    const sqlite = await run("default");
+    assert.notEqual(sqlite.code, 0);
+    assert.match(
+      sqlite.stderr,
+      /Cannot read environment variable FLOWSTATE_HOME: this process has no permission to read it; grant it with --allow-env=FLOWSTATE_HOME/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

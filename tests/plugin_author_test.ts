@@ -2,8 +2,15 @@
 // driver are reported at openStore, naming the plugin and what is wrong.
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { ConfigError, openStore } from "../mod.ts";
-import { definePlugin, type StoreDriver } from "../plugin.ts";
+import { ConfigError, loadPlugin, openStore, StoreOpenError } from "../mod.ts";
+import {
+  byteBounds,
+  definePlugin,
+  encodeKey,
+  hasPrefix,
+  prefixUpperBound,
+  type StoreDriver,
+} from "../plugin.ts";
 import { MemoryDriver } from "../plugins/memory/mod.ts";
 
 /** A plugin whose open() returns what `make` gives. */
@@ -257,4 +264,100 @@ Deno.test("openStore: an optionsSchema that throws is named as the plugin's, wit
       return true;
     },
   );
+});
+
+Deno.test("loadPlugin: a module that is not a plugin is told what it lacks and how to export it", async () => {
+  const fixture = (name: string) =>
+    new URL(`./fixtures/plugin_exports/${name}.ts`, import.meta.url);
+  const cases: [string, RegExp][] = [
+    [
+      "named_only",
+      /: the module has no default export, but its export "plugin" is a plugin: add `export default plugin;`$/,
+    ],
+    [
+      "no_schema",
+      /: its default export is not a plugin: it lacks optionsSchema \(a Standard Schema such as z\.strictObject\(\{…\}\) from zod\); export default definePlugin\(\{ name, optionsSchema, open \}\) from "@flowstate\/core\/plugin"$/,
+    ],
+    [
+      "bare_open",
+      /: its default export is a function \(open\), not a plugin object: export default definePlugin\(\{ name, optionsSchema, open \}\) from "@flowstate\/core\/plugin", with the function as open$/,
+    ],
+    [
+      "nothing",
+      /: the module has no default export; export default definePlugin\(\{ name, optionsSchema, open \}\)/,
+    ],
+  ];
+  for (const [name, expected] of cases) {
+    await assert.rejects(
+      () => loadPlugin(fixture(name).href, { storeName: "main" }),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.ok(
+          err.message.startsWith(`Cannot load plugin "${fixture(name).href}" for store "main"`),
+        );
+        assert.match(err.message, expected);
+        return true;
+      },
+    );
+  }
+});
+
+Deno.test("openStore: a client that open() imports and no import map resolves names the line to add", async () => {
+  // As the docs advise, the heavy client is imported inside open(); its name is mapped nowhere.
+  const client = "flowstate-test-unmapped-client";
+  const lazy = definePlugin({
+    name: "lazy",
+    optionsSchema: z.strictObject({}),
+    async open() {
+      await import(client);
+      return plainDriver() as unknown as StoreDriver;
+    },
+  });
+  await assert.rejects(
+    () => openStore({ plugin: lazy }, { name: "main" }),
+    (err: Error) => {
+      assert.ok(err instanceof StoreOpenError, String(err));
+      assert.match(
+        err.message,
+        /^Cannot open store "main" \(plugin "lazy"\): .*plugin_author_test\.ts imports "flowstate-test-unmapped-client", which no import map resolves: add "flowstate-test-unmapped-client": "npm:flowstate-test-unmapped-client@<version>" to the imports of .*deno\.json/,
+      );
+      return true;
+    },
+  );
+});
+
+Deno.test("byteBounds and prefixUpperBound from @flowstate/core/plugin bound exactly the keys of a range", () => {
+  const keys = [
+    ["a"],
+    ["a", ""],
+    ["a", "b"],
+    ["a", "\u0000"],
+    ["a\u0000"],
+    ["a\u0000", "b"],
+    ["a\u0001"],
+    ["ab"],
+    ["a", "\uFFFF"],
+    ["a", "😀"],
+    ["b"],
+  ];
+  const bytesIn = (k: string[], b: ReturnType<typeof byteBounds>) => {
+    const e = encodeKey(k);
+    const lower = b.lower === undefined ? 1 : Buffer.compare(e, b.lower);
+    return (b.lowerExclusive ? lower > 0 : lower >= 0) &&
+      (b.upper === undefined || Buffer.compare(e, b.upper) < 0);
+  };
+  for (const prefix of [["a"], ["a\u0000"], ["a", ""]]) {
+    const under = keys.filter((k) => k.length > prefix.length && hasPrefix(k, prefix));
+    assert.deepEqual(keys.filter((k) => bytesIn(k, byteBounds({ prefix }))), under, `${prefix}`);
+    const upper = prefixUpperBound(prefix);
+    assert.deepEqual(
+      keys.filter((k) =>
+        Buffer.compare(encodeKey(k), encodeKey(prefix)) > 0 &&
+        Buffer.compare(encodeKey(k), upper) < 0
+      ),
+      under,
+    );
+  }
+  const range = { prefix: ["a"], start: ["a", "b"], startExclusive: true, end: ["a", "😀"] };
+  assert.deepEqual(keys.filter((k) => bytesIn(k, byteBounds(range))), [["a", "\uFFFF"]]);
 });

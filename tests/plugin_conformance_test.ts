@@ -89,3 +89,23 @@ Deno.test("store.close() lets the writes on their way finish, even with a driver
   await using again = await openStore({ plugin: buggy, id, bug: "close-drops" });
   assert.equal((await again.get(["a"]))?.value, 1, "an acknowledged write vanished at close");
 });
+
+Deno.test("a native clear() that counts expired entries fails the clear cases, saying what to return", async () => {
+  const { code, out } = await suite({ FLOWSTATE_TEST_BUG: "clear-counts-expired" });
+  assert.equal(code, 1, out);
+  assert.match(out, /clear\(\) counts only live entries \.\.\. FAILED/);
+  assert.match(
+    out,
+    /clear\(\) skips the expired entry in its count: a driver's native clear\(range, now\) deletes every entry in the range, expired ones too, but returns how many were live at `now`/,
+  );
+});
+
+Deno.test("a driver that cannot hold a value at the 16 MiB limit fails the suite, saying what to raise", async () => {
+  const { code, out } = await suite({ FLOWSTATE_TEST_BUG: "caps-values" });
+  assert.equal(code, 1, out);
+  assert.match(out, /a value of exactly 16 MiB of JSON \(the limit\) round-trips \.\.\. FAILED/);
+  assert.match(
+    out,
+    /set\(\) of a value of exactly 16777216 bytes of JSON threw: .*max_allowed_packet.*Every backend must hold any value up to that limit/,
+  );
+});

@@ -253,6 +253,12 @@ nodes:
       const events = await records.getEvents(runId);
       return events.some((e) => e.type === "node.start" && e.node === "wait");
     });
+    // Its process "dies": a record without an owner (an older version's) is judged by its
+    // heartbeat alone (this process, its owner, is alive: it would never be abandoned).
+    const store = await rt.store("main");
+    const key = ["flowstate", "runs", runId!];
+    const { owner: _owner, ...stored } = (await store.get<Record<string, unknown>>(key))!.value;
+    await store.set(key, stored);
     const marked = await records.abandonRun(runId!, {
       afterMs: 1,
       now: Date.now() + 120_000,

@@ -250,3 +250,34 @@ Deno.test("GET /api/runs/{id}/resume: 200 with each node and why; 409 once resum
     await unknown.body?.cancel();
   });
 });
+
+Deno.test("previewResume takes env as resume does: a flow's env: and secrets are read from it, not only from the process", async () => {
+  await using rt = await openRuntime({ config: { stores: { main: { plugin: "memory" } } } });
+  const name = "FLOWSTATE_PREVIEW_ENV_TEST";
+  assert.equal(Deno.env.get(name), undefined);
+  const flow = {
+    id: "envy",
+    env: [name],
+    nodes: [
+      { id: "a", type: "transform", with: { value: `\${{ env.${name} }}` } },
+      { id: "b", type: "log", needs: ["a"], with: { message: "${{ nodes.a.output }}" } },
+    ],
+  };
+  const env = { [name]: "hello" };
+  const run = await rt.runFlow(flow, { env });
+  assert.equal(run.status, "succeeded");
+  const preview = await rt.previewResume(run.id, { flow, from: "a", env });
+  assert.deepEqual(preview.nodes.map((n) => n.node), ["a", "b"]);
+  // What the resume itself does with the same options: the preview said it would run.
+  const resumed = await rt.resumeRun(run.id, { flow, from: "a", env });
+  assert.equal(resumed.status, "succeeded");
+  // Without it, refused as the resume is (the variable is not in the process's environment).
+  await assert.rejects(
+    () => rt.previewResume(run.id, { flow, from: "a", again: true }),
+    new RegExp(`env ${name} is listed in env: but not set`),
+  );
+  await assert.rejects(
+    () => rt.previewResume(run.id, { flow, from: "a", env: { [name]: 1 } as never }),
+    /option env must be an object of strings by name/,
+  );
+});

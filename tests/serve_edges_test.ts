@@ -174,3 +174,34 @@ Deno.test("serve: a JSON body that is not UTF-8 is a 400 naming the byte, nothin
     assert.equal((await utf8.json()).value, "café");
   });
 });
+
+Deno.test("serve() over a runtime that was closed answers 503 runtime_closed, and /health says the runtime is closed", async () => {
+  await withServed(SQLITE, async ({ request, runtime }) => {
+    assert.equal((await request("/api/runs")).status, 200);
+    await runtime.close();
+    for (
+      const [pattern, path] of [
+        ["/api/runs", "/api/runs"],
+        ["/api/flows", "/api/flows"],
+        ["/api/stores/{store}/entry", "/api/stores/main/entry?key=k"],
+        ["/api/workers", "/api/workers"],
+        ["/metrics", "/metrics"],
+      ]
+    ) {
+      const res = await request(path);
+      assert.equal(res.status, 503, path);
+      const body = await documented<{ error: { code: string; message: string } }>(
+        "GET",
+        pattern,
+        res,
+      );
+      assert.equal(body.error.code, "runtime_closed", path);
+      assert.match(body.error.message, /^The runtime this server serves is closed: /, path);
+    }
+    const health = await request("/health");
+    assert.equal(health.status, 503);
+    const body = await documented<{ status: string; error?: string }>("GET", "/health", health);
+    assert.equal(body.status, "unavailable");
+    assert.match(body.error ?? "", /^The runtime this server serves is closed/);
+  }, { worker: false });
+});

@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { withServed } from "./_serve.ts";
+import { documented, withServed } from "./_serve.ts";
+import { waitUntil } from "./_deadline.ts";
 
 Deno.test("GET /api/runs and /api/flows: a queued run's summary has enqueuedAt and its attempt's claimedAt (its real start)", async () => {
   await withServed(() => ({ main: { plugin: "memory" } }), async ({ dir, runtime, request }) => {
@@ -48,5 +49,42 @@ Deno.test("GET /api/runs and /api/flows: a queued run's summary has enqueuedAt a
     const hello = flows.find((f: { id: string }) => f.id === "hello");
     assert.equal(hello.lastRun.id, runId);
     assert.equal(hello.lastRun.claimedAt, claimedAt);
+  }, { worker: false });
+});
+
+Deno.test("GET /api/runs, /api/runs/{id} and …/nodes: a queued run recorded running whose worker's lease lapsed has leaseLapsedAt", async () => {
+  await withServed(() => ({ main: { plugin: "memory" } }), async ({ runtime, request }) => {
+    const { runId } = await runtime.enqueue("hello");
+    const records = await runtime.records();
+    // A worker claims it for 200 ms, then is gone (no heartbeat, no worker to take it back).
+    const [claimed] = await records.claimRuns({ worker: "gone", leaseMs: 200 }, 1);
+    assert.equal(claimed.id, runId);
+    const lapsesAt = (claimed.heartbeatAt ?? claimed.queue!.claim!.at) + 200;
+    const answers = async () => {
+      const list = await documented<{ runs: { id: string; leaseLapsedAt?: number }[] }>(
+        "GET",
+        "/api/runs",
+        await request("/api/runs"),
+      );
+      const detail = await documented<{ run: { status: string }; leaseLapsedAt?: number }>(
+        "GET",
+        "/api/runs/{id}",
+        await request(`/api/runs/${runId}`),
+      );
+      const nodes = await documented<{ leaseLapsedAt?: number }>(
+        "GET",
+        "/api/runs/{id}/nodes",
+        await request(`/api/runs/${runId}/nodes`),
+      );
+      assert.equal(detail.run.status, "running");
+      return [
+        list.runs.find((r) => r.id === runId)?.leaseLapsedAt,
+        detail.leaseLapsedAt,
+        nodes.leaseLapsedAt,
+      ];
+    };
+    if (Date.now() < lapsesAt) assert.deepEqual(await answers(), [undefined, undefined, undefined]);
+    await waitUntil("the lease's end", () => Date.now() > lapsesAt);
+    assert.deepEqual(await answers(), [lapsesAt, lapsesAt, lapsesAt]);
   }, { worker: false });
 });

@@ -67,7 +67,7 @@ import { formatBytes } from "../archive_format.ts";
 import { printable } from "./format.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 import type { RunRecord } from "../records/types.ts";
-import { MIN_ABANDONED_MS } from "../records/heartbeat.ts";
+import { judgeRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { UsageError } from "./input.ts";
 import {
   checkStore,
@@ -206,7 +206,11 @@ async function refuseOverLiveRuns(runtime: Runtime, store: string, file: string)
   do {
     const page = await records.listRuns({ status: "running", limit: 1000, cursor });
     for (const run of page.runs) {
-      if (now - (run.heartbeatAt ?? run.startedAt) < MIN_ABANDONED_MS) live.push(run);
+      // Its process alive on this machine (even stalled): live; dead on this machine: not.
+      const judged = judgeRun(run, now, MIN_ABANDONED_MS);
+      if (judged.state === "stalled") live.push(run);
+      else if (judged.state === "abandoned" && judged.why.by === "process") continue;
+      else if (now - (run.heartbeatAt ?? run.startedAt) < MIN_ABANDONED_MS) live.push(run);
     }
     cursor = page.cursor;
   } while (cursor !== undefined);

@@ -13,8 +13,8 @@ import type { Change, Key } from "../store/types.ts";
 import { formatKey, parseKey, UsageError } from "./input.ts";
 import { parsePointInTime } from "./run_filters.ts";
 import { formatTime, writeStdout as write } from "./format.ts";
-import { type GlobalOptions, interruptible, notFound } from "./common.ts";
-import { entryJson, type StateOptions, withStore } from "./state.ts";
+import { EXIT_FAILURE, type GlobalOptions, interruptible, notFound, printError } from "./common.ts";
+import { entryJson, type StateOptions, unknownFlowNote, withStore } from "./state.ts";
 
 const MAX_VALUE_WIDTH = 80;
 
@@ -61,7 +61,7 @@ export function stateGetAt(
 ): Promise<number> {
   const key = parseKey(keyText);
   parseAt(atText); // bad input is refused before anything opens
-  return withStore(global, options, async ({ store, prefix, label, timezone }) => {
+  return withStore(global, options, async ({ store, prefix, label, timezone, unknownFlow }) => {
     const at = parseAt(atText, timezone);
     const when = "seq" in at ? `#${at.seq}` : new Date(at.time).toISOString();
     let entry;
@@ -73,7 +73,13 @@ export function stateGetAt(
       throw err;
     }
     if (entry === null) {
-      return notFound(options.json, `Key ${formatKey(key)} was absent in ${label} at ${when}`);
+      return notFound(
+        options.json,
+        `Key ${formatKey(key)} was absent in ${label} at ${when}${await unknownFlowNote(
+          options,
+          unknownFlow,
+        )}`,
+      );
     }
     console.log(options.json ? entryJson(entry, prefix) : JSON.stringify(entry.value, null, 2));
     return 0;
@@ -87,7 +93,7 @@ export function stateHistory(
   global: GlobalOptions,
 ): Promise<number> {
   const key = parseKey(keyText);
-  return withStore(global, options, async ({ store, prefix, label }) => {
+  return withStore(global, options, async ({ store, prefix, label, unknownFlow }) => {
     let n = 0;
     for await (const change of keyHistory(store, [...prefix, ...key], { limit: options.limit })) {
       write(
@@ -96,7 +102,13 @@ export function stateHistory(
       n++;
     }
     if (n === 0 && options.limit !== 0) {
-      console.error(`No changes of ${formatKey(key)} in the change feed of ${label}`);
+      const typo = await unknownFlowNote(options, unknownFlow);
+      const message = `No changes of ${formatKey(key)} in the change feed of ${label}${typo}`;
+      if (typo !== "") {
+        printError(message);
+        return EXIT_FAILURE;
+      }
+      console.error(message);
     }
     return 0;
   }, (note) => {
@@ -137,7 +149,7 @@ export function changesCommand(
   const wanted = (change: Change) =>
     (options.flow === undefined || change.by.flowId === options.flow) &&
     (options.run === undefined || change.by.runId === options.run);
-  return withStore(global, { store: options.store }, async ({ store }) => {
+  return withStore(global, { store: options.store }, async ({ store, unknownFlow }) => {
     let n = 0;
     const print = (change: Change) => {
       write(`${options.json ? changeJson(change, []) : formatChange(change, [])}\n`);
@@ -150,9 +162,21 @@ export function changesCommand(
         if (wanted(change)) print(change);
       }
       if (n === 0 && limit > 0) {
-        console.error(`No changes in the change feed of store "${store.name}"`);
+        const typo = await unknownFlowNote(options, unknownFlow);
+        const message = `No changes in the change feed of store "${store.name}"${typo}`;
+        if (typo !== "") {
+          printError(message);
+          return EXIT_FAILURE;
+        }
+        console.error(message);
       }
       return 0;
+    }
+    // Following a flow that no flow file or record names would wait for nothing.
+    const typo = await unknownFlowNote(options, unknownFlow);
+    if (typo !== "") {
+      printError(`Cannot follow the changes of flow "${options.flow}"${typo}`);
+      return EXIT_FAILURE;
     }
     const since = options.since ?? (await store.feedInfo()).lastSeq;
     const { interrupted, exitCode } = await interruptible(

@@ -273,9 +273,13 @@ export async function followRun(
             if (gone !== null) {
               goneSaid = true;
               note(
-                `warning: run ${run.id} has had no heartbeat since ${
-                  formatTime(gone.lastSeenAt, tz)
-                }: the process running it is gone; it stays running until \`flowstate jobs run gc\` ` +
+                `warning: run ${run.id} ${
+                  gone.by === "process"
+                    ? `is abandoned: ${gone.process}`
+                    : `has had no heartbeat since ${
+                      formatTime(gone.lastSeenAt, tz)
+                    }: the process running it is gone`
+                }; it stays running until \`flowstate jobs run gc\` ` +
                   "records it failed (the daemon runs gc daily); still following",
               );
             }

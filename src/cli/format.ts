@@ -10,7 +10,6 @@ import {
   type NodeItems,
   type NodeProgressEvent,
   type QueueInfo,
-  type RunRecord,
   runStartTime,
   type RunStatus,
   type RunSummary,
@@ -29,6 +28,24 @@ export const RUNNING_GONE_NOTE =
   "records such runs failed (abandoned); the daemon runs gc daily";
 
 /**
+ * What `runs ls`'s `abandoned` means (a run recorded running whose process
+ * is verifiably dead on this machine): said once after a table that shows one.
+ */
+export const PROCESS_GONE_NOTE =
+  "abandoned: recorded running, but its process is gone from this machine (killed or crashed): " +
+  "`flowstate runs resume <id>` resumes it now; `flowstate jobs run gc` records it failed";
+
+/**
+ * What `runs ls`'s `running (stalled?)` means (a run whose process is alive
+ * on this machine but wrote no heartbeat for over `MIN_ABANDONED_MS`).
+ */
+export const STALLED_NOTE =
+  `running (stalled?): no heartbeat for over ${
+    MIN_ABANDONED_MS / 1000
+  } s, but its process is alive on this host (stopped, stalled, in a debugger): it is never ` +
+  "recorded abandoned while it lives; `flowstate runs cancel <id>` to end it";
+
+/**
  * What the tables' `running? (lease lapsed)` means (a queued run recorded running whose
  * worker's claim lapsed, with no worker to take it back yet): said once after `runs ls`.
  */
@@ -36,33 +53,6 @@ export const LEASE_LAPSED_NOTE =
   "running? (lease lapsed): a queued run whose worker wrote no heartbeat within its claim's " +
   "lease: that worker is gone (killed, stopped while its store was down, or cut off from it); " +
   "the next worker that polls the queue takes the run back and runs it again";
-
-/**
- * When the claim of a queued run recorded running lapsed (its last heartbeat, or its claim,
- * plus its lease), if it did by `now`; `undefined` for any other run. No worker took it back
- * yet: one that polls does.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { claimLapsedAt } from "./format.ts";
- * import type { RunRecord } from "../records/types.ts";
- *
- * const run = {
- *   status: "running",
- *   heartbeatAt: 1_000,
- *   queue: { claim: { worker: "w1", at: 0, leaseMs: 4_000 } },
- * } as unknown as RunRecord;
- * assert.equal(claimLapsedAt(run, 4_000), undefined);
- * assert.equal(claimLapsedAt(run, 6_000), 5_000);
- * ```
- */
-export function claimLapsedAt(run: RunRecord, now: number): number | undefined {
-  const claim = run.queue?.claim;
-  if (run.status !== "running" || claim === undefined) return undefined;
-  const lapsedAt = (run.heartbeatAt ?? claim.at) + claim.leaseMs;
-  return now > lapsedAt ? lapsedAt : undefined;
-}
 
 /**
  * Thrown by {@linkcode writeStdout} when whoever read stdout went away

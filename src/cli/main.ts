@@ -24,10 +24,11 @@ import { EXIT_USAGE, signalRepeatMs } from "./common.ts";
 import { printable } from "./format.ts";
 import { UsageError } from "./input.ts";
 import { plainRun } from "./plain_run.ts";
-import { logFormatSetting, startLogs } from "./log_format.ts";
+import { jsonLogs, logFormatSetting, startLogs } from "./log_format.ts";
 import { report } from "./report.ts";
 import { suggest } from "../_suggest.ts";
 import { fromFileUrl } from "../_path.ts";
+import { mayCreateHomeForOwnerLock } from "../records/owner.ts";
 
 /**
  * The command definitions, imported by a specifier Deno cannot read before it
@@ -69,6 +70,8 @@ async function importProgram(): Promise<typeof import("./program.ts")> {
  * under `--debug`).
  */
 export async function main(args: readonly string[]): Promise<number> {
+  // Flowstate's own program may create its home for the owner lock of the runs it records.
+  mayCreateHomeForOwnerLock();
   let exitCode = 0;
   const setExitCode = (code: number) => (exitCode = code);
   // The log format first: from here on every line on stderr is written in it (a usage error
@@ -99,7 +102,7 @@ export async function main(args: readonly string[]): Promise<number> {
     dashValueCheck(args);
     const { buildProgram } = await importProgram();
     const program = buildProgram(setExitCode);
-    const unknown = asking ? unknownCommand(program, args) : undefined;
+    const unknown = unknownCommand(program as unknown as CommandShape, args);
     if (unknown !== undefined) {
       console.error(`error: ${unknown}`);
       return EXIT_USAGE;
@@ -112,46 +115,73 @@ export async function main(args: readonly string[]): Promise<number> {
 }
 
 /**
- * `flowstate queue --help`: commander answers `--help` before it looks at the
- * command, so an unknown command printed the program's help and exited 0. It
- * is the usage error it is without `--help` (exit 2, with a suggestion): its
- * message, as commander words it, or `undefined` for a known command.
+ * `flowstate queue --help`, `flowstate runs lss --help`: commander answers
+ * `--help` before it looks at the command, so an unknown command (or
+ * subcommand) printed its group's help and exited 0. It is the usage error it
+ * is without `--help` (exit 2, with a suggestion): its message, as commander
+ * words it, or `undefined` for a known command. Words after a command that
+ * takes arguments (or has no subcommands) are its arguments, not commands.
  */
-function unknownCommand(
-  program: {
-    commands: readonly { name(): string; aliases(): string[] }[];
-    options: readonly { short?: string; long?: string; required: boolean; optional: boolean }[];
-  },
-  args: readonly string[],
-): string | undefined {
-  const takesValue = new Set(
-    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.short, o.long]),
-  );
+function unknownCommand(program: CommandShape, args: readonly string[]): string | undefined {
+  let command = program;
+  let path = "flowstate";
+  const takesValue = new Set<string | undefined>();
+  const known = new Set<string | undefined>(["--help", "-h", "--version", "-V"]);
+  const learnOptions = (c: CommandShape) => {
+    for (const o of c.options) {
+      known.add(o.short).add(o.long);
+      if (o.required || o.optional) takesValue.add(o.short).add(o.long);
+    }
+  };
+  learnOptions(command);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--") return undefined;
     if (arg.startsWith("-")) {
+      // An option this command does not take (`state --store x ls`): commander says so.
+      const name = arg.split("=")[0];
+      if (!known.has(name)) return undefined;
       if (takesValue.has(arg)) i++;
       continue;
     }
-    const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
-    if (names.includes(arg)) return undefined;
-    // `help <command>`: the command it asks about.
-    if (arg === "help") {
-      const about = args[i + 1];
-      if (about === undefined || about.startsWith("-") || names.includes(about)) return undefined;
-      return unknownCommandMessage(about, names);
+    if (command.commands.length === 0 || command._actionHandler) return undefined;
+    const names = command.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+    const sub = command.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (sub !== undefined) {
+      command = sub;
+      path += ` ${sub.name()}`;
+      learnOptions(sub);
+      continue;
     }
-    return unknownCommandMessage(arg, names);
+    // `help <command> …`: the command it asks about, as `<command> … --help` names it.
+    if (arg === "help") continue;
+    // A group with a default command that takes arguments: the word is one of them.
+    const fallback = command.commands.find((c) => c.name() === command._defaultCommandName);
+    if (fallback !== undefined && fallback.registeredArguments.length > 0) return undefined;
+    return unknownCommandMessage(arg, names, path);
   }
   return undefined;
 }
 
+/** What {@linkcode unknownCommand} reads of a commander command. */
+interface CommandShape {
+  commands: readonly CommandShape[];
+  options: readonly { short?: string; long?: string; required: boolean; optional: boolean }[];
+  registeredArguments: readonly unknown[];
+  name(): string;
+  aliases(): string[];
+  /** Commander's own (not typed public): set when the command has an action. */
+  _actionHandler?: unknown;
+  /** Commander's own: the subcommand run when none is named (`workers` is `workers ls`). */
+  _defaultCommandName?: string | null;
+}
+
 /** Commander's words for an unknown command (as it says them without `--help`). */
-function unknownCommandMessage(arg: string, names: string[]): string {
+function unknownCommandMessage(arg: string, names: string[], path: string): string {
   const near = suggest(arg, names);
-  return `unknown command '${arg}'${near === undefined ? "" : `\n(Did you mean ${near}?)`}\n` +
-    "(run flowstate --help for usage)";
+  // A JSON log line has no help hint (commander shows none then either).
+  return `unknown command '${arg}'${near === undefined ? "" : `\n(Did you mean ${near}?)`}` +
+    (jsonLogs() ? "" : `\n(run ${path} --help for usage)`);
 }
 
 /** Options whose values may start with "-" (`--order-by -createdAt`: descending). */

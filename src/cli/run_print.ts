@@ -7,7 +7,6 @@
 import { type RunEvent, type RunRecord, runStartTime, type StateAccess } from "../records/types.ts";
 import type { OnFailureMarker } from "../records/records.ts";
 import {
-  claimLapsedAt,
   formatDuration,
   formatTime,
   itemsText,
@@ -18,7 +17,7 @@ import {
   shortHash,
 } from "./format.ts";
 import { formatRate } from "../rate.ts";
-import { abandonedRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
+import { claimLapsedAt, judgeRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 
 /**
  * Why a queued run is not starting, as `runs show` ends its queue line:
@@ -85,14 +84,23 @@ export function printRun(
   if (resumedBy !== undefined) {
     lines.push(`resumed by: run ${resumedBy} (flowstate runs show ${resumedBy})`);
   }
-  const gone = abandonedRun(run, Date.now(), MIN_ABANDONED_MS);
+  const judged = judgeRun(run, Date.now(), MIN_ABANDONED_MS);
+  const gone = judged.state === "abandoned" ? judged.why : null;
   lines.push(
     `status:   ${run.status}${
-      gone === null
-        ? ""
-        : ` (no heartbeat since ${
+      gone?.by === "process"
+        ? ` (abandoned: ${gone.process}; \`flowstate runs resume ${run.id}\` resumes it, ` +
+          "`flowstate jobs run gc` records it failed)"
+        : gone !== null
+        ? ` (no heartbeat since ${
           formatTime(gone.lastSeenAt, tz)
         }: its process is gone; \`flowstate jobs run gc\` records it failed)`
+        : judged.state === "stalled"
+        ? ` (stalled? no heartbeat since ${
+          formatTime(judged.lastSeenAt, tz)
+        }, but its process ${judged.pid} is alive on this host: left running; ` +
+          `\`flowstate runs cancel ${run.id}\` to end it)`
+        : ""
     }`,
   );
   if (run.status === "running" && gone === null) {

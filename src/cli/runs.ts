@@ -38,18 +38,19 @@ import type { RunRecord } from "../records/types.ts";
 import type { RunSummary } from "../records/types.ts";
 import type { FlowVersion } from "../records/flow_version.ts";
 import {
-  claimLapsedAt,
   formatDuration,
   formatTime,
   LEASE_LAPSED_NOTE,
   printable,
   printTable,
+  PROCESS_GONE_NOTE,
   runFlowCell,
   RUNNING_GONE_NOTE,
   runStartedCell,
   shortHash,
-  unknownFlowMessage,
+  STALLED_NOTE,
 } from "./format.ts";
+import { unknownFlow } from "./known_flows.ts";
 import {
   EXIT_FAILURE,
   type GlobalOptions,
@@ -61,16 +62,13 @@ import {
 import type { Runtime } from "../runtime.ts";
 import { archiveReaderOf } from "../records/_archive_read.ts";
 import type { Records } from "../records/records.ts";
-import { ConfigError, messageOf } from "../errors.ts";
+import { messageOf } from "../errors.ts";
 import { UsageError } from "./input.ts";
-import { declaredFlowIds } from "../flow_files.ts";
-import { knownJobNames } from "../jobs/builtin.ts";
-import { didYouMean } from "../_suggest.ts";
 import { isRunId } from "../records/run_id.ts";
 import { CANCEL_ABANDONED_AFTER, cancelAnyRun } from "../queue/cancel.ts";
 import { printRun } from "./run_print.ts";
 import { runShapeProblem } from "../records/types.ts";
-import { abandonedRun, HEARTBEAT_MS, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
+import { claimLapsedAt, HEARTBEAT_MS, judgeRun, MIN_ABANDONED_MS } from "../records/heartbeat.ts";
 import { DEFAULT_RUNS_LIMIT, type ListRunsCommandOptions, parseTimeRange } from "./run_filters.ts";
 
 const PAGE = 1000;
@@ -134,6 +132,9 @@ export async function listRuns(
   } else {
     // A run still recorded running whose process stopped beating is not running: say so.
     const gone = new Set<string>();
+    // Its process is dead on this machine (`abandoned`), or alive but silent (`stalled?`).
+    const dead = new Set<string>();
+    const stalled = new Set<string>();
     // A queued run whose worker's claim lapsed, not taken back yet (no worker polls): say so.
     const lapsed = new Set<string>();
     // A queued run a worker found over its flow's limits says which (its record says).
@@ -142,9 +143,9 @@ export async function listRuns(
       if (r.status !== "running" && r.status !== "queued") continue;
       const run = await records.getRun(r.id);
       if (run === null) continue;
-      if (r.status === "running" && abandonedRun(run, now, MIN_ABANDONED_MS) !== null) {
-        gone.add(r.id);
-      }
+      const judged = r.status === "running" ? judgeRun(run, now, MIN_ABANDONED_MS) : undefined;
+      if (judged?.state === "abandoned") (judged.why.by === "process" ? dead : gone).add(r.id);
+      if (judged?.state === "stalled") stalled.add(r.id);
       if (r.status === "running" && claimLapsedAt(run, now) !== undefined) lapsed.add(r.id);
       const why = run.status === "queued" ? run.queue?.waiting : undefined;
       if (why !== undefined) waiting.set(r.id, why);
@@ -154,7 +155,11 @@ export async function listRuns(
       runs.map((r) => [
         r.id,
         runFlowCell(r),
-        gone.has(r.id)
+        dead.has(r.id)
+          ? "abandoned"
+          : stalled.has(r.id)
+          ? "running (stalled?)"
+          : gone.has(r.id)
           ? "running?"
           : lapsed.has(r.id)
           ? "running? (lease lapsed)"
@@ -169,6 +174,8 @@ export async function listRuns(
     if (gone.size > 0) {
       console.error(RUNNING_GONE_NOTE);
     }
+    if (dead.size > 0) console.error(PROCESS_GONE_NOTE);
+    if (stalled.size > 0) console.error(STALLED_NOTE);
     if (lapsed.size > 0) console.error(LEASE_LAPSED_NOTE);
     const why = new Set(waiting.values());
     if (why.has("slot")) {
@@ -210,46 +217,6 @@ async function archivedRunsHint(runtime: Runtime, flowId: string | undefined): P
     `${JSON.stringify(flowId)} has archived runs (the newest in ${last.archive}, under ` +
       `${runtime.home}/archive): flowstate runs ls --archived --flow ${flowId}`,
   );
-}
-
-/**
- * Why `flowId` is no flow at all (no run of it, recorded flow or flow file
- * declares it; for `job:<name>`, no run of it and no built-in or configured
- * job has that name), or `null` if something knows it. `records` is `null`
- * when the records store does not exist yet.
- */
-async function unknownFlow(
-  runtime: Runtime,
-  records: Records | null,
-  flowId: string,
-): Promise<string | null> {
-  if (records !== null && (await records.listRunSummaries({ flowId, limit: 1 })).runs.length > 0) {
-    return null;
-  }
-  // The records' flows include those known only from the archive; with no records store, the archive's.
-  const recorded = records === null
-    ? [...(await archiveReaderOf(runtime).lastRuns(() => {})).keys()]
-    : (await records.listFlows()).map((f) => f.id);
-  // A job's runs have the flow id job:<name>, which no flow file declares: judged by job name.
-  if (flowId.startsWith("job:")) {
-    const names = knownJobNames(runtime.config.jobs);
-    if (names.includes(flowId.slice("job:".length))) return null;
-    const jobs = [...new Set([...names.map((n) => `job:${n}`), ...recorded])]
-      .filter((id) => id.startsWith("job:"));
-    if (jobs.includes(flowId)) return null;
-    return `Job "${flowId.slice("job:".length)}" has no recorded runs${
-      didYouMean(flowId, jobs)
-    }: no built-in or configured job has that name; give --flow job:<name> with one of ${
-      jobs.join(", ")
-    }`;
-  }
-  // A config whose flows: cannot be read is reported by the commands that run flows.
-  const declared = await declaredFlowIds(runtime.config).catch((err) => {
-    if (err instanceof ConfigError) return [];
-    throw err;
-  });
-  const known = [...new Set([...recorded, ...declared])].sort();
-  return known.includes(flowId) ? null : unknownFlowMessage(flowId, "runs", known, "declared");
 }
 
 /**
@@ -451,6 +418,17 @@ export async function cancelRun(id: string, global: GlobalOptions): Promise<numb
       }
       // Two heartbeats missed: its process may be gone, and then nobody acts on the request yet.
       const tz = runtime.config.timezone;
+      const judged = judgeRun(done.run, now, MIN_ABANDONED_MS);
+      if (judged.state === "stalled") {
+        console.log(
+          `Cancel requested for run ${id} (${done.run.flowId}): its process ${judged.pid} is ` +
+            `alive on this host but has not answered since ${
+              formatTime(done.lastSeenAt, tz)
+            } (stopped, stalled or in a debugger?): the run stops as soon as it goes on; it is ` +
+            "never recorded abandoned while that process lives",
+        );
+        return 0;
+      }
       const claim = done.run.queue?.claim;
       const then = claim === undefined
         ? `run this command again after ${

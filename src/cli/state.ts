@@ -24,13 +24,16 @@ import { formatKey, parseJsonValue, parseKey, UsageError } from "./input.ts";
 import { writeStdout } from "./format.ts";
 import {
   checkStore,
+  EXIT_FAILURE,
   type GlobalOptions,
   noStoreYet,
   notFound,
   openForReading,
   printError,
   printWarning,
+  unlessMissing,
 } from "./common.ts";
+import { unknownFlow } from "./known_flows.ts";
 
 /** Options shared by the state commands. */
 export interface StateOptions {
@@ -57,6 +60,12 @@ export interface Place {
   timezone: string;
   /** Whether the store holds Flowstate's records (the config's `records:`), under `flowstate/`. */
   records: boolean;
+  /**
+   * Why `flowId` names no known flow (with a did-you-mean), or `null` when it
+   * does: asked when a command given `--flow` found nothing, to tell a typo
+   * from a known flow with no state.
+   */
+  unknownFlow(flowId: string): Promise<string | null>;
 }
 
 /** The scope the options name (`--flow` alone implies `flow`), or `undefined`. */
@@ -112,6 +121,8 @@ export async function withStore(
     if (!(err instanceof StoreMissingError) || whenMissing === undefined) throw err;
     return whenMissing(noStoreYet(err));
   }
+  const unknown = async (flowId: string) =>
+    await unknownFlow(runtime, await unlessMissing(() => runtime.records()), flowId, "state");
   if (scoped === undefined) {
     return await body({
       store,
@@ -119,6 +130,7 @@ export async function withStore(
       label: `store "${store.name}"`,
       timezone: runtime.config.timezone,
       records: store.name === runtime.config.records,
+      unknownFlow: unknown,
     });
   }
   const owner = scoped.scope === "global"
@@ -132,7 +144,21 @@ export async function withStore(
     label: `${scoped.scope} scope${owner} (store "${store.name}")`,
     timezone: runtime.config.timezone,
     records: false, // a scope's keys are under its prefix, never the records'
+    unknownFlow: unknown,
   });
+}
+
+/**
+ * `": Flow "x" has no recorded state (did you mean "y"?); …"` when the
+ * command's `--flow` names no known flow, else `""`.
+ */
+export async function unknownFlowNote(
+  options: { flow?: string },
+  unknownFlow: Place["unknownFlow"],
+): Promise<string> {
+  if (options.flow === undefined) return "";
+  const unknown = await unknownFlow(options.flow);
+  return unknown === null ? "" : `: ${unknown}`;
 }
 
 /** An entry as one line of `--json` output, its key relative to `prefix`. */
@@ -152,10 +178,13 @@ export function stateGet(
   global: GlobalOptions,
 ): Promise<number> {
   const key = parseKey(keyText);
-  return withStore(global, options, async ({ store, prefix, label }) => {
+  return withStore(global, options, async ({ store, prefix, label, unknownFlow }) => {
     const entry = await store.get([...prefix, ...key]);
     if (entry === null) {
-      return notFound(options.json, `Key ${formatKey(key)} not found in ${label}`);
+      return notFound(
+        options.json,
+        `Key ${formatKey(key)} not found in ${label}${await unknownFlowNote(options, unknownFlow)}`,
+      );
     }
     console.log(options.json ? entryJson(entry, prefix) : JSON.stringify(entry.value, null, 2));
     return 0;
@@ -200,8 +229,17 @@ export function stateList(
   global: GlobalOptions,
 ): Promise<number> {
   const under = parseKey(prefixText ?? "", { prefix: true });
-  return withStore(global, options, async ({ store, prefix, label }) => {
+  return withStore(global, options, async ({ store, prefix, label, unknownFlow }) => {
     const whole = prefix.length === 0 && under.length === 0;
+    // Nothing listed for a --flow that names no flow: a typo, said as the error it is.
+    const typo = async () => {
+      const note = await unknownFlowNote(options, unknownFlow);
+      if (note === "") return 0;
+      printError(
+        `No entries${under.length > 0 ? ` under ${formatKey(under)}` : ""} in ${label}${note}`,
+      );
+      return EXIT_FAILURE;
+    };
     const entries = whole
       ? await withoutRecords(store, options.limit)
       : store.list({ prefix: [...prefix, ...under], limit: options.limit });
@@ -214,7 +252,7 @@ export function stateList(
         first = false;
       }
       writeStdout("]\n");
-      return 0;
+      return first && options.limit !== 0 ? await typo() : 0;
     }
     let n = 0;
     for await (const entry of entries) {
@@ -225,6 +263,7 @@ export function stateList(
     }
     // --limit 0 asks for nothing: no note that there is nothing (as changes and history).
     if (n === 0 && options.limit !== 0) {
+      if (await typo() !== 0) return EXIT_FAILURE;
       console.error(
         `No entries${under.length > 0 ? ` under ${formatKey(under)}` : ""} in ${label}`,
       );

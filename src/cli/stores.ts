@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { withWritten, writtenOf } from "../_written.ts";
 import { SCOPES } from "../state/scopes.ts";
 import { setAside } from "../_fs.ts";
 import { ConfigError, messageOf, StoreCorruptError, StoreMissingError } from "../errors.ts";
@@ -141,7 +142,8 @@ export async function repairStore(
     // It opens: the backend's own integrity check (sqlite: quick_check) may still find damage.
     // Such a file is reported, not moved: what it still reads can be backed up first.
     try {
-      await using _checked = await openStore({ ...runtime.config.stores[name] }, {
+      const spec = runtime.config.stores[name];
+      await using _checked = await openStore(withWritten({ ...spec }, writtenOf(spec)), {
         name,
         home: runtime.home,
         baseDir: runtime.config.baseDir,

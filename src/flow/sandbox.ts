@@ -892,9 +892,10 @@ export interface SandboxPoolOptions {
    * Absolute paths no node module may read through its imports: Flowstate's
    * home, the store files, the config file. Default: the home Flowstate
    * would use here (`$FLOWSTATE_HOME`, or `.flowstate` in the working
-   * directory).
+   * directory). A function is called when the first Worker starts (the
+   * runtime's home may come from an environment variable read only then).
    */
-  protect?: readonly string[];
+  protect?: readonly string[] | (() => readonly string[]);
 }
 
 /** An idle Worker of a pool, with its stop timer and its release's number. */
@@ -984,7 +985,7 @@ export class SandboxPool {
   }
 
   readonly #projectDir: string | undefined;
-  readonly #protect: readonly string[] | undefined;
+  #protect: readonly string[] | (() => readonly string[]) | undefined;
 
   /** How long (ms) an idle Worker is kept; applies to Workers released from now on. */
   get idleMs(): number {
@@ -1002,6 +1003,7 @@ export class SandboxPool {
    */
   acquire(moduleUrl: string, permissions: ResolvedPermissions, baseDir?: string): SandboxWorker {
     const cwd = Deno.cwd();
+    if (typeof this.#protect === "function") this.#protect = this.#protect();
     const protect = this.#protect ?? defaultProtected(cwd);
     const roots = [this.#projectDir ?? cwd, ...(baseDir === undefined ? [] : [baseDir])];
     let modulePath: string | undefined;

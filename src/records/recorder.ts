@@ -40,6 +40,7 @@ import { FlowstateError, messageOf } from "../errors.ts";
 import type { JsonValue } from "../store/types.ts";
 import type { Records } from "./records.ts";
 import { HEARTBEAT_MS } from "./heartbeat.ts";
+import { currentOwner, runGivenUp, setRunsInFlightHere } from "./owner.ts";
 import { newRunId } from "./run_id.ts";
 import { NodeOutcomes } from "./_node_outcomes.ts";
 import type { KeptOutputsMasker, QueueInfo, RunEvent, RunRecord } from "./types.ts";
@@ -236,6 +237,10 @@ export function claimedRunCommit(
 
 /** The runs of this process that have not ended yet: every recorder's, and claims not yet started. */
 const inFlight = new Set<RunInFlight>();
+setRunsInFlightHere((id) => {
+  for (const run of inFlight) if (run.id === id) return true;
+  return false;
+});
 /** How many {@linkcode RunRecorder.interruptAll} calls are under way: no run starts meanwhile. */
 let exiting = 0;
 
@@ -533,6 +538,8 @@ export class RunRecorder {
     recorder.#started = records.startRun({
       ...recorder.#record({ status: "running", outputs: null, nodes: {}, error: null }, null),
       heartbeatAt: recorder.startedAt,
+      // Who runs it, in the same write: a reader on this machine can tell a dead process at once.
+      owner: currentOwner(),
     });
     try {
       await recorder.#started;
@@ -682,7 +689,8 @@ export class RunRecorder {
    * a run is given up without `finish`.
    */
   async close(): Promise<void> {
-    inFlight.delete(this.#tracked);
+    // Given up while this process lives on: readers judge it by its heartbeat, not by this process.
+    if (inFlight.delete(this.#tracked)) runGivenUp(this.id);
     await this.#stopWatching();
   }
 
@@ -1021,6 +1029,10 @@ export class RunRecorder {
   async finish(end: RunEnd): Promise<RunRecord> {
     try {
       return await this.#finish(end);
+    } catch (err) {
+      // Its end may not be recorded: readers judge it by its heartbeat, not by this process.
+      runGivenUp(this.id);
+      throw err;
     } finally {
       inFlight.delete(this.#tracked);
     }

@@ -593,7 +593,9 @@ export class Records {
    * Record a run as `failed` ("abandoned: …") if, at `now` (default: the
    * clock's), it is still `running` with a heartbeat older than `afterMs`
    * (see `abandonedRun()` in `heartbeat.ts`: at least four missed beats; a
-   * run without heartbeat by its age, at least a day). Checked again in the
+   * run without heartbeat by its age, at least a day), or, whatever its
+   * heartbeat, when its process is verifiably gone from this machine (never
+   * while it is verifiably alive: see `judgeRun()`). Checked again in the
    * commit, so a run that beats or finishes meanwhile is left alone.
    * Resolves the record as written, or `null` when the run was not abandoned.
    *
@@ -627,10 +629,10 @@ export class Records {
     // or its last recorded event, whichever is later (a process killed before its first beat
     // still recorded its nodes' events). A record of an older version, without heartbeats: now.
     const events = await getEventsWithOutputs(this.#ctx, runId);
-    const lastEventAt = why.by === "heartbeat"
-      ? events.reduce((latest, e) => Math.max(latest, e.at), 0)
-      : 0;
-    const endedAt = why.by === "heartbeat"
+    const lastEventAt = why.by === "age"
+      ? 0
+      : events.reduce((latest, e) => Math.max(latest, e.at), 0);
+    const endedAt = why.by !== "age"
       ? Math.min(now, Math.max(run.startedAt, why.lastSeenAt, lastEventAt))
       : now;
     const record: RunRecord = {

@@ -9,6 +9,7 @@
  */
 import type { LogLevel } from "../log.ts";
 import type { JsonValue } from "../store/types.ts";
+import type { RunOwner } from "./owner.ts";
 
 /**
  * The schedule's tick that started a run: the tick's nominal time and the
@@ -838,6 +839,17 @@ export interface RunRecord {
    * `RunRecorder`.
    */
   heartbeatAt?: number;
+  /**
+   * The process that recorded the run's start (`RunRecorder.start`): its
+   * pid and, where `/proc` could be read, what makes it unique on its
+   * machine (host, boot id, pid namespace, start time; see
+   * {@linkcode RunOwner}). A reader on the same machine tells from it at
+   * once whether that process is dead (the run is abandoned, whatever its
+   * heartbeat's age) or alive (never abandoned for a late heartbeat).
+   * Absent in records of older versions and of runs claimed from the queue
+   * (their worker's lease decides).
+   */
+  owner?: RunOwner;
   /** For a run that was enqueued: its time, priority, key and attempts (see {@linkcode QueueInfo}). */
   queue?: QueueInfo;
 }

@@ -1014,6 +1014,9 @@ async function deadRunnerTick(policy: "skip" | "rerun", options: { beating?: boo
   await deadTimers.advanceTo(Date.parse("2026-01-01T01:00:00Z"));
   await until(() => runs.length === 1, "runner 1 to start its run");
   const deadRunId = runs[0].runId;
+  // Its process "dies": a run this process still runs is never abandoned here (its process is
+  // alive), so runner 1 gives it up, as a dead process would.
+  if (!options.beating) await runs[0].recorder.close();
   await h.timers.advanceTo(Date.parse("2026-01-01T01:00:00Z"));
   assert.deepEqual(h.skips("hourly").map((s) => [iso(s.tick), s.reason, s.holder]), [
     ["2026-01-01T01:00:00.000Z", "leased", "runner-1"],
@@ -1120,6 +1123,7 @@ Deno.test("Scheduler abandoned: a runner started after a dead runner's lease lap
     await dead.start();
     await deadTimers.advanceTo(Date.parse("2026-01-01T01:00:00Z"));
     await until(() => runs.length === 1, "runner 1 to start its run");
+    await runs[0].recorder.close(); // its process "dies" (see deadRunnerTick)
     const leases = new TickLeases(await h.runtime.store("main"), { runnerId: "x" });
     // Nobody watched; the lease lapsed and is gone. A runner starts at 01:10.
     h.clock.set(Date.parse("2026-01-01T01:10:00Z"));

@@ -48,7 +48,7 @@ import { loadFlowFile } from "../flow/parse.ts";
 import { flowGraph } from "../flow/graph.ts";
 import type { FlowDefinition } from "../flow/types.ts";
 import { TemplateError } from "../flow/template/error.ts";
-import { HttpError, json, readJson, redactText } from "./http.ts";
+import { HttpError, json, readJson, redactText, RUNTIME_CLOSED, runtimeClosed } from "./http.ts";
 import { sameToken, sessionCookie } from "./auth.ts";
 import type { Route, RouteContext } from "./router.ts";
 import * as S from "./schemas.ts";
@@ -60,6 +60,7 @@ import { decodeCursor, runChangesPage, SCAN_BUDGET } from "./run_changes.ts";
 import { archivedMark, archivedRun, archiveReaderOf } from "./archived.ts";
 import { archivedCannot, type ArchivedRun } from "../records/_archive_read.ts";
 import { lastRunBrief, lastRunFinder } from "../../jobs/_last_runs.ts";
+import { claimLapsedAt } from "../records/heartbeat.ts";
 
 export type { SchedulerStatus } from "./metrics.ts";
 
@@ -621,7 +622,7 @@ const ERROR_TEXT: Record<number, string> = {
   500:
     "The server cannot give what is stored: for a run, its record is there but this version cannot read it (damaged, or written by a newer Flowstate); the message says how to see the raw entry",
   503:
-    "A store the request needs cannot be reached (its server is down or starting): code store_unavailable, the store's name in `store`; try again after Retry-After seconds. (Or the server is stopping: code internal.)",
+    "A store the request needs cannot be reached (its server is down or starting): code store_unavailable, the store's name in `store`; try again after Retry-After seconds. Or the runtime the server serves was closed: code runtime_closed (it serves nothing more). (Or the server is stopping: code internal.)",
 };
 
 const KEY_QUERY = {
@@ -657,6 +658,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       const stores: Record<string, { ok: true; plugin: string } | { ok: false; error: string }> =
         {};
       let ok = true;
+      let closed = false;
       for (const name of server.runtime.storeNames) {
         try {
           const store = await server.runtime.store(name);
@@ -664,6 +666,7 @@ export const apiRoutes: readonly ApiRoute[] = [
           stores[name] = { ok: true, plugin: store.plugin };
         } catch (err) {
           ok = false;
+          closed ||= runtimeClosed(err) !== undefined;
           stores[name] = { ok: false, error: redactText(messageOf(err)) };
         }
       }
@@ -678,6 +681,7 @@ export const apiRoutes: readonly ApiRoute[] = [
       }
       return json({
         status: ok ? "ok" : "unavailable",
+        ...(closed ? { error: RUNTIME_CLOSED } : {}),
         stores,
         ...(worker === undefined ? {} : { worker }),
         ...(status ? { daemon: { ticking: status.ticking, lastTickAt: status.lastTickAt } } : {}),
@@ -1473,11 +1477,15 @@ export const apiRoutes: readonly ApiRoute[] = [
           ...(cursor ? { cursor } : {}),
           limit,
         });
-        return json(
-          page.cursor === undefined
-            ? { runs: page.runs }
-            : { runs: page.runs, cursor: page.cursor },
-        );
+        // A running queued run whose worker's claim lapsed says when (its record says).
+        const now = Date.now();
+        const runs = await Promise.all(page.runs.map(async (summary) => {
+          if (summary.status !== "running") return summary;
+          const run = await records.getRun(summary.id).catch(() => null);
+          const lapsedAt = run === null ? undefined : claimLapsedAt(run, now);
+          return lapsedAt === undefined ? summary : { ...summary, leaseLapsedAt: lapsedAt };
+        }));
+        return json(page.cursor === undefined ? { runs } : { runs, cursor: page.cursor });
       } catch (err) {
         if (err instanceof TypeError || err instanceof RangeError) throw badRequest(messageOf(err));
         throw err;
@@ -1525,6 +1533,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...await onFailureMark(server, params.id, archived),
         ...await resumedByMark(server, params.id, archived),
         ...await waitingMark(server, run, archived),
+        ...leaseLapsedMark(run, archived),
         ...archivedMark(archived),
       });
     },
@@ -1577,6 +1586,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...await onFailureMark(server, params.id, archived),
         ...await resumedByMark(server, params.id, archived),
         ...await waitingMark(server, run, archived),
+        ...leaseLapsedMark(run, archived),
         ...archivedMark(archived),
       });
     },
@@ -2159,6 +2169,15 @@ async function waitingMark(
 ): Promise<{ waiting?: Awaited<ReturnType<Records["waitingNodes"]>> }> {
   if (archived !== null || run.status !== "running") return {};
   return { waiting: await (await server.runtime.records()).waitingNodes(run.id) };
+}
+
+/**
+ * `leaseLapsedAt` of a queued run recorded running whose worker's claim lapsed (the worker
+ * is gone; the next worker that polls takes the run back): when it lapsed.
+ */
+function leaseLapsedMark(run: RunRecord, archived: ArchivedRun | null): { leaseLapsedAt?: number } {
+  const at = archived === null ? claimLapsedAt(run, Date.now()) : undefined;
+  return at === undefined ? {} : { leaseLapsedAt: at };
 }
 
 /** A 500 for a run that is recorded but whose record this version cannot read. */

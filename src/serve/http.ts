@@ -7,7 +7,7 @@
  */
 
 import { parseJson } from "../_json.ts";
-import { messageOf, StoreUnavailableError } from "../errors.ts";
+import { messageOf, StoreClosedError, StoreUnavailableError } from "../errors.ts";
 import { redactUrl } from "../plugin_define.ts";
 
 /** The `code` of a JSON error (the contract's fixed set: {@linkcode ERROR_CODES}). */
@@ -24,6 +24,7 @@ const STATUS = {
   precondition_required: 428,
   internal: 500,
   store_unavailable: 503,
+  runtime_closed: 503,
 } as const;
 
 /** Every {@linkcode ErrorCode}, as the OpenAPI document lists them. */
@@ -97,6 +98,23 @@ export function storeUnavailable(err: unknown): HttpError | undefined {
   }
   return undefined;
 }
+
+/**
+ * The 503 `runtime_closed` error of a request that failed because the
+ * runtime the server serves was closed (a `StoreClosedError`, or an error it
+ * caused): nothing it asks can be served any more; else `undefined`.
+ */
+export function runtimeClosed(err: unknown): HttpError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    if (!(e instanceof StoreClosedError)) continue;
+    return new HttpError("runtime_closed", `${RUNTIME_CLOSED}: ${redactText(messageOf(err))}`);
+  }
+  return undefined;
+}
+
+/** What a `runtime_closed` error and `/health` say. */
+export const RUNTIME_CLOSED =
+  "The runtime this server serves is closed: start the server again over an open runtime";
 
 /** The JSON response of an {@linkcode HttpError}. */
 export function errorResponse(err: HttpError): Response {

@@ -15,7 +15,8 @@ export const ErrorBody = z.object({
 
 /**
  * A 503: `store_unavailable` names the store that cannot be reached in
- * `store`; a request that came as the server stops is an `internal` one.
+ * `store`; `runtime_closed` says the runtime the server serves was closed; a
+ * request that came as the server stops is an `internal` one.
  */
 export const StoreUnavailableBody = ErrorBody.extend({ store: z.string().optional() });
 
@@ -147,7 +148,14 @@ export const RunStatusSchema = z.enum([
 
 const RunError = z.object({ node: z.string().optional(), message: z.string() }).nullable();
 
-/** A run summary (an index entry). */
+/** What `leaseLapsedAt` (of a run summary and a run's answers) means. */
+const LEASE_LAPSED =
+  "present on a queued run recorded running whose worker wrote no heartbeat within its " +
+  "claim's lease (ms since the epoch: its last heartbeat, or its claim, plus the lease): " +
+  "that worker is gone (killed, stopped while its store was down, or cut off from it), " +
+  "and the next worker that polls the queue takes the run back and runs it again";
+
+/** A run summary (an index entry; `leaseLapsedAt` is computed when it is served). */
 export const RunSummarySchema = z.looseObject({
   id: z.string(),
   flowId: z.string(),
@@ -169,6 +177,9 @@ export const RunSummarySchema = z.looseObject({
     "for a run that went through the queue: when its current or last attempt was claimed, " +
       "that is when it really started (durationMs is that attempt's); absent before its first claim",
   ),
+  leaseLapsedAt: z.number().optional().describe(
+    LEASE_LAPSED,
+  ),
   archived: z.literal(true).optional()
     .describe("present on an archived run: the archive job moved it out of the records store"),
   archive: z.string().optional()
@@ -183,7 +194,11 @@ const ArchivedMark = {
 };
 
 /** A full run record. */
-export const RunRecordSchema = RunSummarySchema.omit({ enqueuedAt: true, claimedAt: true }).extend({
+export const RunRecordSchema = RunSummarySchema.omit({
+  enqueuedAt: true,
+  claimedAt: true,
+  leaseLapsedAt: true,
+}).extend({
   inputs: z.record(z.string(), z.unknown()),
   outputs: z.record(z.string(), z.unknown()).nullable(),
   nodes: z.record(
@@ -222,6 +237,20 @@ export const RunRecordSchema = RunSummarySchema.omit({ enqueuedAt: true, claimed
   inputsMasked: z.literal(true).optional().describe(
     "present when a secret's value in `inputs` was masked (`***`): they are not what the run " +
       "ran with, and the run cannot be resumed",
+  ),
+  owner: z.looseObject({
+    pid: z.number().int(),
+    host: z.string().optional(),
+    lock: z.string().optional().describe(
+      "the file its process holds locked while it lives (under the home's owners/)",
+    ),
+    boot: z.string().optional(),
+    pidNs: z.string().optional(),
+    startTicks: z.number().optional(),
+  }).optional().describe(
+    "the process that recorded the run's start (not for a run claimed from the queue): on " +
+      "the same host, a dead one makes the run abandoned at once, a live one is never " +
+      "abandoned for a late heartbeat. Absent in records of versions before 0.8",
   ),
   queue: z.looseObject({
     runAt: z.number().describe("it does not start before this time (ms since the epoch)"),
@@ -291,6 +320,7 @@ export const RunDetailSchema = z.object({
       "and in its running sub-runs (`runId` says which; a signal sent to this run reaches " +
       "them all), each with its signal, its `message` and since when it waits",
   ),
+  leaseLapsedAt: z.number().optional().describe(LEASE_LAPSED),
   ...ArchivedMark,
 });
 
@@ -539,6 +569,8 @@ export const WorkerInfoSchema = z.object({
 /** `GET /health`. */
 export const HealthSchema = z.object({
   status: z.enum(["ok", "unavailable"]),
+  /** Set when the runtime the server serves was closed (every store then says so too). */
+  error: z.string().optional(),
   stores: z.record(
     z.string(),
     z.union([

@@ -17,7 +17,7 @@ import type { ScheduleSource } from "../scheduler/listing.ts";
 import { messageOf } from "../errors.ts";
 import { apiRoutes, type SchedulerStatus, type ServerState } from "./api.ts";
 import { checkRequest, generateToken, isLoopbackHost, tokenProblem } from "./auth.ts";
-import { errorResponse, HttpError, storeUnavailable } from "./http.ts";
+import { errorResponse, HttpError, runtimeClosed, storeUnavailable } from "./http.ts";
 import { badQueryValue, Router, unknownQueryParam } from "./router.ts";
 import { handleWebhook } from "./webhooks.ts";
 import { startWorker, type Worker, type WorkerOptions } from "../queue/worker.ts";
@@ -364,9 +364,10 @@ export async function serve(
     try {
       response = await handle(request);
     } catch (err) {
-      // A store that cannot be reached: 503, naming it (clients try again later), not a 500.
+      // A store that cannot be reached: 503, naming it (clients try again later), not a 500;
+      // a runtime that was closed under the server: 503 saying so.
       response = err instanceof HttpError ? errorResponse(err) : errorResponse(
-        storeUnavailable(err) ??
+        storeUnavailable(err) ?? runtimeClosed(err) ??
           new HttpError("internal", `Internal error: ${messageOf(err)}`),
       );
     }

@@ -14,7 +14,14 @@ import type { Runtime } from "../runtime.ts";
 import { flowFiles } from "../scheduler/from_config.ts";
 import { rawFlowData } from "../flow_files.ts";
 import { addressedToLoopback, hostOf, sameToken } from "./auth.ts";
-import { errorResponse, HttpError, json, readBytes, storeUnavailable } from "./http.ts";
+import {
+  errorResponse,
+  HttpError,
+  json,
+  readBytes,
+  runtimeClosed,
+  storeUnavailable,
+} from "./http.ts";
 import { enqueueOverHttp, httpDedupeKey } from "./queued.ts";
 import { booleanQueryProblem } from "./router.ts";
 import { parseJson } from "../_json.ts";
@@ -385,7 +392,7 @@ export async function handleWebhook(
     );
   } catch (err) {
     if (err instanceof HttpError) return errorResponse(err);
-    const unavailable = storeUnavailable(err);
+    const unavailable = storeUnavailable(err) ?? runtimeClosed(err);
     if (unavailable !== undefined) return errorResponse(unavailable);
     if (err instanceof FlowValidationError) {
       return json({

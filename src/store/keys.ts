@@ -432,7 +432,24 @@ function keyWithNulFromBytes(bytes: Uint8Array): string[] {
 
 /**
  * The exclusive upper bound of the encoded keys strictly under `prefix`:
- * every such key `k` satisfies `encodeKey(prefix) < k < prefixUpperBound(prefix)`.
+ * every such key `k` satisfies `encodeKey(prefix) < k < prefixUpperBound(prefix)`
+ * (byte-wise). It is `encodeKey(prefix)` followed by `0xFF`, not with its last
+ * byte raised: `["a\u0000"]` (`61 00 FF 00`) starts with `encodeKey(["a"])`
+ * (`61 00`) but is not under `["a"]`, and sorts above this bound.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeKey, prefixUpperBound } from "@flowstate/core/plugin";
+ *
+ * const under = (k: string[]) =>
+ *   Buffer.compare(encodeKey(k), encodeKey(["a"])) > 0 &&
+ *   Buffer.compare(encodeKey(k), prefixUpperBound(["a"])) < 0;
+ * assert.ok(under(["a", "b"]));
+ * assert.ok(under(["a", ""]));
+ * assert.ok(!under(["a\u0000"])); // a sibling of ["a"], not under it
+ * assert.ok(!under(["a"]));
+ * ```
  */
 export function prefixUpperBound(prefix: Key): Uint8Array {
   const enc = encodeKey(prefix);
@@ -500,7 +517,20 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-/** A key range as bounds on encoded keys: `lower` (exclusive when `lowerExclusive`), `upper` (exclusive). */
+/**
+ * A key range as bounds on encoded keys: `lower` (exclusive when
+ * `lowerExclusive`), `upper` (exclusive). See {@linkcode byteBounds}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ByteBounds, encodeKey } from "@flowstate/core/plugin";
+ *
+ * // Keys >= ["b"]: no upper bound.
+ * const bounds: ByteBounds = { lower: encodeKey(["b"]), lowerExclusive: false };
+ * assert.equal(bounds.upper, undefined);
+ * ```
+ */
 export interface ByteBounds {
   /** Lower bound, or none. */
   lower?: Uint8Array;
@@ -513,8 +543,26 @@ export interface ByteBounds {
 /**
  * The encoded-key bounds of a listing: keys strictly under `prefix`, at or
  * after `start` (after it when `startExclusive`), and before `end`. Backends
- * that store {@linkcode encodeKey} bytes (SQLite, PostgreSQL) turn these into
- * `key > ? AND key < ?` clauses.
+ * that store {@linkcode encodeKey} bytes (SQLite, PostgreSQL, MariaDB,
+ * Redis' `ZRANGEBYLEX`) turn these into `key > ? AND key < ?` clauses; a
+ * driver's `list`, `count` and `clear` ranges (`KeyRange`, `ClearRange`) fit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { byteBounds, encodeKey, prefixUpperBound } from "@flowstate/core/plugin";
+ *
+ * const b = byteBounds({ prefix: ["users"], start: ["users", "m"] });
+ * assert.deepEqual(b.lower, encodeKey(["users", "m"]));
+ * assert.equal(b.lowerExclusive, false);
+ * assert.deepEqual(b.upper, prefixUpperBound(["users"]));
+ * // As SQL over a key column of encodeKey bytes:
+ * const where = [
+ *   b.lower && (b.lowerExclusive ? "k > ?" : "k >= ?"),
+ *   b.upper && "k < ?",
+ * ].filter(Boolean).join(" AND ");
+ * assert.equal(where, "k >= ? AND k < ?");
+ * ```
  */
 export function byteBounds(
   range: { prefix?: Key; start?: Key; startExclusive?: boolean; end?: Key },

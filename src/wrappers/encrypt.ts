@@ -74,7 +74,7 @@ import type {
   Store,
   WatchOptions,
 } from "../store/types.ts";
-import { assertValueSize, serializeValue } from "../store/values.ts";
+import { assertValueSize, MAX_VALUE_BYTES, serializeValue, utf8Length } from "../store/values.ts";
 import { parseJson } from "../_json.ts";
 
 /**
@@ -1049,7 +1049,22 @@ class EncryptingStore extends ForwardingBase implements EncryptedStore {
     const sealed: Record<string, JsonValue> = {
       [SEALED_FIELD]: sealing.header + await sealText(sealing, aadOf(sealing.aad, key), text),
     };
-    return this.#plaintext.length > 0 ? { ...sealed, ...projection } : sealed;
+    const result = this.#plaintext.length > 0 ? { ...sealed, ...projection } : sealed;
+    // Sealing makes a value about a third larger (base64): one the store would take in clear
+    // may be over the limit once sealed. Say so, with both sizes, not only the sealed one.
+    if ((sealed[SEALED_FIELD] as string).length + 16 > MAX_VALUE_BYTES) {
+      const size = utf8Length(JSON.stringify(result));
+      if (size > MAX_VALUE_BYTES) {
+        throw new RangeError(
+          `Cannot write: the value is ${utf8Length(text).toLocaleString("en-US")} bytes as JSON ` +
+            `and ${size.toLocaleString("en-US")} bytes once encrypted (base64 ciphertext); ` +
+            `values are at most ${MAX_VALUE_BYTES.toLocaleString("en-US")} bytes (16 MiB) ` +
+            "stored, so an encrypted store holds values up to about 12 MiB of JSON. Split it " +
+            "over several keys, or keep large files outside the store",
+        );
+      }
+    }
+    return result;
   }
 
   /**

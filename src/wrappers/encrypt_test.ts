@@ -47,9 +47,12 @@ const QUERY_CASES = [
   "indexes: writes by a program that opens the store without the declaration keep the indexes exact",
 ];
 
-const skip: Record<string, string> = Object.fromEntries(
-  QUERY_CASES.map((name) => [name, SEALED_QUERY]),
-);
+const skip: Record<string, string> = {
+  ...Object.fromEntries(QUERY_CASES.map((name) => [name, SEALED_QUERY])),
+  "a value of exactly 16 MiB of JSON (the limit) round-trips":
+    "a sealed value is base64 ciphertext, a third larger than its JSON: an encrypted store " +
+    "holds values up to about 12 MiB of JSON",
+};
 
 testStore(
   "memory (encrypted)",

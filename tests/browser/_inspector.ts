@@ -240,6 +240,10 @@ export interface InspectorOptions {
   config?: string;
   /** More flow files under `flows/`, by file name. */
   flows?: Record<string, string>;
+  /** The browser's time zone (an IANA name; default the machine's), for {@linkcode withPage}. */
+  timezoneId?: string;
+  /** The page's width in CSS pixels (default 1280), for {@linkcode withPage}. */
+  width?: number;
 }
 
 /** The id of the newest recorded run of `flowId`. */
@@ -384,7 +388,10 @@ export async function withPage(
   let browser: Browser | undefined;
   try {
     browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const context = await browser.newContext({
+      viewport: { width: options.width ?? 1280, height: 900 },
+      ...(options.timezoneId ? { timezoneId: options.timezoneId } : {}),
+    });
     context.setDefaultTimeout(20_000);
     // On the context: every tab of the test is watched.
     const watch: Watch = { dialogs: [], errors: [] };

@@ -304,11 +304,52 @@ Deno.test({
       await page.getByRole("button", { name: "Discard mine, show current" }).click();
       await page.locator(".value-panel pre.value-view").filter({ hasText: "Changed again." })
         .waitFor();
-      // Then a delete with nothing in between: done.
+      // Then a delete with nothing in between: done. A listener of the page's own sees the
+      // feed's events (the page's delete comes back through it).
+      await page.evaluate(() => {
+        const g = globalThis as unknown as {
+          seen: string[];
+          EventSource: new (url: string) => {
+            addEventListener(t: string, f: (e: { data: string }) => void): void;
+          };
+        };
+        g.seen = [];
+        new g.EventSource("/api/events").addEventListener("state.changed", (e) => {
+          const data = JSON.parse(e.data);
+          g.seen.push(`${data.op} ${data.key.join("/")}`);
+        });
+      });
       await page.getByRole("button", { name: "Delete", exact: true }).click();
+      const deletedVersion = (await store.get(key))?.version;
       await page.getByRole("button", { name: "Yes, delete" }).click();
       await page.locator(".value-panel .notice-ok").filter({ hasText: "Deleted" }).waitFor();
       assert.equal(await store.get(key), null);
+      // The feed's echo of that delete (and of a later write, so the page had the first) is
+      // not taken for someone else's change: no "deleted while you edit it".
+      const other = await api(inspector, "PUT", "/api/stores/default/entry?key=global&key=other", {
+        body: { value: 1 },
+        headers: { "if-none-match": "*" },
+      });
+      assert.ok(other.ok, await other.text());
+      await page.waitForFunction(() =>
+        (globalThis as unknown as { seen: string[] }).seen.includes("set global/other")
+      );
+      assert.ok(
+        await page.evaluate(() =>
+          (globalThis as unknown as { seen: string[] }).seen.includes("delete global/motd")
+        ),
+      );
+      assert.equal(await page.locator(".value-panel .notice-changed").count(), 0);
+      // What was deleted stays shown, and can be put back (create only).
+      assert.equal(
+        await page.locator(".value-panel .notice-ok").innerText(),
+        `Deleted (it was version ${deletedVersion}). The value it held:`,
+      );
+      assert.equal(await page.locator("pre.value-deleted").textContent(), '"Changed again."');
+      await page.getByRole("button", { name: "Restore it" }).click();
+      await page.locator(".value-panel pre.value-view").filter({ hasText: "Changed again." })
+        .waitFor();
+      assert.equal((await store.get(key))?.value, "Changed again.");
       // The 409 answers are logged by the browser as failed resources; nothing else.
       assert.deepEqual(unexpectedErrors(watch, [/409/]), []);
     });
@@ -698,8 +739,32 @@ Deno.test({
       const { runId: cancelId } = await second.json();
       await page.goto(new URL(`#/runs/${cancelId}`, inspector.url).href);
       await page.locator('.node-row[data-node="wait"][data-status="running"]').waitFor();
+      // Cancelling asks first, saying what stops; "No" keeps it running, nothing sent.
       await page.getByRole("button", { name: "Cancel run" }).click();
+      const confirm = page.getByRole("alertdialog", { name: "Cancel this run?" });
+      assert.match(
+        await confirm.locator(".confirm-text").innerText(),
+        new RegExp(`^Cancel run ${cancelId} of gate\\? Its running node \\(wait\\) stops`),
+      );
+      assert.equal(
+        await page.locator(":focus").textContent(),
+        "No, keep it running",
+        "the safe choice has the focus",
+      );
+      await page.keyboard.press("Enter");
+      await confirm.waitFor({ state: "detached" });
+      assert.equal(
+        await page.locator(":focus").textContent(),
+        "Cancel run",
+        "the focus goes back to the button",
+      );
+      const records = await inspector.runtime.records();
+      assert.equal((await records.getRun(cancelId))?.status, "running");
+      assert.equal(await records.cancelRequested(cancelId), false, "no cancel request recorded");
+      await page.getByRole("button", { name: "Cancel run" }).click();
+      await confirm.getByRole("button", { name: "Yes, cancel the run" }).click();
       await page.locator(".run-title .badge.status-cancelled").waitFor();
+      await confirm.waitFor({ state: "detached" });
       assert.equal(
         (await (await inspector.runtime.records()).getRun(cancelId))?.status,
         "cancelled",
@@ -757,10 +822,10 @@ Deno.test({
       await page.goto(new URL(`#/runs/${greet.id}`, inspector.url).href);
       await page.getByRole("button", { name: "Re-run with the same inputs" }).click();
       await page.waitForURL((url) =>
-        url.hash.startsWith("#/runs/") && !url.hash.endsWith(greet.id)
+        url.hash.startsWith("#/runs/") && !url.hash.startsWith(`#/runs/${greet.id}`)
       );
       await page.locator(".run-title .badge.status-succeeded").waitFor();
-      const id = new URL(page.url()).hash.slice("#/runs/".length);
+      const id = new URL(page.url()).hash.slice("#/runs/".length).split("?")[0];
       const rerun = await records.getRun(id);
       assert.deepEqual(rerun?.inputs, { name: "Edsger" });
       assert.deepEqual(unexpectedErrors(watch), []);
@@ -901,6 +966,23 @@ Deno.test({
       await page.goto(new URL("#/jobs", inspector.url).href);
       const gc = page.locator('.jobs-table tr[data-job="gc"]');
       await gc.getByRole("button", { name: "Run now" }).click();
+      // It asks first, saying what the job does; Cancel runs nothing.
+      const ask = gc.getByRole("group", { name: "Run gc now?" });
+      assert.match(
+        await ask.locator(".confirm-text").innerText(),
+        /^Run gc now\? Removes expired entries/,
+      );
+      assert.equal(await page.locator(":focus").textContent(), "Cancel");
+      const gcRuns = async () =>
+        (await (await inspector.runtime.records()).listRunSummaries({ flowId: "job:gc" })).runs
+          .length;
+      const before = await gcRuns();
+      await page.keyboard.press("Enter");
+      await ask.waitFor({ state: "detached" });
+      assert.equal(await page.locator(":focus").textContent(), "Run now");
+      assert.equal(await gcRuns(), before, "nothing ran");
+      await gc.getByRole("button", { name: "Run now" }).click();
+      await ask.getByRole("button", { name: "Run gc" }).click();
       const link = page.locator(".toast a");
       await link.waitFor();
       const runId = await link.textContent();
@@ -1136,6 +1218,11 @@ Deno.test({
       assert.match(await page.locator(".run-facts").innerText(), /due .*, priority 3/);
       assert.equal(await page.locator(".queue-attempt").count(), 0);
       await page.getByRole("button", { name: "Cancel run" }).click();
+      assert.match(
+        await page.locator(".cancel-confirm .confirm-text").innerText(),
+        /It has not started: it leaves the queue and never runs\./,
+      );
+      await page.getByRole("button", { name: "Yes, cancel the run" }).click();
       await page.locator(".run-title .badge.status-cancelled").waitFor();
       assert.equal((await (await rt.records()).getRun(other))?.status, "cancelled");
       assert.deepEqual(unexpectedErrors(watch), []);

@@ -51,7 +51,7 @@ Deno.test({
         url.hash.startsWith("#/runs/") && !url.hash.endsWith(failed.id)
       );
       await page.locator(".run-title .badge.status-succeeded").waitFor();
-      const id = new URL(page.url()).hash.slice("#/runs/".length);
+      const id = new URL(page.url()).hash.slice("#/runs/".length).split("?")[0];
       const resumed = await (await inspector.runtime.records()).getRun(id);
       assert.equal(resumed?.resumeOf, failed.id);
       assert.equal(resumed?.nodes.mail.output, "mailed #1", "charged once");
@@ -111,7 +111,7 @@ Deno.test({
       await page.getByRole("button", { name: "Resume from failure" }).click();
       await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.endsWith(childId));
       await page.locator(".run-title .badge.status-succeeded").waitFor();
-      const id = new URL(page.url()).hash.slice("#/runs/".length);
+      const id = new URL(page.url()).hash.slice("#/runs/".length).split("?")[0];
       const resumed = await records.getRun(id);
       assert.equal(resumed?.resumeOf, childId);
       assert.equal(resumed?.nodes.charge.reused, childId, "charged once");
@@ -150,7 +150,7 @@ Deno.test({
         url.hash.startsWith("#/runs/") && !url.hash.endsWith(failed.id)
       );
       await page.locator(".run-title .badge.status-succeeded").waitFor();
-      const id = new URL(page.url()).hash.slice("#/runs/".length);
+      const id = new URL(page.url()).hash.slice("#/runs/".length).split("?")[0];
       const records = await inspector.runtime.records();
       const resumed = (await records.getRun(id))!;
       const [again] = resumed.nodes.bill.subRuns!;

@@ -245,9 +245,13 @@ nodes:
       const rows = page.locator('.node-changes[data-node="load"] tr.change-row');
       await rows.nth(199).waitFor();
       assert.equal(await rows.count(), 200);
+      // A count of the feed read so far says so: not "200 keys written" of a node that wrote 250.
+      const count = page.locator('.node-changes[data-node="load"] .node-changes-title');
+      assert.equal(await count.textContent(), "load · 200+ keys written");
       await page.getByRole("button", { name: "Load more changes" }).click();
       await rows.nth(249).waitFor();
       assert.equal(await rows.count(), 250);
+      assert.equal(await count.textContent(), "load · 250 keys written");
       assert.equal(await rows.nth(249).locator(".change-key").textContent(), "flow / bulk / k249");
       assert.equal(await page.getByRole("button", { name: "Load more changes" }).count(), 0);
       assert.deepEqual(errors, []);

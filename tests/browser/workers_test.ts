@@ -25,6 +25,7 @@ Deno.test({
     const inspector = await startInspector({ seed: false, worker: { flows: ["greet"] } });
     let browser: Browser | undefined;
     let child: Deno.ChildProcess | undefined;
+    let other: Deno.ChildProcess | undefined;
     try {
       const enqueued = await inspector.cli("enqueue", "slow", "-i", "wait=60s");
       assert.equal(enqueued.code, 0, enqueued.stderr);
@@ -60,11 +61,26 @@ Deno.test({
       assert.match(await ownRow.innerText(), /greet · 4 at once/);
       assert.match(await ownRow.innerText(), /idle/);
 
+      // Another worker for slow's runs: it takes the run once the killed one's lease lapses.
+      other = inspector.command(["worker", "--worker-id", "ui-worker-2", "--flows", "slow"])
+        .spawn();
+      void other.stdout.cancel();
+      void other.stderr.cancel();
+      await page.locator('.workers-table tr[data-worker="ui-worker-2"]').waitFor();
+
       child.kill("SIGKILL");
       await exitOf(child);
       await row.locator(".badge", { hasText: "stale" }).waitFor();
       // Still the run it held when it last wrote: what an operator looks for.
       assert.equal(await row.locator(`a[href$="${runId}"]`).count(), 1);
+      // Once the other worker took it, the stale row says the run is not its own any more.
+      const otherRow = page.locator('.workers-table tr[data-worker="ui-worker-2"]');
+      await otherRow.locator(`a[href$="${runId}"]`).waitFor();
+      assert.equal(
+        await row.locator(".worker-claim.claim-moved .claim-now").textContent(),
+        " · lost; attempt 2 on ui-worker-2",
+      );
+      assert.equal(await otherRow.locator(".claim-moved").count(), 0);
       assert.deepEqual(errors, []);
     } finally {
       try {
@@ -73,6 +89,12 @@ Deno.test({
         // Already exited.
       }
       await child?.status;
+      try {
+        other?.kill("SIGTERM");
+      } catch {
+        // Already exited.
+      }
+      await other?.status;
       await browser?.close();
       await inspector.close();
     }

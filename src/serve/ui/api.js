@@ -116,10 +116,10 @@ export const api = {
   entries: (store, prefix, cursor, limit) =>
     request("GET", `/api/stores/${enc(store)}/entries${query({ prefix, cursor, limit })}`),
   entry: (store, key) => request("GET", `/api/stores/${enc(store)}/entry${query({ key })}`),
-  /** Compare-and-set: `version` null means create only (If-None-Match: *). */
-  putEntry: (store, key, value, version) =>
+  /** Compare-and-set: `version` null means create only (If-None-Match: *); `expireIn` in ms. */
+  putEntry: (store, key, value, version, expireIn) =>
     request("PUT", `/api/stores/${enc(store)}/entry${query({ key })}`, {
-      body: { value },
+      body: expireIn === undefined ? { value } : { value, expireIn },
       headers: version === null ? { "If-None-Match": "*" } : { "If-Match": `"${version}"` },
     }),
   deleteEntry: (store, key, version) =>

@@ -3,7 +3,7 @@
 
 import { api, ApiError, onUnauthorized, openSession } from "./api.js";
 import { parseJson } from "../../_parse_json.js";
-import { h, replace } from "./dom.js";
+import { h, replace, tickRelativeTimes } from "./dom.js";
 import { renderState } from "./state.js";
 import { renderRun, renderRuns } from "./runs.js";
 import { renderFlow, renderFlows } from "./flows.js";
@@ -189,7 +189,7 @@ const views = {
   state: (el, route, ctx) => renderState(el, route, ctx),
   stores: (el, route, ctx) => renderState(el, route, ctx),
   runs: (el, route, ctx) =>
-    route.parts.length > 1 ? renderRun(el, route.parts[1], ctx) : renderRuns(el, route, ctx),
+    route.parts.length > 1 ? renderRun(el, route.parts[1], ctx, route) : renderRuns(el, route, ctx),
   flows: (el, route, ctx) =>
     route.parts.length > 1 ? renderFlow(el, route.parts[1], route, ctx) : renderFlows(el, ctx),
   jobs: (el, _route, ctx) => renderJobs(el, ctx),
@@ -296,6 +296,11 @@ async function boot() {
   globalThis.addEventListener("hashchange", render);
   live.setConnected(false);
   live.start();
+  // "3 s ago" stays true on a page left open: every such text is written again as time passes.
+  setInterval(() => tickRelativeTimes(), 10_000);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") tickRelativeTimes();
+  });
   await render();
 }
 

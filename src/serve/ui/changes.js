@@ -307,10 +307,11 @@ export function runChangesPanel(runId, flowId, getNodes, accessKey, isRunning = 
           "h3.node-changes-title",
           {},
           h("span.mono", { text: id || "(no node)" }),
-          h("span.muted", {
-            text: ` · ${count} key${count === 1 ? "" : "s"} written${
-              node?.writesTruncated && unfed.length ? " (more not recorded)" : ""
-            }`,
+          h("span.muted.node-changes-count", {
+            // The feed read so far: more pages may hold more of this node's (a "+", as above).
+            text: ` · ${count}${page.cursor ? "+" : ""} key${
+              count === 1 && !page.cursor ? "" : "s"
+            } written${node?.writesTruncated && unfed.length ? " (more not recorded)" : ""}`,
           }),
         ),
         changesTable([

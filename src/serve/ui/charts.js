@@ -4,9 +4,10 @@ import { formatDuration, svg } from "./dom.js";
 
 /**
  * Bars of run durations, oldest on the left, coloured by status, with p50 and
- * p95 lines. `runs`: `[{ id, status, durationMs }]`.
+ * p95 lines. `runs`: `[{ id, status, durationMs }]`. With `href(run)`, each bar is a
+ * link (to its run).
  */
-export function durationChart(runs, { p50, p95, width = 520, height = 120 } = {}) {
+export function durationChart(runs, { p50, p95, width = 520, height = 120, href } = {}) {
   const finished = runs.filter((r) => typeof r.durationMs === "number");
   const chart = svg("svg", {
     class: "chart",
@@ -50,7 +51,7 @@ export function durationChart(runs, { p50, p95, width = 520, height = 120 } = {}
     const title = svg("title");
     title.textContent = `${run.id}: ${run.status}, ${formatDuration(run.durationMs)}`;
     bar.appendChild(title);
-    chart.appendChild(bar);
+    chart.appendChild(href ? svg("a", { href: href(run), class: "bar-link" }, bar) : bar);
   });
   let p95LabelY = null;
   for (const [label, value] of [["p95", p95], ["p50", p50]]) {

@@ -92,7 +92,14 @@ function pad(n, width = 2) {
   return String(n).padStart(width, "0");
 }
 
-/** A time (ms since the epoch) as `YYYY-MM-DD HH:MM:SS` in the browser's zone. */
+/** The browser's zone's short name (`EST`, `GMT+1`, `UTC`) for the formatter below. */
+const zoneNames = new Intl.DateTimeFormat("en-US", { timeZoneName: "short" });
+
+/**
+ * A time (ms since the epoch) as `YYYY-MM-DD HH:MM:SS ZONE` in the browser's zone, the
+ * zone named (`EST`, `GMT+1`, `UTC`): the CLI prints UTC, a schedule has a zone of its own,
+ * and a time without one is read in the wrong zone.
+ */
 export function formatTime(ms) {
   if (ms === null || ms === undefined) return "—";
   const d = new Date(ms);
@@ -100,9 +107,10 @@ export function formatTime(ms) {
   if (Number.isNaN(d.getTime())) {
     return ms > 0 ? "after the year 275760" : "before the year -271821";
   }
+  const zone = zoneNames.formatToParts(d).find((p) => p.type === "timeZoneName")?.value;
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${
     pad(d.getMinutes())
-  }:${pad(d.getSeconds())}`;
+  }:${pad(d.getSeconds())}${zone ? ` ${zone}` : ""}`;
 }
 
 /**
@@ -137,6 +145,30 @@ export function relativeTime(ms, now = Date.now()) {
   else if (abs < 86_400_000) text = `${Math.round(abs / 3_600_000)} h`;
   else text = `${Math.round(abs / 86_400_000)} d`;
   return diff < 0 ? `${text} ago` : `in ${text}`;
+}
+
+/**
+ * The props of an element whose whole text is `relativeTime(ms)` and stays true: the
+ * page's ticker ({@linkcode tickRelativeTimes}) writes it again as time passes, so a
+ * page left open does not say `5 s ago` of a run of last night.
+ * `h("a", { href, ...ago(ms) })`.
+ */
+export function ago(ms) {
+  if (ms === null || ms === undefined) return { text: "" };
+  return { text: relativeTime(ms), dataset: { ago: String(ms) } };
+}
+
+/** `relativeTime(ms)` in a span that stays true (see {@linkcode ago}). */
+export function agoSpan(ms) {
+  return h("span.ago", ago(ms));
+}
+
+/** Writes every text made by {@linkcode ago} under `root` again, by the clock `now`. */
+export function tickRelativeTimes(root = document, now = Date.now()) {
+  for (const el of root.querySelectorAll("[data-ago]")) {
+    const text = relativeTime(Number(el.dataset.ago), now);
+    if (el.textContent !== text) el.textContent = text;
+  }
 }
 
 /** A duration in ms as `12 ms`, `1.4 s`, `2 min 5 s`. */
@@ -190,6 +222,19 @@ export function archivedBadge(archive) {
   return h("span.badge.badge-archived", {
     text: "archived",
     title: `read from ${archive} (read-only)`,
+  });
+}
+
+/**
+ * The "lease lapsed" badge of a queued run recorded running whose worker's claim lapsed at
+ * `at` (the API's `leaseLapsedAt`): its worker is gone, and a worker that polls takes it back.
+ */
+export function leaseLapsedBadge(at) {
+  return h("span.badge.badge-lapsed", {
+    text: "lease lapsed",
+    title: `Its worker wrote no heartbeat within its claim's lease (lapsed ${formatTime(at)}): ` +
+      "that worker is gone (killed, stopped while its store was down, or cut off from it); the " +
+      "next worker that polls the queue takes the run back and runs it again",
   });
 }
 

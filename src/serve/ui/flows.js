@@ -7,12 +7,12 @@ import { durationChart, outcomeBar } from "./charts.js";
 import { diffLines, diffStats, hunks } from "./diff.js";
 import { graphView } from "./graph.js";
 import {
+  ago,
   archivedBadge,
   formatDuration,
   formatPercent,
   formatTime,
   h,
-  relativeTime,
   replace,
   runStart,
   statusBadge,
@@ -53,7 +53,9 @@ export async function renderFlows(container, ctx) {
                 " ",
                 h("a", {
                   href: ctx.routeHash(["runs", f.lastRun.id]),
-                  text: relativeTime(runStart(f.lastRun)) || "not started",
+                  ...(runStart(f.lastRun) === null
+                    ? { text: "not started" }
+                    : ago(runStart(f.lastRun))),
                   title: formatTime(runStart(f.lastRun)),
                 }),
               )
@@ -71,7 +73,7 @@ export async function renderFlows(container, ctx) {
                 h("span.mono", { text: f.schedule.cron }),
                 " · next ",
                 h("span", {
-                  text: relativeTime(f.schedule.next),
+                  ...ago(f.schedule.next),
                   title: formatTime(f.schedule.next),
                 }),
               )
@@ -171,11 +173,22 @@ export async function renderFlow(container, id, route, ctx) {
       stat("p50", formatDuration(all?.p50DurationMs ?? null)),
       stat("p95", formatDuration(all?.p95DurationMs ?? null)),
       stat("success rate", rate === null ? "—" : formatPercent(rate)),
-      stat("failed", all ? String(all.failed) : "0"),
+      stat(
+        "failed",
+        all ? String(all.failed) : "0",
+        all?.failed > 0
+          ? {
+            href: ctx.routeHash(["runs"], { flow: id, status: "failed" }),
+            title: "The failed runs of this flow the records keep (newest first)",
+          }
+          : undefined,
+      ),
     ),
     all ? h("div.outcome-row", {}, outcomeBar(all, { width: 520, height: 12 })) : null,
     durationChart([...charted].reverse(), {
       width: 680,
+      // A bar opens its run (a red one: why it failed).
+      href: (run) => ctx.routeHash(["runs", run.id]),
       p50: all?.p50DurationMs ?? undefined,
       p95: all?.p95DurationMs ?? undefined,
     }),
@@ -470,13 +483,12 @@ function archivedFlowBadge() {
   });
 }
 
-function stat(label, value) {
-  return h(
-    "div.stat",
-    {},
-    h("div.stat-value", { text: value }),
-    h("div.stat-label", { text: label }),
-  );
+function stat(label, value, link) {
+  const children = [h("div.stat-value", { text: value }), h("div.stat-label", { text: label })];
+  // A count that lists runs leads to them (the runs list, filtered).
+  return link
+    ? h("a.stat.stat-link", { href: link.href, title: link.title }, children)
+    : h("div.stat", {}, children);
 }
 
 function sourceBlock(text) {

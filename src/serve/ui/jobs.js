@@ -3,11 +3,12 @@
 
 import { api } from "./api.js";
 import {
+  ago,
+  agoSpan,
   archivedBadge,
   formatDuration,
   formatTime,
   h,
-  relativeTime,
   replace,
   statusBadge,
 } from "./dom.js";
@@ -75,6 +76,15 @@ export async function renderJobs(container, ctx) {
   }
 
   function drawWorkers(workers) {
+    // Which worker holds each run now, at which attempt (the newest claim of it listed).
+    const heldBy = new Map();
+    for (const w of workers) {
+      for (const c of w.claims) {
+        if ((heldBy.get(c.runId)?.attempt ?? 0) < c.attempt) {
+          heldBy.set(c.runId, { worker: w.id, attempt: c.attempt });
+        }
+      }
+    }
     replace(
       workersBody,
       workers.length === 0
@@ -89,7 +99,7 @@ export async function renderJobs(container, ctx) {
         : workers.map((w) =>
           h(
             "tr",
-            { dataset: { worker: w.id } },
+            { dataset: { worker: w.id, status: w.status } },
             h("td.mono", { text: w.id }),
             h(
               "td",
@@ -117,27 +127,45 @@ export async function renderJobs(container, ctx) {
               } · ${w.concurrency} at once`,
             }),
             h("td.nowrap", {
-              text: relativeTime(w.heartbeatAt),
+              ...ago(w.heartbeatAt),
               title: `${formatTime(w.heartbeatAt)} · started ${formatTime(w.startedAt)}`,
             }),
             h(
               "td",
               {},
-              w.claims.length === 0 ? h("span.muted", { text: "idle" }) : w.claims.map((c) =>
-                h(
-                  "div.worker-claim",
-                  {},
+              w.claims.length === 0 ? h("span.muted", { text: "idle" }) : w.claims.map((c) => {
+                // A stale worker's claims are those of its last heartbeat: one another worker
+                // took since (its lease lapsed) is not this worker's any more, and says so.
+                const now = w.status === "stale" ? heldBy.get(c.runId) : undefined;
+                const moved = now !== undefined && now.worker !== w.id && now.attempt > c.attempt;
+                return h(
+                  `div.worker-claim${moved ? ".claim-moved" : ""}`,
+                  {
+                    title: w.status === "stale"
+                      ? `held at its last heartbeat (attempt ${c.attempt})`
+                      : `attempt ${c.attempt}, claimed ${formatTime(c.claimedAt)}`,
+                  },
                   h("a.mono", { href: ctx.routeHash(["runs", c.runId]), text: c.runId }),
                   h("span.muted", { text: ` ${c.flowId}` }),
-                )
-              ),
+                  moved
+                    ? h("span.muted.claim-now", {
+                      text: ` · lost; attempt ${now.attempt} on ${now.worker}`,
+                    })
+                    : null,
+                );
+              }),
             ),
           )
         ),
     );
   }
 
+  /** The jobs whose "Run now" asks for a confirmation (kept while the table draws again). */
+  const confirming = new Set();
+  let shownJobs = [];
+
   function drawJobs(jobs) {
+    shownJobs = jobs;
     replace(
       jobsBody,
       jobs.length === 0
@@ -173,11 +201,9 @@ export async function renderJobs(container, ctx) {
                 : h("span.muted", { text: "manual" }),
             ),
             h("td.nowrap", {
-              text: job.next
-                ? relativeTime(job.next)
-                : job.schedule && job.enabled
-                ? "not scheduled"
-                : "—",
+              ...(job.next
+                ? ago(job.next)
+                : { text: job.schedule && job.enabled ? "not scheduled" : "—" }),
               title: job.next
                 ? formatTime(job.next)
                 : "Not in the config's jobs: the daemon does not run it (add it under jobs:)",
@@ -186,28 +212,68 @@ export async function renderJobs(container, ctx) {
             h(
               "td.actions-cell",
               {},
-              h("button", {
+              confirming.has(job.name) ? runConfirmation(job) : h("button.run-job", {
                 type: "button",
                 text: "Run now",
-                onclick: async (event) => {
-                  event.target.disabled = true;
-                  try {
-                    const started = await api.runJob(job.name);
-                    ctx.toast(
-                      "ok",
-                      `Started ${job.name}: `,
-                      h("a", { href: ctx.routeHash(["runs", started.runId]), text: started.runId }),
-                    );
-                  } catch (e) {
-                    ctx.toast("error", `Could not run ${job.name}: ${e.message}`);
-                  } finally {
-                    event.target.disabled = false;
-                  }
+                // Asks first: a job deletes, moves or rewrites data (retention, migrate, restore…).
+                onclick: () => {
+                  confirming.add(job.name);
+                  drawJobs(shownJobs);
+                  jobRow(job.name)?.querySelector("button.run-job-keep")?.focus();
                 },
               }),
             ),
           )
         ),
+    );
+  }
+
+  const jobRow = (name) => jobsBody.querySelector(`tr[data-job="${CSS.escape(name)}"]`);
+
+  /** "Run gc now? It removes expired entries…": the job's description, and the two choices. */
+  function runConfirmation(job) {
+    const close = (focus) => {
+      confirming.delete(job.name);
+      drawJobs(shownJobs);
+      jobRow(job.name)?.querySelector(focus)?.focus();
+    };
+    return h(
+      "div.run-confirm",
+      { role: "group", "aria-label": `Run ${job.name} now?` },
+      h("p.confirm-text", {
+        text: `Run ${job.name} now?` +
+          (job.description
+            ? ` ${job.description[0].toUpperCase()}${job.description.slice(1)}.`
+            : ""),
+      }),
+      h(
+        "div.actions",
+        {},
+        h("button.danger.run-job-go", {
+          type: "button",
+          text: `Run ${job.name}`,
+          onclick: async (event) => {
+            event.target.disabled = true;
+            try {
+              const started = await api.runJob(job.name);
+              ctx.toast(
+                "ok",
+                `Started ${job.name}: `,
+                h("a", { href: ctx.routeHash(["runs", started.runId]), text: started.runId }),
+              );
+              close("button.run-job");
+            } catch (e) {
+              event.target.disabled = false;
+              ctx.toast("error", `Could not run ${job.name}: ${e.message}`);
+            }
+          },
+        }),
+        h("button.run-job-keep", {
+          type: "button",
+          text: "Cancel",
+          onclick: () => close("button.run-job"),
+        }),
+      ),
     );
   }
 
@@ -244,9 +310,11 @@ export async function renderJobs(container, ctx) {
             h("td", { text: s.kind }),
             h("td.mono", { text: s.cron ?? "-" }),
             h("td", { text: s.timezone }),
-            h("td", {
-              text: s.nextRun ? `${formatTime(s.nextRun)} (${relativeTime(s.nextRun)})` : "never",
-            }),
+            h(
+              "td",
+              {},
+              s.nextRun ? [`${formatTime(s.nextRun)} (`, agoSpan(s.nextRun), ")"] : "never",
+            ),
             h("td", {}, lastRun(s.lastRun, ctx)),
           )
         ),
@@ -301,7 +369,7 @@ function lastRun(last, ctx) {
     " ",
     h("a", {
       href: ctx.routeHash(["runs", last.id]),
-      text: relativeTime(last.startedAt),
+      ...ago(last.startedAt),
       title: `${formatTime(last.startedAt)} · ${formatDuration(last.durationMs)}`,
     }),
   );

@@ -3,12 +3,15 @@
 
 import { api, ApiError } from "./api.js";
 import {
+  ago,
+  agoSpan,
   archivedBadge,
   formatClock,
   formatDuration,
   formatTime,
   h,
   keyText,
+  leaseLapsedBadge,
   prettyJson,
   relativeTime,
   replace,
@@ -87,6 +90,29 @@ export function runsPageParams(filters, cursor, stack) {
   };
 }
 
+/**
+ * The runs list's route last shown in this tab (its filters and page), kept across a
+ * reload in the tab's sessionStorage: a run's "← Runs" leads back there, not to the
+ * unfiltered first page.
+ */
+const RUNS_LIST_KEY = "flowstate.runsList";
+function runsListHash() {
+  try {
+    const hash = sessionStorage.getItem(RUNS_LIST_KEY);
+    if (hash !== null && hash.startsWith("#/runs")) return hash;
+  } catch {
+    // storage refused (a privacy setting): the first page
+  }
+  return "#/runs";
+}
+function keepRunsListHash(hash) {
+  try {
+    sessionStorage.setItem(RUNS_LIST_KEY, hash);
+  } catch {
+    // storage refused: "← Runs" leads to the first page
+  }
+}
+
 export async function renderRuns(container, route, ctx) {
   const flow = route.params.get("flow") ?? "";
   const status = route.params.get("status") ?? "";
@@ -94,6 +120,9 @@ export async function renderRuns(container, route, ctx) {
   const archived = route.params.get("archived") === "true" ? "true" : undefined;
   // Cursors of the pages before this one, to go back ("newer"): kept in the URL.
   const { cursor, stack } = runsPageOf(route.params);
+  keepRunsListHash(
+    ctx.routeHash(["runs"], runsPageParams({ flow, status, archived }, cursor, stack)),
+  );
   let nextCursor = undefined;
   const goTo = (pageCursor, pageStack) =>
     ctx.navigate(
@@ -204,7 +233,13 @@ export async function renderRuns(container, route, ctx) {
     return h(
       "tr",
       { dataset: { run: run.id, status: run.status, flow: run.flowId } },
-      h("td", {}, statusBadge(run.status), run.archived ? archivedBadge(run.archive) : null),
+      h(
+        "td",
+        {},
+        statusBadge(run.status),
+        run.leaseLapsedAt === undefined ? null : leaseLapsedBadge(run.leaseLapsedAt),
+        run.archived ? archivedBadge(run.archive) : null,
+      ),
       h("td.mono", {}, h("a", { href: ctx.routeHash(["runs", run.id]), text: run.id })),
       h(
         "td",
@@ -232,7 +267,7 @@ export async function renderRuns(container, route, ctx) {
       // When it really started: a queued run's attempt's claim, not its enqueue time.
       h("td.started", {
         title: formatTime(runStart(run)),
-        text: relativeTime(runStart(run)) || "—",
+        ...(runStart(run) === null ? { text: "—" } : ago(runStart(run))),
       }),
       h("td.num", { text: formatDuration(run.durationMs) }),
       h("td.error-cell", {
@@ -314,7 +349,15 @@ export function nodeTimeline(run, events, nodeIds, whens) {
       node[field].push(item);
     }
   };
+  // A run that went back to the queue (released by a stopping worker, lost, retried) starts
+  // again: its nodes run again from the start. What an earlier attempt did is in the queue's
+  // attempts and the event log; the timeline is the current attempt's.
+  let starts = 0;
   for (const event of events) {
+    if (event?.type === "run.start" && ++starts > 1) {
+      nodes.clear();
+      seen.clear();
+    }
     if (!event || typeof event.node !== "string") continue;
     const node = get(event.node);
     addKeys(node, "reads", event.reads);
@@ -382,11 +425,15 @@ export function nodeTimeline(run, events, nodeIds, whens) {
         }
         break;
       case "node.subrun":
-        // A sub-run the node started (its item's, for a forEach node, are not listed): linked
-        // while the node runs, before its outcome lists them.
+        // A sub-run the node started: linked while the node runs, before its outcome lists
+        // them. A forEach node's item's goes with the item's attempt (one per attempt), linked
+        // in its Attempts, not beside the node (there may be thousands).
         if (typeof event.run === "string" && typeof event.item !== "number") {
           node.subRuns ??= [];
           if (!node.subRuns.includes(event.run)) node.subRuns.push(event.run);
+        } else if (typeof event.run === "string") {
+          const a = node.attempts.findLast((x) => x.item === event.item);
+          if (a) a.run = event.run;
         }
         break;
       case "node.log":
@@ -400,7 +447,14 @@ export function nodeTimeline(run, events, nodeIds, whens) {
     }
   }
   // Nodes in the record that left no events (skipped before starting, or an old record).
+  // While a run that started again runs, its record's outcomes are the ended attempt's
+  // (kept for a queued run to show) until each node ends again: the events tell this one.
+  const againRunning = starts > 1 && run?.status === "running";
   for (const [id, outcome] of Object.entries(run?.nodes ?? {})) {
+    if (againRunning) {
+      if (outcome?.when && nodes.has(id)) nodes.get(id).when = outcome.when;
+      continue;
+    }
     const node = get(id);
     if (node.status === null || node.status === "running") {
       if (run.status !== "running" || outcome.status) node.status = outcome.status ?? node.status;
@@ -568,10 +622,26 @@ function queueAttempts(run) {
   );
 }
 
+/**
+ * How long a running run's process has written no heartbeat, in ms, once that is longer than
+ * gc's `abandonedAfter` default (DEFAULT_ABANDONED_MS in src/records/heartbeat.ts: a minute,
+ * twelve missed beats); else null. A live process writes one every 5 s (HEARTBEAT_MS).
+ */
+export function silentFor(run, now = Date.now()) {
+  if (run?.status !== "running" || typeof run.heartbeatAt !== "number") return null;
+  const silent = now - run.heartbeatAt;
+  return silent > 60_000 ? silent : null;
+}
+
 /** The ends of a run that may start the config's `runs.onFailure` flow about it. */
 const MAY_FIRE_ON_FAILURE = new Set(["failed", "timed-out", "cancelled"]);
 
-export async function renderRun(container, id, ctx) {
+/**
+ * A run's page. Its route keeps what the page shows (`#/runs/ID?open=a,b&view=graph`): the
+ * nodes whose rows are open and the Graph view, so that a reload, back and forward, and a
+ * shared link show the same.
+ */
+export async function renderRun(container, id, ctx, route) {
   // Listen before fetching: events that arrive meanwhile are applied after.
   let onEvent = null;
   const early = [];
@@ -587,7 +657,7 @@ export async function renderRun(container, id, ctx) {
     if (e instanceof ApiError && e.status === 404) {
       replace(
         container,
-        h("p", {}, h("a", { href: "#/runs", text: "← Runs" })),
+        h("p", {}, h("a.back-to-runs", { href: runsListHash(), text: "← Runs" })),
         h("div.panel", {}, h("p", { text: `No run with id ${id}.` })),
       );
       return;
@@ -602,6 +672,11 @@ export async function renderRun(container, id, ctx) {
   let onFailure = data.onFailure ?? null;
   /** The run that resumes this one (`resumedBy`), or null: refreshed with the run. */
   let resumedBy = data.resumedBy ?? null;
+  /**
+   * When the claim of this queued run recorded running lapsed (`leaseLapsedAt`: its worker is
+   * gone), or null: refreshed with the run.
+   */
+  let leaseLapsedAt = data.leaseLapsedAt ?? null;
   /** The archive file of a run the archive job moved out of the records (read-only), or null. */
   const archive = data.archived ? data.archive ?? "the archive" : null;
   /**
@@ -649,7 +724,8 @@ export async function renderRun(container, id, ctx) {
    */
   const announced = new Map();
   for (const event of data.events ?? []) addEvent(event);
-  const expanded = new Set();
+  // The nodes whose rows are open, and the view: from the route, kept in it (keepRoute).
+  const expanded = new Set((route?.params.get("open") ?? "").split(",").filter((n) => n !== ""));
   const header = h("div.run-header");
   const timeline = h("div.panel.timeline-panel");
   const waitingEl = h("div.waiting-signals");
@@ -665,7 +741,7 @@ export async function renderRun(container, id, ctx) {
   );
   replace(
     container,
-    h("p.crumbs", {}, h("a", { href: "#/runs", text: "← Runs" })),
+    h("p.crumbs", {}, h("a.back-to-runs", { href: runsListHash(), text: "← Runs" })),
     header,
     waitingEl,
     timeline,
@@ -687,6 +763,22 @@ export async function renderRun(container, id, ctx) {
       ? `running for ${formatDuration(Date.now() - run.startedAt)}`
       : formatDuration(run.durationMs);
   let headerDuration = null;
+  /** Says so when a running run's process has written no heartbeat for a while (see silentFor). */
+  const silentNote = h("div.silent-run-slot");
+  function updateSilent() {
+    const silent = silentFor(run);
+    if (silent === null) {
+      if (silentNote.firstChild) replace(silentNote);
+      return;
+    }
+    const text = `No heartbeat for ${formatDuration(silent)}: the process running this run ` +
+      "writes one every 5 s, so it has most likely died (killed, or its machine is down). " +
+      "It reads running until Cancel run, the gc job (Run now on the Jobs page) or a daemon " +
+      "records it abandoned (failed); then it can be resumed.";
+    const note = silentNote.firstChild;
+    if (note) note.textContent = text;
+    else replace(silentNote, h("div.notice.notice-conflict.silent-run", { role: "status", text }));
+  }
 
   /**
    * Whether the server would resume this run (with `from`, it may have succeeded): what
@@ -729,6 +821,59 @@ export async function renderRun(container, id, ctx) {
       versionLoad = null;
       throw e;
     });
+
+  /** "Cancel run" was chosen: its confirmation shows (kept while the header draws again). */
+  let confirmingCancel = false;
+
+  /** What cancelling stops (the nodes running now, or a queued run's start), and the two choices. */
+  function cancelConfirmation() {
+    // The nodes running now, as the timeline shows them (from the run's events).
+    const running = nodeTimeline(run, events).filter((n) => n.status === "running")
+      .map((n) => n.id);
+    const what = run.status === "queued"
+      ? "It has not started: it leaves the queue and never runs."
+      : running.length > 0
+      ? `Its running node${running.length === 1 ? "" : "s"} (${running.join(", ")}) stop${
+        running.length === 1 ? "s" : ""
+      }, the nodes after them do not run.`
+      : "The nodes still to run do not run.";
+    const keep = () => {
+      confirmingCancel = false;
+      renderHeader();
+      header.querySelector("button.cancel-run")?.focus();
+    };
+    return h(
+      "div.cancel-confirm",
+      { role: "alertdialog", "aria-label": "Cancel this run?" },
+      h("p.confirm-text", {
+        text: `Cancel run ${run.id} of ${run.flowId}? ${what} ` +
+          "It is recorded cancelled; this cannot be undone (resume it or run it again).",
+      }),
+      h(
+        "div.actions",
+        {},
+        h("button.danger.cancel-run-go", {
+          type: "button",
+          text: "Yes, cancel the run",
+          onclick: async (event) => {
+            event.target.disabled = true;
+            try {
+              const answer = await api.cancelRun(run.id);
+              confirmingCancel = false;
+              ctx.toast("info", `Cancelling ${run.id} (${answer?.status ?? "requested"})`);
+              renderHeader();
+              // A queued run is cancelled at once (no process of it to send an event): show it.
+              if (run.status === "queued") reload();
+            } catch (e) {
+              event.target.disabled = false;
+              ctx.toast("error", `Could not cancel: ${e.message}`);
+            }
+          },
+        }),
+        h("button.cancel-run-keep", { type: "button", text: "No, keep it running", onclick: keep }),
+      ),
+    );
+  }
 
   function renderHeader() {
     const actions = h("div.actions");
@@ -775,27 +920,23 @@ export async function renderRun(container, id, ctx) {
         onclick: (event) => startResume(event.target),
       }));
     }
-    if (run.status === "running" || run.status === "queued") {
-      actions.appendChild(h("button.danger", {
+    if ((run.status === "running" || run.status === "queued") && !confirmingCancel) {
+      actions.appendChild(h("button.danger.cancel-run", {
         type: "button",
         text: "Cancel run",
-        onclick: async (event) => {
-          event.target.disabled = true;
-          try {
-            const answer = await api.cancelRun(run.id);
-            ctx.toast("info", `Cancelling ${run.id} (${answer?.status ?? "requested"})`);
-            // A queued run is cancelled at once (no process of it to send an event): show it.
-            if (run.status === "queued") reload();
-          } catch (e) {
-            event.target.disabled = false;
-            ctx.toast("error", `Could not cancel: ${e.message}`);
-          }
+        // Asks first (a cancel cannot be undone): the confirmation says what stops.
+        onclick: () => {
+          confirmingCancel = true;
+          renderHeader();
+          header.querySelector("button.cancel-run-keep")?.focus();
         },
       }));
     }
     const fact = (label, ...value) =>
       h("span.fact", {}, h("span.fact-label", { text: label }), h("span.fact-value", {}, value));
     headerDuration = h("span.run-duration", { text: durationText() });
+    // Ended meanwhile (here or anywhere): nothing left to confirm.
+    if (run.status !== "running" && run.status !== "queued") confirmingCancel = false;
     replace(
       header,
       h(
@@ -803,9 +944,11 @@ export async function renderRun(container, id, ctx) {
         {},
         h("h1.view-title", {}, "Run ", h("span.mono", { text: run.id })),
         statusBadge(run.status),
+        leaseLapsedAt === null ? null : leaseLapsedBadge(leaseLapsedAt),
         archive === null ? null : archivedBadge(archive),
         actions,
       ),
+      confirmingCancel ? cancelConfirmation() : null,
       h(
         "div.run-facts",
         {},
@@ -829,7 +972,7 @@ export async function renderRun(container, id, ctx) {
         ),
         fact(
           run.queue ? "enqueued" : "started",
-          `${formatTime(run.startedAt)} (${relativeTime(run.startedAt)})`,
+          [`${formatTime(run.startedAt)} (`, agoSpan(run.startedAt), ")"],
         ),
         fact("duration", headerDuration),
         run.queue
@@ -888,7 +1031,9 @@ export async function renderRun(container, id, ctx) {
         )
         : null,
       queueAttempts(run),
+      silentNote,
     );
+    updateSilent();
   }
 
   /** "onFailure: alert ran as run <link>" (or who started it, when its run is not recorded). */
@@ -929,7 +1074,13 @@ export async function renderRun(container, id, ctx) {
   let moreEl = null;
   // The graph beside the timeline (one panel, a toggle): loaded on its first showing, drawn
   // once; a node's box takes its status as the node's row is redrawn.
-  let view = "timeline";
+  let view = route?.params.get("view") === "graph" ? "graph" : "timeline";
+  /** Writes the open rows and the view into the URL (no new history entry, no render). */
+  const keepRoute = () =>
+    ctx.replaceRoute(["runs", id], {
+      open: [...expanded].join(","),
+      view: view === "graph" ? "graph" : undefined,
+    });
   /** The graph view (`graphView`), once the run's definition came. */
   let graph = null;
   /** The nodes' `when:` (other than on_success) from the run's definition, once it came. */
@@ -952,6 +1103,7 @@ export async function renderRun(container, id, ctx) {
         onSelect: (nodeId) => {
           view = "timeline";
           expanded.add(nodeId);
+          keepRoute();
           renderTimeline();
           const row = shown.get(nodeId)?.row;
           row?.scrollIntoView({ block: "center" });
@@ -975,6 +1127,7 @@ export async function renderRun(container, id, ctx) {
         onclick: () => {
           if (view === name) return;
           view = name;
+          keepRoute();
           renderTimeline();
         },
       });
@@ -1036,6 +1189,7 @@ export async function renderRun(container, id, ctx) {
           onclick: () => {
             if (expanded.has(node.id)) expanded.delete(node.id);
             else expanded.add(node.id);
+            keepRoute();
             updateNode(node.id);
           },
         },
@@ -1195,6 +1349,7 @@ export async function renderRun(container, id, ctx) {
   /** The 1 s tick of a running run: bars, running durations, the header's "running for". */
   function tick() {
     if (headerDuration) headerDuration.textContent = durationText();
+    updateSilent();
     const span = timelineSpan();
     for (const entry of shown.values()) {
       placeBar(entry, span);
@@ -1327,7 +1482,8 @@ export async function renderRun(container, id, ctx) {
           )
           : null,
       ),
-      node.attempts.some((a) => a.error)
+      // Shown when one failed, or when each item ran a sub-flow (its run linked here).
+      node.attempts.some((a) => a.error || a.run)
         ? h(
           "div.attempts",
           {},
@@ -1335,13 +1491,24 @@ export async function renderRun(container, id, ctx) {
           h(
             "ol",
             {},
-            node.attempts.map((a) =>
+            // A forEach node's in item order (they start in any order when run concurrently).
+            [...node.attempts].sort((a, b) => (a.item ?? 0) - (b.item ?? 0)).map((a) =>
               h(
                 "li",
-                {},
+                { dataset: a.item === null || a.item === undefined ? {} : { item: a.item } },
                 a.item === null || a.item === undefined
                   ? `#${a.attempt} `
                   : `item ${a.item} #${a.attempt} `,
+                a.run
+                  ? [
+                    h("a.mono.item-run", {
+                      href: ctx.routeHash(["runs", a.run]),
+                      text: a.run,
+                      title: `the sub-flow's run of item ${a.item}, attempt ${a.attempt}`,
+                    }),
+                    " ",
+                  ]
+                  : null,
                 // Without an error: ok once the node ended; while it runs, it may still be going.
                 a.error
                   ? h("span.error-text", { text: a.error })
@@ -1608,6 +1775,10 @@ export async function renderRun(container, id, ctx) {
     renderEventLog();
   }
   renderAll();
+  // A link (or a reload) naming an open node: its row is shown.
+  if (expanded.size > 0 && view === "timeline") {
+    shown.get([...expanded][0])?.row.scrollIntoView({ block: "center" });
+  }
   // A running run's record says no node's `when:` yet: its flow definition does.
   if (run.status === "running" || run.status === "queued") {
     runVersion().then((version) => {
@@ -1708,6 +1879,7 @@ export async function renderRun(container, id, ctx) {
       run = fresh.run;
       onFailure = fresh.onFailure ?? null;
       resumedBy = fresh.resumedBy ?? null;
+      leaseLapsedAt = fresh.leaseLapsedAt ?? null;
       waiting = fresh.waiting ?? [];
       for (const w of waiting) announced.delete(`${w.runId} ${w.node}`);
       for (const [key, left] of announced) {

@@ -5,13 +5,13 @@
 import { api, ApiError } from "./api.js";
 import { parseJson } from "../../_parse_json.js";
 import {
+  agoSpan,
   formatBytes,
   formatCount,
   formatTime,
   h,
   keyText,
   prettyJson,
-  relativeTime,
   replace,
 } from "./dom.js";
 
@@ -445,6 +445,8 @@ class ValuePanel {
     this.key = null;
     this.entry = null;
     this.editing = false;
+    /** The entry this panel deleted last (shown, with Restore), until another is shown. */
+    this.deleted = null;
     this.serial = 0;
     /** The records store's name, once known (`/api/stores`). */
     this.recordsStore = null;
@@ -477,6 +479,7 @@ class ValuePanel {
 
   async show(store, key) {
     const serial = ++this.serial;
+    this.deleted = null;
     this.store = store;
     this.key = key;
     this.editing = false;
@@ -520,11 +523,13 @@ class ValuePanel {
       h("dt", { text: "version" }),
       h("dd.mono.version", { text: entry.version }),
       h("dt", { text: "expires" }),
-      h("dd.expiry", {
-        text: entry.expiresAt === null
+      h(
+        "dd.expiry",
+        {},
+        entry.expiresAt === null
           ? "never"
-          : `${formatTime(entry.expiresAt)} (${relativeTime(entry.expiresAt)})`,
-      }),
+          : [`${formatTime(entry.expiresAt)} (`, agoSpan(entry.expiresAt), ")"],
+      ),
     );
   }
 
@@ -600,16 +605,16 @@ class ValuePanel {
   }
 
   async remove(version, { deliberate = false } = {}) {
+    // What is deleted stays on screen (with a way back) once it is gone from the store.
+    const gone = this.entry;
     try {
       await api.deleteEntry(this.store, this.key, version);
       this.entry = null;
+      this.editing = false;
+      this.deleted = gone;
       this.onDeleted(this.store, this.key);
       this.ctx.toast("ok", `Deleted ${keyText(this.key)}`);
-      replace(
-        this.el,
-        this.head(),
-        h("p.notice.notice-ok", { role: "status", text: "Deleted." }),
-      );
+      this.renderDeleted(gone, version);
     } catch (e) {
       if (e instanceof ApiError && e.status === 409) {
         this.conflict({ kind: "delete", current: e.body?.current ?? null, deliberate });
@@ -617,6 +622,48 @@ class ValuePanel {
         this.ctx.toast("error", `Could not delete: ${e.message}`);
       }
     }
+  }
+
+  /** The entry just deleted: the value it held, and Restore (create only: nothing written since). */
+  renderDeleted(gone, version) {
+    const problem = h("p.form-error", { role: "alert" });
+    const restore = h("button.restore-entry", {
+      type: "button",
+      text: "Restore it",
+      title: "Write this value back at this key (only if nothing was written there since)",
+      onclick: async () => {
+        restore.disabled = true;
+        problem.textContent = "";
+        const left = gone?.expiresAt == null ? undefined : gone.expiresAt - Date.now();
+        if (left !== undefined && left <= 0) {
+          problem.textContent = "Its expiry has passed: it would be gone at once.";
+          return;
+        }
+        try {
+          await api.putEntry(this.store, this.key, gone.value, null, left);
+          this.deleted = null;
+          this.ctx.toast("ok", `Restored ${keyText(this.key)}`);
+          this.onDeleted(this.store, this.key);
+          await this.show(this.store, this.key);
+        } catch (e) {
+          restore.disabled = false;
+          problem.textContent = e instanceof ApiError && (e.status === 412 || e.status === 409)
+            ? "Something was written at this key since: open it to see what."
+            : `Could not restore: ${e.message}`;
+        }
+      },
+    });
+    replace(
+      this.el,
+      this.head(),
+      h("p.notice.notice-ok", {
+        role: "status",
+        text: gone ? `Deleted (it was version ${version}). The value it held:` : "Deleted.",
+      }),
+      gone ? valueBlock(gone.value, "value-deleted") : null,
+      gone ? h("div.actions", {}, restore) : null,
+      problem,
+    );
   }
 
   edit(text) {
@@ -767,6 +814,8 @@ class ValuePanel {
   changed(data) {
     if (!this.key || data.store !== this.store) return;
     if (JSON.stringify(data.key) !== JSON.stringify(this.key)) return;
+    // The page's own delete, coming back through the feed: the deleted value stays shown.
+    if (this.entry === null && this.deleted && data.op === "delete") return;
     if (this.entry && data.version && data.version === this.entry.version) return;
     if (!this.editing) {
       this.show(this.store, this.key);

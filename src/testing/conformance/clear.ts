@@ -21,6 +21,12 @@ import {
 import type { DefineCase } from "./_case.ts";
 
 /** Keys for the range cases: a time-like id under several prefixes, and neighbours. */
+/** How to fix a clear() count that includes expired entries. */
+const LIVE_ONLY =
+  ": a driver's native clear(range, now) deletes every entry in the range, expired " +
+  "ones too, but returns how many were live at `now` (expiresAt null or > now); count them in " +
+  "the same transaction before deleting";
+
 const RANGE_SEED: [Key, number][] = [
   [["r"], 0],
   [["r", "a"], 1],
@@ -73,7 +79,7 @@ export function defineClearCases(define: DefineCase): void {
     await store.atomic().set(["c", "1"], 1).set(["c", "2"], 2, { expireIn: 5 }).set(["c", "3"], 3)
       .commit();
     c.clock.advance(5);
-    same(await store.clear(["c"]), 2, "clear() skips the expired entry in its count");
+    same(await store.clear(["c"]), 2, `clear() skips the expired entry in its count${LIVE_ONLY}`);
     same(await store.count(["c"]), 0, "count() after clear()");
   });
 
@@ -126,7 +132,7 @@ export function defineClearCases(define: DefineCase): void {
     await store.atomic().set(["t", "1"], 1).set(["t", "2"], 2, { expireIn: 5 }).set(["t", "3"], 3)
       .commit();
     c.clock.advance(5);
-    same(await store.clear(["t"], { start: ["t", "2"] }), 1, "t/2 expired, t/3 live");
+    same(await store.clear(["t"], { start: ["t", "2"] }), 1, `t/2 expired, t/3 live${LIVE_ONLY}`);
     same(await listKeys(store), [["t", "1"]], "keys after clear()");
     // Back in time, the expired entry stays gone: clear() deleted it, not just hid it.
     c.clock.set(start);

@@ -1,12 +1,23 @@
 /**
  * Conformance cases: key order by code point, prefixes that match whole
- * elements, unicode keys and values, 1 MB values.
+ * elements, unicode keys and values, 1 MB values and one at the 16 MiB limit.
  *
  * @module
  */
 import { AssertionError } from "node:assert/strict";
 import type { Key } from "../../store/types.ts";
-import { check, expectValue, listKeys, queryKeys, same, scramble, seed, show } from "./_assert.ts";
+import {
+  check,
+  errorText,
+  expectValue,
+  listKeys,
+  queryKeys,
+  same,
+  scramble,
+  seed,
+  show,
+} from "./_assert.ts";
+import { MAX_VALUE_BYTES } from "../../store/values.ts";
 import type { DefineCase } from "./_case.ts";
 
 /** Sorted in the one key order every backend shares. */
@@ -260,6 +271,33 @@ export function defineKeyCases(define: DefineCase): void {
         }, expected length ${value.length}; first difference at index ${i}`,
       });
     }
+  });
+
+  define("a value of exactly 16 MiB of JSON (the limit) round-trips", async (c) => {
+    const store = await c.open();
+    // JSON.stringify adds the two quotes: the value is MAX_VALUE_BYTES of JSON, the most a store holds.
+    const value = "x".repeat(MAX_VALUE_BYTES - 2);
+    let result;
+    try {
+      result = await store.set(["big", "limit"], value);
+    } catch (err) {
+      throw new AssertionError({
+        message:
+          `set() of a value of exactly ${MAX_VALUE_BYTES} bytes of JSON threw: ${
+            errorText(err)
+          }. Every backend must hold any value up to that limit (the core refuses larger ones): ` +
+          "raise the backend's own limit (a packet or request size), or split a value into " +
+          "chunks written in the same transaction",
+      });
+    }
+    check(result.ok, "set() of a value at the size limit must succeed");
+    const got = (await store.get(["big", "limit"]))?.value;
+    check(
+      got === value,
+      `the value at the size limit read back ${
+        typeof got === "string" ? `as a string of length ${got.length}` : `as ${typeof got}`
+      }, expected a string of length ${value.length}`,
+    );
   });
 
   define("a 1 MB nested object value round-trips", async (c) => {

@@ -154,7 +154,12 @@ export interface MultiProcessOptions {
   /**
    * Flags for `deno run` of the second process (default: `--allow-read
    * --allow-write --allow-env --allow-net --allow-sys`). It runs in the test's
-   * working directory, so it finds the same `deno.json` and import map.
+   * working directory with `--config` naming the `deno.json` (or
+   * `deno.jsonc`) found from there upwards, unless these flags name one
+   * (`--config`, `--no-config`): so it resolves the plugin's imports with the
+   * same import map, also when Flowstate itself is a linked checkout. After
+   * its writes it closes its store and must exit by itself: a driver whose
+   * `close()` leaves a connection, pool or timer fails the case, saying so.
    */
   flags?: string[];
 }

@@ -7,17 +7,61 @@
  * @module
  */
 import { AssertionError } from "node:assert/strict";
+import { dirname, join } from "node:path";
 import { check, same, show } from "./_assert.ts";
 import type { CaseRun, DefineCase } from "./_case.ts";
 import { claimKey, COUNTER_KEY, race, type RaceResult } from "./_race.ts";
 import { openStore, type StoreSpec } from "../../plugin.ts";
 import type { Store } from "../../store/types.ts";
 
+/**
+ * How long the second process may take to close its store and end once it
+ * has reported its result: a hang guard (it ends in milliseconds when close()
+ * releases everything), so that a leak fails the case, saying so, instead of
+ * hanging the suite.
+ */
+const EXIT_GRACE_MS = 30_000;
+
+/** Whether `status` settles within `ms` (the timer is cleared either way). */
+async function exitsWithin(status: Promise<Deno.CommandStatus>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([status.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Rounds each process runs: enough for their writes to interleave many times. */
 const ROUNDS = 40;
 
 /** The second process: its script, run with `deno run`. */
 const CHILD = new URL("./_child.ts", import.meta.url).href;
+
+/**
+ * `--config <file>` for the second process: the `deno.json` (or `deno.jsonc`)
+ * Deno finds from the working directory up, as it did for the test run, unless
+ * `flags` name a config already. Without it, Deno would take the config beside
+ * the child script, and a child script inside a linked or cached copy of
+ * Flowstate would resolve the plugin's imports with Flowstate's import map,
+ * not the plugin's ("not a dependency and not in import map").
+ */
+function configFlags(flags: readonly string[]): string[] {
+  if (flags.some((f) => /^(--config|-c|--no-config)(=|$)/.test(f))) return [];
+  let dir = Deno.cwd();
+  while (true) {
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      const file = join(dir, name);
+      try {
+        if (Deno.statSync(file).isFile) return ["--config", file];
+      } catch { /* not here */ }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return [];
+    dir = parent;
+  }
+}
 
 /** How a second process opens the case's store, or a failure saying why the case needs it. */
 function secondProcessOf(c: CaseRun, why: string): NonNullable<CaseRun["secondProcess"]> {
@@ -43,6 +87,7 @@ export function defineProcessCases(defineMultiProcess: DefineCase): void {
         args: [
           "run",
           ...second.flags,
+          ...configFlags(second.flags),
           CHILD,
           JSON.stringify({ spec: second.spec, rounds: ROUNDS }),
         ],
@@ -73,6 +118,22 @@ export function defineProcessCases(defineMultiProcess: DefineCase): void {
         const [mine, reply] = await Promise.all([race(store, "first", ROUNDS), lines.next()]);
         if (reply.done) await failed("the second process reported no result");
         const theirs = JSON.parse(reply.value as string) as RaceResult;
+        let closed = false;
+        const closing = lines.next().then((line) => closed = !line.done && line.value === "closed");
+        if (!(await exitsWithin(child.status, EXIT_GRACE_MS))) {
+          throw new AssertionError({
+            message: closed
+              ? `the second process closed its store (store.close() resolved) but did not exit ` +
+                `within ${EXIT_GRACE_MS / 1000} s: the driver's close() must release every ` +
+                "connection, socket, pool and timer it holds (a client pool that is not ended " +
+                "keeps the process alive, and a program that closes the store never ends)"
+              : `the second process's store.close() did not resolve within ${
+                EXIT_GRACE_MS / 1000
+              } s after its writes: the driver's close() must finish (end its connections, ` +
+                "let pending commits settle) and resolve",
+          });
+        }
+        await closing;
         if (!(await child.status).success) await failed("after reporting its result");
 
         same(
