@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { withCliProject } from "./_cli_sandbox.ts";
+import { type ProjectCli, withCliProject } from "./_cli_sandbox.ts";
 
 const CONFIG = "stores:\n  default: { plugin: sqlite, path: state.db }\nflows: [./flows]\n";
 
@@ -22,22 +22,30 @@ function flow(schedule: string[]): string {
   ].join("\n");
 }
 
-Deno.test("validate: a schedule the spring-forward gap empties for a whole day is warned about, saying the day and what to write instead", async () => {
-  await withCliProject(CONFIG + "timezone: America/New_York\n", async (run, dir) => {
+/** A project with `config` and flows/nightly.flow.yaml scheduled on `schedule`'s entries. */
+async function withNightly(
+  config: string,
+  schedule: string[],
+  fn: (run: ProjectCli) => Promise<void>,
+): Promise<void> {
+  await withCliProject(config, async (run, dir) => {
     await Deno.mkdir(join(dir, "flows"));
-    await Deno.writeTextFile(
-      join(dir, "flows", "nightly.flow.yaml"),
-      flow([
-        '{ id: every-quarter, cron: "*/15 2 * * *", timezone: Europe/Paris }',
-        '{ id: listed, cron: "0,15,30,45 2 * * *", timezone: Europe/Paris }',
-        '{ id: fixed, cron: "30 2 * * *", timezone: Europe/Paris }',
-        '{ id: hourly, cron: "0 * * * *", timezone: Europe/Paris }',
-        '{ id: half-hour-gap, cron: "0-20/10 2 * * *", timezone: Australia/Lord_Howe }',
-        '{ id: after-half-hour-gap, cron: "*/10 2 * * *", timezone: Australia/Lord_Howe }',
-        '{ id: utc, cron: "*/15 2 * * *", timezone: UTC }',
-        '{ id: config-zone, cron: "*/5 2 * * *" }',
-      ]),
-    );
+    await Deno.writeTextFile(join(dir, "flows", "nightly.flow.yaml"), flow(schedule));
+    await fn(run);
+  });
+}
+
+Deno.test("validate: a schedule the spring-forward gap empties for a whole day is warned about, saying the day and what to write instead", async () => {
+  await withNightly(CONFIG + "timezone: America/New_York\n", [
+    '{ id: every-quarter, cron: "*/15 2 * * *", timezone: Europe/Paris }',
+    '{ id: listed, cron: "0,15,30,45 2 * * *", timezone: Europe/Paris }',
+    '{ id: fixed, cron: "30 2 * * *", timezone: Europe/Paris }',
+    '{ id: hourly, cron: "0 * * * *", timezone: Europe/Paris }',
+    '{ id: half-hour-gap, cron: "0-20/10 2 * * *", timezone: Australia/Lord_Howe }',
+    '{ id: after-half-hour-gap, cron: "*/10 2 * * *", timezone: Australia/Lord_Howe }',
+    '{ id: utc, cron: "*/15 2 * * *", timezone: UTC }',
+    '{ id: config-zone, cron: "*/5 2 * * *" }',
+  ], async (run) => {
     const result = await run("validate", "flows/nightly.flow.yaml");
     assert.equal(result.code, 0, result.stderr);
     const warnings = result.stderr.trim().split("\n");
@@ -53,12 +61,7 @@ Deno.test("validate: a schedule the spring-forward gap empties for a whole day i
 });
 
 Deno.test("validate: a time zone typo in a flow's schedule names the zone it is near, as in flowstate.yaml", async () => {
-  await withCliProject(CONFIG, async (run, dir) => {
-    await Deno.mkdir(join(dir, "flows"));
-    await Deno.writeTextFile(
-      join(dir, "flows", "nightly.flow.yaml"),
-      flow(['{ cron: "0 2 * * *", timezone: Europe/Pari }']),
-    );
+  await withNightly(CONFIG, ['{ cron: "0 2 * * *", timezone: Europe/Pari }'], async (run) => {
     const result = await run("validate", "flows/nightly.flow.yaml");
     assert.equal(result.code, 2, result.stderr);
     assert.equal(
@@ -72,15 +75,10 @@ Deno.test("schedules ls: a job or flow schedule the spring-forward gap empties f
   const config = CONFIG +
     'timezone: Europe/Paris\njobs:\n  retention: { schedule: "*/10 2 * * *" }\n' +
     "  gc: { enabled: false }\n";
-  await withCliProject(config, async (run, dir) => {
-    await Deno.mkdir(join(dir, "flows"));
-    await Deno.writeTextFile(
-      join(dir, "flows", "nightly.flow.yaml"),
-      flow([
-        '{ id: quarter, cron: "*/15 2 * * *", timezone: America/New_York }',
-        '{ id: fixed, cron: "30 2 * * *" }',
-      ]),
-    );
+  await withNightly(config, [
+    '{ id: quarter, cron: "*/15 2 * * *", timezone: America/New_York }',
+    '{ id: fixed, cron: "30 2 * * *" }',
+  ], async (run) => {
     const result = await run("schedules", "ls");
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(
