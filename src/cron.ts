@@ -95,6 +95,9 @@ export function cronProblem(
   const text = expression.trim();
   const shown = JSON.stringify(expression);
   if (text.startsWith("@")) {
+    if (text.toLowerCase() === "@reboot") {
+      return `cron nickname ${shown} is not a time: a schedule runs at clock ticks, not when the daemon starts; to run a flow at each start of the service, start it there (ExecStartPost=… flowstate run <flow>), or give a time like "@daily"`;
+    }
     if (!CRON_NICKNAMES.includes(text.toLowerCase())) {
       const near = suggest(text.toLowerCase(), CRON_NICKNAMES);
       return `unknown cron nickname ${shown}${

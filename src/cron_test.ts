@@ -170,6 +170,11 @@ Deno.test("previousTick() is the last tick strictly before the given time", () =
 });
 
 Deno.test("cronProblem() explains what is wrong with an expression", () => {
+  // Crontab's @reboot is no time: said so, with what to do instead.
+  assert.match(
+    cronProblem("@reboot")!,
+    /^cron nickname "@reboot" is not a time: a schedule runs at clock ticks, not when the daemon starts; to run a flow at each start of the service, start it there/,
+  );
   assert.equal(cronProblem("0 3 * * *"), undefined);
   assert.equal(cronProblem("0 0 3 * * *"), undefined);
   assert.equal(cronProblem("@daily"), undefined);
