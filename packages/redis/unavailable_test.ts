@@ -182,7 +182,6 @@ redisTest(
   },
 );
 
-removeTestKeys();
 
 redisTest(
   "a password the server does not ask for is said as a store warning, not printed by ioredis",
@@ -212,3 +211,6 @@ redisTest(
     assert.ok(!warnings[0].message.includes("needless-pw"));
   },
 );
+
+// Last: the tests above all write under this file's prefix.
+removeTestKeys();
