@@ -182,7 +182,6 @@ redisTest(
   },
 );
 
-
 redisTest(
   "a password the server does not ask for is said as a store warning, not printed by ioredis",
   async (url) => {
