@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type ConfigObject, openRuntime, type Runtime } from "../mod.ts";
+import { type Clock, type ConfigObject, openRuntime, type Runtime } from "../mod.ts";
 import { type FlowstateServer, serve, type ServeOptions } from "../src/serve/server.ts";
 import { apiRoutes } from "../src/serve/api.ts";
 import { hangSignal, waitUntil } from "./_deadline.ts";
@@ -43,6 +43,8 @@ export async function withServed(
   stores: (dir: string) => ConfigObject["stores"],
   fn: (served: Served) => Promise<void>,
   options: ServeOptions = {},
+  /** The runtime's clock (default: the system clock). */
+  clock?: Clock,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "flowstate-serve-" });
   try {
@@ -54,6 +56,7 @@ export async function withServed(
       cwd: dir,
       home: join(dir, "home"),
       config: { stores: stores(dir), flows: [join(dir, "flows")] },
+      ...(clock === undefined ? {} : { clock }),
     });
     try {
       const server = await serve(runtime, { port: 0, ...options });

@@ -88,3 +88,46 @@ Deno.test("GET /api/runs, /api/runs/{id} and …/nodes: a queued run recorded ru
     assert.deepEqual(await answers(), [lapsesAt, lapsesAt, lapsesAt]);
   }, { worker: false });
 });
+
+Deno.test("GET /api/runs, /api/runs/{id} and …/nodes: leaseLapsedAt follows the runtime's clock, the one claims and heartbeats are written with", async () => {
+  // A runtime whose clock is a year behind the system's: its claims are written at its time.
+  let now = Date.now() - 365 * 86_400_000;
+  await withServed(
+    () => ({ main: { plugin: "memory" } }),
+    async ({ runtime, request }) => {
+      const { runId } = await runtime.enqueue("hello");
+      const records = await runtime.records();
+      const [claimed] = await records.claimRuns({ worker: "w1", leaseMs: 60_000 }, 1);
+      assert.equal(claimed.id, runId);
+      const lapsesAt = (claimed.heartbeatAt ?? claimed.queue!.claim!.at) + 60_000;
+      const answers = async () => {
+        const list = await documented<{ runs: { id: string; leaseLapsedAt?: number }[] }>(
+          "GET",
+          "/api/runs",
+          await request("/api/runs"),
+        );
+        const detail = await documented<{ leaseLapsedAt?: number }>(
+          "GET",
+          "/api/runs/{id}",
+          await request(`/api/runs/${runId}`),
+        );
+        const nodes = await documented<{ leaseLapsedAt?: number }>(
+          "GET",
+          "/api/runs/{id}/nodes",
+          await request(`/api/runs/${runId}/nodes`),
+        );
+        return [
+          list.runs.find((r) => r.id === runId)?.leaseLapsedAt,
+          detail.leaseLapsedAt,
+          nodes.leaseLapsedAt,
+        ];
+      };
+      // Within its lease by the runtime's clock (a year of the system's clock past it).
+      assert.deepEqual(await answers(), [undefined, undefined, undefined]);
+      now += 60_001;
+      assert.deepEqual(await answers(), [lapsesAt, lapsesAt, lapsesAt]);
+    },
+    { worker: false },
+    { now: () => now },
+  );
+});

@@ -1477,8 +1477,9 @@ export const apiRoutes: readonly ApiRoute[] = [
           ...(cursor ? { cursor } : {}),
           limit,
         });
-        // A running queued run whose worker's claim lapsed says when (its record says).
-        const now = Date.now();
+        // A running queued run whose worker's claim lapsed says when (its record says), by the
+        // runtime's clock: the one its claims and heartbeats are written with.
+        const now = server.runtime.clock.now();
         const runs = await Promise.all(page.runs.map(async (summary) => {
           if (summary.status !== "running") return summary;
           const run = await records.getRun(summary.id).catch(() => null);
@@ -1533,7 +1534,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...await onFailureMark(server, params.id, archived),
         ...await resumedByMark(server, params.id, archived),
         ...await waitingMark(server, run, archived),
-        ...leaseLapsedMark(run, archived),
+        ...leaseLapsedMark(run, archived, server.runtime.clock.now()),
         ...archivedMark(archived),
       });
     },
@@ -1586,7 +1587,7 @@ export const apiRoutes: readonly ApiRoute[] = [
         ...await onFailureMark(server, params.id, archived),
         ...await resumedByMark(server, params.id, archived),
         ...await waitingMark(server, run, archived),
-        ...leaseLapsedMark(run, archived),
+        ...leaseLapsedMark(run, archived, server.runtime.clock.now()),
         ...archivedMark(archived),
       });
     },
@@ -2175,8 +2176,12 @@ async function waitingMark(
  * `leaseLapsedAt` of a queued run recorded running whose worker's claim lapsed (the worker
  * is gone; the next worker that polls takes the run back): when it lapsed.
  */
-function leaseLapsedMark(run: RunRecord, archived: ArchivedRun | null): { leaseLapsedAt?: number } {
-  const at = archived === null ? claimLapsedAt(run, Date.now()) : undefined;
+function leaseLapsedMark(
+  run: RunRecord,
+  archived: ArchivedRun | null,
+  now: number,
+): { leaseLapsedAt?: number } {
+  const at = archived === null ? claimLapsedAt(run, now) : undefined;
   return at === undefined ? {} : { leaseLapsedAt: at };
 }
 
