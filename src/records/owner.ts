@@ -402,23 +402,33 @@ export function ownerLiveness(
   if (typeof owner.host !== "string") {
     return { state: "unknown", why: "its owner could not be verified" };
   }
-  const me = currentOwner(reader);
+  // This process as it would record itself, without taking its lock: judging a run (`runs ls`,
+  // `state get`) creates no file; only a run's start does.
+  const me = reader === defaultReader ? ownIdentity() : readOwner(reader);
   if (owner.host !== me.host) {
     return { state: "unknown", why: `its process ${owner.pid} is on another host` };
   }
+  const lock = owner.lock;
+  let found: OwnerLiveness;
   // Same host name, same kernel boot, same pid namespace: the pid is one of ours.
   if (
     procVerifiable(owner) && procVerifiable(me) && owner.boot === me.boot &&
     owner.pidNs === me.pidNs
-  ) return byProc(owner, me, reader);
-  const lock = owner.lock;
-  if (typeof lock === "string") {
-    const found = byLock(owner.pid, lock, me);
-    return found.state === "alive" && runId !== undefined && givenUp(lock, runId)
-      ? { state: "unknown", why: `its process ${owner.pid} gave it up` }
-      : found;
-  }
-  return { state: "unknown", why: "its owner could not be verified" };
+  ) found = byProc(owner, me, reader);
+  else if (typeof lock === "string") found = byLock(owner.pid, lock, me);
+  else return { state: "unknown", why: "its owner could not be verified" };
+  // Alive, by `/proc` or by its lock, but it gave the run up (its end could not be stored): it
+  // runs it no more, its heartbeat decides.
+  return found.state === "alive" && runId !== undefined && typeof lock === "string" &&
+      givenUp(lock, runId)
+    ? { state: "unknown", why: `its process ${owner.pid} gave it up` }
+    : found;
+}
+
+/** This process, read once, with its owner lock if it holds one (never taking it). */
+function ownIdentity(): RunOwner {
+  current ??= readOwner(defaultReader);
+  return held === undefined ? current : { ...current, lock: held.path };
 }
 
 /** `ownerLiveness` by `/proc`, for an owner and a reader that both could read it. */
