@@ -58,6 +58,12 @@ export interface RunOwner {
   host?: string;
   /** Its owner lock: the absolute path of the file it holds locked while it lives. */
   lock?: string;
+  /**
+   * The inode of its owner lock: a file at `lock` with another one (a copy
+   * of the home put in its place, another machine's file system) is not
+   * its lock, and tells nothing of it.
+   */
+  lockIno?: number;
   /** The kernel's boot id (`/proc/sys/kernel/random/boot_id`). */
   boot?: string;
   /** Its pid namespace (`readlink /proc/self/ns/pid`, e.g. `pid:[4026531836]`). */
@@ -213,7 +219,7 @@ let current: RunOwner | undefined;
 let lockHome: string | undefined;
 let lockHomeOf: (() => string) | undefined;
 /** This process's owner lock, once taken: its path, and the open file that holds the lock. */
-let held: { path: string; file: Deno.FsFile } | undefined;
+let held: { path: string; file: Deno.FsFile; ino: number | null } | undefined;
 /** Taking it failed (no permission, a read-only disk): not tried again. */
 let lockFailed = false;
 /** The home may be created for the lock (the CLI's own process: Flowstate owns its home). */
@@ -253,8 +259,8 @@ function hasPermission(desc: Deno.PermissionDescriptor): boolean {
  * This process's owner lock, taken at the first call (when a runtime named
  * a directory and it may be written): its path, or `undefined`.
  */
-function ownerLock(host: string | undefined): string | undefined {
-  if (held !== undefined) return held.path;
+function ownerLock(host: string | undefined): typeof held {
+  if (held !== undefined) return held;
   if (lockFailed) return undefined;
   if (lockHome === undefined) {
     if (lockHomeOf === undefined) return undefined;
@@ -292,12 +298,13 @@ function ownerLock(host: string | undefined): string | undefined {
       const path = Deno.realPathSync(dir) + "/" + name;
       file = Deno.openSync(path, { read: true, write: true, createNew: true });
       if (!file.tryLockSync(true)) throw new Error("locked");
-      held = { path, file };
+      const ino = file.statSync().ino;
+      held = { path, file, ino };
       globalThis.addEventListener(
         "unload",
         () => removeOwnerLock(path, dir, madeHome ? home : null),
       );
-      return path;
+      return held;
     } catch (err) {
       file?.close();
       if (err instanceof Deno.errors.NotFound) continue;
@@ -337,8 +344,15 @@ function removeOwnerLock(path: string, dir: string, home: string | null): void {
 export function currentOwner(reader: ProcReader = defaultReader): RunOwner {
   if (reader !== defaultReader) return readOwner(reader);
   current ??= readOwner(reader);
-  const lock = ownerLock(current.host);
-  return lock === undefined ? current : { ...current, lock };
+  return withLock(current, ownerLock(current.host));
+}
+
+/** `owner` with its owner lock, if it holds one. */
+function withLock(owner: RunOwner, lock: typeof held): RunOwner {
+  if (lock === undefined) return owner;
+  return typeof lock.ino === "number"
+    ? { ...owner, lock: lock.path, lockIno: lock.ino }
+    : { ...owner, lock: lock.path };
 }
 
 function readOwner(reader: ProcReader): RunOwner {
@@ -415,7 +429,7 @@ export function ownerLiveness(
     procVerifiable(owner) && procVerifiable(me) && owner.boot === me.boot &&
     owner.pidNs === me.pidNs
   ) found = byProc(owner, me, reader);
-  else if (typeof lock === "string") found = byLock(owner.pid, lock, me);
+  else if (typeof lock === "string") found = byLock(owner, lock, me);
   else return { state: "unknown", why: "its owner could not be verified" };
   // Alive, by `/proc` or by its lock, but it gave the run up (its end could not be stored): it
   // runs it no more, its heartbeat decides.
@@ -428,7 +442,7 @@ export function ownerLiveness(
 /** This process, read once, with its owner lock if it holds one (never taking it). */
 function ownIdentity(): RunOwner {
   current ??= readOwner(defaultReader);
-  return held === undefined ? current : { ...current, lock: held.path };
+  return withLock(current, held);
 }
 
 /** `ownerLiveness` by `/proc`, for an owner and a reader that both could read it. */
@@ -456,19 +470,21 @@ function byProc(
 }
 
 /** `ownerLiveness` by the owner's lock file: free, its process is dead; held, alive. */
-function byLock(pid: number, lock: string, me: RunOwner): OwnerLiveness {
+function byLock(owner: RunOwner, lock: string, me: RunOwner): OwnerLiveness {
   if (lock === me.lock) return { state: "here", why: "this process" };
+  const ino = typeof owner.lockIno === "number" ? owner.lockIno : undefined;
   // A free lock stays free (its process is gone for good); a held one is looked at again after
   // a second. A listing of a thousand runs of a few processes locks each file once.
   const now = performance.now();
-  const kept = lockCache.get(lock);
+  const key = `${lock}\0${ino ?? ""}`;
+  const kept = lockCache.get(key);
   if (kept !== undefined && (kept.found.state === "dead" || now - kept.at < PID_CACHE_MS)) {
     return kept.found;
   }
-  const found = probeLock(pid, lock);
+  const found = probeLock(owner.pid, lock, ino);
   if (found.state !== "unknown") {
     if (lockCache.size > 10_000) lockCache.clear();
-    lockCache.set(lock, { at: now, found });
+    lockCache.set(key, { at: now, found });
   }
   return found;
 }
@@ -476,7 +492,7 @@ function byLock(pid: number, lock: string, me: RunOwner): OwnerLiveness {
 const lockCache = new Map<string, { at: number; found: OwnerLiveness }>();
 
 /** Take the lock `lock` without waiting, and release it at once: free, its process is dead. */
-function probeLock(pid: number, lock: string): OwnerLiveness {
+function probeLock(pid: number, lock: string, ino: number | undefined): OwnerLiveness {
   if (!hasPermission({ name: "read", path: lock })) {
     return { state: "unknown", why: "its owner lock may not be read" };
   }
@@ -488,6 +504,11 @@ function probeLock(pid: number, lock: string): OwnerLiveness {
     return { state: "unknown", why: `its process ${pid}'s owner lock is not here` };
   }
   try {
+    // Another file at its path (a copy of the home, another machine's file system): not its lock.
+    const found = ino === undefined ? null : file.statSync().ino;
+    if (found !== null && found !== ino) {
+      return { state: "unknown", why: `its process ${pid}'s owner lock is not here` };
+    }
     return file.tryLockSync(true)
       ? { state: "dead", why: `its process ${pid} is gone` }
       : { state: "alive", why: `its process ${pid} is alive on this host` };
