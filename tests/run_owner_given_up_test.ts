@@ -82,9 +82,10 @@ Deno.test("a run its live process gave up is judged by its heartbeat, not held r
 });
 
 Deno.test("judging a run takes no owner lock: only a run started takes one", async () => {
-  await withChild(["--list-owners"], 2, async (_dir, [judged, started]) => {
+  await withChild(["--list-owners"], 2, (_dir, [judged, started]) => {
     assert.equal(judged.judged, "live");
     assert.deepEqual(judged.owners, [], "judging a run created an owner lock");
     assert.equal((started.owners as string[]).length, 1, "the run's start takes it");
+    return Promise.resolve();
   });
 });
