@@ -5,7 +5,9 @@
  *   (`RunRecorder.close`: its end could not be stored) is judged by its
  *   heartbeat, not held `running` for as long as that process lives;
  * - judging a run (what `runs ls` does) takes no owner lock: a process that
- *   records no run leaves no file in the home's `owners/`.
+ *   records no run leaves no file in the home's `owners/`;
+ * - a runtime whose home does not exist, opened first, does not keep the
+ *   runs of a second one (whose home exists) from taking their lock there.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -47,8 +49,7 @@ async function withChild(
     } finally {
       await child.stdin.close();
       await exitOf(child);
-      reader.releaseLock();
-      await child.stdout.cancel();
+      await reader.cancel();
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -86,6 +87,17 @@ Deno.test("judging a run takes no owner lock: only a run started takes one", asy
     assert.equal(judged.judged, "live");
     assert.deepEqual(judged.owners, [], "judging a run created an owner lock");
     assert.equal((started.owners as string[]).length, 1, "the run's start takes it");
+    return Promise.resolve();
+  });
+});
+
+Deno.test("a runtime without a home opened first: the runs of one with a home take their owner lock in it", async () => {
+  await withChild(["--memory-first"], 1, (dir, [started]) => {
+    assert.equal(typeof started.lock, "string", "the run recorded no owner lock");
+    assert.equal(
+      started.lock,
+      join(Deno.realPathSync(join(dir, ".flowstate", "owners")), (started.owners as string[])[0]),
+    );
     return Promise.resolve();
   });
 });

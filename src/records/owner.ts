@@ -215,9 +215,16 @@ const defaultReader: ProcReader = {
 
 let current: RunOwner | undefined;
 
-/** The home this process's owner lock goes in (under `owners/`), once a runtime named one. */
-let lockHome: string | undefined;
-let lockHomeOf: (() => string) | undefined;
+/**
+ * The homes this process's runtimes named, in the order they were opened
+ * (at most {@linkcode MAX_LOCK_HOMES}): its owner lock goes in the first
+ * that exists at a run's start. Each is read when a lock is first needed
+ * (then `home` holds it, `null` if it could not be read or may not be
+ * written).
+ */
+const lockHomes: { of: () => string; home?: string | null }[] = [];
+/** Enough for a program's few runtimes; a loop opening runtimes adds no more. */
+const MAX_LOCK_HOMES = 8;
 /** This process's owner lock, once taken: its path, and the open file that holds the lock. */
 let held: { path: string; file: Deno.FsFile; ino: number | null } | undefined;
 /** Taking it failed (no permission, a read-only disk): not tried again. */
@@ -236,15 +243,48 @@ export function mayCreateHomeForOwnerLock(): void {
 }
 
 /**
- * Name the home where this process takes its owner lock (in `owners/`,
- * once the home exists: it is never created for it): the first runtime
- * opened names its home; later ones change nothing. Internal: called by
+ * Name a home where this process may take its owner lock (in `owners/`,
+ * once the home exists: it is never created for it): at a run's start, the
+ * first home named (in the order the runtimes were opened) that exists
+ * then; once taken, the lock stays where it is. Internal: called by
  * `openRuntime`.
  */
 export function useOwnerLockDir(home: string | (() => string)): void {
+  if (held !== undefined || lockHomes.length >= MAX_LOCK_HOMES) return;
   // Given as a function, read when a lock is first needed: a program that records no run (or
   // needs no home) is not made to read $FLOWSTATE_HOME.
-  lockHomeOf ??= typeof home === "string" ? () => home : home;
+  lockHomes.push({ of: typeof home === "string" ? () => home : home });
+}
+
+/** The first home named that exists (or, where the CLI may create it, the first named at all). */
+function homeForLock(): string | undefined {
+  const usable: string[] = [];
+  for (const named of lockHomes) {
+    if (named.home === undefined) {
+      try {
+        const home = named.of().replace(/[/\\]+$/, "");
+        const dir = `${home}/owners`;
+        // Where the lock may not be written or read, it is not taken (judged by heartbeats).
+        named.home = hasPermission({ name: "write", path: dir }) &&
+            hasPermission({ name: "read", path: dir })
+          ? home
+          : null;
+      } catch {
+        named.home = null; // its home cannot be known here ($FLOWSTATE_HOME not readable)
+      }
+    }
+    if (named.home === null) continue;
+    usable.push(named.home);
+    // A library's runtime never creates its home for it: a runtime whose stores keep no file
+    // there (memory, postgres) leaves no home behind. Looked at again at the next run's start: a
+    // store may create it meanwhile.
+    try {
+      if (Deno.statSync(named.home).isDirectory) return named.home;
+    } catch {
+      // not there (yet)
+    }
+  }
+  return mayCreateHome ? usable[0] : undefined;
 }
 
 function hasPermission(desc: Deno.PermissionDescriptor): boolean {
@@ -262,31 +302,14 @@ function hasPermission(desc: Deno.PermissionDescriptor): boolean {
 function ownerLock(host: string | undefined): typeof held {
   if (held !== undefined) return held;
   if (lockFailed) return undefined;
-  if (lockHome === undefined) {
-    if (lockHomeOf === undefined) return undefined;
-    try {
-      lockHome = lockHomeOf().replace(/[/\\]+$/, "");
-    } catch {
-      // Its home cannot be known here ($FLOWSTATE_HOME not readable): judged by heartbeats.
-      lockFailed = true;
-      return undefined;
-    }
-  }
-  const home = lockHome;
+  const home = homeForLock();
+  if (home === undefined) return undefined;
   const dir = `${home}/owners`;
-  if (!hasPermission({ name: "write", path: dir }) || !hasPermission({ name: "read", path: dir })) {
-    lockFailed = true;
-    return undefined;
-  }
-  // A library's runtime never creates its home for it: a runtime whose stores keep no file there
-  // (memory, postgres) leaves no home behind. Looked at again at the next run's start: a store
-  // may create it meanwhile.
   let madeHome = false;
   try {
     if (!Deno.statSync(home).isDirectory) return undefined;
   } catch {
-    if (!mayCreateHome) return undefined;
-    madeHome = true;
+    madeHome = true; // the CLI's (`homeForLock` gives a missing home to it alone)
   }
   const random = crypto.getRandomValues(new Uint32Array(2)).join("");
   const name = `${(host ?? "host").replace(/[^A-Za-z0-9.-]/g, "_")}.${Deno.pid}.${random}.lock`;
