@@ -452,7 +452,15 @@ export function ownerLiveness(
     procVerifiable(owner) && procVerifiable(me) && owner.boot === me.boot &&
     owner.pidNs === me.pidNs
   ) found = byProc(owner, me, reader);
-  else if (typeof lock === "string") found = byLock(owner, lock, me);
+  else if (
+    typeof lock === "string" && typeof owner.boot === "string" && typeof me.boot === "string" &&
+    owner.boot !== me.boot
+  ) {
+    // Another kernel (another machine with this host name, whose file system may not share its
+    // locks with this one), or before a reboot (its heartbeat is old then): a free lock proves
+    // nothing.
+    return { state: "unknown", why: `its process ${owner.pid} ran under another boot` };
+  } else if (typeof lock === "string") found = byLock(owner, lock, me);
   else return { state: "unknown", why: "its owner could not be verified" };
   // Alive, by `/proc` or by its lock, but it gave the run up (its end could not be stored): it
   // runs it no more, its heartbeat decides.
