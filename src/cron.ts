@@ -7,17 +7,23 @@
  * Every computation is pure: the next tick is found from the time it is given,
  * never from the wall clock, so a fake clock drives the scheduler in tests.
  *
- * Daylight saving time follows croner: a job at a fixed time of day
- * (`30 2 * * *`) that falls into a spring-forward gap runs at the first valid
- * time after the gap, and runs once when the time occurs twice in autumn;
- * interval jobs (`0 * * * *`, every 15 minutes…) skip times in the gap and run
- * on both occurrences of a repeated hour.
+ * Daylight saving time, in the schedule's zone (close to Vixie cron's rule):
+ *
+ * - A schedule whose seconds, minute and hour fields have no `*` and no step
+ *   names times of day (`30 2 * * *`, `0 1,13 * * *`, `0,30 1-3 * * *`): each
+ *   of them runs once a day. A time the clocks skip (02:30 on a spring-forward
+ *   night) runs at the first time after the gap (03:00), once even if several
+ *   of the schedule's times fall into the gap; a time the clocks repeat (01:30
+ *   on a fall-back night) runs at its first occurrence only.
+ * - Any other schedule (`0 * * * *`, `@hourly`, every 15 minutes, every two
+ *   hours with a step) follows elapsed time: it runs on both occurrences of a repeated
+ *   time, and not at all at the times the clocks skip.
  *
  * @module
  */
 import { Cron } from "croner";
 import { suggest } from "./_suggest.ts";
-import { DEFAULT_TIMEZONE, describe, timezoneProblem } from "./timezone.ts";
+import { DEFAULT_TIMEZONE, describe, offsetAt, parseIsoTime, timezoneProblem } from "./timezone.ts";
 
 export { canonicalTimezone, DEFAULT_TIMEZONE, timezoneProblem } from "./timezone.ts";
 
@@ -39,8 +45,11 @@ const validated = new Map<string, Cron>();
 const MAX_VALIDATED = 1000;
 
 function compile(expression: string, timezone: string): Cron {
-  // Without a callback croner starts no timer: the object only computes times.
-  return new Cron(expression, { timezone, mode: "5-or-6-parts" });
+  // Without a callback croner starts no timer: the object only computes times. "no-wildcard":
+  // a list or range of hours is times of day too (croner's default counts only a single value),
+  // so `0 1,13 * * *` runs 01:00 once on a fall-back night and 02:30 of `30 2,14 * * *` runs at
+  // 03:00 on a spring-forward one, as `0 1 * * *` and `30 2 * * *` do.
+  return new Cron(expression, { timezone, mode: "5-or-6-parts", fixedTimeRule: "no-wildcard" });
 }
 
 /** The compiled pattern of a valid expression; throws a RangeError otherwise. */
@@ -86,6 +95,9 @@ export function cronProblem(
   const text = expression.trim();
   const shown = JSON.stringify(expression);
   if (text.startsWith("@")) {
+    if (text.toLowerCase() === "@reboot") {
+      return `cron nickname ${shown} is not a time: a schedule runs at clock ticks, not when the daemon starts; to run a flow at each start of the service, start it there (ExecStartPost=… flowstate run <flow>), or give a time like "@daily"`;
+    }
     if (!CRON_NICKNAMES.includes(text.toLowerCase())) {
       const near = suggest(text.toLowerCase(), CRON_NICKNAMES);
       return `unknown cron nickname ${shown}${
@@ -232,4 +244,69 @@ function assertTime(ms: unknown, name: string): asserts ms is number {
       `Cannot compute a cron tick: ${name} must be a finite number of ms (got ${String(ms)})`,
     );
   }
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The first local day within a year from `from` on which `expression` does
+ * not run at all in `timezone` because the clocks skip every time it would
+ * run that day (`*\/15 2 * * *` in Europe/Paris on a spring-forward night:
+ * 02:00 to 03:00 does not exist, and a schedule with `*` or a step in its
+ * time fields skips the times that do not exist), as a sentence saying what
+ * to write instead; `undefined` when there is none. A schedule of fixed
+ * times (`30 2 * * *`) runs after the gap, so it never has such a day.
+ *
+ * @throws {RangeError} when the expression or zone is invalid.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dstSkipProblem } from "./cron.ts";
+ *
+ * const from = Date.UTC(2026, 0, 1);
+ * assert.match(dstSkipProblem("*\/15 2 * * *", from, "Europe/Paris")!, /2026-03-29/);
+ * assert.equal(dstSkipProblem("30 2 * * *", from, "Europe/Paris"), undefined);
+ * assert.equal(dstSkipProblem("*\/15 2 * * *", from, "UTC"), undefined);
+ * ```
+ */
+export function dstSkipProblem(
+  expression: string,
+  from: number,
+  timezone: string = DEFAULT_TIMEZONE,
+): string | undefined {
+  assertTime(from, "from");
+  checked(expression, timezone);
+  for (let day = from; day < from + 366 * DAY_MS; day += DAY_MS) {
+    const before = offsetAt(day, timezone);
+    const after = offsetAt(day + DAY_MS, timezone);
+    if (after <= before) continue; // No gap: the clocks did not move forward this day.
+    // The instant of the change, to the second.
+    let low = day;
+    let high = day + DAY_MS;
+    while (high - low > 1000) {
+      const mid = low + Math.floor((high - low) / 2000) * 1000;
+      if (offsetAt(mid, timezone) === before) low = mid;
+      else high = mid;
+    }
+    const wallDate = new Date(high + after).toISOString().slice(0, 10);
+    const start = parseIsoTime(wallDate, timezone)!;
+    const next = new Date(Date.parse(`${wallDate}T00:00:00Z`) + DAY_MS).toISOString().slice(0, 10);
+    const end = parseIsoTime(next, timezone)!;
+    // Whether the pattern names a time of that calendar day at all (in a zone without changes).
+    const wallStart = Date.parse(`${wallDate}T00:00:00Z`);
+    const named = nextTick(expression, wallStart - 1, "UTC");
+    if (named === null || named >= wallStart + DAY_MS) continue;
+    const runs = nextTick(expression, start - 1, timezone);
+    if (runs !== null && runs < end) continue;
+    const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+    return `cron expression ${
+      JSON.stringify(expression)
+    } does not run at all on ${wallDate} in ${timezone}: the clocks skip from ${
+      hhmm(high + before)
+    } to ${
+      hhmm(high + after)
+    } that night, and a schedule with * or a step in its second, minute or hour field skips the times that do not exist; list its times without * or a step instead (as "0,30 2 * * *"): a time the clocks skip then runs once just after the gap; or choose times the clocks do not skip`;
+  }
+  return undefined;
 }

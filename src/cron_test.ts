@@ -101,6 +101,52 @@ Deno.test("nextTick() follows the DST changes of Europe/Paris", () => {
   ]);
 });
 
+Deno.test("nextTick() runs each wall-clock time of a list or range once across DST (Vixie's rule)", () => {
+  const NY = "America/New_York";
+  // 01:00 happens twice on 2026-11-01 in New York: a list of hours runs it once, as one hour does.
+  assert.deepEqual(ticks("0 1,13 * * *", "2026-11-01T04:00:00Z", 2, NY), [
+    "2026-11-01T05:00:00.000Z",
+    "2026-11-01T18:00:00.000Z",
+  ]);
+  assert.deepEqual(ticks("0,30 1 * * *", "2026-11-01T04:00:00Z", 3, NY), [
+    "2026-11-01T05:00:00.000Z",
+    "2026-11-01T05:30:00.000Z",
+    "2026-11-02T06:00:00.000Z",
+  ]);
+  // previousTick() agrees: the second 01:00 is no tick.
+  assert.equal(
+    iso(previousTick("0 1,13 * * *", at("2026-11-01T06:30:00Z"), NY)),
+    "2026-11-01T05:00:00.000Z",
+  );
+  // 02:30 does not exist on 2026-03-29 in Paris: a list runs it at 03:00, like a single time.
+  assert.deepEqual(ticks("30 2,14 * * *", "2026-03-28T14:00:00Z", 2, "Europe/Paris"), [
+    "2026-03-29T01:00:00.000Z",
+    "2026-03-29T12:30:00.000Z",
+  ]);
+  // Lord Howe moves by 30 minutes: 02:00-02:30 does not exist on 2026-10-04, 01:30-02:00 repeats
+  // on 2026-04-05.
+  assert.deepEqual(ticks("0,15 2 * * *", "2026-10-03T12:00:00Z", 1, "Australia/Lord_Howe"), [
+    "2026-10-03T15:30:00.000Z", // 02:30 +11, once for both
+  ]);
+  assert.deepEqual(ticks("45 1,13 * * *", "2026-04-04T12:00:00Z", 2, "Australia/Lord_Howe"), [
+    "2026-04-04T14:45:00.000Z", // 01:45 +11, the first of the two
+    "2026-04-05T03:15:00.000Z", // 13:45 +10:30
+  ]);
+  // A schedule with `*` or a step in its time fields follows elapsed time: the repeated hour
+  // runs twice, the skipped one not at all.
+  assert.deepEqual(ticks("0 * * * *", "2026-11-01T04:30:00Z", 3, NY), [
+    "2026-11-01T05:00:00.000Z",
+    "2026-11-01T06:00:00.000Z",
+    "2026-11-01T07:00:00.000Z",
+  ]);
+  assert.deepEqual(ticks("*/30 1 * * *", "2026-11-01T04:30:00Z", 4, NY), [
+    "2026-11-01T05:00:00.000Z",
+    "2026-11-01T05:30:00.000Z",
+    "2026-11-01T06:00:00.000Z",
+    "2026-11-01T06:30:00.000Z",
+  ]);
+});
+
 Deno.test("nextTick() depends only on its arguments, not on the wall clock", () => {
   const far = at("2040-06-01T00:00:00Z");
   assert.equal(iso(nextTick("0 0 1 1 *", far)), "2041-01-01T00:00:00.000Z");
@@ -124,6 +170,11 @@ Deno.test("previousTick() is the last tick strictly before the given time", () =
 });
 
 Deno.test("cronProblem() explains what is wrong with an expression", () => {
+  // Crontab's @reboot is no time: said so, with what to do instead.
+  assert.match(
+    cronProblem("@reboot")!,
+    /^cron nickname "@reboot" is not a time: a schedule runs at clock ticks, not when the daemon starts; to run a flow at each start of the service, start it there/,
+  );
   assert.equal(cronProblem("0 3 * * *"), undefined);
   assert.equal(cronProblem("0 0 3 * * *"), undefined);
   assert.equal(cronProblem("@daily"), undefined);

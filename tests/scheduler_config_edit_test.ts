@@ -173,3 +173,24 @@ Deno.test({
     assert.ok(p.events.some((e) => e.type === "config.reload" && e.applied.includes("jobs")));
   },
 });
+
+Deno.test("Scheduler.reload(): a job edited onto a schedule a spring-forward gap leaves without a tick for a day is a warning; edited back, none", async () => {
+  const job = (schedule: string) =>
+    BASE +
+    `  backup: { schedule: "${schedule}", timezone: Europe/Paris, options: { all: true } }\n`;
+  await using p = await project(job("0 4 * * *"));
+  const warnings = () =>
+    p.events.flatMap((e) => e.type === "warning" ? [`${e.scheduleId}: ${e.message}`] : []);
+  await p.scheduler.start();
+  assert.deepEqual(warnings(), []);
+  await Deno.writeTextFile(p.file, job("*/20 2 * * *"));
+  await p.scheduler.reload();
+  assert.equal(warnings().length, 1, warnings().join("\n"));
+  assert.match(
+    warnings()[0],
+    /^job:backup: cron expression "\*\/20 2 \* \* \*" does not run at all on 2026-03-29 in Europe\/Paris: the clocks skip from 02:00 to 03:00 that night/,
+  );
+  await Deno.writeTextFile(p.file, job("0,20,40 2 * * *"));
+  await p.scheduler.reload();
+  assert.equal(warnings().length, 1, "a list of times runs at 03:00 that night: no warning");
+});

@@ -73,3 +73,121 @@ export function removeTestKeys(): void {
     });
   });
 }
+
+/** Whether `redis-server` is on PATH (tests that start their own server are ignored without it). */
+function hasRedisServer(): boolean {
+  try {
+    return new Deno.Command("redis-server", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/** A `redis-server` of a test's own, on a free port: restart it, reconfigure it, stop it. */
+export interface OwnServer {
+  /** `redis://127.0.0.1:<port>`. */
+  url: string;
+  /** A plain client of it (logged in with the `--requirepass` of the args, if any). */
+  admin: Redis;
+  /** Kill it (SIGKILL) and start it again on the same port with the same arguments. */
+  restart(): Promise<void>;
+}
+
+let ownServerChecked: boolean | undefined;
+
+/**
+ * Register a test that starts its own `redis-server` with `args` (no persistence unless the
+ * args say) on a free port, and kills it at the end; ignored when `redis-server` is not on PATH.
+ */
+export function ownServerTest(
+  name: string,
+  args: string[],
+  fn: (server: OwnServer) => Promise<void>,
+): void {
+  ownServerChecked ??= hasRedisServer();
+  if (!ownServerChecked) {
+    Deno.test({
+      name: `${name} (ignored: needs redis-server on PATH)`,
+      ignore: true,
+      fn: () => {},
+    });
+    return;
+  }
+  Deno.test(name, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "flowstate_redis_" });
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    let child: Deno.ChildProcess | undefined;
+    const start = async () => {
+      child = new Deno.Command("redis-server", {
+        args: [
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--dir",
+          dir,
+          ...args,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      // Ready once it answers PING.
+      for (let i = 0; i < 200; i++) {
+        try {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          await conn.write(new TextEncoder().encode("PING\r\n"));
+          const buf = new Uint8Array(16);
+          const n = await conn.read(buf);
+          conn.close();
+          // A server with requirepass answers before the login too.
+          if (/^(\+PONG|-NOAUTH)/.test(new TextDecoder().decode(buf.subarray(0, n ?? 0)))) return;
+        } catch {
+          // Not listening yet.
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`redis-server on port ${port} did not answer PING`);
+    };
+    const stop = async () => {
+      if (child === undefined) return;
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Exited already.
+      }
+      await child.status;
+      child = undefined;
+    };
+    await start();
+    const url = `redis://127.0.0.1:${port}`;
+    const password = args[args.indexOf("--requirepass") + 1];
+    const admin = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      ...(args.includes("--requirepass") ? { password } : {}),
+    });
+    admin.on("error", () => {});
+    try {
+      await admin.connect();
+      await fn({
+        url,
+        admin,
+        async restart() {
+          await stop();
+          await start();
+        },
+      });
+    } finally {
+      admin.disconnect();
+      await stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

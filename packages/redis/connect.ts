@@ -185,12 +185,17 @@ export async function connect(
     ]);
   } catch (err) {
     redis.disconnect();
-    throw unavailable(
-      `Cannot open store "${options.storeName}"`,
-      options.storeName,
-      url,
-      last ?? err,
-    );
+    let cause: unknown = last ?? err;
+    const text = cause instanceof Error ? cause.message : String(cause);
+    // A plain server does not answer a TLS handshake: the open only times out (or is reset).
+    if (given.protocol === "rediss:" && !/^connect E/.test(text)) {
+      cause = new Error(
+        `${text} (the URL asks for TLS with rediss://: if the server does not speak TLS, use ` +
+          `redis://)`,
+        { cause },
+      );
+    }
+    throw unavailable(`Cannot open store "${options.storeName}"`, options.storeName, url, cause);
   } finally {
     clearTimeout(timer);
   }
@@ -277,7 +282,11 @@ export function unavailable(
     .replaceAll(url, redactRedisUrl(url));
   const refused = /^(NOAUTH|WRONGPASS|NOPERM|ERR)\b/.test(text);
   const reach = refused ? `Redis at ${address} refused` : `cannot reach Redis at ${address}`;
-  return new StoreUnavailableError(`${action}: ${reach}: ${text}`, {
+  const fix = /^(NOAUTH|WRONGPASS)\b/.test(text)
+    ? `; give the server's user and password in the URL, redis://[user]:password@host:port, ` +
+      `kept in an environment variable (url: "\${env.REDIS_URL}")`
+    : "";
+  return new StoreUnavailableError(`${action}: ${reach}: ${text}${fix}`, {
     store: storeName,
     address,
     // A wrong password or a missing permission stays so; anything else (down, loading its data,

@@ -16,12 +16,14 @@ import {
   StoreCorruptError,
   type StoreDriver,
   StoreMissingError,
+  StoreUnavailableError,
 } from "@flowstate/core/plugin";
 import type { Key } from "@flowstate/core";
 import { after, lexRange, member } from "./bounds.ts";
 import {
   connect,
   type Connection,
+  hostPort,
   isRedisUrl,
   PREFIX,
   PREFIX_RULE,
@@ -88,11 +90,13 @@ interface Scripts {
 }
 
 function defineScripts(redis: Redis): Redis & Scripts {
-  redis.defineCommand("flowstateCommit", { numberOfKeys: 3, lua: COMMIT });
-  redis.defineCommand("flowstateList", { numberOfKeys: 2, lua: LIST });
-  redis.defineCommand("flowstateCount", { numberOfKeys: 2, lua: COUNT });
-  redis.defineCommand("flowstateClear", { numberOfKeys: 3, lua: CLEAR });
-  redis.defineCommand("flowstatePurge", { numberOfKeys: 3, lua: PURGE });
+  // Every script but OPEN takes the meta hash as its last key (see ALIVE in scripts.ts); a get
+  // that finds nothing asks for it (see #exists).
+  redis.defineCommand("flowstateCommit", { numberOfKeys: 4, lua: COMMIT });
+  redis.defineCommand("flowstateList", { numberOfKeys: 3, lua: LIST });
+  redis.defineCommand("flowstateCount", { numberOfKeys: 3, lua: COUNT });
+  redis.defineCommand("flowstateClear", { numberOfKeys: 4, lua: CLEAR });
+  redis.defineCommand("flowstatePurge", { numberOfKeys: 4, lua: PURGE });
   redis.defineCommand("flowstateOpen", { numberOfKeys: 4, lua: OPEN });
   return redis as Redis & Scripts;
 }
@@ -207,12 +211,53 @@ export class RedisDriver implements StoreDriver {
     const connection = await connect(url, { storeName, connectTimeout, warn: options.warn });
     const driver = new RedisDriver(connection, url, prefix, storeName);
     try {
+      await driver.#checkEviction(options.warn);
       await driver.#setUp(options.mustExist === true);
     } catch (err) {
       connection.redis.disconnect();
       throw err;
     }
     return driver;
+  }
+
+  /**
+   * Refuse a server whose `maxmemory-policy` may evict any key (`allkeys-*`): it would drop the
+   * store's keys, and with them its entries, answering every command as if nothing happened.
+   * `noeviction` and the `volatile-*` policies never evict them (they have no TTL). A user not
+   * allowed `INFO` gets the warning `REDIS_EVICTION_UNCHECKED` instead.
+   */
+  async #checkEviction(
+    warn: ((warning: { code: string; message: string }) => void) | undefined,
+  ): Promise<void> {
+    const what = `Cannot open store "${this.#storeName}"`;
+    const address = hostPort(new URL(this.#url));
+    // Asked directly: #call would make a refused INFO a refused store.
+    let denied: Error | undefined;
+    const info = await this.#call(what, () =>
+      this.#redis.info("memory").catch((err: Error) => {
+        if (!/^NOPERM\b/.test(err?.message ?? "")) throw err;
+        denied = err;
+        return "";
+      }));
+    if (denied !== undefined) {
+      warn?.({
+        code: "REDIS_EVICTION_UNCHECKED",
+        message: `Store "${this.#storeName}": could not check the maxmemory-policy of Redis at ` +
+          `${address} (INFO memory: ${denied.message}); with an allkeys-* policy the server may ` +
+          `evict the store's keys and lose its entries without an error. Allow the user INFO ` +
+          `(+info), or make sure the policy is noeviction`,
+      });
+      return;
+    }
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+    if (policy === undefined || !policy.startsWith("allkeys-")) return;
+    throw new StoreUnavailableError(
+      `${what}: Redis at ${address} has maxmemory-policy ${policy}, so it may evict the store's ` +
+        `keys and lose its entries without an error; set maxmemory-policy to noeviction (or a ` +
+        `volatile-* policy: the store's keys have no TTL) in redis.conf or with CONFIG SET, or ` +
+        `use another Redis server`,
+      { store: this.#storeName, address, transient: false },
+    );
   }
 
   async #setUp(mustExist: boolean): Promise<void> {
@@ -257,6 +302,25 @@ export class RedisDriver implements StoreDriver {
     try {
       return await run();
     } catch (err) {
+      if (err instanceof Error && /^(ERR )?FLOWSTATE_GONE$/.test(err.message)) {
+        throw this.#gone(what);
+      }
+      if (err instanceof Error && /^NOPERM\b/.test(err.message)) {
+        // An ACL user without a command the store runs (inside its scripts too) or without its
+        // keys: say which user and what to grant, not only Redis's words.
+        const url = new URL(this.#url);
+        const user = decodeURIComponent(url.username) || "default";
+        const prefix = this.#keys.meta.slice(0, -"meta".length);
+        throw new StoreUnavailableError(
+          `${what}: Redis at ${hostPort(url)} refused user ${
+            JSON.stringify(user)
+          }: ${err.message}; ` +
+            `the store needs its keys and the commands it runs, inside its Lua scripts too: ` +
+            `ACL SETUSER ${user} ~${prefix}* +@read +@write +@scripting +@connection +info`,
+          { store: this.#storeName, address: hostPort(url), transient: false },
+          { cause: err },
+        );
+      }
       if (!isConnectionError(err)) throw err;
       const last = this.#lastError();
       const cause = (err as Error).name === "MaxRetriesPerRequestError" && last !== undefined
@@ -270,21 +334,44 @@ export class RedisDriver implements StoreDriver {
 
   /** One entry or `null` (an expired one too: the core filters it). */
   async get(key: Key): Promise<RawEntry | null> {
-    const record = await this.#call(
-      `Cannot get from store "${this.#storeName}"`,
-      () => this.#redis.hget(this.#keys.entries, member(key)),
-    );
+    const what = `Cannot get from store "${this.#storeName}"`;
+    const record = await this.#call(what, () => this.#redis.hget(this.#keys.entries, member(key)));
+    if (record === null) await this.#exists(what);
     return record === null ? null : parseEntry(key, record);
   }
 
   /** Several entries in one `HMGET`, in the order of `keys`. */
   async getMany(keys: readonly Key[]): Promise<(RawEntry | null)[]> {
     if (keys.length === 0) return [];
+    const what = `Cannot get from store "${this.#storeName}"`;
     const records = await this.#call(
-      `Cannot get from store "${this.#storeName}"`,
+      what,
       () => this.#redis.hmget(this.#keys.entries, ...keys.map(member)),
     );
+    if (records.includes(null)) await this.#exists(what);
     return records.map((r, i) => r === null ? null : parseEntry(keys[i], r));
+  }
+
+  /**
+   * Throw the store-gone error when the meta hash is missing. Asked after a read that found
+   * nothing (a second round trip on misses only): a store the server lost answers every get
+   * with nothing, and must say so instead (the scripts check it themselves).
+   */
+  async #exists(what: string): Promise<void> {
+    const found = await this.#call(what, () => this.#redis.exists(this.#keys.meta));
+    if (found === 0) throw this.#gone(what);
+  }
+
+  /** The error of a store whose meta hash is gone: the server lost its data. */
+  #gone(what: string): StoreCorruptError {
+    return new StoreCorruptError(
+      `${what}: the store is gone from Redis at ${hostPort(new URL(this.#url))} (its key ` +
+        `${JSON.stringify(this.#keys.meta)} is missing): the server lost its data (restarted ` +
+        `without persistence, FLUSHDB or FLUSHALL, or keys evicted). Nothing was done; reopen ` +
+        `the store to start it empty, and turn on persistence (appendonly yes) so a restart ` +
+        `keeps it`,
+      { path: this.location, reason: "damaged" },
+    );
   }
 
   /**
@@ -307,7 +394,7 @@ export class RedisDriver implements StoreDriver {
       const size = Math.min(pageSize, remaining);
       page = await this.#call(
         what,
-        () => redis.flowstateListBuffer(k.keys, k.entries, min, max, reverse, size),
+        () => redis.flowstateListBuffer(k.keys, k.entries, k.meta, min, max, reverse, size),
       );
       at = 0;
       more = page.length === 2 * size;
@@ -345,6 +432,7 @@ export class RedisDriver implements StoreDriver {
       k.keys,
       k.entries,
       k.expiry,
+      k.meta,
       numberArg(request.now),
       request.version,
       request.checks.length,
@@ -376,7 +464,14 @@ export class RedisDriver implements StoreDriver {
     return this.#call(
       `Cannot count store "${this.#storeName}"`,
       () =>
-        this.#redis.flowstateCount(this.#keys.keys, this.#keys.expiry, min, max, numberArg(now)),
+        this.#redis.flowstateCount(
+          this.#keys.keys,
+          this.#keys.expiry,
+          this.#keys.meta,
+          min,
+          max,
+          numberArg(now),
+        ),
     );
   }
 
@@ -386,7 +481,8 @@ export class RedisDriver implements StoreDriver {
     const k = this.#keys;
     return this.#call(
       `Cannot clear store "${this.#storeName}"`,
-      () => this.#redis.flowstateClear(k.keys, k.entries, k.expiry, min, max, numberArg(now)),
+      () =>
+        this.#redis.flowstateClear(k.keys, k.entries, k.expiry, k.meta, min, max, numberArg(now)),
     );
   }
 
@@ -395,7 +491,7 @@ export class RedisDriver implements StoreDriver {
     const k = this.#keys;
     return this.#call(
       `Cannot purge store "${this.#storeName}"`,
-      () => this.#redis.flowstatePurge(k.keys, k.entries, k.expiry, numberArg(now)),
+      () => this.#redis.flowstatePurge(k.keys, k.entries, k.expiry, k.meta, numberArg(now)),
     );
   }
 

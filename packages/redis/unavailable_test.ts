@@ -182,8 +182,6 @@ redisTest(
   },
 );
 
-removeTestKeys();
-
 redisTest(
   "a password the server does not ask for is said as a store warning, not printed by ioredis",
   async (url) => {
@@ -212,3 +210,6 @@ redisTest(
     assert.ok(!warnings[0].message.includes("needless-pw"));
   },
 );
+
+// Last: the tests above all write under this file's prefix.
+removeTestKeys();

@@ -56,6 +56,8 @@ import { ConfigError, formatPath } from "../errors.ts";
 import { describePermissions } from "../flow/sub_flows.ts";
 import type { FlowQueueLimits } from "../flow/types.ts";
 import { parseRate } from "../rate.ts";
+import { dstSkipProblem } from "../cron.ts";
+import { scheduleEntries } from "../flow/_schedule_entries.ts";
 import { formatDurationExactly } from "../duration.ts";
 import {
   formatTime,
@@ -259,6 +261,7 @@ export async function validateFlows(
         ...literalSecretWarnings(prepared),
         ...execShellWarnings(prepared),
         ...lookalikeTemplateWarnings(prepared),
+        ...dstSkipWarnings(prepared, config.timezone),
       );
       results.push({ file, ok: true, problems: [], nodes, env, warnings });
       if (!options.json) {
@@ -485,6 +488,19 @@ async function flowWarnings(
   ];
   warnings.push(...writeOverlaps(prepared, paths));
   return warnings;
+}
+
+/**
+ * Schedules that do not run at all on a day within a year because the clocks skip every time
+ * they name that day (`*\/15 2 * * *` in Europe/Paris on a spring-forward night).
+ */
+function dstSkipWarnings(prepared: PreparedFlow, defaultZone: string): string[] {
+  const now = Date.now();
+  return scheduleEntries(prepared.definition.schedule).flatMap((entry) => {
+    const zone = typeof entry.raw === "string" ? undefined : entry.raw.timezone;
+    const problem = dstSkipProblem(entry.cron, now, typeof zone === "string" ? zone : defaultZone);
+    return problem === undefined ? [] : [`${formatPath(entry.path)}: ${problem}`];
+  });
 }
 
 /**

@@ -31,6 +31,7 @@
 import { type FlowFileProblem, type JobProblem, loadSchedules } from "../scheduler/from_config.ts";
 import { type ScheduleListing, scheduleListing } from "../scheduler/listing.ts";
 import { lookalikeFlowWarnings } from "../flow_files.ts";
+import { dstSkipProblem } from "../cron.ts";
 import { formatTime, lastRunText, printable, printTable, RUNNING_GONE_NOTE } from "./format.ts";
 import { type GlobalOptions, openForReading, printWarning, unlessMissing } from "./common.ts";
 import { goneLastRuns, pathLines, PATHS_HEADING } from "./jobs.ts";
@@ -80,6 +81,12 @@ export async function listSchedules(
   const code = problems.length === 0 && jobProblems.length === 0 ? 0 : 2;
   for (const warning of await lookalikeFlowWarnings(runtime.config)) {
     console.error(`warning: ${warning}`);
+  }
+  // A schedule (a job's too) that a spring-forward gap empties for a whole day within a year.
+  const now = Date.now();
+  for (const row of rows) {
+    const problem = row.cron === null ? undefined : dstSkipProblem(row.cron, now, row.timezone);
+    if (problem !== undefined) console.error(printable(`warning: ${row.id}: ${problem}`));
   }
   const reportProblems = () => {
     // Two files with one flow id are two rows with one message: said once.

@@ -16,6 +16,7 @@ import type { ParsingSchema } from "../plugin.ts";
 import { DURATION_HINT, DURATION_PATTERN, durationProblem, parseDuration } from "../duration.ts";
 import type { FlowDefinition, InputType, NodeWhen } from "./types.ts";
 import { cronProblem } from "../cron.ts";
+import { timezoneProblem } from "../timezone.ts";
 import { RATE_PATTERN, rateProblem } from "../rate.ts";
 import { MASK_PATH_HINT, parseMaskPath } from "./_mask_paths.ts";
 
@@ -224,21 +225,19 @@ const cronSchema = z.string().superRefine((value, ctx) => {
   if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
 }).meta({ description: "A cron expression (5 or 6 fields) or nickname (`@daily`)." });
 
-function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** A schedule's zone: a typo is told with the zone it is near (`did you mean "Europe/Paris"?`). */
+const timezoneSchema = z.string().min(1, {
+  abort: true,
+  error: 'expected an IANA time zone like "Europe/Paris" or "UTC"',
+}).superRefine((value, ctx) => {
+  const problem = timezoneProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+}).meta({ description: "IANA time zone (default: the config's, else UTC)." });
 
 /** One schedule of a flow: `{ cron, timezone, overlap, missed, abandoned, jitter, inputs, id }`. */
 const scheduleObjectSchema = z.strictObject({
   cron: cronSchema,
-  timezone: z.string().min(1).refine(isTimeZone, {
-    error: "expected an IANA time zone such as Europe/Paris or UTC",
-  }).optional().meta({ description: "IANA time zone (default: the config's, else UTC)." }),
+  timezone: timezoneSchema.optional(),
   overlap: z.enum(["skip", "queue"]).optional().meta({
     description: "While a run is still going: `skip` the tick (default) or `queue` it.",
   }),

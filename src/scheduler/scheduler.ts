@@ -78,7 +78,7 @@ import type { RunStatus } from "../records/types.ts";
 import type { LogLevel } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Clock, Key } from "../store/types.ts";
-import { DEFAULT_TIMEZONE, nextTick, previousTick, validateCron } from "../cron.ts";
+import { DEFAULT_TIMEZONE, dstSkipProblem, nextTick, previousTick, validateCron } from "../cron.ts";
 import {
   type LastTick,
   type LeaseHolder,
@@ -253,7 +253,9 @@ export type SchedulerEvent =
   /**
    * A schedule that will not work as it is (a scheduled flow lists an
    * `env:` variable this process does not have: each tick fails), said at
-   * the start and when the schedule is added or changed.
+   * the start and when the schedule is added or changed; so is one that a
+   * daylight-saving gap leaves without any tick on some day within a year
+   * (`*\/15 2 * * *` in Europe/Paris).
    */
   | { type: "warning"; scheduleId: string; message: string }
   | { type: "error"; scheduleId?: string; tick?: number; message: string; error: unknown }
@@ -793,6 +795,7 @@ export class Scheduler implements AsyncDisposable {
       }
       // A tick at exactly `now` is a regular tick; missed ones are strictly before.
       state.next = nextTick(cron, now - 1, state.timezone);
+      this.#warnOfDstGap(state, now);
       const last: LastTick = await this.#leases.baseline(id, now);
       const missed = previousTick(cron, now, state.timezone);
       if (missed === null || missed <= last.tick) continue;
@@ -1288,6 +1291,7 @@ export class Scheduler implements AsyncDisposable {
       if (timing !== was) {
         state.next = nextTick(schedule.cron, now - 1, state.timezone);
         log(id, `schedule changed from ${was} to ${timing}: next ${nextText(state.next)}`);
+        this.#warnOfDstGap(state, now);
       } else log(id, says.changed);
     }
     for (const schedule of fresh.values()) {
@@ -1308,6 +1312,7 @@ export class Scheduler implements AsyncDisposable {
           stillRuns ? " (its tick from before its removal still runs: overlap sees it)" : ""
         }`,
       );
+      this.#warnOfDstGap(state, now);
       // Seen for the first time: a baseline, so that a restart counts the ticks missed from now.
       this.#leases!.baseline(schedule.id, now).catch((error) =>
         this.#emit({
@@ -1319,6 +1324,14 @@ export class Scheduler implements AsyncDisposable {
       );
     }
     this.#states = kept;
+  }
+
+  /** A `warning` when a spring-forward gap leaves `state`'s schedule no tick on a day within a year. */
+  #warnOfDstGap(state: ScheduleState, now: number): void {
+    const problem = dstSkipProblem(state.schedule.cron, now, state.timezone);
+    if (problem !== undefined) {
+      this.#emit({ type: "warning", scheduleId: state.schedule.id, message: problem });
+    }
   }
 
   /**

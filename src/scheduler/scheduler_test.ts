@@ -236,6 +236,64 @@ Deno.test("Scheduler follows a time zone across the DST change of Europe/Paris",
   ]);
 });
 
+/** The ticks a schedule ran from `from` to `to` (ISO), with a fake clock. */
+async function ticksBetween(cron: string, timezone: string, from: string, to: string) {
+  await using h = await harness(Date.parse(from));
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  await h.scheduler({
+    schedules: [recording("s", cron, runs, h.clock, { timezone })],
+    maxSleepMs: DAY,
+  }).start();
+  await h.timers.advanceTo(Date.parse(to));
+  return runs.map((r) => iso(r.tick));
+}
+
+Deno.test("Scheduler runs each wall-clock time of a twice-daily schedule once across both DST changes", async () => {
+  // Fall back in New York on 2026-11-01 (02:00 EDT -> 01:00 EST): 01:00 happens twice. A billing
+  // run at 01:00 and 13:00 ran twice that night (once at 01:00 EDT, again at 01:00 EST).
+  const ny = "America/New_York";
+  assert.deepEqual(
+    await ticksBetween("0 1,13 * * *", ny, "2026-10-31T12:00:00Z", "2026-11-02T00:00:00Z"),
+    [
+      "2026-10-31T17:00:00.000Z", // 13:00 EDT
+      "2026-11-01T05:00:00.000Z", // 01:00 EDT, the first of the two
+      "2026-11-01T18:00:00.000Z", // 13:00 EST
+    ],
+  );
+  // Spring forward in Paris on 2026-03-29 (02:00 CET -> 03:00 CEST): 02:30 does not exist. The
+  // 02:30 run of a schedule at 02:30 and 14:30 silently never ran that night.
+  const paris = "Europe/Paris";
+  assert.deepEqual(
+    await ticksBetween("30 2,14 * * *", paris, "2026-03-28T12:00:00Z", "2026-03-30T00:00:00Z"),
+    [
+      "2026-03-28T13:30:00.000Z", // 14:30 CET
+      "2026-03-29T01:00:00.000Z", // 03:00 CEST, the first time after the gap, for 02:30
+      "2026-03-29T12:30:00.000Z", // 14:30 CEST
+    ],
+  );
+});
+
+Deno.test("Scheduler warns at start of a schedule a spring-forward gap leaves without a tick for a whole day", async () => {
+  await using h = await harness(Date.parse("2026-01-01T00:00:00Z"));
+  const runs: { tick: number; at: number; runner: string }[] = [];
+  await h.scheduler({
+    schedules: [
+      recording("quarters", "*/15 2 * * *", runs, h.clock, { timezone: "Europe/Paris" }),
+      recording("listed", "0,15,30,45 2 * * *", runs, h.clock, { timezone: "Europe/Paris" }),
+      recording("utc", "*/15 2 * * *", runs, h.clock),
+    ],
+  }).start();
+  const warnings = h.events.filter((e) => e.type === "warning") as {
+    scheduleId: string;
+    message: string;
+  }[];
+  assert.deepEqual(warnings.map((w) => w.scheduleId), ["quarters"]);
+  assert.match(
+    warnings[0].message,
+    /^cron expression "\*\/15 2 \* \* \*" does not run at all on 2026-03-29 in Europe\/Paris: the clocks skip from 02:00 to 03:00 that night/,
+  );
+});
+
 // ---------------------------------------------------------------------------
 // Overlap
 
