@@ -27,8 +27,10 @@
  * {@linkcode ownerLiveness} tells, from the process reading a record:
  * `dead` (same host, and its lock free, or no such process), `alive`,
  * `here` (it is this very process), or `unknown` (anything else: another
- * host, a lock file that is not there, an unverifiable owner, no owner at
- * all). `/proc` is read through a {@linkcode ProcReader}: the default one
+ * host, a lock file that is not there or is another file than the one
+ * locked (its inode, `lockIno`, differs: a copy of the home), an owner of
+ * another boot id, a live owner that gave the run up, an unverifiable
+ * owner, no owner at all). Judging takes no lock: only a run's start does. `/proc` is read through a {@linkcode ProcReader}: the default one
  * asks `Deno.permissions.querySync` first (never prompts) and keeps what it
  * read of a pid for a second, so a listing of a thousand runs of a few
  * processes reads each process once.
