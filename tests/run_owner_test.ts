@@ -202,3 +202,29 @@ Deno.test("a stopped flowstate run with a minute-old heartbeat: runs ls and runs
     assert.equal(JSON.parse(shown.stdout).run.status, "cancelled");
   });
 });
+
+Deno.test("a copy of a live run's owner lock at its path (the home replaced by a copy) does not make the run abandoned", async () => {
+  await withProject(async (dir, release) => {
+    const { child, runId, rest } = await startWaiting(dir);
+    using _hang = hangGuard(child);
+    const stdout = new Response(child.stdout).text();
+    const shown = await cli(dir, "runs", "show", runId, "--json");
+    const lock: string = JSON.parse(shown.stdout).run.owner.lock;
+    // The home is replaced by a copy while the run lives (an rsync of the project, a restore):
+    // the file at the lock's path is another one, that nobody holds.
+    await Deno.rename(lock, `${lock}.held`);
+    await Deno.copyFile(`${lock}.held`, lock);
+    const listed = await cli(dir, "runs", "ls");
+    assert.equal(listed.code, 0, listed.stderr);
+    const row = listed.stdout.split("\n").find((line) => line.startsWith(runId));
+    assert.match(row ?? "", /\brunning\b/, `a live run listed dead:\n${listed.stdout}`);
+    const resumed = await cli(dir, "runs", "resume", runId);
+    assert.notEqual(resumed.code, 0, `a live run resumed:\n${resumed.stdout}`);
+    await Deno.writeTextFile(release, "");
+    const { code } = await exitOf(child);
+    await rest;
+    assert.equal(code, 0, await stdout);
+    const ended = await cli(dir, "runs", "show", runId, "--json");
+    assert.equal(JSON.parse(ended.stdout).run.status, "succeeded");
+  });
+});

@@ -27,8 +27,10 @@
  * {@linkcode ownerLiveness} tells, from the process reading a record:
  * `dead` (same host, and its lock free, or no such process), `alive`,
  * `here` (it is this very process), or `unknown` (anything else: another
- * host, a lock file that is not there, an unverifiable owner, no owner at
- * all). `/proc` is read through a {@linkcode ProcReader}: the default one
+ * host, a lock file that is not there or is another file than the one
+ * locked (its inode, `lockIno`, differs: a copy of the home), an owner of
+ * another boot id, a live owner that gave the run up, an unverifiable
+ * owner, no owner at all). Judging takes no lock: only a run's start does. `/proc` is read through a {@linkcode ProcReader}: the default one
  * asks `Deno.permissions.querySync` first (never prompts) and keeps what it
  * read of a pid for a second, so a listing of a thousand runs of a few
  * processes reads each process once.
@@ -58,6 +60,12 @@ export interface RunOwner {
   host?: string;
   /** Its owner lock: the absolute path of the file it holds locked while it lives. */
   lock?: string;
+  /**
+   * The inode of its owner lock: a file at `lock` with another one (a copy
+   * of the home put in its place, another machine's file system) is not
+   * its lock, and tells nothing of it.
+   */
+  lockIno?: number;
   /** The kernel's boot id (`/proc/sys/kernel/random/boot_id`). */
   boot?: string;
   /** Its pid namespace (`readlink /proc/self/ns/pid`, e.g. `pid:[4026531836]`). */
@@ -209,11 +217,18 @@ const defaultReader: ProcReader = {
 
 let current: RunOwner | undefined;
 
-/** The home this process's owner lock goes in (under `owners/`), once a runtime named one. */
-let lockHome: string | undefined;
-let lockHomeOf: (() => string) | undefined;
+/**
+ * The homes this process's runtimes named, in the order they were opened
+ * (at most {@linkcode MAX_LOCK_HOMES}): its owner lock goes in the first
+ * that exists at a run's start. Each is read when a lock is first needed
+ * (then `home` holds it, `null` if it could not be read or may not be
+ * written).
+ */
+const lockHomes: { of: () => string; home?: string | null }[] = [];
+/** Enough for a program's few runtimes; a loop opening runtimes adds no more. */
+const MAX_LOCK_HOMES = 8;
 /** This process's owner lock, once taken: its path, and the open file that holds the lock. */
-let held: { path: string; file: Deno.FsFile } | undefined;
+let held: { path: string; file: Deno.FsFile; ino: number | null } | undefined;
 /** Taking it failed (no permission, a read-only disk): not tried again. */
 let lockFailed = false;
 /** The home may be created for the lock (the CLI's own process: Flowstate owns its home). */
@@ -230,15 +245,48 @@ export function mayCreateHomeForOwnerLock(): void {
 }
 
 /**
- * Name the home where this process takes its owner lock (in `owners/`,
- * once the home exists: it is never created for it): the first runtime
- * opened names its home; later ones change nothing. Internal: called by
+ * Name a home where this process may take its owner lock (in `owners/`,
+ * once the home exists: it is never created for it): at a run's start, the
+ * first home named (in the order the runtimes were opened) that exists
+ * then; once taken, the lock stays where it is. Internal: called by
  * `openRuntime`.
  */
 export function useOwnerLockDir(home: string | (() => string)): void {
+  if (held !== undefined || lockHomes.length >= MAX_LOCK_HOMES) return;
   // Given as a function, read when a lock is first needed: a program that records no run (or
   // needs no home) is not made to read $FLOWSTATE_HOME.
-  lockHomeOf ??= typeof home === "string" ? () => home : home;
+  lockHomes.push({ of: typeof home === "string" ? () => home : home });
+}
+
+/** The first home named that exists (or, where the CLI may create it, the first named at all). */
+function homeForLock(): string | undefined {
+  const usable: string[] = [];
+  for (const named of lockHomes) {
+    if (named.home === undefined) {
+      try {
+        const home = named.of().replace(/[/\\]+$/, "");
+        const dir = `${home}/owners`;
+        // Where the lock may not be written or read, it is not taken (judged by heartbeats).
+        named.home = hasPermission({ name: "write", path: dir }) &&
+            hasPermission({ name: "read", path: dir })
+          ? home
+          : null;
+      } catch {
+        named.home = null; // its home cannot be known here ($FLOWSTATE_HOME not readable)
+      }
+    }
+    if (named.home === null) continue;
+    usable.push(named.home);
+    // A library's runtime never creates its home for it: a runtime whose stores keep no file
+    // there (memory, postgres) leaves no home behind. Looked at again at the next run's start: a
+    // store may create it meanwhile.
+    try {
+      if (Deno.statSync(named.home).isDirectory) return named.home;
+    } catch {
+      // not there (yet)
+    }
+  }
+  return mayCreateHome ? usable[0] : undefined;
 }
 
 function hasPermission(desc: Deno.PermissionDescriptor): boolean {
@@ -253,34 +301,17 @@ function hasPermission(desc: Deno.PermissionDescriptor): boolean {
  * This process's owner lock, taken at the first call (when a runtime named
  * a directory and it may be written): its path, or `undefined`.
  */
-function ownerLock(host: string | undefined): string | undefined {
-  if (held !== undefined) return held.path;
+function ownerLock(host: string | undefined): typeof held {
+  if (held !== undefined) return held;
   if (lockFailed) return undefined;
-  if (lockHome === undefined) {
-    if (lockHomeOf === undefined) return undefined;
-    try {
-      lockHome = lockHomeOf().replace(/[/\\]+$/, "");
-    } catch {
-      // Its home cannot be known here ($FLOWSTATE_HOME not readable): judged by heartbeats.
-      lockFailed = true;
-      return undefined;
-    }
-  }
-  const home = lockHome;
+  const home = homeForLock();
+  if (home === undefined) return undefined;
   const dir = `${home}/owners`;
-  if (!hasPermission({ name: "write", path: dir }) || !hasPermission({ name: "read", path: dir })) {
-    lockFailed = true;
-    return undefined;
-  }
-  // A library's runtime never creates its home for it: a runtime whose stores keep no file there
-  // (memory, postgres) leaves no home behind. Looked at again at the next run's start: a store
-  // may create it meanwhile.
   let madeHome = false;
   try {
     if (!Deno.statSync(home).isDirectory) return undefined;
   } catch {
-    if (!mayCreateHome) return undefined;
-    madeHome = true;
+    madeHome = true; // the CLI's (`homeForLock` gives a missing home to it alone)
   }
   const random = crypto.getRandomValues(new Uint32Array(2)).join("");
   const name = `${(host ?? "host").replace(/[^A-Za-z0-9.-]/g, "_")}.${Deno.pid}.${random}.lock`;
@@ -292,12 +323,13 @@ function ownerLock(host: string | undefined): string | undefined {
       const path = Deno.realPathSync(dir) + "/" + name;
       file = Deno.openSync(path, { read: true, write: true, createNew: true });
       if (!file.tryLockSync(true)) throw new Error("locked");
-      held = { path, file };
+      const ino = file.statSync().ino;
+      held = { path, file, ino };
       globalThis.addEventListener(
         "unload",
         () => removeOwnerLock(path, dir, madeHome ? home : null),
       );
-      return path;
+      return held;
     } catch (err) {
       file?.close();
       if (err instanceof Deno.errors.NotFound) continue;
@@ -337,8 +369,15 @@ function removeOwnerLock(path: string, dir: string, home: string | null): void {
 export function currentOwner(reader: ProcReader = defaultReader): RunOwner {
   if (reader !== defaultReader) return readOwner(reader);
   current ??= readOwner(reader);
-  const lock = ownerLock(current.host);
-  return lock === undefined ? current : { ...current, lock };
+  return withLock(current, ownerLock(current.host));
+}
+
+/** `owner` with its owner lock, if it holds one. */
+function withLock(owner: RunOwner, lock: typeof held): RunOwner {
+  if (lock === undefined) return owner;
+  return typeof lock.ino === "number"
+    ? { ...owner, lock: lock.path, lockIno: lock.ino }
+    : { ...owner, lock: lock.path };
 }
 
 function readOwner(reader: ProcReader): RunOwner {
@@ -402,23 +441,41 @@ export function ownerLiveness(
   if (typeof owner.host !== "string") {
     return { state: "unknown", why: "its owner could not be verified" };
   }
-  const me = currentOwner(reader);
+  // This process as it would record itself, without taking its lock: judging a run (`runs ls`,
+  // `state get`) creates no file; only a run's start does.
+  const me = reader === defaultReader ? ownIdentity() : readOwner(reader);
   if (owner.host !== me.host) {
     return { state: "unknown", why: `its process ${owner.pid} is on another host` };
   }
+  const lock = owner.lock;
+  let found: OwnerLiveness;
   // Same host name, same kernel boot, same pid namespace: the pid is one of ours.
   if (
     procVerifiable(owner) && procVerifiable(me) && owner.boot === me.boot &&
     owner.pidNs === me.pidNs
-  ) return byProc(owner, me, reader);
-  const lock = owner.lock;
-  if (typeof lock === "string") {
-    const found = byLock(owner.pid, lock, me);
-    return found.state === "alive" && runId !== undefined && givenUp(lock, runId)
-      ? { state: "unknown", why: `its process ${owner.pid} gave it up` }
-      : found;
-  }
-  return { state: "unknown", why: "its owner could not be verified" };
+  ) found = byProc(owner, me, reader);
+  else if (
+    typeof lock === "string" && typeof owner.boot === "string" && typeof me.boot === "string" &&
+    owner.boot !== me.boot
+  ) {
+    // Another kernel (another machine with this host name, whose file system may not share its
+    // locks with this one), or before a reboot (its heartbeat is old then): a free lock proves
+    // nothing.
+    return { state: "unknown", why: `its process ${owner.pid} ran under another boot` };
+  } else if (typeof lock === "string") found = byLock(owner, lock, me);
+  else return { state: "unknown", why: "its owner could not be verified" };
+  // Alive, by `/proc` or by its lock, but it gave the run up (its end could not be stored): it
+  // runs it no more, its heartbeat decides.
+  return found.state === "alive" && runId !== undefined && typeof lock === "string" &&
+      givenUp(lock, runId)
+    ? { state: "unknown", why: `its process ${owner.pid} gave it up` }
+    : found;
+}
+
+/** This process, read once, with its owner lock if it holds one (never taking it). */
+function ownIdentity(): RunOwner {
+  current ??= readOwner(defaultReader);
+  return withLock(current, held);
 }
 
 /** `ownerLiveness` by `/proc`, for an owner and a reader that both could read it. */
@@ -446,19 +503,21 @@ function byProc(
 }
 
 /** `ownerLiveness` by the owner's lock file: free, its process is dead; held, alive. */
-function byLock(pid: number, lock: string, me: RunOwner): OwnerLiveness {
+function byLock(owner: RunOwner, lock: string, me: RunOwner): OwnerLiveness {
   if (lock === me.lock) return { state: "here", why: "this process" };
+  const ino = typeof owner.lockIno === "number" ? owner.lockIno : undefined;
   // A free lock stays free (its process is gone for good); a held one is looked at again after
   // a second. A listing of a thousand runs of a few processes locks each file once.
   const now = performance.now();
-  const kept = lockCache.get(lock);
+  const key = `${lock}\0${ino ?? ""}`;
+  const kept = lockCache.get(key);
   if (kept !== undefined && (kept.found.state === "dead" || now - kept.at < PID_CACHE_MS)) {
     return kept.found;
   }
-  const found = probeLock(pid, lock);
+  const found = probeLock(owner.pid, lock, ino);
   if (found.state !== "unknown") {
     if (lockCache.size > 10_000) lockCache.clear();
-    lockCache.set(lock, { at: now, found });
+    lockCache.set(key, { at: now, found });
   }
   return found;
 }
@@ -466,7 +525,7 @@ function byLock(pid: number, lock: string, me: RunOwner): OwnerLiveness {
 const lockCache = new Map<string, { at: number; found: OwnerLiveness }>();
 
 /** Take the lock `lock` without waiting, and release it at once: free, its process is dead. */
-function probeLock(pid: number, lock: string): OwnerLiveness {
+function probeLock(pid: number, lock: string, ino: number | undefined): OwnerLiveness {
   if (!hasPermission({ name: "read", path: lock })) {
     return { state: "unknown", why: "its owner lock may not be read" };
   }
@@ -478,6 +537,11 @@ function probeLock(pid: number, lock: string): OwnerLiveness {
     return { state: "unknown", why: `its process ${pid}'s owner lock is not here` };
   }
   try {
+    // Another file at its path (a copy of the home, another machine's file system): not its lock.
+    const found = ino === undefined ? null : file.statSync().ino;
+    if (found !== null && found !== ino) {
+      return { state: "unknown", why: `its process ${pid}'s owner lock is not here` };
+    }
     return file.tryLockSync(true)
       ? { state: "dead", why: `its process ${pid} is gone` }
       : { state: "alive", why: `its process ${pid} is alive on this host` };

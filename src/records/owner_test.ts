@@ -144,3 +144,17 @@ Deno.test("judgeRun: an owner on another host, boot or pid namespace, or none, f
     assert.equal(old.state === "abandoned" && old.why.by, "heartbeat", name);
   }
 });
+
+Deno.test("a free owner lock is dead under the same boot, unknown under another (another kernel may not share its locks)", () => {
+  const lock = Deno.makeTempFileSync({ suffix: ".lock" });
+  try {
+    const reader = machine();
+    // No pid namespace recorded: judged by its lock, which nobody holds.
+    const owner: RunOwner = { pid: 42, host: "box", boot: "b1", lock };
+    assert.equal(ownerLiveness(owner, reader).state, "dead");
+    assert.equal(ownerLiveness({ ...owner, boot: "b0" }, reader).state, "unknown");
+    assert.equal(ownerLiveness({ pid: 42, host: "box", lock }, reader).state, "dead");
+  } finally {
+    Deno.removeSync(lock);
+  }
+});

@@ -244,6 +244,9 @@ export const RunRecordSchema = RunSummarySchema.omit({
     lock: z.string().optional().describe(
       "the file its process holds locked while it lives (under the home's owners/)",
     ),
+    lockIno: z.number().int().optional().describe(
+      "the inode of that file: another file at its path tells nothing of the process",
+    ),
     boot: z.string().optional(),
     pidNs: z.string().optional(),
     startTicks: z.number().optional(),
