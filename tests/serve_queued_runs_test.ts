@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { documented, withServed } from "./_serve.ts";
+import { documented, type Served, withServed } from "./_serve.ts";
 import { waitUntil } from "./_deadline.ts";
 
 Deno.test("GET /api/runs and /api/flows: a queued run's summary has enqueuedAt and its attempt's claimedAt (its real start)", async () => {
@@ -52,6 +52,34 @@ Deno.test("GET /api/runs and /api/flows: a queued run's summary has enqueuedAt a
   }, { worker: false });
 });
 
+/** The `leaseLapsedAt` of run `runId` in `GET /api/runs`, `GET /api/runs/{id}` and `…/nodes`. */
+async function leaseLapsedAnswers(
+  request: Served["request"],
+  runId: string,
+): Promise<(number | undefined)[]> {
+  const list = await documented<{ runs: { id: string; leaseLapsedAt?: number }[] }>(
+    "GET",
+    "/api/runs",
+    await request("/api/runs"),
+  );
+  const detail = await documented<{ run: { status: string }; leaseLapsedAt?: number }>(
+    "GET",
+    "/api/runs/{id}",
+    await request(`/api/runs/${runId}`),
+  );
+  const nodes = await documented<{ leaseLapsedAt?: number }>(
+    "GET",
+    "/api/runs/{id}/nodes",
+    await request(`/api/runs/${runId}/nodes`),
+  );
+  assert.equal(detail.run.status, "running");
+  return [
+    list.runs.find((r) => r.id === runId)?.leaseLapsedAt,
+    detail.leaseLapsedAt,
+    nodes.leaseLapsedAt,
+  ];
+}
+
 Deno.test("GET /api/runs, /api/runs/{id} and …/nodes: a queued run recorded running whose worker's lease lapsed has leaseLapsedAt", async () => {
   await withServed(() => ({ main: { plugin: "memory" } }), async ({ runtime, request }) => {
     const { runId } = await runtime.enqueue("hello");
@@ -60,29 +88,7 @@ Deno.test("GET /api/runs, /api/runs/{id} and …/nodes: a queued run recorded ru
     const [claimed] = await records.claimRuns({ worker: "gone", leaseMs: 200 }, 1);
     assert.equal(claimed.id, runId);
     const lapsesAt = (claimed.heartbeatAt ?? claimed.queue!.claim!.at) + 200;
-    const answers = async () => {
-      const list = await documented<{ runs: { id: string; leaseLapsedAt?: number }[] }>(
-        "GET",
-        "/api/runs",
-        await request("/api/runs"),
-      );
-      const detail = await documented<{ run: { status: string }; leaseLapsedAt?: number }>(
-        "GET",
-        "/api/runs/{id}",
-        await request(`/api/runs/${runId}`),
-      );
-      const nodes = await documented<{ leaseLapsedAt?: number }>(
-        "GET",
-        "/api/runs/{id}/nodes",
-        await request(`/api/runs/${runId}/nodes`),
-      );
-      assert.equal(detail.run.status, "running");
-      return [
-        list.runs.find((r) => r.id === runId)?.leaseLapsedAt,
-        detail.leaseLapsedAt,
-        nodes.leaseLapsedAt,
-      ];
-    };
+    const answers = () => leaseLapsedAnswers(request, runId);
     if (Date.now() < lapsesAt) assert.deepEqual(await answers(), [undefined, undefined, undefined]);
     await waitUntil("the lease's end", () => Date.now() > lapsesAt);
     assert.deepEqual(await answers(), [lapsesAt, lapsesAt, lapsesAt]);
@@ -100,32 +106,10 @@ Deno.test("GET /api/runs, /api/runs/{id} and …/nodes: leaseLapsedAt follows th
       const [claimed] = await records.claimRuns({ worker: "w1", leaseMs: 60_000 }, 1);
       assert.equal(claimed.id, runId);
       const lapsesAt = (claimed.heartbeatAt ?? claimed.queue!.claim!.at) + 60_000;
-      const answers = async () => {
-        const list = await documented<{ runs: { id: string; leaseLapsedAt?: number }[] }>(
-          "GET",
-          "/api/runs",
-          await request("/api/runs"),
-        );
-        const detail = await documented<{ leaseLapsedAt?: number }>(
-          "GET",
-          "/api/runs/{id}",
-          await request(`/api/runs/${runId}`),
-        );
-        const nodes = await documented<{ leaseLapsedAt?: number }>(
-          "GET",
-          "/api/runs/{id}/nodes",
-          await request(`/api/runs/${runId}/nodes`),
-        );
-        return [
-          list.runs.find((r) => r.id === runId)?.leaseLapsedAt,
-          detail.leaseLapsedAt,
-          nodes.leaseLapsedAt,
-        ];
-      };
       // Within its lease by the runtime's clock (a year of the system's clock past it).
-      assert.deepEqual(await answers(), [undefined, undefined, undefined]);
+      assert.deepEqual(await leaseLapsedAnswers(request, runId), [undefined, undefined, undefined]);
       now += 60_001;
-      assert.deepEqual(await answers(), [lapsesAt, lapsesAt, lapsesAt]);
+      assert.deepEqual(await leaseLapsedAnswers(request, runId), [lapsesAt, lapsesAt, lapsesAt]);
     },
     { worker: false },
     { now: () => now },
