@@ -91,13 +91,14 @@ interface Scripts {
 
 function defineScripts(redis: Redis): Redis & Scripts {
   // Every script but OPEN takes the meta hash as its last key (see ALIVE in scripts.ts); a get
-  // that finds nothing asks for it (see #exists).
+  // sends EXISTS on it beside its HGET/HMGET (one round trip).
   redis.defineCommand("flowstateCommit", { numberOfKeys: 4, lua: COMMIT });
   redis.defineCommand("flowstateList", { numberOfKeys: 3, lua: LIST });
   redis.defineCommand("flowstateCount", { numberOfKeys: 3, lua: COUNT });
   redis.defineCommand("flowstateClear", { numberOfKeys: 4, lua: CLEAR });
   redis.defineCommand("flowstatePurge", { numberOfKeys: 4, lua: PURGE });
   redis.defineCommand("flowstateOpen", { numberOfKeys: 4, lua: OPEN });
+
   return redis as Redis & Scripts;
 }
 
@@ -335,8 +336,14 @@ export class RedisDriver implements StoreDriver {
   /** One entry or `null` (an expired one too: the core filters it). */
   async get(key: Key): Promise<RawEntry | null> {
     const what = `Cannot get from store "${this.#storeName}"`;
-    const record = await this.#call(what, () => this.#redis.hget(this.#keys.entries, member(key)));
-    if (record === null) await this.#exists(what);
+    const k = this.#keys;
+    // Sent together, answered in one round trip: the meta hash's presence tells a miss from a
+    // store the server lost (see ALIVE in scripts.ts).
+    const [record, alive] = await this.#call(
+      what,
+      () => Promise.all([this.#redis.hget(k.entries, member(key)), this.#redis.exists(k.meta)]),
+    );
+    if (alive === 0) throw this.#gone(what);
     return record === null ? null : parseEntry(key, record);
   }
 
@@ -344,22 +351,17 @@ export class RedisDriver implements StoreDriver {
   async getMany(keys: readonly Key[]): Promise<(RawEntry | null)[]> {
     if (keys.length === 0) return [];
     const what = `Cannot get from store "${this.#storeName}"`;
-    const records = await this.#call(
+    const k = this.#keys;
+    const [records, alive] = await this.#call(
       what,
-      () => this.#redis.hmget(this.#keys.entries, ...keys.map(member)),
+      () =>
+        Promise.all([
+          this.#redis.hmget(k.entries, ...keys.map(member)),
+          this.#redis.exists(k.meta),
+        ]),
     );
-    if (records.includes(null)) await this.#exists(what);
+    if (alive === 0) throw this.#gone(what);
     return records.map((r, i) => r === null ? null : parseEntry(keys[i], r));
-  }
-
-  /**
-   * Throw the store-gone error when the meta hash is missing. Asked after a read that found
-   * nothing (a second round trip on misses only): a store the server lost answers every get
-   * with nothing, and must say so instead (the scripts check it themselves).
-   */
-  async #exists(what: string): Promise<void> {
-    const found = await this.#call(what, () => this.#redis.exists(this.#keys.meta));
-    if (found === 0) throw this.#gone(what);
   }
 
   /** The error of a store whose meta hash is gone: the server lost its data. */
